@@ -1,0 +1,114 @@
+/*
+ * planner: what the node should ask EC2 for next. Pure: no I/O, no clock.
+ *
+ * The input is the pool as the store sees it (per attached ENI: addresses
+ * free, assigned, in cooldown), the instance type's limits, the config, the
+ * ADDs waiting for an address and what is already on its way; the output is
+ * a short list of actions for the reconciler. The formulas are aws-node's
+ * (../shared/reference/aws-vpc-cni.md §2) with four deliberate differences:
+ *
+ *  1. Addresses in cooldown are not available. aws-node counts them, so a
+ *     node that churns pods can sit on a pool of unusable addresses and
+ *     never grow (aws-node #2896).
+ *  2. ADDs waiting on an empty pool are demand: each needs a free address on
+ *     top of the warm target.
+ *  3. A cold node may plan several ENIs at once (aws-node: one per cycle,
+ *     #420/#1956), and fills every ENI with room in the same pass.
+ *  4. Hysteresis, so pod churn does not turn into EC2 calls: nothing is
+ *     released within PLAN_SHRINK_DELAY_MS of a grow; addresses in cooldown
+ *     are never released; shrinking keeps room for the recent peak of
+ *     assigned addresses to come back (peak_assigned); IP-target pools
+ *     release only a surplus above a band (half the warm target, at least 1)
+ *     and keep half the band; and a pool that already serves pods asks for
+ *     half a band more than the exact shortfall, since the call costs the
+ *     same. A cold node gets exactly aws-node's counts.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "poolconfig.h"
+
+#define PLAN_ENI_ID_MAX 32
+#define PLAN_MAX_ACTIONS 64
+/* aws-node deletes ENIs only when older than a minute. */
+#define PLAN_MIN_ENI_AGE_MS (60 * 1000)
+/* No release within this long of a grow (aws-node decreases at most every 30 s). */
+#define PLAN_SHRINK_DELAY_MS (60 * 1000)
+
+/* The instance type's networking limits (DescribeInstanceTypes). */
+struct plan_limits {
+        int max_enis;           /* MaximumNetworkInterfaces */
+        int ipv4_per_eni;       /* Ipv4AddressesPerInterface, primary included */
+};
+
+/* One attached ENI, as counted by the store. */
+struct plan_eni {
+        char id[PLAN_ENI_ID_MAX];
+        int device_index;
+        bool is_primary;
+        int free;               /* usable now */
+        int assigned;           /* held by pods */
+        int cooldown;           /* released, not yet reusable */
+        int releasing;          /* being unassigned: not usable, still holding a slot */
+        int pending;            /* requested from EC2 on this ENI, not yet in the store */
+        int64_t age_ms;         /* since it was attached */
+};
+
+struct plan_input {
+        struct poolconfig cfg;
+        struct plan_limits limits;
+        const struct plan_eni *enis;
+        size_t n_enis;
+        int waiting_adds;       /* ADDs blocked on an empty pool */
+        int pending_enis;       /* ENIs being created or attached, not in `enis` */
+        int pending_eni_ips;    /* the addresses those ENIs were created with */
+        int64_t since_grow_ms;  /* time since the last grow action; INT64_MAX if never */
+        int peak_assigned;      /* most addresses assigned at once over the recent window */
+};
+
+enum plan_kind {
+        PLAN_ASSIGN_IPS,        /* assign `count` secondary IPs to ENI `eni_id` */
+        PLAN_CREATE_ENI,        /* create and attach an ENI holding `count` secondary IPs */
+        PLAN_RELEASE_IPS,       /* unassign `count` free IPs from ENI `eni_id` */
+        PLAN_DELETE_ENI,        /* detach and delete ENI `eni_id` (it holds no pod) */
+};
+
+struct plan_action {
+        enum plan_kind kind;
+        char eni_id[PLAN_ENI_ID_MAX];   /* empty for PLAN_CREATE_ENI */
+        int count;
+};
+
+/* Why the plan is what it is: for logs, metrics and vpc-ipamctl. */
+struct plan_summary {
+        bool ip_targets;        /* WARM_IP/MINIMUM_IP mode, else WARM_ENI mode */
+        int total, free, assigned, cooldown, releasing, pending;
+        int capacity;           /* addresses the allowed ENIs can hold */
+        int max_enis;           /* MAX_ENI clamped to the instance limit */
+        int shortfall;          /* addresses missing, before capping by capacity */
+        int surplus;            /* addresses above the targets */
+        bool at_capacity;       /* shortfall that no ENI slot can satisfy */
+};
+
+struct plan {
+        struct plan_action actions[PLAN_MAX_ACTIONS];
+        size_t n_actions;
+        struct plan_summary summary;
+};
+
+/* Compute the next actions. -EINVAL on inconsistent input (negative counts, no limits). */
+int plan_compute(const struct plan_input *in, struct plan *ret);
+
+/* Secondary addresses one ENI can hold: IPv4 per ENI minus the primary. */
+int plan_ips_per_eni(const struct plan_limits *l);
+
+/* ENIs allowed on this node: MAX_ENI clamped to the instance's limit. */
+int plan_max_enis(const struct plan_limits *l, const struct poolconfig *cfg);
+
+/* aws-node's published max-pods: ENIs × (IPv4 per ENI − 1) + 2 (m5.large: 29). */
+int plan_max_pods(const struct plan_limits *l);
+
+const char *plan_kind_name(enum plan_kind kind);
