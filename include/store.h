@@ -1,0 +1,243 @@
+/*
+ * store: the durable truth of a node's address pool, in SQLite.
+ *
+ * What it holds: the node's ENIs; the address blocks EC2 gave them (a /32
+ * secondary IP or a /28 prefix — both kinds from the first schema, so prefix
+ * delegation needs no redesign); one row per usable address with its state
+ * (free, assigned to a pod, or being released to EC2), when it became free
+ * and until when it cools down; the intents of EC2 mutations in flight; the
+ * instance-type limits; and small metadata.
+ *
+ * The database enforces what must never happen: an address is a primary key,
+ * so it cannot be held twice; (container id, ifname) is unique, so a pod
+ * attachment cannot hold two addresses; triggers refuse an address outside
+ * its block and an assignment on an ENI that is not attached. Every operation
+ * is one transaction (WAL, synchronous=FULL), so a SIGKILL at any instant
+ * leaves either all of it or none of it.
+ *
+ * Time is passed in (milliseconds since the epoch), never read here, so tests
+ * and the planner see one clock. A handle is not thread-safe: open one per
+ * thread; SQLite serialises writers between them.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errmsg.h"
+#include "planner.h"
+
+typedef struct store store;
+
+#define STORE_ID_MAX 32          /* eni-…, subnet-…, i-… */
+#define STORE_IP_MAX 16          /* dotted quad + NUL */
+#define STORE_CIDR_MAX 19        /* a.b.c.d/nn + NUL */
+#define STORE_MAC_MAX 18
+#define STORE_CONTAINER_ID_MAX 256
+#define STORE_IFNAME_MAX 15
+#define STORE_NETNS_MAX 4096
+#define STORE_POD_FIELD_MAX 253
+#define STORE_ROUTE_TABLE_MAIN 254
+
+/* The schema this build writes; an older store is migrated, a newer one refused. */
+#define STORE_SCHEMA_VERSION 1
+
+enum store_eni_state {
+        STORE_ENI_ATTACHING,     /* created in EC2, attach requested, link not yet set up */
+        STORE_ENI_ATTACHED,      /* its addresses may be handed out */
+        STORE_ENI_DETACHING,     /* on its way out: nothing more is handed out */
+};
+
+struct store_eni {
+        char id[STORE_ID_MAX];
+        char mac[STORE_MAC_MAX];
+        int device_index;
+        int network_card;
+        char subnet_id[STORE_ID_MAX];
+        char subnet_cidr[STORE_CIDR_MAX];
+        char primary_ip[STORE_IP_MAX];
+        int route_table;         /* 254 (main) for the primary ENI, device index + 1 otherwise */
+        bool is_primary;
+        enum store_eni_state state;
+        int64_t created_ms;
+};
+
+/* Who asks for an address: the CNI attachment and, for people, the pod. */
+struct store_attachment {
+        const char *container_id;       /* required, 1..256 bytes */
+        const char *ifname;             /* required, 1..15 bytes */
+        const char *netns;              /* optional */
+        const char *pod_namespace;      /* optional */
+        const char *pod_name;           /* optional */
+        const char *pod_uid;            /* optional */
+};
+
+/* An address held by a pod, with what the plugin needs to wire it. */
+struct store_lease {
+        char ip[STORE_IP_MAX];
+        char eni_id[STORE_ID_MAX];
+        int device_index;
+        int route_table;
+        char subnet_cidr[STORE_CIDR_MAX];
+        char container_id[STORE_CONTAINER_ID_MAX + 1];
+        char ifname[STORE_IFNAME_MAX + 1];
+        char netns[STORE_NETNS_MAX + 1];
+        char pod_namespace[STORE_POD_FIELD_MAX + 1];
+        char pod_name[STORE_POD_FIELD_MAX + 1];
+        char pod_uid[STORE_POD_FIELD_MAX + 1];
+        int64_t assigned_ms;
+};
+
+struct store_key {
+        const char *container_id;
+        const char *ifname;
+};
+
+struct store_stats {
+        int enis;                /* attached */
+        int total;               /* addresses on attached ENIs, any state */
+        int assigned;
+        int cooldown;            /* free but released less than the cooldown ago */
+        int available;           /* free and past cooldown: what an ADD can get */
+        int releasing;
+};
+
+struct store_itype {
+        char name[STORE_ID_MAX];
+        int max_enis;
+        int ipv4_per_eni;
+        bool prefix_supported;
+        int network_cards;
+        int64_t fetched_ms;
+};
+
+enum store_intent_state { STORE_INTENT_OPEN, STORE_INTENT_DONE, STORE_INTENT_FAILED, STORE_INTENT_UNDONE };
+
+#define STORE_INTENT_KIND_MAX 32
+#define STORE_TOKEN_MAX 65
+#define STORE_JSON_MAX 4096
+
+struct store_intent {
+        int64_t id;
+        char kind[STORE_INTENT_KIND_MAX];   /* create_eni, attach_eni, assign_ips, ... */
+        char client_token[STORE_TOKEN_MAX]; /* empty when the call takes none */
+        char eni_id[STORE_ID_MAX];
+        char params[STORE_JSON_MAX];        /* JSON object */
+        enum store_intent_state state;
+        int64_t created_ms;
+};
+
+/*
+ * Open (creating if absent) the store at path and migrate it to
+ * STORE_SCHEMA_VERSION. A newer schema, a corrupt file or one that is not a
+ * database is refused with err naming the path; the file is never rewritten.
+ */
+int store_open(const char *path, store **ret, struct errmsg *err);
+store *store_close(store *s);
+const char *store_path(const store *s);
+
+/* --- pods --------------------------------------------------------------- */
+
+/*
+ * Give the attachment an address: the one free longest, never one in
+ * cooldown, only on an attached ENI. Idempotent: asking again returns the
+ * same lease (*ret_existing set). -EAGAIN when nothing is available; -EINVAL
+ * for a bad attachment.
+ */
+int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
+                 struct store_lease *ret, bool *ret_existing);
+
+/*
+ * Release what the attachment holds; its cooldown ends at now + cooldown_ms.
+ * Returns 1 when an address was released (its lease in *ret if not NULL), 0
+ * when the attachment held nothing (release is idempotent), or a negative errno.
+ */
+int store_release(store *s, const char *container_id, const char *ifname, int64_t now_ms,
+                  int64_t cooldown_ms, struct store_lease *ret);
+
+/* The lease of an attachment; -ENOENT when it holds none. */
+int store_lookup(store *s, const char *container_id, const char *ifname, struct store_lease *ret);
+
+/* Release every assignment not in valid[0..n_valid). *ret_released counts them. */
+int store_gc(store *s, const struct store_key *valid, size_t n_valid, int64_t now_ms,
+             int64_t cooldown_ms, size_t *ret_released);
+
+/* All leases, ordered by address. *ret is malloc'd; free() it. */
+int store_leases(store *s, struct store_lease **ret, size_t *ret_n);
+
+/* --- ENIs and blocks (as the daemon learns them from EC2) --------------- */
+
+/* Insert or update an ENI by id. */
+int store_eni_put(store *s, const struct store_eni *e);
+int store_eni_get(store *s, const char *id, struct store_eni *ret);
+int store_eni_set_state(store *s, const char *id, enum store_eni_state state);
+/* All ENIs, by device index. *ret is malloc'd; free() it. */
+int store_enis(store *s, struct store_eni **ret, size_t *ret_n);
+
+/*
+ * Forget an ENI with its blocks. -EBUSY while any of its addresses is
+ * assigned, unless force (EC2 says the ENI is gone: its pods have lost their
+ * addresses, and *ret_lost, if not NULL, counts them).
+ */
+int store_eni_remove(store *s, const char *id, bool force, size_t *ret_lost);
+
+/*
+ * Add a block (a.b.c.d/32, or an aligned /28) to an ENI; all its addresses
+ * start free. Adding a block the ENI already has is a no-op (0); a block held
+ * by another ENI, or overlapping one, is -EEXIST.
+ */
+int store_block_add(store *s, const char *eni_id, const char *cidr, int64_t now_ms);
+
+/* Remove a block. -EBUSY when an address in it is assigned, unless force. */
+int store_block_remove(store *s, const char *cidr, bool force, size_t *ret_lost);
+
+/*
+ * Choose up to max free /32 blocks of eni_id that are past cooldown — the
+ * ones free longest — and mark them releasing, so nothing hands them out
+ * while EC2 unassigns them. ret_cidrs receives max entries at most.
+ */
+int store_blocks_mark_releasing(store *s, const char *eni_id, size_t max, int64_t now_ms,
+                                char (*ret_cidrs)[STORE_CIDR_MAX], size_t *ret_n);
+/* EC2 refused the release: the block's addresses are free again. */
+int store_block_unmark_releasing(store *s, const char *cidr);
+
+/* Blocks of an ENI (or of every ENI when eni_id is NULL). *ret is malloc'd. */
+int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], size_t *ret_n);
+
+/* --- what the planner and people read ------------------------------------ */
+
+int store_stats(store *s, int64_t now_ms, struct store_stats *ret);
+
+/* Per attached ENI counts, in the planner's shape (pending is left 0). */
+int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, size_t *ret_n);
+
+/*
+ * The invariants, checked from scratch: database integrity, foreign keys, no
+ * address outside or missing from its block, every assigned address on an
+ * attached ENI, counts consistent. 0, or -EUCLEAN with err saying which broke.
+ */
+int store_check(store *s, int64_t now_ms, struct errmsg *err);
+
+/* --- intents of EC2 mutations ------------------------------------------ */
+
+/* Record a mutation about to be made. client_token may be NULL. */
+int store_intent_begin(store *s, const char *kind, const char *client_token, const char *eni_id,
+                       const char *params_json, int64_t now_ms, int64_t *ret_id);
+/* Record its outcome (DONE, FAILED or UNDONE) with an optional JSON result. */
+int store_intent_end(store *s, int64_t id, enum store_intent_state state, const char *result_json,
+                     int64_t now_ms);
+/* Intents still open (a crash came between begin and end), oldest first. */
+int store_intents_open(store *s, struct store_intent **ret, size_t *ret_n);
+const char *store_intent_state_name(enum store_intent_state state);
+
+/* --- instance types and metadata ---------------------------------------- */
+
+int store_itype_put(store *s, const struct store_itype *t);
+int store_itype_get(store *s, const char *name, struct store_itype *ret);
+
+int store_meta_set(store *s, const char *key, const char *value);
+/* -ENOENT when absent; -ENOBUFS when it does not fit in len. */
+int store_meta_get(store *s, const char *key, char *buf, size_t len);
+
+const char *store_eni_state_name(enum store_eni_state state);

@@ -1,0 +1,174 @@
+/*
+ * store-schema: the tables of the pool store and their forward migrations.
+ *
+ * Version 1 is the whole model: ENIs, blocks of either kind (a /32 secondary
+ * IP or a /28 prefix), one row per usable address, intents, the instance-type
+ * cache and metadata. Constraints live here rather than in C so that no code
+ * path — not even a buggy one — can write an address twice, give an
+ * attachment two addresses, put an address outside its block, or hand out an
+ * address of an ENI that is not attached. A later change appends a migration;
+ * existing ones are never edited.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "store-schema.h"
+
+static const char schema_v1[] =
+        "CREATE TABLE meta ("
+        "  key TEXT PRIMARY KEY NOT NULL,"
+        "  value TEXT NOT NULL"
+        ") STRICT;"
+
+        "CREATE TABLE instance_types ("
+        "  name TEXT PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 1 AND 31),"
+        "  max_enis INTEGER NOT NULL CHECK (max_enis >= 1),"
+        "  ipv4_per_eni INTEGER NOT NULL CHECK (ipv4_per_eni >= 1),"
+        "  prefix_supported INTEGER NOT NULL CHECK (prefix_supported IN (0, 1)),"
+        "  network_cards INTEGER NOT NULL CHECK (network_cards >= 1),"
+        "  fetched_ms INTEGER NOT NULL"
+        ") STRICT;"
+
+        "CREATE TABLE enis ("
+        "  id TEXT PRIMARY KEY NOT NULL CHECK (id GLOB 'eni-[0-9a-z]*' AND length(id) < 32),"
+        "  mac TEXT NOT NULL UNIQUE CHECK (length(mac) = 17),"
+        "  device_index INTEGER NOT NULL CHECK (device_index >= 0),"
+        "  network_card INTEGER NOT NULL CHECK (network_card >= 0),"
+        "  subnet_id TEXT NOT NULL CHECK (length(subnet_id) < 32),"
+        "  subnet_cidr TEXT NOT NULL CHECK (length(subnet_cidr) BETWEEN 9 AND 18),"
+        "  primary_ip TEXT NOT NULL UNIQUE CHECK (length(primary_ip) BETWEEN 7 AND 15),"
+        "  route_table INTEGER NOT NULL CHECK (route_table BETWEEN 1 AND 4294967295),"
+        "  is_primary INTEGER NOT NULL CHECK (is_primary IN (0, 1)),"
+        "  state TEXT NOT NULL CHECK (state IN ('attaching', 'attached', 'detaching')),"
+        "  created_ms INTEGER NOT NULL,"
+        "  UNIQUE (network_card, device_index)"
+        ") STRICT;"
+        "CREATE UNIQUE INDEX enis_one_primary ON enis(is_primary) WHERE is_primary = 1;"
+
+        /* A block is what EC2 assigned: a /32 (kind ip) or an aligned /28 (kind prefix). */
+        "CREATE TABLE blocks ("
+        "  cidr TEXT PRIMARY KEY NOT NULL,"
+        "  eni_id TEXT NOT NULL REFERENCES enis(id) ON DELETE CASCADE,"
+        "  kind TEXT NOT NULL CHECK (kind IN ('ip', 'prefix')),"
+        "  first INTEGER NOT NULL CHECK (first BETWEEN 0 AND 4294967295),"
+        "  size INTEGER NOT NULL,"
+        "  added_ms INTEGER NOT NULL,"
+        "  CHECK ((kind = 'ip' AND size = 1) OR (kind = 'prefix' AND size = 16 AND first % 16 = 0))"
+        ") STRICT;"
+        "CREATE INDEX blocks_eni ON blocks(eni_id);"
+
+        /*
+         * One row per usable address. state: free (cooldown_until says when it
+         * may be reused), assigned (the pod columns are set), releasing (EC2
+         * is unassigning its block). free_since orders reuse: oldest first.
+         */
+        "CREATE TABLE addresses ("
+        "  addr INTEGER PRIMARY KEY CHECK (addr BETWEEN 0 AND 4294967295),"
+        "  block TEXT NOT NULL REFERENCES blocks(cidr) ON DELETE CASCADE,"
+        "  state TEXT NOT NULL CHECK (state IN ('free', 'assigned', 'releasing')),"
+        "  free_since INTEGER NOT NULL,"
+        "  cooldown_until INTEGER NOT NULL DEFAULT 0,"
+        "  container_id TEXT CHECK (length(container_id) BETWEEN 1 AND 256),"
+        "  ifname TEXT CHECK (length(ifname) BETWEEN 1 AND 15),"
+        "  netns TEXT CHECK (length(netns) <= 4096),"
+        "  pod_namespace TEXT CHECK (length(pod_namespace) <= 253),"
+        "  pod_name TEXT CHECK (length(pod_name) <= 253),"
+        "  pod_uid TEXT CHECK (length(pod_uid) <= 253),"
+        "  assigned_ms INTEGER,"
+        "  CHECK ((state = 'assigned') = (container_id IS NOT NULL AND ifname IS NOT NULL"
+        "                                 AND assigned_ms IS NOT NULL)),"
+        "  CHECK (state = 'assigned' OR (container_id IS NULL AND ifname IS NULL AND netns IS NULL"
+        "         AND pod_namespace IS NULL AND pod_name IS NULL AND pod_uid IS NULL"
+        "         AND assigned_ms IS NULL)),"
+        "  UNIQUE (container_id, ifname)"
+        ") STRICT;"
+        "CREATE INDEX addresses_pick ON addresses(state, free_since, addr);"
+        "CREATE INDEX addresses_block ON addresses(block);"
+
+        "CREATE TRIGGER addresses_inside_block BEFORE INSERT ON addresses"
+        "  WHEN NOT EXISTS (SELECT 1 FROM blocks b WHERE b.cidr = NEW.block"
+        "                   AND NEW.addr >= b.first AND NEW.addr < b.first + b.size)"
+        "  BEGIN SELECT RAISE(ABORT, 'address outside its block'); END;"
+        "CREATE TRIGGER addresses_assign_attached BEFORE UPDATE OF state ON addresses"
+        "  WHEN NEW.state = 'assigned' AND (SELECT e.state FROM blocks b JOIN enis e ON e.id = b.eni_id"
+        "                                   WHERE b.cidr = NEW.block) IS NOT 'attached'"
+        "  BEGIN SELECT RAISE(ABORT, 'address is not on an attached ENI'); END;"
+        "CREATE TRIGGER addresses_block_fixed BEFORE UPDATE OF addr, block ON addresses"
+        "  BEGIN SELECT RAISE(ABORT, 'an address never moves between blocks'); END;"
+
+        /* An EC2 mutation about to be made; resolved against EC2 after a crash. */
+        "CREATE TABLE intents ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  kind TEXT NOT NULL CHECK (kind IN ('create_eni', 'attach_eni', 'set_delete_on_termination',"
+        "                            'assign_ips', 'unassign_ips', 'detach_eni', 'delete_eni', 'tag_eni')),"
+        "  client_token TEXT UNIQUE CHECK (length(client_token) BETWEEN 1 AND 64),"
+        "  eni_id TEXT,"
+        "  params TEXT NOT NULL CHECK (json_valid(params) AND json_type(params) = 'object'),"
+        "  state TEXT NOT NULL CHECK (state IN ('open', 'done', 'failed', 'undone')),"
+        "  result TEXT CHECK (result IS NULL OR json_valid(result)),"
+        "  created_ms INTEGER NOT NULL,"
+        "  finished_ms INTEGER,"
+        "  CHECK ((state = 'open') = (finished_ms IS NULL))"
+        ") STRICT;"
+        "CREATE INDEX intents_open ON intents(id) WHERE state = 'open';";
+
+const struct store_migration store_migrations[] = {
+        { 1, schema_v1 },
+};
+const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];
+
+static int user_version(sqlite3 *db, int *ret) {
+        sqlite3_stmt *st = NULL;
+        int r = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+        if (r == SQLITE_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
+                *ret = sqlite3_column_int(st, 0);
+                r = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+        return r;
+}
+
+static int apply(sqlite3 *db, const struct store_migration *m, const char *path, struct errmsg *err) {
+        char *msg = NULL;
+        char bump[64];
+        snprintf(bump, sizeof bump, "PRAGMA user_version = %d;", m->version);
+        int r = sqlite3_exec(db, "BEGIN IMMEDIATE;", NULL, NULL, &msg);
+        if (r == SQLITE_OK)
+                r = sqlite3_exec(db, m->sql, NULL, NULL, &msg);
+        if (r == SQLITE_OK)
+                r = sqlite3_exec(db, bump, NULL, NULL, &msg);
+        if (r == SQLITE_OK)
+                r = sqlite3_exec(db, "COMMIT;", NULL, NULL, &msg);
+        if (r != SQLITE_OK) {
+                errmsg_set(err, -EIO, "store %s: migration to schema %d failed: %s", path, m->version,
+                           msg ? msg : sqlite3_errstr(r));
+                sqlite3_free(msg);
+                sqlite3_exec(db, "ROLLBACK;", NULL, NULL, NULL);
+                return -EIO;
+        }
+        return 0;
+}
+
+int store_schema_migrate(sqlite3 *db, const struct store_migration *migrations, size_t n,
+                         const char *path, struct errmsg *err) {
+        int version = 0;
+        int r = user_version(db, &version);
+        if (r != SQLITE_OK)
+                return errmsg_set(err, r == SQLITE_NOTADB || r == SQLITE_CORRUPT ? -EBADMSG : -EIO,
+                                  "store %s: cannot read it: %s; leaving the file untouched", path,
+                                  sqlite3_errstr(r));
+        int latest = n ? migrations[n - 1].version : 0;
+        if (version > latest)
+                return errmsg_set(err, -EPROTONOSUPPORT,
+                                  "store %s: schema version %d is newer than this build's %d "
+                                  "(written by a newer vpc-ipam?); refusing to open it",
+                                  path, version, latest);
+        for (size_t i = 0; i < n; i++) {
+                if (migrations[i].version <= version)
+                        continue;
+                r = apply(db, &migrations[i], path, err);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}

@@ -1,0 +1,1201 @@
+/*
+ * store: the pool's operations over SQLite (see store.h for the model).
+ *
+ * Each public operation is one transaction: BEGIN IMMEDIATE takes the write
+ * lock up front, so two handles never interleave a read-then-write. The hot
+ * statements (assign, release, lookup) are prepared once per handle and kept
+ * in a table indexed by enum stmt_id. Addresses are integers in the database
+ * (host byte order), so range checks and ordering are plain comparisons; they
+ * are turned into dotted quads only at this file's boundary.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+#include "store-schema.h"
+
+enum stmt_id {
+        ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+        ST_FIND_ATTACHMENT, ST_PICK_FREE, ST_ASSIGN, ST_RELEASE, ST_LEASE_BY_ADDR,
+        ST_ASSIGNED_ALL,
+        ST_ENI_PUT, ST_ENI_GET, ST_ENI_SET_STATE, ST_ENI_ALL, ST_ENI_DELETE, ST_ENI_ASSIGNED,
+        ST_BLOCK_OWNER, ST_BLOCK_INSERT, ST_ADDR_INSERT, ST_BLOCK_ASSIGNED, ST_BLOCK_DELETE,
+        ST_PICK_RELEASABLE, ST_MARK_RELEASING, ST_UNMARK_RELEASING, ST_BLOCKS_OF, ST_BLOCKS_ALL,
+        ST_STATS, ST_ENIS_ATTACHED, ST_PLAN_ENIS,
+        ST_INTENT_BEGIN, ST_INTENT_END, ST_INTENT_OPEN, ST_INTENT_PRUNE,
+        ST_ITYPE_PUT, ST_ITYPE_GET, ST_META_SET, ST_META_GET,
+        ST_ADDR_EXISTS,
+        ST__MAX
+};
+
+#define LEASE_COLUMNS \
+        "a.addr, e.id, e.device_index, e.route_table, e.subnet_cidr, a.container_id, a.ifname," \
+        " a.netns, a.pod_namespace, a.pod_name, a.pod_uid, a.assigned_ms"
+#define LEASE_FROM " FROM addresses a JOIN blocks b ON b.cidr = a.block JOIN enis e ON e.id = b.eni_id"
+#define ENI_COLUMNS \
+        "id, mac, device_index, network_card, subnet_id, subnet_cidr, primary_ip, route_table," \
+        " is_primary, state, created_ms"
+#define ATTACHED_ADDRESSES \
+        " FROM addresses a JOIN blocks b ON b.cidr = a.block JOIN enis e ON e.id = b.eni_id" \
+        " WHERE e.state = 'attached'"
+
+static const char *const stmt_sql[ST__MAX] = {
+        [ST_BEGIN] = "BEGIN IMMEDIATE",
+        [ST_COMMIT] = "COMMIT",
+        [ST_ROLLBACK] = "ROLLBACK",
+        [ST_FIND_ATTACHMENT] = "SELECT addr FROM addresses WHERE container_id = ?1 AND ifname = ?2",
+        [ST_PICK_FREE] =
+                "SELECT a.addr FROM addresses a JOIN blocks b ON b.cidr = a.block"
+                " JOIN enis e ON e.id = b.eni_id"
+                " WHERE a.state = 'free' AND a.cooldown_until <= ?1 AND e.state = 'attached'"
+                " ORDER BY a.free_since, a.addr LIMIT 1",
+        [ST_ASSIGN] =
+                "UPDATE addresses SET state = 'assigned', container_id = ?2, ifname = ?3, netns = ?4,"
+                " pod_namespace = ?5, pod_name = ?6, pod_uid = ?7, assigned_ms = ?8"
+                " WHERE addr = ?1 AND state = 'free'",
+        [ST_RELEASE] =
+                "UPDATE addresses SET state = 'free', container_id = NULL, ifname = NULL, netns = NULL,"
+                " pod_namespace = NULL, pod_name = NULL, pod_uid = NULL, assigned_ms = NULL,"
+                " free_since = ?2, cooldown_until = ?3 WHERE addr = ?1 AND state = 'assigned'",
+        [ST_LEASE_BY_ADDR] = "SELECT " LEASE_COLUMNS LEASE_FROM " WHERE a.addr = ?1",
+        [ST_ASSIGNED_ALL] = "SELECT " LEASE_COLUMNS LEASE_FROM " WHERE a.state = 'assigned' ORDER BY a.addr",
+        [ST_ENI_PUT] =
+                "INSERT INTO enis (" ENI_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                " ON CONFLICT (id) DO UPDATE SET mac = ?2, device_index = ?3, network_card = ?4,"
+                " subnet_id = ?5, subnet_cidr = ?6, primary_ip = ?7, route_table = ?8, is_primary = ?9,"
+                " state = ?10",
+        [ST_ENI_GET] = "SELECT " ENI_COLUMNS " FROM enis WHERE id = ?1",
+        [ST_ENI_SET_STATE] = "UPDATE enis SET state = ?2 WHERE id = ?1",
+        [ST_ENI_ALL] = "SELECT " ENI_COLUMNS " FROM enis ORDER BY network_card, device_index",
+        [ST_ENI_DELETE] = "DELETE FROM enis WHERE id = ?1",
+        [ST_ENI_ASSIGNED] =
+                "SELECT COUNT(*) FROM addresses a JOIN blocks b ON b.cidr = a.block"
+                " WHERE b.eni_id = ?1 AND a.state = 'assigned'",
+        [ST_BLOCK_OWNER] = "SELECT eni_id FROM blocks WHERE cidr = ?1",
+        [ST_BLOCK_INSERT] =
+                "INSERT INTO blocks (cidr, eni_id, kind, first, size, added_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        [ST_ADDR_INSERT] =
+                "INSERT INTO addresses (addr, block, state, free_since) VALUES (?1, ?2, 'free', ?3)",
+        [ST_BLOCK_ASSIGNED] = "SELECT COUNT(*) FROM addresses WHERE block = ?1 AND state = 'assigned'",
+        [ST_BLOCK_DELETE] = "DELETE FROM blocks WHERE cidr = ?1",
+        [ST_PICK_RELEASABLE] =
+                "SELECT b.cidr FROM blocks b JOIN addresses a ON a.block = b.cidr"
+                " WHERE b.eni_id = ?1 AND b.kind = 'ip' AND a.state = 'free' AND a.cooldown_until <= ?2"
+                " ORDER BY a.free_since, a.addr LIMIT ?3",
+        [ST_MARK_RELEASING] = "UPDATE addresses SET state = 'releasing' WHERE block = ?1 AND state = 'free'",
+        [ST_UNMARK_RELEASING] = "UPDATE addresses SET state = 'free' WHERE block = ?1 AND state = 'releasing'",
+        [ST_BLOCKS_OF] = "SELECT cidr FROM blocks WHERE eni_id = ?1 ORDER BY first",
+        [ST_BLOCKS_ALL] = "SELECT cidr FROM blocks ORDER BY first",
+        [ST_STATS] =
+                "SELECT COUNT(*), COALESCE(SUM(a.state = 'assigned'), 0),"
+                " COALESCE(SUM(a.state = 'free' AND a.cooldown_until > ?1), 0),"
+                " COALESCE(SUM(a.state = 'free' AND a.cooldown_until <= ?1), 0),"
+                " COALESCE(SUM(a.state = 'releasing'), 0)" ATTACHED_ADDRESSES,
+        [ST_ENIS_ATTACHED] = "SELECT COUNT(*) FROM enis WHERE state = 'attached'",
+        [ST_PLAN_ENIS] =
+                "SELECT e.id, e.device_index, e.is_primary, e.created_ms,"
+                " COALESCE(SUM(a.state = 'free' AND a.cooldown_until <= ?1), 0),"
+                " COALESCE(SUM(a.state = 'assigned'), 0),"
+                " COALESCE(SUM(a.state = 'free' AND a.cooldown_until > ?1), 0),"
+                " COALESCE(SUM(a.state = 'releasing'), 0)"
+                " FROM enis e LEFT JOIN blocks b ON b.eni_id = e.id LEFT JOIN addresses a ON a.block = b.cidr"
+                " WHERE e.state = 'attached' GROUP BY e.id ORDER BY e.network_card, e.device_index",
+        [ST_INTENT_BEGIN] =
+                "INSERT INTO intents (kind, client_token, eni_id, params, state, created_ms)"
+                " VALUES (?1, ?2, ?3, ?4, 'open', ?5)",
+        [ST_INTENT_END] =
+                "UPDATE intents SET state = ?2, result = ?3, finished_ms = ?4 WHERE id = ?1 AND state = 'open'",
+        [ST_INTENT_OPEN] =
+                "SELECT id, kind, COALESCE(client_token, ''), COALESCE(eni_id, ''), params, created_ms"
+                " FROM intents WHERE state = 'open' ORDER BY id",
+        [ST_INTENT_PRUNE] =
+                "DELETE FROM intents WHERE state != 'open' AND id < (SELECT MAX(id) FROM intents) - 1000",
+        [ST_ITYPE_PUT] =
+                "INSERT OR REPLACE INTO instance_types (name, max_enis, ipv4_per_eni, prefix_supported,"
+                " network_cards, fetched_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        [ST_ITYPE_GET] =
+                "SELECT name, max_enis, ipv4_per_eni, prefix_supported, network_cards, fetched_ms"
+                " FROM instance_types WHERE name = ?1",
+        [ST_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+        [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+        [ST_ADDR_EXISTS] = "SELECT block FROM addresses WHERE addr = ?1",
+};
+
+struct store {
+        sqlite3 *db;
+        char *path;
+        sqlite3_stmt *stmts[ST__MAX];
+};
+
+static const char *const eni_state_names[] = {
+        [STORE_ENI_ATTACHING] = "attaching", [STORE_ENI_ATTACHED] = "attached",
+        [STORE_ENI_DETACHING] = "detaching",
+};
+static const char *const intent_state_names[] = {
+        [STORE_INTENT_OPEN] = "open", [STORE_INTENT_DONE] = "done",
+        [STORE_INTENT_FAILED] = "failed", [STORE_INTENT_UNDONE] = "undone",
+};
+
+const char *store_eni_state_name(enum store_eni_state state) {
+        return (unsigned)state <= STORE_ENI_DETACHING ? eni_state_names[state] : "?";
+}
+
+const char *store_intent_state_name(enum store_intent_state state) {
+        return (unsigned)state <= STORE_INTENT_UNDONE ? intent_state_names[state] : "?";
+}
+
+static int eni_state_parse(const char *s, enum store_eni_state *ret) {
+        for (size_t i = 0; i < sizeof eni_state_names / sizeof eni_state_names[0]; i++)
+                if (s && strcmp(s, eni_state_names[i]) == 0) {
+                        *ret = (enum store_eni_state)i;
+                        return 0;
+                }
+        return -EBADMSG;
+}
+
+/* --- SQLite plumbing --------------------------------------------------- */
+
+static int errno_from_sqlite(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK: case SQLITE_ROW: case SQLITE_DONE: return 0;
+        case SQLITE_BUSY: case SQLITE_LOCKED: return -EBUSY;
+        case SQLITE_NOMEM: return -ENOMEM;
+        case SQLITE_FULL: return -ENOSPC;
+        case SQLITE_READONLY: case SQLITE_PERM: case SQLITE_AUTH: return -EACCES;
+        case SQLITE_CORRUPT: case SQLITE_NOTADB: return -EBADMSG;
+        case SQLITE_CONSTRAINT: return -EEXIST;
+        case SQLITE_CANTOPEN: return -ENOENT;
+        case SQLITE_TOOBIG: case SQLITE_RANGE: case SQLITE_MISMATCH: return -EINVAL;
+        default: return -EIO;
+        }
+}
+
+/* A cached statement, reset and with bindings cleared. */
+static sqlite3_stmt *stmt(store *s, enum stmt_id id) {
+        sqlite3_stmt *st = s->stmts[id];
+        if (!st) {
+                if (sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+                        return NULL;
+                s->stmts[id] = st;
+        } else {
+                sqlite3_reset(st);
+                sqlite3_clear_bindings(st);
+        }
+        return st;
+}
+
+/* Run a statement that returns no row. */
+static int exec_done(sqlite3_stmt *st) {
+        if (!st)
+                return -ENOMEM;
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+}
+
+static int tx_begin(store *s) {
+        return exec_done(stmt(s, ST_BEGIN));
+}
+
+/* Commit when r >= 0, else roll back; returns r or the commit's error. */
+static int tx_end(store *s, int r) {
+        if (r >= 0) {
+                int c = exec_done(stmt(s, ST_COMMIT));
+                if (c == 0)
+                        return r;
+                r = c;
+        }
+        if (!sqlite3_get_autocommit(s->db))
+                exec_done(stmt(s, ST_ROLLBACK));
+        return r;
+}
+
+/* The single integer of a one-row, one-column query; -ENOENT when no row. */
+static int query_int(sqlite3_stmt *st, int64_t *ret) {
+        if (!st)
+                return -ENOMEM;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+}
+
+static void copy_col(char *dst, size_t len, sqlite3_stmt *st, int col) {
+        const unsigned char *v = sqlite3_column_text(st, col);
+        snprintf(dst, len, "%s", v ? (const char *)v : "");
+}
+
+/* --- addresses -------------------------------------------------------- */
+
+static int ip_parse(const char *s, uint32_t *ret) {
+        struct in_addr a;
+        if (!s || inet_pton(AF_INET, s, &a) != 1)
+                return -EINVAL;
+        *ret = ntohl(a.s_addr);
+        return 0;
+}
+
+static void ip_format(uint32_t ip, char out[STORE_IP_MAX]) {
+        struct in_addr a = { .s_addr = htonl(ip) };
+        inet_ntop(AF_INET, &a, out, STORE_IP_MAX);
+}
+
+/* a.b.c.d/len with no host bits set. */
+static int cidr_parse(const char *cidr, uint32_t *ret_first, int *ret_len) {
+        char ip[STORE_IP_MAX];
+        const char *slash = cidr ? strchr(cidr, '/') : NULL;
+        if (!slash || (size_t)(slash - cidr) >= sizeof ip)
+                return -EINVAL;
+        memcpy(ip, cidr, (size_t)(slash - cidr));
+        ip[slash - cidr] = '\0';
+        char *end;
+        long len = strtol(slash + 1, &end, 10);
+        uint32_t first;
+        if (*end || end == slash + 1 || len < 0 || len > 32 || ip_parse(ip, &first) < 0)
+                return -EINVAL;
+        uint32_t host = len == 32 ? 0 : (UINT32_MAX >> len);
+        if (first & host)
+                return -EINVAL;
+        *ret_first = first;
+        *ret_len = (int)len;
+        return 0;
+}
+
+static void lease_from_row(sqlite3_stmt *st, struct store_lease *l) {
+        memset(l, 0, sizeof *l);
+        ip_format((uint32_t)sqlite3_column_int64(st, 0), l->ip);
+        copy_col(l->eni_id, sizeof l->eni_id, st, 1);
+        l->device_index = sqlite3_column_int(st, 2);
+        l->route_table = sqlite3_column_int(st, 3);
+        copy_col(l->subnet_cidr, sizeof l->subnet_cidr, st, 4);
+        copy_col(l->container_id, sizeof l->container_id, st, 5);
+        copy_col(l->ifname, sizeof l->ifname, st, 6);
+        copy_col(l->netns, sizeof l->netns, st, 7);
+        copy_col(l->pod_namespace, sizeof l->pod_namespace, st, 8);
+        copy_col(l->pod_name, sizeof l->pod_name, st, 9);
+        copy_col(l->pod_uid, sizeof l->pod_uid, st, 10);
+        l->assigned_ms = sqlite3_column_int64(st, 11);
+}
+
+static int lease_by_addr(store *s, int64_t addr, struct store_lease *ret) {
+        sqlite3_stmt *st = stmt(s, ST_LEASE_BY_ADDR);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_int64(st, 1, addr);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && ret)
+                lease_from_row(st, ret);
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+}
+
+static int find_attachment(store *s, const char *container_id, const char *ifname, int64_t *ret_addr) {
+        sqlite3_stmt *st = stmt(s, ST_FIND_ATTACHMENT);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, container_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, ifname, -1, SQLITE_STATIC);
+        return query_int(st, ret_addr);
+}
+
+static bool field_ok(const char *v, size_t max, bool required) {
+        if (!v)
+                return !required;
+        size_t n = strnlen(v, max + 1);
+        return n <= max && (n > 0 || !required);
+}
+
+static int attachment_check(const struct store_attachment *a) {
+        if (!a || !field_ok(a->container_id, STORE_CONTAINER_ID_MAX, true) ||
+            !field_ok(a->ifname, STORE_IFNAME_MAX, true) || !field_ok(a->netns, STORE_NETNS_MAX, false) ||
+            !field_ok(a->pod_namespace, STORE_POD_FIELD_MAX, false) ||
+            !field_ok(a->pod_name, STORE_POD_FIELD_MAX, false) ||
+            !field_ok(a->pod_uid, STORE_POD_FIELD_MAX, false))
+                return -EINVAL;
+        return 0;
+}
+
+static void bind_optional(sqlite3_stmt *st, int col, const char *v) {
+        if (v && *v)
+                sqlite3_bind_text(st, col, v, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_null(st, col);
+}
+
+static int assign_locked(store *s, const struct store_attachment *a, int64_t now_ms,
+                         struct store_lease *ret, bool *ret_existing) {
+        int64_t addr;
+        int r = find_attachment(s, a->container_id, a->ifname, &addr);
+        if (r == 0) {
+                if (ret_existing)
+                        *ret_existing = true;
+                return lease_by_addr(s, addr, ret);
+        }
+        if (r != -ENOENT)
+                return r;
+        sqlite3_stmt *st = stmt(s, ST_PICK_FREE);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_int64(st, 1, now_ms);
+        r = query_int(st, &addr);
+        if (r < 0)
+                return r == -ENOENT ? -EAGAIN : r;
+
+        st = stmt(s, ST_ASSIGN);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_int64(st, 1, addr);
+        sqlite3_bind_text(st, 2, a->container_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, a->ifname, -1, SQLITE_STATIC);
+        bind_optional(st, 4, a->netns);
+        bind_optional(st, 5, a->pod_namespace);
+        bind_optional(st, 6, a->pod_name);
+        bind_optional(st, 7, a->pod_uid);
+        sqlite3_bind_int64(st, 8, now_ms);
+        r = exec_done(st);
+        if (r < 0)
+                return r;
+        if (ret_existing)
+                *ret_existing = false;
+        return lease_by_addr(s, addr, ret);
+}
+
+int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
+                 struct store_lease *ret, bool *ret_existing) {
+        if (!s || attachment_check(a) < 0)
+                return -EINVAL;
+        struct store_lease lease;
+        bool existing = false;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        r = tx_end(s, assign_locked(s, a, now_ms, &lease, &existing));
+        if (r < 0)
+                return r;
+        if (ret)
+                *ret = lease;
+        if (ret_existing)
+                *ret_existing = existing;
+        return 0;
+}
+
+static int release_addr(store *s, int64_t addr, int64_t now_ms, int64_t cooldown_ms) {
+        sqlite3_stmt *st = stmt(s, ST_RELEASE);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_int64(st, 1, addr);
+        sqlite3_bind_int64(st, 2, now_ms);
+        sqlite3_bind_int64(st, 3, now_ms + (cooldown_ms > 0 ? cooldown_ms : 0));
+        return exec_done(st);
+}
+
+static int release_locked(store *s, const char *container_id, const char *ifname, int64_t now_ms,
+                          int64_t cooldown_ms, struct store_lease *ret) {
+        int64_t addr;
+        int r = find_attachment(s, container_id, ifname, &addr);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        r = lease_by_addr(s, addr, ret);
+        if (r < 0)
+                return r;
+        r = release_addr(s, addr, now_ms, cooldown_ms);
+        return r < 0 ? r : 1;
+}
+
+int store_release(store *s, const char *container_id, const char *ifname, int64_t now_ms,
+                  int64_t cooldown_ms, struct store_lease *ret) {
+        if (!s || !field_ok(container_id, STORE_CONTAINER_ID_MAX, true) ||
+            !field_ok(ifname, STORE_IFNAME_MAX, true))
+                return -EINVAL;
+        struct store_lease lease;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        r = tx_end(s, release_locked(s, container_id, ifname, now_ms, cooldown_ms, &lease));
+        if (r == 1 && ret)
+                *ret = lease;
+        return r;
+}
+
+int store_lookup(store *s, const char *container_id, const char *ifname, struct store_lease *ret) {
+        if (!s || !field_ok(container_id, STORE_CONTAINER_ID_MAX, true) ||
+            !field_ok(ifname, STORE_IFNAME_MAX, true))
+                return -EINVAL;
+        int64_t addr;
+        int r = find_attachment(s, container_id, ifname, &addr);
+        return r < 0 ? r : lease_by_addr(s, addr, ret);
+}
+
+/* Collect the rows of a lease query into a malloc'd array. */
+static int collect_leases(sqlite3_stmt *st, struct store_lease **ret, size_t *ret_n) {
+        struct store_lease *v = NULL;
+        size_t n = 0, cap = 0;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (n == cap) {
+                        cap = cap ? cap * 2 : 16;
+                        struct store_lease *nv = realloc(v, cap * sizeof *v);
+                        if (!nv) {
+                                free(v);
+                                sqlite3_reset(st);
+                                return -ENOMEM;
+                        }
+                        v = nv;
+                }
+                lease_from_row(st, &v[n++]);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+                free(v);
+                return errno_from_sqlite(rc);
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+int store_leases(store *s, struct store_lease **ret, size_t *ret_n) {
+        sqlite3_stmt *st = s ? stmt(s, ST_ASSIGNED_ALL) : NULL;
+        return st ? collect_leases(st, ret, ret_n) : -EINVAL;
+}
+
+static int key_cmp(const void *a, const void *b) {
+        const struct store_key *x = a, *y = b;
+        int c = strcmp(x->container_id, y->container_id);
+        return c ? c : strcmp(x->ifname, y->ifname);
+}
+
+static int gc_locked(store *s, struct store_key *valid, size_t n_valid, int64_t now_ms,
+                     int64_t cooldown_ms, size_t *released) {
+        struct store_lease *leases = NULL;
+        size_t n = 0;
+        int r = store_leases(s, &leases, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                struct store_key k = { leases[i].container_id, leases[i].ifname };
+                if (n_valid && bsearch(&k, valid, n_valid, sizeof *valid, key_cmp))
+                        continue;
+                uint32_t ip;
+                r = ip_parse(leases[i].ip, &ip);
+                if (r >= 0)
+                        r = release_addr(s, ip, now_ms, cooldown_ms);
+                if (r >= 0)
+                        (*released)++;
+        }
+        free(leases);
+        return r;
+}
+
+int store_gc(store *s, const struct store_key *valid, size_t n_valid, int64_t now_ms,
+             int64_t cooldown_ms, size_t *ret_released) {
+        if (!s || (n_valid && !valid))
+                return -EINVAL;
+        for (size_t i = 0; i < n_valid; i++)
+                if (!valid[i].container_id || !valid[i].ifname)
+                        return -EINVAL;
+        struct store_key *sorted = NULL;
+        if (n_valid) {
+                sorted = malloc(n_valid * sizeof *sorted);
+                if (!sorted)
+                        return -ENOMEM;
+                memcpy(sorted, valid, n_valid * sizeof *sorted);
+                qsort(sorted, n_valid, sizeof *sorted, key_cmp);
+        }
+        size_t released = 0;
+        int r = tx_begin(s);
+        if (r >= 0)
+                r = tx_end(s, gc_locked(s, sorted, n_valid, now_ms, cooldown_ms, &released));
+        free(sorted);
+        if (r >= 0 && ret_released)
+                *ret_released = released;
+        return r < 0 ? r : 0;
+}
+
+/* --- ENIs ----------------------------------------------------------------- */
+
+static int eni_check(const struct store_eni *e) {
+        uint32_t ip, first;
+        int len;
+        if (strncmp(e->id, "eni-", 4) != 0 || strnlen(e->id, sizeof e->id) >= sizeof e->id ||
+            strnlen(e->mac, sizeof e->mac) != 17 || e->device_index < 0 || e->network_card < 0 ||
+            e->subnet_id[0] == '\0' || ip_parse(e->primary_ip, &ip) < 0 ||
+            cidr_parse(e->subnet_cidr, &first, &len) < 0 || e->route_table < 1 ||
+            (unsigned)e->state > STORE_ENI_DETACHING)
+                return -EINVAL;
+        return 0;
+}
+
+static void eni_from_row(sqlite3_stmt *st, struct store_eni *e) {
+        memset(e, 0, sizeof *e);
+        copy_col(e->id, sizeof e->id, st, 0);
+        copy_col(e->mac, sizeof e->mac, st, 1);
+        e->device_index = sqlite3_column_int(st, 2);
+        e->network_card = sqlite3_column_int(st, 3);
+        copy_col(e->subnet_id, sizeof e->subnet_id, st, 4);
+        copy_col(e->subnet_cidr, sizeof e->subnet_cidr, st, 5);
+        copy_col(e->primary_ip, sizeof e->primary_ip, st, 6);
+        e->route_table = sqlite3_column_int(st, 7);
+        e->is_primary = sqlite3_column_int(st, 8) != 0;
+        if (eni_state_parse((const char *)sqlite3_column_text(st, 9), &e->state) < 0)
+                e->state = STORE_ENI_DETACHING; /* the schema's CHECK makes this unreachable */
+        e->created_ms = sqlite3_column_int64(st, 10);
+}
+
+int store_eni_put(store *s, const struct store_eni *e) {
+        if (!s || !e || eni_check(e) < 0)
+                return -EINVAL;
+        sqlite3_stmt *st = stmt(s, ST_ENI_PUT);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, e->mac, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, e->device_index);
+        sqlite3_bind_int(st, 4, e->network_card);
+        sqlite3_bind_text(st, 5, e->subnet_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, e->subnet_cidr, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, e->primary_ip, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, e->route_table);
+        sqlite3_bind_int(st, 9, e->is_primary);
+        sqlite3_bind_text(st, 10, store_eni_state_name(e->state), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 11, e->created_ms);
+        return exec_done(st);
+}
+
+int store_eni_get(store *s, const char *id, struct store_eni *ret) {
+        sqlite3_stmt *st = s && id ? stmt(s, ST_ENI_GET) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && ret)
+                eni_from_row(st, ret);
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+}
+
+int store_eni_set_state(store *s, const char *id, enum store_eni_state state) {
+        sqlite3_stmt *st = s && id && (unsigned)state <= STORE_ENI_DETACHING ? stmt(s, ST_ENI_SET_STATE) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, store_eni_state_name(state), -1, SQLITE_STATIC);
+        int r = exec_done(st);
+        if (r == 0 && sqlite3_changes(s->db) == 0)
+                return -ENOENT;
+        return r;
+}
+
+int store_enis(store *s, struct store_eni **ret, size_t *ret_n) {
+        sqlite3_stmt *st = s ? stmt(s, ST_ENI_ALL) : NULL;
+        if (!st)
+                return -EINVAL;
+        struct store_eni *v = NULL;
+        size_t n = 0;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct store_eni *nv = realloc(v, (n + 1) * sizeof *v);
+                if (!nv) {
+                        rc = SQLITE_NOMEM;
+                        break;
+                }
+                v = nv;
+                eni_from_row(st, &v[n++]);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+                free(v);
+                return errno_from_sqlite(rc);
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+/* Count assigned addresses with a one-parameter query, for the -EBUSY checks. */
+static int count_assigned(store *s, enum stmt_id id, const char *key, int64_t *ret) {
+        sqlite3_stmt *st = stmt(s, id);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        return query_int(st, ret);
+}
+
+/* Delete by key after the busy check; shared by ENI and block removal. */
+static int remove_locked(store *s, enum stmt_id count_id, enum stmt_id delete_id, const char *key,
+                         bool force, size_t *lost) {
+        int64_t assigned;
+        int r = count_assigned(s, count_id, key, &assigned);
+        if (r < 0)
+                return r;
+        if (assigned > 0 && !force)
+                return -EBUSY;
+        sqlite3_stmt *st = stmt(s, delete_id);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        r = exec_done(st);
+        if (r == 0 && sqlite3_changes(s->db) == 0)
+                return -ENOENT;
+        *lost = (size_t)assigned;
+        return r;
+}
+
+int store_eni_remove(store *s, const char *id, bool force, size_t *ret_lost) {
+        if (!s || !id)
+                return -EINVAL;
+        size_t lost = 0;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        r = tx_end(s, remove_locked(s, ST_ENI_ASSIGNED, ST_ENI_DELETE, id, force, &lost));
+        if (r >= 0 && ret_lost)
+                *ret_lost = lost;
+        return r;
+}
+
+/* --- blocks ---------------------------------------------------------------- */
+
+static int block_owner(store *s, const char *cidr, char owner[STORE_ID_MAX]) {
+        sqlite3_stmt *st = stmt(s, ST_BLOCK_OWNER);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, cidr, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                copy_col(owner, STORE_ID_MAX, st, 0);
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+}
+
+static int block_add_locked(store *s, const char *eni_id, const char *cidr, uint32_t first, int len,
+                            int64_t now_ms) {
+        char owner[STORE_ID_MAX];
+        int r = block_owner(s, cidr, owner);
+        if (r == 0)
+                return strcmp(owner, eni_id) == 0 ? 0 : -EEXIST;
+        if (r != -ENOENT)
+                return r;
+        r = store_eni_get(s, eni_id, NULL);
+        if (r < 0)
+                return r;
+        sqlite3_stmt *st = stmt(s, ST_BLOCK_INSERT);
+        if (!st)
+                return -ENOMEM;
+        uint32_t size = len == 32 ? 1 : 16;
+        sqlite3_bind_text(st, 1, cidr, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, eni_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, len == 32 ? "ip" : "prefix", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, first);
+        sqlite3_bind_int64(st, 5, size);
+        sqlite3_bind_int64(st, 6, now_ms);
+        r = exec_done(st);
+        for (uint32_t i = 0; i < size && r >= 0; i++) {
+                st = stmt(s, ST_ADDR_INSERT);
+                if (!st)
+                        return -ENOMEM;
+                sqlite3_bind_int64(st, 1, (int64_t)first + i);
+                sqlite3_bind_text(st, 2, cidr, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 3, now_ms);
+                r = exec_done(st); /* an overlap with another block is a PRIMARY KEY clash: -EEXIST */
+        }
+        return r;
+}
+
+int store_block_add(store *s, const char *eni_id, const char *cidr, int64_t now_ms) {
+        uint32_t first;
+        int len;
+        if (!s || !eni_id || cidr_parse(cidr, &first, &len) < 0 || (len != 32 && len != 28))
+                return -EINVAL;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        return tx_end(s, block_add_locked(s, eni_id, cidr, first, len, now_ms));
+}
+
+int store_block_remove(store *s, const char *cidr, bool force, size_t *ret_lost) {
+        if (!s || !cidr)
+                return -EINVAL;
+        size_t lost = 0;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        r = tx_end(s, remove_locked(s, ST_BLOCK_ASSIGNED, ST_BLOCK_DELETE, cidr, force, &lost));
+        if (r >= 0 && ret_lost)
+                *ret_lost = lost;
+        return r;
+}
+
+static int mark_locked(store *s, const char *eni_id, size_t max, int64_t now_ms,
+                       char (*cidrs)[STORE_CIDR_MAX], size_t *n) {
+        sqlite3_stmt *st = stmt(s, ST_PICK_RELEASABLE);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, eni_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now_ms);
+        sqlite3_bind_int64(st, 3, (int64_t)max);
+        int rc;
+        while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                copy_col(cidrs[(*n)++], STORE_CIDR_MAX, st, 0);
+        sqlite3_reset(st);
+        for (size_t i = 0; i < *n; i++) {
+                sqlite3_stmt *m = stmt(s, ST_MARK_RELEASING);
+                if (!m)
+                        return -ENOMEM;
+                sqlite3_bind_text(m, 1, cidrs[i], -1, SQLITE_STATIC);
+                int r = exec_done(m);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int store_blocks_mark_releasing(store *s, const char *eni_id, size_t max, int64_t now_ms,
+                                char (*ret_cidrs)[STORE_CIDR_MAX], size_t *ret_n) {
+        if (!s || !eni_id || !ret_cidrs || !ret_n)
+                return -EINVAL;
+        size_t n = 0;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        r = tx_end(s, mark_locked(s, eni_id, max, now_ms, ret_cidrs, &n));
+        if (r >= 0)
+                *ret_n = n;
+        return r;
+}
+
+int store_block_unmark_releasing(store *s, const char *cidr) {
+        sqlite3_stmt *st = s && cidr ? stmt(s, ST_UNMARK_RELEASING) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_text(st, 1, cidr, -1, SQLITE_STATIC);
+        return exec_done(st);
+}
+
+int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], size_t *ret_n) {
+        sqlite3_stmt *st = s ? stmt(s, eni_id ? ST_BLOCKS_OF : ST_BLOCKS_ALL) : NULL;
+        if (!st)
+                return -EINVAL;
+        if (eni_id)
+                sqlite3_bind_text(st, 1, eni_id, -1, SQLITE_STATIC);
+        char (*v)[STORE_CIDR_MAX] = NULL;
+        size_t n = 0;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                char (*nv)[STORE_CIDR_MAX] = realloc(v, (n + 1) * sizeof *v);
+                if (!nv) {
+                        rc = SQLITE_NOMEM;
+                        break;
+                }
+                v = nv;
+                copy_col(v[n++], STORE_CIDR_MAX, st, 0);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+                free(v);
+                return errno_from_sqlite(rc);
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+/* --- reading the pool -------------------------------------------------------- */
+
+int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
+        sqlite3_stmt *st = s && ret ? stmt(s, ST_STATS) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_int64(st, 1, now_ms);
+        int rc = sqlite3_step(st);
+        struct store_stats out = { 0 };
+        if (rc == SQLITE_ROW) {
+                out.total = sqlite3_column_int(st, 0);
+                out.assigned = sqlite3_column_int(st, 1);
+                out.cooldown = sqlite3_column_int(st, 2);
+                out.available = sqlite3_column_int(st, 3);
+                out.releasing = sqlite3_column_int(st, 4);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW)
+                return errno_from_sqlite(rc);
+        int64_t enis;
+        int r = query_int(stmt(s, ST_ENIS_ATTACHED), &enis);
+        if (r < 0)
+                return r;
+        out.enis = (int)enis;
+        *ret = out;
+        return 0;
+}
+
+int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, size_t *ret_n) {
+        sqlite3_stmt *st = s && ret_n ? stmt(s, ST_PLAN_ENIS) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_int64(st, 1, now_ms);
+        size_t n = 0;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (n == max) {
+                        sqlite3_reset(st);
+                        return -ENOBUFS;
+                }
+                struct plan_eni *e = &ret[n++];
+                memset(e, 0, sizeof *e);
+                copy_col(e->id, sizeof e->id, st, 0);
+                e->device_index = sqlite3_column_int(st, 1);
+                e->is_primary = sqlite3_column_int(st, 2) != 0;
+                e->age_ms = now_ms - sqlite3_column_int64(st, 3);
+                e->free = sqlite3_column_int(st, 4);
+                e->assigned = sqlite3_column_int(st, 5);
+                e->cooldown = sqlite3_column_int(st, 6);
+                e->releasing = sqlite3_column_int(st, 7);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+                return errno_from_sqlite(rc);
+        *ret_n = n;
+        return 0;
+}
+
+/* --- intents --------------------------------------------------------------- */
+
+int store_intent_begin(store *s, const char *kind, const char *client_token, const char *eni_id,
+                       const char *params_json, int64_t now_ms, int64_t *ret_id) {
+        sqlite3_stmt *st = s && kind ? stmt(s, ST_INTENT_BEGIN) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        bind_optional(st, 2, client_token);
+        bind_optional(st, 3, eni_id);
+        sqlite3_bind_text(st, 4, params_json ? params_json : "{}", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, now_ms);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+                return (rc & 0xff) == SQLITE_CONSTRAINT ? -EINVAL : errno_from_sqlite(rc);
+        if (ret_id)
+                *ret_id = sqlite3_last_insert_rowid(s->db);
+        return 0;
+}
+
+int store_intent_end(store *s, int64_t id, enum store_intent_state state, const char *result_json,
+                     int64_t now_ms) {
+        if (!s || state == STORE_INTENT_OPEN || (unsigned)state > STORE_INTENT_UNDONE)
+                return -EINVAL;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        sqlite3_stmt *st = stmt(s, ST_INTENT_END);
+        if (!st)
+                return tx_end(s, -ENOMEM);
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, store_intent_state_name(state), -1, SQLITE_STATIC);
+        bind_optional(st, 3, result_json);
+        sqlite3_bind_int64(st, 4, now_ms);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        r = rc == SQLITE_DONE ? 0 : (rc & 0xff) == SQLITE_CONSTRAINT ? -EINVAL : errno_from_sqlite(rc);
+        if (r == 0 && sqlite3_changes(s->db) == 0)
+                r = -ENOENT;
+        if (r == 0)
+                r = exec_done(stmt(s, ST_INTENT_PRUNE));
+        return tx_end(s, r);
+}
+
+int store_intents_open(store *s, struct store_intent **ret, size_t *ret_n) {
+        sqlite3_stmt *st = s && ret && ret_n ? stmt(s, ST_INTENT_OPEN) : NULL;
+        if (!st)
+                return -EINVAL;
+        struct store_intent *v = NULL;
+        size_t n = 0;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct store_intent *nv = realloc(v, (n + 1) * sizeof *v);
+                if (!nv) {
+                        rc = SQLITE_NOMEM;
+                        break;
+                }
+                v = nv;
+                struct store_intent *it = &v[n++];
+                memset(it, 0, sizeof *it);
+                it->id = sqlite3_column_int64(st, 0);
+                copy_col(it->kind, sizeof it->kind, st, 1);
+                copy_col(it->client_token, sizeof it->client_token, st, 2);
+                copy_col(it->eni_id, sizeof it->eni_id, st, 3);
+                copy_col(it->params, sizeof it->params, st, 4);
+                it->state = STORE_INTENT_OPEN;
+                it->created_ms = sqlite3_column_int64(st, 5);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+                free(v);
+                return errno_from_sqlite(rc);
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+/* --- instance types and metadata -------------------------------------------- */
+
+int store_itype_put(store *s, const struct store_itype *t) {
+        sqlite3_stmt *st = s && t && t->name[0] ? stmt(s, ST_ITYPE_PUT) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, t->max_enis);
+        sqlite3_bind_int(st, 3, t->ipv4_per_eni);
+        sqlite3_bind_int(st, 4, t->prefix_supported);
+        sqlite3_bind_int(st, 5, t->network_cards);
+        sqlite3_bind_int64(st, 6, t->fetched_ms);
+        int r = exec_done(st);
+        return r == -EEXIST ? -EINVAL : r; /* a CHECK refused a value */
+}
+
+int store_itype_get(store *s, const char *name, struct store_itype *ret) {
+        sqlite3_stmt *st = s && name ? stmt(s, ST_ITYPE_GET) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && ret) {
+                memset(ret, 0, sizeof *ret);
+                copy_col(ret->name, sizeof ret->name, st, 0);
+                ret->max_enis = sqlite3_column_int(st, 1);
+                ret->ipv4_per_eni = sqlite3_column_int(st, 2);
+                ret->prefix_supported = sqlite3_column_int(st, 3) != 0;
+                ret->network_cards = sqlite3_column_int(st, 4);
+                ret->fetched_ms = sqlite3_column_int64(st, 5);
+        }
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+}
+
+int store_meta_set(store *s, const char *key, const char *value) {
+        sqlite3_stmt *st = s && key && value ? stmt(s, ST_META_SET) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+        return exec_done(st);
+}
+
+int store_meta_get(store *s, const char *key, char *buf, size_t len) {
+        sqlite3_stmt *st = s && key && buf ? stmt(s, ST_META_GET) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        int r = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        if (r == 0) {
+                const unsigned char *v = sqlite3_column_text(st, 0);
+                size_t n = (size_t)sqlite3_column_bytes(st, 0);
+                if (n >= len)
+                        r = -ENOBUFS;
+                else
+                        memcpy(buf, v, n + 1);
+        }
+        sqlite3_reset(st);
+        return r;
+}
+
+/* --- invariants ------------------------------------------------------------- */
+
+/* Each query counts violations of one invariant; the message says which. */
+static const struct {
+        const char *sql;
+        const char *what;
+} checks[] = {
+        { "SELECT COUNT(*) FROM addresses a JOIN blocks b ON b.cidr = a.block"
+          " WHERE a.addr < b.first OR a.addr >= b.first + b.size",
+          "address(es) outside their block" },
+        { "SELECT COUNT(*) FROM (SELECT b.cidr FROM blocks b LEFT JOIN addresses a ON a.block = b.cidr"
+          " GROUP BY b.cidr HAVING COUNT(a.addr) != MAX(b.size))",
+          "block(s) missing addresses" },
+        { "SELECT COUNT(*) FROM blocks x JOIN blocks y ON x.cidr < y.cidr"
+          " AND x.first < y.first + y.size AND y.first < x.first + x.size",
+          "overlapping block pair(s)" },
+        { "SELECT COUNT(*) FROM addresses a JOIN blocks b ON b.cidr = a.block JOIN enis e ON e.id = b.eni_id"
+          " WHERE a.state = 'assigned' AND e.state != 'attached'",
+          "assigned address(es) on an ENI that is not attached" },
+        { "SELECT COUNT(*) FROM addresses WHERE (state = 'assigned') !="
+          " (container_id IS NOT NULL AND ifname IS NOT NULL)",
+          "address(es) whose state and holder disagree" },
+        { "SELECT COUNT(*) FROM (SELECT container_id, ifname FROM addresses WHERE container_id IS NOT NULL"
+          " GROUP BY container_id, ifname HAVING COUNT(*) > 1)",
+          "attachment(s) holding more than one address" },
+        { "SELECT COUNT(*) FROM pragma_foreign_key_check", "foreign key violation(s)" },
+};
+
+static int check_query(store *s, const char *sql, int64_t *ret) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return errno_from_sqlite(rc);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return rc == SQLITE_ROW ? 0 : errno_from_sqlite(rc);
+}
+
+static int check_integrity(store *s, struct errmsg *err) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        const unsigned char *v = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+        int r = v && strcmp((const char *)v, "ok") == 0 ? 0
+                : errmsg_set(err, -EUCLEAN, "store %s: integrity check failed: %s", s->path,
+                             v ? (const char *)v : sqlite3_errstr(rc));
+        sqlite3_finalize(st);
+        return r;
+}
+
+/* No ENI's primary address may also sit in the pool. */
+static int check_primaries(store *s, struct errmsg *err) {
+        struct store_eni *enis = NULL;
+        size_t n = 0;
+        int r = store_enis(s, &enis, &n);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                uint32_t ip;
+                int64_t dummy;
+                sqlite3_stmt *st = stmt(s, ST_ADDR_EXISTS);
+                if (!st || ip_parse(enis[i].primary_ip, &ip) < 0) {
+                        r = -EIO;
+                        break;
+                }
+                sqlite3_bind_int64(st, 1, ip);
+                if (query_int(st, &dummy) != -ENOENT)
+                        r = errmsg_set(err, -EUCLEAN, "store %s: primary address %s of %s is also in the pool",
+                                       s->path, enis[i].primary_ip, enis[i].id);
+        }
+        free(enis);
+        return r;
+}
+
+int store_check(store *s, int64_t now_ms, struct errmsg *err) {
+        if (!s)
+                return -EINVAL;
+        int r = check_integrity(s, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+                int64_t bad = 0;
+                r = check_query(s, checks[i].sql, &bad);
+                if (r < 0)
+                        return errmsg_set(err, r, "store %s: invariant query failed", s->path);
+                if (bad)
+                        return errmsg_set(err, -EUCLEAN, "store %s: %" PRId64 " %s", s->path, bad, checks[i].what);
+        }
+        r = check_primaries(s, err);
+        if (r < 0)
+                return r;
+        /* The pool's totals must equal the sum of the per-ENI counts. */
+        struct store_stats st;
+        struct plan_eni enis[256];
+        size_t n = 0;
+        r = store_stats(s, now_ms, &st);
+        if (r >= 0)
+                r = store_plan_enis(s, now_ms, enis, sizeof enis / sizeof enis[0], &n);
+        if (r < 0)
+                return errmsg_set(err, r, "store %s: cannot count the pool", s->path);
+        int sum = 0, assigned = 0;
+        for (size_t i = 0; i < n; i++) {
+                sum += enis[i].free + enis[i].assigned + enis[i].cooldown + enis[i].releasing;
+                assigned += enis[i].assigned;
+        }
+        if (sum != st.total || assigned != st.assigned ||
+            st.total != st.assigned + st.cooldown + st.available + st.releasing || (int)n != st.enis)
+                return errmsg_set(err, -EUCLEAN, "store %s: pool counts disagree (total %d, per-ENI %d)",
+                                  s->path, st.total, sum);
+        return 0;
+}
+
+/* --- open and close ------------------------------------------------------------ */
+
+static int pragma(store *s, const char *sql, const char *expect, struct errmsg *err) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        bool ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
+        if (ok && expect && rc == SQLITE_ROW)
+                ok = strcmp((const char *)sqlite3_column_text(st, 0), expect) == 0;
+        sqlite3_finalize(st);
+        if (ok)
+                return 0;
+        int r = errno_from_sqlite(rc);
+        if (r == 0)
+                r = -EIO;
+        return errmsg_set(err, r, "store %s: %s failed: %s%s", s->path, sql,
+                          rc == SQLITE_ROW ? "unexpected answer" : sqlite3_errstr(rc),
+                          r == -EBADMSG ? "; the file is not a usable database and was left untouched" : "");
+}
+
+static int configure(store *s, struct errmsg *err) {
+        static const struct { const char *sql, *expect; } pragmas[] = {
+                { "PRAGMA journal_mode = WAL", "wal" },
+                { "PRAGMA synchronous = FULL", NULL },
+                { "PRAGMA foreign_keys = ON", NULL },
+                { "PRAGMA busy_timeout = 5000", NULL },
+        };
+        /* Read first: a corrupt or foreign file fails here, before anything is written. */
+        int r = pragma(s, "PRAGMA schema_version", NULL, err);
+        for (size_t i = 0; r >= 0 && i < sizeof pragmas / sizeof pragmas[0]; i++)
+                r = pragma(s, pragmas[i].sql, pragmas[i].expect, err);
+        if (r >= 0)
+                r = store_schema_migrate(s->db, store_migrations, store_n_migrations, s->path, err);
+        if (r >= 0)
+                r = check_integrity(s, err);
+        return r;
+}
+
+int store_open(const char *path, store **ret, struct errmsg *err) {
+        if (!path || !*path || !ret)
+                return errmsg_set(err, -EINVAL, "store: no path given");
+        store *s = calloc(1, sizeof *s);
+        if (!s || !(s->path = strdup(path))) {
+                free(s);
+                return errmsg_set(err, -ENOMEM, "store %s: out of memory", path);
+        }
+        int rc = sqlite3_open_v2(path, &s->db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        int r = 0;
+        if (rc != SQLITE_OK)
+                r = errmsg_set(err, errno_from_sqlite(rc), "store %s: cannot open: %s", path,
+                               s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        else
+                r = configure(s, err);
+        if (r < 0) {
+                store_close(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+store *store_close(store *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < ST__MAX; i++)
+                sqlite3_finalize(s->stmts[i]);
+        sqlite3_close(s->db);
+        free(s->path);
+        free(s);
+        return NULL;
+}
+
+const char *store_path(const store *s) {
+        return s ? s->path : NULL;
+}

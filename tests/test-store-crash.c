@@ -1,0 +1,182 @@
+/*
+ * test-store-crash: SIGKILL at random moments loses nothing committed.
+ *
+ * A child process assigns and releases addresses in a loop and reports each
+ * operation on a pipe twice: "B" before it starts and "E" after the store
+ * returned (committed). The parent kills it with SIGKILL after a random
+ * delay, many times, and after each kill reopens the store and checks: it
+ * opens, it passes the invariant check, every operation reported as ended is
+ * there, and the one operation in flight is either wholly done or not at all.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "testlib.h"
+
+#define N_CIDS 96
+#define N_ADDRS 64
+#define KILLS 120
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void setup_pool(const char *path) {
+        store *s = NULL;
+        struct errmsg e;
+        ck_assert_msg(store_open(path, &s, &e) == 0, "%s", e.text);
+        struct store_eni eni = { .id = "eni-p", .mac = "02:00:00:00:00:01", .subnet_id = "subnet-1",
+                                 .subnet_cidr = "10.1.0.0/16", .primary_ip = "10.1.0.5", .route_table = 254,
+                                 .is_primary = true, .state = STORE_ENI_ATTACHED, .created_ms = now_ms() };
+        ck_assert_int_eq(store_eni_put(s, &eni), 0);
+        for (int i = 0; i < N_ADDRS; i++) {
+                char cidr[STORE_CIDR_MAX];
+                snprintf(cidr, sizeof cidr, "10.1.1.%d/32", i + 10);
+                ck_assert_int_eq(store_block_add(s, "eni-p", cidr, now_ms()), 0);
+        }
+        store_close(s);
+}
+
+static void report(int fd, char phase, char op, int cid, const char *ip) {
+        char line[64];
+        int n = snprintf(line, sizeof line, "%c %c %d %s\n", phase, op, cid, ip ? ip : "-");
+        if (write(fd, line, (size_t)n) != n)
+                _exit(3);
+}
+
+/* The child: random assign/release until killed. */
+static void churn(const char *path, int fd, unsigned seed) {
+        store *s = NULL;
+        if (store_open(path, &s, NULL) < 0)
+                _exit(2);
+        srand(seed);
+        for (;;) {
+                int cid = rand() % N_CIDS;
+                char id[16];
+                snprintf(id, sizeof id, "c%d", cid);
+                struct store_lease l;
+                if (store_lookup(s, id, "eth0", &l) == 0) {
+                        report(fd, 'B', 'R', cid, NULL);
+                        if (store_release(s, id, "eth0", now_ms(), 0, NULL) != 1)
+                                _exit(4);
+                        report(fd, 'E', 'R', cid, NULL);
+                } else {
+                        struct store_attachment a = { .container_id = id, .ifname = "eth0", .pod_name = id };
+                        report(fd, 'B', 'A', cid, NULL);
+                        int r = store_assign(s, &a, now_ms(), &l, NULL);
+                        if (r == -EAGAIN) {
+                                report(fd, 'E', 'N', cid, NULL); /* pool full: nothing changed */
+                                continue;
+                        }
+                        if (r < 0)
+                                _exit(5);
+                        report(fd, 'E', 'A', cid, l.ip);
+                }
+        }
+}
+
+/* What the parent believes each cid holds ("" = nothing). */
+struct model {
+        char ip[N_CIDS][STORE_IP_MAX];
+        int in_flight;          /* cid of a B without its E, or -1 */
+        char in_flight_op;
+};
+
+static void apply_reports(struct model *m, FILE *f, long *ops) {
+        char phase, op, ip[STORE_IP_MAX];
+        int cid;
+        m->in_flight = -1;
+        while (fscanf(f, " %c %c %d %15s", &phase, &op, &cid, ip) == 4) {
+                ck_assert(cid >= 0 && cid < N_CIDS);
+                if (phase == 'B') {
+                        m->in_flight = cid;
+                        m->in_flight_op = op;
+                        continue;
+                }
+                m->in_flight = -1;
+                (*ops)++;
+                if (op == 'A')
+                        snprintf(m->ip[cid], sizeof m->ip[cid], "%s", ip);
+                else if (op == 'R')
+                        m->ip[cid][0] = '\0';
+        }
+}
+
+/* Compare the store with the model; adopt the store's answer for the one op in flight. */
+static void verify(const char *path, struct model *m) {
+        store *s = NULL;
+        struct errmsg e;
+        ck_assert_msg(store_open(path, &s, &e) == 0, "reopen after SIGKILL: %s", e.text);
+        errmsg_clear(&e);
+        ck_assert_msg(store_check(s, now_ms(), &e) == 0, "invariants after SIGKILL: %s", e.text);
+        for (int cid = 0; cid < N_CIDS; cid++) {
+                char id[16];
+                snprintf(id, sizeof id, "c%d", cid);
+                struct store_lease l;
+                int r = store_lookup(s, id, "eth0", &l);
+                ck_assert(r == 0 || r == -ENOENT);
+                const char *actual = r == 0 ? l.ip : "";
+                if (cid == m->in_flight) {
+                        snprintf(m->ip[cid], sizeof m->ip[cid], "%s", actual);
+                        continue;
+                }
+                ck_assert_msg(strcmp(actual, m->ip[cid]) == 0, "c%d: store has '%s', child committed '%s'",
+                              cid, actual, m->ip[cid]);
+        }
+        store_close(s);
+}
+
+START_TEST(test_sigkill_loses_nothing_committed) {
+        const char *path = testlib_path("crash.db");
+        setup_pool(path);
+        static struct model m;
+        memset(&m, 0, sizeof m);
+        long ops = 0;
+        unsigned seed = (unsigned)time(NULL);
+        printf("# seed %u\n", seed);
+        srand(seed);
+        for (int k = 0; k < KILLS; k++) {
+                int fds[2];
+                ck_assert_int_eq(pipe(fds), 0);
+                pid_t pid = fork();
+                ck_assert_int_ge(pid, 0);
+                if (pid == 0) {
+                        close(fds[0]);
+                        churn(path, fds[1], seed + (unsigned)k);
+                }
+                close(fds[1]);
+                /* Random moment: 1–30 ms, past the open, inside the loop most of the time. */
+                struct timespec d = { 0, (1 + rand() % 30) * 1000000L };
+                nanosleep(&d, NULL);
+                kill(pid, SIGKILL);
+                int status;
+                ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+                ck_assert_msg(WIFSIGNALED(status), "child exited on its own with %d", WEXITSTATUS(status));
+                FILE *f = fdopen(fds[0], "r");
+                apply_reports(&m, f, &ops);
+                fclose(f);
+                verify(path, &m);
+        }
+        printf("# %d kills, %ld committed operations verified\n", KILLS, ops);
+        ck_assert_int_gt(ops, KILLS); /* the child did real work between kills */
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("store-crash");
+        TCase *tc = tcase_create("sigkill");
+        tcase_set_timeout(tc, 240);
+        tcase_add_test(tc, test_sigkill_loses_nothing_committed);
+        suite_add_tcase(s, tc);
+        return testlib_run(s);
+}

@@ -1,0 +1,631 @@
+/*
+ * test-store: the pool store's operations, idempotency, cooldown across
+ * reopen, migrations, the constraints the database itself enforces, the
+ * invariant check, and refusal of corrupt or newer stores.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+#include "../ipam/store-schema.h"
+#include "testlib.h"
+
+#define T0 1700000000000LL
+#define COOLDOWN 30000
+
+static store *fresh(void) {
+        store *s = NULL;
+        struct errmsg e;
+        int r = store_open(testlib_path("pool.db"), &s, &e);
+        ck_assert_msg(r == 0, "store_open: %s", e.text);
+        return s;
+}
+
+static void add_eni(store *s, const char *id, int dev, const char *primary_ip, enum store_eni_state st) {
+        struct store_eni e = { .device_index = dev, .route_table = dev == 0 ? 254 : dev + 1,
+                               .is_primary = dev == 0, .state = st, .created_ms = T0 };
+        snprintf(e.id, sizeof e.id, "%s", id);
+        snprintf(e.mac, sizeof e.mac, "02:00:00:00:00:%02x", dev);
+        snprintf(e.subnet_id, sizeof e.subnet_id, "subnet-1");
+        snprintf(e.subnet_cidr, sizeof e.subnet_cidr, "10.0.0.0/16");
+        snprintf(e.primary_ip, sizeof e.primary_ip, "%s", primary_ip);
+        ck_assert_int_eq(store_eni_put(s, &e), 0);
+}
+
+/* Secondary /32s 10.0.<third>.<from..to> on eni. */
+static void add_ips(store *s, const char *eni, int third, int from, int to, int64_t now) {
+        for (int i = from; i <= to; i++) {
+                char cidr[STORE_CIDR_MAX];
+                snprintf(cidr, sizeof cidr, "10.0.%d.%d/32", third, i);
+                ck_assert_int_eq(store_block_add(s, eni, cidr, now), 0);
+        }
+}
+
+/* A node with its primary ENI attached holding n secondary IPs 10.0.0.10... */
+static store *node_with(int n) {
+        store *s = fresh();
+        add_eni(s, "eni-p", 0, "10.0.0.5", STORE_ENI_ATTACHED);
+        add_ips(s, "eni-p", 0, 10, 10 + n - 1, T0);
+        return s;
+}
+
+static struct store_attachment att(const char *cid) {
+        return (struct store_attachment){ .container_id = cid, .ifname = "eth0", .netns = "/var/run/netns/x",
+                                          .pod_namespace = "default", .pod_name = cid, .pod_uid = "uid-1" };
+}
+
+static void healthy(store *s, int64_t now) {
+        struct errmsg e;
+        errmsg_clear(&e);
+        ck_assert_msg(store_check(s, now, &e) == 0, "store_check: %s", e.text);
+}
+
+START_TEST(test_assign_is_idempotent) {
+        store *s = node_with(3);
+        struct store_attachment a = att("c1");
+        struct store_lease l1, l2;
+        bool existing = true;
+        ck_assert_int_eq(store_assign(s, &a, T0, &l1, &existing), 0);
+        ck_assert(!existing);
+        ck_assert_str_eq(l1.eni_id, "eni-p");
+        ck_assert_int_eq(l1.route_table, 254);
+        ck_assert_str_eq(l1.pod_name, "c1");
+        ck_assert_int_eq(store_assign(s, &a, T0 + 5, &l2, &existing), 0);
+        ck_assert(existing);
+        ck_assert_str_eq(l1.ip, l2.ip);
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, T0, &st), 0);
+        ck_assert_int_eq(st.assigned, 1);
+        ck_assert_int_eq(st.available, 2);
+        healthy(s, T0);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_distinct_addresses_then_empty) {
+        store *s = node_with(3);
+        char seen[3][STORE_IP_MAX];
+        for (int i = 0; i < 3; i++) {
+                char cid[16];
+                snprintf(cid, sizeof cid, "c%d", i);
+                struct store_attachment a = att(cid);
+                struct store_lease l;
+                ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), 0);
+                for (int j = 0; j < i; j++)
+                        ck_assert_str_ne(seen[j], l.ip);
+                memcpy(seen[i], l.ip, sizeof seen[i]);
+        }
+        struct store_attachment a = att("c9");
+        ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), -EAGAIN);
+        /* Same container, another interface, is another attachment. */
+        a = att("c0");
+        a.ifname = "eth1";
+        ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), -EAGAIN);
+        healthy(s, T0);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_release_idempotent_and_cooldown) {
+        store *s = node_with(1);
+        struct store_attachment a = att("c1"), b = att("c2");
+        struct store_lease l, r;
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), 0);
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0 + 1000, COOLDOWN, &r), 1);
+        ck_assert_str_eq(r.ip, l.ip);
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0 + 1000, COOLDOWN, NULL), 0);
+        ck_assert_int_eq(store_release(s, "never", "eth0", T0, COOLDOWN, NULL), 0);
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, T0 + 2000, &st), 0);
+        ck_assert_int_eq(st.cooldown, 1);
+        ck_assert_int_eq(st.available, 0);
+        /* The only address is cooling: nothing to hand out until it ends. */
+        ck_assert_int_eq(store_assign(s, &b, T0 + 1000 + COOLDOWN - 1, NULL, NULL), -EAGAIN);
+        ck_assert_int_eq(store_assign(s, &b, T0 + 1000 + COOLDOWN, &r, NULL), 0);
+        ck_assert_str_eq(r.ip, l.ip);
+        healthy(s, T0 + 1000 + COOLDOWN);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_free_longest_is_chosen) {
+        store *s = node_with(3); /* 10.0.0.10-12 all free since T0 */
+        struct store_attachment a = att("a"), b = att("b"), c = att("c"), d = att("d");
+        struct store_lease la, lb, lc, ld;
+        ck_assert_int_eq(store_assign(s, &a, T0, &la, NULL), 0);
+        ck_assert_int_eq(store_assign(s, &b, T0, &lb, NULL), 0);
+        ck_assert_int_eq(store_assign(s, &c, T0, &lc, NULL), 0);
+        ck_assert_int_eq(store_release(s, "b", "eth0", T0 + 100, 0, NULL), 1);
+        ck_assert_int_eq(store_release(s, "a", "eth0", T0 + 200, 0, NULL), 1);
+        ck_assert_int_eq(store_assign(s, &d, T0 + 300, &ld, NULL), 0);
+        ck_assert_str_eq(ld.ip, lb.ip); /* freed first, so reused first */
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_cooldown_survives_reopen) {
+        store *s = node_with(1);
+        struct store_attachment a = att("c1"), b = att("c2");
+        ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), 0);
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0, COOLDOWN, NULL), 1);
+        store_close(s);
+        s = fresh();
+        ck_assert_int_eq(store_assign(s, &b, T0 + 1000, NULL, NULL), -EAGAIN);
+        ck_assert_int_eq(store_assign(s, &b, T0 + COOLDOWN, NULL, NULL), 0);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_gc_releases_the_rest) {
+        store *s = node_with(4);
+        const char *ids[] = { "k1", "k2", "k3" };
+        for (int i = 0; i < 3; i++) {
+                struct store_attachment a = att(ids[i]);
+                ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), 0);
+        }
+        struct store_key valid[] = { { "k2", "eth0" }, { "k9", "eth0" } };
+        size_t released = 0;
+        ck_assert_int_eq(store_gc(s, valid, 2, T0 + 10, COOLDOWN, &released), 0);
+        ck_assert_uint_eq(released, 2);
+        struct store_lease l;
+        ck_assert_int_eq(store_lookup(s, "k2", "eth0", &l), 0);
+        ck_assert_int_eq(store_lookup(s, "k1", "eth0", &l), -ENOENT);
+        ck_assert_int_eq(store_gc(s, NULL, 0, T0 + 20, COOLDOWN, &released), 0);
+        ck_assert_uint_eq(released, 1);
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, T0 + 20, &st), 0);
+        ck_assert_int_eq(st.assigned, 0);
+        ck_assert_int_eq(st.cooldown, 3);
+        healthy(s, T0 + 20);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_only_attached_enis_serve) {
+        store *s = fresh();
+        add_eni(s, "eni-p", 0, "10.0.0.5", STORE_ENI_ATTACHED);
+        add_eni(s, "eni-2", 1, "10.0.0.6", STORE_ENI_ATTACHING);
+        add_ips(s, "eni-2", 1, 1, 2, T0);
+        struct store_attachment a = att("c1");
+        ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), -EAGAIN);
+        ck_assert_int_eq(store_eni_set_state(s, "eni-2", STORE_ENI_ATTACHED), 0);
+        struct store_lease l;
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.eni_id, "eni-2");
+        ck_assert_int_eq(l.device_index, 1);
+        ck_assert_int_eq(l.route_table, 2);
+        ck_assert_int_eq(store_eni_set_state(s, "eni-9", STORE_ENI_ATTACHED), -ENOENT);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_blocks) {
+        store *s = fresh();
+        add_eni(s, "eni-p", 0, "10.0.0.5", STORE_ENI_ATTACHED);
+        add_eni(s, "eni-2", 1, "10.0.0.6", STORE_ENI_ATTACHED);
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.1.16/28", T0), 0);
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.1.16/28", T0), 0);        /* again: no-op */
+        ck_assert_int_eq(store_block_add(s, "eni-2", "10.0.1.16/28", T0), -EEXIST);  /* another ENI's */
+        ck_assert_int_eq(store_block_add(s, "eni-2", "10.0.1.20/32", T0), -EEXIST);  /* inside the /28 */
+        ck_assert_int_eq(store_block_add(s, "eni-2", "10.0.1.8/28", T0), -EINVAL);   /* misaligned */
+        ck_assert_int_eq(store_block_add(s, "eni-2", "10.0.2.0/24", T0), -EINVAL);   /* neither kind */
+        ck_assert_int_eq(store_block_add(s, "eni-2", "10.0.2.300/32", T0), -EINVAL);
+        ck_assert_int_eq(store_block_add(s, "eni-2", "10.0.2.1", T0), -EINVAL);
+        ck_assert_int_eq(store_block_add(s, "eni-9", "10.0.2.1/32", T0), -ENOENT);
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, T0, &st), 0);
+        ck_assert_int_eq(st.total, 16);
+        ck_assert_int_eq(st.enis, 2);
+        char (*cidrs)[STORE_CIDR_MAX] = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_blocks(s, "eni-p", &cidrs, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_str_eq(cidrs[0], "10.0.1.16/28");
+        free(cidrs);
+        healthy(s, T0);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_remove_busy_and_forced) {
+        store *s = node_with(2);
+        struct store_attachment a = att("c1");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), 0);
+        char cidr[STORE_CIDR_MAX];
+        snprintf(cidr, sizeof cidr, "%s/32", l.ip);
+        size_t lost = 99;
+        ck_assert_int_eq(store_block_remove(s, cidr, false, &lost), -EBUSY);
+        ck_assert_int_eq(store_eni_remove(s, "eni-p", false, &lost), -EBUSY);
+        ck_assert_int_eq(store_lookup(s, "c1", "eth0", NULL), 0);
+        ck_assert_int_eq(store_block_remove(s, cidr, true, &lost), 0);
+        ck_assert_uint_eq(lost, 1);
+        ck_assert_int_eq(store_lookup(s, "c1", "eth0", NULL), -ENOENT);
+        ck_assert_int_eq(store_block_remove(s, cidr, true, &lost), -ENOENT);
+        ck_assert_int_eq(store_eni_remove(s, "eni-p", false, &lost), 0);
+        ck_assert_uint_eq(lost, 0);
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, T0, &st), 0);
+        ck_assert_int_eq(st.total, 0);
+        ck_assert_int_eq(st.enis, 0);
+        healthy(s, T0);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_mark_releasing) {
+        store *s = node_with(4);
+        struct store_attachment a = att("c1"), b = att("c2");
+        ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), 0);
+        ck_assert_int_eq(store_assign(s, &b, T0, NULL, NULL), 0);
+        ck_assert_int_eq(store_release(s, "c2", "eth0", T0, COOLDOWN, NULL), 1);
+        /* 4 addresses: 1 assigned, 1 cooling, 2 free. Only the 2 free may be released. */
+        char cidrs[8][STORE_CIDR_MAX];
+        size_t n = 0;
+        ck_assert_int_eq(store_blocks_mark_releasing(s, "eni-p", 8, T0 + 1, cidrs, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, T0 + 1, &st), 0);
+        ck_assert_int_eq(st.releasing, 2);
+        ck_assert_int_eq(st.available, 0);
+        struct store_attachment c = att("c3");
+        ck_assert_int_eq(store_assign(s, &c, T0 + 1, NULL, NULL), -EAGAIN);
+        struct plan_eni pe[4];
+        size_t np = 0;
+        ck_assert_int_eq(store_plan_enis(s, T0 + 1, pe, 4, &np), 0);
+        ck_assert_uint_eq(np, 1);
+        ck_assert_int_eq(pe[0].assigned, 1);
+        ck_assert_int_eq(pe[0].cooldown, 1);
+        ck_assert_int_eq(pe[0].releasing, 2);
+        ck_assert_int_eq(pe[0].free, 0);
+        ck_assert(pe[0].is_primary);
+        /* EC2 refused one: it is free again; the other went. */
+        ck_assert_int_eq(store_block_unmark_releasing(s, cidrs[0]), 0);
+        ck_assert_int_eq(store_block_remove(s, cidrs[1], false, NULL), 0);
+        ck_assert_int_eq(store_assign(s, &c, T0 + 1, NULL, NULL), 0);
+        healthy(s, T0 + 1);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_plan_enis_counts) {
+        store *s = fresh();
+        add_eni(s, "eni-p", 0, "10.0.0.5", STORE_ENI_ATTACHED);
+        add_eni(s, "eni-2", 1, "10.0.0.6", STORE_ENI_ATTACHED);
+        add_eni(s, "eni-3", 2, "10.0.0.7", STORE_ENI_DETACHING);
+        add_ips(s, "eni-p", 0, 10, 12, T0);
+        add_ips(s, "eni-2", 1, 1, 4, T0);
+        struct plan_eni pe[4];
+        size_t n = 0;
+        ck_assert_int_eq(store_plan_enis(s, T0 + 90000, pe, 4, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_str_eq(pe[0].id, "eni-p");
+        ck_assert_int_eq(pe[0].free, 3);
+        ck_assert_str_eq(pe[1].id, "eni-2");
+        ck_assert_int_eq(pe[1].free, 4);
+        ck_assert_int_eq(pe[1].device_index, 1);
+        ck_assert_int_eq(pe[1].age_ms, 90000);
+        ck_assert_int_eq(store_plan_enis(s, T0, pe, 1, &n), -ENOBUFS);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_bad_input_refused) {
+        store *s = node_with(1);
+        char big[300];
+        memset(big, 'x', sizeof big - 1);
+        big[sizeof big - 1] = '\0';
+        struct store_attachment a = att("c1");
+        a.ifname = "eth0-much-too-long";
+        ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), -EINVAL);
+        a = att("");
+        ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), -EINVAL);
+        a = att(big);
+        ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), -EINVAL);
+        ck_assert_int_eq(store_assign(s, NULL, T0, NULL, NULL), -EINVAL);
+        ck_assert_int_eq(store_release(s, NULL, "eth0", T0, 0, NULL), -EINVAL);
+        struct store_eni e = { .device_index = 1, .route_table = 2, .state = STORE_ENI_ATTACHED };
+        snprintf(e.id, sizeof e.id, "vol-123");
+        ck_assert_int_eq(store_eni_put(s, &e), -EINVAL);
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, T0, &st), 0);
+        ck_assert_int_eq(st.assigned, 0); /* nothing changed */
+        store_close(s);
+}
+END_TEST
+
+/* The database refuses what must never happen, even from raw SQL. */
+START_TEST(test_database_constraints) {
+        store *s = node_with(2);
+        struct store_attachment a = att("c1");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), 0);
+        store_close(s);
+
+        sqlite3 *db;
+        ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
+        sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+        static const char *const refused[] = {
+                /* an address held twice */
+                "INSERT INTO addresses (addr, block, state, free_since) VALUES (167772170, '10.0.0.10/32', 'free', 0)",
+                /* one attachment, two addresses */
+                "UPDATE addresses SET state = 'assigned', container_id = 'c1', ifname = 'eth0', assigned_ms = 1"
+                " WHERE state = 'free'",
+                /* an address outside its block */
+                "INSERT INTO blocks (cidr, eni_id, kind, first, size, added_ms)"
+                " VALUES ('10.0.9.9/32', 'eni-p', 'ip', 167774473, 1, 0)",
+                "INSERT INTO addresses (addr, block, state, free_since) VALUES (167774474, '10.0.9.9/32', 'free', 0)",
+                /* assigned without a holder */
+                "UPDATE addresses SET state = 'assigned' WHERE state = 'free'",
+                /* a prefix that is not aligned */
+                "INSERT INTO blocks (cidr, eni_id, kind, first, size, added_ms)"
+                " VALUES ('10.0.8.8/28', 'eni-p', 'prefix', 167774216, 16, 0)",
+                /* a block of an unknown ENI */
+                "INSERT INTO blocks (cidr, eni_id, kind, first, size, added_ms)"
+                " VALUES ('10.0.7.7/32', 'eni-x', 'ip', 167773959, 1, 0)",
+                /* an intent with broken params */
+                "INSERT INTO intents (kind, params, state, created_ms) VALUES ('create_eni', '{bad', 'open', 0)",
+        };
+        for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+                int rc = sqlite3_exec(db, refused[i], NULL, NULL, NULL);
+                if (i == 2) { /* the block itself is fine; its stray address is not */
+                        ck_assert_int_eq(rc, SQLITE_OK);
+                        continue;
+                }
+                ck_assert_msg(rc != SQLITE_OK, "accepted: %s", refused[i]);
+        }
+        /* Assignment on an ENI that is not attached, through raw SQL. */
+        ck_assert_int_eq(sqlite3_exec(db, "UPDATE enis SET state = 'detaching'", NULL, NULL, NULL), SQLITE_OK);
+        ck_assert_int_ne(sqlite3_exec(db, "UPDATE addresses SET state = 'assigned', container_id = 'c2',"
+                                          " ifname = 'eth0', assigned_ms = 1 WHERE addr = 167772171",
+                                      NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_check_finds_damage) {
+        store *s = node_with(2);
+        healthy(s, T0);
+        store_close(s);
+        sqlite3 *db;
+        ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
+        /* Lose an address of a block behind the store's back. */
+        ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM addresses WHERE addr = 167772170", NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+        s = fresh();
+        struct errmsg e;
+        errmsg_clear(&e);
+        ck_assert_int_eq(store_check(s, T0, &e), -EUCLEAN);
+        ck_assert_ptr_nonnull(strstr(e.text, "missing addresses"));
+        ck_assert_ptr_nonnull(strstr(e.text, "pool.db"));
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_check_finds_primary_in_pool) {
+        store *s = node_with(1);
+        add_eni(s, "eni-2", 1, "10.0.0.10", STORE_ENI_ATTACHED); /* its primary is a pool address */
+        struct errmsg e;
+        ck_assert_int_eq(store_check(s, T0, &e), -EUCLEAN);
+        ck_assert_ptr_nonnull(strstr(e.text, "10.0.0.10"));
+        store_close(s);
+}
+END_TEST
+
+static void write_file(const char *path, const char *data, size_t n) {
+        FILE *f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+        fclose(f);
+}
+
+START_TEST(test_corrupt_file_refused_untouched) {
+        const char *path = testlib_path("pool.db");
+        char junk[8192];
+        for (size_t i = 0; i < sizeof junk; i++)
+                junk[i] = (char)(i * 7 + 3);
+        write_file(path, junk, sizeof junk);
+        store *s = NULL;
+        struct errmsg e;
+        errmsg_clear(&e);
+        int r = store_open(path, &s, &e);
+        ck_assert_int_eq(r, -EBADMSG);
+        ck_assert_ptr_null(s);
+        ck_assert_ptr_nonnull(strstr(e.text, path));
+        FILE *f = fopen(path, "rb");
+        char back[sizeof junk + 1];
+        size_t n = fread(back, 1, sizeof back, f);
+        fclose(f);
+        ck_assert_uint_eq(n, sizeof junk);
+        ck_assert_int_eq(memcmp(back, junk, sizeof junk), 0);
+}
+END_TEST
+
+START_TEST(test_unopenable_path) {
+        store *s = NULL;
+        struct errmsg e;
+        ck_assert_int_lt(store_open("/nonexistent-dir/pool.db", &s, &e), 0);
+        ck_assert_ptr_nonnull(strstr(e.text, "/nonexistent-dir/pool.db"));
+        ck_assert_int_eq(store_open("", &s, &e), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_newer_schema_refused) {
+        store *s = fresh();
+        store_close(s);
+        sqlite3 *db;
+        ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        struct errmsg e;
+        ck_assert_int_eq(store_open(testlib_path("pool.db"), &s, &e), -EPROTONOSUPPORT);
+        ck_assert_ptr_nonnull(strstr(e.text, "schema version 99"));
+        ck_assert_ptr_nonnull(strstr(e.text, "pool.db"));
+}
+END_TEST
+
+static int user_version(sqlite3 *db) {
+        sqlite3_stmt *st;
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        int v = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        return v;
+}
+
+/* The migration mechanism, with a test-only list: in order, kept data, atomic steps. */
+START_TEST(test_migrations_forward) {
+        sqlite3 *db;
+        ck_assert_int_eq(sqlite3_open(testlib_path("m.db"), &db), SQLITE_OK);
+        const struct store_migration v1[] = { { 1, "CREATE TABLE t (a INTEGER);" } };
+        const struct store_migration v3[] = {
+                { 1, "CREATE TABLE t (a INTEGER);" },
+                { 2, "ALTER TABLE t ADD COLUMN b INTEGER NOT NULL DEFAULT 7;" },
+                { 3, "CREATE TABLE u (x INTEGER); INSERT INTO nonexistent VALUES (1);" },
+        };
+        struct errmsg e;
+        ck_assert_int_eq(store_schema_migrate(db, v1, 1, "m.db", &e), 0);
+        ck_assert_int_eq(user_version(db), 1);
+        ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO t (a) VALUES (42)", NULL, NULL, NULL), SQLITE_OK);
+        ck_assert_int_eq(store_schema_migrate(db, v3, 3, "m.db", &e), -EIO);
+        ck_assert_ptr_nonnull(strstr(e.text, "schema 3"));
+        ck_assert_int_eq(user_version(db), 2); /* step 2 stayed, step 3 rolled back whole */
+        ck_assert_int_ne(sqlite3_exec(db, "SELECT * FROM u", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_stmt *st;
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT a, b FROM t", -1, &st, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        ck_assert_int_eq(sqlite3_column_int(st, 0), 42);
+        ck_assert_int_eq(sqlite3_column_int(st, 1), 7);
+        sqlite3_finalize(st);
+        /* Already current: nothing to do. */
+        ck_assert_int_eq(store_schema_migrate(db, v3, 2, "m.db", &e), 0);
+        sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_fresh_store_is_current) {
+        store *s = fresh();
+        store_close(s);
+        sqlite3 *db;
+        ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
+        ck_assert_int_eq(user_version(db), STORE_SCHEMA_VERSION);
+        sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_intents) {
+        store *s = fresh();
+        int64_t a, b;
+        ck_assert_int_eq(store_intent_begin(s, "create_eni", "tok-1", NULL, "{\"ips\":9}", T0, &a), 0);
+        ck_assert_int_eq(store_intent_begin(s, "assign_ips", NULL, "eni-1", NULL, T0 + 1, &b), 0);
+        ck_assert_int_eq(store_intent_begin(s, "create_eni", "tok-1", NULL, "{}", T0, NULL), -EINVAL);
+        ck_assert_int_eq(store_intent_begin(s, "create_eni", "tok-2", NULL, "[1]", T0, NULL), -EINVAL);
+        ck_assert_int_eq(store_intent_begin(s, "reboot", NULL, NULL, "{}", T0, NULL), -EINVAL);
+        struct store_intent *open = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_intents_open(s, &open, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_str_eq(open[0].kind, "create_eni");
+        ck_assert_str_eq(open[0].client_token, "tok-1");
+        ck_assert_str_eq(open[0].params, "{\"ips\":9}");
+        ck_assert_str_eq(open[1].eni_id, "eni-1");
+        free(open);
+        ck_assert_int_eq(store_intent_end(s, a, STORE_INTENT_DONE, "{\"eni\":\"eni-9\"}", T0 + 5), 0);
+        ck_assert_int_eq(store_intent_end(s, a, STORE_INTENT_DONE, NULL, T0 + 6), -ENOENT);
+        ck_assert_int_eq(store_intent_end(s, b, STORE_INTENT_OPEN, NULL, T0 + 6), -EINVAL);
+        ck_assert_int_eq(store_intents_open(s, &open, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_int_eq(open[0].id, b);
+        free(open);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_itype_and_meta) {
+        store *s = fresh();
+        struct store_itype t = { .name = "m5.large", .max_enis = 3, .ipv4_per_eni = 10,
+                                 .prefix_supported = true, .network_cards = 1, .fetched_ms = T0 };
+        ck_assert_int_eq(store_itype_put(s, &t), 0);
+        struct store_itype got;
+        ck_assert_int_eq(store_itype_get(s, "m5.large", &got), 0);
+        ck_assert_int_eq(got.max_enis, 3);
+        ck_assert_int_eq(got.ipv4_per_eni, 10);
+        ck_assert(got.prefix_supported);
+        ck_assert_int_eq(store_itype_get(s, "t9.huge", &got), -ENOENT);
+        t.max_enis = 0;
+        ck_assert_int_eq(store_itype_put(s, &t), -EINVAL);
+        char buf[8];
+        ck_assert_int_eq(store_meta_set(s, "instance_id", "i-0123"), 0);
+        ck_assert_int_eq(store_meta_get(s, "instance_id", buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, "i-0123");
+        ck_assert_int_eq(store_meta_set(s, "long", "0123456789"), 0);
+        ck_assert_int_eq(store_meta_get(s, "long", buf, sizeof buf), -ENOBUFS);
+        ck_assert_int_eq(store_meta_get(s, "nope", buf, sizeof buf), -ENOENT);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_leases_and_enis_listed) {
+        store *s = node_with(3);
+        const char *ids[] = { "z", "y" };
+        for (int i = 0; i < 2; i++) {
+                struct store_attachment a = att(ids[i]);
+                ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), 0);
+        }
+        struct store_lease *ls = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_leases(s, &ls, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_str_eq(ls[0].ip, "10.0.0.10");
+        ck_assert_str_eq(ls[0].container_id, "z");
+        ck_assert_str_eq(ls[0].netns, "/var/run/netns/x");
+        free(ls);
+        struct store_eni *es = NULL;
+        ck_assert_int_eq(store_enis(s, &es, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_str_eq(es[0].mac, "02:00:00:00:00:00");
+        ck_assert(es[0].is_primary);
+        ck_assert_int_eq(es[0].state, STORE_ENI_ATTACHED);
+        free(es);
+        store_close(s);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("store");
+        TCase *pods = tcase_create("pods");
+        tcase_add_test(pods, test_assign_is_idempotent);
+        tcase_add_test(pods, test_distinct_addresses_then_empty);
+        tcase_add_test(pods, test_release_idempotent_and_cooldown);
+        tcase_add_test(pods, test_free_longest_is_chosen);
+        tcase_add_test(pods, test_cooldown_survives_reopen);
+        tcase_add_test(pods, test_gc_releases_the_rest);
+        tcase_add_test(pods, test_only_attached_enis_serve);
+        tcase_add_test(pods, test_bad_input_refused);
+        tcase_add_test(pods, test_leases_and_enis_listed);
+        suite_add_tcase(s, pods);
+        TCase *pool = tcase_create("pool");
+        tcase_add_test(pool, test_blocks);
+        tcase_add_test(pool, test_remove_busy_and_forced);
+        tcase_add_test(pool, test_mark_releasing);
+        tcase_add_test(pool, test_plan_enis_counts);
+        tcase_add_test(pool, test_intents);
+        tcase_add_test(pool, test_itype_and_meta);
+        suite_add_tcase(s, pool);
+        TCase *safety = tcase_create("safety");
+        tcase_add_test(safety, test_database_constraints);
+        tcase_add_test(safety, test_check_finds_damage);
+        tcase_add_test(safety, test_check_finds_primary_in_pool);
+        tcase_add_test(safety, test_corrupt_file_refused_untouched);
+        tcase_add_test(safety, test_unopenable_path);
+        tcase_add_test(safety, test_newer_schema_refused);
+        tcase_add_test(safety, test_migrations_forward);
+        tcase_add_test(safety, test_fresh_store_is_current);
+        suite_add_tcase(s, safety);
+        return testlib_run(s);
+}
