@@ -1,0 +1,678 @@
+/*
+ * test-ec2: the EC2 response decoder on recorded responses of every action
+ * (success, each error shape, pagination) and on hostile input, then the
+ * client against a scripted local server: request format, signing headers,
+ * retries (what is and is not retried, backoff bounds, ClientToken reuse),
+ * endpoint choice, response bounds and the rate limiter.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ec2.h"
+#include "fakeclock.h"
+#include "fakesrv.h"
+#include "testlib.h"
+
+#define XML "text/xml;charset=UTF-8"
+
+static char *fixture(const char *name, size_t *len) {
+        char path[1024];
+        const char *dir = getenv("CLOUD_FIXTURES");
+        snprintf(path, sizeof path, "%s/%s", dir ? dir : "tests/cloud/xml", name);
+        FILE *f = fopen(path, "r");
+        ck_assert_msg(f, "cannot open %s", path);
+        static char buf[65536];
+        *len = fread(buf, 1, sizeof buf - 1, f);
+        buf[*len] = '\0';
+        fclose(f);
+        return buf;
+}
+
+static struct ec2_result *parse_ok(enum ec2_action a, const char *name) {
+        size_t len;
+        char *body = fixture(name, &len);
+        struct ec2_result *r = NULL;
+        struct ec2_error e;
+        int k = ec2_parse_response(a, 200, XML, body, len, &r, &e);
+        ck_assert_msg(k == 0, "%s: %d %s", name, k, e.msg.text);
+        ck_assert_int_eq(r->action, a);
+        return r;
+}
+
+START_TEST(test_parse_describe_enis) {
+        struct ec2_result *r = parse_ok(EC2_DESCRIBE_NETWORK_INTERFACES, "describe-network-interfaces.xml");
+        ck_assert_str_eq(r->request_id, "5c1d8a2e-1f0e-4c47-9e0b-2f7b0e1c1a11");
+        ck_assert_str_eq(r->next_token, "eyJ2IjoyLCJjIjoiZm9vIn0=");
+        ck_assert_uint_eq(r->n_enis, 2);
+        const struct ec2_eni *e = &r->enis[0];
+        ck_assert_str_eq(e->id, "eni-0a1b2c3d4e5f60718");
+        ck_assert_str_eq(e->mac, "02:3f:aa:bb:cc:01");
+        ck_assert_str_eq(e->status, "in-use");
+        ck_assert_str_eq(e->subnet_id, "subnet-0123456789abcdef0");
+        ck_assert_str_eq(e->vpc_id, "vpc-0fedcba9876543210");
+        ck_assert_str_eq(e->description, "aws-K8S-i-0123456789abcdef0");
+        ck_assert_str_eq(e->primary_ip, "10.0.1.10");
+        ck_assert_uint_eq(e->n_private_ips, 3);
+        ck_assert(e->private_ips[0].primary);
+        ck_assert(!e->private_ips[2].primary);
+        ck_assert_str_eq(e->private_ips[2].address, "10.0.1.12");
+        ck_assert_uint_eq(e->n_prefixes, 2);
+        ck_assert_str_eq(e->prefixes[1], "10.0.1.48/28");
+        ck_assert_uint_eq(e->n_security_groups, 2);
+        ck_assert_str_eq(e->security_groups[1], "sg-0bbb");
+        ck_assert(e->attached);
+        ck_assert_str_eq(e->attachment.id, "eni-attach-0123456789abcdef0");
+        ck_assert_int_eq(e->attachment.device_index, 1);
+        ck_assert_int_eq(e->attachment.network_card, 0);
+        ck_assert_str_eq(e->attachment.instance_id, "i-0123456789abcdef0");
+        ck_assert_str_eq(e->attachment.status, "attached");
+        ck_assert(e->attachment.delete_on_termination);
+        ck_assert_uint_eq(e->n_tags, 2);
+        ck_assert_str_eq(e->tags[1].value, "test & prod");
+        e = &r->enis[1];
+        ck_assert_str_eq(e->status, "available");
+        ck_assert(!e->attached);
+        ck_assert_str_eq(e->description, "");
+        ck_assert_uint_eq(e->n_tags, 0);
+        ck_assert_uint_eq(e->n_private_ips, 1);
+        ec2_result_free(r);
+}
+END_TEST
+
+START_TEST(test_parse_describe_enis_moto_last_page) {
+        struct ec2_result *r = parse_ok(EC2_DESCRIBE_NETWORK_INTERFACES, "describe-network-interfaces-moto.xml");
+        ck_assert_ptr_null(r->next_token);
+        ck_assert_str_eq(r->request_id, "request-id");
+        ck_assert_uint_eq(r->n_enis, 1);
+        ck_assert_str_eq(r->enis[0].id, "eni-6144562936343bb32");
+        ck_assert(!r->enis[0].attachment.delete_on_termination);
+        ck_assert_int_eq(r->enis[0].attachment.device_index, 1);
+        ec2_result_free(r);
+}
+END_TEST
+
+START_TEST(test_parse_describe_instances) {
+        struct ec2_result *r = parse_ok(EC2_DESCRIBE_INSTANCES, "describe-instances.xml");
+        ck_assert_uint_eq(r->n_instances, 1);
+        const struct ec2_instance *in = &r->instances[0];
+        ck_assert_str_eq(in->id, "i-0123456789abcdef0");
+        ck_assert_str_eq(in->type, "m5.large");
+        ck_assert_str_eq(in->state, "running");
+        ck_assert_str_eq(in->availability_zone, "us-west-2a");
+        ck_assert_str_eq(in->subnet_id, "subnet-0123456789abcdef0");
+        ck_assert_str_eq(in->private_ip, "10.0.1.10");
+        ck_assert_uint_eq(in->n_enis, 2);
+        ck_assert_str_eq(in->enis[0].id, "eni-0primary000000001");
+        ck_assert_int_eq(in->enis[0].attachment.device_index, 0);
+        ck_assert_ptr_null(in->enis[0].attachment.instance_id);
+        ck_assert_int_eq(in->enis[1].attachment.device_index, 2);
+        ck_assert_int_eq(in->enis[1].attachment.network_card, 1);
+        ck_assert_str_eq(in->enis[1].prefixes[0], "10.0.2.0/28");
+        /* The instance's own groupSet must not leak into an ENI. */
+        ck_assert_uint_eq(in->enis[1].n_security_groups, 0);
+        ec2_result_free(r);
+}
+END_TEST
+
+START_TEST(test_parse_instance_types) {
+        struct ec2_result *r = parse_ok(EC2_DESCRIBE_INSTANCE_TYPES, "describe-instance-types.xml");
+        ck_assert_uint_eq(r->n_types, 2);
+        const struct ec2_instance_type *t = &r->types[0];
+        ck_assert_str_eq(t->type, "m5.large");
+        ck_assert_str_eq(t->hypervisor, "nitro");
+        ck_assert(!t->bare_metal);
+        ck_assert_int_eq(t->max_enis, 3);
+        ck_assert_int_eq(t->ipv4_per_eni, 10);
+        ck_assert(t->ipv6_supported);
+        ck_assert_uint_eq(t->n_cards, 1);
+        t = &r->types[1];
+        ck_assert_uint_eq(t->n_cards, 4);
+        ck_assert_int_eq(t->cards[3].index, 3);
+        ck_assert_int_eq(t->cards[3].max_enis, 15);
+        ck_assert_int_eq(t->max_enis, 60);
+        ec2_result_free(r);
+}
+END_TEST
+
+START_TEST(test_parse_subnets) {
+        struct ec2_result *r = parse_ok(EC2_DESCRIBE_SUBNETS, "describe-subnets.xml");
+        ck_assert_uint_eq(r->n_subnets, 2);
+        ck_assert_str_eq(r->subnets[0].cidr, "10.0.1.0/24");
+        ck_assert_int_eq(r->subnets[0].available_ips, 247);
+        ck_assert_str_eq(r->subnets[0].tags[0].key, "kubernetes.io/role/cni");
+        ck_assert_int_eq(r->subnets[1].available_ips, -10);
+        ck_assert_str_eq(r->subnets[1].availability_zone, "us-west-2b");
+        ec2_result_free(r);
+}
+END_TEST
+
+START_TEST(test_parse_create_attach_assign) {
+        struct ec2_result *r = parse_ok(EC2_CREATE_NETWORK_INTERFACE, "create-network-interface.xml");
+        ck_assert_uint_eq(r->n_enis, 1);
+        ck_assert_str_eq(r->enis[0].id, "eni-0c000000000000003");
+        ck_assert_str_eq(r->enis[0].prefixes[0], "10.0.1.64/28");
+        ck_assert_str_eq(r->enis[0].tags[0].key, "node.k8s.amazonaws.com/instance_id");
+        ec2_result_free(r);
+        r = parse_ok(EC2_ATTACH_NETWORK_INTERFACE, "attach-network-interface.xml");
+        ck_assert_str_eq(r->attachment_id, "eni-attach-0d000000000000004");
+        ck_assert_int_eq(r->network_card, 1);
+        ec2_result_free(r);
+        r = parse_ok(EC2_ASSIGN_PRIVATE_IP_ADDRESSES, "assign-private-ip-addresses.xml");
+        ck_assert_str_eq(r->eni_id, "eni-0a1b2c3d4e5f60718");
+        ck_assert_uint_eq(r->n_ips, 2);
+        ck_assert_str_eq(r->ips[1], "10.0.1.14");
+        ck_assert_uint_eq(r->n_prefixes, 0);
+        ec2_result_free(r);
+        r = parse_ok(EC2_ASSIGN_PRIVATE_IP_ADDRESSES, "assign-prefixes.xml");
+        ck_assert_uint_eq(r->n_prefixes, 1);
+        ck_assert_str_eq(r->prefixes[0], "10.0.1.80/28");
+        ec2_result_free(r);
+}
+END_TEST
+
+START_TEST(test_parse_return_actions) {
+        static const enum ec2_action acts[] = { EC2_MODIFY_NETWORK_INTERFACE_ATTRIBUTE, EC2_UNASSIGN_PRIVATE_IP_ADDRESSES,
+                                                EC2_DETACH_NETWORK_INTERFACE, EC2_DELETE_NETWORK_INTERFACE, EC2_CREATE_TAGS };
+        for (size_t i = 0; i < sizeof acts / sizeof *acts; i++) {
+                const char *n = ec2_action_name(acts[i]);
+                char body[512];
+                struct ec2_result *r = NULL;
+                struct ec2_error e;
+                /* real EC2 */
+                snprintf(body, sizeof body, "<%sResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"
+                         "<requestId>abc</requestId><return>true</return></%sResponse>", n, n);
+                ck_assert_int_eq(ec2_parse_response(acts[i], 200, XML, body, strlen(body), &r, &e), 0);
+                ck_assert_str_eq(r->request_id, "abc");
+                r = ec2_result_free(r);
+                /* moto: no <return> */
+                snprintf(body, sizeof body, "<%sResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15\">"
+                         "<requestId>request-id</requestId></%sResponse>", n, n);
+                ck_assert_int_eq(ec2_parse_response(acts[i], 200, XML, body, strlen(body), &r, &e), 0);
+                r = ec2_result_free(r);
+                snprintf(body, sizeof body, "<%sResponse><return>false</return></%sResponse>", n, n);
+                ck_assert_int_eq(ec2_parse_response(acts[i], 200, XML, body, strlen(body), &r, &e), -EBADMSG);
+                /* another action's response is not this one's */
+                ck_assert_int_eq(ec2_parse_response(acts[i], 200, XML, "<DescribeSubnetsResponse/>", 26, &r, &e), -EBADMSG);
+        }
+}
+END_TEST
+
+static int parse_error(const char *name, long status, struct ec2_error *e) {
+        size_t len;
+        char *body = fixture(name, &len);
+        struct ec2_result *r = (void *)0x1;
+        int k = ec2_parse_response(EC2_DESCRIBE_NETWORK_INTERFACES, status, "text/xml", body, len, &r, e);
+        ck_assert_ptr_eq(r, (void *)0x1);       /* untouched on failure */
+        return k;
+}
+
+START_TEST(test_parse_errors) {
+        struct ec2_error e;
+        ck_assert_int_eq(parse_error("error-not-found.xml", 400, &e), -ENOENT);
+        ck_assert_str_eq(e.code, "InvalidNetworkInterfaceID.NotFound");
+        ck_assert_str_eq(e.request_id, "5d1b1e7a-0f5e-4bb0-8a8e-example");
+        ck_assert_int_eq(e.http_status, 400);
+        ck_assert(!e.retryable);
+        ck_assert_ptr_nonnull(strstr(e.msg.text, "does not exist"));
+        ck_assert_int_eq(parse_error("error-throttled.xml", 503, &e), -EAGAIN);
+        ck_assert_str_eq(e.code, "RequestLimitExceeded");
+        ck_assert(e.retryable);
+        ck_assert_int_eq(parse_error("error-throttled.xml", 400, &e), -EAGAIN);
+        ck_assert(e.retryable);
+        ck_assert_int_eq(parse_error("error-moto-ns.xml", 400, &e), -ENOENT);
+        ck_assert_str_eq(e.request_id, "request-id");
+        ck_assert_int_eq(parse_error("error-iam-shape.xml", 403, &e), -EACCES);
+        ck_assert_str_eq(e.code, "AccessDenied");
+        ck_assert_str_eq(e.request_id, "4bd0e5b4-example");
+}
+END_TEST
+
+START_TEST(test_parse_error_codes_and_shapes) {
+        static const struct { const char *code; long status; int err; bool retry; } cases[] = {
+                { "AuthFailure", 401, -EACCES, false }, { "UnauthorizedOperation", 403, -EACCES, false },
+                { "AttachmentLimitExceeded", 400, -ENOSPC, false }, { "PrivateIpAddressLimitExceeded", 400, -ENOSPC, false },
+                { "InsufficientFreeAddressesInSubnet", 400, -ENOSPC, false }, { "InvalidParameterValue", 400, -EINVAL, false },
+                { "InvalidNetworkInterfaceId.Malformed", 400, -EINVAL, false }, { "Throttling", 400, -EAGAIN, true },
+                { "InternalError", 500, -EIO, true }, { "Unavailable", 503, -EIO, true },
+                { "OperationNotPermitted", 400, -EPERM, false }, { "SomethingNew", 400, -EREMOTEIO, false },
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                char body[256];
+                snprintf(body, sizeof body, "<Response><Errors><Error><Code>%s</Code><Message>m</Message></Error>"
+                         "</Errors><RequestID>r</RequestID></Response>", cases[i].code);
+                struct ec2_result *r = NULL;
+                struct ec2_error e;
+                ck_assert_int_eq(ec2_parse_response(EC2_CREATE_TAGS, cases[i].status, XML, body, strlen(body), &r, &e),
+                                 cases[i].err);
+                ck_assert_int_eq(e.retryable, cases[i].retry);
+        }
+        /* moto's unknown action: a 500 HTML page; ELB's 503 text: retryable, no code. */
+        struct ec2_result *r = NULL;
+        struct ec2_error e;
+        const char *html = "<html><body>Internal Server Error</body></html>";
+        ck_assert_int_eq(ec2_parse_response(EC2_CREATE_TAGS, 500, "text/html; charset=utf-8", html, strlen(html), &r, &e), -EIO);
+        ck_assert(e.retryable);
+        ck_assert_str_eq(e.code, "");
+        /* a 400 without an error document */
+        ck_assert_int_eq(ec2_parse_response(EC2_CREATE_TAGS, 400, XML, "<Nope/>", 7, &r, &e), -EREMOTEIO);
+        ck_assert(!e.retryable);
+        /* an error document with a 200 is not a success */
+        const char *errdoc = "<Response><Errors><Error><Code>X</Code></Error></Errors></Response>";
+        ck_assert_int_eq(ec2_parse_response(EC2_CREATE_TAGS, 200, XML, errdoc, strlen(errdoc), &r, &e), -EBADMSG);
+        /* the NULL err is allowed */
+        ck_assert_int_eq(ec2_parse_response(EC2_CREATE_TAGS, 404, XML, errdoc, strlen(errdoc), &r, NULL), -EREMOTEIO);
+}
+END_TEST
+
+START_TEST(test_parse_hostile) {
+        static const char *bodies[] = {
+                "",
+                "<DescribeNetworkInterfacesResponse>",                                  /* truncated */
+                "<DescribeNetworkInterfacesResponse><networkInterfaceSet><item><networkInterfaceId>eni-1",
+                "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;\">]>"
+                "<DescribeNetworkInterfacesResponse>&lol2;</DescribeNetworkInterfacesResponse>",
+                "<!DOCTYPE x SYSTEM \"file:///etc/passwd\"><DescribeNetworkInterfacesResponse/>",
+                "<DescribeNetworkInterfacesResponse><networkInterfaceSet><item><attachment><deviceIndex>x1"
+                "</deviceIndex></attachment></item></networkInterfaceSet></DescribeNetworkInterfacesResponse>",
+                "<DescribeNetworkInterfacesResponse><networkInterfaceSet><item><attachment><deviceIndex>99999999999999"
+                "</deviceIndex></attachment></item></networkInterfaceSet></DescribeNetworkInterfacesResponse>",
+                "<DescribeNetworkInterfacesResponse><networkInterfaceSet><item><privateIpAddressesSet><item><primary>yes"
+                "</primary></item></privateIpAddressesSet></item></networkInterfaceSet></DescribeNetworkInterfacesResponse>",
+                "<DescribeNetworkInterfacesResponse>\xff\xfe</DescribeNetworkInterfacesResponse>",
+                "<a><b></a></b>",
+                "not xml at all",
+        };
+        for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+                struct ec2_result *r = NULL;
+                struct ec2_error e;
+                int k = ec2_parse_response(EC2_DESCRIBE_NETWORK_INTERFACES, 200, XML, bodies[i], strlen(bodies[i]), &r, &e);
+                ck_assert_msg(k == -EBADMSG, "body %zu: %d", i, k);
+                ck_assert_ptr_null(r);
+                ck_assert(!e.retryable);
+        }
+        /* Wrong content type on a 200 */
+        struct ec2_result *r = NULL;
+        ck_assert_int_eq(ec2_parse_response(EC2_DESCRIBE_NETWORK_INTERFACES, 200, "application/json", "{}", 2, &r, NULL), -EBADMSG);
+        ck_assert_int_eq(ec2_parse_response(EC2_DESCRIBE_NETWORK_INTERFACES, 200, NULL, "<x/>", 4, &r, NULL), -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_parse_bounds) {
+        /* Depth beyond the walker's limit, an oversized text, an ENI with 100k private IPs. */
+        size_t cap = 8u << 20;
+        char *b = malloc(cap);
+        size_t n = (size_t)sprintf(b, "<DescribeNetworkInterfacesResponse>");
+        for (int i = 0; i < 40; i++)
+                n += (size_t)sprintf(b + n, "<x>");
+        for (int i = 0; i < 40; i++)
+                n += (size_t)sprintf(b + n, "</x>");
+        n += (size_t)sprintf(b + n, "</DescribeNetworkInterfacesResponse>");
+        struct ec2_result *r = NULL;
+        struct ec2_error e;
+        ck_assert_int_eq(ec2_parse_response(EC2_DESCRIBE_NETWORK_INTERFACES, 200, XML, b, n, &r, &e), -E2BIG);
+        n = (size_t)sprintf(b, "<DescribeNetworkInterfacesResponse><nextToken>");
+        memset(b + n, 'A', 100000);
+        n += 100000;
+        n += (size_t)sprintf(b + n, "</nextToken></DescribeNetworkInterfacesResponse>");
+        ck_assert_int_eq(ec2_parse_response(EC2_DESCRIBE_NETWORK_INTERFACES, 200, XML, b, n, &r, &e), -E2BIG);
+        n = (size_t)sprintf(b, "<DescribeNetworkInterfacesResponse><networkInterfaceSet><item><privateIpAddressesSet>");
+        for (int i = 0; i < 100000; i++)
+                n += (size_t)sprintf(b + n, "<item><privateIpAddress>10.%d.%d.%d</privateIpAddress></item>",
+                                     i >> 16, (i >> 8) & 255, i & 255);
+        n += (size_t)sprintf(b + n, "</privateIpAddressesSet></item></networkInterfaceSet></DescribeNetworkInterfacesResponse>");
+        ck_assert_int_eq(ec2_parse_response(EC2_DESCRIBE_NETWORK_INTERFACES, 200, XML, b, n, &r, &e), 0);
+        ck_assert_uint_eq(r->enis[0].n_private_ips, 100000);
+        ck_assert_str_eq(r->enis[0].private_ips[99999].address, "10.1.134.159");
+        ec2_result_free(r);
+        free(b);
+}
+END_TEST
+
+/* --- the client against a scripted server -------------------------------- */
+
+struct script {
+        int n;                          /* requests seen */
+        int fail_first;                 /* reply with `fail_status`/`fail_body` this many times */
+        int fail_status;
+        const char *fail_body;
+        const char *fail_type;
+        const char *ok_body;
+        size_t ok_len;
+};
+
+static void scripted(void *ud, const struct fakesrv_req *req, struct fakesrv_reply *rep) {
+        struct script *s = ud;
+        (void)req;
+        if (s->n++ < s->fail_first) {
+                rep->status = s->fail_status;
+                rep->body = s->fail_body;
+                rep->content_type = s->fail_type;
+                return;
+        }
+        rep->body = s->ok_body;
+        rep->len = s->ok_len;
+}
+
+static ec2_client *client_for(struct fakesrv *srv, struct fakeclock *fc, ratelimit *rl) {
+        setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+        setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+        setenv("AWS_SESSION_TOKEN", "session-token-xyz", 1);
+        struct ec2_options o = { .region = "us-west-2", .endpoint = fakesrv_url(srv), .clock = &fc->clock,
+                                 .limits = rl, .seed = 42 };
+        ec2_client *c = NULL;
+        struct errmsg err = { 0 };
+        ck_assert_msg(ec2_client_new(&o, &c, &err) == 0, "%s", err.text);
+        return c;
+}
+
+static const char *throttle_body =
+        "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message>"
+        "</Error></Errors><RequestID>t</RequestID></Response>";
+
+START_TEST(test_client_request_format_and_signing) {
+        size_t len;
+        struct script s = { .ok_body = fixture("create-network-interface.xml", &len) };
+        s.ok_body = strdup(s.ok_body);
+        struct fakesrv *srv = fakesrv_start(scripted, &s);
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1440938160);
+        ec2_client *c = client_for(srv, &fc, NULL);
+        const char *sgs[] = { "sg-0aaa", "sg-0bbb" };
+        struct ec2_tag tags[] = { { "node.k8s.amazonaws.com/instance_id", "i-0123" }, { "k", "v w" } };
+        struct ec2_create_eni q = { .subnet_id = "subnet-1", .security_groups = sgs, .n_security_groups = 2,
+                                    .description = "aws-K8S-i-0123", .tags = tags, .n_tags = 2,
+                                    .secondary_ip_count = 9, .client_token = "tok-1" };
+        struct ec2_result *r = NULL;
+        struct ec2_error e;
+        ck_assert_int_eq(ec2_create_eni(c, &q, &r, &e), 0);
+        ck_assert_str_eq(r->enis[0].id, "eni-0c000000000000003");
+        ck_assert_uint_eq(e.attempts, 1);
+        struct fakesrv_req req;
+        fakesrv_request(srv, 0, &req);
+        ck_assert_str_eq(req.method, "POST");
+        ck_assert_str_eq(req.url, "/");
+        ck_assert_str_eq(req.body,
+                "Action=CreateNetworkInterface&Version=2016-11-15&SubnetId=subnet-1&SecurityGroupId.1=sg-0aaa"
+                "&SecurityGroupId.2=sg-0bbb&Description=aws-K8S-i-0123&TagSpecification.1.ResourceType=network-interface"
+                "&TagSpecification.1.Tag.1.Key=node.k8s.amazonaws.com%2Finstance_id&TagSpecification.1.Tag.1.Value=i-0123"
+                "&TagSpecification.1.Tag.2.Key=k&TagSpecification.1.Tag.2.Value=v%20w"
+                "&SecondaryPrivateIpAddressCount=9&ClientToken=tok-1");
+        ck_assert_str_eq(req.amz_date, "20150830T123601Z");  /* the fake clock's wall time */
+        ck_assert_str_eq(req.security_token, "session-token-xyz");
+        ck_assert_str_eq(req.content_type, "application/x-www-form-urlencoded; charset=utf-8");
+        ck_assert_ptr_nonnull(strstr(req.authorization, "Credential=AKIDEXAMPLE/20150830/us-west-2/ec2/aws4_request, "
+                                                         "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, Signature="));
+        ec2_result_free(r);
+        ec2_client_free(c);
+        fakesrv_stop(srv);
+        free((void *)s.ok_body);
+}
+END_TEST
+
+START_TEST(test_client_retries_throttling_with_same_client_token) {
+        size_t len;
+        struct script s = { .fail_first = 3, .fail_status = 503, .fail_body = throttle_body };
+        s.ok_body = strdup(fixture("create-network-interface.xml", &len));
+        struct fakesrv *srv = fakesrv_start(scripted, &s);
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1700000000);
+        ratelimit *rl;
+        struct ratelimit_options ro = { .share = 1, .clock = &fc.clock };
+        ck_assert_int_eq(ratelimit_new(&ro, &rl), 0);
+        ec2_client *c = client_for(srv, &fc, rl);
+        struct ec2_create_eni q = { .subnet_id = "subnet-1", .prefix_count = 1 };
+        struct ec2_result *r = NULL;
+        struct ec2_error e;
+        ck_assert_int_eq(ec2_create_eni(c, &q, &r, &e), 0);
+        ck_assert_uint_eq(e.attempts, 4);
+        ck_assert_uint_eq(fakesrv_count(srv), 4);
+        /* Full jitter: each pause is within [0, min(cap, base * 2^n)]. */
+        ck_assert_uint_eq(fc.sleeps, 3);
+        ck_assert_uint_le(fc.sleep_log[0], 100000000ull);
+        ck_assert_uint_le(fc.sleep_log[1], 200000000ull);
+        ck_assert_uint_le(fc.sleep_log[2], 400000000ull);
+        char token[64] = "";
+        for (unsigned i = 0; i < 4; i++) {
+                struct fakesrv_req req;
+                fakesrv_request(srv, i, &req);
+                const char *t = strstr(req.body, "ClientToken=");
+                ck_assert_ptr_nonnull(t);
+                ck_assert_ptr_nonnull(strstr(req.body, "Ipv4PrefixCount=1"));
+                if (i == 0)
+                        snprintf(token, sizeof token, "%s", t);
+                ck_assert_str_eq(t, token);
+        }
+        ck_assert_uint_eq(strlen(token), strlen("ClientToken=") + 32);
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
+        ck_assert_uint_eq(st.calls, 4);
+        ck_assert_uint_eq(st.errors, 3);
+        ck_assert_uint_eq(st.throttled, 3);
+        ec2_result_free(r);
+        ec2_client_free(c);
+        ratelimit_free(rl);
+        fakesrv_stop(srv);
+        free((void *)s.ok_body);
+}
+END_TEST
+
+START_TEST(test_client_gives_up_after_max_attempts) {
+        struct script s = { .fail_first = 100, .fail_status = 500, .fail_body = "<html>oops</html>",
+                            .fail_type = "text/html" };
+        struct fakesrv *srv = fakesrv_start(scripted, &s);
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1700000000);
+        ec2_client *c = client_for(srv, &fc, NULL);
+        struct ec2_error e;
+        ck_assert_int_eq(ec2_delete_eni(c, "eni-1", &e), -EIO);
+        ck_assert_uint_eq(e.attempts, 5);
+        ck_assert_uint_eq(fakesrv_count(srv), 5);
+        ck_assert_int_eq(e.http_status, 500);
+        ck_assert(e.retryable);
+        /* Sum of the pauses is bounded by base * (1 + 2 + 4 + 8). */
+        ck_assert_uint_le(fc.slept_ns, 1500000000ull);
+        ec2_client_free(c);
+        fakesrv_stop(srv);
+}
+END_TEST
+
+START_TEST(test_client_does_not_retry_client_errors) {
+        size_t len;
+        struct script s = { .fail_first = 100, .fail_status = 400 };
+        s.fail_body = strdup(fixture("error-not-found.xml", &len));
+        struct fakesrv *srv = fakesrv_start(scripted, &s);
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1700000000);
+        ec2_client *c = client_for(srv, &fc, NULL);
+        struct ec2_error e;
+        const char *ids[] = { "eni-0123456789abcdef0" };
+        struct ec2_result *r = NULL;
+        ck_assert_int_eq(ec2_describe_enis(c, ids, 1, &r, &e), -ENOENT);
+        ck_assert_ptr_null(r);
+        ck_assert_uint_eq(fakesrv_count(srv), 1);
+        ck_assert_uint_eq(fc.sleeps, 0);
+        ck_assert_str_eq(e.code, "InvalidNetworkInterfaceID.NotFound");
+        ck_assert_str_eq(e.request_id, "5d1b1e7a-0f5e-4bb0-8a8e-example");
+        ec2_client_free(c);
+        fakesrv_stop(srv);
+        free((void *)s.fail_body);
+}
+END_TEST
+
+START_TEST(test_client_transport_errors) {
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1700000000);
+        setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
+        setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+        /* A port nobody listens on: refused, retried, then reported. */
+        struct fakesrv *srv = fakesrv_start(scripted, &(struct script){ 0 });
+        char url[64];
+        snprintf(url, sizeof url, "%s", fakesrv_url(srv));
+        fakesrv_stop(srv);
+        struct ec2_options o = { .region = "us-east-1", .endpoint = url, .clock = &fc.clock, .max_attempts = 3 };
+        ec2_client *c = NULL;
+        ck_assert_int_eq(ec2_client_new(&o, &c, NULL), 0);
+        struct ec2_error e;
+        ck_assert_int_eq(ec2_delete_eni(c, "eni-1", &e), -ECONNREFUSED);
+        ck_assert_uint_eq(e.attempts, 3);
+        ck_assert(e.retryable);
+        ck_assert_int_eq(e.http_status, 0);
+        ck_assert_ptr_nonnull(strstr(e.msg.text, "DeleteNetworkInterface"));
+        ec2_client_free(c);
+}
+END_TEST
+
+START_TEST(test_client_timeout_and_oversize) {
+        struct script s = { .ok_body = "<DescribeSubnetsResponse/>" };
+        struct fakesrv *srv = fakesrv_start(scripted, &s);
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1700000000);
+        setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
+        setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+        struct ec2_options o = { .region = "us-east-1", .endpoint = fakesrv_url(srv), .clock = &fc.clock,
+                                 .http = { .max_body = 10 } };
+        ec2_client *c = NULL;
+        ck_assert_int_eq(ec2_client_new(&o, &c, NULL), 0);
+        struct ec2_error e;
+        struct ec2_result *r = NULL;
+        ck_assert_int_eq(ec2_describe_subnets(c, NULL, 0, NULL, 0, &r, &e), -EFBIG);
+        ck_assert(!e.retryable);
+        ck_assert_uint_eq(fakesrv_count(srv), 1);
+        ec2_client_free(c);
+        fakesrv_stop(srv);
+}
+END_TEST
+
+static void slow(void *ud, const struct fakesrv_req *req, struct fakesrv_reply *rep) {
+        (void)ud, (void)req;
+        rep->delay_ms = 700;
+        rep->body = "<DescribeSubnetsResponse/>";
+}
+
+START_TEST(test_client_total_timeout) {
+        struct fakesrv *srv = fakesrv_start(slow, NULL);
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1700000000);
+        setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
+        setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+        struct ec2_options o = { .region = "us-east-1", .endpoint = fakesrv_url(srv), .clock = &fc.clock,
+                                 .http = { .total_timeout_ms = 200 }, .max_attempts = 2 };
+        ec2_client *c = NULL;
+        ck_assert_int_eq(ec2_client_new(&o, &c, NULL), 0);
+        struct ec2_error e;
+        struct ec2_result *r = NULL;
+        ck_assert_int_eq(ec2_describe_subnets(c, NULL, 0, NULL, 0, &r, &e), -ETIMEDOUT);
+        ck_assert_uint_eq(e.attempts, 2);
+        ec2_client_free(c);
+        fakesrv_stop(srv);
+}
+END_TEST
+
+START_TEST(test_endpoint_and_region_choice) {
+        setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
+        setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+        unsetenv("AWS_ENDPOINT_URL_EC2");
+        unsetenv("AWS_ENDPOINT_URL");
+        setenv("AWS_REGION", "eu-west-3", 1);
+        setenv("AWS_DEFAULT_REGION", "us-east-2", 1);
+        ec2_client *c = NULL;
+        ck_assert_int_eq(ec2_client_new(NULL, &c, NULL), 0);
+        ck_assert_str_eq(ec2_client_region(c), "eu-west-3");
+        ck_assert_str_eq(ec2_client_endpoint(c), "https://ec2.eu-west-3.amazonaws.com/");
+        c = ec2_client_free(c);
+        unsetenv("AWS_REGION");
+        setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566", 1);
+        ck_assert_int_eq(ec2_client_new(NULL, &c, NULL), 0);
+        ck_assert_str_eq(ec2_client_region(c), "us-east-2");
+        ck_assert_str_eq(ec2_client_endpoint(c), "http://127.0.0.1:4566");
+        c = ec2_client_free(c);
+        setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:5000/", 1);
+        ck_assert_int_eq(ec2_client_new(NULL, &c, NULL), 0);
+        ck_assert_str_eq(ec2_client_endpoint(c), "http://127.0.0.1:5000/");
+        c = ec2_client_free(c);
+        struct errmsg err = { 0 };
+        setenv("AWS_ENDPOINT_URL_EC2", "ftp://x/", 1);
+        ck_assert_int_eq(ec2_client_new(NULL, &c, &err), -EINVAL);
+        setenv("AWS_ENDPOINT_URL_EC2", "http://x/some/path", 1);
+        ck_assert_int_eq(ec2_client_new(NULL, &c, &err), -EINVAL);
+        unsetenv("AWS_ENDPOINT_URL_EC2");
+        setenv("AWS_DEFAULT_REGION", "Bad Region", 1);
+        ck_assert_int_eq(ec2_client_new(NULL, &c, &err), -EINVAL);
+        ck_assert_ptr_null(c);
+}
+END_TEST
+
+START_TEST(test_argument_checks) {
+        struct fakesrv *srv = fakesrv_start(scripted, &(struct script){ .ok_body = "<x/>" });
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1700000000);
+        ec2_client *c = client_for(srv, &fc, NULL);
+        struct ec2_error e;
+        ck_assert_int_eq(ec2_assign_private_ips(c, "eni-1", 1, 1, NULL, &e), -EINVAL);
+        ck_assert_int_eq(ec2_assign_private_ips(c, "eni-1", 0, 0, NULL, &e), -EINVAL);
+        ck_assert_int_eq(ec2_describe_enis(c, NULL, 0, NULL, &e), -EINVAL);
+        ck_assert_int_eq(ec2_describe_enis_page(c, NULL, 0, 4, NULL, NULL, &e), -EINVAL);
+        ck_assert_int_eq(ec2_create_eni(c, &(struct ec2_create_eni){ .subnet_id = "s", .secondary_ip_count = 1,
+                                                                     .prefix_count = 1 }, NULL, &e), -EINVAL);
+        ck_assert_uint_eq(fakesrv_count(srv), 0);
+        ec2_client_free(c);
+        fakesrv_stop(srv);
+}
+END_TEST
+
+START_TEST(test_client_side_rate_limit_paces_calls) {
+        struct script s = { .ok_body = "<DeleteNetworkInterfaceResponse><return>true</return></DeleteNetworkInterfaceResponse>" };
+        struct fakesrv *srv = fakesrv_start(scripted, &s);
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1700000000);
+        ratelimit *rl;
+        /* share 0.1 of (100, 5/s): 10 calls at once, then one per 2 s. */
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 0.1, .clock = &fc.clock }, &rl), 0);
+        ec2_client *c = client_for(srv, &fc, rl);
+        for (int i = 0; i < 13; i++)
+                ck_assert_int_eq(ec2_delete_eni(c, "eni-1", NULL), 0);
+        ck_assert_uint_eq(fc.sleeps, 3);
+        ck_assert_uint_ge(fc.slept_ns, 5900000000ull);
+        ck_assert_uint_le(fc.slept_ns, 6100000000ull);
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
+        ck_assert_uint_eq(st.waits, 3);
+        ck_assert_uint_eq(st.calls, 13);
+        ec2_client_free(c);
+        ratelimit_free(rl);
+        fakesrv_stop(srv);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("ec2");
+        TCase *tc = tcase_create("parse");
+        tcase_add_test(tc, test_parse_describe_enis);
+        tcase_add_test(tc, test_parse_describe_enis_moto_last_page);
+        tcase_add_test(tc, test_parse_describe_instances);
+        tcase_add_test(tc, test_parse_instance_types);
+        tcase_add_test(tc, test_parse_subnets);
+        tcase_add_test(tc, test_parse_create_attach_assign);
+        tcase_add_test(tc, test_parse_return_actions);
+        tcase_add_test(tc, test_parse_errors);
+        tcase_add_test(tc, test_parse_error_codes_and_shapes);
+        tcase_add_test(tc, test_parse_hostile);
+        tcase_add_test(tc, test_parse_bounds);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("client");
+        tcase_set_timeout(tc, 30);
+        tcase_add_test(tc, test_client_request_format_and_signing);
+        tcase_add_test(tc, test_client_retries_throttling_with_same_client_token);
+        tcase_add_test(tc, test_client_gives_up_after_max_attempts);
+        tcase_add_test(tc, test_client_does_not_retry_client_errors);
+        tcase_add_test(tc, test_client_transport_errors);
+        tcase_add_test(tc, test_client_timeout_and_oversize);
+        tcase_add_test(tc, test_client_total_timeout);
+        tcase_add_test(tc, test_endpoint_and_region_choice);
+        tcase_add_test(tc, test_argument_checks);
+        tcase_add_test(tc, test_client_side_rate_limit_paces_calls);
+        suite_add_tcase(s, tc);
+        return testlib_run(s);
+}
