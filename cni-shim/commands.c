@@ -1,0 +1,273 @@
+/*
+ * commands: ADD, DEL, CHECK, GC, STATUS and VERSION of vpc-cni.
+ *
+ * The daemon owns addresses; this file owns the order of things and the
+ * mapping of every failure to a CNI code:
+ *   - daemon unreachable, timed out, out of addresses, shutting down: 11,
+ *     so the runtime retries (ADD first waits CNI_DAEMON_WAIT_MS for the
+ *     socket, the daemon may be restarting);
+ *   - the daemon refused for good: 101; its reply made no sense: 102;
+ *   - a netlink failure: 100; CNI_IFNAME already in the pod: 103;
+ *   - CHECK found drift: 104; the daemon does not know the container: 3.
+ * ADD releases the address again (a "del" with reason "SetupFailed") when
+ * the dataplane fails, except when the interface already existed — then the
+ * address belongs to the attachment that is already wired.
+ * DEL succeeds whenever nothing is left behind: with the daemon unreachable
+ * it cleans what prevResult names and leaves the address to the daemon's
+ * reconciliation.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cni-commands.h"
+#include "cni-result.h"
+#include "log.h"
+#include "protocol.h"
+
+static int fail(struct cni_ctx *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(struct cni_ctx *ctx, int code, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ctx->msg, sizeof ctx->msg, fmt, ap);
+        va_end(ap);
+        ctx->code = code;
+        return -1;
+}
+
+static bool unreachable(int r) {
+        return r == -ENOENT || r == -ECONNREFUSED;
+}
+
+static void sleep_ms(long ms) {
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+}
+
+static long elapsed_ms(const struct timespec *t0) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Call the daemon; while it is unreachable, retry for up to wait_ms. */
+static int call(struct cni_ctx *ctx, const struct proto_request *req, int deadline_ms, int wait_ms,
+                struct proto_reply *reply, struct errmsg *err) {
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+                int r = proto_call(ctx->cfg->socket, req, deadline_ms, reply, err);
+                if (!unreachable(r) || elapsed_ms(&t0) >= wait_ms)
+                        return r;
+                sleep_ms(20);
+        }
+}
+
+/* Map a failed call or an error reply to the CNI answer. */
+static int daemon_failure(struct cni_ctx *ctx, const char *op, int r, const struct errmsg *err,
+                          const struct proto_reply *reply) {
+        if (r >= 0 && !reply->ok) {
+                bool again = reply->error.retry || strcmp(reply->error.code, PROTO_E_NO_ADDRESS) == 0 ||
+                             strcmp(reply->error.code, PROTO_E_SHUTTING_DOWN) == 0;
+                if (strcmp(reply->error.code, PROTO_E_UNKNOWN_CONTAINER) == 0)
+                        return fail(ctx, CNI_ERR_UNKNOWN_CONTAINER, "vpc-ipamd does not know container %s/%s: %s",
+                                    ctx->env->container_id, ctx->env->ifname, reply->error.msg);
+                return fail(ctx, again ? CNI_ERR_TRY_AGAIN_LATER : CNI_ERR_DAEMON, "vpc-ipamd refused %s (%s): %s",
+                            op, reply->error.code, reply->error.msg);
+        }
+        if (unreachable(r) || r == -ETIMEDOUT || r == -ECONNRESET)
+                return fail(ctx, CNI_ERR_TRY_AGAIN_LATER, "vpc-ipamd is not answering on %s, try again later: %s",
+                            ctx->cfg->socket, errmsg_text(err, r));
+        if (r == -EBADMSG)
+                return fail(ctx, CNI_ERR_PROTOCOL, "vpc-ipamd sent a bad reply to %s: %s", op, errmsg_text(err, r));
+        return fail(ctx, CNI_ERR_IO, "cannot ask vpc-ipamd for %s: %s", op, errmsg_text(err, r));
+}
+
+static void attachment(const struct cni_env *env, struct proto_attachment *att) {
+        snprintf(att->container_id, sizeof att->container_id, "%s", env->container_id);
+        snprintf(att->ifname, sizeof att->ifname, "%s", env->ifname);
+}
+
+static struct dp_pod pod_of(const struct cni_ctx *ctx, const char *ip, uint32_t table, unsigned mtu) {
+        return (struct dp_pod){
+                .container_id = ctx->env->container_id, .ifname = ctx->env->ifname,
+                .veth_prefix = ctx->cfg->veth_prefix, .ip = ip, .route_table = table, .mtu = mtu,
+                .fault = ctx->fault, .fault_data = ctx->fault_data,
+        };
+}
+
+/* --- ADD ---------------------------------------------------------------------------------- */
+
+static void release_after_failure(struct cni_ctx *ctx) {
+        struct proto_request req = { .op = PROTO_OP_DEL };
+        struct proto_reply reply = { 0 };
+        struct errmsg err = { 0 };
+        attachment(ctx->env, &req.att);
+        snprintf(req.reason, sizeof req.reason, "SetupFailed");
+        int r = proto_call(ctx->cfg->socket, &req, CNI_DEADLINE_DEL_MS, &reply, &err);
+        if (r < 0 || !reply.ok)
+                log_warn("could not release the address after a failed ADD; the daemon will reclaim it",
+                         LF_STR("container_id", ctx->env->container_id), LF_STR("error", errmsg_text(&err, r)));
+        proto_reply_done(&reply);
+}
+
+static int add_request(struct cni_ctx *ctx, struct proto_request *req) {
+        const struct cni_env *e = ctx->env;
+        *req = (struct proto_request){ .op = PROTO_OP_ADD };
+        attachment(e, &req->att);
+        snprintf(req->netns, sizeof req->netns, "%s", e->netns);
+        snprintf(req->pod_namespace, sizeof req->pod_namespace, "%s", e->pod_namespace);
+        snprintf(req->pod_name, sizeof req->pod_name, "%s", e->pod_name);
+        snprintf(req->pod_uid, sizeof req->pod_uid, "%s", e->pod_uid);
+        snprintf(req->pod_infra_container_id, sizeof req->pod_infra_container_id, "%s", e->pod_infra_container_id);
+        return 0;
+}
+
+static int add_wire(struct cni_ctx *ctx, const struct proto_address *a) {
+        struct errmsg err = { 0 };
+        struct dp_links links;
+        unsigned mtu = ctx->cfg->mtu ? ctx->cfg->mtu : a->mtu;
+        struct dp_pod pod = pod_of(ctx, a->ip, a->route_table, mtu);
+        int r = dp_add(ctx->env->netns, &pod, &links, &err);
+        if (r < 0) {
+                if (r != -EEXIST)
+                        release_after_failure(ctx);
+                return fail(ctx, r == -EEXIST ? CNI_ERR_INTERFACE_EXISTS : CNI_ERR_DATAPLANE,
+                            "cannot wire %s for container %s: %s", a->ip, ctx->env->container_id,
+                            errmsg_text(&err, r));
+        }
+        struct cni_result res = { .sandbox = ctx->env->netns, .mtu = mtu };
+        snprintf(res.host_ifname, sizeof res.host_ifname, "%s", links.host_ifname);
+        snprintf(res.host_mac, sizeof res.host_mac, "%s", links.host_mac);
+        snprintf(res.pod_ifname, sizeof res.pod_ifname, "%s", ctx->env->ifname);
+        snprintf(res.pod_mac, sizeof res.pod_mac, "%s", links.pod_mac);
+        snprintf(res.ip, sizeof res.ip, "%s", a->ip);
+        snprintf(res.gateway, sizeof res.gateway, "%s", DP_POD_GATEWAY);
+        r = cni_result_render(&res, ctx->cfg->cni_version, ctx->cfg->prev_result, &ctx->out);
+        return r < 0 ? fail(ctx, CNI_ERR_IO, "cannot render the result: %s", strerror(-r)) : 0;
+}
+
+int cni_cmd_add(struct cni_ctx *ctx) {
+        struct proto_request req;
+        struct proto_reply reply = { 0 };
+        struct errmsg err = { 0 };
+        add_request(ctx, &req);
+        int r = call(ctx, &req, CNI_DEADLINE_ADD_MS, CNI_DAEMON_WAIT_MS, &reply, &err);
+        if (r < 0 || !reply.ok)
+                r = daemon_failure(ctx, "add", r, &err, &reply);
+        else
+                r = add_wire(ctx, &reply.addr);
+        proto_reply_done(&reply);
+        return r;
+}
+
+/* --- DEL ---------------------------------------------------------------------------------- */
+
+int cni_cmd_del(struct cni_ctx *ctx) {
+        struct proto_request req = { .op = PROTO_OP_DEL };
+        struct proto_reply reply = { 0 };
+        struct errmsg err = { 0 };
+        char ip[PROTO_IP_MAX] = "", hint[PROTO_IFNAME_MAX + 1] = "";
+        attachment(ctx->env, &req.att);
+        snprintf(req.reason, sizeof req.reason, "PodDeleted");
+        (void)cni_result_prev_parse(ctx->cfg->prev_result, ip, hint);
+        int r = proto_call(ctx->cfg->socket, &req, CNI_DEADLINE_DEL_MS, &reply, &err);
+        if (r >= 0 && reply.ok)
+                /* the daemon is the truth: no address means it is not ours any more */
+                snprintf(ip, sizeof ip, "%s", reply.addr.has_ip ? reply.addr.ip : "");
+        else
+                log_warn("vpc-ipamd did not release the address; cleaning up from prevResult",
+                         LF_STR("container_id", ctx->env->container_id), LF_STR("ip", ip),
+                         LF_STR("error", r < 0 ? errmsg_text(&err, r) : reply.error.msg));
+        proto_reply_done(&reply);
+        struct dp_pod pod = pod_of(ctx, ip, 0, 0);
+        errmsg_clear(&err);
+        r = dp_del(&pod, hint, &err);
+        if (r < 0)
+                return fail(ctx, CNI_ERR_DATAPLANE, "cannot remove the network of container %s: %s",
+                            ctx->env->container_id, errmsg_text(&err, r));
+        return 0;
+}
+
+/* --- CHECK -------------------------------------------------------------------------------- */
+
+static int check_prev(struct cni_ctx *ctx, const char *ip) {
+        char prev_ip[PROTO_IP_MAX], hint[PROTO_IFNAME_MAX + 1];
+        if (cni_result_prev_parse(ctx->cfg->prev_result, prev_ip, hint) < 0 || !prev_ip[0])
+                return 0;
+        if (strcmp(prev_ip, ip) != 0)
+                return fail(ctx, CNI_ERR_DRIFT, "prevResult has address %s but vpc-ipamd assigned %s", prev_ip, ip);
+        return 0;
+}
+
+int cni_cmd_check(struct cni_ctx *ctx) {
+        struct proto_request req = { .op = PROTO_OP_CHECK };
+        struct proto_reply reply = { 0 };
+        struct errmsg err = { 0 };
+        attachment(ctx->env, &req.att);
+        int r = proto_call(ctx->cfg->socket, &req, CNI_DEADLINE_CHECK_MS, &reply, &err);
+        if (r < 0 || !reply.ok) {
+                r = daemon_failure(ctx, "check", r, &err, &reply);
+                proto_reply_done(&reply);
+                return r;
+        }
+        r = check_prev(ctx, reply.addr.ip);
+        if (r >= 0) {
+                struct dp_pod pod = pod_of(ctx, reply.addr.ip, reply.addr.route_table, 0);
+                r = dp_check(ctx->env->netns, &pod, &err);
+                if (r < 0)
+                        r = fail(ctx, r == -EUCLEAN ? CNI_ERR_DRIFT : CNI_ERR_DATAPLANE, "CHECK of %s: %s",
+                                 ctx->env->container_id, errmsg_text(&err, r));
+        }
+        proto_reply_done(&reply);
+        return r;
+}
+
+/* --- GC, STATUS, VERSION ------------------------------------------------------------------ */
+
+int cni_cmd_gc(struct cni_ctx *ctx) {
+        struct proto_request req = { .op = PROTO_OP_GC, .valid = ctx->cfg->valid, .n_valid = ctx->cfg->n_valid };
+        struct proto_reply reply = { 0 };
+        struct errmsg err = { 0 }, dperr = { 0 };
+        unsigned removed = 0;
+        int r = proto_call(ctx->cfg->socket, &req, CNI_DEADLINE_GC_MS, &reply, &err);
+        bool answered = r >= 0 && reply.ok;
+        /* leftover veths can go even without the daemon; rules need its list */
+        int d = dp_gc(ctx->cfg->veth_prefix, ctx->cfg->valid, ctx->cfg->n_valid, answered ? reply.released : NULL,
+                      answered ? reply.n_released : 0, &removed, &dperr);
+        log_info("GC done", LF_INT("valid", ctx->cfg->n_valid), LF_INT("released", answered ? reply.n_released : 0),
+                 LF_INT("removed", removed));
+        if (!answered)
+                r = daemon_failure(ctx, "gc", r, &err, &reply);
+        else if (d < 0)
+                r = fail(ctx, CNI_ERR_DATAPLANE, "GC: %s", errmsg_text(&dperr, d));
+        proto_reply_done(&reply);
+        return r < 0 ? r : 0;
+}
+
+int cni_cmd_status(struct cni_ctx *ctx) {
+        struct proto_request req = { .op = PROTO_OP_STATUS };
+        struct proto_reply reply = { 0 };
+        struct errmsg err = { 0 };
+        int r = proto_call(ctx->cfg->socket, &req, CNI_DEADLINE_STATUS_MS, &reply, &err);
+        if (r < 0)
+                r = fail(ctx, CNI_ERR_UNAVAILABLE, "vpc-ipamd is not reachable on %s: %s", ctx->cfg->socket,
+                         errmsg_text(&err, r));
+        else if (!reply.ok)
+                r = fail(ctx, CNI_ERR_UNAVAILABLE, "vpc-ipamd refused status (%s): %s", reply.error.code,
+                         reply.error.msg);
+        else if (!reply.ready)
+                r = fail(ctx, CNI_ERR_UNAVAILABLE, "vpc-ipamd cannot serve addresses: %s",
+                         reply.reason[0] ? reply.reason : "not ready");
+        proto_reply_done(&reply);
+        return r;
+}
+
+int cni_cmd_version(struct cni_ctx *ctx) {
+        int r = cni_version_render(ctx->cfg ? ctx->cfg->cni_version : NULL, &ctx->out);
+        return r < 0 ? fail(ctx, CNI_ERR_IO, "cannot render the version: %s", strerror(-r)) : 0;
+}

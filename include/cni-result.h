@@ -1,0 +1,49 @@
+/*
+ * cni-result: the JSON that vpc-cni prints on stdout — the ADD/CHECK result in
+ * the shape of the requested cniVersion, the VERSION answer, and the error
+ * object. Each renderer builds the whole document in memory and hands back
+ * one string, so the plugin prints either a complete answer or nothing.
+ *
+ * Shapes: 0.3.0, 0.3.1 and 0.4.0 put "version":"4" on each ips[] entry;
+ * 1.0.0 drops it; 1.1.0 adds "mtu" on the interfaces.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+
+#include "protocol.h"
+
+struct cni_result {
+        char host_ifname[PROTO_IFNAME_MAX + 1];
+        char host_mac[18];
+        char pod_ifname[PROTO_IFNAME_MAX + 1];
+        char pod_mac[18];
+        const char *sandbox;    /* the netns path */
+        char ip[PROTO_IP_MAX];
+        char gateway[PROTO_IP_MAX];
+        unsigned mtu;
+};
+
+/*
+ * Render r for cni_version. prev (may be NULL) is a prevResult from an
+ * earlier plugin of a chain: its interfaces, ips and routes come first and
+ * ours are appended, with our ips[].interface indexes shifted to match.
+ */
+int cni_result_render(const struct cni_result *r, const char *cni_version, const cJSON *prev, char **ret);
+
+/* {"cniVersion":..,"supportedVersions":[..]} */
+int cni_version_render(const char *cni_version, char **ret);
+
+/* {"cniVersion":..,"code":..,"msg":..,"details":..}; details may be NULL. */
+int cni_error_render(const char *cni_version, int code, const char *msg, const char *details, char **ret);
+
+/*
+ * What DEL needs from a prevResult when the daemon cannot tell it: the first
+ * IPv4 address of ips[] (without the prefix) and the name of the host-side
+ * interface (the one without a sandbox). Missing parts stay empty; returns
+ * -ENOENT when prev has neither.
+ */
+int cni_result_prev_parse(const cJSON *prev, char ip[static PROTO_IP_MAX],
+                          char host_ifname[static PROTO_IFNAME_MAX + 1]);

@@ -1,0 +1,29 @@
+/*
+ * netns: reaching into a pod's network namespace without living in it.
+ *
+ * The plugin never runs code "inside" the pod namespace. It opens the
+ * namespace file, and netns_nl_socket() switches the calling thread into it
+ * only for the two calls that create a netlink socket, then switches back and
+ * verifies that it is home again. A netlink socket stays bound to the
+ * namespace it was created in, so every pod-side change goes through that
+ * socket while the thread itself stays in the host namespace. If the switch
+ * back were ever to fail (it cannot with a valid descriptor of our own
+ * namespace) the process aborts rather than carry on in the wrong namespace.
+ */
+#pragma once
+
+#include <netlink/netlink.h>
+
+/* Open a namespace file (e.g. /var/run/netns/x, /proc/PID/ns/net) read-only,
+ * close-on-exec. -ENOENT when it does not exist, -EINVAL when it is not a
+ * network namespace. */
+int netns_open(const char *path, int *ret_fd);
+
+/* A connected NETLINK_ROUTE libnl socket whose namespace is nsfd's. */
+int netns_nl_socket(int nsfd, struct nl_sock **ret);
+
+/* A connected NETLINK_ROUTE socket in the calling thread's namespace. */
+int netns_nl_socket_here(struct nl_sock **ret);
+
+/* libnl error (negative NLE_*) to a negative errno. */
+int netns_nl_errno(int nlerr);

@@ -1,0 +1,146 @@
+/*
+ * test-cni-result: results come out in the shape of the requested
+ * cniVersion, chain onto a prevResult, and errors/VERSION are well formed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cni-result.h"
+#include "testlib.h"
+
+static const struct cni_result R = {
+        .host_ifname = "eni0123456789ab", .host_mac = "02:00:00:00:00:01",
+        .pod_ifname = "eth0", .pod_mac = "0a:00:00:00:00:02",
+        .sandbox = "/var/run/netns/p1", .ip = "10.0.1.5", .gateway = "169.254.1.1", .mtu = 9001,
+};
+
+static cJSON *render(const char *v, const cJSON *prev) {
+        char *s = NULL;
+        ck_assert_int_eq(cni_result_render(&R, v, prev, &s), 0);
+        cJSON *o = cJSON_Parse(s);
+        ck_assert_ptr_nonnull(o);
+        free(s);
+        return o;
+}
+
+static const cJSON *at(const cJSON *o, const char *key, int i) {
+        const cJSON *a = cJSON_GetObjectItem(o, key);
+        ck_assert(cJSON_IsArray(a));
+        const cJSON *e = cJSON_GetArrayItem(a, i);
+        ck_assert_ptr_nonnull(e);
+        return e;
+}
+
+static const char *str(const cJSON *o, const char *key) {
+        const cJSON *v = cJSON_GetObjectItem(o, key);
+        return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+START_TEST(test_shape_1_1) {
+        cJSON *o = render("1.1.0", NULL);
+        ck_assert_str_eq(str(o, "cniVersion"), "1.1.0");
+        const cJSON *host = at(o, "interfaces", 0), *pod = at(o, "interfaces", 1);
+        ck_assert_str_eq(str(host, "name"), "eni0123456789ab");
+        ck_assert_ptr_null(cJSON_GetObjectItem(host, "sandbox"));
+        ck_assert_str_eq(str(pod, "name"), "eth0");
+        ck_assert_str_eq(str(pod, "sandbox"), "/var/run/netns/p1");
+        ck_assert_str_eq(str(pod, "mac"), "0a:00:00:00:00:02");
+        ck_assert_int_eq(cJSON_GetObjectItem(pod, "mtu")->valueint, 9001);
+        const cJSON *ip = at(o, "ips", 0);
+        ck_assert_str_eq(str(ip, "address"), "10.0.1.5/32");
+        ck_assert_str_eq(str(ip, "gateway"), "169.254.1.1");
+        ck_assert_int_eq(cJSON_GetObjectItem(ip, "interface")->valueint, 1);
+        ck_assert_ptr_null(cJSON_GetObjectItem(ip, "version"));
+        ck_assert_str_eq(str(at(o, "routes", 0), "dst"), "0.0.0.0/0");
+        ck_assert(cJSON_IsObject(cJSON_GetObjectItem(o, "dns")));
+        cJSON_Delete(o);
+}
+END_TEST
+
+START_TEST(test_shape_1_0_has_no_mtu) {
+        cJSON *o = render("1.0.0", NULL);
+        ck_assert_ptr_null(cJSON_GetObjectItem(at(o, "interfaces", 1), "mtu"));
+        ck_assert_ptr_null(cJSON_GetObjectItem(at(o, "ips", 0), "version"));
+        cJSON_Delete(o);
+}
+END_TEST
+
+START_TEST(test_shape_legacy) {
+        const char *versions[] = { "0.3.0", "0.3.1", "0.4.0" };
+        for (int i = 0; i < 3; i++) {
+                cJSON *o = render(versions[i], NULL);
+                ck_assert_str_eq(str(o, "cniVersion"), versions[i]);
+                ck_assert_str_eq(str(at(o, "ips", 0), "version"), "4");
+                ck_assert_ptr_null(cJSON_GetObjectItem(at(o, "interfaces", 1), "mtu"));
+                cJSON_Delete(o);
+        }
+}
+END_TEST
+
+START_TEST(test_chained_prev_result) {
+        cJSON *prev = cJSON_Parse("{\"interfaces\":[{\"name\":\"x0\"}],\"ips\":[{\"version\":\"4\",\"address\":"
+                                  "\"192.168.0.2/24\",\"interface\":0}],\"routes\":[{\"dst\":\"192.168.0.0/16\"}],"
+                                  "\"dns\":{\"nameservers\":[\"10.0.0.2\"]}}");
+        cJSON *o = render("1.0.0", prev);
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "interfaces")), 3);
+        ck_assert_str_eq(str(at(o, "interfaces", 0), "name"), "x0");
+        ck_assert_int_eq(cJSON_GetObjectItem(at(o, "ips", 1), "interface")->valueint, 2);
+        ck_assert_ptr_null(cJSON_GetObjectItem(at(o, "ips", 0), "version"));
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "routes")), 2);
+        ck_assert_ptr_nonnull(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "dns"), "nameservers"));
+        cJSON_Delete(o);
+        cJSON_Delete(prev);
+}
+END_TEST
+
+START_TEST(test_prev_parse) {
+        char ip[PROTO_IP_MAX], host[PROTO_IFNAME_MAX + 1];
+        cJSON *o = render("1.1.0", NULL);
+        ck_assert_int_eq(cni_result_prev_parse(o, ip, host), 0);
+        ck_assert_str_eq(ip, "10.0.1.5");
+        ck_assert_str_eq(host, "eni0123456789ab");
+        cJSON_Delete(o);
+        cJSON *empty = cJSON_Parse("{}");
+        ck_assert_int_eq(cni_result_prev_parse(empty, ip, host), -ENOENT);
+        ck_assert_int_eq(cni_result_prev_parse(NULL, ip, host), -ENOENT);
+        cJSON_Delete(empty);
+        cJSON *junk = cJSON_Parse("{\"ips\":[{\"address\":\"nope\"},{\"address\":7}],\"interfaces\":[{\"name\":"
+                                  "\"a/b\"}]}");
+        ck_assert_int_eq(cni_result_prev_parse(junk, ip, host), -ENOENT);
+        cJSON_Delete(junk);
+}
+END_TEST
+
+START_TEST(test_error_and_version) {
+        char *s = NULL;
+        ck_assert_int_eq(cni_error_render("0.4.0", 11, "try later", "because", &s), 0);
+        cJSON *o = cJSON_Parse(s);
+        ck_assert_str_eq(str(o, "cniVersion"), "0.4.0");
+        ck_assert_int_eq(cJSON_GetObjectItem(o, "code")->valueint, 11);
+        ck_assert_str_eq(str(o, "msg"), "try later");
+        ck_assert_str_eq(str(o, "details"), "because");
+        cJSON_Delete(o);
+        free(s);
+        ck_assert_int_eq(cni_error_render("9.9.9", 4, "x", NULL, &s), 0);
+        ck_assert_ptr_nonnull(strstr(s, "\"cniVersion\":\"1.1.0\""));
+        free(s);
+        ck_assert_int_eq(cni_version_render("0.3.1", &s), 0);
+        ck_assert_str_eq(s, "{\"cniVersion\":\"0.3.1\",\"supportedVersions\":[\"0.3.0\",\"0.3.1\",\"0.4.0\","
+                            "\"1.0.0\",\"1.1.0\"]}");
+        free(s);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("cni-result");
+        TCase *tc = tcase_create("core");
+        tcase_add_test(tc, test_shape_1_1);
+        tcase_add_test(tc, test_shape_1_0_has_no_mtu);
+        tcase_add_test(tc, test_shape_legacy);
+        tcase_add_test(tc, test_chained_prev_result);
+        tcase_add_test(tc, test_prev_parse);
+        tcase_add_test(tc, test_error_and_version);
+        suite_add_tcase(s, tc);
+        return testlib_run(s);
+}

@@ -1,0 +1,493 @@
+/*
+ * test-dataplane: dp_add/dp_del/dp_check/dp_gc against the real kernel.
+ *
+ * Every case runs in Check's forked child, which first unshares a fresh
+ * network namespace — the "host" (node) side — so the machine's own
+ * namespace is never touched. Pod namespaces are made inside the case with
+ * unshare() as well and held only by a file descriptor, addressed as
+ * /proc/<pid>/fd/<n>; they vanish when the case's process exits, whatever
+ * happens. The kernel state is read back with `ip -j` (the tests may exec
+ * ip; the plugin never does) so the checks do not share code with what they
+ * check.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "dataplane.h"
+#include "testlib.h"
+
+static int host_fd = -1;
+
+/* Make the calling process's namespace a fresh one, with lo up. */
+static void enter_fresh_host(void) {
+        ck_assert_msg(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s (needs root)", strerror(errno));
+        host_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(host_fd, 0);
+        ck_assert_int_eq(system("ip link set lo up"), 0);
+}
+
+/* A new pod namespace, held by a descriptor; path receives its name. */
+static int make_pod(char path[static 64]) {
+        ck_assert_int_eq(unshare(CLONE_NEWNET), 0);
+        int fd = open("/proc/thread-self/ns/net", O_RDONLY);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(setns(host_fd, CLONE_NEWNET), 0);
+        snprintf(path, 64, "/proc/%d/fd/%d", getpid(), fd);
+        return fd;
+}
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+        char cmd[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(cmd, sizeof cmd, fmt, ap);
+        va_end(ap);
+        int r = system(cmd);
+        return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+/* Run `ip -j ...` (in the pod namespace at ns, or the host when NULL). */
+static cJSON *ipj(const char *ns, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static cJSON *ipj(const char *ns, const char *fmt, ...) {
+        char args[512], cmd[700];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(args, sizeof args, fmt, ap);
+        va_end(ap);
+        snprintf(cmd, sizeof cmd, "%s%s ip -j %s", ns ? "nsenter --net=" : "", ns ? ns : "", args);
+        FILE *p = popen(cmd, "r");
+        ck_assert_ptr_nonnull(p);
+        static char buf[1 << 17];
+        size_t n = fread(buf, 1, sizeof buf - 1, p);
+        buf[n] = '\0';
+        pclose(p);
+        cJSON *o = cJSON_Parse(n ? buf : "[]");
+        ck_assert_msg(o != NULL, "%s: not JSON: %.200s", cmd, buf);
+        return o;
+}
+
+static const char *jstr(const cJSON *o, const char *k) {
+        const cJSON *v = cJSON_GetObjectItem(o, k);
+        return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static int jint(const cJSON *o, const char *k) {
+        const cJSON *v = cJSON_GetObjectItem(o, k);
+        return cJSON_IsNumber(v) ? v->valueint : -1;
+}
+
+static bool has_flag(const cJSON *link, const char *flag) {
+        const cJSON *f;
+        cJSON_ArrayForEach(f, cJSON_GetObjectItem(link, "flags"))
+                if (strcmp(f->valuestring, flag) == 0)
+                        return true;
+        return false;
+}
+
+/* Count the entries of an `ip -j` array that match key=value pairs. */
+static int count(const cJSON *list, int npairs, ...) {
+        int n = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, list) {
+                va_list ap;
+                va_start(ap, npairs);
+                bool all = true;
+                for (int i = 0; i < npairs; i++) {
+                        const char *k = va_arg(ap, const char *), *v = va_arg(ap, const char *);
+                        const cJSON *x = cJSON_GetObjectItem(e, k);
+                        char num[32];
+                        const char *have = cJSON_IsString(x) ? x->valuestring : "";
+                        if (cJSON_IsNumber(x)) {
+                                snprintf(num, sizeof num, "%d", x->valueint);
+                                have = num;
+                        }
+                        all = all && strcmp(have, v) == 0;
+                }
+                va_end(ap);
+                n += all;
+        }
+        return n;
+}
+
+static struct dp_pod pod_cfg(const char *id, const char *ip, uint32_t table) {
+        return (struct dp_pod){ .container_id = id, .ifname = "eth0", .veth_prefix = "eni", .ip = ip,
+                                .route_table = table, .mtu = 1400 };
+}
+
+/* Nothing of ours anywhere: host has only lo, no pod routes or rules. */
+static void assert_clean(const char *pod_ns) {
+        cJSON *links = ipj(NULL, "link show");
+        ck_assert_msg(cJSON_GetArraySize(links) == 1, "host has %d links", cJSON_GetArraySize(links));
+        cJSON_Delete(links);
+        cJSON *rules = ipj(NULL, "rule show");
+        ck_assert_int_eq(cJSON_GetArraySize(rules), 3);     /* local, main, default */
+        cJSON_Delete(rules);
+        cJSON *routes = ipj(NULL, "route show table main");
+        ck_assert_int_eq(cJSON_GetArraySize(routes), 0);
+        cJSON_Delete(routes);
+        if (pod_ns) {
+                cJSON *pl = ipj(pod_ns, "link show");
+                ck_assert_msg(cJSON_GetArraySize(pl) == 1, "pod has %d links", cJSON_GetArraySize(pl));
+                cJSON_Delete(pl);
+        }
+}
+
+static long usec_since(const struct timespec *t0) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (t.tv_sec - t0->tv_sec) * 1000000L + (t.tv_nsec - t0->tv_nsec) / 1000;
+}
+
+START_TEST(test_add_makes_every_object) {
+        char ns[64], alias[256];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        make_pod(ns);
+        struct dp_pod p = pod_cfg("c0ffee01", "10.0.1.5", 2);
+        ck_assert_msg(dp_add(ns, &p, &l, &err) == 0, "dp_add: %s", err.text);
+
+        cJSON *hl = ipj(NULL, "-d link show %s", l.host_ifname);
+        const cJSON *h = cJSON_GetArrayItem(hl, 0);
+        ck_assert_ptr_nonnull(h);
+        ck_assert(has_flag(h, "UP"));
+        ck_assert_int_eq(jint(h, "mtu"), 1400);
+        ck_assert_str_eq(jstr(h, "address"), l.host_mac);
+        ck_assert_int_eq(strtol(l.host_mac, NULL, 16) & 0x03, 0x02);   /* unicast, locally administered */
+        dp_veth_alias("c0ffee01", "eth0", alias);
+        ck_assert_str_eq(jstr(h, "ifalias"), alias);
+        cJSON_Delete(hl);
+
+        cJSON *routes = ipj(NULL, "route show table main");
+        ck_assert_int_eq(count(routes, 3, "dst", "10.0.1.5", "dev", l.host_ifname, "scope", "link"), 1);
+        cJSON_Delete(routes);
+        cJSON *rules = ipj(NULL, "rule show");
+        ck_assert_int_eq(count(rules, 3, "priority", "512", "dst", "10.0.1.5", "table", "main"), 1);
+        ck_assert_int_eq(count(rules, 3, "priority", "1536", "src", "10.0.1.5", "table", "2"), 1);
+        cJSON_Delete(rules);
+
+        cJSON *pl = ipj(ns, "link show eth0");
+        const cJSON *pe = cJSON_GetArrayItem(pl, 0);
+        ck_assert(has_flag(pe, "UP"));
+        ck_assert_int_eq(jint(pe, "mtu"), 1400);
+        ck_assert_str_eq(jstr(pe, "address"), l.pod_mac);
+        cJSON_Delete(pl);
+        cJSON *pa = ipj(ns, "-4 addr show dev eth0");
+        const cJSON *ai = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(pa, 0), "addr_info"), 0);
+        ck_assert_str_eq(jstr(ai, "local"), "10.0.1.5");
+        ck_assert_int_eq(jint(ai, "prefixlen"), 32);
+        cJSON_Delete(pa);
+        cJSON *pr = ipj(ns, "route show");
+        ck_assert_int_eq(count(pr, 3, "dst", "default", "gateway", "169.254.1.1", "dev", "eth0"), 1);
+        ck_assert_int_eq(count(pr, 3, "dst", "169.254.1.1", "dev", "eth0", "scope", "link"), 1);
+        cJSON_Delete(pr);
+        cJSON *pn = ipj(ns, "neigh show");
+        ck_assert_int_eq(count(pn, 3, "dst", "169.254.1.1", "dev", "eth0", "lladdr", l.host_mac), 1);
+        ck_assert_ptr_nonnull(strstr(cJSON_PrintUnformatted(pn), "PERMANENT"));
+        cJSON_Delete(pn);
+        ck_assert_msg(dp_check(ns, &p, &err) == 0, "dp_check after add: %s", err.text);
+}
+END_TEST
+
+START_TEST(test_main_table_has_no_from_rule) {
+        char ns[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        make_pod(ns);
+        struct dp_pod p = pod_cfg("c0ffee02", "10.0.0.9", 254);
+        ck_assert_msg(dp_add(ns, &p, &l, &err) == 0, "dp_add: %s", err.text);
+        cJSON *rules = ipj(NULL, "rule show");
+        ck_assert_int_eq(count(rules, 1, "priority", "1536"), 0);
+        ck_assert_int_eq(count(rules, 2, "priority", "512", "dst", "10.0.0.9"), 1);
+        cJSON_Delete(rules);
+        ck_assert_int_eq(dp_check(ns, &p, &err), 0);
+}
+END_TEST
+
+START_TEST(test_del_removes_everything_and_is_idempotent) {
+        char ns[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        make_pod(ns);
+        struct dp_pod p = pod_cfg("c0ffee03", "10.0.1.7", 3);
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
+        ck_assert_msg(dp_del(&p, NULL, &err) == 0, "dp_del: %s", err.text);
+        assert_clean(ns);
+        ck_assert_int_eq(dp_del(&p, NULL, &err), 0);                    /* twice */
+        ck_assert_int_eq(dp_del(&p, l.host_ifname, &err), 0);           /* with a stale hint */
+        struct dp_pod unknown = pod_cfg("never-added", "", 0);
+        ck_assert_int_eq(dp_del(&unknown, NULL, &err), 0);
+        assert_clean(ns);
+}
+END_TEST
+
+START_TEST(test_del_after_netns_is_gone) {
+        char ns[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        int fd = make_pod(ns);
+        struct dp_pod p = pod_cfg("c0ffee04", "10.0.1.8", 2);
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
+        close(fd);                              /* the pod namespace dies, and its veth with it */
+        for (int i = 0; i < 200 && sh("ip link show %s >/dev/null 2>&1", l.host_ifname) == 0; i++)
+                usleep(10000);
+        ck_assert_msg(dp_del(&p, l.host_ifname, &err) == 0, "dp_del: %s", err.text);
+        assert_clean(NULL);
+        /* and the add path reports a vanished namespace plainly */
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), -ENOENT);
+        ck_assert_ptr_nonnull(strstr(err.text, ns));
+}
+END_TEST
+
+struct fault { int at; int calls; };
+
+static int fault_at(enum dp_step step, void *userdata) {
+        struct fault *f = userdata;
+        f->calls++;
+        return (int)step == f->at ? -EIO : 0;
+}
+
+START_TEST(test_rollback_at_every_step) {
+        char ns[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        make_pod(ns);
+        for (int step = 0; step < _DP_STEP_MAX; step++) {
+                struct fault f = { .at = step };
+                struct dp_pod p = pod_cfg("c0ffee05", "10.0.1.9", 5);
+                p.fault = fault_at;
+                p.fault_data = &f;
+                errmsg_clear(&err);
+                ck_assert_int_eq(dp_add(ns, &p, &l, &err), -EIO);
+                ck_assert_msg(strstr(err.text, dp_step_name((enum dp_step)step)), "step %d: %s", step, err.text);
+                assert_clean(ns);
+                /* an ADD after the failed one succeeds, and DEL leaves nothing */
+                p.fault = NULL;
+                ck_assert_msg(dp_add(ns, &p, &l, &err) == 0, "add after failure at %d: %s", step, err.text);
+                ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+                assert_clean(ns);
+        }
+}
+END_TEST
+
+START_TEST(test_interface_already_in_pod) {
+        char ns[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        make_pod(ns);
+        ck_assert_int_eq(sh("nsenter --net=%s ip link add eth0 type veth peer name other0", ns), 0);
+        struct dp_pod p = pod_cfg("c0ffee06", "10.0.1.10", 2);
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), -EEXIST);
+        ck_assert_ptr_nonnull(strstr(err.text, "eth0"));
+        cJSON *links = ipj(NULL, "link show");
+        ck_assert_int_eq(cJSON_GetArraySize(links), 1);                 /* no host veth left */
+        cJSON_Delete(links);
+        cJSON *pl = ipj(ns, "link show");
+        ck_assert_int_eq(cJSON_GetArraySize(pl), 3);                    /* theirs untouched */
+        cJSON_Delete(pl);
+}
+END_TEST
+
+START_TEST(test_name_clash_takes_alternate) {
+        char ns[64], taken[16];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        make_pod(ns);
+        struct dp_pod p = pod_cfg("c0ffee07", "10.0.1.11", 2);
+        dp_veth_name("eni", "c0ffee07", "eth0", 0, taken);
+        ck_assert_int_eq(sh("ip link add %s type veth peer name foreign0", taken), 0);
+        ck_assert_msg(dp_add(ns, &p, &l, &err) == 0, "dp_add: %s", err.text);
+        ck_assert_str_ne(l.host_ifname, taken);
+        ck_assert_int_eq(dp_check(ns, &p, &err), 0);
+        ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+        ck_assert_int_eq(sh("ip link show %s >/dev/null", taken), 0);   /* the other one stays */
+        ck_assert_int_ne(sh("ip link show %s >/dev/null 2>&1", l.host_ifname), 0);
+}
+END_TEST
+
+START_TEST(test_stale_own_veth_is_replaced) {
+        char ns[64], ns2[64];
+        struct dp_links l, l2;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        make_pod(ns);
+        make_pod(ns2);
+        struct dp_pod p = pod_cfg("c0ffee08", "10.0.1.12", 2);
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
+        /* the same attachment again into a new namespace (the old ADD was
+         * interrupted): our stale veth must not block it */
+        ck_assert_msg(dp_add(ns2, &p, &l2, &err) == 0, "dp_add: %s", err.text);
+        ck_assert_str_eq(l.host_ifname, l2.host_ifname);
+        ck_assert_int_eq(dp_check(ns2, &p, &err), 0);
+}
+END_TEST
+
+struct drift { const char *ns_side; const char *cmd; const char *expect; };
+
+START_TEST(test_check_names_each_drift) {
+        char ns[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        make_pod(ns);
+        const struct drift drifts[] = {
+                { "pod", "ip addr del 10.0.1.13/32 dev eth0", "pod address" },
+                { "pod", "ip route del default", "pod default route" },
+                { "pod", "ip route del 169.254.1.1 dev eth0", "scope link is missing" },
+                { "pod", "ip neigh del 169.254.1.1 dev eth0", "pod neighbour" },
+                { "pod", "ip neigh replace 169.254.1.1 dev eth0 lladdr 02:11:22:33:44:55 nud permanent",
+                  "pod neighbour" },
+                { "pod", "ip link set eth0 down", "pod interface is down" },
+                { "host", "ip route del 10.0.1.13/32", "host route" },
+                { "host", "ip rule del prio 512", "prio 512" },
+                { "host", "ip rule del prio 1536", "prio 1536" },
+                { "host", "ip rule del prio 1536 && ip rule add from 10.0.1.13 lookup 9 prio 1536", "prio 1536" },
+                { "hostveth", "ip link set HOSTVETH down", "host veth is down" },
+                { "hostveth", "ip link del HOSTVETH", "host veth" },
+        };
+        for (size_t i = 0; i < sizeof drifts / sizeof drifts[0]; i++) {
+                const struct drift *d = &drifts[i];
+                struct dp_pod p = pod_cfg("c0ffee09", "10.0.1.13", 4);
+                ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
+                ck_assert_int_eq(dp_check(ns, &p, &err), 0);
+                char cmd[256];
+                const char *mark = strstr(d->cmd, "HOSTVETH");
+                if (mark)
+                        snprintf(cmd, sizeof cmd, "%.*s%s%s", (int)(mark - d->cmd), d->cmd, l.host_ifname, mark + 8);
+                else
+                        snprintf(cmd, sizeof cmd, "%s", d->cmd);
+                if (strcmp(d->ns_side, "pod") == 0)
+                        ck_assert_int_eq(sh("nsenter --net=%s sh -c '%s'", ns, cmd), 0);
+                else
+                        ck_assert_int_eq(sh("%s", cmd), 0);
+                errmsg_clear(&err);
+                ck_assert_int_eq(dp_check(ns, &p, &err), -EUCLEAN);
+                ck_assert_msg(strstr(err.text, d->expect), "after \"%s\": \"%s\" lacks \"%s\"", cmd, err.text,
+                              d->expect);
+                ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+                sh("ip rule del prio 1536 2>/dev/null");
+                assert_clean(ns);
+        }
+}
+END_TEST
+
+START_TEST(test_gc_removes_only_the_released) {
+        char ns1[64], ns2[64];
+        struct dp_links l1, l2;
+        struct errmsg err = { 0 };
+        unsigned removed = 0;
+        enter_fresh_host();
+        make_pod(ns1);
+        make_pod(ns2);
+        struct dp_pod p1 = pod_cfg("keep-me", "10.0.1.20", 2), p2 = pod_cfg("drop-me", "10.0.1.21", 2);
+        ck_assert_int_eq(dp_add(ns1, &p1, &l1, &err), 0);
+        ck_assert_int_eq(dp_add(ns2, &p2, &l2, &err), 0);
+        ck_assert_int_eq(sh("ip link add eniforeign type veth peer name x0"), 0);   /* not ours: no alias */
+        struct proto_attachment valid[] = { { "keep-me", "eth0" } };
+        char released[1][PROTO_IP_MAX] = { "10.0.1.21" };
+        ck_assert_msg(dp_gc("eni", valid, 1, released, 1, &removed, &err) == 0, "dp_gc: %s", err.text);
+        ck_assert_uint_eq(removed, 3);          /* one veth, two rules */
+        ck_assert_int_eq(dp_check(ns1, &p1, &err), 0);
+        ck_assert_int_ne(sh("ip link show %s >/dev/null 2>&1", l2.host_ifname), 0);
+        ck_assert_int_eq(sh("ip link show eniforeign >/dev/null"), 0);
+        cJSON *rules = ipj(NULL, "rule show");
+        ck_assert_int_eq(count(rules, 1, "dst", "10.0.1.21"), 0);
+        ck_assert_int_eq(count(rules, 1, "src", "10.0.1.21"), 0);
+        cJSON_Delete(rules);
+}
+END_TEST
+
+START_TEST(test_two_pods_ping_each_other) {
+        char ns1[64], ns2[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        ck_assert_int_eq(sh("command -v ping >/dev/null"), 0);
+        ck_assert_int_eq(sh("echo 1 > /proc/sys/net/ipv4/ip_forward"), 0);   /* this namespace's own */
+        make_pod(ns1);
+        make_pod(ns2);
+        struct dp_pod p1 = pod_cfg("pinger", "10.0.1.30", 254), p2 = pod_cfg("pingee", "10.0.1.31", 254);
+        ck_assert_int_eq(dp_add(ns1, &p1, &l, &err), 0);
+        ck_assert_int_eq(dp_add(ns2, &p2, &l, &err), 0);
+        ck_assert_int_eq(sh("nsenter --net=%s ping -c 2 -i 0.2 -W 2 -q 10.0.1.31 >/dev/null", ns1), 0);
+        ck_assert_int_eq(sh("nsenter --net=%s ping -c 1 -W 2 -q 10.0.1.30 >/dev/null", ns2), 0);
+}
+END_TEST
+
+static int cmp_long(const void *a, const void *b) {
+        long x = *(const long *)a, y = *(const long *)b;
+        return (x > y) - (x < y);
+}
+
+START_TEST(test_latency) {
+        enum { N = 40 };
+        char ns[N][64];
+        long add_us[N], del_us[N];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        for (int i = 0; i < N; i++)
+                make_pod(ns[i]);
+        for (int i = 0; i < N; i++) {
+                char id[32], ip[16];
+                snprintf(id, sizeof id, "lat-%d", i);
+                snprintf(ip, sizeof ip, "10.0.2.%d", i + 1);
+                struct dp_pod p = pod_cfg(id, ip, 2);
+                struct timespec t0;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                ck_assert_msg(dp_add(ns[i], &p, &l, &err) == 0, "%s", err.text);
+                add_us[i] = usec_since(&t0);
+        }
+        for (int i = 0; i < N; i++) {
+                char id[32], ip[16];
+                snprintf(id, sizeof id, "lat-%d", i);
+                snprintf(ip, sizeof ip, "10.0.2.%d", i + 1);
+                struct dp_pod p = pod_cfg(id, ip, 2);
+                struct timespec t0;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+                del_us[i] = usec_since(&t0);
+        }
+        assert_clean(NULL);
+        qsort(add_us, N, sizeof add_us[0], cmp_long);
+        qsort(del_us, N, sizeof del_us[0], cmp_long);
+        fprintf(stderr, "# dataplane only, %d pods: dp_add median %ld us, max %ld us; dp_del median %ld us, max %ld us\n",
+                N, add_us[N / 2], add_us[N - 1], del_us[N / 2], del_us[N - 1]);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("dataplane");
+        TCase *tc = tcase_create("netns");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_add_makes_every_object);
+        tcase_add_test(tc, test_main_table_has_no_from_rule);
+        tcase_add_test(tc, test_del_removes_everything_and_is_idempotent);
+        tcase_add_test(tc, test_del_after_netns_is_gone);
+        tcase_add_test(tc, test_rollback_at_every_step);
+        tcase_add_test(tc, test_interface_already_in_pod);
+        tcase_add_test(tc, test_name_clash_takes_alternate);
+        tcase_add_test(tc, test_stale_own_veth_is_replaced);
+        tcase_add_test(tc, test_check_names_each_drift);
+        tcase_add_test(tc, test_gc_removes_only_the_released);
+        tcase_add_test(tc, test_two_pods_ping_each_other);
+        tcase_add_test(tc, test_latency);
+        suite_add_tcase(s, tc);
+        return testlib_run(s);
+}

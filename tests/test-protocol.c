@@ -1,0 +1,375 @@
+/*
+ * test-protocol: the daemon socket codec refuses every malformed message with
+ * the right error code, round-trips every op, and the client tells "daemon
+ * not reachable", "timed out" and "bad reply" apart against real sockets.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "protocol.h"
+#include "testlib.h"
+
+static int decode_req(const char *json, struct proto_request *req, struct proto_error *e) {
+        memset(e, 0, sizeof *e);
+        return proto_request_decode(json, strlen(json), req, e);
+}
+
+START_TEST(test_validators) {
+        ck_assert(proto_valid_ipv4("10.0.0.1"));
+        ck_assert(proto_valid_ipv4("255.255.255.255"));
+        ck_assert(!proto_valid_ipv4("256.0.0.1"));
+        ck_assert(!proto_valid_ipv4("10.0.0"));
+        ck_assert(!proto_valid_ipv4("10.0.0.1.2"));
+        ck_assert(!proto_valid_ipv4("010.0.0.1"));
+        ck_assert(!proto_valid_ipv4("10.0.0.1 "));
+        ck_assert(!proto_valid_ipv4(""));
+        ck_assert(proto_valid_cidr4("10.0.0.0/16"));
+        ck_assert(proto_valid_cidr4("0.0.0.0/0"));
+        ck_assert(!proto_valid_cidr4("10.0.0.0/33"));
+        ck_assert(!proto_valid_cidr4("10.0.0.0/"));
+        ck_assert(!proto_valid_cidr4("10.0.0.0"));
+        ck_assert(proto_valid_ifname("eth0"));
+        ck_assert(proto_valid_ifname("abcdefghijklmno"));
+        ck_assert(!proto_valid_ifname("abcdefghijklmnop"));
+        ck_assert(!proto_valid_ifname("a/b"));
+        ck_assert(!proto_valid_ifname("a:b"));
+        ck_assert(!proto_valid_ifname("a b"));
+        ck_assert(!proto_valid_ifname(".."));
+        ck_assert(!proto_valid_ifname(""));
+        ck_assert(proto_valid_container_id("default-c1"));
+        ck_assert(!proto_valid_container_id("-x"));
+        ck_assert(!proto_valid_container_id("a/b"));
+}
+END_TEST
+
+START_TEST(test_request_roundtrip_add) {
+        struct proto_request in = { .op = PROTO_OP_ADD }, out;
+        struct proto_error e;
+        strcpy(in.att.container_id, "c0ffee");
+        strcpy(in.att.ifname, "eth0");
+        strcpy(in.netns, "/var/run/netns/cni-1");
+        strcpy(in.pod_namespace, "default");
+        strcpy(in.pod_name, "web-0");
+        strcpy(in.pod_uid, "1234-5678");
+        strcpy(in.pod_infra_container_id, "c0ffee");
+        char *json = NULL;
+        ck_assert_int_eq(proto_request_encode(&in, &json), 0);
+        ck_assert_int_eq(decode_req(json, &out, &e), 0);
+        ck_assert_int_eq(out.op, PROTO_OP_ADD);
+        ck_assert_str_eq(out.att.container_id, "c0ffee");
+        ck_assert_str_eq(out.att.ifname, "eth0");
+        ck_assert_str_eq(out.netns, "/var/run/netns/cni-1");
+        ck_assert_str_eq(out.pod_name, "web-0");
+        ck_assert_str_eq(out.pod_uid, "1234-5678");
+        free(json);
+}
+END_TEST
+
+START_TEST(test_request_roundtrip_gc) {
+        struct proto_attachment v[2] = { { "a1", "eth0" }, { "b2", "eth1" } };
+        struct proto_request in = { .op = PROTO_OP_GC, .valid = v, .n_valid = 2 }, out;
+        struct proto_error e;
+        char *json = NULL;
+        ck_assert_int_eq(proto_request_encode(&in, &json), 0);
+        ck_assert_int_eq(decode_req(json, &out, &e), 0);
+        ck_assert_uint_eq(out.n_valid, 2);
+        ck_assert_str_eq(out.valid[1].container_id, "b2");
+        ck_assert_str_eq(out.valid[1].ifname, "eth1");
+        proto_request_done(&out);
+        free(json);
+}
+END_TEST
+
+static void expect_refusal(const char *json, int want_r, const char *want_code) {
+        struct proto_request req;
+        struct proto_error e;
+        int r = decode_req(json, &req, &e);
+        ck_assert_msg(r == want_r, "%s: got %d, want %d (%s)", json, r, want_r, e.msg);
+        ck_assert_str_eq(e.code, want_code);
+        ck_assert(e.msg[0]);
+}
+
+START_TEST(test_request_refusals) {
+        expect_refusal("", -EINVAL, PROTO_E_BAD_REQUEST);
+        expect_refusal("garbage", -EINVAL, PROTO_E_BAD_REQUEST);
+        expect_refusal("[1,2]", -EINVAL, PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"v\":1,\"op\":\"status\"} x", -EINVAL, PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"op\":\"status\"}", -EINVAL, PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"v\":\"1\",\"op\":\"status\"}", -EINVAL, PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"v\":2,\"op\":\"status\"}", -EPROTONOSUPPORT, PROTO_E_UNSUPPORTED_VERSION);
+        expect_refusal("{\"v\":1,\"op\":\"explode\"}", -EOPNOTSUPP, PROTO_E_UNKNOWN_OP);
+        expect_refusal("{\"v\":1}", -EINVAL, PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"v\":1,\"op\":\"del\",\"ifname\":\"eth0\"}", -EINVAL, PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"v\":1,\"op\":\"del\",\"container_id\":\"a\",\"ifname\":\"abcdefghijklmnop\"}", -EINVAL,
+                       PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"v\":1,\"op\":\"del\",\"container_id\":\"a\",\"ifname\":\"a/b\"}", -EINVAL,
+                       PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"v\":1,\"op\":\"del\",\"container_id\":7,\"ifname\":\"eth0\"}", -EINVAL,
+                       PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"v\":1,\"op\":\"add\",\"container_id\":\"a\",\"ifname\":\"eth0\"}", -EINVAL,
+                       PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"v\":1,\"op\":\"gc\",\"valid\":{}}", -EINVAL, PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"v\":1,\"op\":\"gc\",\"valid\":[{\"container_id\":\"a\"}]}", -EINVAL, PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"v\":1,\"op\":\"add\",\"container_id\":\"a\",\"ifname\":\"eth0\",\"netns\":\"/x\","
+                       "\"pod_name\":\"a\\nb\"}", -EINVAL, PROTO_E_BAD_REQUEST);
+}
+END_TEST
+
+START_TEST(test_request_length_limits) {
+        /* container_id of 256 passes, 257 does not; netns of 4097 does not */
+        char big[PROTO_NETNS_MAX + 200], id[300];
+        struct proto_request req;
+        struct proto_error e;
+        memset(id, 'a', 256);
+        id[256] = '\0';
+        snprintf(big, sizeof big, "{\"v\":1,\"op\":\"check\",\"container_id\":\"%s\",\"ifname\":\"eth0\"}", id);
+        ck_assert_int_eq(decode_req(big, &req, &e), 0);
+        strcat(id, "a");
+        snprintf(big, sizeof big, "{\"v\":1,\"op\":\"check\",\"container_id\":\"%s\",\"ifname\":\"eth0\"}", id);
+        ck_assert_int_eq(decode_req(big, &req, &e), -EINVAL);
+        char *msg = malloc(PROTO_MSG_MAX + 2);
+        memset(msg, ' ', PROTO_MSG_MAX + 1);
+        memcpy(msg, "{\"v\":1,\"op\":\"status\"}", 21);
+        ck_assert_int_eq(proto_request_decode(msg, PROTO_MSG_MAX, &req, &e), 0);
+        ck_assert_int_eq(proto_request_decode(msg, PROTO_MSG_MAX + 1, &req, &e), -EINVAL);
+        free(msg);
+}
+END_TEST
+
+static const char add_reply[] =
+        "{\"v\":1,\"ok\":true,\"ip\":\"10.0.1.5\",\"eni_id\":\"eni-0abc\",\"device_index\":1,\"route_table\":2,"
+        "\"gateway\":\"169.254.1.1\",\"subnet_gateway\":\"10.0.1.1\",\"mtu\":9001,\"vpc_cidrs\":[\"10.0.0.0/16\"]}";
+
+START_TEST(test_reply_add_decode) {
+        struct proto_reply r;
+        ck_assert_int_eq(proto_reply_decode(PROTO_OP_ADD, add_reply, strlen(add_reply), &r, NULL), 0);
+        ck_assert(r.ok);
+        ck_assert_str_eq(r.addr.ip, "10.0.1.5");
+        ck_assert_str_eq(r.addr.eni_id, "eni-0abc");
+        ck_assert_uint_eq(r.addr.route_table, 2);
+        ck_assert_uint_eq(r.addr.mtu, 9001);
+        ck_assert_uint_eq(r.addr.n_vpc_cidrs, 1);
+        ck_assert_str_eq(r.addr.vpc_cidrs[0], "10.0.0.0/16");
+        /* and it re-encodes to something that decodes the same */
+        char *json = NULL;
+        ck_assert_int_eq(proto_reply_encode(&r, &json), 0);
+        struct proto_reply r2;
+        ck_assert_int_eq(proto_reply_decode(PROTO_OP_ADD, json, strlen(json), &r2, NULL), 0);
+        ck_assert_str_eq(r2.addr.subnet_gateway, "10.0.1.1");
+        proto_reply_done(&r);
+        proto_reply_done(&r2);
+        free(json);
+}
+END_TEST
+
+static void expect_bad_reply(enum proto_op op, const char *json) {
+        struct proto_reply r;
+        struct errmsg e = { 0 };
+        ck_assert_msg(proto_reply_decode(op, json, strlen(json), &r, &e) == -EBADMSG, "accepted: %s", json);
+        ck_assert(e.text[0]);
+}
+
+START_TEST(test_reply_refusals) {
+        expect_bad_reply(PROTO_OP_ADD, "{\"v\":1,\"ok\":true}");
+        expect_bad_reply(PROTO_OP_ADD, "{\"v\":2,\"ok\":true}");
+        expect_bad_reply(PROTO_OP_ADD, "{\"v\":1}");
+        expect_bad_reply(PROTO_OP_ADD, "{\"v\":1,\"ok\":false}");
+        expect_bad_reply(PROTO_OP_ADD, "{\"v\":1,\"ok\":false,\"error\":{\"code\":\"Bad Code\",\"msg\":\"x\"}}");
+        char bad[sizeof add_reply + 16];
+        strcpy(bad, add_reply);
+        memcpy(strstr(bad, "10.0.1.5"), "10.0.1.x", 8);
+        expect_bad_reply(PROTO_OP_ADD, bad);
+        strcpy(bad, add_reply);
+        memcpy(strstr(bad, "\"route_table\":2"), "\"route_table\":0", 15);
+        expect_bad_reply(PROTO_OP_ADD, bad);
+        strcpy(bad, add_reply);
+        memcpy(strstr(bad, "9001"), "9.01", 4);
+        expect_bad_reply(PROTO_OP_ADD, bad);
+        expect_bad_reply(PROTO_OP_GC, "{\"v\":1,\"ok\":true,\"released\":[\"10.0.0.1\",\"nope\"]}");
+        expect_bad_reply(PROTO_OP_STATUS, "{\"v\":1,\"ok\":true,\"ready\":\"yes\"}");
+}
+END_TEST
+
+START_TEST(test_reply_del_null_and_error) {
+        struct proto_reply r;
+        const char *null_del = "{\"v\":1,\"ok\":true,\"ip\":null,\"route_table\":null}";
+        ck_assert_int_eq(proto_reply_decode(PROTO_OP_DEL, null_del, strlen(null_del), &r, NULL), 0);
+        ck_assert(r.ok);
+        ck_assert(!r.addr.has_ip);
+        char *json = NULL;
+        ck_assert_int_eq(proto_reply_encode_error(PROTO_E_NO_ADDRESS, "subnet exhausted\n(10.0.1.0/24)", true, &json),
+                         0);
+        ck_assert_int_eq(proto_reply_decode(PROTO_OP_ADD, json, strlen(json), &r, NULL), 0);
+        ck_assert(!r.ok);
+        ck_assert_str_eq(r.error.code, "no_address");
+        ck_assert_str_eq(r.error.msg, "subnet exhausted (10.0.1.0/24)");
+        ck_assert(r.error.retry);
+        free(json);
+}
+END_TEST
+
+START_TEST(test_reply_readonly_carries_object) {
+        const char *j = "{\"v\":1,\"ok\":true,\"enis\":[{\"id\":\"eni-1\",\"ips\":3}]}";
+        struct proto_reply r;
+        ck_assert_int_eq(proto_reply_decode(PROTO_OP_ENIS, j, strlen(j), &r, NULL), 0);
+        ck_assert_ptr_nonnull(r.result);
+        const cJSON *enis = cJSON_GetObjectItem(r.result, "enis");
+        ck_assert_int_eq(cJSON_GetArraySize(enis), 1);
+        char *out = NULL;
+        ck_assert_int_eq(proto_reply_encode(&r, &out), 0);
+        ck_assert_ptr_nonnull(strstr(out, "\"enis\":[{\"id\":\"eni-1\",\"ips\":3}]"));
+        free(out);
+        proto_reply_done(&r);
+}
+END_TEST
+
+/* --- client against real sockets ------------------------------------------------------- */
+
+enum server_mode { SERVE, SILENT, GARBAGE, CLOSE };
+
+struct server {
+        int fd;
+        enum server_mode mode;
+        pthread_t thread;
+};
+
+static void handler(const struct proto_request *req, struct proto_reply *reply, void *userdata) {
+        (void)userdata;
+        if (req->op == PROTO_OP_STATUS) {
+                reply->ok = true;
+                reply->ready = true;
+                reply->available = 7;
+                strcpy(reply->reason, "ok");
+        } else {
+                strcpy(reply->error.code, PROTO_E_INTERNAL);
+                strcpy(reply->error.msg, "not in this test");
+        }
+}
+
+static void *serve_one(void *arg) {
+        struct server *s = arg;
+        struct pollfd p = { .fd = s->fd, .events = POLLIN };
+        if (poll(&p, 1, 5000) <= 0)
+                return NULL;
+        int c = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
+        char buf[PROTO_MSG_MAX];
+        ssize_t n = recv(c, buf, sizeof buf, 0);
+        char *reply = NULL;
+        if (s->mode == SERVE && n > 0 && proto_server_handle(buf, (size_t)n, handler, NULL, &reply) == 0)
+                send(c, reply, strlen(reply), MSG_NOSIGNAL);
+        else if (s->mode == GARBAGE)
+                send(c, "{\"v\":1,\"ok\":tru", 15, MSG_NOSIGNAL);
+        else if (s->mode == SILENT)
+                usleep(600 * 1000);
+        free(reply);
+        close(c);
+        return NULL;
+}
+
+static void start(struct server *s, const char *path, enum server_mode mode) {
+        s->mode = mode;
+        ck_assert_int_eq(proto_listen(path, 8, &s->fd), 0);
+        ck_assert_int_eq(pthread_create(&s->thread, NULL, serve_one, s), 0);
+}
+
+static void stop(struct server *s) {
+        pthread_join(s->thread, NULL);
+        close(s->fd);
+}
+
+static int call_status(const char *path, int deadline, struct proto_reply *r, struct errmsg *e) {
+        struct proto_request req = { .op = PROTO_OP_STATUS };
+        return proto_call(path, &req, deadline, r, e);
+}
+
+START_TEST(test_call_ok) {
+        struct server s;
+        struct proto_reply r;
+        const char *path = testlib_path("ok.sock");
+        start(&s, path, SERVE);
+        ck_assert_int_eq(call_status(path, 2000, &r, NULL), 0);
+        ck_assert(r.ok && r.ready);
+        ck_assert_uint_eq(r.available, 7);
+        stop(&s);
+}
+END_TEST
+
+START_TEST(test_call_unreachable) {
+        struct proto_reply r;
+        struct errmsg e = { 0 };
+        ck_assert_int_eq(call_status(testlib_path("none.sock"), 500, &r, &e), -ENOENT);
+        /* a socket file with nobody listening */
+        const char *path = testlib_path("dead.sock");
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        strcpy(sa.sun_path, path);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        close(fd);
+        ck_assert_int_eq(call_status(path, 500, &r, &e), -ECONNREFUSED);
+        ck_assert_ptr_nonnull(strstr(e.text, path));
+}
+END_TEST
+
+START_TEST(test_call_timeout) {
+        struct server s;
+        struct proto_reply r;
+        const char *path = testlib_path("silent.sock");
+        start(&s, path, SILENT);
+        ck_assert_int_eq(call_status(path, 200, &r, NULL), -ETIMEDOUT);
+        stop(&s);
+}
+END_TEST
+
+START_TEST(test_call_bad_reply_and_close) {
+        struct server s;
+        struct proto_reply r;
+        const char *path = testlib_path("bad.sock");
+        start(&s, path, GARBAGE);
+        ck_assert_int_eq(call_status(path, 2000, &r, NULL), -EBADMSG);
+        stop(&s);
+        start(&s, path, CLOSE);
+        ck_assert_int_eq(call_status(path, 2000, &r, NULL), -ECONNRESET);
+        stop(&s);
+}
+END_TEST
+
+START_TEST(test_server_refuses_with_reply) {
+        char *reply = NULL;
+        struct proto_reply r;
+        ck_assert_int_eq(proto_server_handle("{\"v\":9,\"op\":\"add\"}", 18, handler, NULL, &reply), 0);
+        ck_assert_int_eq(proto_reply_decode(PROTO_OP_ADD, reply, strlen(reply), &r, NULL), 0);
+        ck_assert(!r.ok);
+        ck_assert_str_eq(r.error.code, PROTO_E_UNSUPPORTED_VERSION);
+        free(reply);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("protocol");
+        TCase *tc = tcase_create("codec");
+        tcase_add_test(tc, test_validators);
+        tcase_add_test(tc, test_request_roundtrip_add);
+        tcase_add_test(tc, test_request_roundtrip_gc);
+        tcase_add_test(tc, test_request_refusals);
+        tcase_add_test(tc, test_request_length_limits);
+        tcase_add_test(tc, test_reply_add_decode);
+        tcase_add_test(tc, test_reply_refusals);
+        tcase_add_test(tc, test_reply_del_null_and_error);
+        tcase_add_test(tc, test_reply_readonly_carries_object);
+        tcase_add_test(tc, test_server_refuses_with_reply);
+        suite_add_tcase(s, tc);
+        TCase *cl = tcase_create("client");
+        tcase_add_test(cl, test_call_ok);
+        tcase_add_test(cl, test_call_unreachable);
+        tcase_add_test(cl, test_call_timeout);
+        tcase_add_test(cl, test_call_bad_reply_and_close);
+        suite_add_tcase(s, cl);
+        return testlib_run(s);
+}
