@@ -1,0 +1,200 @@
+"""The VPC fabric: node namespaces, ENIs as veths, routes, and the source/dest check.
+
+Layout for run prefix P (a short run-specific name):
+  P-fab  the fabric: one veth end per attached ENI (named P e<serial>),
+         every subnet's gateway (.1), IMDS 169.254.169.254 and the EC2
+         endpoint on lo; proxy ARP on (answering at once: proxy_delay 0
+         per link), forwarding on, redirects off.
+  P-nI   node I: its ENIs appear as eth<device index> (c<card>eth<dev> on
+         network cards > 0) with the ENI's MAC; eth0 gets the primary IP,
+         the subnet prefix and a default route via .1 as the OS would.
+  P-out  a host outside the VPC (OUTSIDE_IP) behind the fabric, for egress.
+
+Delivery: each ENI's primary address gets a /32 route and a permanent
+neighbour entry (the ENI's MAC) on its veth; secondaries and /28 prefixes are
+routed via that primary, so the fabric never ARPs for them. The check:
+nftables table `ip vpc` sends packets arriving from each ENI's veth to a
+chain that drops (and counts, in counter d<serial>) those whose source the
+ENI does not own (set o<serial>); an ENI with SourceDestCheck=false is not
+checked.
+
+Fabric.apply(desired) diffs the wanted ENI links and addresses against what
+it applied before and runs the minimum of ip/nft commands: one `ip -batch`
+in the fabric, one per node touched, one nft transaction.
+"""
+
+import ipaddress
+import json
+
+from . import netns
+
+IMDS_IP = "169.254.169.254"
+EC2_IP = "192.0.2.10"          # the EC2 endpoint as nodes see it (TEST-NET-1)
+OUTSIDE_NET = "198.51.100.0/24"
+OUTSIDE_GW = "198.51.100.1"
+OUTSIDE_IP = "198.51.100.10"
+
+_NFT_BASE = """
+table ip vpc {
+  map ifs { type ifname : verdict; }
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    iifname vmap @ifs
+  }
+}
+"""
+
+
+def _ip(a):
+    return str(ipaddress.IPv4Address(a))
+
+
+class Fabric:
+    def __init__(self, prefix, log):
+        self.prefix = prefix
+        self.fab = f"{prefix}-fab"
+        self.out = f"{prefix}-out"
+        self.log = log
+        self.applied = {}             # eni id -> dict (see apply)
+        self.gateways = set()
+        self.dropped_before = {}      # eni id -> drops counted on links now gone
+
+    def node_ns(self, index):
+        return f"{self.prefix}-n{index}"
+
+    # --- bring-up and teardown ---------------------------------------------
+    def build(self, node_namespaces, gateways):
+        names = [self.fab, self.out] + list(node_namespaces)
+        netns.ip_batch(None, [f"netns add {n}" for n in names])
+        netns.in_ns(self.fab, ["sysctl", "-q", "-w",
+                               "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
+                               "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.all.proxy_arp=1",
+                               "net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.default.send_redirects=0",
+                               "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
+        oif = f"{self.prefix}o"
+        netns.ip_batch(self.fab, [
+            "link set lo up",
+            f"addr add {IMDS_IP}/32 dev lo",
+            f"addr add {EC2_IP}/32 dev lo",
+            f"link add {oif} type veth peer name eth0 netns {self.out}",
+            f"addr add {OUTSIDE_GW}/24 dev {oif}",
+            f"link set {oif} up",
+        ])
+        netns.ip_batch(self.out, [
+            "link set lo up", f"addr add {OUTSIDE_IP}/24 dev eth0", "link set eth0 up",
+            f"route add default via {OUTSIDE_GW}",
+        ])
+        for ns in node_namespaces:
+            netns.ip_batch(ns, ["link set lo up"])
+        netns.nft(self.fab, _NFT_BASE)
+        self.set_gateways(gateways)
+
+    def set_gateways(self, gateways):
+        gateways = set(gateways)
+        lines = [f"addr add {_ip(g)}/32 dev lo" for g in sorted(gateways - self.gateways)]
+        lines += [f"addr del {_ip(g)}/32 dev lo" for g in sorted(self.gateways - gateways)]
+        netns.ip_batch(self.fab, lines)
+        self.gateways = gateways
+
+    def teardown(self):
+        return netns.delete_with_prefix(self.prefix)
+
+    # --- reconciliation ------------------------------------------------------
+    def apply(self, desired):
+        """desired: eni id -> {serial, ns, ifname, mac, primary, plen, gw, boot, owned, check}."""
+        fab, nodes, nft = [], {}, []
+        gone = [e for e in self.applied if e not in desired or self._moved(self.applied[e], desired[e])]
+        if gone:
+            self._bank_drops(gone)
+        for eni_id in gone:
+            a = self.applied.pop(eni_id)
+            fab.append(f"link del {a['fif']}")
+            s = a["serial"]
+            nft += [f"delete element ip vpc ifs {{ \"{a['fif']}\" : jump c{s} }}" if a["check"] else None,
+                    f"flush chain ip vpc c{s}", f"delete chain ip vpc c{s}",
+                    f"delete set ip vpc o{s}", f"delete counter ip vpc d{s}"]
+        for eni_id, d in desired.items():
+            a = self.applied.get(eni_id)
+            if a is None:
+                a = self._add_link(eni_id, d, fab, nodes, nft)
+            self._sync_addresses(a, d, fab, nft)
+        netns.ip_batch(self.fab, fab)
+        for ns, lines in nodes.items():
+            netns.ip_batch(ns, lines)
+        nft = [x for x in nft if x]
+        if nft:
+            netns.nft(self.fab, "\n".join(nft) + "\n")
+
+    @staticmethod
+    def _moved(a, d):
+        return a["ns"] != d["ns"] or a["ifname"] != d["ifname"]
+
+    def _add_link(self, eni_id, d, fab, nodes, nft):
+        s = d["serial"]
+        fif = f"{self.prefix}e{s}"
+        p = _ip(d["primary"])
+        fab += [f"link add {fif} type veth peer name {d['ifname']} address {d['mac']} netns {d['ns']}",
+                f"link set {fif} up",
+                f"ntable change name arp_cache dev {fif} proxy_delay 0",
+                f"neigh replace {p} lladdr {d['mac']} dev {fif} nud permanent",
+                f"route replace {p}/32 dev {fif}"]
+        if d["boot"]:   # the primary ENI: configured as the OS does at boot
+            nodes.setdefault(d["ns"], []).extend([
+                f"link set {d['ifname']} up",
+                f"addr add {p}/{d['plen']} dev {d['ifname']}",
+                f"route add default via {_ip(d['gw'])} dev {d['ifname']}"])
+        nft += [f"add set ip vpc o{s} {{ type ipv4_addr; flags interval; }}",
+                f"add counter ip vpc d{s}",
+                f"add chain ip vpc c{s}",
+                f"add rule ip vpc c{s} ip saddr != @o{s} counter name d{s} drop"]
+        a = {"serial": s, "fif": fif, "ns": d["ns"], "ifname": d["ifname"], "primary": d["primary"],
+             "owned": {(d["primary"], 32)}, "check": False, "set": set()}
+        self.applied[eni_id] = a
+        return a
+
+    def _sync_addresses(self, a, d, fab, nft):
+        fif, p, s = a["fif"], _ip(a["primary"]), a["serial"]
+        for base, plen in sorted(d["owned"] - a["owned"]):
+            fab.append(f"route replace {_ip(base)}/{plen} via {p} dev {fif}")
+        for base, plen in sorted(a["owned"] - d["owned"]):
+            fab.append(f"route del {_ip(base)}/{plen} via {p} dev {fif}")
+        a["owned"] = set(d["owned"])
+        if d["owned"] != a["set"]:
+            elems = ", ".join(f"{_ip(b)}/{n}" if n != 32 else _ip(b) for b, n in sorted(d["owned"]))
+            nft.append(f"flush set ip vpc o{s}")
+            nft.append(f"add element ip vpc o{s} {{ {elems} }}")
+            a["set"] = set(d["owned"])
+        if d["check"] != a["check"]:
+            verb = "add" if d["check"] else "delete"
+            nft.append(f"{verb} element ip vpc ifs {{ \"{fif}\" : jump c{s} }}")
+            a["check"] = d["check"]
+
+    # --- counters --------------------------------------------------------------
+    def _counters(self):
+        p = netns.in_ns(self.fab, ["nft", "-j", "list", "counters", "table", "ip", "vpc"], check=False)
+        if p.returncode != 0:
+            return {}
+        out = {}
+        for obj in json.loads(p.stdout).get("nftables", []):
+            c = obj.get("counter")
+            if c and c["name"].startswith("d"):
+                out[int(c["name"][1:])] = c["packets"]
+        return out
+
+    def _bank_drops(self, eni_ids):
+        counts = self._counters()
+        for e in eni_ids:
+            s = self.applied[e]["serial"]
+            self.dropped_before[e] = self.dropped_before.get(e, 0) + counts.get(s, 0)
+
+    def drops(self):
+        """Packets dropped by the source/destination check, per ENI id."""
+        counts = self._counters()
+        out = dict(self.dropped_before)
+        for e, a in list(self.applied.items()):
+            out[e] = out.get(e, 0) + counts.get(a["serial"], 0)
+        return out
+
+    def links(self):
+        return {e: {"netns": a["ns"], "ifname": a["ifname"], "fabric_ifname": a["fif"]}
+                for e, a in self.applied.items()}
