@@ -416,23 +416,38 @@ static const struct {
         { "imds", from_imds },
 };
 
+static int try_source(creds_provider *p, size_t i, struct creds_value *v, struct errmsg *err) {
+        *v = (struct creds_value){ 0 };
+        int r = sources[i].fn(p, v, err);
+        if (r == 0)
+                snprintf(v->source, sizeof v->source, "%s", sources[i].name);
+        else
+                creds_value_wipe(v);
+        return r;
+}
+
 static int resolve(creds_provider *p, struct creds_value *v, struct errmsg *err) {
         struct buf why = { 0 };
         for (size_t i = 0; i < sizeof sources / sizeof *sources; i++) {
                 struct errmsg e = { 0 };
-                *v = (struct creds_value){ 0 };
-                int r = sources[i].fn(p, v, &e);
+                int r = try_source(p, i, v, &e);
                 if (r == 0) {
-                        snprintf(v->source, sizeof v->source, "%s", sources[i].name);
                         buf_free(&why);
                         return 0;
                 }
-                creds_value_wipe(v);
                 buf_printf(&why, "%s%s: %s", i ? "; " : "", sources[i].name, errmsg_text(&e, r));
         }
         errmsg_set(err, -ENOKEY, "no AWS credentials (%s)", why.p ? why.p : "");
         buf_free(&why);
         return -ENOKEY;
+}
+
+/* Refresh from the source that gave the cached credentials; -ENOENT if there is none. */
+static int refresh_same_source(creds_provider *p, struct creds_value *v, struct errmsg *err) {
+        for (size_t i = 0; p->have && i < sizeof sources / sizeof *sources; i++)
+                if (strcmp(p->cached.source, sources[i].name) == 0)
+                        return try_source(p, i, v, err);
+        return -ENOENT;
 }
 
 static bool fresh(const creds_provider *p, time_t now) {
@@ -447,13 +462,19 @@ int creds_get(creds_provider *p, struct creds_value *ret, struct errmsg *err) {
         time_t now = cloud_clock_wall(p->o.clock);
         int r = 0;
         if (!fresh(p, now)) {
+                /* A refresh stays with the source that worked (a failing IRSA must not
+                 * silently become the node role); while the old credentials are still
+                 * valid they are served, once expired the whole chain is walked again. */
                 struct creds_value *v = malloc(sizeof *v);
-                r = v ? resolve(p, v, err) : errmsg_set(err, -ENOMEM, "out of memory");
+                r = v ? refresh_same_source(p, v, err) : errmsg_set(err, -ENOMEM, "out of memory");
+                bool still_valid = p->have && p->cached.expiration > now;
+                if (v && r < 0 && !still_valid)
+                        r = resolve(p, v, err);
                 if (r == 0) {
                         p->cached = *v;
                         p->have = true;
-                } else if (p->have && p->cached.expiration > now) {
-                        r = 0;          /* refresh failed; the old ones are still good for a while */
+                } else if (still_valid) {
+                        r = 0;
                 }
                 creds_value_wipe(v);
                 free(v);
