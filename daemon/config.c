@@ -1,0 +1,303 @@
+/*
+ * ipamd-config: the daemon's environment, one table row per variable.
+ *
+ * Each row names a variable, its default and accepted values (for errors and
+ * documentation) and a parser that writes one field of a scratch config.
+ * The scratch copy reaches the caller only when every row parsed, then a few
+ * cross-variable checks run. The pool variables are poolconfig's.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "ipamd-config.h"
+
+typedef int (*parse_fn)(const char *name, const char *value, struct ipamd_config *c, struct errmsg *err);
+
+struct row {
+        struct ipamd_config_var var;
+        parse_fn parse;
+};
+
+static int parse_int_field(const char *name, const char *value, long min, long max, int *field,
+                           struct errmsg *err) {
+        long v;
+        int r = poolconfig_parse_int(name, value, min, max, &v, err);
+        if (r == 0)
+                *field = (int)v;
+        return r;
+}
+
+static int parse_bool_field(const char *name, const char *value, bool *field, struct errmsg *err) {
+        return poolconfig_parse_bool(name, value, field, err);
+}
+
+static int parse_string(const char *name, const char *value, char *field, size_t size, struct errmsg *err) {
+        if (strlen(value) >= size)
+                return errmsg_set(err, -ERANGE, "%s: %zu characters, more than the %zu accepted", name,
+                                  strlen(value), size - 1);
+        memcpy(field, value, strlen(value) + 1);
+        return 0;
+}
+
+static int parse_abs_path(const char *name, const char *value, char *field, size_t size, struct errmsg *err) {
+        if (value[0] != '/')
+                return errmsg_set(err, -EINVAL, "%s=%s: not an absolute path", name, value);
+        return parse_string(name, value, field, size, err);
+}
+
+/* --- one parser per variable ------------------------------------------------ */
+
+static int p_eni_mtu(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_int_field(n, v, 576, 9001, &c->eni_mtu, e);
+}
+
+static int p_pod_mtu(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_int_field(n, v, 576, 9001, &c->pod_mtu, e);
+}
+
+static int p_cluster(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        for (const char *p = v; *p; p++)
+                if ((unsigned char)*p < 0x20)
+                        return errmsg_set(e, -EINVAL, "%s: contains a control character", n);
+        return parse_string(n, v, c->cluster_name, sizeof c->cluster_name, e);
+}
+
+static int add_tag(const char *n, const cJSON *item, struct ipamd_config *c, struct errmsg *e) {
+        const char *k = item->string;
+        if (!cJSON_IsString(item))
+                return errmsg_set(e, -EINVAL, "%s: the value of \"%s\" is not a string", n, k);
+        if (strstr(k, "k8s.amazonaws.com"))
+                return errmsg_set(e, -EINVAL, "%s: key \"%s\" is reserved (it contains k8s.amazonaws.com)", n, k);
+        if (strncmp(k, "aws:", 4) == 0)
+                return errmsg_set(e, -EINVAL, "%s: key \"%s\" is reserved by AWS (aws: prefix)", n, k);
+        if (!*k || strlen(k) > IPAMD_TAG_KEY_MAX || strlen(item->valuestring) > IPAMD_TAG_VALUE_MAX)
+                return errmsg_set(e, -ERANGE, "%s: tag \"%.40s\" has a key of 1-%d or a value of 0-%d characters",
+                                  n, k, IPAMD_TAG_KEY_MAX, IPAMD_TAG_VALUE_MAX);
+        if (c->n_tags == IPAMD_TAGS_MAX)
+                return errmsg_set(e, -ERANGE, "%s: more than %d tags", n, IPAMD_TAGS_MAX);
+        struct ipamd_tag *t = &c->tags[c->n_tags++];
+        snprintf(t->key, sizeof t->key, "%s", k);
+        snprintf(t->value, sizeof t->value, "%s", item->valuestring);
+        return 0;
+}
+
+static int p_tags(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        cJSON *j = cJSON_Parse(v);
+        if (!j || !cJSON_IsObject(j)) {
+                cJSON_Delete(j);
+                return errmsg_set(e, -EINVAL, "%s=%s: not a JSON object of string values, e.g. {\"team\":\"net\"}",
+                                  n, v);
+        }
+        int r = 0;
+        c->n_tags = 0;
+        for (const cJSON *item = j->child; item && r == 0; item = item->next)
+                r = add_tag(n, item, c, e);
+        cJSON_Delete(j);
+        return r;
+}
+
+static int p_no_provisioning(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->no_provisioning, e);
+}
+
+static int p_no_leak_cleanup(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->no_leak_cleanup, e);
+}
+
+static int p_log_level(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        /* aws-node's levels include FATAL; here it means "errors only". */
+        if (strcasecmp(v, "fatal") == 0) {
+                c->log_level = LOG_ERROR;
+                return 0;
+        }
+        if (log_level_parse(v, &c->log_level) < 0)
+                return errmsg_set(e, -EINVAL, "%s=%s: not a log level; accepted: debug, info, warn, error, fatal",
+                                  n, v);
+        return 0;
+}
+
+static int p_log_format(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        if (log_format_parse(v, &c->log_format) < 0)
+                return errmsg_set(e, -EINVAL, "%s=%s: not a log format; accepted: json, text", n, v);
+        return 0;
+}
+
+static int p_log_file(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        if (strcmp(v, "stderr") == 0) {
+                c->log_file[0] = '\0';
+                return 0;
+        }
+        if (strcmp(v, "stdout") == 0)
+                return errmsg_set(e, -EINVAL, "%s=stdout: not accepted (as aws-node); use stderr or a path", n);
+        return parse_abs_path(n, v, c->log_file, sizeof c->log_file, e);
+}
+
+int ipamd_config_parse_bind(const char *name, const char *value, struct errmsg *err) {
+        if (strncmp(value, "unix:", 5) == 0) {
+                if (value[5] != '/' || strlen(value + 5) > IPAMD_SOCKET_PATH_MAX)
+                        return errmsg_set(err, -EINVAL, "%s=%s: unix: needs an absolute path of at most %d bytes",
+                                          name, value, IPAMD_SOCKET_PATH_MAX);
+                return 0;
+        }
+        const char *colon = strrchr(value, ':');
+        char host[64];
+        long port;
+        if (!colon || (size_t)(colon - value) >= sizeof host ||
+            poolconfig_parse_int(name, colon + 1, 1, 65535, &port, NULL) < 0)
+                return errmsg_set(err, -EINVAL, "%s=%s: not an address; accepted: HOST:PORT with an IPv4 "
+                                  "host (or none, for any), or unix:/path", name, value);
+        memcpy(host, value, (size_t)(colon - value));
+        host[colon - value] = '\0';
+        struct in_addr a;
+        if (host[0] && inet_pton(AF_INET, host, &a) != 1)
+                return errmsg_set(err, -EINVAL, "%s=%s: \"%s\" is not an IPv4 address", name, value, host);
+        return 0;
+}
+
+static int p_introspection_bind(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        int r = ipamd_config_parse_bind(n, v, e);
+        return r < 0 ? r : parse_string(n, v, c->introspection_bind, sizeof c->introspection_bind, e);
+}
+
+static int p_metrics_bind(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        int r = ipamd_config_parse_bind(n, v, e);
+        return r < 0 ? r : parse_string(n, v, c->metrics_bind, sizeof c->metrics_bind, e);
+}
+
+static int p_no_introspection(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->no_introspection, e);
+}
+
+static int p_no_metrics(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->no_metrics, e);
+}
+
+static int p_socket(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_abs_path(n, v, c->socket_path, sizeof c->socket_path, e);
+}
+
+static int p_db(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_abs_path(n, v, c->db_path, sizeof c->db_path, e);
+}
+
+static int p_add_wait(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        int s;
+        int r = parse_int_field(n, v, 0, 300, &s, e);
+        if (r == 0)
+                c->add_wait_ms = s * 1000;
+        return r;
+}
+
+static int p_rate_share(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        char *end;
+        double d = strtod(v, &end);
+        if (*end || end == v || !isfinite(d) || d <= 0 || d > 1)
+                return errmsg_set(e, -EINVAL, "%s=%s: accepted: a fraction above 0 and at most 1, e.g. 0.1", n, v);
+        c->ec2_rate_share = d;
+        return 0;
+}
+
+static int p_leak_interval(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_int_field(n, v, 60, 86400, &c->leak_cleanup_interval_s, e);
+}
+
+/* Features aws-node has that vpc-ipamd does not yet: refused when switched on. */
+static int p_not_yet(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        (void)c;
+        bool on;
+        int r = poolconfig_parse_bool(n, v, &on, e);
+        if (r < 0)
+                return r;
+        if (on)
+                return errmsg_set(e, -EOPNOTSUPP, "%s=%s: not supported yet by vpc-ipamd; unset it or set false",
+                                  n, v);
+        return 0;
+}
+
+static int p_ipv4(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        (void)c;
+        bool on;
+        int r = poolconfig_parse_bool(n, v, &on, e);
+        if (r < 0)
+                return r;
+        if (!on)
+                return errmsg_set(e, -EOPNOTSUPP, "%s=%s: vpc-ipamd serves IPv4 only; IPv6 is not supported yet",
+                                  n, v);
+        return 0;
+}
+
+static const struct row rows[] = {
+        { { "AWS_VPC_ENI_MTU", "9001", "576 to 9001" }, p_eni_mtu },
+        { { "POD_MTU", "AWS_VPC_ENI_MTU", "576 to 9001" }, p_pod_mtu },
+        { { "CLUSTER_NAME", "", "up to 255 characters" }, p_cluster },
+        { { "ADDITIONAL_ENI_TAGS", "{}", "a JSON object of string values; no k8s.amazonaws.com or aws: keys" },
+          p_tags },
+        { { "DISABLE_NETWORK_RESOURCE_PROVISIONING", "false", "true or false" }, p_no_provisioning },
+        { { "DISABLE_LEAKED_ENI_CLEANUP", "false", "true or false" }, p_no_leak_cleanup },
+        { { "AWS_VPC_K8S_CNI_LOGLEVEL", "info", "debug, info, warn, error, fatal" }, p_log_level },
+        { { "VPC_IPAM_LOG_FORMAT", "json", "json or text" }, p_log_format },
+        { { "AWS_VPC_K8S_CNI_LOG_FILE", "stderr", "stderr or an absolute path" }, p_log_file },
+        { { "INTROSPECTION_BIND_ADDRESS", "127.0.0.1:61679", "HOST:PORT or unix:/path" }, p_introspection_bind },
+        { { "METRICS_BIND_ADDRESS", ":61678", "HOST:PORT or unix:/path" }, p_metrics_bind },
+        { { "DISABLE_INTROSPECTION", "false", "true or false" }, p_no_introspection },
+        { { "DISABLE_METRICS", "false", "true or false" }, p_no_metrics },
+        { { "VPC_IPAM_SOCKET", "/run/vpc-ipam/ipamd.sock", "an absolute path of at most 107 bytes" }, p_socket },
+        { { "VPC_IPAM_DB", "/var/lib/vpc-ipam/pool.db", "an absolute path" }, p_db },
+        { { "VPC_IPAM_ADD_WAIT", "10", "whole seconds from 0 to 300" }, p_add_wait },
+        { { "VPC_IPAM_EC2_RATE_SHARE", "0.1", "a fraction above 0 and at most 1" }, p_rate_share },
+        { { "VPC_IPAM_LEAK_CLEANUP_INTERVAL", "3600", "whole seconds from 60 to 86400" }, p_leak_interval },
+        { { "ENABLE_IPv4", "true", "true (IPv4 only)" }, p_ipv4 },
+        { { "ENABLE_IPv6", "false", "false (not supported yet)" }, p_not_yet },
+        { { "ENABLE_PREFIX_DELEGATION", "false", "false (not supported yet)" }, p_not_yet },
+        { { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "false", "false (not supported yet)" }, p_not_yet },
+        { { "ENABLE_POD_ENI", "false", "false (not supported yet)" }, p_not_yet },
+};
+
+void ipamd_config_defaults(struct ipamd_config *ret) {
+        *ret = (struct ipamd_config){
+                .eni_mtu = 9001,
+                .pod_mtu = 0,
+                .log_level = LOG_INFO,
+                .log_format = LOG_FORMAT_JSON,
+                .introspection_bind = "127.0.0.1:61679",
+                .metrics_bind = ":61678",
+                .socket_path = "/run/vpc-ipam/ipamd.sock",
+                .db_path = "/var/lib/vpc-ipam/pool.db",
+                .add_wait_ms = 10000,
+                .ec2_rate_share = 0.1,
+                .leak_cleanup_interval_s = 3600,
+        };
+        poolconfig_defaults(&ret->pool);
+}
+
+const struct ipamd_config_var *ipamd_config_var(size_t i) {
+        return i < sizeof rows / sizeof rows[0] ? &rows[i].var : NULL;
+}
+
+int ipamd_config_from_env(const char *const *env, struct ipamd_config *ret, struct errmsg *err) {
+        struct ipamd_config c;
+        ipamd_config_defaults(&c);
+        /* Ours first, so a feature not supported yet is named as such. */
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+                const char *v = poolconfig_getenv(env, rows[i].var.name);
+                if (!v || !*v)
+                        continue;
+                int r = rows[i].parse(rows[i].var.name, v, &c, err);
+                if (r < 0)
+                        return r;
+        }
+        int r = poolconfig_from_env(env, &c.pool, err);
+        if (r < 0)
+                return r;
+        if (c.pod_mtu == 0)
+                c.pod_mtu = c.eni_mtu;
+        *ret = c;
+        return 0;
+}

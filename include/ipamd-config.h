@@ -1,0 +1,79 @@
+/*
+ * ipamd-config: everything vpc-ipamd reads from its environment, strictly.
+ *
+ * aws-node's names, defaults and meanings, plus vpc-ipamd's own VPC_IPAM_*
+ * variables. Any invalid value — or a feature vpc-ipamd does not implement
+ * yet, switched on — is an error naming the variable, the value and what is
+ * accepted; the daemon exits with it before touching anything. The pool's own
+ * variables are parsed by poolconfig (ipam/) and carried here as `pool`.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "errmsg.h"
+#include "log.h"
+#include "poolconfig.h"
+
+#define IPAMD_PATH_MAX 4096
+#define IPAMD_SOCKET_PATH_MAX 107       /* sun_path less the NUL */
+#define IPAMD_BIND_MAX 128
+#define IPAMD_CLUSTER_NAME_MAX 255
+#define IPAMD_TAGS_MAX 40               /* EC2 allows 50 per resource; 10 are ours at most */
+#define IPAMD_TAG_KEY_MAX 128
+#define IPAMD_TAG_VALUE_MAX 256
+
+struct ipamd_tag {
+        char key[IPAMD_TAG_KEY_MAX + 1];
+        char value[IPAMD_TAG_VALUE_MAX + 1];
+};
+
+struct ipamd_config {
+        struct poolconfig pool;
+        int eni_mtu;                            /* AWS_VPC_ENI_MTU, 9001 */
+        int pod_mtu;                            /* POD_MTU, = eni_mtu */
+        char cluster_name[IPAMD_CLUSTER_NAME_MAX + 1];
+        struct ipamd_tag tags[IPAMD_TAGS_MAX];  /* ADDITIONAL_ENI_TAGS */
+        size_t n_tags;
+        bool no_provisioning;                   /* DISABLE_NETWORK_RESOURCE_PROVISIONING */
+        bool no_leak_cleanup;                   /* DISABLE_LEAKED_ENI_CLEANUP */
+        enum log_level log_level;               /* AWS_VPC_K8S_CNI_LOGLEVEL */
+        enum log_format log_format;             /* VPC_IPAM_LOG_FORMAT */
+        char log_file[IPAMD_PATH_MAX + 1];      /* AWS_VPC_K8S_CNI_LOG_FILE; "" = stderr only */
+        char introspection_bind[IPAMD_BIND_MAX + 1];   /* INTROSPECTION_BIND_ADDRESS */
+        char metrics_bind[IPAMD_BIND_MAX + 1];  /* METRICS_BIND_ADDRESS */
+        bool no_introspection;                  /* DISABLE_INTROSPECTION */
+        bool no_metrics;                        /* DISABLE_METRICS */
+        char socket_path[IPAMD_SOCKET_PATH_MAX + 1];   /* VPC_IPAM_SOCKET */
+        char db_path[IPAMD_PATH_MAX + 1];       /* VPC_IPAM_DB */
+        int add_wait_ms;                        /* VPC_IPAM_ADD_WAIT (seconds in the env) */
+        double ec2_rate_share;                  /* VPC_IPAM_EC2_RATE_SHARE */
+        int leak_cleanup_interval_s;            /* VPC_IPAM_LEAK_CLEANUP_INTERVAL */
+};
+
+/* One row of the documented variable table (README, /v1/ipamd-env-settings). */
+struct ipamd_config_var {
+        const char *name;
+        const char *default_value;
+        const char *accepted;
+};
+
+/* The defaults, as aws-node's where it has the variable. */
+void ipamd_config_defaults(struct ipamd_config *ret);
+
+/*
+ * Read the configuration from env, a NULL-terminated "NAME=value" array.
+ * -EINVAL (or -ERANGE, -EOPNOTSUPP for a feature not supported yet) with err
+ * naming the variable on the first bad value; *ret untouched then.
+ */
+int ipamd_config_from_env(const char *const *env, struct ipamd_config *ret, struct errmsg *err);
+
+/* The i-th variable the daemon reads besides the pool's, in documentation order; NULL past the end. */
+const struct ipamd_config_var *ipamd_config_var(size_t i);
+
+/*
+ * Parse "host:port" (IPv4 or "" for any address), ":port", or "unix:/path".
+ * Used for the introspection and metrics addresses.
+ */
+int ipamd_config_parse_bind(const char *name, const char *value, struct errmsg *err);
