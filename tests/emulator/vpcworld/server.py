@@ -311,8 +311,12 @@ class Server(Hooks):
         with self.cond:
             self.stopping = True
             self.cond.notify()
+        stoppers = [threading.Thread(target=h.shutdown) for h in self.httpd]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
         for h in self.httpd:
-            h.shutdown()
             h.server_close()
         with self.fabric_lock:
             gone = self.fabric.teardown()
