@@ -71,6 +71,7 @@ struct store_attachment {
         const char *pod_namespace;      /* optional */
         const char *pod_name;           /* optional */
         const char *pod_uid;            /* optional */
+        const char *host_veth;          /* optional: the pod's host-side link, to tell when it is gone */
 };
 
 /* An address held by a pod, with what the plugin needs to wire it. */
@@ -86,6 +87,7 @@ struct store_lease {
         char pod_namespace[STORE_POD_FIELD_MAX + 1];
         char pod_name[STORE_POD_FIELD_MAX + 1];
         char pod_uid[STORE_POD_FIELD_MAX + 1];
+        char host_veth[STORE_IFNAME_MAX + 1];
         int64_t assigned_ms;
 };
 
@@ -159,9 +161,13 @@ int store_release(store *s, const char *container_id, const char *ifname, int64_
 /* The lease of an attachment; -ENOENT when it holds none. */
 int store_lookup(store *s, const char *container_id, const char *ifname, struct store_lease *ret);
 
-/* Release every assignment not in valid[0..n_valid). *ret_released counts them. */
+/*
+ * Release every assignment not in valid[0..n_valid). When ret_released is
+ * not NULL it receives the released leases (malloc'd; free()), *ret_n their
+ * number.
+ */
 int store_gc(store *s, const struct store_key *valid, size_t n_valid, int64_t now_ms,
-             int64_t cooldown_ms, size_t *ret_released);
+             int64_t cooldown_ms, struct store_lease **ret_released, size_t *ret_n);
 
 /* All leases, ordered by address. *ret is malloc'd; free() it. */
 int store_leases(store *s, struct store_lease **ret, size_t *ret_n);

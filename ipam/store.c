@@ -36,7 +36,7 @@ enum stmt_id {
 
 #define LEASE_COLUMNS \
         "a.addr, e.id, e.device_index, e.route_table, e.subnet_cidr, a.container_id, a.ifname," \
-        " a.netns, a.pod_namespace, a.pod_name, a.pod_uid, a.assigned_ms"
+        " a.netns, a.pod_namespace, a.pod_name, a.pod_uid, a.assigned_ms, a.host_veth"
 #define LEASE_FROM " FROM addresses a JOIN blocks b ON b.cidr = a.block JOIN enis e ON e.id = b.eni_id"
 #define ENI_COLUMNS \
         "id, mac, device_index, network_card, subnet_id, subnet_cidr, primary_ip, route_table," \
@@ -57,11 +57,11 @@ static const char *const stmt_sql[ST__MAX] = {
                 " ORDER BY a.free_since, a.addr LIMIT 1",
         [ST_ASSIGN] =
                 "UPDATE addresses SET state = 'assigned', container_id = ?2, ifname = ?3, netns = ?4,"
-                " pod_namespace = ?5, pod_name = ?6, pod_uid = ?7, assigned_ms = ?8"
+                " pod_namespace = ?5, pod_name = ?6, pod_uid = ?7, assigned_ms = ?8, host_veth = ?9"
                 " WHERE addr = ?1 AND state = 'free'",
         [ST_RELEASE] =
                 "UPDATE addresses SET state = 'free', container_id = NULL, ifname = NULL, netns = NULL,"
-                " pod_namespace = NULL, pod_name = NULL, pod_uid = NULL, assigned_ms = NULL,"
+                " pod_namespace = NULL, pod_name = NULL, pod_uid = NULL, host_veth = NULL, assigned_ms = NULL,"
                 " free_since = ?2, cooldown_until = ?3 WHERE addr = ?1 AND state = 'assigned'",
         [ST_LEASE_BY_ADDR] = "SELECT " LEASE_COLUMNS LEASE_FROM " WHERE a.addr = ?1",
         [ST_ASSIGNED_ALL] = "SELECT " LEASE_COLUMNS LEASE_FROM " WHERE a.state = 'assigned' ORDER BY a.addr",
@@ -282,6 +282,7 @@ static void lease_from_row(sqlite3_stmt *st, struct store_lease *l) {
         copy_col(l->pod_name, sizeof l->pod_name, st, 9);
         copy_col(l->pod_uid, sizeof l->pod_uid, st, 10);
         l->assigned_ms = sqlite3_column_int64(st, 11);
+        copy_col(l->host_veth, sizeof l->host_veth, st, 12);
 }
 
 static int lease_by_addr(store *s, int64_t addr, struct store_lease *ret) {
@@ -317,7 +318,8 @@ static int attachment_check(const struct store_attachment *a) {
             !field_ok(a->ifname, STORE_IFNAME_MAX, true) || !field_ok(a->netns, STORE_NETNS_MAX, false) ||
             !field_ok(a->pod_namespace, STORE_POD_FIELD_MAX, false) ||
             !field_ok(a->pod_name, STORE_POD_FIELD_MAX, false) ||
-            !field_ok(a->pod_uid, STORE_POD_FIELD_MAX, false))
+            !field_ok(a->pod_uid, STORE_POD_FIELD_MAX, false) ||
+            !field_ok(a->host_veth, STORE_IFNAME_MAX, false))
                 return -EINVAL;
         return 0;
 }
@@ -359,6 +361,7 @@ static int assign_locked(store *s, const struct store_attachment *a, int64_t now
         bind_optional(st, 6, a->pod_name);
         bind_optional(st, 7, a->pod_uid);
         sqlite3_bind_int64(st, 8, now_ms);
+        bind_optional(st, 9, a->host_veth);
         r = exec_done(st);
         if (r < 0)
                 return r;
@@ -474,30 +477,32 @@ static int key_cmp(const void *a, const void *b) {
         return c ? c : strcmp(x->ifname, y->ifname);
 }
 
+/* Releases what valid does not name; the released leases are compacted to the front of *leases. */
 static int gc_locked(store *s, struct store_key *valid, size_t n_valid, int64_t now_ms,
-                     int64_t cooldown_ms, size_t *released) {
-        struct store_lease *leases = NULL;
+                     int64_t cooldown_ms, struct store_lease **leases, size_t *released) {
         size_t n = 0;
-        int r = store_leases(s, &leases, &n);
+        int r = store_leases(s, leases, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n && r >= 0; i++) {
-                struct store_key k = { leases[i].container_id, leases[i].ifname };
+                struct store_lease *l = &(*leases)[i];
+                struct store_key k = { l->container_id, l->ifname };
                 if (n_valid && bsearch(&k, valid, n_valid, sizeof *valid, key_cmp))
                         continue;
                 uint32_t ip;
-                r = ip_parse(leases[i].ip, &ip);
+                r = ip_parse(l->ip, &ip);
                 if (r >= 0)
                         r = release_addr(s, ip, now_ms, cooldown_ms);
+                if (r >= 0 && *released != i)
+                        (*leases)[*released] = *l;
                 if (r >= 0)
                         (*released)++;
         }
-        free(leases);
         return r;
 }
 
 int store_gc(store *s, const struct store_key *valid, size_t n_valid, int64_t now_ms,
-             int64_t cooldown_ms, size_t *ret_released) {
+             int64_t cooldown_ms, struct store_lease **ret_released, size_t *ret_n) {
         if (!s || (n_valid && !valid))
                 return -EINVAL;
         for (size_t i = 0; i < n_valid; i++)
@@ -512,13 +517,22 @@ int store_gc(store *s, const struct store_key *valid, size_t n_valid, int64_t no
                 qsort(sorted, n_valid, sizeof *sorted, key_cmp);
         }
         size_t released = 0;
+        struct store_lease *leases = NULL;
         int r = tx_begin(s);
         if (r >= 0)
-                r = tx_end(s, gc_locked(s, sorted, n_valid, now_ms, cooldown_ms, &released));
+                r = tx_end(s, gc_locked(s, sorted, n_valid, now_ms, cooldown_ms, &leases, &released));
         free(sorted);
-        if (r >= 0 && ret_released)
-                *ret_released = released;
-        return r < 0 ? r : 0;
+        if (r < 0 || !ret_released) {
+                free(leases);
+                leases = NULL;
+        }
+        if (r < 0)
+                return r;
+        if (ret_released)
+                *ret_released = leases;
+        if (ret_n)
+                *ret_n = released;
+        return 0;
 }
 
 /* --- ENIs ----------------------------------------------------------------- */

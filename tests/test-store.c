@@ -55,7 +55,8 @@ static store *node_with(int n) {
 
 static struct store_attachment att(const char *cid) {
         return (struct store_attachment){ .container_id = cid, .ifname = "eth0", .netns = "/var/run/netns/x",
-                                          .pod_namespace = "default", .pod_name = cid, .pod_uid = "uid-1" };
+                                          .pod_namespace = "default", .pod_name = cid, .pod_uid = "uid-1",
+                                          .host_veth = "eni0123456789a" };
 }
 
 static void healthy(store *s, int64_t now) {
@@ -169,12 +170,16 @@ START_TEST(test_gc_releases_the_rest) {
         }
         struct store_key valid[] = { { "k2", "eth0" }, { "k9", "eth0" } };
         size_t released = 0;
-        ck_assert_int_eq(store_gc(s, valid, 2, T0 + 10, COOLDOWN, &released), 0);
+        struct store_lease *gone = NULL;
+        ck_assert_int_eq(store_gc(s, valid, 2, T0 + 10, COOLDOWN, &gone, &released), 0);
         ck_assert_uint_eq(released, 2);
+        ck_assert_str_eq(gone[0].container_id, "k1");
+        ck_assert_str_eq(gone[1].container_id, "k3");
+        free(gone);
         struct store_lease l;
         ck_assert_int_eq(store_lookup(s, "k2", "eth0", &l), 0);
         ck_assert_int_eq(store_lookup(s, "k1", "eth0", &l), -ENOENT);
-        ck_assert_int_eq(store_gc(s, NULL, 0, T0 + 20, COOLDOWN, &released), 0);
+        ck_assert_int_eq(store_gc(s, NULL, 0, T0 + 20, COOLDOWN, NULL, &released), 0);
         ck_assert_uint_eq(released, 1);
         struct store_stats st;
         ck_assert_int_eq(store_stats(s, T0 + 20, &st), 0);
@@ -584,6 +589,7 @@ START_TEST(test_leases_and_enis_listed) {
         ck_assert_str_eq(ls[0].ip, "10.0.0.10");
         ck_assert_str_eq(ls[0].container_id, "z");
         ck_assert_str_eq(ls[0].netns, "/var/run/netns/x");
+        ck_assert_str_eq(ls[0].host_veth, "eni0123456789a");
         free(ls);
         struct store_eni *es = NULL;
         ck_assert_int_eq(store_enis(s, &es, &n), 0);
