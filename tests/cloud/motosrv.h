@@ -1,0 +1,23 @@
+/*
+ * motosrv: start a moto server on a free 127.0.0.1 port for a test or a
+ * benchmark, seed it (moto_fixture.py) and stop it by PID — at exit, on
+ * SIGINT/SIGTERM, and (PR_SET_PDEATHSIG) if the test process dies.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+struct motosrv {
+        int pid;
+        int port;
+        char url[64];
+        char vpc[64], subnet[64], sg[64], instance[64];
+};
+
+/*
+ * 0 on success; -ENOENT with *why filled when moto is not available (the
+ * caller reports a SKIP); another negative errno when it failed to start.
+ * keepalive: serve through tests/cloud/moto_run.py (HTTP/1.1) instead of moto_server.
+ */
+int motosrv_start(struct motosrv *m, bool keepalive, char *why, unsigned why_size);
+void motosrv_stop(struct motosrv *m);

@@ -1,0 +1,120 @@
+/*
+ * test-ratelimit: the bucket shapes are EC2's, the share scales them, callers
+ * queue in order with the fake clock, waits beyond the bound are refused, and
+ * under real threads the long-run rate never exceeds the refill rate.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "fakeclock.h"
+#include "ratelimit.h"
+#include "testlib.h"
+
+START_TEST(test_shapes_are_ec2s) {
+        double cap, refill;
+        ratelimit_shape(RATELIMIT_NON_MUTATING, &cap, &refill);
+        ck_assert(cap == 100 && refill == 20);
+        ratelimit_shape(RATELIMIT_UNFILTERED_DESCRIBE, &cap, &refill);
+        ck_assert(cap == 50 && refill == 10);
+        ratelimit_shape(RATELIMIT_MUTATING, &cap, &refill);
+        ck_assert(cap == 50 && refill == 5);
+        ratelimit_shape(RATELIMIT_ENI_ADDRESS, &cap, &refill);
+        ck_assert(cap == 100 && refill == 5);
+        ratelimit_shape(RATELIMIT_CREATE_TAGS, &cap, &refill);
+        ck_assert(cap == 100 && refill == 10);
+}
+END_TEST
+
+START_TEST(test_burst_then_refill_rate) {
+        struct fakeclock fc;
+        fakeclock_init(&fc, 0);
+        ratelimit *rl;
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 0.5, .clock = &fc.clock }, &rl), 0);
+        /* non-mutating at 0.5: 50 at once, then 10/s */
+        for (int i = 0; i < 50; i++)
+                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_NON_MUTATING), 0);
+        ck_assert_uint_eq(fc.sleeps, 0);
+        for (int i = 0; i < 100; i++)
+                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_NON_MUTATING), 0);
+        ck_assert_uint_eq(fc.sleeps, 100);
+        ck_assert_uint_ge(fc.slept_ns, 9999000000ull);
+        ck_assert_uint_le(fc.slept_ns, 10001000000ull);
+        /* other categories are independent */
+        unsigned before = fc.sleeps;
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_CREATE_TAGS), 0);
+        ck_assert_uint_eq(fc.sleeps, before);
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, RATELIMIT_NON_MUTATING, &st);
+        ck_assert_uint_eq(st.waits, 100);
+        ratelimit_free(rl);
+}
+END_TEST
+
+START_TEST(test_tiny_share_keeps_one_token_and_refuses_long_waits) {
+        struct fakeclock fc;
+        fakeclock_init(&fc, 0);
+        ratelimit *rl;
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 0.001, .clock = &fc.clock,
+                                                                    .max_wait_ns = 1000000000ull }, &rl), 0);
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_MUTATING), 0);   /* capacity floor of 1 */
+        /* the next token is 200 s away (0.005/s): refused, nothing taken, no sleep */
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_MUTATING), -EAGAIN);
+        ck_assert_uint_eq(fc.sleeps, 0);
+        fc.now_ns += 200ull * 1000000000ull;
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_MUTATING), 0);
+        ratelimit_free(rl);
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 2 }, &rl), -EINVAL);
+}
+END_TEST
+
+struct worker {
+        ratelimit *rl;
+        int n;
+};
+
+static void *work(void *ud) {
+        struct worker *w = ud;
+        for (int i = 0; i < w->n; i++)
+                ck_assert_int_eq(ratelimit_take(w->rl, RATELIMIT_MUTATING), 0);
+        return NULL;
+}
+
+static double now_s(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+START_TEST(test_threads_share_the_bucket) {
+        /* share 1 of (50, 5/s) with a shortened shape: use share 1 and take
+         * 50 (burst) + 10 more from 4 threads: the 10 must take >= ~2 s. */
+        ratelimit *rl;
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1 }, &rl), 0);
+        pthread_t t[4];
+        struct worker w = { rl, 15 };
+        double t0 = now_s();
+        for (int i = 0; i < 4; i++)
+                pthread_create(&t[i], NULL, work, &w);
+        for (int i = 0; i < 4; i++)
+                pthread_join(t[i], NULL);
+        double took = now_s() - t0;
+        ck_assert_msg(took >= 1.9 && took < 4.0, "60 takes at 50 + 5/s took %.2f s", took);
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, RATELIMIT_MUTATING, &st);
+        ck_assert_uint_eq(st.waits, 10);
+        ratelimit_free(rl);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("ratelimit");
+        TCase *tc = tcase_create("core");
+        tcase_set_timeout(tc, 20);
+        tcase_add_test(tc, test_shapes_are_ec2s);
+        tcase_add_test(tc, test_burst_then_refill_rate);
+        tcase_add_test(tc, test_tiny_share_keeps_one_token_and_refuses_long_waits);
+        tcase_add_test(tc, test_threads_share_the_bucket);
+        suite_add_tcase(s, tc);
+        return testlib_run(s);
+}
