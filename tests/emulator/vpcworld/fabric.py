@@ -101,29 +101,43 @@ class Fabric:
 
     # --- reconciliation ------------------------------------------------------
     def apply(self, desired):
-        """desired: eni id -> {serial, ns, ifname, mac, primary, plen, gw, boot, owned, check}."""
-        fab, nodes, nft = [], {}, []
+        """desired: eni id -> {serial, ns, ifname, mac, primary, plen, gw, boot, owned, check}.
+
+        Removals run before additions (an address moving between ENIs is
+        deleted from the old one first); each batch runs to its end even if
+        a line fails (ip -force), and failures are logged, not raised, so one
+        bad link cannot stall the rest of the fabric."""
+        rm, add, nodes, nft_rm, nft_add = [], [], {}, [], []
         gone = [e for e in self.applied if e not in desired or self._moved(self.applied[e], desired[e])]
         if gone:
             self._bank_drops(gone)
         for eni_id in gone:
             a = self.applied.pop(eni_id)
-            fab.append(f"link del {a['fif']}")
+            rm.append(f"link del {a['fif']}")
             s = a["serial"]
-            nft += [f"delete element ip vpc ifs {{ \"{a['fif']}\" : jump c{s} }}" if a["check"] else None,
-                    f"flush chain ip vpc c{s}", f"delete chain ip vpc c{s}",
-                    f"delete set ip vpc o{s}", f"delete counter ip vpc d{s}"]
+            if a["check"]:
+                nft_rm.append(f"delete element ip vpc ifs {{ \"{a['fif']}\" : jump c{s} }}")
+            nft_rm += [f"flush chain ip vpc c{s}", f"delete chain ip vpc c{s}",
+                       f"delete set ip vpc o{s}", f"delete counter ip vpc d{s}"]
         for eni_id, d in desired.items():
             a = self.applied.get(eni_id)
             if a is None:
-                a = self._add_link(eni_id, d, fab, nodes, nft)
-            self._sync_addresses(a, d, fab, nft)
-        netns.ip_batch(self.fab, fab)
+                a = self._add_link(eni_id, d, add, nodes, nft_add)
+            self._sync_addresses(a, d, rm, add, nft_add)
+        self._run(lambda: netns.ip_batch(self.fab, rm, force=True))
+        self._run(lambda: netns.ip_batch(self.fab, add, force=True))
         for ns, lines in nodes.items():
-            netns.ip_batch(ns, lines)
-        nft = [x for x in nft if x]
-        if nft:
-            netns.nft(self.fab, "\n".join(nft) + "\n")
+            self._run(lambda: netns.ip_batch(ns, lines, force=True))
+        if nft_rm:
+            self._run(lambda: netns.nft(self.fab, "\n".join(nft_rm) + "\n"))
+        if nft_add:
+            self._run(lambda: netns.nft(self.fab, "\n".join(nft_add) + "\n"))
+
+    def _run(self, fn):
+        try:
+            fn()
+        except netns.CommandError as e:
+            self.log(f"fabric: {e}")
 
     @staticmethod
     def _moved(a, d):
@@ -152,12 +166,12 @@ class Fabric:
         self.applied[eni_id] = a
         return a
 
-    def _sync_addresses(self, a, d, fab, nft):
+    def _sync_addresses(self, a, d, rm, add, nft):
         fif, p, s = a["fif"], _ip(a["primary"]), a["serial"]
         for base, plen in sorted(d["owned"] - a["owned"]):
-            fab.append(f"route replace {_ip(base)}/{plen} via {p} dev {fif}")
+            add.append(f"route replace {_ip(base)}/{plen} via {p} dev {fif}")
         for base, plen in sorted(a["owned"] - d["owned"]):
-            fab.append(f"route del {_ip(base)}/{plen} via {p} dev {fif}")
+            rm.append(f"route del {_ip(base)}/{plen} via {p} dev {fif}")
         a["owned"] = set(d["owned"])
         if d["owned"] != a["set"]:
             elems = ", ".join(f"{_ip(b)}/{n}" if n != 32 else _ip(b) for b, n in sorted(d["owned"]))

@@ -30,11 +30,14 @@ def run(args, stdin=None, check=True, timeout=30):
     return p
 
 
-def ip_batch(ns, lines, check=True):
-    """Run `ip` commands (one per line) in namespace ns (None: only netns add/del)."""
+def ip_batch(ns, lines, check=True, force=False):
+    """Run `ip` commands (one per line) in namespace ns (None: only netns add/del).
+
+    With force, every line runs even after a failing one (ip -force); the
+    call still fails (if check) when any line did."""
     if not lines:
         return None
-    args = ["ip"] + (["-n", ns] if ns else []) + ["-batch", "-"]
+    args = ["ip"] + (["-n", ns] if ns else []) + (["-force"] if force else []) + ["-batch", "-"]
     return run(args, "\n".join(lines) + "\n", check)
 
 

@@ -214,8 +214,11 @@ class Server(Hooks):
                     due.append(heapq.heappop(self.events)[2])
                 self.dirty = False
             for fn in due:
-                with self.world.lock:
-                    fn()
+                try:
+                    with self.world.lock:
+                        fn()
+                except Exception as e:  # a broken effect must not stop the world
+                    log(f"timed effect failed: {type(e).__name__}: {e}")
             try:
                 self._reconcile()
             except Exception as e:      # keep the world alive; the log tells
