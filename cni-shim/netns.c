@@ -55,7 +55,13 @@ int netns_nl_socket_here(struct nl_sock **ret) {
         struct nl_sock *sk = nl_socket_alloc();
         if (!sk)
                 return -ENOMEM;
-        int r = nl_connect(sk, NETLINK_ROUTE);
+        /* One recvmsg per reply instead of a MSG_PEEK first: the kernel never
+         * sends a netlink message larger than 32 KiB to a reader whose
+         * buffer is that size. */
+        nl_socket_disable_msg_peek(sk);
+        int r = nl_socket_set_msg_buf_size(sk, 32768);
+        if (r >= 0)
+                r = nl_connect(sk, NETLINK_ROUTE);
         if (r < 0) {
                 nl_socket_free(sk);
                 return netns_nl_errno(r);

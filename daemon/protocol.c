@@ -595,7 +595,10 @@ static void encode_result(cJSON *o, const struct proto_reply *reply) {
         case PROTO_OP_DEL:
                 if (reply->addr.has_ip) {
                         cJSON_AddStringToObject(o, "ip", reply->addr.ip);
-                        cJSON_AddNumberToObject(o, "route_table", reply->addr.route_table);
+                        if (reply->addr.route_table)
+                                cJSON_AddNumberToObject(o, "route_table", reply->addr.route_table);
+                        else
+                                cJSON_AddNullToObject(o, "route_table");
                 } else {
                         cJSON_AddNullToObject(o, "ip");
                         cJSON_AddNullToObject(o, "route_table");

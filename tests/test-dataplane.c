@@ -193,7 +193,9 @@ START_TEST(test_add_makes_every_object) {
         cJSON_Delete(pr);
         cJSON *pn = ipj(ns, "neigh show");
         ck_assert_int_eq(count(pn, 3, "dst", "169.254.1.1", "dev", "eth0", "lladdr", l.host_mac), 1);
-        ck_assert_ptr_nonnull(strstr(cJSON_PrintUnformatted(pn), "PERMANENT"));
+        char *printed = cJSON_PrintUnformatted(pn);
+        ck_assert_ptr_nonnull(strstr(printed, "PERMANENT"));
+        free(printed);
         cJSON_Delete(pn);
         ck_assert_msg(dp_check(ns, &p, &err) == 0, "dp_check after add: %s", err.text);
 }

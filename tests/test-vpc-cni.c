@@ -1,0 +1,632 @@
+/*
+ * test-vpc-cni: the real vpc-cni binary, end to end, against a small fake
+ * vpc-ipamd.
+ *
+ * The fake daemon is a thread of the test serving the socket protocol with
+ * protocol.h's server helpers: it hands out fixed addresses (10.0.1.100 and
+ * up), remembers attachments, counts what it was asked and can be told to
+ * refuse or to report "not ready". Each case runs in Check's forked child,
+ * which unshares a fresh "node" namespace first; pods are namespaces made
+ * inside it and held by descriptors. The plugin is exec'd with a CNI
+ * environment and stdin exactly as a runtime would, and its stdout, exit
+ * status and the kernel state are checked.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "dataplane.h"
+#include "protocol.h"
+#include "testlib.h"
+
+/* --- the fake daemon ---------------------------------------------------------------------- */
+
+#define MAX_PODS 64
+
+struct fake {
+        int fd, stop[2];
+        pthread_t thread;
+        pthread_mutex_t lock;
+        struct proto_attachment pods[MAX_PODS];
+        bool used[MAX_PODS];
+        uint32_t route_table;
+        bool refuse_add;        /* answer no_address */
+        bool not_ready;
+        unsigned n_add, n_del, n_del_setup_failed, n_gc;
+};
+
+static int find_pod(struct fake *f, const struct proto_attachment *a) {
+        for (int i = 0; i < MAX_PODS; i++)
+                if (f->used[i] && strcmp(f->pods[i].container_id, a->container_id) == 0 &&
+                    strcmp(f->pods[i].ifname, a->ifname) == 0)
+                        return i;
+        return -1;
+}
+
+static void fill_address(struct fake *f, int i, struct proto_address *a) {
+        snprintf(a->ip, sizeof a->ip, "10.0.1.%d", (100 + i) & 0xff);
+        strcpy(a->eni_id, "eni-0fake");
+        a->device_index = f->route_table == 254 ? 0 : f->route_table - 1;
+        a->route_table = f->route_table;
+        strcpy(a->gateway, PROTO_POD_GATEWAY);
+        strcpy(a->subnet_gateway, "10.0.1.1");
+        a->mtu = 9001;
+        a->has_ip = true;
+}
+
+static void fake_add(struct fake *f, const struct proto_request *req, struct proto_reply *reply) {
+        f->n_add++;
+        if (f->refuse_add) {
+                strcpy(reply->error.code, PROTO_E_NO_ADDRESS);
+                strcpy(reply->error.msg, "subnet exhausted: subnet-0fake has no free address");
+                reply->error.retry = true;
+                return;
+        }
+        int i = find_pod(f, &req->att);
+        for (int j = 0; i < 0 && j < MAX_PODS; j++)
+                if (!f->used[j]) {
+                        i = j;
+                        f->used[j] = true;
+                        f->pods[j] = req->att;
+                }
+        reply->ok = true;
+        fill_address(f, i, &reply->addr);
+}
+
+static void fake_gc(struct fake *f, const struct proto_request *req, struct proto_reply *reply) {
+        f->n_gc++;
+        reply->released = calloc(MAX_PODS, PROTO_IP_MAX);
+        for (int i = 0; i < MAX_PODS; i++) {
+                bool valid = false;
+                for (size_t v = 0; v < req->n_valid; v++)
+                        valid = valid || (f->used[i] && strcmp(req->valid[v].container_id, f->pods[i].container_id) == 0);
+                if (f->used[i] && !valid) {
+                        f->used[i] = false;
+                        snprintf(reply->released[reply->n_released++], PROTO_IP_MAX, "10.0.1.%d", 100 + i);
+                }
+        }
+        reply->ok = true;
+}
+
+static void fake_handle(const struct proto_request *req, struct proto_reply *reply, void *userdata) {
+        struct fake *f = userdata;
+        int i;
+        pthread_mutex_lock(&f->lock);
+        switch (req->op) {
+        case PROTO_OP_ADD:
+                fake_add(f, req, reply);
+                break;
+        case PROTO_OP_DEL:
+                f->n_del++;
+                f->n_del_setup_failed += strcmp(req->reason, "SetupFailed") == 0;
+                reply->ok = true;
+                if ((i = find_pod(f, &req->att)) >= 0) {
+                        fill_address(f, i, &reply->addr);
+                        f->used[i] = false;
+                }
+                break;
+        case PROTO_OP_CHECK:
+                if ((i = find_pod(f, &req->att)) < 0) {
+                        strcpy(reply->error.code, PROTO_E_UNKNOWN_CONTAINER);
+                        strcpy(reply->error.msg, "no such attachment");
+                } else {
+                        reply->ok = true;
+                        fill_address(f, i, &reply->addr);
+                }
+                break;
+        case PROTO_OP_GC:
+                fake_gc(f, req, reply);
+                break;
+        case PROTO_OP_STATUS:
+                reply->ok = true;
+                reply->ready = !f->not_ready;
+                strcpy(reply->reason, f->not_ready ? "ENI limit reached and no free address" : "");
+                reply->available = 5;
+                break;
+        default:
+                strcpy(reply->error.code, PROTO_E_UNKNOWN_OP);
+                strcpy(reply->error.msg, "not here");
+        }
+        pthread_mutex_unlock(&f->lock);
+}
+
+static void serve_conn(struct fake *f, int c) {
+        static char buf[PROTO_MSG_MAX];
+        struct pollfd p = { .fd = c, .events = POLLIN };
+        if (poll(&p, 1, 2000) <= 0)
+                return;
+        ssize_t n = recv(c, buf, sizeof buf, 0);
+        char *reply = NULL;
+        if (n > 0 && proto_server_handle(buf, (size_t)n, fake_handle, f, &reply) == 0)
+                (void)send(c, reply, strlen(reply), MSG_NOSIGNAL);
+        free(reply);
+}
+
+static void *fake_loop(void *arg) {
+        struct fake *f = arg;
+        for (;;) {
+                struct pollfd p[2] = { { .fd = f->fd, .events = POLLIN }, { .fd = f->stop[0], .events = POLLIN } };
+                if (poll(p, 2, -1) < 0 || p[1].revents)
+                        return NULL;
+                int c = accept4(f->fd, NULL, NULL, SOCK_CLOEXEC);
+                if (c >= 0) {
+                        serve_conn(f, c);
+                        close(c);
+                }
+        }
+}
+
+static const char *sock_path(void) {
+        return testlib_path("ipamd.sock");
+}
+
+static void fake_start(struct fake *f) {
+        memset(f, 0, sizeof *f);
+        f->route_table = 2;
+        pthread_mutex_init(&f->lock, NULL);
+        ck_assert_int_eq(pipe(f->stop), 0);
+        ck_assert_int_eq(proto_listen(sock_path(), 64, &f->fd), 0);
+        ck_assert_int_eq(pthread_create(&f->thread, NULL, fake_loop, f), 0);
+}
+
+static void fake_stop(struct fake *f) {
+        ck_assert_int_eq(write(f->stop[1], "x", 1), 1);
+        pthread_join(f->thread, NULL);
+        close(f->fd);
+        unlink(sock_path());
+}
+
+/* --- namespaces and the plugin ----------------------------------------------------------- */
+
+static int host_fd = -1;
+
+static void enter_fresh_host(void) {
+        ck_assert_msg(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s (needs root)", strerror(errno));
+        host_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(host_fd, 0);
+}
+
+static int make_pod(char path[static 64]) {
+        ck_assert_int_eq(unshare(CLONE_NEWNET), 0);
+        int fd = open("/proc/thread-self/ns/net", O_RDONLY);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(setns(host_fd, CLONE_NEWNET), 0);
+        snprintf(path, 64, "/proc/%d/fd/%d", getpid(), fd);
+        return fd;
+}
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+        char cmd[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(cmd, sizeof cmd, fmt, ap);
+        va_end(ap);
+        int r = system(cmd);
+        return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+struct run {
+        int status;             /* exit status */
+        char out[16384];        /* stdout */
+        cJSON *json;            /* stdout parsed, or NULL when empty */
+        long usec;
+};
+
+/* The parsed stdout of the last run; freed by the next run or at exit. */
+static cJSON *last_json;
+
+static void free_last_json(void) {
+        cJSON_Delete(last_json);
+        last_json = NULL;
+}
+
+static void run_done(struct run *r) {
+        free_last_json();
+        r->json = NULL;
+}
+
+static void child_exec(const char *stdin_text, int in[2], int out[2], char **envp) {
+        (void)stdin_text;
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (!getenv("VPC_CNI_TEST_STDERR"))
+                dup2(devnull, 2);
+        close(in[1]);
+        close(out[0]);
+        const char *bin = getenv("VPC_CNI");
+        execve(bin, (char *[]){ (char *)bin, NULL }, envp);
+        _exit(127);
+}
+
+/* Run vpc-cni with "K=V" strings (NULL-terminated) and stdin_text. */
+static void plugin(struct run *r, const char *stdin_text, ...) {
+        static int registered;
+        char *envp[32];
+        int n = 0;
+        va_list ap;
+        va_start(ap, stdin_text);
+        for (const char *e; n < 30 && (e = va_arg(ap, const char *));)
+                envp[n++] = (char *)e;
+        va_end(ap);
+        envp[n] = NULL;
+        int in[2], out[2];
+        ck_assert_int_eq(pipe(in), 0);
+        ck_assert_int_eq(pipe(out), 0);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+                child_exec(stdin_text, in, out, envp);
+        close(in[0]);
+        close(out[1]);
+        ck_assert_int_eq(write(in[1], stdin_text, strlen(stdin_text)), (ssize_t)strlen(stdin_text));
+        close(in[1]);
+        size_t len = 0;
+        ssize_t k;
+        while ((k = read(out[0], r->out + len, sizeof r->out - 1 - len)) > 0)
+                len += (size_t)k;
+        r->out[len] = '\0';
+        close(out[0]);
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        r->usec = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
+        r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        free_last_json();
+        if (!registered++)
+                atexit(free_last_json);
+        r->json = last_json = len ? cJSON_Parse(r->out) : NULL;
+        ck_assert_msg(!len || r->json, "stdout is not one JSON document: %s", r->out);
+}
+
+static int code_of(const struct run *r) {
+        const cJSON *c = cJSON_GetObjectItem(r->json, "code");
+        return cJSON_IsNumber(c) ? c->valueint : 0;
+}
+
+static const char *msg_of(const struct run *r) {
+        const cJSON *m = cJSON_GetObjectItem(r->json, "msg");
+        return cJSON_IsString(m) ? m->valuestring : "";
+}
+
+/* A network config for the fake daemon; extra is spliced in (",..." or ""). */
+static char *conf(const char *version, const char *extra) {
+        static char buf[20000];
+        snprintf(buf, sizeof buf, "{\"cniVersion\":\"%s\",\"name\":\"vpcnet\",\"type\":\"vpc-cni\",\"socket\":\"%s\"%s}",
+                 version, sock_path(), extra);
+        return buf;
+}
+
+/* The config with prevResult set to an earlier ADD's output. */
+static char *conf_prev(const char *version, const char *prev) {
+        static char extra[17000];
+        snprintf(extra, sizeof extra, ",\"prevResult\":%s", prev);
+        return conf(version, extra);
+}
+
+#define ENV(cmd, id, ns) "CNI_COMMAND=" cmd, id, ns, "CNI_IFNAME=eth0", "CNI_PATH=/opt/cni/bin"
+
+static char env_ns[PROTO_NETNS_MAX + 16], env_id[PROTO_CONTAINER_ID_MAX + 32];
+
+static void set_pod(const char *id, const char *ns) {
+        snprintf(env_id, sizeof env_id, "CNI_CONTAINERID=%s", id);
+        snprintf(env_ns, sizeof env_ns, "CNI_NETNS=%s", ns);
+}
+
+static int host_links(void) {
+        return sh("test $(ip -o link show | wc -l) -eq 1") == 0 ? 1 : 0;
+}
+
+static bool clean_host(void) {
+        return host_links() && sh("test $(ip -o rule show | wc -l) -eq 3") == 0 &&
+               sh("test -z \"$(ip route show table main)\"") == 0;
+}
+
+/* --- the cases ---------------------------------------------------------------------------- */
+
+START_TEST(test_full_cycle) {
+        struct fake f;
+        struct run r;
+        char ns[64], prev[16384];
+        enter_fresh_host();
+        make_pod(ns);
+        fake_start(&f);
+        set_pod("cycle1", ns);
+
+        plugin(&r, conf("1.1.0", ""), "CNI_COMMAND=STATUS", "CNI_PATH=/opt/cni/bin", NULL);
+        ck_assert_msg(r.status == 0 && !r.out[0], "STATUS: %d %s", r.status, r.out);
+
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns),
+               "CNI_ARGS=K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID=cycle1;"
+               "K8S_POD_UID=u1;IgnoreUnknown=1", NULL);
+        ck_assert_msg(r.status == 0, "ADD: %s", r.out);
+        const cJSON *ip = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "ips"), 0);
+        ck_assert_str_eq(cJSON_GetObjectItem(ip, "address")->valuestring, "10.0.1.100/32");
+        const cJSON *pod_if = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "interfaces"), 1);
+        ck_assert_str_eq(cJSON_GetObjectItem(pod_if, "sandbox")->valuestring, ns);
+        ck_assert_int_eq(cJSON_GetObjectItem(pod_if, "mtu")->valueint, 9001);
+        snprintf(prev, sizeof prev, "%s", r.out);
+        run_done(&r);
+        ck_assert_int_eq(sh("nsenter --net=%s ip -4 addr show eth0 | grep -q 'inet 10.0.1.100/32'", ns), 0);
+        ck_assert_int_eq(sh("ip rule show | grep -q 'from 10.0.1.100 lookup 2'"), 0);
+
+        plugin(&r, conf_prev("1.1.0", prev), ENV("CHECK", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0 && !r.out[0], "CHECK: %s", r.out);
+        ck_assert_int_eq(sh("nsenter --net=%s ip route del default", ns), 0);
+        plugin(&r, conf_prev("1.1.0", prev), ENV("CHECK", env_id, env_ns), NULL);
+        ck_assert_int_eq(r.status, 1);
+        ck_assert_int_eq(code_of(&r), 104);
+        ck_assert_ptr_nonnull(strstr(msg_of(&r), "default route"));
+        run_done(&r);
+
+        plugin(&r, conf_prev("1.1.0", prev), ENV("DEL", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0 && !r.out[0], "DEL: %s", r.out);
+        ck_assert(clean_host());
+        ck_assert_uint_eq(f.n_del, 1);
+        plugin(&r, conf_prev("1.1.0", prev), ENV("DEL", env_id, env_ns), NULL);      /* again */
+        ck_assert_int_eq(r.status, 0);
+        plugin(&r, conf("1.1.0", ""), ENV("DEL", env_id, "CNI_NETNS="), NULL);       /* CRI's second DEL */
+        ck_assert_int_eq(r.status, 0);
+        plugin(&r, conf("1.1.0", ""), ENV("CHECK", env_id, env_ns), NULL);          /* now unknown */
+        ck_assert_int_eq(code_of(&r), 3);
+        run_done(&r);
+        fake_stop(&f);
+}
+END_TEST
+
+START_TEST(test_result_per_version) {
+        struct fake f;
+        struct run r;
+        char ns[64];
+        const char *versions[] = { "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0" };
+        enter_fresh_host();
+        make_pod(ns);
+        fake_start(&f);
+        set_pod("versions1", ns);
+        for (int i = 0; i < 5; i++) {
+                plugin(&r, conf(versions[i], ""), ENV("ADD", env_id, env_ns), NULL);
+                ck_assert_msg(r.status == 0, "ADD %s: %s", versions[i], r.out);
+                ck_assert_str_eq(cJSON_GetObjectItem(r.json, "cniVersion")->valuestring, versions[i]);
+                const cJSON *ip = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "ips"), 0);
+                ck_assert_int_eq(cJSON_HasObjectItem(ip, "version"), i < 3);
+                const cJSON *pi = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "interfaces"), 1);
+                ck_assert_int_eq(cJSON_HasObjectItem(pi, "mtu"), i == 4);
+                run_done(&r);
+                plugin(&r, conf(versions[i], ""), ENV("DEL", env_id, env_ns), NULL);
+                ck_assert_int_eq(r.status, 0);
+        }
+        plugin(&r, "{\"cniVersion\":\"0.4.0\"}", "CNI_COMMAND=VERSION", NULL);
+        ck_assert_int_eq(r.status, 0);
+        ck_assert_str_eq(r.out, "{\"cniVersion\":\"0.4.0\",\"supportedVersions\":[\"0.3.0\",\"0.3.1\",\"0.4.0\","
+                                "\"1.0.0\",\"1.1.0\"]}");
+        run_done(&r);
+        fake_stop(&f);
+}
+END_TEST
+
+START_TEST(test_add_after_failed_add) {
+        struct fake f;
+        struct run r;
+        char ns[64], fault[32];
+        enter_fresh_host();
+        make_pod(ns);
+        fake_start(&f);
+        set_pod("failing1", ns);
+        snprintf(fault, sizeof fault, "VPC_CNI_TEST_FAULT=%d", DP_STEP_RULE_FROM);
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), fault, NULL);
+        ck_assert_int_eq(r.status, 1);
+        ck_assert_int_eq(code_of(&r), 100);
+        ck_assert_ptr_nonnull(strstr(msg_of(&r), "add rule from pod"));
+        run_done(&r);
+        ck_assert_uint_eq(f.n_del_setup_failed, 1);             /* the address went back */
+        ck_assert(clean_host());
+        ck_assert_int_eq(sh("test $(nsenter --net=%s ip -o link show | wc -l) -eq 1", ns), 0);
+        /* the runtime's DEL after a failed ADD, then a fresh ADD */
+        plugin(&r, conf("1.1.0", ""), ENV("DEL", env_id, env_ns), NULL);
+        ck_assert_int_eq(r.status, 0);
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0, "ADD: %s", r.out);
+        run_done(&r);
+        /* ADD again for the same attachment: the interface exists, the
+         * address stays with the working attachment */
+        unsigned dels = f.n_del;
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_int_eq(code_of(&r), 103);
+        ck_assert_uint_eq(f.n_del, dels);
+        plugin(&r, conf("1.1.0", ""), ENV("CHECK", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0, "CHECK: %s", r.out);
+        run_done(&r);
+        fake_stop(&f);
+}
+END_TEST
+
+START_TEST(test_del_unknown_and_without_daemon) {
+        struct fake f;
+        struct run r;
+        char ns[64], prev[16384];
+        enter_fresh_host();
+        make_pod(ns);
+        fake_start(&f);
+        set_pod("never-seen", ns);
+        plugin(&r, conf("1.1.0", ""), ENV("DEL", env_id, "CNI_NETNS="), NULL);
+        ck_assert_int_eq(r.status, 0);
+        set_pod("orphan1", ns);
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_int_eq(r.status, 0);
+        snprintf(prev, sizeof prev, "%s", r.out);
+        run_done(&r);
+        fake_stop(&f);
+        /* the daemon is gone: DEL cleans from prevResult and succeeds */
+        plugin(&r, conf_prev("1.1.0", prev), ENV("DEL", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0, "DEL: %s", r.out);
+        ck_assert(clean_host());
+}
+END_TEST
+
+START_TEST(test_add_without_daemon_is_try_again) {
+        struct run r;
+        char ns[64];
+        enter_fresh_host();
+        make_pod(ns);
+        set_pod("nodaemon1", ns);
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_int_eq(r.status, 1);
+        ck_assert_int_eq(code_of(&r), 11);
+        ck_assert_ptr_nonnull(strstr(msg_of(&r), sock_path()));
+        ck_assert_int_ge(r.usec, 1900 * 1000);              /* it waited for a restarting daemon */
+        ck_assert_int_lt(r.usec, 5000 * 1000);
+        run_done(&r);
+        ck_assert(clean_host());
+        plugin(&r, conf("1.1.0", ""), "CNI_COMMAND=STATUS", NULL);
+        ck_assert_int_eq(code_of(&r), 50);
+        run_done(&r);
+}
+END_TEST
+
+START_TEST(test_daemon_refusals) {
+        struct fake f;
+        struct run r;
+        char ns[64];
+        enter_fresh_host();
+        make_pod(ns);
+        fake_start(&f);
+        set_pod("refused1", ns);
+        f.refuse_add = true;
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_int_eq(code_of(&r), 11);
+        ck_assert_ptr_nonnull(strstr(msg_of(&r), "subnet exhausted"));
+        run_done(&r);
+        ck_assert(clean_host());
+        f.not_ready = true;
+        plugin(&r, conf("1.1.0", ""), "CNI_COMMAND=STATUS", NULL);
+        ck_assert_int_eq(code_of(&r), 50);
+        ck_assert_ptr_nonnull(strstr(msg_of(&r), "ENI limit"));
+        run_done(&r);
+        fake_stop(&f);
+}
+END_TEST
+
+START_TEST(test_gc) {
+        struct fake f;
+        struct run r;
+        char ns1[64], ns2[64];
+        enter_fresh_host();
+        make_pod(ns1);
+        make_pod(ns2);
+        fake_start(&f);
+        set_pod("keep1", ns1);
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_int_eq(r.status, 0);
+        set_pod("gone1", ns2);
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_int_eq(r.status, 0);
+        run_done(&r);
+        plugin(&r, conf("1.1.0", ",\"cni.dev/valid-attachments\":[{\"containerID\":\"keep1\",\"ifname\":\"eth0\"}]"),
+               "CNI_COMMAND=GC", "CNI_PATH=/opt/cni/bin", NULL);
+        ck_assert_msg(r.status == 0, "GC: %s", r.out);
+        ck_assert_uint_eq(f.n_gc, 1);
+        ck_assert_int_eq(sh("test $(ip -o link show | wc -l) -eq 2"), 0);          /* lo + keep1's veth */
+        ck_assert_int_ne(sh("ip rule show | grep -q 10.0.1.101"), 0);
+        ck_assert_int_eq(sh("ip rule show | grep -q 10.0.1.100"), 0);
+        set_pod("keep1", ns1);
+        plugin(&r, conf("1.1.0", ""), ENV("CHECK", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0, "CHECK: %s", r.out);
+        run_done(&r);
+        fake_stop(&f);
+}
+END_TEST
+
+START_TEST(test_input_errors) {
+        struct run r;
+        plugin(&r, conf("1.1.0", ""), "CNI_COMMAND=ADD", NULL);
+        ck_assert_int_eq(code_of(&r), 4);
+        ck_assert_ptr_nonnull(strstr(msg_of(&r), "CNI_CONTAINERID"));
+        run_done(&r);
+        plugin(&r, "{nope", ENV("ADD", "CNI_CONTAINERID=x", "CNI_NETNS=/x"), NULL);
+        ck_assert_int_eq(code_of(&r), 6);
+        run_done(&r);
+        plugin(&r, conf("1.1.0", ",\"mtu\":12"), ENV("ADD", "CNI_CONTAINERID=x", "CNI_NETNS=/x"), NULL);
+        ck_assert_int_eq(code_of(&r), 7);
+        ck_assert_ptr_nonnull(strstr(msg_of(&r), "mtu"));
+        run_done(&r);
+        plugin(&r, conf("0.2.0", ""), ENV("ADD", "CNI_CONTAINERID=x", "CNI_NETNS=/x"), NULL);
+        ck_assert_int_eq(code_of(&r), 1);
+        ck_assert_int_eq(r.status, 1);
+        run_done(&r);
+}
+END_TEST
+
+static int cmp_long(const void *a, const void *b) {
+        long x = *(const long *)a, y = *(const long *)b;
+        return (x > y) - (x < y);
+}
+
+START_TEST(test_latency) {
+        enum { N = 30 };
+        struct fake f;
+        struct run r;
+        char ns[N][64], id[32];
+        long add[N], del[N], del_empty[N];
+        enter_fresh_host();
+        fake_start(&f);
+        for (int i = 0; i < N; i++)
+                make_pod(ns[i]);
+        for (int i = 0; i < N; i++) {
+                snprintf(id, sizeof id, "lat%d", i);
+                set_pod(id, ns[i]);
+                plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+                ck_assert_int_eq(r.status, 0);
+                add[i] = r.usec;
+                run_done(&r);
+        }
+        for (int i = 0; i < N; i++) {
+                snprintf(id, sizeof id, "lat%d", i);
+                set_pod(id, ns[i]);
+                plugin(&r, conf("1.1.0", ""), ENV("DEL", env_id, env_ns), NULL);
+                ck_assert_int_eq(r.status, 0);
+                del[i] = r.usec;
+                plugin(&r, conf("1.1.0", ""), ENV("DEL", env_id, "CNI_NETNS="), NULL);
+                del_empty[i] = r.usec;
+        }
+        ck_assert(clean_host());
+        qsort(add, N, sizeof add[0], cmp_long);
+        qsort(del, N, sizeof del[0], cmp_long);
+        qsort(del_empty, N, sizeof del_empty[0], cmp_long);
+        fprintf(stderr, "# vpc-cni exec'd, %d pods: ADD median %ld us max %ld us; DEL median %ld us max %ld us; "
+                "repeat DEL (empty netns) median %ld us\n", N, add[N / 2], add[N - 1], del[N / 2], del[N - 1],
+                del_empty[N / 2]);
+        fake_stop(&f);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("vpc-cni");
+        TCase *tc = tcase_create("e2e");
+        tcase_set_timeout(tc, 90);
+        tcase_add_test(tc, test_full_cycle);
+        tcase_add_test(tc, test_result_per_version);
+        tcase_add_test(tc, test_add_after_failed_add);
+        tcase_add_test(tc, test_del_unknown_and_without_daemon);
+        tcase_add_test(tc, test_add_without_daemon_is_try_again);
+        tcase_add_test(tc, test_daemon_refusals);
+        tcase_add_test(tc, test_gc);
+        tcase_add_test(tc, test_input_errors);
+        tcase_add_test(tc, test_latency);
+        suite_add_tcase(s, tc);
+        return testlib_run(s);
+}
