@@ -146,5 +146,20 @@ def test_lost_response_is_applied(x):
     x.W.ctl("DELETE", "/faults")
 
 
+def test_control_terminate(x):
+    node = x.W.nodes[0]
+    r = x.W.ctl("POST", "/terminate", {"instance_id": node["instance_id"]})
+    assert r["previous_state"] == "running", r
+    harness.wait_for(lambda: x.W.truth()["instances"][0]["state"] == "terminated", what="terminated")
+    t = x.W.truth()
+    assert node["primary_eni_id"] not in {e["id"] for e in t["enis"]}
+    harness.wait_for(lambda: x.W.links(node["netns"]).keys() == {"lo"}, what="eth0 to go")
+    try:
+        x.W.ctl("POST", "/terminate", {"instance_id": "i-0123456789abcdef0"})
+        raise AssertionError("terminated an unknown instance")
+    except AssertionError as e:
+        assert "InvalidInstanceID.NotFound" in str(e), e
+
+
 if __name__ == "__main__":
     sys.exit(harness.run(globals(), setup, teardown))

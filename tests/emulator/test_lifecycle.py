@@ -61,13 +61,21 @@ def test_up_builds_the_world_and_down_removes_it():
 
 
 def test_options_nodes_type_and_cidr():
-    W = harness.WorldFixture(nodes=3, instance_type="c5.18xlarge", extra=["--vpc-cidr", "172.16.0.0/20"])
+    W = harness.WorldFixture(nodes=3, instance_type="p4d.24xlarge", extra=["--vpc-cidr", "172.16.0.0/20"])
     try:
-        assert len(W.nodes) == 3 and {n["instance_type"] for n in W.nodes} == {"c5.18xlarge"}
+        assert len(W.nodes) == 3 and {n["instance_type"] for n in W.nodes} == {"p4d.24xlarge"}
         assert W.w["vpc"]["cidrs"] == ["172.16.0.0/20"]
         assert [s["cidr"] for s in W.w["subnets"]] == ["172.16.0.0/22", "172.16.4.0/22"]
         assert all(n["primary_ip"].startswith("172.16.") for n in W.nodes)
         assert _vw("up", "--dir", W.dir, check=False).returncode != 0, "a second up in a live dir"
+        # a type with 4 network cards: an ENI on card 1 shows up as c1eth1
+        c = W.ec2()
+        e = c.create_network_interface(SubnetId=W.w["subnets"][0]["id"])["NetworkInterface"]
+        r = c.attach_network_interface(NetworkInterfaceId=e["NetworkInterfaceId"], DeviceIndex=1,
+                                       NetworkCardIndex=1, InstanceId=W.nodes[0]["instance_id"])
+        assert r["NetworkCardIndex"] == 1
+        link = wait_for(lambda: W.links(W.nodes[0]["netns"]).get("c1eth1"), what="c1eth1")
+        assert link["address"] == e["MacAddress"]
     finally:
         W.down()
     assert _ours(W.prefix) == []

@@ -18,6 +18,7 @@ import ipaddress
 import json
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import defaultdict
 
@@ -560,5 +561,4 @@ class Ec2Api:
 
 
 def _parse_qs(text):
-    import urllib.parse
     return urllib.parse.parse_qsl(text, keep_blank_values=True)

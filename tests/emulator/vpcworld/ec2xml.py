@@ -155,7 +155,7 @@ def instance_shape(world, i):
         "virtualizationType": "hvm",
         "clientToken": "",
         "tagSet": tags_shape(i.tags),
-        "hypervisor": "xen" if i.type.hypervisor == "xen" else "xen",
+        "hypervisor": "xen",            # DescribeInstances says xen for nitro types too
         "networkInterfaceSet": [instance_eni_shape(world, e) for e in i.enis()],
         "ebsOptimized": False,
         "enaSupport": i.type.nitro,

@@ -83,7 +83,10 @@ def verify(method, path, query, headers, body, region, keys, service="ec2"):
         if v is None:
             raise Ec2Error("AuthFailure", _AUTH_MSG, 401)
         canon_headers += f"{n}:{' '.join(v.split())}\n"
-    payload = headers.get("X-Amz-Content-SHA256") or hashlib.sha256(body).hexdigest()
+    payload = hashlib.sha256(body).hexdigest()
+    declared = headers.get("X-Amz-Content-SHA256")
+    if declared is not None and declared != payload:      # EC2 takes no unsigned payloads
+        raise Ec2Error("AuthFailure", _AUTH_MSG, 401)
     canonical = "\n".join([method, urllib.parse.quote(path or "/", safe="/-_.~"), _canonical_query(query),
                            canon_headers, signed, payload])
     scope = "/".join(cred[1:])
