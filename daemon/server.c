@@ -1,0 +1,780 @@
+/*
+ * server: the epoll loop behind vpc-ipamd's socket (see server.h).
+ *
+ * Each accepted connection is a `struct conn` registered in epoll with its
+ * own deadline: the idle deadline while no request is pending, the ADD wait
+ * deadline while an ADD waits. A connection may carry several requests, one
+ * at a time. Waiting ADDs are kept in arrival order and retried whenever the
+ * reconciler says the pool changed (an eventfd); the first to arrive is
+ * served first. Replies are sent with MSG_DONTWAIT: a peer that does not read
+ * is dropped rather than allowed to block the loop.
+ *
+ * Refusals (bad peer, bad message) are logged at most once per interval per
+ * kind, so a misbehaving client cannot flood the log.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+
+#include "log.h"
+#include "protocol.h"
+#include "server.h"
+
+#define IDLE_MS_DEFAULT 5000
+#define MAX_CONNS 1024
+#define LOG_INTERVAL_MS 10000
+#define E_PERMISSION "permission_denied"
+#define IPAMD_SOCKET_DIR_MAX 108
+
+enum refusal { REFUSE_PEER, REFUSE_MESSAGE, REFUSE_IDLE, _REFUSE_MAX };
+
+struct conn {
+        int fd;
+        pid_t pid;
+        int64_t deadline;            /* monotonic ms */
+        bool refused;                /* not root: its first request gets permission_denied */
+        bool waiting;                /* an ADD waits for an address */
+        int64_t wait_started;
+        struct proto_request req;    /* the waiting ADD */
+        struct conn *next_waiting;
+        struct conn *prev, *next;    /* every live connection */
+};
+
+struct server {
+        struct server_options o;
+        char *socket_path;
+        int listen_fd, epoll_fd, stop_fd, changed_fd;
+        size_t n_conns;
+        struct conn *conns;
+        struct conn *waiting_head, *waiting_tail;
+        _Atomic int n_waiting;
+        int64_t last_refusal_log[_REFUSE_MAX];
+        unsigned suppressed[_REFUSE_MAX];
+};
+
+/* Tags for epoll's data.ptr, told apart from connections by address. */
+static char tag_listen, tag_stop, tag_changed;
+
+static int64_t mono_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t store_now(server *s) {
+        return s->o.clock_ms ? s->o.clock_ms() : wall_ms();
+}
+
+/* Log a refusal unless one of its kind was logged within LOG_INTERVAL_MS. */
+static void log_refusal(server *s, enum refusal kind, const char *msg, const struct conn *c, const char *why) {
+        int64_t now = mono_ms();
+        if (s->last_refusal_log[kind] && now - s->last_refusal_log[kind] < LOG_INTERVAL_MS) {
+                s->suppressed[kind]++;
+                return;
+        }
+        log_warn(msg, LF_INT("peer_pid", c ? c->pid : 0), LF_STR("reason", why),
+                 LF_INT("suppressed_since_last", s->suppressed[kind]));
+        s->last_refusal_log[kind] = now;
+        s->suppressed[kind] = 0;
+}
+
+/* --- sending ----------------------------------------------------------------- */
+
+static void conn_close(server *s, struct conn *c);
+
+/* Send one reply; a peer that cannot take it now is dropped. Returns false if c was closed. */
+static bool send_json(server *s, struct conn *c, char *json) {
+        ssize_t n = json ? send(c->fd, json, strlen(json), MSG_DONTWAIT | MSG_NOSIGNAL) : -1;
+        free(json);
+        if (n < 0) {
+                log_debug("dropped a client that could not take its reply", LF_INT("peer_pid", c->pid));
+                conn_close(s, c);
+                return false;
+        }
+        c->deadline = mono_ms() + (s->o.idle_ms > 0 ? s->o.idle_ms : IDLE_MS_DEFAULT);
+        return true;
+}
+
+static bool send_error(server *s, struct conn *c, const char *code, const char *msg, bool retry) {
+        char *json = NULL;
+        if (proto_reply_encode_error(code, msg, retry, &json) < 0)
+                json = NULL;
+        return send_json(s, c, json);
+}
+
+static bool send_reply(server *s, struct conn *c, struct proto_reply *reply) {
+        char *json = NULL;
+        int r = proto_reply_encode(reply, &json);
+        proto_reply_done(reply);
+        if (r < 0)
+                return send_error(s, c, PROTO_E_INTERNAL, "could not encode the reply", true);
+        return send_json(s, c, json);
+}
+
+/* --- connections --------------------------------------------------------------- */
+
+static void waiting_unlink(server *s, struct conn *c) {
+        if (!c->waiting)
+                return;
+        struct conn **p = &s->waiting_head;
+        while (*p && *p != c)
+                p = &(*p)->next_waiting;
+        if (*p)
+                *p = c->next_waiting;
+        if (s->waiting_tail == c) {
+                s->waiting_tail = NULL;
+                for (struct conn *w = s->waiting_head; w; w = w->next_waiting)
+                        s->waiting_tail = w;
+        }
+        c->waiting = false;
+        c->next_waiting = NULL;
+        proto_request_done(&c->req);
+        atomic_fetch_sub(&s->n_waiting, 1);
+}
+
+static void conn_close(server *s, struct conn *c) {
+        waiting_unlink(s, c);
+        epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        free(c);
+        s->n_conns--;
+}
+
+static void accept_one(server *s, int fd) {
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        struct conn *c = calloc(1, sizeof *c);
+        if (!c || s->n_conns >= MAX_CONNS) {
+                free(c);
+                close(fd);
+                log_refusal(s, REFUSE_PEER, "refused a connection", NULL, "too many connections");
+                return;
+        }
+        *c = (struct conn){ .fd = fd, .deadline = mono_ms() + (s->o.idle_ms > 0 ? s->o.idle_ms : IDLE_MS_DEFAULT) };
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+            epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                close(fd);
+                free(c);
+                return;
+        }
+        c->next = s->conns;
+        if (s->conns)
+                s->conns->prev = c;
+        s->conns = c;
+        s->n_conns++;
+        c->pid = cred.pid;
+        if (cred.uid != 0) {
+                /* Answered in-band when its request arrives, so the client reads why. */
+                metrics_inc(s->o.metrics, METRICS_PEERS_REFUSED);
+                char why[64];
+                snprintf(why, sizeof why, "peer uid %u is not 0", (unsigned)cred.uid);
+                log_refusal(s, REFUSE_PEER, "refused a client that is not root", c, why);
+                c->refused = true;
+        }
+}
+
+static void accept_all(server *s) {
+        for (;;) {
+                int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd < 0)
+                        return; /* EAGAIN: drained; anything else: try again on the next event */
+                accept_one(s, fd);
+        }
+}
+
+/* --- the ops ------------------------------------------------------------------- */
+
+/* The subnet's gateway: its base address + 1, as EC2 reserves it. */
+static void subnet_gateway(const char *cidr, char out[PROTO_IP_MAX]) {
+        char ip[PROTO_IP_MAX];
+        const char *slash = strchr(cidr, '/');
+        struct in_addr a;
+        out[0] = '\0';
+        if (!slash || (size_t)(slash - cidr) >= sizeof ip)
+                return;
+        memcpy(ip, cidr, (size_t)(slash - cidr));
+        ip[slash - cidr] = '\0';
+        int len = atoi(slash + 1);
+        if (inet_pton(AF_INET, ip, &a) != 1 || len < 1 || len > 30)
+                return;
+        uint32_t base = ntohl(a.s_addr) & (0xffffffffu << (32 - len));
+        a.s_addr = htonl(base + 1);
+        inet_ntop(AF_INET, &a, out, PROTO_IP_MAX);
+}
+
+/* The VPC CIDRs the reconciler keeps in the store's metadata ("a/b,c/d"). */
+static void fill_vpc_cidrs(server *s, struct proto_address *a) {
+        char buf[1024];
+        if (store_meta_get(s->o.store, "vpc_cidrs", buf, sizeof buf) < 0 || !buf[0])
+                return;
+        size_t n = 1;
+        for (const char *p = buf; *p; p++)
+                n += *p == ',';
+        a->vpc_cidrs = calloc(n, sizeof *a->vpc_cidrs);
+        if (!a->vpc_cidrs)
+                return;
+        char *save = NULL;
+        for (char *tok = strtok_r(buf, ",", &save); tok && a->n_vpc_cidrs < n; tok = strtok_r(NULL, ",", &save))
+                if (proto_valid_cidr4(tok))
+                        snprintf(a->vpc_cidrs[a->n_vpc_cidrs++], PROTO_CIDR_MAX, "%s", tok);
+}
+
+static void fill_address(server *s, const struct store_lease *l, struct proto_address *a) {
+        *a = (struct proto_address){ .has_ip = true, .device_index = (uint32_t)l->device_index,
+                                     .route_table = (uint32_t)l->route_table, .mtu = (uint32_t)s->o.pod_mtu };
+        snprintf(a->ip, sizeof a->ip, "%s", l->ip);
+        snprintf(a->eni_id, sizeof a->eni_id, "%s", l->eni_id);
+        snprintf(a->gateway, sizeof a->gateway, "%s", PROTO_POD_GATEWAY);
+        subnet_gateway(l->subnet_cidr, a->subnet_gateway);
+        fill_vpc_cidrs(s, a);
+}
+
+static struct store_attachment attachment_of(const struct proto_request *req) {
+        return (struct store_attachment){
+                .container_id = req->att.container_id, .ifname = req->att.ifname, .netns = req->netns,
+                .pod_namespace = req->pod_namespace, .pod_name = req->pod_name, .pod_uid = req->pod_uid,
+        };
+}
+
+/* Try to give a waiting or new ADD its address. Returns -EAGAIN when the pool is empty. */
+static int try_add(server *s, struct conn *c, const struct proto_request *req, bool *closed) {
+        struct store_attachment a = attachment_of(req);
+        struct store_lease lease;
+        int r = store_assign(s->o.store, &a, store_now(s), &lease, NULL);
+        *closed = false;
+        if (r == -EAGAIN)
+                return r;
+        if (r < 0) {
+                log_error_errno(r, "could not assign an address", LF_STR("container_id", req->att.container_id));
+                *closed = !send_error(s, c, PROTO_E_INTERNAL, "the pool store failed; see vpc-ipamd's log", true);
+                return 0;
+        }
+        struct proto_reply reply = { .op = PROTO_OP_ADD, .ok = true };
+        fill_address(s, &lease, &reply.addr);
+        log_info("assigned address", LF_STR("ip", lease.ip), LF_STR("eni", lease.eni_id),
+                 LF_STR("container_id", req->att.container_id), LF_STR("ifname", req->att.ifname),
+                 LF_STR("pod", req->pod_name), LF_STR("namespace", req->pod_namespace));
+        *closed = !send_reply(s, c, &reply);
+        return 0;
+}
+
+static void no_address(server *s, struct conn *c, int64_t waited_ms) {
+        struct server_pool_status st = { .ready = false };
+        if (s->o.hooks.status)
+                s->o.hooks.status(s->o.hooks.userdata, &st);
+        char msg[PROTO_ERROR_MSG_MAX];
+        snprintf(msg, sizeof msg, "no free address after waiting %lld ms: %s", (long long)waited_ms,
+                 st.reason[0] ? st.reason : "the pool is still growing");
+        metrics_inc(s->o.metrics, METRICS_NO_ADDRESS);
+        metrics_observe_add_wait(s->o.metrics, (uint64_t)waited_ms);
+        send_error(s, c, PROTO_E_NO_ADDRESS, msg, true);
+}
+
+static void wake_reconciler(server *s) {
+        if (s->o.hooks.wake)
+                s->o.hooks.wake(s->o.hooks.userdata, atomic_load(&s->n_waiting));
+}
+
+static void op_add(server *s, struct conn *c, struct proto_request *req) {
+        bool closed;
+        metrics_inc(s->o.metrics, METRICS_ADD_REQUESTS);
+        if (try_add(s, c, req, &closed) == 0) {
+                if (!closed)
+                        metrics_observe_add_wait(s->o.metrics, 0);
+                wake_reconciler(s); /* one address fewer: the warm target may want more */
+                return;
+        }
+        if (s->o.add_wait_ms <= 0) {
+                no_address(s, c, 0);
+                wake_reconciler(s);
+                return;
+        }
+        /* Wait: keep the request, wake the reconciler, answer when an address arrives. */
+        metrics_inc(s->o.metrics, METRICS_ADD_WAITED);
+        c->req = *req;
+        memset(req, 0, sizeof *req); /* the connection owns it now */
+        c->waiting = true;
+        c->wait_started = mono_ms();
+        c->deadline = c->wait_started + s->o.add_wait_ms;
+        if (s->waiting_tail)
+                s->waiting_tail->next_waiting = c;
+        else
+                s->waiting_head = c;
+        s->waiting_tail = c;
+        atomic_fetch_add(&s->n_waiting, 1);
+        log_info("pool empty: ADD waits for an address", LF_STR("container_id", c->req.att.container_id),
+                 LF_INT("waiting", atomic_load(&s->n_waiting)));
+        wake_reconciler(s);
+}
+
+/* Retry every waiting ADD, first come first served, until the pool runs dry. */
+static void serve_waiting(server *s) {
+        int served = 0;
+        while (s->waiting_head) {
+                struct conn *c = s->waiting_head;
+                struct proto_request req = c->req;
+                bool closed;
+                if (try_add(s, c, &req, &closed) == -EAGAIN)
+                        break;
+                served++;
+                if (closed)
+                        continue; /* conn_close unlinked it */
+                metrics_observe_add_wait(s->o.metrics, (uint64_t)(mono_ms() - c->wait_started));
+                waiting_unlink(s, c);
+        }
+        if (served)
+                wake_reconciler(s);
+}
+
+static void op_del(server *s, struct conn *c, const struct proto_request *req) {
+        struct store_lease lease;
+        metrics_inc(s->o.metrics, METRICS_DEL_REQUESTS);
+        int r = store_release(s->o.store, req->att.container_id, req->att.ifname, store_now(s),
+                              s->o.cooldown_ms, &lease);
+        if (r < 0) {
+                log_error_errno(r, "could not release an address", LF_STR("container_id", req->att.container_id));
+                send_error(s, c, PROTO_E_INTERNAL, "the pool store failed; see vpc-ipamd's log", true);
+                return;
+        }
+        struct proto_reply reply = { .op = PROTO_OP_DEL, .ok = true };
+        if (r == 1) {
+                reply.addr.has_ip = true;
+                snprintf(reply.addr.ip, sizeof reply.addr.ip, "%s", lease.ip);
+                reply.addr.route_table = (uint32_t)lease.route_table;
+                log_info("released address", LF_STR("ip", lease.ip), LF_STR("container_id", req->att.container_id),
+                         LF_STR("ifname", req->att.ifname), LF_STR("reason", req->reason));
+        }
+        send_reply(s, c, &reply);
+        if (r == 1)
+                wake_reconciler(s);
+}
+
+static void op_check(server *s, struct conn *c, const struct proto_request *req) {
+        struct store_lease lease;
+        int r = store_lookup(s->o.store, req->att.container_id, req->att.ifname, &lease);
+        if (r == -ENOENT) {
+                char msg[PROTO_ERROR_MSG_MAX];
+                snprintf(msg, sizeof msg, "no address is assigned to container %.64s interface %s",
+                         req->att.container_id, req->att.ifname);
+                send_error(s, c, PROTO_E_UNKNOWN_CONTAINER, msg, false);
+                return;
+        }
+        if (r < 0) {
+                send_error(s, c, PROTO_E_INTERNAL, "the pool store failed; see vpc-ipamd's log", true);
+                return;
+        }
+        struct proto_reply reply = { .op = PROTO_OP_CHECK, .ok = true };
+        fill_address(s, &lease, &reply.addr);
+        send_reply(s, c, &reply);
+}
+
+static void op_gc(server *s, struct conn *c, const struct proto_request *req) {
+        struct store_key *keys = calloc(req->n_valid ? req->n_valid : 1, sizeof *keys);
+        struct store_lease *gone = NULL;
+        size_t n_gone = 0;
+        if (!keys) {
+                send_error(s, c, PROTO_E_INTERNAL, "out of memory", true);
+                return;
+        }
+        for (size_t i = 0; i < req->n_valid; i++)
+                keys[i] = (struct store_key){ req->valid[i].container_id, req->valid[i].ifname };
+        int r = store_gc(s->o.store, keys, req->n_valid, store_now(s), s->o.cooldown_ms, &gone, &n_gone);
+        free(keys);
+        if (r < 0) {
+                send_error(s, c, PROTO_E_INTERNAL, "the pool store failed; see vpc-ipamd's log", true);
+                return;
+        }
+        struct proto_reply reply = { .op = PROTO_OP_GC, .ok = true };
+        reply.released = calloc(n_gone ? n_gone : 1, sizeof *reply.released);
+        for (size_t i = 0; reply.released && i < n_gone; i++) {
+                snprintf(reply.released[reply.n_released++], PROTO_IP_MAX, "%s", gone[i].ip);
+                log_info("released address of a stale attachment (CNI GC)", LF_STR("ip", gone[i].ip),
+                         LF_STR("container_id", gone[i].container_id));
+        }
+        free(gone);
+        send_reply(s, c, &reply);
+        if (n_gone)
+                wake_reconciler(s);
+}
+
+static void op_status(server *s, struct conn *c) {
+        struct server_pool_status st = { .ready = true };
+        struct store_stats stats = { 0 };
+        if (s->o.hooks.status)
+                s->o.hooks.status(s->o.hooks.userdata, &st);
+        int r = store_stats(s->o.store, store_now(s), &stats);
+        struct proto_reply reply = { .op = PROTO_OP_STATUS, .ok = true, .ready = st.ready && r == 0 };
+        reply.available = (uint32_t)stats.available;
+        snprintf(reply.reason, sizeof reply.reason, "%s", r < 0 ? "the pool store failed" : st.reason);
+        send_reply(s, c, &reply);
+}
+
+/* --- read-only queries for vpc-ipamctl --------------------------------------------- */
+
+static cJSON *query_pool(server *s) {
+        struct store_stats st;
+        struct server_pool_status ps = { .ready = true };
+        if (store_stats(s->o.store, store_now(s), &st) < 0)
+                return NULL;
+        if (s->o.hooks.status)
+                s->o.hooks.status(s->o.hooks.userdata, &ps);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "enis", st.enis);
+        cJSON_AddNumberToObject(o, "total", st.total);
+        cJSON_AddNumberToObject(o, "assigned", st.assigned);
+        cJSON_AddNumberToObject(o, "cooldown", st.cooldown);
+        cJSON_AddNumberToObject(o, "available", st.available);
+        cJSON_AddNumberToObject(o, "releasing", st.releasing);
+        cJSON_AddNumberToObject(o, "waiting_adds", atomic_load(&s->n_waiting));
+        cJSON_AddBoolToObject(o, "ready", ps.ready);
+        cJSON_AddStringToObject(o, "reason", ps.reason);
+        return o;
+}
+
+static void add_eni_counts(cJSON *o, const struct plan_eni *pe, size_t n, const char *id) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(pe[i].id, id) == 0) {
+                        cJSON_AddNumberToObject(o, "free", pe[i].free);
+                        cJSON_AddNumberToObject(o, "assigned", pe[i].assigned);
+                        cJSON_AddNumberToObject(o, "cooldown", pe[i].cooldown);
+                        cJSON_AddNumberToObject(o, "releasing", pe[i].releasing);
+                }
+}
+
+static cJSON *query_enis(server *s) {
+        struct store_eni *enis = NULL;
+        struct plan_eni pe[128];
+        size_t n = 0, npe = 0;
+        if (store_enis(s->o.store, &enis, &n) < 0 ||
+            store_plan_enis(s->o.store, store_now(s), pe, sizeof pe / sizeof pe[0], &npe) < 0) {
+                free(enis);
+                return NULL;
+        }
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; i < n; i++) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "id", enis[i].id);
+                cJSON_AddNumberToObject(o, "device_index", enis[i].device_index);
+                cJSON_AddNumberToObject(o, "network_card", enis[i].network_card);
+                cJSON_AddStringToObject(o, "mac", enis[i].mac);
+                cJSON_AddStringToObject(o, "subnet_id", enis[i].subnet_id);
+                cJSON_AddStringToObject(o, "subnet_cidr", enis[i].subnet_cidr);
+                cJSON_AddStringToObject(o, "primary_ip", enis[i].primary_ip);
+                cJSON_AddNumberToObject(o, "route_table", enis[i].route_table);
+                cJSON_AddBoolToObject(o, "primary", enis[i].is_primary);
+                cJSON_AddStringToObject(o, "state", store_eni_state_name(enis[i].state));
+                add_eni_counts(o, pe, npe, enis[i].id);
+                cJSON_AddItemToArray(arr, o);
+        }
+        free(enis);
+        return arr;
+}
+
+static cJSON *query_pods(server *s) {
+        struct store_lease *ls = NULL;
+        size_t n = 0;
+        if (store_leases(s->o.store, &ls, &n) < 0)
+                return NULL;
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; i < n; i++) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "ip", ls[i].ip);
+                cJSON_AddStringToObject(o, "eni_id", ls[i].eni_id);
+                cJSON_AddNumberToObject(o, "device_index", ls[i].device_index);
+                cJSON_AddStringToObject(o, "container_id", ls[i].container_id);
+                cJSON_AddStringToObject(o, "ifname", ls[i].ifname);
+                cJSON_AddStringToObject(o, "pod_namespace", ls[i].pod_namespace);
+                cJSON_AddStringToObject(o, "pod_name", ls[i].pod_name);
+                cJSON_AddStringToObject(o, "netns", ls[i].netns);
+                cJSON_AddNumberToObject(o, "assigned_ms", (double)ls[i].assigned_ms);
+                cJSON_AddItemToArray(arr, o);
+        }
+        free(ls);
+        return arr;
+}
+
+static cJSON *query_intents(server *s) {
+        struct store_intent *its = NULL;
+        size_t n = 0;
+        if (store_intents_open(s->o.store, &its, &n) < 0)
+                return NULL;
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; i < n; i++) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddNumberToObject(o, "id", (double)its[i].id);
+                cJSON_AddStringToObject(o, "kind", its[i].kind);
+                cJSON_AddStringToObject(o, "client_token", its[i].client_token);
+                cJSON_AddStringToObject(o, "eni_id", its[i].eni_id);
+                cJSON_AddItemToObject(o, "params", cJSON_Parse(its[i].params));
+                cJSON_AddNumberToObject(o, "created_ms", (double)its[i].created_ms);
+                cJSON_AddItemToArray(arr, o);
+        }
+        free(its);
+        return arr;
+}
+
+static void op_query(server *s, struct conn *c, enum proto_op op) {
+        cJSON *value = op == PROTO_OP_POOL ? query_pool(s) : op == PROTO_OP_ENIS ? query_enis(s)
+                       : op == PROTO_OP_PODS ? query_pods(s) : query_intents(s);
+        if (!value) {
+                send_error(s, c, PROTO_E_INTERNAL, "could not read the pool store", true);
+                return;
+        }
+        struct proto_reply reply = { .op = op, .ok = true, .result = cJSON_CreateObject() };
+        cJSON_AddItemToObject(reply.result, proto_op_name(op), value);
+        send_reply(s, c, &reply);
+}
+
+/* --- reading requests -------------------------------------------------------------- */
+
+static void dispatch(server *s, struct conn *c, struct proto_request *req) {
+        switch (req->op) {
+        case PROTO_OP_ADD: op_add(s, c, req); break;
+        case PROTO_OP_DEL: op_del(s, c, req); break;
+        case PROTO_OP_CHECK: op_check(s, c, req); break;
+        case PROTO_OP_GC: op_gc(s, c, req); break;
+        case PROTO_OP_STATUS: op_status(s, c); break;
+        default: op_query(s, c, req->op); break;
+        }
+}
+
+static void conn_readable(server *s, struct conn *c, char *buf) {
+        ssize_t n = recv(c->fd, buf, PROTO_MSG_MAX + 1, MSG_TRUNC | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                conn_close(s, c); /* the peer went away (a waiting ADD is simply dropped) */
+                return;
+        }
+        if (n < 0)
+                return;
+        if (c->refused) {
+                if (send_error(s, c, E_PERMISSION, "vpc-ipamd serves root (uid 0) only", false))
+                        conn_close(s, c);
+                return;
+        }
+        if (c->waiting) {
+                log_refusal(s, REFUSE_MESSAGE, "refused a message", c, "a request arrived while an ADD waits");
+                if (send_error(s, c, PROTO_E_BAD_REQUEST, "one request at a time: an ADD is still waiting", false))
+                        conn_close(s, c);
+                return;
+        }
+        if (n > PROTO_MSG_MAX) {
+                char msg[128];
+                metrics_inc(s->o.metrics, METRICS_BAD_REQUESTS);
+                snprintf(msg, sizeof msg, "message of %zd bytes exceeds the %d-byte limit", n, PROTO_MSG_MAX);
+                log_refusal(s, REFUSE_MESSAGE, "refused a message", c, msg);
+                send_error(s, c, PROTO_E_BAD_REQUEST, msg, false);
+                return;
+        }
+        struct proto_request req;
+        struct proto_error perr = { 0 };
+        int r = proto_request_decode(buf, (size_t)n, &req, &perr);
+        if (r < 0) {
+                metrics_inc(s->o.metrics, METRICS_BAD_REQUESTS);
+                log_refusal(s, REFUSE_MESSAGE, "refused a message", c, perr.msg);
+                send_error(s, c, perr.code[0] ? perr.code : PROTO_E_BAD_REQUEST,
+                           perr.msg[0] ? perr.msg : "not a valid request", false);
+                return;
+        }
+        dispatch(s, c, &req);
+        proto_request_done(&req);
+}
+
+/* Close idle connections and answer ADDs whose wait is over. */
+static void expire(server *s) {
+        int64_t now = mono_ms();
+        struct conn *next;
+        for (struct conn *c = s->conns; c; c = next) {
+                next = c->next;
+                if (c->deadline > now)
+                        continue;
+                if (c->waiting) {
+                        int64_t waited = now - c->wait_started;
+                        waiting_unlink(s, c);
+                        no_address(s, c, waited);
+                        continue;
+                }
+                log_refusal(s, REFUSE_IDLE, "closed an idle client", c, "no request before the deadline");
+                if (send_error(s, c, PROTO_E_BAD_REQUEST, "no request arrived before the deadline", false))
+                        conn_close(s, c);
+        }
+}
+
+/* Milliseconds until the soonest deadline, for epoll_wait; -1 when none. */
+static int next_timeout(server *s) {
+        int64_t now = mono_ms(), soonest = INT64_MAX;
+        for (struct conn *c = s->conns; c; c = c->next)
+                if (c->deadline < soonest)
+                        soonest = c->deadline;
+        if (soonest == INT64_MAX)
+                return -1;
+        return soonest <= now ? 0 : (int)(soonest - now < 60000 ? soonest - now : 60000);
+}
+
+static void drain(int fd) {
+        uint64_t v;
+        while (read(fd, &v, sizeof v) > 0)
+                ;
+}
+
+static void shutdown_clients(server *s) {
+        while (s->waiting_head) {
+                struct conn *c = s->waiting_head;
+                waiting_unlink(s, c);
+                send_error(s, c, PROTO_E_SHUTTING_DOWN, "vpc-ipamd is stopping; try again shortly", true);
+        }
+        while (s->conns)
+                conn_close(s, s->conns);
+}
+
+int server_run(server *s) {
+        struct epoll_event events[64];
+        char *buf = malloc(PROTO_MSG_MAX + 1);
+        if (!buf)
+                return -ENOMEM;
+        bool stop = false;
+        while (!stop) {
+                int n = epoll_wait(s->epoll_fd, events, 64, next_timeout(s));
+                if (n < 0 && errno != EINTR) {
+                        free(buf);
+                        return -errno;
+                }
+                for (int i = 0; i < n; i++) {
+                        void *p = events[i].data.ptr;
+                        if (p == &tag_stop) {
+                                stop = true;
+                        } else if (p == &tag_listen) {
+                                accept_all(s);
+                        } else if (p == &tag_changed) {
+                                drain(s->changed_fd);
+                                serve_waiting(s);
+                        } else if (events[i].events & EPOLLIN) {
+                                conn_readable(s, p, buf);
+                        } else {
+                                conn_close(s, p); /* hang-up with nothing to read */
+                        }
+                }
+                expire(s);
+        }
+        shutdown_clients(s);
+        free(buf);
+        return 0;
+}
+
+static int notify(int fd) {
+        uint64_t one = 1;
+        return write(fd, &one, sizeof one) == sizeof one ? 0 : -errno;
+}
+
+int server_stop(server *s) {
+        return notify(s->stop_fd);
+}
+
+int server_pool_changed(server *s) {
+        return notify(s->changed_fd);
+}
+
+int server_waiting(server *s) {
+        return atomic_load(&s->n_waiting);
+}
+
+static int watch(server *s, int fd, void *tag) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+        return epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+/* mkdir -p the socket's directory, the last component 0700. */
+static int make_socket_dir(const char *socket_path, struct errmsg *err) {
+        char dir[IPAMD_SOCKET_DIR_MAX];
+        snprintf(dir, sizeof dir, "%s", socket_path);
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir)
+                return 0;
+        *slash = '\0';
+        for (char *p = dir + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                        return errmsg_set(err, -errno, "cannot create %s: %s", dir, strerror(errno));
+                *p = '/';
+        }
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return errmsg_set(err, -errno, "cannot create %s: %s", dir, strerror(errno));
+        return 0;
+}
+
+int server_new(const struct server_options *opts, server **ret, struct errmsg *err) {
+        if (!opts || !opts->socket_path || !opts->store)
+                return errmsg_set(err, -EINVAL, "server: socket path and store are required");
+        server *s = calloc(1, sizeof *s);
+        if (!s)
+                return errmsg_set(err, -ENOMEM, "server: out of memory");
+        s->o = *opts;
+        s->listen_fd = s->epoll_fd = s->stop_fd = s->changed_fd = -1;
+        s->socket_path = strdup(opts->socket_path);
+        int r = s->socket_path ? make_socket_dir(opts->socket_path, err) : -ENOMEM;
+        if (r >= 0 && (r = proto_listen(opts->socket_path, 128, &s->listen_fd)) < 0)
+                errmsg_set(err, r, "cannot listen on %s: %s", opts->socket_path, strerror(-r));
+        if (r >= 0 && chmod(opts->socket_path, 0600) < 0)
+                r = errmsg_set(err, -errno, "cannot chmod %s: %s", opts->socket_path, strerror(errno));
+        if (r >= 0) {
+                s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+                s->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+                s->changed_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+                if (s->epoll_fd < 0 || s->stop_fd < 0 || s->changed_fd < 0)
+                        r = errmsg_set(err, -errno, "server: %s", strerror(errno));
+        }
+        if (r >= 0 && ((r = watch(s, s->listen_fd, &tag_listen)) < 0 || (r = watch(s, s->stop_fd, &tag_stop)) < 0 ||
+                       (r = watch(s, s->changed_fd, &tag_changed)) < 0))
+                errmsg_set(err, r, "server: epoll: %s", strerror(-r));
+        if (r < 0) {
+                server_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+server *server_free(server *s) {
+        if (!s)
+                return NULL;
+        while (s->conns)
+                conn_close(s, s->conns);
+        if (s->listen_fd >= 0) {
+                close(s->listen_fd);
+                unlink(s->socket_path);
+        }
+        if (s->epoll_fd >= 0)
+                close(s->epoll_fd);
+        if (s->stop_fd >= 0)
+                close(s->stop_fd);
+        if (s->changed_fd >= 0)
+                close(s->changed_fd);
+        free(s->socket_path);
+        free(s);
+        return NULL;
+}
