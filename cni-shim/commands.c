@@ -8,7 +8,9 @@
  *     socket, the daemon may be restarting);
  *   - the daemon refused for good: 101; its reply made no sense: 102;
  *   - a netlink failure: 100; CNI_IFNAME already in the pod: 103;
- *   - CHECK found drift: 104; the daemon does not know the container: 3.
+ *   - CHECK found drift: 104; the daemon does not know the container: 3;
+ *   - ADD into a CNI_NETNS that is not a network namespace: 4, before any
+ *     address is taken.
  * ADD releases the address again (a "del" with reason "SetupFailed") when
  * the dataplane fails, except when the interface already existed — then the
  * address belongs to the attachment that is already wired.
@@ -22,10 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cni-commands.h"
 #include "cni-result.h"
 #include "log.h"
+#include "netns.h"
 #include "protocol.h"
 
 static int fail(struct cni_ctx *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -151,10 +155,22 @@ static int add_wire(struct cni_ctx *ctx, const struct proto_address *a) {
         return r < 0 ? fail(ctx, CNI_ERR_IO, "cannot render the result: %s", strerror(-r)) : 0;
 }
 
+/* A namespace that is not there gets no address: say so before asking. */
+static int add_precheck(struct cni_ctx *ctx) {
+        int fd = -1, r = netns_open(ctx->env->netns, &fd);
+        if (r < 0)
+                return fail(ctx, CNI_ERR_INVALID_ENV, "CNI_NETNS=%s: %s", ctx->env->netns,
+                            r == -EINVAL ? "not a network namespace" : strerror(-r));
+        close(fd);
+        return 0;
+}
+
 int cni_cmd_add(struct cni_ctx *ctx) {
         struct proto_request req;
         struct proto_reply reply = { 0 };
         struct errmsg err = { 0 };
+        if (add_precheck(ctx) < 0)
+                return -1;
         add_request(ctx, &req);
         int r = call(ctx, &req, CNI_DEADLINE_ADD_MS, CNI_DAEMON_WAIT_MS, &reply, &err);
         if (r < 0 || !reply.ok)

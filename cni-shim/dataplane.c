@@ -232,17 +232,20 @@ static int make_veth(struct add_ctx *c, struct errmsg *err) {
         return errmsg_set(err, -EEXIST, "every host veth name for this pod is taken");
 }
 
+/* Learn both ends from the pod end alone: a veth's IFLA_LINK is its peer's
+ * ifindex (in the peer's namespace), and the host MAC is the one we chose. */
 static int pod_link(struct add_ctx *c, struct errmsg *err) {
-        _cleanup_(link_putp) struct rtnl_link *pl = NULL, *hl = NULL;
+        _cleanup_(link_putp) struct rtnl_link *pl = NULL;
+        _cleanup_(addr_putp) struct nl_addr *hmac = nl_addr_build(AF_LLC, c->host_mac, 6);
         int r = link_get(c->podsk, c->pod->ifname, &pl);
-        if (r >= 0)
-                r = link_get(c->host, c->name, &hl);
         if (r < 0)
                 return errmsg_set(err, r, "veth %s/%s vanished after creation", c->name, c->pod->ifname);
+        if (!hmac)
+                return -ENOMEM;
         c->pod_index = rtnl_link_get_ifindex(pl);
-        c->host_index = rtnl_link_get_ifindex(hl);
+        c->host_index = rtnl_link_get_link(pl);
         mac_str(rtnl_link_get_addr(pl), c->links.pod_mac);
-        mac_str(rtnl_link_get_addr(hl), c->links.host_mac);
+        mac_str(hmac, c->links.host_mac);
         _cleanup_(link_putp) struct rtnl_link *up = rtnl_link_alloc();
         if (!up)
                 return -ENOMEM;

@@ -252,9 +252,52 @@ static void child_exec(const char *stdin_text, int in[2], int out[2], char **env
         _exit(127);
 }
 
+struct spawned {
+        pid_t pid;
+        int out;
+        struct timespec t0;
+};
+
+/* Start vpc-cni with envp and stdin_text; collect with collect(). */
+static void spawn(struct spawned *sp, const char *stdin_text, char **envp) {
+        int in[2], out[2];
+        ck_assert_int_eq(pipe(in), 0);
+        ck_assert_int_eq(pipe(out), 0);
+        clock_gettime(CLOCK_MONOTONIC, &sp->t0);
+        sp->pid = fork();
+        ck_assert_int_ge(sp->pid, 0);
+        if (sp->pid == 0)
+                child_exec(stdin_text, in, out, envp);
+        close(in[0]);
+        close(out[1]);
+        ck_assert_int_eq(write(in[1], stdin_text, strlen(stdin_text)), (ssize_t)strlen(stdin_text));
+        close(in[1]);
+        sp->out = out[0];
+}
+
+static void collect(struct spawned *sp, struct run *r) {
+        static int registered;
+        size_t len = 0;
+        ssize_t k;
+        while ((k = read(sp->out, r->out + len, sizeof r->out - 1 - len)) > 0)
+                len += (size_t)k;
+        r->out[len] = '\0';
+        close(sp->out);
+        int st;
+        ck_assert_int_eq(waitpid(sp->pid, &st, 0), sp->pid);
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        r->usec = (t1.tv_sec - sp->t0.tv_sec) * 1000000L + (t1.tv_nsec - sp->t0.tv_nsec) / 1000;
+        r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        free_last_json();
+        if (!registered++)
+                atexit(free_last_json);
+        r->json = last_json = len ? cJSON_Parse(r->out) : NULL;
+        ck_assert_msg(!len || r->json, "stdout is not one JSON document: %s", r->out);
+}
+
 /* Run vpc-cni with "K=V" strings (NULL-terminated) and stdin_text. */
 static void plugin(struct run *r, const char *stdin_text, ...) {
-        static int registered;
         char *envp[32];
         int n = 0;
         va_list ap;
@@ -263,35 +306,9 @@ static void plugin(struct run *r, const char *stdin_text, ...) {
                 envp[n++] = (char *)e;
         va_end(ap);
         envp[n] = NULL;
-        int in[2], out[2];
-        ck_assert_int_eq(pipe(in), 0);
-        ck_assert_int_eq(pipe(out), 0);
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0)
-                child_exec(stdin_text, in, out, envp);
-        close(in[0]);
-        close(out[1]);
-        ck_assert_int_eq(write(in[1], stdin_text, strlen(stdin_text)), (ssize_t)strlen(stdin_text));
-        close(in[1]);
-        size_t len = 0;
-        ssize_t k;
-        while ((k = read(out[0], r->out + len, sizeof r->out - 1 - len)) > 0)
-                len += (size_t)k;
-        r->out[len] = '\0';
-        close(out[0]);
-        int st;
-        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        r->usec = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
-        r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-        free_last_json();
-        if (!registered++)
-                atexit(free_last_json);
-        r->json = last_json = len ? cJSON_Parse(r->out) : NULL;
-        ck_assert_msg(!len || r->json, "stdout is not one JSON document: %s", r->out);
+        struct spawned sp;
+        spawn(&sp, stdin_text, envp);
+        collect(&sp, r);
 }
 
 static int code_of(const struct run *r) {
@@ -505,6 +522,11 @@ START_TEST(test_daemon_refusals) {
         enter_fresh_host();
         make_pod(ns);
         fake_start(&f);
+        set_pod("refused1", "/proc/self/no-such-netns");
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_int_eq(code_of(&r), 4);
+        ck_assert_ptr_nonnull(strstr(msg_of(&r), "no-such-netns"));
+        ck_assert_uint_eq(f.n_add, 0);                  /* no address was taken for it */
         set_pod("refused1", ns);
         f.refuse_add = true;
         plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
@@ -614,6 +636,52 @@ START_TEST(test_latency) {
 }
 END_TEST
 
+START_TEST(test_concurrent_burst) {
+        enum { N = 24 };
+        struct fake f;
+        struct run r;
+        struct spawned sp[N];
+        char ns[N][64], envs[N][3][128];
+        enter_fresh_host();
+        fake_start(&f);
+        for (int i = 0; i < N; i++)
+                make_pod(ns[i]);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        const char *cfg = conf("1.1.0", "");
+        for (int i = 0; i < N; i++) {
+                snprintf(envs[i][0], sizeof envs[i][0], "CNI_CONTAINERID=burst%d", i);
+                snprintf(envs[i][1], sizeof envs[i][1], "CNI_NETNS=%s", ns[i]);
+                char *envp[] = { "CNI_COMMAND=ADD", envs[i][0], envs[i][1], "CNI_IFNAME=eth0", NULL };
+                spawn(&sp[i], cfg, envp);
+        }
+        int failures = 0;
+        for (int i = 0; i < N; i++) {
+                collect(&sp[i], &r);
+                failures += r.status != 0;
+                if (r.status)
+                        fprintf(stderr, "# burst ADD %d failed: %s\n", i, r.out);
+        }
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long wall = (t1.tv_sec - t0.tv_sec) * 1000L + (t1.tv_nsec - t0.tv_nsec) / 1000000L;
+        fprintf(stderr, "# burst of %d concurrent ADDs: %d failures, %ld ms wall\n", N, failures, wall);
+        ck_assert_int_eq(failures, 0);
+        ck_assert_int_eq(sh("test $(ip -o link show | wc -l) -eq %d", N + 1), 0);
+        ck_assert_int_eq(sh("test $(ip -o rule show | grep -c 'lookup 2') -eq %d", N), 0);
+        for (int i = 0; i < N; i++) {
+                char *envp[] = { "CNI_COMMAND=DEL", envs[i][0], envs[i][1], "CNI_IFNAME=eth0", NULL };
+                spawn(&sp[i], cfg, envp);
+        }
+        for (int i = 0; i < N; i++) {
+                collect(&sp[i], &r);
+                ck_assert_int_eq(r.status, 0);
+        }
+        ck_assert(clean_host());
+        fake_stop(&f);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("vpc-cni");
         TCase *tc = tcase_create("e2e");
@@ -627,6 +695,7 @@ int main(void) {
         tcase_add_test(tc, test_gc);
         tcase_add_test(tc, test_input_errors);
         tcase_add_test(tc, test_latency);
+        tcase_add_test(tc, test_concurrent_burst);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }
