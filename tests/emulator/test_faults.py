@@ -93,9 +93,9 @@ def test_error_faults_are_not_applied(x):
     x.c.assign_private_ip_addresses(NetworkInterfaceId=e, SecondaryPrivateIpAddressCount=1)
     x.W.ctl("POST", "/faults", {"action": "*", "status": 503, "count": 1})
     assert client_error(x.c.describe_vpcs) == ("Unavailable", 503)
-    x.W.ctl("POST", "/faults", {"action": "DescribeVpcs", "status": 400, "code": "UnauthorizedOperation",
+    x.W.ctl("POST", "/faults", {"action": "DescribeVpcs", "status": 403, "code": "UnauthorizedOperation",
                                 "message": "You are not authorized to perform this operation.", "count": 1})
-    assert client_error(x.c.describe_vpcs) == ("UnauthorizedOperation", 400)
+    assert client_error(x.c.describe_vpcs) == ("UnauthorizedOperation", 403)
     x.c.delete_network_interface(NetworkInterfaceId=e)
     rules = x.W.ctl("GET", "/faults")
     assert all(r["count"] == 0 and r["fired"] == 1 for r in rules), rules
