@@ -201,6 +201,7 @@ int cni_cmd_del(struct cni_ctx *ctx) {
                          LF_STR("error", r < 0 ? errmsg_text(&err, r) : reply.error.msg));
         proto_reply_done(&reply);
         struct dp_pod pod = pod_of(ctx, ip, 0, 0);
+        pod.defer_veth_delete = ctx->cfg->veth_delete_deferred;
         errmsg_clear(&err);
         r = dp_del(&pod, hint, &err);
         if (r < 0)

@@ -303,6 +303,19 @@ static int cfg_veth_prefix(struct cni_config *c, const cJSON *o, struct errmsg *
         return r;
 }
 
+/* "vethDelete": "sync" (DEL deletes the host veth, ~20 ms of kernel RCU
+ * wait) or "deferred" (DEL only takes it down; the pod namespace's teardown
+ * destroys it, GC collects any that outlive DEL). */
+static int cfg_veth_delete(struct cni_config *c, const cJSON *o, struct errmsg *err) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "vethDelete");
+        if (!v || cJSON_IsNull(v))
+                return 0;
+        if (!cJSON_IsString(v) || (strcmp(v->valuestring, "sync") != 0 && strcmp(v->valuestring, "deferred") != 0))
+                return errmsg_set(err, -EINVAL, "\"vethDelete\" must be \"sync\" or \"deferred\"");
+        c->veth_delete_deferred = strcmp(v->valuestring, "deferred") == 0;
+        return 0;
+}
+
 static int cfg_logging(struct cni_config *c, const cJSON *o, struct errmsg *err) {
         enum log_level level;
         int r = cfg_str(o, "logFile", false, 4096, &c->log_file, err);
@@ -388,6 +401,8 @@ static int cfg_fields(struct cni_config *c, const cJSON *o, enum cni_command cmd
                 r = cfg_mtu(c, o, err);
         if (r >= 0)
                 r = cfg_veth_prefix(c, o, err);
+        if (r >= 0)
+                r = cfg_veth_delete(c, o, err);
         if (r >= 0)
                 r = cfg_logging(c, o, err);
         if (r >= 0)

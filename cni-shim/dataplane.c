@@ -476,7 +476,14 @@ int dp_del(const struct dp_pod *pod, const char *host_ifname_hint, struct errmsg
         }
         if (find_host_veth(host, pod, host_ifname_hint, &veth) < 0)
                 return 0;               /* gone with its namespace, or never made */
-        r = netns_nl_errno(rtnl_link_delete(host, veth));
+        if (pod->defer_veth_delete) {
+                _cleanup_(link_putp) struct rtnl_link *down = rtnl_link_alloc();
+                if (!down)
+                        return -ENOMEM;
+                rtnl_link_unset_flags(down, IFF_UP);
+                r = netns_nl_errno(rtnl_link_change(host, veth, down, 0));
+        } else
+                r = netns_nl_errno(rtnl_link_delete(host, veth));
         if (r < 0 && r != -ENODEV && r != -ENOENT)
                 return errmsg_set(err, r, "cannot delete veth %s: %s", rtnl_link_get_name(veth), strerror(-r));
         return 0;

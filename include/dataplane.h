@@ -57,6 +57,7 @@ struct dp_pod {
         const char *ip;                 /* dotted quad; may be NULL or "" for dp_del() */
         uint32_t route_table;           /* 254 = main: no "from" rule */
         unsigned mtu;                   /* 0: leave the kernel default */
+        bool defer_veth_delete;         /* dp_del: take the veth down, leave it to the netns teardown */
         dp_fault_hook fault;
         void *fault_data;
 };
@@ -80,6 +81,9 @@ int dp_add(const char *netns, const struct dp_pod *pod, struct dp_links *ret, st
 
 /* Unwire: rules for pod->ip (when given) and the host veth of the attachment,
  * found by name and alias (host_ifname_hint, e.g. from prevResult, first).
+ * Deleting a veth waits ~20 ms for RCU in the kernel; with
+ * pod->defer_veth_delete the veth is only taken down (which also drops its
+ * routes) and is destroyed with its pod namespace, or by dp_gc().
  * Missing objects are not errors. */
 int dp_del(const struct dp_pod *pod, const char *host_ifname_hint, struct errmsg *err);
 

@@ -108,16 +108,18 @@ START_TEST(test_config_defaults_and_fields) {
         ck_assert_str_eq(c.veth_prefix, "eni");
         ck_assert_uint_eq(c.mtu, 0);
         ck_assert_ptr_null(c.prev_result);
+        ck_assert(!c.veth_delete_deferred);
         cni_config_done(&c);
         ck_assert_int_eq(cfg_parse("{\"cniVersion\":\"0.3.1\",\"name\":\"vpc\",\"type\":\"vpc-cni\","
                                    "\"socket\":\"/tmp/s.sock\",\"mtu\":1500,\"vethPrefix\":\"pod\","
-                                   "\"logFile\":\"/tmp/l\",\"logLevel\":\"debug\","
+                                   "\"logFile\":\"/tmp/l\",\"logLevel\":\"debug\",\"vethDelete\":\"deferred\","
                                    "\"prevResult\":{\"ips\":[{\"address\":\"10.0.0.2/32\"}]}}",
                                    CNI_CMD_DEL, &c, &code, &err), 0);
         ck_assert_str_eq(c.socket, "/tmp/s.sock");
         ck_assert_str_eq(c.veth_prefix, "pod");
         ck_assert_uint_eq(c.mtu, 1500);
         ck_assert_str_eq(c.log_level, "debug");
+        ck_assert(c.veth_delete_deferred);
         ck_assert_ptr_nonnull(c.prev_result);
         cni_config_done(&c);
 }
@@ -155,6 +157,7 @@ START_TEST(test_config_errors) {
         expect_cfg_error("{" BASE ",\"vethPrefix\":\"lo\"}", CNI_CMD_ADD, CNI_ERR_INVALID_CONFIG, "clash");
         expect_cfg_error("{" BASE ",\"vethPrefix\":\"vlan\"}", CNI_CMD_ADD, CNI_ERR_INVALID_CONFIG, "clash");
         expect_cfg_error("{" BASE ",\"vethPrefix\":\"a-b\"}", CNI_CMD_ADD, CNI_ERR_INVALID_CONFIG, "vethPrefix");
+        expect_cfg_error("{" BASE ",\"vethDelete\":\"later\"}", CNI_CMD_ADD, CNI_ERR_INVALID_CONFIG, "vethDelete");
         expect_cfg_error("{" BASE ",\"logLevel\":\"loud\"}", CNI_CMD_ADD, CNI_ERR_INVALID_CONFIG, "loud");
         expect_cfg_error("{" BASE ",\"logFile\":\"rel\"}", CNI_CMD_ADD, CNI_ERR_INVALID_CONFIG, "logFile");
         expect_cfg_error("{" BASE ",\"runtimeConfig\":[]}", CNI_CMD_ADD, CNI_ERR_INVALID_CONFIG, "runtimeConfig");

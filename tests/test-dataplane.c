@@ -254,6 +254,41 @@ START_TEST(test_del_after_netns_is_gone) {
 }
 END_TEST
 
+START_TEST(test_deferred_del_takes_veth_down) {
+        char ns[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        unsigned removed = 0;
+        enter_fresh_host();
+        int fd = make_pod(ns);
+        struct dp_pod p = pod_cfg("c0ffee0a", "10.0.1.40", 3);
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
+        p.defer_veth_delete = true;
+        ck_assert_msg(dp_del(&p, NULL, &err) == 0, "dp_del: %s", err.text);
+        cJSON *hl = ipj(NULL, "link show %s", l.host_ifname);
+        ck_assert(!has_flag(cJSON_GetArrayItem(hl, 0), "UP"));
+        cJSON_Delete(hl);
+        cJSON *routes = ipj(NULL, "route show table main");
+        ck_assert_int_eq(cJSON_GetArraySize(routes), 0);            /* going down dropped the route */
+        cJSON_Delete(routes);
+        cJSON *rules = ipj(NULL, "rule show");
+        ck_assert_int_eq(cJSON_GetArraySize(rules), 3);
+        cJSON_Delete(rules);
+        ck_assert_int_eq(dp_del(&p, NULL, &err), 0);                 /* twice */
+        /* GC collects a deferred veth whose namespace lives on ... */
+        ck_assert_int_eq(dp_gc("eni", NULL, 0, NULL, 0, &removed, &err), 0);
+        ck_assert_uint_eq(removed, 1);
+        assert_clean(ns);
+        /* ... and the namespace's teardown takes one with it */
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
+        ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+        close(fd);
+        for (int i = 0; i < 300 && sh("ip link show %s >/dev/null 2>&1", l.host_ifname) == 0; i++)
+                usleep(10000);
+        assert_clean(NULL);
+}
+END_TEST
+
 struct fault { int at; int calls; };
 
 static int fault_at(enum dp_step step, void *userdata) {
@@ -482,6 +517,7 @@ int main(void) {
         tcase_add_test(tc, test_main_table_has_no_from_rule);
         tcase_add_test(tc, test_del_removes_everything_and_is_idempotent);
         tcase_add_test(tc, test_del_after_netns_is_gone);
+        tcase_add_test(tc, test_deferred_del_takes_veth_down);
         tcase_add_test(tc, test_rollback_at_every_step);
         tcase_add_test(tc, test_interface_already_in_pod);
         tcase_add_test(tc, test_name_clash_takes_alternate);

@@ -636,6 +636,44 @@ START_TEST(test_latency) {
 }
 END_TEST
 
+START_TEST(test_latency_deferred_del) {
+        enum { N = 30 };
+        struct fake f;
+        struct run r;
+        char ns[N][64], id[32];
+        int fds[N];
+        long del[N];
+        const char *cfg = conf("1.1.0", ",\"vethDelete\":\"deferred\"");
+        enter_fresh_host();
+        fake_start(&f);
+        for (int i = 0; i < N; i++)
+                fds[i] = make_pod(ns[i]);
+        for (int i = 0; i < N; i++) {
+                snprintf(id, sizeof id, "lazy%d", i);
+                set_pod(id, ns[i]);
+                plugin(&r, cfg, ENV("ADD", env_id, env_ns), NULL);
+                ck_assert_int_eq(r.status, 0);
+        }
+        for (int i = 0; i < N; i++) {
+                snprintf(id, sizeof id, "lazy%d", i);
+                set_pod(id, ns[i]);
+                plugin(&r, cfg, ENV("DEL", env_id, env_ns), NULL);
+                ck_assert_int_eq(r.status, 0);
+                del[i] = r.usec;
+        }
+        ck_assert_int_eq(sh("test -z \"$(ip route show table main)\" && test $(ip -o rule show | wc -l) -eq 3"), 0);
+        for (int i = 0; i < N; i++)     /* the runtime removes the namespaces */
+                close(fds[i]);
+        for (int i = 0; i < 500 && !clean_host(); i++)
+                usleep(10000);
+        ck_assert(clean_host());
+        qsort(del, N, sizeof del[0], cmp_long);
+        fprintf(stderr, "# vpc-cni exec'd, %d pods, vethDelete=deferred: DEL median %ld us max %ld us\n", N,
+                del[N / 2], del[N - 1]);
+        fake_stop(&f);
+}
+END_TEST
+
 START_TEST(test_concurrent_burst) {
         enum { N = 24 };
         struct fake f;
@@ -695,6 +733,7 @@ int main(void) {
         tcase_add_test(tc, test_gc);
         tcase_add_test(tc, test_input_errors);
         tcase_add_test(tc, test_latency);
+        tcase_add_test(tc, test_latency_deferred_del);
         tcase_add_test(tc, test_concurrent_burst);
         suite_add_tcase(s, tc);
         return testlib_run(s);
