@@ -24,6 +24,7 @@ struct awshttp {
         char *ca_bundle;
         struct buf body;
         bool too_big;
+        unsigned long connections;
 };
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *ud) {
@@ -121,6 +122,10 @@ static int curl_errno(CURLcode rc, bool too_big) {
         }
 }
 
+unsigned long awshttp_connections(const awshttp *h) {
+        return h ? h->connections : 0;
+}
+
 bool awshttp_error_is_transient(int error) {
         return error == -ETIMEDOUT || error == -ECONNREFUSED || error == -ECONNRESET || error == -EHOSTUNREACH;
 }
@@ -194,6 +199,9 @@ int awshttp_request(awshttp *h, const char *method, const char *url,
         CURLcode rc = r == 0 ? curl_easy_perform(h->curl) : CURLE_URL_MALFORMAT;
         curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
         curl_slist_free_all(hdrs);
+        long connects = 0;
+        if (curl_easy_getinfo(h->curl, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0)
+                h->connections += (unsigned long)connects;
         if (rc != CURLE_OK) {
                 r = curl_errno(rc, h->too_big);
                 buf_free(&h->body);

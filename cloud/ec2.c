@@ -148,6 +148,10 @@ const char *ec2_client_endpoint(const ec2_client *c) {
         return c->endpoint;
 }
 
+unsigned long ec2_client_connections(const ec2_client *c) {
+        return awshttp_connections(c->http);
+}
+
 /* --- the pipeline --------------------------------------------------------- */
 
 static uint64_t next_random(ec2_client *c) {

@@ -50,6 +50,9 @@ int awshttp_request(awshttp *h, const char *method, const char *url,
                     struct awshttp_response *resp, struct errmsg *err);
 void awshttp_response_done(struct awshttp_response *resp);
 
+/* Connections opened so far (1 after many calls means keep-alive worked). */
+unsigned long awshttp_connections(const awshttp *h);
+
 /* True for transport errors that a retry may cure (timeouts, resets, refused). */
 bool awshttp_error_is_transient(int error);
 

@@ -168,6 +168,8 @@ int ec2_client_new(const struct ec2_options *opts, ec2_client **ret, struct errm
 ec2_client *ec2_client_free(ec2_client *c);
 const char *ec2_client_region(const ec2_client *c);
 const char *ec2_client_endpoint(const ec2_client *c);
+/* TCP/TLS connections the client has opened (keep-alive keeps this at 1). */
+unsigned long ec2_client_connections(const ec2_client *c);
 
 /* The calls. ret receives a result on success (n_* may be 0); err may be NULL. */
 int ec2_describe_instance(ec2_client *c, const char *instance_id, struct ec2_result **ret, struct ec2_error *err);

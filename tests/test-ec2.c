@@ -640,6 +640,7 @@ START_TEST(test_client_side_rate_limit_paces_calls) {
         ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
         ck_assert_uint_eq(st.waits, 3);
         ck_assert_uint_eq(st.calls, 13);
+        ck_assert_uint_eq(ec2_client_connections(c), 1);       /* one keep-alive connection for all 13 */
         ec2_client_free(c);
         ratelimit_free(rl);
         fakesrv_stop(srv);
