@@ -182,6 +182,17 @@ int store_eni_set_state(store *s, const char *id, enum store_eni_state state);
 int store_enis(store *s, struct store_eni **ret, size_t *ret_n);
 
 /*
+ * Mark an ENI detaching — so nothing more is handed out from it — only if
+ * none of its addresses is assigned, cooling or being released: one
+ * transaction, so no ADD can slip in between the check and the mark.
+ * -EBUSY otherwise, -ENOENT for an unknown ENI.
+ */
+int store_eni_begin_detach(store *s, const char *id, int64_t now_ms);
+
+/* Every block marked releasing (a crash interrupted its release) is free again. */
+int store_unmark_all_releasing(store *s);
+
+/*
  * Forget an ENI with its blocks. -EBUSY while any of its addresses is
  * assigned, unless force (EC2 says the ENI is gone: its pods have lost their
  * addresses, and *ret_lost, if not NULL, counts them).

@@ -30,7 +30,7 @@ enum stmt_id {
         ST_STATS, ST_ENIS_ATTACHED, ST_PLAN_ENIS,
         ST_INTENT_BEGIN, ST_INTENT_END, ST_INTENT_OPEN, ST_INTENT_PRUNE,
         ST_ITYPE_PUT, ST_ITYPE_GET, ST_META_SET, ST_META_GET,
-        ST_ADDR_EXISTS,
+        ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL,
         ST__MAX
 };
 
@@ -125,6 +125,10 @@ static const char *const stmt_sql[ST__MAX] = {
         [ST_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
         [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
         [ST_ADDR_EXISTS] = "SELECT block FROM addresses WHERE addr = ?1",
+        [ST_ENI_BUSY] =
+                "SELECT COUNT(*) FROM addresses a JOIN blocks b ON b.cidr = a.block WHERE b.eni_id = ?1"
+                " AND (a.state != 'free' OR a.cooldown_until > ?2)",
+        [ST_UNMARK_ALL] = "UPDATE addresses SET state = 'free' WHERE state = 'releasing'",
 };
 
 struct store {
@@ -675,6 +679,37 @@ int store_eni_remove(store *s, const char *id, bool force, size_t *ret_lost) {
         if (r >= 0 && ret_lost)
                 *ret_lost = lost;
         return r;
+}
+
+static int begin_detach_locked(store *s, const char *id, int64_t now_ms) {
+        int r = store_eni_get(s, id, NULL);
+        if (r < 0)
+                return r;
+        sqlite3_stmt *st = stmt(s, ST_ENI_BUSY);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now_ms);
+        int64_t busy;
+        r = query_int(st, &busy);
+        if (r < 0)
+                return r;
+        if (busy)
+                return -EBUSY;
+        return store_eni_set_state(s, id, STORE_ENI_DETACHING);
+}
+
+int store_eni_begin_detach(store *s, const char *id, int64_t now_ms) {
+        if (!s || !id)
+                return -EINVAL;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        return tx_end(s, begin_detach_locked(s, id, now_ms));
+}
+
+int store_unmark_all_releasing(store *s) {
+        return s ? exec_done(stmt(s, ST_UNMARK_ALL)) : -EINVAL;
 }
 
 /* --- blocks ---------------------------------------------------------------- */

@@ -297,6 +297,33 @@ START_TEST(test_mark_releasing) {
 }
 END_TEST
 
+START_TEST(test_begin_detach) {
+        store *s = fresh();
+        add_eni(s, "eni-p", 0, "10.0.0.5", STORE_ENI_ATTACHED);
+        add_eni(s, "eni-2", 1, "10.0.0.6", STORE_ENI_ATTACHED);
+        add_ips(s, "eni-2", 1, 1, 2, T0);
+        struct store_attachment a = att("c1");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), 0);
+        ck_assert_int_eq(store_eni_begin_detach(s, "eni-2", T0), -EBUSY);       /* a pod holds one */
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0, COOLDOWN, NULL), 1);
+        ck_assert_int_eq(store_eni_begin_detach(s, "eni-2", T0 + 1), -EBUSY);   /* cooling */
+        char cidrs[2][STORE_CIDR_MAX];
+        size_t n;
+        ck_assert_int_eq(store_blocks_mark_releasing(s, "eni-2", 1, T0 + COOLDOWN, cidrs, &n), 0);
+        ck_assert_int_eq(store_eni_begin_detach(s, "eni-2", T0 + COOLDOWN), -EBUSY); /* releasing */
+        ck_assert_int_eq(store_unmark_all_releasing(s), 0);
+        ck_assert_int_eq(store_eni_begin_detach(s, "eni-2", T0 + COOLDOWN), 0);
+        struct store_eni e;
+        ck_assert_int_eq(store_eni_get(s, "eni-2", &e), 0);
+        ck_assert_int_eq(e.state, STORE_ENI_DETACHING);
+        a = att("c2");
+        ck_assert_int_eq(store_assign(s, &a, T0 + COOLDOWN, NULL, NULL), -EAGAIN); /* nothing from it now */
+        ck_assert_int_eq(store_eni_begin_detach(s, "eni-9", T0), -ENOENT);
+        store_close(s);
+}
+END_TEST
+
 START_TEST(test_plan_enis_counts) {
         store *s = fresh();
         add_eni(s, "eni-p", 0, "10.0.0.5", STORE_ENI_ATTACHED);
@@ -620,6 +647,7 @@ int main(void) {
         tcase_add_test(pool, test_remove_busy_and_forced);
         tcase_add_test(pool, test_mark_releasing);
         tcase_add_test(pool, test_plan_enis_counts);
+        tcase_add_test(pool, test_begin_detach);
         tcase_add_test(pool, test_intents);
         tcase_add_test(pool, test_itype_and_meta);
         suite_add_tcase(s, pool);
