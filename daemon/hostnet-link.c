@@ -1,0 +1,120 @@
+/*
+ * hostnet-link: finding ENI links and setting their state.
+ *
+ * Links are read with one RTM_GETLINK dump (a node has tens of links, not
+ * thousands) and matched by hardware address, because an ENI's name depends
+ * on the distribution's naming scheme while its MAC is what EC2 reports.
+ * Changes are sent with an ifindex-only "orig" object so libnl never resends
+ * the link's kind or other dumped attributes; nothing is sent when the link
+ * is already as wanted, so re-running setup produces no netlink event.
+ */
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <netlink/route/link.h>
+
+#include "hostnet-internal.h"
+
+static void link_putp(struct rtnl_link **p) {
+        if (*p)
+                rtnl_link_put(*p);
+}
+
+/* "0a:1b:2c:3d:4e:5f" (either case) into 6 bytes. */
+static int mac_parse(const char *s, unsigned char ret[static 6]) {
+        unsigned char m[6];
+        int n = -1;
+        if (!s || strlen(s) != 17 ||
+            sscanf(s, "%2hhx:%2hhx:%2hhx:%2hhx:%2hhx:%2hhx%n", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &n) != 6 ||
+            n != 17)
+                return -EINVAL;
+        for (int i = 2; i < 17; i += 3)
+                if (s[i] != ':')
+                        return -EINVAL;
+        memcpy(ret, m, 6);
+        return 0;
+}
+
+static bool link_has_mac(struct rtnl_link *l, const unsigned char mac[static 6]) {
+        struct nl_addr *a = rtnl_link_get_addr(l);
+        return a && nl_addr_get_len(a) == 6 && memcmp(nl_addr_get_binary_addr(a), mac, 6) == 0;
+}
+
+int hostnet_find_link_by_mac(hostnet *h, const char *mac, int *ret_ifindex, char ret_name[static HOSTNET_IFNAMSIZ],
+                             struct errmsg *err) {
+        _cleanup_(hn_cache_freep) struct nl_cache *links = NULL;
+        unsigned char want[6];
+        if (mac_parse(mac, want) < 0)
+                return errmsg_set(err, -EINVAL, "MAC \"%s\" is not of the form 0a:1b:2c:3d:4e:5f", mac ? mac : "");
+        int r = hn_errno(rtnl_link_alloc_cache(h->sk, AF_UNSPEC, &links));
+        if (r < 0)
+                return errmsg_set(err, r, "cannot list the links: %s", strerror(-r));
+        for (struct nl_object *o = nl_cache_get_first(links); o; o = nl_cache_get_next(o)) {
+                struct rtnl_link *l = (struct rtnl_link *)o;
+                const char *name = rtnl_link_get_name(l);
+                if (!link_has_mac(l, want) || !name)
+                        continue;
+                *ret_ifindex = rtnl_link_get_ifindex(l);
+                snprintf(ret_name, HOSTNET_IFNAMSIZ, "%s", name);
+                return 0;
+        }
+        return errmsg_set(err, -ENOENT, "no link has MAC %s (is the ENI attached yet?)", mac);
+}
+
+int hn_link_ensure(hostnet *h, int ifindex, unsigned mtu, bool up) {
+        _cleanup_(link_putp) struct rtnl_link *cur = NULL, *orig = NULL, *change = NULL;
+        int r = hn_errno(rtnl_link_get_kernel(h->sk, ifindex, NULL, &cur));
+        if (r < 0)
+                return r == -ENOENT ? -ENODEV : r;
+        bool fix_mtu = mtu > 0 && rtnl_link_get_mtu(cur) != mtu;
+        bool fix_up = up && !(rtnl_link_get_flags(cur) & IFF_UP);
+        if (!fix_mtu && !fix_up)
+                return 0;
+        orig = rtnl_link_alloc();
+        change = rtnl_link_alloc();
+        if (!orig || !change)
+                return -ENOMEM;
+        rtnl_link_set_ifindex(orig, ifindex);
+        if (fix_mtu)
+                rtnl_link_set_mtu(change, mtu);
+        if (fix_up)
+                rtnl_link_set_flags(change, IFF_UP);
+        return hn_errno(rtnl_link_change(h->sk, orig, change, 0));
+}
+
+int hostnet_set_link_mtu(hostnet *h, int ifindex, unsigned mtu, struct errmsg *err) {
+        if (mtu < 68 || mtu > 65535)
+                return errmsg_set(err, -EINVAL, "MTU %u is outside 68..65535", mtu);
+        int r = hn_link_ensure(h, ifindex, mtu, false);
+        if (r < 0)
+                return errmsg_set(err, r, "cannot set the MTU of link %d to %u: %s", ifindex, mtu, strerror(-r));
+        return 0;
+}
+
+static bool has_prefix(const char *name, const char *prefix) {
+        return name && strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
+int hostnet_list_links(hostnet *h, const char *prefix, char (**ret)[HOSTNET_IFNAMSIZ], size_t *ret_n,
+                       struct errmsg *err) {
+        _cleanup_(hn_cache_freep) struct nl_cache *links = NULL;
+        const char *p = prefix ? prefix : "";
+        int r = hn_errno(rtnl_link_alloc_cache(h->sk, AF_UNSPEC, &links));
+        if (r < 0)
+                return errmsg_set(err, r, "cannot list the links: %s", strerror(-r));
+        size_t n = 0, cap = (size_t)nl_cache_nitems(links);
+        char (*names)[HOSTNET_IFNAMSIZ] = calloc(cap ? cap : 1, HOSTNET_IFNAMSIZ);
+        if (!names)
+                return errmsg_set(err, -ENOMEM, "out of memory listing the links");
+        for (struct nl_object *o = nl_cache_get_first(links); o && n < cap; o = nl_cache_get_next(o)) {
+                const char *name = rtnl_link_get_name((struct rtnl_link *)o);
+                if (has_prefix(name, p))
+                        snprintf(names[n++], HOSTNET_IFNAMSIZ, "%s", name);
+        }
+        *ret = names;
+        *ret_n = n;
+        return 0;
+}

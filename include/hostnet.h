@@ -1,0 +1,98 @@
+/*
+ * hostnet: vpc-ipamd's host-side networking — the ENI links of the node,
+ * their route tables and rules, and the host leftovers of pods that are gone —
+ * made and removed with libnl-route-3 (never by running `ip`).
+ *
+ * A hostnet handle is one NETLINK_ROUTE socket bound to the network namespace
+ * of the thread that opened it (the daemon runs in the node's namespace).
+ * It is not thread-safe: one handle per thread.
+ *
+ * What an ENI gets (aws-node's layout, so an operator finds what they know):
+ *   primary ENI (network card 0, device 0): link up and MTU, nothing else —
+ *     the OS configured its address and main-table routes;
+ *   secondary ENI, route table T: link up and MTU; exactly one global IPv4
+ *     address, its primary IP with the subnet's mask (added with
+ *     IFA_F_NOPREFIXROUTE, and any main-table route to the subnet through the
+ *     link removed, so traffic to the subnet never leaves through the wrong
+ *     ENI); in table T "<gw>/32 dev ethN scope link" and "default via <gw> dev
+ *     ethN" (gw = subnet base + 1); rule "from <primary IP> lookup T" at
+ *     priority HOSTNET_ENI_RULE_PRIO.
+ * Every function reads the kernel state first and changes only what differs,
+ * so running hostnet_setup_eni() again changes nothing.
+ *
+ * All functions return 0 or a negative errno and, on failure, fill err (may
+ * be NULL) with one sentence naming the link, address, route or rule.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errmsg.h"
+
+#define HOSTNET_IFNAMSIZ 16             /* IFNAMSIZ, with the NUL */
+#define HOSTNET_TABLE_MAIN 254
+
+/*
+ * Rule priorities. The pod rules are the CNI plugin's (dataplane.h), listed
+ * here because hostnet_remove_pod_routing() removes them. The ENI rule sits at
+ * 32765, as aws-node's: after every pod rule (512 "to pod lookup main" must
+ * win so that host traffic to a local pod goes to its veth, 1024 is aws-node's
+ * connmark rule, 1536 "from pod lookup T") and just before "lookup main"
+ * (32766), so only traffic sourced from the ENI's own address that nothing
+ * more specific claimed is steered into the ENI's table.
+ */
+#define HOSTNET_POD_RULE_PRIO_TO 512
+#define HOSTNET_POD_RULE_PRIO_FROM 1536
+#define HOSTNET_ENI_RULE_PRIO 32765
+
+typedef struct hostnet hostnet;
+
+struct hostnet_eni {
+        const char *mac;                /* "0a:1b:2c:3d:4e:5f", either case */
+        unsigned device_index;
+        unsigned network_card;
+        bool is_primary;                /* the instance's primary ENI: link up and MTU only */
+        uint32_t route_table;           /* hostnet_route_table(); ignored for the primary ENI */
+        const char *primary_ip;         /* dotted quad; secondary ENIs only */
+        const char *subnet_cidr;        /* "10.0.1.0/24", no host bits; secondary ENIs only */
+        unsigned mtu;                   /* 0: leave the link's MTU alone */
+};
+
+/* aws-node's table for an ENI: card 0 device 0 -> main (254); card 0 device
+ * N -> N + 1; card C > 0 -> 10000 + device + 100 * C. */
+uint32_t hostnet_route_table(unsigned network_card, unsigned device_index);
+
+/* A route socket in the calling thread's current network namespace. */
+int hostnet_open(hostnet **ret, struct errmsg *err);
+hostnet *hostnet_free(hostnet *h);
+
+/* The link whose MAC is mac. -ENOENT when there is none (yet: an attached
+ * ENI's link appears asynchronously; the caller polls). */
+int hostnet_find_link_by_mac(hostnet *h, const char *mac, int *ret_ifindex,
+                             char ret_name[static HOSTNET_IFNAMSIZ], struct errmsg *err);
+
+/* Set the MTU of a link (by index); no message is sent when it already is. */
+int hostnet_set_link_mtu(hostnet *h, int ifindex, unsigned mtu, struct errmsg *err);
+
+/* Bring the ENI's link to the state described above; idempotent. -ENOENT
+ * when its link is absent, -EINVAL for an inconsistent description. */
+int hostnet_setup_eni(hostnet *h, const struct hostnet_eni *e, struct errmsg *err);
+
+/* Remove what setup added outside the link: every rule at
+ * HOSTNET_ENI_RULE_PRIO that looks up the ENI's table and every route of that
+ * table (the link and its address go away with the detach). Missing things
+ * are not errors; a primary ENI has nothing to remove. */
+int hostnet_teardown_eni(hostnet *h, const struct hostnet_eni *e, struct errmsg *err);
+
+/* Names of the links whose name starts with prefix ("" = all), in ifindex
+ * order; *ret is one malloc'd array for free(). */
+int hostnet_list_links(hostnet *h, const char *prefix, char (**ret)[HOSTNET_IFNAMSIZ], size_t *ret_n,
+                       struct errmsg *err);
+
+/* Remove a gone pod's host leftovers: main-table routes to <pod_ip>/32 (any
+ * device), rule "to pod_ip lookup main" prio 512 and rule "from pod_ip lookup
+ * route_table" prio 1536 (route_table 0: whatever table). Missing things are
+ * not errors. */
+int hostnet_remove_pod_routing(hostnet *h, const char *pod_ip, uint32_t route_table, struct errmsg *err);

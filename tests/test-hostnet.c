@@ -1,0 +1,646 @@
+/*
+ * test-hostnet: the daemon's host-side ENI setup against the real kernel.
+ *
+ * Every case runs in Check's forked child, which first unshares a fresh
+ * network namespace — the "node" — so the machine's own namespace is never
+ * touched. ENIs are veth pairs whose peer ends sit in a second namespace, the
+ * "VPC", made with unshare() too and held only by a file descriptor
+ * (addressed as /proc/<pid>/fd/<n>): both vanish when the case's process
+ * exits, whatever happens, so nothing needs tearing down and `ip netns list`
+ * never sees them. IPv6 is disabled in the node so that no address
+ * autoconfiguration changes state behind the tests' back.
+ *
+ * The kernel state is read back with `ip -j` (tests may exec ip; hostnet
+ * never does), so the checks share no code with what they check.
+ * Idempotency is checked twice over: the text of `ip` dumps before and after
+ * a second run, and a netlink monitor that must see no event during it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+
+#include <cjson/cJSON.h>
+
+#include "hostnet.h"
+#include "testlib.h"
+
+#define MAC0 "0a:00:00:00:00:10"        /* the primary ENI, eth0 */
+#define MAC1 "0a:00:00:00:01:10"        /* a secondary ENI, eth1, device 1 */
+#define MAC2 "0a:00:00:00:02:10"        /* another, eth2, device 2 */
+
+static char vpc[64];                    /* the VPC namespace, as a path */
+
+/* --- namespaces and commands ------------------------------------------------------- */
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+        char cmd[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(cmd, sizeof cmd, fmt, ap);
+        va_end(ap);
+        int r = system(cmd);
+        return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+static void write_sysctl(const char *path, const char *value) {
+        FILE *f = fopen(path, "w");
+        ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+        fputs(value, f);
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+/* The calling process moves into a fresh "node" namespace (lo up, no IPv6)
+ * and creates the "VPC" namespace beside it. */
+static void enter_node(void) {
+        ck_assert_msg(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s (needs root)", strerror(errno));
+        int node = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(node, 0);
+        write_sysctl("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
+        write_sysctl("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
+        ck_assert_int_eq(sh("ip link set lo up"), 0);
+        ck_assert_int_eq(unshare(CLONE_NEWNET), 0);
+        int fd = open("/proc/thread-self/ns/net", O_RDONLY);    /* kept open: it holds the VPC */
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(setns(node, CLONE_NEWNET), 0);
+        close(node);
+        snprintf(vpc, sizeof vpc, "/proc/%d/fd/%d", getpid(), fd);
+        ck_assert_int_eq(sh("nsenter --net=%s ip link set lo up", vpc), 0);
+}
+
+/* An ENI: node link name with mac, its peer `peer` in the VPC, both up unless told. */
+static void add_eni(const char *name, const char *mac, const char *peer) {
+        ck_assert_int_eq(sh("ip link add %s address %s type veth peer name %s netns %s", name, mac, peer, vpc), 0);
+        ck_assert_int_eq(sh("nsenter --net=%s ip link set %s up", vpc, peer), 0);
+}
+
+static hostnet *open_h(void) {
+        hostnet *h = NULL;
+        struct errmsg err = { 0 };
+        int r = hostnet_open(&h, &err);
+        ck_assert_msg(r == 0, "hostnet_open: %s", errmsg_text(&err, r));
+        return h;
+}
+
+/* Run `ip -j ...` in the node and parse its output. */
+static cJSON *ipj(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static cJSON *ipj(const char *fmt, ...) {
+        char args[512], cmd[600];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(args, sizeof args, fmt, ap);
+        va_end(ap);
+        snprintf(cmd, sizeof cmd, "ip -j %s", args);
+        FILE *p = popen(cmd, "r");
+        ck_assert_ptr_nonnull(p);
+        static char buf[1 << 17];
+        size_t n = fread(buf, 1, sizeof buf - 1, p);
+        buf[n] = '\0';
+        pclose(p);
+        cJSON *o = cJSON_Parse(n ? buf : "[]");
+        ck_assert_msg(o != NULL, "%s: not JSON: %.200s", cmd, buf);
+        return o;
+}
+
+/* Whether the fields of e equal the key/value pairs in ap (numbers compared
+ * as decimal text; a missing field equals ""). */
+static bool matches(const cJSON *e, int npairs, va_list ap) {
+        bool all = true;
+        for (int i = 0; i < npairs; i++) {
+                const char *k = va_arg(ap, const char *), *v = va_arg(ap, const char *);
+                const cJSON *x = cJSON_GetObjectItem(e, k);
+                char num[32];
+                const char *have = cJSON_IsString(x) ? x->valuestring : "";
+                if (cJSON_IsNumber(x)) {
+                        snprintf(num, sizeof num, "%d", x->valueint);
+                        have = num;
+                }
+                all = all && strcmp(have, v) == 0;
+        }
+        return all;
+}
+
+static int vcount(const cJSON *list, int npairs, va_list ap) {
+        int n = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, list) {
+                va_list each;
+                va_copy(each, ap);
+                n += matches(e, npairs, each);
+                va_end(each);
+        }
+        return n;
+}
+
+/* Entries of a JSON array matching the key/value pairs that follow npairs. */
+static int count(const cJSON *list, int npairs, ...) {
+        va_list ap;
+        va_start(ap, npairs);
+        int n = vcount(list, npairs, ap);
+        va_end(ap);
+        return n;
+}
+
+/* count() over the output of `ip -j <args>`. */
+static int ipj_count(const char *args, int npairs, ...) {
+        cJSON *o = ipj("%s", args);
+        va_list ap;
+        va_start(ap, npairs);
+        int n = vcount(o, npairs, ap);
+        va_end(ap);
+        cJSON_Delete(o);
+        return n;
+}
+
+static int ipj_size(const char *args) {
+        cJSON *o = ipj("%s", args);
+        int n = cJSON_GetArraySize(o);
+        cJSON_Delete(o);
+        return n;
+}
+
+static cJSON *link_json(const char *name) {
+        cJSON *l = ipj("link show dev %s", name);
+        ck_assert_int_eq(cJSON_GetArraySize(l), 1);
+        return l;
+}
+
+static int link_mtu(const char *name) {
+        cJSON *l = link_json(name);
+        int mtu = cJSON_GetObjectItem(cJSON_GetArrayItem(l, 0), "mtu")->valueint;
+        cJSON_Delete(l);
+        return mtu;
+}
+
+static bool link_up(const char *name) {
+        cJSON *l = link_json(name);
+        bool up = false;
+        const cJSON *f;
+        cJSON_ArrayForEach(f, cJSON_GetObjectItem(cJSON_GetArrayItem(l, 0), "flags"))
+                up = up || strcmp(f->valuestring, "UP") == 0;
+        cJSON_Delete(l);
+        return up;
+}
+
+static long tx_packets(const char *name) {
+        cJSON *l = ipj("-s link show dev %s", name);
+        const cJSON *tx = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(l, 0), "stats64"), "tx");
+        long n = (long)cJSON_GetObjectItem(tx, "packets")->valuedouble;
+        cJSON_Delete(l);
+        return n;
+}
+
+/* --- the ENIs of the cases ------------------------------------------------------------ */
+
+static struct hostnet_eni primary(void) {
+        return (struct hostnet_eni){ .mac = MAC0, .is_primary = true, .route_table = hostnet_route_table(0, 0),
+                                     .mtu = 9001 };
+}
+
+static struct hostnet_eni secondary(const char *mac, unsigned device, const char *ip, const char *cidr) {
+        return (struct hostnet_eni){ .mac = mac, .device_index = device, .route_table = hostnet_route_table(0, device),
+                                     .primary_ip = ip, .subnet_cidr = cidr, .mtu = 9001 };
+}
+
+static void setup_ok(hostnet *h, const struct hostnet_eni *e) {
+        struct errmsg err = { 0 };
+        int r = hostnet_setup_eni(h, e, &err);
+        ck_assert_msg(r == 0, "setup %s: %s", e->mac, errmsg_text(&err, r));
+}
+
+/* What a secondary ENI eth1 at 10.0.1.10 in 10.0.1.0/24, table 2 must show. */
+static void assert_secondary(const char *dev, const char *ip, const char *subnet, const char *gw, const char *table) {
+        char args[128];
+        ck_assert(link_up(dev));
+        ck_assert_int_eq(link_mtu(dev), 9001);
+        snprintf(args, sizeof args, "-4 addr show dev %s scope global", dev);
+        cJSON *a = ipj("%s", args);
+        const cJSON *info = cJSON_GetObjectItem(cJSON_GetArrayItem(a, 0), "addr_info");
+        ck_assert_int_eq(cJSON_GetArraySize(info), 1);
+        ck_assert_int_eq(count(info, 2, "local", ip, "prefixlen", strchr(subnet, '/') + 1), 1);
+        cJSON_Delete(a);
+        snprintf(args, sizeof args, "route show table %s", table);
+        ck_assert_int_eq(ipj_size(args), 2);
+        ck_assert_int_eq(ipj_count(args, 3, "dst", gw, "dev", dev, "scope", "link"), 1);
+        ck_assert_int_eq(ipj_count(args, 3, "dst", "default", "gateway", gw, "dev", dev), 1);
+        ck_assert_int_eq(ipj_count("route show table main", 1, "dst", subnet), 0);
+        ck_assert_int_eq(ipj_count("rule show", 4, "priority", "32765", "src", ip, "table", table, "fwmark", ""), 1);
+}
+
+/* --- cases ------------------------------------------------------------------------------ */
+
+START_TEST(test_route_table_formula) {
+        ck_assert_uint_eq(hostnet_route_table(0, 0), 254);
+        ck_assert_uint_eq(hostnet_route_table(0, 1), 2);
+        ck_assert_uint_eq(hostnet_route_table(0, 14), 15);
+        ck_assert_uint_eq(hostnet_route_table(1, 0), 10100);
+        ck_assert_uint_eq(hostnet_route_table(2, 3), 10203);
+}
+END_TEST
+
+START_TEST(test_find_link_by_mac) {
+        enter_node();
+        add_eni("eth1", MAC1, "vpc1");
+        add_eni("eth2", MAC2, "vpc2");
+        hostnet *h = open_h();
+        struct errmsg err = { 0 };
+        int ifindex = -1;
+        char name[HOSTNET_IFNAMSIZ] = "";
+        ck_assert_int_eq(hostnet_find_link_by_mac(h, MAC2, &ifindex, name, &err), 0);
+        ck_assert_str_eq(name, "eth2");
+        cJSON *l = link_json("eth2");
+        ck_assert_int_eq(ifindex, cJSON_GetObjectItem(cJSON_GetArrayItem(l, 0), "ifindex")->valueint);
+        cJSON_Delete(l);
+        ck_assert_int_eq(hostnet_find_link_by_mac(h, "0A:00:00:00:01:10", &ifindex, name, &err), 0);
+        ck_assert_str_eq(name, "eth1");
+        hostnet_free(h);
+}
+END_TEST
+
+START_TEST(test_unknown_and_bad_mac) {
+        enter_node();
+        hostnet *h = open_h();
+        struct errmsg err = { 0 };
+        int ifindex = 77;
+        char name[HOSTNET_IFNAMSIZ] = "untouched";
+        ck_assert_int_eq(hostnet_find_link_by_mac(h, MAC1, &ifindex, name, &err), -ENOENT);
+        ck_assert_msg(strstr(err.text, MAC1) && strstr(err.text, "attached"), "message: %s", err.text);
+        ck_assert_int_eq(ifindex, 77);
+        ck_assert_str_eq(name, "untouched");
+        struct hostnet_eni e = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
+        ck_assert_int_eq(hostnet_setup_eni(h, &e, &err), -ENOENT);
+        ck_assert_msg(strstr(err.text, MAC1) != NULL, "message: %s", err.text);
+        const char *bad[] = { "0a:00:00:00:01", "0a-00-00-00-01-10", "0a:00:00:00:01:1g", "0a:00:00:00:01:10:", "" };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                ck_assert_int_eq(hostnet_find_link_by_mac(h, bad[i], &ifindex, name, &err), -EINVAL);
+                ck_assert_msg(strstr(err.text, "is not of the form") != NULL, "message: %s", err.text);
+        }
+        hostnet_free(h);
+}
+END_TEST
+
+START_TEST(test_invalid_descriptions_change_nothing) {
+        enter_node();
+        add_eni("eth1", MAC1, "vpc1");
+        hostnet *h = open_h();
+        struct errmsg err = { 0 };
+        struct { const char *ip, *cidr; uint32_t table; unsigned mtu; const char *says; } bad[] = {
+                { "10.0.1", "10.0.1.0/24", 2, 9001, "not an IPv4 address" },
+                { "10.0.2.10", "10.0.1.0/24", 2, 9001, "not a host address" },
+                { "10.0.1.1", "10.0.1.0/24", 2, 9001, "not a host address" },
+                { "10.0.1.0", "10.0.1.0/24", 2, 9001, "not a host address" },
+                { "10.0.1.10", "10.0.1.7/24", 2, 9001, "without host bits" },
+                { "10.0.1.10", "10.0.1.0/31", 2, 9001, "without host bits" },
+                { "10.0.1.10", "10.0.1.0", 2, 9001, "without host bits" },
+                { "10.0.1.10", "10.0.1.0/24", 254, 9001, "reserved" },
+                { "10.0.1.10", "10.0.1.0/24", 0, 9001, "reserved" },
+                { "10.0.1.10", "10.0.1.0/24", 2, 40, "MTU" },
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                struct hostnet_eni e = secondary(MAC1, 1, bad[i].ip, bad[i].cidr);
+                e.route_table = bad[i].table;
+                e.mtu = bad[i].mtu;
+                ck_assert_int_eq(hostnet_setup_eni(h, &e, &err), -EINVAL);
+                ck_assert_msg(strstr(err.text, bad[i].says) && strstr(err.text, MAC1), "case %zu: %s", i, err.text);
+        }
+        ck_assert(!link_up("eth1"));
+        ck_assert_int_eq(link_mtu("eth1"), 1500);
+        ck_assert_int_eq(ipj_size("rule show"), 3);
+        ck_assert_int_eq(ipj_size("-4 addr show dev eth1"), 0);
+        ck_assert_int_eq(hostnet_remove_pod_routing(h, "10.0.1.300", 2, &err), -EINVAL);
+        ck_assert_msg(strstr(err.text, "10.0.1.300") != NULL, "message: %s", err.text);
+        hostnet_free(h);
+}
+END_TEST
+
+START_TEST(test_primary_gets_up_and_mtu_only) {
+        enter_node();
+        add_eni("eth0", MAC0, "vpc0");
+        ck_assert_int_eq(sh("ip addr add 10.0.0.10/24 dev eth0"), 0);
+        hostnet *h = open_h();
+        struct hostnet_eni e = primary();
+        setup_ok(h, &e);
+        ck_assert(link_up("eth0"));
+        ck_assert_int_eq(link_mtu("eth0"), 9001);
+        ck_assert_int_eq(ipj_count("-4 addr show dev eth0", 1, "ifname", "eth0"), 1);
+        ck_assert_int_eq(ipj_count("route show table main", 2, "dst", "10.0.0.0/24", "dev", "eth0"), 1);
+        ck_assert_int_eq(ipj_size("rule show"), 3);
+        ck_assert_int_eq(ipj_size("route show table all") - ipj_size("route show table local") -
+                                 ipj_size("route show table main"),
+                         0);
+        hostnet_free(h);
+}
+END_TEST
+
+START_TEST(test_set_link_mtu) {
+        enter_node();
+        add_eni("eth1", MAC1, "vpc1");
+        hostnet *h = open_h();
+        struct errmsg err = { 0 };
+        int ifindex;
+        char name[HOSTNET_IFNAMSIZ];
+        ck_assert_int_eq(hostnet_find_link_by_mac(h, MAC1, &ifindex, name, &err), 0);
+        ck_assert_int_eq(hostnet_set_link_mtu(h, ifindex, 1400, &err), 0);
+        ck_assert_int_eq(link_mtu("eth1"), 1400);
+        ck_assert_int_eq(hostnet_set_link_mtu(h, ifindex, 20, &err), -EINVAL);
+        ck_assert_int_eq(hostnet_set_link_mtu(h, 9999, 1400, &err), -ENODEV);
+        ck_assert_msg(strstr(err.text, "9999") != NULL, "message: %s", err.text);
+        ck_assert_int_eq(link_mtu("eth1"), 1400);
+        hostnet_free(h);
+}
+END_TEST
+
+START_TEST(test_secondary_setup) {
+        enter_node();
+        add_eni("eth1", MAC1, "vpc1");
+        hostnet *h = open_h();
+        struct hostnet_eni e = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
+        setup_ok(h, &e);
+        assert_secondary("eth1", "10.0.1.10", "10.0.1.0/24", "10.0.1.1", "2");
+        ck_assert_int_eq(ipj_size("rule show"), 4);
+        hostnet_free(h);
+}
+END_TEST
+
+/* What the OS, a crashed earlier run or a previous owner of the device index
+ * left: an address without NOPREFIXROUTE (so a main-table subnet route), a
+ * stray global address, a rule of an older ENI into table 2. */
+START_TEST(test_secondary_setup_cleans_leftovers) {
+        enter_node();
+        add_eni("eth1", MAC1, "vpc1");
+        ck_assert_int_eq(sh("ip addr add 10.0.1.10/24 dev eth1 && ip addr add 192.168.5.5/24 dev eth1 && "
+                            "ip link set eth1 up && ip rule add from 10.0.1.99 lookup 2 prio 32765 && "
+                            "ip rule add from 10.0.1.99 lookup 3 prio 32765 && "
+                            "ip rule add from 10.0.1.10 lookup 2 prio 32765 fwmark 0x80"),
+                         0);
+        ck_assert_int_eq(ipj_count("route show table main", 1, "dst", "10.0.1.0/24"), 1);
+        hostnet *h = open_h();
+        struct hostnet_eni e = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
+        setup_ok(h, &e);
+        assert_secondary("eth1", "10.0.1.10", "10.0.1.0/24", "10.0.1.1", "2");
+        ck_assert_int_eq(ipj_count("route show table main", 1, "dst", "192.168.5.0/24"), 0);
+        ck_assert_int_eq(ipj_count("rule show", 2, "src", "10.0.1.99", "table", "2"), 0);
+        ck_assert_int_eq(ipj_count("rule show", 2, "src", "10.0.1.99", "table", "3"), 1);
+        ck_assert_int_eq(ipj_count("rule show", 2, "src", "10.0.1.10", "fwmark", "0x80"), 1);
+        hostnet_free(h);
+}
+END_TEST
+
+/* A netlink listener on the link, IPv4 address, route and rule groups. */
+static int monitor_open(void) {
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+        ck_assert_int_ge(fd, 0);
+        struct sockaddr_nl sa = { .nl_family = AF_NETLINK,
+                                  .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE |
+                                               RTMGRP_IPV4_RULE };
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        return fd;
+}
+
+/* How many notifications are waiting; types of the first few in what. */
+static int monitor_drain(int fd, char what[static 128]) {
+        char buf[1 << 16];
+        int n = 0;
+        size_t len = 0;
+        what[0] = '\0';
+        for (int i = 0; i < 1000; i++) {
+                ssize_t got = recv(fd, buf, sizeof buf, 0);
+                if (got <= 0)
+                        break;
+                for (struct nlmsghdr *m = (struct nlmsghdr *)buf; NLMSG_OK(m, (size_t)got); m = NLMSG_NEXT(m, got)) {
+                        if (len < 100)
+                                len += (size_t)snprintf(what + len, 128 - len, " type=%u", m->nlmsg_type);
+                        n++;
+                }
+        }
+        return n;
+}
+
+/* The node's state as `ip` prints it, with the asynchronous operstate cut out. */
+static char *state_dump(void) {
+        FILE *p = popen("{ ip -d link show; ip -4 addr show; ip -4 route show table all; ip -4 rule show; } "
+                        "| sed -e 's/ state [A-Z]* / /'",
+                        "r");
+        ck_assert_ptr_nonnull(p);
+        size_t cap = 1 << 16;
+        char *buf = malloc(cap);
+        ck_assert_ptr_nonnull(buf);
+        size_t n = fread(buf, 1, cap - 1, p);
+        buf[n] = '\0';
+        pclose(p);
+        ck_assert_uint_gt(n, 0);
+        return buf;
+}
+
+/* Wait (bounded) until every link's operstate has settled, so that linkwatch
+ * does not send a link event during the monitored run. */
+static void settle_links(void) {
+        for (int i = 0; i < 40; i++) {
+                if (sh("ip -o link show | grep -q 'state \\(UNKNOWN\\|DOWN\\|LOWERLAYERDOWN\\).*link/ether'") != 0)
+                        return;
+                usleep(50 * 1000);
+        }
+        ck_abort_msg("links did not come up");
+}
+
+START_TEST(test_setup_is_idempotent) {
+        enter_node();
+        add_eni("eth0", MAC0, "vpc0");
+        add_eni("eth1", MAC1, "vpc1");
+        add_eni("eth2", MAC2, "vpc2");
+        hostnet *h = open_h();
+        struct hostnet_eni e[] = { primary(), secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24"),
+                                   secondary(MAC2, 2, "10.0.2.20", "10.0.2.0/24") };
+        for (size_t i = 0; i < 3; i++)
+                setup_ok(h, &e[i]);
+        settle_links();
+        char *before = state_dump();
+        int mon = monitor_open();
+        for (size_t i = 0; i < 3; i++)
+                setup_ok(h, &e[i]);
+        usleep(100 * 1000);
+        char events[128];
+        int n = monitor_drain(mon, events);
+        ck_assert_msg(n == 0, "the second run made %d netlink events:%s", n, events);
+        char *after = state_dump();
+        ck_assert_str_eq(before, after);
+        assert_secondary("eth2", "10.0.2.20", "10.0.2.0/24", "10.0.2.1", "3");
+        close(mon);
+        free(before);
+        free(after);
+        hostnet_free(h);
+}
+END_TEST
+
+/* The kernel drops a link's routes when it goes down; a re-run restores
+ * them, and thanks to NOPREFIXROUTE no main-table subnet route came back. */
+START_TEST(test_setup_repairs_after_link_bounce) {
+        enter_node();
+        add_eni("eth1", MAC1, "vpc1");
+        hostnet *h = open_h();
+        struct hostnet_eni e = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
+        setup_ok(h, &e);
+        ck_assert_int_eq(sh("ip link set eth1 down && ip link set eth1 up"), 0);
+        ck_assert_int_eq(ipj_size("route show table 2"), 0);
+        ck_assert_int_eq(ipj_count("route show table main", 1, "dst", "10.0.1.0/24"), 0);
+        setup_ok(h, &e);
+        assert_secondary("eth1", "10.0.1.10", "10.0.1.0/24", "10.0.1.1", "2");
+        hostnet_free(h);
+}
+END_TEST
+
+START_TEST(test_teardown) {
+        enter_node();
+        add_eni("eth1", MAC1, "vpc1");
+        add_eni("eth2", MAC2, "vpc2");
+        hostnet *h = open_h();
+        struct errmsg err = { 0 };
+        struct hostnet_eni e1 = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
+        struct hostnet_eni e2 = secondary(MAC2, 2, "10.0.2.20", "10.0.2.0/24");
+        setup_ok(h, &e1);
+        setup_ok(h, &e2);
+        ck_assert_int_eq(hostnet_teardown_eni(h, &e1, &err), 0);
+        ck_assert_int_eq(ipj_size("route show table 2"), 0);
+        ck_assert_int_eq(ipj_count("rule show", 1, "table", "2"), 0);
+        assert_secondary("eth2", "10.0.2.20", "10.0.2.0/24", "10.0.2.1", "3");
+        ck_assert_int_eq(hostnet_teardown_eni(h, &e1, &err), 0);          /* again: nothing to do */
+        ck_assert_int_eq(sh("ip link del eth2"), 0);                        /* detached first */
+        ck_assert_int_eq(hostnet_teardown_eni(h, &e2, &err), 0);
+        ck_assert_int_eq(ipj_count("rule show", 1, "table", "3"), 0);
+        ck_assert_int_eq(ipj_size("route show table 3"), 0);
+        ck_assert_int_eq(ipj_size("rule show"), 3);
+        struct hostnet_eni p = primary();
+        ck_assert_int_eq(hostnet_teardown_eni(h, &p, &err), 0);
+        ck_assert_int_eq(ipj_size("rule show"), 3);
+        hostnet_free(h);
+}
+END_TEST
+
+START_TEST(test_list_links) {
+        enter_node();
+        add_eni("enia1", "0a:00:00:00:0a:01", "pa1");
+        add_eni("enib2", "0a:00:00:00:0a:02", "pa2");
+        add_eni("other", "0a:00:00:00:0a:03", "pa3");
+        hostnet *h = open_h();
+        struct errmsg err = { 0 };
+        char (*names)[HOSTNET_IFNAMSIZ] = NULL;
+        size_t n = 99;
+        ck_assert_int_eq(hostnet_list_links(h, "eni", &names, &n, &err), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_str_eq(names[0], "enia1");
+        ck_assert_str_eq(names[1], "enib2");
+        free(names);
+        ck_assert_int_eq(hostnet_list_links(h, "", &names, &n, &err), 0);
+        ck_assert_uint_eq(n, 4);
+        ck_assert_str_eq(names[0], "lo");
+        free(names);
+        ck_assert_int_eq(hostnet_list_links(h, "zzz", &names, &n, &err), 0);
+        ck_assert_uint_eq(n, 0);
+        free(names);
+        hostnet_free(h);
+}
+END_TEST
+
+/* Two pods' host routing as the plugin leaves it; one is removed. */
+START_TEST(test_remove_pod_routing) {
+        enter_node();
+        add_eni("enipod1", "0a:00:00:00:0b:01", "p1");
+        add_eni("enipod2", "0a:00:00:00:0b:02", "p2");
+        ck_assert_int_eq(sh("ip link set enipod1 up && ip link set enipod2 up && "
+                            "ip route add 10.0.1.20/32 dev enipod1 scope link && "
+                            "ip route add 10.0.1.21/32 dev enipod2 scope link && "
+                            "ip rule add to 10.0.1.20 lookup main prio 512 && "
+                            "ip rule add from 10.0.1.20 lookup 2 prio 1536 && "
+                            "ip rule add to 10.0.1.21 lookup main prio 512 && "
+                            "ip rule add from 10.0.1.21 lookup 3 prio 1536"),
+                         0);
+        hostnet *h = open_h();
+        struct errmsg err = { 0 };
+        ck_assert_int_eq(ipj_size("rule show"), 7);
+        int r = hostnet_remove_pod_routing(h, "10.0.1.20", 2, &err);
+        ck_assert_msg(r == 0, "%s", errmsg_text(&err, r));
+        ck_assert_int_eq(ipj_count("route show table main", 1, "dst", "10.0.1.20"), 0);
+        ck_assert_int_eq(ipj_count("rule show", 1, "dst", "10.0.1.20"), 0);
+        ck_assert_int_eq(ipj_count("rule show", 1, "src", "10.0.1.20"), 0);
+        ck_assert_int_eq(ipj_count("route show table main", 1, "dst", "10.0.1.21"), 1);
+        ck_assert_int_eq(ipj_size("rule show"), 5);
+        ck_assert_int_eq(hostnet_remove_pod_routing(h, "10.0.1.20", 2, &err), 0);     /* again: nothing left */
+        ck_assert_int_eq(hostnet_remove_pod_routing(h, "10.0.1.21", 0, &err), 0);     /* any table */
+        ck_assert_int_eq(ipj_size("rule show"), 3);
+        ck_assert_int_eq(ipj_size("route show table main"), 0);
+        hostnet_free(h);
+}
+END_TEST
+
+/*
+ * Traffic: the node has a primary ENI eth0 (10.0.0.10, main default via
+ * 10.0.0.1) and a secondary eth1 (10.0.1.10, table 2). The VPC namespace
+ * plays the gateways .1 of both subnets and another VPC host 10.0.9.9.
+ * Packets from 10.0.1.10 must leave through eth1 — to its gateway and beyond
+ * it — while packets from 10.0.0.10 keep using eth0.
+ */
+static void make_vpc_for_traffic(hostnet *h) {
+        add_eni("eth0", MAC0, "vpc0");
+        add_eni("eth1", MAC1, "vpc1");
+        ck_assert_int_eq(sh("nsenter --net=%s sh -c 'ip addr add 10.0.0.1/24 dev vpc0 && "
+                            "ip addr add 10.0.1.1/24 dev vpc1 && ip addr add 10.0.9.9/32 dev lo'",
+                            vpc),
+                         0);
+        ck_assert_int_eq(sh("ip addr add 10.0.0.10/24 dev eth0 && ip link set eth0 up && "
+                            "ip route add default via 10.0.0.1"),
+                         0);
+        struct hostnet_eni p = primary(), e = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
+        setup_ok(h, &p);
+        setup_ok(h, &e);
+}
+
+static void ping_via(const char *src, const char *dst, const char *through, const char *not_through) {
+        long t0 = tx_packets(through), n0 = tx_packets(not_through);
+        ck_assert_msg(sh("ping -n -q -c 2 -i 0.2 -W 2 -I %s %s >/dev/null", src, dst) == 0, "ping -I %s %s failed", src,
+                      dst);
+        ck_assert_msg(tx_packets(through) - t0 >= 2, "ping -I %s %s did not leave through %s", src, dst, through);
+        ck_assert_msg(tx_packets(not_through) == n0, "ping -I %s %s used %s", src, dst, not_through);
+}
+
+START_TEST(test_traffic_leaves_through_its_eni) {
+        enter_node();
+        ck_assert_msg(sh("command -v ping >/dev/null") == 0, "ping is missing: install iputils-ping (scripts/deps)");
+        hostnet *h = open_h();
+        make_vpc_for_traffic(h);
+        ping_via("10.0.1.10", "10.0.1.1", "eth1", "eth0");
+        ping_via("10.0.1.10", "10.0.9.9", "eth1", "eth0");
+        ping_via("10.0.0.10", "10.0.9.9", "eth0", "eth1");
+        hostnet_free(h);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("hostnet");
+        TCase *tc = tcase_create("netns");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_route_table_formula);
+        tcase_add_test(tc, test_find_link_by_mac);
+        tcase_add_test(tc, test_unknown_and_bad_mac);
+        tcase_add_test(tc, test_invalid_descriptions_change_nothing);
+        tcase_add_test(tc, test_primary_gets_up_and_mtu_only);
+        tcase_add_test(tc, test_set_link_mtu);
+        tcase_add_test(tc, test_secondary_setup);
+        tcase_add_test(tc, test_secondary_setup_cleans_leftovers);
+        tcase_add_test(tc, test_setup_is_idempotent);
+        tcase_add_test(tc, test_setup_repairs_after_link_bounce);
+        tcase_add_test(tc, test_teardown);
+        tcase_add_test(tc, test_list_links);
+        tcase_add_test(tc, test_remove_pod_routing);
+        tcase_add_test(tc, test_traffic_leaves_through_its_eni);
+        suite_add_tcase(s, tc);
+        return testlib_run(s);
+}
