@@ -42,7 +42,7 @@ def test_primary_eni_is_configured_as_at_boot(x):
     ns = x.n0["netns"]
     links = x.W.links(ns)
     assert set(links) == {"lo", "eth0"}, links
-    assert links["eth0"]["address"] == x.n0["primary_mac"]
+    assert links["eth0"]["address"] == x.n0["primary_mac"] and links["eth0"]["mtu"] == 9001
     addrs = x.W.ip(ns, "-4", "-br", "addr", "show", "eth0").stdout.split()
     assert f"{x.n0['primary_ip']}/{x.n0['prefix_length']}" in addrs, addrs
     routes = x.W.ip(ns, "route", "show", "default").stdout

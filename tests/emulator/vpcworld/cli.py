@@ -11,6 +11,10 @@
       after a killed `up` or a killed server too. Idempotent.
   vpc-world ctl --dir DIR METHOD PATH [JSON]
       One control API call, e.g. `ctl --dir d GET /truth`.
+  vpc-world exec --dir DIR NODE -- COMMAND...
+      Run a command inside node NODE (index or name) as a daemon would run
+      there: in its namespace, with AWS_ENDPOINT_URL_EC2 set to the world's
+      endpoint (region and credentials come from IMDS).
 """
 
 import argparse
@@ -150,6 +154,21 @@ def ctl(a):
         return 1
 
 
+def exec_in_node(a):
+    w = json.load(open(os.path.join(a.dir, "world.json")))
+    nodes = w["nodes"]
+    node = next((n for i, n in enumerate(nodes) if a.node in (str(i), n["name"], n["instance_id"])), None)
+    if node is None:
+        print(f"vpc-world exec: no node {a.node!r}", file=sys.stderr)
+        return 2
+    cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
+    if not cmd:
+        print("vpc-world exec: no command", file=sys.stderr)
+        return 2
+    env = ["env", f"AWS_ENDPOINT_URL_EC2={w['ec2_endpoint']}"]
+    os.execvp("ip", ["ip", "netns", "exec", node["netns"]] + env + cmd)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="vpc-world", description="An emulated AWS VPC in network namespaces.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -172,6 +191,10 @@ def main(argv=None):
     p.add_argument("method", choices=["GET", "POST", "DELETE"])
     p.add_argument("path")
     p.add_argument("json", nargs="?")
+    p = sub.add_parser("exec")
+    p.add_argument("--dir", required=True)
+    p.add_argument("node")
+    p.add_argument("command", nargs=argparse.REMAINDER)
     a = ap.parse_args(argv)
     if a.cmd == "up":
         return up(a)
@@ -179,6 +202,8 @@ def main(argv=None):
         return down(a.dir)
     if a.cmd == "ctl":
         return ctl(a)
+    if a.cmd == "exec":
+        return exec_in_node(a)
     from .server import serve
     if not 1 <= a.nodes <= 64:
         print("vpc-world: --nodes must be 1..64", file=sys.stderr)

@@ -6,7 +6,7 @@ Layout for run prefix P (a short run-specific name):
          endpoint on lo; proxy ARP on (answering at once: proxy_delay 0
          per link), forwarding on, redirects off.
   P-nI   node I: its ENIs appear as eth<device index> (c<card>eth<dev> on
-         network cards > 0) with the ENI's MAC; eth0 gets the primary IP,
+         network cards > 0) with the ENI's MAC and MTU 9001; eth0 gets the primary IP,
          the subnet prefix and a default route via .1 as the OS would.
   P-out  a host outside the VPC (OUTSIDE_IP) behind the fabric, for egress.
 
@@ -33,6 +33,7 @@ EC2_IP = "192.0.2.10"          # the EC2 endpoint as nodes see it (TEST-NET-1)
 OUTSIDE_NET = "198.51.100.0/24"
 OUTSIDE_GW = "198.51.100.1"
 OUTSIDE_IP = "198.51.100.10"
+ENI_MTU = 9001                 # as EC2's ENIs; the outside link keeps 1500 (an internet path)
 
 _NFT_BASE = """
 table ip vpc {
@@ -147,7 +148,8 @@ class Fabric:
         s = d["serial"]
         fif = f"{self.prefix}e{s}"
         p = _ip(d["primary"])
-        fab += [f"link add {fif} type veth peer name {d['ifname']} address {d['mac']} netns {d['ns']}",
+        fab += [f"link add {fif} mtu {ENI_MTU} type veth peer name {d['ifname']} address {d['mac']} "
+                f"mtu {ENI_MTU} netns {d['ns']}",
                 f"link set {fif} up",
                 f"ntable change name arp_cache dev {fif} proxy_delay 0",
                 f"neigh replace {p} lladdr {d['mac']} dev {fif} nud permanent",
