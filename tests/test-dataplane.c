@@ -17,12 +17,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include <netlink/socket.h>
+
 #include "dataplane.h"
+#include "netns.h"
 #include "testlib.h"
 
 static int host_fd = -1;
@@ -43,6 +47,14 @@ static int make_pod(char path[static 64]) {
         ck_assert_int_eq(setns(host_fd, CLONE_NEWNET), 0);
         snprintf(path, 64, "/proc/%d/fd/%d", getpid(), fd);
         return fd;
+}
+
+/* The calling thread is in the "host" namespace (never left in a pod's). */
+static void assert_home(void) {
+        struct stat a, b;
+        ck_assert_int_eq(fstat(host_fd, &a), 0);
+        ck_assert_int_eq(stat("/proc/thread-self/ns/net", &b), 0);
+        ck_assert_msg(a.st_ino == b.st_ino && a.st_dev == b.st_dev, "the thread was left in another namespace");
 }
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -198,6 +210,30 @@ START_TEST(test_add_makes_every_object) {
         free(printed);
         cJSON_Delete(pn);
         ck_assert_msg(dp_check(ns, &p, &err) == 0, "dp_check after add: %s", err.text);
+        assert_home();
+}
+END_TEST
+
+START_TEST(test_netns_refusals_stay_home) {
+        struct nl_sock *sk = NULL;
+        int fd = -1;
+        enter_fresh_host();
+        ck_assert_int_eq(netns_open("/nonexistent/netns", &fd), -ENOENT);
+        ck_assert_int_eq(netns_open("/proc/self/ns/uts", &fd), -EINVAL);    /* a namespace, not a network one */
+        int uts = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC), file = open("/proc/self/stat", O_RDONLY);
+        ck_assert_int_lt(netns_nl_socket(uts, &sk), 0);
+        ck_assert_int_lt(netns_nl_socket(file, &sk), 0);
+        ck_assert_ptr_null(sk);
+        assert_home();
+        char ns[64];
+        make_pod(ns);
+        ck_assert_int_eq(netns_open(ns, &fd), 0);
+        ck_assert_int_eq(netns_nl_socket(fd, &sk), 0);
+        assert_home();
+        nl_socket_free(sk);
+        close(fd);
+        close(uts);
+        close(file);
 }
 END_TEST
 
@@ -311,6 +347,7 @@ START_TEST(test_rollback_at_every_step) {
                 errmsg_clear(&err);
                 ck_assert_int_eq(dp_add(ns, &p, &l, &err), -EIO);
                 ck_assert_msg(strstr(err.text, dp_step_name((enum dp_step)step)), "step %d: %s", step, err.text);
+                assert_home();
                 assert_clean(ns);
                 /* an ADD after the failed one succeeds, and DEL leaves nothing */
                 p.fault = NULL;
@@ -331,6 +368,7 @@ START_TEST(test_interface_already_in_pod) {
         struct dp_pod p = pod_cfg("c0ffee06", "10.0.1.10", 2);
         ck_assert_int_eq(dp_add(ns, &p, &l, &err), -EEXIST);
         ck_assert_ptr_nonnull(strstr(err.text, "eth0"));
+        assert_home();
         cJSON *links = ipj(NULL, "link show");
         ck_assert_int_eq(cJSON_GetArraySize(links), 1);                 /* no host veth left */
         cJSON_Delete(links);
@@ -514,6 +552,7 @@ int main(void) {
         TCase *tc = tcase_create("netns");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_add_makes_every_object);
+        tcase_add_test(tc, test_netns_refusals_stay_home);
         tcase_add_test(tc, test_main_table_has_no_from_rule);
         tcase_add_test(tc, test_del_removes_everything_and_is_idempotent);
         tcase_add_test(tc, test_del_after_netns_is_gone);
