@@ -4,6 +4,8 @@
  * Links are read with one RTM_GETLINK dump (a node has tens of links, not
  * thousands) and matched by hardware address, because an ENI's name depends
  * on the distribution's naming scheme while its MAC is what EC2 reports.
+ * Virtual links that copy an ENI's MAC (a vlan on it, a bridge or bond over
+ * it) are not taken for the ENI.
  * Changes are sent with an ifindex-only "orig" object so libnl never resends
  * the link's kind or other dumped attributes; nothing is sent when the link
  * is already as wanted, so re-running setup produces no netlink event.
@@ -43,9 +45,18 @@ static bool link_has_mac(struct rtnl_link *l, const unsigned char mac[static 6])
         return a && nl_addr_get_len(a) == 6 && memcmp(nl_addr_get_binary_addr(a), mac, 6) == 0;
 }
 
+/* How well a link with the wanted MAC fits as the ENI: 2 a device without a
+ * kind (ENA), 1 a veth (the emulated VPC's ENIs), 0 a virtual link that copies
+ * its lower device's MAC (vlan, bridge, bond, macvlan...): never the ENI. */
+static int eni_fit(struct rtnl_link *l) {
+        const char *kind = rtnl_link_get_type(l);
+        return !kind ? 2 : strcmp(kind, "veth") == 0 ? 1 : 0;
+}
+
 int hostnet_find_link_by_mac(hostnet *h, const char *mac, int *ret_ifindex, char ret_name[static HOSTNET_IFNAMSIZ],
                              struct errmsg *err) {
         _cleanup_(hn_cache_freep) struct nl_cache *links = NULL;
+        struct rtnl_link *best = NULL;
         unsigned char want[6];
         if (mac_parse(mac, want) < 0)
                 return errmsg_set(err, -EINVAL, "MAC \"%s\" is not of the form 0a:1b:2c:3d:4e:5f", mac ? mac : "");
@@ -54,14 +65,14 @@ int hostnet_find_link_by_mac(hostnet *h, const char *mac, int *ret_ifindex, char
                 return errmsg_set(err, r, "cannot list the links: %s", strerror(-r));
         for (struct nl_object *o = nl_cache_get_first(links); o; o = nl_cache_get_next(o)) {
                 struct rtnl_link *l = (struct rtnl_link *)o;
-                const char *name = rtnl_link_get_name(l);
-                if (!link_has_mac(l, want) || !name)
-                        continue;
-                *ret_ifindex = rtnl_link_get_ifindex(l);
-                snprintf(ret_name, HOSTNET_IFNAMSIZ, "%s", name);
-                return 0;
+                if (link_has_mac(l, want) && rtnl_link_get_name(l) && eni_fit(l) > (best ? eni_fit(best) : 0))
+                        best = l;
         }
-        return errmsg_set(err, -ENOENT, "no link has MAC %s (is the ENI attached yet?)", mac);
+        if (!best)
+                return errmsg_set(err, -ENOENT, "no link has MAC %s (is the ENI attached yet?)", mac);
+        *ret_ifindex = rtnl_link_get_ifindex(best);
+        snprintf(ret_name, HOSTNET_IFNAMSIZ, "%s", rtnl_link_get_name(best));
+        return 0;
 }
 
 int hn_link_ensure(hostnet *h, int ifindex, unsigned mtu, bool up) {

@@ -68,8 +68,10 @@ uint32_t hostnet_route_table(unsigned network_card, unsigned device_index);
 int hostnet_open(hostnet **ret, struct errmsg *err);
 hostnet *hostnet_free(hostnet *h);
 
-/* The link whose MAC is mac. -ENOENT when there is none (yet: an attached
- * ENI's link appears asynchronously; the caller polls). */
+/* The link whose MAC is mac (a device, or a veth as the emulated VPC makes;
+ * never a vlan, bridge or bond that copies the MAC). -ENOENT when there is
+ * none (yet: an attached ENI's link appears asynchronously; the caller
+ * polls). */
 int hostnet_find_link_by_mac(hostnet *h, const char *mac, int *ret_ifindex,
                              char ret_name[static HOSTNET_IFNAMSIZ], struct errmsg *err);
 
@@ -86,13 +88,14 @@ int hostnet_setup_eni(hostnet *h, const struct hostnet_eni *e, struct errmsg *er
  * are not errors; a primary ENI has nothing to remove. */
 int hostnet_teardown_eni(hostnet *h, const struct hostnet_eni *e, struct errmsg *err);
 
-/* Names of the links whose name starts with prefix ("" = all), in ifindex
- * order; *ret is one malloc'd array for free(). */
+/* Names of the links whose name starts with prefix ("" = all), in the
+ * kernel's (ifindex) order; *ret is one malloc'd array for free(). */
 int hostnet_list_links(hostnet *h, const char *prefix, char (**ret)[HOSTNET_IFNAMSIZ], size_t *ret_n,
                        struct errmsg *err);
 
 /* Remove a gone pod's host leftovers: main-table routes to <pod_ip>/32 (any
  * device), rule "to pod_ip lookup main" prio 512 and rule "from pod_ip lookup
  * route_table" prio 1536 (route_table 0: whatever table). Missing things are
- * not errors. */
+ * not errors. Call it before the address is released: once reassigned, the
+ * new pod's identical rules would go too. */
 int hostnet_remove_pod_routing(hostnet *h, const char *pod_ip, uint32_t route_table, struct errmsg *err);

@@ -249,6 +249,8 @@ END_TEST
 
 START_TEST(test_find_link_by_mac) {
         enter_node();
+        /* a bridge that copies the ENI's MAC, listed before it: not the ENI */
+        ck_assert_int_eq(sh("ip link add br0 address %s type bridge", MAC1), 0);
         add_eni("eth1", MAC1, "vpc1");
         add_eni("eth2", MAC2, "vpc2");
         hostnet *h = open_h();
