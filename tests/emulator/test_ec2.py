@@ -298,6 +298,11 @@ def test_assign_and_unassign(x):
                                     AllowReassignment=True)
     assert new[0] in {a["PrivateIpAddress"] for a in _eni(x, x.eni_b)["PrivateIpAddresses"]}
     assert new[0] not in {a["PrivateIpAddress"] for a in _eni(x, x.eni_a)["PrivateIpAddresses"]}
+    primary_b = _eni(x, x.eni_b)["PrivateIpAddress"]
+    assert client_error(x.c.assign_private_ip_addresses, NetworkInterfaceId=x.eni_a, PrivateIpAddresses=[primary_b],
+                        AllowReassignment=True) == ("InvalidIPAddress.InUse", 400)        # a primary never moves
+    assert client_error(x.cv.assign_private_ip_addresses, NetworkInterfaceId=x.eni_a,
+                        PrivateIpAddresses=[new[1], new[1]]) == ("InvalidParameterValue", 400)
     assert client_error(x.c.assign_private_ip_addresses, NetworkInterfaceId=x.eni_a, PrivateIpAddresses=[new[1]],
                         SecondaryPrivateIpAddressCount=1) == ("InvalidParameterCombination", 400)
     assert client_error(x.c.assign_private_ip_addresses, NetworkInterfaceId=x.eni_a, PrivateIpAddresses=[new[1]],
@@ -322,7 +327,13 @@ def test_prefixes_only_on_nitro_and_explicit(x):
                         Ipv4Prefixes=["10.0.64.56/28"])[0] == "InvalidParameterValue"         # unaligned
     assert client_error(x.c.assign_private_ip_addresses, NetworkInterfaceId=eni,
                         Ipv4Prefixes=["10.0.64.48/28"])[0] == "InvalidIPAddress.InUse"
+    other = x.c.create_network_interface(SubnetId=x.pods)["NetworkInterface"]["NetworkInterfaceId"]
+    assert client_error(x.c.assign_private_ip_addresses, NetworkInterfaceId=other, PrivateIpAddresses=["10.0.64.50"],
+                        AllowReassignment=True) == ("InvalidIPAddress.InUse", 400)      # inside eni's prefix
+    x.c.delete_network_interface(NetworkInterfaceId=other)
+    free = x.c.describe_subnets(SubnetIds=[x.pods])["Subnets"][0]["AvailableIpAddressCount"]
     x.c.delete_network_interface(NetworkInterfaceId=eni)
+    assert x.c.describe_subnets(SubnetIds=[x.pods])["Subnets"][0]["AvailableIpAddressCount"] == free + 17
 
 
 def test_subnet_exhaustion(x):

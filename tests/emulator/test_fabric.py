@@ -126,6 +126,23 @@ def test_unassigned_address_is_no_longer_delivered(x):
     wait_for(lambda: _ping(x, x.n0["netns"], x.s0, x.s1), timeout=3, what="the route to come back")
 
 
+def test_reassigned_address_follows_its_new_eni(x):
+    # node1 takes s0 away from node0 (AllowReassignment): the fabric now delivers s0 to node1
+    target = x.W.w["outside"]["ip"]
+    x.c.assign_private_ip_addresses(NetworkInterfaceId=x.eni1, PrivateIpAddresses=[x.s0], AllowReassignment=True)
+    x.W.ip(x.n1["netns"], "addr", "add", f"{x.s0}/32", "dev", "eth1")
+    x.W.ip(x.n1["netns"], "route", "add", f"{target}/32", "via", x.n1["gateway"], "dev", "eth1", "onlink")
+    try:
+        wait_for(lambda: _ping(x, x.n1["netns"], x.s0, target), timeout=3, what="s0 delivered to node1")
+        assert not _ping(x, x.n0["netns"], x.s0, x.s1), "node0 still owns s0"
+    finally:
+        x.c.assign_private_ip_addresses(NetworkInterfaceId=x.eni0, PrivateIpAddresses=[x.s0],
+                                        AllowReassignment=True)
+        x.W.ip(x.n1["netns"], "addr", "del", f"{x.s0}/32", "dev", "eth1")
+        x.W.ip(x.n1["netns"], "route", "del", f"{target}/32")
+    wait_for(lambda: _ping(x, x.n0["netns"], x.s0, x.s1), timeout=3, what="s0 back on node0")
+
+
 def test_prefix_addresses_are_delivered(x):
     r = x.c.assign_private_ip_addresses(NetworkInterfaceId=x.eni1, Ipv4PrefixCount=1)
     base = r["AssignedIpv4Prefixes"][0]["Ipv4Prefix"].split("/")[0]

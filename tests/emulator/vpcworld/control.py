@@ -26,6 +26,7 @@ from .model import Ec2Error
 
 class ControlHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 120          # idle keep-alive connections are closed, as EC2 does
     server_obj = None      # the Server, set on a subclass
 
     def log_message(self, fmt, *args):

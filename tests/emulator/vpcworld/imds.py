@@ -192,6 +192,7 @@ class Imds:
 
 class ImdsHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 120          # idle keep-alive connections are closed, as EC2 does
     imds = None            # set on a subclass by the server
 
     def log_message(self, fmt, *args):

@@ -313,18 +313,23 @@ class World:
         self.check_groups(groups)
         if 1 + secondary_count + len(secondary_ips) + prefix_count + len(prefixes) > MAX_IPV4_PER_ENI:
             raise Ec2Error("PrivateIpAddressLimitExceeded", "Number of private addresses will exceed limit.")
+        explicit = ([primary_ip] if primary_ip is not None else []) + list(secondary_ips)
+        if len(set(explicit)) != len(explicit) or len(set(prefixes)) != len(prefixes):
+            raise Ec2Error("InvalidParameterValue", "The same address or prefix is given more than once.")
+        for a in explicit:
+            self._check_free(subnet, a)
+        for base in prefixes:
+            self._check_free_prefix(subnet, base)
         eni = Eni(self, subnet, description, groups)
+        # everything taken is recorded on the ENI at once, so a failure
+        # further down releases exactly what was taken
         try:
-            explicit = ([primary_ip] if primary_ip is not None else []) + list(secondary_ips)
-            for a in explicit:
-                self._check_free(subnet, a)
             for a in explicit:
                 subnet.take(a, eni.id)
-            eni.primary = primary_ip if primary_ip is not None else subnet.alloc_ips(1, eni.id)[0]
             eni.secondaries = list(secondary_ips)
+            eni.primary = primary_ip if primary_ip is not None else subnet.alloc_ips(1, eni.id)[0]
             eni.secondaries += subnet.alloc_ips(secondary_count, eni.id)
             for base in prefixes:
-                self._check_free_prefix(subnet, base)
                 subnet.take_prefix(base, eni.id)
                 eni.prefixes.append(base)
             eni.prefixes += subnet.alloc_prefixes(prefix_count, eni.id)
@@ -432,19 +437,21 @@ class World:
         sub = eni.subnet
         moved = []
         for a in ips:
-            owner = self._check_free(sub, a, allow_from=None if not allow_reassignment else sub.used.get(a))
+            owner = self._check_free(sub, a, allow_from=sub.used.get(a) if allow_reassignment else None)
             if owner == eni.id:
                 raise Ec2Error("InvalidParameterValue", f"Address {ip_str(a)} is already assigned to {eni.id}.")
             if owner is not None:
+                if a not in self.enis[owner].secondaries:     # a primary, or inside a prefix
+                    raise Ec2Error("InvalidIPAddress.InUse",
+                                   f"Address {ip_str(a)} is in use as a primary address or within a prefix.")
                 moved.append((owner, a))
         for base in prefixes:
             self._check_free_prefix(sub, base)
+        # all checks done: from here on nothing fails but the allocation itself
         got_ips = sub.alloc_ips(count, eni.id) if count else []
         got_prefixes = sub.alloc_prefixes(prefix_count, eni.id) if prefix_count else []
         for owner, a in moved:
             other = self.enis[owner]
-            if a == other.primary:
-                raise Ec2Error("InvalidParameterValue", f"Address {ip_str(a)} is the primary address of {owner}.")
             other.secondaries.remove(a)
             self.hooks.changed(other.attachment and other.attachment.instance.id, other)
         for a in ips:

@@ -40,6 +40,7 @@ def log(msg):
 
 class Ec2Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 120          # idle keep-alive connections are closed, as EC2 does
     server_version, sys_version = "AmazonEC2", ""
     api = None             # set on a subclass by the server
 
