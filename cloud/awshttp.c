@@ -53,7 +53,8 @@ static int setup_handle(struct awshttp *h) {
         rc |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
         rc |= curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
         rc |= curl_easy_setopt(c, CURLOPT_USERAGENT, "vpc-ipam/0.1");
-        rc |= curl_easy_setopt(c, CURLOPT_PROXY, "");     /* never through an env proxy: IMDS and STS included */
+        if (h->o.direct)
+                rc |= curl_easy_setopt(c, CURLOPT_PROXY, "");  /* link-local/loopback: never via a proxy */
         if (h->o.fresh_connection) {
                 rc |= curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
                 rc |= curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);

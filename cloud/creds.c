@@ -28,7 +28,8 @@ struct creds_provider {
         char region[64];
         imds *imds;
         bool own_imds;
-        awshttp *http;
+        awshttp *http;                  /* STS: through a proxy when one is configured */
+        awshttp *http_direct;           /* the container agent: never through a proxy */
         struct creds_value cached;
         bool have;
 };
@@ -61,6 +62,7 @@ creds_provider *creds_provider_free(creds_provider *p) {
         if (p->own_imds)
                 imds_free(p->imds);
         awshttp_free(p->http);
+        awshttp_free(p->http_direct);
         creds_value_wipe(&p->cached);
         pthread_mutex_destroy(&p->lock);
         free(p);
@@ -210,13 +212,15 @@ static int from_env(creds_provider *p, struct creds_value *v, struct errmsg *err
         return 0;
 }
 
-static int ensure_http(creds_provider *p, struct errmsg *err) {
-        if (p->http)
+static int ensure_http(creds_provider *p, bool direct, struct errmsg *err) {
+        awshttp **h = direct ? &p->http_direct : &p->http;
+        if (*h)
                 return 0;
         struct awshttp_options ho = p->o.http;
         if (!ho.max_body)
                 ho.max_body = 1u << 20;
-        return awshttp_new(&ho, &p->http, err);
+        ho.direct = direct;
+        return awshttp_new(&ho, h, err);
 }
 
 /* Read a small token file (whole content, trailing newline dropped). */
@@ -264,7 +268,7 @@ static int post_sts(creds_provider *p, const char *role, const char *session, co
         if (r == 0)
                 r = buf_done(&form);
         if (r == 0)
-                r = ensure_http(p, err);
+                r = ensure_http(p, false, err);
         struct awshttp_header h = { "Content-Type", "application/x-www-form-urlencoded; charset=utf-8" };
         struct awshttp_response resp = { 0 };
         if (r == 0)
@@ -346,11 +350,11 @@ static int from_container(creds_provider *p, struct creds_value *v, struct errms
         if (r == 0)
                 r = container_token(token, sizeof token, err);
         if (r == 0)
-                r = ensure_http(p, err);
+                r = ensure_http(p, true, err);
         struct awshttp_header h = { "Authorization", token };
         struct awshttp_response resp = { 0 };
         if (r == 0)
-                r = awshttp_request(p->http, "GET", url.p, &h, token[0] ? 1 : 0, NULL, 0, &resp, err);
+                r = awshttp_request(p->http_direct, "GET", url.p, &h, token[0] ? 1 : 0, NULL, 0, &resp, err);
         if (r == 0 && resp.status != 200)
                 r = errmsg_set(err, resp.status == 401 || resp.status == 403 ? -EACCES : -EREMOTEIO,
                                "GET %s: HTTP %ld", url.p, resp.status);

@@ -436,6 +436,17 @@ int ec2_set_delete_on_termination(ec2_client *c, const char *eni_id, const char 
         return run(c, EC2_MODIFY_NETWORK_INTERFACE_ATTRIBUTE, RATELIMIT_ENI_ADDRESS, &f, NULL, err);
 }
 
+int ec2_set_security_groups(ec2_client *c, const char *eni_id, const char *const *groups, size_t n,
+                            struct ec2_error *err) {
+        if (!c || !eni_id || n == 0 || !groups)
+                return invalid(err, EC2_MODIFY_NETWORK_INTERFACE_ATTRIBUTE, "at least one security group");
+        struct buf f;
+        form_start(&f, EC2_MODIFY_NETWORK_INTERFACE_ATTRIBUTE);
+        form_add(&f, "NetworkInterfaceId", eni_id);
+        form_list(&f, "SecurityGroupId", groups, n);
+        return run(c, EC2_MODIFY_NETWORK_INTERFACE_ATTRIBUTE, RATELIMIT_ENI_ADDRESS, &f, NULL, err);
+}
+
 int ec2_assign_private_ips(ec2_client *c, const char *eni_id, unsigned ip_count, unsigned prefix_count,
                            struct ec2_result **ret, struct ec2_error *err) {
         if (!c || !eni_id || !ip_count == !prefix_count)

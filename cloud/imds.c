@@ -47,6 +47,7 @@ int imds_new(const struct imds_options *opts, imds **ret, struct errmsg *err) {
                 ho.total_timeout_ms = 2000;
         if (!ho.max_body)
                 ho.max_body = 1u << 20;
+        ho.direct = true;
         int r = 0;
         if (!(m->endpoint = strdup(ep)))
                 r = errmsg_set(err, -ENOMEM, "out of memory");

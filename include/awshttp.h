@@ -21,6 +21,8 @@ struct awshttp_options {
         size_t max_body;                /* 0: 16 MiB */
         const char *ca_bundle;          /* NULL: $AWS_CA_BUNDLE, else the system store */
         bool fresh_connection;          /* close after each request (benchmarks only) */
+        bool direct;                    /* ignore proxy variables (IMDS, container agent); otherwise
+                                         * curl honours HTTPS_PROXY/HTTP_PROXY/NO_PROXY as the SDKs do */
 };
 
 struct awshttp_header {

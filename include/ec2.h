@@ -201,6 +201,9 @@ int ec2_attach_eni(ec2_client *c, const char *eni_id, const char *instance_id, i
                    int network_card, struct ec2_result **ret, struct ec2_error *err);
 int ec2_set_delete_on_termination(ec2_client *c, const char *eni_id, const char *attachment_id,
                                   bool delete_on_termination, struct ec2_error *err);
+/* ModifyNetworkInterfaceAttribute Groups: replace the ENI's security groups. */
+int ec2_set_security_groups(ec2_client *c, const char *eni_id, const char *const *groups, size_t n,
+                            struct ec2_error *err);
 /* Exactly one of ip_count and prefix_count is non-zero. */
 int ec2_assign_private_ips(ec2_client *c, const char *eni_id, unsigned ip_count, unsigned prefix_count,
                            struct ec2_result **ret, struct ec2_error *err);

@@ -123,6 +123,8 @@ START_TEST(test_eni_lifecycle) {
         ck_assert_int_eq(r->network_card, 0);
         r = ec2_result_free(r);
         OK(ec2_set_delete_on_termination(c, eni, att, true, &e_));   /* moto: accepted, ignored */
+        const char *sg2[] = { moto.sg };
+        OK(ec2_set_security_groups(c, eni, sg2, 1, &e_));         /* moto applies Groups */
         r = describe_one(c, eni);
         ck_assert(r->enis[0].attached);
         ck_assert_str_eq(r->enis[0].attachment.id, att);

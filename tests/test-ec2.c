@@ -647,6 +647,39 @@ START_TEST(test_client_side_rate_limit_paces_calls) {
 }
 END_TEST
 
+START_TEST(test_proxy_for_ec2_never_for_imds) {
+        /* EC2 goes through $http_proxy like the SDKs; IMDS must not. */
+        struct script s = { .ok_body = "<DeleteNetworkInterfaceResponse/>" };
+        struct fakesrv *proxy = fakesrv_start(scripted, &s);
+        setenv("http_proxy", fakesrv_url(proxy), 1);
+        unsetenv("no_proxy");
+        unsetenv("NO_PROXY");
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1700000000);
+        setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
+        setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+        struct ec2_options o = { .region = "us-east-1", .endpoint = "http://ec2.example.invalid/",
+                                 .clock = &fc.clock, .max_attempts = 1 };
+        ec2_client *c = NULL;
+        ck_assert_int_eq(ec2_client_new(&o, &c, NULL), 0);
+        struct ec2_error e;
+        ck_assert_msg(ec2_delete_eni(c, "eni-1", &e) == 0, "%s", e.msg.text);
+        ck_assert_uint_eq(fakesrv_count(proxy), 1);
+        struct fakesrv_req req;
+        fakesrv_request(proxy, 0, &req);
+        ck_assert_str_eq(req.host, "ec2.example.invalid");
+        ec2_client_free(c);
+        imds *m = NULL;
+        ck_assert_int_eq(imds_new(&(struct imds_options){ .endpoint = "http://127.0.0.1:1" }, &m, NULL), 0);
+        char id[IMDS_ID_MAX];
+        ck_assert_int_eq(imds_instance_id(m, id, NULL), -ECONNREFUSED);
+        ck_assert_uint_eq(fakesrv_count(proxy), 1);
+        imds_free(m);
+        unsetenv("http_proxy");
+        fakesrv_stop(proxy);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("ec2");
         TCase *tc = tcase_create("parse");
@@ -674,6 +707,7 @@ int main(void) {
         tcase_add_test(tc, test_endpoint_and_region_choice);
         tcase_add_test(tc, test_argument_checks);
         tcase_add_test(tc, test_client_side_rate_limit_paces_calls);
+        tcase_add_test(tc, test_proxy_for_ec2_never_for_imds);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -41,8 +41,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 if (!r)
                         return MHD_NO;
                 snprintf(r->method, sizeof r->method, "%s", method);
-                const char *q = NULL;
-                (void)q;
                 snprintf(r->url, sizeof r->url, "%s", url);
                 *state = r;
                 return MHD_YES;
