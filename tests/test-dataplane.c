@@ -505,6 +505,62 @@ START_TEST(test_two_pods_ping_each_other) {
 }
 END_TEST
 
+/* Packets received by link dev (in namespace ns, or the host when NULL). */
+static long rx_packets(const char *ns, const char *dev) {
+        cJSON *l = ipj(ns, "-s link show %s", dev);
+        const cJSON *rx = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(l, 0), "stats64"), "rx");
+        long n = cJSON_IsObject(rx) ? (long)cJSON_GetObjectItem(rx, "packets")->valuedouble : -1;
+        cJSON_Delete(l);
+        return n;
+}
+
+/*
+ * A node with two "ENIs" (veths to an "outside" namespace): ens5 in the main
+ * table, ens6 with table 2. A pod whose address belongs to ens6's ENI must
+ * send through ens6 (the VPC drops it otherwise); a main-table pod through
+ * ens5. Replies come back to both pods.
+ */
+START_TEST(test_pod_traffic_leaves_through_its_eni) {
+        char out[64], ns1[64], ns2[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        make_pod(out);
+        ck_assert_int_eq(sh("command -v ping >/dev/null"), 0);
+        ck_assert_int_eq(sh("echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 && "
+                            "nsenter --net=%s sh -c 'echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'", out), 0);
+        ck_assert_int_eq(sh("ip link add ens5 type veth peer name o5 netns %s && "
+                            "ip link add ens6 type veth peer name o6 netns %s && "
+                            "ip addr add 10.0.0.10/24 dev ens5 && ip addr add 10.0.1.10/24 dev ens6 && "
+                            "ip link set ens5 up && ip link set ens6 up && "
+                            "ip route add default via 10.0.0.1 dev ens5 && "
+                            "ip route add default via 10.0.1.1 dev ens6 table 2 && "
+                            "echo 1 > /proc/sys/net/ipv4/ip_forward && "
+                            "echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter", out, out), 0);
+        ck_assert_int_eq(sh("nsenter --net=%s sh -c 'ip link set lo up && ip addr add 192.0.2.1/32 dev lo && "
+                            "ip addr add 10.0.0.1/24 dev o5 && ip addr add 10.0.1.1/24 dev o6 && "
+                            "ip link set o5 up && ip link set o6 up && "
+                            "ip route add 10.0.1.50/32 via 10.0.1.10 dev o6 && "
+                            "ip route add 10.0.0.60/32 via 10.0.0.10 dev o5 && "
+                            "echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter'", out), 0);
+        make_pod(ns1);
+        make_pod(ns2);
+        struct dp_pod on_eni1 = pod_cfg("eni1-pod", "10.0.1.50", 2), on_eni0 = pod_cfg("eni0-pod", "10.0.0.60", 254);
+        ck_assert_msg(dp_add(ns1, &on_eni1, &l, &err) == 0, "%s", err.text);
+        ck_assert_msg(dp_add(ns2, &on_eni0, &l, &err) == 0, "%s", err.text);
+
+        long o5 = rx_packets(out, "o5"), o6 = rx_packets(out, "o6");
+        ck_assert_int_eq(sh("nsenter --net=%s ping -c 3 -i 0.2 -W 2 -q 192.0.2.1 >/dev/null", ns1), 0);
+        ck_assert_int_ge(rx_packets(out, "o6") - o6, 3);
+        ck_assert_int_lt(rx_packets(out, "o5") - o5, 3);    /* neighbour probes, never the pings */
+
+        o5 = rx_packets(out, "o5"), o6 = rx_packets(out, "o6");
+        ck_assert_int_eq(sh("nsenter --net=%s ping -c 3 -i 0.2 -W 2 -q 192.0.2.1 >/dev/null", ns2), 0);
+        ck_assert_int_ge(rx_packets(out, "o5") - o5, 3);
+        ck_assert_int_lt(rx_packets(out, "o6") - o6, 3);
+}
+END_TEST
+
 static int cmp_long(const void *a, const void *b) {
         long x = *(const long *)a, y = *(const long *)b;
         return (x > y) - (x < y);
@@ -564,6 +620,7 @@ int main(void) {
         tcase_add_test(tc, test_check_names_each_drift);
         tcase_add_test(tc, test_gc_removes_only_the_released);
         tcase_add_test(tc, test_two_pods_ping_each_other);
+        tcase_add_test(tc, test_pod_traffic_leaves_through_its_eni);
         tcase_add_test(tc, test_latency);
         suite_add_tcase(s, tc);
         return testlib_run(s);
