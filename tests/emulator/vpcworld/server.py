@@ -29,8 +29,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from . import imds, netns
 from .control import ControlHandler
 from .ec2api import Drop, Ec2Api
-from .fabric import EC2_IP, IMDS_IP, OUTSIDE_IP, Fabric
+from .fabric import EC2_IP, IMDS_IP, OUTSIDE_IP, OUTSIDE_NET, Fabric
 from .faults import Faults, Latency, Throttle
+from .instance_types import TYPES
 from .model import Hooks, World, ip_str, now_iso
 
 
@@ -122,12 +123,12 @@ class Server(Hooks):
 
     # --- bring-up -----------------------------------------------------------------
     def start(self):
-        from .instance_types import TYPES
         if self.itype not in TYPES:
             raise ValueError(f"unknown instance type {self.itype}; known: {', '.join(TYPES)}")
         vpc = ipaddress.IPv4Network(self.vpc_cidr)
-        if vpc.overlaps(ipaddress.IPv4Network("198.51.100.0/24")) or vpc.prefixlen > 26:
-            raise ValueError("the VPC CIDR must be /16../26 and not overlap 198.51.100.0/24")
+        reserved = ("169.254.0.0/16", "192.0.2.0/24", OUTSIDE_NET)      # IMDS, EC2, the outside
+        if not 16 <= vpc.prefixlen <= 26 or any(vpc.overlaps(ipaddress.IPv4Network(r)) for r in reserved):
+            raise ValueError(f"the VPC CIDR must be /16../26 and overlap none of {', '.join(reserved)}")
         w = self.world = World(self.vpc_cidr, self.region, hooks=self)
         quarters = list(vpc.subnets(new_prefix=vpc.prefixlen + 2))
         node_subnet = w.add_subnet(quarters[0])
