@@ -105,7 +105,7 @@ static int setup_rule(hostnet *h, const struct eni *c, struct errmsg *err) {
 }
 
 static int setup_secondary(hostnet *h, const struct eni *c, struct errmsg *err) {
-        char what[128], ip[16], base[16];
+        char what[128], base[16];
         int r = hn_addr_ensure_only(h, c->ifindex, c->ip, c->plen);
         if (r < 0) {
                 snprintf(what, sizeof what, "make %s/%u its only global address", c->e->primary_ip, c->plen);
@@ -115,8 +115,8 @@ static int setup_secondary(hostnet *h, const struct eni *c, struct errmsg *err) 
                 return r;
         r = hn_route_remove(h, RT_TABLE_MAIN, c->base, c->plen, c->ifindex);
         if (r < 0) {
-                snprintf(what, sizeof what, "remove main-table route %s/%u (its address %s)", hn_ip4_str(c->base, base),
-                         c->plen, hn_ip4_str(c->ip, ip));
+                snprintf(what, sizeof what, "remove the main-table route to its subnet %s/%u",
+                         hn_ip4_str(c->base, base), c->plen);
                 return eni_fail(c, r, what, err);
         }
         return setup_rule(h, c, err);
@@ -131,8 +131,9 @@ int hostnet_setup_eni(hostnet *h, const struct hostnet_eni *e, struct errmsg *er
                 return r;
         r = hn_link_ensure(h, c.ifindex, e->mtu, true);
         if (r < 0) {
-                char what[64];
-                snprintf(what, sizeof what, "bring the link up with MTU %u", e->mtu);
+                char what[64] = "bring the link up";
+                if (e->mtu)
+                        snprintf(what, sizeof what, "bring the link up with MTU %u", e->mtu);
                 return eni_fail(&c, r, what, err);
         }
         return e->is_primary ? 0 : setup_secondary(h, &c, err);

@@ -24,7 +24,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/capability.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
@@ -500,6 +502,73 @@ START_TEST(test_setup_repairs_after_link_bounce) {
 }
 END_TEST
 
+/* Lower or raise CAP_NET_ADMIN in this process's effective set (it stays
+ * permitted, and `ip` run by system() gets it back: it runs as root). */
+static void net_admin(bool on) {
+        struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct data[2];
+        ck_assert_int_eq(syscall(SYS_capget, &hdr, data), 0);
+        uint32_t bit = 1u << (CAP_NET_ADMIN % 32);
+        data[CAP_NET_ADMIN / 32].effective = on ? data[CAP_NET_ADMIN / 32].effective | bit
+                                                : data[CAP_NET_ADMIN / 32].effective & ~bit;
+        ck_assert_int_eq(syscall(SYS_capset, &hdr, data), 0);
+}
+
+/* Setup without CAP_NET_ADMIN: -EPERM, and the message names the first
+ * object that needed a change. */
+static void setup_fails_at(hostnet *h, const struct hostnet_eni *e, const char *object) {
+        struct errmsg err = { 0 };
+        net_admin(false);
+        int r = hostnet_setup_eni(h, e, &err);
+        net_admin(true);
+        ck_assert_int_eq(r, -EPERM);
+        ck_assert_msg(strstr(err.text, e->mac) && strstr(err.text, "(eth1)") && strstr(err.text, object),
+                      "wanted \"%s\" in: %s", object, err.text);
+}
+
+/* Unprivileged, a run with nothing to change succeeds (so it sends no
+ * change at all); each missing piece is named when it cannot be made. */
+START_TEST(test_failures_name_the_object) {
+        enter_node();
+        add_eni("eth1", MAC1, "vpc1");
+        hostnet *h = open_h();
+        struct errmsg err = { 0 };
+        struct hostnet_eni e = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
+        setup_fails_at(h, &e, "cannot bring the link up with MTU 9001: Operation not permitted");
+        setup_ok(h, &e);
+        net_admin(false);
+        setup_ok(h, &e);
+        net_admin(true);
+        struct { const char *breaks, *named; } cases[] = {
+                { "ip rule del prio 32765", "cannot add rule from 10.0.1.10/32 lookup 2 prio 32765" },
+                { "ip route flush table 2", "cannot add route 10.0.1.1/32 scope link table 2" },
+                { "ip route del default table 2", "cannot add route default via 10.0.1.1 table 2" },
+                { "ip route add 10.0.1.0/24 dev eth1", "cannot remove the main-table route to its subnet 10.0.1.0/24" },
+                { "ip addr flush dev eth1", "cannot make 10.0.1.10/24 its only global address" },
+                { "ip link set eth1 mtu 1500", "cannot bring the link up with MTU 9001" },
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                ck_assert_int_eq(sh("%s", cases[i].breaks), 0);
+                setup_fails_at(h, &e, cases[i].named);
+                setup_ok(h, &e);
+        }
+        net_admin(false);
+        int r = hostnet_teardown_eni(h, &e, &err);
+        ck_assert_int_eq(r, -EPERM);
+        ck_assert_msg(strstr(err.text, "rules lookup 2 prio 32765"), "message: %s", err.text);
+        ck_assert_int_eq(hostnet_remove_pod_routing(h, "10.0.1.10", 2, &err), 0);   /* nothing of a pod's */
+        net_admin(true);
+        ck_assert_int_eq(sh("ip rule add to 10.0.1.20 lookup main prio 512"), 0);
+        net_admin(false);
+        r = hostnet_remove_pod_routing(h, "10.0.1.20", 2, &err);
+        net_admin(true);
+        ck_assert_int_eq(r, -EPERM);
+        ck_assert_msg(strstr(err.text, "pod 10.0.1.20: cannot remove rule to 10.0.1.20/32 lookup 254 prio 512"),
+                      "message: %s", err.text);
+        hostnet_free(h);
+}
+END_TEST
+
 START_TEST(test_teardown) {
         enter_node();
         add_eni("eth1", MAC1, "vpc1");
@@ -639,6 +708,7 @@ int main(void) {
         tcase_add_test(tc, test_secondary_setup_cleans_leftovers);
         tcase_add_test(tc, test_setup_is_idempotent);
         tcase_add_test(tc, test_setup_repairs_after_link_bounce);
+        tcase_add_test(tc, test_failures_name_the_object);
         tcase_add_test(tc, test_teardown);
         tcase_add_test(tc, test_list_links);
         tcase_add_test(tc, test_remove_pod_routing);
