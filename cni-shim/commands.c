@@ -152,7 +152,13 @@ static int add_wire(struct cni_ctx *ctx, const struct proto_address *a) {
         snprintf(res.ip, sizeof res.ip, "%s", a->ip);
         snprintf(res.gateway, sizeof res.gateway, "%s", DP_POD_GATEWAY);
         r = cni_result_render(&res, ctx->cfg->cni_version, ctx->cfg->prev_result, &ctx->out);
-        return r < 0 ? fail(ctx, CNI_ERR_IO, "cannot render the result: %s", strerror(-r)) : 0;
+        if (r < 0) {
+                /* still all or nothing: unwire and release what we cannot report */
+                (void)dp_del(&pod, links.host_ifname, NULL);
+                release_after_failure(ctx);
+                return fail(ctx, CNI_ERR_IO, "cannot render the result: %s", strerror(-r));
+        }
+        return 0;
 }
 
 /* A namespace that is not there gets no address: say so before asking. */
