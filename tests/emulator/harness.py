@@ -2,8 +2,9 @@
 
 run(globals()) runs every test_* function of a module in definition order and
 prints TAP ("1..N", "ok N - name", "not ok N - name" with the traceback as
-comments, "ok N - name # SKIP reason"). A suite needs root and `ip netns`;
-without them every case is skipped with the reason.
+comments, "ok N - name # SKIP reason"). A suite needs root and `ip netns`
+(unless run with needs_root=False); without them every case is skipped with
+the reason.
 
 WorldFixture brings a world up in a private temp dir (`vpc-world up`) and
 always takes it down, and offers: ec2() a botocore client (host loopback
@@ -48,11 +49,11 @@ def _why_not():
     return None
 
 
-def run(module_globals, setup=None, teardown=None):
+def run(module_globals, setup=None, teardown=None, needs_root=True):
     tests = [(n, f) for n, f in module_globals.items() if n.startswith("test_") and inspect.isfunction(f)]
     tests.sort(key=lambda nf: nf[1].__code__.co_firstlineno)
     print(f"1..{len(tests)}", flush=True)
-    why = _why_not()
+    why = _why_not() if needs_root else None
     failed = 0
     ctx = None
     try:
