@@ -16,8 +16,10 @@ import fnmatch
 import hashlib
 import ipaddress
 import json
+import sys
 import threading
 import time
+import traceback
 import urllib.parse
 import uuid
 from collections import defaultdict
@@ -248,6 +250,10 @@ class Ec2Api:
         except Ec2Error as e:
             self._count(action, e.code)
             return e.status, ec2xml.error(e.code, e.message, rid)
+        except Exception:                 # an emulator bug: answer as EC2 would, and say why in the log
+            traceback.print_exc(file=sys.stderr)
+            self._count(action, "InternalError")
+            return 500, ec2xml.error("InternalError", "An internal error has occurred", rid)
 
     def _count(self, action, code):
         with self.stats_lock:
