@@ -22,6 +22,7 @@
 
 struct eni {
         const struct hostnet_eni *e;
+        uint32_t table;                 /* e->route_table, or derived from card and device */
         int ifindex;
         char name[HOSTNET_IFNAMSIZ];
         uint32_t ip, base, gw;
@@ -36,10 +37,15 @@ static const char *mac_of(const struct hostnet_eni *e) {
         return e->mac ? e->mac : "(no MAC)";
 }
 
-static int check_table(const struct hostnet_eni *e, struct errmsg *err) {
-        if (!e->is_primary && table_reserved(e->route_table))
-                return errmsg_set(err, -EINVAL, "ENI %s: route table %u is reserved (0, 253, 254, 255)", mac_of(e),
-                                  e->route_table);
+static uint32_t table_of(const struct hostnet_eni *e) {
+        return e->route_table ? e->route_table : hostnet_route_table(e->network_card, e->device_index);
+}
+
+static int check_table(const struct hostnet_eni *e, uint32_t table, struct errmsg *err) {
+        if (!e->is_primary && table_reserved(table))
+                return errmsg_set(err, -EINVAL, "ENI %s: route table %u (card %u, device %u) is reserved "
+                                  "(253, 254, 255); only the primary ENI uses main", mac_of(e), table,
+                                  e->network_card, e->device_index);
         return 0;
 }
 
@@ -61,10 +67,10 @@ static int parse_addresses(struct eni *c, struct errmsg *err) {
 }
 
 static int parse_eni(const struct hostnet_eni *e, struct eni *c, struct errmsg *err) {
-        *c = (struct eni){ .e = e };
+        *c = (struct eni){ .e = e, .table = table_of(e) };
         if (e->mtu && (e->mtu < 68 || e->mtu > 65535))
                 return errmsg_set(err, -EINVAL, "ENI %s: MTU %u is outside 68..65535", mac_of(e), e->mtu);
-        int r = check_table(e, err);
+        int r = check_table(e, c->table, err);
         return r < 0 || e->is_primary ? r : parse_addresses(c, err);
 }
 
@@ -74,8 +80,8 @@ static int eni_fail(const struct eni *c, int r, const char *what, struct errmsg 
 
 static int setup_routes(hostnet *h, const struct eni *c, struct errmsg *err) {
         const struct hn_route want[] = {
-                { .table = c->e->route_table, .dst = c->gw, .plen = 32, .ifindex = c->ifindex, .scope = RT_SCOPE_LINK },
-                { .table = c->e->route_table, .gw = c->gw, .ifindex = c->ifindex, .scope = RT_SCOPE_UNIVERSE },
+                { .table = c->table, .dst = c->gw, .plen = 32, .ifindex = c->ifindex, .scope = RT_SCOPE_LINK },
+                { .table = c->table, .gw = c->gw, .ifindex = c->ifindex, .scope = RT_SCOPE_UNIVERSE },
         };
         char what[192], rt[128];
         for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -89,7 +95,7 @@ static int setup_routes(hostnet *h, const struct eni *c, struct errmsg *err) {
 }
 
 static int setup_rule(hostnet *h, const struct eni *c, struct errmsg *err) {
-        struct hn_rule want = { .prio = HOSTNET_ENI_RULE_PRIO, .table = c->e->route_table, .src = c->ip, .src_len = 32 };
+        struct hn_rule want = { .prio = HOSTNET_ENI_RULE_PRIO, .table = c->table, .src = c->ip, .src_len = 32 };
         char what[192], rs[128];
         int r = hn_rule_remove_table(h, want.prio, want.table, c->ip);
         if (r < 0) {
@@ -140,17 +146,18 @@ int hostnet_setup_eni(hostnet *h, const struct hostnet_eni *e, struct errmsg *er
 }
 
 int hostnet_teardown_eni(hostnet *h, const struct hostnet_eni *e, struct errmsg *err) {
-        int r = check_table(e, err);
+        uint32_t table = table_of(e);
+        int r = check_table(e, table, err);
         if (r < 0 || e->is_primary)
                 return r;
-        r = hn_rule_remove_table(h, HOSTNET_ENI_RULE_PRIO, e->route_table, 0);
+        r = hn_rule_remove_table(h, HOSTNET_ENI_RULE_PRIO, table, 0);
         if (r < 0)
-                return errmsg_set(err, r, "ENI %s: cannot remove the rules lookup %u prio %u: %s", mac_of(e),
-                                  e->route_table, HOSTNET_ENI_RULE_PRIO, strerror(-r));
-        r = hn_route_flush_table(h, e->route_table);
+                return errmsg_set(err, r, "ENI %s: cannot remove the rules lookup %u prio %u: %s", mac_of(e), table,
+                                  HOSTNET_ENI_RULE_PRIO, strerror(-r));
+        r = hn_route_flush_table(h, table);
         if (r < 0)
-                return errmsg_set(err, r, "ENI %s: cannot remove the routes of table %u: %s", mac_of(e),
-                                  e->route_table, strerror(-r));
+                return errmsg_set(err, r, "ENI %s: cannot remove the routes of table %u: %s", mac_of(e), table,
+                                  strerror(-r));
         return 0;
 }
 

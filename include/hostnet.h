@@ -54,7 +54,8 @@ struct hostnet_eni {
         unsigned device_index;
         unsigned network_card;
         bool is_primary;                /* the instance's primary ENI: link up and MTU only */
-        uint32_t route_table;           /* hostnet_route_table(); ignored for the primary ENI */
+        uint32_t route_table;           /* 0: hostnet_route_table(network_card, device_index);
+                                         * ignored for the primary ENI */
         const char *primary_ip;         /* dotted quad; secondary ENIs only */
         const char *subnet_cidr;        /* "10.0.1.0/24", no host bits; secondary ENIs only */
         unsigned mtu;                   /* 0: leave the link's MTU alone */

@@ -208,9 +208,10 @@ static struct hostnet_eni primary(void) {
                                      .mtu = 9001 };
 }
 
+/* route_table left 0: derived from the device index (card 0: device + 1). */
 static struct hostnet_eni secondary(const char *mac, unsigned device, const char *ip, const char *cidr) {
-        return (struct hostnet_eni){ .mac = mac, .device_index = device, .route_table = hostnet_route_table(0, device),
-                                     .primary_ip = ip, .subnet_cidr = cidr, .mtu = 9001 };
+        return (struct hostnet_eni){ .mac = mac, .device_index = device, .primary_ip = ip, .subnet_cidr = cidr,
+                                     .mtu = 9001 };
 }
 
 static void setup_ok(hostnet *h, const struct hostnet_eni *e) {
@@ -306,7 +307,7 @@ START_TEST(test_invalid_descriptions_change_nothing) {
                 { "10.0.1.10", "10.0.1.0/31", 2, 9001, "without host bits" },
                 { "10.0.1.10", "10.0.1.0", 2, 9001, "without host bits" },
                 { "10.0.1.10", "10.0.1.0/24", 254, 9001, "reserved" },
-                { "10.0.1.10", "10.0.1.0/24", 0, 9001, "reserved" },
+                { "10.0.1.10", "10.0.1.0/24", 255, 9001, "reserved" },
                 { "10.0.1.10", "10.0.1.0/24", 2, 40, "MTU" },
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -316,6 +317,10 @@ START_TEST(test_invalid_descriptions_change_nothing) {
                 ck_assert_int_eq(hostnet_setup_eni(h, &e, &err), -EINVAL);
                 ck_assert_msg(strstr(err.text, bad[i].says) && strstr(err.text, MAC1), "case %zu: %s", i, err.text);
         }
+        struct hostnet_eni dev0 = secondary(MAC1, 0, "10.0.1.10", "10.0.1.0/24");     /* derives main */
+        ck_assert_int_eq(hostnet_setup_eni(h, &dev0, &err), -EINVAL);
+        ck_assert_msg(strstr(err.text, "route table 254 (card 0, device 0) is reserved"), "message: %s", err.text);
+        ck_assert_int_eq(hostnet_teardown_eni(h, &dev0, &err), -EINVAL);
         ck_assert(!link_up("eth1"));
         ck_assert_int_eq(link_mtu("eth1"), 1500);
         ck_assert_int_eq(ipj_size("rule show"), 3);
@@ -366,11 +371,18 @@ END_TEST
 START_TEST(test_secondary_setup) {
         enter_node();
         add_eni("eth1", MAC1, "vpc1");
+        add_eni("c1eth0", MAC2, "vpc2");
         hostnet *h = open_h();
         struct hostnet_eni e = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
         setup_ok(h, &e);
         assert_secondary("eth1", "10.0.1.10", "10.0.1.0/24", "10.0.1.1", "2");
         ck_assert_int_eq(ipj_size("rule show"), 4);
+        struct hostnet_eni card1 = secondary(MAC2, 0, "10.0.2.20", "10.0.2.0/24");  /* card 1, device 0 */
+        card1.network_card = 1;
+        setup_ok(h, &card1);
+        assert_secondary("c1eth0", "10.0.2.20", "10.0.2.0/24", "10.0.2.1", "10100");
+        assert_secondary("eth1", "10.0.1.10", "10.0.1.0/24", "10.0.1.1", "2");
+        ck_assert_int_eq(ipj_size("rule show"), 5);
         hostnet_free(h);
 }
 END_TEST
