@@ -6,7 +6,10 @@
  * only resembles ours is left to whoever made it. Rules are deleted one at a
  * time, by what the dump showed: the kernel deletes the first rule matching
  * the given fields, so duplicates (possible: the kernel accepts identical
- * rules without NLM_F_EXCL) go one per matching dump entry.
+ * rules without NLM_F_EXCL) go one per matching dump entry. A delete request
+ * cannot say "and no fwmark", so a foreign rule with our priority, selectors
+ * and table plus a fwmark could be taken first; nothing puts such rules at
+ * the priorities used here (512, 1536, 32765).
  */
 #include <errno.h>
 #include <stdio.h>
