@@ -64,7 +64,7 @@ def test_link_appears_after_attach_latency_and_goes_on_detach(x):
         assert x.W.eni_truth(e["NetworkInterfaceId"])["attachment"]["status"] == "attaching"
         link = wait_for(lambda: x.W.links(ns).get("eth1"), what="eth1")
         took = time.monotonic() - t0
-        assert 0.35 <= took < 1.5, took
+        assert 0.35 <= took < 3.0, took
         assert link["address"] == e["MacAddress"] and "UP" not in link["flags"], link     # bare
         assert x.W.ip(ns, "-4", "addr", "show", "eth1").stdout.strip().count("inet") == 0
         assert x.W.eni_truth(e["NetworkInterfaceId"])["attachment"]["status"] == "attached"

@@ -152,7 +152,7 @@ def test_imds_lags_ec2(x):
         assert ip not in x.W.imds(ns, path, x.tok0)[1], "IMDS showed the address at once"
         wait_for(lambda: ip in x.W.imds(ns, path, x.tok0)[1], timeout=5, what="the address in IMDS")
         lag = time.monotonic() - t0
-        assert 0.6 <= lag <= 2.0, lag
+        assert 0.6 <= lag <= 3.0, lag
         # detaching: IMDS keeps the ENI until the lag has passed
         att = x.c.describe_network_interfaces(NetworkInterfaceIds=[x.eni])["NetworkInterfaces"][0]["Attachment"]
         x.c.detach_network_interface(AttachmentId=att["AttachmentId"])

@@ -39,7 +39,7 @@ def test_up_builds_the_world_and_down_removes_it():
     W = harness.WorldFixture(nodes=2)
     try:
         w = W.w
-        assert W.up_seconds < 3.0, W.up_seconds
+        assert W.up_seconds < 10.0, W.up_seconds      # ~0.3 s when idle; CI machines are busy
         print(f"# fast world of 2 nodes up in {W.up_seconds:.2f}s")
         for k in ("ec2_endpoint", "ec2_endpoint_host", "control_endpoint", "region", "credentials", "vpc",
                   "subnets", "outside", "nodes", "imds_endpoint"):

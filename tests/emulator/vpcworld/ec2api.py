@@ -250,6 +250,8 @@ class Ec2Api:
         except Ec2Error as e:
             self._count(action, e.code)
             return e.status, ec2xml.error(e.code, e.message, rid)
+        except Drop:
+            raise
         except Exception:                 # an emulator bug: answer as EC2 would, and say why in the log
             traceback.print_exc(file=sys.stderr)
             self._count(action, "InternalError")
