@@ -93,7 +93,10 @@ static int setup_creds(ec2_client *c, const struct ec2_options *o, struct errmsg
                 c->creds = o->creds;
                 return 0;
         }
-        struct creds_options co = { .imds = c->imds, .region = c->region, .http = o->http, .clock = c->clock };
+        /* Only an imds handle this client owns is lent: a caller's handle may be in
+         * use by another thread, and imds handles are single-threaded. */
+        struct creds_options co = { .imds = c->own_imds ? c->imds : NULL, .region = c->region,
+                                    .http = o->http, .clock = c->clock };
         int r = creds_provider_new(&co, &c->creds, err);
         c->own_creds = r == 0;
         return r;

@@ -40,7 +40,8 @@ struct creds_value {
 typedef struct creds_provider creds_provider;
 
 struct creds_options {
-        imds *imds;                     /* borrowed; NULL: created on first use */
+        imds *imds;                     /* borrowed, used under the provider's lock: nobody else may use
+                                         * it concurrently; NULL: the provider creates its own */
         const char *region;             /* for the regional STS endpoint; NULL: $AWS_REGION/$AWS_DEFAULT_REGION */
         struct awshttp_options http;
         unsigned refresh_before_s;      /* 0: 300 */

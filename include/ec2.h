@@ -159,7 +159,7 @@ struct ec2_options {
         uint64_t backoff_cap_ns;        /* 0: 5 s */
         ratelimit *limits;              /* shared, borrowed; NULL: no client-side limit */
         creds_provider *creds;          /* borrowed; NULL: the client builds the default chain */
-        imds *imds;                     /* borrowed; NULL: created when needed (region, credentials) */
+        imds *imds;                     /* borrowed, for the region; NULL: created when needed */
         const struct cloud_clock *clock;  /* NULL: the system clock */
         uint64_t seed;                  /* jitter seed; 0: random */
 };
