@@ -1,0 +1,601 @@
+/*
+ * eniops: the EC2 mutation sequences of the pool, each bracketed by intents.
+ *
+ * create:  intent(create_eni, token) → CreateNetworkInterface(token, tags,
+ *          addresses) → ENI and blocks in the store, state attaching →
+ *          intent(attach_eni) → AttachNetworkInterface → DeleteOnTermination
+ *          → (all ENIs of the batch) wait for link and IMDS → host setup →
+ *          state attached: now pods may get its addresses.
+ * assign:  intent → AssignPrivateIpAddresses → blocks added.
+ * release: blocks marked releasing (no longer handed out) → intent →
+ *          UnassignPrivateIpAddresses → blocks removed (or unmarked on error).
+ * delete:  state detaching, atomically only if no pod holds an address →
+ *          intent → DetachNetworkInterface → wait until available →
+ *          DeleteNetworkInterface → host teardown → ENI forgotten.
+ *
+ * Every created ENI carries the tag vpc-ipam/client-token=<its ClientToken>,
+ * so an interrupted create is found again by that tag after a crash.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "eniops.h"
+#include "log.h"
+
+#define POLL_MS 25
+#define MAX_BATCH 16
+#define DETACH_WAIT_MS 60000
+
+static void sleep_ms(int ms) {
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+}
+
+static int64_t mono_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool is_subnet_exhaustion(const char *code) {
+        return strcmp(code, "InsufficientFreeAddressesInSubnet") == 0 ||
+               strcmp(code, "InsufficientCidrBlocks") == 0;
+}
+
+void eniops_note_failure(struct eniops *o, const char *what, int r, const struct ec2_error *e) {
+        const char *code = e && e->code[0] ? e->code : "";
+        if (is_subnet_exhaustion(code)) {
+                snprintf(o->reason, sizeof o->reason, "subnet %s is exhausted (%s); retrying in %d s",
+                         o->node->subnet_id, code, ENIOPS_SUBNET_BACKOFF_MS / 1000);
+                o->grow_blocked_until = o->now_ms() + ENIOPS_SUBNET_BACKOFF_MS;
+        } else if (e && ec2_code_is_throttling(code)) {
+                snprintf(o->reason, sizeof o->reason, "EC2 is throttling %s (%s)", what, code);
+        } else if (code[0]) {
+                snprintf(o->reason, sizeof o->reason, "EC2 %s failed: %s: %.120s", what, code, e->message);
+        } else {
+                snprintf(o->reason, sizeof o->reason, "EC2 %s failed: %.160s", what,
+                         e ? errmsg_text(&e->msg, r) : strerror(-r));
+        }
+        log_warn("EC2 call failed", LF_STR("action", what), LF_STR("code", code),
+                 LF_STR("request_id", e ? e->request_id : ""), LF_STR("reason", o->reason),
+                 LF_INT("http_status", e ? e->http_status : 0));
+}
+
+/* --- intents ------------------------------------------------------------------ */
+
+static int64_t intent_begin(struct eniops *o, const char *kind, const char *token, const char *eni,
+                            cJSON *params) {
+        char *json = params ? cJSON_PrintUnformatted(params) : NULL;
+        int64_t id = -1;
+        int r = store_intent_begin(o->store, kind, token, eni, json ? json : "{}", o->now_ms(), &id);
+        free(json);
+        cJSON_Delete(params);
+        if (r < 0) {
+                log_error_errno(r, "could not record an intent; not calling EC2", LF_STR("kind", kind));
+                return r;
+        }
+        return id;
+}
+
+static void intent_end(struct eniops *o, int64_t id, enum store_intent_state st, cJSON *result) {
+        char *json = result ? cJSON_PrintUnformatted(result) : NULL;
+        int r = store_intent_end(o->store, id, st, json, o->now_ms());
+        if (r < 0)
+                log_error_errno(r, "could not record an intent's outcome; it is resolved at the next start",
+                                LF_INT("intent", id));
+        free(json);
+        cJSON_Delete(result);
+}
+
+static cJSON *json_ips(const char *const *ips, size_t n) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *a = cJSON_AddArrayToObject(o, "ips");
+        for (size_t i = 0; i < n; i++)
+                cJSON_AddItemToArray(a, cJSON_CreateString(ips[i]));
+        return o;
+}
+
+static cJSON *json_count(const char *key, int v) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, key, v);
+        return o;
+}
+
+/* --- assign --------------------------------------------------------------------- */
+
+static int add_blocks(struct eniops *o, const char *eni_id, const char *const *ips, size_t n) {
+        int added = 0;
+        for (size_t i = 0; i < n; i++) {
+                char cidr[STORE_CIDR_MAX];
+                snprintf(cidr, sizeof cidr, "%s/32", ips[i]);
+                int r = store_block_add(o->store, eni_id, cidr, o->now_ms());
+                if (r < 0) {
+                        log_error_errno(r, "could not record an address EC2 assigned", LF_STR("ip", ips[i]),
+                                        LF_STR("eni", eni_id));
+                        return r;
+                }
+                added++;
+        }
+        return added;
+}
+
+int eniops_assign(struct eniops *o, const char *eni_id, int count) {
+        int64_t id = intent_begin(o, "assign_ips", NULL, eni_id, json_count("count", count));
+        if (id < 0)
+                return (int)id;
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        int r = ec2_assign_private_ips(o->ec2, eni_id, (unsigned)count, 0, &res, &e);
+        if (r < 0) {
+                eniops_note_failure(o, "AssignPrivateIpAddresses", r, &e);
+                intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
+                return r;
+        }
+        r = add_blocks(o, eni_id, res->ips, res->n_ips);
+        intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, json_ips(res->ips, res->n_ips));
+        if (r > 0) {
+                metrics_add(o->metrics, METRICS_IPS_ASSIGNED, (uint64_t)r);
+                log_info("assigned secondary addresses", LF_STR("eni", eni_id), LF_INT("count", r),
+                         LF_STR("request_id", res->request_id));
+                o->reason[0] = '\0';
+                if (o->pool_changed)
+                        o->pool_changed(o->userdata);
+        }
+        ec2_result_free(res);
+        return r;
+}
+
+/* --- create --------------------------------------------------------------------- */
+
+struct new_eni {
+        char id[STORE_ID_MAX];
+        char mac[STORE_MAC_MAX];
+        char primary_ip[STORE_IP_MAX];
+        int device_index;
+        int64_t attach_intent;
+        bool linked, imds_seen, done;
+        size_t n_ips;
+};
+
+static void random_token(char out[33]) {
+        unsigned char b[16];
+        if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+                for (size_t i = 0; i < sizeof b; i++)
+                        b[i] = (unsigned char)(rand() & 0xff);
+        for (size_t i = 0; i < sizeof b; i++)
+                snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+static void rfc3339_now(struct eniops *o, char out[32]) {
+        time_t t = (time_t)(o->now_ms() / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The lowest device index no ENI in the store (nor an earlier one of this batch) uses. */
+static int free_device_index(struct eniops *o, const struct new_eni *batch, size_t n_batch, int from) {
+        struct store_eni *enis = NULL;
+        size_t n = 0;
+        if (store_enis(o->store, &enis, &n) < 0)
+                return -EIO;
+        for (int dev = from;; dev++) {
+                bool used = dev < 64 && (o->foreign_devices >> dev) & 1;
+                for (size_t i = 0; i < n; i++)
+                        used |= enis[i].device_index == dev && enis[i].network_card == 0;
+                for (size_t i = 0; i < n_batch; i++)
+                        used |= batch[i].device_index == dev;
+                if (!used) {
+                        free(enis);
+                        return dev;
+                }
+        }
+}
+
+static size_t build_tags(struct eniops *o, const char *token, char created[32], struct ec2_tag *tags) {
+        size_t n = 0;
+        rfc3339_now(o, created);
+        tags[n++] = (struct ec2_tag){ ENIOPS_TAG_INSTANCE, o->node->instance_id };
+        tags[n++] = (struct ec2_tag){ ENIOPS_TAG_CREATED, created };
+        tags[n++] = (struct ec2_tag){ ENIOPS_TAG_TOKEN, token };
+        if (o->cfg->cluster_name[0])
+                tags[n++] = (struct ec2_tag){ ENIOPS_TAG_CLUSTER, o->cfg->cluster_name };
+        for (size_t i = 0; i < o->cfg->n_tags; i++)
+                tags[n++] = (struct ec2_tag){ o->cfg->tags[i].key, o->cfg->tags[i].value };
+        return n;
+}
+
+/* CreateNetworkInterface, then record the ENI (attaching) and its addresses. */
+static int create_one(struct eniops *o, int count, struct new_eni *ne) {
+        char token[33], created[32], description[96];
+        struct ec2_tag tags[IPAMD_TAGS_MAX + 4];
+        random_token(token);
+        size_t n_tags = build_tags(o, token, created, tags);
+        snprintf(description, sizeof description, ENIOPS_DESCRIPTION_PREFIX "%s", o->node->instance_id);
+        cJSON *params = json_count("count", count);
+        cJSON_AddNumberToObject(params, "device_index", ne->device_index);
+        cJSON_AddStringToObject(params, "subnet", o->node->subnet_id);
+        int64_t id = intent_begin(o, "create_eni", token, NULL, params);
+        if (id < 0)
+                return (int)id;
+        const char *sgs[NODE_MAX_SGS];
+        for (size_t i = 0; i < o->node->n_security_groups; i++)
+                sgs[i] = o->node->security_groups[i];
+        struct ec2_create_eni req = { .subnet_id = o->node->subnet_id, .security_groups = sgs,
+                                      .n_security_groups = o->node->n_security_groups,
+                                      .description = description, .tags = tags, .n_tags = n_tags,
+                                      .secondary_ip_count = (unsigned)count, .client_token = token };
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        int r = ec2_create_eni(o->ec2, &req, &res, &e);
+        if (r < 0 || res->n_enis != 1) {
+                if (r >= 0)
+                        r = -EBADMSG;
+                eniops_note_failure(o, "CreateNetworkInterface", r, &e);
+                intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
+                ec2_result_free(res);
+                return r;
+        }
+        const struct ec2_eni *eni = &res->enis[0];
+        snprintf(ne->id, sizeof ne->id, "%s", eni->id);
+        snprintf(ne->mac, sizeof ne->mac, "%s", eni->mac);
+        snprintf(ne->primary_ip, sizeof ne->primary_ip, "%s", eni->primary_ip);
+        struct store_eni se = { .device_index = ne->device_index, .network_card = 0,
+                                .route_table = (int)hostnet_route_table(0, (unsigned)ne->device_index),
+                                .state = STORE_ENI_ATTACHING, .created_ms = o->now_ms() };
+        snprintf(se.id, sizeof se.id, "%s", eni->id);
+        snprintf(se.mac, sizeof se.mac, "%s", eni->mac);
+        snprintf(se.subnet_id, sizeof se.subnet_id, "%s", o->node->subnet_id);
+        snprintf(se.subnet_cidr, sizeof se.subnet_cidr, "%s", o->node->subnet_cidr);
+        snprintf(se.primary_ip, sizeof se.primary_ip, "%s", eni->primary_ip);
+        r = store_eni_put(o->store, &se);
+        for (size_t i = 0; r >= 0 && i < eni->n_private_ips; i++) {
+                if (eni->private_ips[i].primary)
+                        continue;
+                const char *ip = eni->private_ips[i].address;
+                r = add_blocks(o, eni->id, &ip, 1);
+                ne->n_ips += r > 0;
+        }
+        cJSON *result = cJSON_CreateObject();
+        cJSON_AddStringToObject(result, "eni", eni->id);
+        intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, result);
+        log_info("created ENI", LF_STR("eni", eni->id), LF_STR("mac", eni->mac), LF_INT("addresses", ne->n_ips),
+                 LF_INT("device_index", ne->device_index), LF_STR("request_id", res->request_id));
+        ec2_result_free(res);
+        return r < 0 ? r : 0;
+}
+
+/* Undo a created ENI that could not be attached: nothing of it may linger. */
+static void discard_created(struct eniops *o, struct new_eni *ne) {
+        struct ec2_error e = { 0 };
+        int64_t id = intent_begin(o, "delete_eni", NULL, ne->id, NULL);
+        int r = ec2_delete_eni(o->ec2, ne->id, &e);
+        if (r < 0)
+                log_warn("could not delete an ENI that failed to attach; leak cleanup will retry",
+                         LF_STR("eni", ne->id), LF_STR("code", e.code));
+        store_eni_remove(o->store, ne->id, true, NULL);
+        if (id >= 0)
+                intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, NULL);
+}
+
+static int attach_one(struct eniops *o, struct new_eni *ne) {
+        cJSON *params = json_count("device_index", ne->device_index);
+        int64_t id = intent_begin(o, "attach_eni", NULL, ne->id, params);
+        if (id < 0)
+                return (int)id;
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        int r = ec2_attach_eni(o->ec2, ne->id, o->node->instance_id, ne->device_index, 0, &res, &e);
+        if (r < 0) {
+                eniops_note_failure(o, "AttachNetworkInterface", r, &e);
+                intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
+                return r;
+        }
+        struct ec2_error e2 = { 0 };
+        int r2 = ec2_set_delete_on_termination(o->ec2, ne->id, res->attachment_id, true, &e2);
+        if (r2 < 0)
+                log_warn("could not set DeleteOnTermination; the leak cleanup covers this ENI",
+                         LF_STR("eni", ne->id), LF_STR("code", e2.code));
+        cJSON *result = cJSON_CreateObject();
+        cJSON_AddStringToObject(result, "attachment", res->attachment_id);
+        ec2_result_free(res);
+        ne->attach_intent = id;
+        intent_end(o, id, STORE_INTENT_DONE, result);
+        return 0;
+}
+
+/* Does IMDS list every address of the new ENI yet? */
+static bool imds_shows(struct eniops *o, const struct new_eni *ne) {
+        struct imds_eni *ie = NULL;
+        if (!o->imds || imds_eni(o->imds, ne->mac, &ie, NULL) < 0)
+                return false;
+        bool ok = ie->n_local_ipv4s >= ne->n_ips + 1;
+        imds_eni_free(ie);
+        return ok;
+}
+
+static int setup_link(struct eniops *o, struct new_eni *ne) {
+        if (!o->net)
+                return 0;
+        struct hostnet_eni he = { .mac = ne->mac, .device_index = (unsigned)ne->device_index,
+                                  .route_table = hostnet_route_table(0, (unsigned)ne->device_index),
+                                  .primary_ip = ne->primary_ip, .subnet_cidr = o->node->subnet_cidr,
+                                  .mtu = (unsigned)o->cfg->eni_mtu };
+        struct errmsg err;
+        int r = hostnet_setup_eni(o->net, &he, &err);
+        if (r < 0)
+                log_error_errno(r, "could not set up the ENI's link", LF_STR("eni", ne->id), LF_STR("detail", err.text));
+        return r;
+}
+
+static bool link_present(struct eniops *o, const struct new_eni *ne) {
+        int ifindex;
+        char name[HOSTNET_IFNAMSIZ];
+        return !o->net || hostnet_find_link_by_mac(o->net, ne->mac, &ifindex, name, NULL) == 0;
+}
+
+/* Poll every ENI of the batch until its link is there and IMDS lists it, then open it. */
+static int wait_and_open(struct eniops *o, struct new_eni *batch, size_t n) {
+        int64_t start = mono_ms();
+        int link_wait = o->link_wait_ms > 0 ? o->link_wait_ms : 60000;
+        int imds_wait = o->imds_wait_ms > 0 ? o->imds_wait_ms : 10000;
+        int opened = 0;
+        for (size_t left = n; left > 0;) {
+                int64_t waited = mono_ms() - start;
+                for (size_t i = 0; i < n; i++) {
+                        struct new_eni *ne = &batch[i];
+                        if (ne->done)
+                                continue;
+                        ne->linked = ne->linked || link_present(o, ne);
+                        ne->imds_seen = ne->imds_seen || imds_shows(o, ne);
+                        if (ne->linked && !ne->imds_seen && waited >= imds_wait) {
+                                log_warn("IMDS does not list the new ENI's addresses yet; going on with EC2's answer",
+                                         LF_STR("eni", ne->id), LF_INT("waited_ms", waited));
+                                ne->imds_seen = true;
+                        }
+                        if (!ne->linked && waited >= link_wait) {
+                                log_error("the attached ENI's link never appeared", LF_STR("eni", ne->id),
+                                          LF_STR("mac", ne->mac), LF_INT("waited_ms", waited));
+                                ne->done = true, left--;
+                                continue;
+                        }
+                        if (!ne->linked || !ne->imds_seen)
+                                continue;
+                        ne->done = true, left--;
+                        if (setup_link(o, ne) < 0 || store_eni_set_state(o->store, ne->id, STORE_ENI_ATTACHED) < 0)
+                                continue;
+                        opened++;
+                        metrics_inc(o->metrics, METRICS_ENIS_CREATED);
+                        metrics_add(o->metrics, METRICS_IPS_ASSIGNED, ne->n_ips);
+                        log_info("ENI ready for pods", LF_STR("eni", ne->id), LF_INT("device_index", ne->device_index),
+                                 LF_INT("addresses", ne->n_ips), LF_INT("wait_ms", mono_ms() - start));
+                        if (o->pool_changed)
+                                o->pool_changed(o->userdata);
+                }
+                if (left > 0)
+                        sleep_ms(POLL_MS);
+        }
+        return opened;
+}
+
+int eniops_create(struct eniops *o, const int *counts, size_t n) {
+        struct new_eni batch[MAX_BATCH];
+        size_t made = 0;
+        int r = 0;
+        if (n > MAX_BATCH)
+                n = MAX_BATCH;
+        for (size_t i = 0; i < n; i++) {
+                struct new_eni *ne = &batch[made];
+                memset(ne, 0, sizeof *ne);
+                ne->device_index = free_device_index(o, batch, made, 1);
+                if (ne->device_index < 0)
+                        return made ? (int)made : ne->device_index;
+                r = create_one(o, counts[i], ne);
+                if (r < 0)
+                        break;
+                r = attach_one(o, ne);
+                if (r < 0) {
+                        discard_created(o, ne);
+                        break;
+                }
+                made++;
+        }
+        if (made == 0)
+                return r < 0 ? r : -EIO;
+        o->reason[0] = '\0';
+        int opened = wait_and_open(o, batch, made);
+        return opened > 0 ? opened : -ETIMEDOUT;
+}
+
+/* --- release --------------------------------------------------------------------- */
+
+int eniops_release(struct eniops *o, const char *eni_id, int count) {
+        char (*cidrs)[STORE_CIDR_MAX] = calloc((size_t)count, sizeof *cidrs);
+        const char **ips = calloc((size_t)count, sizeof *ips);
+        size_t n = 0;
+        int r = cidrs && ips ? store_blocks_mark_releasing(o->store, eni_id, (size_t)count, o->now_ms(), cidrs, &n)
+                             : -ENOMEM;
+        if (r < 0 || n == 0)
+                goto out;
+        for (size_t i = 0; i < n; i++) {
+                *strchr(cidrs[i], '/') = '\0'; /* the address, as EC2 wants it */
+                ips[i] = cidrs[i];
+        }
+        int64_t id = intent_begin(o, "unassign_ips", NULL, eni_id, json_ips(ips, n));
+        struct ec2_error e = { 0 };
+        r = id < 0 ? (int)id : ec2_unassign_private_ips(o->ec2, eni_id, ips, n, false, &e);
+        for (size_t i = 0; i < n; i++) {
+                char cidr[STORE_CIDR_MAX];
+                snprintf(cidr, sizeof cidr, "%s/32", ips[i]);
+                if (r < 0)
+                        store_block_unmark_releasing(o->store, cidr);
+                else
+                        store_block_remove(o->store, cidr, false, NULL);
+        }
+        if (r < 0)
+                eniops_note_failure(o, "UnassignPrivateIpAddresses", r, &e);
+        else
+                metrics_add(o->metrics, METRICS_IPS_RELEASED, n);
+        if (id >= 0)
+                intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, NULL);
+        if (r >= 0)
+                log_info("returned addresses to EC2", LF_STR("eni", eni_id), LF_INT("count", n));
+out:
+        free(cidrs);
+        free(ips);
+        return r < 0 ? r : (int)n;
+}
+
+/* --- delete ------------------------------------------------------------------------ */
+
+/* The ENI as EC2 sees it now; -ENOENT when EC2 no longer knows it. */
+static int describe_one(struct eniops *o, const char *eni_id, struct ec2_result **ret, struct ec2_error *e) {
+        const char *ids[] = { eni_id };
+        int r = ec2_describe_enis(o->ec2, ids, 1, ret, e);
+        if (r < 0 && strcmp(e->code, "InvalidNetworkInterfaceID.NotFound") == 0)
+                return -ENOENT;
+        if (r >= 0 && (*ret)->n_enis != 1) {
+                ec2_result_free(*ret);
+                return -ENOENT;
+        }
+        return r;
+}
+
+/* Detach (when attached) and wait until EC2 reports it available. */
+static int detach_and_wait(struct eniops *o, const char *eni_id) {
+        int64_t start = mono_ms();
+        bool asked = false;
+        for (;;) {
+                struct ec2_result *res = NULL;
+                struct ec2_error e = { 0 };
+                int r = describe_one(o, eni_id, &res, &e);
+                if (r < 0)
+                        return r;
+                bool available = strcmp(res->enis[0].status, "available") == 0;
+                char attachment[80];
+                snprintf(attachment, sizeof attachment, "%s", res->enis[0].attachment.id ? res->enis[0].attachment.id : "");
+                ec2_result_free(res);
+                if (available)
+                        return 0;
+                if (!asked && attachment[0]) {
+                        r = ec2_detach_eni(o->ec2, attachment, false, &e);
+                        if (r < 0 && strcmp(e.code, "InvalidAttachmentID.NotFound") != 0) {
+                                eniops_note_failure(o, "DetachNetworkInterface", r, &e);
+                                return r;
+                        }
+                        asked = true;
+                }
+                if (mono_ms() - start > DETACH_WAIT_MS)
+                        return -ETIMEDOUT;
+                sleep_ms(200);
+        }
+}
+
+static void teardown_link(struct eniops *o, const struct store_eni *se) {
+        if (!o->net)
+                return;
+        struct hostnet_eni he = { .mac = se->mac, .device_index = (unsigned)se->device_index,
+                                  .network_card = (unsigned)se->network_card, .route_table = (uint32_t)se->route_table,
+                                  .primary_ip = se->primary_ip, .subnet_cidr = se->subnet_cidr };
+        struct errmsg err;
+        if (hostnet_teardown_eni(o->net, &he, &err) < 0)
+                log_warn("could not remove the ENI's rule and routes", LF_STR("eni", se->id), LF_STR("detail", err.text));
+}
+
+int eniops_delete(struct eniops *o, const char *eni_id) {
+        struct store_eni se;
+        int r = store_eni_get(o->store, eni_id, &se);
+        if (r < 0)
+                return r;
+        r = store_eni_begin_detach(o->store, eni_id, o->now_ms());
+        if (r < 0)
+                return r; /* -EBUSY: a pod got one of its addresses since the plan */
+        int64_t id = intent_begin(o, "detach_eni", NULL, eni_id, NULL);
+        if (id < 0)
+                return (int)id;
+        r = detach_and_wait(o, eni_id);
+        if (r == 0) {
+                struct ec2_error e = { 0 };
+                r = ec2_delete_eni(o->ec2, eni_id, &e);
+                if (r < 0 && strcmp(e.code, "InvalidNetworkInterfaceID.NotFound") == 0)
+                        r = 0;
+                if (r < 0)
+                        eniops_note_failure(o, "DeleteNetworkInterface", r, &e);
+        }
+        if (r == -ENOENT)
+                r = 0; /* already gone */
+        if (r < 0) {
+                /* Give it back to the pool; the next pass decides again. */
+                store_eni_set_state(o->store, eni_id, STORE_ENI_ATTACHED);
+                intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
+                return r;
+        }
+        teardown_link(o, &se);
+        store_eni_remove(o->store, eni_id, false, NULL);
+        intent_end(o, id, STORE_INTENT_DONE, NULL);
+        metrics_inc(o->metrics, METRICS_ENIS_DELETED);
+        log_info("deleted ENI", LF_STR("eni", eni_id), LF_INT("device_index", se.device_index));
+        return 0;
+}
+
+/* --- leaked ENIs -------------------------------------------------------------------- */
+
+static const char *tag_value(const struct ec2_eni *e, const char *key) {
+        for (size_t i = 0; i < e->n_tags; i++)
+                if (strcmp(e->tags[i].key, key) == 0)
+                        return e->tags[i].value;
+        return NULL;
+}
+
+static bool leaked_long_enough(struct eniops *o, const struct ec2_eni *e) {
+        const char *created = tag_value(e, ENIOPS_TAG_CREATED);
+        struct tm tm = { 0 };
+        if (!created || !strptime(created, "%Y-%m-%dT%H:%M:%SZ", &tm))
+                return false;
+        return o->now_ms() / 1000 - (int64_t)timegm(&tm) > 5 * 60;
+}
+
+int eniops_leak_cleanup(struct eniops *o, size_t *ret_deleted) {
+        const char *inst[] = { o->node->instance_id };
+        const char *avail[] = { "available" };
+        char tag_filter[64];
+        snprintf(tag_filter, sizeof tag_filter, "tag:%s", ENIOPS_TAG_INSTANCE);
+        struct ec2_filter filters[] = { { tag_filter, inst, 1 }, { "status", avail, 1 } };
+        size_t deleted = 0;
+        char token[1024] = "";
+        do {
+                struct ec2_result *res = NULL;
+                struct ec2_error e = { 0 };
+                int r = ec2_describe_enis_page(o->ec2, filters, 2, 100, token[0] ? token : NULL, &res, &e);
+                if (r < 0) {
+                        eniops_note_failure(o, "DescribeNetworkInterfaces", r, &e);
+                        return r;
+                }
+                for (size_t i = 0; i < res->n_enis; i++) {
+                        const struct ec2_eni *eni = &res->enis[i];
+                        if (!eni->description || strncmp(eni->description, ENIOPS_DESCRIPTION_PREFIX,
+                                                         strlen(ENIOPS_DESCRIPTION_PREFIX)) != 0 ||
+                            !leaked_long_enough(o, eni))
+                                continue;
+                        if (ec2_delete_eni(o->ec2, eni->id, &e) == 0) {
+                                deleted++;
+                                metrics_inc(o->metrics, METRICS_LEAKED_ENIS_DELETED);
+                                log_info("deleted a leaked ENI", LF_STR("eni", eni->id));
+                                store_eni_remove(o->store, eni->id, true, NULL);
+                        }
+                }
+                snprintf(token, sizeof token, "%s", res->next_token ? res->next_token : "");
+                ec2_result_free(res);
+        } while (token[0]);
+        if (ret_deleted)
+                *ret_deleted = deleted;
+        return 0;
+}

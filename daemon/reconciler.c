@@ -1,0 +1,290 @@
+/*
+ * reconciler: planner → actions, on its own thread (see reconciler.h).
+ *
+ * A pass reads the per-ENI counts from the store, adds the waiting ADDs and
+ * the recent peak of assigned addresses (kept here, a ring of one-minute
+ * maxima over ten minutes), asks the planner, and runs grows before shrinks.
+ * Growth is skipped while EC2 said the subnet is exhausted (eniops sets the
+ * back-off). The status the server reports is derived here: the last failure,
+ * or the ENI limit when the planner says the node is at capacity.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "reconciler.h"
+
+#define PEAK_SLOTS 10
+#define PEAK_SLOT_MS 60000
+
+struct reconciler {
+        struct reconciler_options o;
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool stop, woken;
+        int waiting_adds;
+        struct server_pool_status status;       /* under lock */
+        sync_pods *pods;
+        int64_t last_grow, last_ec2_sync, last_imds, last_leak_cleanup, last_pods;
+        int peak[PEAK_SLOTS];
+        int64_t peak_slot;
+};
+
+static int64_t mono_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void reconciler_wake(reconciler *r, int waiting_adds) {
+        pthread_mutex_lock(&r->lock);
+        r->woken = true;
+        r->waiting_adds = waiting_adds;
+        pthread_cond_signal(&r->cond);
+        pthread_mutex_unlock(&r->lock);
+}
+
+void reconciler_status(reconciler *r, struct server_pool_status *ret) {
+        pthread_mutex_lock(&r->lock);
+        *ret = r->status;
+        pthread_mutex_unlock(&r->lock);
+}
+
+static void set_status(reconciler *r, bool ready, const char *reason) {
+        pthread_mutex_lock(&r->lock);
+        r->status.ready = ready;
+        snprintf(r->status.reason, sizeof r->status.reason, "%s", reason);
+        pthread_mutex_unlock(&r->lock);
+}
+
+/* Highest assigned count over the last PEAK_SLOTS minutes, this one included. */
+static int track_peak(reconciler *r, int assigned) {
+        int64_t slot = mono_ms() / PEAK_SLOT_MS;
+        if (slot != r->peak_slot) {
+                for (int64_t s = r->peak_slot + 1; s <= slot && s - r->peak_slot <= PEAK_SLOTS; s++)
+                        r->peak[s % PEAK_SLOTS] = 0;
+                r->peak_slot = slot;
+        }
+        int *cur = &r->peak[slot % PEAK_SLOTS];
+        if (assigned > *cur)
+                *cur = assigned;
+        int peak = 0;
+        for (int i = 0; i < PEAK_SLOTS; i++)
+                peak = r->peak[i] > peak ? r->peak[i] : peak;
+        return peak;
+}
+
+static void run_grow(reconciler *r, const struct plan *p) {
+        struct eniops *o = &r->o.ops;
+        int creates[PLAN_MAX_ACTIONS];
+        size_t n_creates = 0;
+        bool grew = false;
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const struct plan_action *a = &p->actions[i];
+                if (a->kind == PLAN_ASSIGN_IPS)
+                        grew |= eniops_assign(o, a->eni_id, a->count) > 0;
+                else if (a->kind == PLAN_CREATE_ENI)
+                        creates[n_creates++] = a->count;
+        }
+        if (n_creates)
+                grew |= eniops_create(o, creates, n_creates) > 0;
+        if (grew)
+                r->last_grow = mono_ms();
+}
+
+static void run_shrink(reconciler *r, const struct plan *p) {
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const struct plan_action *a = &p->actions[i];
+                if (a->kind == PLAN_RELEASE_IPS)
+                        eniops_release(&r->o.ops, a->eni_id, a->count);
+                else if (a->kind == PLAN_DELETE_ENI)
+                        eniops_delete(&r->o.ops, a->eni_id);
+        }
+}
+
+static bool is_grow(const struct plan *p) {
+        for (size_t i = 0; i < p->n_actions; i++)
+                if (p->actions[i].kind == PLAN_ASSIGN_IPS || p->actions[i].kind == PLAN_CREATE_ENI)
+                        return true;
+        return false;
+}
+
+static void update_status(reconciler *r, const struct plan *p) {
+        struct eniops *o = &r->o.ops;
+        char reason[SERVER_REASON_MAX] = "";
+        if (o->reason[0])
+                snprintf(reason, sizeof reason, "%s", o->reason);
+        else if (p->summary.at_capacity)
+                snprintf(reason, sizeof reason, "ENI limit reached: %d ENIs of %s (MAX_ENI %d) hold %d addresses, all in use or cooling",
+                         p->summary.max_enis, o->node->instance_type, o->cfg->pool.max_eni, p->summary.capacity);
+        set_status(r, true, reason);
+}
+
+static void plan_pass(reconciler *r, int waiting) {
+        struct eniops *o = &r->o.ops;
+        struct plan_eni enis[PLAN_MAX_ACTIONS * 2];
+        size_t n = 0;
+        int64_t now = o->now_ms();
+        if (store_plan_enis(o->store, now, enis, sizeof enis / sizeof enis[0], &n) < 0)
+                return;
+        struct plan_input in = { .cfg = o->cfg->pool, .limits = o->node->limits, .enis = enis, .n_enis = n,
+                                 .waiting_adds = waiting,
+                                 .since_grow_ms = r->last_grow ? mono_ms() - r->last_grow : INT64_MAX };
+        int assigned = 0;
+        for (size_t i = 0; i < n; i++)
+                assigned += enis[i].assigned;
+        in.peak_assigned = track_peak(r, assigned);
+        struct plan p;
+        if (plan_compute(&in, &p) < 0)
+                return;
+        metrics_inc(o->metrics, METRICS_RECONCILES);
+        if (o->cfg->no_provisioning) {
+                set_status(r, true, p.summary.shortfall ? "DISABLE_NETWORK_RESOURCE_PROVISIONING is set: the pool does not grow" : "");
+                return;
+        }
+        if (is_grow(&p) && now < o->grow_blocked_until) {
+                update_status(r, &p);
+                return;
+        }
+        if (p.n_actions)
+                log_debug("planned", LF_INT("actions", p.n_actions), LF_INT("shortfall", p.summary.shortfall),
+                          LF_INT("surplus", p.summary.surplus), LF_INT("waiting", waiting));
+        if (is_grow(&p))
+                run_grow(r, &p);
+        else
+                run_shrink(r, &p);
+        update_status(r, &p);
+}
+
+static bool due(int64_t *last, int every_ms) {
+        int64_t now = mono_ms();
+        if (*last && now - *last < every_ms)
+                return false;
+        *last = now;
+        return true;
+}
+
+static void housekeeping(reconciler *r) {
+        struct eniops *o = &r->o.ops;
+        struct sync_report rep = { 0 };
+        struct errmsg err;
+        sync_links(o, &rep);
+        if (due(&r->last_pods, 5000))
+                sync_pods_run(r->pods, o, &rep);
+        if (due(&r->last_imds, r->o.imds_refresh_ms > 0 ? r->o.imds_refresh_ms : 60000) && o->imds) {
+                bool changed = false;
+                if (node_refresh_vpc_cidrs(o->node, o->imds, &changed, &err) == 0 && changed) {
+                        char buf[512];
+                        node_vpc_cidrs_string(o->node, buf, sizeof buf);
+                        store_meta_set(o->store, "vpc_cidrs", buf);
+                        log_info("the VPC's CIDRs changed", LF_STR("vpc_cidrs", buf));
+                }
+        }
+        if (due(&r->last_ec2_sync, r->o.ec2_resync_ms > 0 ? r->o.ec2_resync_ms : 300000) &&
+            sync_with_ec2(o, &rep, &err) < 0)
+                log_warn("periodic EC2 resync failed", LF_STR("detail", err.text));
+        if (!o->cfg->no_leak_cleanup && !o->cfg->no_provisioning &&
+            due(&r->last_leak_cleanup, o->cfg->leak_cleanup_interval_s * 1000))
+                eniops_leak_cleanup(o, NULL);
+}
+
+/* Start-up: EC2's truth into the store and open intents resolved, retried until it works. */
+static void initial_sync(reconciler *r) {
+        struct eniops *o = &r->o.ops;
+        for (int attempt = 0; !r->stop; attempt++) {
+                struct sync_report rep = { 0 };
+                struct errmsg err;
+                int64_t t0 = mono_ms();
+                int rc = sync_with_ec2(o, &rep, &err);
+                if (rc >= 0)
+                        rc = sync_intents(o, &rep, &err);
+                if (rc >= 0) {
+                        log_info("reconciled with EC2", LF_INT("ms", mono_ms() - t0), LF_INT("enis_added", rep.enis_added),
+                                 LF_INT("enis_removed", rep.enis_removed), LF_INT("blocks_added", rep.blocks_added),
+                                 LF_INT("blocks_removed", rep.blocks_removed), LF_INT("leases_lost", rep.leases_lost),
+                                 LF_INT("intents_resolved", rep.intents_resolved),
+                                 LF_INT("enis_deleted", rep.enis_deleted), LF_INT("links_set_up", rep.links_set_up));
+                        if (o->pool_changed)
+                                o->pool_changed(o->userdata);
+                        return;
+                }
+                set_status(r, false, err.text);
+                log_error_errno(rc, "start-up EC2 pass failed; retrying", LF_STR("detail", err.text),
+                                LF_INT("attempt", attempt + 1));
+                struct timespec ts = { attempt < 5 ? 1 : 5, 0 };
+                nanosleep(&ts, NULL);
+        }
+}
+
+static void *loop(void *arg) {
+        reconciler *r = arg;
+        int tick = r->o.tick_ms > 0 ? r->o.tick_ms : 5000;
+        initial_sync(r);
+        r->last_ec2_sync = r->last_imds = mono_ms();
+        /* Leak cleanup first runs after a jittered delay, as aws-node (0-300 s). */
+        r->last_leak_cleanup = mono_ms() - (r->o.ops.cfg->leak_cleanup_interval_s * 1000LL) + 1000LL * (rand() % 300);
+        pthread_mutex_lock(&r->lock);
+        while (!r->stop) {
+                int waiting = r->waiting_adds;
+                r->woken = false;
+                pthread_mutex_unlock(&r->lock);
+                plan_pass(r, waiting);
+                housekeeping(r);
+                pthread_mutex_lock(&r->lock);
+                if (r->woken || r->stop)
+                        continue;
+                struct timespec until;
+                clock_gettime(CLOCK_MONOTONIC, &until);
+                until.tv_sec += tick / 1000;
+                until.tv_nsec += (long)(tick % 1000) * 1000000L;
+                if (until.tv_nsec >= 1000000000L)
+                        until.tv_sec++, until.tv_nsec -= 1000000000L;
+                pthread_cond_timedwait(&r->cond, &r->lock, &until);
+        }
+        pthread_mutex_unlock(&r->lock);
+        return NULL;
+}
+
+int reconciler_start(const struct reconciler_options *opts, reconciler **ret, struct errmsg *err) {
+        reconciler *r = calloc(1, sizeof *r);
+        if (!r)
+                return errmsg_set(err, -ENOMEM, "reconciler: out of memory");
+        r->o = *opts;
+        r->status.ready = true;
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&r->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        pthread_mutex_init(&r->lock, NULL);
+        int rc = sync_pods_new(&r->pods);
+        if (rc == 0)
+                rc = -pthread_create(&r->thread, NULL, loop, r);
+        if (rc < 0) {
+                sync_pods_free(r->pods);
+                free(r);
+                return errmsg_set(err, rc, "reconciler: cannot start its thread");
+        }
+        *ret = r;
+        return 0;
+}
+
+reconciler *reconciler_stop(reconciler *r) {
+        if (!r)
+                return NULL;
+        pthread_mutex_lock(&r->lock);
+        r->stop = true;
+        pthread_cond_signal(&r->cond);
+        pthread_mutex_unlock(&r->lock);
+        pthread_join(r->thread, NULL);
+        sync_pods_free(r->pods);
+        pthread_cond_destroy(&r->cond);
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+        return NULL;
+}

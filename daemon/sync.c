@@ -1,0 +1,418 @@
+/*
+ * sync: three truths into the store, and intents resolved (see sync.h).
+ *
+ * The EC2 pass reads every ENI attached to the instance
+ * (DescribeNetworkInterfaces, attachment.instance-id, paginated), upserts the
+ * managed ones with the device index and table EC2 reports, adds the
+ * addresses EC2 lists and the store lacks, and removes the ones it no longer
+ * lists. Intent resolution relies on it: after it, the store already holds
+ * what EC2 holds, so an interrupted assign or unassign needs nothing more,
+ * and an interrupted create is found by its client-token tag and deleted
+ * unless it got attached.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "sync.h"
+
+static const char *tag_value(const struct ec2_eni *e, const char *key) {
+        for (size_t i = 0; i < e->n_tags; i++)
+                if (strcmp(e->tags[i].key, key) == 0)
+                        return e->tags[i].value;
+        return NULL;
+}
+
+static bool managed(const struct eniops *o, const struct ec2_eni *e) {
+        const char *inst = tag_value(e, ENIOPS_TAG_INSTANCE);
+        return strcmp(e->id, o->node->primary_eni_id) == 0 || (inst && strcmp(inst, o->node->instance_id) == 0);
+}
+
+/* --- EC2 → store --------------------------------------------------------------- */
+
+struct seen {
+        char (*ids)[STORE_ID_MAX];
+        size_t n;
+};
+
+static bool seen_has(const struct seen *s, const char *id) {
+        for (size_t i = 0; i < s->n; i++)
+                if (strcmp(s->ids[i], id) == 0)
+                        return true;
+        return false;
+}
+
+static bool in_list(const char *cidr, char (*list)[STORE_CIDR_MAX], size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(list[i], cidr) == 0)
+                        return true;
+        return false;
+}
+
+/* The blocks EC2 lists for the ENI: secondary /32s and /28 prefixes. */
+static size_t ec2_blocks(const struct ec2_eni *e, char (*out)[STORE_CIDR_MAX], size_t max) {
+        size_t n = 0;
+        for (size_t i = 0; i < e->n_private_ips && n < max; i++)
+                if (!e->private_ips[i].primary)
+                        snprintf(out[n++], STORE_CIDR_MAX, "%s/32", e->private_ips[i].address);
+        for (size_t i = 0; i < e->n_prefixes && n < max; i++)
+                snprintf(out[n++], STORE_CIDR_MAX, "%s", e->prefixes[i]);
+        return n;
+}
+
+static void sync_blocks(struct eniops *o, const struct ec2_eni *e, struct sync_report *rep) {
+        char want[256][STORE_CIDR_MAX];
+        size_t n_want = ec2_blocks(e, want, 256);
+        char (*have)[STORE_CIDR_MAX] = NULL;
+        size_t n_have = 0;
+        if (store_blocks(o->store, e->id, &have, &n_have) < 0)
+                return;
+        for (size_t i = 0; i < n_want; i++)
+                if (!in_list(want[i], have, n_have) && store_block_add(o->store, e->id, want[i], o->now_ms()) == 0)
+                        rep->blocks_added++;
+        for (size_t i = 0; i < n_have; i++) {
+                size_t lost = 0;
+                if (in_list(have[i], want, n_want) || store_block_remove(o->store, have[i], true, &lost) < 0)
+                        continue;
+                rep->blocks_removed++;
+                if (lost) {
+                        rep->leases_lost += lost;
+                        metrics_add(o->metrics, METRICS_FORCE_REMOVED_IPS, lost);
+                        log_warn("EC2 no longer lists an address a pod holds; the pod has lost it",
+                                 LF_STR("block", have[i]), LF_STR("eni", e->id));
+                }
+        }
+        free(have);
+}
+
+static void setup_link_of(struct eniops *o, const struct store_eni *se, struct sync_report *rep) {
+        if (!o->net)
+                return;
+        struct hostnet_eni he = { .mac = se->mac, .device_index = (unsigned)se->device_index,
+                                  .network_card = (unsigned)se->network_card, .is_primary = se->is_primary,
+                                  .route_table = (uint32_t)se->route_table, .primary_ip = se->primary_ip,
+                                  .subnet_cidr = se->subnet_cidr, .mtu = (unsigned)o->cfg->eni_mtu };
+        struct errmsg err;
+        int r = hostnet_setup_eni(o->net, &he, &err);
+        if (r == -ENOENT)
+                return; /* no link yet: sync_links opens it when it appears */
+        if (r < 0) {
+                log_error_errno(r, "could not set up an ENI's link", LF_STR("eni", se->id), LF_STR("detail", err.text));
+                return;
+        }
+        rep->links_set_up++;
+        if (se->state != STORE_ENI_ATTACHED && store_eni_set_state(o->store, se->id, STORE_ENI_ATTACHED) == 0 &&
+            o->pool_changed)
+                o->pool_changed(o->userdata);
+}
+
+static void upsert(struct eniops *o, const struct ec2_eni *e, struct sync_report *rep) {
+        struct store_eni se = { 0 }, old;
+        bool known = store_eni_get(o->store, e->id, &old) == 0;
+        se.device_index = e->attachment.device_index;
+        se.network_card = e->attachment.network_card;
+        se.is_primary = strcmp(e->id, o->node->primary_eni_id) == 0;
+        se.route_table = se.is_primary ? STORE_ROUTE_TABLE_MAIN
+                                       : (int)hostnet_route_table((unsigned)se.network_card, (unsigned)se.device_index);
+        /* A known ENI keeps its state (detaching stays detaching); a new one waits for its link. */
+        se.state = known ? old.state : se.is_primary ? STORE_ENI_ATTACHED : STORE_ENI_ATTACHING;
+        se.created_ms = known ? old.created_ms : o->now_ms();
+        snprintf(se.id, sizeof se.id, "%s", e->id);
+        snprintf(se.mac, sizeof se.mac, "%s", e->mac);
+        snprintf(se.subnet_id, sizeof se.subnet_id, "%s", e->subnet_id);
+        snprintf(se.subnet_cidr, sizeof se.subnet_cidr, "%s",
+                 strcmp(e->subnet_id, o->node->subnet_id) == 0 ? o->node->subnet_cidr : (known ? old.subnet_cidr : o->node->subnet_cidr));
+        snprintf(se.primary_ip, sizeof se.primary_ip, "%s", e->primary_ip);
+        int r = store_eni_put(o->store, &se);
+        if (r < 0) {
+                log_error_errno(r, "could not record an ENI EC2 reports", LF_STR("eni", e->id));
+                return;
+        }
+        if (!known) {
+                rep->enis_added++;
+                log_info("found an attached ENI", LF_STR("eni", e->id), LF_INT("device_index", se.device_index));
+        }
+        sync_blocks(o, e, rep);
+        if (se.state != STORE_ENI_DETACHING)
+                setup_link_of(o, &se, rep);
+}
+
+static void forget_missing(struct eniops *o, const struct seen *attached, struct sync_report *rep) {
+        struct store_eni *enis = NULL;
+        size_t n = 0;
+        if (store_enis(o->store, &enis, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                size_t lost = 0;
+                if (seen_has(attached, enis[i].id) || store_eni_remove(o->store, enis[i].id, true, &lost) < 0)
+                        continue;
+                rep->enis_removed++;
+                rep->leases_lost += lost;
+                metrics_inc(o->metrics, METRICS_FORCE_REMOVED_ENIS);
+                metrics_add(o->metrics, METRICS_FORCE_REMOVED_IPS, lost);
+                log_warn("an ENI is no longer attached; forgot it", LF_STR("eni", enis[i].id),
+                         LF_INT("pods_that_lost_their_address", lost));
+        }
+        free(enis);
+}
+
+static int seen_add(struct seen *s, const char *id) {
+        char (*n)[STORE_ID_MAX] = realloc(s->ids, (s->n + 1) * sizeof *s->ids);
+        if (!n)
+                return -ENOMEM;
+        s->ids = n;
+        snprintf(s->ids[s->n++], STORE_ID_MAX, "%s", id);
+        return 0;
+}
+
+static void note_eni(struct eniops *o, const struct ec2_eni *e, struct seen *attached, struct sync_report *rep) {
+        const char *status = e->attachment.status ? e->attachment.status : "";
+        if (strcmp(status, "attached") != 0 && strcmp(status, "attaching") != 0)
+                return;
+        if (!managed(o, e)) {
+                if (e->attachment.network_card == 0 && e->attachment.device_index < 64)
+                        o->foreign_devices |= 1ull << e->attachment.device_index;
+                return;
+        }
+        if (seen_add(attached, e->id) == 0)
+                upsert(o, e, rep);
+}
+
+int sync_with_ec2(struct eniops *o, struct sync_report *rep, struct errmsg *err) {
+        const char *inst[] = { o->node->instance_id };
+        struct ec2_filter f = { "attachment.instance-id", inst, 1 };
+        struct seen attached = { 0 };
+        char token[1024] = "";
+        o->foreign_devices = 0;
+        do {
+                struct ec2_result *res = NULL;
+                struct ec2_error e = { 0 };
+                int r = ec2_describe_enis_page(o->ec2, &f, 1, 100, token[0] ? token : NULL, &res, &e);
+                if (r < 0) {
+                        free(attached.ids);
+                        eniops_note_failure(o, "DescribeNetworkInterfaces", r, &e);
+                        return errmsg_set(err, r, "DescribeNetworkInterfaces: %s", errmsg_text(&e.msg, r));
+                }
+                for (size_t i = 0; i < res->n_enis; i++)
+                        note_eni(o, &res->enis[i], &attached, rep);
+                snprintf(token, sizeof token, "%s", res->next_token ? res->next_token : "");
+                ec2_result_free(res);
+        } while (token[0]);
+        forget_missing(o, &attached, rep);
+        free(attached.ids);
+        return 0;
+}
+
+int sync_links(struct eniops *o, struct sync_report *rep) {
+        struct store_eni *enis = NULL;
+        size_t n = 0;
+        int r = store_enis(o->store, &enis, &n);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                if (enis[i].state == STORE_ENI_ATTACHING)
+                        setup_link_of(o, &enis[i], rep);
+        free(enis);
+        return r;
+}
+
+/* --- intents -------------------------------------------------------------------- */
+
+/* The ENI with this client-token tag, if EC2 created it: 0 and *ret, or -ENOENT. */
+static int find_by_token(struct eniops *o, const char *token, struct ec2_result **ret) {
+        char key[80];
+        snprintf(key, sizeof key, "tag:%s", ENIOPS_TAG_TOKEN);
+        const char *vals[] = { token };
+        struct ec2_filter f = { key, vals, 1 };
+        struct ec2_error e = { 0 };
+        int r = ec2_describe_enis_page(o->ec2, &f, 1, 5, NULL, ret, &e);
+        if (r < 0)
+                return r;
+        if ((*ret)->n_enis == 0) {
+                ec2_result_free(*ret);
+                return -ENOENT;
+        }
+        return 0;
+}
+
+static int describe_id(struct eniops *o, const char *id, struct ec2_result **ret) {
+        const char *ids[] = { id };
+        struct ec2_error e = { 0 };
+        int r = ec2_describe_enis(o->ec2, ids, 1, ret, &e);
+        if (r < 0 && strcmp(e.code, "InvalidNetworkInterfaceID.NotFound") == 0)
+                return -ENOENT;
+        if (r >= 0 && (*ret)->n_enis == 0) {
+                ec2_result_free(*ret);
+                return -ENOENT;
+        }
+        return r;
+}
+
+/* An ENI of ours that no attachment holds: delete it. */
+static enum store_intent_state settle_eni(struct eniops *o, const struct ec2_eni *e, struct sync_report *rep) {
+        if (e->attached && e->attachment.instance_id && strcmp(e->attachment.instance_id, o->node->instance_id) == 0)
+                return STORE_INTENT_DONE; /* attached to us: sync_with_ec2 recorded it */
+        if (strcmp(e->status, "available") != 0)
+                return STORE_INTENT_UNDONE;
+        struct ec2_error err = { 0 };
+        if (ec2_delete_eni(o->ec2, e->id, &err) < 0) {
+                log_warn("could not delete an ENI of an interrupted operation; leak cleanup will retry",
+                         LF_STR("eni", e->id), LF_STR("code", err.code));
+                return STORE_INTENT_FAILED;
+        }
+        store_eni_remove(o->store, e->id, true, NULL);
+        rep->enis_deleted++;
+        log_info("deleted the ENI of an interrupted operation", LF_STR("eni", e->id));
+        return STORE_INTENT_UNDONE;
+}
+
+static enum store_intent_state resolve(struct eniops *o, const struct store_intent *it, struct sync_report *rep) {
+        struct ec2_result *res = NULL;
+        int r;
+        if (strcmp(it->kind, "create_eni") == 0 && it->client_token[0])
+                r = find_by_token(o, it->client_token, &res);
+        else if (it->eni_id[0] && (strcmp(it->kind, "attach_eni") == 0 || strcmp(it->kind, "detach_eni") == 0 ||
+                                   strcmp(it->kind, "delete_eni") == 0))
+                r = describe_id(o, it->eni_id, &res);
+        else
+                return STORE_INTENT_DONE; /* assign/unassign/tag: the EC2 pass made the store match */
+        if (r == -ENOENT) {
+                if (it->eni_id[0])
+                        store_eni_remove(o->store, it->eni_id, true, NULL);
+                return STORE_INTENT_UNDONE; /* nothing exists: nothing to undo */
+        }
+        if (r < 0)
+                return STORE_INTENT_OPEN; /* EC2 unreachable: try again next time */
+        enum store_intent_state st = settle_eni(o, &res->enis[0], rep);
+        ec2_result_free(res);
+        return st;
+}
+
+int sync_intents(struct eniops *o, struct sync_report *rep, struct errmsg *err) {
+        struct store_intent *its = NULL;
+        size_t n = 0;
+        int r = store_intents_open(o->store, &its, &n);
+        if (r < 0)
+                return errmsg_set(err, r, "reading open intents from the store");
+        for (size_t i = 0; i < n; i++) {
+                enum store_intent_state st = resolve(o, &its[i], rep);
+                if (st == STORE_INTENT_OPEN)
+                        continue;
+                store_intent_end(o->store, its[i].id, st, "{\"resolved_at_start\":true}", o->now_ms());
+                rep->intents_resolved++;
+                log_info("resolved an interrupted operation", LF_STR("kind", its[i].kind),
+                         LF_STR("eni", its[i].eni_id), LF_STR("outcome", store_intent_state_name(st)));
+        }
+        free(its);
+        return store_unmark_all_releasing(o->store);
+}
+
+/* --- pods ----------------------------------------------------------------------- */
+
+struct gone {
+        char container_id[STORE_CONTAINER_ID_MAX + 1];
+        char ifname[STORE_IFNAME_MAX + 1];
+        int64_t since;
+        bool still;
+};
+
+struct sync_pods {
+        struct gone *v;
+        size_t n;
+};
+
+int sync_pods_new(sync_pods **ret) {
+        *ret = calloc(1, sizeof **ret);
+        return *ret ? 0 : -ENOMEM;
+}
+
+sync_pods *sync_pods_free(sync_pods *p) {
+        if (p)
+                free(p->v);
+        free(p);
+        return NULL;
+}
+
+static bool has_link(char (*links)[HOSTNET_IFNAMSIZ], size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(links[i], name) == 0)
+                        return true;
+        return false;
+}
+
+/* Is the pod still there? Its host veth when recorded, else its netns path. Unknown counts as present. */
+static bool pod_present(const struct store_lease *l, char (*links)[HOSTNET_IFNAMSIZ], size_t n_links, bool have_links) {
+        struct stat st;
+        if (l->host_veth[0] && have_links)
+                return has_link(links, n_links, l->host_veth);
+        if (l->netns[0])
+                return stat(l->netns, &st) == 0;
+        return true;
+}
+
+static struct gone *gone_entry(sync_pods *p, const struct store_lease *l, int64_t now) {
+        for (size_t i = 0; i < p->n; i++)
+                if (strcmp(p->v[i].container_id, l->container_id) == 0 && strcmp(p->v[i].ifname, l->ifname) == 0)
+                        return &p->v[i];
+        struct gone *nv = realloc(p->v, (p->n + 1) * sizeof *p->v);
+        if (!nv)
+                return NULL;
+        p->v = nv;
+        struct gone *g = &p->v[p->n++];
+        memset(g, 0, sizeof *g);
+        snprintf(g->container_id, sizeof g->container_id, "%s", l->container_id);
+        snprintf(g->ifname, sizeof g->ifname, "%s", l->ifname);
+        g->since = now;
+        return g;
+}
+
+static void release_gone(struct eniops *o, const struct store_lease *l, struct sync_report *rep) {
+        int r = store_release(o->store, l->container_id, l->ifname, o->now_ms(),
+                              (int64_t)o->cfg->pool.ip_cooldown_s * 1000, NULL);
+        if (r != 1)
+                return;
+        if (o->net)
+                hostnet_remove_pod_routing(o->net, l->ip, (uint32_t)l->route_table, NULL);
+        rep->pods_released++;
+        metrics_inc(o->metrics, METRICS_PODS_GONE_RELEASED);
+        log_info("released the address of a pod that is gone", LF_STR("ip", l->ip),
+                 LF_STR("container_id", l->container_id), LF_STR("pod", l->pod_name));
+        if (o->pool_changed)
+                o->pool_changed(o->userdata);
+}
+
+int sync_pods_run(sync_pods *p, struct eniops *o, struct sync_report *rep) {
+        struct store_lease *ls = NULL;
+        size_t n = 0;
+        char (*links)[HOSTNET_IFNAMSIZ] = NULL;
+        size_t n_links = 0;
+        bool have_links = o->net && hostnet_list_links(o->net, "", &links, &n_links, NULL) == 0;
+        int r = store_leases(o->store, &ls, &n);
+        if (r < 0) {
+                free(links);
+                return r;
+        }
+        int64_t now = o->now_ms();
+        for (size_t i = 0; i < p->n; i++)
+                p->v[i].still = false;
+        for (size_t i = 0; i < n; i++) {
+                if (pod_present(&ls[i], links, n_links, have_links))
+                        continue;
+                struct gone *g = gone_entry(p, &ls[i], now);
+                if (!g)
+                        continue;
+                g->still = true;
+                if (now - g->since >= SYNC_POD_GRACE_MS)
+                        release_gone(o, &ls[i], rep);
+        }
+        /* Forget entries of pods that came back or were released. */
+        size_t k = 0;
+        for (size_t i = 0; i < p->n; i++)
+                if (p->v[i].still && now - p->v[i].since < SYNC_POD_GRACE_MS)
+                        p->v[k++] = p->v[i];
+        p->n = k;
+        free(ls);
+        free(links);
+        return 0;
+}

@@ -1,0 +1,183 @@
+/*
+ * vpc-ipamctl: what the node's pool holds, for an admin at a terminal.
+ *
+ *   vpc-ipamctl [--socket PATH] [--json] pool|enis|pods|intents|status
+ *
+ * It asks vpc-ipamd over its socket (read-only queries) and prints aligned
+ * tables, or the daemon's JSON with --json for scripts. Commands come from a
+ * table, like wg's subcommands.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "protocol.h"
+
+struct column {
+        const char *title;
+        const char *key;
+};
+
+static const char *cell(const cJSON *row, const char *key, char buf[64]) {
+        const cJSON *v = cJSON_GetObjectItem(row, key);
+        if (cJSON_IsString(v))
+                return v->valuestring;
+        if (cJSON_IsBool(v))
+                return cJSON_IsTrue(v) ? "yes" : "no";
+        if (cJSON_IsNumber(v)) {
+                snprintf(buf, 64, "%.0f", v->valuedouble);
+                return buf;
+        }
+        return "-";
+}
+
+/* Print rows as a table whose columns are as wide as their widest cell. */
+static void table(const cJSON *rows, const struct column *cols, size_t n_cols) {
+        size_t width[16] = { 0 };
+        char buf[64];
+        for (size_t c = 0; c < n_cols; c++)
+                width[c] = strlen(cols[c].title);
+        const cJSON *row;
+        cJSON_ArrayForEach(row, rows)
+                for (size_t c = 0; c < n_cols; c++) {
+                        size_t w = strlen(cell(row, cols[c].key, buf));
+                        width[c] = w > width[c] ? w : width[c];
+                }
+        for (size_t c = 0; c < n_cols; c++)
+                printf("%-*s%s", (int)width[c], cols[c].title, c + 1 < n_cols ? "  " : "\n");
+        cJSON_ArrayForEach(row, rows)
+                for (size_t c = 0; c < n_cols; c++)
+                        printf("%-*s%s", (int)width[c], cell(row, cols[c].key, buf), c + 1 < n_cols ? "  " : "\n");
+}
+
+static void show_pool(const cJSON *result) {
+        const cJSON *p = cJSON_GetObjectItem(result, "pool");
+        char buf[64];
+        static const struct column rows[] = {
+                { "ENIs attached", "enis" }, { "addresses", "total" }, { "assigned to pods", "assigned" },
+                { "available now", "available" }, { "cooling down", "cooldown" }, { "being released", "releasing" },
+                { "ADDs waiting", "waiting_adds" }, { "ready", "ready" }, { "note", "reason" },
+        };
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+                const char *v = cell(p, rows[i].key, buf);
+                if (strcmp(rows[i].key, "reason") == 0 && !*v)
+                        continue;
+                printf("%-17s %s\n", rows[i].title, v);
+        }
+}
+
+static void show_enis(const cJSON *result) {
+        static const struct column cols[] = {
+                { "ENI", "id" }, { "DEV", "device_index" }, { "MAC", "mac" }, { "PRIMARY IP", "primary_ip" },
+                { "SUBNET", "subnet_cidr" }, { "TABLE", "route_table" }, { "STATE", "state" },
+                { "FREE", "free" }, { "USED", "assigned" }, { "COOLING", "cooldown" },
+        };
+        table(cJSON_GetObjectItem(result, "enis"), cols, sizeof cols / sizeof cols[0]);
+}
+
+static void show_pods(const cJSON *result) {
+        static const struct column cols[] = {
+                { "IP", "ip" }, { "ENI", "eni_id" }, { "NAMESPACE", "pod_namespace" }, { "POD", "pod_name" },
+                { "IFNAME", "ifname" }, { "CONTAINER", "container_id" },
+        };
+        table(cJSON_GetObjectItem(result, "pods"), cols, sizeof cols / sizeof cols[0]);
+}
+
+static void show_intents(const cJSON *result) {
+        static const struct column cols[] = {
+                { "ID", "id" }, { "KIND", "kind" }, { "ENI", "eni_id" }, { "TOKEN", "client_token" },
+        };
+        const cJSON *rows = cJSON_GetObjectItem(result, "intents");
+        if (cJSON_GetArraySize(rows) == 0) {
+                printf("no EC2 operation in flight\n");
+                return;
+        }
+        table(rows, cols, sizeof cols / sizeof cols[0]);
+}
+
+struct command {
+        const char *name;
+        enum proto_op op;
+        void (*show)(const cJSON *result);
+        const char *help;
+};
+
+static const struct command commands[] = {
+        { "pool", PROTO_OP_POOL, show_pool, "the pool's counts and whether it can serve" },
+        { "enis", PROTO_OP_ENIS, show_enis, "the node's ENIs and their addresses" },
+        { "pods", PROTO_OP_PODS, show_pods, "the addresses held by pods" },
+        { "intents", PROTO_OP_INTENTS, show_intents, "EC2 operations begun and not yet settled" },
+        { "status", PROTO_OP_STATUS, NULL, "the plugin's readiness check" },
+};
+
+static const struct command *find_command(const char *name) {
+        for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+                if (strcmp(name, commands[c].name) == 0)
+                        return &commands[c];
+        return NULL;
+}
+
+static int usage(FILE *f) {
+        fprintf(f, "usage: vpc-ipamctl [--socket PATH] [--json] COMMAND\n\ncommands:\n");
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+                fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+        return f == stderr ? 2 : 0;
+}
+
+static int show_status(const struct proto_reply *rep, bool json) {
+        if (json)
+                printf("{\"ready\":%s,\"available\":%u,\"reason\":\"%s\"}\n", rep->ready ? "true" : "false",
+                       rep->available, rep->reason);
+        else
+                printf("%s: %u addresses available%s%s\n", rep->ready ? "ready" : "not ready", rep->available,
+                       rep->reason[0] ? "; " : "", rep->reason);
+        return rep->ready ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+        const char *sock = getenv("VPC_IPAM_SOCKET") ? getenv("VPC_IPAM_SOCKET") : PROTO_SOCKET_DEFAULT;
+        bool json = false;
+        const struct command *cmd = NULL;
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--json") == 0)
+                        json = true;
+                else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc)
+                        sock = argv[++i];
+                else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+                        return usage(stdout);
+                else if (cmd || !(cmd = find_command(argv[i]))) {
+                        fprintf(stderr, "vpc-ipamctl: unexpected argument \"%s\"\n", argv[i]);
+                        return usage(stderr);
+                }
+        }
+        if (!cmd)
+                return usage(stderr);
+        struct proto_request req = { .op = cmd->op };
+        struct proto_reply rep = { 0 };
+        struct errmsg err;
+        int r = proto_call(sock, &req, 5000, &rep, &err);
+        if (r < 0) {
+                fprintf(stderr, "vpc-ipamctl: %s%s\n", err.text,
+                        r == -ENOENT || r == -ECONNREFUSED ? " (is vpc-ipamd running? --socket PATH)" : "");
+                return 1;
+        }
+        if (!rep.ok) {
+                fprintf(stderr, "vpc-ipamctl: %s: %s\n", rep.error.code, rep.error.msg);
+                proto_reply_done(&rep);
+                return 1;
+        }
+        if (!cmd->show)
+                r = show_status(&rep, json);
+        else if (json) {
+                char *s = cJSON_Print(cJSON_GetObjectItem(rep.result, cmd->name));
+                printf("%s\n", s ? s : "null");
+                free(s);
+        } else
+                cmd->show(rep.result);
+        proto_reply_done(&rep);
+        return r;
+}

@@ -1,0 +1,279 @@
+/*
+ * vpc-ipamd: the per-node daemon — start-up, the threads, shutdown.
+ *
+ * Start-up order is chosen so a restart serves at once: configuration (any
+ * bad variable stops here), the node from IMDS, the store, the socket. The
+ * store alone decides what may be handed out (only free addresses of attached
+ * ENIs), so serving before the EC2 pass is safe; the reconciler's first job is
+ * that pass and the resolution of intents a crash left open.
+ *
+ * Threads: main runs the socket server; the reconciler makes every EC2 call;
+ * the introspection server answers HTTP; a signal thread turns SIGTERM or
+ * SIGINT into an orderly stop (in-flight work finishes, the store closes).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ec2.h"
+#include "eniops.h"
+#include "hostnet.h"
+#include "imds.h"
+#include "introspect.h"
+#include "ipamd-config.h"
+#include "log.h"
+#include "metrics.h"
+#include "node.h"
+#include "ratelimit.h"
+#include "reconciler.h"
+#include "server.h"
+#include "store.h"
+#include "sync.h"
+
+extern char **environ;
+
+/* The daemon's top-level context: everything main owns. */
+struct ipamd {
+        struct ipamd_config cfg;
+        struct node node;
+        imds *imds;
+        ratelimit *limits;
+        ec2_client *ec2;
+        store *store, *rec_store, *http_store;
+        hostnet *net;
+        metrics *metrics;
+        server *srv;
+        reconciler *rec;
+        introspect *http;
+        sigset_t signals;
+};
+
+static int64_t wall_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Only main and start-up code stop the process. */
+static void fatal(const char *what, int r, const char *detail) {
+        log_error_errno(r, what, LF_STR("detail", detail));
+        fprintf(stderr, "vpc-ipamd: %s: %s\n", what, detail && *detail ? detail : strerror(-r));
+        exit(1);
+}
+
+static void hook_wake(void *ud, int waiting) {
+        struct ipamd *d = ud;
+        if (d->rec)
+                reconciler_wake(d->rec, waiting);
+}
+
+static void hook_status(void *ud, struct server_pool_status *ret) {
+        struct ipamd *d = ud;
+        if (d->rec)
+                reconciler_status(d->rec, ret);
+        else
+                *ret = (struct server_pool_status){ .ready = true };
+}
+
+static void pool_changed(void *ud) {
+        struct ipamd *d = ud;
+        if (d->srv)
+                server_pool_changed(d->srv);
+}
+
+static void *signal_thread(void *arg) {
+        struct ipamd *d = arg;
+        int sig = 0;
+        sigwait(&d->signals, &sig);
+        log_info("stopping", LF_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+        server_stop(d->srv);
+        return NULL;
+}
+
+/* mkdir -p of the store's directory, 0700 for the last one. */
+static void make_parent_dir(const char *path) {
+        char dir[IPAMD_PATH_MAX + 1];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir)
+                return;
+        *slash = '\0';
+        for (char *p = dir + 1; *p; p++)
+                if (*p == '/') {
+                        *p = '\0';
+                        mkdir(dir, 0755);
+                        *p = '/';
+                }
+        mkdir(dir, 0700);
+}
+
+static void open_logging(struct ipamd *d) {
+        struct log_options lo = { .level = d->cfg.log_level, .format = d->cfg.log_format, .fd = -1,
+                                  .file = d->cfg.log_file };
+        int r = log_setup(&lo);
+        if (r < 0) {
+                fprintf(stderr, "vpc-ipamd: AWS_VPC_K8S_CNI_LOG_FILE=%s: cannot open: %s\n", d->cfg.log_file,
+                        strerror(-r));
+                exit(2);
+        }
+}
+
+static void discover(struct ipamd *d) {
+        struct errmsg err;
+        int r = imds_new(NULL, &d->imds, &err);
+        if (r < 0 || (r = node_discover(d->imds, &d->node, &err)) < 0)
+                fatal("cannot learn the node from IMDS", r, err.text);
+        struct ratelimit_options ro = { .share = d->cfg.ec2_rate_share };
+        if ((r = ratelimit_new(&ro, &d->limits)) < 0)
+                fatal("cannot create the EC2 rate limiter", r, NULL);
+        const char *region_env = getenv("AWS_REGION") ? getenv("AWS_REGION") : getenv("AWS_DEFAULT_REGION");
+        struct ec2_options eo = { .region = region_env && *region_env ? NULL : d->node.region,
+                                  .limits = d->limits, .imds = d->imds };
+        if ((r = ec2_client_new(&eo, &d->ec2, &err)) < 0)
+                fatal("cannot create the EC2 client", r, err.text);
+        log_info("node discovered", LF_STR("instance_id", d->node.instance_id),
+                 LF_STR("instance_type", d->node.instance_type), LF_STR("region", d->node.region),
+                 LF_STR("primary_eni", d->node.primary_eni_id), LF_STR("subnet", d->node.subnet_id),
+                 LF_STR("ec2_endpoint", ec2_client_endpoint(d->ec2)));
+}
+
+static store *open_store(struct ipamd *d) {
+        struct errmsg err;
+        store *s = NULL;
+        int r = store_open(d->cfg.db_path, &s, &err);
+        if (r < 0)
+                fatal("cannot open the pool store", r, err.text);
+        return s;
+}
+
+/* A store belongs to one instance: refuse one copied from another node. */
+static void check_store_owner(struct ipamd *d) {
+        char owner[IMDS_ID_MAX];
+        int r = store_meta_get(d->store, "instance_id", owner, sizeof owner);
+        if (r == -ENOENT) {
+                store_meta_set(d->store, "instance_id", d->node.instance_id);
+                return;
+        }
+        if (r < 0 || strcmp(owner, d->node.instance_id) != 0) {
+                char detail[400];
+                snprintf(detail, sizeof detail, "%s belongs to instance %s, this is %s; move it away to start afresh",
+                         d->cfg.db_path, r < 0 ? "?" : owner, d->node.instance_id);
+                fatal("the pool store is another node's", -EEXIST, detail);
+        }
+}
+
+static void open_stores(struct ipamd *d) {
+        make_parent_dir(d->cfg.db_path);
+        d->store = open_store(d);
+        d->rec_store = open_store(d);
+        d->http_store = open_store(d);
+        check_store_owner(d);
+        struct errmsg err;
+        int r = node_limits(&d->node, d->store, d->ec2, wall_ms(), &err);
+        if (r < 0)
+                fatal("cannot learn the instance type's limits", r, err.text);
+        char buf[512];
+        node_vpc_cidrs_string(&d->node, buf, sizeof buf);
+        store_meta_set(d->store, "vpc_cidrs", buf);
+}
+
+static void start_server(struct ipamd *d) {
+        struct errmsg err;
+        int r = metrics_new(&d->metrics);
+        if (r < 0)
+                fatal("out of memory", r, NULL);
+        struct server_options so = { .socket_path = d->cfg.socket_path, .store = d->store, .metrics = d->metrics,
+                                     .add_wait_ms = d->cfg.add_wait_ms, .pod_mtu = d->cfg.pod_mtu,
+                                     .cooldown_ms = (int64_t)d->cfg.pool.ip_cooldown_s * 1000,
+                                     .hooks = { hook_wake, hook_status, d } };
+        if ((r = server_new(&so, &d->srv, &err)) < 0)
+                fatal("cannot serve the socket", r, err.text);
+}
+
+static struct eniops make_ops(struct ipamd *d, store *s) {
+        return (struct eniops){ .ec2 = d->ec2, .imds = d->imds, .store = s, .net = d->net, .metrics = d->metrics,
+                                .cfg = &d->cfg, .node = &d->node, .now_ms = wall_ms,
+                                .pool_changed = pool_changed, .userdata = d };
+}
+
+/* The reconciler's thread: its first job is the EC2 pass and the intents a crash left. */
+static void start_reconciler(struct ipamd *d) {
+        struct errmsg err;
+        int r = hostnet_open(&d->net, &err);
+        if (r < 0)
+                fatal("cannot open a netlink socket", r, err.text);
+        struct reconciler_options ro = { .ops = make_ops(d, d->rec_store) };
+        if ((r = reconciler_start(&ro, &d->rec, &err)) < 0)
+                fatal("cannot start the reconciler", r, err.text);
+}
+
+static void start_introspection(struct ipamd *d) {
+        struct introspect_options io = { .cfg = &d->cfg, .node = &d->node, .store = d->http_store,
+                                         .metrics = d->metrics, .limits = d->limits };
+        struct errmsg err;
+        int r = introspect_start(&io, &d->http, &err);
+        if (r < 0)
+                fatal("cannot start introspection/metrics", r, err.text);
+}
+
+static void shutdown_all(struct ipamd *d) {
+        introspect_stop(d->http);
+        reconciler_stop(d->rec);
+        server_free(d->srv);
+        store_close(d->store);
+        store_close(d->rec_store);
+        store_close(d->http_store);
+        hostnet_free(d->net);
+        ec2_client_free(d->ec2);
+        ratelimit_free(d->limits);
+        imds_free(d->imds);
+        metrics_free(d->metrics);
+        log_info("stopped");
+        log_shutdown();
+}
+
+int main(int argc, char **argv) {
+        static struct ipamd d; /* the daemon's one top-level context */
+        int64_t t0 = mono_ms();
+        struct errmsg err;
+        if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+                printf("usage: vpc-ipamd\nConfigured by environment variables; see README.md.\n");
+                return 0;
+        }
+        int r = ipamd_config_from_env((const char *const *)environ, &d.cfg, &err);
+        if (r < 0) {
+                fprintf(stderr, "vpc-ipamd: invalid configuration: %s\n", err.text);
+                return 2;
+        }
+        open_logging(&d);
+        sigemptyset(&d.signals);
+        sigaddset(&d.signals, SIGTERM);
+        sigaddset(&d.signals, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &d.signals, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        discover(&d);
+        open_stores(&d);
+        start_server(&d);
+        log_info("serving", LF_STR("socket", d.cfg.socket_path), LF_INT("startup_ms", mono_ms() - t0));
+        start_introspection(&d);
+        pthread_t sig;
+        pthread_create(&sig, NULL, signal_thread, &d);
+        start_reconciler(&d);
+        r = server_run(d.srv);
+        pthread_cancel(sig);
+        pthread_join(sig, NULL);
+        shutdown_all(&d);
+        return r < 0 ? 1 : 0;
+}

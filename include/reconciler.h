@@ -1,0 +1,34 @@
+/*
+ * reconciler: the thread that keeps the pool at its targets.
+ *
+ * It runs the planner whenever it is woken (an ADD took an address, ADDs are
+ * waiting, a pod was released) and on a timer, and carries the plan out
+ * through eniops — so an EC2 call never blocks the socket server. It also
+ * re-reads EC2 and IMDS periodically, releases addresses of pods that are
+ * gone, sets up ENI links that appear late, and cleans up leaked ENIs.
+ */
+#pragma once
+
+#include "eniops.h"
+#include "server.h"
+#include "sync.h"
+
+typedef struct reconciler reconciler;
+
+struct reconciler_options {
+        struct eniops ops;           /* copied; its handles stay borrowed and are used on the thread only */
+        int tick_ms;                 /* planner pass without being woken; 0: 5000 */
+        int ec2_resync_ms;           /* full EC2 pass; 0: 300000 */
+        int imds_refresh_ms;         /* VPC CIDRs from IMDS; 0: 60000 */
+};
+
+int reconciler_start(const struct reconciler_options *opts, reconciler **ret, struct errmsg *err);
+
+/* Stop the thread (finishing the action in progress) and free it. */
+reconciler *reconciler_stop(reconciler *r);
+
+/* Thread-safe: plan again now; waiting_adds is how many ADDs wait for an address. */
+void reconciler_wake(reconciler *r, int waiting_adds);
+
+/* Thread-safe: whether the pool can serve, and why not / why it is empty. */
+void reconciler_status(reconciler *r, struct server_pool_status *ret);

@@ -1,0 +1,42 @@
+/*
+ * sync: make the store agree with the world — EC2 (which addresses each ENI
+ * holds), the kernel (ENI links set up) and the pods (gone pods' addresses
+ * released) — and resolve the intents a crash left open.
+ *
+ * Run at start-up before serving, and periodically by the reconciler.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eniops.h"
+
+/* How long a pod's veth (or netns) must be gone before its address is released. */
+#define SYNC_POD_GRACE_MS (30 * 1000)
+
+struct sync_report {
+        size_t enis_added, enis_removed, blocks_added, blocks_removed, leases_lost;
+        size_t links_set_up, intents_resolved, enis_deleted, pods_released;
+};
+
+/*
+ * EC2 is the truth for which ENIs are attached to this instance and which
+ * addresses each holds: the store follows it (an address EC2 took from a pod
+ * is force-removed, counted and logged), and each attached ENI's link is set
+ * up when present. ENIs are managed when they are the primary ENI or carry
+ * this instance's tag; others are left alone (their device indexes noted).
+ */
+int sync_with_ec2(struct eniops *o, struct sync_report *rep, struct errmsg *err);
+
+/* Resolve every open intent against EC2 (after sync_with_ec2). */
+int sync_intents(struct eniops *o, struct sync_report *rep, struct errmsg *err);
+
+/* Pods whose host veth (or netns) has been gone for SYNC_POD_GRACE_MS lose their address. */
+typedef struct sync_pods sync_pods;
+int sync_pods_new(sync_pods **ret);
+sync_pods *sync_pods_free(sync_pods *p);
+int sync_pods_run(sync_pods *p, struct eniops *o, struct sync_report *rep);
+
+/* Set up links of ENIs still attaching (their link appeared later); opens them to pods. */
+int sync_links(struct eniops *o, struct sync_report *rep);
