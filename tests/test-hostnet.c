@@ -411,6 +411,28 @@ START_TEST(test_secondary_setup_cleans_leftovers) {
 }
 END_TEST
 
+/* The wanted address as a secondary of another address of the subnet: the
+ * kernel deletes it with that primary (promote_secondaries off), and setup
+ * must notice and add it back. Also the right IP with the wrong mask. */
+START_TEST(test_secondary_setup_fixes_addresses) {
+        enter_node();
+        add_eni("eth1", MAC1, "vpc1");
+        add_eni("eth2", MAC2, "vpc2");
+        write_sysctl("/proc/sys/net/ipv4/conf/eth1/promote_secondaries", "0");
+        ck_assert_int_eq(sh("ip addr add 10.0.1.5/24 dev eth1 && ip addr add 10.0.1.10/24 dev eth1 && "
+                            "ip addr add 10.0.2.20/32 dev eth2"),
+                         0);
+        hostnet *h = open_h();
+        struct hostnet_eni e1 = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
+        struct hostnet_eni e2 = secondary(MAC2, 2, "10.0.2.20", "10.0.2.0/24");
+        setup_ok(h, &e1);
+        setup_ok(h, &e2);
+        assert_secondary("eth1", "10.0.1.10", "10.0.1.0/24", "10.0.1.1", "2");
+        assert_secondary("eth2", "10.0.2.20", "10.0.2.0/24", "10.0.2.1", "3");
+        hostnet_free(h);
+}
+END_TEST
+
 /* A netlink listener on the link, IPv4 address, route and rule groups. */
 static int monitor_open(void) {
         int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
@@ -718,6 +740,7 @@ int main(void) {
         tcase_add_test(tc, test_set_link_mtu);
         tcase_add_test(tc, test_secondary_setup);
         tcase_add_test(tc, test_secondary_setup_cleans_leftovers);
+        tcase_add_test(tc, test_secondary_setup_fixes_addresses);
         tcase_add_test(tc, test_setup_is_idempotent);
         tcase_add_test(tc, test_setup_repairs_after_link_bounce);
         tcase_add_test(tc, test_failures_name_the_object);
