@@ -71,7 +71,7 @@ int hn_route_ensure(hostnet *h, const struct hn_route *want);
 int hn_route_remove(hostnet *h, uint32_t table, uint32_t dst, unsigned plen, int ifindex);
 /* Delete every route of table. */
 int hn_route_flush_table(hostnet *h, uint32_t table);
-/* "default via 10.0.1.1 dev 7 table 2" */
+/* "default via 10.0.1.1 table 2", "10.0.1.1/32 scope link table 2" */
 const char *hn_route_str(const struct hn_route *r, char buf[static 128]);
 
 /* --- hostnet-rule.c ------------------------------------------------------------------ */
@@ -83,12 +83,12 @@ struct hn_rule {
         unsigned src_len, dst_len;      /* 0: no selector */
 };
 
-/* The rule exactly once (adds it when missing). */
+/* Add the rule unless an identical plain one exists. */
 int hn_rule_ensure(hostnet *h, const struct hn_rule *want);
 /* Delete every lookup rule at m->prio with m's selectors and table (0: any). */
 int hn_rule_remove(hostnet *h, const struct hn_rule *m);
 /* Delete the plain rules at prio that look up table, except "from keep_src"
  * (0: keep none). */
 int hn_rule_remove_table(hostnet *h, uint32_t prio, uint32_t table, uint32_t keep_src);
-/* "from 10.0.1.10 lookup 2 prio 32765" */
+/* "from 10.0.1.10/32 lookup 2 prio 32765" */
 const char *hn_rule_str(const struct hn_rule *r, char buf[static 128]);

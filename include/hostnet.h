@@ -76,7 +76,8 @@ hostnet *hostnet_free(hostnet *h);
 int hostnet_find_link_by_mac(hostnet *h, const char *mac, int *ret_ifindex,
                              char ret_name[static HOSTNET_IFNAMSIZ], struct errmsg *err);
 
-/* Set the MTU of a link (by index); no message is sent when it already is. */
+/* Set the MTU of a link (by index); no message is sent when it already is.
+ * -ENODEV when there is no such link. */
 int hostnet_set_link_mtu(hostnet *h, int ifindex, unsigned mtu, struct errmsg *err);
 
 /* Bring the ENI's link to the state described above; idempotent. -ENOENT
