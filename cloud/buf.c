@@ -58,13 +58,15 @@ static bool unreserved(unsigned char c) {
                c == '-' || c == '_' || c == '.' || c == '~';
 }
 
-void buf_uri_encode(struct buf *b, const char *s, size_t n, bool keep_slash) {
+static void encode(struct buf *b, const char *s, size_t n, bool keep_slash, bool plus) {
         static const char hex[] = "0123456789ABCDEF";
         if (!buf_reserve(b, 3 * n))
                 return;
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char)s[i];
-                if (unreserved(c) || (keep_slash && c == '/')) {
+                if (plus && c == ' ') {
+                        b->p[b->len++] = '+';
+                } else if (unreserved(c) || (keep_slash && c == '/')) {
                         b->p[b->len++] = (char)c;
                 } else {
                         b->p[b->len++] = '%';
@@ -73,6 +75,14 @@ void buf_uri_encode(struct buf *b, const char *s, size_t n, bool keep_slash) {
                 }
         }
         b->p[b->len] = '\0';
+}
+
+void buf_uri_encode(struct buf *b, const char *s, size_t n, bool keep_slash) {
+        encode(b, s, n, keep_slash, false);
+}
+
+void buf_form_encode(struct buf *b, const char *s, size_t n) {
+        encode(b, s, n, false, true);
 }
 
 int buf_done(const struct buf *b) {

@@ -256,7 +256,7 @@ static void sts_form(struct buf *f, const char *role, const char *session, const
                                 { "RoleArn", role }, { "RoleSessionName", session }, { "WebIdentityToken", token } };
         for (size_t i = 0; i < 5; i++) {
                 buf_printf(f, "%s%s=", i ? "&" : "", kv[i][0]);
-                buf_uri_encode(f, kv[i][1], strlen(kv[i][1]), false);
+                buf_form_encode(f, kv[i][1], strlen(kv[i][1]));
         }
 }
 

@@ -508,6 +508,10 @@ static void error_reset(struct ec2_error *e) {
         }
 }
 
+static int status_errno(long status) {
+        return status >= 500 ? -EIO : status == 401 || status == 403 ? -EACCES : -EREMOTEIO;
+}
+
 int ec2_parse_response(enum ec2_action action, long http_status, const char *content_type,
                        const char *body, size_t len, struct ec2_result **ret, struct ec2_error *err) {
         if ((unsigned)action >= _EC2_ACTION_MAX || (!body && len))
@@ -517,8 +521,10 @@ int ec2_parse_response(enum ec2_action action, long http_status, const char *con
                 err = &local;
         error_reset(err);
         bool ok = http_status >= 200 && http_status < 300;
-        if (!awshttp_content_type_is(content_type, "text/xml", "application/xml", (const char *)NULL)) {
-                int code = ok ? -EBADMSG : (http_status >= 500 ? -EIO : -EREMOTEIO);
+        /* A success must be XML. An error body is decoded whatever its type (moto labels
+         * its auth errors text/html); a non-EC2 body then falls through to "no error document". */
+        if (ok && !awshttp_content_type_is(content_type, "text/xml", "application/xml", (const char *)NULL)) {
+                int code = -EBADMSG;
                 errmsg_set(&err->msg, code, "%s: HTTP %ld with content type '%s'",
                            ec2_action_name(action), http_status, content_type ? content_type : "");
                 return fail(err, action, http_status, code);
@@ -528,7 +534,7 @@ int ec2_parse_response(enum ec2_action action, long http_status, const char *con
         d.a = arena_new();
         if (!d.a || !(d.res = arena_alloc(d.a, sizeof *d.res))) {
                 arena_free(d.a);
-                return -ENOMEM;
+                return fail(err, action, http_status, errmsg_set(&err->msg, -ENOMEM, "out of memory"));
         }
         d.res->action = action;
         d.res->arena_ = d.a;
@@ -547,7 +553,7 @@ int ec2_parse_response(enum ec2_action action, long http_status, const char *con
         errmsg_set(&err->msg, -EBADMSG, "%s: HTTP %ld: %s", ec2_action_name(action), http_status,
                    xerr.text[0] ? xerr.text : "no error document");
         if (r != -ENOMEM && r != -E2BIG)
-                r = ok ? -EBADMSG : (http_status >= 500 ? -EIO : -EREMOTEIO);
+                r = ok ? -EBADMSG : status_errno(http_status);
         err->code[0] = '\0';
         return fail(err, action, http_status, r);
 }

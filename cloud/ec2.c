@@ -253,9 +253,9 @@ static int ec2_call(ec2_client *c, enum ec2_action a, enum ratelimit_category ca
 static void form_add(struct buf *f, const char *key, const char *value) {
         if (f->len)
                 buf_append(f, "&", 1);
-        buf_uri_encode(f, key, strlen(key), false);
+        buf_form_encode(f, key, strlen(key));
         buf_append(f, "=", 1);
-        buf_uri_encode(f, value, strlen(value), false);
+        buf_form_encode(f, value, strlen(value));
 }
 
 __attribute__((format(printf, 3, 4)))

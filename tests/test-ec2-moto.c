@@ -263,9 +263,44 @@ START_TEST(test_imds_on_moto) {
 }
 END_TEST
 
+/* moto checking signatures: run in a separate moto with an IAM user's key. */
+START_TEST(test_signatures_verified_by_moto) {
+        struct motosrv am;
+        char why[256];
+        ck_assert_msg(motosrv_start(&am, MOTOSRV_AUTH, why, sizeof why) == 0, "%s", why);
+        setenv("AWS_ACCESS_KEY_ID", am.ak, 1);
+        setenv("AWS_SECRET_ACCESS_KEY", am.sk, 1);
+        unsetenv("AWS_SESSION_TOKEN");
+        struct ec2_options o = { .region = "us-west-2", .endpoint = am.url };
+        ec2_client *c = NULL;
+        ck_assert_int_eq(ec2_client_new(&o, &c, NULL), 0);
+        struct ec2_result *r = NULL;
+        struct ec2_error e = { 0 };
+        const char *sub[] = { am.subnet };
+        ck_assert_msg(ec2_describe_subnets(c, sub, 1, NULL, 0, &r, &e) == 0, "%s", e.msg.text);
+        r = ec2_result_free(r);
+        struct ec2_tag tags[] = { { "k", "a value with spaces/slashes+plus=equals&amp" } };
+        struct ec2_create_eni q = { .subnet_id = am.subnet, .description = "d\u00e9j\u00e0 vu ~*'()",
+                                    .tags = tags, .n_tags = 1, .secondary_ip_count = 1 };
+        ck_assert_msg(ec2_create_eni(c, &q, &r, &e) == 0, "%s", e.msg.text);
+        ck_assert_str_eq(r->enis[0].tags[0].value, tags[0].value);
+        r = ec2_result_free(r);
+        ec2_client_free(c);
+        /* the same request with a wrong secret is refused, and not retried */
+        setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret", 1);
+        ck_assert_int_eq(ec2_client_new(&o, &c, NULL), 0);
+        ck_assert_int_eq(ec2_describe_subnets(c, sub, 1, NULL, 0, &r, &e), -EACCES);
+        ck_assert_str_eq(e.code, "AuthFailure");
+        ck_assert_int_eq(e.http_status, 401);
+        ck_assert_uint_eq(e.attempts, 1);
+        ec2_client_free(c);
+        motosrv_stop(&am);
+}
+END_TEST
+
 int main(void) {
         char why[256];
-        int r = motosrv_start(&moto, false, why, sizeof why);
+        int r = motosrv_start(&moto, MOTOSRV_STOCK, why, sizeof why);
         if (r == -ENOENT) {
                 printf("1..1\nok 1 - moto integration # SKIP %s\n", why);
                 return 0;
@@ -282,6 +317,7 @@ int main(void) {
         tcase_add_test(tc, test_filters_pagination_and_tags);
         tcase_add_test(tc, test_errors_from_moto);
         tcase_add_test(tc, test_imds_on_moto);
+        tcase_add_test(tc, test_signatures_verified_by_moto);
         suite_add_tcase(s, tc);
         int rc = testlib_run(s);
         motosrv_stop(&moto);

@@ -397,7 +397,7 @@ START_TEST(test_client_request_format_and_signing) {
                 "Action=CreateNetworkInterface&Version=2016-11-15&SubnetId=subnet-1&SecurityGroupId.1=sg-0aaa"
                 "&SecurityGroupId.2=sg-0bbb&Description=aws-K8S-i-0123&TagSpecification.1.ResourceType=network-interface"
                 "&TagSpecification.1.Tag.1.Key=node.k8s.amazonaws.com%2Finstance_id&TagSpecification.1.Tag.1.Value=i-0123"
-                "&TagSpecification.1.Tag.2.Key=k&TagSpecification.1.Tag.2.Value=v%20w"
+                "&TagSpecification.1.Tag.2.Key=k&TagSpecification.1.Tag.2.Value=v+w"
                 "&SecondaryPrivateIpAddressCount=9&ClientToken=tok-1");
         ck_assert_str_eq(req.amz_date, "20150830T123601Z");  /* the fake clock's wall time */
         ck_assert_str_eq(req.security_token, "session-token-xyz");

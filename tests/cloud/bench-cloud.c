@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
         signing_cost();
         struct motosrv m;
         char why[256];
-        int r = motosrv_start(&m, true, why, sizeof why);
+        int r = motosrv_start(&m, MOTOSRV_KEEPALIVE, why, sizeof why);
         if (r < 0) {
                 printf("HTTP figures skipped: %s\n", why);
                 return r == -ENOENT ? 0 : 1;
@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
         bad |= run(&m, false, calls, "  connection reuse") < 0;
         bad |= run(&m, true, calls, "  fresh connection per call") < 0;
         motosrv_stop(&m);
-        r = motosrv_start(&m, false, why, sizeof why);
+        r = motosrv_start(&m, MOTOSRV_STOCK, why, sizeof why);
         if (r == 0) {
                 printf("Stock moto_server (answers Connection: close, so no reuse is possible):\n");
                 bad |= run(&m, false, calls, "  client with reuse enabled") < 0;

@@ -74,7 +74,7 @@ static bool moto_importable(const char *python) {
         return system(cmd) == 0;
 }
 
-static int spawn(struct motosrv *m, bool keepalive) {
+static int spawn(struct motosrv *m, enum motosrv_mode mode) {
         char port[16], script[1024];
         snprintf(port, sizeof port, "%d", m->port);
         snprintf(script, sizeof script, "%s/moto_run.py", env_or("CLOUD_HELPERS", "tests/cloud"));
@@ -89,7 +89,9 @@ static int spawn(struct motosrv *m, bool keepalive) {
                         dup2(fd, 1);
                         dup2(fd, 2);
                 }
-                if (keepalive)
+                if (mode == MOTOSRV_AUTH)
+                        setenv("INITIAL_NO_AUTH_ACTION_COUNT", "3", 1);
+                if (mode == MOTOSRV_KEEPALIVE)
                         execlp(python, python, script, port, (char *)NULL);
                 else
                         execlp(server, server, "-H", "127.0.0.1", "-p", port, (char *)NULL);
@@ -119,10 +121,10 @@ static void copy_json(cJSON *o, const char *key, char *dst, size_t size) {
         snprintf(dst, size, "%s", cJSON_IsString(v) ? v->valuestring : "");
 }
 
-static int seed(struct motosrv *m) {
+static int seed(struct motosrv *m, enum motosrv_mode mode) {
         char cmd[2048], out[4096];
-        snprintf(cmd, sizeof cmd, "'%s' '%s/moto_fixture.py' '%s'", env_or("MOTO_PYTHON", "python3"),
-                 env_or("CLOUD_HELPERS", "tests/cloud"), m->url);
+        snprintf(cmd, sizeof cmd, "'%s' '%s/moto_fixture.py' '%s'%s", env_or("MOTO_PYTHON", "python3"),
+                 env_or("CLOUD_HELPERS", "tests/cloud"), m->url, mode == MOTOSRV_AUTH ? " --auth" : "");
         FILE *p = popen(cmd, "r");
         if (!p)
                 return -errno;
@@ -137,11 +139,13 @@ static int seed(struct motosrv *m) {
         copy_json(o, "subnet", m->subnet, sizeof m->subnet);
         copy_json(o, "sg", m->sg, sizeof m->sg);
         copy_json(o, "instance", m->instance, sizeof m->instance);
+        copy_json(o, "ak", m->ak, sizeof m->ak);
+        copy_json(o, "sk", m->sk, sizeof m->sk);
         cJSON_Delete(o);
         return m->instance[0] ? 0 : -EBADMSG;
 }
 
-int motosrv_start(struct motosrv *m, bool keepalive, char *why, unsigned why_size) {
+int motosrv_start(struct motosrv *m, enum motosrv_mode mode, char *why, unsigned why_size) {
         memset(m, 0, sizeof *m);
         const char *python = env_or("MOTO_PYTHON", "python3");
         if (!moto_importable(python)) {
@@ -154,11 +158,11 @@ int motosrv_start(struct motosrv *m, bool keepalive, char *why, unsigned why_siz
         if ((m->port = free_port()) < 0)
                 return -EADDRNOTAVAIL;
         snprintf(m->url, sizeof m->url, "http://127.0.0.1:%d", m->port);
-        int r = spawn(m, keepalive);
+        int r = spawn(m, mode);
         if (r == 0)
                 r = wait_ready(m);
         if (r == 0)
-                r = seed(m);
+                r = seed(m, mode);
         if (r < 0) {
                 snprintf(why, why_size, "moto did not start or seed: %s", strerror(-r));
                 motosrv_stop(m);

@@ -12,12 +12,18 @@ struct motosrv {
         int port;
         char url[64];
         char vpc[64], subnet[64], sg[64], instance[64];
+        char ak[64], sk[128];           /* the IAM user's key (auth mode), else moto's dummy */
+};
+
+enum motosrv_mode {
+        MOTOSRV_STOCK,          /* moto_server, signatures not checked */
+        MOTOSRV_KEEPALIVE,      /* moto's app via tests/cloud/moto_run.py (HTTP/1.1 keep-alive) */
+        MOTOSRV_AUTH,           /* moto_server verifying SigV4 against an IAM user's key */
 };
 
 /*
  * 0 on success; -ENOENT with *why filled when moto is not available (the
  * caller reports a SKIP); another negative errno when it failed to start.
- * keepalive: serve through tests/cloud/moto_run.py (HTTP/1.1) instead of moto_server.
  */
-int motosrv_start(struct motosrv *m, bool keepalive, char *why, unsigned why_size);
+int motosrv_start(struct motosrv *m, enum motosrv_mode mode, char *why, unsigned why_size);
 void motosrv_stop(struct motosrv *m);
