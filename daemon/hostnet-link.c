@@ -5,16 +5,25 @@
  * thousands) and matched by hardware address, because an ENI's name depends
  * on the distribution's naming scheme while its MAC is what EC2 reports.
  * Virtual links that copy an ENI's MAC (a vlan on it, a bridge or bond over
- * it) are not taken for the ENI.
+ * it) are not taken for the ENI. Waiting for a link that is still being
+ * attached listens to the kernel's link notifications (a socket in
+ * RTMGRP_LINK, opened before the first look so no event is missed) and looks
+ * again after each wake-up, instead of polling on a timer.
  * Changes are sent with an ifindex-only "orig" object so libnl never resends
  * the link's kind or other dumped attributes; nothing is sent when the link
  * is already as wanted, so re-running setup produces no netlink event.
  */
 #include <errno.h>
 #include <net/if.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 
 #include <netlink/route/link.h>
 
@@ -73,6 +82,58 @@ int hostnet_find_link_by_mac(hostnet *h, const char *mac, int *ret_ifindex, char
         *ret_ifindex = rtnl_link_get_ifindex(best);
         snprintf(ret_name, HOSTNET_IFNAMSIZ, "%s", rtnl_link_get_name(best));
         return 0;
+}
+
+static int64_t now_ms(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int link_monitor_open(void) {
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+        struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* Discard what is queued: the events only say "look again". */
+static void link_monitor_drain(int fd) {
+        char buf[8192];
+        for (int i = 0; i < 256; i++)
+                if (recv(fd, buf, sizeof buf, MSG_DONTWAIT) < 0 && errno != ENOBUFS)
+                        return;
+}
+
+int hostnet_wait_link_by_mac(hostnet *h, const char *mac, unsigned timeout_ms, int *ret_ifindex,
+                             char ret_name[static HOSTNET_IFNAMSIZ], struct errmsg *err) {
+        int fd = link_monitor_open();
+        if (fd < 0)
+                return errmsg_set(err, fd, "cannot listen for new links: %s", strerror(-fd));
+        int64_t deadline = now_ms() + timeout_ms;
+        int r;
+        while ((r = hostnet_find_link_by_mac(h, mac, ret_ifindex, ret_name, err)) == -ENOENT) {
+                int64_t left = deadline - now_ms();
+                if (left <= 0) {
+                        r = errmsg_set(err, -ETIMEDOUT, "no link with MAC %s appeared within %u ms", mac, timeout_ms);
+                        break;
+                }
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                if (poll(&p, 1, (int)(left < 60000 ? left : 60000)) < 0 && errno != EINTR) {
+                        int e = errno;
+                        r = errmsg_set(err, -e, "cannot wait for new links: %s", strerror(e));
+                        break;
+                }
+                link_monitor_drain(fd);
+        }
+        close(fd);
+        return r;
 }
 
 int hn_link_ensure(hostnet *h, int ifindex, unsigned mtu, bool up) {

@@ -76,6 +76,12 @@ hostnet *hostnet_free(hostnet *h);
 int hostnet_find_link_by_mac(hostnet *h, const char *mac, int *ret_ifindex,
                              char ret_name[static HOSTNET_IFNAMSIZ], struct errmsg *err);
 
+/* hostnet_find_link_by_mac(), waiting up to timeout_ms for the link to
+ * appear; woken by the kernel's link notifications, not by a timer. Call it
+ * from the namespace the handle was opened in. -ETIMEDOUT when it did not. */
+int hostnet_wait_link_by_mac(hostnet *h, const char *mac, unsigned timeout_ms, int *ret_ifindex,
+                             char ret_name[static HOSTNET_IFNAMSIZ], struct errmsg *err);
+
 /* Set the MTU of a link (by index); no message is sent when it already is.
  * -ENODEV when there is no such link. */
 int hostnet_set_link_mtu(hostnet *h, int ifindex, unsigned mtu, struct errmsg *err);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -267,6 +268,38 @@ START_TEST(test_find_link_by_mac) {
         cJSON_Delete(l);
         ck_assert_int_eq(hostnet_find_link_by_mac(h, "0A:00:00:00:01:10", &ifindex, name, &err), 0);
         ck_assert_str_eq(name, "eth1");
+        hostnet_free(h);
+}
+END_TEST
+
+/* A link that appears while we wait (an attach completing) is found as soon
+ * as the kernel announces it; one that never comes times out, named. */
+START_TEST(test_wait_link_by_mac) {
+        enter_node();
+        hostnet *h = open_h();
+        struct errmsg err = { 0 };
+        int ifindex = -1;
+        char name[HOSTNET_IFNAMSIZ] = "";
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                usleep(300 * 1000);
+                _exit(sh("ip link add eth1 address %s type veth peer name vpc1 netns %s", MAC1, vpc) == 0 ? 0 : 1);
+        }
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int r = hostnet_wait_link_by_mac(h, MAC1, 20000, &ifindex, name, &err);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ck_assert_msg(t1.tv_sec - t0.tv_sec < 15, "woken by the timeout, not by the link's arrival");
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        ck_assert_msg(r == 0, "%s", errmsg_text(&err, r));
+        ck_assert_str_eq(name, "eth1");
+        ck_assert_int_eq(hostnet_wait_link_by_mac(h, MAC1, 0, &ifindex, name, &err), 0);    /* already there */
+        ck_assert_int_eq(hostnet_wait_link_by_mac(h, MAC2, 200, &ifindex, name, &err), -ETIMEDOUT);
+        ck_assert_msg(strstr(err.text, MAC2) && strstr(err.text, "200 ms"), "message: %s", err.text);
+        ck_assert_int_eq(hostnet_wait_link_by_mac(h, "nonsense", 200, &ifindex, name, &err), -EINVAL);
         hostnet_free(h);
 }
 END_TEST
@@ -734,6 +767,7 @@ int main(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_route_table_formula);
         tcase_add_test(tc, test_find_link_by_mac);
+        tcase_add_test(tc, test_wait_link_by_mac);
         tcase_add_test(tc, test_unknown_and_bad_mac);
         tcase_add_test(tc, test_invalid_descriptions_change_nothing);
         tcase_add_test(tc, test_primary_gets_up_and_mtu_only);
