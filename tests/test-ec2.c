@@ -6,6 +6,7 @@
  * endpoint choice, response bounds and the rate limiter.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -647,6 +648,56 @@ START_TEST(test_client_side_rate_limit_paces_calls) {
 }
 END_TEST
 
+struct thread_arg {
+        const char *url;
+        ratelimit *rl;
+        creds_provider *creds;
+        int ok;
+};
+
+static void *thread_calls(void *ud) {
+        struct thread_arg *a = ud;
+        struct ec2_options o = { .region = "us-east-1", .endpoint = a->url, .limits = a->rl, .creds = a->creds };
+        ec2_client *c = NULL;
+        if (ec2_client_new(&o, &c, NULL) < 0)
+                return NULL;
+        for (int i = 0; i < 25; i++)
+                a->ok += ec2_delete_eni(c, "eni-1", NULL) == 0;
+        ec2_client_free(c);
+        return NULL;
+}
+
+START_TEST(test_threads_share_limits_and_credentials) {
+        /* One client per thread; the rate limiter and the credentials provider are shared. */
+        struct script s = { .ok_body = "<DeleteNetworkInterfaceResponse/>" };
+        struct fakesrv *srv = fakesrv_start(scripted, &s);
+        setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
+        setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+        ratelimit *rl;
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1 }, &rl), 0);
+        creds_provider *cp;
+        ck_assert_int_eq(creds_provider_new(NULL, &cp, NULL), 0);
+        pthread_t t[4];
+        struct thread_arg args[4];
+        for (int i = 0; i < 4; i++) {
+                args[i] = (struct thread_arg){ fakesrv_url(srv), rl, cp, 0 };
+                pthread_create(&t[i], NULL, thread_calls, &args[i]);
+        }
+        for (int i = 0; i < 4; i++) {
+                pthread_join(t[i], NULL);
+                ck_assert_int_eq(args[i].ok, 25);
+        }
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
+        ck_assert_uint_eq(st.calls, 100);
+        ck_assert_uint_eq(st.errors, 0);
+        ck_assert_uint_eq(fakesrv_count(srv), 100);
+        creds_provider_free(cp);
+        ratelimit_free(rl);
+        fakesrv_stop(srv);
+}
+END_TEST
+
 START_TEST(test_proxy_for_ec2_never_for_imds) {
         /* EC2 goes through $http_proxy like the SDKs; IMDS must not. */
         struct script s = { .ok_body = "<DeleteNetworkInterfaceResponse/>" };
@@ -708,6 +759,7 @@ int main(void) {
         tcase_add_test(tc, test_argument_checks);
         tcase_add_test(tc, test_client_side_rate_limit_paces_calls);
         tcase_add_test(tc, test_proxy_for_ec2_never_for_imds);
+        tcase_add_test(tc, test_threads_share_limits_and_credentials);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }
