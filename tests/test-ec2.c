@@ -648,6 +648,50 @@ START_TEST(test_client_side_rate_limit_paces_calls) {
 }
 END_TEST
 
+/* Three pages of DescribeNetworkInterfaces, chained by NextToken. */
+static void pager(void *ud, const struct fakesrv_req *req, struct fakesrv_reply *rep) {
+        (void)ud;
+        static __thread char body[2048];
+        int page = strstr(req->body, "NextToken=page%2F2") ? 2 : strstr(req->body, "NextToken=page%2F3") ? 3 : 1;
+        int n = snprintf(body, sizeof body, "<DescribeNetworkInterfacesResponse><requestId>p%d</requestId>"
+                         "<networkInterfaceSet>", page);
+        for (int i = 0; i < (page == 3 ? 1 : 5); i++)
+                n += snprintf(body + n, sizeof body - (size_t)n, "<item><networkInterfaceId>eni-%d%d</networkInterfaceId>"
+                              "</item>", page, i);
+        snprintf(body + n, sizeof body - (size_t)n, "</networkInterfaceSet>%s</DescribeNetworkInterfacesResponse>",
+                 page == 1 ? "<nextToken>page/2</nextToken>" : page == 2 ? "<nextToken>page/3</nextToken>" : "");
+        rep->body = body;
+}
+
+START_TEST(test_client_pages_with_next_token) {
+        struct fakesrv *srv = fakesrv_start(pager, NULL);
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1700000000);
+        ec2_client *c = client_for(srv, &fc, NULL);
+        const char *v[] = { "available" };
+        struct ec2_filter f = { "status", v, 1 };
+        char token[64] = "";
+        size_t total = 0;
+        int pages = 0;
+        do {
+                struct ec2_result *r = NULL;
+                struct ec2_error e;
+                ck_assert_int_eq(ec2_describe_enis_page(c, &f, 1, 5, token[0] ? token : NULL, &r, &e), 0);
+                total += r->n_enis;
+                snprintf(token, sizeof token, "%s", r->next_token ? r->next_token : "");
+                ec2_result_free(r);
+        } while (token[0] && ++pages < 10);
+        ck_assert_uint_eq(total, 11);
+        ck_assert_uint_eq(fakesrv_count(srv), 3);
+        struct fakesrv_req req;
+        fakesrv_request(srv, 2, &req);
+        ck_assert_str_eq(req.body, "Action=DescribeNetworkInterfaces&Version=2016-11-15&Filter.1.Name=status"
+                                   "&Filter.1.Value.1=available&MaxResults=5&NextToken=page%2F3");
+        ec2_client_free(c);
+        fakesrv_stop(srv);
+}
+END_TEST
+
 struct thread_arg {
         const char *url;
         ratelimit *rl;
@@ -760,6 +804,7 @@ int main(void) {
         tcase_add_test(tc, test_client_side_rate_limit_paces_calls);
         tcase_add_test(tc, test_proxy_for_ec2_never_for_imds);
         tcase_add_test(tc, test_threads_share_limits_and_credentials);
+        tcase_add_test(tc, test_client_pages_with_next_token);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }
