@@ -419,6 +419,18 @@ static int run_step(struct add_ctx *c, enum dp_step step, struct errmsg *err) {
         return r < 0 ? errmsg_set(err, r, "%s: %s", dp_step_name(step), strerror(-r)) : 0;
 }
 
+/* Pods reach each other and the VPC through the host's forwarding; turn it
+ * on if it is off (as ptp does), and never off again: other pods need it. */
+static int ensure_forwarding(struct errmsg *err) {
+        char v = '0';
+        int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return errmsg_set(err, -errno, "cannot open /proc/sys/net/ipv4/ip_forward: %s", strerror(errno));
+        int r = read(fd, &v, 1) == 1 && v == '1' ? 0 : (pwrite(fd, "1\n", 2, 0) == 2 ? 0 : -errno);
+        close(fd);
+        return r < 0 ? errmsg_set(err, r, "cannot enable IPv4 forwarding: %s", strerror(-r)) : 0;
+}
+
 static int open_pod(const char *netns, int *ret_fd, struct nl_sock **ret_sk, struct errmsg *err) {
         int r = netns_open(netns, ret_fd);
         if (r < 0)
@@ -441,6 +453,8 @@ int dp_add(const char *netns, const struct dp_pod *pod, struct dp_links *ret, st
                 return r;
         if ((r = netns_nl_socket_here(&host)) < 0)
                 return errmsg_set(err, r, "cannot open a netlink socket: %s", strerror(-r));
+        if ((r = ensure_forwarding(err)) < 0)
+                return r;
         c.host = host, c.podsk = podsk, c.nsfd = nsfd;
         if (getrandom(c.host_mac, sizeof c.host_mac, 0) != sizeof c.host_mac)
                 return errmsg_set(err, -EIO, "getrandom failed");

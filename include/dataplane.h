@@ -15,7 +15,8 @@
  *
  * dp_add() is all or nothing: on any failure it removes the rules it added
  * and the veth (which takes the pod-side objects and the host route with
- * it). dp_del() never fails for missing things. dp_check() names every
+ * it). It also turns on the host's IPv4 forwarding when it is off (as ptp
+ * does), which is never undone: every pod needs it. dp_del() never fails for missing things. dp_check() names every
  * difference it finds.
  */
 #pragma once

@@ -494,12 +494,13 @@ START_TEST(test_two_pods_ping_each_other) {
         struct errmsg err = { 0 };
         enter_fresh_host();
         ck_assert_int_eq(sh("command -v ping >/dev/null"), 0);
-        ck_assert_int_eq(sh("echo 1 > /proc/sys/net/ipv4/ip_forward"), 0);   /* this namespace's own */
+        ck_assert_int_eq(sh("echo 0 > /proc/sys/net/ipv4/ip_forward"), 0);   /* this namespace's own */
         make_pod(ns1);
         make_pod(ns2);
         struct dp_pod p1 = pod_cfg("pinger", "10.0.1.30", 254), p2 = pod_cfg("pingee", "10.0.1.31", 254);
         ck_assert_int_eq(dp_add(ns1, &p1, &l, &err), 0);
         ck_assert_int_eq(dp_add(ns2, &p2, &l, &err), 0);
+        ck_assert_int_eq(sh("grep -qx 1 /proc/sys/net/ipv4/ip_forward"), 0);   /* ADD turned it on */
         ck_assert_int_eq(sh("nsenter --net=%s ping -c 2 -i 0.2 -W 2 -q 10.0.1.31 >/dev/null", ns1), 0);
         ck_assert_int_eq(sh("nsenter --net=%s ping -c 1 -W 2 -q 10.0.1.30 >/dev/null", ns2), 0);
 }
@@ -535,7 +536,6 @@ START_TEST(test_pod_traffic_leaves_through_its_eni) {
                             "ip link set ens5 up && ip link set ens6 up && "
                             "ip route add default via 10.0.0.1 dev ens5 && "
                             "ip route add default via 10.0.1.1 dev ens6 table 2 && "
-                            "echo 1 > /proc/sys/net/ipv4/ip_forward && "
                             "echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter", out, out), 0);
         ck_assert_int_eq(sh("nsenter --net=%s sh -c 'ip link set lo up && ip addr add 192.0.2.1/32 dev lo && "
                             "ip addr add 10.0.0.1/24 dev o5 && ip addr add 10.0.1.1/24 dev o6 && "
