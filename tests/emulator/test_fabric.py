@@ -104,19 +104,38 @@ def test_spoofed_source_is_dropped_and_counted(x):
     ns = x.n0["netns"]
     primary = x.n0["primary_eni_id"]
     before = _drops(x, primary)
-    outside = x.W.w["outside"]["ip"]
+    peer = x.n0["gateway"]        # the fabric itself: its reply to s0 goes back through eth1
     # s0 belongs to eni0 (eth1); sending it out of eth0 breaks the source/dest check
-    x.W.ip(ns, "route", "add", f"{outside}/32", "via", x.n0["gateway"], "dev", "eth0", "src", x.s0)
-    assert not _ping(x, ns, x.s0, outside), "a spoofed packet got through"
+    x.W.ip(ns, "route", "add", f"{peer}/32", "dev", "eth0", "src", x.s0)
+    assert not _ping(x, ns, x.s0, peer), "a spoofed packet got through"
     assert _drops(x, primary) >= before + 1
     t = x.W.truth()
     assert t["fabric"]["drops"][primary] == _drops(x, primary) and t["fabric"]["drops_total"] >= 1
     # with the check off for that ENI, the same packet is delivered (the reply comes back on eth1)
     x.c.modify_network_interface_attribute(NetworkInterfaceId=primary, SourceDestCheck={"Value": False})
-    wait_for(lambda: _ping(x, ns, x.s0, outside), timeout=3, what="delivery with the check off")
+    wait_for(lambda: _ping(x, ns, x.s0, peer), timeout=3, what="delivery with the check off")
     x.c.modify_network_interface_attribute(NetworkInterfaceId=primary, SourceDestCheck={"Value": True})
-    wait_for(lambda: not _ping(x, ns, x.s0, outside), timeout=3, what="the check back on")
-    x.W.ip(ns, "route", "del", f"{outside}/32")
+    wait_for(lambda: not _ping(x, ns, x.s0, peer), timeout=3, what="the check back on")
+    x.W.ip(ns, "route", "del", f"{peer}/32")
+
+
+def test_outside_accepts_only_node_primary_addresses(x):
+    """The way out is an internet gateway: only a node's primary address has a public mapping."""
+    ns = x.n0["netns"]
+    outside = x.W.w["outside"]["ip"]
+    before = x.W.truth()["fabric"]["outside_drops"]
+    assert _ping(x, ns, x.n0["primary_ip"], outside), "a node's primary address cannot reach the outside"
+    assert x.W.truth()["fabric"]["outside_drops"] == before
+    # s0 is eni0's own address: it passes the source/dest check, but has no way out
+    eni_drops = _drops(x, x.eni0)
+    x.W.ip(ns, "route", "add", f"{outside}/32", "via", x.n0["gateway"], "dev", "eth1", "onlink", "src", x.s0)
+    try:
+        assert not _ping(x, ns, x.s0, outside), "a secondary address reached the outside unNATed"
+        assert _ping(x, x.n1["netns"], x.n1["primary_ip"], outside), "node1's primary cannot get out"
+    finally:
+        x.W.ip(ns, "route", "del", f"{outside}/32")
+    assert _drops(x, x.eni0) == eni_drops, "dropped by the source/dest check instead"
+    assert x.W.truth()["fabric"]["outside_drops"] >= before + 1
 
 
 def test_unassigned_address_is_no_longer_delivered(x):
@@ -128,10 +147,11 @@ def test_unassigned_address_is_no_longer_delivered(x):
 
 def test_reassigned_address_follows_its_new_eni(x):
     # node1 takes s0 away from node0 (AllowReassignment): the fabric now delivers s0 to node1
-    target = x.W.w["outside"]["ip"]
+    # (the fabric's gateway answers: the outside host would refuse s0, as no node's primary)
+    target = x.n1["gateway"]
     x.c.assign_private_ip_addresses(NetworkInterfaceId=x.eni1, PrivateIpAddresses=[x.s0], AllowReassignment=True)
     x.W.ip(x.n1["netns"], "addr", "add", f"{x.s0}/32", "dev", "eth1")
-    x.W.ip(x.n1["netns"], "route", "add", f"{target}/32", "via", x.n1["gateway"], "dev", "eth1", "onlink")
+    x.W.ip(x.n1["netns"], "route", "add", f"{target}/32", "dev", "eth1")
     try:
         wait_for(lambda: _ping(x, x.n1["netns"], x.s0, target), timeout=3, what="s0 delivered to node1")
         assert not _ping(x, x.n0["netns"], x.s0, x.s1), "node0 still owns s0"

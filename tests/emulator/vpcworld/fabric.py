@@ -16,7 +16,11 @@ routed via that primary, so the fabric never ARPs for them. The check:
 nftables table `ip vpc` sends packets arriving from each ENI's veth to a
 chain that drops (and counts, in counter d<serial>) those whose source the
 ENI does not own (set o<serial>); an ENI with SourceDestCheck=false is not
-checked.
+checked. The way out: like an internet gateway, which only translates
+addresses that have a public IP mapping, the fabric forwards to the outside
+host only packets whose source is some node's primary address (set `nodes`,
+one element per attached primary ENI); others are dropped and counted in
+counter `outside_drops` (a pod address that was not SNATed ends there).
 
 Fabric.apply(desired) diffs the wanted ENI links and addresses against what
 it applied before and runs the minimum of ip/nft commands: one `ip -batch`
@@ -38,9 +42,15 @@ ENI_MTU = 9001                 # as EC2's ENIs; the outside link keeps 1500 (an 
 _NFT_BASE = """
 table ip vpc {
   map ifs { type ifname : verdict; }
+  set nodes { type ipv4_addr; }
+  counter outside_drops { }
   chain pre {
     type filter hook prerouting priority -300; policy accept;
     iifname vmap @ifs
+  }
+  chain gateway {
+    type filter hook forward priority 0; policy accept;
+    oifname "OIF" ip saddr != @nodes counter name outside_drops drop
   }
 }
 """
@@ -87,7 +97,7 @@ class Fabric:
         ])
         for ns in node_namespaces:
             netns.ip_batch(ns, ["link set lo up"])
-        netns.nft(self.fab, _NFT_BASE)
+        netns.nft(self.fab, _NFT_BASE.replace("OIF", oif))
         self.set_gateways(gateways)
 
     def set_gateways(self, gateways):
@@ -118,6 +128,8 @@ class Fabric:
             s = a["serial"]
             if a["check"]:
                 nft_rm.append(f"delete element ip vpc ifs {{ \"{a['fif']}\" : jump c{s} }}")
+            if a["boot"]:
+                nft_rm.append(f"delete element ip vpc nodes {{ {_ip(a['primary'])} }}")
             nft_rm += [f"flush chain ip vpc c{s}", f"delete chain ip vpc c{s}",
                        f"delete set ip vpc o{s}", f"delete counter ip vpc d{s}"]
         for eni_id, d in desired.items():
@@ -159,12 +171,13 @@ class Fabric:
                 f"link set {d['ifname']} up",
                 f"addr add {p}/{d['plen']} dev {d['ifname']}",
                 f"route add default via {_ip(d['gw'])} dev {d['ifname']}"])
+            nft.append(f"add element ip vpc nodes {{ {p} }}")
         nft += [f"add set ip vpc o{s} {{ type ipv4_addr; flags interval; }}",
                 f"add counter ip vpc d{s}",
                 f"add chain ip vpc c{s}",
                 f"add rule ip vpc c{s} ip saddr != @o{s} counter name d{s} drop"]
         a = {"serial": s, "fif": fif, "ns": d["ns"], "ifname": d["ifname"], "primary": d["primary"],
-             "owned": {(d["primary"], 32)}, "check": False, "set": set()}
+             "owned": {(d["primary"], 32)}, "check": False, "set": set(), "boot": d["boot"]}
         self.applied[eni_id] = a
         return a
 
@@ -187,29 +200,34 @@ class Fabric:
 
     # --- counters --------------------------------------------------------------
     def _counters(self):
+        """Counter name -> packets: d<serial> per ENI, and outside_drops."""
         p = netns.in_ns(self.fab, ["nft", "-j", "list", "counters", "table", "ip", "vpc"], check=False)
         if p.returncode != 0:
             return {}
         out = {}
         for obj in json.loads(p.stdout).get("nftables", []):
             c = obj.get("counter")
-            if c and c["name"].startswith("d"):
-                out[int(c["name"][1:])] = c["packets"]
+            if c:
+                out[c["name"]] = c["packets"]
         return out
 
     def _bank_drops(self, eni_ids):
         counts = self._counters()
         for e in eni_ids:
             s = self.applied[e]["serial"]
-            self.dropped_before[e] = self.dropped_before.get(e, 0) + counts.get(s, 0)
+            self.dropped_before[e] = self.dropped_before.get(e, 0) + counts.get(f"d{s}", 0)
 
     def drops(self):
         """Packets dropped by the source/destination check, per ENI id."""
         counts = self._counters()
         out = dict(self.dropped_before)
         for e, a in list(self.applied.items()):
-            out[e] = out.get(e, 0) + counts.get(a["serial"], 0)
+            out[e] = out.get(e, 0) + counts.get(f"d{a['serial']}", 0)
         return out
+
+    def outside_drops(self):
+        """Packets towards the outside host dropped for a source that is no node's primary address."""
+        return self._counters().get("outside_drops", 0)
 
     def links(self):
         return {e: {"netns": a["ns"], "ifname": a["ifname"], "fabric_ifname": a["fif"]}

@@ -251,6 +251,7 @@ class Server(Hooks):
     def truth(self):
         with self.fabric_lock:
             drops, links = self.fabric.drops(), self.fabric.links()
+            outside_drops = self.fabric.outside_drops()
         w = self.world
         with w.lock:
             enis = []
@@ -283,7 +284,8 @@ class Server(Hooks):
                              "tags": dict(s.tags)} for s in w.subnets.values()],
                 "instances": instances,
                 "enis": enis,
-                "fabric": {"drops": drops, "drops_total": sum(drops.values()), "links": links},
+                "fabric": {"drops": drops, "drops_total": sum(drops.values()), "links": links,
+                           "outside_drops": outside_drops},
                 "api": self.ec2.stats_json(),
             }
 
