@@ -29,6 +29,7 @@
 
 #include "eniops.h"
 #include "log.h"
+#include "sync.h"
 
 #define POLL_MS 25
 #define MAX_BATCH 16
@@ -43,6 +44,29 @@ static int64_t mono_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A mutation whose outcome EC2 did not tell for sure: a transport error or a
+ * server error (it may have been applied), or a success after retries (an
+ * earlier attempt may have been applied too, and Assign has no ClientToken).
+ */
+static bool outcome_uncertain(int r, const struct ec2_error *e) {
+        /* A limit error means EC2 holds more than the store believes (e.g. libcurl re-sent
+         * a request whose connection died unanswered): read it back too. */
+        return e->attempts > 1 || (r < 0 && (e->http_status == 0 || e->http_status >= 500 ||
+                                            strcmp(e->code, "PrivateIpAddressLimitExceeded") == 0));
+}
+
+/* Re-read the ENI so the store holds exactly what EC2 holds. */
+static void settle_uncertain(struct eniops *o, const char *eni_id, const char *what) {
+        struct sync_report rep = { 0 };
+        int r = sync_eni(o, eni_id, &rep);
+        log_info("re-read an ENI after an uncertain EC2 answer", LF_STR("eni", eni_id), LF_STR("action", what),
+                 LF_INT("blocks_added", rep.blocks_added), LF_INT("blocks_removed", rep.blocks_removed),
+                 LF_INT("error", r));
+        if (rep.blocks_added && o->pool_changed)
+                o->pool_changed(o->userdata);
 }
 
 static bool is_subnet_exhaustion(const char *code) {
@@ -66,7 +90,7 @@ void eniops_note_failure(struct eniops *o, const char *what, int r, const struct
         }
         log_warn("EC2 call failed", LF_STR("action", what), LF_STR("code", code),
                  LF_STR("request_id", e ? e->request_id : ""), LF_STR("reason", o->reason),
-                 LF_INT("http_status", e ? e->http_status : 0));
+                 LF_INT("http_status", e ? e->http_status : 0), LF_INT("attempts", e ? e->attempts : 0));
 }
 
 /* --- intents ------------------------------------------------------------------ */
@@ -136,10 +160,14 @@ int eniops_assign(struct eniops *o, const char *eni_id, int count) {
         int r = ec2_assign_private_ips(o->ec2, eni_id, (unsigned)count, 0, &res, &e);
         if (r < 0) {
                 eniops_note_failure(o, "AssignPrivateIpAddresses", r, &e);
+                if (outcome_uncertain(r, &e))
+                        settle_uncertain(o, eni_id, "AssignPrivateIpAddresses");
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
                 return r;
         }
         r = add_blocks(o, eni_id, res->ips, res->n_ips);
+        if (outcome_uncertain(0, &e))
+                settle_uncertain(o, eni_id, "AssignPrivateIpAddresses");
         intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, json_ips(res->ips, res->n_ips));
         if (r > 0) {
                 metrics_add(o->metrics, METRICS_IPS_ASSIGNED, (uint64_t)r);
@@ -286,6 +314,23 @@ static void discard_created(struct eniops *o, struct new_eni *ne) {
                 intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, NULL);
 }
 
+static int describe_one(struct eniops *o, const char *eni_id, struct ec2_result **ret, struct ec2_error *e);
+
+/* Is the ENI attached (or attaching) to this instance? Its attachment id in ret. */
+static bool attached_to_us(struct eniops *o, const char *eni_id, char ret[80]) {
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        if (describe_one(o, eni_id, &res, &e) < 0)
+                return false;
+        const struct ec2_attachment *a = &res->enis[0].attachment;
+        bool ours = res->enis[0].attached && a->instance_id && strcmp(a->instance_id, o->node->instance_id) == 0 &&
+                    a->id;
+        if (ours)
+                snprintf(ret, 80, "%s", a->id);
+        ec2_result_free(res);
+        return ours;
+}
+
 static int attach_one(struct eniops *o, struct new_eni *ne) {
         cJSON *params = json_count("device_index", ne->device_index);
         int64_t id = intent_begin(o, "attach_eni", NULL, ne->id, params);
@@ -294,19 +339,24 @@ static int attach_one(struct eniops *o, struct new_eni *ne) {
         struct ec2_result *res = NULL;
         struct ec2_error e = { 0 };
         int r = ec2_attach_eni(o->ec2, ne->id, o->node->instance_id, ne->device_index, 0, &res, &e);
+        char attachment[80] = "";
+        if (r >= 0)
+                snprintf(attachment, sizeof attachment, "%s", res->attachment_id);
+        else if (attached_to_us(o, ne->id, attachment))
+                r = 0; /* an earlier attempt went through and only its answer was lost */
+        ec2_result_free(res);
         if (r < 0) {
                 eniops_note_failure(o, "AttachNetworkInterface", r, &e);
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
                 return r;
         }
         struct ec2_error e2 = { 0 };
-        int r2 = ec2_set_delete_on_termination(o->ec2, ne->id, res->attachment_id, true, &e2);
+        int r2 = ec2_set_delete_on_termination(o->ec2, ne->id, attachment, true, &e2);
         if (r2 < 0)
                 log_warn("could not set DeleteOnTermination; the leak cleanup covers this ENI",
                          LF_STR("eni", ne->id), LF_STR("code", e2.code));
         cJSON *result = cJSON_CreateObject();
-        cJSON_AddStringToObject(result, "attachment", res->attachment_id);
-        ec2_result_free(res);
+        cJSON_AddStringToObject(result, "attachment", attachment);
         ne->attach_intent = id;
         intent_end(o, id, STORE_INTENT_DONE, result);
         return 0;
@@ -444,6 +494,8 @@ int eniops_release(struct eniops *o, const char *eni_id, int count) {
                 eniops_note_failure(o, "UnassignPrivateIpAddresses", r, &e);
         else
                 metrics_add(o->metrics, METRICS_IPS_RELEASED, n);
+        if (outcome_uncertain(r, &e))
+                settle_uncertain(o, eni_id, "UnassignPrivateIpAddresses");
         if (id >= 0)
                 intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, NULL);
         if (r >= 0)

@@ -206,6 +206,19 @@ int sync_with_ec2(struct eniops *o, struct sync_report *rep, struct errmsg *err)
         return 0;
 }
 
+int sync_eni(struct eniops *o, const char *eni_id, struct sync_report *rep) {
+        const char *ids[] = { eni_id };
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        int r = ec2_describe_enis(o->ec2, ids, 1, &res, &e);
+        if (r < 0)
+                return r;
+        if (res->n_enis == 1)
+                sync_blocks(o, &res->enis[0], rep);
+        ec2_result_free(res);
+        return 0;
+}
+
 int sync_links(struct eniops *o, struct sync_report *rep) {
         struct store_eni *enis = NULL;
         size_t n = 0;

@@ -29,6 +29,12 @@ struct sync_report {
  */
 int sync_with_ec2(struct eniops *o, struct sync_report *rep, struct errmsg *err);
 
+/*
+ * Re-read one ENI from EC2 and make its blocks in the store match: used after
+ * a mutation whose outcome is uncertain (a lost response, a retried call).
+ */
+int sync_eni(struct eniops *o, const char *eni_id, struct sync_report *rep);
+
 /* Resolve every open intent against EC2 (after sync_with_ec2). */
 int sync_intents(struct eniops *o, struct sync_report *rep, struct errmsg *err);
 
