@@ -185,9 +185,14 @@ static void housekeeping(reconciler *r) {
                         log_info("the VPC's CIDRs changed", LF_STR("vpc_cidrs", buf));
                 }
         }
-        if (due(&r->last_ec2_sync, r->o.ec2_resync_ms > 0 ? r->o.ec2_resync_ms : 300000) &&
-            sync_with_ec2(o, &rep, &err) < 0)
+        if (o->cfg->no_provisioning) {
+                /* IMDS is free of EC2's rate limits: follow it closely. */
+                if (due(&r->last_ec2_sync, 5000) && sync_with_imds(o, &rep, &err) < 0)
+                        log_warn("IMDS resync failed", LF_STR("detail", err.text));
+        } else if (due(&r->last_ec2_sync, r->o.ec2_resync_ms > 0 ? r->o.ec2_resync_ms : 300000) &&
+                   sync_with_ec2(o, &rep, &err) < 0) {
                 log_warn("periodic EC2 resync failed", LF_STR("detail", err.text));
+        }
         if (!o->cfg->no_leak_cleanup && !o->cfg->no_provisioning &&
             due(&r->last_leak_cleanup, o->cfg->leak_cleanup_interval_s * 1000))
                 eniops_leak_cleanup(o, NULL);
@@ -200,8 +205,8 @@ static void initial_sync(reconciler *r) {
                 struct sync_report rep = { 0 };
                 struct errmsg err;
                 int64_t t0 = mono_ms();
-                int rc = sync_with_ec2(o, &rep, &err);
-                if (rc >= 0)
+                int rc = o->cfg->no_provisioning ? sync_with_imds(o, &rep, &err) : sync_with_ec2(o, &rep, &err);
+                if (rc >= 0 && !o->cfg->no_provisioning)
                         rc = sync_intents(o, &rep, &err);
                 if (rc >= 0) {
                         log_info("reconciled with EC2", LF_INT("ms", mono_ms() - t0), LF_INT("enis_added", rep.enis_added),

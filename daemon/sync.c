@@ -10,6 +10,7 @@
  * and an interrupted create is found by its client-token tag and deleted
  * unless it got attached.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +205,66 @@ int sync_with_ec2(struct eniops *o, struct sync_report *rep, struct errmsg *err)
         forget_missing(o, &attached, rep);
         free(attached.ids);
         return 0;
+}
+
+/* IMDS's view of one ENI in EC2's shape, so the same upsert serves both sources. */
+struct imds_as_ec2 {
+        struct ec2_eni eni;
+        char ips[64][INET_ADDRSTRLEN];
+        struct ec2_private_ip pips[64];
+        char pfx[16][STORE_CIDR_MAX];
+        const char *prefixes[16];
+        char primary[INET_ADDRSTRLEN];
+};
+
+static void from_imds(const struct imds_eni *ie, struct imds_as_ec2 *x) {
+        memset(x, 0, sizeof *x);
+        for (size_t i = 0; i < ie->n_local_ipv4s && i < 64; i++) {
+                inet_ntop(AF_INET, &ie->local_ipv4s[i], x->ips[i], sizeof x->ips[i]);
+                x->pips[i] = (struct ec2_private_ip){ x->ips[i], i == 0 };
+                x->eni.n_private_ips++;
+        }
+        for (size_t i = 0; i < ie->n_prefixes && i < 16; i++) {
+                char ip[INET_ADDRSTRLEN];
+                inet_ntop(AF_INET, &ie->prefixes[i].addr, ip, sizeof ip);
+                snprintf(x->pfx[i], STORE_CIDR_MAX, "%s/%u", ip, (unsigned)ie->prefixes[i].len);
+                x->prefixes[i] = x->pfx[i];
+                x->eni.n_prefixes++;
+        }
+        x->eni.id = ie->interface_id;
+        x->eni.mac = ie->mac;
+        x->eni.subnet_id = ie->subnet_id;
+        x->eni.primary_ip = x->eni.n_private_ips ? x->ips[0] : "";
+        x->eni.private_ips = x->pips;
+        x->eni.prefixes = x->prefixes;
+        x->eni.attached = true;
+        x->eni.attachment = (struct ec2_attachment){ .device_index = ie->device_number,
+                                                     .network_card = ie->network_card, .status = "attached" };
+}
+
+int sync_with_imds(struct eniops *o, struct sync_report *rep, struct errmsg *err) {
+        char (*macs)[IMDS_MAC_LEN] = NULL;
+        size_t n = 0;
+        int r = imds_macs(o->imds, &macs, &n, err);
+        if (r < 0)
+                return r;
+        struct seen attached = { 0 };
+        struct imds_as_ec2 *x = malloc(sizeof *x);
+        for (size_t i = 0; x && i < n; i++) {
+                struct imds_eni *ie = NULL;
+                if ((r = imds_eni(o->imds, macs[i], &ie, err)) < 0)
+                        break;
+                from_imds(ie, x);
+                if (seen_add(&attached, ie->interface_id) == 0)
+                        upsert(o, &x->eni, rep);
+                imds_eni_free(ie);
+        }
+        if (r >= 0 && x)
+                forget_missing(o, &attached, rep);
+        free(x);
+        free(macs);
+        free(attached.ids);
+        return r < 0 ? r : x ? 0 : -ENOMEM;
 }
 
 int sync_eni(struct eniops *o, const char *eni_id, struct sync_report *rep) {

@@ -182,8 +182,18 @@ static void open_stores(struct ipamd *d) {
         check_store_owner(d);
         struct errmsg err;
         int r = node_limits(&d->node, d->store, d->ec2, wall_ms(), &err);
-        if (r < 0)
+        if (r < 0 && d->cfg.no_provisioning) {
+                /* IMDS-only: the limits only feed reports; what IMDS lists is what there is. */
+                char (*macs)[IMDS_MAC_LEN] = NULL;
+                size_t n = 1;
+                imds_macs(d->imds, &macs, &n, NULL);
+                free(macs);
+                d->node.limits = (struct plan_limits){ n > 0 ? (int)n : 1, 50 };
+                log_warn("instance type limits unknown without EC2; reporting what IMDS shows",
+                         LF_STR("detail", err.text));
+        } else if (r < 0) {
                 fatal("cannot learn the instance type's limits", r, err.text);
+        }
         char buf[512];
         node_vpc_cidrs_string(&d->node, buf, sizeof buf);
         store_meta_set(d->store, "vpc_cidrs", buf);

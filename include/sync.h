@@ -30,6 +30,12 @@ struct sync_report {
 int sync_with_ec2(struct eniops *o, struct sync_report *rep, struct errmsg *err);
 
 /*
+ * The same pass from IMDS alone, for DISABLE_NETWORK_RESOURCE_PROVISIONING:
+ * every ENI IMDS lists is used, and no EC2 call is made.
+ */
+int sync_with_imds(struct eniops *o, struct sync_report *rep, struct errmsg *err);
+
+/*
  * Re-read one ENI from EC2 and make its blocks in the store match: used after
  * a mutation whose outcome is uncertain (a lost response, a retried call).
  */

@@ -187,6 +187,29 @@ def test_churn_keeps_target_with_few_ec2_calls():
         w.down()
 
 
+def test_no_provisioning_uses_what_imds_shows():
+    w = world()
+    ec2 = w.ec2()
+    eni = w.nodes[0]["primary_eni_id"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=eni, SecondaryPrivateIpAddressCount=3)
+    d = Daemon(w, env={"DISABLE_NETWORK_RESOURCE_PROVISIONING": "true", "WARM_IP_TARGET": "10"})
+    try:
+        before = w.ctl("GET", "/stats")["api"]
+        d.start()
+        wait_for(lambda: d.pool()["total"] == 3, timeout=10, what="the 3 addresses IMDS lists")
+        assert d.add("a")["ok"]
+        time.sleep(1)
+        after = w.ctl("GET", "/stats")["api"]
+        reads = ("Describe",)
+        mutations = {a: v["calls"] for a, v in after.items() if not a.startswith(reads)}
+        assert mutations == {"AssignPrivateIpAddresses": 1}, f"vpc-ipamd changed EC2: {after} (before {before})"
+        assert "DescribeNetworkInterfaces" not in after, "the ENI view must come from IMDS"
+        assert d.pool()["total"] == 3  # it does not grow
+    finally:
+        d.stop()
+        w.down()
+
+
 def test_introspection_and_metrics():
     w = world()
     d = Daemon(w)
