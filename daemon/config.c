@@ -208,6 +208,30 @@ static int p_leak_interval(const char *n, const char *v, struct ipamd_config *c,
         return parse_int_field(n, v, 60, 86400, &c->leak_cleanup_interval_s, e);
 }
 
+static int p_external_snat(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->snat.external, e);
+}
+
+static int p_randomize_snat(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return snat_parse_random(n, v, &c->snat.random, e);
+}
+
+static int p_exclude_snat(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return snat_parse_cidrs(n, v, &c->snat, e);
+}
+
+static int p_node_port(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->snat.node_port, e);
+}
+
+static int p_connmark(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return snat_parse_mark(n, v, &c->snat.mark, e);
+}
+
+static int p_veth_prefix(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return snat_parse_veth_prefix(n, v, c->snat.veth_prefix, e);
+}
+
 /* Features aws-node has that vpc-ipamd does not yet: refused when switched on. */
 static int p_not_yet(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
         (void)c;
@@ -253,6 +277,13 @@ static const struct row rows[] = {
         { { "VPC_IPAM_ADD_WAIT", "10", "whole seconds from 0 to 300" }, p_add_wait },
         { { "VPC_IPAM_EC2_RATE_SHARE", "0.1", "a fraction above 0 and at most 1" }, p_rate_share },
         { { "VPC_IPAM_LEAK_CLEANUP_INTERVAL", "3600", "whole seconds from 60 to 86400" }, p_leak_interval },
+        { { "AWS_VPC_K8S_CNI_EXTERNALSNAT", "false", "true or false" }, p_external_snat },
+        { { "AWS_VPC_K8S_CNI_RANDOMIZESNAT", "prng", "prng, hashrandom, none" }, p_randomize_snat },
+        { { "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "", "a comma-separated list of IPv4 CIDRs" }, p_exclude_snat },
+        { { "AWS_VPC_CNI_NODE_PORT_SUPPORT", "true", "true or false" }, p_node_port },
+        { { "AWS_VPC_K8S_CNI_CONNMARK", "0x80", "a non-zero 32-bit mark, hex or decimal" }, p_connmark },
+        { { "AWS_VPC_K8S_CNI_VETHPREFIX", "eni", "1-4 letters or digits, a letter first; not eth, lo, vlan" },
+          p_veth_prefix },
         { { "ENABLE_IPv4", "true", "true (IPv4 only)" }, p_ipv4 },
         { { "ENABLE_IPv6", "false", "false (not supported yet)" }, p_not_yet },
         { { "ENABLE_PREFIX_DELEGATION", "false", "false (not supported yet)" }, p_not_yet },
@@ -275,6 +306,7 @@ void ipamd_config_defaults(struct ipamd_config *ret) {
                 .leak_cleanup_interval_s = 3600,
         };
         poolconfig_defaults(&ret->pool);
+        snat_config_defaults(&ret->snat);
 }
 
 const struct ipamd_config_var *ipamd_config_var(size_t i) {

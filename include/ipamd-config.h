@@ -15,6 +15,7 @@
 #include "errmsg.h"
 #include "log.h"
 #include "poolconfig.h"
+#include "snat.h"
 
 #define IPAMD_PATH_MAX 4096
 #define IPAMD_SOCKET_PATH_MAX 107       /* sun_path less the NUL */
@@ -50,6 +51,7 @@ struct ipamd_config {
         int add_wait_ms;                        /* VPC_IPAM_ADD_WAIT (seconds in the env) */
         double ec2_rate_share;                  /* VPC_IPAM_EC2_RATE_SHARE */
         int leak_cleanup_interval_s;            /* VPC_IPAM_LEAK_CLEANUP_INTERVAL */
+        struct snat_config snat;                /* egress: AWS_VPC_K8S_CNI_EXTERNALSNAT and the rest (snat.h) */
 };
 
 /* One row of the documented variable table (README, /v1/ipamd-env-settings). */

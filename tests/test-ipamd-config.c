@@ -94,6 +94,25 @@ static const struct {
         { "CLUSTER_NAME=a\tb", -EINVAL, "control character" },
         { "WARM_ENI_TARGET=x", -EINVAL, "WARM_ENI_TARGET=x" },
         { "VPC_IPAM_LEAK_CLEANUP_INTERVAL=5", -ERANGE, "VPC_IPAM_LEAK_CLEANUP_INTERVAL=5" },
+        { "AWS_VPC_K8S_CNI_EXTERNALSNAT=maybe", -EINVAL, "AWS_VPC_K8S_CNI_EXTERNALSNAT=maybe: not a boolean" },
+        { "AWS_VPC_K8S_CNI_RANDOMIZESNAT=random", -EINVAL,
+          "AWS_VPC_K8S_CNI_RANDOMIZESNAT=random: accepted: prng, hashrandom, none" },
+        { "AWS_VPC_K8S_CNI_RANDOMIZESNAT=PRNG", -EINVAL, "AWS_VPC_K8S_CNI_RANDOMIZESNAT=PRNG" },
+        { "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS=10.1.0.0/16,bogus", -EINVAL,
+          "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS: \"bogus\" is not an IPv4 CIDR" },
+        { "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS=10.1.0.1/16", -EINVAL, "\"10.1.0.1/16\" has host bits set" },
+        { "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS=fd00::/8", -EINVAL, "is not an IPv4 CIDR" },
+        { "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS=10.1.0.0/33", -EINVAL, "\"10.1.0.0/33\" is not an IPv4 CIDR" },
+        { "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS=10.1.0.0/16,,10.2.0.0/16", -EINVAL, "an empty or overlong item" },
+        { "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS=10.1.0.0/16,", -EINVAL, "ends with a comma" },
+        { "AWS_VPC_CNI_NODE_PORT_SUPPORT=on", -EINVAL, "AWS_VPC_CNI_NODE_PORT_SUPPORT=on: not a boolean" },
+        { "AWS_VPC_K8S_CNI_CONNMARK=0", -EINVAL, "AWS_VPC_K8S_CNI_CONNMARK=0: accepted: a non-zero 32-bit mark" },
+        { "AWS_VPC_K8S_CNI_CONNMARK=0x100000000", -EINVAL, "AWS_VPC_K8S_CNI_CONNMARK=0x100000000" },
+        { "AWS_VPC_K8S_CNI_CONNMARK=-128", -EINVAL, "AWS_VPC_K8S_CNI_CONNMARK=-128" },
+        { "AWS_VPC_K8S_CNI_CONNMARK=0x8g", -EINVAL, "AWS_VPC_K8S_CNI_CONNMARK=0x8g" },
+        { "AWS_VPC_K8S_CNI_VETHPREFIX=veths", -EINVAL, "AWS_VPC_K8S_CNI_VETHPREFIX=veths: accepted: 1-4" },
+        { "AWS_VPC_K8S_CNI_VETHPREFIX=vlan", -EINVAL, "AWS_VPC_K8S_CNI_VETHPREFIX=vlan: reserved" },
+        { "AWS_VPC_K8S_CNI_VETHPREFIX=1abc", -EINVAL, "a letter first" },
 };
 
 START_TEST(test_bad_values) {
@@ -106,6 +125,31 @@ START_TEST(test_bad_values) {
         ck_assert_int_eq(ipamd_config_from_env(env, &c, &e), bad[_i].code);
         ck_assert_msg(strstr(e.text, bad[_i].must_say), "for %s got: %s", bad[_i].var, e.text);
         ck_assert_int_eq(memcmp(&c, &before, sizeof c), 0);
+}
+END_TEST
+
+START_TEST(test_snat_values) {
+        const char *env[] = { "AWS_VPC_K8S_CNI_EXTERNALSNAT=false", "AWS_VPC_K8S_CNI_RANDOMIZESNAT=hashrandom",
+                              "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS= 10.1.0.0/16 ,192.168.0.0/24",
+                              "AWS_VPC_CNI_NODE_PORT_SUPPORT=false", "AWS_VPC_K8S_CNI_CONNMARK=0x4000",
+                              "AWS_VPC_K8S_CNI_VETHPREFIX=pod", NULL };
+        struct ipamd_config c;
+        struct errmsg e;
+        ck_assert_msg(ipamd_config_from_env(env, &c, &e) == 0, "%s", e.text);
+        ck_assert(!c.snat.external && !c.snat.node_port);
+        ck_assert_int_eq(c.snat.random, SNAT_RANDOM_HASH);
+        ck_assert_uint_eq(c.snat.n_exclude, 2);
+        ck_assert_str_eq(c.snat.exclude[0], "10.1.0.0/16");
+        ck_assert_str_eq(c.snat.exclude[1], "192.168.0.0/24");
+        ck_assert_uint_eq(c.snat.mark, 0x4000);
+        ck_assert_str_eq(c.snat.veth_prefix, "pod");
+        const char *dflt[] = { "AWS_VPC_K8S_CNI_CONNMARK=128", NULL };
+        ck_assert_int_eq(ipamd_config_from_env(dflt, &c, NULL), 0);
+        ck_assert(!c.snat.external && c.snat.node_port);
+        ck_assert_int_eq(c.snat.random, SNAT_RANDOM_PRNG);
+        ck_assert_uint_eq(c.snat.mark, 0x80);
+        ck_assert_uint_eq(c.snat.n_exclude, 0);
+        ck_assert_str_eq(c.snat.veth_prefix, "eni");
 }
 END_TEST
 
@@ -126,6 +170,7 @@ int main(void) {
         tcase_add_test(tc, test_defaults);
         tcase_add_test(tc, test_values);
         tcase_add_loop_test(tc, test_bad_values, 0, sizeof bad / sizeof bad[0]);
+        tcase_add_test(tc, test_snat_values);
         tcase_add_test(tc, test_vars_documented);
         suite_add_tcase(s, tc);
         return testlib_run(s);
