@@ -12,6 +12,7 @@ usage: test_emulator.py EMU_FAULTS_EXE VPC_WORLD_SCRIPT
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,7 @@ def main():
                               timeout=90)
         lines.append(("ok" if down.returncode == 0 else "not ok", "world brought down"))
         rc = rc or (down.returncode != 0)
+        shutil.rmtree(d, ignore_errors=True)
     print(f"1..{len(lines)}")
     for i, (verdict, name) in enumerate(lines, 1):
         print(f"{verdict} {i} - {name}")
