@@ -208,6 +208,10 @@ static int p_leak_interval(const char *n, const char *v, struct ipamd_config *c,
         return parse_int_field(n, v, 60, 86400, &c->leak_cleanup_interval_s, e);
 }
 
+static int p_cidr_refresh(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_int_field(n, v, 1, 3600, &c->vpc_cidr_refresh_s, e);
+}
+
 static int p_external_snat(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
         return parse_bool_field(n, v, &c->snat.external, e);
 }
@@ -277,6 +281,7 @@ static const struct row rows[] = {
         { { "VPC_IPAM_ADD_WAIT", "10", "whole seconds from 0 to 300" }, p_add_wait },
         { { "VPC_IPAM_EC2_RATE_SHARE", "0.1", "a fraction above 0 and at most 1" }, p_rate_share },
         { { "VPC_IPAM_LEAK_CLEANUP_INTERVAL", "3600", "whole seconds from 60 to 86400" }, p_leak_interval },
+        { { "VPC_IPAM_VPC_CIDR_REFRESH", "60", "whole seconds from 1 to 3600" }, p_cidr_refresh },
         { { "AWS_VPC_K8S_CNI_EXTERNALSNAT", "false", "true or false" }, p_external_snat },
         { { "AWS_VPC_K8S_CNI_RANDOMIZESNAT", "prng", "prng, hashrandom, none" }, p_randomize_snat },
         { { "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "", "a comma-separated list of IPv4 CIDRs" }, p_exclude_snat },
@@ -304,6 +309,7 @@ void ipamd_config_defaults(struct ipamd_config *ret) {
                 .add_wait_ms = 10000,
                 .ec2_rate_share = 0.1,
                 .leak_cleanup_interval_s = 3600,
+                .vpc_cidr_refresh_s = 60,
         };
         poolconfig_defaults(&ret->pool);
         snat_config_defaults(&ret->snat);

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "reconciler.h"
+#include "snat.h"
 
 #define PEAK_SLOTS 10
 #define PEAK_SLOT_MS 60000
@@ -30,6 +31,7 @@ struct reconciler {
         int waiting_adds;
         struct server_pool_status status;       /* under lock */
         sync_pods *pods;
+        snat *snat;                             /* the egress table (snat.h), used on the thread only */
         int64_t last_grow, last_ec2_sync, last_imds, last_leak_cleanup, last_pods;
         int peak[PEAK_SLOTS];
         int64_t peak_slot;
@@ -169,6 +171,32 @@ static bool due(int64_t *last, int every_ms) {
         return true;
 }
 
+/* Egress (snat.h): the table follows the config, the primary IP and the VPC
+ * CIDRs; snat_apply sends nothing while they are unchanged, and a failure is
+ * retried on the next pass. */
+static void egress_sync(reconciler *r) {
+        struct eniops *o = &r->o.ops;
+        struct snat_input in = { .cfg = o->cfg->snat, .n_vpc_cidrs = o->node->n_vpc_cidrs };
+        snprintf(in.primary_ip, sizeof in.primary_ip, "%s", o->node->primary_ip);
+        for (size_t i = 0; i < in.n_vpc_cidrs && i < SNAT_MAX_VPC_CIDRS; i++)
+                snprintf(in.vpc_cidrs[i], SNAT_CIDR_LEN, "%s", o->node->vpc_cidrs[i]);
+        struct errmsg err;
+        int ifindex, rc = 0;
+        bool changed = false;
+        if (!r->snat || !o->net)
+                return;
+        if (!in.cfg.external)
+                rc = hostnet_find_link_by_mac(o->net, o->node->primary_mac, &ifindex, in.primary_if, &err);
+        if (rc == 0)
+                rc = snat_apply(r->snat, &in, &changed, &err);
+        if (rc < 0)
+                log_warn_errno(rc, "could not program egress SNAT; retrying", LF_STR("detail", err.text));
+        else if (changed)
+                log_info(in.cfg.external ? "egress SNAT removed (AWS_VPC_K8S_CNI_EXTERNALSNAT)" : "egress SNAT programmed",
+                         LF_STR("table", "ip " SNAT_TABLE), LF_STR("to", in.primary_ip), LF_STR("primary_if", in.primary_if),
+                         LF_INT("vpc_cidrs", (int)in.n_vpc_cidrs), LF_INT("excluded", (int)in.cfg.n_exclude));
+}
+
 static void housekeeping(reconciler *r) {
         struct eniops *o = &r->o.ops;
         struct sync_report rep = { 0 };
@@ -185,6 +213,7 @@ static void housekeeping(reconciler *r) {
                         log_info("the VPC's CIDRs changed", LF_STR("vpc_cidrs", buf));
                 }
         }
+        egress_sync(r);
         if (o->cfg->no_provisioning) {
                 /* IMDS is free of EC2's rate limits: follow it closely. */
                 if (due(&r->last_ec2_sync, 5000) && sync_with_imds(o, &rep, &err) < 0)
@@ -229,6 +258,10 @@ static void initial_sync(reconciler *r) {
 static void *loop(void *arg) {
         reconciler *r = arg;
         int tick = r->o.tick_ms > 0 ? r->o.tick_ms : 5000;
+        struct errmsg err;
+        if (snat_new(&r->snat, &err) < 0)
+                log_error("egress SNAT unavailable", LF_STR("detail", err.text));
+        egress_sync(r);                         /* before the EC2 pass: it needs only IMDS's answers */
         initial_sync(r);
         r->last_ec2_sync = r->last_imds = mono_ms();
         /* Leak cleanup first runs after a jittered delay, as aws-node (0-300 s). */
@@ -252,6 +285,7 @@ static void *loop(void *arg) {
                 pthread_cond_timedwait(&r->cond, &r->lock, &until);
         }
         pthread_mutex_unlock(&r->lock);
+        r->snat = snat_free(r->snat);           /* the table stays: pods keep their way out across restarts */
         return NULL;
 }
 

@@ -274,6 +274,8 @@ int snat_render(const struct snat_input *in, char **ret, struct errmsg *err) {
 
 struct snat {
         struct nft_ctx *nft;
+        struct snat_input applied;      /* the last input applied in full */
+        bool have_applied;
 };
 
 int snat_new(snat **ret, struct errmsg *err) {
@@ -311,7 +313,7 @@ static int run_script(snat *s, const char *script, struct errmsg *err) {
         return 0;
 }
 
-int snat_apply(snat *s, const struct snat_input *in, struct errmsg *err) {
+static int apply_now(snat *s, const struct snat_input *in, struct errmsg *err) {
         if (in->cfg.external)
                 return snat_remove(s, in->cfg.mark, err);
         char *script = NULL;
@@ -322,10 +324,31 @@ int snat_apply(snat *s, const struct snat_input *in, struct errmsg *err) {
         free(script);
         if (r < 0)
                 return r;
+        /* A changed mark leaves the old one's rule behind otherwise. */
+        if (s->have_applied && s->applied.cfg.mark != in->cfg.mark &&
+            (r = snat_rule_remove(s->applied.cfg.mark, err)) < 0)
+                return r;
         return snat_rule_ensure(in->cfg.mark, err);
 }
 
+int snat_apply(snat *s, const struct snat_input *in, bool *ret_changed, struct errmsg *err) {
+        if (s->have_applied && snat_input_equal(&s->applied, in)) {
+                if (ret_changed)
+                        *ret_changed = false;
+                return 0;
+        }
+        int r = apply_now(s, in, err);
+        if (r < 0)
+                return r;
+        s->applied = *in;
+        s->have_applied = true;
+        if (ret_changed)
+                *ret_changed = true;
+        return 0;
+}
+
 int snat_remove(snat *s, uint32_t mark, struct errmsg *err) {
+        s->have_applied = false;
         int r = run_script(s, REMOVE_SCRIPT, err);
         int r2 = snat_rule_remove(mark ? mark : SNAT_MARK_DEFAULT, r < 0 ? NULL : err);
         return r < 0 ? r : r2;

@@ -224,7 +224,8 @@ static void start_reconciler(struct ipamd *d) {
         int r = hostnet_open(&d->net, &err);
         if (r < 0)
                 fatal("cannot open a netlink socket", r, err.text);
-        struct reconciler_options ro = { .ops = make_ops(d, d->rec_store) };
+        struct reconciler_options ro = { .ops = make_ops(d, d->rec_store),
+                                         .imds_refresh_ms = d->cfg.vpc_cidr_refresh_s * 1000 };
         if ((r = reconciler_start(&ro, &d->rec, &err)) < 0)
                 fatal("cannot start the reconciler", r, err.text);
 }

@@ -51,6 +51,7 @@ struct ipamd_config {
         int add_wait_ms;                        /* VPC_IPAM_ADD_WAIT (seconds in the env) */
         double ec2_rate_share;                  /* VPC_IPAM_EC2_RATE_SHARE */
         int leak_cleanup_interval_s;            /* VPC_IPAM_LEAK_CLEANUP_INTERVAL */
+        int vpc_cidr_refresh_s;                 /* VPC_IPAM_VPC_CIDR_REFRESH */
         struct snat_config snat;                /* egress: AWS_VPC_K8S_CNI_EXTERNALSNAT and the rest (snat.h) */
 };
 

@@ -93,16 +93,18 @@ const char *snat_render_remove(void);
 
 typedef struct snat snat;
 
-/* A libnftables context and a route socket, in the caller's network namespace. */
+/* A libnftables context, working in the caller's network namespace. */
 int snat_new(snat **ret, struct errmsg *err);
 snat *snat_free(snat *s);
 
 /*
  * Bring the table and the fwmark rule to what in asks for (with
  * cfg.external: remove both). The table is replaced in one transaction; the
- * rule is added when missing. Not thread-safe: one handle per thread.
+ * rule is added when missing. When in equals the input of the last success
+ * on this handle nothing is sent and *ret_changed (may be NULL) is false.
+ * Not thread-safe: one handle per thread.
  */
-int snat_apply(snat *s, const struct snat_input *in, struct errmsg *err);
+int snat_apply(snat *s, const struct snat_input *in, bool *ret_changed, struct errmsg *err);
 
 /* Remove the table and the rule for mark (0: SNAT_MARK_DEFAULT); missing is fine. */
 int snat_remove(snat *s, uint32_t mark, struct errmsg *err);

@@ -94,6 +94,8 @@ static const struct {
         { "CLUSTER_NAME=a\tb", -EINVAL, "control character" },
         { "WARM_ENI_TARGET=x", -EINVAL, "WARM_ENI_TARGET=x" },
         { "VPC_IPAM_LEAK_CLEANUP_INTERVAL=5", -ERANGE, "VPC_IPAM_LEAK_CLEANUP_INTERVAL=5" },
+        { "VPC_IPAM_VPC_CIDR_REFRESH=0", -ERANGE, "VPC_IPAM_VPC_CIDR_REFRESH=0" },
+        { "VPC_IPAM_VPC_CIDR_REFRESH=1m", -EINVAL, "VPC_IPAM_VPC_CIDR_REFRESH=1m: not an integer" },
         { "AWS_VPC_K8S_CNI_EXTERNALSNAT=maybe", -EINVAL, "AWS_VPC_K8S_CNI_EXTERNALSNAT=maybe: not a boolean" },
         { "AWS_VPC_K8S_CNI_RANDOMIZESNAT=random", -EINVAL,
           "AWS_VPC_K8S_CNI_RANDOMIZESNAT=random: accepted: prng, hashrandom, none" },
@@ -150,6 +152,7 @@ START_TEST(test_snat_values) {
         ck_assert_uint_eq(c.snat.mark, 0x80);
         ck_assert_uint_eq(c.snat.n_exclude, 0);
         ck_assert_str_eq(c.snat.veth_prefix, "eni");
+        ck_assert_int_eq(c.vpc_cidr_refresh_s, 60);
 }
 END_TEST
 

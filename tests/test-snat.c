@@ -292,7 +292,7 @@ static int fwmark_rules(const char *mark) {
 static void apply_ok(snat *s, const struct snat_input *in) {
         struct errmsg e;
         errmsg_clear(&e);
-        ck_assert_msg(snat_apply(s, in, &e) == 0, "%s", e.text);
+        ck_assert_msg(snat_apply(s, in, NULL, &e) == 0, "%s", e.text);
 }
 
 START_TEST(test_kernel_every_combination) {
@@ -332,9 +332,24 @@ START_TEST(test_kernel_replace_in_place) {
         snat *s = NULL;
         ck_assert_int_eq(snat_new(&s, NULL), 0);
         struct snat_input in = base_input();
+        bool changed = false;
+        ck_assert_int_eq(snat_apply(s, &in, &changed, NULL), 0);
+        ck_assert(changed);
+        ck_assert_int_eq(snat_apply(s, &in, &changed, NULL), 0);
+        ck_assert(!changed);                    /* the same input: nothing sent */
+        snat *other = NULL;                     /* a fresh handle (a restarted daemon) re-applies it */
+        ck_assert_int_eq(snat_new(&other, NULL), 0);
+        ck_assert_int_eq(snat_apply(other, &in, &changed, NULL), 0);
+        ck_assert(changed);
+        snat_free(other);
+        ck_assert_int_eq(fwmark_rules("0x80"), 1);   /* still one table and one rule */
+        in.cfg.mark = 0x4000;                   /* a new mark takes the old one's rule away */
         apply_ok(s, &in);
-        apply_ok(s, &in);                       /* again: the same one table and one rule */
-        ck_assert_int_eq(fwmark_rules("0x80"), 1);
+        ck_assert_int_eq(fwmark_rules("0x80"), 0);
+        ck_assert_int_eq(fwmark_rules("0x4000"), 1);
+        in.cfg.mark = 0x80;
+        apply_ok(s, &in);
+        ck_assert_int_eq(fwmark_rules("0x4000"), 0);
         snprintf(in.vpc_cidrs[1], SNAT_CIDR_LEN, "100.64.0.0/16");
         in.n_vpc_cidrs = 2;
         apply_ok(s, &in);
