@@ -222,8 +222,9 @@ struct ec2_result *ec2_result_free(struct ec2_result *r);
  * status, *ret gets the action's result; otherwise err is filled from the
  * error document and the errno for the EC2 code is returned (-ENOENT for
  * *.NotFound, -EACCES for auth, -EAGAIN for throttling, -ENOSPC for limits,
- * -EINVAL for bad parameters, -EIO for 5xx, -EREMOTEIO otherwise).
- * Malformed bodies and wrong content types give -EBADMSG.
+ * -EINVAL for bad parameters, -EIO for 5xx, -EACCES for 401/403 without a
+ * code, -EREMOTEIO otherwise). Malformed bodies, and 2xx bodies that are not
+ * XML, give -EBADMSG.
  */
 int ec2_parse_response(enum ec2_action action, long http_status, const char *content_type,
                        const char *body, size_t len, struct ec2_result **ret, struct ec2_error *err);

@@ -775,6 +775,61 @@ START_TEST(test_proxy_for_ec2_never_for_imds) {
 }
 END_TEST
 
+static char *read_tls(const char *name) {
+        char path[1024];
+        const char *dir = getenv("CLOUD_FIXTURES");
+        snprintf(path, sizeof path, "%s/../tls/%s", dir ? dir : "tests/cloud/xml", name);
+        FILE *f = fopen(path, "r");
+        ck_assert_msg(f, "cannot open %s", path);
+        char *buf = calloc(1, 8192);
+        fread(buf, 1, 8191, f);
+        fclose(f);
+        return buf;
+}
+
+static int tls_call(const char *url, const char *ca_bundle, struct ec2_error *e) {
+        struct ec2_options o = { .region = "us-east-1", .endpoint = url, .max_attempts = 3,
+                                 .http = { .ca_bundle = ca_bundle } };
+        ec2_client *c = NULL;
+        ck_assert_int_eq(ec2_client_new(&o, &c, NULL), 0);
+        int r = ec2_delete_eni(c, "eni-1", e);
+        ec2_client_free(c);
+        return r;
+}
+
+START_TEST(test_tls_is_verified_and_ca_bundle_honoured) {
+        char *cert = read_tls("loopback.pem"), *key = read_tls("loopback.key");
+        char *wcert = read_tls("wrongname.pem"), *wkey = read_tls("wrongname.key");
+        struct script s = { .ok_body = "<DeleteNetworkInterfaceResponse/>" };
+        struct fakesrv *srv = fakesrv_start_tls(scripted, &s, cert, key);
+        setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
+        setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+        unsetenv("AWS_CA_BUNDLE");
+        struct ec2_error e;
+        /* a self-signed certificate is refused by the system store, and that is not retried */
+        ck_assert_int_eq(tls_call(fakesrv_url(srv), NULL, &e), -EPROTO);
+        ck_assert_uint_eq(e.attempts, 1);
+        ck_assert(!e.retryable);
+        ck_assert_uint_eq(fakesrv_count(srv), 0);
+        /* trusted through AWS_CA_BUNDLE, or the option */
+        char bundle[1024];
+        snprintf(bundle, sizeof bundle, "%s/../tls/loopback.pem", getenv("CLOUD_FIXTURES"));
+        setenv("AWS_CA_BUNDLE", bundle, 1);
+        ck_assert_msg(tls_call(fakesrv_url(srv), NULL, &e) == 0, "%s", e.msg.text);
+        unsetenv("AWS_CA_BUNDLE");
+        ck_assert_int_eq(tls_call(fakesrv_url(srv), bundle, &e), 0);
+        ck_assert_uint_eq(fakesrv_count(srv), 2);
+        fakesrv_stop(srv);
+        /* a trusted certificate for another name: host verification stays on */
+        srv = fakesrv_start_tls(scripted, &s, wcert, wkey);
+        snprintf(bundle, sizeof bundle, "%s/../tls/wrongname.pem", getenv("CLOUD_FIXTURES"));
+        ck_assert_int_eq(tls_call(fakesrv_url(srv), bundle, &e), -EPROTO);
+        ck_assert_uint_eq(fakesrv_count(srv), 0);
+        fakesrv_stop(srv);
+        free(cert), free(key), free(wcert), free(wkey);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("ec2");
         TCase *tc = tcase_create("parse");
@@ -805,6 +860,7 @@ int main(void) {
         tcase_add_test(tc, test_proxy_for_ec2_never_for_imds);
         tcase_add_test(tc, test_threads_share_limits_and_credentials);
         tcase_add_test(tc, test_client_pages_with_next_token);
+        tcase_add_test(tc, test_tls_is_verified_and_ca_bundle_honoured);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -84,7 +84,7 @@ static void on_done(void *cls, struct MHD_Connection *c, void **state, enum MHD_
         *state = NULL;
 }
 
-struct fakesrv *fakesrv_start(fakesrv_fn fn, void *ud) {
+static struct fakesrv *start(fakesrv_fn fn, void *ud, const char *cert, const char *key) {
         struct fakesrv *s = calloc(1, sizeof *s);
         if (!s || !(s->log = calloc(KEEP, sizeof *s->log)))
                 abort();
@@ -93,17 +93,31 @@ struct fakesrv *fakesrv_start(fakesrv_fn fn, void *ud) {
         pthread_mutex_init(&s->lock, NULL);
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
-                                on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                                MHD_OPTION_NOTIFY_COMPLETED, on_done, s,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | (cert ? MHD_USE_TLS : 0);
+        s->d = cert ? MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                                       MHD_OPTION_NOTIFY_COMPLETED, on_done, s,
+                                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                                       MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END)
+                    : MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                                       MHD_OPTION_NOTIFY_COMPLETED, on_done, s,
+                                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
         if (!s->d) {
                 fprintf(stderr, "fakesrv: MHD_start_daemon failed\n");
                 abort();
         }
         const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-        snprintf(s->url, sizeof s->url, "http://127.0.0.1:%u", info ? info->port : 0);
+        snprintf(s->url, sizeof s->url, "%s://127.0.0.1:%u", cert ? "https" : "http", info ? info->port : 0);
         return s;
+}
+
+struct fakesrv *fakesrv_start(fakesrv_fn fn, void *ud) {
+        return start(fn, ud, NULL, NULL);
+}
+
+struct fakesrv *fakesrv_start_tls(fakesrv_fn fn, void *ud, const char *cert_pem, const char *key_pem) {
+        return start(fn, ud, cert_pem, key_pem);
 }
 
 const char *fakesrv_url(const struct fakesrv *s) {

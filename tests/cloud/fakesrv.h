@@ -35,6 +35,8 @@ struct fakesrv;
 
 /* Start on a free loopback port; aborts the test process on failure. */
 struct fakesrv *fakesrv_start(fakesrv_fn fn, void *ud);
+/* The same over HTTPS with the given PEM certificate and key (fakesrv_url gives https://). */
+struct fakesrv *fakesrv_start_tls(fakesrv_fn fn, void *ud, const char *cert_pem, const char *key_pem);
 const char *fakesrv_url(const struct fakesrv *s);       /* "http://127.0.0.1:PORT" */
 unsigned fakesrv_count(struct fakesrv *s);
 /* A copy of the n-th (0-based) recorded request (the last 64 are kept). */
