@@ -5,7 +5,10 @@
  *      127.0.0.1, with the client's connection reuse and with a fresh TCP
  *      connection per call, side by side on the same server (moto's app
  *      served with HTTP/1.1 keep-alive), then stock moto_server (which
- *      closes every connection) for reference.
+ *      closes every connection) for reference;
+ *   3. the same pair over HTTPS against a local C server (libmicrohttpd,
+ *      RSA-2048 self-signed, trusted through ca_bundle), to show what reuse
+ *      saves when each new connection costs a TLS handshake, as with EC2.
  * Bounded: --calls N per configuration (default 300). Needs moto (SKIPs
  * the HTTP part with the reason otherwise).
  */
@@ -16,6 +19,7 @@
 #include <time.h>
 
 #include "ec2.h"
+#include "fakesrv.h"
 #include "motosrv.h"
 #include "sigv4.h"
 
@@ -53,8 +57,15 @@ static void signing_cost(void) {
                per, n, strlen(body));
 }
 
+static int run_url(const char *url, const char *subnet, const char *ca, bool fresh, int calls, const char *label);
+
 static int run(const struct motosrv *m, bool fresh, int calls, const char *label) {
-        struct ec2_options o = { .region = "us-west-2", .endpoint = m->url, .http = { .fresh_connection = fresh } };
+        return run_url(m->url, m->subnet, NULL, fresh, calls, label);
+}
+
+static int run_url(const char *url, const char *subnet, const char *ca, bool fresh, int calls, const char *label) {
+        struct ec2_options o = { .region = "us-west-2", .endpoint = url,
+                                 .http = { .fresh_connection = fresh, .ca_bundle = ca } };
         ec2_client *c = NULL;
         struct errmsg err = { 0 };
         if (ec2_client_new(&o, &c, &err) < 0) {
@@ -62,7 +73,7 @@ static int run(const struct motosrv *m, bool fresh, int calls, const char *label
                 return -1;
         }
         double *lat = calloc((size_t)calls, sizeof *lat);
-        const char *ids[] = { m->subnet };
+        const char *ids[] = { subnet };
         struct ec2_result *r = NULL;
         for (int i = 0; i < 5; i++)        /* warm-up: first connection, moto's lazy imports */
                 if (ec2_describe_subnets(c, ids, 1, NULL, 0, &r, NULL) == 0)
@@ -80,12 +91,55 @@ static int run(const struct motosrv *m, bool fresh, int calls, const char *label
         }
         double total = now_s() - t0;
         qsort(lat, (size_t)calls, sizeof *lat, cmp_double);
-        printf("%-30s %6.1f calls/s  median %5.2f ms  p99 %5.2f ms  (%d calls, %lu connections, %d failed)\n",
+        printf("%-30s %8.1f calls/s  median %5.2f ms  p99 %5.2f ms  (%d calls, %lu connections, %d failed)\n",
                label, calls / total, lat[calls / 2], lat[(calls * 99) / 100], calls,
                ec2_client_connections(c), failed);
         free(lat);
         ec2_client_free(c);
         return failed ? -1 : 0;
+}
+
+static const char subnets_xml[] =
+        "<DescribeSubnetsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r</requestId>"
+        "<subnetSet><item><subnetId>subnet-1</subnetId><vpcId>vpc-1</vpcId><cidrBlock>10.0.1.0/24</cidrBlock>"
+        "<availableIpAddressCount>250</availableIpAddressCount><availabilityZone>us-west-2a</availabilityZone>"
+        "</item></subnetSet></DescribeSubnetsResponse>";
+
+static void answer(void *ud, const struct fakesrv_req *req, struct fakesrv_reply *rep) {
+        (void)ud, (void)req;
+        rep->body = subnets_xml;
+}
+
+static char *slurp(const char *path) {
+        FILE *f = fopen(path, "r");
+        char *buf = f ? calloc(1, 8192) : NULL;
+        if (buf && fread(buf, 1, 8191, f) == 0) {
+                free(buf);
+                buf = NULL;
+        }
+        if (f)
+                fclose(f);
+        return buf;
+}
+
+static int tls_pair(int calls) {
+        char cert_path[1024], key_path[1024];
+        const char *dir = getenv("CLOUD_HELPERS") ? getenv("CLOUD_HELPERS") : "tests/cloud";
+        snprintf(cert_path, sizeof cert_path, "%s/tls/loopback.pem", dir);
+        snprintf(key_path, sizeof key_path, "%s/tls/loopback.key", dir);
+        char *cert = slurp(cert_path), *key = slurp(key_path);
+        if (!cert || !key) {
+                printf("HTTPS figures skipped: no %s\n", cert_path);
+                free(cert), free(key);
+                return 0;
+        }
+        struct fakesrv *srv = fakesrv_start_tls(answer, NULL, cert, key);
+        printf("DescribeSubnets over HTTPS against a local C server (libmicrohttpd, RSA-2048), 1 client thread:\n");
+        int bad = run_url(fakesrv_url(srv), "subnet-1", cert_path, false, calls, "  connection reuse") < 0;
+        bad |= run_url(fakesrv_url(srv), "subnet-1", cert_path, true, calls, "  fresh connection per call") < 0;
+        fakesrv_stop(srv);
+        free(cert), free(key);
+        return bad ? -1 : 0;
 }
 
 int main(int argc, char **argv) {
@@ -99,6 +153,7 @@ int main(int argc, char **argv) {
         setenv("AWS_ACCESS_KEY_ID", "AKIDBENCH", 1);
         setenv("AWS_SECRET_ACCESS_KEY", "bench-secret", 1);
         signing_cost();
+        int tls_bad = tls_pair(calls) < 0;
         struct motosrv m;
         char why[256];
         int r = motosrv_start(&m, MOTOSRV_KEEPALIVE, why, sizeof why);
@@ -117,5 +172,5 @@ int main(int argc, char **argv) {
                 bad |= run(&m, false, calls, "  client with reuse enabled") < 0;
                 motosrv_stop(&m);
         }
-        return bad;
+        return bad | tls_bad;
 }
