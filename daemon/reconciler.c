@@ -20,7 +20,6 @@
 #include "snat.h"
 
 #define PEAK_SLOTS 10
-#define PEAK_SLOT_MS 60000
 
 struct reconciler {
         struct reconciler_options o;
@@ -64,9 +63,10 @@ static void set_status(reconciler *r, bool ready, const char *reason) {
         pthread_mutex_unlock(&r->lock);
 }
 
-/* Highest assigned count over the last PEAK_SLOTS minutes, this one included. */
+/* Highest assigned count over the last shrink delay (PEAK_SLOTS slots of a tenth of it). */
 static int track_peak(reconciler *r, int assigned) {
-        int64_t slot = mono_ms() / PEAK_SLOT_MS;
+        int64_t slot_ms = r->o.ops.cfg->pool.shrink_delay_s * 100LL;
+        int64_t slot = mono_ms() / (slot_ms > 0 ? slot_ms : 1);
         if (slot != r->peak_slot) {
                 for (int64_t s = r->peak_slot + 1; s <= slot && s - r->peak_slot <= PEAK_SLOTS; s++)
                         r->peak[s % PEAK_SLOTS] = 0;

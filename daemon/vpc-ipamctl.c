@@ -47,11 +47,13 @@ static void table(const cJSON *rows, const struct column *cols, size_t n_cols) {
                         size_t w = strlen(cell(row, cols[c].key, buf));
                         width[c] = w > width[c] ? w : width[c];
                 }
+        /* The last column is not padded: no trailing blanks. */
         for (size_t c = 0; c < n_cols; c++)
-                printf("%-*s%s", (int)width[c], cols[c].title, c + 1 < n_cols ? "  " : "\n");
+                printf("%-*s%s", c + 1 < n_cols ? (int)width[c] : 0, cols[c].title, c + 1 < n_cols ? "  " : "\n");
         cJSON_ArrayForEach(row, rows)
                 for (size_t c = 0; c < n_cols; c++)
-                        printf("%-*s%s", (int)width[c], cell(row, cols[c].key, buf), c + 1 < n_cols ? "  " : "\n");
+                        printf("%-*s%s", c + 1 < n_cols ? (int)width[c] : 0, cell(row, cols[c].key, buf),
+                               c + 1 < n_cols ? "  " : "\n");
 }
 
 static void show_pool(const cJSON *result) {

@@ -15,7 +15,7 @@
  *  3. A cold node may plan several ENIs at once (aws-node: one per cycle,
  *     #420/#1956), and fills every ENI with room in the same pass.
  *  4. Hysteresis, so pod churn does not turn into EC2 calls: nothing is
- *     released within PLAN_SHRINK_DELAY_MS of a grow; addresses in cooldown
+ *     released within VPC_IPAM_SHRINK_DELAY of a grow; addresses in cooldown
  *     are never released; shrinking keeps room for the recent peak of
  *     assigned addresses to come back (peak_assigned); IP-target pools
  *     release only a surplus above a band (half the warm target, at least 1)
@@ -35,8 +35,6 @@
 #define PLAN_MAX_ACTIONS 64
 /* aws-node deletes ENIs only when older than a minute. */
 #define PLAN_MIN_ENI_AGE_MS (60 * 1000)
-/* No release within this long of a grow (aws-node decreases at most every 30 s). */
-#define PLAN_SHRINK_DELAY_MS (60 * 1000)
 
 /* The instance type's networking limits (DescribeInstanceTypes). */
 struct plan_limits {
@@ -66,7 +64,7 @@ struct plan_input {
         int pending_enis;       /* ENIs being created or attached, not in `enis` */
         int pending_eni_ips;    /* the addresses those ENIs were created with */
         int64_t since_grow_ms;  /* time since the last grow action; INT64_MAX if never */
-        int peak_assigned;      /* most addresses assigned at once over the recent window */
+        int peak_assigned;      /* most addresses assigned at once over the last shrink delay */
 };
 
 enum plan_kind {

@@ -24,6 +24,7 @@ enum {
         POOLCONFIG_HAS_MAX_ENI       = 1u << 4,
         POOLCONFIG_HAS_COOLDOWN      = 1u << 5,
         POOLCONFIG_HAS_PREFIX_DELEG  = 1u << 6,
+        POOLCONFIG_HAS_SHRINK_DELAY  = 1u << 7,
 };
 
 struct poolconfig {
@@ -34,6 +35,8 @@ struct poolconfig {
         int max_eni;            /* MAX_ENI, -1 = the instance type's limit */
         int ip_cooldown_s;      /* IP_COOLDOWN_PERIOD in seconds, default 30 */
         bool prefix_delegation; /* ENABLE_PREFIX_DELEGATION */
+        int shrink_delay_s;     /* VPC_IPAM_SHRINK_DELAY: no release this long after a grow, and
+                                   room kept for the peak of pods seen over this long; default 120 */
         unsigned has;           /* POOLCONFIG_HAS_* */
 };
 

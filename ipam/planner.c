@@ -8,7 +8,7 @@
  * then by creating as many ENIs as still needed, each with its addresses in
  * the same call. In WARM_ENI mode every request is a whole ENI's worth, as in
  * aws-node. Shrink runs only when nothing is short or pending and the last
- * grow is older than PLAN_SHRINK_DELAY_MS.
+ * grow is older than the configured shrink delay.
  */
 #include <errno.h>
 #include <limits.h>
@@ -227,7 +227,7 @@ int plan_compute(const struct plan_input *in, struct plan *ret) {
                         plan_grow(in, &p, need);
         } else if (in->waiting_adds == 0 && p.summary.pending == 0 && in->pending_enis == 0) {
                 p.summary.surplus = surplus(in, &p.summary);
-                if (in->since_grow_ms >= PLAN_SHRINK_DELAY_MS) {
+                if (in->since_grow_ms >= (int64_t)in->cfg.shrink_delay_s * 1000) {
                         if (p.summary.ip_targets)
                                 plan_shrink_ips(in, &p);
                         else

@@ -38,6 +38,8 @@ static const struct row rows[] = {
           offsetof(struct poolconfig, max_eni), POOLCONFIG_HAS_MAX_ENI },
         { "IP_COOLDOWN_PERIOD", KIND_INT, 0, 86400, LONG_MIN, "whole seconds from 0 to 86400",
           offsetof(struct poolconfig, ip_cooldown_s), POOLCONFIG_HAS_COOLDOWN },
+        { "VPC_IPAM_SHRINK_DELAY", KIND_INT, 0, 3600, LONG_MIN, "whole seconds from 0 to 3600",
+          offsetof(struct poolconfig, shrink_delay_s), POOLCONFIG_HAS_SHRINK_DELAY },
         { "ENABLE_PREFIX_DELEGATION", KIND_BOOL, 0, 1, LONG_MIN, "true or false",
           offsetof(struct poolconfig, prefix_delegation), POOLCONFIG_HAS_PREFIX_DELEG },
 };
@@ -47,6 +49,7 @@ void poolconfig_defaults(struct poolconfig *ret) {
                 .warm_eni_target = 1,
                 .max_eni = -1,
                 .ip_cooldown_s = 30,
+                .shrink_delay_s = 120,
         };
 }
 

@@ -20,6 +20,7 @@ START_TEST(test_defaults_are_aws_nodes) {
         ck_assert_int_eq(c.warm_prefix_target, 0);
         ck_assert_int_eq(c.max_eni, -1);
         ck_assert_int_eq(c.ip_cooldown_s, 30);
+        ck_assert_int_eq(c.shrink_delay_s, 120);
         ck_assert(!c.prefix_delegation);
         ck_assert_uint_eq(c.has, 0);
         ck_assert(!poolconfig_ip_targets(&c));
@@ -96,6 +97,7 @@ static const struct {
         { "IP_COOLDOWN_PERIOD=30s", -EINVAL, "IP_COOLDOWN_PERIOD=30s: not an integer; accepted: whole seconds" },
         { "IP_COOLDOWN_PERIOD=-1", -ERANGE, "IP_COOLDOWN_PERIOD=-1" },
         { "WARM_PREFIX_TARGET=x", -EINVAL, "WARM_PREFIX_TARGET=x" },
+        { "VPC_IPAM_SHRINK_DELAY=3601", -ERANGE, "VPC_IPAM_SHRINK_DELAY=3601: out of range" },
         { "ENABLE_PREFIX_DELEGATION=yes", -EINVAL, "ENABLE_PREFIX_DELEGATION=yes: not a boolean; accepted: true or false" },
         { "ENABLE_PREFIX_DELEGATION=true", -EINVAL, "needs WARM_PREFIX_TARGET, WARM_IP_TARGET or MINIMUM_IP_TARGET" },
 };

@@ -26,6 +26,14 @@ from harness import wait_for  # noqa: E402,F401
 
 IPAMD = os.environ.get("VPC_IPAMD", "")
 
+# Every daemon a test started, so a failing test cannot leave one running.
+STARTED = []
+
+
+def stop_all():
+    while STARTED:
+        STARTED.pop().stop()
+
 
 class UnixHTTP(http.client.HTTPConnection):
     def __init__(self, path):
@@ -70,6 +78,7 @@ class Daemon:
         self.logf = open(self.log, "a")
         self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, IPAMD], env=env,
                                      stdout=self.logf, stderr=subprocess.STDOUT)
+        STARTED.append(self)
         if wait:
             wait_for(lambda: self.alive_or_raise() and self.try_call({"op": "status"}) is not None,
                      timeout=10, what="vpc-ipamd serving")
@@ -95,14 +104,13 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc:
+        if self.proc and not self.logf.closed:
             self.logf.close()
         return self.proc.returncode if self.proc else None
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
-        self.logf.close()
 
     def try_call(self, req, timeout=5):
         try:

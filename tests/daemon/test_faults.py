@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ipamd import Daemon, harness, secondary_ips, wait_for  # noqa: E402
+from ipamd import Daemon, harness, stop_all, secondary_ips, wait_for  # noqa: E402
 from test_ipamd import in_ec2_matches_store, world  # noqa: E402
 
 TAG_INSTANCE = "node.k8s.amazonaws.com/instance_id"
@@ -52,7 +52,7 @@ def run_world(fn, env, **kw):
     try:
         fn(w, d)
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
@@ -151,7 +151,7 @@ def test_sigkill_during_create():
     try:
         d = kill_during(w, d, env, "create_eni", {"api": {"CreateNetworkInterface": 1.5}}, 12, 2)
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
@@ -162,7 +162,7 @@ def test_sigkill_during_attach():
     try:
         d = kill_during(w, d, env, "attach_eni", {"api": {"AttachNetworkInterface": 1.5}}, 12, 2)
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
@@ -174,7 +174,7 @@ def test_sigkill_during_assign():
         d = kill_during(w, d, env, "assign_ips", {"api": {"AssignPrivateIpAddresses": 1.5}}, None, 1)
         assert d.pool()["total"] >= 5
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
@@ -189,7 +189,7 @@ def test_sigkill_during_unassign():
         d = kill_during(w, Daemon(w, env=env), env, "unassign_ips",
                         {"api": {"UnassignPrivateIpAddresses": 1.5}}, None, 1)
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
@@ -211,7 +211,7 @@ def test_sigkill_during_detach():
         # Whichever way it went, nothing leaked and the pool still serves.
         assert d.add("after")["ok"]
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 

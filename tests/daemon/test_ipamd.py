@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ipamd import IPAMD, Daemon, harness, secondary_ips, wait_for  # noqa: E402
+from ipamd import IPAMD, Daemon, harness, stop_all, secondary_ips, wait_for  # noqa: E402
 
 
 def world(**kw):
@@ -63,7 +63,7 @@ def test_cold_start_default_warm_eni():
         assert in_ec2_matches_store(w, d)
         print(f"# serving after {serving * 1000:.0f} ms (including ip netns exec)")
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
@@ -87,7 +87,7 @@ def test_cold_start_ip_targets_two_enis_set_up():
         rules = w.ip(w.node_ns(0), "rule", "show").stdout
         assert f"from {second['primary_ip']} lookup 2" in rules, rules
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
@@ -119,7 +119,7 @@ def test_add_on_empty_pool_waits_and_is_served():
         print(f"# 6 concurrent ADDs on a 1-address pool all served in {took * 1000:.0f} ms; {waited[0]}")
         assert in_ec2_matches_store(w, d)
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
@@ -136,28 +136,28 @@ def test_eni_limit_is_named():
         assert d.delete("p0")["ok"]
         assert d.add("p-too-many")["ok"]  # a freed address serves the next pod
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
 def test_sigkill_and_restart_keep_every_lease():
     w = world()
     d = Daemon(w)
+    d2 = Daemon(w)
     try:
         d.start()
         wait_for(lambda: d.pool()["total"] == 9, timeout=10, what="warm pool")
         leases = {f"k{i}": d.add(f"k{i}")["ip"] for i in range(4)}
         d.kill()
-        d2 = Daemon(w).start()
+        d2.start()
         again = {c: d2.add(c)["ip"] for c in leases}  # ADD is idempotent: the same address
         assert again == leases, (again, leases)
         pods = {p["container_id"]: p["ip"] for p in d2.call({"op": "pods"})["pods"]}
         assert pods == leases
         wait_for(lambda: in_ec2_matches_store(w, d2), timeout=10, what="store and EC2 agree")
         assert d2.call({"op": "intents"})["intents"] == []
-        d = d2
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
@@ -183,7 +183,7 @@ def test_churn_keeps_target_with_few_ec2_calls():
         print(f"# 118 pod operations cost {calls} EC2 mutations")
         assert calls <= 6, json.dumps(after)[:2000]
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
@@ -206,7 +206,7 @@ def test_no_provisioning_uses_what_imds_shows():
         assert "DescribeNetworkInterfaces" not in after, "the ENI view must come from IMDS"
         assert d.pool()["total"] == 3  # it does not grow
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
@@ -232,23 +232,23 @@ def test_introspection_and_metrics():
             assert line in body, (line, body[:1500])
         assert 'awscni_ec2api_req_count{category="ip-eni"}' in body or "awscni_ec2api_req_count{" in body
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
 def test_sigterm_stops_cleanly():
     w = world()
     d = Daemon(w)
+    d2 = Daemon(w)
     try:
         d.start()
         wait_for(lambda: d.pool()["total"] == 9, timeout=10, what="warm pool")
         assert d.stop() == 0, d.tail()
         assert not os.path.exists(d.sock), "the socket is removed on a clean stop"
-        d2 = Daemon(w).start()  # a restart resumes from the store at once
+        d2.start()  # a restart resumes from the store at once
         assert d2.pool()["total"] == 9
-        d = d2
     finally:
-        d.stop()
+        stop_all()
         w.down()
 
 
