@@ -242,8 +242,9 @@ int awshttp_url_host(const char *url, char *ret, size_t size) {
                 goto cleanup;
         if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)
                 goto cleanup;
-        /* CURLUPART_PORT without CURLU_DEFAULT_PORT: only an explicit port comes back. */
-        curl_url_get(u, CURLUPART_PORT, &port, 0);
+        /* Only an explicit, non-default port: curl's Host header leaves out :80/:443, and
+         * the signed host must be byte for byte the one sent. */
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_NO_DEFAULT_PORT);
         int n = snprintf(ret, size, "%s%s%s", host, port ? ":" : "", port ? port : "");
         r = n < 0 || (size_t)n >= size ? -E2BIG : 0;
 cleanup:

@@ -605,6 +605,23 @@ START_TEST(test_endpoint_and_region_choice) {
 }
 END_TEST
 
+START_TEST(test_url_host_is_the_host_header) {
+        char h[128];
+        ck_assert_int_eq(awshttp_url_host("https://ec2.us-west-2.amazonaws.com/", h, sizeof h), 0);
+        ck_assert_str_eq(h, "ec2.us-west-2.amazonaws.com");
+        ck_assert_int_eq(awshttp_url_host("https://ec2.us-west-2.amazonaws.com:443/", h, sizeof h), 0);
+        ck_assert_str_eq(h, "ec2.us-west-2.amazonaws.com");
+        ck_assert_int_eq(awshttp_url_host("http://127.0.0.1:80", h, sizeof h), 0);
+        ck_assert_str_eq(h, "127.0.0.1");
+        ck_assert_int_eq(awshttp_url_host("http://127.0.0.1:5000/", h, sizeof h), 0);
+        ck_assert_str_eq(h, "127.0.0.1:5000");
+        ck_assert_int_eq(awshttp_url_host("http://[::1]:8080/", h, sizeof h), 0);
+        ck_assert_str_eq(h, "[::1]:8080");
+        ck_assert_int_eq(awshttp_url_host("ftp://x/", h, sizeof h), -EINVAL);
+        ck_assert_int_eq(awshttp_url_host("http://127.0.0.1:5000/", h, 4), -E2BIG);
+}
+END_TEST
+
 START_TEST(test_argument_checks) {
         struct fakesrv *srv = fakesrv_start(scripted, &(struct script){ .ok_body = "<x/>" });
         struct fakeclock fc;
@@ -856,6 +873,7 @@ int main(void) {
         tcase_add_test(tc, test_client_total_timeout);
         tcase_add_test(tc, test_endpoint_and_region_choice);
         tcase_add_test(tc, test_argument_checks);
+        tcase_add_test(tc, test_url_host_is_the_host_header);
         tcase_add_test(tc, test_client_side_rate_limit_paces_calls);
         tcase_add_test(tc, test_proxy_for_ec2_never_for_imds);
         tcase_add_test(tc, test_threads_share_limits_and_credentials);
