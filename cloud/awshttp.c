@@ -23,6 +23,7 @@ struct awshttp {
         struct awshttp_options o;
         char *ca_bundle;
         struct buf body;
+        time_t date;
         bool too_big;
         unsigned long connections;
 };
@@ -36,6 +37,20 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud) {
         }
         buf_append(&h->body, data, n);
         return h->body.oom ? 0 : n;
+}
+
+/* Keep only the Date header: the EC2 client corrects its signing clock from it. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
+        struct awshttp *h = ud;
+        size_t n = size * nmemb;
+        if (n > 5 && n < 128 && strncasecmp(data, "Date:", 5) == 0) {
+                char v[128];
+                memcpy(v, data + 5, n - 5);
+                v[n - 5] = '\0';
+                time_t t = curl_getdate(v, NULL);
+                h->date = t > 0 ? t : 0;
+        }
+        return n;
 }
 
 static int setup_handle(struct awshttp *h) {
@@ -52,6 +67,8 @@ static int setup_handle(struct awshttp *h) {
         rc |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->o.total_timeout_ms);
         rc |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
         rc |= curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+        rc |= curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        rc |= curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
         rc |= curl_easy_setopt(c, CURLOPT_USERAGENT, "vpc-ipam/0.1");
         if (h->o.direct)
                 rc |= curl_easy_setopt(c, CURLOPT_PROXY, "");  /* link-local/loopback: never via a proxy */
@@ -181,6 +198,7 @@ static void fill_response(struct awshttp *h, struct awshttp_response *resp) {
         if (ct)
                 snprintf(resp->content_type, sizeof resp->content_type, "%s", ct);
         resp->len = h->body.len;
+        resp->date = h->date;
         resp->body = buf_steal(&h->body);
 }
 
@@ -196,6 +214,7 @@ int awshttp_request(awshttp *h, const char *method, const char *url,
                 return errmsg_set(err, -ENOMEM, "HTTP request: out of memory");
         buf_free(&h->body);
         h->too_big = false;
+        h->date = 0;
         int r = set_request(h, method, url, hdrs, body, body_len);
         CURLcode rc = r == 0 ? curl_easy_perform(h->curl) : CURLE_URL_MALFORMAT;
         curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);

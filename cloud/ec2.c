@@ -35,6 +35,7 @@ struct ec2_client {
         bool own_imds;
         const struct cloud_clock *clock;
         uint64_t rng;
+        int64_t skew_s;                 /* EC2's clock minus ours, learnt from a Date header */
 };
 
 static const char *env(const char *name) {
@@ -180,7 +181,7 @@ static int send_signed(ec2_client *c, const struct buf *form, const struct creds
         struct sigv4_request sr = {
                 .method = "POST", .host = c->host, .path = "/", .content_type = ctype,
                 .payload = form->p, .payload_len = form->len, .region = c->region, .service = "ec2",
-                .when = cloud_clock_wall(c->clock),
+                .when = cloud_clock_wall(c->clock) + (time_t)c->skew_s,
         };
         struct sigv4_signature sig;
         int r = sigv4_sign(&sr, &key, &sig);
@@ -196,9 +197,35 @@ static int send_signed(ec2_client *c, const struct buf *form, const struct creds
                                form->p, form->len, resp, err);
 }
 
+/* The codes EC2/STS use for a request signed at the wrong time. */
+static bool skew_code(const char *code) {
+        static const char *const codes[] = { "RequestExpired", "RequestTimeTooSkewed", "RequestInTheFuture",
+                                             "InvalidSignatureException", "SignatureDoesNotMatch", "AuthFailure" };
+        for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
+                if (strcmp(code, codes[i]) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * A node whose clock is off by more than EC2's 5 minutes gets every request
+ * refused. As the SDKs do, learn the offset from the response's Date header
+ * and retry at once; only a large measured skew counts, so a real auth
+ * failure on a synchronized node is still final.
+ */
+static bool correct_skew(ec2_client *c, const struct awshttp_response *resp, const struct ec2_error *err) {
+        if (!resp->date || !skew_code(err->code))
+                return false;
+        int64_t skew = (int64_t)resp->date - (int64_t)cloud_clock_wall(c->clock);
+        if (skew - c->skew_s < 240 && skew - c->skew_s > -240)
+                return false;
+        c->skew_s = skew;
+        return true;
+}
+
 /* One attempt: 0, or a negative errno with err filled and err->retryable set. */
 static int attempt(ec2_client *c, enum ec2_action a, const struct buf *form, struct creds_value *cv,
-                   struct ec2_result **ret, struct ec2_error *err) {
+                   struct ec2_result **ret, struct ec2_error *err, bool *ret_skewed) {
         struct awshttp_response resp;
         int r = send_signed(c, form, cv, &resp, &err->msg);
         if (r < 0) {
@@ -209,6 +236,10 @@ static int attempt(ec2_client *c, enum ec2_action a, const struct buf *form, str
                 return r;
         }
         r = ec2_parse_response(a, resp.status, resp.content_type, resp.body, resp.len, ret, err);
+        if (r < 0 && correct_skew(c, &resp, err)) {
+                err->retryable = true;
+                *ret_skewed = true;
+        }
         awshttp_response_done(&resp);
         return r;
 }
@@ -223,9 +254,11 @@ static int ec2_call(ec2_client *c, enum ec2_action a, enum ratelimit_category ca
         struct creds_value *cv = malloc(sizeof *cv);
         if (!cv)
                 return errmsg_set(&err->msg, -ENOMEM, "%s: out of memory", ec2_action_name(a));
+        bool skewed = false;
         for (unsigned n = 0; n < c->max_attempts; n++) {
-                if (n > 0)
+                if (n > 0 && !skewed)           /* a corrected clock is retried at once */
                         cloud_clock_sleep(c->clock, backoff_ns(c, n - 1));
+                skewed = false;
                 if (c->limits && (r = ratelimit_take(c->limits, cat)) < 0) {
                         errmsg_set(&err->msg, r, "%s: client-side rate limit (%s) would wait too long",
                                    ec2_action_name(a), ratelimit_category_name(cat));
@@ -237,7 +270,7 @@ static int ec2_call(ec2_client *c, enum ec2_action a, enum ratelimit_category ca
                 }
                 err->attempts = n + 1;
                 uint64_t t0 = cloud_clock_mono(c->clock);
-                r = attempt(c, a, form, cv, ret, err);
+                r = attempt(c, a, form, cv, ret, err, &skewed);
                 ratelimit_record(c->limits, cat, cloud_clock_mono(c->clock) - t0, r < 0,
                                  r < 0 && ec2_code_is_throttling(err->code));
                 if (r == 0 || !err->retryable)

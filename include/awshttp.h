@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "errmsg.h"
 
@@ -35,6 +36,7 @@ struct awshttp_response {
         char content_type[128];         /* "" if none */
         char *body;                     /* NUL-terminated; free with awshttp_response_done() */
         size_t len;
+        time_t date;                    /* the Date header, 0 if absent or unparsable */
 };
 
 int awshttp_new(const struct awshttp_options *opts, awshttp **ret, struct errmsg *err);

@@ -792,6 +792,66 @@ START_TEST(test_proxy_for_ec2_never_for_imds) {
 }
 END_TEST
 
+/* A server whose clock is an hour ahead of the client's fake clock (1700000000). */
+#define SERVER_NOW ((time_t)1700003600)
+
+static void skewed_server(void *ud, const struct fakesrv_req *req, struct fakesrv_reply *rep) {
+        (void)ud;
+        static __thread char date[64];
+        struct tm tm;
+        time_t now = SERVER_NOW;
+        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
+        rep->date = date;
+        memset(&tm, 0, sizeof tm);
+        if (!strptime(req->amz_date, "%Y%m%dT%H%M%SZ", &tm) || labs((long)(timegm(&tm) - now)) > 300) {
+                rep->status = 400;
+                rep->body = "<Response><Errors><Error><Code>RequestExpired</Code><Message>Request has expired."
+                            "</Message></Error></Errors><RequestID>x</RequestID></Response>";
+                return;
+        }
+        rep->body = "<DeleteNetworkInterfaceResponse/>";
+}
+
+START_TEST(test_clock_skew_is_corrected_from_date) {
+        struct fakesrv *srv = fakesrv_start(skewed_server, NULL);
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1700000000 - 1);
+        ec2_client *c = client_for(srv, &fc, NULL);
+        struct ec2_error e;
+        ck_assert_msg(ec2_delete_eni(c, "eni-1", &e) == 0, "%s", e.msg.text);
+        ck_assert_uint_eq(e.attempts, 2);
+        ck_assert_uint_eq(fc.sleeps, 0);                /* corrected and retried at once */
+        ck_assert_int_eq(ec2_delete_eni(c, "eni-1", &e), 0);
+        ck_assert_uint_eq(e.attempts, 1);               /* the offset is remembered */
+        ck_assert_uint_eq(fakesrv_count(srv), 3);
+        ec2_client_free(c);
+        fakesrv_stop(srv);
+}
+END_TEST
+
+static void expired_no_date_skew(void *ud, const struct fakesrv_req *req, struct fakesrv_reply *rep) {
+        (void)ud, (void)req;
+        rep->status = 401;
+        rep->body = "<Response><Errors><Error><Code>AuthFailure</Code><Message>AWS was not able to validate the "
+                    "provided access credentials</Message></Error></Errors><RequestID>x</RequestID></Response>";
+}
+
+START_TEST(test_auth_failure_without_skew_is_final) {
+        struct fakesrv *srv = fakesrv_start(expired_no_date_skew, NULL);
+        ec2_client *c = NULL;
+        setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
+        setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+        ck_assert_int_eq(ec2_client_new(&(struct ec2_options){ .region = "us-east-1", .endpoint = fakesrv_url(srv) },
+                                        &c, NULL), 0);
+        struct ec2_error e;
+        ck_assert_int_eq(ec2_delete_eni(c, "eni-1", &e), -EACCES);       /* real clock: MHD's Date agrees */
+        ck_assert_uint_eq(e.attempts, 1);
+        ck_assert(!e.retryable);
+        ec2_client_free(c);
+        fakesrv_stop(srv);
+}
+END_TEST
+
 static char *read_tls(const char *name) {
         char path[1024];
         const char *dir = getenv("CLOUD_FIXTURES");
@@ -879,6 +939,8 @@ int main(void) {
         tcase_add_test(tc, test_threads_share_limits_and_credentials);
         tcase_add_test(tc, test_client_pages_with_next_token);
         tcase_add_test(tc, test_tls_is_verified_and_ca_bundle_honoured);
+        tcase_add_test(tc, test_clock_skew_is_corrected_from_date);
+        tcase_add_test(tc, test_auth_failure_without_skew_is_final);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -73,6 +73,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         struct MHD_Response *resp = MHD_create_response_from_buffer(rep.len ? rep.len : strlen(body),
                                                                     (void *)body, MHD_RESPMEM_MUST_COPY);
         MHD_add_response_header(resp, "Content-Type", rep.content_type ? rep.content_type : "text/xml;charset=UTF-8");
+        if (rep.date)
+                MHD_add_response_header(resp, "Date", rep.date);
         enum MHD_Result ret = MHD_queue_response(c, rep.status ? (unsigned)rep.status : 200, resp);
         MHD_destroy_response(resp);
         return ret;

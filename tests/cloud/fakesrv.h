@@ -27,6 +27,7 @@ struct fakesrv_reply {
         const char *body;               /* copied */
         size_t len;                     /* 0: strlen(body) */
         unsigned delay_ms;
+        const char *date;               /* a Date header to send instead of libmicrohttpd's own */
 };
 
 typedef void (*fakesrv_fn)(void *ud, const struct fakesrv_req *req, struct fakesrv_reply *reply);
