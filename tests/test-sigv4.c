@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../cloud/buf.h"
 #include "sigv4.h"
 #include "testlib.h"
 
@@ -161,7 +162,23 @@ static void random_case(void) {
         tok[0] = '\0';
         if (rnd() % 2)
                 snprintf(tok, sizeof tok, "IQoJb3JpZ2luX2VjE%llx/+=", (unsigned long long)rnd());
+        /* A POST body is either a form the way cloud/ec2.c builds one (unique keys, so
+         * botocore can be handed the same parameters as a dict) or arbitrary bytes. */
+        bool form = post && rnd() % 2;
         rnd_str(body, sizeof body);
+        if (form) {
+                struct buf b = { 0 };
+                for (size_t i = 0; i < n; i++) {
+                        snprintf(keys[i] + strlen(keys[i]), 8, ".%zu", i);
+                        if (i)
+                                buf_append(&b, "&", 1);
+                        buf_form_encode(&b, keys[i], strlen(keys[i]));
+                        buf_append(&b, "=", 1);
+                        buf_form_encode(&b, vals[i], strlen(vals[i]));
+                }
+                snprintf(body, sizeof body, "%s", b.p ? b.p : "");
+                buf_free(&b);
+        }
         struct sigv4_key key = { ak, sk, tok };
         struct sigv4_request req = {
                 .method = post ? "POST" : "GET", .host = hosts[rnd() % 4], .path = "/",
@@ -185,6 +202,13 @@ static void random_case(void) {
         print_hex("body", post ? body : "");
         printf("\"query\":[");
         for (size_t i = 0; i < req.n_query; i++) {
+                printf("%s{", i ? "," : "");
+                print_hex("k", keys[i]);
+                print_hex("v", vals[i]);
+                printf("\"_\":0}");
+        }
+        printf("],\"form\":[");
+        for (size_t i = 0; form && i < n; i++) {
                 printf("%s{", i ? "," : "");
                 print_hex("k", keys[i]);
                 print_hex("v", vals[i]);

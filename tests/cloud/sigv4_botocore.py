@@ -3,8 +3,12 @@
 
 Runs `test-sigv4 --random N SEED` (the C signer over random requests: random
 query parameters, keys, secrets with characters that need encoding, session
-tokens, dates, regions, services, hosts with ports), signs each request again
-with botocore at the same instant and compares the Authorization headers.
+tokens, dates, regions, services, hosts with ports, and POST bodies that are
+either raw bytes or forms encoded the way cloud/ec2.c encodes them), signs
+each request again with botocore at the same instant and compares the
+Authorization headers. Form bodies must also equal what botocore itself
+sends for the same parameters (urlencode), and botocore signs them from the
+parameters, as on its EC2 Query path.
 Prints TAP: one case per seed batch. Skips (with the reason) if botocore is
 not importable in this Python.
 """
@@ -13,6 +17,7 @@ import json
 import subprocess
 import sys
 from unittest import mock
+from urllib.parse import urlencode
 
 BATCHES = [(1, 400), (2, 400), (3, 400), (20261126, 400), (4242, 400)]
 
@@ -46,9 +51,14 @@ def main():
             if h("content_type"):
                 headers["Content-Type"] = h("content_type")
             params = [(h2(q, "k"), h2(q, "v")) for q in c["query"]]
-            req = AWSRequest(method=c["method"], url=url, headers=headers,
-                             data=bytes.fromhex(c["body"]) if c["method"] == "POST" else None,
-                             params=params)
+            form = {h2(q, "k"): h2(q, "v") for q in c["form"]}
+            data = bytes.fromhex(c["body"]) if c["method"] == "POST" else None
+            if form:
+                # the EC2 Query path: botocore is given the parameters and encodes them itself
+                if urlencode(list(form.items())).encode() != data:
+                    bad.append(f"form body differs from urlencode: {line}")
+                data = form
+            req = AWSRequest(method=c["method"], url=url, headers=headers, data=data, params=params)
             creds = Credentials(h("ak"), h("sk"), h("token") or None)
             when = datetime.datetime.fromtimestamp(c["when"], datetime.timezone.utc).replace(tzinfo=None)
             with mock.patch.object(botocore.auth, "get_current_datetime", return_value=when):
