@@ -64,7 +64,11 @@ class Egress:
         base = {"MINIMUM_IP_TARGET": "12", "WARM_IP_TARGET": "2", "VPC_IPAM_VPC_CIDR_REFRESH": "1"}
         base.update(env or {})
         self.d = Daemon(self.W, env=base)
-        self.W.sh(self.ns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        try:    # forwarding in the node, as the plugin's ADD turns it on
+            self.W.sh(self.ns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        except BaseException:
+            self.W.down()
+            raise
 
     def down(self):
         for p in self.procs:
