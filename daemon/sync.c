@@ -415,13 +415,17 @@ static bool has_link(char (*links)[HOSTNET_IFNAMSIZ], size_t n, const char *name
         return false;
 }
 
-/* Is the pod still there? Its host veth when recorded, else its netns path. Unknown counts as present. */
+/*
+ * Is the pod still there? Its network namespace path when recorded (a gone
+ * namespace takes the veth with it), else its host veth when recorded.
+ * Unknown counts as present: an address is never taken from a pod on a guess.
+ */
 static bool pod_present(const struct store_lease *l, char (*links)[HOSTNET_IFNAMSIZ], size_t n_links, bool have_links) {
         struct stat st;
-        if (l->host_veth[0] && have_links)
-                return has_link(links, n_links, l->host_veth);
         if (l->netns[0])
                 return stat(l->netns, &st) == 0;
+        if (l->host_veth[0] && have_links)
+                return has_link(links, n_links, l->host_veth);
         return true;
 }
 
