@@ -29,6 +29,7 @@
 
 #include "eniops.h"
 #include "log.h"
+#include "vtime.h"
 #include "sync.h"
 
 #define POLL_MS 25
@@ -38,12 +39,6 @@
 static void sleep_ms(int ms) {
         struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
         nanosleep(&ts, NULL);
-}
-
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*
@@ -394,12 +389,12 @@ static bool link_present(struct eniops *o, const struct new_eni *ne) {
 
 /* Poll every ENI of the batch until its link is there and IMDS lists it, then open it. */
 static int wait_and_open(struct eniops *o, struct new_eni *batch, size_t n) {
-        int64_t start = mono_ms();
+        int64_t start = vtime_mono_ms();
         int link_wait = o->link_wait_ms > 0 ? o->link_wait_ms : 60000;
         int imds_wait = o->imds_wait_ms > 0 ? o->imds_wait_ms : 10000;
         int opened = 0;
         for (size_t left = n; left > 0;) {
-                int64_t waited = mono_ms() - start;
+                int64_t waited = vtime_mono_ms() - start;
                 for (size_t i = 0; i < n; i++) {
                         struct new_eni *ne = &batch[i];
                         if (ne->done)
@@ -426,7 +421,7 @@ static int wait_and_open(struct eniops *o, struct new_eni *batch, size_t n) {
                         metrics_inc(o->metrics, METRICS_ENIS_CREATED);
                         metrics_add(o->metrics, METRICS_IPS_ASSIGNED, ne->n_ips);
                         log_info("ENI ready for pods", LF_STR("eni", ne->id), LF_INT("device_index", ne->device_index),
-                                 LF_INT("addresses", ne->n_ips), LF_INT("wait_ms", mono_ms() - start));
+                                 LF_INT("addresses", ne->n_ips), LF_INT("wait_ms", vtime_mono_ms() - start));
                         if (o->pool_changed)
                                 o->pool_changed(o->userdata);
                 }
@@ -523,7 +518,7 @@ static int describe_one(struct eniops *o, const char *eni_id, struct ec2_result 
 
 /* Detach (when attached) and wait until EC2 reports it available. */
 static int detach_and_wait(struct eniops *o, const char *eni_id) {
-        int64_t start = mono_ms();
+        int64_t start = vtime_mono_ms();
         bool asked = false;
         for (;;) {
                 struct ec2_result *res = NULL;
@@ -545,7 +540,7 @@ static int detach_and_wait(struct eniops *o, const char *eni_id) {
                         }
                         asked = true;
                 }
-                if (mono_ms() - start > DETACH_WAIT_MS)
+                if (vtime_mono_ms() - start > DETACH_WAIT_MS)
                         return -ETIMEDOUT;
                 sleep_ms(200);
         }

@@ -25,18 +25,14 @@
 
 #include "introspect.h"
 #include "log.h"
+#include "poolview.h"
+#include "vtime.h"
 
 struct introspect {
         struct introspect_options o;
         pthread_mutex_t lock;
         struct MHD_Daemon *json_d, *metrics_d;
 };
-
-static int64_t wall_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- a growable text buffer for the Prometheus body ------------------------------- */
 
@@ -114,7 +110,7 @@ int introspect_render_metrics(introspect *h, char **ret) {
         struct store_intent *its = NULL;
         size_t n_open = 0;
         pthread_mutex_lock(&h->lock);
-        int r = store_stats(h->o.store, wall_ms(), &st);
+        int r = store_stats(h->o.store, vtime_wall_ms(), &st);
         if (r >= 0 && store_intents_open(h->o.store, &its, &n_open) == 0)
                 free(its);
         pthread_mutex_unlock(&h->lock);
@@ -168,71 +164,18 @@ int introspect_render_metrics(introspect *h, char **ret) {
 
 /* --- JSON ----------------------------------------------------------------------- */
 
-static cJSON *json_enis(introspect *h) {
-        struct store_eni *enis = NULL;
-        size_t n = 0;
-        if (store_enis(h->o.store, &enis, &n) < 0)
-                return NULL;
-        cJSON *o = cJSON_CreateObject();
-        for (size_t i = 0; i < n; i++) {
-                cJSON *e = cJSON_AddObjectToObject(o, enis[i].id);
-                cJSON_AddNumberToObject(e, "DeviceNumber", enis[i].device_index);
-                cJSON_AddNumberToObject(e, "NetworkCard", enis[i].network_card);
-                cJSON_AddBoolToObject(e, "IsPrimary", enis[i].is_primary);
-                cJSON_AddStringToObject(e, "MAC", enis[i].mac);
-                cJSON_AddStringToObject(e, "SubnetID", enis[i].subnet_id);
-                cJSON_AddStringToObject(e, "SubnetCIDR", enis[i].subnet_cidr);
-                cJSON_AddStringToObject(e, "PrimaryIP", enis[i].primary_ip);
-                cJSON_AddNumberToObject(e, "RouteTableID", enis[i].route_table);
-                cJSON_AddStringToObject(e, "State", store_eni_state_name(enis[i].state));
-                char (*blocks)[STORE_CIDR_MAX] = NULL;
-                size_t nb = 0;
-                cJSON *arr = cJSON_AddArrayToObject(e, "Blocks");
-                if (store_blocks(h->o.store, enis[i].id, &blocks, &nb) == 0)
-                        for (size_t b = 0; b < nb; b++)
-                                cJSON_AddItemToArray(arr, cJSON_CreateString(blocks[b]));
-                free(blocks);
-        }
-        free(enis);
-        return o;
-}
-
-static cJSON *json_pods(introspect *h) {
-        struct store_lease *ls = NULL;
-        size_t n = 0;
-        if (store_leases(h->o.store, &ls, &n) < 0)
-                return NULL;
-        cJSON *arr = cJSON_CreateArray();
-        for (size_t i = 0; i < n; i++) {
-                cJSON *p = cJSON_CreateObject();
-                cJSON_AddStringToObject(p, "IP", ls[i].ip);
-                cJSON_AddStringToObject(p, "ENI", ls[i].eni_id);
-                cJSON_AddStringToObject(p, "PodNamespace", ls[i].pod_namespace);
-                cJSON_AddStringToObject(p, "PodName", ls[i].pod_name);
-                cJSON_AddStringToObject(p, "ContainerID", ls[i].container_id);
-                cJSON_AddStringToObject(p, "IfName", ls[i].ifname);
-                cJSON_AddNumberToObject(p, "AssignedMs", (double)ls[i].assigned_ms);
-                cJSON_AddItemToArray(arr, p);
-        }
-        free(ls);
-        return arr;
-}
-
+/* /v1/pool: poolview's counts plus the instance's limits. */
 static cJSON *json_pool(introspect *h) {
-        struct store_stats st;
-        if (store_stats(h->o.store, wall_ms(), &st) < 0)
+        cJSON *o = poolview_pool(h->o.store, vtime_wall_ms(), 0, true, "");
+        if (!o)
                 return NULL;
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "ENIs", st.enis);
-        cJSON_AddNumberToObject(o, "TotalIPs", st.total);
-        cJSON_AddNumberToObject(o, "AssignedIPs", st.assigned);
-        cJSON_AddNumberToObject(o, "AvailableIPs", st.available);
-        cJSON_AddNumberToObject(o, "CooldownIPs", st.cooldown);
-        cJSON_AddNumberToObject(o, "ReleasingIPs", st.releasing);
-        cJSON_AddStringToObject(o, "InstanceType", h->o.node->instance_type);
-        cJSON_AddNumberToObject(o, "MaxENIs", plan_max_enis(&h->o.node->limits, &h->o.cfg->pool));
-        cJSON_AddNumberToObject(o, "IPv4PerENI", h->o.node->limits.ipv4_per_eni);
-        cJSON_AddNumberToObject(o, "MaxPods", plan_max_pods(&h->o.node->limits));
+        cJSON_DeleteItemFromObject(o, "waiting_adds");
+        cJSON_DeleteItemFromObject(o, "ready");
+        cJSON_DeleteItemFromObject(o, "reason");
+        cJSON_AddStringToObject(o, "instance_type", h->o.node->instance_type);
+        cJSON_AddNumberToObject(o, "max_enis", plan_max_enis(&h->o.node->limits, &h->o.cfg->pool));
+        cJSON_AddNumberToObject(o, "ipv4_per_eni", h->o.node->limits.ipv4_per_eni);
+        cJSON_AddNumberToObject(o, "max_pods", plan_max_pods(&h->o.node->limits));
         return o;
 }
 
@@ -256,9 +199,9 @@ int introspect_render_json(introspect *h, const char *path, char **ret) {
         cJSON *body = NULL;
         pthread_mutex_lock(&h->lock);
         if (strcmp(path, "/v1/enis") == 0)
-                body = json_enis(h);
+                body = poolview_enis(h->o.store, vtime_wall_ms());
         else if (strcmp(path, "/v1/pods") == 0)
-                body = json_pods(h);
+                body = poolview_pods(h->o.store);
         else if (strcmp(path, "/v1/pool") == 0)
                 body = json_pool(h);
         else if (strcmp(path, "/v1/ipamd-env-settings") == 0)

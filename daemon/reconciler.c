@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "vtime.h"
 #include "reconciler.h"
 #include "snat.h"
 
@@ -35,12 +36,6 @@ struct reconciler {
         int peak[PEAK_SLOTS];
         int64_t peak_slot;
 };
-
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void reconciler_wake(reconciler *r, int waiting_adds) {
         pthread_mutex_lock(&r->lock);
@@ -66,7 +61,7 @@ static void set_status(reconciler *r, bool ready, const char *reason) {
 /* Highest assigned count over the last shrink delay (PEAK_SLOTS slots of a tenth of it). */
 static int track_peak(reconciler *r, int assigned) {
         int64_t slot_ms = r->o.ops.cfg->pool.shrink_delay_s * 100LL;
-        int64_t slot = mono_ms() / (slot_ms > 0 ? slot_ms : 1);
+        int64_t slot = vtime_mono_ms() / (slot_ms > 0 ? slot_ms : 1);
         if (slot != r->peak_slot) {
                 for (int64_t s = r->peak_slot + 1; s <= slot && s - r->peak_slot <= PEAK_SLOTS; s++)
                         r->peak[s % PEAK_SLOTS] = 0;
@@ -96,7 +91,7 @@ static void run_grow(reconciler *r, const struct plan *p) {
         if (n_creates)
                 grew |= eniops_create(o, creates, n_creates) > 0;
         if (grew)
-                r->last_grow = mono_ms();
+                r->last_grow = vtime_mono_ms();
 }
 
 static void run_shrink(reconciler *r, const struct plan *p) {
@@ -136,7 +131,7 @@ static void plan_pass(reconciler *r, int waiting) {
                 return;
         struct plan_input in = { .cfg = o->cfg->pool, .limits = o->node->limits, .enis = enis, .n_enis = n,
                                  .waiting_adds = waiting,
-                                 .since_grow_ms = r->last_grow ? mono_ms() - r->last_grow : INT64_MAX };
+                                 .since_grow_ms = r->last_grow ? vtime_mono_ms() - r->last_grow : INT64_MAX };
         int assigned = 0;
         for (size_t i = 0; i < n; i++)
                 assigned += enis[i].assigned;
@@ -164,7 +159,7 @@ static void plan_pass(reconciler *r, int waiting) {
 }
 
 static bool due(int64_t *last, int every_ms) {
-        int64_t now = mono_ms();
+        int64_t now = vtime_mono_ms();
         if (*last && now - *last < every_ms)
                 return false;
         *last = now;
@@ -233,12 +228,12 @@ static void initial_sync(reconciler *r) {
         for (int attempt = 0; !r->stop; attempt++) {
                 struct sync_report rep = { 0 };
                 struct errmsg err;
-                int64_t t0 = mono_ms();
+                int64_t t0 = vtime_mono_ms();
                 int rc = o->cfg->no_provisioning ? sync_with_imds(o, &rep, &err) : sync_with_ec2(o, &rep, &err);
                 if (rc >= 0 && !o->cfg->no_provisioning)
                         rc = sync_intents(o, &rep, &err);
                 if (rc >= 0) {
-                        log_info("reconciled with EC2", LF_INT("ms", mono_ms() - t0), LF_INT("enis_added", rep.enis_added),
+                        log_info("reconciled with EC2", LF_INT("ms", vtime_mono_ms() - t0), LF_INT("enis_added", rep.enis_added),
                                  LF_INT("enis_removed", rep.enis_removed), LF_INT("blocks_added", rep.blocks_added),
                                  LF_INT("blocks_removed", rep.blocks_removed), LF_INT("leases_lost", rep.leases_lost),
                                  LF_INT("intents_resolved", rep.intents_resolved),
@@ -263,9 +258,9 @@ static void *loop(void *arg) {
                 log_error("egress SNAT unavailable", LF_STR("detail", err.text));
         egress_sync(r);                         /* before the EC2 pass: it needs only IMDS's answers */
         initial_sync(r);
-        r->last_ec2_sync = r->last_imds = mono_ms();
+        r->last_ec2_sync = r->last_imds = vtime_mono_ms();
         /* Leak cleanup first runs after a jittered delay, as aws-node (0-300 s). */
-        r->last_leak_cleanup = mono_ms() - (r->o.ops.cfg->leak_cleanup_interval_s * 1000LL) + 1000LL * (rand() % 300);
+        r->last_leak_cleanup = vtime_mono_ms() - (r->o.ops.cfg->leak_cleanup_interval_s * 1000LL) + 1000LL * (rand() % 300);
         pthread_mutex_lock(&r->lock);
         while (!r->stop) {
                 int waiting = r->waiting_adds;

@@ -28,6 +28,8 @@
 #include <cjson/cJSON.h>
 
 #include "log.h"
+#include "poolview.h"
+#include "vtime.h"
 #include "protocol.h"
 #include "server.h"
 
@@ -66,25 +68,13 @@ struct server {
 /* Tags for epoll's data.ptr, told apart from connections by address. */
 static char tag_listen, tag_stop, tag_changed;
 
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t store_now(server *s) {
-        return s->o.clock_ms ? s->o.clock_ms() : wall_ms();
+        return s->o.clock_ms ? s->o.clock_ms() : vtime_wall_ms();
 }
 
 /* Log a refusal unless one of its kind was logged within LOG_INTERVAL_MS. */
 static void log_refusal(server *s, enum refusal kind, const char *msg, const struct conn *c, const char *why) {
-        int64_t now = mono_ms();
+        int64_t now = vtime_mono_ms();
         if (s->last_refusal_log[kind] && now - s->last_refusal_log[kind] < LOG_INTERVAL_MS) {
                 s->suppressed[kind]++;
                 return;
@@ -108,7 +98,7 @@ static bool send_json(server *s, struct conn *c, char *json) {
                 conn_close(s, c);
                 return false;
         }
-        c->deadline = mono_ms() + (s->o.idle_ms > 0 ? s->o.idle_ms : IDLE_MS_DEFAULT);
+        c->deadline = vtime_mono_ms() + (s->o.idle_ms > 0 ? s->o.idle_ms : IDLE_MS_DEFAULT);
         return true;
 }
 
@@ -173,7 +163,7 @@ static void accept_one(server *s, int fd) {
                 log_refusal(s, REFUSE_PEER, "refused a connection", NULL, "too many connections");
                 return;
         }
-        *c = (struct conn){ .fd = fd, .deadline = mono_ms() + (s->o.idle_ms > 0 ? s->o.idle_ms : IDLE_MS_DEFAULT) };
+        *c = (struct conn){ .fd = fd, .deadline = vtime_mono_ms() + (s->o.idle_ms > 0 ? s->o.idle_ms : IDLE_MS_DEFAULT) };
         struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
             epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -318,7 +308,7 @@ static void op_add(server *s, struct conn *c, struct proto_request *req) {
         c->req = *req;
         memset(req, 0, sizeof *req); /* the connection owns it now */
         c->waiting = true;
-        c->wait_started = mono_ms();
+        c->wait_started = vtime_mono_ms();
         c->deadline = c->wait_started + s->o.add_wait_ms;
         if (s->waiting_tail)
                 s->waiting_tail->next_waiting = c;
@@ -343,7 +333,7 @@ static void serve_waiting(server *s) {
                 served++;
                 if (closed)
                         continue; /* conn_close unlinked it */
-                metrics_observe_add_wait(s->o.metrics, (uint64_t)(mono_ms() - c->wait_started));
+                metrics_observe_add_wait(s->o.metrics, (uint64_t)(vtime_mono_ms() - c->wait_started));
                 waiting_unlink(s, c);
         }
         if (served)
@@ -433,113 +423,23 @@ static void op_status(server *s, struct conn *c) {
         send_reply(s, c, &reply);
 }
 
-/* --- read-only queries for vpc-ipamctl --------------------------------------------- */
-
-static cJSON *query_pool(server *s) {
-        struct store_stats st;
-        struct server_pool_status ps = { .ready = true };
-        if (store_stats(s->o.store, store_now(s), &st) < 0)
-                return NULL;
-        if (s->o.hooks.status)
-                s->o.hooks.status(s->o.hooks.userdata, &ps);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "enis", st.enis);
-        cJSON_AddNumberToObject(o, "total", st.total);
-        cJSON_AddNumberToObject(o, "assigned", st.assigned);
-        cJSON_AddNumberToObject(o, "cooldown", st.cooldown);
-        cJSON_AddNumberToObject(o, "available", st.available);
-        cJSON_AddNumberToObject(o, "releasing", st.releasing);
-        cJSON_AddNumberToObject(o, "waiting_adds", atomic_load(&s->n_waiting));
-        cJSON_AddBoolToObject(o, "ready", ps.ready);
-        cJSON_AddStringToObject(o, "reason", ps.reason);
-        return o;
-}
-
-static void add_eni_counts(cJSON *o, const struct plan_eni *pe, size_t n, const char *id) {
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(pe[i].id, id) == 0) {
-                        cJSON_AddNumberToObject(o, "free", pe[i].free);
-                        cJSON_AddNumberToObject(o, "assigned", pe[i].assigned);
-                        cJSON_AddNumberToObject(o, "cooldown", pe[i].cooldown);
-                        cJSON_AddNumberToObject(o, "releasing", pe[i].releasing);
-                }
-}
-
-static cJSON *query_enis(server *s) {
-        struct store_eni *enis = NULL;
-        struct plan_eni pe[128];
-        size_t n = 0, npe = 0;
-        if (store_enis(s->o.store, &enis, &n) < 0 ||
-            store_plan_enis(s->o.store, store_now(s), pe, sizeof pe / sizeof pe[0], &npe) < 0) {
-                free(enis);
-                return NULL;
-        }
-        cJSON *arr = cJSON_CreateArray();
-        for (size_t i = 0; i < n; i++) {
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "id", enis[i].id);
-                cJSON_AddNumberToObject(o, "device_index", enis[i].device_index);
-                cJSON_AddNumberToObject(o, "network_card", enis[i].network_card);
-                cJSON_AddStringToObject(o, "mac", enis[i].mac);
-                cJSON_AddStringToObject(o, "subnet_id", enis[i].subnet_id);
-                cJSON_AddStringToObject(o, "subnet_cidr", enis[i].subnet_cidr);
-                cJSON_AddStringToObject(o, "primary_ip", enis[i].primary_ip);
-                cJSON_AddNumberToObject(o, "route_table", enis[i].route_table);
-                cJSON_AddBoolToObject(o, "primary", enis[i].is_primary);
-                cJSON_AddStringToObject(o, "state", store_eni_state_name(enis[i].state));
-                add_eni_counts(o, pe, npe, enis[i].id);
-                cJSON_AddItemToArray(arr, o);
-        }
-        free(enis);
-        return arr;
-}
-
-static cJSON *query_pods(server *s) {
-        struct store_lease *ls = NULL;
-        size_t n = 0;
-        if (store_leases(s->o.store, &ls, &n) < 0)
-                return NULL;
-        cJSON *arr = cJSON_CreateArray();
-        for (size_t i = 0; i < n; i++) {
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "ip", ls[i].ip);
-                cJSON_AddStringToObject(o, "eni_id", ls[i].eni_id);
-                cJSON_AddNumberToObject(o, "device_index", ls[i].device_index);
-                cJSON_AddStringToObject(o, "container_id", ls[i].container_id);
-                cJSON_AddStringToObject(o, "ifname", ls[i].ifname);
-                cJSON_AddStringToObject(o, "pod_namespace", ls[i].pod_namespace);
-                cJSON_AddStringToObject(o, "pod_name", ls[i].pod_name);
-                cJSON_AddStringToObject(o, "netns", ls[i].netns);
-                cJSON_AddNumberToObject(o, "assigned_ms", (double)ls[i].assigned_ms);
-                cJSON_AddItemToArray(arr, o);
-        }
-        free(ls);
-        return arr;
-}
-
-static cJSON *query_intents(server *s) {
-        struct store_intent *its = NULL;
-        size_t n = 0;
-        if (store_intents_open(s->o.store, &its, &n) < 0)
-                return NULL;
-        cJSON *arr = cJSON_CreateArray();
-        for (size_t i = 0; i < n; i++) {
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddNumberToObject(o, "id", (double)its[i].id);
-                cJSON_AddStringToObject(o, "kind", its[i].kind);
-                cJSON_AddStringToObject(o, "client_token", its[i].client_token);
-                cJSON_AddStringToObject(o, "eni_id", its[i].eni_id);
-                cJSON_AddItemToObject(o, "params", cJSON_Parse(its[i].params));
-                cJSON_AddNumberToObject(o, "created_ms", (double)its[i].created_ms);
-                cJSON_AddItemToArray(arr, o);
-        }
-        free(its);
-        return arr;
-}
+/* --- read-only queries for vpc-ipamctl (the JSON is poolview's) ------------------ */
 
 static void op_query(server *s, struct conn *c, enum proto_op op) {
-        cJSON *value = op == PROTO_OP_POOL ? query_pool(s) : op == PROTO_OP_ENIS ? query_enis(s)
-                       : op == PROTO_OP_PODS ? query_pods(s) : query_intents(s);
+        int64_t now = store_now(s);
+        cJSON *value = NULL;
+        if (op == PROTO_OP_POOL) {
+                struct server_pool_status ps = { .ready = true };
+                if (s->o.hooks.status)
+                        s->o.hooks.status(s->o.hooks.userdata, &ps);
+                value = poolview_pool(s->o.store, now, atomic_load(&s->n_waiting), ps.ready, ps.reason);
+        } else if (op == PROTO_OP_ENIS) {
+                value = poolview_enis(s->o.store, now);
+        } else if (op == PROTO_OP_PODS) {
+                value = poolview_pods(s->o.store);
+        } else {
+                value = poolview_intents(s->o.store);
+        }
         if (!value) {
                 send_error(s, c, PROTO_E_INTERNAL, "could not read the pool store", true);
                 return;
@@ -605,7 +505,7 @@ static void conn_readable(server *s, struct conn *c, char *buf) {
 
 /* Close idle connections and answer ADDs whose wait is over. */
 static void expire(server *s) {
-        int64_t now = mono_ms();
+        int64_t now = vtime_mono_ms();
         struct conn *next;
         for (struct conn *c = s->conns; c; c = next) {
                 next = c->next;
@@ -625,7 +525,7 @@ static void expire(server *s) {
 
 /* Milliseconds until the soonest deadline, for epoll_wait; -1 when none. */
 static int next_timeout(server *s) {
-        int64_t now = mono_ms(), soonest = INT64_MAX;
+        int64_t now = vtime_mono_ms(), soonest = INT64_MAX;
         for (struct conn *c = s->conns; c; c = c->next)
                 if (c->deadline < soonest)
                         soonest = c->deadline;

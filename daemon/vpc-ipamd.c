@@ -28,6 +28,7 @@
 #include "introspect.h"
 #include "ipamd-config.h"
 #include "log.h"
+#include "vtime.h"
 #include "metrics.h"
 #include "node.h"
 #include "ratelimit.h"
@@ -53,18 +54,6 @@ struct ipamd {
         introspect *http;
         sigset_t signals;
 };
-
-static int64_t wall_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Only main and start-up code stop the process. */
 static void fatal(const char *what, int r, const char *detail) {
@@ -181,7 +170,7 @@ static void open_stores(struct ipamd *d) {
         d->http_store = open_store(d);
         check_store_owner(d);
         struct errmsg err;
-        int r = node_limits(&d->node, d->store, d->ec2, wall_ms(), &err);
+        int r = node_limits(&d->node, d->store, d->ec2, vtime_wall_ms(), &err);
         if (r < 0 && d->cfg.no_provisioning) {
                 /* IMDS-only: the limits only feed reports; what IMDS lists is what there is. */
                 char (*macs)[IMDS_MAC_LEN] = NULL;
@@ -214,7 +203,7 @@ static void start_server(struct ipamd *d) {
 
 static struct eniops make_ops(struct ipamd *d, store *s) {
         return (struct eniops){ .ec2 = d->ec2, .imds = d->imds, .store = s, .net = d->net, .metrics = d->metrics,
-                                .cfg = &d->cfg, .node = &d->node, .now_ms = wall_ms,
+                                .cfg = &d->cfg, .node = &d->node, .now_ms = vtime_wall_ms,
                                 .pool_changed = pool_changed, .userdata = d };
 }
 
@@ -257,7 +246,7 @@ static void shutdown_all(struct ipamd *d) {
 
 int main(int argc, char **argv) {
         static struct ipamd d; /* the daemon's one top-level context */
-        int64_t t0 = mono_ms();
+        int64_t t0 = vtime_mono_ms();
         struct errmsg err;
         if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
                 printf("usage: vpc-ipamd\nConfigured by environment variables; see README.md.\n");
@@ -277,7 +266,7 @@ int main(int argc, char **argv) {
         discover(&d);
         open_stores(&d);
         start_server(&d);
-        log_info("serving", LF_STR("socket", d.cfg.socket_path), LF_INT("startup_ms", mono_ms() - t0));
+        log_info("serving", LF_STR("socket", d.cfg.socket_path), LF_INT("startup_ms", vtime_mono_ms() - t0));
         start_introspection(&d);
         pthread_t sig;
         pthread_create(&sig, NULL, signal_thread, &d);

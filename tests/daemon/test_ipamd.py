@@ -218,9 +218,11 @@ def test_introspection_and_metrics():
         wait_for(lambda: d.pool()["total"] == 9, timeout=10, what="warm pool")
         d.add("m1")
         st, body = d.http("/v1/pool")
-        assert st == 200 and json.loads(body)["AssignedIPs"] == 1, body
+        pool = json.loads(body)
+        assert st == 200 and pool["assigned"] == 1 and pool["max_pods"] == 29, body
         st, body = d.http("/v1/enis")
-        assert st == 200 and w.nodes[0]["primary_eni_id"] in json.loads(body), body
+        enis = json.loads(body)
+        assert st == 200 and enis[0]["id"] == w.nodes[0]["primary_eni_id"] and len(enis[0]["blocks"]) == 9, body
         st, body = d.http("/v1/ipamd-env-settings")
         assert st == 200 and json.loads(body)["WARM_ENI_TARGET"] == 1, body
         st, body = d.http("/nope")

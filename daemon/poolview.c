@@ -1,0 +1,119 @@
+/*
+ * poolview: store → JSON for vpc-ipamctl and introspection (see poolview.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "poolview.h"
+
+cJSON *poolview_pool(store *s, int64_t now_ms, int waiting_adds, bool ready, const char *reason) {
+        struct store_stats st;
+        if (store_stats(s, now_ms, &st) < 0)
+                return NULL;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "enis", st.enis);
+        cJSON_AddNumberToObject(o, "total", st.total);
+        cJSON_AddNumberToObject(o, "assigned", st.assigned);
+        cJSON_AddNumberToObject(o, "cooldown", st.cooldown);
+        cJSON_AddNumberToObject(o, "available", st.available);
+        cJSON_AddNumberToObject(o, "releasing", st.releasing);
+        cJSON_AddNumberToObject(o, "waiting_adds", waiting_adds);
+        cJSON_AddBoolToObject(o, "ready", ready);
+        cJSON_AddStringToObject(o, "reason", reason ? reason : "");
+        return o;
+}
+
+static void add_counts(cJSON *o, const struct plan_eni *pe, size_t n, const char *id) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(pe[i].id, id) == 0) {
+                        cJSON_AddNumberToObject(o, "free", pe[i].free);
+                        cJSON_AddNumberToObject(o, "assigned", pe[i].assigned);
+                        cJSON_AddNumberToObject(o, "cooldown", pe[i].cooldown);
+                        cJSON_AddNumberToObject(o, "releasing", pe[i].releasing);
+                }
+}
+
+static void add_blocks(cJSON *o, store *s, const char *id) {
+        char (*blocks)[STORE_CIDR_MAX] = NULL;
+        size_t n = 0;
+        cJSON *arr = cJSON_AddArrayToObject(o, "blocks");
+        if (store_blocks(s, id, &blocks, &n) == 0)
+                for (size_t b = 0; b < n; b++)
+                        cJSON_AddItemToArray(arr, cJSON_CreateString(blocks[b]));
+        free(blocks);
+}
+
+static cJSON *eni_json(store *s, const struct store_eni *e, const struct plan_eni *pe, size_t npe) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", e->id);
+        cJSON_AddNumberToObject(o, "device_index", e->device_index);
+        cJSON_AddNumberToObject(o, "network_card", e->network_card);
+        cJSON_AddStringToObject(o, "mac", e->mac);
+        cJSON_AddStringToObject(o, "subnet_id", e->subnet_id);
+        cJSON_AddStringToObject(o, "subnet_cidr", e->subnet_cidr);
+        cJSON_AddStringToObject(o, "primary_ip", e->primary_ip);
+        cJSON_AddNumberToObject(o, "route_table", e->route_table);
+        cJSON_AddBoolToObject(o, "primary", e->is_primary);
+        cJSON_AddStringToObject(o, "state", store_eni_state_name(e->state));
+        add_counts(o, pe, npe, e->id);
+        add_blocks(o, s, e->id);
+        return o;
+}
+
+cJSON *poolview_enis(store *s, int64_t now_ms) {
+        struct store_eni *enis = NULL;
+        struct plan_eni pe[128];
+        size_t n = 0, npe = 0;
+        if (store_enis(s, &enis, &n) < 0 || store_plan_enis(s, now_ms, pe, sizeof pe / sizeof pe[0], &npe) < 0) {
+                free(enis);
+                return NULL;
+        }
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; i < n; i++)
+                cJSON_AddItemToArray(arr, eni_json(s, &enis[i], pe, npe));
+        free(enis);
+        return arr;
+}
+
+cJSON *poolview_pods(store *s) {
+        struct store_lease *ls = NULL;
+        size_t n = 0;
+        if (store_leases(s, &ls, &n) < 0)
+                return NULL;
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; i < n; i++) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "ip", ls[i].ip);
+                cJSON_AddStringToObject(o, "eni_id", ls[i].eni_id);
+                cJSON_AddNumberToObject(o, "device_index", ls[i].device_index);
+                cJSON_AddStringToObject(o, "container_id", ls[i].container_id);
+                cJSON_AddStringToObject(o, "ifname", ls[i].ifname);
+                cJSON_AddStringToObject(o, "pod_namespace", ls[i].pod_namespace);
+                cJSON_AddStringToObject(o, "pod_name", ls[i].pod_name);
+                cJSON_AddStringToObject(o, "netns", ls[i].netns);
+                cJSON_AddNumberToObject(o, "assigned_ms", (double)ls[i].assigned_ms);
+                cJSON_AddItemToArray(arr, o);
+        }
+        free(ls);
+        return arr;
+}
+
+cJSON *poolview_intents(store *s) {
+        struct store_intent *its = NULL;
+        size_t n = 0;
+        if (store_intents_open(s, &its, &n) < 0)
+                return NULL;
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; i < n; i++) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddNumberToObject(o, "id", (double)its[i].id);
+                cJSON_AddStringToObject(o, "kind", its[i].kind);
+                cJSON_AddStringToObject(o, "client_token", its[i].client_token);
+                cJSON_AddStringToObject(o, "eni_id", its[i].eni_id);
+                cJSON_AddItemToObject(o, "params", cJSON_Parse(its[i].params));
+                cJSON_AddNumberToObject(o, "created_ms", (double)its[i].created_ms);
+                cJSON_AddItemToArray(arr, o);
+        }
+        free(its);
+        return arr;
+}
