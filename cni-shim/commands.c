@@ -10,7 +10,9 @@
  *   - a netlink failure: 100; CNI_IFNAME already in the pod: 103;
  *   - CHECK found drift: 104; the daemon does not know the container: 3;
  *   - ADD into a CNI_NETNS that is not a network namespace: 4, before any
- *     address is taken.
+ *     address is taken;
+ *   - STATUS: 50 the daemon is unreachable, 51 it answers but cannot serve
+ *     an ADD now.
  * ADD releases the address again (a "del" with reason "SetupFailed") when
  * the dataplane fails, except when the interface already existed — then the
  * address belongs to the attachment that is already wired.
@@ -272,6 +274,24 @@ int cni_cmd_gc(struct cni_ctx *ctx) {
         return r < 0 ? r : 0;
 }
 
+/*
+ * STATUS per CNI 1.1: 50 when the plugin cannot work at all (the daemon
+ * cannot be reached or refuses to talk), 51 when the daemon answers but an
+ * ADD now would fail: it is not ready (its start-up EC2 pass failed), or its
+ * pool is empty and it says why it cannot grow (ENI limit, subnet exhausted,
+ * provisioning disabled, EC2 failing). An empty pool with no reason is
+ * still growing: an ADD waits for it, so that is 0.
+ */
+static int status_of_reply(struct cni_ctx *ctx, const struct proto_reply *reply) {
+        const char *why = reply->reason[0] ? reply->reason : "not ready";
+        if (!reply->ready)
+                return fail(ctx, CNI_ERR_UNAVAILABLE_DEGRADED, "vpc-ipamd cannot serve addresses: %s", why);
+        if (reply->available == 0 && reply->reason[0])
+                return fail(ctx, CNI_ERR_UNAVAILABLE_DEGRADED, "vpc-ipamd has no free address and cannot grow: %s",
+                            reply->reason);
+        return 0;
+}
+
 int cni_cmd_status(struct cni_ctx *ctx) {
         struct proto_request req = { .op = PROTO_OP_STATUS };
         struct proto_reply reply = { 0 };
@@ -283,9 +303,8 @@ int cni_cmd_status(struct cni_ctx *ctx) {
         else if (!reply.ok)
                 r = fail(ctx, CNI_ERR_UNAVAILABLE, "vpc-ipamd refused status (%s): %s", reply.error.code,
                          reply.error.msg);
-        else if (!reply.ready)
-                r = fail(ctx, CNI_ERR_UNAVAILABLE, "vpc-ipamd cannot serve addresses: %s",
-                         reply.reason[0] ? reply.reason : "not ready");
+        else
+                r = status_of_reply(ctx, &reply);
         proto_reply_done(&reply);
         return r;
 }

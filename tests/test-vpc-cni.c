@@ -44,6 +44,8 @@ struct fake {
         uint32_t route_table;
         bool refuse_add;        /* answer no_address */
         bool not_ready;
+        char status_reason[64];         /* STATUS: the reason and free count it reports */
+        uint32_t available;
         unsigned n_add, n_del, n_del_setup_failed, n_gc;
 };
 
@@ -132,8 +134,8 @@ static void fake_handle(const struct proto_request *req, struct proto_reply *rep
         case PROTO_OP_STATUS:
                 reply->ok = true;
                 reply->ready = !f->not_ready;
-                strcpy(reply->reason, f->not_ready ? "ENI limit reached and no free address" : "");
-                reply->available = 5;
+                strcpy(reply->reason, f->status_reason);
+                reply->available = f->available;
                 break;
         default:
                 strcpy(reply->error.code, PROTO_E_UNKNOWN_OP);
@@ -534,12 +536,41 @@ START_TEST(test_daemon_refusals) {
         ck_assert_ptr_nonnull(strstr(msg_of(&r), "subnet exhausted"));
         run_done(&r);
         ck_assert(clean_host());
+        fake_stop(&f);
+}
+END_TEST
+
+/* STATUS: 0 while an ADD can be served (or waits for a growing pool), 51 when
+ * the daemon answers but cannot serve one, 50 when it cannot be reached. */
+START_TEST(test_status_codes) {
+        struct fake f;
+        struct run r;
+        enter_fresh_host();
+        fake_start(&f);
+        f.available = 5;
+        plugin(&r, conf("1.1.0", ""), "CNI_COMMAND=STATUS", NULL);
+        ck_assert_msg(r.status == 0 && !r.out[0], "STATUS: %d %s", r.status, r.out);
+        f.available = 0;                                /* empty, still growing: an ADD waits */
+        plugin(&r, conf("1.1.0", ""), "CNI_COMMAND=STATUS", NULL);
+        ck_assert_msg(r.status == 0 && !r.out[0], "STATUS: %d %s", r.status, r.out);
+        strcpy(f.status_reason, "ENI limit reached: 3 ENIs hold 27 addresses");
+        plugin(&r, conf("1.1.0", ""), "CNI_COMMAND=STATUS", NULL);
+        ck_assert_int_eq(r.status, 1);
+        ck_assert_int_eq(code_of(&r), 51);
+        ck_assert_ptr_nonnull(strstr(msg_of(&r), "ENI limit reached"));
+        f.available = 2;                                /* at the limit but addresses left */
+        plugin(&r, conf("1.1.0", ""), "CNI_COMMAND=STATUS", NULL);
+        ck_assert_msg(r.status == 0 && !r.out[0], "STATUS: %d %s", r.status, r.out);
         f.not_ready = true;
+        strcpy(f.status_reason, "EC2 DescribeNetworkInterfaces failed: timeout");
+        plugin(&r, conf("1.1.0", ""), "CNI_COMMAND=STATUS", NULL);
+        ck_assert_int_eq(code_of(&r), 51);
+        ck_assert_ptr_nonnull(strstr(msg_of(&r), "DescribeNetworkInterfaces"));
+        fake_stop(&f);
         plugin(&r, conf("1.1.0", ""), "CNI_COMMAND=STATUS", NULL);
         ck_assert_int_eq(code_of(&r), 50);
-        ck_assert_ptr_nonnull(strstr(msg_of(&r), "ENI limit"));
+        ck_assert_ptr_nonnull(strstr(msg_of(&r), sock_path()));
         run_done(&r);
-        fake_stop(&f);
 }
 END_TEST
 
@@ -730,6 +761,7 @@ int main(void) {
         tcase_add_test(tc, test_del_unknown_and_without_daemon);
         tcase_add_test(tc, test_add_without_daemon_is_try_again);
         tcase_add_test(tc, test_daemon_refusals);
+        tcase_add_test(tc, test_status_codes);
         tcase_add_test(tc, test_gc);
         tcase_add_test(tc, test_input_errors);
         tcase_add_test(tc, test_latency);
