@@ -1,0 +1,544 @@
+#!/usr/bin/python3
+"""tests/deploy: the cluster and node artifacts under scripts/deploy/ against
+the code they deploy.
+
+Checks that the DaemonSet manifest sets only variables the daemon reads, with
+values it accepts (the built vpc-ipamd parses them) and defaults it has; that
+its host paths are the daemon's and the plugin's; that the conflist is one
+vpc-cni accepts; that the IAM policy grants exactly the EC2 actions the code
+calls; that the Containerfile installs what the binaries link; that the
+entrypoint writes the conflist only once the daemon serves; and that
+scripts/install stages the expected files, idempotently, refusing what it
+must.
+
+Runs with Debian's /usr/bin/python3 because it parses YAML with PyYAML
+(Debian's python3-yaml, a real YAML 1.1 parser as kubectl's is, installed by
+scripts/deps); the pyenv python3 of the other suites has none. Prints TAP.
+Nothing here touches the machine: every file goes to a temporary directory,
+every daemon started is a fake or one that stops at IMDS on 127.0.0.1:9.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+SRC = os.environ.get("SOURCE_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("BUILD_ROOT") or os.path.join(SRC, "build", "normal")
+DEPLOY = os.path.join(SRC, "scripts", "deploy")
+IPAMD = os.environ.get("VPC_IPAMD") or os.path.join(BUILD, "daemon", "vpc-ipamd")
+IPAMCTL = os.path.join(os.path.dirname(IPAMD), "vpc-ipamctl")
+CNI = os.environ.get("VPC_CNI") or os.path.join(BUILD, "cni-shim", "vpc-cni")
+
+_n = 0
+_failed = 0
+
+
+def tap(name, fn):
+    global _n, _failed
+    _n += 1
+    try:
+        skip = fn()
+    except Exception as e:  # noqa: BLE001 - every failure is reported, with its text
+        _failed += 1
+        print(f"not ok {_n} - {name}")
+        for line in f"{type(e).__name__}: {e}".splitlines():
+            print(f"#   {line}")
+        return
+    if skip:
+        print(f"ok {_n} - {name} # SKIP {skip}")
+    else:
+        print(f"ok {_n} - {name}")
+
+
+def read(*parts):
+    with open(os.path.join(SRC, *parts)) as f:
+        return f.read()
+
+
+# --- what the code says ---------------------------------------------------------
+
+def daemon_rows():
+    """{name: default} of daemon/config.c's rows, and the pool's from ipam/poolconfig.c."""
+    rows = {}
+    for m in re.finditer(r'\{\s*\{\s*"([A-Za-z][A-Za-z0-9_]*)",\s*"([^"]*)"', read("daemon", "config.c")):
+        rows[m.group(1)] = m.group(2)
+    pool = read("ipam", "poolconfig.c")
+    fields = dict(re.findall(r'\{\s*"([A-Z][A-Z0-9_]*)",\s*KIND_\w+.*?offsetof\(struct poolconfig,\s*(\w+)\)', pool, re.S))
+    body = re.search(r"void poolconfig_defaults\(.*?\{(.*?)\n\}", pool, re.S).group(1)
+    values = dict(re.findall(r"\.(\w+)\s*=\s*(-?\w+)", body))
+    for name, field in fields.items():
+        rows.setdefault(name, values.get(field, ""))   # not in poolconfig_defaults: unset
+    if len(rows) < 20 or "WARM_ENI_TARGET" not in rows or "VPC_IPAM_SOCKET" not in rows:
+        raise AssertionError(f"could not read the daemon's variables from its sources: {sorted(rows)}")
+    return rows
+
+
+def sdk_variables():
+    """Variables cloud/ reads (region, endpoints, credentials), and the proxy
+    variables libcurl reads for it (docs/cloud.md)."""
+    names = set()
+    for f in os.listdir(os.path.join(SRC, "cloud")):
+        if f.endswith(".c"):
+            names |= set(re.findall(r'\b(?:getenv|env)\("([A-Z][A-Z0-9_]*)"\)', read("cloud", f)))
+    if "HTTPS_PROXY" in read("docs", "cloud.md"):
+        names |= {"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"}
+    return names
+
+
+def ec2_actions_called():
+    """The EC2 actions behind every ec2_* call in daemon/, mapped through cloud/ec2.c."""
+    ec2c = read("cloud", "ec2.c")
+    names = dict(re.findall(r"\[(EC2_[A-Z_]+)\]\s*=\s*\"(\w+)\"", read("cloud", "ec2-parse.c")))
+    fn_action = {}
+    fn_body = {}
+    for m in re.finditer(r"^int (ec2_\w+)\((.*?)^\}", ec2c, re.S | re.M):
+        fn_body[m.group(1)] = m.group(2)
+        acts = re.findall(r"\brun\(c,\s*(EC2_[A-Z_]+)", m.group(2))
+        if acts:
+            fn_action[m.group(1)] = names[acts[0]]
+    called = set()
+    for f in sorted(os.listdir(os.path.join(SRC, "daemon"))):
+        if f.endswith(".c"):
+            called |= set(re.findall(r"\b(ec2_\w+)\(", read("daemon", f)))
+    actions = {fn_action[fn] for fn in called if fn in fn_action}
+    # Tags given at creation (TagSpecification) are authorised as ec2:CreateTags.
+    if "ec2_create_eni" in called and "TagSpecification" in fn_body.get("ec2_create_eni", ""):
+        actions.add("CreateTags")
+    if len(actions) < 5:
+        raise AssertionError(f"found too few EC2 calls in daemon/: {sorted(called)}")
+    return actions
+
+
+# --- the manifest ------------------------------------------------------------------
+
+def manifest():
+    import yaml
+    with open(os.path.join(DEPLOY, "daemonset.yaml")) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    by_kind = {d["kind"]: d for d in docs}
+    assert set(by_kind) == {"ServiceAccount", "DaemonSet"}, f"kinds: {sorted(by_kind)}"
+    return by_kind
+
+
+def pod_spec():
+    return manifest()["DaemonSet"]["spec"]["template"]["spec"]
+
+
+def container():
+    cs = pod_spec()["containers"]
+    assert len(cs) == 1, f"{len(cs)} containers"
+    return cs[0]
+
+
+def env():
+    out = {}
+    for e in container()["env"]:
+        assert set(e) == {"name", "value"}, f"{e}: only name and value are expected"
+        assert isinstance(e["value"], str), f'{e["name"]}: value {e["value"]!r} is a {type(e["value"]).__name__}, ' \
+                                            "not a string (quote it: Kubernetes refuses it)"
+        assert e["name"] not in out, f'{e["name"]} set twice'
+        out[e["name"]] = e["value"]
+    return out
+
+
+def t_manifest_shape():
+    m = manifest()
+    sa, ds = m["ServiceAccount"], m["DaemonSet"]
+    assert sa["metadata"]["namespace"] == ds["metadata"]["namespace"] == "kube-system"
+    spec = ds["spec"]
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    ps = spec["template"]["spec"]
+    assert ps["serviceAccountName"] == sa["metadata"]["name"]
+    assert ps["hostNetwork"] is True, "hostNetwork must be true"
+    assert ps["priorityClassName"] == "system-node-critical"
+    assert {"operator": "Exists"} in ps["tolerations"], "tolerate every taint, as aws-node"
+    res = container()["resources"]
+    assert "cpu" in res["requests"] and "memory" in res["requests"] and "memory" in res["limits"]
+
+
+def t_env_known():
+    known = set(daemon_rows()) | sdk_variables()
+    unknown = sorted(set(env()) - known)
+    assert not unknown, f"the daemon does not read: {unknown}"
+
+
+def t_env_complete():
+    missing = sorted(set(daemon_rows()) - set(env()))
+    assert not missing, f"daemon variables missing from the manifest: {missing}"
+    # Each variable is introduced by a comment (one comment may lead a group).
+    text = open(os.path.join(DEPLOY, "daemonset.yaml")).read()
+    block = text.split("          env:\n", 1)[1].split("\n          ports:", 1)[0]
+    first = re.findall(r"^\s*(#.*|- name: (\w+))$", block, re.M)
+    assert first and first[0][0].startswith("#"), "the env list opens with a comment"
+
+
+def t_env_defaults():
+    rows, e = daemon_rows(), env()
+    wrong = []
+    for name, default in rows.items():
+        v = e.get(name)
+        if default in rows:            # "POD_MTU" defaults to another variable: leave it unset
+            ok = v == ""
+        elif default in ("true", "false"):
+            ok = v.lower() == default
+        else:
+            ok = v == default
+        if not ok:
+            wrong.append(f"{name}={v!r} (daemon default {default!r})")
+    assert not wrong, "not the daemon's defaults: " + ", ".join(wrong)
+
+
+def t_env_accepted():
+    """The built daemon parses the manifest's values: it gets past its configuration
+    (exit 2 there) and stops at IMDS (exit 1), never binding or writing anything."""
+    if not os.access(IPAMD, os.X_OK):
+        raise AssertionError(f"{IPAMD} is not built")
+    with tempfile.TemporaryDirectory() as d:
+        e = dict(env(), PATH="/usr/bin:/bin", AWS_EC2_METADATA_SERVICE_ENDPOINT="http://127.0.0.1:9",
+                 VPC_IPAM_DB=os.path.join(d, "pool.db"), VPC_IPAM_SOCKET=os.path.join(d, "s.sock"),
+                 DISABLE_INTROSPECTION="true", DISABLE_METRICS="true")
+        p = subprocess.run([IPAMD], env=e, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and "IMDS" in p.stderr, f"exit {p.returncode}: {p.stderr.strip()[-400:]}"
+        assert not os.listdir(d), f"the daemon wrote {os.listdir(d)} before learning the node"
+        # And the same run with a bad value does stop at the configuration.
+        e["WARM_ENI_TARGET"] = "lots"
+        p = subprocess.run([IPAMD], env=e, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and "WARM_ENI_TARGET" in p.stderr, f"exit {p.returncode}: {p.stderr.strip()}"
+
+
+def volumes():
+    """{mountPath: hostPath} of the container's hostPath mounts."""
+    vols = {v["name"]: v for v in pod_spec()["volumes"]}
+    out = {}
+    for m in container()["volumeMounts"]:
+        v = vols[m["name"]]
+        if "hostPath" in v:
+            assert v["hostPath"].get("type") in ("Directory", "DirectoryOrCreate"), f'{v["name"]}: a directory'
+            out[m["mountPath"]] = v["hostPath"]["path"]
+    return out
+
+
+def conflist(socket="/run/vpc-ipam/ipamd.sock", veth="eni"):
+    text = open(os.path.join(DEPLOY, "10-vpc-cni.conflist")).read()
+    return json.loads(text.replace("@VPC_IPAM_SOCKET@", socket).replace("@VETH_PREFIX@", veth))
+
+
+def t_host_paths():
+    rows, e, mounts = daemon_rows(), env(), volumes()
+    sock_dir = os.path.dirname(rows["VPC_IPAM_SOCKET"])
+    db_dir = os.path.dirname(rows["VPC_IPAM_DB"])
+    assert e["VPC_IPAM_SOCKET"] == rows["VPC_IPAM_SOCKET"] and e["VPC_IPAM_DB"] == rows["VPC_IPAM_DB"]
+    # The socket and the store at the same path inside as on the host.
+    assert mounts.get(sock_dir) == sock_dir, f"socket dir {sock_dir} not mounted at itself: {mounts}"
+    assert mounts.get(db_dir) == db_dir, f"store dir {db_dir} not mounted at itself: {mounts}"
+    # What the entrypoint writes, under its host root.
+    ep = open(os.path.join(DEPLOY, "entrypoint")).read()
+    root = re.search(r"host=\$\{VPC_IPAM_HOST_ROOT:-(/[^}]*)\}", ep).group(1)
+    plugin = conflist()["plugins"][0]
+    for host_dir in ("/opt/cni/bin", "/etc/cni/net.d", os.path.dirname(plugin["logFile"])):
+        assert mounts.get(root + host_dir) == host_dir, f"{host_dir} not mounted at {root}{host_dir}: {mounts}"
+    # The plugin's default socket (cni-shim) is the daemon's.
+    proto = read("include", "protocol.h")
+    assert f'"{rows["VPC_IPAM_SOCKET"]}"' in proto, "PROTO_SOCKET_DEFAULT differs from the daemon's socket"
+
+
+def t_security_and_probes():
+    c = container()
+    sc = c["securityContext"]
+    assert not sc.get("privileged"), "no privileged container"
+    assert sc["capabilities"]["add"] == ["NET_ADMIN"] and sc["capabilities"]["drop"] == ["ALL"]
+    assert sc.get("allowPrivilegeEscalation") is False
+    usage = subprocess.run([IPAMCTL, "--help"], capture_output=True, text=True, timeout=10).stdout
+    commands = set(re.findall(r"^  (\w+) ", usage, re.M))
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        cmd = c[probe]["exec"]["command"]
+        assert cmd[0] == "/usr/bin/vpc-ipamctl" and cmd[1] in commands, f"{probe}: {cmd} (commands {commands})"
+        # vpc-ipamctl gives up after 5 s: the probe must not time out first.
+        assert c[probe]["timeoutSeconds"] > 5, f"{probe}: timeoutSeconds"
+    assert c["readinessProbe"]["exec"]["command"][1] == "status"
+    assert c["ports"][0]["containerPort"] == int(env()["METRICS_BIND_ADDRESS"].rsplit(":", 1)[1])
+
+
+def t_conflist():
+    c = conflist()
+    assert c["cniVersion"] and c["name"] and len(c["plugins"]) == 1
+    p = c["plugins"][0]
+    rows = daemon_rows()
+    assert p["type"] == "vpc-cni"
+    assert p["socket"] == rows["VPC_IPAM_SOCKET"] and p["vethPrefix"] == rows["AWS_VPC_K8S_CNI_VETHPREFIX"]
+    # vpc-cni itself accepts it: STATUS parses the configuration, then finds no daemon
+    # (50); a configuration it refuses would answer 7.
+    with tempfile.TemporaryDirectory() as d:
+        p = dict(p, cniVersion="1.1.0", name=c["name"], socket=os.path.join(d, "none.sock"),
+                 logFile=os.path.join(d, "plugin.log"))
+        r = subprocess.run([CNI], input=json.dumps(p), env={"CNI_COMMAND": "STATUS", "PATH": "/usr/bin:/bin"},
+                           capture_output=True, text=True, timeout=30)
+        out = json.loads(r.stdout)
+        assert out.get("code") == 50, f"vpc-cni answered {r.stdout.strip()}"
+
+
+def t_iam_policy():
+    with open(os.path.join(DEPLOY, "iam-policy.json")) as f:
+        pol = json.load(f)
+    granted = set()
+    for st in pol["Statement"]:
+        assert st["Effect"] == "Allow"
+        acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        for a in acts:
+            assert a.startswith("ec2:") and "*" not in a, f"{a}: EC2 actions by name only"
+            granted.add(a[4:])
+        if acts == ["ec2:CreateTags"]:
+            assert st["Condition"]["StringEquals"]["ec2:CreateAction"] == "CreateNetworkInterface", \
+                "CreateTags only on ENIs being created"
+    needed = ec2_actions_called()
+    assert granted == needed, f"missing {sorted(needed - granted)}, not called {sorted(granted - needed)}"
+    doc = read("docs", "operations.md")
+    undocumented = [a for a in needed if f"ec2:{a}" not in doc]
+    assert not undocumented, f"docs/operations.md does not explain: {undocumented}"
+
+
+def t_containerfile():
+    text = open(os.path.join(DEPLOY, "Containerfile")).read()
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    assert len(stages) == 2 and stages[0].startswith("docker.io/library/debian:12 AS build") and \
+        stages[1].startswith("docker.io/library/debian:12-slim"), "build on debian:12, run on debian:12-slim"
+
+    def apt(stage):
+        m = re.search(r"apt-get install -y --no-install-recommends\s*\\\n(.*?)\s*\\\n\s*&&", stage, re.S)
+        return set(m.group(1).replace("\\", " ").split())
+    build_pkgs, run_pkgs = apt(stages[0]), apt(stages[1])
+    # Build: every pkg-config dependency of meson.build comes from a listed package.
+    for dep in re.findall(r"dependency\('([\w.-]+)'\)", read("meson.build")):
+        if dep == "threads":
+            continue
+        pc = subprocess.run(["pkg-config", "--variable=pcfiledir", dep], capture_output=True, text=True).stdout.strip()
+        owner = subprocess.run(["dpkg", "-S", os.path.join(pc, dep + ".pc")], capture_output=True,
+                               text=True).stdout.split(":")[0]
+        assert owner in build_pkgs, f"{dep}: {owner} is not installed in the build stage"
+    # Run: every library the daemon and vpc-ipamctl load directly comes from a listed package.
+    for binary in (IPAMD, IPAMCTL):
+        needed = re.findall(r"\(NEEDED\).*\[(.+)\]", subprocess.run(["readelf", "-d", binary],
+                                                                       capture_output=True, text=True).stdout)
+        for so in needed:
+            owner = subprocess.run(["dpkg", "-S", f"*/{so}"], capture_output=True, text=True).stdout
+            pkgs = {line.split(":")[0] for line in owner.splitlines()}
+            assert pkgs & (run_pkgs | {"libc6"}), f"{os.path.basename(binary)} needs {so} ({pkgs}), not installed"
+    # Every folder the top-level meson.build enters is copied in.
+    copied = set(re.findall(r"^COPY (\S+) \1$", stages[0], re.M))
+    for d in re.findall(r"subdir\('(\w[\w-]*)'\)", read("meson.build")) + ["include"]:
+        assert d in copied, f"{d}/ is not copied into the build stage"
+    assert "ca-certificates" in run_pkgs, "EC2 is HTTPS: the runtime needs ca-certificates"
+
+
+def write_exe(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o755)
+
+
+def entrypoint_sandbox(d, daemon_script):
+    """A fake image under d: vpc-ipamd/vpc-ipamctl fakes, a vpc-cni, the template."""
+    for sub in ("bin", "libexec/vpc-cni.lib", "share", "host"):
+        os.makedirs(os.path.join(d, sub))
+    write_exe(os.path.join(d, "bin", "vpc-ipamd"), daemon_script)
+    # Ready once the test creates "serving"; the socket flag must be passed.
+    write_exe(os.path.join(d, "bin", "vpc-ipamctl"),
+              f'#!/bin/sh\n[ "$1" = --socket ] && [ "$3" = status ] || exit 2\n[ -e {d}/serving ]\n')
+    write_exe(os.path.join(d, "libexec", "vpc-cni"), "#!/bin/sh\necho plugin\n")
+    with open(os.path.join(d, "libexec", "vpc-cni.lib", "libfake.so.1"), "w") as f:
+        f.write("lib")
+    shutil.copy(os.path.join(DEPLOY, "10-vpc-cni.conflist"), os.path.join(d, "share"))
+    return dict(os.environ, VPC_IPAM_HOST_ROOT=os.path.join(d, "host"), VPC_IPAM_BINDIR=os.path.join(d, "bin"),
+                VPC_IPAM_LIBEXEC=os.path.join(d, "libexec"), VPC_IPAM_SHARE=os.path.join(d, "share"),
+                VPC_IPAM_SOCKET="/run/x/ipamd.sock", AWS_VPC_K8S_CNI_VETHPREFIX="pod")
+
+
+def t_entrypoint_waits_for_daemon():
+    with tempfile.TemporaryDirectory() as d:
+        # The fake daemon runs until SIGTERM, then exits 0 after noting it.
+        e = entrypoint_sandbox(d, f"#!/bin/sh\ntrap 'echo term > {d}/stopped; exit 0' TERM\n"
+                                  "while :; do sleep 0.1; done\n")
+        conf = os.path.join(d, "host", "etc", "cni", "net.d", "10-vpc-cni.conflist")
+        p = subprocess.Popen([os.path.join(DEPLOY, "entrypoint")], env=e, stderr=subprocess.PIPE, text=True)
+        try:
+            plugin = os.path.join(d, "host", "opt", "cni", "bin", "vpc-cni")
+            deadline = time.monotonic() + 10
+            while not os.path.exists(plugin) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert os.path.exists(plugin), "vpc-cni not installed"
+            assert stat.S_IMODE(os.stat(plugin).st_mode) == 0o755
+            assert os.path.exists(os.path.join(d, "host", "opt", "cni", "bin", "vpc-cni.lib", "libfake.so.1"))
+            time.sleep(2.5)
+            assert not os.path.exists(conf), "conflist written before the daemon serves"
+            assert p.poll() is None, "entrypoint exited while the daemon runs"
+            open(os.path.join(d, "serving"), "w").close()
+            deadline = time.monotonic() + 10
+            while not os.path.exists(conf) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            c = json.load(open(conf))
+            assert c["plugins"][0]["socket"] == "/run/x/ipamd.sock" and c["plugins"][0]["vethPrefix"] == "pod"
+            leftovers = [f for f in os.listdir(os.path.dirname(conf)) if f != "10-vpc-cni.conflist"]
+            assert not leftovers, f"temporary files left: {leftovers}"
+            p.send_signal(signal.SIGTERM)
+            rc = p.wait(timeout=10)
+            assert open(os.path.join(d, "stopped")).read().strip() == "term", "SIGTERM not passed on"
+            assert rc == 0, f"exit {rc} after the daemon stopped cleanly"
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def t_entrypoint_daemon_fails():
+    with tempfile.TemporaryDirectory() as d:
+        e = entrypoint_sandbox(d, "#!/bin/sh\necho 'vpc-ipamd: invalid configuration' >&2\nexit 2\n")
+        r = subprocess.run([os.path.join(DEPLOY, "entrypoint")], env=e, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2, f"exit {r.returncode}: {r.stderr}"
+        assert not os.path.exists(os.path.join(d, "host", "etc", "cni", "net.d", "10-vpc-cni.conflist"))
+        # A value that cannot go into the conflist is refused before anything starts.
+        e["AWS_VPC_K8S_CNI_VETHPREFIX"] = 'a"b'
+        r = subprocess.run([os.path.join(DEPLOY, "entrypoint")], env=e, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "VETHPREFIX" in r.stderr, f"exit {r.returncode}: {r.stderr}"
+
+
+def t_env_file():
+    """scripts/install's /etc/default/vpc-ipamd lists the manifest's variables."""
+    text = open(os.path.join(DEPLOY, "vpc-ipamd.env")).read()
+    names = re.findall(r"^#([A-Za-z][A-Za-z0-9_]*)=", text, re.M)
+    assert not re.findall(r"^[A-Za-z]", text, re.M), "every variable stays commented out"
+    unknown = set(names) - set(daemon_rows()) - sdk_variables()
+    assert not unknown, f"unknown: {sorted(unknown)}"
+    assert set(env()) <= set(names), f"missing: {sorted(set(env()) - set(names))}"
+
+
+INSTALLED = {
+    "/usr/bin/vpc-ipamd": 0o755, "/usr/bin/vpc-ipamctl": 0o755, "/opt/cni/bin/vpc-cni": 0o755,
+    "/etc/cni/net.d/10-vpc-cni.conflist": 0o644, "/etc/systemd/system/vpc-ipamd.service": 0o644,
+    "/etc/default/vpc-ipamd": 0o644,
+}
+
+
+def install(destdir, *args, check=True):
+    r = subprocess.run([os.path.join(SRC, "scripts", "install"), "--build", BUILD, *args],
+                       env=dict(os.environ, DESTDIR=destdir), capture_output=True, text=True, timeout=60)
+    if check and r.returncode != 0:
+        raise AssertionError(f"scripts/install exit {r.returncode}: {r.stderr}")
+    return r
+
+
+def snapshot(root):
+    out = {}
+    for dp, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dp, f)
+            st = os.stat(p)
+            out["/" + os.path.relpath(p, root)] = (stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_ino)
+    return out
+
+
+def t_install():
+    with tempfile.TemporaryDirectory() as d:
+        root = os.path.join(d, "root")
+        install(root, "--prefix", "/usr")
+        first = snapshot(root)
+        assert {k: v[0] for k, v in first.items()} == INSTALLED, f"installed: {sorted(first)}"
+        assert open(os.path.join(root, "usr/bin/vpc-ipamd"), "rb").read() == open(IPAMD, "rb").read()
+        unit = open(os.path.join(root, "etc/systemd/system/vpc-ipamd.service")).read()
+        assert "ExecStart=/usr/bin/vpc-ipamd\n" in unit and "@" not in unit
+        c = json.load(open(os.path.join(root, "etc/cni/net.d/10-vpc-cni.conflist")))
+        assert c["plugins"][0]["socket"] == daemon_rows()["VPC_IPAM_SOCKET"]
+        # Again: nothing rewritten (same inode and mtime), and it says so.
+        r = install(root, "--prefix", "/usr")
+        assert snapshot(root) == first, "a second run changed files"
+        assert "0 file(s) installed" in r.stdout, r.stdout
+        # The admin's /etc/default/vpc-ipamd survives; a changed file is replaced.
+        with open(os.path.join(root, "etc/default/vpc-ipamd"), "w") as f:
+            f.write("WARM_IP_TARGET=5\n")
+        with open(os.path.join(root, "opt/cni/bin/vpc-cni"), "w") as f:
+            f.write("old")
+        install(root, "--prefix", "/usr")
+        assert open(os.path.join(root, "etc/default/vpc-ipamd")).read() == "WARM_IP_TARGET=5\n"
+        assert open(os.path.join(root, "opt/cni/bin/vpc-cni"), "rb").read() == open(CNI, "rb").read()
+        assert not [f for f in os.listdir(os.path.join(root, "opt/cni/bin")) if f.startswith(".")]
+
+
+def t_install_unit_verifies():
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        return "systemd-analyze is not installed"
+    with tempfile.TemporaryDirectory() as d:
+        root = os.path.join(d, "root")
+        install(root, "--prefix", "/usr")
+        unit = open(os.path.join(root, "etc/systemd/system/vpc-ipamd.service")).read()
+        # Point at the staged binaries so verify can check they are executable.
+        unit = unit.replace("/usr/bin/", os.path.join(root, "usr/bin") + "/")
+        path = os.path.join(d, "vpc-ipamd.service")
+        with open(path, "w") as f:
+            f.write(unit)
+        r = subprocess.run([analyze, "verify", path], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and not r.stderr.strip() and not r.stdout.strip(), r.stderr + r.stdout
+
+
+def t_install_refuses():
+    with tempfile.TemporaryDirectory() as d:
+        root = os.path.join(d, "root")
+        r = subprocess.run([os.path.join(SRC, "scripts", "install"), "--build", os.path.join(d, "nobuild")],
+                           env=dict(os.environ, DESTDIR=root), capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "missing" in r.stderr and "build" in r.stderr, r.stderr
+        assert not os.path.exists(root), "a refused install wrote files"
+        r = install(root, "--prefix", "relative", check=False)
+        assert r.returncode != 0 and "absolute" in r.stderr and not os.path.exists(root), r.stderr
+    # Without DESTDIR and without root it refuses before touching anything.
+    cmd = [os.path.join(SRC, "scripts", "install"), "--build", BUILD]
+    e = {k: v for k, v in os.environ.items() if k != "DESTDIR"}
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if not setpriv:
+            return "running as root and setpriv is missing: cannot try a non-root install"
+        cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"] + cmd
+    r = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 and "Permission denied" in r.stderr:
+        return f"nobody cannot read the tree: {r.stderr.strip()[:120]}"
+    assert r.returncode != 0 and "root" in r.stderr and "DESTDIR" in r.stderr, f"exit {r.returncode}: {r.stderr}"
+
+
+def main():
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        print("1..1\nnot ok 1 - import yaml: install python3-yaml (scripts/deps) and run with /usr/bin/python3")
+        return 1
+    tests = [
+        ("manifest: a ServiceAccount and a hostNetwork DaemonSet in kube-system", t_manifest_shape),
+        ("manifest: every variable is one the daemon or the AWS SDK chain reads", t_env_known),
+        ("manifest: every daemon variable is there", t_env_complete),
+        ("manifest: values are the daemon's defaults", t_env_defaults),
+        ("manifest: vpc-ipamd accepts every value", t_env_accepted),
+        ("manifest: host paths are the daemon's, the plugin's and the entrypoint's", t_host_paths),
+        ("manifest: NET_ADMIN only; probes run vpc-ipamctl commands that exist", t_security_and_probes),
+        ("conflist: JSON, type vpc-cni, the daemon's socket, accepted by vpc-cni", t_conflist),
+        ("iam-policy.json: exactly the EC2 actions daemon/ calls, each documented", t_iam_policy),
+        ("Containerfile: build and runtime packages cover what meson and the binaries need", t_containerfile),
+        ("entrypoint: installs vpc-cni, writes the conflist only once the daemon serves, passes SIGTERM",
+         t_entrypoint_waits_for_daemon),
+        ("entrypoint: a daemon that fails leaves no conflist and its exit status", t_entrypoint_daemon_fails),
+        ("vpc-ipamd.env: the manifest's variables, all commented out", t_env_file),
+        ("scripts/install: the files into DESTDIR, idempotent, keeps /etc/default", t_install),
+        ("scripts/install: the unit passes systemd-analyze verify", t_install_unit_verifies),
+        ("scripts/install: refuses a missing build, a relative prefix, and non-root without DESTDIR",
+         t_install_refuses),
+    ]
+    print(f"1..{len(tests)}")
+    for name, fn in tests:
+        tap(name, fn)
+    return 1 if _failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
