@@ -1,0 +1,202 @@
+"""vpc-cni under Debian's containerd, in a node of the emulated VPC. TAP on stdout.
+
+One world with one node; vpc-ipamd runs in the node (tests/daemon/ipamd.py)
+and containerd runs in the node's network namespace with a vpc-cni conflist
+(tests/cni/ctrd.py: a private mount namespace, everything under a temp dir,
+a locally built pause image). Checks:
+
+- `ctr run --cni`: the container's eth0 holds the address the daemon lists
+  for the container ("default-<name>"), with vpc-cni's routes; killing the
+  task makes ctr run DEL (empty CNI_NETNS, prevResult) and the address, veth
+  and rules are gone;
+- the CRI path (RunPodSandbox, PodSandboxStatus, StopPodSandbox,
+  RemovePodSandbox) through tests/cni/cri_client.py: the sandbox is READY
+  with the daemon's address, K8S_POD_* reach the daemon, DEL runs twice
+  (the second with an empty CNI_NETNS and no prevResult) and both succeed.
+
+When containerd cannot run here every case SKIPs with the reason.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "daemon"))
+sys.path.insert(0, HERE)
+
+import ctrd  # noqa: E402
+from ipamd import Daemon, harness, wait_for  # noqa: E402
+
+CNI = os.environ.get("VPC_CNI", "")
+SYS_PYTHON = "/usr/bin/python3"         # Debian's, where python3-grpcio lives
+CRI_CLIENT = os.path.join(HERE, "cri_client.py")
+
+
+class Env:
+    """The world, vpc-ipamd in node 0 and containerd beside it."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="vpc-ctrd-")
+        self.w = self.d = self.c = None
+        try:
+            self.w = harness.WorldFixture(nodes=1)
+            self.ns = self.w.node_ns(0)
+            self.d = Daemon(self.w, 0).start()
+            wait_for(lambda: self.d.pool()["available"] >= 3, timeout=30, what="a warm pool")
+            image = ctrd.build_pause_image(self.dir)
+            conf = {"socket": self.d.sock, "logFile": os.path.join(self.dir, "vpc-cni.log"), "logLevel": "info"}
+            self.c = ctrd.Containerd(self.dir, self.ns, CNI, conf).start(image)
+        except BaseException:
+            self.close()
+            raise
+
+    def pods(self):
+        return {p["container_id"]: p for p in self.d.call({"op": "pods"})["pods"]}
+
+    def node(self, *argv):
+        return subprocess.run(["ip", "netns", "exec", self.ns] + list(argv), capture_output=True, text=True)
+
+    def host_state(self):
+        links = json.loads(self.node("ip", "-j", "link", "show").stdout)
+        veths = [x["ifname"] for x in links if x["ifname"].startswith("eni")]
+        rules = [r for r in self.node("ip", "rule", "show").stdout.splitlines() if r.startswith(("512:", "1536:"))]
+        return veths, rules
+
+    def close(self):
+        if self.c:
+            self.c.stop()
+        if self.d:
+            self.d.stop()
+        if self.w:
+            self.w.down()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+ENV = None
+
+
+def env():
+    global ENV
+    why = ctrd.why_not()
+    if why:
+        raise harness.Skip(why)
+    if ENV is None:
+        ENV = Env()
+    return ENV
+
+
+def pod_addr(enter):
+    out = subprocess.run(enter + ["ip", "-j", "-4", "addr", "show", "dev", "eth0"],
+                         capture_output=True, text=True)
+    info = json.loads(out.stdout or "[]")
+    return [a["local"] + "/" + str(a["prefixlen"]) for i in info for a in i["addr_info"]]
+
+
+def pod_routes(enter):
+    return subprocess.run(enter + ["ip", "-4", "route", "show"], capture_output=True,
+                          text=True).stdout
+
+
+def test_ctr_run_cni_gets_and_releases_a_vpc_address():
+    e = env()
+    calls0 = len(e.c.calls())
+    log = open(os.path.join(e.dir, "ctr-c1.log"), "w")
+    run = e.c.ctr_bg("run", "--cni", "--rm", ctrd.IMAGE, "c1", log=log)
+    try:
+        wait_for(lambda: run.poll() is None and e.c.task_pid("c1"), timeout=30, what="task c1 running")
+        pid = e.c.task_pid("c1")
+        wait_for(lambda: "default-c1" in e.pods(), timeout=10, what="the daemon holding default-c1")
+        ip = e.pods()["default-c1"]["ip"]
+        enter = ["nsenter", "-t", str(pid), "-n"]
+        assert pod_addr(enter) == [ip + "/32"], (pod_addr(enter), ip)
+        routes = pod_routes(enter)
+        assert "default via 169.254.1.1 dev eth0" in routes and "169.254.1.1 dev eth0 scope link" in routes, routes
+        veths, rules = e.host_state()
+        assert len(veths) == 1 and any(f"to {ip} lookup main" in r for r in rules), (veths, rules)
+        assert e.d.pool()["assigned"] == 1
+        e.c.ctr("tasks", "kill", "c1")
+        assert run.wait(timeout=30) == 0, open(log.name).read()
+    finally:
+        if run.poll() is None:
+            e.c.ctr("tasks", "kill", "-s", "KILL", "c1", check=False)
+            run.wait(timeout=30)
+        log.close()
+    calls = e.c.calls()[calls0:]
+    assert calls == ["ADD id=default-c1 netns=/proc/%d/ns/net prev=no" % pid,
+                     "DEL id=default-c1 netns= prev=yes"], calls
+    assert "default-c1" not in e.pods(), e.pods()
+    assert e.d.pool()["assigned"] == 0, e.d.pool()
+    assert e.host_state() == ([], []), e.host_state()
+    assert "c1" not in e.c.ctr("containers", "ls", "-q").stdout
+
+
+def cri(*args):
+    p = subprocess.run([SYS_PYTHON, CRI_CLIENT, os.path.join(ENV.dir, "containerd.sock")] + list(args),
+                       capture_output=True, text=True, timeout=120)
+    out = json.loads(p.stdout) if p.stdout.strip() else {"error": "no output", "msg": p.stderr[-2000:]}
+    assert p.returncode == 0, (args, out)
+    return out
+
+
+def test_cri_sandbox_run_stop_remove():
+    e = env()
+    if subprocess.run([SYS_PYTHON, "-c", "import grpc"], capture_output=True).returncode != 0:
+        raise harness.Skip(f"{SYS_PYTHON} has no grpc module (Debian python3-grpcio, scripts/deps)")
+    assert cri("version")["runtime"] == "containerd"
+    calls0 = len(e.c.calls())
+    t0 = time.monotonic()
+    sid = cri("runp", "web-1", "uid-web-1", "shop", "/vpc-ipam-ctrd")["id"]
+    runp_ms = (time.monotonic() - t0) * 1000
+    try:
+        st = cri("status", sid)
+        pods = e.pods()
+        assert st["state"] == 0 and sid in pods and st["ip"] == pods[sid]["ip"], (st, pods.get(sid))
+        p = pods[sid]
+        assert (p.get("pod_namespace"), p.get("pod_name")) == ("shop", "web-1"), p
+        netns = [c for c in e.c.calls()[calls0:] if c.startswith("ADD")][0].split("netns=")[1].split()[0]
+        assert netns.startswith(os.path.join(e.dir, "state")), netns     # under the state dir, not /run/netns
+        # the namespace is mounted only in containerd's mount namespace
+        assert pod_addr(e.c.ns_cmd("nsenter", "--net=" + netns)) == [st["ip"] + "/32"]
+        t0 = time.monotonic()
+        cri("stopp", sid)
+        stopp_ms = (time.monotonic() - t0) * 1000
+        assert sid not in e.pods() and e.d.pool()["assigned"] == 0, e.pods()
+        cri("rmp", sid)
+    finally:
+        cri_cleanup(sid)
+    calls = [c for c in e.c.calls()[calls0:] if not c.startswith(("STATUS", "VERSION"))]
+    assert calls == [f"ADD id={sid} netns={netns} prev=no", f"DEL id={sid} netns={netns} prev=yes",
+                     f"DEL id={sid} netns= prev=no"], calls
+    assert e.host_state() == ([], []), e.host_state()
+    assert sid not in cri("list")["ids"]
+    print(f"# CRI: RunPodSandbox {runp_ms:.0f} ms, StopPodSandbox {stopp_ms:.0f} ms", flush=True)
+
+
+def cri_cleanup(sid):
+    if sid in cri("list")["ids"]:
+        subprocess.run([SYS_PYTHON, CRI_CLIENT, os.path.join(ENV.dir, "containerd.sock"), "stopp", sid],
+                       capture_output=True, timeout=120)
+        subprocess.run([SYS_PYTHON, CRI_CLIENT, os.path.join(ENV.dir, "containerd.sock"), "rmp", sid],
+                       capture_output=True, timeout=120)
+
+
+def teardown(_ctx=None):
+    global ENV
+    if ENV:
+        ENV.close()
+        ENV = None
+
+
+if __name__ == "__main__":
+    if not CNI or not os.path.exists(CNI):
+        print("1..1\nok 1 - vpc-cni under containerd # SKIP VPC_CNI is not set to the built plugin")
+        sys.exit(0)
+    try:
+        sys.exit(harness.run(globals(), teardown=teardown))
+    finally:
+        teardown()
