@@ -336,6 +336,29 @@ def t_containerfile():
     assert "ca-certificates" in run_pkgs, "EC2 is HTTPS: the runtime needs ca-certificates"
 
 
+def t_docs_operations():
+    """docs/operations.md names every metric, vpc-ipamctl command and CNI error code."""
+    doc = read("docs", "operations.md")
+    intro = read("daemon", "introspect.c")
+    metrics = set(re.findall(r'metric\(&t, "(\w+)"', intro)) | set(re.findall(r'\{ "((?:awscni|vpcipam)_\w+)", "', intro))
+    metrics |= set(re.findall(r'const char \*n = "(\w+)"', intro))
+    assert len(metrics) > 20, f"found only {sorted(metrics)} in daemon/introspect.c"
+    missing = sorted(m for m in metrics if f"`{m}" not in doc)
+    assert not missing, f"metrics not documented: {missing}"
+    paths = set(re.findall(r'"(/v1/[\w-]+)"', intro))
+    assert paths and all(f"`{p}`" in doc for p in paths), f"introspection paths: {sorted(paths)}"
+    usage = subprocess.run([IPAMCTL, "--help"], capture_output=True, text=True, timeout=10).stdout
+    commands = set(re.findall(r"^  (\w+) ", usage, re.M))
+    missing = sorted(c for c in commands if f"| `{c}` |" not in doc)
+    assert commands and not missing, f"vpc-ipamctl commands not documented: {missing}"
+    codes = {int(c) for c in re.findall(r"CNI_ERR_\w+ = (\d+)", read("include", "cni-config.h"))}
+    documented = set()
+    for first, second in re.findall(r"^\| (\d+)(?: / (\d+))? \|", doc, re.M):
+        documented |= {int(x) for x in (first, second) if x}
+    missing = sorted(codes - documented - {2})   # 2 (unsupported field) is never answered
+    assert not missing, f"CNI error codes not in the troubleshooting table: {missing}"
+
+
 def write_exe(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -529,6 +552,7 @@ def main():
          t_entrypoint_waits_for_daemon),
         ("entrypoint: a daemon that fails leaves no conflist and its exit status", t_entrypoint_daemon_fails),
         ("vpc-ipamd.env: the manifest's variables, all commented out", t_env_file),
+        ("docs/operations.md: every metric, introspection path, vpc-ipamctl command and CNI code", t_docs_operations),
         ("scripts/install: the files into DESTDIR, idempotent, keeps /etc/default", t_install),
         ("scripts/install: the unit passes systemd-analyze verify", t_install_unit_verifies),
         ("scripts/install: refuses a missing build, a relative prefix, and non-root without DESTDIR",
