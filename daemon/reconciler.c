@@ -259,8 +259,13 @@ static void *loop(void *arg) {
         egress_sync(r);                         /* before the EC2 pass: it needs only IMDS's answers */
         initial_sync(r);
         r->last_ec2_sync = r->last_imds = vtime_mono_ms();
-        /* Leak cleanup first runs after a jittered delay, as aws-node (0-300 s). */
-        r->last_leak_cleanup = vtime_mono_ms() - (r->o.ops.cfg->leak_cleanup_interval_s * 1000LL) + 1000LL * (rand() % 300);
+        /* A restart is when leaks are likeliest (a crash between create and attach an
+         * intent could not cover, an older daemon): look once now, then every interval,
+         * the schedule jittered by 0-300 s as aws-node's so nodes do not ask together. */
+        const struct ipamd_config *cfg = r->o.ops.cfg;
+        if (!cfg->no_leak_cleanup && !cfg->no_provisioning)
+                eniops_leak_cleanup(&r->o.ops, NULL);
+        r->last_leak_cleanup = vtime_mono_ms() + 1000LL * (rand() % 300);
         pthread_mutex_lock(&r->lock);
         while (!r->stop) {
                 int waiting = r->waiting_adds;

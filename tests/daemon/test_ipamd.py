@@ -210,6 +210,38 @@ def test_no_provisioning_uses_what_imds_shows():
         w.down()
 
 
+def test_leaked_enis_are_cleaned_at_start():
+    import datetime
+    w = world()
+    ec2 = w.ec2()
+    inst = w.nodes[0]["instance_id"]
+    subnet = w.nodes[0]["subnet_id"]
+    old = (datetime.datetime.utcnow() - datetime.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    new = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def eni(created, description="vpc-ipam-" + inst, instance=inst):
+        tags = [{"Key": "node.k8s.amazonaws.com/instance_id", "Value": instance},
+                {"Key": "node.k8s.amazonaws.com/createdAt", "Value": created}]
+        return ec2.create_network_interface(SubnetId=subnet, Description=description, TagSpecifications=[
+            {"ResourceType": "network-interface", "Tags": tags}])["NetworkInterface"]["NetworkInterfaceId"]
+
+    leaked = eni(old)
+    young = eni(new)                                   # under 5 minutes: may still be on its way
+    foreign = eni(old, description="someone else's")   # not ours by description
+    other = eni(old, instance="i-0123456789abcdef0")   # another node's
+    d = Daemon(w)
+    try:
+        d.start()
+        ids = lambda: {e["id"] for e in w.truth()["enis"]}  # noqa: E731
+        wait_for(lambda: leaked not in ids(), timeout=10, what="the leaked ENI deleted")
+        assert {young, foreign, other} <= ids(), ids()
+        st, body = d.http("/metrics", metrics=True)
+        assert "vpcipam_leaked_enis_deleted_total 1" in body
+    finally:
+        stop_all()
+        w.down()
+
+
 def test_introspection_and_metrics():
     w = world()
     d = Daemon(w)
