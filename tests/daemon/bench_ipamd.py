@@ -329,6 +329,7 @@ def cold_once(env, total_want, avail_want):
         return spec, serving, first, done, enis, calls
     finally:
         d.stop()
+        keep_log(d, "cold-" + label_slug(env))
         w.down()
 
 
@@ -370,7 +371,7 @@ def part_cold(reps):
     say()
 
 
-def churn_run(instance, env, ops, pace, seed=1, settle=15):
+def churn_run(instance, env, ops, pace, seed=1, settle=10, cap=60.0):
     """1,000-ish random-walk pod operations (population 0..20); EC2 calls between the warm start and the settle."""
     w = world(instance)
     d = Daemon(w, env=env, name="churn")
@@ -383,11 +384,16 @@ def churn_run(instance, env, ops, pace, seed=1, settle=15):
         rng = random.Random(seed)
         live, serial, lat, failures = [], 0, [], 0
         t0 = time.monotonic()
+        done, due = 0, t0
         for i in range(ops):
-            if pace:
-                delay = t0 + i / pace - time.monotonic()
+            if time.monotonic() - t0 > cap:
+                break
+            done += 1
+            if pace:  # at most pace ops/s, and no catch-up burst after an ADD that waited
+                delay = due - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+                due = max(due, time.monotonic()) + 1.0 / pace
             if not live or (len(live) < 20 and rng.random() < 0.5):
                 serial += 1
                 cid = f"churn{serial}"
@@ -409,22 +415,50 @@ def churn_run(instance, env, ops, pace, seed=1, settle=15):
             time.sleep(0.5)
         after = diff_calls(before, stats_calls(w))
         p = poll_pool(d)
-        return {"took": took, "during": during, "after": after, "lat": lat, "failures": failures,
+        m = metric_values(d, ("vpcipam_ec2_throttle_waits_total", "vpcipam_ec2_throttle_wait_seconds_total",
+                               "vpcipam_add_waited_total"))
+        return {"metrics": m, "done": done, "took": took, "during": during, "after": after, "lat": lat, "failures": failures,
                 "pool": p, "live": len(live)}
     finally:
         d.stop()
+        keep_log(d, "churn-" + label_slug(env))
         w.down()
+
+
+def metric_values(d, names):
+    st, body = d.http("/metrics", metrics=True)
+    out = {}
+    for ln in body.splitlines():
+        k = ln.split(" ")[0].split("{")[0]
+        if k in names and not ln.startswith("#"):
+            out[k] = out.get(k, 0.0) + float(ln.split()[-1])  # summed over labels
+    return out
+
+
+LOG_DIR = None
+
+
+def keep_log(d, name):
+    """Copy a daemon's log out of its world before the world's directory goes."""
+    if LOG_DIR and os.path.exists(d.log):
+        with open(d.log) as src, open(os.path.join(LOG_DIR, name + ".log"), "a") as dst:
+            dst.write(src.read())
+
+
+def label_slug(env):
+    return "-".join(f"{k}={v}" for k, v in sorted(env.items())) or "defaults"
 
 
 def part_churn(ops, quick):
     say(f"## 2. EC2 calls during {ops} pod operations at WARM_IP_TARGET=5 (goal: at most 20)")
     say("A seeded random walk of ADDs and DELs keeps 0 to 20 pods on the node (so the pool must grow and may"
         " shrink), against default latencies. Counts come from the emulator's /stats, from the moment the warm"
-        " target is reached; 'settled' adds 15 s after the last operation.")
+        " target is reached; 'settled' adds 10 s after the last operation. m5.xlarge: 4 ENIs x 14 addresses."
+        " Each run stops after 60 s of operations.")
     say()
-    runs = [("m5.large", {"WARM_IP_TARGET": "5", "IP_COOLDOWN_PERIOD": "0"}, 0, "IP_COOLDOWN_PERIOD=0, unpaced")]
+    runs = [("m5.xlarge", {"WARM_IP_TARGET": "5", "IP_COOLDOWN_PERIOD": "0"}, 0, "IP_COOLDOWN_PERIOD=0, unpaced")]
     if not quick:
-        runs += [("m5.large", {"WARM_IP_TARGET": "5", "IP_COOLDOWN_PERIOD": "1"}, 30.0,
+        runs += [("m5.xlarge", {"WARM_IP_TARGET": "5", "IP_COOLDOWN_PERIOD": "1"}, 30.0,
                   "IP_COOLDOWN_PERIOD=1 at 30 ops/s (= 30 s cooldown at 1 op/s, time compressed 30x)"),
                  ("c5.18xlarge", {"WARM_IP_TARGET": "5"}, 30.0,
                   "IP_COOLDOWN_PERIOD=30 (default) at 30 ops/s, c5.18xlarge")]
@@ -439,10 +473,13 @@ def part_churn(ops, quick):
         mut = sum(v for k, v in r["during"].items() if k in MUTATIONS)
         mut2 = sum(v for k, v in r["after"].items() if k in MUTATIONS)
         p = r["pool"] or {}
-        say(f"| {label} | {r['took']:.1f} s | {sum(r['during'].values())} ({mut}) | {sum(r['after'].values())} ({mut2})"
+        say(f"| {label} | {r['done']} ops in {r['took']:.1f} s | {sum(r['during'].values())} ({mut}) | {sum(r['after'].values())} ({mut2})"
             f" | {ms(statistics.median(r['lat']))} / {ms(pct(r['lat'], 99))} | {r['failures']} |"
             f" {p.get('total')} / {p.get('assigned')} / {p.get('cooldown')} |")
-        say(f"|   calls by action | | {json.dumps(r['during'], sort_keys=True)} | {json.dumps(r['after'], sort_keys=True)} | | | |")
+        m = r["metrics"]
+        say(f"|   calls by action; ADDs that waited {m.get('vpcipam_add_waited_total', 0):.0f}, client-side EC2 rate-limit"
+            f" waits {m.get('vpcipam_ec2_throttle_waits_total', 0):.0f} ({m.get('vpcipam_ec2_throttle_wait_seconds_total', 0):.1f} s)"
+            f" | | {json.dumps(r['during'], sort_keys=True)} | {json.dumps(r['after'], sort_keys=True)} | | | |")
     say()
     say("- Cooldown: a released address may not be handed out again for IP_COOLDOWN_PERIOD, and vpc-ipamd does not"
         " count cooling addresses as available (aws-node does, its #2896). So at the default 30 s the pool must also"
@@ -542,6 +579,7 @@ def part_big(restarts):
         say()
     finally:
         d.stop()
+        keep_log(d, "big")
         w.down()
 
 
@@ -572,20 +610,22 @@ def startup_ms_logged(d):
     return None
 
 
-def part_burst(reps, n_pods=30):
-    say(f"## 5. ADD wait: {n_pods} concurrent ADDs onto a pool that must grow (m5.xlarge: 4 ENIs x 14,"
-        " WARM_IP_TARGET=1)")
-    waits, hist = [], None
-    spec = None
+def burst_runs(reps, n_pods, latency=None):
+    """Client-side ADD latencies, the summed /metrics histogram, the latency spec, and the daemon's
+    per-ENI waits (ms, from the last Create/Attach to the ENI open) of reps bursts."""
+    waits, hist, spec, eni_waits = [], None, None, []
     for _ in range(reps):
         w = world("m5.xlarge")
         d = Daemon(w, env={"WARM_IP_TARGET": "1"}, name="burst")
         try:
-            d.start()
+            if latency:
+                w.ctl("POST", "/latency", latency)
             spec = w.ctl("GET", "/latency")
+            d.start()
             ns = pod_netns(w)
             wait_for(lambda: (poll_pool(d) or {}).get("available", 0) >= 1, timeout=30, what="1 warm address")
             time.sleep(0.5)
+            mark = len(d.tail(100000).splitlines())
             res = {}
             go = threading.Barrier(n_pods)
 
@@ -602,10 +642,21 @@ def part_burst(reps, n_pods=30):
             assert all(ok for _, ok in res.values()) and len(res) == n_pods, res
             waits += [x for x, _ in res.values()]
             h = histogram(d)
-            hist = h if hist is None else [(le, c + h2) for (le, c), (_, h2) in zip(hist, [x for x in h])]
+            hist = h if hist is None else [(le, c + c2) for (le, c), (_, c2) in zip(hist, h)]
+            for ln in d.tail(100000).splitlines()[mark:]:
+                if '"msg":"ENI ready for pods"' in ln:
+                    eni_waits.append(json.loads(ln)["wait_ms"])
         finally:
             d.stop()
+            keep_log(d, "burst-" + (label_slug(latency) if latency else "default"))
             w.down()
+    return waits, hist, spec, eni_waits
+
+
+def part_burst(reps, n_pods=30, what_if=True):
+    say(f"## 5. ADD wait: {n_pods} concurrent ADDs onto a pool that must grow (m5.xlarge: 4 ENIs x 14,"
+        " WARM_IP_TARGET=1)")
+    waits, hist, spec, eni_waits = burst_runs(reps, n_pods)
     mw = model_burst(spec, 14, 4, 1, n_pods)
     say(f"vpc-ipamd: {reps} runs x {n_pods} ADDs, client-side latency of each ADD (socket round trip);"
         " the daemon's vpcipam_add_wait_seconds histogram gives the bucket bound.")
@@ -617,13 +668,31 @@ def part_burst(reps, n_pods=30):
     hb = [hist_pct(hist, p) for p in (50, 90, 99, 100)]
     say("| vpc-ipamd /metrics histogram (bucket upper bound) | " + " | ".join(
         f"<= {b:g} s" if b is not None else "n/a" for b in hb) + " |")
+    rows = []
+    if what_if:
+        for label, lat in (("what-if, IMDS lag 0", {"imds_lag": 0}),
+                           ("what-if, IMDS lag 0 and attach 0", {"imds_lag": 0, "attach": 0})):
+            if time.monotonic() > DEADLINE:
+                say(f"| vpc-ipamd, {label} | skipped: time budget | | | |")
+                continue
+            x, _, _, ew = burst_runs(max(1, reps - 1), n_pods, lat)
+            rows.append((label, ew))
+            say(f"| vpc-ipamd, {label} (measured) | {ms(pct(x, 50))} | {ms(pct(x, 90))} | {ms(pct(x, 99))} |"
+                f" {ms(max(x))} |")
     say(f"| aws-node (modeled: pod k waits for k-1 increases of 1 address) | {ms(pct(mw, 50))} | {ms(pct(mw, 90))} |"
         f" {ms(pct(mw, 99))} | {ms(max(mw))} |")
     say()
+    say(f"- cumulative histogram over the default-latency runs: {hist}")
+    if eni_waits:
+        say(f"- a new ENI's wait for its link and IMDS (daemon log, wait_ms): median {statistics.median(eni_waits):.0f} ms"
+            f" over {len(eni_waits)} ENIs at default latencies"
+            + "".join(f"; {lb}: median {statistics.median(ew):.0f} ms" for lb, ew in rows if ew) + ".")
+    say("- The ADDs beyond the primary ENI's 14 addresses wait for a new ENI: Create, Attach and Modify calls, then"
+        " the link (attach latency) and IMDS listing the addresses (IMDS lag after the attach). The what-if rows"
+        " zero those emulator delays to show what each costs.")
     say("- aws-node answers an ADD on an empty pool with a failure at once (reference §2, its #330, #1956); the pod"
         " is retried by kubelet. At WARM_IP_TARGET=1 its shortfall is max(WARM_IP_TARGET - available, 0) = 1, so"
         " each 5 s cycle adds one address. The model lets every pod retry instantly, so real pods wait longer.")
-    say(f"- cumulative histogram over all runs: {hist}")
     say()
 
 
@@ -632,14 +701,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, cooldown-0 churn only")
     ap.add_argument("--parts", default="cold,churn,big,burst")
-    ap.add_argument("--budget", type=float, default=270.0, help="seconds after which optional runs are skipped")
+    ap.add_argument("--budget", type=float, default=300.0, help="seconds after which optional runs are skipped")
     a = ap.parse_args()
     if not ipamd.IPAMD or not os.access(ipamd.IPAMD, os.X_OK):
         sys.exit("set VPC_IPAMD to the vpc-ipamd binary (scripts/bench-ipamd does)")
     why = harness._why_not()
     if why:
         sys.exit(f"bench-ipamd: {why}")
+    # timeout(1) and ^C: unwind, so every world's finally block takes its namespaces down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     DEADLINE = time.monotonic() + a.budget
+    global LOG_DIR
+    LOG_DIR = tempfile.mkdtemp(prefix="bench-ipamd-logs-")
     parts = a.parts.split(",")
     t0 = time.monotonic()
     reps = 2 if a.quick else 5
@@ -650,8 +723,8 @@ def main():
     if "big" in parts:
         part_big(3 if a.quick else 7)
     if "burst" in parts:
-        part_burst(2 if a.quick else 3)
-    say(f"(whole run: {time.monotonic() - t0:.0f} s)")
+        part_burst(2 if a.quick else 3, what_if=not a.quick)
+    say(f"(whole run: {time.monotonic() - t0:.0f} s; the daemons' logs are in {LOG_DIR})")
 
 
 if __name__ == "__main__":
