@@ -1,0 +1,383 @@
+"""scripts/bench-cni's driver: vpc-cni beside Debian's ptp + host-local and a
+bare-netlink floor, side by side in one run. Prints the figures.
+
+Outer part (run as root): one world with one node (m5.24xlarge, so a few
+hundred addresses fit), vpc-ipamd in the node with a pool kept warm
+(WARM_IP_TARGET / MINIMUM_IP_TARGET = burst + 10, IP_COOLDOWN_PERIOD=0) so
+an ADD measures the plugin path, never a wait for EC2. It then runs the inner
+part inside the node's network namespace (`nsenter --net`), so ptp's
+ip_forward, every veth, route and rule land there, and takes the world down.
+
+Inner part: four plugins, each exec'd per pod the way a runtime does it
+(posix_spawn, config on stdin, CNI_* in the environment; timed from spawn to
+wait4 with the same code for all):
+  floor       tests/cni/bench-floor (vpc-cni's kernel operations, nothing else)
+  ptp         /usr/lib/cni/ptp + host-local (dataDir in a temp dir)
+  vpc-cni     vethDelete sync (DEL deletes the veth)
+  vpc-deferred vethDelete deferred (DEL takes the veth down; the namespace's
+              teardown deletes it)
+Pods are network namespaces made fresh for every round and plugin (a
+`unshare -n sleep` whose namespace is held by a descriptor, CNI_NETNS =
+/proc/<driver>/fd/<n>). Rounds of 50: ADD all, then DEL all with CNI_NETNS
+and prevResult (what CRI's StopPodSandbox sends), then the namespaces are
+closed and the node is left to settle; the plugin order rotates per round.
+Then a burst: 100 ADDs spawned at once per plugin (failures, wall time).
+Peak RSS comes from a separate round of 10 ADD+DEL per plugin under GNU
+time (%M, the largest of any run; ptp's includes the host-local it waits
+for), so the timed runs carry no wrapper.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CNI = os.environ.get("VPC_CNI", "")
+FLOOR = os.environ.get("BENCH_FLOOR", "")
+IPAMD = os.environ.get("VPC_IPAMD", "")
+PTP = "/usr/lib/cni/ptp"
+
+
+# --- measuring one exec -----------------------------------------------------------------------
+
+def spawn(argv, env, stdin_text):
+    """posix_spawn argv with stdin_text; returns (pid, stdout fd, t0)."""
+    r_in, w_in = os.pipe()
+    r_out, w_out = os.pipe()
+    os.write(w_in, stdin_text.encode())     # configs are far below a pipe's 64 KiB
+    os.close(w_in)
+    devnull = os.open("/dev/null", os.O_WRONLY)
+    t0 = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=[
+        (os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)])
+    for fd in (r_in, w_out, devnull):
+        os.close(fd)
+    return pid, r_out, t0
+
+
+def reap(pid, out_fd, t0):
+    """-> (exit status, seconds, maxrss KiB, stdout)."""
+    _, status, ru = os.wait4(pid, 0)
+    dt = time.perf_counter() - t0
+    chunks = []
+    while True:
+        b = os.read(out_fd, 65536)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(out_fd)
+    return os.waitstatus_to_exitcode(status), dt, ru.ru_maxrss, b"".join(chunks).decode(errors="replace")
+
+
+def run1(argv, env, stdin_text):
+    return reap(*spawn(argv, env, stdin_text))
+
+
+# --- pods: fresh network namespaces held by descriptors ---------------------------------------
+
+class Pods:
+    def __init__(self, n):
+        self.fds = []
+        sleepers = [subprocess.Popen(["unshare", "-n", "sleep", "120"]) for _ in range(n)]
+        mine = os.readlink("/proc/self/ns/net")
+        try:
+            for p in sleepers:
+                path = f"/proc/{p.pid}/ns/net"
+                for _ in range(500):
+                    if os.readlink(path) != mine:
+                        break
+                    time.sleep(0.002)
+                else:
+                    raise RuntimeError("a pod namespace did not appear")
+                self.fds.append(os.open(path, os.O_RDONLY))
+        finally:
+            for p in sleepers:
+                p.kill()
+                p.wait()
+        self.paths = [f"/proc/{os.getpid()}/fd/{fd}" for fd in self.fds]
+
+    def close(self):
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+
+# --- the plugins --------------------------------------------------------------------------------
+
+def cni_env(cmd, cid, netns):
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": cmd, "CNI_CONTAINERID": cid,
+            "CNI_NETNS": netns, "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni",
+            "CNI_ARGS": f"K8S_POD_NAMESPACE=bench;K8S_POD_NAME={cid};K8S_POD_INFRA_CONTAINER_ID={cid};"
+                        f"K8S_POD_UID=uid-{cid};IgnoreUnknown=1"}
+
+
+class CniPlugin:
+    def __init__(self, name, binary, conf):
+        self.name, self.binary, self.conf = name, binary, conf
+        self.results = {}
+
+    def add(self, cid, netns):
+        return [self.binary], cni_env("ADD", cid, netns), json.dumps(self.conf)
+
+    def added(self, cid, rc, out):
+        if rc == 0:
+            self.results[cid] = json.loads(out)
+
+    def delete(self, cid, netns):
+        conf = dict(self.conf)
+        if cid in self.results:
+            conf["prevResult"] = self.results.pop(cid)
+        return [self.binary], cni_env("DEL", cid, netns), json.dumps(conf)
+
+
+class FloorPlugin:
+    name = "floor"
+
+    def __init__(self, binary):
+        self.binary = binary
+
+    @staticmethod
+    def _names(cid):
+        i = int(cid.rsplit("-", 1)[1])
+        return f"flr{i}", f"10.99.{i // 200}.{i % 200 + 1}"
+
+    def add(self, cid, netns):
+        veth, ip = self._names(cid)
+        return [self.binary, "add", netns, "eth0", veth, ip], {}, ""
+
+    def added(self, cid, rc, out):
+        pass
+
+    def delete(self, cid, netns):
+        veth, ip = self._names(cid)
+        return [self.binary, "del", veth, ip], {}, ""
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+def pct(xs, p):
+    s = sorted(xs)
+    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
+
+
+def links_settled(baseline, timeout=20):
+    """Wait until the node has no more links than at the start (veths of closed pods go away)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if link_count() <= baseline:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def link_count():
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return len(out.splitlines())
+
+
+class Stats:
+    def __init__(self):
+        self.add, self.dele, self.rss, self.fail = [], [], 0, 0
+
+    def take(self, rc, dt, what):
+        (self.add if what == "add" else self.dele).append(dt * 1000)
+        self.fail += rc != 0
+
+
+def measured(cmd, rss_file):
+    """The command under GNU time: a child forked from a small process, so its
+    ru_maxrss is the plugin's own (one spawned straight from Python inherits
+    Python's high-water mark at exec)."""
+    argv, env, stdin_text = cmd
+    return ["/usr/bin/time", "-f", "%M", "-o", rss_file] + argv, env, stdin_text
+
+
+def rss_round(plugin, stats, first, n, tmp):
+    """ADD then DEL of n pods under GNU time; the largest maxrss (KiB) of any run."""
+    pods = Pods(n)
+    ids = [f"{plugin.name}-{first + i}" for i in range(n)]
+    rss_file = os.path.join(tmp, "rss")
+    try:
+        for what in ("add", "del"):
+            for cid, ns in zip(ids, pods.paths):
+                cmd = plugin.add(cid, ns) if what == "add" else plugin.delete(cid, ns)
+                rc, _, _, out = reap(*spawn(*measured(cmd, rss_file)))
+                if what == "add":
+                    plugin.added(cid, rc, out)
+                with open(rss_file) as f:
+                    stats.rss = max(stats.rss, int(f.read().split()[-1]))
+    finally:
+        pods.close()
+
+
+def round_of(plugin, stats, first, n, counter):
+    pods = Pods(n)
+    ids = [f"{plugin.name}-{first + i}" for i in range(n)]
+    try:
+        for cid, ns in zip(ids, pods.paths):
+            rc, dt, _, out = reap(*spawn(*plugin.add(cid, ns)))
+            plugin.added(cid, rc, out)
+            stats.take(rc, dt, "add")
+            counter["last_error"] = out if rc else counter.get("last_error", "")
+        for cid, ns in zip(ids, pods.paths):
+            rc, dt, _, out = reap(*spawn(*plugin.delete(cid, ns)))
+            stats.take(rc, dt, "del")
+            counter["last_error"] = out if rc else counter.get("last_error", "")
+    finally:
+        pods.close()
+
+
+def burst_of(plugin, n, first):
+    pods = Pods(n)
+    ids = [f"{plugin.name}-{first + i}" for i in range(n)]
+    t0 = time.perf_counter()
+    running = [spawn(*plugin.add(cid, ns)) for cid, ns in zip(ids, pods.paths)]
+    done = [reap(*r) for r in running]
+    wall = time.perf_counter() - t0
+    fails, err = 0, ""
+    for cid, (rc, dt, rss, out) in zip(ids, done):
+        plugin.added(cid, rc, out)
+        fails += rc != 0
+        err = out if rc else err
+    for cid, ns in zip(ids, pods.paths):
+        reap(*spawn(*plugin.delete(cid, ns)))
+    pods.close()
+    lat = [d[1] * 1000 for d in done]
+    return {"fails": fails, "wall_ms": wall * 1000, "median_ms": pct(lat, 50), "max_ms": max(lat), "error": err}
+
+
+def inner(args):
+    tmp = tempfile.mkdtemp(prefix="bench-cni-")
+    try:
+        return inner_run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def inner_run(args, tmp):
+    ptp_conf = {"cniVersion": "1.0.0", "name": "ptpbench", "type": "ptp", "ipMasq": False,
+                "ipam": {"type": "host-local", "subnet": "10.250.0.0/16", "dataDir": os.path.join(tmp, "hl"),
+                         "routes": [{"dst": "0.0.0.0/0"}]}}
+    vpc_conf = {"cniVersion": "1.0.0", "name": "vpc", "type": "vpc-cni", "socket": args.socket}
+    plugins = [FloorPlugin(FLOOR), CniPlugin("ptp", PTP, ptp_conf), CniPlugin("vpc-cni", CNI, vpc_conf),
+               CniPlugin("vpc-deferred", CNI, dict(vpc_conf, vethDelete="deferred"))]
+    stats = {p.name: Stats() for p in plugins}
+    errors = {p.name: {} for p in plugins}
+    baseline = link_count()
+    rounds = max(1, args.pods // args.round)
+    for r in range(rounds):
+        order = plugins[r % len(plugins):] + plugins[:r % len(plugins)]
+        for p in order:
+            round_of(p, stats[p.name], r * args.round, args.round, errors[p.name])
+            if not links_settled(baseline):
+                print(f"# warning: links of {p.name} still there after 20 s", flush=True)
+        print(f"# round {r + 1}/{rounds} done", flush=True)
+    for p in plugins:
+        rss_round(p, stats[p.name], 20000, 10, tmp)
+        links_settled(baseline)
+    bursts = {}
+    for p in plugins[:3]:
+        bursts[p.name] = burst_of(p, args.burst, 10000)
+        links_settled(baseline)
+    out = {"stats": {k: vars(v) for k, v in stats.items()}, "bursts": bursts,
+           "errors": {k: v.get("last_error", "") for k, v in errors.items()}}
+    print("RESULT " + json.dumps(out), flush=True)
+    return 0
+
+
+# --- outer: the world, the daemon, the report -------------------------------------------------
+
+def outer(args):
+    sys.path.insert(0, os.path.join(HERE, "..", "daemon"))
+    from ipamd import Daemon, harness, wait_for
+    warm = str(args.burst + 10)
+    w = harness.WorldFixture(nodes=1, instance_type="m5.24xlarge", fast=True)
+    d = None
+    try:
+        d = Daemon(w, 0, {"WARM_IP_TARGET": warm, "MINIMUM_IP_TARGET": warm, "IP_COOLDOWN_PERIOD": "0"}).start()
+        wait_for(lambda: d.pool()["available"] >= args.burst + 10, timeout=120, what="the warm pool")
+        print(f"# pool warm: {d.pool()['available']} free addresses in vpc-ipamd", flush=True)
+        cmd = ["nsenter", "--net=/run/netns/" + w.node_ns(0), sys.executable, os.path.abspath(__file__), "--inner",
+               "--socket", d.sock, "--pods", str(args.pods), "--round", str(args.round), "--burst", str(args.burst)]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=1200)
+        result = None
+        for line in p.stdout.splitlines():
+            if line.startswith("RESULT "):
+                result = json.loads(line[7:])
+            else:
+                print(line, flush=True)
+        if p.returncode != 0 or result is None:
+            print(f"bench-cni: the inner run failed ({p.returncode})", file=sys.stderr)
+            return 1
+        assigned = d.pool()["assigned"]
+        report(result, args, assigned)
+        return 0
+    finally:
+        if d:
+            d.stop()
+        w.down()
+
+
+def report(res, args, assigned):
+    st = res["stats"]
+    rounds = max(1, args.pods // args.round)
+    n = rounds * args.round
+    print(f"\n## {n} pods per plugin ({rounds} rounds of {args.round}, fresh namespaces), times in ms "
+          "(exec to exit)\n")
+    print("| plugin | ADD median | ADD p99 | DEL median | DEL p99 | failures | peak RSS KiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in ("floor", "ptp", "vpc-cni", "vpc-deferred"):
+        s = st[name]
+        label = {"floor": "floor (bench-floor, libnl)", "ptp": "ptp + host-local",
+                 "vpc-cni": "vpc-cni (vethDelete sync)", "vpc-deferred": "vpc-cni (vethDelete deferred)"}[name]
+        print(f"| {label} | {pct(s['add'], 50):.2f} | {pct(s['add'], 99):.2f} | {pct(s['dele'], 50):.2f} | "
+              f"{pct(s['dele'], 99):.2f} | {s['fail']} | {s['rss']} |")
+    print(f"\n## burst: {args.burst} concurrent ADDs\n")
+    print("| plugin | failures | wall ms | ADD median ms | ADD max ms |")
+    print("|---|---:|---:|---:|---:|")
+    for name, b in res["bursts"].items():
+        print(f"| {name} | {b['fails']} | {b['wall_ms']:.0f} | {b['median_ms']:.1f} | {b['max_ms']:.1f} |")
+    for name, e in list(res["errors"].items()) + [(k, b["error"]) for k, b in res["bursts"].items()]:
+        if e:
+            print(f"# last error of {name}: {e.strip()[:300]}")
+    ptp, ok = st["ptp"], True
+    print("\n## targets (vpc-cni / ptp + host-local)\n")
+    for name in ("vpc-cni", "vpc-deferred"):
+        v = st[name]
+        checks = [("ADD median", pct(v["add"], 50) / pct(ptp["add"], 50), 0.35),
+                  ("ADD p99", pct(v["add"], 99) / pct(ptp["add"], 99), 0.5),
+                  ("DEL median", pct(v["dele"], 50) / pct(ptp["dele"], 50), 0.2)]
+        for what, ratio, goal in checks:
+            met = ratio <= goal
+            ok &= met
+            print(f"- {name}: {what} {ratio:.2f}x (target <= {goal}x): {'met' if met else 'MISSED'}")
+    b = res["bursts"]["vpc-cni"]
+    print(f"- vpc-cni: burst failures {b['fails']} (target 0): {'met' if b['fails'] == 0 else 'MISSED'}")
+    print(f"- addresses still assigned in vpc-ipamd afterwards: {assigned}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--inner", action="store_true")
+    ap.add_argument("--socket")
+    ap.add_argument("--pods", type=int, default=200)
+    ap.add_argument("--round", type=int, default=50)
+    ap.add_argument("--burst", type=int, default=100)
+    args = ap.parse_args()
+    if args.inner:
+        return inner(args)
+    for what, path in (("VPC_CNI", CNI), ("BENCH_FLOOR", FLOOR), ("VPC_IPAMD", IPAMD), ("ptp", PTP)):
+        if not path or not os.path.exists(path):
+            print(f"bench-cni: {what} not found ({path or 'unset'})", file=sys.stderr)
+            return 1
+    return outer(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
