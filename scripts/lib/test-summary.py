@@ -23,7 +23,12 @@ TAP_LINE = re.compile(r"^(not ok|ok)\b[^#]*(#\s*(SKIP|TODO)\b(.*))?", re.IGNOREC
 def count(path, totals, skipped, failed):
     with open(path) as f:
         for raw in f:
-            rec = json.loads(raw)
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                totals["failed"] += 1
+                failed.append(f"{path}: an unreadable test log line")
+                continue
             name = f"{rec.get('name')} ({path.split('/')[-3] if path.count('/') >= 2 else path})"
             out = rec.get("stdout") or ""
             n_fail_before = totals["failed"]
