@@ -32,6 +32,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -166,19 +167,20 @@ def pct(xs, p):
     return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
 
 
-def links_settled(baseline, timeout=20):
-    """Wait until the node has no more links than at the start (veths of closed pods go away)."""
+def links_settled(timeout=20):
+    """Wait until the node has no pod veths left (ours, ptp's, the floor's): a
+    closed namespace takes its veth with it, but asynchronously."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if link_count() <= baseline:
+        if pod_links() == 0:
             return True
         time.sleep(0.05)
     return False
 
 
-def link_count():
+def pod_links():
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    return len(out.splitlines())
+    return sum(1 for line in out.splitlines() if line.split(": ")[1].startswith(("eni", "veth", "flr")))
 
 
 class Stats:
@@ -269,22 +271,21 @@ def inner_run(args, tmp):
                CniPlugin("vpc-deferred", CNI, dict(vpc_conf, vethDelete="deferred"))]
     stats = {p.name: Stats() for p in plugins}
     errors = {p.name: {} for p in plugins}
-    baseline = link_count()
     rounds = max(1, args.pods // args.round)
     for r in range(rounds):
         order = plugins[r % len(plugins):] + plugins[:r % len(plugins)]
         for p in order:
             round_of(p, stats[p.name], r * args.round, args.round, errors[p.name])
-            if not links_settled(baseline):
+            if not links_settled():
                 print(f"# warning: links of {p.name} still there after 20 s", flush=True)
         print(f"# round {r + 1}/{rounds} done", flush=True)
     for p in plugins:
         rss_round(p, stats[p.name], 20000, 10, tmp)
-        links_settled(baseline)
+        links_settled()
     bursts = {}
     for p in plugins[:3]:
         bursts[p.name] = burst_of(p, args.burst, 10000)
-        links_settled(baseline)
+        links_settled()
     out = {"stats": {k: vars(v) for k, v in stats.items()}, "bursts": bursts,
            "errors": {k: v.get("last_error", "") for k, v in errors.items()}}
     print("RESULT " + json.dumps(out), flush=True)
@@ -370,6 +371,8 @@ def main():
     ap.add_argument("--round", type=int, default=50)
     ap.add_argument("--burst", type=int, default=100)
     args = ap.parse_args()
+    # a timeout's SIGTERM still takes the world, the daemon and the pods down
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.inner:
         return inner(args)
     for what, path in (("VPC_CNI", CNI), ("BENCH_FLOOR", FLOOR), ("VPC_IPAMD", IPAMD), ("ptp", PTP)):
