@@ -51,6 +51,8 @@ struct conn {
         struct proto_request req;    /* the waiting ADD */
         struct conn *next_waiting;
         struct conn *prev, *next;    /* every live connection */
+        bool dead;                   /* closed; freed after the current epoll batch */
+        struct conn *next_dead;
 };
 
 struct server {
@@ -59,6 +61,8 @@ struct server {
         int listen_fd, epoll_fd, stop_fd, changed_fd;
         size_t n_conns;
         struct conn *conns;
+        struct conn *dead;           /* closed during this epoll batch, not yet freed */
+        bool listener_paused;        /* out of descriptors: not accepting until one closes */
         struct conn *waiting_head, *waiting_tail;
         _Atomic int n_waiting;
         int64_t last_refusal_log[_REFUSE_MAX];
@@ -139,7 +143,14 @@ static void waiting_unlink(server *s, struct conn *c) {
         atomic_fetch_sub(&s->n_waiting, 1);
 }
 
+/*
+ * Close a connection. Its memory lives until the end of the current epoll
+ * batch (free_dead), because a later event of the same batch may still point
+ * at it: such events are skipped by the dead flag.
+ */
 static void conn_close(server *s, struct conn *c) {
+        if (c->dead)
+                return;
         waiting_unlink(s, c);
         epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -149,8 +160,23 @@ static void conn_close(server *s, struct conn *c) {
                 s->conns = c->next;
         if (c->next)
                 c->next->prev = c->prev;
-        free(c);
+        c->dead = true;
+        c->next_dead = s->dead;
+        s->dead = c;
         s->n_conns--;
+}
+
+static int watch(server *s, int fd, void *tag);
+
+static void free_dead(server *s) {
+        bool freed = s->dead != NULL;
+        while (s->dead) {
+                struct conn *c = s->dead;
+                s->dead = c->next_dead;
+                free(c);
+        }
+        if (freed && s->listener_paused && watch(s, s->listen_fd, &tag_listen) == 0)
+                s->listener_paused = false;
 }
 
 static void accept_one(server *s, int fd) {
@@ -190,9 +216,18 @@ static void accept_one(server *s, int fd) {
 static void accept_all(server *s) {
         for (;;) {
                 int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (fd < 0)
-                        return; /* EAGAIN: drained; anything else: try again on the next event */
-                accept_one(s, fd);
+                if (fd >= 0) {
+                        accept_one(s, fd);
+                        continue;
+                }
+                if (errno == EMFILE || errno == ENFILE) {
+                        /* Out of descriptors: the listener stays readable; pause it so the
+                         * loop does not spin, and look again when a connection closes. */
+                        epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, s->listen_fd, NULL);
+                        s->listener_paused = true;
+                        log_refusal(s, REFUSE_PEER, "refused connections", NULL, "out of file descriptors");
+                }
+                return; /* EAGAIN: drained */
         }
 }
 
@@ -340,9 +375,22 @@ static void serve_waiting(server *s) {
                 wake_reconciler(s);
 }
 
+/* A DEL for an attachment whose ADD still waits: that ADD must not get an address later. */
+static void cancel_waiting_add(server *s, const struct proto_attachment *att) {
+        for (struct conn *w = s->waiting_head; w; w = w->next_waiting)
+                if (strcmp(w->req.att.container_id, att->container_id) == 0 &&
+                    strcmp(w->req.att.ifname, att->ifname) == 0) {
+                        waiting_unlink(s, w);
+                        send_error(s, w, PROTO_E_NO_ADDRESS, "the attachment was deleted while its ADD waited",
+                                   false);
+                        return;
+                }
+}
+
 static void op_del(server *s, struct conn *c, const struct proto_request *req) {
         struct store_lease lease;
         metrics_inc(s->o.metrics, METRICS_DEL_REQUESTS);
+        cancel_waiting_add(s, &req->att);
         int r = store_release(s->o.store, req->att.container_id, req->att.ifname, store_now(s),
                               s->o.cooldown_ms, &lease);
         if (r < 0) {
@@ -571,6 +619,8 @@ int server_run(server *s) {
                         } else if (p == &tag_changed) {
                                 drain(s->changed_fd);
                                 serve_waiting(s);
+                        } else if (((struct conn *)p)->dead) {
+                                continue; /* closed earlier in this batch */
                         } else if (events[i].events & EPOLLIN) {
                                 conn_readable(s, p, buf);
                         } else {
@@ -578,8 +628,10 @@ int server_run(server *s) {
                         }
                 }
                 expire(s);
+                free_dead(s);
         }
         shutdown_clients(s);
+        free_dead(s);
         free(buf);
         return 0;
 }
@@ -664,6 +716,7 @@ server *server_free(server *s) {
                 return NULL;
         while (s->conns)
                 conn_close(s, s->conns);
+        free_dead(s);
         if (s->listen_fd >= 0) {
                 close(s->listen_fd);
                 unlink(s->socket_path);

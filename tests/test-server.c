@@ -273,6 +273,33 @@ START_TEST(test_add_waits_then_served) {
 }
 END_TEST
 
+/* A DEL for an attachment whose ADD waits answers that ADD; the address that arrives later stays free. */
+START_TEST(test_del_cancels_a_waiting_add) {
+        start(0, 5000, 5000);
+        struct waiter w = { .req = add_req("gone") };
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, wait_add, &w), 0);
+        for (int i = 0; i < 200 && server_waiting(fx.srv) == 0; i++)
+                usleep(5000);
+        struct proto_request del = { .op = PROTO_OP_DEL, .att = w.req.att };
+        struct proto_reply rep;
+        call(&del, &rep, 2000);
+        ck_assert(rep.ok && !rep.addr.has_ip);
+        proto_reply_done(&rep);
+        pthread_join(t, NULL);
+        ck_assert(!w.rep.ok);
+        ck_assert_str_eq(w.rep.error.code, PROTO_E_NO_ADDRESS);
+        ck_assert_ptr_nonnull(strstr(w.rep.error.msg, "deleted"));
+        proto_reply_done(&w.rep);
+        add_ips(fx.side, 60, 1);
+        server_pool_changed(fx.srv);
+        usleep(100000);
+        ck_assert_int_eq(store_lookup(fx.side, "gone", "eth0", NULL), -ENOENT);
+        ck_assert_int_eq(server_waiting(fx.srv), 0);
+        stop();
+}
+END_TEST
+
 START_TEST(test_add_wait_times_out_with_reason) {
         start(0, 300, 5000);
         struct waiter w = { .req = add_req("nope") };
@@ -505,6 +532,7 @@ int main(void) {
         tcase_add_test(tc, test_gc);
         tcase_add_test(tc, test_add_waits_then_served);
         tcase_add_test(tc, test_add_wait_times_out_with_reason);
+        tcase_add_test(tc, test_del_cancels_a_waiting_add);
         tcase_add_test(tc, test_add_without_wait_fails_at_once);
         tcase_add_test(tc, test_hostile_messages);
         tcase_add_test(tc, test_silent_client_does_not_block);
