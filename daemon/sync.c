@@ -417,13 +417,35 @@ static bool has_link(char (*links)[HOSTNET_IFNAMSIZ], size_t n, const char *name
 
 /*
  * Is the pod still there? Its network namespace path when recorded (a gone
- * namespace takes the veth with it), else its host veth when recorded.
- * Unknown counts as present: an address is never taken from a pod on a guess.
+ * namespace takes the veth with it), else its host veth when recorded. Only
+ * a definite "no such file" in a directory that exists counts as gone: a
+ * path the daemon cannot see (a container without the host's /var/run/netns
+ * or /proc) or any other error counts as present. An address is never taken
+ * from a pod on a guess.
  */
-static bool pod_present(const struct store_lease *l, char (*links)[HOSTNET_IFNAMSIZ], size_t n_links, bool have_links) {
+static bool path_gone(const char *path) {
         struct stat st;
+        if (stat(path, &st) == 0 || errno != ENOENT)
+                return false;
+        char dir[STORE_NETNS_MAX + 1];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir)
+                return false;
+        *slash = '\0';
+        /* /proc/<pid>/ns/net: the process is what must be gone, and /proc must be the host's. */
+        if (strncmp(dir, "/proc/", 6) == 0) {
+                char *ns = strstr(dir + 6, "/ns");
+                if (ns)
+                        *ns = '\0';
+                return stat(dir, &st) < 0 && errno == ENOENT && stat("/proc/1", &st) == 0;
+        }
+        return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool pod_present(const struct store_lease *l, char (*links)[HOSTNET_IFNAMSIZ], size_t n_links, bool have_links) {
         if (l->netns[0])
-                return stat(l->netns, &st) == 0;
+                return !path_gone(l->netns);
         if (l->host_veth[0] && have_links)
                 return has_link(links, n_links, l->host_veth);
         return true;
