@@ -827,9 +827,9 @@ def part_burst(reps, n_pods=30, what_if=True):
 
 
 def main():
-    global DEADLINE
+    global DEADLINE, LOG_DIR
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="fewer repetitions, cooldown-0 churn only")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions, cooldown-0 churn only, no what-ifs")
     ap.add_argument("--parts", default="cold,churn,big,burst")
     ap.add_argument("--budget", type=float, default=300.0, help="seconds after which optional runs are skipped")
     a = ap.parse_args()
@@ -838,23 +838,31 @@ def main():
     why = harness._why_not()
     if why:
         sys.exit(f"bench-ipamd: {why}")
+    parts = a.parts.split(",")
+    unknown = set(parts) - {"cold", "churn", "big", "burst"}
+    if unknown:
+        sys.exit(f"bench-ipamd: unknown part(s) {','.join(sorted(unknown))}; known: cold,churn,big,burst")
     # timeout(1) and ^C: unwind, so every world's finally block takes its namespaces down.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     DEADLINE = time.monotonic() + a.budget
-    global LOG_DIR
     LOG_DIR = tempfile.mkdtemp(prefix="bench-ipamd-logs-")
-    parts = a.parts.split(",")
     t0 = time.monotonic()
     reps = 2 if a.quick else 5
-    if "cold" in parts:
-        part_cold(reps)
-    if "churn" in parts:
-        part_churn(1000, a.quick)
-    if "big" in parts:
-        part_big(3 if a.quick else 7)
-    if "burst" in parts:
-        part_burst(2 if a.quick else 3, what_if=not a.quick)
+    runs = {"cold": lambda: part_cold(reps), "churn": lambda: part_churn(1000, a.quick),
+            "big": lambda: part_big(3 if a.quick else 7),
+            "burst": lambda: part_burst(2 if a.quick else 3, what_if=not a.quick)}
+    failed = []
+    for name in ("cold", "churn", "big", "burst"):
+        if name not in parts:
+            continue
+        try:
+            runs[name]()
+        except Exception as e:  # one broken part must not hide the others' figures
+            failed.append(name)
+            say(f"\n**part {name} FAILED**: {type(e).__name__}: {e}\n")
     say(f"(whole run: {time.monotonic() - t0:.0f} s; the daemons' logs are in {LOG_DIR})")
+    if failed:
+        sys.exit(f"bench-ipamd: part(s) failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
