@@ -183,7 +183,7 @@ struct new_eni {
         char mac[STORE_MAC_MAX];
         char primary_ip[STORE_IP_MAX];
         int device_index;
-        int64_t attach_intent;
+        int64_t create_intent;        /* open until the ENI is attached, or discarded */
         bool linked, imds_seen, done;
         size_t n_ips;
 };
@@ -287,26 +287,36 @@ static int create_one(struct eniops *o, int count, struct new_eni *ne) {
                 r = add_blocks(o, eni->id, &ip, 1);
                 ne->n_ips += r > 0;
         }
-        cJSON *result = cJSON_CreateObject();
-        cJSON_AddStringToObject(result, "eni", eni->id);
-        intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, result);
+        /* The create intent stays open until the ENI is attached: a SIGKILL before that
+         * leaves it open, and the next start deletes the ENI found by its token. */
+        ne->create_intent = id;
         log_info("created ENI", LF_STR("eni", eni->id), LF_STR("mac", eni->mac), LF_INT("addresses", ne->n_ips),
                  LF_INT("device_index", ne->device_index), LF_STR("request_id", res->request_id));
         ec2_result_free(res);
-        return r < 0 ? r : 0;
+        if (r < 0) {
+                log_error_errno(r, "could not record a created ENI; deleting it", LF_STR("eni", ne->id));
+                return r; /* the caller discards it */
+        }
+        return 0;
 }
 
-/* Undo a created ENI that could not be attached: nothing of it may linger. */
+/*
+ * Undo a created ENI that could not be attached or recorded: nothing of it may
+ * linger. If EC2 will not delete it now, its create intent stays open and the
+ * next start (or leak cleanup) deletes it.
+ */
 static void discard_created(struct eniops *o, struct new_eni *ne) {
         struct ec2_error e = { 0 };
-        int64_t id = intent_begin(o, "delete_eni", NULL, ne->id, NULL);
-        int r = ec2_delete_eni(o->ec2, ne->id, &e);
+        int r = ne->id[0] ? ec2_delete_eni(o->ec2, ne->id, &e) : 0;
+        if (r < 0 && strcmp(e.code, "InvalidNetworkInterfaceID.NotFound") == 0)
+                r = 0;
         if (r < 0)
-                log_warn("could not delete an ENI that failed to attach; leak cleanup will retry",
+                log_warn("could not delete an ENI that failed to attach; retried at the next start",
                          LF_STR("eni", ne->id), LF_STR("code", e.code));
-        store_eni_remove(o->store, ne->id, true, NULL);
-        if (id >= 0)
-                intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, NULL);
+        if (ne->id[0])
+                store_eni_remove(o->store, ne->id, true, NULL);
+        if (r == 0 && ne->create_intent > 0)
+                intent_end(o, ne->create_intent, STORE_INTENT_UNDONE, NULL);
 }
 
 static int describe_one(struct eniops *o, const char *eni_id, struct ec2_result **ret, struct ec2_error *e);
@@ -352,8 +362,10 @@ static int attach_one(struct eniops *o, struct new_eni *ne) {
                          LF_STR("eni", ne->id), LF_STR("code", e2.code));
         cJSON *result = cJSON_CreateObject();
         cJSON_AddStringToObject(result, "attachment", attachment);
-        ne->attach_intent = id;
         intent_end(o, id, STORE_INTENT_DONE, result);
+        cJSON *created = cJSON_CreateObject();
+        cJSON_AddStringToObject(created, "eni", ne->id);
+        intent_end(o, ne->create_intent, STORE_INTENT_DONE, created);
         return 0;
 }
 
@@ -425,6 +437,8 @@ static int wait_and_open(struct eniops *o, struct new_eni *batch, size_t n) {
                         if (o->pool_changed)
                                 o->pool_changed(o->userdata);
                 }
+                if (left > 0 && o->stopping && o->stopping(o->userdata))
+                        break; /* shutting down: the ENIs stay attaching; the next start opens them */
                 if (left > 0)
                         sleep_ms(POLL_MS);
         }
@@ -444,8 +458,11 @@ int eniops_create(struct eniops *o, const int *counts, size_t n) {
                 if (ne->device_index < 0)
                         return made ? (int)made : ne->device_index;
                 r = create_one(o, counts[i], ne);
-                if (r < 0)
+                if (r < 0) {
+                        if (ne->id[0])
+                                discard_created(o, ne);
                         break;
+                }
                 r = attach_one(o, ne);
                 if (r < 0) {
                         discard_created(o, ne);
@@ -477,6 +494,10 @@ int eniops_release(struct eniops *o, const char *eni_id, int count) {
         int64_t id = intent_begin(o, "unassign_ips", NULL, eni_id, json_ips(ips, n));
         struct ec2_error e = { 0 };
         r = id < 0 ? (int)id : ec2_unassign_private_ips(o->ec2, eni_id, ips, n, false, &e);
+        /* Uncertain: read EC2 back first, so only blocks EC2 still lists become free again
+         * (the others are removed by the re-read) — never one EC2 may have taken. */
+        if (outcome_uncertain(r, &e))
+                settle_uncertain(o, eni_id, "UnassignPrivateIpAddresses");
         for (size_t i = 0; i < n; i++) {
                 char cidr[STORE_CIDR_MAX];
                 snprintf(cidr, sizeof cidr, "%s/32", ips[i]);
@@ -489,8 +510,6 @@ int eniops_release(struct eniops *o, const char *eni_id, int count) {
                 eniops_note_failure(o, "UnassignPrivateIpAddresses", r, &e);
         else
                 metrics_add(o->metrics, METRICS_IPS_RELEASED, n);
-        if (outcome_uncertain(r, &e))
-                settle_uncertain(o, eni_id, "UnassignPrivateIpAddresses");
         if (id >= 0)
                 intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, NULL);
         if (r >= 0)
@@ -532,6 +551,8 @@ static int detach_and_wait(struct eniops *o, const char *eni_id) {
                 ec2_result_free(res);
                 if (available)
                         return 0;
+                if (!asked && !attachment[0])
+                        asked = true; /* detaching or detached already: only wait */
                 if (!asked && attachment[0]) {
                         r = ec2_detach_eni(o->ec2, attachment, false, &e);
                         if (r < 0 && strcmp(e.code, "InvalidAttachmentID.NotFound") != 0) {
@@ -540,8 +561,8 @@ static int detach_and_wait(struct eniops *o, const char *eni_id) {
                         }
                         asked = true;
                 }
-                if (vtime_mono_ms() - start > DETACH_WAIT_MS)
-                        return -ETIMEDOUT;
+                if (vtime_mono_ms() - start > DETACH_WAIT_MS || (o->stopping && o->stopping(o->userdata)))
+                        return asked ? -EINPROGRESS : -ETIMEDOUT;
                 sleep_ms(200);
         }
 }
@@ -557,21 +578,22 @@ static void teardown_link(struct eniops *o, const struct store_eni *se) {
                 log_warn("could not remove the ENI's rule and routes", LF_STR("eni", se->id), LF_STR("detail", err.text));
 }
 
-int eniops_delete(struct eniops *o, const char *eni_id) {
-        struct store_eni se;
-        int r = store_eni_get(o->store, eni_id, &se);
-        if (r < 0)
-                return r;
-        r = store_eni_begin_detach(o->store, eni_id, o->now_ms());
-        if (r < 0)
-                return r; /* -EBUSY: a pod got one of its addresses since the plan */
-        int64_t id = intent_begin(o, "detach_eni", NULL, eni_id, NULL);
+/*
+ * The second half of a delete: detach (if still attached), wait until EC2
+ * reports the ENI available, delete it, remove its rule and routes, forget it.
+ * The ENI is `detaching` in the store throughout, so nothing is handed out from
+ * it; when this fails after the detach was asked, it stays so and
+ * eniops_finish_detaching() carries on later — it never goes back to serving
+ * pods from an ENI EC2 may already have detached.
+ */
+static int finish_delete(struct eniops *o, const struct store_eni *se) {
+        int64_t id = intent_begin(o, "delete_eni", NULL, se->id, NULL);
         if (id < 0)
                 return (int)id;
-        r = detach_and_wait(o, eni_id);
+        int r = detach_and_wait(o, se->id);
         if (r == 0) {
                 struct ec2_error e = { 0 };
-                r = ec2_delete_eni(o->ec2, eni_id, &e);
+                r = ec2_delete_eni(o->ec2, se->id, &e);
                 if (r < 0 && strcmp(e.code, "InvalidNetworkInterfaceID.NotFound") == 0)
                         r = 0;
                 if (r < 0)
@@ -580,17 +602,41 @@ int eniops_delete(struct eniops *o, const char *eni_id) {
         if (r == -ENOENT)
                 r = 0; /* already gone */
         if (r < 0) {
-                /* Give it back to the pool; the next pass decides again. */
-                store_eni_set_state(o->store, eni_id, STORE_ENI_ATTACHED);
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
                 return r;
         }
-        teardown_link(o, &se);
-        store_eni_remove(o->store, eni_id, false, NULL);
+        teardown_link(o, se);
+        store_eni_remove(o->store, se->id, true, NULL);
         intent_end(o, id, STORE_INTENT_DONE, NULL);
         metrics_inc(o->metrics, METRICS_ENIS_DELETED);
-        log_info("deleted ENI", LF_STR("eni", eni_id), LF_INT("device_index", se.device_index));
+        log_info("deleted ENI", LF_STR("eni", se->id), LF_INT("device_index", se->device_index));
         return 0;
+}
+
+int eniops_delete(struct eniops *o, const char *eni_id) {
+        struct store_eni se;
+        int r = store_eni_get(o->store, eni_id, &se);
+        if (r < 0)
+                return r;
+        r = store_eni_begin_detach(o->store, eni_id, o->now_ms());
+        if (r < 0)
+                return r; /* -EBUSY: a pod got one of its addresses since the plan */
+        r = finish_delete(o, &se);
+        if (r < 0)
+                log_warn("ENI deletion not finished; it stays detaching and is retried",
+                         LF_STR("eni", eni_id), LF_INT("error", r));
+        return r;
+}
+
+int eniops_finish_detaching(struct eniops *o) {
+        struct store_eni *enis = NULL;
+        size_t n = 0;
+        int r = store_enis(o->store, &enis, &n);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                if (enis[i].state == STORE_ENI_DETACHING)
+                        finish_delete(o, &enis[i]);
+        free(enis);
+        return r;
 }
 
 /* --- leaked ENIs -------------------------------------------------------------------- */

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,8 @@ struct reconciler {
         pthread_t thread;
         pthread_mutex_t lock;
         pthread_cond_t cond;
-        bool stop, woken;
+        _Atomic bool stop;           /* read by the thread's long loops without the lock */
+        bool woken;
         int waiting_adds;
         struct server_pool_status status;       /* under lock */
         sync_pods *pods;
@@ -122,6 +124,28 @@ static void update_status(reconciler *r, const struct plan *p) {
         set_status(r, true, reason);
 }
 
+/*
+ * ENIs not attached yet (their addresses are on their way) or on their way out
+ * still hold an ENI slot and a device index: the planner must count them.
+ */
+static void count_pending(store *st, struct plan_input *in) {
+        struct store_eni *enis = NULL;
+        size_t n = 0;
+        if (store_enis(st, &enis, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                if (enis[i].state == STORE_ENI_ATTACHED)
+                        continue;
+                in->pending_enis++;
+                char (*blocks)[STORE_CIDR_MAX] = NULL;
+                size_t nb = 0;
+                if (enis[i].state == STORE_ENI_ATTACHING && store_blocks(st, enis[i].id, &blocks, &nb) == 0)
+                        in->pending_eni_ips += (int)nb;
+                free(blocks);
+        }
+        free(enis);
+}
+
 static void plan_pass(reconciler *r, int waiting) {
         struct eniops *o = &r->o.ops;
         struct plan_eni enis[PLAN_MAX_ACTIONS * 2];
@@ -132,6 +156,7 @@ static void plan_pass(reconciler *r, int waiting) {
         struct plan_input in = { .cfg = o->cfg->pool, .limits = o->node->limits, .enis = enis, .n_enis = n,
                                  .waiting_adds = waiting,
                                  .since_grow_ms = r->last_grow ? vtime_mono_ms() - r->last_grow : INT64_MAX };
+        count_pending(o->store, &in);
         int assigned = 0;
         for (size_t i = 0; i < n; i++)
                 assigned += enis[i].assigned;
@@ -197,6 +222,7 @@ static void housekeeping(reconciler *r) {
         struct sync_report rep = { 0 };
         struct errmsg err;
         sync_links(o, &rep);
+        eniops_finish_detaching(o);
         if (due(&r->last_pods, 5000))
                 sync_pods_run(r->pods, o, &rep);
         if (due(&r->last_imds, r->o.imds_refresh_ms > 0 ? r->o.imds_refresh_ms : 60000) && o->imds) {

@@ -645,6 +645,15 @@ int server_stop(server *s) {
         return notify(s->stop_fd);
 }
 
+void server_close_listener(server *s) {
+        if (s->listen_fd < 0)
+                return;
+        epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, s->listen_fd, NULL);
+        close(s->listen_fd);
+        unlink(s->socket_path);
+        s->listen_fd = -1;
+}
+
 int server_pool_changed(server *s) {
         return notify(s->changed_fd);
 }
@@ -717,10 +726,7 @@ server *server_free(server *s) {
         while (s->conns)
                 conn_close(s, s->conns);
         free_dead(s);
-        if (s->listen_fd >= 0) {
-                close(s->listen_fd);
-                unlink(s->socket_path);
-        }
+        server_close_listener(s);
         if (s->epoll_fd >= 0)
                 close(s->epoll_fd);
         if (s->stop_fd >= 0)

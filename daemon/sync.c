@@ -64,6 +64,20 @@ static size_t ec2_blocks(const struct ec2_eni *e, char (*out)[STORE_CIDR_MAX], s
         return n;
 }
 
+/*
+ * EC2's Describe is eventually consistent: an answer may not list yet what a
+ * call just did. Nothing younger than this is taken away on one answer's word.
+ */
+#define SYNC_YOUNG_MS (60 * 1000)
+
+static bool young_block(struct eniops *o, const char *cidr) {
+        int64_t added;
+        bool releasing;
+        /* A block we were releasing is expected to be gone: no grace for it. */
+        return store_block_info(o->store, cidr, &added, &releasing) == 0 && !releasing &&
+               o->now_ms() - added < SYNC_YOUNG_MS;
+}
+
 static void sync_blocks(struct eniops *o, const struct ec2_eni *e, struct sync_report *rep) {
         char want[256][STORE_CIDR_MAX];
         size_t n_want = ec2_blocks(e, want, 256);
@@ -76,7 +90,8 @@ static void sync_blocks(struct eniops *o, const struct ec2_eni *e, struct sync_r
                         rep->blocks_added++;
         for (size_t i = 0; i < n_have; i++) {
                 size_t lost = 0;
-                if (in_list(have[i], want, n_want) || store_block_remove(o->store, have[i], true, &lost) < 0)
+                if (in_list(have[i], want, n_want) || young_block(o, have[i]) ||
+                    store_block_remove(o->store, have[i], true, &lost) < 0)
                         continue;
                 rep->blocks_removed++;
                 if (lost) {
@@ -136,6 +151,13 @@ static void upsert(struct eniops *o, const struct ec2_eni *e, struct sync_report
                 rep->enis_added++;
                 log_info("found an attached ENI", LF_STR("eni", e->id), LF_INT("device_index", se.device_index));
         }
+        if (!se.is_primary && e->attachment.id && !e->attachment.delete_on_termination && o->ec2 &&
+            !o->cfg->no_provisioning) {
+                /* Set after the attach, so a crash or a failed call could have left it off. */
+                struct ec2_error err = { 0 };
+                if (ec2_set_delete_on_termination(o->ec2, e->id, e->attachment.id, true, &err) < 0)
+                        log_warn("could not set DeleteOnTermination", LF_STR("eni", e->id), LF_STR("code", err.code));
+        }
         sync_blocks(o, e, rep);
         if (se.state != STORE_ENI_DETACHING)
                 setup_link_of(o, &se, rep);
@@ -148,7 +170,8 @@ static void forget_missing(struct eniops *o, const struct seen *attached, struct
                 return;
         for (size_t i = 0; i < n; i++) {
                 size_t lost = 0;
-                if (seen_has(attached, enis[i].id) || store_eni_remove(o->store, enis[i].id, true, &lost) < 0)
+                if (seen_has(attached, enis[i].id) || o->now_ms() - enis[i].created_ms < SYNC_YOUNG_MS ||
+                    store_eni_remove(o->store, enis[i].id, true, &lost) < 0)
                         continue;
                 rep->enis_removed++;
                 rep->leases_lost += lost;
@@ -169,62 +192,93 @@ static int seen_add(struct seen *s, const char *id) {
         return 0;
 }
 
-static void note_eni(struct eniops *o, const struct ec2_eni *e, struct seen *attached, struct sync_report *rep) {
+/* An ENI attached to this instance that vpc-ipamd manages; others' device indexes are noted. */
+static bool ours_attached(struct eniops *o, const struct ec2_eni *e) {
         const char *status = e->attachment.status ? e->attachment.status : "";
         if (strcmp(status, "attached") != 0 && strcmp(status, "attaching") != 0)
-                return;
-        if (!managed(o, e)) {
-                if (e->attachment.network_card == 0 && e->attachment.device_index < 64)
-                        o->foreign_devices |= 1ull << e->attachment.device_index;
-                return;
-        }
-        if (seen_add(attached, e->id) == 0)
-                upsert(o, e, rep);
+                return false;
+        if (managed(o, e))
+                return true;
+        if (e->attachment.network_card == 0 && e->attachment.device_index < 64)
+                o->foreign_devices |= 1ull << e->attachment.device_index;
+        return false;
 }
 
-int sync_with_ec2(struct eniops *o, struct sync_report *rep, struct errmsg *err) {
+struct pages {
+        struct ec2_result **v;
+        size_t n;
+};
+
+static void pages_free(struct pages *p) {
+        for (size_t i = 0; i < p->n; i++)
+                ec2_result_free(p->v[i]);
+        free(p->v);
+}
+
+/* Every page of DescribeNetworkInterfaces for this instance. */
+static int describe_all(struct eniops *o, struct pages *ret, struct errmsg *err) {
         const char *inst[] = { o->node->instance_id };
         struct ec2_filter f = { "attachment.instance-id", inst, 1 };
-        struct seen attached = { 0 };
         char token[1024] = "";
-        o->foreign_devices = 0;
         do {
                 struct ec2_result *res = NULL;
                 struct ec2_error e = { 0 };
                 int r = ec2_describe_enis_page(o->ec2, &f, 1, 100, token[0] ? token : NULL, &res, &e);
+                struct ec2_result **nv = r < 0 ? NULL : realloc(ret->v, (ret->n + 1) * sizeof *ret->v);
+                if (r >= 0 && !nv) {
+                        ec2_result_free(res);
+                        r = -ENOMEM;
+                }
                 if (r < 0) {
-                        free(attached.ids);
                         eniops_note_failure(o, "DescribeNetworkInterfaces", r, &e);
                         return errmsg_set(err, r, "DescribeNetworkInterfaces: %s", errmsg_text(&e.msg, r));
                 }
-                for (size_t i = 0; i < res->n_enis; i++)
-                        note_eni(o, &res->enis[i], &attached, rep);
+                ret->v = nv;
+                ret->v[ret->n++] = res;
                 snprintf(token, sizeof token, "%s", res->next_token ? res->next_token : "");
-                ec2_result_free(res);
         } while (token[0]);
-        forget_missing(o, &attached, rep);
-        free(attached.ids);
         return 0;
+}
+
+int sync_with_ec2(struct eniops *o, struct sync_report *rep, struct errmsg *err) {
+        struct pages pages = { 0 };
+        struct seen attached = { 0 };
+        o->foreign_devices = 0;
+        int r = describe_all(o, &pages, err);
+        for (size_t p = 0; r >= 0 && p < pages.n; p++)
+                for (size_t i = 0; r >= 0 && i < pages.v[p]->n_enis; i++)
+                        if (ours_attached(o, &pages.v[p]->enis[i]))
+                                r = seen_add(&attached, pages.v[p]->enis[i].id);
+        /* Forget what went first: a new ENI may reuse a departed one's device index or MAC. */
+        if (r >= 0)
+                forget_missing(o, &attached, rep);
+        for (size_t p = 0; r >= 0 && p < pages.n; p++)
+                for (size_t i = 0; i < pages.v[p]->n_enis; i++)
+                        if (seen_has(&attached, pages.v[p]->enis[i].id))
+                                upsert(o, &pages.v[p]->enis[i], rep);
+        pages_free(&pages);
+        free(attached.ids);
+        return r < 0 ? r : 0;
 }
 
 /* IMDS's view of one ENI in EC2's shape, so the same upsert serves both sources. */
 struct imds_as_ec2 {
         struct ec2_eni eni;
-        char ips[64][INET_ADDRSTRLEN];
-        struct ec2_private_ip pips[64];
-        char pfx[16][STORE_CIDR_MAX];
-        const char *prefixes[16];
+        char ips[256][INET_ADDRSTRLEN];
+        struct ec2_private_ip pips[256];
+        char pfx[64][STORE_CIDR_MAX];
+        const char *prefixes[64];
         char primary[INET_ADDRSTRLEN];
 };
 
 static void from_imds(const struct imds_eni *ie, struct imds_as_ec2 *x) {
         memset(x, 0, sizeof *x);
-        for (size_t i = 0; i < ie->n_local_ipv4s && i < 64; i++) {
+        for (size_t i = 0; i < ie->n_local_ipv4s && i < 256; i++) {
                 inet_ntop(AF_INET, &ie->local_ipv4s[i], x->ips[i], sizeof x->ips[i]);
                 x->pips[i] = (struct ec2_private_ip){ x->ips[i], i == 0 };
                 x->eni.n_private_ips++;
         }
-        for (size_t i = 0; i < ie->n_prefixes && i < 16; i++) {
+        for (size_t i = 0; i < ie->n_prefixes && i < 64; i++) {
                 char ip[INET_ADDRSTRLEN];
                 inet_ntop(AF_INET, &ie->prefixes[i].addr, ip, sizeof ip);
                 snprintf(x->pfx[i], STORE_CIDR_MAX, "%s/%u", ip, (unsigned)ie->prefixes[i].len);
@@ -248,6 +302,10 @@ int sync_with_imds(struct eniops *o, struct sync_report *rep, struct errmsg *err
         int r = imds_macs(o->imds, &macs, &n, err);
         if (r < 0)
                 return r;
+        if (n == 0) {
+                free(macs);
+                return errmsg_set(err, -EBADMSG, "IMDS lists no network interface: refusing to forget every ENI");
+        }
         struct seen attached = { 0 };
         struct imds_as_ec2 *x = malloc(sizeof *x);
         for (size_t i = 0; x && i < n; i++) {

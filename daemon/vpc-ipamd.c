@@ -14,9 +14,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +55,7 @@ struct ipamd {
         reconciler *rec;
         introspect *http;
         sigset_t signals;
+        _Atomic bool stopping;
 };
 
 /* Only main and start-up code stop the process. */
@@ -82,11 +85,17 @@ static void pool_changed(void *ud) {
                 server_pool_changed(d->srv);
 }
 
+static bool stopping(void *ud) {
+        struct ipamd *d = ud;
+        return atomic_load(&d->stopping);
+}
+
 static void *signal_thread(void *arg) {
         struct ipamd *d = arg;
         int sig = 0;
         sigwait(&d->signals, &sig);
         log_info("stopping", LF_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+        atomic_store(&d->stopping, true);
         server_stop(d->srv);
         return NULL;
 }
@@ -204,7 +213,7 @@ static void start_server(struct ipamd *d) {
 static struct eniops make_ops(struct ipamd *d, store *s) {
         return (struct eniops){ .ec2 = d->ec2, .imds = d->imds, .store = s, .net = d->net, .metrics = d->metrics,
                                 .cfg = &d->cfg, .node = &d->node, .now_ms = vtime_wall_ms,
-                                .pool_changed = pool_changed, .userdata = d };
+                                .pool_changed = pool_changed, .stopping = stopping, .userdata = d };
 }
 
 /* The reconciler's thread: its first job is the EC2 pass and the intents a crash left. */
@@ -229,8 +238,10 @@ static void start_introspection(struct ipamd *d) {
 }
 
 static void shutdown_all(struct ipamd *d) {
+        server_close_listener(d->srv);   /* clients learn at once that this daemon is gone */
         introspect_stop(d->http);
-        reconciler_stop(d->rec);
+        reconciler_stop(d->rec);         /* finishes the EC2 call in flight; long waits end early */
+        d->rec = NULL;
         server_free(d->srv);
         store_close(d->store);
         store_close(d->rec_store);
@@ -258,6 +269,10 @@ int main(int argc, char **argv) {
                 return 2;
         }
         open_logging(&d);
+        unsigned seed;
+        if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+                seed = (unsigned)getpid() ^ (unsigned)t0;
+        srand(seed); /* jitter of the leak cleanup: nodes must not all ask at once */
         sigemptyset(&d.signals);
         sigaddset(&d.signals, SIGTERM);
         sigaddset(&d.signals, SIGINT);

@@ -43,6 +43,7 @@ struct eniops {
         struct node *node;
         int64_t (*now_ms)(void);      /* wall clock, the store's time */
         void (*pool_changed)(void *userdata);  /* addresses became usable */
+        bool (*stopping)(void *userdata);      /* the daemon is stopping: end long waits */
         void *userdata;
         int link_wait_ms;             /* bound on waiting for an attached ENI's link; 0: 60000 */
         int imds_wait_ms;             /* bound on waiting for IMDS to list a new ENI's addresses; 0: 10000 */
@@ -68,6 +69,9 @@ int eniops_release(struct eniops *o, const char *eni_id, int count);
 
 /* Detach and delete an ENI that holds no pod; -EBUSY if one got an address meanwhile. */
 int eniops_delete(struct eniops *o, const char *eni_id);
+
+/* Carry on deleting ENIs left `detaching` (a failed or interrupted delete). */
+int eniops_finish_detaching(struct eniops *o);
 
 /*
  * Delete this node's ENIs that have been `available` (created, never or no

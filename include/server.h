@@ -59,6 +59,14 @@ int server_run(server *s);
 /* Thread-safe: stop serving (server_run returns). */
 int server_stop(server *s);
 
+/*
+ * After server_run returned: close and unlink the listening socket, so
+ * clients see at once that the daemon is gone (the plugin then waits for
+ * the next daemon, or cleans up a DEL by itself), while the rest of the
+ * daemon shuts down.
+ */
+void server_close_listener(server *s);
+
 /* Thread-safe: addresses arrived or the pool's status changed; retry waiting ADDs. */
 int server_pool_changed(server *s);
 

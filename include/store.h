@@ -219,6 +219,9 @@ int store_blocks_mark_releasing(store *s, const char *eni_id, size_t max, int64_
 /* EC2 refused the release: the block's addresses are free again. */
 int store_block_unmark_releasing(store *s, const char *cidr);
 
+/* When a block was added (ms) and whether it is being released; -ENOENT when unknown. */
+int store_block_info(store *s, const char *cidr, int64_t *ret_added_ms, bool *ret_releasing);
+
 /* Blocks of an ENI (or of every ENI when eni_id is NULL). *ret is malloc'd. */
 int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], size_t *ret_n);
 

@@ -30,7 +30,7 @@ enum stmt_id {
         ST_STATS, ST_ENIS_ATTACHED, ST_PLAN_ENIS,
         ST_INTENT_BEGIN, ST_INTENT_END, ST_INTENT_OPEN, ST_INTENT_PRUNE,
         ST_ITYPE_PUT, ST_ITYPE_GET, ST_META_SET, ST_META_GET,
-        ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL,
+        ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL, ST_BLOCK_ADDED,
         ST__MAX
 };
 
@@ -129,6 +129,9 @@ static const char *const stmt_sql[ST__MAX] = {
                 "SELECT COUNT(*) FROM addresses a JOIN blocks b ON b.cidr = a.block WHERE b.eni_id = ?1"
                 " AND (a.state != 'free' OR a.cooldown_until > ?2)",
         [ST_UNMARK_ALL] = "UPDATE addresses SET state = 'free' WHERE state = 'releasing'",
+        [ST_BLOCK_ADDED] =
+                "SELECT b.added_ms, COALESCE(MAX(a.state = 'releasing'), 0) FROM blocks b"
+                " LEFT JOIN addresses a ON a.block = b.cidr WHERE b.cidr = ?1 GROUP BY b.cidr",
 };
 
 struct store {
@@ -828,6 +831,22 @@ int store_block_unmark_releasing(store *s, const char *cidr) {
                 return -EINVAL;
         sqlite3_bind_text(st, 1, cidr, -1, SQLITE_STATIC);
         return exec_done(st);
+}
+
+int store_block_info(store *s, const char *cidr, int64_t *ret_added_ms, bool *ret_releasing) {
+        sqlite3_stmt *st = s && cidr ? stmt(s, ST_BLOCK_ADDED) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_text(st, 1, cidr, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                if (ret_added_ms)
+                        *ret_added_ms = sqlite3_column_int64(st, 0);
+                if (ret_releasing)
+                        *ret_releasing = sqlite3_column_int(st, 1) != 0;
+        }
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
 }
 
 int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], size_t *ret_n) {

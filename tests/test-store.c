@@ -312,7 +312,15 @@ START_TEST(test_begin_detach) {
         size_t n;
         ck_assert_int_eq(store_blocks_mark_releasing(s, "eni-2", 1, T0 + COOLDOWN, cidrs, &n), 0);
         ck_assert_int_eq(store_eni_begin_detach(s, "eni-2", T0 + COOLDOWN), -EBUSY); /* releasing */
+        int64_t added;
+        bool releasing;
+        ck_assert_int_eq(store_block_info(s, cidrs[0], &added, &releasing), 0);
+        ck_assert(releasing);
+        ck_assert_int_eq(added, T0);
         ck_assert_int_eq(store_unmark_all_releasing(s), 0);
+        ck_assert_int_eq(store_block_info(s, cidrs[0], NULL, &releasing), 0);
+        ck_assert(!releasing);
+        ck_assert_int_eq(store_block_info(s, "10.9.9.9/32", NULL, NULL), -ENOENT);
         ck_assert_int_eq(store_eni_begin_detach(s, "eni-2", T0 + COOLDOWN), 0);
         struct store_eni e;
         ck_assert_int_eq(store_eni_get(s, "eni-2", &e), 0);

@@ -206,7 +206,7 @@ def test_sigkill_during_detach():
         db.commit()
         db.close()
         env = {"WARM_IP_TARGET": "1"}
-        d = kill_during(w, Daemon(w, env=env), env, "detach_eni",
+        d = kill_during(w, Daemon(w, env=env), env, "delete_eni",
                         {"api": {"DetachNetworkInterface": 0.5}, "detach": 1.5}, None, None)
         # Whichever way it went, nothing leaked and the pool still serves.
         assert d.add("after")["ok"]
