@@ -189,7 +189,7 @@ static int p_db(const char *n, const char *v, struct ipamd_config *c, struct err
 
 static int p_add_wait(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
         int s;
-        int r = parse_int_field(n, v, 0, 300, &s, e);
+        int r = parse_int_field(n, v, 0, 25, &s, e);
         if (r == 0)
                 c->add_wait_ms = s * 1000;
         return r;
@@ -278,7 +278,7 @@ static const struct row rows[] = {
         { { "DISABLE_METRICS", "false", "true or false" }, p_no_metrics },
         { { "VPC_IPAM_SOCKET", "/run/vpc-ipam/ipamd.sock", "an absolute path of at most 107 bytes" }, p_socket },
         { { "VPC_IPAM_DB", "/var/lib/vpc-ipam/pool.db", "an absolute path" }, p_db },
-        { { "VPC_IPAM_ADD_WAIT", "10", "whole seconds from 0 to 300" }, p_add_wait },
+        { { "VPC_IPAM_ADD_WAIT", "10", "whole seconds from 0 to 25 (the plugin waits 30 s at most)" }, p_add_wait },
         { { "VPC_IPAM_EC2_RATE_SHARE", "0.1", "a fraction above 0 and at most 1" }, p_rate_share },
         { { "VPC_IPAM_LEAK_CLEANUP_INTERVAL", "3600", "whole seconds from 60 to 86400" }, p_leak_interval },
         { { "VPC_IPAM_VPC_CIDR_REFRESH", "60", "whole seconds from 1 to 3600" }, p_cidr_refresh },

@@ -131,10 +131,16 @@ static int usage(FILE *f) {
 }
 
 static int show_status(const struct proto_reply *rep, bool json) {
-        if (json)
-                printf("{\"ready\":%s,\"available\":%u,\"reason\":\"%s\"}\n", rep->ready ? "true" : "false",
-                       rep->available, rep->reason);
-        else
+        if (json) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddBoolToObject(o, "ready", rep->ready);
+                cJSON_AddNumberToObject(o, "available", rep->available);
+                cJSON_AddStringToObject(o, "reason", rep->reason);
+                char *s = cJSON_Print(o);
+                printf("%s\n", s ? s : "null");
+                free(s);
+                cJSON_Delete(o);
+        } else
                 printf("%s: %u addresses available%s%s\n", rep->ready ? "ready" : "not ready", rep->available,
                        rep->reason[0] ? "; " : "", rep->reason);
         return rep->ready ? 0 : 1;

@@ -441,8 +441,16 @@ int store_lookup(store *s, const char *container_id, const char *ifname, struct 
             !field_ok(ifname, STORE_IFNAME_MAX, true))
                 return -EINVAL;
         int64_t addr;
+        struct store_lease l;
         int r = find_attachment(s, container_id, ifname, &addr);
-        return r < 0 ? r : lease_by_addr(s, addr, ret);
+        if (r >= 0)
+                r = lease_by_addr(s, addr, &l);
+        /* Two reads: a release in between must not make another pod's lease look like ours. */
+        if (r >= 0 && (strcmp(l.container_id, container_id) != 0 || strcmp(l.ifname, ifname) != 0))
+                r = -ENOENT;
+        if (r >= 0 && ret)
+                *ret = l;
+        return r;
 }
 
 /* Collect the rows of a lease query into a malloc'd array. */

@@ -82,7 +82,7 @@ static const struct {
         { "VPC_IPAM_SOCKET=/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
           -ERANGE, "VPC_IPAM_SOCKET" },
         { "VPC_IPAM_ADD_WAIT=10s", -EINVAL, "VPC_IPAM_ADD_WAIT=10s: not an integer" },
-        { "VPC_IPAM_ADD_WAIT=301", -ERANGE, "VPC_IPAM_ADD_WAIT=301" },
+        { "VPC_IPAM_ADD_WAIT=26", -ERANGE, "VPC_IPAM_ADD_WAIT=26: out of range; accepted: 0 to 25" },
         { "VPC_IPAM_EC2_RATE_SHARE=0", -EINVAL, "VPC_IPAM_EC2_RATE_SHARE=0: accepted: a fraction above 0" },
         { "VPC_IPAM_EC2_RATE_SHARE=1.5", -EINVAL, "VPC_IPAM_EC2_RATE_SHARE=1.5" },
         { "VPC_IPAM_EC2_RATE_SHARE=nan", -EINVAL, "VPC_IPAM_EC2_RATE_SHARE=nan" },
