@@ -3,10 +3,13 @@ bare-netlink floor, side by side in one run. Prints the figures.
 
 Outer part (run as root): one world with one node (m5.24xlarge, so a few
 hundred addresses fit), vpc-ipamd in the node with a pool kept warm
-(WARM_IP_TARGET / MINIMUM_IP_TARGET = burst + 10, IP_COOLDOWN_PERIOD=0) so
-an ADD measures the plugin path, never a wait for EC2. It then runs the inner
-part inside the node's network namespace (`nsenter --net`), so ptp's
-ip_forward, every veth, route and rule land there, and takes the world down.
+(MINIMUM_IP_TARGET = burst + 2 rounds + 10, WARM_IP_TARGET=1,
+IP_COOLDOWN_PERIOD=0): the pool is grown once, before any measurement, and
+is large enough that it never grows or shrinks during the run, so an ADD
+measures the plugin path, never a wait for EC2 or the reconciler's work.
+It then runs the inner part inside the node's network namespace
+(`nsenter --net`), so ptp's ip_forward, every veth, route and rule land
+there, and takes the world down.
 
 Inner part: four plugins, each exec'd per pod the way a runtime does it
 (posix_spawn, config on stdin, CNI_* in the environment; timed from spawn to
@@ -18,9 +21,10 @@ wait4 with the same code for all):
               teardown deletes it)
 Pods are network namespaces made fresh for every round and plugin (a
 `unshare -n sleep` whose namespace is held by a descriptor, CNI_NETNS =
-/proc/<driver>/fd/<n>). Rounds of 50: ADD all, then DEL all with CNI_NETNS
-and prevResult (what CRI's StopPodSandbox sends), then the namespaces are
-closed and the node is left to settle; the plugin order rotates per round.
+/proc/<driver>/fd/<n>). Rounds of 50 pods per plugin, the plugins
+interleaved pod by pod with a rotating order: ADD all, then DEL all with
+CNI_NETNS and prevResult (what CRI's StopPodSandbox sends), then the
+namespaces are closed and the node is left to settle.
 Then a burst: 100 ADDs spawned at once per plugin (failures, wall time).
 Peak RSS comes from a separate round of 10 ADD+DEL per plugin under GNU
 time (%M, the largest of any run; ptp's includes the host-local it waits
@@ -33,6 +37,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -218,21 +223,51 @@ def rss_round(plugin, stats, first, n, tmp):
         pods.close()
 
 
-def round_of(plugin, stats, first, n, counter):
-    pods = Pods(n)
-    ids = [f"{plugin.name}-{first + i}" for i in range(n)]
+def round_of(plugins, stats, first, n, errors):
+    """n pods per plugin, interleaved pod by pod (the order rotating with each
+    pod) so that noise from the machine lands on every plugin alike: all
+    ADDs, then all DELs, then the namespaces are closed."""
+    pods = {p.name: Pods(n) for p in plugins}
     try:
-        for cid, ns in zip(ids, pods.paths):
-            rc, dt, _, out = reap(*spawn(*plugin.add(cid, ns)))
-            plugin.added(cid, rc, out)
-            stats.take(rc, dt, "add")
-            counter["last_error"] = out if rc else counter.get("last_error", "")
-        for cid, ns in zip(ids, pods.paths):
-            rc, dt, _, out = reap(*spawn(*plugin.delete(cid, ns)))
-            stats.take(rc, dt, "del")
-            counter["last_error"] = out if rc else counter.get("last_error", "")
+        for what in ("add", "del"):
+            for i in range(n):
+                k = (first + i) % len(plugins)
+                for p in plugins[k:] + plugins[:k]:
+                    cid, ns = f"{p.name}-{first + i}", pods[p.name].paths[i]
+                    rc, dt, _, out = reap(*spawn(*(p.add(cid, ns) if what == "add" else p.delete(cid, ns))))
+                    if what == "add":
+                        p.added(cid, rc, out)
+                    stats[p.name].take(rc, dt, what)
+                    if rc:
+                        errors[p.name]["last_error"] = out
     finally:
-        pods.close()
+        for ps in pods.values():
+            ps.close()
+
+
+def daemon_ops(sock_path, n):
+    """vpc-ipamd's add and del alone, over its socket from this process: the
+    part of vpc-cni's ADD and DEL that is the daemon's (ms lists)."""
+    def call(req):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.settimeout(15)
+        t0 = time.perf_counter()
+        try:
+            s.connect(sock_path)
+            s.send(json.dumps(dict({"v": 1}, **req)).encode())
+            reply = json.loads(s.recv(65536))
+        finally:
+            s.close()
+        if not reply.get("ok"):
+            raise RuntimeError(f"vpc-ipamd: {reply}")
+        return (time.perf_counter() - t0) * 1000
+    adds, dels = [], []
+    for i in range(n):
+        cid = f"daemon-only-{i}"
+        adds.append(call({"op": "add", "container_id": cid, "ifname": "eth0", "netns": "/proc/self/ns/net",
+                          "pod_namespace": "bench", "pod_name": cid, "pod_uid": "", "pod_infra_container_id": cid}))
+        dels.append(call({"op": "del", "container_id": cid, "ifname": "eth0", "reason": "PodDeleted"}))
+    return {"add": adds, "dele": dels}
 
 
 def burst_of(plugin, n, first):
@@ -273,12 +308,11 @@ def inner_run(args, tmp):
     errors = {p.name: {} for p in plugins}
     rounds = max(1, args.pods // args.round)
     for r in range(rounds):
-        order = plugins[r % len(plugins):] + plugins[:r % len(plugins)]
-        for p in order:
-            round_of(p, stats[p.name], r * args.round, args.round, errors[p.name])
-            if not links_settled():
-                print(f"# warning: links of {p.name} still there after 20 s", flush=True)
+        round_of(plugins, stats, r * args.round, args.round, errors)
+        if not links_settled():
+            print("# warning: pod veths still there 20 s after the round", flush=True)
         print(f"# round {r + 1}/{rounds} done", flush=True)
+    daemon = daemon_ops(args.socket, args.pods)
     for p in plugins:
         rss_round(p, stats[p.name], 20000, 10, tmp)
         links_settled()
@@ -286,7 +320,7 @@ def inner_run(args, tmp):
     for p in plugins[:3]:
         bursts[p.name] = burst_of(p, args.burst, 10000)
         links_settled()
-    out = {"stats": {k: vars(v) for k, v in stats.items()}, "bursts": bursts,
+    out = {"stats": {k: vars(v) for k, v in stats.items()}, "bursts": bursts, "daemon": daemon,
            "errors": {k: v.get("last_error", "") for k, v in errors.items()}}
     print("RESULT " + json.dumps(out), flush=True)
     return 0
@@ -297,12 +331,12 @@ def inner_run(args, tmp):
 def outer(args):
     sys.path.insert(0, os.path.join(HERE, "..", "daemon"))
     from ipamd import Daemon, harness, wait_for
-    warm = str(args.burst + 10)
+    warm = max(args.burst, 2 * args.round) + 10
     w = harness.WorldFixture(nodes=1, instance_type="m5.24xlarge", fast=True)
     d = None
     try:
-        d = Daemon(w, 0, {"WARM_IP_TARGET": warm, "MINIMUM_IP_TARGET": warm, "IP_COOLDOWN_PERIOD": "0"}).start()
-        wait_for(lambda: d.pool()["available"] >= args.burst + 10, timeout=120, what="the warm pool")
+        d = Daemon(w, 0, {"WARM_IP_TARGET": "1", "MINIMUM_IP_TARGET": str(warm), "IP_COOLDOWN_PERIOD": "0"}).start()
+        wait_for(lambda: d.pool()["available"] >= warm, timeout=120, what="the warm pool")
         print(f"# pool warm: {d.pool()['available']} free addresses in vpc-ipamd", flush=True)
         cmd = ["nsenter", "--net=/run/netns/" + w.node_ns(0), sys.executable, os.path.abspath(__file__), "--inner",
                "--socket", d.sock, "--pods", str(args.pods), "--round", str(args.round), "--burst", str(args.burst)]
@@ -339,6 +373,9 @@ def report(res, args, assigned):
                  "vpc-cni": "vpc-cni (vethDelete sync)", "vpc-deferred": "vpc-cni (vethDelete deferred)"}[name]
         print(f"| {label} | {pct(s['add'], 50):.2f} | {pct(s['add'], 99):.2f} | {pct(s['dele'], 50):.2f} | "
               f"{pct(s['dele'], 99):.2f} | {s['fail']} | {s['rss']} |")
+    dm = res["daemon"]
+    print(f"| (vpc-ipamd's add / del alone, {len(dm['add'])} calls over its socket) | {pct(dm['add'], 50):.2f} | "
+          f"{pct(dm['add'], 99):.2f} | {pct(dm['dele'], 50):.2f} | {pct(dm['dele'], 99):.2f} | | |")
     print(f"\n## burst: {args.burst} concurrent ADDs\n")
     print("| plugin | failures | wall ms | ADD median ms | ADD max ms |")
     print("|---|---:|---:|---:|---:|")
