@@ -26,7 +26,8 @@ interleaved pod by pod with a rotating order: ADD all, then DEL all with
 CNI_NETNS and prevResult (what CRI's StopPodSandbox sends), then the
 namespaces are closed and the node is left to settle.
 Then a burst: 100 ADDs spawned at once per plugin (failures, wall time).
-Peak RSS comes from a separate round of 10 ADD+DEL per plugin under GNU
+CPU is the child's user + system time from wait4 (ptp's includes
+host-local's): what is work rather than waiting. Peak RSS comes from a separate round of 10 ADD+DEL per plugin under GNU
 time (%M, the largest of any run; ptp's includes the host-local it waits
 for), so the timed runs carry no wrapper.
 """
@@ -68,7 +69,7 @@ def spawn(argv, env, stdin_text):
 
 
 def reap(pid, out_fd, t0):
-    """-> (exit status, seconds, maxrss KiB, stdout)."""
+    """-> (exit status, seconds, CPU seconds (user + system), stdout)."""
     _, status, ru = os.wait4(pid, 0)
     dt = time.perf_counter() - t0
     chunks = []
@@ -78,7 +79,8 @@ def reap(pid, out_fd, t0):
             break
         chunks.append(b)
     os.close(out_fd)
-    return os.waitstatus_to_exitcode(status), dt, ru.ru_maxrss, b"".join(chunks).decode(errors="replace")
+    return (os.waitstatus_to_exitcode(status), dt, ru.ru_utime + ru.ru_stime,
+            b"".join(chunks).decode(errors="replace"))
 
 
 def run1(argv, env, stdin_text):
@@ -191,9 +193,11 @@ def pod_links():
 class Stats:
     def __init__(self):
         self.add, self.dele, self.rss, self.fail = [], [], 0, 0
+        self.add_cpu, self.del_cpu = [], []
 
-    def take(self, rc, dt, what):
+    def take(self, rc, dt, cpu, what):
         (self.add if what == "add" else self.dele).append(dt * 1000)
+        (self.add_cpu if what == "add" else self.del_cpu).append(cpu * 1000)
         self.fail += rc != 0
 
 
@@ -234,10 +238,10 @@ def round_of(plugins, stats, first, n, errors):
                 k = (first + i) % len(plugins)
                 for p in plugins[k:] + plugins[:k]:
                     cid, ns = f"{p.name}-{first + i}", pods[p.name].paths[i]
-                    rc, dt, _, out = reap(*spawn(*(p.add(cid, ns) if what == "add" else p.delete(cid, ns))))
+                    rc, dt, cpu, out = reap(*spawn(*(p.add(cid, ns) if what == "add" else p.delete(cid, ns))))
                     if what == "add":
                         p.added(cid, rc, out)
-                    stats[p.name].take(rc, dt, what)
+                    stats[p.name].take(rc, dt, cpu, what)
                     if rc:
                         errors[p.name]["last_error"] = out
     finally:
@@ -365,17 +369,18 @@ def report(res, args, assigned):
     n = rounds * args.round
     print(f"\n## {n} pods per plugin ({rounds} rounds of {args.round}, fresh namespaces), times in ms "
           "(exec to exit)\n")
-    print("| plugin | ADD median | ADD p99 | DEL median | DEL p99 | failures | peak RSS KiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| plugin | ADD median | ADD p99 | DEL median | DEL p99 | failures | peak RSS KiB | CPU ADD / DEL median |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in ("floor", "ptp", "vpc-cni", "vpc-deferred"):
         s = st[name]
         label = {"floor": "floor (bench-floor, libnl)", "ptp": "ptp + host-local",
                  "vpc-cni": "vpc-cni (vethDelete sync)", "vpc-deferred": "vpc-cni (vethDelete deferred)"}[name]
         print(f"| {label} | {pct(s['add'], 50):.2f} | {pct(s['add'], 99):.2f} | {pct(s['dele'], 50):.2f} | "
-              f"{pct(s['dele'], 99):.2f} | {s['fail']} | {s['rss']} |")
+              f"{pct(s['dele'], 99):.2f} | {s['fail']} | {s['rss']} | "
+              f"{pct(s['add_cpu'], 50):.2f} / {pct(s['del_cpu'], 50):.2f} |")
     dm = res["daemon"]
     print(f"| (vpc-ipamd's add / del alone, {len(dm['add'])} calls over its socket) | {pct(dm['add'], 50):.2f} | "
-          f"{pct(dm['add'], 99):.2f} | {pct(dm['dele'], 50):.2f} | {pct(dm['dele'], 99):.2f} | | |")
+          f"{pct(dm['add'], 99):.2f} | {pct(dm['dele'], 50):.2f} | {pct(dm['dele'], 99):.2f} | | | |")
     print(f"\n## burst: {args.burst} concurrent ADDs\n")
     print("| plugin | failures | wall ms | ADD median ms | ADD max ms |")
     print("|---|---:|---:|---:|---:|")
