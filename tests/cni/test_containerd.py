@@ -5,10 +5,10 @@ and containerd runs in the node's network namespace with a vpc-cni conflist
 (tests/cni/ctrd.py: a private mount namespace, everything under a temp dir,
 a locally built pause image). Checks:
 
-- `ctr run --cni`: the container's eth0 holds the address the daemon lists
-  for the container ("default-<name>"), with vpc-cni's routes; killing the
-  task makes ctr run DEL (empty CNI_NETNS, prevResult) and the address, veth
-  and rules are gone;
+- `ctr run --cni`, two containers: each one's eth0 holds the address the
+  daemon lists for it ("default-<name>"), with vpc-cni's routes, and one
+  pings the other; killing the tasks makes ctr run DEL (empty CNI_NETNS,
+  prevResult) and the addresses, veths and rules are gone;
 - the CRI path (RunPodSandbox, PodSandboxStatus, StopPodSandbox,
   RemovePodSandbox) through tests/cni/cri_client.py: the sandbox is READY
   with the daemon's address, K8S_POD_* reach the daemon, DEL runs twice
@@ -103,36 +103,50 @@ def pod_routes(enter):
 
 
 def test_ctr_run_cni_gets_and_releases_a_vpc_address():
+    """Two containers by `ctr run --cni`: each gets a VPC address, they reach
+    each other, and stopping them returns both addresses."""
     e = env()
     calls0 = len(e.c.calls())
-    log = open(os.path.join(e.dir, "ctr-c1.log"), "w")
-    run = e.c.ctr_bg("run", "--cni", "--rm", ctrd.IMAGE, "c1", log=log)
+    names = ("c1", "c2")
+    logs = {n: open(os.path.join(e.dir, f"ctr-{n}.log"), "w") for n in names}
+    runs = {n: e.c.ctr_bg("run", "--cni", "--rm", ctrd.IMAGE, n, log=logs[n]) for n in names}
+    pids, ips = {}, {}
     try:
-        wait_for(lambda: run.poll() is None and e.c.task_pid("c1"), timeout=30, what="task c1 running")
-        pid = e.c.task_pid("c1")
-        wait_for(lambda: "default-c1" in e.pods(), timeout=10, what="the daemon holding default-c1")
-        ip = e.pods()["default-c1"]["ip"]
-        enter = ["nsenter", "-t", str(pid), "-n"]
-        assert pod_addr(enter) == [ip + "/32"], (pod_addr(enter), ip)
-        routes = pod_routes(enter)
-        assert "default via 169.254.1.1 dev eth0" in routes and "169.254.1.1 dev eth0 scope link" in routes, routes
+        for n in names:
+            wait_for(lambda: runs[n].poll() is None and e.c.task_pid(n), timeout=30, what=f"task {n} running")
+            pids[n] = e.c.task_pid(n)
+            wait_for(lambda: f"default-{n}" in e.pods(), timeout=10, what=f"the daemon holding default-{n}")
+            ips[n] = e.pods()[f"default-{n}"]["ip"]
+            enter = ["nsenter", "-t", str(pids[n]), "-n"]
+            assert pod_addr(enter) == [ips[n] + "/32"], (n, pod_addr(enter), ips[n])
+            routes = pod_routes(enter)
+            assert "default via 169.254.1.1 dev eth0" in routes and "169.254.1.1 dev eth0 scope link" in routes, \
+                routes
         veths, rules = e.host_state()
-        assert len(veths) == 1 and any(f"to {ip} lookup main" in r for r in rules), (veths, rules)
-        assert e.d.pool()["assigned"] == 1
-        e.c.ctr("tasks", "kill", "c1")
-        assert run.wait(timeout=30) == 0, open(log.name).read()
+        assert len(veths) == 2 and all(any(f"to {ip} lookup main" in r for r in rules) for ip in ips.values()), \
+            (veths, rules)
+        assert e.d.pool()["assigned"] == 2
+        ping = subprocess.run(["nsenter", "-t", str(pids["c1"]), "-n", "ping", "-c", "2", "-i", "0.2", "-W", "2",
+                               "-q", ips["c2"]], capture_output=True, text=True)
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        for n in names:
+            e.c.ctr("tasks", "kill", n)
+            assert runs[n].wait(timeout=30) == 0, open(logs[n].name).read()
     finally:
-        if run.poll() is None:
-            e.c.ctr("tasks", "kill", "-s", "KILL", "c1", check=False)
-            run.wait(timeout=30)
-        log.close()
-    calls = e.c.calls()[calls0:]
-    assert calls == ["ADD id=default-c1 netns=/proc/%d/ns/net prev=no" % pid,
-                     "DEL id=default-c1 netns= prev=yes"], calls
-    assert "default-c1" not in e.pods(), e.pods()
+        for n in names:
+            if runs[n].poll() is None:
+                e.c.ctr("tasks", "kill", "-s", "KILL", n, check=False)
+                runs[n].wait(timeout=30)
+            logs[n].close()
+    calls = sorted(e.c.calls()[calls0:])
+    want = sorted([f"ADD id=default-{n} netns=/proc/{pids[n]}/ns/net prev=no" for n in names] +
+                  [f"DEL id=default-{n} netns= prev=yes" for n in names])
+    assert calls == want, calls
+    assert not any(f"default-{n}" in e.pods() for n in names), e.pods()
     assert e.d.pool()["assigned"] == 0, e.d.pool()
     assert e.host_state() == ([], []), e.host_state()
-    assert "c1" not in e.c.ctr("containers", "ls", "-q").stdout
+    left = e.c.ctr("containers", "ls", "-q").stdout.split()
+    assert not set(names) & set(left), left
 
 
 def cri(*args):
