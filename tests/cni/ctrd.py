@@ -135,7 +135,7 @@ class Containerd:
         self.calls_log = os.path.join(workdir, "calls.log")
         self.plugin = plugin
         self.plugin_conf = plugin_conf
-        self.holder = self.proc = None
+        self.holder = self.proc = self.holder_pid = None
         self.cgroups_before = self._cgroups()
 
     # --- start ---------------------------------------------------------------------------------
@@ -171,9 +171,9 @@ class Containerd:
         self.holder = subprocess.Popen(["nsenter", "--net=/run/netns/" + self.node_ns, "unshare", "-m",
                                         "--propagation", "private", "sh", "-c", self._holder_script()],
                                        stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.d, "holder.log"), "w"))
+        self.holder_pid = self.holder.pid       # nsenter, unshare and sh exec in place: it ends as the sleep
         self._wait(lambda: os.path.exists(os.path.join(self.d, "holder.ready")), 10, "the holder's mounts",
                    os.path.join(self.d, "holder.log"), self.holder)
-        self.holder_pid = self._holder_sleep_pid()
         log = open(os.path.join(self.d, "containerd.log"), "w")
         self.proc = subprocess.Popen(self.ns_cmd("containerd", "--config", os.path.join(self.d, "config.toml")),
                                      stdout=log, stderr=subprocess.STDOUT)
@@ -182,10 +182,6 @@ class Containerd:
         for ns in ("default", "k8s.io"):
             self.ctr("-n", ns, "images", "import", image_archive)
         return self
-
-    def _holder_sleep_pid(self):
-        # unshare and sh exec in place, so the holder's PID is the sleep's
-        return self.holder.pid
 
     def _wait(self, cond, timeout, what, log, proc):
         end = time.monotonic() + timeout
@@ -234,9 +230,11 @@ class Containerd:
 
     def _left_in_ns(self):
         """PIDs in the holder's private mount namespace other than the holder: started there by us."""
-        mine = self._mount_ns(self.holder_pid) if self.holder else None
-        if not mine:
-            return []
+        if not self.holder or self.holder.poll() is not None:
+            return []                   # its PID may be anyone's now
+        mine = self._mount_ns(self.holder_pid)
+        if not mine or mine == self._mount_ns("self"):
+            return []                   # never the test's own (the machine's) mount namespace
         return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != self.holder_pid
                 and self._mount_ns(p) == mine]
 
@@ -277,6 +275,17 @@ class Containerd:
         return out
 
     def _remove_cgroups(self):
+        """Cgroups made by this containerd: any process left in them (a container
+        whose shim died) is ours; kill it, then remove the directories."""
+        for top in self._cgroups() - self.cgroups_before:
+            for dirpath, _, files in os.walk(top):
+                if "cgroup.procs" in files:
+                    with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                        for pid in f.read().split():
+                            try:
+                                os.kill(int(pid), signal.SIGKILL)
+                            except ProcessLookupError:
+                                pass
         for top in self._cgroups() - self.cgroups_before:
             for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
                 for _ in range(20):
