@@ -24,7 +24,8 @@ Pods are network namespaces made fresh for every round and plugin (a
 /proc/<driver>/fd/<n>). Rounds of 50 pods per plugin, the plugins
 interleaved pod by pod with a rotating order: ADD all, then DEL all with
 CNI_NETNS and prevResult (what CRI's StopPodSandbox sends), then the
-namespaces are closed and the node is left to settle.
+namespaces are closed and the node is left to settle. One more round times
+DEL after the namespace is gone (empty CNI_NETNS, what `ctr run --rm` sends).
 Then a burst: 100 ADDs spawned at once per plugin (failures, wall time).
 CPU is the child's user + system time from wait4 (ptp's includes
 host-local's): what is work rather than waiting. Peak RSS comes from a separate round of 10 ADD+DEL per plugin under GNU
@@ -274,6 +275,28 @@ def daemon_ops(sock_path, n):
     return {"add": adds, "dele": dels}
 
 
+def gone_round(plugins, first, n):
+    """DEL after the namespace is gone, as `ctr run --rm` sends it: ADD n pods
+    per plugin, close their namespaces (the kernel takes the veths), then DEL
+    each with an empty CNI_NETNS and prevResult. -> {plugin: [ms]}."""
+    pods = {p.name: Pods(n) for p in plugins}
+    times = {p.name: [] for p in plugins}
+    for p in plugins:
+        for i in range(n):
+            cid = f"{p.name}-{first + i}"
+            rc, _, _, out = reap(*spawn(*p.add(cid, pods[p.name].paths[i])))
+            p.added(cid, rc, out)
+    for ps in pods.values():
+        ps.close()
+    links_settled()
+    for i in range(n):
+        k = i % len(plugins)
+        for p in plugins[k:] + plugins[:k]:
+            rc, dt, _, _ = reap(*spawn(*p.delete(f"{p.name}-{first + i}", "")))
+            times[p.name].append(dt * 1000 if rc == 0 else float("inf"))
+    return times
+
+
 def burst_of(plugin, n, first):
     pods = Pods(n)
     ids = [f"{plugin.name}-{first + i}" for i in range(n)]
@@ -316,6 +339,7 @@ def inner_run(args, tmp):
         if not links_settled():
             print("# warning: pod veths still there 20 s after the round", flush=True)
         print(f"# round {r + 1}/{rounds} done", flush=True)
+    gone = gone_round(plugins[:3], 30000, args.round)
     daemon = daemon_ops(args.socket, args.pods)
     for p in plugins:
         rss_round(p, stats[p.name], 20000, 10, tmp)
@@ -324,7 +348,7 @@ def inner_run(args, tmp):
     for p in plugins[:3]:
         bursts[p.name] = burst_of(p, args.burst, 10000)
         links_settled()
-    out = {"stats": {k: vars(v) for k, v in stats.items()}, "bursts": bursts, "daemon": daemon,
+    out = {"stats": {k: vars(v) for k, v in stats.items()}, "bursts": bursts, "daemon": daemon, "gone": gone,
            "errors": {k: v.get("last_error", "") for k, v in errors.items()}}
     print("RESULT " + json.dumps(out), flush=True)
     return 0
@@ -381,6 +405,10 @@ def report(res, args, assigned):
     dm = res["daemon"]
     print(f"| (vpc-ipamd's add / del alone, {len(dm['add'])} calls over its socket) | {pct(dm['add'], 50):.2f} | "
           f"{pct(dm['add'], 99):.2f} | {pct(dm['dele'], 50):.2f} | {pct(dm['dele'], 99):.2f} | | | |")
+    g = res["gone"]
+    print(f"\nDEL after the namespace is gone (empty CNI_NETNS, as `ctr run --rm`), {len(g['ptp'])} pods: median / p99 "
+          "ms: " + ", ".join(f"{k} {pct(v, 50):.2f} / {pct(v, 99):.2f}" for k, v in g.items()) +
+          f"; vpc-cni / ptp {pct(g['vpc-cni'], 50) / pct(g['ptp'], 50):.2f}x")
     print(f"\n## burst: {args.burst} concurrent ADDs\n")
     print("| plugin | failures | wall ms | ADD median ms | ADD max ms |")
     print("|---|---:|---:|---:|---:|")
