@@ -12,8 +12,10 @@ scripts/install stages the expected files, idempotently, refusing what it
 must.
 
 Runs with Debian's /usr/bin/python3 because it parses YAML with PyYAML
-(Debian's python3-yaml, a real YAML 1.1 parser as kubectl's is, installed by
-scripts/deps); the pyenv python3 of the other suites has none. Prints TAP.
+(Debian's python3-yaml, a real YAML 1.1 parser as kubectl's is) and checks
+the objects against the Kubernetes API models of python3-kubernetes (both
+installed by scripts/deps); the pyenv python3 of the other suites has
+neither. Prints TAP.
 Nothing here touches the machine: every file goes to a temporary directory,
 every daemon started is a fake or one that stops at IMDS on 127.0.0.1:9.
 """
@@ -160,6 +162,62 @@ def t_manifest_shape():
     assert {"operator": "Exists"} in ps["tolerations"], "tolerate every taint, as aws-node"
     res = container()["resources"]
     assert "cpu" in res["requests"] and "memory" in res["requests"] and "memory" in res["limits"]
+
+
+def check_k8s(obj, typ, path, problems):
+    """Check obj against the Kubernetes API model typ (python3-kubernetes): every
+    key a field of its object, every scalar of its type."""
+    import kubernetes.client as k8s
+    scalars = {"str": str, "int": int, "bool": bool, "float": (int, float)}
+    if typ in scalars or typ in ("object", "datetime"):
+        want = scalars.get(typ)
+        if want and (not isinstance(obj, want) or (typ == "int" and isinstance(obj, bool))):
+            problems.append(f"{path}: {obj!r} is not {typ}")
+        return
+    m = re.match(r"list\[(.+)\]$", typ)
+    if m:
+        if not isinstance(obj, list):
+            problems.append(f"{path}: not a list")
+            return
+        for i, v in enumerate(obj):
+            check_k8s(v, m.group(1), f"{path}[{i}]", problems)
+        return
+    m = re.match(r"dict\(str, (.+)\)$", typ)
+    if m:
+        if not isinstance(obj, dict):
+            problems.append(f"{path}: not a map")
+            return
+        for key, v in obj.items():
+            check_k8s(v, m.group(1), f"{path}.{key}", problems)
+        return
+    cls = getattr(k8s, typ)
+    if not isinstance(obj, dict):
+        problems.append(f"{path}: not an object ({typ})")
+        return
+    fields = {json_name: attr for attr, json_name in cls.attribute_map.items()}
+    for key, v in obj.items():
+        if key not in fields:
+            problems.append(f"{path}.{key}: not a field of {typ}")
+        else:
+            check_k8s(v, cls.openapi_types[fields[key]], f"{path}.{key}", problems)
+
+
+def t_manifest_schema():
+    try:
+        import kubernetes.client  # noqa: F401
+    except ImportError:
+        return "python3-kubernetes is not installed (scripts/deps installs it)"
+    problems = []
+    for kind, doc in manifest().items():
+        check_k8s(doc, "V1" + kind, kind, problems)
+    assert not problems, "; ".join(problems)
+    # The checker itself: a misspelt field and a wrongly typed value are caught.
+    bad = manifest()["DaemonSet"]
+    bad["spec"]["template"]["spec"]["hostNetwork"] = "true"
+    bad["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    problems = []
+    check_k8s(bad, "V1DaemonSet", "DaemonSet", problems)
+    assert len(problems) == 2, problems
 
 
 def t_env_known():
@@ -539,6 +597,7 @@ def main():
         return 1
     tests = [
         ("manifest: a ServiceAccount and a hostNetwork DaemonSet in kube-system", t_manifest_shape),
+        ("manifest: every field and type is Kubernetes' (python3-kubernetes API models)", t_manifest_schema),
         ("manifest: every variable is one the daemon or the AWS SDK chain reads", t_env_known),
         ("manifest: every daemon variable is there", t_env_complete),
         ("manifest: values are the daemon's defaults", t_env_defaults),
