@@ -743,7 +743,7 @@ def startup_ms_logged(d):
 def burst_runs(reps, n_pods, latency=None):
     """Client-side ADD latencies, the summed /metrics histogram, the latency spec, and the daemon's
     per-ENI waits (ms, from the last Create/Attach to the ENI open) of reps bursts."""
-    waits, hist, spec, eni_waits = [], None, None, []
+    waits, hist, spec, eni_waits, passes = [], None, None, [], []
     for _ in range(reps):
         w = world("m5.xlarge")
         d = Daemon(w, env={"WARM_IP_TARGET": "1"}, name="burst")
@@ -773,20 +773,24 @@ def burst_runs(reps, n_pods, latency=None):
             waits += [x for x, _ in res.values()]
             h = histogram(d)
             hist = h if hist is None else [(le, c + c2) for (le, c), (_, c2) in zip(hist, h)]
+            seen = []
             for ln in d.tail(100000).splitlines()[mark:]:
                 if '"msg":"ENI ready for pods"' in ln:
                     eni_waits.append(json.loads(ln)["wait_ms"])
+                if '"msg":"planned"' in ln and json.loads(ln).get("waiting", 0) > 0:
+                    seen.append(json.loads(ln)["waiting"])
+            passes.append(seen)
         finally:
             d.stop()
             keep_log(d, "burst-" + (label_slug(latency) if latency else "default"))
             w.down()
-    return waits, hist, spec, eni_waits
+    return waits, hist, spec, eni_waits, passes
 
 
 def part_burst(reps, n_pods=30, what_if=True):
     say(f"## 5. ADD wait: {n_pods} concurrent ADDs onto a pool that must grow (m5.xlarge: 4 ENIs x 14,"
         " WARM_IP_TARGET=1)")
-    waits, hist, spec, eni_waits = burst_runs(reps, n_pods)
+    waits, hist, spec, eni_waits, passes = burst_runs(reps, n_pods)
     mw = model_burst(spec, 14, 4, 1, n_pods)
     say(f"vpc-ipamd: {reps} runs x {n_pods} ADDs, client-side latency of each ADD (socket round trip);"
         " the daemon's vpcipam_add_wait_seconds histogram gives the bucket bound.")
@@ -805,7 +809,7 @@ def part_burst(reps, n_pods=30, what_if=True):
             if time.monotonic() > DEADLINE:
                 say(f"| vpc-ipamd, {label} | skipped: time budget | | | |")
                 continue
-            x, _, _, ew = burst_runs(max(1, reps - 1), n_pods, lat)
+            x, _, _, ew, _ = burst_runs(max(1, reps - 1), n_pods, lat)
             rows.append((label, ew))
             say(f"| vpc-ipamd, {label} (measured) | {ms(pct(x, 50))} | {ms(pct(x, 90))} | {ms(pct(x, 99))} |"
                 f" {ms(max(x))} |")
@@ -813,6 +817,9 @@ def part_burst(reps, n_pods=30, what_if=True):
         f" {ms(pct(mw, 99))} | {ms(max(mw))} |")
     say()
     say(f"- cumulative histogram over the default-latency runs: {hist}")
+    one = sum(1 for p in passes if p and p[0] >= n_pods - 1)
+    say(f"- bursts planned in one pass (the first planner pass saw at least {n_pods - 1} waiting ADDs): {one} of"
+        f" {len(passes)}; waiting ADDs seen by each pass that had any: {passes}")
     if eni_waits:
         say(f"- a new ENI's wait for its link and IMDS (daemon log, wait_ms): median {statistics.median(eni_waits):.0f} ms"
             f" over {len(eni_waits)} ENIs at default latencies"
