@@ -4,8 +4,9 @@ in a temporary directory (the entrypoint's VPC_IPAM_* path overrides), the
 host's /opt/cni/bin and /etc/cni/net.d are directories under it.
 
 Checks that vpc-cni is installed and the conflist appears only once the
-daemon serves (and prints how long after start), that SIGTERM stops both
-cleanly, and that a daemon that cannot start (bad variable, EC2 unreachable)
+daemon serves (and prints how long after start), that the installed plugin
+run with the written conflist, as a runtime runs it, wires a pod (ADD) and
+unwires it (DEL), that SIGTERM stops both cleanly, and that a daemon that cannot start (bad variable, EC2 unreachable)
 leaves no conflist and its exit status. TAP on stdout; SKIPs without root.
 """
 
@@ -114,6 +115,7 @@ def test_conflist_only_once_the_daemon_serves(world):
         assert os.access(n.plugin, os.X_OK) and open(n.plugin, "rb").read() == open(CNI, "rb").read()
         r = subprocess.run([n.ctl, "--socket", n.socket, "status"], capture_output=True, text=True, timeout=10)
         assert r.returncode == 0 and r.stdout.startswith("ready"), r.stdout + r.stderr
+        pod_add_del(n, c)
         n.proc.send_signal(signal.SIGTERM)
         rc = n.proc.wait(timeout=30)
         assert rc == 0, f"exit {rc}: {n.text()[-800:]}"
@@ -123,6 +125,43 @@ def test_conflist_only_once_the_daemon_serves(world):
         assert os.path.exists(n.conflist), "the conflist is kept across a restart"
     finally:
         n.close()
+
+
+def run_plugin(n, conf, cmd, netns):
+    """The installed vpc-cni as a runtime runs it: the conflist's entry with
+    name and cniVersion injected, in the node's namespace."""
+    env = {"CNI_COMMAND": cmd, "CNI_CONTAINERID": "deploy-pod", "CNI_NETNS": netns, "CNI_IFNAME": "eth0",
+           "CNI_PATH": os.path.dirname(n.plugin),
+           "CNI_ARGS": "K8S_POD_NAMESPACE=default;K8S_POD_NAME=deploy-pod;IgnoreUnknown=1"}
+    entry = dict(conf["plugins"][0], name=conf["name"], cniVersion=conf["cniVersion"],
+                 logFile=os.path.join(n.dir, "plugin.log"))   # not the machine's /var/log
+    p = subprocess.run(["ip", "netns", "exec", n.world.node_ns(0), n.plugin], env=env, input=json.dumps(entry),
+                       capture_output=True, text=True, timeout=60)
+    return p.returncode, json.loads(p.stdout) if p.stdout.strip() else None
+
+
+def pod_add_del(n, conf):
+    sleeper = subprocess.Popen(["ip", "netns", "exec", n.world.node_ns(0), "unshare", "-n", "sleep", "60"])
+    try:
+        netns = f"/proc/{sleeper.pid}/ns/net"
+        node = subprocess.run(["ip", "netns", "exec", n.world.node_ns(0), "readlink", "/proc/self/ns/net"],
+                              capture_output=True, text=True).stdout.strip()
+        mine = os.readlink("/proc/self/ns/net")
+        # The sleeper passes through the node's namespace before unshare makes its own.
+        harness.wait_for(lambda: os.readlink(netns) not in (mine, node), timeout=5, what="pod namespace")
+        rc, out = run_plugin(n, conf, "ADD", netns)
+        assert rc == 0 and out and out.get("ips"), f"ADD: exit {rc}: {out}"
+        ip = out["ips"][0]["address"].split("/")[0]
+        addrs = subprocess.run(["nsenter", "--net=" + netns, "ip", "-4", "-o", "addr", "show", "eth0"],
+                               capture_output=True, text=True).stdout
+        assert f"inet {ip}/32" in addrs, f"pod eth0: {addrs!r}, want {ip}"
+        rc, out = run_plugin(n, conf, "DEL", netns)
+        assert rc == 0, f"DEL: exit {rc}: {out}"
+        pods = subprocess.run([n.ctl, "--socket", n.socket, "pods"], capture_output=True, text=True).stdout
+        assert ip not in pods, f"the daemon still holds {ip}: {pods}"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_bad_variable_no_conflist(world):
