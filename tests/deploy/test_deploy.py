@@ -295,6 +295,8 @@ def t_host_paths():
     # The socket and the store at the same path inside as on the host.
     assert mounts.get(sock_dir) == sock_dir, f"socket dir {sock_dir} not mounted at itself: {mounts}"
     assert mounts.get(db_dir) == db_dir, f"store dir {db_dir} not mounted at itself: {mounts}"
+    # Gone pods are detected by their namespace path: the runtime's netns dir, seen as on the host.
+    assert mounts.get("/var/run/netns") == "/var/run/netns", f"/var/run/netns not mounted at itself: {mounts}"
     # What the entrypoint writes, under its host root.
     ep = open(os.path.join(DEPLOY, "entrypoint")).read()
     root = re.search(r"host=\$\{VPC_IPAM_HOST_ROOT:-(/[^}]*)\}", ep).group(1)
