@@ -340,7 +340,7 @@ static void bind_optional(sqlite3_stmt *st, int col, const char *v) {
 
 static int assign_locked(store *s, const struct store_attachment *a, int64_t now_ms,
                          struct store_lease *ret, bool *ret_existing) {
-        int64_t addr;
+        int64_t addr = 0;
         int r = find_attachment(s, a->container_id, a->ifname, &addr);
         if (r == 0) {
                 if (ret_existing)
@@ -408,7 +408,7 @@ static int release_addr(store *s, int64_t addr, int64_t now_ms, int64_t cooldown
 
 static int release_locked(store *s, const char *container_id, const char *ifname, int64_t now_ms,
                           int64_t cooldown_ms, struct store_lease *ret) {
-        int64_t addr;
+        int64_t addr = 0;
         int r = find_attachment(s, container_id, ifname, &addr);
         if (r == -ENOENT)
                 return 0;
@@ -440,7 +440,7 @@ int store_lookup(store *s, const char *container_id, const char *ifname, struct 
         if (!s || !field_ok(container_id, STORE_CONTAINER_ID_MAX, true) ||
             !field_ok(ifname, STORE_IFNAME_MAX, true))
                 return -EINVAL;
-        int64_t addr;
+        int64_t addr = 0;
         struct store_lease l;
         int r = find_attachment(s, container_id, ifname, &addr);
         if (r >= 0)
@@ -662,7 +662,7 @@ static int count_assigned(store *s, enum stmt_id id, const char *key, int64_t *r
 /* Delete by key after the busy check; shared by ENI and block removal. */
 static int remove_locked(store *s, enum stmt_id count_id, enum stmt_id delete_id, const char *key,
                          bool force, size_t *lost) {
-        int64_t assigned;
+        int64_t assigned = 0;
         int r = count_assigned(s, count_id, key, &assigned);
         if (r < 0)
                 return r;
@@ -701,7 +701,7 @@ static int begin_detach_locked(store *s, const char *id, int64_t now_ms) {
                 return -ENOMEM;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now_ms);
-        int64_t busy;
+        int64_t busy = 0;
         r = query_int(st, &busy);
         if (r < 0)
                 return r;
@@ -904,7 +904,7 @@ int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
         sqlite3_reset(st);
         if (rc != SQLITE_ROW)
                 return errno_from_sqlite(rc);
-        int64_t enis;
+        int64_t enis = 0;
         int r = query_int(stmt(s, ST_ENIS_ATTACHED), &enis);
         if (r < 0)
                 return r;
