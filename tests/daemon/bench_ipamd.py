@@ -773,10 +773,11 @@ def burst_runs(reps, n_pods, latency=None):
             waits += [x for x, _ in res.values()]
             h = histogram(d)
             hist = h if hist is None else [(le, c + c2) for (le, c), (_, c2) in zip(hist, h)]
-            seen = []
+            seen = []   # the planner passes with waiting ADDs, and "ENI" where a new ENI opened
             for ln in d.tail(100000).splitlines()[mark:]:
                 if '"msg":"ENI ready for pods"' in ln:
                     eni_waits.append(json.loads(ln)["wait_ms"])
+                    seen.append("ENI")
                 if '"msg":"planned"' in ln and json.loads(ln).get("waiting", 0) > 0:
                     seen.append(json.loads(ln)["waiting"])
             passes.append(seen)
@@ -817,9 +818,9 @@ def part_burst(reps, n_pods=30, what_if=True):
         f" {ms(pct(mw, 99))} | {ms(max(mw))} |")
     say()
     say(f"- cumulative histogram over the default-latency runs: {hist}")
-    one = sum(1 for p in passes if p and p[0] >= n_pods - 1)
-    say(f"- bursts planned in one pass (the first planner pass saw at least {n_pods - 1} waiting ADDs): {one} of"
-        f" {len(passes)}; waiting ADDs seen by each pass that had any: {passes}")
+    late = sum(1 for p in passes if "ENI" in p and any(isinstance(x, int) for x in p[p.index("ENI"):]))
+    say(f"- bursts with ADDs still waiting after a new ENI opened (a second round of growth): {late} of {len(passes)};"
+        f" per burst, the waiting ADDs each planner pass saw and where ENIs opened: {passes}")
     if eni_waits:
         say(f"- a new ENI's wait for its link and IMDS (daemon log, wait_ms): median {statistics.median(eni_waits):.0f} ms"
             f" over {len(eni_waits)} ENIs at default latencies"
