@@ -20,8 +20,9 @@
  *     assigned addresses to come back (peak_assigned); IP-target pools
  *     release only a surplus above a band (half the warm target, at least 1)
  *     and keep half the band; and a pool that already serves pods asks for
- *     half a band more than the exact shortfall, since the call costs the
- *     same. A cold node gets exactly aws-node's counts.
+ *     more than the exact shortfall, since the call costs the same: half a
+ *     band, or the addresses cooling down when more (under churn they are
+ *     the standing demand). A cold node gets exactly aws-node's counts.
  */
 #pragma once
 

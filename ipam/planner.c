@@ -219,8 +219,15 @@ int plan_compute(const struct plan_input *in, struct plan *ret) {
         int room = p.summary.capacity - p.summary.total - p.summary.releasing - p.summary.pending;
 
         if (p.summary.shortfall > 0) {
-                /* A pool serving pods asks for half a band extra: the call costs the same. */
-                int extra = p.summary.ip_targets && p.summary.assigned > 0 ? band(&in->cfg) / 2 : 0;
+                /*
+                 * A pool serving pods asks for more than the exact shortfall, since the call
+                 * costs the same: half a band, or as many as are cooling down when more —
+                 * under churn those are the standing demand (release rate × cooldown) that a
+                 * grow of the bare shortfall would meet one EC2 call at a time.
+                 */
+                int extra = 0;
+                if (p.summary.ip_targets && p.summary.assigned > 0)
+                        extra = max_i(band(&in->cfg) / 2, p.summary.cooldown);
                 int need = min_i(p.summary.shortfall + extra, max_i(room, 0));
                 p.summary.at_capacity = need < min_i(p.summary.shortfall, p.summary.shortfall + extra);
                 if (need > 0)

@@ -106,6 +106,9 @@ static const struct scenario scenarios[] = {
         { "cooldown is not available (aws-node would see 5 and do nothing)", { -2, 5, -2, -2 }, M5_LARGE,
           { PRIMARY(2, 0, 3) }, 1, 0, 0, 0, LONG_AGO,
           { { PLAN_ASSIGN_IPS, "eni-p", 3 } }, 1, false },
+        { "under churn, a grow also covers the addresses cooling down", { -2, 5, -2, -2 }, M5_LARGE,
+          { PRIMARY(2, 2, 3) }, 1, 0, 0, 0, LONG_AGO,   /* short 3 + 3 cooling = 6 */
+          { { PLAN_ASSIGN_IPS, "eni-p", 2 }, { PLAN_CREATE_ENI, NULL, 4 } }, 2, false },
         { "fills the ENI with room before creating one", { -2, 6, -2, -2 }, M5_LARGE,
           { PRIMARY(0, 9, 0), SECONDARY("eni-2", 1, 1, 5, 0, OLD) }, 2, 0, 0, 0, LONG_AGO,
           { { PLAN_ASSIGN_IPS, "eni-2", 3 }, { PLAN_CREATE_ENI, NULL, 3 } }, 2, false },
