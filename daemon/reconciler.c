@@ -294,6 +294,15 @@ static void *loop(void *arg) {
         r->last_leak_cleanup = vtime_mono_ms() + 1000LL * (rand() % 300);
         pthread_mutex_lock(&r->lock);
         while (!r->stop) {
+                if (r->woken) {
+                        /* A burst of ADDs wakes us once per ADD: let it gather for a moment so
+                         * one pass plans for all of it (a pass can hold the thread for an ENI's
+                         * whole attach). */
+                        pthread_mutex_unlock(&r->lock);
+                        struct timespec gather = { 0, 20 * 1000000L };
+                        nanosleep(&gather, NULL);
+                        pthread_mutex_lock(&r->lock);
+                }
                 int waiting = r->waiting_adds;
                 r->woken = false;
                 pthread_mutex_unlock(&r->lock);
