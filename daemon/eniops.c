@@ -319,13 +319,12 @@ static void discard_created(struct eniops *o, struct new_eni *ne) {
                 intent_end(o, ne->create_intent, STORE_INTENT_UNDONE, NULL);
 }
 
-static int describe_one(struct eniops *o, const char *eni_id, struct ec2_result **ret, struct ec2_error *e);
 
 /* Is the ENI attached (or attaching) to this instance? Its attachment id in ret. */
 static bool attached_to_us(struct eniops *o, const char *eni_id, char ret[80]) {
         struct ec2_result *res = NULL;
         struct ec2_error e = { 0 };
-        if (describe_one(o, eni_id, &res, &e) < 0)
+        if (eniops_describe(o, eni_id, &res, &e) < 0)
                 return false;
         const struct ec2_attachment *a = &res->enis[0].attachment;
         bool ours = res->enis[0].attached && a->instance_id && strcmp(a->instance_id, o->node->instance_id) == 0 &&
@@ -501,10 +500,11 @@ int eniops_release(struct eniops *o, const char *eni_id, int count) {
         for (size_t i = 0; i < n; i++) {
                 char cidr[STORE_CIDR_MAX];
                 snprintf(cidr, sizeof cidr, "%s/32", ips[i]);
-                if (r < 0)
-                        store_block_unmark_releasing(o->store, cidr);
-                else
-                        store_block_remove(o->store, cidr, false, NULL);
+                int sr = r < 0 ? store_block_unmark_releasing(o->store, cidr)
+                               : store_block_remove(o->store, cidr, false, NULL);
+                if (sr < 0 && sr != -ENOENT)
+                        log_error_errno(sr, "could not record the outcome of a release; the next EC2 pass repairs it",
+                                        LF_STR("block", cidr), LF_STR("eni", eni_id));
         }
         if (r < 0)
                 eniops_note_failure(o, "UnassignPrivateIpAddresses", r, &e);
@@ -522,8 +522,7 @@ out:
 
 /* --- delete ------------------------------------------------------------------------ */
 
-/* The ENI as EC2 sees it now; -ENOENT when EC2 no longer knows it. */
-static int describe_one(struct eniops *o, const char *eni_id, struct ec2_result **ret, struct ec2_error *e) {
+int eniops_describe(struct eniops *o, const char *eni_id, struct ec2_result **ret, struct ec2_error *e) {
         const char *ids[] = { eni_id };
         int r = ec2_describe_enis(o->ec2, ids, 1, ret, e);
         if (r < 0 && strcmp(e->code, "InvalidNetworkInterfaceID.NotFound") == 0)
@@ -542,7 +541,7 @@ static int detach_and_wait(struct eniops *o, const char *eni_id) {
         for (;;) {
                 struct ec2_result *res = NULL;
                 struct ec2_error e = { 0 };
-                int r = describe_one(o, eni_id, &res, &e);
+                int r = eniops_describe(o, eni_id, &res, &e);
                 if (r < 0)
                         return r;
                 bool available = strcmp(res->enis[0].status, "available") == 0;
@@ -641,7 +640,7 @@ int eniops_finish_detaching(struct eniops *o) {
 
 /* --- leaked ENIs -------------------------------------------------------------------- */
 
-static const char *tag_value(const struct ec2_eni *e, const char *key) {
+const char *eniops_tag(const struct ec2_eni *e, const char *key) {
         for (size_t i = 0; i < e->n_tags; i++)
                 if (strcmp(e->tags[i].key, key) == 0)
                         return e->tags[i].value;
@@ -649,7 +648,7 @@ static const char *tag_value(const struct ec2_eni *e, const char *key) {
 }
 
 static bool leaked_long_enough(struct eniops *o, const struct ec2_eni *e) {
-        const char *created = tag_value(e, ENIOPS_TAG_CREATED);
+        const char *created = eniops_tag(e, ENIOPS_TAG_CREATED);
         struct tm tm = { 0 };
         if (!created || !strptime(created, "%Y-%m-%dT%H:%M:%SZ", &tm))
                 return false;
@@ -683,6 +682,10 @@ int eniops_leak_cleanup(struct eniops *o, size_t *ret_deleted) {
                                 metrics_inc(o->metrics, METRICS_LEAKED_ENIS_DELETED);
                                 log_info("deleted a leaked ENI", LF_STR("eni", eni->id));
                                 store_eni_remove(o->store, eni->id, true, NULL);
+                        } else {
+                                log_warn("could not delete a leaked ENI; retried at the next cleanup",
+                                         LF_STR("eni", eni->id), LF_STR("code", e.code),
+                                         LF_STR("request_id", e.request_id));
                         }
                 }
                 snprintf(token, sizeof token, "%s", res->next_token ? res->next_token : "");

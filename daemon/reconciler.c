@@ -162,8 +162,12 @@ static void plan_pass(reconciler *r, int waiting) {
                 assigned += enis[i].assigned;
         in.peak_assigned = track_peak(r, assigned);
         struct plan p;
-        if (plan_compute(&in, &p) < 0)
+        int rc = plan_compute(&in, &p);
+        if (rc < 0) {
+                log_error_errno(rc, "the planner refused the pool's counts", LF_INT("enis", n),
+                                LF_INT("max_enis", in.limits.max_enis), LF_INT("ipv4_per_eni", in.limits.ipv4_per_eni));
                 return;
+        }
         metrics_inc(o->metrics, METRICS_RECONCILES);
         if (o->cfg->no_provisioning) {
                 set_status(r, true, p.summary.shortfall ? "DISABLE_NETWORK_RESOURCE_PROVISIONING is set: the pool does not grow" : "");

@@ -20,15 +20,8 @@
 #include "log.h"
 #include "sync.h"
 
-static const char *tag_value(const struct ec2_eni *e, const char *key) {
-        for (size_t i = 0; i < e->n_tags; i++)
-                if (strcmp(e->tags[i].key, key) == 0)
-                        return e->tags[i].value;
-        return NULL;
-}
-
 static bool managed(const struct eniops *o, const struct ec2_eni *e) {
-        const char *inst = tag_value(e, ENIOPS_TAG_INSTANCE);
+        const char *inst = eniops_tag(e, ENIOPS_TAG_INSTANCE);
         return strcmp(e->id, o->node->primary_eni_id) == 0 || (inst && strcmp(inst, o->node->instance_id) == 0);
 }
 
@@ -369,16 +362,8 @@ static int find_by_token(struct eniops *o, const char *token, struct ec2_result 
 }
 
 static int describe_id(struct eniops *o, const char *id, struct ec2_result **ret) {
-        const char *ids[] = { id };
         struct ec2_error e = { 0 };
-        int r = ec2_describe_enis(o->ec2, ids, 1, ret, &e);
-        if (r < 0 && strcmp(e.code, "InvalidNetworkInterfaceID.NotFound") == 0)
-                return -ENOENT;
-        if (r >= 0 && (*ret)->n_enis == 0) {
-                ec2_result_free(*ret);
-                return -ENOENT;
-        }
-        return r;
+        return eniops_describe(o, id, ret, &e);
 }
 
 /* An ENI of ours that no attachment holds: delete it. */

@@ -79,5 +79,11 @@ int eniops_finish_detaching(struct eniops *o);
  */
 int eniops_leak_cleanup(struct eniops *o, size_t *ret_deleted);
 
+/* The ENI as EC2 sees it now (one ENI in *ret); -ENOENT when EC2 no longer knows it. */
+int eniops_describe(struct eniops *o, const char *eni_id, struct ec2_result **ret, struct ec2_error *e);
+
+/* The value of an ENI's tag, or NULL. */
+const char *eniops_tag(const struct ec2_eni *e, const char *key);
+
 /* Set o->reason from an EC2 failure; subnet exhaustion also blocks growth for a while. */
 void eniops_note_failure(struct eniops *o, const char *what, int r, const struct ec2_error *e);
