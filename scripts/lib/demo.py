@@ -123,13 +123,13 @@ def create_pods(world, nodes):
             ns = pod_ns(world, n.i, k)
             subprocess.run(["ip", "netns", "add", ns], check=True)
             rc, out, took = n.cni("ADD", name, f"/var/run/netns/{ns}")
-            if not check(rc == 0, f"ADD {name}") or not out.get("ips"):
-                say(f"    {out}")
+            if rc != 0 or not out.get("ips"):
+                check(False, f"ADD {name}: {out}")
                 continue
             ip = out["ips"][0]["address"].split("/")[0]
             times.append(took * 1000)
             n.pods.append((name, ns, ip))
-            say(f"    {name:<13} {ip:<12} ADD {took * 1000:6.1f} ms")
+            say(f"  [ok] {name:<13} {ip:<12} ADD {took * 1000:7.1f} ms")
     return times
 
 
