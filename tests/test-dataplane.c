@@ -57,17 +57,6 @@ static void assert_home(void) {
         ck_assert_msg(a.st_ino == b.st_ino && a.st_dev == b.st_dev, "the thread was left in another namespace");
 }
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-        char cmd[1024];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(cmd, sizeof cmd, fmt, ap);
-        va_end(ap);
-        int r = system(cmd);
-        return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
-}
-
 /* Run `ip -j ...` (in the pod namespace at ns, or the host when NULL). */
 static cJSON *ipj(const char *ns, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static cJSON *ipj(const char *ns, const char *fmt, ...) {
@@ -104,31 +93,6 @@ static bool has_flag(const cJSON *link, const char *flag) {
                 if (strcmp(f->valuestring, flag) == 0)
                         return true;
         return false;
-}
-
-/* Count the entries of an `ip -j` array that match key=value pairs. */
-static int count(const cJSON *list, int npairs, ...) {
-        int n = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, list) {
-                va_list ap;
-                va_start(ap, npairs);
-                bool all = true;
-                for (int i = 0; i < npairs; i++) {
-                        const char *k = va_arg(ap, const char *), *v = va_arg(ap, const char *);
-                        const cJSON *x = cJSON_GetObjectItem(e, k);
-                        char num[32];
-                        const char *have = cJSON_IsString(x) ? x->valuestring : "";
-                        if (cJSON_IsNumber(x)) {
-                                snprintf(num, sizeof num, "%d", x->valueint);
-                                have = num;
-                        }
-                        all = all && strcmp(have, v) == 0;
-                }
-                va_end(ap);
-                n += all;
-        }
-        return n;
 }
 
 static struct dp_pod pod_cfg(const char *id, const char *ip, uint32_t table) {
@@ -181,11 +145,11 @@ START_TEST(test_add_makes_every_object) {
         cJSON_Delete(hl);
 
         cJSON *routes = ipj(NULL, "route show table main");
-        ck_assert_int_eq(count(routes, 3, "dst", "10.0.1.5", "dev", l.host_ifname, "scope", "link"), 1);
+        ck_assert_int_eq(testlib_json_count(routes, 3, "dst", "10.0.1.5", "dev", l.host_ifname, "scope", "link"), 1);
         cJSON_Delete(routes);
         cJSON *rules = ipj(NULL, "rule show");
-        ck_assert_int_eq(count(rules, 3, "priority", "512", "dst", "10.0.1.5", "table", "main"), 1);
-        ck_assert_int_eq(count(rules, 3, "priority", "1536", "src", "10.0.1.5", "table", "2"), 1);
+        ck_assert_int_eq(testlib_json_count(rules, 3, "priority", "512", "dst", "10.0.1.5", "table", "main"), 1);
+        ck_assert_int_eq(testlib_json_count(rules, 3, "priority", "1536", "src", "10.0.1.5", "table", "2"), 1);
         cJSON_Delete(rules);
 
         cJSON *pl = ipj(ns, "link show eth0");
@@ -200,11 +164,11 @@ START_TEST(test_add_makes_every_object) {
         ck_assert_int_eq(jint(ai, "prefixlen"), 32);
         cJSON_Delete(pa);
         cJSON *pr = ipj(ns, "route show");
-        ck_assert_int_eq(count(pr, 3, "dst", "default", "gateway", "169.254.1.1", "dev", "eth0"), 1);
-        ck_assert_int_eq(count(pr, 3, "dst", "169.254.1.1", "dev", "eth0", "scope", "link"), 1);
+        ck_assert_int_eq(testlib_json_count(pr, 3, "dst", "default", "gateway", "169.254.1.1", "dev", "eth0"), 1);
+        ck_assert_int_eq(testlib_json_count(pr, 3, "dst", "169.254.1.1", "dev", "eth0", "scope", "link"), 1);
         cJSON_Delete(pr);
         cJSON *pn = ipj(ns, "neigh show");
-        ck_assert_int_eq(count(pn, 3, "dst", "169.254.1.1", "dev", "eth0", "lladdr", l.host_mac), 1);
+        ck_assert_int_eq(testlib_json_count(pn, 3, "dst", "169.254.1.1", "dev", "eth0", "lladdr", l.host_mac), 1);
         char *printed = cJSON_PrintUnformatted(pn);
         ck_assert_ptr_nonnull(strstr(printed, "PERMANENT"));
         free(printed);
@@ -246,8 +210,8 @@ START_TEST(test_main_table_has_no_from_rule) {
         struct dp_pod p = pod_cfg("c0ffee02", "10.0.0.9", 254);
         ck_assert_msg(dp_add(ns, &p, &l, &err) == 0, "dp_add: %s", err.text);
         cJSON *rules = ipj(NULL, "rule show");
-        ck_assert_int_eq(count(rules, 1, "priority", "1536"), 0);
-        ck_assert_int_eq(count(rules, 2, "priority", "512", "dst", "10.0.0.9"), 1);
+        ck_assert_int_eq(testlib_json_count(rules, 1, "priority", "1536"), 0);
+        ck_assert_int_eq(testlib_json_count(rules, 2, "priority", "512", "dst", "10.0.0.9"), 1);
         cJSON_Delete(rules);
         ck_assert_int_eq(dp_check(ns, &p, &err), 0);
 }
@@ -280,7 +244,7 @@ START_TEST(test_del_after_netns_is_gone) {
         struct dp_pod p = pod_cfg("c0ffee04", "10.0.1.8", 2);
         ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
         close(fd);                              /* the pod namespace dies, and its veth with it */
-        for (int i = 0; i < 200 && sh("ip link show %s >/dev/null 2>&1", l.host_ifname) == 0; i++)
+        for (int i = 0; i < 200 && testlib_sh("ip link show %s >/dev/null 2>&1", l.host_ifname) == 0; i++)
                 usleep(10000);
         ck_assert_msg(dp_del(&p, l.host_ifname, &err) == 0, "dp_del: %s", err.text);
         assert_clean(NULL);
@@ -319,7 +283,7 @@ START_TEST(test_deferred_del_takes_veth_down) {
         ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
         ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
         close(fd);
-        for (int i = 0; i < 300 && sh("ip link show %s >/dev/null 2>&1", l.host_ifname) == 0; i++)
+        for (int i = 0; i < 300 && testlib_sh("ip link show %s >/dev/null 2>&1", l.host_ifname) == 0; i++)
                 usleep(10000);
         assert_clean(NULL);
 }
@@ -364,7 +328,7 @@ START_TEST(test_interface_already_in_pod) {
         struct errmsg err = { 0 };
         enter_fresh_host();
         make_pod(ns);
-        ck_assert_int_eq(sh("nsenter --net=%s ip link add eth0 type veth peer name other0", ns), 0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ip link add eth0 type veth peer name other0", ns), 0);
         struct dp_pod p = pod_cfg("c0ffee06", "10.0.1.10", 2);
         ck_assert_int_eq(dp_add(ns, &p, &l, &err), -EEXIST);
         ck_assert_ptr_nonnull(strstr(err.text, "eth0"));
@@ -386,13 +350,13 @@ START_TEST(test_name_clash_takes_alternate) {
         make_pod(ns);
         struct dp_pod p = pod_cfg("c0ffee07", "10.0.1.11", 2);
         dp_veth_name("eni", "c0ffee07", "eth0", 0, taken);
-        ck_assert_int_eq(sh("ip link add %s type veth peer name foreign0", taken), 0);
+        ck_assert_int_eq(testlib_sh("ip link add %s type veth peer name foreign0", taken), 0);
         ck_assert_msg(dp_add(ns, &p, &l, &err) == 0, "dp_add: %s", err.text);
         ck_assert_str_ne(l.host_ifname, taken);
         ck_assert_int_eq(dp_check(ns, &p, &err), 0);
         ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
-        ck_assert_int_eq(sh("ip link show %s >/dev/null", taken), 0);   /* the other one stays */
-        ck_assert_int_ne(sh("ip link show %s >/dev/null 2>&1", l.host_ifname), 0);
+        ck_assert_int_eq(testlib_sh("ip link show %s >/dev/null", taken), 0);   /* the other one stays */
+        ck_assert_int_ne(testlib_sh("ip link show %s >/dev/null 2>&1", l.host_ifname), 0);
 }
 END_TEST
 
@@ -448,15 +412,15 @@ START_TEST(test_check_names_each_drift) {
                 else
                         snprintf(cmd, sizeof cmd, "%s", d->cmd);
                 if (strcmp(d->ns_side, "pod") == 0)
-                        ck_assert_int_eq(sh("nsenter --net=%s sh -c '%s'", ns, cmd), 0);
+                        ck_assert_int_eq(testlib_sh("nsenter --net=%s sh -c '%s'", ns, cmd), 0);
                 else
-                        ck_assert_int_eq(sh("%s", cmd), 0);
+                        ck_assert_int_eq(testlib_sh("%s", cmd), 0);
                 errmsg_clear(&err);
                 ck_assert_int_eq(dp_check(ns, &p, &err), -EUCLEAN);
                 ck_assert_msg(strstr(err.text, d->expect), "after \"%s\": \"%s\" lacks \"%s\"", cmd, err.text,
                               d->expect);
                 ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
-                sh("ip rule del prio 1536 2>/dev/null");
+                testlib_sh("ip rule del prio 1536 2>/dev/null");
                 assert_clean(ns);
         }
 }
@@ -473,17 +437,17 @@ START_TEST(test_gc_removes_only_the_released) {
         struct dp_pod p1 = pod_cfg("keep-me", "10.0.1.20", 2), p2 = pod_cfg("drop-me", "10.0.1.21", 2);
         ck_assert_int_eq(dp_add(ns1, &p1, &l1, &err), 0);
         ck_assert_int_eq(dp_add(ns2, &p2, &l2, &err), 0);
-        ck_assert_int_eq(sh("ip link add eniforeign type veth peer name x0"), 0);   /* not ours: no alias */
+        ck_assert_int_eq(testlib_sh("ip link add eniforeign type veth peer name x0"), 0);   /* not ours: no alias */
         struct proto_attachment valid[] = { { "keep-me", "eth0" } };
         char released[1][PROTO_IP_MAX] = { "10.0.1.21" };
         ck_assert_msg(dp_gc("eni", valid, 1, released, 1, &removed, &err) == 0, "dp_gc: %s", err.text);
         ck_assert_uint_eq(removed, 3);          /* one veth, two rules */
         ck_assert_int_eq(dp_check(ns1, &p1, &err), 0);
-        ck_assert_int_ne(sh("ip link show %s >/dev/null 2>&1", l2.host_ifname), 0);
-        ck_assert_int_eq(sh("ip link show eniforeign >/dev/null"), 0);
+        ck_assert_int_ne(testlib_sh("ip link show %s >/dev/null 2>&1", l2.host_ifname), 0);
+        ck_assert_int_eq(testlib_sh("ip link show eniforeign >/dev/null"), 0);
         cJSON *rules = ipj(NULL, "rule show");
-        ck_assert_int_eq(count(rules, 1, "dst", "10.0.1.21"), 0);
-        ck_assert_int_eq(count(rules, 1, "src", "10.0.1.21"), 0);
+        ck_assert_int_eq(testlib_json_count(rules, 1, "dst", "10.0.1.21"), 0);
+        ck_assert_int_eq(testlib_json_count(rules, 1, "src", "10.0.1.21"), 0);
         cJSON_Delete(rules);
 }
 END_TEST
@@ -493,16 +457,16 @@ START_TEST(test_two_pods_ping_each_other) {
         struct dp_links l;
         struct errmsg err = { 0 };
         enter_fresh_host();
-        ck_assert_int_eq(sh("command -v ping >/dev/null"), 0);
-        ck_assert_int_eq(sh("echo 0 > /proc/sys/net/ipv4/ip_forward"), 0);   /* this namespace's own */
+        ck_assert_int_eq(testlib_sh("command -v ping >/dev/null"), 0);
+        ck_assert_int_eq(testlib_sh("echo 0 > /proc/sys/net/ipv4/ip_forward"), 0);   /* this namespace's own */
         make_pod(ns1);
         make_pod(ns2);
         struct dp_pod p1 = pod_cfg("pinger", "10.0.1.30", 254), p2 = pod_cfg("pingee", "10.0.1.31", 254);
         ck_assert_int_eq(dp_add(ns1, &p1, &l, &err), 0);
         ck_assert_int_eq(dp_add(ns2, &p2, &l, &err), 0);
-        ck_assert_int_eq(sh("grep -qx 1 /proc/sys/net/ipv4/ip_forward"), 0);   /* ADD turned it on */
-        ck_assert_int_eq(sh("nsenter --net=%s ping -c 2 -i 0.2 -W 2 -q 10.0.1.31 >/dev/null", ns1), 0);
-        ck_assert_int_eq(sh("nsenter --net=%s ping -c 1 -W 2 -q 10.0.1.30 >/dev/null", ns2), 0);
+        ck_assert_int_eq(testlib_sh("grep -qx 1 /proc/sys/net/ipv4/ip_forward"), 0);   /* ADD turned it on */
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ping -c 2 -i 0.2 -W 2 -q 10.0.1.31 >/dev/null", ns1), 0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ping -c 1 -W 2 -q 10.0.1.30 >/dev/null", ns2), 0);
 }
 END_TEST
 
@@ -527,17 +491,17 @@ START_TEST(test_pod_traffic_leaves_through_its_eni) {
         struct errmsg err = { 0 };
         enter_fresh_host();
         make_pod(out);
-        ck_assert_int_eq(sh("command -v ping >/dev/null"), 0);
-        ck_assert_int_eq(sh("echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 && "
+        ck_assert_int_eq(testlib_sh("command -v ping >/dev/null"), 0);
+        ck_assert_int_eq(testlib_sh("echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 && "
                             "nsenter --net=%s sh -c 'echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'", out), 0);
-        ck_assert_int_eq(sh("ip link add ens5 type veth peer name o5 netns %s && "
+        ck_assert_int_eq(testlib_sh("ip link add ens5 type veth peer name o5 netns %s && "
                             "ip link add ens6 type veth peer name o6 netns %s && "
                             "ip addr add 10.0.0.10/24 dev ens5 && ip addr add 10.0.1.10/24 dev ens6 && "
                             "ip link set ens5 up && ip link set ens6 up && "
                             "ip route add default via 10.0.0.1 dev ens5 && "
                             "ip route add default via 10.0.1.1 dev ens6 table 2 && "
                             "echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter", out, out), 0);
-        ck_assert_int_eq(sh("nsenter --net=%s sh -c 'ip link set lo up && ip addr add 192.0.2.1/32 dev lo && "
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s sh -c 'ip link set lo up && ip addr add 192.0.2.1/32 dev lo && "
                             "ip addr add 10.0.0.1/24 dev o5 && ip addr add 10.0.1.1/24 dev o6 && "
                             "ip link set o5 up && ip link set o6 up && "
                             "ip route add 10.0.1.50/32 via 10.0.1.10 dev o6 && "
@@ -550,12 +514,12 @@ START_TEST(test_pod_traffic_leaves_through_its_eni) {
         ck_assert_msg(dp_add(ns2, &on_eni0, &l, &err) == 0, "%s", err.text);
 
         long o5 = rx_packets(out, "o5"), o6 = rx_packets(out, "o6");
-        ck_assert_int_eq(sh("nsenter --net=%s ping -c 3 -i 0.2 -W 2 -q 192.0.2.1 >/dev/null", ns1), 0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ping -c 3 -i 0.2 -W 2 -q 192.0.2.1 >/dev/null", ns1), 0);
         ck_assert_int_ge(rx_packets(out, "o6") - o6, 3);
         ck_assert_int_lt(rx_packets(out, "o5") - o5, 3);    /* neighbour probes, never the pings */
 
         o5 = rx_packets(out, "o5"), o6 = rx_packets(out, "o6");
-        ck_assert_int_eq(sh("nsenter --net=%s ping -c 3 -i 0.2 -W 2 -q 192.0.2.1 >/dev/null", ns2), 0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ping -c 3 -i 0.2 -W 2 -q 192.0.2.1 >/dev/null", ns2), 0);
         ck_assert_int_ge(rx_packets(out, "o5") - o5, 3);
         ck_assert_int_lt(rx_packets(out, "o6") - o6, 3);
 }

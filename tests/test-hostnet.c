@@ -44,17 +44,6 @@ static char vpc[64];                    /* the VPC namespace, as a path */
 
 /* --- namespaces and commands ------------------------------------------------------- */
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-        char cmd[1024];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(cmd, sizeof cmd, fmt, ap);
-        va_end(ap);
-        int r = system(cmd);
-        return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
-}
-
 static void write_sysctl(const char *path, const char *value) {
         FILE *f = fopen(path, "w");
         ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
@@ -70,20 +59,20 @@ static void enter_node(void) {
         ck_assert_int_ge(node, 0);
         write_sysctl("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
         write_sysctl("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
-        ck_assert_int_eq(sh("ip link set lo up"), 0);
+        ck_assert_int_eq(testlib_sh("ip link set lo up"), 0);
         ck_assert_int_eq(unshare(CLONE_NEWNET), 0);
         int fd = open("/proc/thread-self/ns/net", O_RDONLY);    /* kept open: it holds the VPC */
         ck_assert_int_ge(fd, 0);
         ck_assert_int_eq(setns(node, CLONE_NEWNET), 0);
         close(node);
         snprintf(vpc, sizeof vpc, "/proc/%d/fd/%d", getpid(), fd);
-        ck_assert_int_eq(sh("nsenter --net=%s ip link set lo up", vpc), 0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ip link set lo up", vpc), 0);
 }
 
 /* An ENI: node link name with mac, its peer `peer` in the VPC, both up unless told. */
 static void add_eni(const char *name, const char *mac, const char *peer) {
-        ck_assert_int_eq(sh("ip link add %s address %s type veth peer name %s netns %s", name, mac, peer, vpc), 0);
-        ck_assert_int_eq(sh("nsenter --net=%s ip link set %s up", vpc, peer), 0);
+        ck_assert_int_eq(testlib_sh("ip link add %s address %s type veth peer name %s netns %s", name, mac, peer, vpc), 0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ip link set %s up", vpc, peer), 0);
 }
 
 static hostnet *open_h(void) {
@@ -114,51 +103,12 @@ static cJSON *ipj(const char *fmt, ...) {
         return o;
 }
 
-/* Whether the fields of e equal the key/value pairs in ap (numbers compared
- * as decimal text; a missing field equals ""). */
-static bool matches(const cJSON *e, int npairs, va_list ap) {
-        bool all = true;
-        for (int i = 0; i < npairs; i++) {
-                const char *k = va_arg(ap, const char *), *v = va_arg(ap, const char *);
-                const cJSON *x = cJSON_GetObjectItem(e, k);
-                char num[32];
-                const char *have = cJSON_IsString(x) ? x->valuestring : "";
-                if (cJSON_IsNumber(x)) {
-                        snprintf(num, sizeof num, "%d", x->valueint);
-                        have = num;
-                }
-                all = all && strcmp(have, v) == 0;
-        }
-        return all;
-}
-
-static int vcount(const cJSON *list, int npairs, va_list ap) {
-        int n = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, list) {
-                va_list each;
-                va_copy(each, ap);
-                n += matches(e, npairs, each);
-                va_end(each);
-        }
-        return n;
-}
-
-/* Entries of a JSON array matching the key/value pairs that follow npairs. */
-static int count(const cJSON *list, int npairs, ...) {
-        va_list ap;
-        va_start(ap, npairs);
-        int n = vcount(list, npairs, ap);
-        va_end(ap);
-        return n;
-}
-
-/* count() over the output of `ip -j <args>`. */
+/* testlib_json_count() over the output of `ip -j <args>`. */
 static int ipj_count(const char *args, int npairs, ...) {
         cJSON *o = ipj("%s", args);
         va_list ap;
         va_start(ap, npairs);
-        int n = vcount(o, npairs, ap);
+        int n = testlib_json_vcount(o, npairs, ap);
         va_end(ap);
         cJSON_Delete(o);
         return n;
@@ -230,7 +180,7 @@ static void assert_secondary(const char *dev, const char *ip, const char *subnet
         cJSON *a = ipj("%s", args);
         const cJSON *info = cJSON_GetObjectItem(cJSON_GetArrayItem(a, 0), "addr_info");
         ck_assert_int_eq(cJSON_GetArraySize(info), 1);
-        ck_assert_int_eq(count(info, 2, "local", ip, "prefixlen", strchr(subnet, '/') + 1), 1);
+        ck_assert_int_eq(testlib_json_count(info, 2, "local", ip, "prefixlen", strchr(subnet, '/') + 1), 1);
         cJSON_Delete(a);
         snprintf(args, sizeof args, "route show table %s", table);
         ck_assert_int_eq(ipj_size(args), 2);
@@ -254,7 +204,7 @@ END_TEST
 START_TEST(test_find_link_by_mac) {
         enter_node();
         /* a bridge that copies the ENI's MAC, listed before it: not the ENI */
-        ck_assert_int_eq(sh("ip link add br0 address %s type bridge", MAC1), 0);
+        ck_assert_int_eq(testlib_sh("ip link add br0 address %s type bridge", MAC1), 0);
         add_eni("eth1", MAC1, "vpc1");
         add_eni("eth2", MAC2, "vpc2");
         hostnet *h = open_h();
@@ -284,7 +234,7 @@ START_TEST(test_wait_link_by_mac) {
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
                 usleep(300 * 1000);
-                _exit(sh("ip link add eth1 address %s type veth peer name vpc1 netns %s", MAC1, vpc) == 0 ? 0 : 1);
+                _exit(testlib_sh("ip link add eth1 address %s type veth peer name vpc1 netns %s", MAC1, vpc) == 0 ? 0 : 1);
         }
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -367,7 +317,7 @@ END_TEST
 START_TEST(test_primary_gets_up_and_mtu_only) {
         enter_node();
         add_eni("eth0", MAC0, "vpc0");
-        ck_assert_int_eq(sh("ip addr add 10.0.0.10/24 dev eth0"), 0);
+        ck_assert_int_eq(testlib_sh("ip addr add 10.0.0.10/24 dev eth0"), 0);
         hostnet *h = open_h();
         struct hostnet_eni e = primary();
         setup_ok(h, &e);
@@ -426,7 +376,7 @@ END_TEST
 START_TEST(test_secondary_setup_cleans_leftovers) {
         enter_node();
         add_eni("eth1", MAC1, "vpc1");
-        ck_assert_int_eq(sh("ip addr add 10.0.1.10/24 dev eth1 && ip addr add 192.168.5.5/24 dev eth1 && "
+        ck_assert_int_eq(testlib_sh("ip addr add 10.0.1.10/24 dev eth1 && ip addr add 192.168.5.5/24 dev eth1 && "
                             "ip link set eth1 up && ip rule add from 10.0.1.99 lookup 2 prio 32765 && "
                             "ip rule add from 10.0.1.99 lookup 3 prio 32765 && "
                             "ip rule add from 10.0.1.10 lookup 2 prio 32765 fwmark 0x80"),
@@ -452,7 +402,7 @@ START_TEST(test_secondary_setup_fixes_addresses) {
         add_eni("eth1", MAC1, "vpc1");
         add_eni("eth2", MAC2, "vpc2");
         write_sysctl("/proc/sys/net/ipv4/conf/eth1/promote_secondaries", "0");
-        ck_assert_int_eq(sh("ip addr add 10.0.1.5/24 dev eth1 && ip addr add 10.0.1.10/24 dev eth1 && "
+        ck_assert_int_eq(testlib_sh("ip addr add 10.0.1.5/24 dev eth1 && ip addr add 10.0.1.10/24 dev eth1 && "
                             "ip addr add 10.0.2.20/32 dev eth2"),
                          0);
         hostnet *h = open_h();
@@ -516,7 +466,7 @@ static char *state_dump(void) {
  * does not send a link event during the monitored run. */
 static void settle_links(void) {
         for (int i = 0; i < 40; i++) {
-                if (sh("ip -o link show | grep -q 'state \\(UNKNOWN\\|DOWN\\|LOWERLAYERDOWN\\).*link/ether'") != 0)
+                if (testlib_sh("ip -o link show | grep -q 'state \\(UNKNOWN\\|DOWN\\|LOWERLAYERDOWN\\).*link/ether'") != 0)
                         return;
                 usleep(50 * 1000);
         }
@@ -560,7 +510,7 @@ START_TEST(test_setup_repairs_after_link_bounce) {
         hostnet *h = open_h();
         struct hostnet_eni e = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
         setup_ok(h, &e);
-        ck_assert_int_eq(sh("ip link set eth1 down && ip link set eth1 up"), 0);
+        ck_assert_int_eq(testlib_sh("ip link set eth1 down && ip link set eth1 up"), 0);
         ck_assert_int_eq(ipj_size("route show table 2"), 0);
         ck_assert_int_eq(ipj_count("route show table main", 1, "dst", "10.0.1.0/24"), 0);
         setup_ok(h, &e);
@@ -615,7 +565,7 @@ START_TEST(test_failures_name_the_object) {
                 { "ip link set eth1 mtu 1500", "cannot bring the link up with MTU 9001" },
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-                ck_assert_int_eq(sh("%s", cases[i].breaks), 0);
+                ck_assert_int_eq(testlib_sh("%s", cases[i].breaks), 0);
                 setup_fails_at(h, &e, cases[i].named);
                 setup_ok(h, &e);
         }
@@ -625,7 +575,7 @@ START_TEST(test_failures_name_the_object) {
         ck_assert_msg(strstr(err.text, "rules lookup 2 prio 32765"), "message: %s", err.text);
         ck_assert_int_eq(hostnet_remove_pod_routing(h, "10.0.1.10", 2, &err), 0);   /* nothing of a pod's */
         net_admin(true);
-        ck_assert_int_eq(sh("ip rule add to 10.0.1.20 lookup main prio 512"), 0);
+        ck_assert_int_eq(testlib_sh("ip rule add to 10.0.1.20 lookup main prio 512"), 0);
         net_admin(false);
         r = hostnet_remove_pod_routing(h, "10.0.1.20", 2, &err);
         net_admin(true);
@@ -651,7 +601,7 @@ START_TEST(test_teardown) {
         ck_assert_int_eq(ipj_count("rule show", 1, "table", "2"), 0);
         assert_secondary("eth2", "10.0.2.20", "10.0.2.0/24", "10.0.2.1", "3");
         ck_assert_int_eq(hostnet_teardown_eni(h, &e1, &err), 0);          /* again: nothing to do */
-        ck_assert_int_eq(sh("ip link del eth2"), 0);                        /* detached first */
+        ck_assert_int_eq(testlib_sh("ip link del eth2"), 0);                        /* detached first */
         ck_assert_int_eq(hostnet_teardown_eni(h, &e2, &err), 0);
         ck_assert_int_eq(ipj_count("rule show", 1, "table", "3"), 0);
         ck_assert_int_eq(ipj_size("route show table 3"), 0);
@@ -693,7 +643,7 @@ START_TEST(test_remove_pod_routing) {
         enter_node();
         add_eni("enipod1", "0a:00:00:00:0b:01", "p1");
         add_eni("enipod2", "0a:00:00:00:0b:02", "p2");
-        ck_assert_int_eq(sh("ip link set enipod1 up && ip link set enipod2 up && "
+        ck_assert_int_eq(testlib_sh("ip link set enipod1 up && ip link set enipod2 up && "
                             "ip route add 10.0.1.20/32 dev enipod1 scope link && "
                             "ip route add 10.0.1.21/32 dev enipod2 scope link && "
                             "ip rule add to 10.0.1.20 lookup main prio 512 && "
@@ -729,11 +679,11 @@ END_TEST
 static void make_vpc_for_traffic(hostnet *h) {
         add_eni("eth0", MAC0, "vpc0");
         add_eni("eth1", MAC1, "vpc1");
-        ck_assert_int_eq(sh("nsenter --net=%s sh -c 'ip addr add 10.0.0.1/24 dev vpc0 && "
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s sh -c 'ip addr add 10.0.0.1/24 dev vpc0 && "
                             "ip addr add 10.0.1.1/24 dev vpc1 && ip addr add 10.0.9.9/32 dev lo'",
                             vpc),
                          0);
-        ck_assert_int_eq(sh("ip addr add 10.0.0.10/24 dev eth0 && ip link set eth0 up && "
+        ck_assert_int_eq(testlib_sh("ip addr add 10.0.0.10/24 dev eth0 && ip link set eth0 up && "
                             "ip route add default via 10.0.0.1"),
                          0);
         struct hostnet_eni p = primary(), e = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
@@ -743,7 +693,7 @@ static void make_vpc_for_traffic(hostnet *h) {
 
 static void ping_via(const char *src, const char *dst, const char *through, const char *not_through) {
         long t0 = tx_packets(through), n0 = tx_packets(not_through);
-        ck_assert_msg(sh("ping -n -q -c 2 -i 0.2 -W 2 -I %s %s >/dev/null", src, dst) == 0, "ping -I %s %s failed", src,
+        ck_assert_msg(testlib_sh("ping -n -q -c 2 -i 0.2 -W 2 -I %s %s >/dev/null", src, dst) == 0, "ping -I %s %s failed", src,
                       dst);
         ck_assert_msg(tx_packets(through) - t0 >= 2, "ping -I %s %s did not leave through %s", src, dst, through);
         ck_assert_msg(tx_packets(not_through) == n0, "ping -I %s %s used %s", src, dst, not_through);
@@ -751,7 +701,7 @@ static void ping_via(const char *src, const char *dst, const char *through, cons
 
 START_TEST(test_traffic_leaves_through_its_eni) {
         enter_node();
-        ck_assert_msg(sh("command -v ping >/dev/null") == 0, "ping is missing: install iputils-ping (scripts/deps)");
+        ck_assert_msg(testlib_sh("command -v ping >/dev/null") == 0, "ping is missing: install iputils-ping (scripts/deps)");
         hostnet *h = open_h();
         make_vpc_for_traffic(h);
         ping_via("10.0.1.10", "10.0.1.1", "eth1", "eth0");

@@ -209,17 +209,6 @@ static int make_pod(char path[static 64]) {
         return fd;
 }
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-        char cmd[1024];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(cmd, sizeof cmd, fmt, ap);
-        va_end(ap);
-        int r = system(cmd);
-        return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
-}
-
 struct run {
         int status;             /* exit status */
         char out[16384];        /* stdout */
@@ -348,12 +337,12 @@ static void set_pod(const char *id, const char *ns) {
 }
 
 static int host_links(void) {
-        return sh("test $(ip -o link show | wc -l) -eq 1") == 0 ? 1 : 0;
+        return testlib_sh("test $(ip -o link show | wc -l) -eq 1") == 0 ? 1 : 0;
 }
 
 static bool clean_host(void) {
-        return host_links() && sh("test $(ip -o rule show | wc -l) -eq 3") == 0 &&
-               sh("test -z \"$(ip route show table main)\"") == 0;
+        return host_links() && testlib_sh("test $(ip -o rule show | wc -l) -eq 3") == 0 &&
+               testlib_sh("test -z \"$(ip route show table main)\"") == 0;
 }
 
 /* --- the cases ---------------------------------------------------------------------------- */
@@ -381,12 +370,12 @@ START_TEST(test_full_cycle) {
         ck_assert_int_eq(cJSON_GetObjectItem(pod_if, "mtu")->valueint, 9001);
         snprintf(prev, sizeof prev, "%s", r.out);
         run_done(&r);
-        ck_assert_int_eq(sh("nsenter --net=%s ip -4 addr show eth0 | grep -q 'inet 10.0.1.100/32'", ns), 0);
-        ck_assert_int_eq(sh("ip rule show | grep -q 'from 10.0.1.100 lookup 2'"), 0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ip -4 addr show eth0 | grep -q 'inet 10.0.1.100/32'", ns), 0);
+        ck_assert_int_eq(testlib_sh("ip rule show | grep -q 'from 10.0.1.100 lookup 2'"), 0);
 
         plugin(&r, conf_prev("1.1.0", prev), ENV("CHECK", env_id, env_ns), NULL);
         ck_assert_msg(r.status == 0 && !r.out[0], "CHECK: %s", r.out);
-        ck_assert_int_eq(sh("nsenter --net=%s ip route del default", ns), 0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ip route del default", ns), 0);
         plugin(&r, conf_prev("1.1.0", prev), ENV("CHECK", env_id, env_ns), NULL);
         ck_assert_int_eq(r.status, 1);
         ck_assert_int_eq(code_of(&r), 104);
@@ -454,7 +443,7 @@ START_TEST(test_add_after_failed_add) {
         run_done(&r);
         ck_assert_uint_eq(f.n_del_setup_failed, 1);             /* the address went back */
         ck_assert(clean_host());
-        ck_assert_int_eq(sh("test $(nsenter --net=%s ip -o link show | wc -l) -eq 1", ns), 0);
+        ck_assert_int_eq(testlib_sh("test $(nsenter --net=%s ip -o link show | wc -l) -eq 1", ns), 0);
         /* the runtime's DEL after a failed ADD, then a fresh ADD */
         plugin(&r, conf("1.1.0", ""), ENV("DEL", env_id, env_ns), NULL);
         ck_assert_int_eq(r.status, 0);
@@ -593,9 +582,9 @@ START_TEST(test_gc) {
                "CNI_COMMAND=GC", "CNI_PATH=/opt/cni/bin", NULL);
         ck_assert_msg(r.status == 0, "GC: %s", r.out);
         ck_assert_uint_eq(f.n_gc, 1);
-        ck_assert_int_eq(sh("test $(ip -o link show | wc -l) -eq 2"), 0);          /* lo + keep1's veth */
-        ck_assert_int_ne(sh("ip rule show | grep -q 10.0.1.101"), 0);
-        ck_assert_int_eq(sh("ip rule show | grep -q 10.0.1.100"), 0);
+        ck_assert_int_eq(testlib_sh("test $(ip -o link show | wc -l) -eq 2"), 0);          /* lo + keep1's veth */
+        ck_assert_int_ne(testlib_sh("ip rule show | grep -q 10.0.1.101"), 0);
+        ck_assert_int_eq(testlib_sh("ip rule show | grep -q 10.0.1.100"), 0);
         set_pod("keep1", ns1);
         plugin(&r, conf("1.1.0", ""), ENV("CHECK", env_id, env_ns), NULL);
         ck_assert_msg(r.status == 0, "CHECK: %s", r.out);
@@ -692,7 +681,7 @@ START_TEST(test_latency_deferred_del) {
                 ck_assert_int_eq(r.status, 0);
                 del[i] = r.usec;
         }
-        ck_assert_int_eq(sh("test -z \"$(ip route show table main)\" && test $(ip -o rule show | wc -l) -eq 3"), 0);
+        ck_assert_int_eq(testlib_sh("test -z \"$(ip route show table main)\" && test $(ip -o rule show | wc -l) -eq 3"), 0);
         for (int i = 0; i < N; i++)     /* the runtime removes the namespaces */
                 close(fds[i]);
         for (int i = 0; i < 500 && !clean_host(); i++)
@@ -736,8 +725,8 @@ START_TEST(test_concurrent_burst) {
         long wall = (t1.tv_sec - t0.tv_sec) * 1000L + (t1.tv_nsec - t0.tv_nsec) / 1000000L;
         fprintf(stderr, "# burst of %d concurrent ADDs: %d failures, %ld ms wall\n", N, failures, wall);
         ck_assert_int_eq(failures, 0);
-        ck_assert_int_eq(sh("test $(ip -o link show | wc -l) -eq %d", N + 1), 0);
-        ck_assert_int_eq(sh("test $(ip -o rule show | grep -c 'lookup 2') -eq %d", N), 0);
+        ck_assert_int_eq(testlib_sh("test $(ip -o link show | wc -l) -eq %d", N + 1), 0);
+        ck_assert_int_eq(testlib_sh("test $(ip -o rule show | grep -c 'lookup 2') -eq %d", N), 0);
         for (int i = 0; i < N; i++) {
                 char *envp[] = { "CNI_COMMAND=DEL", envs[i][0], envs[i][1], "CNI_IFNAME=eth0", NULL };
                 spawn(&sp[i], cfg, envp);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testlib.h"
@@ -47,4 +48,50 @@ int testlib_run(Suite *s) {
         int failed = srunner_ntests_failed(sr);
         srunner_free(sr);
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+int testlib_sh(const char *fmt, ...) {
+        char cmd[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(cmd, sizeof cmd, fmt, ap);
+        va_end(ap);
+        int r = system(cmd);
+        return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+bool testlib_json_matches(const cJSON *e, int npairs, va_list ap) {
+        bool all = true;
+        for (int i = 0; i < npairs; i++) {
+                const char *k = va_arg(ap, const char *), *v = va_arg(ap, const char *);
+                const cJSON *x = cJSON_GetObjectItem(e, k);
+                char num[32];
+                const char *have = cJSON_IsString(x) ? x->valuestring : "";
+                if (cJSON_IsNumber(x)) {
+                        snprintf(num, sizeof num, "%d", x->valueint);
+                        have = num;
+                }
+                all = all && strcmp(have, v) == 0;
+        }
+        return all;
+}
+
+int testlib_json_vcount(const cJSON *list, int npairs, va_list ap) {
+        int n = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, list) {
+                va_list each;
+                va_copy(each, ap);
+                n += testlib_json_matches(e, npairs, each);
+                va_end(each);
+        }
+        return n;
+}
+
+int testlib_json_count(const cJSON *list, int npairs, ...) {
+        va_list ap;
+        va_start(ap, npairs);
+        int n = testlib_json_vcount(list, npairs, ap);
+        va_end(ap);
+        return n;
 }

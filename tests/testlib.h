@@ -8,7 +8,11 @@
  */
 #pragma once
 
+#include <stdarg.h>
+#include <stdbool.h>
+
 #include <check.h>
+#include <cjson/cJSON.h>
 
 /* Run the suite with TAP output on stdout; returns the process exit status. */
 int testlib_run(Suite *s);
@@ -18,3 +22,18 @@ const char *testlib_tmpdir(void);
 
 /* Join testlib_tmpdir() and name into a static buffer (valid until next call). */
 const char *testlib_path(const char *name);
+
+/* Run a shell command built from fmt (for `ip` state checks); its exit status, or -1. */
+int testlib_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Whether the fields of e equal the npairs key/value string pairs in ap
+ * (numbers compared as decimal text; a missing field equals "").
+ */
+bool testlib_json_matches(const cJSON *e, int npairs, va_list ap);
+
+/* Entries of a JSON array matching the key/value pairs in ap. */
+int testlib_json_vcount(const cJSON *list, int npairs, va_list ap);
+
+/* The same with the pairs as arguments: testlib_json_count(list, 2, "dst", "default", "table", "2"). */
+int testlib_json_count(const cJSON *list, int npairs, ...);
