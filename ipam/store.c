@@ -239,6 +239,37 @@ static void copy_col(char *dst, size_t len, sqlite3_stmt *st, int col) {
         snprintf(dst, len, "%s", v ? (const char *)v : "");
 }
 
+/*
+ * Run a row query and collect each row, converted by fill, into a malloc'd
+ * array of elem-sized entries (grown by doubling). The statement is reset.
+ */
+static int collect_rows(sqlite3_stmt *st, size_t elem, void (*fill)(sqlite3_stmt *st, void *dst),
+                        void **ret, size_t *ret_n) {
+        char *v = NULL;
+        size_t n = 0, cap = 0;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (n == cap) {
+                        cap = cap ? cap * 2 : 16;
+                        char *nv = realloc(v, cap * elem);
+                        if (!nv) {
+                                rc = SQLITE_NOMEM;
+                                break;
+                        }
+                        v = nv;
+                }
+                fill(st, v + n++ * elem);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+                free(v);
+                return errno_from_sqlite(rc);
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
 /* --- addresses -------------------------------------------------------- */
 
 static int ip_parse(const char *s, uint32_t *ret) {
@@ -453,37 +484,13 @@ int store_lookup(store *s, const char *container_id, const char *ifname, struct 
         return r;
 }
 
-/* Collect the rows of a lease query into a malloc'd array. */
-static int collect_leases(sqlite3_stmt *st, struct store_lease **ret, size_t *ret_n) {
-        struct store_lease *v = NULL;
-        size_t n = 0, cap = 0;
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if (n == cap) {
-                        cap = cap ? cap * 2 : 16;
-                        struct store_lease *nv = realloc(v, cap * sizeof *v);
-                        if (!nv) {
-                                free(v);
-                                sqlite3_reset(st);
-                                return -ENOMEM;
-                        }
-                        v = nv;
-                }
-                lease_from_row(st, &v[n++]);
-        }
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) {
-                free(v);
-                return errno_from_sqlite(rc);
-        }
-        *ret = v;
-        *ret_n = n;
-        return 0;
+static void fill_lease(sqlite3_stmt *st, void *dst) {
+        lease_from_row(st, dst);
 }
 
 int store_leases(store *s, struct store_lease **ret, size_t *ret_n) {
-        sqlite3_stmt *st = s ? stmt(s, ST_ASSIGNED_ALL) : NULL;
-        return st ? collect_leases(st, ret, ret_n) : -EINVAL;
+        sqlite3_stmt *st = s && ret && ret_n ? stmt(s, ST_ASSIGNED_ALL) : NULL;
+        return st ? collect_rows(st, sizeof **ret, fill_lease, (void **)ret, ret_n) : -EINVAL;
 }
 
 static int key_cmp(const void *a, const void *b) {
@@ -624,30 +631,13 @@ int store_eni_set_state(store *s, const char *id, enum store_eni_state state) {
         return r;
 }
 
+static void fill_eni(sqlite3_stmt *st, void *dst) {
+        eni_from_row(st, dst);
+}
+
 int store_enis(store *s, struct store_eni **ret, size_t *ret_n) {
-        sqlite3_stmt *st = s ? stmt(s, ST_ENI_ALL) : NULL;
-        if (!st)
-                return -EINVAL;
-        struct store_eni *v = NULL;
-        size_t n = 0;
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                struct store_eni *nv = realloc(v, (n + 1) * sizeof *v);
-                if (!nv) {
-                        rc = SQLITE_NOMEM;
-                        break;
-                }
-                v = nv;
-                eni_from_row(st, &v[n++]);
-        }
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) {
-                free(v);
-                return errno_from_sqlite(rc);
-        }
-        *ret = v;
-        *ret_n = n;
-        return 0;
+        sqlite3_stmt *st = s && ret && ret_n ? stmt(s, ST_ENI_ALL) : NULL;
+        return st ? collect_rows(st, sizeof **ret, fill_eni, (void **)ret, ret_n) : -EINVAL;
 }
 
 /* Count assigned addresses with a one-parameter query, for the -EBUSY checks. */
@@ -857,32 +847,17 @@ int store_block_info(store *s, const char *cidr, int64_t *ret_added_ms, bool *re
         return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
 }
 
+static void fill_cidr(sqlite3_stmt *st, void *dst) {
+        copy_col(dst, STORE_CIDR_MAX, st, 0);
+}
+
 int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], size_t *ret_n) {
-        sqlite3_stmt *st = s ? stmt(s, eni_id ? ST_BLOCKS_OF : ST_BLOCKS_ALL) : NULL;
+        sqlite3_stmt *st = s && ret && ret_n ? stmt(s, eni_id ? ST_BLOCKS_OF : ST_BLOCKS_ALL) : NULL;
         if (!st)
                 return -EINVAL;
         if (eni_id)
                 sqlite3_bind_text(st, 1, eni_id, -1, SQLITE_STATIC);
-        char (*v)[STORE_CIDR_MAX] = NULL;
-        size_t n = 0;
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                char (*nv)[STORE_CIDR_MAX] = realloc(v, (n + 1) * sizeof *v);
-                if (!nv) {
-                        rc = SQLITE_NOMEM;
-                        break;
-                }
-                v = nv;
-                copy_col(v[n++], STORE_CIDR_MAX, st, 0);
-        }
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) {
-                free(v);
-                return errno_from_sqlite(rc);
-        }
-        *ret = v;
-        *ret_n = n;
-        return 0;
+        return collect_rows(st, STORE_CIDR_MAX, fill_cidr, (void **)ret, ret_n);
 }
 
 /* --- reading the pool -------------------------------------------------------- */
@@ -988,38 +963,21 @@ int store_intent_end(store *s, int64_t id, enum store_intent_state state, const 
         return tx_end(s, r);
 }
 
+static void fill_intent(sqlite3_stmt *st, void *dst) {
+        struct store_intent *it = dst;
+        memset(it, 0, sizeof *it);
+        it->id = sqlite3_column_int64(st, 0);
+        copy_col(it->kind, sizeof it->kind, st, 1);
+        copy_col(it->client_token, sizeof it->client_token, st, 2);
+        copy_col(it->eni_id, sizeof it->eni_id, st, 3);
+        copy_col(it->params, sizeof it->params, st, 4);
+        it->state = STORE_INTENT_OPEN;
+        it->created_ms = sqlite3_column_int64(st, 5);
+}
+
 int store_intents_open(store *s, struct store_intent **ret, size_t *ret_n) {
         sqlite3_stmt *st = s && ret && ret_n ? stmt(s, ST_INTENT_OPEN) : NULL;
-        if (!st)
-                return -EINVAL;
-        struct store_intent *v = NULL;
-        size_t n = 0;
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                struct store_intent *nv = realloc(v, (n + 1) * sizeof *v);
-                if (!nv) {
-                        rc = SQLITE_NOMEM;
-                        break;
-                }
-                v = nv;
-                struct store_intent *it = &v[n++];
-                memset(it, 0, sizeof *it);
-                it->id = sqlite3_column_int64(st, 0);
-                copy_col(it->kind, sizeof it->kind, st, 1);
-                copy_col(it->client_token, sizeof it->client_token, st, 2);
-                copy_col(it->eni_id, sizeof it->eni_id, st, 3);
-                copy_col(it->params, sizeof it->params, st, 4);
-                it->state = STORE_INTENT_OPEN;
-                it->created_ms = sqlite3_column_int64(st, 5);
-        }
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) {
-                free(v);
-                return errno_from_sqlite(rc);
-        }
-        *ret = v;
-        *ret_n = n;
-        return 0;
+        return st ? collect_rows(st, sizeof **ret, fill_intent, (void **)ret, ret_n) : -EINVAL;
 }
 
 /* --- instance types and metadata -------------------------------------------- */
