@@ -104,6 +104,28 @@ static void render_wait_histogram(struct text *t, const struct metrics_snapshot 
                 ms->wait_buckets[METRICS_N_WAIT_BUCKETS], n, ms->wait_sum_ms / 1000.0, n, ms->wait_count);
 }
 
+/* The counters /metrics exposes: aws-node's name where the meaning is the same. */
+static const struct {
+        const char *name, *help;
+        enum metrics_counter which;
+} counters[] = {
+        { "awscni_add_ip_req_count", "ADD requests", METRICS_ADD_REQUESTS },
+        { "awscni_del_ip_req_count", "DEL requests", METRICS_DEL_REQUESTS },
+        { "awscni_no_available_ip_addresses", "ADDs answered without an address", METRICS_NO_ADDRESS },
+        { "awscni_force_removed_ips", "addresses EC2 took while a pod held them", METRICS_FORCE_REMOVED_IPS },
+        { "awscni_force_removed_enis", "ENIs that disappeared while known", METRICS_FORCE_REMOVED_ENIS },
+        { "vpcipam_add_waited_total", "ADDs that found the pool empty and waited", METRICS_ADD_WAITED },
+        { "vpcipam_reconciles_total", "planner passes", METRICS_RECONCILES },
+        { "vpcipam_enis_created_total", "ENIs created", METRICS_ENIS_CREATED },
+        { "vpcipam_enis_deleted_total", "ENIs deleted", METRICS_ENIS_DELETED },
+        { "vpcipam_leaked_enis_deleted_total", "leaked ENIs cleaned up", METRICS_LEAKED_ENIS_DELETED },
+        { "vpcipam_ips_assigned_total", "addresses obtained from EC2", METRICS_IPS_ASSIGNED },
+        { "vpcipam_ips_released_total", "addresses returned to EC2", METRICS_IPS_RELEASED },
+        { "vpcipam_gone_pods_released_total", "addresses of vanished pods released", METRICS_PODS_GONE_RELEASED },
+        { "vpcipam_bad_requests_total", "refused socket messages", METRICS_BAD_REQUESTS },
+        { "vpcipam_refused_peers_total", "socket clients refused for their uid", METRICS_PEERS_REFUSED },
+};
+
 int introspect_render_metrics(introspect *h, char **ret) {
         struct text t = { 0 };
         struct store_stats st = { 0 };
@@ -127,31 +149,9 @@ int introspect_render_metrics(introspect *h, char **ret) {
         metric(&t, "awscni_eni_max", "gauge", "ENIs this node may attach", max_enis);
         metric(&t, "awscni_ip_max", "gauge", "addresses those ENIs can hold",
                max_enis * plan_ips_per_eni(&h->o.node->limits));
-        metric(&t, "awscni_add_ip_req_count", "counter", "ADD requests", ms.counters[METRICS_ADD_REQUESTS]);
-        metric(&t, "awscni_del_ip_req_count", "counter", "DEL requests", ms.counters[METRICS_DEL_REQUESTS]);
-        metric(&t, "awscni_no_available_ip_addresses", "counter", "ADDs answered without an address",
-               ms.counters[METRICS_NO_ADDRESS]);
-        metric(&t, "awscni_force_removed_ips", "counter", "addresses EC2 took while a pod held them",
-               ms.counters[METRICS_FORCE_REMOVED_IPS]);
-        metric(&t, "awscni_force_removed_enis", "counter", "ENIs that disappeared while known",
-               ms.counters[METRICS_FORCE_REMOVED_ENIS]);
-        metric(&t, "vpcipam_add_waited_total", "counter", "ADDs that found the pool empty and waited",
-               ms.counters[METRICS_ADD_WAITED]);
+        for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+                metric(&t, counters[i].name, "counter", counters[i].help, ms.counters[counters[i].which]);
         metric(&t, "vpcipam_pending_intents", "gauge", "EC2 mutations begun and not yet settled", (double)n_open);
-        metric(&t, "vpcipam_reconciles_total", "counter", "planner passes", ms.counters[METRICS_RECONCILES]);
-        metric(&t, "vpcipam_enis_created_total", "counter", "ENIs created", ms.counters[METRICS_ENIS_CREATED]);
-        metric(&t, "vpcipam_enis_deleted_total", "counter", "ENIs deleted", ms.counters[METRICS_ENIS_DELETED]);
-        metric(&t, "vpcipam_leaked_enis_deleted_total", "counter", "leaked ENIs cleaned up",
-               ms.counters[METRICS_LEAKED_ENIS_DELETED]);
-        metric(&t, "vpcipam_ips_assigned_total", "counter", "addresses obtained from EC2",
-               ms.counters[METRICS_IPS_ASSIGNED]);
-        metric(&t, "vpcipam_ips_released_total", "counter", "addresses returned to EC2",
-               ms.counters[METRICS_IPS_RELEASED]);
-        metric(&t, "vpcipam_gone_pods_released_total", "counter", "addresses of vanished pods released",
-               ms.counters[METRICS_PODS_GONE_RELEASED]);
-        metric(&t, "vpcipam_bad_requests_total", "counter", "refused socket messages", ms.counters[METRICS_BAD_REQUESTS]);
-        metric(&t, "vpcipam_refused_peers_total", "counter", "socket clients refused for their uid",
-               ms.counters[METRICS_PEERS_REFUSED]);
         render_wait_histogram(&t, &ms);
         render_ec2(&t, h->o.limits);
         if (t.oom) {
