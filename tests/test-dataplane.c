@@ -57,26 +57,6 @@ static void assert_home(void) {
         ck_assert_msg(a.st_ino == b.st_ino && a.st_dev == b.st_dev, "the thread was left in another namespace");
 }
 
-/* Run `ip -j ...` (in the pod namespace at ns, or the host when NULL). */
-static cJSON *ipj(const char *ns, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static cJSON *ipj(const char *ns, const char *fmt, ...) {
-        char args[512], cmd[700];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(args, sizeof args, fmt, ap);
-        va_end(ap);
-        snprintf(cmd, sizeof cmd, "%s%s ip -j %s", ns ? "nsenter --net=" : "", ns ? ns : "", args);
-        FILE *p = popen(cmd, "r");
-        ck_assert_ptr_nonnull(p);
-        static char buf[1 << 17];
-        size_t n = fread(buf, 1, sizeof buf - 1, p);
-        buf[n] = '\0';
-        pclose(p);
-        cJSON *o = cJSON_Parse(n ? buf : "[]");
-        ck_assert_msg(o != NULL, "%s: not JSON: %.200s", cmd, buf);
-        return o;
-}
-
 static const char *jstr(const cJSON *o, const char *k) {
         const cJSON *v = cJSON_GetObjectItem(o, k);
         return cJSON_IsString(v) ? v->valuestring : "";
@@ -102,17 +82,17 @@ static struct dp_pod pod_cfg(const char *id, const char *ip, uint32_t table) {
 
 /* Nothing of ours anywhere: host has only lo, no pod routes or rules. */
 static void assert_clean(const char *pod_ns) {
-        cJSON *links = ipj(NULL, "link show");
+        cJSON *links = testlib_ipj(NULL, "link show");
         ck_assert_msg(cJSON_GetArraySize(links) == 1, "host has %d links", cJSON_GetArraySize(links));
         cJSON_Delete(links);
-        cJSON *rules = ipj(NULL, "rule show");
+        cJSON *rules = testlib_ipj(NULL, "rule show");
         ck_assert_int_eq(cJSON_GetArraySize(rules), 3);     /* local, main, default */
         cJSON_Delete(rules);
-        cJSON *routes = ipj(NULL, "route show table main");
+        cJSON *routes = testlib_ipj(NULL, "route show table main");
         ck_assert_int_eq(cJSON_GetArraySize(routes), 0);
         cJSON_Delete(routes);
         if (pod_ns) {
-                cJSON *pl = ipj(pod_ns, "link show");
+                cJSON *pl = testlib_ipj(pod_ns, "link show");
                 ck_assert_msg(cJSON_GetArraySize(pl) == 1, "pod has %d links", cJSON_GetArraySize(pl));
                 cJSON_Delete(pl);
         }
@@ -133,7 +113,7 @@ START_TEST(test_add_makes_every_object) {
         struct dp_pod p = pod_cfg("c0ffee01", "10.0.1.5", 2);
         ck_assert_msg(dp_add(ns, &p, &l, &err) == 0, "dp_add: %s", err.text);
 
-        cJSON *hl = ipj(NULL, "-d link show %s", l.host_ifname);
+        cJSON *hl = testlib_ipj(NULL, "-d link show %s", l.host_ifname);
         const cJSON *h = cJSON_GetArrayItem(hl, 0);
         ck_assert_ptr_nonnull(h);
         ck_assert(has_flag(h, "UP"));
@@ -144,30 +124,30 @@ START_TEST(test_add_makes_every_object) {
         ck_assert_str_eq(jstr(h, "ifalias"), alias);
         cJSON_Delete(hl);
 
-        cJSON *routes = ipj(NULL, "route show table main");
+        cJSON *routes = testlib_ipj(NULL, "route show table main");
         ck_assert_int_eq(testlib_json_count(routes, 3, "dst", "10.0.1.5", "dev", l.host_ifname, "scope", "link"), 1);
         cJSON_Delete(routes);
-        cJSON *rules = ipj(NULL, "rule show");
+        cJSON *rules = testlib_ipj(NULL, "rule show");
         ck_assert_int_eq(testlib_json_count(rules, 3, "priority", "512", "dst", "10.0.1.5", "table", "main"), 1);
         ck_assert_int_eq(testlib_json_count(rules, 3, "priority", "1536", "src", "10.0.1.5", "table", "2"), 1);
         cJSON_Delete(rules);
 
-        cJSON *pl = ipj(ns, "link show eth0");
+        cJSON *pl = testlib_ipj(ns, "link show eth0");
         const cJSON *pe = cJSON_GetArrayItem(pl, 0);
         ck_assert(has_flag(pe, "UP"));
         ck_assert_int_eq(jint(pe, "mtu"), 1400);
         ck_assert_str_eq(jstr(pe, "address"), l.pod_mac);
         cJSON_Delete(pl);
-        cJSON *pa = ipj(ns, "-4 addr show dev eth0");
+        cJSON *pa = testlib_ipj(ns, "-4 addr show dev eth0");
         const cJSON *ai = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(pa, 0), "addr_info"), 0);
         ck_assert_str_eq(jstr(ai, "local"), "10.0.1.5");
         ck_assert_int_eq(jint(ai, "prefixlen"), 32);
         cJSON_Delete(pa);
-        cJSON *pr = ipj(ns, "route show");
+        cJSON *pr = testlib_ipj(ns, "route show");
         ck_assert_int_eq(testlib_json_count(pr, 3, "dst", "default", "gateway", "169.254.1.1", "dev", "eth0"), 1);
         ck_assert_int_eq(testlib_json_count(pr, 3, "dst", "169.254.1.1", "dev", "eth0", "scope", "link"), 1);
         cJSON_Delete(pr);
-        cJSON *pn = ipj(ns, "neigh show");
+        cJSON *pn = testlib_ipj(ns, "neigh show");
         ck_assert_int_eq(testlib_json_count(pn, 3, "dst", "169.254.1.1", "dev", "eth0", "lladdr", l.host_mac), 1);
         char *printed = cJSON_PrintUnformatted(pn);
         ck_assert_ptr_nonnull(strstr(printed, "PERMANENT"));
@@ -209,7 +189,7 @@ START_TEST(test_main_table_has_no_from_rule) {
         make_pod(ns);
         struct dp_pod p = pod_cfg("c0ffee02", "10.0.0.9", 254);
         ck_assert_msg(dp_add(ns, &p, &l, &err) == 0, "dp_add: %s", err.text);
-        cJSON *rules = ipj(NULL, "rule show");
+        cJSON *rules = testlib_ipj(NULL, "rule show");
         ck_assert_int_eq(testlib_json_count(rules, 1, "priority", "1536"), 0);
         ck_assert_int_eq(testlib_json_count(rules, 2, "priority", "512", "dst", "10.0.0.9"), 1);
         cJSON_Delete(rules);
@@ -265,13 +245,13 @@ START_TEST(test_deferred_del_takes_veth_down) {
         ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
         p.defer_veth_delete = true;
         ck_assert_msg(dp_del(&p, NULL, &err) == 0, "dp_del: %s", err.text);
-        cJSON *hl = ipj(NULL, "link show %s", l.host_ifname);
+        cJSON *hl = testlib_ipj(NULL, "link show %s", l.host_ifname);
         ck_assert(!has_flag(cJSON_GetArrayItem(hl, 0), "UP"));
         cJSON_Delete(hl);
-        cJSON *routes = ipj(NULL, "route show table main");
+        cJSON *routes = testlib_ipj(NULL, "route show table main");
         ck_assert_int_eq(cJSON_GetArraySize(routes), 0);            /* going down dropped the route */
         cJSON_Delete(routes);
-        cJSON *rules = ipj(NULL, "rule show");
+        cJSON *rules = testlib_ipj(NULL, "rule show");
         ck_assert_int_eq(cJSON_GetArraySize(rules), 3);
         cJSON_Delete(rules);
         ck_assert_int_eq(dp_del(&p, NULL, &err), 0);                 /* twice */
@@ -333,10 +313,10 @@ START_TEST(test_interface_already_in_pod) {
         ck_assert_int_eq(dp_add(ns, &p, &l, &err), -EEXIST);
         ck_assert_ptr_nonnull(strstr(err.text, "eth0"));
         assert_home();
-        cJSON *links = ipj(NULL, "link show");
+        cJSON *links = testlib_ipj(NULL, "link show");
         ck_assert_int_eq(cJSON_GetArraySize(links), 1);                 /* no host veth left */
         cJSON_Delete(links);
-        cJSON *pl = ipj(ns, "link show");
+        cJSON *pl = testlib_ipj(ns, "link show");
         ck_assert_int_eq(cJSON_GetArraySize(pl), 3);                    /* theirs untouched */
         cJSON_Delete(pl);
 }
@@ -445,7 +425,7 @@ START_TEST(test_gc_removes_only_the_released) {
         ck_assert_int_eq(dp_check(ns1, &p1, &err), 0);
         ck_assert_int_ne(testlib_sh("ip link show %s >/dev/null 2>&1", l2.host_ifname), 0);
         ck_assert_int_eq(testlib_sh("ip link show eniforeign >/dev/null"), 0);
-        cJSON *rules = ipj(NULL, "rule show");
+        cJSON *rules = testlib_ipj(NULL, "rule show");
         ck_assert_int_eq(testlib_json_count(rules, 1, "dst", "10.0.1.21"), 0);
         ck_assert_int_eq(testlib_json_count(rules, 1, "src", "10.0.1.21"), 0);
         cJSON_Delete(rules);
@@ -472,7 +452,7 @@ END_TEST
 
 /* Packets received by link dev (in namespace ns, or the host when NULL). */
 static long rx_packets(const char *ns, const char *dev) {
-        cJSON *l = ipj(ns, "-s link show %s", dev);
+        cJSON *l = testlib_ipj(ns, "-s link show %s", dev);
         const cJSON *rx = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(l, 0), "stats64"), "rx");
         long n = cJSON_IsObject(rx) ? (long)cJSON_GetObjectItem(rx, "packets")->valuedouble : -1;
         cJSON_Delete(l);

@@ -83,29 +83,9 @@ static hostnet *open_h(void) {
         return h;
 }
 
-/* Run `ip -j ...` in the node and parse its output. */
-static cJSON *ipj(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static cJSON *ipj(const char *fmt, ...) {
-        char args[512], cmd[600];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(args, sizeof args, fmt, ap);
-        va_end(ap);
-        snprintf(cmd, sizeof cmd, "ip -j %s", args);
-        FILE *p = popen(cmd, "r");
-        ck_assert_ptr_nonnull(p);
-        static char buf[1 << 17];
-        size_t n = fread(buf, 1, sizeof buf - 1, p);
-        buf[n] = '\0';
-        pclose(p);
-        cJSON *o = cJSON_Parse(n ? buf : "[]");
-        ck_assert_msg(o != NULL, "%s: not JSON: %.200s", cmd, buf);
-        return o;
-}
-
 /* testlib_json_count() over the output of `ip -j <args>`. */
 static int ipj_count(const char *args, int npairs, ...) {
-        cJSON *o = ipj("%s", args);
+        cJSON *o = testlib_ipj(NULL, "%s", args);
         va_list ap;
         va_start(ap, npairs);
         int n = testlib_json_vcount(o, npairs, ap);
@@ -115,14 +95,14 @@ static int ipj_count(const char *args, int npairs, ...) {
 }
 
 static int ipj_size(const char *args) {
-        cJSON *o = ipj("%s", args);
+        cJSON *o = testlib_ipj(NULL, "%s", args);
         int n = cJSON_GetArraySize(o);
         cJSON_Delete(o);
         return n;
 }
 
 static cJSON *link_json(const char *name) {
-        cJSON *l = ipj("link show dev %s", name);
+        cJSON *l = testlib_ipj(NULL, "link show dev %s", name);
         ck_assert_int_eq(cJSON_GetArraySize(l), 1);
         return l;
 }
@@ -145,7 +125,7 @@ static bool link_up(const char *name) {
 }
 
 static long tx_packets(const char *name) {
-        cJSON *l = ipj("-s link show dev %s", name);
+        cJSON *l = testlib_ipj(NULL, "-s link show dev %s", name);
         const cJSON *tx = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(l, 0), "stats64"), "tx");
         long n = (long)cJSON_GetObjectItem(tx, "packets")->valuedouble;
         cJSON_Delete(l);
@@ -177,7 +157,7 @@ static void assert_secondary(const char *dev, const char *ip, const char *subnet
         ck_assert(link_up(dev));
         ck_assert_int_eq(link_mtu(dev), 9001);
         snprintf(args, sizeof args, "-4 addr show dev %s scope global", dev);
-        cJSON *a = ipj("%s", args);
+        cJSON *a = testlib_ipj(NULL, "%s", args);
         const cJSON *info = cJSON_GetObjectItem(cJSON_GetArrayItem(a, 0), "addr_info");
         ck_assert_int_eq(cJSON_GetArraySize(info), 1);
         ck_assert_int_eq(testlib_json_count(info, 2, "local", ip, "prefixlen", strchr(subnet, '/') + 1), 1);

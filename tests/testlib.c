@@ -95,3 +95,22 @@ int testlib_json_count(const cJSON *list, int npairs, ...) {
         va_end(ap);
         return n;
 }
+
+cJSON *testlib_ipj(const char *netns_path, const char *fmt, ...) {
+        char args[512], cmd[700];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(args, sizeof args, fmt, ap);
+        va_end(ap);
+        snprintf(cmd, sizeof cmd, "%s%s ip -j %s", netns_path ? "nsenter --net=" : "", netns_path ? netns_path : "",
+                 args);
+        FILE *p = popen(cmd, "r");
+        ck_assert_ptr_nonnull(p);
+        static char buf[1 << 17];
+        size_t n = fread(buf, 1, sizeof buf - 1, p);
+        buf[n] = '\0';
+        pclose(p);
+        cJSON *o = cJSON_Parse(n ? buf : "[]");
+        ck_assert_msg(o != NULL, "%s: not JSON: %.200s", cmd, buf);
+        return o;
+}

@@ -37,3 +37,9 @@ int testlib_json_vcount(const cJSON *list, int npairs, va_list ap);
 
 /* The same with the pairs as arguments: testlib_json_count(list, 2, "dst", "default", "table", "2"). */
 int testlib_json_count(const cJSON *list, int npairs, ...);
+
+/*
+ * The JSON output of `ip -j <args>`, run inside the network namespace at
+ * netns_path (nsenter), or where the test stands when it is NULL. Delete it.
+ */
+cJSON *testlib_ipj(const char *netns_path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
