@@ -530,12 +530,14 @@ int sync_pods_run(sync_pods *p, struct eniops *o, struct sync_report *rep) {
         size_t n = 0;
         char (*links)[HOSTNET_IFNAMSIZ] = NULL;
         size_t n_links = 0;
-        bool have_links = o->net && hostnet_list_links(o->net, "", &links, &n_links, NULL) == 0;
         int r = store_leases(o->store, &ls, &n);
-        if (r < 0) {
-                free(links);
+        if (r < 0)
                 return r;
-        }
+        /* The link dump is needed only for leases known by their veth alone. */
+        bool need_links = false;
+        for (size_t i = 0; i < n; i++)
+                need_links |= !ls[i].netns[0] && ls[i].host_veth[0];
+        bool have_links = need_links && o->net && hostnet_list_links(o->net, "", &links, &n_links, NULL) == 0;
         int64_t now = o->now_ms();
         for (size_t i = 0; i < p->n; i++)
                 p->v[i].still = false;
