@@ -31,7 +31,6 @@
 #include "cni-commands.h"
 #include "cni-result.h"
 #include "log.h"
-#include "netns.h"
 #include "protocol.h"
 
 static int fail(struct cni_ctx *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -60,13 +59,13 @@ static long elapsed_ms(const struct timespec *t0) {
         return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-/* Call the daemon; while it is unreachable, retry for up to wait_ms. */
-static int call(struct cni_ctx *ctx, const struct proto_request *req, int deadline_ms, int wait_ms,
-                struct proto_reply *reply, struct errmsg *err) {
+/* Send a request to the daemon; while it is unreachable, retry for up to wait_ms. */
+static int call_send(struct cni_ctx *ctx, const struct proto_request *req, int deadline_ms, int wait_ms,
+                     struct proto_pending *ret, struct errmsg *err) {
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (;;) {
-                int r = proto_call(ctx->cfg->socket, req, deadline_ms, reply, err);
+                int r = proto_call_send(ctx->cfg->socket, req, deadline_ms, ret, err);
                 if (!unreachable(r) || elapsed_ms(&t0) >= wait_ms)
                         return r;
                 sleep_ms(20);
@@ -133,18 +132,16 @@ static int add_request(struct cni_ctx *ctx, struct proto_request *req) {
         return 0;
 }
 
-static int add_wire(struct cni_ctx *ctx, const struct proto_address *a) {
+/* The veth is made; finish wiring for the daemon's address a, and render the result. */
+static int add_wire(struct cni_ctx *ctx, dp_wiring *w, const struct proto_address *a) {
         struct errmsg err = { 0 };
         struct dp_links links;
         unsigned mtu = ctx->cfg->mtu ? ctx->cfg->mtu : a->mtu;
-        struct dp_pod pod = pod_of(ctx, a->ip, a->route_table, mtu);
-        int r = dp_add(ctx->env->netns, &pod, &links, &err);
+        int r = dp_wiring_finish(w, a->ip, a->route_table, mtu, &links, &err);
         if (r < 0) {
-                if (r != -EEXIST)
-                        release_after_failure(ctx);
-                return fail(ctx, r == -EEXIST ? CNI_ERR_INTERFACE_EXISTS : CNI_ERR_DATAPLANE,
-                            "cannot wire %s for container %s: %s", a->ip, ctx->env->container_id,
-                            errmsg_text(&err, r));
+                release_after_failure(ctx);
+                return fail(ctx, CNI_ERR_DATAPLANE, "cannot wire %s for container %s: %s", a->ip,
+                            ctx->env->container_id, errmsg_text(&err, r));
         }
         struct cni_result res = { .sandbox = ctx->env->netns, .mtu = mtu };
         snprintf(res.host_ifname, sizeof res.host_ifname, "%s", links.host_ifname);
@@ -156,6 +153,7 @@ static int add_wire(struct cni_ctx *ctx, const struct proto_address *a) {
         r = cni_result_render(&res, ctx->cfg->cni_version, ctx->cfg->prev_result, &ctx->out);
         if (r < 0) {
                 /* still all or nothing: unwire and release what we cannot report */
+                struct dp_pod pod = pod_of(ctx, a->ip, a->route_table, mtu);
                 (void)dp_del(&pod, links.host_ifname, NULL);
                 release_after_failure(ctx);
                 return fail(ctx, CNI_ERR_IO, "cannot render the result: %s", strerror(-r));
@@ -163,28 +161,51 @@ static int add_wire(struct cni_ctx *ctx, const struct proto_address *a) {
         return 0;
 }
 
-/* A namespace that is not there gets no address: say so before asking. */
-static int add_precheck(struct cni_ctx *ctx) {
-        int fd = -1, r = netns_open(ctx->env->netns, &fd);
-        if (r < 0)
-                return fail(ctx, CNI_ERR_INVALID_ENV, "CNI_NETNS=%s: %s", ctx->env->netns,
-                            r == -EINVAL ? "not a network namespace" : strerror(-r));
-        close(fd);
-        return 0;
+/* The veth could not be made. An interface already named CNI_IFNAME in the
+ * pod means the attachment is wired already: its address stays. */
+static int add_veth_failed(struct cni_ctx *ctx, const struct proto_address *a, int r, const struct errmsg *err) {
+        if (r != -EEXIST)
+                release_after_failure(ctx);
+        return fail(ctx, r == -EEXIST ? CNI_ERR_INTERFACE_EXISTS : CNI_ERR_DATAPLANE,
+                    "cannot wire %s for container %s: %s", a->ip, ctx->env->container_id, errmsg_text(err, r));
 }
 
+/* A namespace that is not there gets no address: say so before asking. */
+static int add_open(struct cni_ctx *ctx, dp_wiring **ret) {
+        struct errmsg err = { 0 };
+        struct dp_pod pod = pod_of(ctx, NULL, 0, ctx->cfg->mtu);
+        int r = dp_wiring_open(ctx->env->netns, &pod, ret, &err);
+        if (r == -ENOENT || r == -EINVAL)
+                return fail(ctx, CNI_ERR_INVALID_ENV, "CNI_NETNS=%s: %s", ctx->env->netns,
+                            r == -EINVAL ? "not a network namespace" : strerror(-r));
+        return r < 0 ? fail(ctx, CNI_ERR_DATAPLANE, "%s", errmsg_text(&err, r)) : 0;
+}
+
+/*
+ * The daemon chooses the address while the kernel makes the veth, which
+ * needs none: the request is sent, the veth made, then the reply read. When
+ * the daemon fails, the veth is undone with everything else.
+ */
 int cni_cmd_add(struct cni_ctx *ctx) {
         struct proto_request req;
+        struct proto_pending pending;
         struct proto_reply reply = { 0 };
-        struct errmsg err = { 0 };
-        if (add_precheck(ctx) < 0)
+        struct errmsg err = { 0 }, dperr = { 0 };
+        dp_wiring *w = NULL;
+        if (add_open(ctx, &w) < 0)
                 return -1;
         add_request(ctx, &req);
-        int r = call(ctx, &req, CNI_DEADLINE_ADD_MS, CNI_DAEMON_WAIT_MS, &reply, &err);
-        if (r < 0 || !reply.ok)
+        int r = call_send(ctx, &req, CNI_DEADLINE_ADD_MS, CNI_DAEMON_WAIT_MS, &pending, &err);
+        if (r >= 0) {
+                int v = dp_wiring_veth(w, &dperr);
+                r = proto_call_recv(&pending, &reply, &err);
+                if (r >= 0 && reply.ok)
+                        r = v < 0 ? add_veth_failed(ctx, &reply.addr, v, &dperr) : add_wire(ctx, w, &reply.addr);
+                else
+                        r = daemon_failure(ctx, "add", r, &err, &reply);
+        } else
                 r = daemon_failure(ctx, "add", r, &err, &reply);
-        else
-                r = add_wire(ctx, &reply.addr);
+        dp_wiring_free(w);
         proto_reply_done(&reply);
         return r;
 }

@@ -163,18 +163,21 @@ static int find_host_veth(struct nl_sock *sk, const struct dp_pod *pod, const ch
 
 /* --- ADD ------------------------------------------------------------------------------ */
 
-struct add_ctx {
-        const struct dp_pod *pod;
+struct dp_wiring {
+        struct dp_pod pod;      /* the caller's, with ip, route_table and mtu set by dp_wiring_finish() */
+        char ip[PROTO_IP_MAX];
         struct nl_sock *host, *podsk;
         int nsfd;
         int host_index, pod_index;
         unsigned char host_mac[6];
+        unsigned veth_mtu;      /* the MTU the veth was created with (0: the kernel's) */
         char name[PROTO_IFNAME_MAX + 1];
         unsigned made;          /* bit per enum dp_step that left something behind */
+        bool finished;          /* dp_wiring_finish() succeeded: keep everything */
         struct dp_links links;
 };
 
-static int create_veth(struct add_ctx *c) {
+static int create_veth(struct dp_wiring *c) {
         _cleanup_(addr_putp) struct nl_addr *mac = nl_addr_build(AF_LLC, c->host_mac, 6);
         struct rtnl_link *link = rtnl_link_veth_alloc();
         if (!link || !mac) {
@@ -186,12 +189,13 @@ static int create_veth(struct add_ctx *c) {
         rtnl_link_set_name(link, c->name);
         rtnl_link_set_addr(link, mac);
         rtnl_link_set_flags(link, IFF_UP);
-        rtnl_link_set_name(peer, c->pod->ifname);
+        rtnl_link_set_name(peer, c->pod.ifname);
         rtnl_link_set_ns_fd(peer, c->nsfd);     /* (libnl cannot send the peer's IFF_UP) */
-        if (c->pod->mtu) {
-                rtnl_link_set_mtu(link, c->pod->mtu);
-                rtnl_link_set_mtu(peer, c->pod->mtu);
+        if (c->pod.mtu) {
+                rtnl_link_set_mtu(link, c->pod.mtu);
+                rtnl_link_set_mtu(peer, c->pod.mtu);
         }
+        c->veth_mtu = c->pod.mtu;
         int r = rtnl_link_add(c->host, link, NLM_F_CREATE | NLM_F_EXCL);
         rtnl_link_put(peer);
         rtnl_link_veth_release(link);
@@ -200,14 +204,14 @@ static int create_veth(struct add_ctx *c) {
 
 /* Our own veth from an earlier, interrupted ADD of this attachment is stale:
  * remove it. Anyone else's: leave it and let the caller try another name. */
-static int resolve_clash(struct add_ctx *c, struct errmsg *err) {
+static int resolve_clash(struct dp_wiring *c, struct errmsg *err) {
         _cleanup_(link_putp) struct rtnl_link *l = NULL;
         char alias[256];
-        if (link_get(c->podsk, c->pod->ifname, &l) == 0)
-                return errmsg_set(err, -EEXIST, "interface %s already exists in the pod namespace", c->pod->ifname);
+        if (link_get(c->podsk, c->pod.ifname, &l) == 0)
+                return errmsg_set(err, -EEXIST, "interface %s already exists in the pod namespace", c->pod.ifname);
         if (link_get(c->host, c->name, &l) < 0)
                 return 0;               /* gone meanwhile: retry the name */
-        dp_veth_alias(c->pod->container_id, c->pod->ifname, alias);
+        dp_veth_alias(c->pod.container_id, c->pod.ifname, alias);
         const char *a = rtnl_link_get_ifalias(l);
         if (!a || strcmp(a, alias) != 0)
                 return -EADDRINUSE;     /* another attachment's: next name */
@@ -215,12 +219,12 @@ static int resolve_clash(struct add_ctx *c, struct errmsg *err) {
         return r < 0 ? errmsg_set(err, netns_nl_errno(r), "cannot remove stale veth %s", c->name) : 0;
 }
 
-static int make_veth(struct add_ctx *c, struct errmsg *err) {
+static int make_veth(struct dp_wiring *c, struct errmsg *err) {
         for (unsigned salt = 0, tries = 0; salt < DP_NAME_SALTS && tries < 2 * DP_NAME_SALTS; tries++) {
-                dp_veth_name(c->pod->veth_prefix, c->pod->container_id, c->pod->ifname, salt, c->name);
+                dp_veth_name(c->pod.veth_prefix, c->pod.container_id, c->pod.ifname, salt, c->name);
                 int r = create_veth(c);
                 if (r != -EEXIST)
-                        return r < 0 ? errmsg_set(err, r, "cannot create veth %s/%s: %s", c->name, c->pod->ifname,
+                        return r < 0 ? errmsg_set(err, r, "cannot create veth %s/%s: %s", c->name, c->pod.ifname,
                                                   strerror(-r))
                                      : 0;
                 r = resolve_clash(c, err);
@@ -232,14 +236,20 @@ static int make_veth(struct add_ctx *c, struct errmsg *err) {
         return errmsg_set(err, -EEXIST, "every host veth name for this pod is taken");
 }
 
+/* The MTU became known only after the veth was made (it came from the
+ * daemon's reply): the two link changes that follow carry it, no extra message. */
+static bool mtu_pending(const struct dp_wiring *c) {
+        return c->pod.mtu && c->pod.mtu != c->veth_mtu;
+}
+
 /* Learn both ends from the pod end alone: a veth's IFLA_LINK is its peer's
  * ifindex (in the peer's namespace), and the host MAC is the one we chose. */
-static int pod_link(struct add_ctx *c, struct errmsg *err) {
+static int pod_link(struct dp_wiring *c, struct errmsg *err) {
         _cleanup_(link_putp) struct rtnl_link *pl = NULL;
         _cleanup_(addr_putp) struct nl_addr *hmac = nl_addr_build(AF_LLC, c->host_mac, 6);
-        int r = link_get(c->podsk, c->pod->ifname, &pl);
+        int r = link_get(c->podsk, c->pod.ifname, &pl);
         if (r < 0)
-                return errmsg_set(err, r, "veth %s/%s vanished after creation", c->name, c->pod->ifname);
+                return errmsg_set(err, r, "veth %s/%s vanished after creation", c->name, c->pod.ifname);
         if (!hmac)
                 return -ENOMEM;
         c->pod_index = rtnl_link_get_ifindex(pl);
@@ -250,12 +260,14 @@ static int pod_link(struct add_ctx *c, struct errmsg *err) {
         if (!up)
                 return -ENOMEM;
         rtnl_link_set_flags(up, IFF_UP);
+        if (mtu_pending(c))
+                rtnl_link_set_mtu(up, c->pod.mtu);
         r = netns_nl_errno(rtnl_link_change(c->podsk, pl, up, 0));
-        return r < 0 ? errmsg_set(err, r, "cannot bring %s up: %s", c->pod->ifname, strerror(-r)) : 0;
+        return r < 0 ? errmsg_set(err, r, "cannot bring %s up: %s", c->pod.ifname, strerror(-r)) : 0;
 }
 
-static int pod_addr(struct add_ctx *c) {
-        _cleanup_(addr_putp) struct nl_addr *local = ip4(c->pod->ip, 32);
+static int pod_addr(struct dp_wiring *c) {
+        _cleanup_(addr_putp) struct nl_addr *local = ip4(c->pod.ip, 32);
         struct rtnl_addr *a = rtnl_addr_alloc();
         int r = -ENOMEM;
         if (a && local) {
@@ -295,7 +307,7 @@ static int route_change(struct nl_sock *sk, bool add, const char *dst, unsigned 
         return netns_nl_errno(r);
 }
 
-static int pod_neigh(struct add_ctx *c) {
+static int pod_neigh(struct dp_wiring *c) {
         _cleanup_(addr_putp) struct nl_addr *dst = ip4(DP_POD_GATEWAY, 32);
         _cleanup_(addr_putp) struct nl_addr *ll = nl_addr_build(AF_LLC, c->host_mac, 6);
         struct rtnl_neigh *n = rtnl_neigh_alloc();
@@ -312,14 +324,16 @@ static int pod_neigh(struct add_ctx *c) {
         return r;
 }
 
-static int host_alias(struct add_ctx *c) {
+static int host_alias(struct dp_wiring *c) {
         char alias[256];
         struct rtnl_link *orig = rtnl_link_alloc(), *change = rtnl_link_alloc();
         int r = -ENOMEM;
         if (orig && change) {
-                dp_veth_alias(c->pod->container_id, c->pod->ifname, alias);
+                dp_veth_alias(c->pod.container_id, c->pod.ifname, alias);
                 rtnl_link_set_ifindex(orig, c->host_index);
                 rtnl_link_set_ifalias(change, alias);
+                if (mtu_pending(c))
+                        rtnl_link_set_mtu(change, c->pod.mtu);
                 r = netns_nl_errno(rtnl_link_change(c->host, orig, change, 0));
         }
         if (orig)
@@ -365,11 +379,11 @@ static int rule_remove_all(struct nl_sock *sk, bool from, const char *ip, uint32
         return 0;
 }
 
-static void rollback(struct add_ctx *c) {
+static void rollback(struct dp_wiring *c) {
         if (c->made & (1u << DP_STEP_RULE_FROM))
-                (void)rule_change(c->host, false, true, c->pod->ip, c->pod->route_table, DP_RULE_PRIO_FROM);
+                (void)rule_change(c->host, false, true, c->pod.ip, c->pod.route_table, DP_RULE_PRIO_FROM);
         if (c->made & (1u << DP_STEP_RULE_TO))
-                (void)rule_change(c->host, false, false, c->pod->ip, RT_TABLE_MAIN, DP_RULE_PRIO_TO);
+                (void)rule_change(c->host, false, false, c->pod.ip, RT_TABLE_MAIN, DP_RULE_PRIO_TO);
         if (c->made & (1u << DP_STEP_VETH)) {
                 struct rtnl_link *l = rtnl_link_alloc();
                 if (l) {
@@ -383,8 +397,8 @@ static void rollback(struct add_ctx *c) {
 
 /* One step of ADD; a rule that already exists (a leftover for this very
  * address) is kept and not marked as ours. */
-static int run_step(struct add_ctx *c, enum dp_step step, struct errmsg *err) {
-        const struct dp_pod *p = c->pod;
+static int run_step(struct dp_wiring *c, enum dp_step step, struct errmsg *err) {
+        const struct dp_pod *p = &c->pod;
         int r = p->fault ? p->fault(step, p->fault_data) : 0;
         if (r < 0)
                 return errmsg_set(err, r, "%s: injected failure", dp_step_name(step));
@@ -442,35 +456,95 @@ static int open_pod(const char *netns, int *ret_fd, struct nl_sock **ret_sk, str
         return 0;
 }
 
-int dp_add(const char *netns, const struct dp_pod *pod, struct dp_links *ret, struct errmsg *err) {
-        _cleanup_(closep) int nsfd = -1;
-        _cleanup_(sock_freep) struct nl_sock *host = NULL, *podsk = NULL;
-        struct add_ctx c = { .pod = pod };
-        if (!pod->ip || !proto_valid_ipv4(pod->ip))
-                return errmsg_set(err, -EINVAL, "no valid pod address");
-        int r = open_pod(netns, &nsfd, &podsk, err);
-        if (r < 0)
+int dp_wiring_open(const char *netns, const struct dp_pod *pod, dp_wiring **ret, struct errmsg *err) {
+        dp_wiring *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->pod = *pod;
+        c->pod.ip = c->ip;
+        c->nsfd = -1;
+        int r = open_pod(netns, &c->nsfd, &c->podsk, err);
+        if (r >= 0 && (r = netns_nl_socket_here(&c->host)) < 0)
+                errmsg_set(err, r, "cannot open a netlink socket: %s", strerror(-r));
+        if (r >= 0 && getrandom(c->host_mac, sizeof c->host_mac, 0) != sizeof c->host_mac)
+                r = errmsg_set(err, -EIO, "getrandom failed");
+        if (r < 0) {
+                dp_wiring_free(c);
                 return r;
-        if ((r = netns_nl_socket_here(&host)) < 0)
-                return errmsg_set(err, r, "cannot open a netlink socket: %s", strerror(-r));
-        if ((r = ensure_forwarding(err)) < 0)
-                return r;
-        c.host = host, c.podsk = podsk, c.nsfd = nsfd;
-        if (getrandom(c.host_mac, sizeof c.host_mac, 0) != sizeof c.host_mac)
-                return errmsg_set(err, -EIO, "getrandom failed");
-        c.host_mac[0] = (unsigned char)((c.host_mac[0] & 0xfe) | 0x02);   /* unicast, locally administered */
-        for (int s = 0; s < _DP_STEP_MAX; s++) {
-                r = run_step(&c, (enum dp_step)s, err);
+        }
+        c->host_mac[0] = (unsigned char)((c->host_mac[0] & 0xfe) | 0x02);   /* unicast, locally administered */
+        *ret = c;
+        return 0;
+}
+
+/* Run steps [from, to) in order; the first failure undoes every step made. */
+static int run_steps(dp_wiring *c, enum dp_step from, enum dp_step to, struct errmsg *err) {
+        for (int s = (int)from; s < (int)to; s++) {
+                int r = run_step(c, (enum dp_step)s, err);
                 if (r < 0) {
-                        rollback(&c);
+                        rollback(c);
                         return r;
                 }
                 if (r == 0)
-                        c.made |= 1u << s;
+                        c->made |= 1u << s;
         }
-        snprintf(c.links.host_ifname, sizeof c.links.host_ifname, "%s", c.name);
-        *ret = c.links;
         return 0;
+}
+
+int dp_wiring_veth(dp_wiring *c, struct errmsg *err) {
+        if (c->made)
+                return errmsg_set(err, -EALREADY, "the veth of this pod is already made");
+        int r = ensure_forwarding(err);
+        return r < 0 ? r : run_steps(c, DP_STEP_VETH, DP_STEP_VETH + 1, err);
+}
+
+int dp_wiring_finish(dp_wiring *c, const char *ip, uint32_t route_table, unsigned mtu, struct dp_links *ret,
+                     struct errmsg *err) {
+        if (!(c->made & (1u << DP_STEP_VETH)))
+                return errmsg_set(err, -EINVAL, "no veth made for this pod");
+        if (!ip || !proto_valid_ipv4(ip)) {
+                rollback(c);
+                return errmsg_set(err, -EINVAL, "no valid pod address");
+        }
+        snprintf(c->ip, sizeof c->ip, "%s", ip);
+        c->pod.route_table = route_table;
+        if (mtu)
+                c->pod.mtu = mtu;
+        int r = run_steps(c, DP_STEP_POD_LINK, _DP_STEP_MAX, err);
+        if (r < 0)
+                return r;
+        snprintf(c->links.host_ifname, sizeof c->links.host_ifname, "%s", c->name);
+        *ret = c->links;
+        c->finished = true;
+        return 0;
+}
+
+dp_wiring *dp_wiring_free(dp_wiring *c) {
+        if (!c)
+                return NULL;
+        if (!c->finished)
+                rollback(c);
+        if (c->host)
+                nl_socket_free(c->host);
+        if (c->podsk)
+                nl_socket_free(c->podsk);
+        if (c->nsfd >= 0)
+                close(c->nsfd);
+        free(c);
+        return NULL;
+}
+
+int dp_add(const char *netns, const struct dp_pod *pod, struct dp_links *ret, struct errmsg *err) {
+        if (!pod->ip || !proto_valid_ipv4(pod->ip))
+                return errmsg_set(err, -EINVAL, "no valid pod address");
+        dp_wiring *w = NULL;
+        int r = dp_wiring_open(netns, pod, &w, err);
+        if (r >= 0)
+                r = dp_wiring_veth(w, err);
+        if (r >= 0)
+                r = dp_wiring_finish(w, pod->ip, pod->route_table, pod->mtu, ret, err);
+        dp_wiring_free(w);
+        return r;
 }
 
 /* --- DEL ------------------------------------------------------------------------------ */

@@ -761,16 +761,37 @@ static int recv_reply(int fd, enum proto_op op, int64_t deadline, struct proto_r
         return r;
 }
 
-int proto_call(const char *socket_path, const struct proto_request *req, int deadline_ms,
-               struct proto_reply *ret, struct errmsg *err) {
+int proto_call_send(const char *socket_path, const struct proto_request *req, int deadline_ms,
+                    struct proto_pending *ret, struct errmsg *err) {
         int64_t deadline = now_ms() + (deadline_ms > 0 ? deadline_ms : 1);
         int fd = -1;
         int r = connect_until(socket_path, deadline, &fd, err);
         if (r < 0)
                 return r;
         r = send_request(fd, req, err);
-        if (r >= 0)
-                r = recv_reply(fd, req->op, deadline, ret, err);
-        close(fd);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        *ret = (struct proto_pending){ .fd = fd, .op = req->op, .deadline = deadline };
+        return 0;
+}
+
+int proto_call_recv(struct proto_pending *p, struct proto_reply *ret, struct errmsg *err) {
+        int r = recv_reply(p->fd, p->op, p->deadline, ret, err);
+        proto_call_abandon(p);
         return r;
+}
+
+void proto_call_abandon(struct proto_pending *p) {
+        if (p->fd >= 0)
+                close(p->fd);
+        p->fd = -1;
+}
+
+int proto_call(const char *socket_path, const struct proto_request *req, int deadline_ms,
+               struct proto_reply *ret, struct errmsg *err) {
+        struct proto_pending p;
+        int r = proto_call_send(socket_path, req, deadline_ms, &p, err);
+        return r < 0 ? r : proto_call_recv(&p, ret, err);
 }

@@ -77,7 +77,28 @@ int dp_veth_name(const char *prefix, const char *container_id, const char *ifnam
 /* The alias that marks a host veth as this attachment's. */
 void dp_veth_alias(const char *container_id, const char *ifname, char ret[static 256]);
 
-/* Wire the pod. -EEXIST: I already exists in the pod namespace; -ENOENT: no such namespace. */
+/*
+ * ADD in three parts, so the veth (which needs no address) is made while the
+ * daemon is still choosing the address:
+ *   dp_wiring_open()    opens the pod namespace and both netlink sockets
+ *                       (-ENOENT: no such namespace, -EINVAL: not one); pod->ip,
+ *                       route_table and mtu may still be unset;
+ *   dp_wiring_veth()    makes the veth pair (DP_STEP_VETH) with pod->mtu when set;
+ *                       -EEXIST: I already exists in the pod namespace;
+ *   dp_wiring_finish()  every later step for address ip in route_table; a
+ *                       non-zero mtu differing from the veth's is applied to both
+ *                       ends within the changes the steps make anyway.
+ * dp_wiring_free() undoes everything made unless dp_wiring_finish() succeeded;
+ * a failing part has already undone it all. pod's strings are borrowed until free.
+ */
+typedef struct dp_wiring dp_wiring;
+int dp_wiring_open(const char *netns, const struct dp_pod *pod, dp_wiring **ret, struct errmsg *err);
+int dp_wiring_veth(dp_wiring *w, struct errmsg *err);
+int dp_wiring_finish(dp_wiring *w, const char *ip, uint32_t route_table, unsigned mtu, struct dp_links *ret,
+                     struct errmsg *err);
+dp_wiring *dp_wiring_free(dp_wiring *w);
+
+/* All three at once. -EEXIST: I already exists in the pod namespace; -ENOENT: no such namespace. */
 int dp_add(const char *netns, const struct dp_pod *pod, struct dp_links *ret, struct errmsg *err);
 
 /* Unwire: rules for pod->ip (when given) and the host veth of the attachment,

@@ -302,6 +302,61 @@ START_TEST(test_rollback_at_every_step) {
 }
 END_TEST
 
+/* ADD in parts, as the plugin runs it while the daemon answers: the veth is
+ * made before the address and MTU are known; the MTU reaches both ends;
+ * abandoning after the veth, or failing in the second part, leaves nothing. */
+START_TEST(test_wiring_in_parts) {
+        char ns[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        dp_wiring *w = NULL;
+        enter_fresh_host();
+        make_pod(ns);
+        struct dp_pod p = pod_cfg("c0ffee0a", NULL, 3);
+        p.mtu = 0;
+        /* abandoned after the veth: the daemon refused */
+        ck_assert_msg(dp_wiring_open(ns, &p, &w, &err) == 0, "open: %s", err.text);
+        ck_assert_msg(dp_wiring_veth(w, &err) == 0, "veth: %s", err.text);
+        cJSON *links = testlib_ipj(NULL, "link show");
+        ck_assert_int_eq(cJSON_GetArraySize(links), 2);
+        cJSON_Delete(links);
+        w = dp_wiring_free(w);
+        assert_home();
+        assert_clean(ns);
+        /* a late MTU reaches both ends */
+        ck_assert_int_eq(dp_wiring_open(ns, &p, &w, &err), 0);
+        ck_assert_int_eq(dp_wiring_veth(w, &err), 0);
+        ck_assert_msg(dp_wiring_finish(w, "10.0.1.40", 3, 1300, &l, &err) == 0, "finish: %s", err.text);
+        w = dp_wiring_free(w);
+        cJSON *h = testlib_ipj(NULL, "link show dev %s", l.host_ifname);
+        ck_assert_int_eq(jint(cJSON_GetArrayItem(h, 0), "mtu"), 1300);
+        cJSON_Delete(h);
+        cJSON *pe = testlib_ipj(ns, "link show dev eth0");
+        ck_assert_int_eq(jint(cJSON_GetArrayItem(pe, 0), "mtu"), 1300);
+        cJSON_Delete(pe);
+        p.ip = "10.0.1.40";
+        ck_assert_int_eq(dp_check(ns, &p, &err), 0);
+        ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+        assert_clean(ns);
+        /* a failure in the second part undoes the first */
+        struct fault f = { .at = DP_STEP_HOST_ROUTE };
+        p.fault = fault_at;
+        p.fault_data = &f;
+        ck_assert_int_eq(dp_wiring_open(ns, &p, &w, &err), 0);
+        ck_assert_int_eq(dp_wiring_veth(w, &err), 0);
+        ck_assert_int_eq(dp_wiring_finish(w, "10.0.1.40", 3, 0, &l, &err), -EIO);
+        w = dp_wiring_free(w);
+        assert_clean(ns);
+        /* an address that is not one is refused and undoes the veth */
+        p.fault = NULL;
+        ck_assert_int_eq(dp_wiring_open(ns, &p, &w, &err), 0);
+        ck_assert_int_eq(dp_wiring_veth(w, &err), 0);
+        ck_assert_int_eq(dp_wiring_finish(w, "10.0.1", 3, 0, &l, &err), -EINVAL);
+        w = dp_wiring_free(w);
+        assert_clean(ns);
+}
+END_TEST
+
 START_TEST(test_interface_already_in_pod) {
         char ns[64];
         struct dp_links l;
@@ -558,6 +613,7 @@ int main(void) {
         tcase_add_test(tc, test_del_after_netns_is_gone);
         tcase_add_test(tc, test_deferred_del_takes_veth_down);
         tcase_add_test(tc, test_rollback_at_every_step);
+        tcase_add_test(tc, test_wiring_in_parts);
         tcase_add_test(tc, test_interface_already_in_pod);
         tcase_add_test(tc, test_name_clash_takes_alternate);
         tcase_add_test(tc, test_stale_own_veth_is_replaced);

@@ -371,6 +371,9 @@ START_TEST(test_full_cycle) {
         snprintf(prev, sizeof prev, "%s", r.out);
         run_done(&r);
         ck_assert_int_eq(testlib_sh("nsenter --net=%s ip -4 addr show eth0 | grep -q 'inet 10.0.1.100/32'", ns), 0);
+        /* no mtu in the config: the daemon's, on both ends, though the veth was made before its reply */
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ip link show eth0 | grep -q ' mtu 9001 '", ns), 0);
+        ck_assert_int_eq(testlib_sh("ip -o link show | grep -q '^[0-9]*: eni[0-9a-f]*@.* mtu 9001 '"), 0);
         ck_assert_int_eq(testlib_sh("ip rule show | grep -q 'from 10.0.1.100 lookup 2'"), 0);
 
         plugin(&r, conf_prev("1.1.0", prev), ENV("CHECK", env_id, env_ns), NULL);
