@@ -169,12 +169,12 @@ int hostnet_remove_pod_routing(hostnet *h, const char *pod_ip, uint32_t route_ta
                 { .prio = HOSTNET_POD_RULE_PRIO_TO, .table = RT_TABLE_MAIN, .dst = ip, .dst_len = 32 },
                 { .prio = HOSTNET_POD_RULE_PRIO_FROM, .table = route_table, .src = ip, .src_len = 32 },
         };
-        int r = hn_route_remove(h, RT_TABLE_MAIN, ip, 32, 0);
+        int r = hn_route_delete_each(h, RT_TABLE_MAIN, ip, 32);
         if (r < 0)
                 return errmsg_set(err, r, "pod %s: cannot remove host route %s/32: %s", pod_ip, pod_ip, strerror(-r));
         for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
                 char rs[128];
-                if ((r = hn_rule_remove(h, &rules[i])) < 0)
+                if ((r = hn_rule_delete_each(h, &rules[i])) < 0)
                         return errmsg_set(err, r, "pod %s: cannot remove rule %s: %s", pod_ip, hn_rule_str(&rules[i], rs),
                                           strerror(-r));
         }

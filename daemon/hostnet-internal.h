@@ -21,6 +21,7 @@
 #include "hostnet.h"
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
+#define HN_DELETE_EACH_MAX 16           /* duplicates removed by one targeted delete loop */
 
 struct hostnet {
         struct nl_sock *sk;
@@ -69,6 +70,9 @@ struct hn_route {
 int hn_route_ensure(hostnet *h, const struct hn_route *want);
 /* Delete every route of table to dst/plen (through ifindex, or any when 0). */
 int hn_route_remove(hostnet *h, uint32_t table, uint32_t dst, unsigned plen, int ifindex);
+/* Delete routes of table to dst/plen through any device by asking the kernel
+ * to (no dump), until none is left (at most HN_DELETE_EACH_MAX). */
+int hn_route_delete_each(hostnet *h, uint32_t table, uint32_t dst, unsigned plen);
 /* Delete every route of table. */
 int hn_route_flush_table(hostnet *h, uint32_t table);
 /* "default via 10.0.1.1 table 2", "10.0.1.1/32 scope link table 2" */
@@ -87,6 +91,11 @@ struct hn_rule {
 int hn_rule_ensure(hostnet *h, const struct hn_rule *want);
 /* Delete every lookup rule at m->prio with m's selectors and table (0: any). */
 int hn_rule_remove(hostnet *h, const struct hn_rule *m);
+/* Delete rules matching m (table 0: any) by asking the kernel to (no dump),
+ * until none is left (at most HN_DELETE_EACH_MAX). The kernel matches only the
+ * fields given, so unlike hn_rule_remove() a rule that adds a fwmark or iif
+ * to m's fields would go too: use it only where nothing else puts rules. */
+int hn_rule_delete_each(hostnet *h, const struct hn_rule *m);
 /* Delete the plain rules at prio that look up table, except "from keep_src"
  * (0: keep none). */
 int hn_rule_remove_table(hostnet *h, uint32_t prio, uint32_t table, uint32_t keep_src);

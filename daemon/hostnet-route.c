@@ -105,6 +105,25 @@ int hn_route_flush_table(hostnet *h, uint32_t table) {
         return route_remove_where(h, table, false, 0, 0, 0);
 }
 
+int hn_route_delete_each(hostnet *h, uint32_t table, uint32_t dst, unsigned plen) {
+        _cleanup_(route_putp) struct rtnl_route *rt = rtnl_route_alloc();
+        _cleanup_(hn_addr_putp) struct nl_addr *d = hn_nladdr(dst, plen);
+        if (!rt || !d)
+                return -ENOMEM;
+        rtnl_route_set_family(rt, AF_INET);
+        rtnl_route_set_table(rt, table);
+        rtnl_route_set_dst(rt, d);
+        rtnl_route_set_protocol(rt, RTPROT_UNSPEC);     /* libnl's default, static, would match only static routes */
+        for (int i = 0; i < HN_DELETE_EACH_MAX; i++) {
+                int r = hn_errno(rtnl_route_delete(h->sk, rt, 0));
+                if (r == -ENOENT || r == -ESRCH)
+                        return 0;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 const char *hn_route_str(const struct hn_route *r, char buf[static 128]) {
         char dst[32], ip[16], via[24] = "";
         if (r->plen == 0)

@@ -110,6 +110,17 @@ int hn_rule_remove_table(hostnet *h, uint32_t prio, uint32_t table, uint32_t kee
         return r;
 }
 
+int hn_rule_delete_each(hostnet *h, const struct hn_rule *m) {
+        for (int i = 0; i < HN_DELETE_EACH_MAX; i++) {
+                int r = rule_change(h, false, m);
+                if (r == -ENOENT || r == -ESRCH)
+                        return 0;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 const char *hn_rule_str(const struct hn_rule *m, char buf[static 128]) {
         char ip[16], sel[80] = "", table[24] = "";
         int n = 0;
