@@ -212,6 +212,13 @@ int cni_cmd_add(struct cni_ctx *ctx) {
 
 /* --- DEL ---------------------------------------------------------------------------------- */
 
+/*
+ * vpc-ipamd undoes the host side itself, before it releases the address: the
+ * rules, and the host veth the request names (taken down at once, deleted
+ * by the daemon right after). What it did not do (it is away, failed, or the
+ * config says "vethDelete": "sync") the plugin does, from the daemon's reply
+ * or else from prevResult.
+ */
 int cni_cmd_del(struct cni_ctx *ctx) {
         struct proto_request req = { .op = PROTO_OP_DEL };
         struct proto_reply reply = { 0 };
@@ -220,17 +227,22 @@ int cni_cmd_del(struct cni_ctx *ctx) {
         attachment(ctx->env, &req.att);
         snprintf(req.reason, sizeof req.reason, "PodDeleted");
         (void)cni_result_prev_parse(ctx->cfg->prev_result, ip, hint);
+        struct dp_pod pod = pod_of(ctx, ip, 0, 0);
+        if (!ctx->cfg->veth_delete_sync && dp_host_veth(&pod, hint, req.host_veth, &err) < 0)
+                req.host_veth[0] = '\0';
         int r = proto_call(ctx->cfg->socket, &req, CNI_DEADLINE_DEL_MS, &reply, &err);
-        if (r >= 0 && reply.ok)
+        bool veth_done = false;
+        if (r >= 0 && reply.ok) {
                 /* the daemon is the truth: no address means it is not ours any more */
-                snprintf(ip, sizeof ip, "%s", reply.addr.has_ip ? reply.addr.ip : "");
-        else
+                snprintf(ip, sizeof ip, "%s", reply.addr.has_ip && !reply.unwired ? reply.addr.ip : "");
+                veth_done = reply.unwired && reply.veth_queued;
+        } else
                 log_warn("vpc-ipamd did not release the address; cleaning up from prevResult",
                          LF_STR("container_id", ctx->env->container_id), LF_STR("ip", ip),
                          LF_STR("error", r < 0 ? errmsg_text(&err, r) : reply.error.msg));
         proto_reply_done(&reply);
-        struct dp_pod pod = pod_of(ctx, ip, 0, 0);
-        pod.defer_veth_delete = ctx->cfg->veth_delete_deferred;
+        if (veth_done)
+                return 0;
         errmsg_clear(&err);
         r = dp_del(&pod, hint, &err);
         if (r < 0)

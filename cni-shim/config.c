@@ -303,16 +303,16 @@ static int cfg_veth_prefix(struct cni_config *c, const cJSON *o, struct errmsg *
         return r;
 }
 
-/* "vethDelete": "sync" (DEL deletes the host veth, ~20 ms of kernel RCU
- * wait) or "deferred" (DEL only takes it down; the pod namespace's teardown
- * destroys it, GC collects any that outlive DEL). */
+/* "vethDelete": "async" (DEL takes the host veth down and vpc-ipamd deletes
+ * it right after: the kernel's ~20 ms RCU wait is nobody's latency) or "sync"
+ * (the plugin deletes it before DEL returns). */
 static int cfg_veth_delete(struct cni_config *c, const cJSON *o, struct errmsg *err) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "vethDelete");
         if (!v || cJSON_IsNull(v))
                 return 0;
-        if (!cJSON_IsString(v) || (strcmp(v->valuestring, "sync") != 0 && strcmp(v->valuestring, "deferred") != 0))
-                return errmsg_set(err, -EINVAL, "\"vethDelete\" must be \"sync\" or \"deferred\"");
-        c->veth_delete_deferred = strcmp(v->valuestring, "deferred") == 0;
+        if (!cJSON_IsString(v) || (strcmp(v->valuestring, "async") != 0 && strcmp(v->valuestring, "sync") != 0))
+                return errmsg_set(err, -EINVAL, "\"vethDelete\" must be \"async\" or \"sync\"");
+        c->veth_delete_sync = strcmp(v->valuestring, "sync") == 0;
         return 0;
 }
 

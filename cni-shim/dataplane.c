@@ -43,7 +43,6 @@
 #include "netns.h"
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
-#define ALIAS_PREFIX "vpc-cni:"
 
 static void sock_freep(struct nl_sock **p) { if (*p) nl_socket_free(*p); }
 static void link_putp(struct rtnl_link **p) { if (*p) rtnl_link_put(*p); }
@@ -95,10 +94,6 @@ int dp_veth_name(const char *prefix, const char *container_id, const char *ifnam
         return 0;
 }
 
-void dp_veth_alias(const char *container_id, const char *ifname, char ret[static 256]) {
-        snprintf(ret, 256, ALIAS_PREFIX "%s:%s", ifname, container_id);
-}
-
 /* --- small libnl helpers -------------------------------------------------------- */
 
 static struct nl_addr *ip4(const char *ip, unsigned plen) {
@@ -139,8 +134,8 @@ static int link_get(struct nl_sock *sk, const char *name, struct rtnl_link **ret
 /* The host veth of this attachment: hint first, then the salted names; it
  * must carry our alias. -ENOENT when there is none. */
 static int find_host_veth(struct nl_sock *sk, const struct dp_pod *pod, const char *hint, struct rtnl_link **ret) {
-        char alias[256], name[PROTO_IFNAME_MAX + 1];
-        dp_veth_alias(pod->container_id, pod->ifname, alias);
+        char alias[PROTO_VETH_ALIAS_MAX], name[PROTO_IFNAME_MAX + 1];
+        proto_veth_alias(pod->container_id, pod->ifname, alias);
         for (int i = -1; i < DP_NAME_SALTS; i++) {
                 if (i < 0 && (!hint || !*hint))
                         continue;
@@ -202,19 +197,30 @@ static int create_veth(struct dp_wiring *c) {
         return r < 0 ? netns_nl_errno(r) : 0;
 }
 
-/* Our own veth from an earlier, interrupted ADD of this attachment is stale:
- * remove it. Anyone else's: leave it and let the caller try another name. */
+/*
+ * The name is taken. Our own veth of this attachment is stale when it is
+ * down (a DEL took it down and vpc-ipamd has not deleted it yet) or has no
+ * pod end (an interrupted ADD): remove it and retry. Up and wired, it is the
+ * attachment itself: -EEXIST. Anyone else's: leave it, -EADDRINUSE (the
+ * caller tries the next name).
+ */
 static int resolve_clash(struct dp_wiring *c, struct errmsg *err) {
-        _cleanup_(link_putp) struct rtnl_link *l = NULL;
-        char alias[256];
-        if (link_get(c->podsk, c->pod.ifname, &l) == 0)
-                return errmsg_set(err, -EEXIST, "interface %s already exists in the pod namespace", c->pod.ifname);
+        _cleanup_(link_putp) struct rtnl_link *l = NULL, *pl = NULL;
+        char alias[PROTO_VETH_ALIAS_MAX];
+        bool pod_end = link_get(c->podsk, c->pod.ifname, &pl) == 0;
         if (link_get(c->host, c->name, &l) < 0)
-                return 0;               /* gone meanwhile: retry the name */
-        dp_veth_alias(c->pod.container_id, c->pod.ifname, alias);
+                return pod_end ? errmsg_set(err, -EEXIST, "interface %s already exists in the pod namespace",
+                                            c->pod.ifname)
+                               : 0;     /* gone meanwhile: retry the name */
+        proto_veth_alias(c->pod.container_id, c->pod.ifname, alias);
         const char *a = rtnl_link_get_ifalias(l);
-        if (!a || strcmp(a, alias) != 0)
-                return -EADDRINUSE;     /* another attachment's: next name */
+        bool ours = a && strcmp(a, alias) == 0;
+        if (ours && pod_end && (rtnl_link_get_flags(l) & IFF_UP))
+                return errmsg_set(err, -EEXIST, "interface %s already exists in the pod namespace", c->pod.ifname);
+        if (!ours)
+                return pod_end ? errmsg_set(err, -EEXIST, "interface %s already exists in the pod namespace",
+                                            c->pod.ifname)
+                               : -EADDRINUSE;
         int r = rtnl_link_delete(c->host, l);
         return r < 0 ? errmsg_set(err, netns_nl_errno(r), "cannot remove stale veth %s", c->name) : 0;
 }
@@ -325,11 +331,11 @@ static int pod_neigh(struct dp_wiring *c) {
 }
 
 static int host_alias(struct dp_wiring *c) {
-        char alias[256];
+        char alias[PROTO_VETH_ALIAS_MAX];
         struct rtnl_link *orig = rtnl_link_alloc(), *change = rtnl_link_alloc();
         int r = -ENOMEM;
         if (orig && change) {
-                dp_veth_alias(c->pod.container_id, c->pod.ifname, alias);
+                proto_veth_alias(c->pod.container_id, c->pod.ifname, alias);
                 rtnl_link_set_ifindex(orig, c->host_index);
                 rtnl_link_set_ifalias(change, alias);
                 if (mtu_pending(c))
@@ -549,6 +555,19 @@ int dp_add(const char *netns, const struct dp_pod *pod, struct dp_links *ret, st
 
 /* --- DEL ------------------------------------------------------------------------------ */
 
+int dp_host_veth(const struct dp_pod *pod, const char *host_ifname_hint, char ret[static PROTO_IFNAME_MAX + 1],
+                 struct errmsg *err) {
+        _cleanup_(sock_freep) struct nl_sock *host = NULL;
+        _cleanup_(link_putp) struct rtnl_link *veth = NULL;
+        int r = netns_nl_socket_here(&host);
+        if (r < 0)
+                return errmsg_set(err, r, "cannot open a netlink socket: %s", strerror(-r));
+        if ((r = find_host_veth(host, pod, host_ifname_hint, &veth)) < 0)
+                return r;
+        snprintf(ret, PROTO_IFNAME_MAX + 1, "%s", rtnl_link_get_name(veth));
+        return 0;
+}
+
 int dp_del(const struct dp_pod *pod, const char *host_ifname_hint, struct errmsg *err) {
         _cleanup_(sock_freep) struct nl_sock *host = NULL;
         _cleanup_(link_putp) struct rtnl_link *veth = NULL;
@@ -564,14 +583,7 @@ int dp_del(const struct dp_pod *pod, const char *host_ifname_hint, struct errmsg
         }
         if (find_host_veth(host, pod, host_ifname_hint, &veth) < 0)
                 return 0;               /* gone with its namespace, or never made */
-        if (pod->defer_veth_delete) {
-                _cleanup_(link_putp) struct rtnl_link *down = rtnl_link_alloc();
-                if (!down)
-                        return -ENOMEM;
-                rtnl_link_unset_flags(down, IFF_UP);
-                r = netns_nl_errno(rtnl_link_change(host, veth, down, 0));
-        } else
-                r = netns_nl_errno(rtnl_link_delete(host, veth));
+        r = netns_nl_errno(rtnl_link_delete(host, veth));
         if (r < 0 && r != -ENODEV && r != -ENOENT)
                 return errmsg_set(err, r, "cannot delete veth %s: %s", rtnl_link_get_name(veth), strerror(-r));
         return 0;
@@ -717,7 +729,7 @@ int dp_check(const char *netns, const struct dp_pod *pod, struct errmsg *err) {
 static bool alias_valid(const char *alias, const struct proto_attachment *valid, size_t n_valid) {
         char want[256];
         for (size_t i = 0; i < n_valid; i++) {
-                dp_veth_alias(valid[i].container_id, valid[i].ifname, want);
+                proto_veth_alias(valid[i].container_id, valid[i].ifname, want);
                 if (strcmp(alias, want) == 0)
                         return true;
         }
@@ -734,7 +746,7 @@ static int gc_veths(struct nl_sock *sk, const char *prefix, const struct proto_a
                 struct rtnl_link *l = (struct rtnl_link *)o;
                 const char *name = rtnl_link_get_name(l), *alias = rtnl_link_get_ifalias(l);
                 if (!name || strncmp(name, prefix, strlen(prefix)) != 0 || !alias ||
-                    strncmp(alias, ALIAS_PREFIX, strlen(ALIAS_PREFIX)) != 0 || alias_valid(alias, valid, n_valid))
+                    strncmp(alias, PROTO_VETH_ALIAS_PREFIX, strlen(PROTO_VETH_ALIAS_PREFIX)) != 0 || alias_valid(alias, valid, n_valid))
                         continue;
                 r = netns_nl_errno(rtnl_link_delete(sk, l));
                 if (r < 0 && r != -ENODEV)

@@ -190,3 +190,72 @@ int hostnet_list_links(hostnet *h, const char *prefix, char (**ret)[HOSTNET_IFNA
         *ret_n = n;
         return 0;
 }
+
+int hostnet_pod_veth_down(hostnet *h, const char *name, const char *alias, int *ret_ifindex, struct errmsg *err) {
+        _cleanup_(link_putp) struct rtnl_link *cur = NULL, *orig = NULL, *change = NULL;
+        int r = hn_errno(rtnl_link_get_kernel(h->sk, 0, name, &cur));
+        if (r == -ENOENT || r == -ENODEV)
+                return -ENOENT;
+        if (r < 0)
+                return errmsg_set(err, r, "cannot read link %s: %s", name, strerror(-r));
+        const char *a = rtnl_link_get_ifalias(cur);
+        if (!a || strcmp(a, alias) != 0)
+                return -ENOENT;         /* not this attachment's veth: never touched */
+        int ifindex = rtnl_link_get_ifindex(cur);
+        if (rtnl_link_get_flags(cur) & IFF_UP) {
+                orig = rtnl_link_alloc();
+                change = rtnl_link_alloc();
+                if (!orig || !change)
+                        return errmsg_set(err, -ENOMEM, "out of memory");
+                rtnl_link_set_ifindex(orig, ifindex);
+                rtnl_link_unset_flags(change, IFF_UP);
+                r = hn_errno(rtnl_link_change(h->sk, orig, change, 0));
+                if (r == -ENOENT || r == -ENODEV)
+                        return -ENOENT;
+                if (r < 0)
+                        return errmsg_set(err, r, "cannot take link %s down: %s", name, strerror(-r));
+        }
+        *ret_ifindex = ifindex;
+        return 0;
+}
+
+int hostnet_delete_link(hostnet *h, int ifindex, const char *name, struct errmsg *err) {
+        _cleanup_(link_putp) struct rtnl_link *cur = NULL;
+        int r = hn_errno(rtnl_link_get_kernel(h->sk, ifindex, NULL, &cur));
+        if (r == -ENOENT || r == -ENODEV)
+                return 0;
+        if (r < 0)
+                return errmsg_set(err, r, "cannot read link %d (%s): %s", ifindex, name, strerror(-r));
+        if (strcmp(rtnl_link_get_name(cur), name) != 0)
+                return 0;               /* gone, and the index reused: not ours */
+        r = hn_errno(rtnl_link_delete(h->sk, cur));
+        if (r < 0 && r != -ENOENT && r != -ENODEV)
+                return errmsg_set(err, r, "cannot delete link %s: %s", name, strerror(-r));
+        return 0;
+}
+
+int hostnet_list_aliased(hostnet *h, const char *alias_prefix, struct hostnet_link **ret, size_t *ret_n,
+                         struct errmsg *err) {
+        _cleanup_(hn_cache_freep) struct nl_cache *links = NULL;
+        int r = hn_errno(rtnl_link_alloc_cache(h->sk, AF_UNSPEC, &links));
+        if (r < 0)
+                return errmsg_set(err, r, "cannot list the links: %s", strerror(-r));
+        size_t n = 0, cap = (size_t)nl_cache_nitems(links);
+        struct hostnet_link *v = calloc(cap ? cap : 1, sizeof *v);
+        if (!v)
+                return errmsg_set(err, -ENOMEM, "out of memory listing the links");
+        for (struct nl_object *o = nl_cache_get_first(links); o && n < cap; o = nl_cache_get_next(o)) {
+                struct rtnl_link *l = (struct rtnl_link *)o;
+                const char *alias = rtnl_link_get_ifalias(l);
+                if (!alias || !has_prefix(alias, alias_prefix))
+                        continue;
+                v[n].ifindex = rtnl_link_get_ifindex(l);
+                v[n].up = rtnl_link_get_flags(l) & IFF_UP;
+                snprintf(v[n].name, sizeof v[n].name, "%s", rtnl_link_get_name(l));
+                snprintf(v[n].alias, sizeof v[n].alias, "%s", alias);
+                n++;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}

@@ -122,6 +122,9 @@ static const struct {
         { "vpcipam_ips_assigned_total", "addresses obtained from EC2", METRICS_IPS_ASSIGNED },
         { "vpcipam_ips_released_total", "addresses returned to EC2", METRICS_IPS_RELEASED },
         { "vpcipam_gone_pods_released_total", "addresses of vanished pods released", METRICS_PODS_GONE_RELEASED },
+        { "vpcipam_pod_veths_deleted_total", "host veths of deleted pods deleted", METRICS_POD_VETHS_DELETED },
+        { "vpcipam_pod_veth_delete_errors_total", "host veths of deleted pods that could not be deleted",
+          METRICS_POD_VETH_DELETE_ERRORS },
         { "vpcipam_bad_requests_total", "refused socket messages", METRICS_BAD_REQUESTS },
         { "vpcipam_refused_peers_total", "socket clients refused for their uid", METRICS_PEERS_REFUSED },
 };

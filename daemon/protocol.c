@@ -43,6 +43,10 @@ const char *proto_op_name(enum proto_op op) {
         return (unsigned)op < _PROTO_OP_MAX ? op_names[op] : "?";
 }
 
+void proto_veth_alias(const char *container_id, const char *ifname, char ret[static PROTO_VETH_ALIAS_MAX]) {
+        snprintf(ret, PROTO_VETH_ALIAS_MAX, PROTO_VETH_ALIAS_PREFIX "%s:%s", ifname, container_id);
+}
+
 int proto_op_from_name(const char *name, enum proto_op *ret) {
         for (int i = 0; i < _PROTO_OP_MAX; i++)
                 if (name && strcmp(name, op_names[i]) == 0) {
@@ -261,6 +265,9 @@ static int decode_del(const cJSON *o, struct proto_request *req, struct errmsg *
         int r = decode_attachment(o, true, &req->att, err);
         if (r >= 0)
                 r = optional(get_str(o, "reason", false, PROTO_REASON_MAX, valid_pod_field, req->reason, err));
+        if (r >= 0)
+                r = optional(get_str(o, "host_veth", false, PROTO_IFNAME_MAX, proto_valid_ifname, req->host_veth,
+                                     err));
         return r;
 }
 
@@ -381,6 +388,8 @@ int proto_request_encode(const struct proto_request *req, char **ret) {
         case PROTO_OP_DEL:
                 attachment_json(o, &req->att);
                 cJSON_AddStringToObject(o, "reason", req->reason);
+                if (req->host_veth[0])
+                        cJSON_AddStringToObject(o, "host_veth", req->host_veth);
                 break;
         case PROTO_OP_CHECK:
                 attachment_json(o, &req->att);
@@ -464,12 +473,19 @@ static int decode_address(const cJSON *o, struct proto_address *a, struct errmsg
         return 0;
 }
 
-/* del: ip and route_table, each a value or null (the daemon knew nothing). */
-static int decode_del_reply(const cJSON *o, struct proto_address *a, struct errmsg *err) {
+/* del: ip and route_table, each a value or null (the daemon knew nothing);
+ * unwired and veth_queued, false when absent (a daemon that does not do it). */
+static int decode_del_reply(const cJSON *o, struct proto_reply *reply, struct errmsg *err) {
+        struct proto_address *a = &reply->addr;
+        int r = optional(get_bool(o, "unwired", false, &reply->unwired, err));
+        if (r >= 0)
+                r = optional(get_bool(o, "veth_queued", false, &reply->veth_queued, err));
+        if (r < 0)
+                return r;
         const cJSON *ip = cJSON_GetObjectItemCaseSensitive(o, "ip");
         if (!ip || cJSON_IsNull(ip))
                 return 0;
-        int r = get_str(o, "ip", true, PROTO_IP_MAX - 1, proto_valid_ipv4, a->ip, err);
+        r = get_str(o, "ip", true, PROTO_IP_MAX - 1, proto_valid_ipv4, a->ip, err);
         if (r < 0)
                 return r;
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "route_table");
@@ -511,7 +527,7 @@ static int decode_result(cJSON *root, struct proto_reply *reply, struct errmsg *
         case PROTO_OP_CHECK:
                 return decode_address(root, &reply->addr, err);
         case PROTO_OP_DEL:
-                return decode_del_reply(root, &reply->addr, err);
+                return decode_del_reply(root, reply, err);
         case PROTO_OP_GC:
                 r = get_str_array(root, "released", PROTO_LIST_MAX, PROTO_IP_MAX, proto_valid_ipv4, &list,
                                   &reply->n_released, err);
@@ -603,6 +619,8 @@ static void encode_result(cJSON *o, const struct proto_reply *reply) {
                         cJSON_AddNullToObject(o, "ip");
                         cJSON_AddNullToObject(o, "route_table");
                 }
+                cJSON_AddBoolToObject(o, "unwired", reply->unwired);
+                cJSON_AddBoolToObject(o, "veth_queued", reply->veth_queued);
                 break;
         case PROTO_OP_GC: {
                 cJSON *list = cJSON_AddArrayToObject(o, "released");

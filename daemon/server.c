@@ -387,18 +387,42 @@ static void cancel_waiting_add(server *s, const struct proto_attachment *att) {
                 }
 }
 
+/* The pod's rules and veth go before its address is released, so the next
+ * pod given the address cannot lose its own rules to this DEL. A failure
+ * there is logged and left to the plugin (unwired stays false), which then
+ * cleans up from its prevResult as it does when the daemon is away. */
+static void unwire(server *s, const struct proto_request *req, const struct store_lease *lease,
+                   struct proto_reply *reply) {
+        struct errmsg err = { 0 };
+        if (!s->o.podnet)
+                return;
+        int r = podnet_unwire(s->o.podnet, &req->att, lease ? lease->ip : NULL, lease ? (uint32_t)lease->route_table : 0,
+                              req->host_veth, &reply->veth_queued, &err);
+        if (r < 0)
+                log_warn("could not remove a deleted pod's host networking; the plugin cleans up",
+                         LF_STR("container_id", req->att.container_id), LF_STR("error", errmsg_text(&err, r)));
+        reply->unwired = r >= 0;
+}
+
 static void op_del(server *s, struct conn *c, const struct proto_request *req) {
         struct store_lease lease;
         metrics_inc(s->o.metrics, METRICS_DEL_REQUESTS);
         cancel_waiting_add(s, &req->att);
-        int r = store_release(s->o.store, req->att.container_id, req->att.ifname, store_now(s),
-                              s->o.cooldown_ms, &lease);
+        int r = store_lookup(s->o.store, req->att.container_id, req->att.ifname, &lease);
+        if (r < 0 && r != -ENOENT) {
+                log_error_errno(r, "could not look up an address", LF_STR("container_id", req->att.container_id));
+                send_error(s, c, PROTO_E_INTERNAL, "the pool store failed; see vpc-ipamd's log", true);
+                return;
+        }
+        struct proto_reply reply = { .op = PROTO_OP_DEL, .ok = true };
+        unwire(s, req, r == 0 ? &lease : NULL, &reply);
+        r = store_release(s->o.store, req->att.container_id, req->att.ifname, store_now(s), s->o.cooldown_ms,
+                          &lease);
         if (r < 0) {
                 log_error_errno(r, "could not release an address", LF_STR("container_id", req->att.container_id));
                 send_error(s, c, PROTO_E_INTERNAL, "the pool store failed; see vpc-ipamd's log", true);
                 return;
         }
-        struct proto_reply reply = { .op = PROTO_OP_DEL, .ok = true };
         if (r == 1) {
                 reply.addr.has_ip = true;
                 snprintf(reply.addr.ip, sizeof reply.addr.ip, "%s", lease.ip);

@@ -33,6 +33,7 @@
 #include "vtime.h"
 #include "metrics.h"
 #include "node.h"
+#include "podnet.h"
 #include "ratelimit.h"
 #include "reconciler.h"
 #include "server.h"
@@ -50,6 +51,7 @@ struct ipamd {
         ec2_client *ec2;
         store *store, *rec_store, *http_store;
         hostnet *net;
+        podnet *podnet;
         metrics *metrics;
         server *srv;
         reconciler *rec;
@@ -202,12 +204,33 @@ static void start_server(struct ipamd *d) {
         int r = metrics_new(&d->metrics);
         if (r < 0)
                 fatal("out of memory", r, NULL);
+        if ((r = podnet_new(d->metrics, &d->podnet, &err)) < 0)
+                fatal("cannot open a netlink socket", r, err.text);
         struct server_options so = { .socket_path = d->cfg.socket_path, .store = d->store, .metrics = d->metrics,
+                                     .podnet = d->podnet,
                                      .add_wait_ms = d->cfg.add_wait_ms, .pod_mtu = d->cfg.pod_mtu,
                                      .cooldown_ms = (int64_t)d->cfg.pool.ip_cooldown_s * 1000,
                                      .hooks = { hook_wake, hook_status, d } };
         if ((r = server_new(&so, &d->srv, &err)) < 0)
                 fatal("cannot serve the socket", r, err.text);
+}
+
+static int leased(void *ud, const struct proto_attachment *att) {
+        struct ipamd *d = ud;
+        struct store_lease lease;
+        int r = store_lookup(d->store, att->container_id, att->ifname, &lease);
+        return r == -ENOENT ? 0 : r < 0 ? r : 1;
+}
+
+/* Veths a killed predecessor took down at DEL but did not delete. */
+static void sweep_pod_veths(struct ipamd *d) {
+        struct errmsg err = { 0 };
+        unsigned n = 0;
+        int r = podnet_sweep(d->podnet, leased, d, &n, &err);
+        if (r < 0)
+                log_warn("could not look for the veths of deleted pods", LF_STR("error", errmsg_text(&err, r)));
+        else if (n)
+                log_info("deleting veths of deleted pods", LF_INT("count", n));
 }
 
 static struct eniops make_ops(struct ipamd *d, store *s) {
@@ -243,6 +266,7 @@ static void shutdown_all(struct ipamd *d) {
         reconciler_stop(d->rec);         /* finishes the EC2 call in flight; long waits end early */
         d->rec = NULL;
         server_free(d->srv);
+        podnet_free(d->podnet);          /* deletes the veths still queued */
         store_close(d->store);
         store_close(d->rec_store);
         store_close(d->http_store);
@@ -286,6 +310,7 @@ int main(int argc, char **argv) {
         pthread_t sig;
         pthread_create(&sig, NULL, signal_thread, &d);
         start_reconciler(&d);
+        sweep_pod_veths(&d);
         r = server_run(d.srv);
         pthread_cancel(sig);
         pthread_join(sig, NULL);

@@ -71,7 +71,7 @@ struct cni_config {
         char *socket;           /* default PROTO_SOCKET_DEFAULT */
         unsigned mtu;           /* 0: the daemon's */
         char veth_prefix[CNI_VETH_PREFIX_MAX + 1];
-        bool veth_delete_deferred;      /* "vethDelete": "deferred" (default "sync") */
+        bool veth_delete_sync;          /* "vethDelete": "sync" (default "async": vpc-ipamd deletes it) */
         char *log_file;
         char *log_level;
         cJSON *prev_result;     /* owned copy, or NULL */

@@ -58,7 +58,6 @@ struct dp_pod {
         const char *ip;                 /* dotted quad; may be NULL or "" for dp_del() */
         uint32_t route_table;           /* 254 = main: no "from" rule */
         unsigned mtu;                   /* 0: leave the kernel default */
-        bool defer_veth_delete;         /* dp_del: take the veth down, leave it to the netns teardown */
         dp_fault_hook fault;
         void *fault_data;
 };
@@ -74,8 +73,6 @@ const char *dp_step_name(enum dp_step step);
 /* The host veth name for (container id, ifname) and salt (0 first). */
 int dp_veth_name(const char *prefix, const char *container_id, const char *ifname, unsigned salt,
                  char ret[static PROTO_IFNAME_MAX + 1]);
-/* The alias that marks a host veth as this attachment's. */
-void dp_veth_alias(const char *container_id, const char *ifname, char ret[static 256]);
 
 /*
  * ADD in three parts, so the veth (which needs no address) is made while the
@@ -102,12 +99,15 @@ dp_wiring *dp_wiring_free(dp_wiring *w);
 int dp_add(const char *netns, const struct dp_pod *pod, struct dp_links *ret, struct errmsg *err);
 
 /* Unwire: rules for pod->ip (when given) and the host veth of the attachment,
- * found by name and alias (host_ifname_hint, e.g. from prevResult, first).
- * Deleting a veth waits ~20 ms for RCU in the kernel; with
- * pod->defer_veth_delete the veth is only taken down (which also drops its
- * routes) and is destroyed with its pod namespace, or by dp_gc().
+ * found by name and alias (host_ifname_hint, e.g. from prevResult, first),
+ * deleted before returning (the kernel's RCU wait, ~20 ms).
  * Missing objects are not errors. */
 int dp_del(const struct dp_pod *pod, const char *host_ifname_hint, struct errmsg *err);
+
+/* The name of the attachment's host veth (found as dp_del() finds it);
+ * -ENOENT when there is none. */
+int dp_host_veth(const struct dp_pod *pod, const char *host_ifname_hint, char ret[static PROTO_IFNAME_MAX + 1],
+                 struct errmsg *err);
 
 /* Compare the kernel with what dp_add() makes; -EUCLEAN with every
  * difference named in err when they differ. */

@@ -101,9 +101,33 @@ int hostnet_teardown_eni(hostnet *h, const struct hostnet_eni *e, struct errmsg 
 int hostnet_list_links(hostnet *h, const char *prefix, char (**ret)[HOSTNET_IFNAMSIZ], size_t *ret_n,
                        struct errmsg *err);
 
-/* Remove a gone pod's host leftovers: main-table routes to <pod_ip>/32 (any
+/* A pod's host veth at DEL: when link name exists and carries exactly alias
+ * (the plugin's mark, proto_veth_alias()), take it down — its routes go, its
+ * traffic stops — and return its ifindex. -ENOENT when there is no such
+ * link or it is not this attachment's (then nothing is changed). */
+int hostnet_pod_veth_down(hostnet *h, const char *name, const char *alias, int *ret_ifindex, struct errmsg *err);
+
+/* The links whose alias starts with alias_prefix, in ifindex order; *ret is
+ * one malloc'd array for free(). */
+struct hostnet_link {
+        int ifindex;
+        bool up;
+        char name[HOSTNET_IFNAMSIZ];
+        char alias[256];
+};
+int hostnet_list_aliased(hostnet *h, const char *alias_prefix, struct hostnet_link **ret, size_t *ret_n,
+                         struct errmsg *err);
+
+/* Delete link ifindex if it is still named name (missing is not an error).
+ * For a veth this waits for the kernel's RCU grace periods, ~20 ms. */
+int hostnet_delete_link(hostnet *h, int ifindex, const char *name, struct errmsg *err);
+
+/* Remove a pod's host routing: main-table routes to <pod_ip>/32 (any
  * device), rule "to pod_ip lookup main" prio 512 and rule "from pod_ip lookup
- * route_table" prio 1536 (route_table 0: whatever table). Missing things are
- * not errors. Call it before the address is released: once reassigned, the
- * new pod's identical rules would go too. */
+ * route_table" prio 1536 (route_table 0: whatever table). Each is deleted by
+ * asking the kernel for that route or rule (no dump: DEL runs it on a node
+ * with hundreds of pods), which also takes one carrying extra selectors at
+ * these priorities; nothing else puts rules there. Missing things are not
+ * errors. Call it before the address is released: once reassigned, the new
+ * pod's identical rules would go too. */
 int hostnet_remove_pod_routing(hostnet *h, const char *pod_ip, uint32_t route_table, struct errmsg *err);

@@ -29,6 +29,8 @@ enum metrics_counter {
         METRICS_FORCE_REMOVED_ENIS,     /* awscni_force_removed_enis */
         METRICS_LEAKED_ENIS_DELETED,
         METRICS_PODS_GONE_RELEASED,     /* addresses freed because the pod's veth disappeared */
+        METRICS_POD_VETHS_DELETED,      /* host veths deleted for the plugin after DEL (podnet.h) */
+        METRICS_POD_VETH_DELETE_ERRORS, /* ...and deletions that failed (the veth stays down) */
         _METRICS_COUNTER_MAX,
 };
 

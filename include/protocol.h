@@ -81,6 +81,7 @@ struct proto_request {
         char pod_uid[PROTO_POD_FIELD_MAX + 1];
         char pod_infra_container_id[PROTO_CONTAINER_ID_MAX + 1];
         char reason[PROTO_REASON_MAX + 1];      /* del: why ("PodDeleted", "SetupFailed", ...) */
+        char host_veth[PROTO_IFNAME_MAX + 1];   /* del: the pod's host veth as the plugin found it, or "" */
         struct proto_attachment *valid;         /* gc: the attachments that must stay */
         size_t n_valid;
 };
@@ -110,6 +111,8 @@ struct proto_reply {
         bool ok;
         struct proto_error error;               /* when !ok */
         struct proto_address addr;              /* add, check, del */
+        bool unwired;                           /* del: the daemon removed the pod's rules and routes */
+        bool veth_queued;                       /* del: ...and took host_veth down, deleting it shortly */
         char (*released)[PROTO_IP_MAX];         /* gc */
         size_t n_released;
         bool ready;                             /* status */
@@ -120,6 +123,13 @@ struct proto_reply {
 
 const char *proto_op_name(enum proto_op op);
 int proto_op_from_name(const char *name, enum proto_op *ret);
+
+/* The alias vpc-cni sets on a pod's host veth, "vpc-cni:<ifname>:<container
+ * id>" (cut to the kernel's 255 characters): how the plugin and vpc-ipamd tell
+ * an attachment's veth from any other link. */
+#define PROTO_VETH_ALIAS_PREFIX "vpc-cni:"
+#define PROTO_VETH_ALIAS_MAX 256
+void proto_veth_alias(const char *container_id, const char *ifname, char ret[static PROTO_VETH_ALIAS_MAX]);
 
 /* Field validators, shared with the plugin's own parsing. */
 bool proto_valid_ifname(const char *s);

@@ -19,6 +19,7 @@
 
 #include "errmsg.h"
 #include "metrics.h"
+#include "podnet.h"
 #include "store.h"
 
 typedef struct server server;
@@ -42,6 +43,7 @@ struct server_options {
         const char *socket_path;     /* its directory is created 0700, the socket is 0600 */
         store *store;                /* borrowed; used only on the server's thread */
         metrics *metrics;            /* borrowed; may be NULL */
+        podnet *podnet;              /* borrowed; may be NULL: DEL then leaves the host side to the plugin */
         int add_wait_ms;             /* how long an ADD may wait for an address; 0 = fail at once */
         int idle_ms;                 /* a connection with no request for this long is closed; 0: 5000 */
         int pod_mtu;

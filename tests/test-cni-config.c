@@ -108,18 +108,18 @@ START_TEST(test_config_defaults_and_fields) {
         ck_assert_str_eq(c.veth_prefix, "eni");
         ck_assert_uint_eq(c.mtu, 0);
         ck_assert_ptr_null(c.prev_result);
-        ck_assert(!c.veth_delete_deferred);
+        ck_assert(!c.veth_delete_sync);
         cni_config_done(&c);
         ck_assert_int_eq(cfg_parse("{\"cniVersion\":\"0.3.1\",\"name\":\"vpc\",\"type\":\"vpc-cni\","
                                    "\"socket\":\"/tmp/s.sock\",\"mtu\":1500,\"vethPrefix\":\"pod\","
-                                   "\"logFile\":\"/tmp/l\",\"logLevel\":\"debug\",\"vethDelete\":\"deferred\","
+                                   "\"logFile\":\"/tmp/l\",\"logLevel\":\"debug\",\"vethDelete\":\"sync\","
                                    "\"prevResult\":{\"ips\":[{\"address\":\"10.0.0.2/32\"}]}}",
                                    CNI_CMD_DEL, &c, &code, &err), 0);
         ck_assert_str_eq(c.socket, "/tmp/s.sock");
         ck_assert_str_eq(c.veth_prefix, "pod");
         ck_assert_uint_eq(c.mtu, 1500);
         ck_assert_str_eq(c.log_level, "debug");
-        ck_assert(c.veth_delete_deferred);
+        ck_assert(c.veth_delete_sync);
         ck_assert_ptr_nonnull(c.prev_result);
         cni_config_done(&c);
 }

@@ -120,7 +120,7 @@ START_TEST(test_add_makes_every_object) {
         ck_assert_int_eq(jint(h, "mtu"), 1400);
         ck_assert_str_eq(jstr(h, "address"), l.host_mac);
         ck_assert_int_eq(strtol(l.host_mac, NULL, 16) & 0x03, 0x02);   /* unicast, locally administered */
-        dp_veth_alias("c0ffee01", "eth0", alias);
+        proto_veth_alias("c0ffee01", "eth0", alias);
         ck_assert_str_eq(jstr(h, "ifalias"), alias);
         cJSON_Delete(hl);
 
@@ -234,36 +234,43 @@ START_TEST(test_del_after_netns_is_gone) {
 }
 END_TEST
 
-START_TEST(test_deferred_del_takes_veth_down) {
-        char ns[64];
-        struct dp_links l;
+/* After DEL, vpc-ipamd takes the host veth down and deletes it a moment
+ * later. Meanwhile: dp_host_veth() still names it, GC collects it, and an
+ * ADD of the same attachment replaces it — while the same ADD against the
+ * live (up) attachment is refused. The namespace's teardown takes it too. */
+START_TEST(test_veth_taken_down_by_del) {
+        char ns[64], name[PROTO_IFNAME_MAX + 1];
+        struct dp_links l, l2;
         struct errmsg err = { 0 };
         unsigned removed = 0;
         enter_fresh_host();
         int fd = make_pod(ns);
         struct dp_pod p = pod_cfg("c0ffee0a", "10.0.1.40", 3);
         ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
-        p.defer_veth_delete = true;
-        ck_assert_msg(dp_del(&p, NULL, &err) == 0, "dp_del: %s", err.text);
-        cJSON *hl = testlib_ipj(NULL, "link show %s", l.host_ifname);
-        ck_assert(!has_flag(cJSON_GetArrayItem(hl, 0), "UP"));
-        cJSON_Delete(hl);
-        cJSON *routes = testlib_ipj(NULL, "route show table main");
-        ck_assert_int_eq(cJSON_GetArraySize(routes), 0);            /* going down dropped the route */
-        cJSON_Delete(routes);
-        cJSON *rules = testlib_ipj(NULL, "rule show");
-        ck_assert_int_eq(cJSON_GetArraySize(rules), 3);
-        cJSON_Delete(rules);
-        ck_assert_int_eq(dp_del(&p, NULL, &err), 0);                 /* twice */
-        /* GC collects a deferred veth whose namespace lives on ... */
-        ck_assert_int_eq(dp_gc("eni", NULL, 0, NULL, 0, &removed, &err), 0);
-        ck_assert_uint_eq(removed, 1);
+        ck_assert_int_eq(dp_add(ns, &p, &l2, &err), -EEXIST);          /* live: refused */
+        ck_assert_int_eq(dp_host_veth(&p, NULL, name, &err), 0);
+        ck_assert_str_eq(name, l.host_ifname);
+        ck_assert_int_eq(testlib_sh("ip link set %s down", l.host_ifname), 0);
+        /* GC collects a downed veth whose namespace lives on ... */
+        char released[1][PROTO_IP_MAX] = { "10.0.1.40" };
+        ck_assert_int_eq(dp_gc("eni", NULL, 0, released, 1, &removed, &err), 0);
+        ck_assert_uint_eq(removed, 3);                                  /* the veth and two rules */
+        ck_assert_int_eq(dp_host_veth(&p, NULL, name, &err), -ENOENT);
         assert_clean(ns);
-        /* ... and the namespace's teardown takes one with it */
+        /* ... an ADD of the same attachment replaces one ... */
         ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
-        ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+        ck_assert_int_eq(testlib_sh("ip link set %s down", l.host_ifname), 0);
+        ck_assert_msg(dp_add(ns, &p, &l2, &err) == 0, "ADD over a downed veth: %s", err.text);
+        cJSON *hl = testlib_ipj(NULL, "link show %s", l2.host_ifname);
+        ck_assert(has_flag(cJSON_GetArrayItem(hl, 0), "UP"));
+        cJSON_Delete(hl);
+        ck_assert_int_eq(dp_check(ns, &p, &err), 0);
+        /* ... and the namespace's teardown takes one with it */
+        ck_assert_int_eq(testlib_sh("ip link set %s down", l2.host_ifname), 0);
+        ck_assert_int_eq(testlib_sh("ip rule del to 10.0.1.40 lookup main prio 512 && "
+                                    "ip rule del from 10.0.1.40 lookup 3 prio 1536"), 0);
         close(fd);
-        for (int i = 0; i < 300 && testlib_sh("ip link show %s >/dev/null 2>&1", l.host_ifname) == 0; i++)
+        for (int i = 0; i < 300 && testlib_sh("ip link show %s >/dev/null 2>&1", l2.host_ifname) == 0; i++)
                 usleep(10000);
         assert_clean(NULL);
 }
@@ -611,7 +618,7 @@ int main(void) {
         tcase_add_test(tc, test_main_table_has_no_from_rule);
         tcase_add_test(tc, test_del_removes_everything_and_is_idempotent);
         tcase_add_test(tc, test_del_after_netns_is_gone);
-        tcase_add_test(tc, test_deferred_del_takes_veth_down);
+        tcase_add_test(tc, test_veth_taken_down_by_del);
         tcase_add_test(tc, test_rollback_at_every_step);
         tcase_add_test(tc, test_wiring_in_parts);
         tcase_add_test(tc, test_interface_already_in_pod);

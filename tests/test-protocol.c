@@ -115,6 +115,10 @@ START_TEST(test_request_refusals) {
                        PROTO_E_BAD_REQUEST);
         expect_refusal("{\"v\":1,\"op\":\"add\",\"container_id\":\"a\",\"ifname\":\"eth0\"}", -EINVAL,
                        PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"v\":1,\"op\":\"del\",\"container_id\":\"a\",\"ifname\":\"eth0\","
+                       "\"host_veth\":\"../x\"}", -EINVAL, PROTO_E_BAD_REQUEST);
+        expect_refusal("{\"v\":1,\"op\":\"del\",\"container_id\":\"a\",\"ifname\":\"eth0\","
+                       "\"host_veth\":\"eni0123456789abcd\"}", -EINVAL, PROTO_E_BAD_REQUEST);
         expect_refusal("{\"v\":1,\"op\":\"gc\",\"valid\":{}}", -EINVAL, PROTO_E_BAD_REQUEST);
         expect_refusal("{\"v\":1,\"op\":\"gc\",\"valid\":[{\"container_id\":\"a\"}]}", -EINVAL, PROTO_E_BAD_REQUEST);
         expect_refusal("{\"v\":1,\"op\":\"add\",\"container_id\":\"a\",\"ifname\":\"eth0\",\"netns\":\"/x\","
@@ -203,7 +207,25 @@ START_TEST(test_reply_del_null_and_error) {
         ck_assert_int_eq(proto_reply_decode(PROTO_OP_DEL, null_del, strlen(null_del), &r, NULL), 0);
         ck_assert(r.ok);
         ck_assert(!r.addr.has_ip);
+        ck_assert(!r.unwired && !r.veth_queued);                /* absent: an older daemon did nothing */
+        /* a DEL naming the host veth, and the daemon saying it undid the host side */
+        struct proto_request req = { .op = PROTO_OP_DEL }, back;
+        struct proto_error perr;
+        strcpy(req.att.container_id, "c1");
+        strcpy(req.att.ifname, "eth0");
+        strcpy(req.host_veth, "eni0123456789ab");
         char *json = NULL;
+        ck_assert_int_eq(proto_request_encode(&req, &json), 0);
+        ck_assert_int_eq(proto_request_decode(json, strlen(json), &back, &perr), 0);
+        ck_assert_str_eq(back.host_veth, "eni0123456789ab");
+        proto_request_done(&back);
+        free(json);
+        struct proto_reply done = { .op = PROTO_OP_DEL, .ok = true, .unwired = true, .veth_queued = true };
+        ck_assert_int_eq(proto_reply_encode(&done, &json), 0);
+        ck_assert_int_eq(proto_reply_decode(PROTO_OP_DEL, json, strlen(json), &r, NULL), 0);
+        ck_assert(r.unwired && r.veth_queued && !r.addr.has_ip);
+        free(json);
+        expect_bad_reply(PROTO_OP_DEL, "{\"v\":1,\"ok\":true,\"ip\":null,\"unwired\":1}");
         ck_assert_int_eq(proto_reply_encode_error(PROTO_E_NO_ADDRESS, "subnet exhausted\n(10.0.1.0/24)", true, &json),
                          0);
         ck_assert_int_eq(proto_reply_decode(PROTO_OP_ADD, json, strlen(json), &r, NULL), 0);

@@ -10,7 +10,8 @@ namespaces down.
 Checks: pods whose addresses sit on the primary and on a secondary ENI get
 the right rules and reach each other and, through the VPC fabric and its
 source/destination check, a pod on another node; CHECK passes, DEL leaves no
-veth or rule and returns every address; an ADD issued while the daemon is
+veth or rule and returns every address (vpc-ipamd deletes the veths it was
+handed right after DEL); an ADD issued while the daemon is
 down is served once it comes up within the plugin's wait.
 """
 
@@ -130,13 +131,55 @@ def test_primary_and_secondary_eni_pods_talk_across_nodes():
             assert rc == 0, (cid, res)
             rc, res = n0.cni("DEL", cid, "")
             assert rc == 0, (cid, res)
-        assert n0.veths() == [], n0.veths()
+        wait_for(lambda: n0.veths() == [], timeout=10, what="vpc-ipamd deleting the DEL'd veths")
         left = [r for r in n0.rules().splitlines() if r.startswith(("512:", "1536:"))]
         assert left == [], left
         assert n0.d.pool()["assigned"] == 0, n0.d.pool()
     finally:
         n0.close()
         n1.close()
+        w.down()
+
+
+def test_del_hands_the_veth_to_the_daemon():
+    """DEL returns with the pod's rules gone and its veth down; vpc-ipamd deletes
+    the veth right after. The address, released with no cooldown, goes straight
+    to the next pod with its rules in place; an ADD of the same attachment right
+    after its DEL replaces a veth still waiting for deletion."""
+    w = harness.WorldFixture(nodes=1)
+    n = Node(w, 0, {"IP_COOLDOWN_PERIOD": "0", "WARM_IP_TARGET": "1", "MINIMUM_IP_TARGET": "3"})
+    try:
+        n.d.start()
+        wait_for(lambda: n.d.pool()["available"] >= 2, timeout=20, what="warm pool")
+        ns_a, ns_b = n.pod(), n.pod()
+        ip_a, out_a = n.add("a", ns_a)
+        veth_a = out_a["interfaces"][0]["name"]
+        rc, res = n.cni("DEL", "a", ns_a, prev=out_a)
+        assert rc == 0, res
+        state = n.sh("ip", "-j", "link", "show", veth_a)
+        assert state.returncode != 0 or "UP" not in json.loads(state.stdout)[0]["flags"], state.stdout
+        assert ip_a not in n.rules(), n.rules()
+        wait_for(lambda: veth_a not in n.veths(), timeout=5, what="the veth deleted by vpc-ipamd")
+        # the next pod gets the same address at once; its rules stay
+        got = set()
+        for i in range(4):
+            ip_b, out_b = n.add(f"b{i}", ns_b if i == 0 else n.pod())
+            got.add(ip_b)
+            if ip_b == ip_a:
+                break
+        assert ip_a in got, (ip_a, got)
+        assert f"from all to {ip_a} lookup main" in n.rules(), n.rules()
+        # ADD again the attachment just deleted, into its namespace
+        ip_a2, out_a2 = n.add("a", ns_a)
+        rc, res = n.cni("DEL", "a", ns_a, prev=out_a2)
+        assert rc == 0, res
+        ip_a3, out_a3 = n.add("a", ns_a)
+        rc, res = n.cni("CHECK", "a", ns_a, prev=out_a3)
+        assert rc == 0, res
+        log = open(n.d.log).read()
+        assert "could not" not in log, [l for l in log.splitlines() if "could not" in l]
+    finally:
+        n.close()
         w.down()
 
 

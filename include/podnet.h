@@ -1,0 +1,59 @@
+/*
+ * podnet: the host side of a pod that vpc-ipamd undoes when the plugin's DEL
+ * reaches it — the pod's policy rules and its host veth.
+ *
+ * podnet_unwire() runs on the caller's thread (the server's), before the
+ * address is released in the store, so a pod given the address next never
+ * loses its own rules to a late DEL: the rules "to IP lookup main" (512) and
+ * "from IP lookup T" (1536) and every main-table route to IP/32 go at once.
+ * The host veth the plugin names is checked to be this attachment's (its
+ * alias, protocol.h), taken down at once — its routes go and its traffic
+ * stops — and handed to podnet's own thread, which deletes it: deleting a
+ * veth costs the kernel ~20 ms of RCU grace periods, which no DEL should
+ * wait for.
+ *
+ * podnet_free() deletes whatever is still queued. A veth queued when the
+ * process dies stays down until its pod namespace goes (the runtime removes
+ * it right after DEL), the next vpc-ipamd's podnet_sweep(), the plugin's GC,
+ * or an ADD of the same attachment (dataplane.h) removes it.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "errmsg.h"
+#include "metrics.h"
+#include "protocol.h"
+
+#define PODNET_QUEUE_MAX 1024
+
+typedef struct podnet podnet;
+
+/* Opens two netlink sockets (the caller's thread and podnet's) in the
+ * calling thread's namespace and starts the thread. Deletions are counted
+ * in m (borrowed; may be NULL). */
+int podnet_new(metrics *m, podnet **ret, struct errmsg *err);
+/* Deletes what is queued, stops the thread. */
+podnet *podnet_free(podnet *p);
+
+/*
+ * Undo the host side of att: rules and routes of pod_ip (NULL: none known)
+ * looking up route_table (0: any), then host_veth (NULL or "": none named).
+ * *ret_veth_queued says whether podnet took the veth (it was this
+ * attachment's and is now down, deleted shortly); when false the caller may
+ * delete it itself (none there, not this attachment's, or the queue is full).
+ * Only one thread may call it. Errors name the rule, route or link.
+ */
+int podnet_unwire(podnet *p, const struct proto_attachment *att, const char *pod_ip, uint32_t route_table,
+                  const char *host_veth, bool *ret_veth_queued, struct errmsg *err);
+
+/*
+ * At start-up: queue for deletion every host veth that a DEL took down (down,
+ * with a vpc-cni alias) whose attachment holds no address — what a vpc-ipamd
+ * killed between a DEL and the deletion left. leased() returns 1 when the
+ * attachment still holds an address, 0 when not, or a negative errno (the
+ * sweep stops). Same thread rule as podnet_unwire().
+ */
+typedef int (*podnet_leased_fn)(void *userdata, const struct proto_attachment *att);
+int podnet_sweep(podnet *p, podnet_leased_fn leased, void *userdata, unsigned *ret_queued, struct errmsg *err);

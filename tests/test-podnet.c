@@ -1,0 +1,179 @@
+/*
+ * test-podnet: what vpc-ipamd undoes at a pod's DEL, against the real kernel.
+ *
+ * Each case runs in Check's forked child, which unshares a fresh "node"
+ * namespace first; a pod is a namespace held by a descriptor with the peer
+ * end of a veth in it, made with `ip` as vpc-cni would make it (alias, /32
+ * route, the two rules). The kernel state is read back with `ip`, sharing no
+ * code with podnet.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "podnet.h"
+#include "testlib.h"
+
+static void enter_node(void) {
+        ck_assert_msg(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s (needs root)", strerror(errno));
+        ck_assert_int_eq(testlib_sh("ip link set lo up"), 0);
+}
+
+/* A pod: namespace (held open), veth `veth` with its peer eth0 inside, the
+ * alias of (cid, eth0), the host route and rules of ip (table 3). */
+static int make_pod(const char *veth, const char *cid, const char *ip) {
+        int node = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        ck_assert_int_eq(unshare(CLONE_NEWNET), 0);
+        int fd = open("/proc/thread-self/ns/net", O_RDONLY);
+        ck_assert_int_eq(setns(node, CLONE_NEWNET), 0);
+        close(node);
+        char alias[PROTO_VETH_ALIAS_MAX];
+        proto_veth_alias(cid, "eth0", alias);
+        ck_assert_int_eq(testlib_sh("ip link add %s type veth peer name eth0 netns /proc/%d/fd/%d && "
+                                    "ip link set %s alias '%s' up && ip route add %s/32 dev %s scope link && "
+                                    "ip rule add to %s lookup main prio 512 && ip rule add from %s lookup 3 prio 1536",
+                                    veth, getpid(), fd, veth, alias, ip, veth, ip, ip),
+                         0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=/proc/%d/fd/%d ip link set eth0 up", getpid(), fd), 0);
+        ck_assert_int_eq(testlib_sh("ip link show %s | grep -q 'state UP'", veth), 0);
+        return fd;
+}
+
+static bool gone(const char *veth) {
+        for (int i = 0; i < 500; i++) {
+                if (testlib_sh("ip link show %s >/dev/null 2>&1", veth) != 0)
+                        return true;
+                usleep(10000);
+        }
+        return false;
+}
+
+static struct proto_attachment att(const char *cid) {
+        struct proto_attachment a = { 0 };
+        snprintf(a.container_id, sizeof a.container_id, "%s", cid);
+        snprintf(a.ifname, sizeof a.ifname, "eth0");
+        return a;
+}
+
+START_TEST(test_unwire_removes_rules_and_deletes_veth) {
+        podnet *p = NULL;
+        struct errmsg err = { 0 };
+        bool queued = false;
+        metrics *m = NULL;
+        enter_node();
+        make_pod("enipod1", "c1", "10.0.1.21");
+        ck_assert_int_eq(metrics_new(&m), 0);
+        ck_assert_int_eq(podnet_new(m, &p, &err), 0);
+        struct proto_attachment a = att("c1");
+        ck_assert_msg(podnet_unwire(p, &a, "10.0.1.21", 3, "enipod1", &queued, &err) == 0, "%s", err.text);
+        ck_assert(queued);
+        /* at return: rules and route gone, the veth down or already deleted */
+        ck_assert_int_eq(testlib_sh("ip rule show | grep -q 10.0.1.21"), 1);
+        ck_assert_int_eq(testlib_sh("ip route show | grep -q 10.0.1.21"), 1);
+        ck_assert_int_eq(testlib_sh("ip link show enipod1 2>/dev/null | grep -q 'state UP'"), 1);
+        ck_assert(gone("enipod1"));
+        podnet_free(p);
+        struct metrics_snapshot snap;
+        metrics_snapshot(m, &snap);
+        ck_assert_uint_eq(snap.counters[METRICS_POD_VETHS_DELETED], 1);
+        ck_assert_uint_eq(snap.counters[METRICS_POD_VETH_DELETE_ERRORS], 0);
+        metrics_free(m);
+}
+END_TEST
+
+/* Another attachment's veth, a link that is not a pod's, a missing one:
+ * nothing is touched and nothing queued; the rules of the address still go. */
+START_TEST(test_unwire_touches_only_this_attachment) {
+        podnet *p = NULL;
+        struct errmsg err = { 0 };
+        bool queued = true;
+        enter_node();
+        make_pod("enipod2", "c2", "10.0.1.22");
+        ck_assert_int_eq(podnet_new(NULL, &p, &err), 0);
+        struct proto_attachment other = att("someone-else");
+        ck_assert_int_eq(podnet_unwire(p, &other, NULL, 0, "enipod2", &queued, &err), 0);
+        ck_assert(!queued);
+        ck_assert_int_eq(testlib_sh("ip link show enipod2 | grep -q 'state UP'"), 0);
+        ck_assert_int_eq(podnet_unwire(p, &other, NULL, 0, "lo", &queued, &err), 0);
+        ck_assert(!queued);
+        ck_assert_int_eq(testlib_sh("ip link show lo | grep -q 'UP'"), 0);
+        struct proto_attachment a = att("c2");
+        ck_assert_int_eq(podnet_unwire(p, &a, "10.0.1.22", 0, "enipod9", &queued, &err), 0);
+        ck_assert(!queued);
+        ck_assert_int_eq(testlib_sh("ip rule show | grep -q 10.0.1.22"), 1);      /* table 0: any */
+        ck_assert_int_eq(testlib_sh("ip link show enipod2 | grep -q 'state UP'"), 0);
+        ck_assert_int_eq(podnet_unwire(p, &a, "10.0.1", 0, NULL, &queued, &err), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err.text, "10.0.1"));
+        podnet_free(p);
+}
+END_TEST
+
+/* podnet_free() deletes what is still queued before it returns. */
+START_TEST(test_free_deletes_what_is_queued) {
+        enum { N = 6 };
+        podnet *p = NULL;
+        struct errmsg err = { 0 };
+        char veth[N][16], cid[N][8], ip[N][16];
+        enter_node();
+        for (int i = 0; i < N; i++) {
+                snprintf(veth[i], sizeof veth[i], "enifree%d", i);
+                snprintf(cid[i], sizeof cid[i], "f%d", i);
+                snprintf(ip[i], sizeof ip[i], "10.0.1.%d", 30 + i);
+                make_pod(veth[i], cid[i], ip[i]);
+        }
+        ck_assert_int_eq(podnet_new(NULL, &p, &err), 0);
+        for (int i = 0; i < N; i++) {
+                bool queued = false;
+                struct proto_attachment a = att(cid[i]);
+                ck_assert_int_eq(podnet_unwire(p, &a, ip[i], 3, veth[i], &queued, &err), 0);
+                ck_assert(queued);
+        }
+        podnet_free(p);
+        ck_assert_int_eq(testlib_sh("test $(ip -o link show | wc -l) -eq 1"), 0);
+}
+END_TEST
+
+static int leased_c5(void *userdata, const struct proto_attachment *att) {
+        (*(int *)userdata)++;
+        return strcmp(att->container_id, "c5") == 0 && strcmp(att->ifname, "eth0") == 0;
+}
+
+/* What a killed vpc-ipamd left: down veths with a vpc-cni alias. Only those
+ * whose attachment holds no address go; up ones and leased ones stay. */
+START_TEST(test_sweep_deletes_what_a_dead_daemon_left) {
+        podnet *p = NULL;
+        struct errmsg err = { 0 };
+        unsigned queued = 0;
+        int asked = 0;
+        enter_node();
+        make_pod("enidown4", "c4", "10.0.1.44");
+        make_pod("enidown5", "c5", "10.0.1.45");
+        make_pod("enilive6", "c6", "10.0.1.46");
+        ck_assert_int_eq(testlib_sh("ip link set enidown4 down && ip link set enidown5 down"), 0);
+        ck_assert_int_eq(testlib_sh("ip link add dummyx type veth peer name dummyy && "
+                                    "ip link set dummyx alias 'vpc-cni:' && ip link set dummyy alias 'vpc-cni:eth0'"), 0);
+        ck_assert_int_eq(podnet_new(NULL, &p, &err), 0);
+        ck_assert_msg(podnet_sweep(p, leased_c5, &asked, &queued, &err) == 0, "%s", err.text);
+        ck_assert_uint_eq(queued, 1);
+        ck_assert_int_eq(asked, 2);
+        ck_assert(gone("enidown4"));
+        ck_assert_int_eq(testlib_sh("ip link show enidown5 >/dev/null && ip link show enilive6 >/dev/null && "
+                                    "ip link show dummyx >/dev/null"), 0);
+        podnet_free(p);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("podnet");
+        TCase *tc = tcase_create("netns");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_unwire_removes_rules_and_deletes_veth);
+        tcase_add_test(tc, test_unwire_touches_only_this_attachment);
+        tcase_add_test(tc, test_free_deletes_what_is_queued);
+        tcase_add_test(tc, test_sweep_deletes_what_a_dead_daemon_left);
+        suite_add_tcase(s, tc);
+        return testlib_run(s);
+}
