@@ -168,9 +168,14 @@ def delete_pods(nodes):
             rc, out, _ = n.cni("DEL", name, f"/var/run/netns/{ns}")
             check(rc == 0, f"DEL {name}") if rc else None
             subprocess.run(["ip", "netns", "del", ns])
-        leftovers = [l for l in json.loads(subprocess.run(["ip", "-n", n.ns, "-j", "link"], capture_output=True,
-                                                          text=True).stdout) if l["ifname"].startswith("eni")]
-        check(not leftovers, f"node{n.i}: every pod's veth is gone after DEL")
+        def leftovers():
+            return [l for l in json.loads(subprocess.run(["ip", "-n", n.ns, "-j", "link"], capture_output=True,
+                                                         text=True).stdout) if l["ifname"].startswith("eni")]
+        # vpc-ipamd deletes the veths DEL handed it right after answering (docs/vpc-cni.md)
+        end = time.monotonic() + 5
+        while leftovers() and time.monotonic() < end:
+            time.sleep(0.05)
+        check(not leftovers(), f"node{n.i}: every pod's veth is gone after DEL")
         check(n.d.pool()["assigned"] == 0, f"node{n.i}: no address is assigned after DEL")
 
 
