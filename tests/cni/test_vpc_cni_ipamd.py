@@ -11,7 +11,8 @@ Checks: pods whose addresses sit on the primary and on a secondary ENI get
 the right rules and reach each other and, through the VPC fabric and its
 source/destination check, a pod on another node; CHECK passes, DEL leaves no
 veth or rule and returns every address (vpc-ipamd deletes the veths it was
-handed right after DEL); an ADD issued while the daemon is
+handed right after DEL); two clusters (two CLUSTER_NAMEs) in one VPC reach
+each other's pods with no NAT; an ADD issued while the daemon is
 down is served once it comes up within the plugin's wait.
 """
 
@@ -138,6 +139,87 @@ def test_primary_and_secondary_eni_pods_talk_across_nodes():
     finally:
         n0.close()
         n1.close()
+        w.down()
+
+
+ECHO = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[1])))
+print("ready", flush=True)
+while True:
+    d, peer = s.recvfrom(100); s.sendto(peer[0].encode(), peer)
+"""
+
+ASK = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+for _ in range(3):
+    try:
+        s.sendto(b"?", (sys.argv[1], int(sys.argv[2]))); print(s.recvfrom(100)[0].decode()); break
+    except OSError as e:
+        err = type(e).__name__
+else:
+    print("ERR " + err)
+"""
+
+
+def seen_by(src_ns, dst_ns, dst_ip, procs):
+    """The source address dst_ns's pod sees for a datagram from src_ns's pod."""
+    echo = subprocess.Popen(["nsenter", "--net=" + dst_ns, sys.executable, "-c", ECHO, "7070"],
+                            stdout=subprocess.PIPE, text=True)
+    procs.append(echo)
+    assert echo.stdout.readline().strip() == "ready"
+    out = subprocess.run(["nsenter", "--net=" + src_ns, sys.executable, "-c", ASK, dst_ip, "7070"],
+                         capture_output=True, text=True, timeout=30).stdout.strip()
+    echo.kill()
+    echo.wait()
+    return out
+
+
+def test_two_clusters_in_one_vpc_reach_each_other_without_nat():
+    """Two nodes of one VPC in two clusters (CLUSTER_NAME): each node's ENIs
+    carry its own cluster's tag, and a pod of either cluster — on the primary
+    ENI or a secondary one — reaches the other's pods seeing their own
+    addresses: inside the VPC nothing is NATed, whichever cluster it is."""
+    w = harness.WorldFixture(nodes=2)
+    env = {"MINIMUM_IP_TARGET": "12", "WARM_IP_TARGET": "2"}
+    blue, green = Node(w, 0, dict(env, CLUSTER_NAME="blue")), Node(w, 1, dict(env, CLUSTER_NAME="green"))
+    procs = []
+    try:
+        blue.d.start()
+        green.d.start()
+        wait_for(lambda: blue.d.pool()["total"] >= 12 and green.d.pool()["total"] >= 12, timeout=30,
+                 what="both pools")
+        pods = {}
+        for n, name in ((blue, "blue"), (green, "green")):
+            tables = {}
+            for i in range(14):         # until the node has a pod on its primary ENI and one on a secondary
+                ns = n.pod()
+                ip, _ = n.add(f"{name}{i}", ns)
+                table = n.d.call({"op": "check", "container_id": f"{name}{i}", "ifname": "eth0"})["route_table"]
+                tables.setdefault(table == 254, (ns, ip))
+                if len(tables) == 2:
+                    break
+            assert len(tables) == 2, f"{name}: no pod on both kinds of ENI"
+            pods[name] = list(tables.values())
+        for src, dst in (("blue", "green"), ("green", "blue")):
+            for s_ns, s_ip in pods[src]:
+                for d_ns, d_ip in pods[dst]:
+                    got = seen_by(s_ns, d_ns, d_ip, procs)
+                    assert got == s_ip, f"{src} pod {s_ip} -> {dst} pod {d_ip}: seen as {got}"
+        assert w.truth()["fabric"]["drops_total"] == 0, w.truth()["fabric"]
+        for i, cluster in ((0, "blue"), (1, "green")):
+            mine = [e for e in w.truth()["enis"]
+                    if (e.get("tags") or {}).get("node.k8s.amazonaws.com/instance_id") == w.nodes[i]["instance_id"]]
+            assert mine, f"node {i} created no ENI"
+            assert all(e["tags"].get("cluster.k8s.amazonaws.com/name") == cluster for e in mine), mine
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        blue.close()
+        green.close()
         w.down()
 
 
