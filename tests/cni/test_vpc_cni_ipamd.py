@@ -50,13 +50,15 @@ class Node:
         wait_for(lambda: os.readlink(path) not in (mine, self.node_netns), timeout=5, what="pod namespace")
         return path
 
-    def cni(self, cmd, cid, netns, prev=None):
+    def cni(self, cmd, cid, netns, prev=None, conf_extra=None, env_extra=None):
         conf = {"cniVersion": "1.1.0", "name": "vpc", "type": "vpc-cni", "socket": self.d.sock}
         if prev:
             conf["prevResult"] = prev
+        conf.update(conf_extra or {})
         env = {"CNI_COMMAND": cmd, "CNI_CONTAINERID": cid, "CNI_NETNS": netns, "CNI_IFNAME": "eth0",
                "CNI_PATH": "/opt/cni/bin",
                "CNI_ARGS": f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={cid};K8S_POD_UID=u-{cid};IgnoreUnknown=1"}
+        env.update(env_extra or {})
         p = subprocess.run(["ip", "netns", "exec", self.ns, CNI], env=env, input=json.dumps(conf),
                            capture_output=True, text=True, timeout=60)
         out = json.loads(p.stdout) if p.stdout.strip() else None
@@ -72,6 +74,13 @@ class Node:
 
     def rules(self):
         return self.sh("ip", "rule", "show").stdout
+
+    def held(self):
+        return {p["container_id"]: p["ip"] for p in self.d.call({"op": "pods"})["pods"]}
+
+    def pod_links(self, netns):
+        out = subprocess.run(["nsenter", "--net=" + netns, "ip", "-j", "link", "show"], capture_output=True, text=True)
+        return [x["ifname"] for x in json.loads(out.stdout)]
 
     def veths(self):
         links = json.loads(self.sh("ip", "-j", "link", "show").stdout)
@@ -139,6 +148,67 @@ def test_primary_and_secondary_eni_pods_talk_across_nodes():
     finally:
         n0.close()
         n1.close()
+        w.down()
+
+
+def test_every_command_and_rollback_against_the_daemon():
+    """The plugin's commands and failure paths with the real vpc-ipamd: VERSION;
+    an ADD failing before each of its ten dataplane steps leaves no veth, rule
+    or pod interface and no address held; the ADD after works, a second ADD is
+    103 and keeps the address; CHECK names a drift (104) and passes once it is
+    repaired, and is 3 for a container the daemon does not know; GC releases
+    what the runtime no longer lists and removes its veth and rules; DEL of an
+    unknown container, twice, and with an empty CNI_NETNS all succeed."""
+    w = harness.WorldFixture(nodes=1)
+    n = Node(w, 0, {"MINIMUM_IP_TARGET": "6", "WARM_IP_TARGET": "2"})
+    try:
+        n.d.start()
+        wait_for(lambda: n.d.pool()["available"] >= 3, timeout=20, what="warm pool")
+        rc, out = n.cni("VERSION", "", "")
+        assert rc == 0 and "1.1.0" in out["supportedVersions"] and "0.3.0" in out["supportedVersions"], out
+        ns = n.pod()
+        def pod_rules():
+            return [r for r in n.rules().splitlines() if r.startswith(("512:", "1536:"))]
+        for step in range(10):
+            rc, out = n.cni("ADD", "rb", ns, env_extra={"VPC_CNI_TEST_FAULT": str(step)})
+            assert rc == 1 and out["code"] == 100 and "injected" in out["msg"] + out.get("details", ""), (step, out)
+            assert n.veths() == [] and n.pod_links(ns) == ["lo"] and pod_rules() == [], (step, pod_rules())
+            assert "rb" not in n.held(), (step, n.held())
+        ip, out = n.add("rb", ns)
+        rc, again = n.cni("ADD", "rb", ns)
+        assert rc == 1 and again["code"] == 103, again
+        assert n.held().get("rb") == ip
+        # CHECK: a drift is named, a repair passes, an unknown container is 3
+        rc, res = n.cni("CHECK", "rb", ns, prev=out)
+        assert rc == 0, res
+        subprocess.run(["nsenter", "--net=" + ns, "ip", "route", "del", "default"], check=True)
+        rc, res = n.cni("CHECK", "rb", ns, prev=out)
+        assert rc == 1 and res["code"] == 104 and "default route" in res["msg"] + res.get("details", ""), res
+        subprocess.run(["nsenter", "--net=" + ns, "ip", "route", "add", "default", "via", "169.254.1.1", "dev",
+                        "eth0"], check=True)
+        rc, res = n.cni("CHECK", "rb", ns, prev=out)
+        assert rc == 0, res
+        rc, res = n.cni("CHECK", "nobody", ns)
+        assert rc == 1 and res["code"] == 3, res
+        # GC: the runtime lists rb and g1; g2 goes with its veth and rules
+        ip1, _ = n.add("g1", n.pod())
+        ip2, out2 = n.add("g2", n.pod())
+        valid = [{"containerID": c, "ifname": "eth0"} for c in ("rb", "g1")]
+        rc, res = n.cni("GC", "", "", conf_extra={"cni.dev/valid-attachments": valid})
+        assert rc == 0, res
+        assert set(n.held()) == {"rb", "g1"}, n.held()
+        assert out2["interfaces"][0]["name"] not in n.veths(), n.veths()
+        assert ip2 not in n.rules() and ip1 in n.rules(), n.rules()
+        # DEL: unknown, twice, with an empty CNI_NETNS
+        rc, res = n.cni("DEL", "nobody", ns)
+        assert rc == 0, res
+        for netns in (ns, ns, ""):
+            rc, res = n.cni("DEL", "rb", netns, prev=out)
+            assert rc == 0, res
+        assert "rb" not in n.held() and ip not in n.rules()
+        wait_for(lambda: out["interfaces"][0]["name"] not in n.veths(), timeout=5, what="rb's veth deleted")
+    finally:
+        n.close()
         w.down()
 
 
