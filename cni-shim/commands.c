@@ -228,14 +228,20 @@ int cni_cmd_del(struct cni_ctx *ctx) {
         snprintf(req.reason, sizeof req.reason, "PodDeleted");
         (void)cni_result_prev_parse(ctx->cfg->prev_result, ip, hint);
         struct dp_pod pod = pod_of(ctx, ip, 0, 0);
-        if (!ctx->cfg->veth_delete_sync && dp_host_veth(&pod, hint, req.host_veth, &err) < 0)
-                req.host_veth[0] = '\0';
+        /* no veth found here (the namespace took it) is as good as one handed over */
+        bool no_veth = false;
+        if (!ctx->cfg->veth_delete_sync) {
+                int v = dp_host_veth(&pod, hint, req.host_veth, &err);
+                no_veth = v == -ENOENT;
+                if (v < 0)
+                        req.host_veth[0] = '\0';
+        }
         int r = proto_call(ctx->cfg->socket, &req, CNI_DEADLINE_DEL_MS, &reply, &err);
         bool veth_done = false;
         if (r >= 0 && reply.ok) {
                 /* the daemon is the truth: no address means it is not ours any more */
                 snprintf(ip, sizeof ip, "%s", reply.addr.has_ip && !reply.unwired ? reply.addr.ip : "");
-                veth_done = reply.unwired && reply.veth_queued;
+                veth_done = reply.unwired && (reply.veth_queued || no_veth);
         } else
                 log_warn("vpc-ipamd did not release the address; cleaning up from prevResult",
                          LF_STR("container_id", ctx->env->container_id), LF_STR("ip", ip),
