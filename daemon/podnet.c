@@ -17,6 +17,7 @@
 #include "hostnet.h"
 #include "log.h"
 #include "podnet.h"
+#include "vtime.h"
 
 struct doomed {
         int ifindex;
@@ -31,6 +32,7 @@ struct podnet {
         struct doomed ring[PODNET_QUEUE_MAX];
         unsigned head, n;               /* under lock */
         bool stop;                      /* under lock */
+        int64_t stop_by;                /* under lock: when stopping, delete what is queued until then */
         metrics *metrics;
 };
 
@@ -48,6 +50,12 @@ static void *loop(void *arg) {
         pthread_mutex_lock(&p->lock);
         for (;;) {
                 struct doomed d;
+                if (p->stop && vtime_mono_ms() >= p->stop_by) {
+                        if (p->n)
+                                log_warn("stopping with veths of deleted pods left down; the next start deletes them",
+                                         LF_INT("count", p->n));
+                        break;
+                }
                 if (!take(p, &d)) {
                         if (p->stop)
                                 break;
@@ -100,9 +108,10 @@ podnet *podnet_free(podnet *p) {
                 return NULL;
         pthread_mutex_lock(&p->lock);
         p->stop = true;
+        p->stop_by = vtime_mono_ms() + PODNET_DRAIN_MS;
         pthread_cond_signal(&p->cond);
         pthread_mutex_unlock(&p->lock);
-        pthread_join(p->thread, NULL);          /* after the queue is empty */
+        pthread_join(p->thread, NULL);          /* the queue is empty, or the time is up */
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->lock);
         hostnet_free(p->now);

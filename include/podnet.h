@@ -12,10 +12,12 @@
  * veth costs the kernel ~20 ms of RCU grace periods, which no DEL should
  * wait for.
  *
- * podnet_free() deletes whatever is still queued. A veth queued when the
- * process dies stays down until its pod namespace goes (the runtime removes
- * it right after DEL), the next vpc-ipamd's podnet_sweep(), the plugin's GC,
- * or an ADD of the same attachment (dataplane.h) removes it.
+ * podnet_free() deletes whatever is still queued, for at most
+ * PODNET_DRAIN_MS (a stopping daemon must not outlive its grace period over
+ * a burst of DELs). A veth left queued then, or when the process dies, stays
+ * down until its pod namespace goes (the runtime removes it right after
+ * DEL), the next vpc-ipamd's podnet_sweep(), the plugin's GC, or an ADD of
+ * the same attachment (dataplane.h) removes it.
  */
 #pragma once
 
@@ -27,6 +29,7 @@
 #include "protocol.h"
 
 #define PODNET_QUEUE_MAX 1024
+#define PODNET_DRAIN_MS 2000
 
 typedef struct podnet podnet;
 
@@ -34,7 +37,7 @@ typedef struct podnet podnet;
  * calling thread's namespace and starts the thread. Deletions are counted
  * in m (borrowed; may be NULL). */
 int podnet_new(metrics *m, podnet **ret, struct errmsg *err);
-/* Deletes what is queued, stops the thread. */
+/* Deletes what is queued (for at most PODNET_DRAIN_MS), stops the thread. */
 podnet *podnet_free(podnet *p);
 
 /*
