@@ -229,9 +229,11 @@ int hostnet_delete_link(hostnet *h, int ifindex, const char *name, struct errmsg
         if (strcmp(rtnl_link_get_name(cur), name) != 0)
                 return 0;               /* gone, and the index reused: not ours */
         r = hn_errno(rtnl_link_delete(h->sk, cur));
-        if (r < 0 && r != -ENOENT && r != -ENODEV)
+        if (r == -ENOENT || r == -ENODEV)
+                return 0;
+        if (r < 0)
                 return errmsg_set(err, r, "cannot delete link %s: %s", name, strerror(-r));
-        return 0;
+        return 1;
 }
 
 int hostnet_list_aliased(hostnet *h, const char *alias_prefix, struct hostnet_link **ret, size_t *ret_n,

@@ -68,7 +68,8 @@ static void *loop(void *arg) {
                 if (r < 0)
                         log_warn("could not delete a deleted pod's veth; it stays down until its namespace goes",
                                  LF_STR("veth", d.name), LF_STR("error", err.text));
-                metrics_inc(p->metrics, r < 0 ? METRICS_POD_VETH_DELETE_ERRORS : METRICS_POD_VETHS_DELETED);
+                if (r != 0)     /* 0: gone already (its namespace, or the plugin's GC, took it) */
+                        metrics_inc(p->metrics, r < 0 ? METRICS_POD_VETH_DELETE_ERRORS : METRICS_POD_VETHS_DELETED);
                 pthread_mutex_lock(&p->lock);
         }
         pthread_mutex_unlock(&p->lock);

@@ -118,8 +118,9 @@ struct hostnet_link {
 int hostnet_list_aliased(hostnet *h, const char *alias_prefix, struct hostnet_link **ret, size_t *ret_n,
                          struct errmsg *err);
 
-/* Delete link ifindex if it is still named name (missing is not an error).
- * For a veth this waits for the kernel's RCU grace periods, ~20 ms. */
+/* Delete link ifindex if it is still named name: 1 when deleted, 0 when
+ * there was none (not an error). For a veth this waits for the kernel's RCU
+ * grace periods, ~20 ms. */
 int hostnet_delete_link(hostnet *h, int ifindex, const char *name, struct errmsg *err);
 
 /* Remove a pod's host routing: main-table routes to <pod_ip>/32 (any
