@@ -8,6 +8,7 @@ SIGTERM, and `kill -9` of the server during and after `up`, after which
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +88,7 @@ def test_failed_up_leaves_nothing():
     assert p.returncode != 0 and "unknown instance type" in p.stderr, p.stderr
     assert not os.path.exists(os.path.join(d, "prefix")) or _ours(open(os.path.join(d, "prefix")).read().strip()) == []
     _vw("down", "--dir", d)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_sigterm_to_the_server_tears_down():
@@ -123,6 +125,7 @@ def test_kill_9_during_up_then_down_cleans():
     during = not os.path.exists(os.path.join(d, "world.json"))
     print(f"# killed {'during' if during else 'right after'} up, with {len(_ours(prefix))} namespaces made")
     _vw("down", "--dir", d)
+    shutil.rmtree(d, ignore_errors=True)
     assert _ours(prefix) == []
 
 
