@@ -305,12 +305,16 @@ static int cfg_veth_prefix(struct cni_config *c, const cJSON *o, struct errmsg *
 
 /* "vethDelete": "async" (DEL takes the host veth down and vpc-ipamd deletes
  * it right after: the kernel's ~20 ms RCU wait is nobody's latency) or "sync"
- * (the plugin deletes it before DEL returns). */
+ * (the plugin deletes it before DEL returns). "deferred", an earlier mode
+ * that took the veth down and left it to the namespace's teardown, is read
+ * as "async" (which also takes it down first), so an old conflist keeps
+ * working. */
 static int cfg_veth_delete(struct cni_config *c, const cJSON *o, struct errmsg *err) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "vethDelete");
         if (!v || cJSON_IsNull(v))
                 return 0;
-        if (!cJSON_IsString(v) || (strcmp(v->valuestring, "async") != 0 && strcmp(v->valuestring, "sync") != 0))
+        if (!cJSON_IsString(v) || (strcmp(v->valuestring, "async") != 0 && strcmp(v->valuestring, "sync") != 0 &&
+                                   strcmp(v->valuestring, "deferred") != 0))
                 return errmsg_set(err, -EINVAL, "\"vethDelete\" must be \"async\" or \"sync\"");
         c->veth_delete_sync = strcmp(v->valuestring, "sync") == 0;
         return 0;

@@ -221,8 +221,10 @@ static int resolve_clash(struct dp_wiring *c, struct errmsg *err) {
                 return pod_end ? errmsg_set(err, -EEXIST, "interface %s already exists in the pod namespace",
                                             c->pod.ifname)
                                : -EADDRINUSE;
-        int r = rtnl_link_delete(c->host, l);
-        return r < 0 ? errmsg_set(err, netns_nl_errno(r), "cannot remove stale veth %s", c->name) : 0;
+        int r = netns_nl_errno(rtnl_link_delete(c->host, l));
+        if (r == -ENODEV || r == -ENOENT)
+                return 0;               /* vpc-ipamd deleted it meanwhile: retry the name */
+        return r < 0 ? errmsg_set(err, r, "cannot remove stale veth %s", c->name) : 0;
 }
 
 static int make_veth(struct dp_wiring *c, struct errmsg *err) {

@@ -114,6 +114,7 @@ int hn_route_delete_each(hostnet *h, uint32_t table, uint32_t dst, unsigned plen
         rtnl_route_set_table(rt, table);
         rtnl_route_set_dst(rt, d);
         rtnl_route_set_protocol(rt, RTPROT_UNSPEC);     /* libnl's default, static, would match only static routes */
+        rtnl_route_set_scope(rt, RT_SCOPE_NOWHERE);     /* any scope; libnl would guess "link" for a route without a gateway */
         for (int i = 0; i < HN_DELETE_EACH_MAX; i++) {
                 int r = hn_errno(rtnl_route_delete(h->sk, rt, 0));
                 if (r == -ENOENT || r == -ESRCH)

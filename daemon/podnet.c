@@ -148,12 +148,13 @@ int podnet_unwire(podnet *p, const struct proto_attachment *att, const char *pod
         char alias[PROTO_VETH_ALIAS_MAX];
         int ifindex = 0;
         proto_veth_alias(att->container_id, att->ifname, alias);
-        int r = hostnet_pod_veth_down(p->now, host_veth, alias, &ifindex, err);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        *ret_veth_queued = give(p, ifindex, host_veth);
+        struct errmsg verr = { 0 };
+        int r = hostnet_pod_veth_down(p->now, host_veth, alias, &ifindex, &verr);
+        if (r < 0 && r != -ENOENT)      /* the rules are gone; the plugin deletes the veth itself */
+                log_warn("could not take a deleted pod's veth down; leaving it to the plugin",
+                         LF_STR("veth", host_veth), LF_STR("error", errmsg_text(&verr, r)));
+        else if (r == 0)
+                *ret_veth_queued = give(p, ifindex, host_veth);
         return 0;
 }
 

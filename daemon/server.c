@@ -388,20 +388,24 @@ static void cancel_waiting_add(server *s, const struct proto_attachment *att) {
 }
 
 /* The pod's rules and veth go before its address is released, so the next
- * pod given the address cannot lose its own rules to this DEL. A failure
- * there is logged and left to the plugin (unwired stays false), which then
- * cleans up from its prevResult as it does when the daemon is away. */
-static void unwire(server *s, const struct proto_request *req, const struct store_lease *lease,
-                   struct proto_reply *reply) {
+ * pod given the address cannot lose its own rules to this DEL. When its rules
+ * cannot be removed the address is kept (-1): the DEL is refused with "try
+ * again", the plugin cleans up from its prevResult while the address is
+ * still held, and the pod's vanished veth frees the address later (sync.h). */
+static int unwire(server *s, const struct proto_request *req, const struct store_lease *lease,
+                  struct proto_reply *reply) {
         struct errmsg err = { 0 };
         if (!s->o.podnet)
-                return;
+                return 0;
         int r = podnet_unwire(s->o.podnet, &req->att, lease ? lease->ip : NULL, lease ? (uint32_t)lease->route_table : 0,
                               req->host_veth, &reply->veth_queued, &err);
-        if (r < 0)
-                log_warn("could not remove a deleted pod's host networking; the plugin cleans up",
-                         LF_STR("container_id", req->att.container_id), LF_STR("error", errmsg_text(&err, r)));
-        reply->unwired = r >= 0;
+        if (r < 0) {
+                log_warn("could not remove a deleted pod's rules; keeping its address", LF_STR("container_id",
+                         req->att.container_id), LF_STR("error", errmsg_text(&err, r)));
+                return -1;
+        }
+        reply->unwired = true;
+        return 0;
 }
 
 static void op_del(server *s, struct conn *c, const struct proto_request *req) {
@@ -415,7 +419,10 @@ static void op_del(server *s, struct conn *c, const struct proto_request *req) {
                 return;
         }
         struct proto_reply reply = { .op = PROTO_OP_DEL, .ok = true };
-        unwire(s, req, r == 0 ? &lease : NULL, &reply);
+        if (unwire(s, req, r == 0 ? &lease : NULL, &reply) < 0) {
+                send_error(s, c, PROTO_E_INTERNAL, "could not remove the pod's rules; see vpc-ipamd's log", true);
+                return;
+        }
         r = store_release(s->o.store, req->att.container_id, req->att.ifname, store_now(s), s->o.cooldown_ms,
                           &lease);
         if (r < 0) {
@@ -464,7 +471,9 @@ static void op_gc(server *s, struct conn *c, const struct proto_request *req) {
         }
         for (size_t i = 0; i < req->n_valid; i++)
                 keys[i] = (struct store_key){ req->valid[i].container_id, req->valid[i].ifname };
-        int r = store_gc(s->o.store, keys, req->n_valid, store_now(s), s->o.cooldown_ms, &gone, &n_gone);
+        /* the plugin removes the rules of what this releases, after the reply */
+        int64_t rest = s->o.cooldown_ms > PODNET_RELEASE_REST_MS ? s->o.cooldown_ms : PODNET_RELEASE_REST_MS;
+        int r = store_gc(s->o.store, keys, req->n_valid, store_now(s), rest, &gone, &n_gone);
         free(keys);
         if (r < 0) {
                 send_error(s, c, PROTO_E_INTERNAL, "the pool store failed; see vpc-ipamd's log", true);

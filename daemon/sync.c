@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "podnet.h"
 #include "sync.h"
 
 static bool managed(const struct eniops *o, const struct ec2_eni *e) {
@@ -510,22 +511,20 @@ static struct gone *gone_entry(sync_pods *p, const struct store_lease *l, int64_
         return g;
 }
 
-/* The pod's rules go while its address is still held (as the server does at
- * DEL), so no pod given the address next can lose its own to this. Only if
- * the lease is still this pod's: a late DEL may have released it meanwhile. */
+/* Released first, so that a late DEL on the server's thread cannot release
+ * it again, with a rest no ADD can cut short (PODNET_RELEASE_REST_MS), then
+ * its rules go: no pod given the address next can lose its own to this. */
 static void release_gone(struct eniops *o, const struct store_lease *l, struct sync_report *rep) {
-        struct store_lease now;
-        if (store_lookup(o->store, l->container_id, l->ifname, &now) < 0 || strcmp(now.ip, l->ip) != 0)
-                return;
-        struct errmsg err = { 0 };
-        int r = o->net ? hostnet_remove_pod_routing(o->net, l->ip, (uint32_t)l->route_table, &err) : 0;
-        if (r < 0)
-                log_warn("could not remove a vanished pod's rules; releasing its address anyway",
-                         LF_STR("ip", l->ip), LF_STR("error", errmsg_text(&err, r)));
-        r = store_release(o->store, l->container_id, l->ifname, o->now_ms(),
-                          (int64_t)o->cfg->pool.ip_cooldown_s * 1000, NULL);
+        int64_t rest = (int64_t)o->cfg->pool.ip_cooldown_s * 1000;
+        int r = store_release(o->store, l->container_id, l->ifname, o->now_ms(),
+                              rest > PODNET_RELEASE_REST_MS ? rest : PODNET_RELEASE_REST_MS, NULL);
         if (r != 1)
                 return;
+        struct errmsg err = { 0 };
+        r = o->net ? hostnet_remove_pod_routing(o->net, l->ip, (uint32_t)l->route_table, &err) : 0;
+        if (r < 0)
+                log_warn("could not remove a vanished pod's rules", LF_STR("ip", l->ip),
+                         LF_STR("error", errmsg_text(&err, r)));
         rep->pods_released++;
         metrics_inc(o->metrics, METRICS_PODS_GONE_RELEASED);
         log_info("released the address of a pod that is gone", LF_STR("ip", l->ip),

@@ -29,6 +29,11 @@
 #include "protocol.h"
 
 #define PODNET_QUEUE_MAX 1024
+/* Where a pod's rules can only be removed after its address was released
+ * (the reconciler's release of a vanished pod; CNI GC, whose rules the plugin
+ * removes), the address rests at least this long whatever IP_COOLDOWN_PERIOD
+ * says, so no new pod can get it, and its rules, before they go. */
+#define PODNET_RELEASE_REST_MS 5000
 #define PODNET_DRAIN_MS 2000
 
 typedef struct podnet podnet;
@@ -43,10 +48,12 @@ podnet *podnet_free(podnet *p);
 /*
  * Undo the host side of att: rules and routes of pod_ip (NULL: none known)
  * looking up route_table (0: any), then host_veth (NULL or "": none named).
- * *ret_veth_queued says whether podnet took the veth (it was this
- * attachment's and is now down, deleted shortly); when false the caller may
- * delete it itself (none there, not this attachment's, or the queue is full).
- * Only one thread may call it. Errors name the rule, route or link.
+ * A negative return means the rules or routes could not all be removed (err
+ * names which): the address must not be released then. *ret_veth_queued
+ * says whether podnet took the veth (it was this attachment's and is now
+ * down, deleted shortly); when false the caller may delete it itself (none
+ * there, not this attachment's, the queue is full, or it could not be taken
+ * down — logged, not an error). Only one thread may call it.
  */
 int podnet_unwire(podnet *p, const struct proto_attachment *att, const char *pod_ip, uint32_t route_table,
                   const char *host_veth, bool *ret_veth_queued, struct errmsg *err);

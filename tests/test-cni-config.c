@@ -122,6 +122,11 @@ START_TEST(test_config_defaults_and_fields) {
         ck_assert(c.veth_delete_sync);
         ck_assert_ptr_nonnull(c.prev_result);
         cni_config_done(&c);
+        /* the earlier "deferred" reads as the default, "async" */
+        ck_assert_int_eq(cfg_parse("{\"cniVersion\":\"1.1.0\",\"name\":\"vpc\",\"type\":\"vpc-cni\","
+                                   "\"vethDelete\":\"deferred\"}", CNI_CMD_DEL, &c, &code, &err), 0);
+        ck_assert(!c.veth_delete_sync);
+        cni_config_done(&c);
 }
 END_TEST
 
