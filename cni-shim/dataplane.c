@@ -11,11 +11,13 @@
  *
  * The veth is created in one message with both ends' names and MTU and the
  * host end's IFF_UP, the peer placed straight into the pod namespace
- * (IFLA_NET_NS_FD), so the pod side never exists under a host name. The host end's name is a hash of
- * (container id, ifname); on a clash with another pod's veth a salted
- * alternate is tried, and the alias "vpc-cni:<ifname>:<container id>" tells
- * ours from theirs — the kernel ignores IFLA_IFALIAS at creation, so it costs
- * one more message.
+ * (IFLA_NET_NS_FD), so the pod side never exists under a host name. The
+ * host end's name is a hash of (container id, ifname); on a clash with
+ * another pod's veth a salted alternate is tried, and the alias
+ * "vpc-cni:<ifname>:<container id>" tells ours from theirs. The kernel
+ * ignores IFLA_IFALIAS at creation, so it is the very next message, sent
+ * while the daemon still chooses the address: an ADD killed in that wait
+ * leaves a veth that DEL, GC and vpc-ipamd's sweep recognise.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,12 +54,12 @@ static void closep(int *fd) { if (*fd >= 0) close(*fd); }
 
 static const char *const step_names[_DP_STEP_MAX] = {
         [DP_STEP_VETH] = "create veth",
+        [DP_STEP_HOST_ALIAS] = "mark host veth",
         [DP_STEP_POD_LINK] = "bring pod interface up",
         [DP_STEP_POD_ADDR] = "add pod address",
         [DP_STEP_POD_GW_ROUTE] = "add pod gateway route",
         [DP_STEP_POD_DEFAULT_ROUTE] = "add pod default route",
         [DP_STEP_POD_NEIGH] = "add pod gateway neighbour",
-        [DP_STEP_HOST_ALIAS] = "mark host veth",
         [DP_STEP_HOST_ROUTE] = "add host route",
         [DP_STEP_RULE_TO] = "add rule to pod",
         [DP_STEP_RULE_FROM] = "add rule from pod",
@@ -245,7 +247,8 @@ static int make_veth(struct dp_wiring *c, struct errmsg *err) {
 }
 
 /* The MTU became known only after the veth was made (it came from the
- * daemon's reply): the two link changes that follow carry it, no extra message. */
+ * daemon's reply): the pod end's change that brings it up carries it, and
+ * the host end gets one message more. */
 static bool mtu_pending(const struct dp_wiring *c) {
         return c->pod.mtu && c->pod.mtu != c->veth_mtu;
 }
@@ -271,7 +274,17 @@ static int pod_link(struct dp_wiring *c, struct errmsg *err) {
         if (mtu_pending(c))
                 rtnl_link_set_mtu(up, c->pod.mtu);
         r = netns_nl_errno(rtnl_link_change(c->podsk, pl, up, 0));
-        return r < 0 ? errmsg_set(err, r, "cannot bring %s up: %s", c->pod.ifname, strerror(-r)) : 0;
+        if (r < 0)
+                return errmsg_set(err, r, "cannot bring %s up: %s", c->pod.ifname, strerror(-r));
+        if (!mtu_pending(c))
+                return 0;
+        _cleanup_(link_putp) struct rtnl_link *host = rtnl_link_alloc(), *mtu = rtnl_link_alloc();
+        if (!host || !mtu)
+                return -ENOMEM;
+        rtnl_link_set_ifindex(host, c->host_index);
+        rtnl_link_set_mtu(mtu, c->pod.mtu);
+        r = netns_nl_errno(rtnl_link_change(c->host, host, mtu, 0));
+        return r < 0 ? errmsg_set(err, r, "cannot set the MTU of %s to %u: %s", c->name, c->pod.mtu, strerror(-r)) : 0;
 }
 
 static int pod_addr(struct dp_wiring *c) {
@@ -338,10 +351,10 @@ static int host_alias(struct dp_wiring *c) {
         int r = -ENOMEM;
         if (orig && change) {
                 proto_veth_alias(c->pod.container_id, c->pod.ifname, alias);
-                rtnl_link_set_ifindex(orig, c->host_index);
+                /* its index is learned later, from the pod end: the kernel finds it by name */
+                rtnl_link_set_name(orig, c->name);
+                rtnl_link_set_name(change, c->name);
                 rtnl_link_set_ifalias(change, alias);
-                if (mtu_pending(c))
-                        rtnl_link_set_mtu(change, c->pod.mtu);
                 r = netns_nl_errno(rtnl_link_change(c->host, orig, change, 0));
         }
         if (orig)
@@ -503,7 +516,7 @@ int dp_wiring_veth(dp_wiring *c, struct errmsg *err) {
         if (c->made)
                 return errmsg_set(err, -EALREADY, "the veth of this pod is already made");
         int r = ensure_forwarding(err);
-        return r < 0 ? r : run_steps(c, DP_STEP_VETH, DP_STEP_VETH + 1, err);
+        return r < 0 ? r : run_steps(c, DP_STEP_VETH, DP_STEP_POD_LINK, err);
 }
 
 int dp_wiring_finish(dp_wiring *c, const char *ip, uint32_t route_table, unsigned mtu, struct dp_links *ret,

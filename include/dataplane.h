@@ -36,12 +36,12 @@
 /* The steps of dp_add(), in order; the fault hook is called before each. */
 enum dp_step {
         DP_STEP_VETH,
+        DP_STEP_HOST_ALIAS,
         DP_STEP_POD_LINK,
         DP_STEP_POD_ADDR,
         DP_STEP_POD_GW_ROUTE,
         DP_STEP_POD_DEFAULT_ROUTE,
         DP_STEP_POD_NEIGH,
-        DP_STEP_HOST_ALIAS,
         DP_STEP_HOST_ROUTE,
         DP_STEP_RULE_TO,
         DP_STEP_RULE_FROM,
@@ -80,11 +80,14 @@ int dp_veth_name(const char *prefix, const char *container_id, const char *ifnam
  *   dp_wiring_open()    opens the pod namespace and both netlink sockets
  *                       (-ENOENT: no such namespace, -EINVAL: not one); pod->ip,
  *                       route_table and mtu may still be unset;
- *   dp_wiring_veth()    makes the veth pair (DP_STEP_VETH) with pod->mtu when set;
- *                       -EEXIST: I already exists in the pod namespace;
+ *   dp_wiring_veth()    makes the veth pair (DP_STEP_VETH) with pod->mtu when set,
+ *                       and marks it with the attachment's alias at once, so
+ *                       even an ADD killed while the daemon answers leaves a
+ *                       veth that DEL, GC and vpc-ipamd recognise; -EEXIST: I
+ *                       already exists in the pod namespace;
  *   dp_wiring_finish()  every later step for address ip in route_table; a
  *                       non-zero mtu differing from the veth's is applied to both
- *                       ends within the changes the steps make anyway.
+ *                       ends (the pod end's within the change that brings it up).
  * dp_wiring_free() undoes everything made unless dp_wiring_finish() succeeded;
  * a failing part has already undone it all. pod's strings are borrowed until free.
  */

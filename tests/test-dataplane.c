@@ -327,6 +327,10 @@ START_TEST(test_wiring_in_parts) {
         cJSON *links = testlib_ipj(NULL, "link show");
         ck_assert_int_eq(cJSON_GetArraySize(links), 2);
         cJSON_Delete(links);
+        /* already marked as this attachment's, before any address: were the
+         * plugin killed now, DEL, GC and vpc-ipamd would know the veth */
+        char name[PROTO_IFNAME_MAX + 1];
+        ck_assert_msg(dp_host_veth(&p, NULL, name, &err) == 0, "dp_host_veth: %s", err.text);
         w = dp_wiring_free(w);
         assert_home();
         assert_clean(ns);
