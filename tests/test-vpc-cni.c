@@ -667,11 +667,9 @@ END_TEST
 /* DEL names the host veth to the daemon; when the daemon says it undid the
  * host side (rules, veth down and queued), the plugin leaves it all alone —
  * this fake only says so, so everything is still there to see. Without that
- * answer, or with "vethDelete": "sync", the plugin removes everything itself. */
-/* DEL names the host veth to the daemon; when the daemon says it undid the
- * host side (rules, veth down and queued), the plugin leaves it all alone —
- * this fake only says so, so everything is still there to see. Without that
- * answer, or with "vethDelete": "sync", the plugin removes everything itself. */
+ * answer the plugin removes everything itself; with "unwired" but no veth
+ * taken (as with "vethDelete": "sync", which names none) it deletes only the
+ * veth, leaving the rules to the daemon. */
 START_TEST(test_del_leaves_host_side_to_daemon) {
         struct fake f;
         struct run r;
@@ -698,6 +696,10 @@ START_TEST(test_del_leaves_host_side_to_daemon) {
         ck_assert_int_eq(r.status, 0);
         ck_assert_str_eq(f.del_host_veth, "");
         ck_assert(host_links());
+        ck_assert_int_eq(testlib_sh("ip rule show | grep -q 'to 10.0.1.100 lookup main'"), 0);   /* the daemon's */
+        ck_assert_int_eq(testlib_sh("ip rule del to 10.0.1.100 lookup main prio 512 && "
+                                    "ip rule del from 10.0.1.100 lookup 2 prio 1536"), 0);
+        ck_assert(clean_host());
         /* the daemon says it did it all: the plugin touches nothing */
         plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
         ck_assert_int_eq(r.status, 0);

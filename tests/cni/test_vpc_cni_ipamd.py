@@ -295,9 +295,10 @@ def test_two_clusters_in_one_vpc_reach_each_other_without_nat():
 
 def test_del_hands_the_veth_to_the_daemon():
     """DEL returns with the pod's rules gone and its veth down; vpc-ipamd deletes
-    the veth right after. The address, released with no cooldown, goes straight
-    to the next pod with its rules in place; an ADD of the same attachment right
-    after its DEL replaces a veth still waiting for deletion."""
+    the veth right after (counted in its metrics). The address, released with no
+    cooldown, can go straight to the next pod, which gets its rules. An ADD of an
+    attachment whose veth is down (as DEL leaves it until vpc-ipamd deletes it)
+    replaces that veth."""
     w = harness.WorldFixture(nodes=1)
     n = Node(w, 0, {"IP_COOLDOWN_PERIOD": "0", "WARM_IP_TARGET": "1", "MINIMUM_IP_TARGET": "3"})
     try:
@@ -312,7 +313,9 @@ def test_del_hands_the_veth_to_the_daemon():
         assert state.returncode != 0 or "UP" not in json.loads(state.stdout)[0]["flags"], state.stdout
         assert ip_a not in n.rules(), n.rules()
         wait_for(lambda: veth_a not in n.veths(), timeout=5, what="the veth deleted by vpc-ipamd")
-        # the next pod gets the same address at once; its rules stay
+        wait_for(lambda: "\nvpcipam_pod_veths_deleted_total 1\n" in n.d.http("/metrics", metrics=True)[1],
+                 timeout=5, what="the deletion counted")
+        # the address goes to the next pod at once, with its rules
         got = set()
         for i in range(4):
             ip_b, out_b = n.add(f"b{i}", ns_b if i == 0 else n.pod())
@@ -321,15 +324,51 @@ def test_del_hands_the_veth_to_the_daemon():
                 break
         assert ip_a in got, (ip_a, got)
         assert f"from all to {ip_a} lookup main" in n.rules(), n.rules()
-        # ADD again the attachment just deleted, into its namespace
-        ip_a2, out_a2 = n.add("a", ns_a)
-        rc, res = n.cni("DEL", "a", ns_a, prev=out_a2)
-        assert rc == 0, res
-        ip_a3, out_a3 = n.add("a", ns_a)
-        rc, res = n.cni("CHECK", "a", ns_a, prev=out_a3)
+        # a downed veth of the attachment is replaced, not "interface exists"
+        ip_c, out_c = n.add("c", ns_a)
+        veth_c = out_c["interfaces"][0]["name"]
+        index = json.loads(n.sh("ip", "-j", "link", "show", veth_c).stdout)[0]["ifindex"]
+        assert n.sh("ip", "link", "set", veth_c, "down").returncode == 0
+        ip_c2, out_c2 = n.add("c", ns_a)
+        assert ip_c2 == ip_c
+        now = json.loads(n.sh("ip", "-j", "link", "show", veth_c).stdout)[0]
+        assert now["ifindex"] != index and "UP" in now["flags"], now
+        rc, res = n.cni("CHECK", "c", ns_a, prev=out_c2)
         assert rc == 0, res
         log = open(n.d.log).read()
-        assert "could not" not in log, [l for l in log.splitlines() if "could not" in l]
+        assert "could not" not in log, [line for line in log.splitlines() if "could not" in line]
+    finally:
+        n.close()
+        w.down()
+
+
+def test_start_deletes_the_veths_a_killed_daemon_left():
+    """A vpc-ipamd killed between taking a DEL'd pod's veth down and deleting it
+    leaves the veth down; the next one deletes, at start, every down veth marked
+    vpc-cni whose attachment holds no address — and nothing else."""
+    w = harness.WorldFixture(nodes=1)
+    n = Node(w, 0, {"MINIMUM_IP_TARGET": "3", "WARM_IP_TARGET": "1"})
+    try:
+        n.d.start()
+        wait_for(lambda: n.d.pool()["available"] >= 2, timeout=20, what="warm pool")
+        ns = n.pod()
+        ip, out = n.add("held", ns)
+        held_veth = out["interfaces"][0]["name"]
+        assert n.d.stop() == 0
+        for name, alias, up in (("eniorphan1", "vpc-cni:eth0:gone-pod", False),
+                                ("eniorphan2", "vpc-cni:eth0:up-pod", True),
+                                ("eniother1", "someone else's", False)):
+            assert n.sh("ip", "link", "add", name, "type", "veth", "peer", "name", name + "p").returncode == 0
+            assert n.sh("ip", "link", "set", name, "alias", alias).returncode == 0
+            if up:
+                assert n.sh("ip", "link", "set", name, "up").returncode == 0
+        assert n.sh("ip", "link", "set", held_veth, "down").returncode == 0   # down, but its pod holds an address
+        n.d = Daemon(w, 0, n.d.env)
+        n.d.start()
+        wait_for(lambda: "eniorphan1" not in n.veths(), timeout=5, what="the orphan deleted")
+        links = [x["ifname"] for x in json.loads(n.sh("ip", "-j", "link", "show").stdout)]
+        assert {"eniorphan2", "eniother1", held_veth} <= set(links), links
+        assert n.held().get("held") == ip
     finally:
         n.close()
         w.down()
