@@ -17,7 +17,7 @@
  * "vpc-cni:<ifname>:<container id>" tells ours from theirs. The kernel
  * ignores IFLA_IFALIAS at creation, so it is the very next message, sent
  * while the daemon still chooses the address: an ADD killed in that wait
- * leaves a veth that DEL, GC and vpc-ipamd's sweep recognise.
+ * leaves a veth that DEL and GC recognise (and the namespace takes along).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -201,8 +201,9 @@ static int create_veth(struct dp_wiring *c) {
 
 /*
  * The name is taken. Our own veth of this attachment is stale when it is
- * down (a DEL took it down and vpc-ipamd has not deleted it yet) or has no
- * pod end (an interrupted ADD): remove it and retry. Up and wired, it is the
+ * down (a DEL took it down and vpc-ipamd has not deleted it yet) or its pod
+ * end is not in this namespace (an earlier ADD into another one): remove it
+ * and retry. Up and wired, it is the
  * attachment itself: -EEXIST. Anyone else's: leave it, -EADDRINUSE (the
  * caller tries the next name).
  */
@@ -778,9 +779,8 @@ int dp_gc(const char *veth_prefix, const struct proto_attachment *valid, size_t 
         int r = netns_nl_socket_here(&host);
         if (r < 0)
                 return errmsg_set(err, r, "cannot open a netlink socket: %s", strerror(-r));
-        r = gc_veths(host, veth_prefix, valid, n_valid, &removed);
-        if (r < 0)
-                return errmsg_set(err, r, "cannot remove leftover veths: %s", strerror(-r));
+        /* The rules first: the released addresses rest only a few seconds
+         * (PODNET_RELEASE_REST_MS), and each veth deletion waits ~20 ms. */
         for (size_t i = 0; i < n_released; i++) {
                 r = rule_remove_all(host, false, released[i], DP_RULE_PRIO_TO, &removed);
                 if (r >= 0)
@@ -788,6 +788,7 @@ int dp_gc(const char *veth_prefix, const struct proto_attachment *valid, size_t 
                 if (r < 0)
                         return errmsg_set(err, r, "cannot remove the rules of %s: %s", released[i], strerror(-r));
         }
+        r = gc_veths(host, veth_prefix, valid, n_valid, &removed);
         *ret_removed = removed;
-        return 0;
+        return r < 0 ? errmsg_set(err, r, "cannot remove leftover veths: %s", strerror(-r)) : 0;
 }

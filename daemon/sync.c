@@ -515,6 +515,10 @@ static struct gone *gone_entry(sync_pods *p, const struct store_lease *l, int64_
  * it again, with a rest no ADD can cut short (PODNET_RELEASE_REST_MS), then
  * its rules go: no pod given the address next can lose its own to this. */
 static void release_gone(struct eniops *o, const struct store_lease *l, struct sync_report *rep) {
+        struct store_lease now;
+        /* still the lease that was seen gone (not a new one of a reused container id) */
+        if (store_lookup(o->store, l->container_id, l->ifname, &now) < 0 || strcmp(now.ip, l->ip) != 0)
+                return;
         int64_t rest = (int64_t)o->cfg->pool.ip_cooldown_s * 1000;
         int r = store_release(o->store, l->container_id, l->ifname, o->now_ms(),
                               rest > PODNET_RELEASE_REST_MS ? rest : PODNET_RELEASE_REST_MS, NULL);

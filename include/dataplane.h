@@ -83,8 +83,8 @@ int dp_veth_name(const char *prefix, const char *container_id, const char *ifnam
  *   dp_wiring_veth()    makes the veth pair (DP_STEP_VETH) with pod->mtu when set,
  *                       and marks it with the attachment's alias at once, so
  *                       even an ADD killed while the daemon answers leaves a
- *                       veth that DEL, GC and vpc-ipamd recognise; -EEXIST: I
- *                       already exists in the pod namespace;
+ *                       veth that DEL and GC recognise; -EEXIST: I already
+ *                       exists in the pod namespace;
  *   dp_wiring_finish()  every later step for address ip in route_table; a
  *                       non-zero mtu differing from the veth's is applied to both
  *                       ends (the pod end's within the change that brings it up).

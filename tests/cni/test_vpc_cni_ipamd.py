@@ -335,6 +335,12 @@ def test_del_hands_the_veth_to_the_daemon():
         assert now["ifindex"] != index and "UP" in now["flags"], now
         rc, res = n.cni("CHECK", "c", ns_a, prev=out_c2)
         assert rc == 0, res
+        # what CNI GC releases rests (its rules go after the release), even with no cooldown
+        ip_g, _ = n.add("gcme", n.pod())
+        keep = [{"containerID": c, "ifname": "eth0"} for c in n.held() if c != "gcme"]
+        rc, res = n.cni("GC", "", "", conf_extra={"cni.dev/valid-attachments": keep})
+        assert rc == 0 and "gcme" not in n.held(), (res, n.held())
+        assert "\nvpcipam_cooldown_ip_addresses 1\n" in n.d.http("/metrics", metrics=True)[1]
         log = open(n.d.log).read()
         assert "could not" not in log, [line for line in log.splitlines() if "could not" in line]
     finally:
@@ -355,9 +361,11 @@ def test_start_deletes_the_veths_a_killed_daemon_left():
         ip, out = n.add("held", ns)
         held_veth = out["interfaces"][0]["name"]
         assert n.d.stop() == 0
-        for name, alias, up in (("eniorphan1", "vpc-cni:eth0:gone-pod", False),
-                                ("eniorphan2", "vpc-cni:eth0:up-pod", True),
-                                ("eniother1", "someone else's", False)):
+        # the orphan last: the sweep queues in link order, so a survivor wrongly
+        # queued would be deleted before the orphan the test waits for
+        for name, alias, up in (("eniorphan2", "vpc-cni:eth0:up-pod", True),
+                                ("eniother1", "someone else's", False),
+                                ("eniorphan1", "vpc-cni:eth0:gone-pod", False)):
             assert n.sh("ip", "link", "add", name, "type", "veth", "peer", "name", name + "p").returncode == 0
             assert n.sh("ip", "link", "set", name, "alias", alias).returncode == 0
             if up:
