@@ -26,7 +26,7 @@ static void request(const uint8_t *data, size_t size) {
         }
         if (proto_request_encode(&req, &json) < 0 || proto_request_decode(json, strlen(json), &again, &e) < 0 ||
             again.op != req.op || strcmp(again.att.container_id, req.att.container_id) != 0 ||
-            again.n_valid != req.n_valid)
+            strcmp(again.host_veth, req.host_veth) != 0 || again.n_valid != req.n_valid)
                 abort();
         proto_request_done(&again);
         proto_request_done(&req);
@@ -39,7 +39,8 @@ static void reply(enum proto_op op, const uint8_t *data, size_t size) {
         if (proto_reply_decode(op, data, size, &r, NULL) < 0)
                 return;
         if (proto_reply_encode(&r, &json) < 0 || proto_reply_decode(op, json, strlen(json), &again, NULL) < 0 ||
-            again.ok != r.ok || (r.ok && strcmp(again.addr.ip, r.addr.ip) != 0))
+            again.ok != r.ok || (r.ok && strcmp(again.addr.ip, r.addr.ip) != 0) || again.unwired != r.unwired ||
+            again.veth_queued != r.veth_queued)
                 abort();
         proto_reply_done(&again);
         proto_reply_done(&r);
