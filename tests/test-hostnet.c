@@ -25,9 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <linux/capability.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
@@ -501,23 +499,13 @@ END_TEST
 
 /* Lower or raise CAP_NET_ADMIN in this process's effective set (it stays
  * permitted, and `ip` run by system() gets it back: it runs as root). */
-static void net_admin(bool on) {
-        struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-        struct __user_cap_data_struct data[2];
-        ck_assert_int_eq(syscall(SYS_capget, &hdr, data), 0);
-        uint32_t bit = 1u << (CAP_NET_ADMIN % 32);
-        data[CAP_NET_ADMIN / 32].effective = on ? data[CAP_NET_ADMIN / 32].effective | bit
-                                                : data[CAP_NET_ADMIN / 32].effective & ~bit;
-        ck_assert_int_eq(syscall(SYS_capset, &hdr, data), 0);
-}
-
 /* Setup without CAP_NET_ADMIN: -EPERM, and the message names the first
  * object that needed a change. */
 static void setup_fails_at(hostnet *h, const struct hostnet_eni *e, const char *object) {
         struct errmsg err = { 0 };
-        net_admin(false);
+        testlib_net_admin(false);
         int r = hostnet_setup_eni(h, e, &err);
-        net_admin(true);
+        testlib_net_admin(true);
         ck_assert_int_eq(r, -EPERM);
         ck_assert_msg(strstr(err.text, e->mac) && strstr(err.text, "(eth1)") && strstr(err.text, object),
                       "wanted \"%s\" in: %s", object, err.text);
@@ -533,9 +521,9 @@ START_TEST(test_failures_name_the_object) {
         struct hostnet_eni e = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
         setup_fails_at(h, &e, "cannot bring the link up with MTU 9001: Operation not permitted");
         setup_ok(h, &e);
-        net_admin(false);
+        testlib_net_admin(false);
         setup_ok(h, &e);
-        net_admin(true);
+        testlib_net_admin(true);
         struct { const char *breaks, *named; } cases[] = {
                 { "ip rule del prio 32765", "cannot add rule from 10.0.1.10/32 lookup 2 prio 32765" },
                 { "ip route flush table 2", "cannot add route 10.0.1.1/32 scope link table 2" },
@@ -549,14 +537,14 @@ START_TEST(test_failures_name_the_object) {
                 setup_fails_at(h, &e, cases[i].named);
                 setup_ok(h, &e);
         }
-        net_admin(false);
+        testlib_net_admin(false);
         int r = hostnet_teardown_eni(h, &e, &err);
         ck_assert_int_eq(r, -EPERM);
         ck_assert_msg(strstr(err.text, "rules lookup 2 prio 32765"), "message: %s", err.text);
         /* deleted without a dump: the kernel refuses before it looks */
         ck_assert_int_eq(hostnet_remove_pod_routing(h, "10.0.1.10", 2, &err), -EPERM);
         ck_assert_msg(strstr(err.text, "pod 10.0.1.10: cannot remove host route 10.0.1.10/32"), "message: %s", err.text);
-        net_admin(true);
+        testlib_net_admin(true);
         hostnet_free(h);
 }
 END_TEST

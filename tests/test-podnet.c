@@ -13,8 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/syscall.h>
-#include <linux/capability.h>
 
 #include "podnet.h"
 #include "testlib.h"
@@ -113,16 +111,6 @@ START_TEST(test_unwire_touches_only_this_attachment) {
 }
 END_TEST
 
-static void net_admin(bool on) {
-        struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-        struct __user_cap_data_struct data[2];
-        ck_assert_int_eq(syscall(SYS_capget, &hdr, data), 0);
-        uint32_t bit = 1u << (CAP_NET_ADMIN % 32);
-        data[CAP_NET_ADMIN / 32].effective = on ? data[CAP_NET_ADMIN / 32].effective | bit
-                                                : data[CAP_NET_ADMIN / 32].effective & ~bit;
-        ck_assert_int_eq(syscall(SYS_capset, &hdr, data), 0);
-}
-
 /* Rules that cannot be removed are an error (the server then keeps the
  * address); the veth is left untouched and not queued. */
 START_TEST(test_unwire_fails_when_rules_cannot_go) {
@@ -133,9 +121,9 @@ START_TEST(test_unwire_fails_when_rules_cannot_go) {
         make_pod("enipod3", "c3", "10.0.1.23");
         ck_assert_int_eq(podnet_new(NULL, &p, &err), 0);
         struct proto_attachment a = att("c3");
-        net_admin(false);
+        testlib_net_admin(false);
         int r = podnet_unwire(p, &a, "10.0.1.23", 3, "enipod3", &queued, &err);
-        net_admin(true);
+        testlib_net_admin(true);
         ck_assert_int_eq(r, -EPERM);
         ck_assert(!queued);
         ck_assert_ptr_nonnull(strstr(err.text, "10.0.1.23"));

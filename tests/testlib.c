@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/capability.h>
 
 #include "testlib.h"
 
@@ -48,6 +50,16 @@ int testlib_run(Suite *s) {
         int failed = srunner_ntests_failed(sr);
         srunner_free(sr);
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+void testlib_net_admin(bool on) {
+        struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct data[2];
+        ck_assert_int_eq(syscall(SYS_capget, &hdr, data), 0);
+        uint32_t bit = 1u << (CAP_NET_ADMIN % 32);
+        data[CAP_NET_ADMIN / 32].effective = on ? data[CAP_NET_ADMIN / 32].effective | bit
+                                                : data[CAP_NET_ADMIN / 32].effective & ~bit;
+        ck_assert_int_eq(syscall(SYS_capset, &hdr, data), 0);
 }
 
 int testlib_sh(const char *fmt, ...) {

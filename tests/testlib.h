@@ -26,6 +26,10 @@ const char *testlib_path(const char *name);
 /* Run a shell command built from fmt (for `ip` state checks); its exit status, or -1. */
 int testlib_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Raise or drop CAP_NET_ADMIN from the calling thread's effective set (it
+ * stays permitted, so it can come back): how a case sees the kernel refuse. */
+void testlib_net_admin(bool on);
+
 /*
  * Whether the fields of e equal the npairs key/value string pairs in ap
  * (numbers compared as decimal text; a missing field equals "").
