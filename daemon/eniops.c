@@ -104,6 +104,14 @@ static int64_t intent_begin(struct eniops *o, const char *kind, const char *toke
         return id;
 }
 
+int eniops_forget_eni(struct eniops *o, const char *eni_id) {
+        int r = store_eni_remove(o->store, eni_id, true, NULL);
+        if (r < 0)
+                log_error_errno(r, "could not forget an ENI in the store; the next EC2 pass retries",
+                                LF_STR("eni", eni_id));
+        return r;
+}
+
 static void intent_end(struct eniops *o, int64_t id, enum store_intent_state st, cJSON *result) {
         char *json = result ? cJSON_PrintUnformatted(result) : NULL;
         int r = store_intent_end(o->store, id, st, json, o->now_ms());
@@ -314,7 +322,7 @@ static void discard_created(struct eniops *o, struct new_eni *ne) {
                 log_warn("could not delete an ENI that failed to attach; retried at the next start",
                          LF_STR("eni", ne->id), LF_STR("code", e.code));
         if (ne->id[0])
-                store_eni_remove(o->store, ne->id, true, NULL);
+                (void)eniops_forget_eni(o, ne->id);
         if (r == 0 && ne->create_intent > 0)
                 intent_end(o, ne->create_intent, STORE_INTENT_UNDONE, NULL);
 }
@@ -605,7 +613,7 @@ static int finish_delete(struct eniops *o, const struct store_eni *se) {
                 return r;
         }
         teardown_link(o, se);
-        store_eni_remove(o->store, se->id, true, NULL);
+        (void)eniops_forget_eni(o, se->id);
         intent_end(o, id, STORE_INTENT_DONE, NULL);
         metrics_inc(o->metrics, METRICS_ENIS_DELETED);
         log_info("deleted ENI", LF_STR("eni", se->id), LF_INT("device_index", se->device_index));
@@ -681,7 +689,7 @@ int eniops_leak_cleanup(struct eniops *o, size_t *ret_deleted) {
                                 deleted++;
                                 metrics_inc(o->metrics, METRICS_LEAKED_ENIS_DELETED);
                                 log_info("deleted a leaked ENI", LF_STR("eni", eni->id));
-                                store_eni_remove(o->store, eni->id, true, NULL);
+                                (void)eniops_forget_eni(o, eni->id);
                         } else {
                                 log_warn("could not delete a leaked ENI; retried at the next cleanup",
                                          LF_STR("eni", eni->id), LF_STR("code", e.code),

@@ -234,7 +234,9 @@ static void housekeeping(reconciler *r) {
                 if (node_refresh_vpc_cidrs(o->node, o->imds, &changed, &err) == 0 && changed) {
                         char buf[512];
                         node_vpc_cidrs_string(o->node, buf, sizeof buf);
-                        store_meta_set(o->store, "vpc_cidrs", buf);
+                        int rc = store_meta_set(o->store, "vpc_cidrs", buf);
+                        if (rc < 0)
+                                log_error_errno(rc, "could not record the VPC's CIDRs", LF_STR("vpc_cidrs", buf));
                         log_info("the VPC's CIDRs changed", LF_STR("vpc_cidrs", buf));
                 }
         }

@@ -379,7 +379,7 @@ static enum store_intent_state settle_eni(struct eniops *o, const struct ec2_eni
                          LF_STR("eni", e->id), LF_STR("code", err.code));
                 return STORE_INTENT_FAILED;
         }
-        store_eni_remove(o->store, e->id, true, NULL);
+        (void)eniops_forget_eni(o, e->id);
         rep->enis_deleted++;
         log_info("deleted the ENI of an interrupted operation", LF_STR("eni", e->id));
         return STORE_INTENT_UNDONE;
@@ -397,7 +397,7 @@ static enum store_intent_state resolve(struct eniops *o, const struct store_inte
                 return STORE_INTENT_DONE; /* assign/unassign/tag: the EC2 pass made the store match */
         if (r == -ENOENT) {
                 if (it->eni_id[0])
-                        store_eni_remove(o->store, it->eni_id, true, NULL);
+                        (void)eniops_forget_eni(o, it->eni_id);
                 return STORE_INTENT_UNDONE; /* nothing exists: nothing to undo */
         }
         if (r < 0)
@@ -417,7 +417,12 @@ int sync_intents(struct eniops *o, struct sync_report *rep, struct errmsg *err) 
                 enum store_intent_state st = resolve(o, &its[i], rep);
                 if (st == STORE_INTENT_OPEN)
                         continue;
-                store_intent_end(o->store, its[i].id, st, "{\"resolved_at_start\":true}", o->now_ms());
+                r = store_intent_end(o->store, its[i].id, st, "{\"resolved_at_start\":true}", o->now_ms());
+                if (r < 0) {
+                        log_error_errno(r, "could not record a resolved intent; resolved again next time",
+                                        LF_INT("intent", its[i].id));
+                        continue;
+                }
                 rep->intents_resolved++;
                 log_info("resolved an interrupted operation", LF_STR("kind", its[i].kind),
                          LF_STR("eni", its[i].eni_id), LF_STR("outcome", store_intent_state_name(st)));

@@ -163,7 +163,8 @@ static void check_store_owner(struct ipamd *d) {
         char owner[IMDS_ID_MAX];
         int r = store_meta_get(d->store, "instance_id", owner, sizeof owner);
         if (r == -ENOENT) {
-                store_meta_set(d->store, "instance_id", d->node.instance_id);
+                if ((r = store_meta_set(d->store, "instance_id", d->node.instance_id)) < 0)
+                        fatal("cannot record the store's instance", r, NULL);
                 return;
         }
         if (r < 0 || strcmp(owner, d->node.instance_id) != 0) {
@@ -196,7 +197,8 @@ static void open_stores(struct ipamd *d) {
         }
         char buf[512];
         node_vpc_cidrs_string(&d->node, buf, sizeof buf);
-        store_meta_set(d->store, "vpc_cidrs", buf);
+        if ((r = store_meta_set(d->store, "vpc_cidrs", buf)) < 0)
+                log_error_errno(r, "could not record the VPC's CIDRs", LF_STR("vpc_cidrs", buf));
 }
 
 static void start_server(struct ipamd *d) {

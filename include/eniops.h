@@ -87,3 +87,8 @@ const char *eniops_tag(const struct ec2_eni *e, const char *key);
 
 /* Set o->reason from an EC2 failure; subnet exhaustion also blocks growth for a while. */
 void eniops_note_failure(struct eniops *o, const char *what, int r, const struct ec2_error *e);
+
+/* Forget an ENI that EC2 no longer has (or that was just deleted) with its
+ * addresses; a store failure is logged (the next EC2 pass forgets it again)
+ * and returned. */
+int eniops_forget_eni(struct eniops *o, const char *eni_id);
