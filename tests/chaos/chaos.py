@@ -243,10 +243,20 @@ class Chaos:
         for line in rules.splitlines():
             if line.startswith(("512:", "1536:")) and not any(f" {ip} " in line + " " for ip in self.pods.values()):
                 self.violate(f"{when}: a pod rule without a live pod: {line.strip()}")
-        veths = [x["ifname"] for x in json.loads(self.host("-j", "link", "show") or "[]")
-                 if x["ifname"].startswith("eni")]
+        def veths_now():
+            return [x["ifname"] for x in json.loads(self.host("-j", "link", "show") or "[]")
+                    if x["ifname"].startswith("eni")]
+        # vpc-ipamd deletes a DEL'd pod's veth right after answering, on its own thread
+        try:
+            wait_for(lambda: len(veths_now()) == len(self.pods), timeout=5, interval=0.05,
+                     what="the veths of deleted pods to go")
+        except AssertionError:
+            pass  # reported below
+        veths = veths_now()
         if len(veths) != len(self.pods):
-            self.violate(f"{when}: {len(veths)} pod veths on the host for {len(self.pods)} live pods")
+            detail = [(x["ifname"], x.get("operstate"), x.get("ifalias", ""))
+                      for x in json.loads(self.host("-j", "link", "show") or "[]") if x["ifname"].startswith("eni")]
+            self.violate(f"{when}: {len(veths)} pod veths on the host for {len(self.pods)} live pods: {detail}")
         self.inject()
 
     # --- the run ---------------------------------------------------------------------------
