@@ -144,7 +144,8 @@ def test_ctr_run_cni_gets_and_releases_a_vpc_address():
     assert calls == want, calls
     assert not any(f"default-{n}" in e.pods() for n in names), e.pods()
     assert e.d.pool()["assigned"] == 0, e.d.pool()
-    assert e.host_state() == ([], []), e.host_state()
+    # vpc-ipamd deletes the DEL'd veths on its own thread, right after answering
+    wait_for(lambda: e.host_state() == ([], []), timeout=5, what=f"no veth or rule left: {e.host_state()}")
     left = e.c.ctr("containers", "ls", "-q").stdout.split()
     assert not set(names) & set(left), left
 
@@ -186,7 +187,7 @@ def test_cri_sandbox_run_stop_remove():
     calls = [c for c in e.c.calls()[calls0:] if not c.startswith(("STATUS", "VERSION"))]
     assert calls == [f"ADD id={sid} netns={netns} prev=no", f"DEL id={sid} netns={netns} prev=yes",
                      f"DEL id={sid} netns= prev=no"], calls
-    assert e.host_state() == ([], []), e.host_state()
+    wait_for(lambda: e.host_state() == ([], []), timeout=5, what=f"no veth or rule left: {e.host_state()}")
     assert sid not in cri("list")["ids"]
     print(f"# CRI: RunPodSandbox {runp_ms:.0f} ms, StopPodSandbox {stopp_ms:.0f} ms", flush=True)
 
