@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,12 +44,28 @@ const char *testlib_path(const char *name) {
         return path;
 }
 
+/*
+ * The cases' directories are made inside one directory of the run's (through
+ * TMPDIR), which the runner removes at the end: a case that fails ends its
+ * child without the atexit() that removes its own directory.
+ */
 int testlib_run(Suite *s) {
+        const char *base = getenv("TMPDIR");
+        char run_dir[256];
+        snprintf(run_dir, sizeof run_dir, "%s/vpc-ipam-test.XXXXXX", base && *base ? base : "/tmp");
+        /* 0755: a case may let an unprivileged process reach into its own (0700) directory */
+        bool own_dir = mkdtemp(run_dir) && chmod(run_dir, 0755) == 0 && setenv("TMPDIR", run_dir, 1) == 0;
         SRunner *sr = srunner_create(s);
         srunner_set_tap(sr, "-");
         srunner_run_all(sr, CK_SILENT);
         int failed = srunner_ntests_failed(sr);
         srunner_free(sr);
+        if (own_dir) {
+                char cmd[300];
+                snprintf(cmd, sizeof cmd, "rm -rf '%s'", run_dir);
+                if (system(cmd) != 0)
+                        fprintf(stderr, "testlib: could not remove %s\n", run_dir);
+        }
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 

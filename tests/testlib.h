@@ -3,8 +3,8 @@
  *
  * Suites report in TAP on stdout (scripts/test counts the cases across all
  * suites) and run each case in a forked child, so a crash fails one case and
- * not the run. testlib_tmpdir() gives each case a private directory that is
- * removed when the suite ends.
+ * not the run. testlib_tmpdir() gives each case a private directory, inside
+ * one of the run's that is removed when the suite ends, even after failures.
  */
 #pragma once
 
