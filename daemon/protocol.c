@@ -797,14 +797,9 @@ int proto_call_send(const char *socket_path, const struct proto_request *req, in
 
 int proto_call_recv(struct proto_pending *p, struct proto_reply *ret, struct errmsg *err) {
         int r = recv_reply(p->fd, p->op, p->deadline, ret, err);
-        proto_call_abandon(p);
-        return r;
-}
-
-void proto_call_abandon(struct proto_pending *p) {
-        if (p->fd >= 0)
-                close(p->fd);
+        close(p->fd);
         p->fd = -1;
+        return r;
 }
 
 int proto_call(const char *socket_path, const struct proto_request *req, int deadline_ms,

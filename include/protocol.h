@@ -169,8 +169,8 @@ int proto_call(const char *socket_path, const struct proto_request *req, int dea
 /* proto_call() in two halves, so the caller can work while the daemon
  * answers: proto_call_send() connects and sends (proto_call()'s errors) and
  * leaves the call pending; proto_call_recv() waits for the reply until the
- * deadline given to send and ends the call; proto_call_abandon() ends it
- * unanswered. */
+ * deadline given to send and ends the call (it must be called once for
+ * every successful send). */
 struct proto_pending {
         int fd;
         enum proto_op op;
@@ -179,7 +179,6 @@ struct proto_pending {
 int proto_call_send(const char *socket_path, const struct proto_request *req, int deadline_ms,
                     struct proto_pending *ret, struct errmsg *err);
 int proto_call_recv(struct proto_pending *p, struct proto_reply *ret, struct errmsg *err);
-void proto_call_abandon(struct proto_pending *p);
 
 /*
  * Server side: a handler answers one decoded request by filling *reply

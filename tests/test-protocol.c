@@ -320,6 +320,17 @@ START_TEST(test_call_ok) {
         ck_assert(r.ok && r.ready);
         ck_assert_uint_eq(r.available, 7);
         stop(&s);
+        /* in two halves, with work in between: the reply waits for the caller */
+        struct proto_request req = { .op = PROTO_OP_STATUS };
+        struct proto_pending p;
+        struct proto_reply r2 = { 0 };
+        path = testlib_path("halves.sock");
+        start(&s, path, SERVE);
+        ck_assert_int_eq(proto_call_send(path, &req, 2000, &p, NULL), 0);
+        usleep(50000);
+        ck_assert_int_eq(proto_call_recv(&p, &r2, NULL), 0);
+        ck_assert(r2.ok && r2.available == 7 && p.fd == -1);
+        stop(&s);
 }
 END_TEST
 
