@@ -82,19 +82,13 @@ static struct dp_pod pod_cfg(const char *id, const char *ip, uint32_t table) {
 
 /* Nothing of ours anywhere: host has only lo, no pod routes or rules. */
 static void assert_clean(const char *pod_ns) {
-        cJSON *links = testlib_ipj(NULL, "link show");
-        ck_assert_msg(cJSON_GetArraySize(links) == 1, "host has %d links", cJSON_GetArraySize(links));
-        cJSON_Delete(links);
-        cJSON *rules = testlib_ipj(NULL, "rule show");
-        ck_assert_int_eq(cJSON_GetArraySize(rules), 3);     /* local, main, default */
-        cJSON_Delete(rules);
-        cJSON *routes = testlib_ipj(NULL, "route show table main");
-        ck_assert_int_eq(cJSON_GetArraySize(routes), 0);
-        cJSON_Delete(routes);
+        int links = testlib_ipj_size(NULL, "link show");
+        ck_assert_msg(links == 1, "host has %d links", links);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), 3);        /* local, main, default */
+        ck_assert_int_eq(testlib_ipj_size(NULL, "route show table main"), 0);
         if (pod_ns) {
-                cJSON *pl = testlib_ipj(pod_ns, "link show");
-                ck_assert_msg(cJSON_GetArraySize(pl) == 1, "pod has %d links", cJSON_GetArraySize(pl));
-                cJSON_Delete(pl);
+                int pl = testlib_ipj_size(pod_ns, "link show");
+                ck_assert_msg(pl == 1, "pod has %d links", pl);
         }
 }
 
@@ -324,9 +318,7 @@ START_TEST(test_wiring_in_parts) {
         /* abandoned after the veth: the daemon refused */
         ck_assert_msg(dp_wiring_open(ns, &p, &w, &err) == 0, "open: %s", err.text);
         ck_assert_msg(dp_wiring_veth(w, &err) == 0, "veth: %s", err.text);
-        cJSON *links = testlib_ipj(NULL, "link show");
-        ck_assert_int_eq(cJSON_GetArraySize(links), 2);
-        cJSON_Delete(links);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "link show"), 2);
         /* already marked as this attachment's, before any address: were the
          * plugin killed now, DEL, GC and vpc-ipamd would know the veth */
         char name[PROTO_IFNAME_MAX + 1];
@@ -379,12 +371,8 @@ START_TEST(test_interface_already_in_pod) {
         ck_assert_int_eq(dp_add(ns, &p, &l, &err), -EEXIST);
         ck_assert_ptr_nonnull(strstr(err.text, "eth0"));
         assert_home();
-        cJSON *links = testlib_ipj(NULL, "link show");
-        ck_assert_int_eq(cJSON_GetArraySize(links), 1);                 /* no host veth left */
-        cJSON_Delete(links);
-        cJSON *pl = testlib_ipj(ns, "link show");
-        ck_assert_int_eq(cJSON_GetArraySize(pl), 3);                    /* theirs untouched */
-        cJSON_Delete(pl);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "link show"), 1);       /* no host veth left */
+        ck_assert_int_eq(testlib_ipj_size(ns, "link show"), 3);         /* theirs untouched */
 }
 END_TEST
 
@@ -571,11 +559,6 @@ START_TEST(test_pod_traffic_leaves_through_its_eni) {
 }
 END_TEST
 
-static int cmp_long(const void *a, const void *b) {
-        long x = *(const long *)a, y = *(const long *)b;
-        return (x > y) - (x < y);
-}
-
 START_TEST(test_latency) {
         enum { N = 40 };
         char ns[N][64];
@@ -606,8 +589,8 @@ START_TEST(test_latency) {
                 del_us[i] = usec_since(&t0);
         }
         assert_clean(NULL);
-        qsort(add_us, N, sizeof add_us[0], cmp_long);
-        qsort(del_us, N, sizeof del_us[0], cmp_long);
+        testlib_sort_longs(add_us, N);
+        testlib_sort_longs(del_us, N);
         fprintf(stderr, "# dataplane only, %d pods: dp_add median %ld us, max %ld us; dp_del median %ld us, max %ld us\n",
                 N, add_us[N / 2], add_us[N - 1], del_us[N / 2], del_us[N - 1]);
 }

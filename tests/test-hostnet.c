@@ -92,13 +92,6 @@ static int ipj_count(const char *args, int npairs, ...) {
         return n;
 }
 
-static int ipj_size(const char *args) {
-        cJSON *o = testlib_ipj(NULL, "%s", args);
-        int n = cJSON_GetArraySize(o);
-        cJSON_Delete(o);
-        return n;
-}
-
 static cJSON *link_json(const char *name) {
         cJSON *l = testlib_ipj(NULL, "link show dev %s", name);
         ck_assert_int_eq(cJSON_GetArraySize(l), 1);
@@ -161,7 +154,7 @@ static void assert_secondary(const char *dev, const char *ip, const char *subnet
         ck_assert_int_eq(testlib_json_count(info, 2, "local", ip, "prefixlen", strchr(subnet, '/') + 1), 1);
         cJSON_Delete(a);
         snprintf(args, sizeof args, "route show table %s", table);
-        ck_assert_int_eq(ipj_size(args), 2);
+        ck_assert_int_eq(testlib_ipj_size(NULL, args), 2);
         ck_assert_int_eq(ipj_count(args, 3, "dst", gw, "dev", dev, "scope", "link"), 1);
         ck_assert_int_eq(ipj_count(args, 3, "dst", "default", "gateway", gw, "dev", dev), 1);
         ck_assert_int_eq(ipj_count("route show table main", 1, "dst", subnet), 0);
@@ -284,8 +277,8 @@ START_TEST(test_invalid_descriptions_change_nothing) {
         ck_assert_int_eq(hostnet_teardown_eni(h, &dev0, &err), -EINVAL);
         ck_assert(!link_up("eth1"));
         ck_assert_int_eq(link_mtu("eth1"), 1500);
-        ck_assert_int_eq(ipj_size("rule show"), 3);
-        ck_assert_int_eq(ipj_size("-4 addr show dev eth1"), 0);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), 3);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "-4 addr show dev eth1"), 0);
         ck_assert_int_eq(hostnet_remove_pod_routing(h, "10.0.1.300", 2, &err), -EINVAL);
         ck_assert_msg(strstr(err.text, "10.0.1.300") != NULL, "message: %s", err.text);
         hostnet_free(h);
@@ -303,9 +296,9 @@ START_TEST(test_primary_gets_up_and_mtu_only) {
         ck_assert_int_eq(link_mtu("eth0"), 9001);
         ck_assert_int_eq(ipj_count("-4 addr show dev eth0", 1, "ifname", "eth0"), 1);
         ck_assert_int_eq(ipj_count("route show table main", 2, "dst", "10.0.0.0/24", "dev", "eth0"), 1);
-        ck_assert_int_eq(ipj_size("rule show"), 3);
-        ck_assert_int_eq(ipj_size("route show table all") - ipj_size("route show table local") -
-                                 ipj_size("route show table main"),
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), 3);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "route show table all") - testlib_ipj_size(NULL, "route show table local") -
+                                 testlib_ipj_size(NULL, "route show table main"),
                          0);
         hostnet_free(h);
 }
@@ -337,13 +330,13 @@ START_TEST(test_secondary_setup) {
         struct hostnet_eni e = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
         setup_ok(h, &e);
         assert_secondary("eth1", "10.0.1.10", "10.0.1.0/24", "10.0.1.1", "2");
-        ck_assert_int_eq(ipj_size("rule show"), 4);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), 4);
         struct hostnet_eni card1 = secondary(MAC2, 0, "10.0.2.20", "10.0.2.0/24");  /* card 1, device 0 */
         card1.network_card = 1;
         setup_ok(h, &card1);
         assert_secondary("c1eth0", "10.0.2.20", "10.0.2.0/24", "10.0.2.1", "10100");
         assert_secondary("eth1", "10.0.1.10", "10.0.1.0/24", "10.0.1.1", "2");
-        ck_assert_int_eq(ipj_size("rule show"), 5);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), 5);
         hostnet_free(h);
 }
 END_TEST
@@ -489,7 +482,7 @@ START_TEST(test_setup_repairs_after_link_bounce) {
         struct hostnet_eni e = secondary(MAC1, 1, "10.0.1.10", "10.0.1.0/24");
         setup_ok(h, &e);
         ck_assert_int_eq(testlib_sh("ip link set eth1 down && ip link set eth1 up"), 0);
-        ck_assert_int_eq(ipj_size("route show table 2"), 0);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "route show table 2"), 0);
         ck_assert_int_eq(ipj_count("route show table main", 1, "dst", "10.0.1.0/24"), 0);
         setup_ok(h, &e);
         assert_secondary("eth1", "10.0.1.10", "10.0.1.0/24", "10.0.1.1", "2");
@@ -560,18 +553,18 @@ START_TEST(test_teardown) {
         setup_ok(h, &e1);
         setup_ok(h, &e2);
         ck_assert_int_eq(hostnet_teardown_eni(h, &e1, &err), 0);
-        ck_assert_int_eq(ipj_size("route show table 2"), 0);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "route show table 2"), 0);
         ck_assert_int_eq(ipj_count("rule show", 1, "table", "2"), 0);
         assert_secondary("eth2", "10.0.2.20", "10.0.2.0/24", "10.0.2.1", "3");
         ck_assert_int_eq(hostnet_teardown_eni(h, &e1, &err), 0);          /* again: nothing to do */
         ck_assert_int_eq(testlib_sh("ip link del eth2"), 0);                        /* detached first */
         ck_assert_int_eq(hostnet_teardown_eni(h, &e2, &err), 0);
         ck_assert_int_eq(ipj_count("rule show", 1, "table", "3"), 0);
-        ck_assert_int_eq(ipj_size("route show table 3"), 0);
-        ck_assert_int_eq(ipj_size("rule show"), 3);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "route show table 3"), 0);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), 3);
         struct hostnet_eni p = primary();
         ck_assert_int_eq(hostnet_teardown_eni(h, &p, &err), 0);
-        ck_assert_int_eq(ipj_size("rule show"), 3);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), 3);
         hostnet_free(h);
 }
 END_TEST
@@ -617,18 +610,18 @@ START_TEST(test_remove_pod_routing) {
                          0);
         hostnet *h = open_h();
         struct errmsg err = { 0 };
-        ck_assert_int_eq(ipj_size("rule show"), 7);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), 7);
         int r = hostnet_remove_pod_routing(h, "10.0.1.20", 2, &err);
         ck_assert_msg(r == 0, "%s", errmsg_text(&err, r));
         ck_assert_int_eq(ipj_count("route show table main", 1, "dst", "10.0.1.20"), 0);
         ck_assert_int_eq(ipj_count("rule show", 1, "dst", "10.0.1.20"), 0);
         ck_assert_int_eq(ipj_count("rule show", 1, "src", "10.0.1.20"), 0);
         ck_assert_int_eq(ipj_count("route show table main", 1, "dst", "10.0.1.21"), 1);
-        ck_assert_int_eq(ipj_size("rule show"), 5);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), 5);
         ck_assert_int_eq(hostnet_remove_pod_routing(h, "10.0.1.20", 2, &err), 0);     /* again: nothing left */
         ck_assert_int_eq(hostnet_remove_pod_routing(h, "10.0.1.21", 0, &err), 0);     /* any table */
-        ck_assert_int_eq(ipj_size("rule show"), 3);
-        ck_assert_int_eq(ipj_size("route show table main"), 0);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), 3);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "route show table main"), 0);
         hostnet_free(h);
 }
 END_TEST

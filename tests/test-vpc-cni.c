@@ -621,11 +621,6 @@ START_TEST(test_input_errors) {
 }
 END_TEST
 
-static int cmp_long(const void *a, const void *b) {
-        long x = *(const long *)a, y = *(const long *)b;
-        return (x > y) - (x < y);
-}
-
 START_TEST(test_latency) {
         enum { N = 30 };
         struct fake f;
@@ -654,9 +649,9 @@ START_TEST(test_latency) {
                 del_empty[i] = r.usec;
         }
         ck_assert(clean_host());
-        qsort(add, N, sizeof add[0], cmp_long);
-        qsort(del, N, sizeof del[0], cmp_long);
-        qsort(del_empty, N, sizeof del_empty[0], cmp_long);
+        testlib_sort_longs(add, N);
+        testlib_sort_longs(del, N);
+        testlib_sort_longs(del_empty, N);
         fprintf(stderr, "# vpc-cni exec'd, %d pods: ADD median %ld us max %ld us; DEL median %ld us max %ld us; "
                 "repeat DEL (empty netns) median %ld us\n", N, add[N / 2], add[N - 1], del[N / 2], del[N - 1],
                 del_empty[N / 2]);

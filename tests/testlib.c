@@ -69,6 +69,15 @@ int testlib_run(Suite *s) {
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+static int cmp_long(const void *a, const void *b) {
+        long x = *(const long *)a, y = *(const long *)b;
+        return (x > y) - (x < y);
+}
+
+void testlib_sort_longs(long *v, size_t n) {
+        qsort(v, n, sizeof *v, cmp_long);
+}
+
 void testlib_net_admin(bool on) {
         struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
         struct __user_cap_data_struct data[2];
@@ -142,4 +151,11 @@ cJSON *testlib_ipj(const char *netns_path, const char *fmt, ...) {
         cJSON *o = cJSON_Parse(n ? buf : "[]");
         ck_assert_msg(o != NULL, "%s: not JSON: %.200s", cmd, buf);
         return o;
+}
+
+int testlib_ipj_size(const char *netns_path, const char *args) {
+        cJSON *o = testlib_ipj(netns_path, "%s", args);
+        int n = cJSON_GetArraySize(o);
+        cJSON_Delete(o);
+        return n;
 }

@@ -26,6 +26,9 @@ const char *testlib_path(const char *name);
 /* Run a shell command built from fmt (for `ip` state checks); its exit status, or -1. */
 int testlib_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Sort ascending (timings, for their median and maximum). */
+void testlib_sort_longs(long *v, size_t n);
+
 /* Raise or drop CAP_NET_ADMIN from the calling thread's effective set (it
  * stays permitted, so it can come back): how a case sees the kernel refuse. */
 void testlib_net_admin(bool on);
@@ -47,3 +50,5 @@ int testlib_json_count(const cJSON *list, int npairs, ...);
  * netns_path (nsenter), or where the test stands when it is NULL. Delete it.
  */
 cJSON *testlib_ipj(const char *netns_path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* How many objects `ip -j <args>` lists (links, rules, routes, ...). */
+int testlib_ipj_size(const char *netns_path, const char *args);
