@@ -22,7 +22,7 @@
 
 enum stmt_id {
         ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
-        ST_FIND_ATTACHMENT, ST_PICK_FREE, ST_ASSIGN, ST_RELEASE, ST_LEASE_BY_ADDR,
+        ST_LEASE_BY_ATTACHMENT, ST_PICK_FREE, ST_ASSIGN, ST_RELEASE, ST_LEASE_BY_ADDR,
         ST_ASSIGNED_ALL,
         ST_ENI_PUT, ST_ENI_GET, ST_ENI_SET_STATE, ST_ENI_ALL, ST_ENI_DELETE, ST_ENI_ASSIGNED,
         ST_BLOCK_OWNER, ST_BLOCK_INSERT, ST_ADDR_INSERT, ST_BLOCK_ASSIGNED, ST_BLOCK_DELETE,
@@ -49,7 +49,7 @@ static const char *const stmt_sql[ST__MAX] = {
         [ST_BEGIN] = "BEGIN IMMEDIATE",
         [ST_COMMIT] = "COMMIT",
         [ST_ROLLBACK] = "ROLLBACK",
-        [ST_FIND_ATTACHMENT] = "SELECT addr FROM addresses WHERE container_id = ?1 AND ifname = ?2",
+        [ST_LEASE_BY_ATTACHMENT] = "SELECT " LEASE_COLUMNS LEASE_FROM " WHERE a.container_id = ?1 AND a.ifname = ?2",
         [ST_PICK_FREE] =
                 "SELECT a.addr FROM addresses a JOIN blocks b ON b.cidr = a.block"
                 " JOIN enis e ON e.id = b.eni_id"
@@ -335,13 +335,22 @@ static int lease_by_addr(store *s, int64_t addr, struct store_lease *ret) {
         return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
 }
 
-static int find_attachment(store *s, const char *container_id, const char *ifname, int64_t *ret_addr) {
-        sqlite3_stmt *st = stmt(s, ST_FIND_ATTACHMENT);
+/* The lease of an attachment, and its address; -ENOENT when it holds none. */
+static int lease_by_attachment(store *s, const char *container_id, const char *ifname, struct store_lease *ret,
+                               int64_t *ret_addr) {
+        sqlite3_stmt *st = stmt(s, ST_LEASE_BY_ATTACHMENT);
         if (!st)
                 return -ENOMEM;
         sqlite3_bind_text(st, 1, container_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, ifname, -1, SQLITE_STATIC);
-        return query_int(st, ret_addr);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret_addr = sqlite3_column_int64(st, 0);
+                if (ret)
+                        lease_from_row(st, ret);
+        }
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
 }
 
 static bool field_ok(const char *v, size_t max, bool required) {
@@ -372,11 +381,11 @@ static void bind_optional(sqlite3_stmt *st, int col, const char *v) {
 static int assign_locked(store *s, const struct store_attachment *a, int64_t now_ms,
                          struct store_lease *ret, bool *ret_existing) {
         int64_t addr = 0;
-        int r = find_attachment(s, a->container_id, a->ifname, &addr);
+        int r = lease_by_attachment(s, a->container_id, a->ifname, ret, &addr);
         if (r == 0) {
                 if (ret_existing)
                         *ret_existing = true;
-                return lease_by_addr(s, addr, ret);
+                return 0;
         }
         if (r != -ENOENT)
                 return r;
@@ -440,12 +449,9 @@ static int release_addr(store *s, int64_t addr, int64_t now_ms, int64_t cooldown
 static int release_locked(store *s, const char *container_id, const char *ifname, int64_t now_ms,
                           int64_t cooldown_ms, struct store_lease *ret) {
         int64_t addr = 0;
-        int r = find_attachment(s, container_id, ifname, &addr);
+        int r = lease_by_attachment(s, container_id, ifname, ret, &addr);
         if (r == -ENOENT)
                 return 0;
-        if (r < 0)
-                return r;
-        r = lease_by_addr(s, addr, ret);
         if (r < 0)
                 return r;
         r = release_addr(s, addr, now_ms, cooldown_ms);
@@ -472,16 +478,7 @@ int store_lookup(store *s, const char *container_id, const char *ifname, struct 
             !field_ok(ifname, STORE_IFNAME_MAX, true))
                 return -EINVAL;
         int64_t addr = 0;
-        struct store_lease l;
-        int r = find_attachment(s, container_id, ifname, &addr);
-        if (r >= 0)
-                r = lease_by_addr(s, addr, &l);
-        /* Two reads: a release in between must not make another pod's lease look like ours. */
-        if (r >= 0 && (strcmp(l.container_id, container_id) != 0 || strcmp(l.ifname, ifname) != 0))
-                r = -ENOENT;
-        if (r >= 0 && ret)
-                *ret = l;
-        return r;
+        return lease_by_attachment(s, container_id, ifname, ret, &addr);
 }
 
 static void fill_lease(sqlite3_stmt *st, void *dst) {
