@@ -137,7 +137,6 @@ struct store_intent {
  */
 int store_open(const char *path, store **ret, struct errmsg *err);
 store *store_close(store *s);
-const char *store_path(const store *s);
 
 /* --- pods --------------------------------------------------------------- */
 

@@ -14,6 +14,21 @@
 
 #include "store-schema.h"
 
+int store_errno_from_sqlite(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK: case SQLITE_ROW: case SQLITE_DONE: return 0;
+        case SQLITE_BUSY: case SQLITE_LOCKED: return -EBUSY;
+        case SQLITE_NOMEM: return -ENOMEM;
+        case SQLITE_FULL: return -ENOSPC;
+        case SQLITE_READONLY: case SQLITE_PERM: case SQLITE_AUTH: return -EACCES;
+        case SQLITE_CORRUPT: case SQLITE_NOTADB: return -EBADMSG;
+        case SQLITE_CONSTRAINT: return -EEXIST;
+        case SQLITE_CANTOPEN: return -ENOENT;
+        case SQLITE_TOOBIG: case SQLITE_RANGE: case SQLITE_MISMATCH: return -EINVAL;
+        default: return -EIO;
+        }
+}
+
 static const char schema_v1[] =
         "CREATE TABLE meta ("
         "  key TEXT PRIMARY KEY NOT NULL,"
@@ -141,11 +156,12 @@ static int apply(sqlite3 *db, const struct store_migration *m, const char *path,
         if (r == SQLITE_OK)
                 r = sqlite3_exec(db, "COMMIT;", NULL, NULL, &msg);
         if (r != SQLITE_OK) {
-                errmsg_set(err, -EIO, "store %s: migration to schema %d failed: %s", path, m->version,
+                int e = store_errno_from_sqlite(r);
+                errmsg_set(err, e, "store %s: migration to schema %d failed: %s", path, m->version,
                            msg ? msg : sqlite3_errstr(r));
                 sqlite3_free(msg);
                 sqlite3_exec(db, "ROLLBACK;", NULL, NULL, NULL);
-                return -EIO;
+                return e;
         }
         return 0;
 }
@@ -155,7 +171,7 @@ int store_schema_migrate(sqlite3 *db, const struct store_migration *migrations, 
         int version = 0;
         int r = user_version(db, &version);
         if (r != SQLITE_OK)
-                return errmsg_set(err, r == SQLITE_NOTADB || r == SQLITE_CORRUPT ? -EBADMSG : -EIO,
+                return errmsg_set(err, store_errno_from_sqlite(r),
                                   "store %s: cannot read it: %s; leaving the file untouched", path,
                                   sqlite3_errstr(r));
         int latest = n ? migrations[n - 1].version : 0;

@@ -24,3 +24,6 @@ extern const size_t store_n_migrations;
  */
 int store_schema_migrate(sqlite3 *db, const struct store_migration *migrations, size_t n,
                          const char *path, struct errmsg *err);
+
+/* An SQLite result code as a negative errno (0 for OK, ROW and DONE). */
+int store_errno_from_sqlite(int rc);

@@ -27,7 +27,7 @@ enum stmt_id {
         ST_ENI_PUT, ST_ENI_GET, ST_ENI_SET_STATE, ST_ENI_ALL, ST_ENI_DELETE, ST_ENI_ASSIGNED,
         ST_BLOCK_OWNER, ST_BLOCK_INSERT, ST_ADDR_INSERT, ST_BLOCK_ASSIGNED, ST_BLOCK_DELETE,
         ST_PICK_RELEASABLE, ST_MARK_RELEASING, ST_UNMARK_RELEASING, ST_BLOCKS_OF, ST_BLOCKS_ALL,
-        ST_STATS, ST_ENIS_ATTACHED, ST_PLAN_ENIS,
+        ST_STATS, ST_PLAN_ENIS,
         ST_INTENT_BEGIN, ST_INTENT_END, ST_INTENT_OPEN, ST_INTENT_PRUNE,
         ST_ITYPE_PUT, ST_ITYPE_GET, ST_META_SET, ST_META_GET,
         ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL, ST_BLOCK_ADDED,
@@ -96,8 +96,8 @@ static const char *const stmt_sql[ST__MAX] = {
                 "SELECT COUNT(*), COALESCE(SUM(a.state = 'assigned'), 0),"
                 " COALESCE(SUM(a.state = 'free' AND a.cooldown_until > ?1), 0),"
                 " COALESCE(SUM(a.state = 'free' AND a.cooldown_until <= ?1), 0),"
-                " COALESCE(SUM(a.state = 'releasing'), 0)" ATTACHED_ADDRESSES,
-        [ST_ENIS_ATTACHED] = "SELECT COUNT(*) FROM enis WHERE state = 'attached'",
+                " COALESCE(SUM(a.state = 'releasing'), 0),"
+                " (SELECT COUNT(*) FROM enis WHERE state = 'attached')" ATTACHED_ADDRESSES,
         [ST_PLAN_ENIS] =
                 "SELECT e.id, e.device_index, e.is_primary, e.created_ms,"
                 " COALESCE(SUM(a.state = 'free' AND a.cooldown_until <= ?1), 0),"
@@ -168,20 +168,6 @@ static int eni_state_parse(const char *s, enum store_eni_state *ret) {
 
 /* --- SQLite plumbing --------------------------------------------------- */
 
-static int errno_from_sqlite(int rc) {
-        switch (rc & 0xff) {
-        case SQLITE_OK: case SQLITE_ROW: case SQLITE_DONE: return 0;
-        case SQLITE_BUSY: case SQLITE_LOCKED: return -EBUSY;
-        case SQLITE_NOMEM: return -ENOMEM;
-        case SQLITE_FULL: return -ENOSPC;
-        case SQLITE_READONLY: case SQLITE_PERM: case SQLITE_AUTH: return -EACCES;
-        case SQLITE_CORRUPT: case SQLITE_NOTADB: return -EBADMSG;
-        case SQLITE_CONSTRAINT: return -EEXIST;
-        case SQLITE_CANTOPEN: return -ENOENT;
-        case SQLITE_TOOBIG: case SQLITE_RANGE: case SQLITE_MISMATCH: return -EINVAL;
-        default: return -EIO;
-        }
-}
 
 /* A cached statement, reset and with bindings cleared. */
 static sqlite3_stmt *stmt(store *s, enum stmt_id id) {
@@ -203,7 +189,7 @@ static int exec_done(sqlite3_stmt *st) {
                 return -ENOMEM;
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
-        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+        return rc == SQLITE_DONE ? 0 : store_errno_from_sqlite(rc);
 }
 
 static int tx_begin(store *s) {
@@ -231,7 +217,7 @@ static int query_int(sqlite3_stmt *st, int64_t *ret) {
         if (rc == SQLITE_ROW)
                 *ret = sqlite3_column_int64(st, 0);
         sqlite3_reset(st);
-        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
 }
 
 static void copy_col(char *dst, size_t len, sqlite3_stmt *st, int col) {
@@ -263,7 +249,7 @@ static int collect_rows(sqlite3_stmt *st, size_t elem, void (*fill)(sqlite3_stmt
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) {
                 free(v);
-                return errno_from_sqlite(rc);
+                return store_errno_from_sqlite(rc);
         }
         *ret = v;
         *ret_n = n;
@@ -332,7 +318,7 @@ static int lease_by_addr(store *s, int64_t addr, struct store_lease *ret) {
         if (rc == SQLITE_ROW && ret)
                 lease_from_row(st, ret);
         sqlite3_reset(st);
-        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
 }
 
 /* The lease of an attachment, and its address; -ENOENT when it holds none. */
@@ -350,7 +336,7 @@ static int lease_by_attachment(store *s, const char *container_id, const char *i
                         lease_from_row(st, ret);
         }
         sqlite3_reset(st);
-        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
 }
 
 static bool field_ok(const char *v, size_t max, bool required) {
@@ -613,7 +599,7 @@ int store_eni_get(store *s, const char *id, struct store_eni *ret) {
         if (rc == SQLITE_ROW && ret)
                 eni_from_row(st, ret);
         sqlite3_reset(st);
-        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
 }
 
 int store_eni_set_state(store *s, const char *id, enum store_eni_state state) {
@@ -679,17 +665,15 @@ int store_eni_remove(store *s, const char *id, bool force, size_t *ret_lost) {
         return r;
 }
 
+/* An unknown ENI counts no busy address, and setting its state says -ENOENT. */
 static int begin_detach_locked(store *s, const char *id, int64_t now_ms) {
-        int r = store_eni_get(s, id, NULL);
-        if (r < 0)
-                return r;
         sqlite3_stmt *st = stmt(s, ST_ENI_BUSY);
         if (!st)
                 return -ENOMEM;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now_ms);
         int64_t busy = 0;
-        r = query_int(st, &busy);
+        int r = query_int(st, &busy);
         if (r < 0)
                 return r;
         if (busy)
@@ -721,7 +705,7 @@ static int block_owner(store *s, const char *cidr, char owner[STORE_ID_MAX]) {
         if (rc == SQLITE_ROW)
                 copy_col(owner, STORE_ID_MAX, st, 0);
         sqlite3_reset(st);
-        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
 }
 
 static int block_add_locked(store *s, const char *eni_id, const char *cidr, uint32_t first, int len,
@@ -790,10 +774,12 @@ static int mark_locked(store *s, const char *eni_id, size_t max, int64_t now_ms,
         sqlite3_bind_text(st, 1, eni_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now_ms);
         sqlite3_bind_int64(st, 3, (int64_t)max);
-        int rc;
+        int rc = SQLITE_DONE;
         while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
                 copy_col(cidrs[(*n)++], STORE_CIDR_MAX, st, 0);
         sqlite3_reset(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                return store_errno_from_sqlite(rc);
         for (size_t i = 0; i < *n; i++) {
                 sqlite3_stmt *m = stmt(s, ST_MARK_RELEASING);
                 if (!m)
@@ -841,7 +827,7 @@ int store_block_info(store *s, const char *cidr, int64_t *ret_added_ms, bool *re
                         *ret_releasing = sqlite3_column_int(st, 1) != 0;
         }
         sqlite3_reset(st);
-        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
 }
 
 static void fill_cidr(sqlite3_stmt *st, void *dst) {
@@ -872,15 +858,11 @@ int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
                 out.cooldown = sqlite3_column_int(st, 2);
                 out.available = sqlite3_column_int(st, 3);
                 out.releasing = sqlite3_column_int(st, 4);
+                out.enis = sqlite3_column_int(st, 5);
         }
         sqlite3_reset(st);
         if (rc != SQLITE_ROW)
-                return errno_from_sqlite(rc);
-        int64_t enis = 0;
-        int r = query_int(stmt(s, ST_ENIS_ATTACHED), &enis);
-        if (r < 0)
-                return r;
-        out.enis = (int)enis;
+                return store_errno_from_sqlite(rc);
         *ret = out;
         return 0;
 }
@@ -910,7 +892,7 @@ int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, 
         }
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
-                return errno_from_sqlite(rc);
+                return store_errno_from_sqlite(rc);
         *ret_n = n;
         return 0;
 }
@@ -930,7 +912,7 @@ int store_intent_begin(store *s, const char *kind, const char *client_token, con
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
-                return (rc & 0xff) == SQLITE_CONSTRAINT ? -EINVAL : errno_from_sqlite(rc);
+                return (rc & 0xff) == SQLITE_CONSTRAINT ? -EINVAL : store_errno_from_sqlite(rc);
         if (ret_id)
                 *ret_id = sqlite3_last_insert_rowid(s->db);
         return 0;
@@ -952,7 +934,7 @@ int store_intent_end(store *s, int64_t id, enum store_intent_state state, const 
         sqlite3_bind_int64(st, 4, now_ms);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
-        r = rc == SQLITE_DONE ? 0 : (rc & 0xff) == SQLITE_CONSTRAINT ? -EINVAL : errno_from_sqlite(rc);
+        r = rc == SQLITE_DONE ? 0 : (rc & 0xff) == SQLITE_CONSTRAINT ? -EINVAL : store_errno_from_sqlite(rc);
         if (r == 0 && sqlite3_changes(s->db) == 0)
                 r = -ENOENT;
         if (r == 0)
@@ -1009,7 +991,7 @@ int store_itype_get(store *s, const char *name, struct store_itype *ret) {
                 ret->fetched_ms = sqlite3_column_int64(st, 5);
         }
         sqlite3_reset(st);
-        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
 }
 
 int store_meta_set(store *s, const char *key, const char *value) {
@@ -1027,7 +1009,7 @@ int store_meta_get(store *s, const char *key, char *buf, size_t len) {
                 return -EINVAL;
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
-        int r = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        int r = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
         if (r == 0) {
                 const unsigned char *v = sqlite3_column_text(st, 0);
                 size_t n = (size_t)sqlite3_column_bytes(st, 0);
@@ -1072,12 +1054,12 @@ static int check_query(store *s, const char *sql, int64_t *ret) {
         sqlite3_stmt *st = NULL;
         int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return errno_from_sqlite(rc);
+                return store_errno_from_sqlite(rc);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 *ret = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
-        return rc == SQLITE_ROW ? 0 : errno_from_sqlite(rc);
+        return rc == SQLITE_ROW ? 0 : store_errno_from_sqlite(rc);
 }
 
 static int check_integrity(store *s, struct errmsg *err) {
@@ -1107,9 +1089,13 @@ static int check_primaries(store *s, struct errmsg *err) {
                         break;
                 }
                 sqlite3_bind_int64(st, 1, ip);
-                if (query_int(st, &dummy) != -ENOENT)
+                int q = query_int(st, &dummy);
+                if (q == 0)
                         r = errmsg_set(err, -EUCLEAN, "store %s: primary address %s of %s is also in the pool",
                                        s->path, enis[i].primary_ip, enis[i].id);
+                else if (q != -ENOENT)
+                        r = errmsg_set(err, q, "store %s: cannot look up address %s: %s", s->path,
+                                       enis[i].primary_ip, strerror(-q));
         }
         free(enis);
         return r;
@@ -1166,7 +1152,7 @@ static int pragma(store *s, const char *sql, const char *expect, struct errmsg *
         sqlite3_finalize(st);
         if (ok)
                 return 0;
-        int r = errno_from_sqlite(rc);
+        int r = store_errno_from_sqlite(rc);
         if (r == 0)
                 r = -EIO;
         return errmsg_set(err, r, "store %s: %s failed: %s%s", s->path, sql,
@@ -1189,6 +1175,11 @@ static int configure(store *s, struct errmsg *err) {
                 r = store_schema_migrate(s->db, store_migrations, store_n_migrations, s->path, err);
         if (r >= 0)
                 r = check_integrity(s, err);
+        /* Prepared now, so ending a transaction never has to prepare (and fail) */
+        for (enum stmt_id id = ST_BEGIN; r >= 0 && id <= ST_ROLLBACK; id++)
+                if (!stmt(s, id))
+                        r = errmsg_set(err, -EIO, "store %s: cannot prepare %s: %s", s->path, stmt_sql[id],
+                                       sqlite3_errmsg(s->db));
         return r;
 }
 
@@ -1204,7 +1195,7 @@ int store_open(const char *path, store **ret, struct errmsg *err) {
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
         int r = 0;
         if (rc != SQLITE_OK)
-                r = errmsg_set(err, errno_from_sqlite(rc), "store %s: cannot open: %s", path,
+                r = errmsg_set(err, store_errno_from_sqlite(rc), "store %s: cannot open: %s", path,
                                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         else
                 r = configure(s, err);
@@ -1227,6 +1218,3 @@ store *store_close(store *s) {
         return NULL;
 }
 
-const char *store_path(const store *s) {
-        return s ? s->path : NULL;
-}
