@@ -77,6 +77,11 @@ static void summarize(const struct plan_input *in, struct plan_summary *s) {
         s->capacity = s->max_enis * plan_ips_per_eni(&in->limits);
 }
 
+/* WARM_ENI mode: W ENIs' worth free; with W=0, aws-node still refills at zero. */
+static int warm_eni_keep(const struct plan_input *in) {
+        return max_i(in->cfg.warm_eni_target * plan_ips_per_eni(&in->limits), 1);
+}
+
 /* Addresses the targets want free right now, waiting ADDs included. */
 static int shortfall(const struct plan_input *in, const struct plan_summary *s) {
         const struct poolconfig *c = &in->cfg;
@@ -84,9 +89,7 @@ static int shortfall(const struct plan_input *in, const struct plan_summary *s) 
         if (s->ip_targets)
                 return max_i(max_i(c->warm_ip_target + in->waiting_adds - supply,
                                    c->minimum_ip_target - (s->total + s->pending)), 0);
-        /* WARM_ENI mode: W ENIs' worth free; with W=0, aws-node still refills at zero. */
-        int keep = max_i(c->warm_eni_target * plan_ips_per_eni(&in->limits), 1);
-        return max_i(keep + in->waiting_adds - supply, 0);
+        return max_i(warm_eni_keep(in) + in->waiting_adds - supply, 0);
 }
 
 static bool add_action(struct plan *p, enum plan_kind kind, const char *eni_id, int count) {
@@ -155,8 +158,7 @@ static bool deletable(const struct plan_eni *e) {
 /* WARM_ENI mode: whole ENIs only, while W ENIs' worth stays free (aws-node). */
 static void plan_shrink_enis(const struct plan_input *in, struct plan *p) {
         const int per_eni = plan_ips_per_eni(&in->limits);
-        const int keep = max_i(in->cfg.warm_eni_target * per_eni, 1) +
-                         max_i(in->peak_assigned - p->summary.assigned, 0);
+        const int keep = warm_eni_keep(in) + max_i(in->peak_assigned - p->summary.assigned, 0);
         int free = p->summary.free;
         if (free < keep + per_eni)
                 return;
@@ -205,8 +207,7 @@ static int surplus(const struct plan_input *in, const struct plan_summary *s) {
         const struct poolconfig *c = &in->cfg;
         int returning = max_i(in->peak_assigned - s->assigned, 0);
         if (!s->ip_targets)
-                return max_i(s->free - returning -
-                             max_i(c->warm_eni_target * plan_ips_per_eni(&in->limits), 1), 0);
+                return max_i(s->free - returning - warm_eni_keep(in), 0);
         return max_i(min_i(s->free - returning - c->warm_ip_target, s->total - c->minimum_ip_target), 0);
 }
 
@@ -229,7 +230,7 @@ int plan_compute(const struct plan_input *in, struct plan *ret) {
                 if (p.summary.ip_targets && p.summary.assigned > 0)
                         extra = max_i(band(&in->cfg) / 2, p.summary.cooldown);
                 int need = min_i(p.summary.shortfall + extra, max_i(room, 0));
-                p.summary.at_capacity = need < min_i(p.summary.shortfall, p.summary.shortfall + extra);
+                p.summary.at_capacity = need < p.summary.shortfall;     /* extra >= 0 */
                 if (need > 0)
                         plan_grow(in, &p, need);
         } else if (in->waiting_adds == 0 && p.summary.pending == 0 && in->pending_enis == 0) {
