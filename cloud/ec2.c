@@ -59,8 +59,10 @@ static int pick_region(ec2_client *c, const struct ec2_options *o, struct errmsg
                         c->own_imds = true;
                 }
                 int k = imds_region(c->imds, from_imds, err);
-                if (k < 0)
-                        return errmsg_prefix(err, "no AWS_REGION or AWS_DEFAULT_REGION, and IMDS");
+                if (k < 0) {
+                        errmsg_prefix(err, "no AWS_REGION or AWS_DEFAULT_REGION, and IMDS");
+                        return k;
+                }
                 r = from_imds;
         }
         if (!valid_region(r))
@@ -223,15 +225,21 @@ static bool correct_skew(ec2_client *c, const struct awshttp_response *resp, con
         return true;
 }
 
+/* A failure with no EC2 answer: forget the previous attempt's answer (code,
+ * HTTP status, request id), keep the sentence and the attempt count. */
+static void error_no_answer(struct ec2_error *err) {
+        struct ec2_error kept = { .msg = err->msg, .attempts = err->attempts };
+        *err = kept;
+}
+
 /* One attempt: 0, or a negative errno with err filled and err->retryable set. */
 static int attempt(ec2_client *c, enum ec2_action a, const struct buf *form, struct creds_value *cv,
                    struct ec2_result **ret, struct ec2_error *err, bool *ret_skewed) {
         struct awshttp_response resp;
         int r = send_signed(c, form, cv, &resp, &err->msg);
         if (r < 0) {
-                unsigned attempts = err->attempts;
-                struct errmsg m = err->msg;
-                *err = (struct ec2_error){ .msg = m, .attempts = attempts, .retryable = awshttp_error_is_transient(r) };
+                error_no_answer(err);
+                err->retryable = awshttp_error_is_transient(r);
                 errmsg_prefix(&err->msg, "%s", ec2_action_name(a));
                 return r;
         }
@@ -260,11 +268,13 @@ static int ec2_call(ec2_client *c, enum ec2_action a, enum ratelimit_category ca
                         cloud_clock_sleep(c->clock, backoff_ns(c, n - 1));
                 skewed = false;
                 if (c->limits && (r = ratelimit_take(c->limits, cat)) < 0) {
+                        error_no_answer(err);
                         errmsg_set(&err->msg, r, "%s: client-side rate limit (%s) would wait too long",
                                    ec2_action_name(a), ratelimit_category_name(cat));
                         break;
                 }
                 if ((r = creds_get(c->creds, cv, &err->msg)) < 0) {
+                        error_no_answer(err);
                         errmsg_prefix(&err->msg, "%s", ec2_action_name(a));
                         break;
                 }

@@ -111,8 +111,10 @@ static int fetch_token(imds *m, struct errmsg *err) {
         struct awshttp_header h = { "X-aws-ec2-metadata-token-ttl-seconds", ttl };
         struct awshttp_response resp;
         int r = send_retrying(m, "PUT", url, &h, 1, &resp, err);
-        if (r < 0)
-                return errmsg_prefix(err, "IMDS token");
+        if (r < 0) {
+                errmsg_prefix(err, "IMDS token");
+                return r;
+        }
         if (resp.status != 200)
                 r = errmsg_set(err, resp.status == 403 ? -EACCES : -EREMOTEIO,
                                "IMDS token: PUT %s: HTTP %ld", url, resp.status);

@@ -41,12 +41,16 @@ int node_discover(imds *m, struct node *ret, struct errmsg *err) {
             (r = imds_instance_type(m, n.instance_type, err)) < 0 ||
             (r = imds_region(m, n.region, err)) < 0 ||
             (r = imds_availability_zone(m, n.availability_zone, err)) < 0 ||
-            (r = imds_primary_mac(m, n.primary_mac, err)) < 0)
-                return errmsg_prefix(err, "discovering the node from IMDS");
+            (r = imds_primary_mac(m, n.primary_mac, err)) < 0) {
+                errmsg_prefix(err, "discovering the node from IMDS");
+                return r;
+        }
         struct imds_eni *e = NULL;
         r = imds_eni(m, n.primary_mac, &e, err);
-        if (r < 0)
-                return errmsg_prefix(err, "reading the primary ENI %s from IMDS", n.primary_mac);
+        if (r < 0) {
+                errmsg_prefix(err, "reading the primary ENI %s from IMDS", n.primary_mac);
+                return r;
+        }
         r = from_primary_eni(&n, e, err);
         imds_eni_free(e);
         if (r < 0)

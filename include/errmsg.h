@@ -26,7 +26,9 @@ struct errmsg {
 int errmsg_set(struct errmsg *err, int code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
-/* Prefix an existing message with context ("store /var/lib/x.db: ..."). */
+/* Prefix an existing message with context ("store /var/lib/x.db: ...").
+ * Returns err->code, or 0 when err is NULL: return the callee's error
+ * yourself, not this. */
 int errmsg_prefix(struct errmsg *err, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
