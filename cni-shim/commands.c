@@ -120,7 +120,7 @@ static void release_after_failure(struct cni_ctx *ctx) {
         proto_reply_done(&reply);
 }
 
-static int add_request(struct cni_ctx *ctx, struct proto_request *req) {
+static void add_request(struct cni_ctx *ctx, struct proto_request *req) {
         const struct cni_env *e = ctx->env;
         *req = (struct proto_request){ .op = PROTO_OP_ADD };
         attachment(e, &req->att);
@@ -129,7 +129,6 @@ static int add_request(struct cni_ctx *ctx, struct proto_request *req) {
         snprintf(req->pod_name, sizeof req->pod_name, "%s", e->pod_name);
         snprintf(req->pod_uid, sizeof req->pod_uid, "%s", e->pod_uid);
         snprintf(req->pod_infra_container_id, sizeof req->pod_infra_container_id, "%s", e->pod_infra_container_id);
-        return 0;
 }
 
 /* The veth is made; finish wiring for the daemon's address a, and render the result. */
@@ -149,7 +148,7 @@ static int add_wire(struct cni_ctx *ctx, dp_wiring *w, const struct proto_addres
         snprintf(res.pod_ifname, sizeof res.pod_ifname, "%s", ctx->env->ifname);
         snprintf(res.pod_mac, sizeof res.pod_mac, "%s", links.pod_mac);
         snprintf(res.ip, sizeof res.ip, "%s", a->ip);
-        snprintf(res.gateway, sizeof res.gateway, "%s", DP_POD_GATEWAY);
+        snprintf(res.gateway, sizeof res.gateway, "%s", PROTO_POD_GATEWAY);
         r = cni_result_render(&res, ctx->cfg->cni_version, ctx->cfg->prev_result, &ctx->out);
         if (r < 0) {
                 /* still all or nothing: unwire and release what we cannot report */
@@ -241,16 +240,17 @@ int cni_cmd_del(struct cni_ctx *ctx) {
         if (r >= 0 && reply.ok) {
                 /* the daemon is the truth: no address means it is not ours any more */
                 snprintf(ip, sizeof ip, "%s", reply.addr.has_ip && !reply.unwired ? reply.addr.ip : "");
-                veth_done = reply.unwired && (reply.veth_queued || no_veth);
+                veth_done = reply.unwired && reply.veth_queued;
         } else
                 log_warn("vpc-ipamd did not release the address; cleaning up from prevResult",
                          LF_STR("container_id", ctx->env->container_id), LF_STR("ip", ip),
                          LF_STR("error", r < 0 ? errmsg_text(&err, r) : reply.error.msg));
         proto_reply_done(&reply);
-        if (veth_done)
-                return 0;
+        if (veth_done || (no_veth && !ip[0]))
+                return 0;               /* nothing left for the plugin to remove */
         errmsg_clear(&err);
-        r = dp_del(&pod, hint, &err);
+        /* the name found above, if any, spares dp_del the search */
+        r = dp_del(&pod, req.host_veth[0] ? req.host_veth : hint, &err);
         if (r < 0)
                 return fail(ctx, CNI_ERR_DATAPLANE, "cannot remove the network of container %s: %s",
                             ctx->env->container_id, errmsg_text(&err, r));
@@ -304,7 +304,7 @@ int cni_cmd_gc(struct cni_ctx *ctx) {
         int d = dp_gc(ctx->cfg->veth_prefix, ctx->cfg->valid, ctx->cfg->n_valid, answered ? reply.released : NULL,
                       answered ? reply.n_released : 0, &removed, &dperr);
         log_info("GC done", LF_INT("valid", ctx->cfg->n_valid), LF_INT("released", answered ? reply.n_released : 0),
-                 LF_INT("removed", removed));
+                 LF_INT("removed", removed), LF_STR("error", d < 0 ? errmsg_text(&dperr, d) : ""));
         if (!answered)
                 r = daemon_failure(ctx, "gc", r, &err, &reply);
         else if (d < 0)

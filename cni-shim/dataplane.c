@@ -134,7 +134,8 @@ static int link_get(struct nl_sock *sk, const char *name, struct rtnl_link **ret
 }
 
 /* The host veth of this attachment: hint first, then the salted names; it
- * must carry our alias. -ENOENT when there is none. */
+ * must carry our alias. -ENOENT when there is none; a failure to read a link
+ * is returned as is (not taken for "none"). */
 static int find_host_veth(struct nl_sock *sk, const struct dp_pod *pod, const char *hint, struct rtnl_link **ret) {
         char alias[PROTO_VETH_ALIAS_MAX], name[PROTO_IFNAME_MAX + 1];
         proto_veth_alias(pod->container_id, pod->ifname, alias);
@@ -146,8 +147,11 @@ static int find_host_veth(struct nl_sock *sk, const struct dp_pod *pod, const ch
                 else
                         dp_veth_name(pod->veth_prefix, pod->container_id, pod->ifname, (unsigned)i, name);
                 struct rtnl_link *l = NULL;
-                if (link_get(sk, name, &l) < 0)
+                int r = link_get(sk, name, &l);
+                if (r == -ENOENT || r == -ENODEV)
                         continue;
+                if (r < 0)
+                        return r;
                 const char *a = rtnl_link_get_ifalias(l);
                 if (a && strcmp(a, alias) == 0) {
                         *ret = l;
@@ -330,7 +334,7 @@ static int route_change(struct nl_sock *sk, bool add, const char *dst, unsigned 
 }
 
 static int pod_neigh(struct dp_wiring *c) {
-        _cleanup_(addr_putp) struct nl_addr *dst = ip4(DP_POD_GATEWAY, 32);
+        _cleanup_(addr_putp) struct nl_addr *dst = ip4(PROTO_POD_GATEWAY, 32);
         _cleanup_(addr_putp) struct nl_addr *ll = nl_addr_build(AF_LLC, c->host_mac, 6);
         struct rtnl_neigh *n = rtnl_neigh_alloc();
         int r = -ENOMEM;
@@ -429,11 +433,11 @@ static int run_step(struct dp_wiring *c, enum dp_step step, struct errmsg *err) 
         case DP_STEP_POD_LINK: return pod_link(c, err);
         case DP_STEP_POD_ADDR: r = pod_addr(c); break;
         case DP_STEP_POD_GW_ROUTE:
-                r = route_change(c->podsk, true, DP_POD_GATEWAY, 32, NULL, c->pod_index, RT_SCOPE_LINK,
+                r = route_change(c->podsk, true, PROTO_POD_GATEWAY, 32, NULL, c->pod_index, RT_SCOPE_LINK,
                                  RT_TABLE_MAIN, NLM_F_EXCL);
                 break;
         case DP_STEP_POD_DEFAULT_ROUTE:
-                r = route_change(c->podsk, true, "0.0.0.0", 0, DP_POD_GATEWAY, c->pod_index, RT_SCOPE_UNIVERSE,
+                r = route_change(c->podsk, true, "0.0.0.0", 0, PROTO_POD_GATEWAY, c->pod_index, RT_SCOPE_UNIVERSE,
                                  RT_TABLE_MAIN, NLM_F_EXCL);
                 break;
         case DP_STEP_POD_NEIGH: r = pod_neigh(c); break;
@@ -579,7 +583,7 @@ int dp_host_veth(const struct dp_pod *pod, const char *host_ifname_hint, char re
         if (r < 0)
                 return errmsg_set(err, r, "cannot open a netlink socket: %s", strerror(-r));
         if ((r = find_host_veth(host, pod, host_ifname_hint, &veth)) < 0)
-                return r;
+                return r == -ENOENT ? r : errmsg_set(err, r, "cannot look for the host veth: %s", strerror(-r));
         snprintf(ret, PROTO_IFNAME_MAX + 1, "%s", rtnl_link_get_name(veth));
         return 0;
 }
@@ -597,8 +601,11 @@ int dp_del(const struct dp_pod *pod, const char *host_ifname_hint, struct errmsg
                 if (r < 0)
                         return errmsg_set(err, r, "cannot remove the rules of %s: %s", pod->ip, strerror(-r));
         }
-        if (find_host_veth(host, pod, host_ifname_hint, &veth) < 0)
+        r = find_host_veth(host, pod, host_ifname_hint, &veth);
+        if (r == -ENOENT)
                 return 0;               /* gone with its namespace, or never made */
+        if (r < 0)
+                return errmsg_set(err, r, "cannot look for the host veth: %s", strerror(-r));
         r = netns_nl_errno(rtnl_link_delete(host, veth));
         if (r < 0 && r != -ENODEV && r != -ENOENT)
                 return errmsg_set(err, r, "cannot delete veth %s: %s", rtnl_link_get_name(veth), strerror(-r));
@@ -649,7 +656,7 @@ static bool has_neigh(struct nl_cache *cache, int ifindex, const char *mac) {
         char got[18];
         for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
                 struct rtnl_neigh *n = (struct rtnl_neigh *)o;
-                if (rtnl_neigh_get_ifindex(n) != ifindex || !addr_is(rtnl_neigh_get_dst(n), DP_POD_GATEWAY, 32))
+                if (rtnl_neigh_get_ifindex(n) != ifindex || !addr_is(rtnl_neigh_get_dst(n), PROTO_POD_GATEWAY, 32))
                         continue;
                 mac_str(rtnl_neigh_get_lladdr(n), got);
                 return strcmp(got, mac) == 0 && (rtnl_neigh_get_state(n) & NUD_PERMANENT);
@@ -688,12 +695,12 @@ static void check_pod(struct nl_sock *sk, const struct dp_pod *pod, const char *
                 snprintf(what, sizeof what, "pod address %s/32 is missing on %s", pod->ip, pod->ifname);
                 differ(d, what);
         }
-        if (!has_route(routes, DP_POD_GATEWAY, 32, NULL, idx, RT_SCOPE_LINK, RT_TABLE_MAIN))
-                differ(d, "pod route " DP_POD_GATEWAY " scope link is missing");
-        if (!has_route(routes, "0.0.0.0", 0, DP_POD_GATEWAY, idx, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN))
-                differ(d, "pod default route via " DP_POD_GATEWAY " is missing");
+        if (!has_route(routes, PROTO_POD_GATEWAY, 32, NULL, idx, RT_SCOPE_LINK, RT_TABLE_MAIN))
+                differ(d, "pod route " PROTO_POD_GATEWAY " scope link is missing");
+        if (!has_route(routes, "0.0.0.0", 0, PROTO_POD_GATEWAY, idx, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN))
+                differ(d, "pod default route via " PROTO_POD_GATEWAY " is missing");
         if (!has_neigh(neighs, idx, host_mac))
-                differ(d, "pod neighbour " DP_POD_GATEWAY " is missing, not permanent or not the host veth's MAC");
+                differ(d, "pod neighbour " PROTO_POD_GATEWAY " is missing, not permanent or not the host veth's MAC");
 }
 
 static void check_host(struct nl_sock *sk, const struct dp_pod *pod, int host_index, struct diff *d) {

@@ -145,7 +145,7 @@ static int run(const struct cni_env *env, const struct cni_config *cfg, size_t i
                          LF_STR("container_id", env->container_id), LF_INT("code", ctx.code),
                          LF_STR("reason", ctx.msg), LF_INT("usec", us));
                 free(ctx.out);
-                return print_error(cfg ? cfg->cni_version : NULL, ctx.code, ctx.msg, ctx.details);
+                return print_error(cfg ? cfg->cni_version : NULL, ctx.code, ctx.msg, NULL);
         }
         log_info("command done", LF_STR("command", cni_command_name(env->command)),
                  LF_STR("container_id", env->container_id), LF_INT("usec", us));

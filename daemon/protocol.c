@@ -230,14 +230,10 @@ void proto_request_done(struct proto_request *req) {
         req->n_valid = 0;
 }
 
-static int decode_attachment(const cJSON *o, bool ifname_required, struct proto_attachment *att,
-                             struct errmsg *err) {
+static int decode_attachment(const cJSON *o, struct proto_attachment *att, struct errmsg *err) {
         int r = get_str(o, "container_id", true, PROTO_CONTAINER_ID_MAX, proto_valid_container_id,
                         att->container_id, err);
-        if (r < 0)
-                return r;
-        r = get_str(o, "ifname", ifname_required, PROTO_IFNAME_MAX, proto_valid_ifname, att->ifname, err);
-        return r == -ENOENT ? 0 : r;
+        return r < 0 ? r : get_str(o, "ifname", true, PROTO_IFNAME_MAX, proto_valid_ifname, att->ifname, err);
 }
 
 static int optional(int r) {
@@ -245,7 +241,7 @@ static int optional(int r) {
 }
 
 static int decode_add(const cJSON *o, struct proto_request *req, struct errmsg *err) {
-        int r = decode_attachment(o, true, &req->att, err);
+        int r = decode_attachment(o, &req->att, err);
         if (r >= 0)
                 r = get_str(o, "netns", true, PROTO_NETNS_MAX, valid_pod_field, req->netns, err);
         if (r >= 0)
@@ -262,7 +258,7 @@ static int decode_add(const cJSON *o, struct proto_request *req, struct errmsg *
 }
 
 static int decode_del(const cJSON *o, struct proto_request *req, struct errmsg *err) {
-        int r = decode_attachment(o, true, &req->att, err);
+        int r = decode_attachment(o, &req->att, err);
         if (r >= 0)
                 r = optional(get_str(o, "reason", false, PROTO_REASON_MAX, valid_pod_field, req->reason, err));
         if (r >= 0)
@@ -287,7 +283,7 @@ static int decode_gc(const cJSON *o, struct proto_request *req, struct errmsg *e
                 if (!cJSON_IsObject(e))
                         r = errmsg_set(err, -EINVAL, "valid[%d] is not an object", i);
                 else
-                        r = decode_attachment(e, true, &v[i], err);
+                        r = decode_attachment(e, &v[i], err);
                 if (r < 0) {
                         free(v);
                         return r;
@@ -306,7 +302,7 @@ static int decode_op_fields(const cJSON *o, struct proto_request *req, struct er
         case PROTO_OP_DEL:
                 return decode_del(o, req, err);
         case PROTO_OP_CHECK:
-                return decode_attachment(o, true, &req->att, err);
+                return decode_attachment(o, &req->att, err);
         case PROTO_OP_GC:
                 return decode_gc(o, req, err);
         default:

@@ -29,7 +29,6 @@ struct cni_ctx {
         char *out;                      /* malloc'd JSON for stdout, or NULL */
         int code;                       /* CNI error code on failure */
         char msg[ERRMSG_MAX];
-        char details[ERRMSG_MAX];
 };
 
 int cni_cmd_add(struct cni_ctx *ctx);

@@ -28,7 +28,6 @@
 #include "errmsg.h"
 #include "protocol.h"
 
-#define DP_POD_GATEWAY "169.254.1.1"
 #define DP_RULE_PRIO_TO 512
 #define DP_RULE_PRIO_FROM 1536
 #define DP_NAME_SALTS 4         /* alternate host names tried on a clash */

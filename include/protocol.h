@@ -42,7 +42,6 @@
 #define PROTO_IP_MAX 16          /* "255.255.255.255" + NUL */
 #define PROTO_CIDR_MAX 19        /* "255.255.255.255/32" + NUL */
 #define PROTO_LIST_MAX 4096      /* entries in a GC list or a released list */
-#define PROTO_ROUTE_TABLE_MAIN 254
 #define PROTO_POD_GATEWAY "169.254.1.1"
 
 enum proto_op {
