@@ -43,6 +43,7 @@
 
 #include "dataplane.h"
 #include "netns.h"
+#include "nlerr.h"
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
@@ -130,7 +131,7 @@ static void mac_str(struct nl_addr *a, char buf[static 18]) {
 
 static int link_get(struct nl_sock *sk, const char *name, struct rtnl_link **ret) {
         int r = rtnl_link_get_kernel(sk, 0, name, ret);
-        return r < 0 ? netns_nl_errno(r) : 0;
+        return r < 0 ? nlerr_errno(r) : 0;
 }
 
 /* The host veth of this attachment: hint first, then the salted names; it
@@ -200,7 +201,7 @@ static int create_veth(struct dp_wiring *c) {
         int r = rtnl_link_add(c->host, link, NLM_F_CREATE | NLM_F_EXCL);
         rtnl_link_put(peer);
         rtnl_link_veth_release(link);
-        return r < 0 ? netns_nl_errno(r) : 0;
+        return r < 0 ? nlerr_errno(r) : 0;
 }
 
 /*
@@ -228,7 +229,7 @@ static int resolve_clash(struct dp_wiring *c, struct errmsg *err) {
                 return pod_end ? errmsg_set(err, -EEXIST, "interface %s already exists in the pod namespace",
                                             c->pod.ifname)
                                : -EADDRINUSE;
-        int r = netns_nl_errno(rtnl_link_delete(c->host, l));
+        int r = nlerr_errno(rtnl_link_delete(c->host, l));
         if (r == -ENODEV || r == -ENOENT)
                 return 0;               /* vpc-ipamd deleted it meanwhile: retry the name */
         return r < 0 ? errmsg_set(err, r, "cannot remove stale veth %s", c->name) : 0;
@@ -278,7 +279,7 @@ static int pod_link(struct dp_wiring *c, struct errmsg *err) {
         rtnl_link_set_flags(up, IFF_UP);
         if (mtu_pending(c))
                 rtnl_link_set_mtu(up, c->pod.mtu);
-        r = netns_nl_errno(rtnl_link_change(c->podsk, pl, up, 0));
+        r = nlerr_errno(rtnl_link_change(c->podsk, pl, up, 0));
         if (r < 0)
                 return errmsg_set(err, r, "cannot bring %s up: %s", c->pod.ifname, strerror(-r));
         if (!mtu_pending(c))
@@ -288,7 +289,7 @@ static int pod_link(struct dp_wiring *c, struct errmsg *err) {
                 return -ENOMEM;
         rtnl_link_set_ifindex(host, c->host_index);
         rtnl_link_set_mtu(mtu, c->pod.mtu);
-        r = netns_nl_errno(rtnl_link_change(c->host, host, mtu, 0));
+        r = nlerr_errno(rtnl_link_change(c->host, host, mtu, 0));
         return r < 0 ? errmsg_set(err, r, "cannot set the MTU of %s to %u: %s", c->name, c->pod.mtu, strerror(-r)) : 0;
 }
 
@@ -299,7 +300,7 @@ static int pod_addr(struct dp_wiring *c) {
         if (a && local) {
                 rtnl_addr_set_ifindex(a, c->pod_index);
                 rtnl_addr_set_local(a, local);
-                r = netns_nl_errno(rtnl_addr_add(c->podsk, a, NLM_F_EXCL));
+                r = nlerr_errno(rtnl_addr_add(c->podsk, a, NLM_F_EXCL));
         }
         if (a)
                 rtnl_addr_put(a);
@@ -330,7 +331,7 @@ static int route_change(struct nl_sock *sk, bool add, const char *dst, unsigned 
         rtnl_route_add_nexthop(rt, nh);
         int r = add ? rtnl_route_add(sk, rt, flags) : rtnl_route_delete(sk, rt, 0);
         rtnl_route_put(rt);
-        return netns_nl_errno(r);
+        return nlerr_errno(r);
 }
 
 static int pod_neigh(struct dp_wiring *c) {
@@ -343,7 +344,7 @@ static int pod_neigh(struct dp_wiring *c) {
                 rtnl_neigh_set_dst(n, dst);
                 rtnl_neigh_set_lladdr(n, ll);
                 rtnl_neigh_set_state(n, NUD_PERMANENT);
-                r = netns_nl_errno(rtnl_neigh_add(c->podsk, n, NLM_F_CREATE | NLM_F_REPLACE));
+                r = nlerr_errno(rtnl_neigh_add(c->podsk, n, NLM_F_CREATE | NLM_F_REPLACE));
         }
         if (n)
                 rtnl_neigh_put(n);
@@ -360,7 +361,7 @@ static int host_alias(struct dp_wiring *c) {
                 rtnl_link_set_name(orig, c->name);
                 rtnl_link_set_name(change, c->name);
                 rtnl_link_set_ifalias(change, alias);
-                r = netns_nl_errno(rtnl_link_change(c->host, orig, change, 0));
+                r = nlerr_errno(rtnl_link_change(c->host, orig, change, 0));
         }
         if (orig)
                 rtnl_link_put(orig);
@@ -384,7 +385,7 @@ static int rule_change(struct nl_sock *sk, bool add, bool from, const char *ip, 
                 if (table)
                         rtnl_rule_set_table(rule, table);
                 rtnl_rule_set_action(rule, FR_ACT_TO_TBL);
-                r = netns_nl_errno(add ? rtnl_rule_add(sk, rule, NLM_F_EXCL) : rtnl_rule_delete(sk, rule, 0));
+                r = nlerr_errno(add ? rtnl_rule_add(sk, rule, NLM_F_EXCL) : rtnl_rule_delete(sk, rule, 0));
         }
         if (rule)
                 rtnl_rule_put(rule);
@@ -606,7 +607,7 @@ int dp_del(const struct dp_pod *pod, const char *host_ifname_hint, struct errmsg
                 return 0;               /* gone with its namespace, or never made */
         if (r < 0)
                 return errmsg_set(err, r, "cannot look for the host veth: %s", strerror(-r));
-        r = netns_nl_errno(rtnl_link_delete(host, veth));
+        r = nlerr_errno(rtnl_link_delete(host, veth));
         if (r < 0 && r != -ENODEV && r != -ENOENT)
                 return errmsg_set(err, r, "cannot delete veth %s: %s", rtnl_link_get_name(veth), strerror(-r));
         return 0;
@@ -762,7 +763,7 @@ static bool alias_valid(const char *alias, const struct proto_attachment *valid,
 static int gc_veths(struct nl_sock *sk, const char *prefix, const struct proto_attachment *valid, size_t n_valid,
                     unsigned *removed) {
         _cleanup_(cache_freep) struct nl_cache *links = NULL;
-        int r = netns_nl_errno(rtnl_link_alloc_cache(sk, AF_UNSPEC, &links));
+        int r = nlerr_errno(rtnl_link_alloc_cache(sk, AF_UNSPEC, &links));
         if (r < 0)
                 return r;
         for (struct nl_object *o = nl_cache_get_first(links); o; o = nl_cache_get_next(o)) {
@@ -771,7 +772,7 @@ static int gc_veths(struct nl_sock *sk, const char *prefix, const struct proto_a
                 if (!name || strncmp(name, prefix, strlen(prefix)) != 0 || !alias ||
                     strncmp(alias, PROTO_VETH_ALIAS_PREFIX, strlen(PROTO_VETH_ALIAS_PREFIX)) != 0 || alias_valid(alias, valid, n_valid))
                         continue;
-                r = netns_nl_errno(rtnl_link_delete(sk, l));
+                r = nlerr_errno(rtnl_link_delete(sk, l));
                 if (r < 0 && r != -ENODEV)
                         return r;
                 (*removed)++;

@@ -15,28 +15,12 @@
 #include <unistd.h>
 #include <linux/nsfs.h>
 
-#include <netlink/errno.h>
 #include <netlink/socket.h>
 
 #include "netns.h"
+#include "nlerr.h"
 
 #define SELF_NS "/proc/thread-self/ns/net"
-
-int netns_nl_errno(int nlerr) {
-        static const struct { int nle, err; } map[] = {
-                { NLE_EXIST, EEXIST },       { NLE_OBJ_NOTFOUND, ENOENT }, { NLE_NODEV, ENODEV },
-                { NLE_PERM, EPERM },         { NLE_NOMEM, ENOMEM },        { NLE_INVAL, EINVAL },
-                { NLE_BUSY, EBUSY },         { NLE_AGAIN, EAGAIN },        { NLE_NOADDR, EADDRNOTAVAIL },
-                { NLE_RANGE, ERANGE },       { NLE_OPNOTSUPP, EOPNOTSUPP }, { NLE_NOACCESS, EACCES },
-                { NLE_AF_NOSUPPORT, EAFNOSUPPORT }, { NLE_MSGSIZE, EMSGSIZE }, { NLE_INTR, EINTR },
-                { NLE_BAD_SOCK, EBADF },     { NLE_MSG_TRUNC, EMSGSIZE },  { NLE_NOATTR, ENODATA },
-        };
-        int e = nlerr < 0 ? -nlerr : nlerr;
-        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-                if (map[i].nle == e)
-                        return -map[i].err;
-        return e == 0 ? 0 : -EIO;
-}
 
 int netns_open(const char *path, int *ret_fd) {
         int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -64,7 +48,7 @@ int netns_nl_socket_here(struct nl_sock **ret) {
                 r = nl_connect(sk, NETLINK_ROUTE);
         if (r < 0) {
                 nl_socket_free(sk);
-                return netns_nl_errno(r);
+                return nlerr_errno(r);
         }
         *ret = sk;
         return 0;

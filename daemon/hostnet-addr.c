@@ -33,13 +33,13 @@ static int addr_add(hostnet *h, int ifindex, uint32_t ip, unsigned plen) {
         rtnl_addr_set_local(a, local);
         rtnl_addr_set_scope(a, RT_SCOPE_UNIVERSE);
         rtnl_addr_set_flags(a, IFA_F_NOPREFIXROUTE);
-        return hn_errno(rtnl_addr_add(h->sk, a, NLM_F_EXCL));
+        return nlerr_errno(rtnl_addr_add(h->sk, a, NLM_F_EXCL));
 }
 
 /* One pass: remove every other global address; *ret_have when ip/plen is there. */
 static int addr_scan(hostnet *h, int ifindex, uint32_t ip, unsigned plen, bool *ret_have, unsigned *ret_removed) {
         _cleanup_(hn_cache_freep) struct nl_cache *addrs = NULL;
-        int r = hn_errno(rtnl_addr_alloc_cache(h->sk, &addrs));
+        int r = nlerr_errno(rtnl_addr_alloc_cache(h->sk, &addrs));
         if (r < 0)
                 return r;
         for (struct nl_object *o = nl_cache_get_first(addrs); o; o = nl_cache_get_next(o)) {
@@ -51,7 +51,7 @@ static int addr_scan(hostnet *h, int ifindex, uint32_t ip, unsigned plen, bool *
                         *ret_have = true;
                         continue;
                 }
-                r = hn_errno(rtnl_addr_delete(h->sk, a, 0));
+                r = nlerr_errno(rtnl_addr_delete(h->sk, a, 0));
                 if (r < 0 && r != -EADDRNOTAVAIL && r != -ENOENT)
                         return r;
                 (*ret_removed)++;

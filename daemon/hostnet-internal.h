@@ -19,6 +19,7 @@
 #include <netlink/netlink.h>
 
 #include "hostnet.h"
+#include "nlerr.h"
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define HN_DELETE_EACH_MAX 16           /* duplicates removed by one targeted delete loop */
@@ -28,9 +29,6 @@ struct hostnet {
 };
 
 /* --- hostnet.c: errors and IPv4 ------------------------------------------------ */
-
-/* A libnl error (negative NLE_*) as a negative errno. */
-int hn_errno(int nlerr);
 
 /* "10.0.1.5" -> network order. -EINVAL unless a dotted quad. */
 int hn_ip4_parse(const char *s, uint32_t *ret);

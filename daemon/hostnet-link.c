@@ -69,7 +69,7 @@ int hostnet_find_link_by_mac(hostnet *h, const char *mac, int *ret_ifindex, char
         unsigned char want[6];
         if (mac_parse(mac, want) < 0)
                 return errmsg_set(err, -EINVAL, "MAC \"%s\" is not of the form 0a:1b:2c:3d:4e:5f", mac ? mac : "");
-        int r = hn_errno(rtnl_link_alloc_cache(h->sk, AF_UNSPEC, &links));
+        int r = nlerr_errno(rtnl_link_alloc_cache(h->sk, AF_UNSPEC, &links));
         if (r < 0)
                 return errmsg_set(err, r, "cannot list the links: %s", strerror(-r));
         for (struct nl_object *o = nl_cache_get_first(links); o; o = nl_cache_get_next(o)) {
@@ -138,7 +138,7 @@ int hostnet_wait_link_by_mac(hostnet *h, const char *mac, unsigned timeout_ms, i
 
 int hn_link_ensure(hostnet *h, int ifindex, unsigned mtu, bool up) {
         _cleanup_(link_putp) struct rtnl_link *cur = NULL, *orig = NULL, *change = NULL;
-        int r = hn_errno(rtnl_link_get_kernel(h->sk, ifindex, NULL, &cur));
+        int r = nlerr_errno(rtnl_link_get_kernel(h->sk, ifindex, NULL, &cur));
         if (r < 0)
                 return r == -ENOENT ? -ENODEV : r;
         bool fix_mtu = mtu > 0 && rtnl_link_get_mtu(cur) != mtu;
@@ -154,7 +154,7 @@ int hn_link_ensure(hostnet *h, int ifindex, unsigned mtu, bool up) {
                 rtnl_link_set_mtu(change, mtu);
         if (fix_up)
                 rtnl_link_set_flags(change, IFF_UP);
-        return hn_errno(rtnl_link_change(h->sk, orig, change, 0));
+        return nlerr_errno(rtnl_link_change(h->sk, orig, change, 0));
 }
 
 int hostnet_set_link_mtu(hostnet *h, int ifindex, unsigned mtu, struct errmsg *err) {
@@ -174,7 +174,7 @@ int hostnet_list_links(hostnet *h, const char *prefix, char (**ret)[HOSTNET_IFNA
                        struct errmsg *err) {
         _cleanup_(hn_cache_freep) struct nl_cache *links = NULL;
         const char *p = prefix ? prefix : "";
-        int r = hn_errno(rtnl_link_alloc_cache(h->sk, AF_UNSPEC, &links));
+        int r = nlerr_errno(rtnl_link_alloc_cache(h->sk, AF_UNSPEC, &links));
         if (r < 0)
                 return errmsg_set(err, r, "cannot list the links: %s", strerror(-r));
         size_t n = 0, cap = (size_t)nl_cache_nitems(links);
@@ -193,7 +193,7 @@ int hostnet_list_links(hostnet *h, const char *prefix, char (**ret)[HOSTNET_IFNA
 
 int hostnet_pod_veth_down(hostnet *h, const char *name, const char *alias, int *ret_ifindex, struct errmsg *err) {
         _cleanup_(link_putp) struct rtnl_link *cur = NULL, *orig = NULL, *change = NULL;
-        int r = hn_errno(rtnl_link_get_kernel(h->sk, 0, name, &cur));
+        int r = nlerr_errno(rtnl_link_get_kernel(h->sk, 0, name, &cur));
         if (r == -ENOENT || r == -ENODEV)
                 return -ENOENT;
         if (r < 0)
@@ -209,7 +209,7 @@ int hostnet_pod_veth_down(hostnet *h, const char *name, const char *alias, int *
                         return errmsg_set(err, -ENOMEM, "out of memory");
                 rtnl_link_set_ifindex(orig, ifindex);
                 rtnl_link_unset_flags(change, IFF_UP);
-                r = hn_errno(rtnl_link_change(h->sk, orig, change, 0));
+                r = nlerr_errno(rtnl_link_change(h->sk, orig, change, 0));
                 if (r == -ENOENT || r == -ENODEV)
                         return -ENOENT;
                 if (r < 0)
@@ -221,14 +221,14 @@ int hostnet_pod_veth_down(hostnet *h, const char *name, const char *alias, int *
 
 int hostnet_delete_link(hostnet *h, int ifindex, const char *name, struct errmsg *err) {
         _cleanup_(link_putp) struct rtnl_link *cur = NULL;
-        int r = hn_errno(rtnl_link_get_kernel(h->sk, ifindex, NULL, &cur));
+        int r = nlerr_errno(rtnl_link_get_kernel(h->sk, ifindex, NULL, &cur));
         if (r == -ENOENT || r == -ENODEV)
                 return 0;
         if (r < 0)
                 return errmsg_set(err, r, "cannot read link %d (%s): %s", ifindex, name, strerror(-r));
         if (strcmp(rtnl_link_get_name(cur), name) != 0)
                 return 0;               /* gone, and the index reused: not ours */
-        r = hn_errno(rtnl_link_delete(h->sk, cur));
+        r = nlerr_errno(rtnl_link_delete(h->sk, cur));
         if (r == -ENOENT || r == -ENODEV)
                 return 0;
         if (r < 0)
@@ -239,7 +239,7 @@ int hostnet_delete_link(hostnet *h, int ifindex, const char *name, struct errmsg
 int hostnet_list_aliased(hostnet *h, const char *alias_prefix, struct hostnet_link **ret, size_t *ret_n,
                          struct errmsg *err) {
         _cleanup_(hn_cache_freep) struct nl_cache *links = NULL;
-        int r = hn_errno(rtnl_link_alloc_cache(h->sk, AF_UNSPEC, &links));
+        int r = nlerr_errno(rtnl_link_alloc_cache(h->sk, AF_UNSPEC, &links));
         if (r < 0)
                 return errmsg_set(err, r, "cannot list the links: %s", strerror(-r));
         size_t n = 0, cap = (size_t)nl_cache_nitems(links);

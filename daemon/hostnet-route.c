@@ -57,12 +57,12 @@ static int route_add(hostnet *h, const struct hn_route *w) {
         if (gw)
                 rtnl_route_nh_set_gateway(nh, gw);
         rtnl_route_add_nexthop(rt, nh);         /* rt owns nh now */
-        return hn_errno(rtnl_route_add(h->sk, rt, NLM_F_REPLACE));
+        return nlerr_errno(rtnl_route_add(h->sk, rt, NLM_F_REPLACE));
 }
 
 int hn_route_ensure(hostnet *h, const struct hn_route *want) {
         _cleanup_(hn_cache_freep) struct nl_cache *routes = NULL;
-        int r = hn_errno(rtnl_route_alloc_cache(h->sk, AF_INET, 0, &routes));
+        int r = nlerr_errno(rtnl_route_alloc_cache(h->sk, AF_INET, 0, &routes));
         if (r < 0)
                 return r;
         for (struct nl_object *o = nl_cache_get_first(routes); o; o = nl_cache_get_next(o))
@@ -81,7 +81,7 @@ static bool route_uses(struct rtnl_route *rt, int ifindex) {
 /* Delete the routes of table (to dst/plen when match_dst; via ifindex when > 0). */
 static int route_remove_where(hostnet *h, uint32_t table, bool match_dst, uint32_t dst, unsigned plen, int ifindex) {
         _cleanup_(hn_cache_freep) struct nl_cache *routes = NULL;
-        int r = hn_errno(rtnl_route_alloc_cache(h->sk, AF_INET, 0, &routes));
+        int r = nlerr_errno(rtnl_route_alloc_cache(h->sk, AF_INET, 0, &routes));
         if (r < 0)
                 return r;
         for (struct nl_object *o = nl_cache_get_first(routes); o; o = nl_cache_get_next(o)) {
@@ -90,7 +90,7 @@ static int route_remove_where(hostnet *h, uint32_t table, bool match_dst, uint32
                     (match_dst && !hn_nladdr_is(rtnl_route_get_dst(rt), dst, plen)) ||
                     (ifindex > 0 && !route_uses(rt, ifindex)))
                         continue;
-                r = hn_errno(rtnl_route_delete(h->sk, rt, 0));
+                r = nlerr_errno(rtnl_route_delete(h->sk, rt, 0));
                 if (r < 0 && r != -ENOENT && r != -ESRCH)
                         return r;
         }
@@ -116,7 +116,7 @@ int hn_route_delete_each(hostnet *h, uint32_t table, uint32_t dst, unsigned plen
         rtnl_route_set_protocol(rt, RTPROT_UNSPEC);     /* libnl's default, static, would match only static routes */
         rtnl_route_set_scope(rt, RT_SCOPE_NOWHERE);     /* any scope; libnl would guess "link" for a route without a gateway */
         for (int i = 0; i < HN_DELETE_EACH_MAX; i++) {
-                int r = hn_errno(rtnl_route_delete(h->sk, rt, 0));
+                int r = nlerr_errno(rtnl_route_delete(h->sk, rt, 0));
                 if (r == -ENOENT || r == -ESRCH)
                         return 0;
                 if (r < 0)

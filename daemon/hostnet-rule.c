@@ -54,11 +54,11 @@ static int rule_change(hostnet *h, bool add, const struct hn_rule *m) {
                 rtnl_rule_set_src(rule, src);
         if (dst)
                 rtnl_rule_set_dst(rule, dst);
-        return hn_errno(add ? rtnl_rule_add(h->sk, rule, NLM_F_EXCL) : rtnl_rule_delete(h->sk, rule, 0));
+        return nlerr_errno(add ? rtnl_rule_add(h->sk, rule, NLM_F_EXCL) : rtnl_rule_delete(h->sk, rule, 0));
 }
 
 static int rules_dump(hostnet *h, struct nl_cache **ret) {
-        return hn_errno(rtnl_rule_alloc_cache(h->sk, AF_INET, ret));
+        return nlerr_errno(rtnl_rule_alloc_cache(h->sk, AF_INET, ret));
 }
 
 int hn_rule_ensure(hostnet *h, const struct hn_rule *want) {

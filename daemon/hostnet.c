@@ -1,10 +1,8 @@
 /*
- * hostnet: the handle, libnl error translation and IPv4 parsing shared by the
- * hostnet-*.c files.
+ * hostnet: the handle and the IPv4 parsing shared by the hostnet-*.c files
+ * (libnl's errors become errnos through nlerr.h).
  *
- * libnl folds kernel errnos into its own NLE_* codes; hn_errno() maps them
- * back so callers see the usual -ENOENT/-EEXIST/... (what libnl cannot
- * express becomes -EIO). The parsers are strict: a dotted quad, and a CIDR
+ * The parsers are strict: a dotted quad, and a CIDR
  * without host bits, because a stray "10.0.1.7/24" from a caller is a bug to
  * report, not to round.
  */
@@ -14,29 +12,9 @@
 #include <string.h>
 #include <arpa/inet.h>
 
-#include <netlink/errno.h>
 #include <netlink/socket.h>
 
 #include "hostnet-internal.h"
-
-int hn_errno(int nlerr) {
-        static const struct { int nle, err; } map[] = {
-                { NLE_EXIST, EEXIST },       { NLE_OBJ_NOTFOUND, ENOENT },   { NLE_NODEV, ENODEV },
-                { NLE_PERM, EPERM },         { NLE_NOMEM, ENOMEM },          { NLE_INVAL, EINVAL },
-                { NLE_BUSY, EBUSY },         { NLE_AGAIN, EAGAIN },          { NLE_NOADDR, EADDRNOTAVAIL },
-                { NLE_RANGE, ERANGE },       { NLE_OPNOTSUPP, EOPNOTSUPP },  { NLE_NOACCESS, EACCES },
-                { NLE_AF_NOSUPPORT, EAFNOSUPPORT }, { NLE_MSGSIZE, EMSGSIZE }, { NLE_INTR, EINTR },
-                { NLE_BAD_SOCK, EBADF },     { NLE_MSG_TRUNC, EMSGSIZE },    { NLE_NOATTR, ENODATA },
-                { NLE_DUMP_INTR, EINTR },
-        };
-        int e = nlerr < 0 ? -nlerr : nlerr;
-        if (e == 0)
-                return 0;
-        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-                if (map[i].nle == e)
-                        return -map[i].err;
-        return -EIO;
-}
 
 int hn_ip4_parse(const char *s, uint32_t *ret) {
         struct in_addr in;
@@ -113,7 +91,7 @@ int hostnet_open(hostnet **ret, struct errmsg *err) {
         }
         int r = nl_connect(h->sk, NETLINK_ROUTE);
         if (r < 0) {
-                r = hn_errno(r);
+                r = nlerr_errno(r);
                 hostnet_free(h);
                 return errmsg_set(err, r, "cannot open a NETLINK_ROUTE socket: %s", strerror(-r));
         }

@@ -15,6 +15,7 @@
 #include <netlink/netlink.h>
 #include <netlink/route/rule.h>
 
+#include "nlerr.h"
 #include "snat.h"
 
 #define TABLE_MAIN 254
@@ -34,19 +35,6 @@ static void rule_putp(struct rtnl_rule **p) {
                 rtnl_rule_put(*p);
 }
 
-static int nl_to_errno(int nlerr) {
-        if (nlerr >= 0)
-                return 0;
-        switch (-nlerr) {
-        case NLE_EXIST: return -EEXIST;
-        case NLE_OBJ_NOTFOUND: return -ENOENT;
-        case NLE_NOMEM: return -ENOMEM;
-        case NLE_PERM: return -EPERM;
-        case NLE_NOACCESS: return -EACCES;
-        default: return -EIO;
-        }
-}
-
 static int open_sock(struct nl_sock **ret) {
         struct nl_sock *sk = nl_socket_alloc();
         if (!sk)
@@ -54,7 +42,7 @@ static int open_sock(struct nl_sock **ret) {
         int r = nl_connect(sk, NETLINK_ROUTE);
         if (r < 0) {
                 nl_socket_free(sk);
-                return nl_to_errno(r);
+                return nlerr_errno(r);
         }
         *ret = sk;
         return 0;
@@ -85,7 +73,7 @@ static struct rtnl_rule *make_rule(uint32_t mark) {
 /* How many of our rules are there now. */
 static int count_ours(struct nl_sock *sk, uint32_t mark, int *ret) {
         struct nl_cache *rules __attribute__((cleanup(cache_freep))) = NULL;
-        int r = nl_to_errno(rtnl_rule_alloc_cache(sk, AF_INET, &rules));
+        int r = nlerr_errno(rtnl_rule_alloc_cache(sk, AF_INET, &rules));
         if (r < 0)
                 return r;
         int n = 0;
@@ -103,7 +91,7 @@ int snat_rule_ensure(uint32_t mark, struct errmsg *err) {
         if (r == 0)
                 r = count_ours(sk, mark, &n);
         if (r == 0 && n == 0)
-                r = nl_to_errno(rtnl_rule_add(sk, rule, NLM_F_EXCL));
+                r = nlerr_errno(rtnl_rule_add(sk, rule, NLM_F_EXCL));
         if (r < 0 && r != -EEXIST)
                 return errmsg_set(err, r, "cannot add rule \"fwmark 0x%x/0x%x lookup main prio %d\"", mark, mark,
                                   SNAT_RULE_PRIO);
@@ -119,7 +107,7 @@ int snat_rule_remove(uint32_t mark, struct errmsg *err) {
                 r = count_ours(sk, mark, &n);
         /* The kernel deletes the first rule matching the fields given: one per copy. */
         for (int i = 0; r == 0 && i < n; i++) {
-                r = nl_to_errno(rtnl_rule_delete(sk, rule, 0));
+                r = nlerr_errno(rtnl_rule_delete(sk, rule, 0));
                 if (r == -ENOENT)
                         r = 0;
         }

@@ -25,5 +25,3 @@ int netns_nl_socket(int nsfd, struct nl_sock **ret);
 /* A connected NETLINK_ROUTE socket in the calling thread's namespace. */
 int netns_nl_socket_here(struct nl_sock **ret);
 
-/* libnl error (negative NLE_*) to a negative errno. */
-int netns_nl_errno(int nlerr);
