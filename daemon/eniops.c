@@ -216,8 +216,9 @@ static void rfc3339_now(struct eniops *o, char out[32]) {
 static int free_device_index(struct eniops *o, const struct new_eni *batch, size_t n_batch, int from) {
         struct store_eni *enis = NULL;
         size_t n = 0;
-        if (store_enis(o->store, &enis, &n) < 0)
-                return -EIO;
+        int r = store_enis(o->store, &enis, &n);
+        if (r < 0)
+                return r;
         for (int dev = from;; dev++) {
                 bool used = dev < 64 && (o->foreign_devices >> dev) & 1;
                 for (size_t i = 0; i < n; i++)
@@ -393,7 +394,7 @@ static int setup_link(struct eniops *o, struct new_eni *ne) {
                                   .route_table = hostnet_route_table(0, (unsigned)ne->device_index),
                                   .primary_ip = ne->primary_ip, .subnet_cidr = o->node->subnet_cidr,
                                   .mtu = (unsigned)o->cfg->eni_mtu };
-        struct errmsg err;
+        struct errmsg err = { 0 };
         int r = hostnet_setup_eni(o->net, &he, &err);
         if (r < 0)
                 log_error_errno(r, "could not set up the ENI's link", LF_STR("eni", ne->id), LF_STR("detail", err.text));
@@ -462,8 +463,10 @@ int eniops_create(struct eniops *o, const int *counts, size_t n) {
                 struct new_eni *ne = &batch[made];
                 memset(ne, 0, sizeof *ne);
                 ne->device_index = free_device_index(o, batch, made, 1);
-                if (ne->device_index < 0)
-                        return made ? (int)made : ne->device_index;
+                if (ne->device_index < 0) {
+                        r = ne->device_index;
+                        break;          /* those made so far are still opened below */
+                }
                 r = create_one(o, counts[i], ne);
                 if (r < 0) {
                         if (ne->id[0])
@@ -503,7 +506,7 @@ int eniops_release(struct eniops *o, const char *eni_id, int count) {
         r = id < 0 ? (int)id : ec2_unassign_private_ips(o->ec2, eni_id, ips, n, false, &e);
         /* Uncertain: read EC2 back first, so only blocks EC2 still lists become free again
          * (the others are removed by the re-read) — never one EC2 may have taken. */
-        if (outcome_uncertain(r, &e))
+        if (id >= 0 && outcome_uncertain(r, &e))       /* (no intent: EC2 was never called) */
                 settle_uncertain(o, eni_id, "UnassignPrivateIpAddresses");
         for (size_t i = 0; i < n; i++) {
                 char cidr[STORE_CIDR_MAX];
@@ -514,9 +517,9 @@ int eniops_release(struct eniops *o, const char *eni_id, int count) {
                         log_error_errno(sr, "could not record the outcome of a release; the next EC2 pass repairs it",
                                         LF_STR("block", cidr), LF_STR("eni", eni_id));
         }
-        if (r < 0)
+        if (r < 0 && id >= 0)
                 eniops_note_failure(o, "UnassignPrivateIpAddresses", r, &e);
-        else
+        else if (r >= 0)
                 metrics_add(o->metrics, METRICS_IPS_RELEASED, n);
         if (id >= 0)
                 intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, NULL);
@@ -580,7 +583,7 @@ static void teardown_link(struct eniops *o, const struct store_eni *se) {
         struct hostnet_eni he = { .mac = se->mac, .device_index = (unsigned)se->device_index,
                                   .network_card = (unsigned)se->network_card, .route_table = (uint32_t)se->route_table,
                                   .primary_ip = se->primary_ip, .subnet_cidr = se->subnet_cidr };
-        struct errmsg err;
+        struct errmsg err = { 0 };
         if (hostnet_teardown_eni(o->net, &he, &err) < 0)
                 log_warn("could not remove the ENI's rule and routes", LF_STR("eni", se->id), LF_STR("detail", err.text));
 }

@@ -204,7 +204,7 @@ static void egress_sync(reconciler *r) {
         snprintf(in.primary_ip, sizeof in.primary_ip, "%s", o->node->primary_ip);
         for (size_t i = 0; i < in.n_vpc_cidrs && i < SNAT_MAX_VPC_CIDRS; i++)
                 snprintf(in.vpc_cidrs[i], SNAT_CIDR_LEN, "%s", o->node->vpc_cidrs[i]);
-        struct errmsg err;
+        struct errmsg err = { 0 };
         int ifindex, rc = 0;
         bool changed = false;
         if (!r->snat || !o->net)
@@ -224,17 +224,20 @@ static void egress_sync(reconciler *r) {
 static void housekeeping(reconciler *r) {
         struct eniops *o = &r->o.ops;
         struct sync_report rep = { 0 };
-        struct errmsg err;
+        struct errmsg err = { 0 };
         sync_links(o, &rep);
         eniops_finish_detaching(o);
         if (due(&r->last_pods, 5000))
                 sync_pods_run(r->pods, o, &rep);
         if (due(&r->last_imds, r->o.imds_refresh_ms > 0 ? r->o.imds_refresh_ms : 60000) && o->imds) {
                 bool changed = false;
-                if (node_refresh_vpc_cidrs(o->node, o->imds, &changed, &err) == 0 && changed) {
+                int rc = node_refresh_vpc_cidrs(o->node, o->imds, &changed, &err);
+                if (rc < 0)
+                        log_warn("could not refresh the VPC's CIDRs from IMDS", LF_STR("detail", errmsg_text(&err, rc)));
+                else if (changed) {
                         char buf[512];
                         node_vpc_cidrs_string(o->node, buf, sizeof buf);
-                        int rc = store_meta_set(o->store, "vpc_cidrs", buf);
+                        rc = store_meta_set(o->store, "vpc_cidrs", buf);
                         if (rc < 0)
                                 log_error_errno(rc, "could not record the VPC's CIDRs", LF_STR("vpc_cidrs", buf));
                         log_info("the VPC's CIDRs changed", LF_STR("vpc_cidrs", buf));
@@ -243,11 +246,13 @@ static void housekeeping(reconciler *r) {
         egress_sync(r);
         if (o->cfg->no_provisioning) {
                 /* IMDS is free of EC2's rate limits: follow it closely. */
-                if (due(&r->last_ec2_sync, 5000) && sync_with_imds(o, &rep, &err) < 0)
-                        log_warn("IMDS resync failed", LF_STR("detail", err.text));
-        } else if (due(&r->last_ec2_sync, r->o.ec2_resync_ms > 0 ? r->o.ec2_resync_ms : 300000) &&
-                   sync_with_ec2(o, &rep, &err) < 0) {
-                log_warn("periodic EC2 resync failed", LF_STR("detail", err.text));
+                int rc = due(&r->last_ec2_sync, 5000) ? sync_with_imds(o, &rep, &err) : 0;
+                if (rc < 0)
+                        log_warn("IMDS resync failed", LF_STR("detail", errmsg_text(&err, rc)));
+        } else if (due(&r->last_ec2_sync, r->o.ec2_resync_ms > 0 ? r->o.ec2_resync_ms : 300000)) {
+                int rc = sync_with_ec2(o, &rep, &err);
+                if (rc < 0)
+                        log_warn("periodic EC2 resync failed", LF_STR("detail", errmsg_text(&err, rc)));
         }
         if (!o->cfg->no_leak_cleanup && !o->cfg->no_provisioning &&
             due(&r->last_leak_cleanup, o->cfg->leak_cleanup_interval_s * 1000))
@@ -259,7 +264,7 @@ static void initial_sync(reconciler *r) {
         struct eniops *o = &r->o.ops;
         for (int attempt = 0; !r->stop; attempt++) {
                 struct sync_report rep = { 0 };
-                struct errmsg err;
+                struct errmsg err = { 0 };
                 int64_t t0 = vtime_mono_ms();
                 int rc = o->cfg->no_provisioning ? sync_with_imds(o, &rep, &err) : sync_with_ec2(o, &rep, &err);
                 if (rc >= 0 && !o->cfg->no_provisioning)
@@ -274,8 +279,8 @@ static void initial_sync(reconciler *r) {
                                 o->pool_changed(o->userdata);
                         return;
                 }
-                set_status(r, false, err.text);
-                log_error_errno(rc, "start-up EC2 pass failed; retrying", LF_STR("detail", err.text),
+                set_status(r, false, errmsg_text(&err, rc));
+                log_error_errno(rc, "start-up EC2 pass failed; retrying", LF_STR("detail", errmsg_text(&err, rc)),
                                 LF_INT("attempt", attempt + 1));
                 struct timespec ts = { attempt < 5 ? 1 : 5, 0 };
                 nanosleep(&ts, NULL);
@@ -285,7 +290,7 @@ static void initial_sync(reconciler *r) {
 static void *loop(void *arg) {
         reconciler *r = arg;
         int tick = r->o.tick_ms > 0 ? r->o.tick_ms : 5000;
-        struct errmsg err;
+        struct errmsg err = { 0 };
         if (snat_new(&r->snat, &err) < 0)
                 log_error("egress SNAT unavailable", LF_STR("detail", err.text));
         egress_sync(r);                         /* before the EC2 pass: it needs only IMDS's answers */

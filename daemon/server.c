@@ -28,6 +28,7 @@
 #include <cjson/cJSON.h>
 
 #include "log.h"
+#include "mkdirs.h"
 #include "poolview.h"
 #include "vtime.h"
 #include "protocol.h"
@@ -37,7 +38,6 @@
 #define MAX_CONNS 1024
 #define LOG_INTERVAL_MS 10000
 #define E_PERMISSION "permission_denied"
-#define IPAMD_SOCKET_DIR_MAX 108
 
 enum refusal { REFUSE_PEER, REFUSE_MESSAGE, REFUSE_IDLE, _REFUSE_MAX };
 
@@ -573,6 +573,11 @@ static void conn_readable(server *s, struct conn *c, char *buf) {
         struct proto_request req;
         struct proto_error perr = { 0 };
         int r = proto_request_decode(buf, (size_t)n, &req, &perr);
+        if (r == -ENOMEM) {             /* the daemon's failure, not the client's: try again */
+                log_error_errno(r, "could not decode a request");
+                send_error(s, c, PROTO_E_INTERNAL, "vpc-ipamd is out of memory", true);
+                return;
+        }
         if (r < 0) {
                 metrics_inc(s->o.metrics, METRICS_BAD_REQUESTS);
                 log_refusal(s, REFUSE_MESSAGE, "refused a message", c, perr.msg);
@@ -700,27 +705,6 @@ static int watch(server *s, int fd, void *tag) {
         return epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-/* mkdir -p the socket's directory, the last component 0700. */
-static int make_socket_dir(const char *socket_path, struct errmsg *err) {
-        char dir[IPAMD_SOCKET_DIR_MAX];
-        snprintf(dir, sizeof dir, "%s", socket_path);
-        char *slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-                return 0;
-        *slash = '\0';
-        for (char *p = dir + 1; *p; p++) {
-                if (*p != '/')
-                        continue;
-                *p = '\0';
-                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-                        return errmsg_set(err, -errno, "cannot create %s: %s", dir, strerror(errno));
-                *p = '/';
-        }
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return errmsg_set(err, -errno, "cannot create %s: %s", dir, strerror(errno));
-        return 0;
-}
-
 int server_new(const struct server_options *opts, server **ret, struct errmsg *err) {
         if (!opts || !opts->socket_path || !opts->store)
                 return errmsg_set(err, -EINVAL, "server: socket path and store are required");
@@ -730,7 +714,7 @@ int server_new(const struct server_options *opts, server **ret, struct errmsg *e
         s->o = *opts;
         s->listen_fd = s->epoll_fd = s->stop_fd = s->changed_fd = -1;
         s->socket_path = strdup(opts->socket_path);
-        int r = s->socket_path ? make_socket_dir(opts->socket_path, err) : -ENOMEM;
+        int r = s->socket_path ? mkdirs_parent(opts->socket_path, err) : -ENOMEM;
         if (r >= 0 && (r = proto_listen(opts->socket_path, 128, &s->listen_fd)) < 0)
                 errmsg_set(err, r, "cannot listen on %s: %s", opts->socket_path, strerror(-r));
         if (r >= 0 && chmod(opts->socket_path, 0600) < 0)

@@ -105,7 +105,7 @@ static void setup_link_of(struct eniops *o, const struct store_eni *se, struct s
                                   .network_card = (unsigned)se->network_card, .is_primary = se->is_primary,
                                   .route_table = (uint32_t)se->route_table, .primary_ip = se->primary_ip,
                                   .subnet_cidr = se->subnet_cidr, .mtu = (unsigned)o->cfg->eni_mtu };
-        struct errmsg err;
+        struct errmsg err = { 0 };
         int r = hostnet_setup_eni(o->net, &he, &err);
         if (r == -ENOENT)
                 return; /* no link yet: sync_links opens it when it appears */
@@ -320,14 +320,14 @@ int sync_with_imds(struct eniops *o, struct sync_report *rep, struct errmsg *err
 }
 
 int sync_eni(struct eniops *o, const char *eni_id, struct sync_report *rep) {
-        const char *ids[] = { eni_id };
         struct ec2_result *res = NULL;
         struct ec2_error e = { 0 };
-        int r = ec2_describe_enis(o->ec2, ids, 1, &res, &e);
+        int r = eniops_describe(o, eni_id, &res, &e);
+        if (r == -ENOENT)
+                return 0;               /* gone: the next EC2 pass forgets it */
         if (r < 0)
                 return r;
-        if (res->n_enis == 1)
-                sync_blocks(o, &res->enis[0], rep);
+        sync_blocks(o, &res->enis[0], rep);
         ec2_result_free(res);
         return 0;
 }

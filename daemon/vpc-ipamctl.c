@@ -166,7 +166,7 @@ int main(int argc, char **argv) {
                 return usage(stderr);
         struct proto_request req = { .op = cmd->op };
         struct proto_reply rep = { 0 };
-        struct errmsg err;
+        struct errmsg err = { 0 };
         int r = proto_call(sock, &req, 5000, &rep, &err);
         if (r < 0) {
                 fprintf(stderr, "vpc-ipamctl: %s%s\n", err.text,

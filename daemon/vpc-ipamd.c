@@ -30,6 +30,7 @@
 #include "introspect.h"
 #include "ipamd-config.h"
 #include "log.h"
+#include "mkdirs.h"
 #include "vtime.h"
 #include "metrics.h"
 #include "node.h"
@@ -102,23 +103,6 @@ static void *signal_thread(void *arg) {
         return NULL;
 }
 
-/* mkdir -p of the store's directory, 0700 for the last one. */
-static void make_parent_dir(const char *path) {
-        char dir[IPAMD_PATH_MAX + 1];
-        snprintf(dir, sizeof dir, "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-                return;
-        *slash = '\0';
-        for (char *p = dir + 1; *p; p++)
-                if (*p == '/') {
-                        *p = '\0';
-                        mkdir(dir, 0755);
-                        *p = '/';
-                }
-        mkdir(dir, 0700);
-}
-
 static void open_logging(struct ipamd *d) {
         struct log_options lo = { .level = d->cfg.log_level, .format = d->cfg.log_format, .fd = -1,
                                   .file = d->cfg.log_file };
@@ -131,7 +115,7 @@ static void open_logging(struct ipamd *d) {
 }
 
 static void discover(struct ipamd *d) {
-        struct errmsg err;
+        struct errmsg err = { 0 };
         int r = imds_new(NULL, &d->imds, &err);
         if (r < 0 || (r = node_discover(d->imds, &d->node, &err)) < 0)
                 fatal("cannot learn the node from IMDS", r, err.text);
@@ -150,7 +134,7 @@ static void discover(struct ipamd *d) {
 }
 
 static store *open_store(struct ipamd *d) {
-        struct errmsg err;
+        struct errmsg err = { 0 };
         store *s = NULL;
         int r = store_open(d->cfg.db_path, &s, &err);
         if (r < 0)
@@ -176,12 +160,12 @@ static void check_store_owner(struct ipamd *d) {
 }
 
 static void open_stores(struct ipamd *d) {
-        make_parent_dir(d->cfg.db_path);
+        (void)mkdirs_parent(d->cfg.db_path, NULL);     /* store_open says what is wrong */
         d->store = open_store(d);
         d->rec_store = open_store(d);
         d->http_store = open_store(d);
         check_store_owner(d);
-        struct errmsg err;
+        struct errmsg err = { 0 };
         int r = node_limits(&d->node, d->store, d->ec2, vtime_wall_ms(), &err);
         if (r < 0 && d->cfg.no_provisioning) {
                 /* IMDS-only: the limits only feed reports; what IMDS lists is what there is. */
@@ -202,7 +186,7 @@ static void open_stores(struct ipamd *d) {
 }
 
 static void start_server(struct ipamd *d) {
-        struct errmsg err;
+        struct errmsg err = { 0 };
         int r = metrics_new(&d->metrics);
         if (r < 0)
                 fatal("out of memory", r, NULL);
@@ -243,7 +227,7 @@ static struct eniops make_ops(struct ipamd *d, store *s) {
 
 /* The reconciler's thread: its first job is the EC2 pass and the intents a crash left. */
 static void start_reconciler(struct ipamd *d) {
-        struct errmsg err;
+        struct errmsg err = { 0 };
         int r = hostnet_open(&d->net, &err);
         if (r < 0)
                 fatal("cannot open a netlink socket", r, err.text);
@@ -256,7 +240,7 @@ static void start_reconciler(struct ipamd *d) {
 static void start_introspection(struct ipamd *d) {
         struct introspect_options io = { .cfg = &d->cfg, .node = &d->node, .store = d->http_store,
                                          .metrics = d->metrics, .limits = d->limits };
-        struct errmsg err;
+        struct errmsg err = { 0 };
         int r = introspect_start(&io, &d->http, &err);
         if (r < 0)
                 fatal("cannot start introspection/metrics", r, err.text);
@@ -284,7 +268,7 @@ static void shutdown_all(struct ipamd *d) {
 int main(int argc, char **argv) {
         static struct ipamd d; /* the daemon's one top-level context */
         int64_t t0 = vtime_mono_ms();
-        struct errmsg err;
+        struct errmsg err = { 0 };
         if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
                 printf("usage: vpc-ipamd\nConfigured by environment variables; see README.md.\n");
                 return 0;
