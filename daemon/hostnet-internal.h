@@ -87,12 +87,10 @@ struct hn_rule {
 
 /* Add the rule unless an identical plain one exists. */
 int hn_rule_ensure(hostnet *h, const struct hn_rule *want);
-/* Delete every lookup rule at m->prio with m's selectors and table (0: any). */
-int hn_rule_remove(hostnet *h, const struct hn_rule *m);
 /* Delete rules matching m (table 0: any) by asking the kernel to (no dump),
  * until none is left (at most HN_DELETE_EACH_MAX). The kernel matches only the
- * fields given, so unlike hn_rule_remove() a rule that adds a fwmark or iif
- * to m's fields would go too: use it only where nothing else puts rules. */
+ * fields given, so a rule that adds a fwmark or iif to m's fields would go
+ * too: use it only where nothing else puts rules. */
 int hn_rule_delete_each(hostnet *h, const struct hn_rule *m);
 /* Delete the plain rules at prio that look up table, except "from keep_src"
  * (0: keep none). */

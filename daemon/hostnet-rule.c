@@ -80,15 +80,6 @@ static int rule_delete_one(hostnet *h, struct rtnl_rule *dumped, const struct hn
         return r == -ENOENT || r == -ESRCH ? 0 : r;
 }
 
-int hn_rule_remove(hostnet *h, const struct hn_rule *m) {
-        _cleanup_(hn_cache_freep) struct nl_cache *rules = NULL;
-        int r = rules_dump(h, &rules);
-        for (struct nl_object *o = r < 0 ? NULL : nl_cache_get_first(rules); o; o = nl_cache_get_next(o))
-                if (rule_is((struct rtnl_rule *)o, m) && (r = rule_delete_one(h, (struct rtnl_rule *)o, m)) < 0)
-                        break;
-        return r;
-}
-
 int hn_rule_remove_table(hostnet *h, uint32_t prio, uint32_t table, uint32_t keep_src) {
         _cleanup_(hn_cache_freep) struct nl_cache *rules = NULL;
         int r = rules_dump(h, &rules);

@@ -136,7 +136,7 @@ int introspect_render_metrics(introspect *h, char **ret) {
         size_t n_open = 0;
         pthread_mutex_lock(&h->lock);
         int r = store_stats(h->o.store, vtime_wall_ms(), &st);
-        if (r >= 0 && store_intents_open(h->o.store, &its, &n_open) == 0)
+        if (r >= 0 && (r = store_intents_open(h->o.store, &its, &n_open)) >= 0)
                 free(its);
         pthread_mutex_unlock(&h->lock);
         if (r < 0)
@@ -267,8 +267,8 @@ static int listen_on(const char *bind_addr, int *ret_fd, struct errmsg *err) {
         if (strncmp(bind_addr, "unix:", 5) == 0) {
                 struct sockaddr_un sa = { .sun_family = AF_UNIX };
                 snprintf(sa.sun_path, sizeof sa.sun_path, "%s", bind_addr + 5);
+                unlink(sa.sun_path);    /* before socket(): a failing socket() keeps its errno */
                 fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                unlink(sa.sun_path);
                 if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0)
                         goto fail;
         } else {

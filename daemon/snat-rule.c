@@ -83,36 +83,35 @@ static int count_ours(struct nl_sock *sk, uint32_t mark, int *ret) {
         return 0;
 }
 
-int snat_rule_ensure(uint32_t mark, struct errmsg *err) {
+/* Make our rule present (one copy) or absent (every copy). */
+static int rule_sync(uint32_t mark, bool present, struct errmsg *err) {
         struct nl_sock *sk __attribute__((cleanup(sock_freep))) = NULL;
         struct rtnl_rule *rule __attribute__((cleanup(rule_putp))) = make_rule(mark);
         int n = 0;
         int r = rule ? open_sock(&sk) : -ENOMEM;
         if (r == 0)
                 r = count_ours(sk, mark, &n);
-        if (r == 0 && n == 0)
+        if (r == 0 && present && n == 0) {
                 r = nlerr_errno(rtnl_rule_add(sk, rule, NLM_F_EXCL));
-        if (r < 0 && r != -EEXIST)
-                return errmsg_set(err, r, "cannot add rule \"fwmark 0x%x/0x%x lookup main prio %d\"", mark, mark,
-                                  SNAT_RULE_PRIO);
-        return 0;
-}
-
-int snat_rule_remove(uint32_t mark, struct errmsg *err) {
-        struct nl_sock *sk __attribute__((cleanup(sock_freep))) = NULL;
-        struct rtnl_rule *rule __attribute__((cleanup(rule_putp))) = make_rule(mark);
-        int n = 0;
-        int r = rule ? open_sock(&sk) : -ENOMEM;
-        if (r == 0)
-                r = count_ours(sk, mark, &n);
+                if (r == -EEXIST)
+                        r = 0;
+        }
         /* The kernel deletes the first rule matching the fields given: one per copy. */
-        for (int i = 0; r == 0 && i < n; i++) {
+        for (int i = 0; r == 0 && !present && i < n; i++) {
                 r = nlerr_errno(rtnl_rule_delete(sk, rule, 0));
                 if (r == -ENOENT)
                         r = 0;
         }
         if (r < 0)
-                return errmsg_set(err, r, "cannot delete rule \"fwmark 0x%x/0x%x lookup main prio %d\"", mark, mark,
-                                  SNAT_RULE_PRIO);
+                return errmsg_set(err, r, "cannot %s rule \"fwmark 0x%x/0x%x lookup main prio %d\"",
+                                  present ? "add" : "delete", mark, mark, SNAT_RULE_PRIO);
         return 0;
+}
+
+int snat_rule_ensure(uint32_t mark, struct errmsg *err) {
+        return rule_sync(mark, true, err);
+}
+
+int snat_rule_remove(uint32_t mark, struct errmsg *err) {
+        return rule_sync(mark, false, err);
 }

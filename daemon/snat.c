@@ -59,7 +59,7 @@ int snat_parse_random(const char *name, const char *value, enum snat_random *ret
 }
 
 /* "a.b.c.d/n" with no host bits; the text must be exactly that. */
-static int cidr_check(const char *s, uint32_t *ret_base, unsigned *ret_plen) {
+static int cidr_check(const char *s) {
         char ip[16];
         const char *slash = strchr(s, '/');
         if (!slash || (size_t)(slash - s) >= sizeof ip || !isdigit((unsigned char)slash[1]))
@@ -72,17 +72,11 @@ static int cidr_check(const char *s, uint32_t *ret_base, unsigned *ret_plen) {
         if (*end || plen > 32 || strlen(slash + 1) > 2 || inet_pton(AF_INET, ip, &a) != 1)
                 return -EINVAL;
         uint32_t base = ntohl(a.s_addr), mask = plen ? ~0u << (32 - plen) : 0;
-        if (base & ~mask)
-                return -EDOM;
-        if (ret_base)
-                *ret_base = base;
-        if (ret_plen)
-                *ret_plen = (unsigned)plen;
-        return 0;
+        return base & ~mask ? -EDOM : 0;
 }
 
 static int add_exclusion(const char *name, const char *item, struct snat_config *c, struct errmsg *err) {
-        int r = cidr_check(item, NULL, NULL);
+        int r = cidr_check(item);
         if (r == -EDOM)
                 return errmsg_set(err, -EINVAL, "%s: \"%s\" has host bits set; give the network address", name,
                                   item);
@@ -200,10 +194,10 @@ static int check_input(const struct snat_input *in, struct errmsg *err) {
                 return errmsg_set(err, -EINVAL, "snat: %zu VPC CIDRs and %zu exclusions; 1-%d and 0-%d accepted",
                                   in->n_vpc_cidrs, in->cfg.n_exclude, SNAT_MAX_VPC_CIDRS, SNAT_MAX_EXCLUDE);
         for (size_t i = 0; i < in->n_vpc_cidrs; i++)
-                if (cidr_check(in->vpc_cidrs[i], NULL, NULL) < 0)
+                if (cidr_check(in->vpc_cidrs[i]) < 0)
                         return errmsg_set(err, -EINVAL, "snat: VPC CIDR \"%s\" is not an IPv4 network", in->vpc_cidrs[i]);
         for (size_t i = 0; i < in->cfg.n_exclude; i++)
-                if (cidr_check(in->cfg.exclude[i], NULL, NULL) < 0)
+                if (cidr_check(in->cfg.exclude[i]) < 0)
                         return errmsg_set(err, -EINVAL, "snat: exclusion \"%s\" is not an IPv4 network",
                                           in->cfg.exclude[i]);
         return 0;

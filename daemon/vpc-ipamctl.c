@@ -169,7 +169,7 @@ int main(int argc, char **argv) {
         struct errmsg err = { 0 };
         int r = proto_call(sock, &req, 5000, &rep, &err);
         if (r < 0) {
-                fprintf(stderr, "vpc-ipamctl: %s%s\n", err.text,
+                fprintf(stderr, "vpc-ipamctl: %s%s\n", errmsg_text(&err, r),
                         r == -ENOENT || r == -ECONNREFUSED ? " (is vpc-ipamd running? --socket PATH)" : "");
                 return 1;
         }
