@@ -135,6 +135,7 @@ static int curl_errno(CURLcode rc, bool too_big) {
         case CURLE_WRITE_ERROR: return too_big ? -EFBIG : -ENOMEM;
         case CURLE_OUT_OF_MEMORY: return -ENOMEM;
         case CURLE_URL_MALFORMAT:
+        case CURLE_BAD_FUNCTION_ARGUMENT:
         case CURLE_UNSUPPORTED_PROTOCOL: return -EINVAL;
         default: return -EPROTO;
         }
@@ -148,19 +149,23 @@ bool awshttp_error_is_transient(int error) {
         return error == -ETIMEDOUT || error == -ECONNREFUSED || error == -ECONNRESET || error == -EHOSTUNREACH;
 }
 
-static int set_request(struct awshttp *h, const char *method, const char *url, struct curl_slist *hdrs,
-                       const char *body, size_t body_len) {
+/* The request's options; the first that fails is returned (setting the URL
+ * does not parse it: a failure here is memory or an over-long string). */
+static CURLcode set_request(struct awshttp *h, const char *method, bool has_body, const char *url,
+                            struct curl_slist *hdrs, const char *body, size_t body_len) {
         CURL *c = h->curl;
         CURLcode rc = curl_easy_setopt(c, CURLOPT_URL, url);
-        rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-        bool has_body = body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0;
-        rc |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-        if (has_body) {
-                rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-                rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-        }
-        rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, strcmp(method, has_body ? "POST" : "GET") ? method : NULL);
-        return rc == CURLE_OK ? 0 : -EINVAL;
+        if (rc == CURLE_OK)
+                rc = curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+        if (rc == CURLE_OK)
+                rc = curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        if (rc == CURLE_OK && has_body)
+                rc = curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        if (rc == CURLE_OK && has_body)
+                rc = curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+        if (rc == CURLE_OK)
+                rc = curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, strcmp(method, has_body ? "POST" : "GET") ? method : NULL);
+        return rc;
 }
 
 static struct curl_slist *make_headers(const struct awshttp_header *headers, size_t n, bool has_body) {
@@ -215,23 +220,20 @@ int awshttp_request(awshttp *h, const char *method, const char *url,
         buf_free(&h->body);
         h->too_big = false;
         h->date = 0;
-        int r = set_request(h, method, url, hdrs, body, body_len);
-        CURLcode rc = r == 0 ? curl_easy_perform(h->curl) : CURLE_URL_MALFORMAT;
+        CURLcode rc = set_request(h, method, has_body, url, hdrs, body, body_len);
+        if (rc == CURLE_OK)
+                rc = curl_easy_perform(h->curl);
         curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
         curl_slist_free_all(hdrs);
         long connects = 0;
         if (curl_easy_getinfo(h->curl, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0)
                 h->connections += (unsigned long)connects;
         if (rc != CURLE_OK) {
-                r = curl_errno(rc, h->too_big);
+                int r = curl_errno(rc, h->too_big);
                 buf_free(&h->body);
                 if (r == -EFBIG)
                         return errmsg_set(err, r, "%s %s: response larger than %zu bytes", method, url, h->o.max_body);
                 return errmsg_set(err, r, "%s %s: %s", method, url, curl_easy_strerror(rc));
-        }
-        if (h->body.oom) {
-                buf_free(&h->body);
-                return errmsg_set(err, -ENOMEM, "%s %s: out of memory", method, url);
         }
         struct awshttp_response out;
         fill_response(h, &out);

@@ -456,13 +456,10 @@ static int get_eni_field(imds *m, const char *mac, const char *leaf, char **body
         return imds_get(m, path, body, len, err);
 }
 
-enum field_kind { F_UINT, F_ID, F_CIDR, F_CIDRS, F_IDS, F_IPV4S };
-
+/* The leaves of an ENI, in eni_store()'s order. */
 struct eni_field {
         const char *leaf;
-        enum field_kind kind;
         bool optional;          /* 404 means none/default */
-        const char *prefix;
 };
 
 static int eni_store(struct imds_eni *e, int i, const char *body, size_t len) {
@@ -492,15 +489,15 @@ static int eni_store(struct imds_eni *e, int i, const char *body, size_t len) {
 }
 
 static const struct eni_field eni_fields[] = {
-        { "device-number", F_UINT, false, NULL },
-        { "network-card", F_UINT, true, NULL },
-        { "interface-id", F_ID, false, "eni-" },
-        { "subnet-id", F_ID, false, "subnet-" },
-        { "subnet-ipv4-cidr-block", F_CIDR, false, NULL },
-        { "vpc-ipv4-cidr-blocks", F_CIDRS, true, NULL },
-        { "security-group-ids", F_IDS, true, "sg-" },
-        { "local-ipv4s", F_IPV4S, true, NULL },
-        { "ipv4-prefix", F_CIDRS, true, NULL },
+        { "device-number", false },
+        { "network-card", true },
+        { "interface-id", false },
+        { "subnet-id", false },
+        { "subnet-ipv4-cidr-block", false },
+        { "vpc-ipv4-cidr-blocks", true },
+        { "security-group-ids", true },
+        { "local-ipv4s", true },
+        { "ipv4-prefix", true },
 };
 
 int imds_eni(imds *m, const char *mac, struct imds_eni **ret, struct errmsg *err) {

@@ -125,6 +125,15 @@ static bool has_token(const struct sigv4_key *k) {
         return k->session_token && k->session_token[0];
 }
 
+/* The signed headers' names, for the canonical request and the Authorization header. */
+static const char *signed_headers(const struct sigv4_request *req, const struct sigv4_key *key) {
+        static const char *const names[2][2] = {
+                { "host;x-amz-date", "host;x-amz-date;x-amz-security-token" },
+                { "content-type;host;x-amz-date", "content-type;host;x-amz-date;x-amz-security-token" },
+        };
+        return names[req->content_type != NULL][has_token(key)];
+}
+
 static void put_canonical_request(struct buf *cr, const struct sigv4_request *req,
                                   const struct sigv4_key *key, const char *amz_date) {
         char payload_hash[65];
@@ -147,8 +156,7 @@ static void put_canonical_request(struct buf *cr, const struct sigv4_request *re
                 put_trimmed(cr, key->session_token);
                 buf_append(cr, "\n", 1);
         }
-        buf_printf(cr, "\n%s%s%s\n%s", req->content_type ? "content-type;" : "", "host;x-amz-date",
-                   has_token(key) ? ";x-amz-security-token" : "", payload_hash);
+        buf_printf(cr, "\n%s\n%s", signed_headers(req, key), payload_hash);
 }
 
 static int check_args(const struct sigv4_request *req, const struct sigv4_key *key) {
@@ -196,10 +204,8 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_key *key,
         struct sigv4_signature out;
         memcpy(out.amz_date, amz_date, sizeof amz_date);
         n = snprintf(out.authorization, sizeof out.authorization,
-                     "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s%s%s, Signature=%s",
-                     key->access_key_id, date, req->region, req->service,
-                     req->content_type ? "content-type;" : "", "host;x-amz-date",
-                     has_token(key) ? ";x-amz-security-token" : "", sig);
+                     "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, Signature=%s",
+                     key->access_key_id, date, req->region, req->service, signed_headers(req, key), sig);
         if (n < 0 || (size_t)n >= sizeof out.authorization)
                 return -E2BIG;
         *ret = out;
