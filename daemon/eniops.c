@@ -410,8 +410,7 @@ static bool link_present(struct eniops *o, const struct new_eni *ne) {
 /* Poll every ENI of the batch until its link is there and IMDS lists it, then open it. */
 static int wait_and_open(struct eniops *o, struct new_eni *batch, size_t n) {
         int64_t start = vtime_mono_ms();
-        int link_wait = o->link_wait_ms > 0 ? o->link_wait_ms : 60000;
-        int imds_wait = o->imds_wait_ms > 0 ? o->imds_wait_ms : 10000;
+        const int link_wait = ENIOPS_LINK_WAIT_MS, imds_wait = ENIOPS_IMDS_WAIT_MS;
         int opened = 0;
         for (size_t left = n; left > 0;) {
                 int64_t waited = vtime_mono_ms() - start;

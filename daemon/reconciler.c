@@ -249,7 +249,7 @@ static void housekeeping(reconciler *r) {
                 int rc = due(&r->last_ec2_sync, 5000) ? sync_with_imds(o, &rep, &err) : 0;
                 if (rc < 0)
                         log_warn("IMDS resync failed", LF_STR("detail", errmsg_text(&err, rc)));
-        } else if (due(&r->last_ec2_sync, r->o.ec2_resync_ms > 0 ? r->o.ec2_resync_ms : 300000)) {
+        } else if (due(&r->last_ec2_sync, RECONCILER_EC2_RESYNC_MS)) {
                 int rc = sync_with_ec2(o, &rep, &err);
                 if (rc < 0)
                         log_warn("periodic EC2 resync failed", LF_STR("detail", errmsg_text(&err, rc)));
@@ -289,7 +289,7 @@ static void initial_sync(reconciler *r) {
 
 static void *loop(void *arg) {
         reconciler *r = arg;
-        int tick = r->o.tick_ms > 0 ? r->o.tick_ms : 5000;
+        int tick = RECONCILER_TICK_MS;
         struct errmsg err = { 0 };
         if (snat_new(&r->snat, &err) < 0)
                 log_error("egress SNAT unavailable", LF_STR("detail", err.text));

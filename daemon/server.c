@@ -72,10 +72,6 @@ struct server {
 /* Tags for epoll's data.ptr, told apart from connections by address. */
 static char tag_listen, tag_stop, tag_changed;
 
-static int64_t store_now(server *s) {
-        return s->o.clock_ms ? s->o.clock_ms() : vtime_wall_ms();
-}
-
 /* Log a refusal unless one of its kind was logged within LOG_INTERVAL_MS. */
 static void log_refusal(server *s, enum refusal kind, const char *msg, const struct conn *c, const char *why) {
         int64_t now = vtime_mono_ms();
@@ -289,7 +285,7 @@ static struct store_attachment attachment_of(const struct proto_request *req) {
 static int try_add(server *s, struct conn *c, const struct proto_request *req, bool *closed) {
         struct store_attachment a = attachment_of(req);
         struct store_lease lease;
-        int r = store_assign(s->o.store, &a, store_now(s), &lease, NULL);
+        int r = store_assign(s->o.store, &a, vtime_wall_ms(), &lease, NULL);
         *closed = false;
         if (r == -EAGAIN)
                 return r;
@@ -423,7 +419,7 @@ static void op_del(server *s, struct conn *c, const struct proto_request *req) {
                 send_error(s, c, PROTO_E_INTERNAL, "could not remove the pod's rules; see vpc-ipamd's log", true);
                 return;
         }
-        r = store_release(s->o.store, req->att.container_id, req->att.ifname, store_now(s), s->o.cooldown_ms,
+        r = store_release(s->o.store, req->att.container_id, req->att.ifname, vtime_wall_ms(), s->o.cooldown_ms,
                           &lease);
         if (r < 0) {
                 log_error_errno(r, "could not release an address", LF_STR("container_id", req->att.container_id));
@@ -473,7 +469,7 @@ static void op_gc(server *s, struct conn *c, const struct proto_request *req) {
                 keys[i] = (struct store_key){ req->valid[i].container_id, req->valid[i].ifname };
         /* the plugin removes the rules of what this releases, after the reply */
         int64_t rest = s->o.cooldown_ms > PODNET_RELEASE_REST_MS ? s->o.cooldown_ms : PODNET_RELEASE_REST_MS;
-        int r = store_gc(s->o.store, keys, req->n_valid, store_now(s), rest, &gone, &n_gone);
+        int r = store_gc(s->o.store, keys, req->n_valid, vtime_wall_ms(), rest, &gone, &n_gone);
         free(keys);
         if (r < 0) {
                 send_error(s, c, PROTO_E_INTERNAL, "the pool store failed; see vpc-ipamd's log", true);
@@ -497,7 +493,7 @@ static void op_status(server *s, struct conn *c) {
         struct store_stats stats = { 0 };
         if (s->o.hooks.status)
                 s->o.hooks.status(s->o.hooks.userdata, &st);
-        int r = store_stats(s->o.store, store_now(s), &stats);
+        int r = store_stats(s->o.store, vtime_wall_ms(), &stats);
         struct proto_reply reply = { .op = PROTO_OP_STATUS, .ok = true, .ready = st.ready && r == 0 };
         reply.available = (uint32_t)stats.available;
         snprintf(reply.reason, sizeof reply.reason, "%s", r < 0 ? "the pool store failed" : st.reason);
@@ -507,7 +503,7 @@ static void op_status(server *s, struct conn *c) {
 /* --- read-only queries for vpc-ipamctl (the JSON is poolview's) ------------------ */
 
 static void op_query(server *s, struct conn *c, enum proto_op op) {
-        int64_t now = store_now(s);
+        int64_t now = vtime_wall_ms();
         cJSON *value = NULL;
         if (op == PROTO_OP_POOL) {
                 struct server_pool_status ps = { .ready = true };

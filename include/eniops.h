@@ -27,6 +27,8 @@
 #define ENIOPS_REASON_MAX 256
 /* aws-node's pause after a subnet ran out of addresses. */
 #define ENIOPS_SUBNET_BACKOFF_MS (120 * 1000)
+#define ENIOPS_LINK_WAIT_MS 60000       /* bound on waiting for an attached ENI's link */
+#define ENIOPS_IMDS_WAIT_MS 10000       /* bound on waiting for IMDS to list a new ENI's addresses */
 #define ENIOPS_TAG_INSTANCE "node.k8s.amazonaws.com/instance_id"
 #define ENIOPS_TAG_CREATED "node.k8s.amazonaws.com/createdAt"
 #define ENIOPS_TAG_CLUSTER "cluster.k8s.amazonaws.com/name"
@@ -45,8 +47,6 @@ struct eniops {
         void (*pool_changed)(void *userdata);  /* addresses became usable */
         bool (*stopping)(void *userdata);      /* the daemon is stopping: end long waits */
         void *userdata;
-        int link_wait_ms;             /* bound on waiting for an attached ENI's link; 0: 60000 */
-        int imds_wait_ms;             /* bound on waiting for IMDS to list a new ENI's addresses; 0: 10000 */
         uint64_t foreign_devices;     /* card-0 device indexes held by ENIs vpc-ipamd does not manage */
         /* Written by the operations: why growing failed last, and until when not to retry. */
         char reason[ENIOPS_REASON_MAX];

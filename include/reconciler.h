@@ -13,12 +13,13 @@
 #include "server.h"
 #include "sync.h"
 
+#define RECONCILER_TICK_MS 5000             /* a planner pass without being woken */
+#define RECONCILER_EC2_RESYNC_MS 300000     /* a full EC2 pass */
+
 typedef struct reconciler reconciler;
 
 struct reconciler_options {
         struct eniops ops;           /* copied; its handles stay borrowed and are used on the thread only */
-        int tick_ms;                 /* planner pass without being woken; 0: 5000 */
-        int ec2_resync_ms;           /* full EC2 pass; 0: 300000 */
         int imds_refresh_ms;         /* VPC CIDRs from IMDS; 0: 60000 */
 };
 

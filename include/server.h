@@ -49,7 +49,6 @@ struct server_options {
         int pod_mtu;
         int64_t cooldown_ms;         /* how long a released address rests */
         struct server_hooks hooks;
-        int64_t (*clock_ms)(void);   /* the store's clock; NULL: wall clock in ms */
 };
 
 int server_new(const struct server_options *opts, server **ret, struct errmsg *err);
