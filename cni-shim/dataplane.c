@@ -121,12 +121,14 @@ static bool addr_is(struct nl_addr *a, const char *ip, unsigned plen) {
                memcmp(nl_addr_get_binary_addr(a), &in, 4) == 0;
 }
 
+static void mac_bytes_str(const unsigned char m[static 6], char buf[static 18]) {
+        snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+}
+
 static void mac_str(struct nl_addr *a, char buf[static 18]) {
         buf[0] = '\0';
-        if (a && nl_addr_get_len(a) == 6) {
-                const unsigned char *m = nl_addr_get_binary_addr(a);
-                snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-        }
+        if (a && nl_addr_get_len(a) == 6)
+                mac_bytes_str(nl_addr_get_binary_addr(a), buf);
 }
 
 static int link_get(struct nl_sock *sk, const char *name, struct rtnl_link **ret) {
@@ -263,16 +265,13 @@ static bool mtu_pending(const struct dp_wiring *c) {
  * ifindex (in the peer's namespace), and the host MAC is the one we chose. */
 static int pod_link(struct dp_wiring *c, struct errmsg *err) {
         _cleanup_(link_putp) struct rtnl_link *pl = NULL;
-        _cleanup_(addr_putp) struct nl_addr *hmac = nl_addr_build(AF_LLC, c->host_mac, 6);
         int r = link_get(c->podsk, c->pod.ifname, &pl);
         if (r < 0)
                 return errmsg_set(err, r, "veth %s/%s vanished after creation", c->name, c->pod.ifname);
-        if (!hmac)
-                return -ENOMEM;
         c->pod_index = rtnl_link_get_ifindex(pl);
         c->host_index = rtnl_link_get_link(pl);
         mac_str(rtnl_link_get_addr(pl), c->links.pod_mac);
-        mac_str(hmac, c->links.host_mac);
+        mac_bytes_str(c->host_mac, c->links.host_mac);
         _cleanup_(link_putp) struct rtnl_link *up = rtnl_link_alloc();
         if (!up)
                 return -ENOMEM;
@@ -678,20 +677,29 @@ static bool has_rule(struct nl_cache *cache, bool from, const char *ip, uint32_t
         return false;
 }
 
-static void check_pod(struct nl_sock *sk, const struct dp_pod *pod, const char *host_mac, struct diff *d) {
+/* What differs is added to d; a failure to read the kernel is returned
+ * (it says nothing about drift). */
+static int check_pod(struct nl_sock *sk, const struct dp_pod *pod, const char *host_mac, struct diff *d,
+                     struct errmsg *err) {
         _cleanup_(link_putp) struct rtnl_link *pl = NULL;
         _cleanup_(cache_freep) struct nl_cache *addrs = NULL, *routes = NULL, *neighs = NULL;
         char what[128];
-        if (link_get(sk, pod->ifname, &pl) < 0) {
+        int r = link_get(sk, pod->ifname, &pl);
+        if (r == -ENOENT || r == -ENODEV) {
                 snprintf(what, sizeof what, "pod interface %s is missing", pod->ifname);
-                return differ(d, what);
+                differ(d, what);
+                return 0;
         }
+        if (r < 0)
+                return errmsg_set(err, r, "cannot read pod interface %s: %s", pod->ifname, strerror(-r));
         int idx = rtnl_link_get_ifindex(pl);
         if (!(rtnl_link_get_flags(pl) & IFF_UP))
                 differ(d, "pod interface is down");
-        if (rtnl_addr_alloc_cache(sk, &addrs) < 0 || rtnl_route_alloc_cache(sk, AF_INET, 0, &routes) < 0 ||
-            rtnl_neigh_alloc_cache(sk, &neighs) < 0)
-                return differ(d, "cannot read the pod namespace's addresses, routes or neighbours");
+        if ((r = nlerr_errno(rtnl_addr_alloc_cache(sk, &addrs))) < 0 ||
+            (r = nlerr_errno(rtnl_route_alloc_cache(sk, AF_INET, 0, &routes))) < 0 ||
+            (r = nlerr_errno(rtnl_neigh_alloc_cache(sk, &neighs))) < 0)
+                return errmsg_set(err, r, "cannot read the pod namespace's addresses, routes or neighbours: %s",
+                                  strerror(-r));
         if (!has_addr(addrs, idx, pod->ip)) {
                 snprintf(what, sizeof what, "pod address %s/32 is missing on %s", pod->ip, pod->ifname);
                 differ(d, what);
@@ -702,13 +710,17 @@ static void check_pod(struct nl_sock *sk, const struct dp_pod *pod, const char *
                 differ(d, "pod default route via " PROTO_POD_GATEWAY " is missing");
         if (!has_neigh(neighs, idx, host_mac))
                 differ(d, "pod neighbour " PROTO_POD_GATEWAY " is missing, not permanent or not the host veth's MAC");
+        return 0;
 }
 
-static void check_host(struct nl_sock *sk, const struct dp_pod *pod, int host_index, struct diff *d) {
+static int check_host(struct nl_sock *sk, const struct dp_pod *pod, int host_index, struct diff *d,
+                      struct errmsg *err) {
         _cleanup_(cache_freep) struct nl_cache *routes = NULL, *rules = NULL;
         char what[128];
-        if (rtnl_route_alloc_cache(sk, AF_INET, 0, &routes) < 0 || rtnl_rule_alloc_cache(sk, AF_INET, &rules) < 0)
-                return differ(d, "cannot read the host routes or rules");
+        int r;
+        if ((r = nlerr_errno(rtnl_route_alloc_cache(sk, AF_INET, 0, &routes))) < 0 ||
+            (r = nlerr_errno(rtnl_rule_alloc_cache(sk, AF_INET, &rules))) < 0)
+                return errmsg_set(err, r, "cannot read the host routes or rules: %s", strerror(-r));
         if (!has_route(routes, pod->ip, 32, NULL, host_index, RT_SCOPE_LINK, RT_TABLE_MAIN)) {
                 snprintf(what, sizeof what, "host route %s/32 via the veth is missing", pod->ip);
                 differ(d, what);
@@ -723,6 +735,7 @@ static void check_host(struct nl_sock *sk, const struct dp_pod *pod, int host_in
                          pod->route_table, DP_RULE_PRIO_FROM);
                 differ(d, what);
         }
+        return 0;
 }
 
 int dp_check(const char *netns, const struct dp_pod *pod, struct errmsg *err) {
@@ -736,13 +749,17 @@ int dp_check(const char *netns, const struct dp_pod *pod, struct errmsg *err) {
                 return r;
         if ((r = netns_nl_socket_here(&host)) < 0)
                 return errmsg_set(err, r, "cannot open a netlink socket: %s", strerror(-r));
-        if (find_host_veth(host, pod, NULL, &veth) < 0)
+        r = find_host_veth(host, pod, NULL, &veth);
+        if (r == -ENOENT)
                 return errmsg_set(err, -EUCLEAN, "host veth of %s/%s is missing", pod->container_id, pod->ifname);
+        if (r < 0)
+                return errmsg_set(err, r, "cannot look for the host veth: %s", strerror(-r));
         if (!(rtnl_link_get_flags(veth) & IFF_UP))
                 differ(&d, "host veth is down");
         mac_str(rtnl_link_get_addr(veth), mac);
-        check_pod(podsk, pod, mac, &d);
-        check_host(host, pod, rtnl_link_get_ifindex(veth), &d);
+        if ((r = check_pod(podsk, pod, mac, &d, err)) < 0 ||
+            (r = check_host(host, pod, rtnl_link_get_ifindex(veth), &d, err)) < 0)
+                return r;
         if (d.n)
                 return errmsg_set(err, -EUCLEAN, "%s", d.text);
         return 0;
