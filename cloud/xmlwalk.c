@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <expat.h>
@@ -39,6 +40,13 @@ static void stop(struct walk *w, int code, const char *why) {
         XML_StopParser(w->parser, XML_FALSE);
 }
 
+/* The decoder refused the element being closed or opened: name it. */
+static void rejected(struct walk *w, int code) {
+        char why[ERRMSG_MAX / 2];
+        snprintf(why, sizeof why, "<%s> rejected by the decoder", w->depth > 0 ? w->names[w->depth - 1] : "?");
+        stop(w, code, why);
+}
+
 static void on_start(void *ud, const XML_Char *name, const XML_Char **attrs) {
         struct walk *w = ud;
         (void)attrs;
@@ -62,7 +70,7 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **attrs) {
                 w->text.p[0] = '\0';
         int r = w->fn(w->ud, w->path, w->depth, NULL, 0);
         if (r < 0)
-                stop(w, r, "rejected by the decoder");
+                rejected(w, r);
 }
 
 static void on_end(void *ud, const XML_Char *name) {
@@ -73,11 +81,11 @@ static void on_end(void *ud, const XML_Char *name) {
         const char *text = w->leaf && w->text.p ? w->text.p : "";
         size_t len = w->leaf ? w->text.len : 0;
         int r = w->fn(w->ud, w->path, w->depth, text, len);
+        if (r < 0)
+                rejected(w, r);
         w->depth--;
         w->leaf = false;
         w->text.len = 0;
-        if (r < 0)
-                stop(w, r, "rejected by the decoder");
 }
 
 static void on_text(void *ud, const XML_Char *s, int len) {
