@@ -54,7 +54,7 @@ static bool outcome_uncertain(int r, const struct ec2_error *e) {
 }
 
 /* Re-read the ENI so the store holds exactly what EC2 holds. */
-static void settle_uncertain(struct eniops *o, const char *eni_id, const char *what) {
+static void settle_uncertain(struct ipamd_ctx *o, const char *eni_id, const char *what) {
         struct sync_report rep = { 0 };
         int r = sync_eni(o, eni_id, &rep);
         log_info("re-read an ENI after an uncertain EC2 answer", LF_STR("eni", eni_id), LF_STR("action", what),
@@ -64,33 +64,9 @@ static void settle_uncertain(struct eniops *o, const char *eni_id, const char *w
                 o->pool_changed(o->userdata);
 }
 
-static bool is_subnet_exhaustion(const char *code) {
-        return strcmp(code, "InsufficientFreeAddressesInSubnet") == 0 ||
-               strcmp(code, "InsufficientCidrBlocks") == 0;
-}
-
-void eniops_note_failure(struct eniops *o, const char *what, int r, const struct ec2_error *e) {
-        const char *code = e && e->code[0] ? e->code : "";
-        if (is_subnet_exhaustion(code)) {
-                snprintf(o->reason, sizeof o->reason, "subnet %s is exhausted (%s); retrying in %d s",
-                         o->node->subnet_id, code, ENIOPS_SUBNET_BACKOFF_MS / 1000);
-                o->grow_blocked_until = o->now_ms() + ENIOPS_SUBNET_BACKOFF_MS;
-        } else if (e && ec2_code_is_throttling(code)) {
-                snprintf(o->reason, sizeof o->reason, "EC2 is throttling %s (%s)", what, code);
-        } else if (code[0]) {
-                snprintf(o->reason, sizeof o->reason, "EC2 %s failed: %s: %.120s", what, code, e->message);
-        } else {
-                snprintf(o->reason, sizeof o->reason, "EC2 %s failed: %.160s", what,
-                         e ? errmsg_text(&e->msg, r) : strerror(-r));
-        }
-        log_warn("EC2 call failed", LF_STR("action", what), LF_STR("code", code),
-                 LF_STR("request_id", e ? e->request_id : ""), LF_STR("reason", o->reason),
-                 LF_INT("http_status", e ? e->http_status : 0), LF_INT("attempts", e ? e->attempts : 0));
-}
-
 /* --- intents ------------------------------------------------------------------ */
 
-static int64_t intent_begin(struct eniops *o, const char *kind, const char *token, const char *eni,
+static int64_t intent_begin(struct ipamd_ctx *o, const char *kind, const char *token, const char *eni,
                             cJSON *params) {
         char *json = params ? cJSON_PrintUnformatted(params) : NULL;
         int64_t id = -1;
@@ -104,15 +80,7 @@ static int64_t intent_begin(struct eniops *o, const char *kind, const char *toke
         return id;
 }
 
-int eniops_forget_eni(struct eniops *o, const char *eni_id) {
-        int r = store_eni_remove(o->store, eni_id, true, NULL);
-        if (r < 0)
-                log_error_errno(r, "could not forget an ENI in the store; the next EC2 pass retries",
-                                LF_STR("eni", eni_id));
-        return r;
-}
-
-static void intent_end(struct eniops *o, int64_t id, enum store_intent_state st, cJSON *result) {
+static void intent_end(struct ipamd_ctx *o, int64_t id, enum store_intent_state st, cJSON *result) {
         char *json = result ? cJSON_PrintUnformatted(result) : NULL;
         int r = store_intent_end(o->store, id, st, json, o->now_ms());
         if (r < 0)
@@ -138,7 +106,7 @@ static cJSON *json_count(const char *key, int v) {
 
 /* --- assign --------------------------------------------------------------------- */
 
-static int add_blocks(struct eniops *o, const char *eni_id, const char *const *ips, size_t n) {
+static int add_blocks(struct ipamd_ctx *o, const char *eni_id, const char *const *ips, size_t n) {
         int added = 0;
         for (size_t i = 0; i < n; i++) {
                 char cidr[STORE_CIDR_MAX];
@@ -154,7 +122,7 @@ static int add_blocks(struct eniops *o, const char *eni_id, const char *const *i
         return added;
 }
 
-int eniops_assign(struct eniops *o, const char *eni_id, int count) {
+int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count) {
         int64_t id = intent_begin(o, "assign_ips", NULL, eni_id, json_count("count", count));
         if (id < 0)
                 return (int)id;
@@ -162,7 +130,7 @@ int eniops_assign(struct eniops *o, const char *eni_id, int count) {
         struct ec2_error e = { 0 };
         int r = ec2_assign_private_ips(o->ec2, eni_id, (unsigned)count, 0, &res, &e);
         if (r < 0) {
-                eniops_note_failure(o, "AssignPrivateIpAddresses", r, &e);
+                ctx_note_failure(o, "AssignPrivateIpAddresses", r, &e);
                 if (outcome_uncertain(r, &e))
                         settle_uncertain(o, eni_id, "AssignPrivateIpAddresses");
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
@@ -205,7 +173,7 @@ static void random_token(char out[33]) {
                 snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-static void rfc3339_now(struct eniops *o, char out[32]) {
+static void rfc3339_now(struct ipamd_ctx *o, char out[32]) {
         time_t t = (time_t)(o->now_ms() / 1000);
         struct tm tm;
         gmtime_r(&t, &tm);
@@ -213,7 +181,7 @@ static void rfc3339_now(struct eniops *o, char out[32]) {
 }
 
 /* The lowest device index no ENI in the store (nor an earlier one of this batch) uses. */
-static int free_device_index(struct eniops *o, const struct new_eni *batch, size_t n_batch, int from) {
+static int free_device_index(struct ipamd_ctx *o, const struct new_eni *batch, size_t n_batch, int from) {
         struct store_eni *enis = NULL;
         size_t n = 0;
         int r = store_enis(o->store, &enis, &n);
@@ -232,21 +200,21 @@ static int free_device_index(struct eniops *o, const struct new_eni *batch, size
         }
 }
 
-static size_t build_tags(struct eniops *o, const char *token, char created[32], struct ec2_tag *tags) {
+static size_t build_tags(struct ipamd_ctx *o, const char *token, char created[32], struct ec2_tag *tags) {
         size_t n = 0;
         rfc3339_now(o, created);
-        tags[n++] = (struct ec2_tag){ ENIOPS_TAG_INSTANCE, o->node->instance_id };
-        tags[n++] = (struct ec2_tag){ ENIOPS_TAG_CREATED, created };
-        tags[n++] = (struct ec2_tag){ ENIOPS_TAG_TOKEN, token };
+        tags[n++] = (struct ec2_tag){ CTX_TAG_INSTANCE, o->node->instance_id };
+        tags[n++] = (struct ec2_tag){ CTX_TAG_CREATED, created };
+        tags[n++] = (struct ec2_tag){ CTX_TAG_TOKEN, token };
         if (o->cfg->cluster_name[0])
-                tags[n++] = (struct ec2_tag){ ENIOPS_TAG_CLUSTER, o->cfg->cluster_name };
+                tags[n++] = (struct ec2_tag){ CTX_TAG_CLUSTER, o->cfg->cluster_name };
         for (size_t i = 0; i < o->cfg->n_tags; i++)
                 tags[n++] = (struct ec2_tag){ o->cfg->tags[i].key, o->cfg->tags[i].value };
         return n;
 }
 
 /* CreateNetworkInterface, then record the ENI (attaching) and its addresses. */
-static int create_one(struct eniops *o, int count, struct new_eni *ne) {
+static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
         char token[33], created[32], description[96];
         struct ec2_tag tags[IPAMD_TAGS_MAX + 4];
         random_token(token);
@@ -271,7 +239,7 @@ static int create_one(struct eniops *o, int count, struct new_eni *ne) {
         if (r < 0 || res->n_enis != 1) {
                 if (r >= 0)
                         r = -EBADMSG;
-                eniops_note_failure(o, "CreateNetworkInterface", r, &e);
+                ctx_note_failure(o, "CreateNetworkInterface", r, &e);
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
                 ec2_result_free(res);
                 return r;
@@ -314,7 +282,7 @@ static int create_one(struct eniops *o, int count, struct new_eni *ne) {
  * linger. If EC2 will not delete it now, its create intent stays open and the
  * next start (or leak cleanup) deletes it.
  */
-static void discard_created(struct eniops *o, struct new_eni *ne) {
+static void discard_created(struct ipamd_ctx *o, struct new_eni *ne) {
         struct ec2_error e = { 0 };
         int r = ne->id[0] ? ec2_delete_eni(o->ec2, ne->id, &e) : 0;
         if (r < 0 && strcmp(e.code, "InvalidNetworkInterfaceID.NotFound") == 0)
@@ -323,17 +291,17 @@ static void discard_created(struct eniops *o, struct new_eni *ne) {
                 log_warn("could not delete an ENI that failed to attach; retried at the next start",
                          LF_STR("eni", ne->id), LF_STR("code", e.code));
         if (ne->id[0])
-                (void)eniops_forget_eni(o, ne->id);
+                (void)ctx_forget_eni(o, ne->id);
         if (r == 0 && ne->create_intent > 0)
                 intent_end(o, ne->create_intent, STORE_INTENT_UNDONE, NULL);
 }
 
 
 /* Is the ENI attached (or attaching) to this instance? Its attachment id in ret. */
-static bool attached_to_us(struct eniops *o, const char *eni_id, char ret[80]) {
+static bool attached_to_us(struct ipamd_ctx *o, const char *eni_id, char ret[80]) {
         struct ec2_result *res = NULL;
         struct ec2_error e = { 0 };
-        if (eniops_describe(o, eni_id, &res, &e) < 0)
+        if (ctx_describe_eni(o, eni_id, &res, &e) < 0)
                 return false;
         const struct ec2_attachment *a = &res->enis[0].attachment;
         bool ours = res->enis[0].attached && a->instance_id && strcmp(a->instance_id, o->node->instance_id) == 0 &&
@@ -344,7 +312,7 @@ static bool attached_to_us(struct eniops *o, const char *eni_id, char ret[80]) {
         return ours;
 }
 
-static int attach_one(struct eniops *o, struct new_eni *ne) {
+static int attach_one(struct ipamd_ctx *o, struct new_eni *ne) {
         cJSON *params = json_count("device_index", ne->device_index);
         int64_t id = intent_begin(o, "attach_eni", NULL, ne->id, params);
         if (id < 0)
@@ -359,7 +327,7 @@ static int attach_one(struct eniops *o, struct new_eni *ne) {
                 r = 0; /* an earlier attempt went through and only its answer was lost */
         ec2_result_free(res);
         if (r < 0) {
-                eniops_note_failure(o, "AttachNetworkInterface", r, &e);
+                ctx_note_failure(o, "AttachNetworkInterface", r, &e);
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
                 return r;
         }
@@ -378,7 +346,7 @@ static int attach_one(struct eniops *o, struct new_eni *ne) {
 }
 
 /* Does IMDS list every address of the new ENI yet? */
-static bool imds_shows(struct eniops *o, const struct new_eni *ne) {
+static bool imds_shows(struct ipamd_ctx *o, const struct new_eni *ne) {
         struct imds_eni *ie = NULL;
         if (!o->imds || imds_eni(o->imds, ne->mac, &ie, NULL) < 0)
                 return false;
@@ -387,7 +355,7 @@ static bool imds_shows(struct eniops *o, const struct new_eni *ne) {
         return ok;
 }
 
-static int setup_link(struct eniops *o, struct new_eni *ne) {
+static int setup_link(struct ipamd_ctx *o, struct new_eni *ne) {
         if (!o->net)
                 return 0;
         struct hostnet_eni he = { .mac = ne->mac, .device_index = (unsigned)ne->device_index,
@@ -401,14 +369,14 @@ static int setup_link(struct eniops *o, struct new_eni *ne) {
         return r;
 }
 
-static bool link_present(struct eniops *o, const struct new_eni *ne) {
+static bool link_present(struct ipamd_ctx *o, const struct new_eni *ne) {
         int ifindex;
         char name[HOSTNET_IFNAMSIZ];
         return !o->net || hostnet_find_link_by_mac(o->net, ne->mac, &ifindex, name, NULL) == 0;
 }
 
 /* Poll every ENI of the batch until its link is there and IMDS lists it, then open it. */
-static int wait_and_open(struct eniops *o, struct new_eni *batch, size_t n) {
+static int wait_and_open(struct ipamd_ctx *o, struct new_eni *batch, size_t n) {
         int64_t start = vtime_mono_ms();
         const int link_wait = ENIOPS_LINK_WAIT_MS, imds_wait = ENIOPS_IMDS_WAIT_MS;
         int opened = 0;
@@ -452,7 +420,7 @@ static int wait_and_open(struct eniops *o, struct new_eni *batch, size_t n) {
         return opened;
 }
 
-int eniops_create(struct eniops *o, const int *counts, size_t n) {
+int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
         struct new_eni batch[MAX_BATCH];
         size_t made = 0;
         int r = 0;
@@ -488,7 +456,7 @@ int eniops_create(struct eniops *o, const int *counts, size_t n) {
 
 /* --- release --------------------------------------------------------------------- */
 
-int eniops_release(struct eniops *o, const char *eni_id, int count) {
+int eniops_release(struct ipamd_ctx *o, const char *eni_id, int count) {
         char (*cidrs)[STORE_CIDR_MAX] = calloc((size_t)count, sizeof *cidrs);
         const char **ips = calloc((size_t)count, sizeof *ips);
         size_t n = 0;
@@ -517,7 +485,7 @@ int eniops_release(struct eniops *o, const char *eni_id, int count) {
                                         LF_STR("block", cidr), LF_STR("eni", eni_id));
         }
         if (r < 0 && id >= 0)
-                eniops_note_failure(o, "UnassignPrivateIpAddresses", r, &e);
+                ctx_note_failure(o, "UnassignPrivateIpAddresses", r, &e);
         else if (r >= 0)
                 metrics_add(o->metrics, METRICS_IPS_RELEASED, n);
         if (id >= 0)
@@ -532,26 +500,14 @@ out:
 
 /* --- delete ------------------------------------------------------------------------ */
 
-int eniops_describe(struct eniops *o, const char *eni_id, struct ec2_result **ret, struct ec2_error *e) {
-        const char *ids[] = { eni_id };
-        int r = ec2_describe_enis(o->ec2, ids, 1, ret, e);
-        if (r < 0 && strcmp(e->code, "InvalidNetworkInterfaceID.NotFound") == 0)
-                return -ENOENT;
-        if (r >= 0 && (*ret)->n_enis != 1) {
-                ec2_result_free(*ret);
-                return -ENOENT;
-        }
-        return r;
-}
-
 /* Detach (when attached) and wait until EC2 reports it available. */
-static int detach_and_wait(struct eniops *o, const char *eni_id) {
+static int detach_and_wait(struct ipamd_ctx *o, const char *eni_id) {
         int64_t start = vtime_mono_ms();
         bool asked = false;
         for (;;) {
                 struct ec2_result *res = NULL;
                 struct ec2_error e = { 0 };
-                int r = eniops_describe(o, eni_id, &res, &e);
+                int r = ctx_describe_eni(o, eni_id, &res, &e);
                 if (r < 0)
                         return r;
                 bool available = strcmp(res->enis[0].status, "available") == 0;
@@ -565,7 +521,7 @@ static int detach_and_wait(struct eniops *o, const char *eni_id) {
                 if (!asked && attachment[0]) {
                         r = ec2_detach_eni(o->ec2, attachment, false, &e);
                         if (r < 0 && strcmp(e.code, "InvalidAttachmentID.NotFound") != 0) {
-                                eniops_note_failure(o, "DetachNetworkInterface", r, &e);
+                                ctx_note_failure(o, "DetachNetworkInterface", r, &e);
                                 return r;
                         }
                         asked = true;
@@ -576,7 +532,7 @@ static int detach_and_wait(struct eniops *o, const char *eni_id) {
         }
 }
 
-static void teardown_link(struct eniops *o, const struct store_eni *se) {
+static void teardown_link(struct ipamd_ctx *o, const struct store_eni *se) {
         if (!o->net)
                 return;
         struct hostnet_eni he = { .mac = se->mac, .device_index = (unsigned)se->device_index,
@@ -595,7 +551,7 @@ static void teardown_link(struct eniops *o, const struct store_eni *se) {
  * eniops_finish_detaching() carries on later — it never goes back to serving
  * pods from an ENI EC2 may already have detached.
  */
-static int finish_delete(struct eniops *o, const struct store_eni *se) {
+static int finish_delete(struct ipamd_ctx *o, const struct store_eni *se) {
         int64_t id = intent_begin(o, "delete_eni", NULL, se->id, NULL);
         if (id < 0)
                 return (int)id;
@@ -606,7 +562,7 @@ static int finish_delete(struct eniops *o, const struct store_eni *se) {
                 if (r < 0 && strcmp(e.code, "InvalidNetworkInterfaceID.NotFound") == 0)
                         r = 0;
                 if (r < 0)
-                        eniops_note_failure(o, "DeleteNetworkInterface", r, &e);
+                        ctx_note_failure(o, "DeleteNetworkInterface", r, &e);
         }
         if (r == -ENOENT)
                 r = 0; /* already gone */
@@ -615,14 +571,14 @@ static int finish_delete(struct eniops *o, const struct store_eni *se) {
                 return r;
         }
         teardown_link(o, se);
-        (void)eniops_forget_eni(o, se->id);
+        (void)ctx_forget_eni(o, se->id);
         intent_end(o, id, STORE_INTENT_DONE, NULL);
         metrics_inc(o->metrics, METRICS_ENIS_DELETED);
         log_info("deleted ENI", LF_STR("eni", se->id), LF_INT("device_index", se->device_index));
         return 0;
 }
 
-int eniops_delete(struct eniops *o, const char *eni_id) {
+int eniops_delete(struct ipamd_ctx *o, const char *eni_id) {
         struct store_eni se;
         int r = store_eni_get(o->store, eni_id, &se);
         if (r < 0)
@@ -637,7 +593,7 @@ int eniops_delete(struct eniops *o, const char *eni_id) {
         return r;
 }
 
-int eniops_finish_detaching(struct eniops *o) {
+int eniops_finish_detaching(struct ipamd_ctx *o) {
         struct store_eni *enis = NULL;
         size_t n = 0;
         int r = store_enis(o->store, &enis, &n);
@@ -650,26 +606,19 @@ int eniops_finish_detaching(struct eniops *o) {
 
 /* --- leaked ENIs -------------------------------------------------------------------- */
 
-const char *eniops_tag(const struct ec2_eni *e, const char *key) {
-        for (size_t i = 0; i < e->n_tags; i++)
-                if (strcmp(e->tags[i].key, key) == 0)
-                        return e->tags[i].value;
-        return NULL;
-}
-
-static bool leaked_long_enough(struct eniops *o, const struct ec2_eni *e) {
-        const char *created = eniops_tag(e, ENIOPS_TAG_CREATED);
+static bool leaked_long_enough(struct ipamd_ctx *o, const struct ec2_eni *e) {
+        const char *created = ctx_eni_tag(e, CTX_TAG_CREATED);
         struct tm tm = { 0 };
         if (!created || !strptime(created, "%Y-%m-%dT%H:%M:%SZ", &tm))
                 return false;
         return o->now_ms() / 1000 - (int64_t)timegm(&tm) > 5 * 60;
 }
 
-int eniops_leak_cleanup(struct eniops *o, size_t *ret_deleted) {
+int eniops_leak_cleanup(struct ipamd_ctx *o, size_t *ret_deleted) {
         const char *inst[] = { o->node->instance_id };
         const char *avail[] = { "available" };
         char tag_filter[64];
-        snprintf(tag_filter, sizeof tag_filter, "tag:%s", ENIOPS_TAG_INSTANCE);
+        snprintf(tag_filter, sizeof tag_filter, "tag:%s", CTX_TAG_INSTANCE);
         struct ec2_filter filters[] = { { tag_filter, inst, 1 }, { "status", avail, 1 } };
         size_t deleted = 0;
         char token[1024] = "";
@@ -678,7 +627,7 @@ int eniops_leak_cleanup(struct eniops *o, size_t *ret_deleted) {
                 struct ec2_error e = { 0 };
                 int r = ec2_describe_enis_page(o->ec2, filters, 2, 100, token[0] ? token : NULL, &res, &e);
                 if (r < 0) {
-                        eniops_note_failure(o, "DescribeNetworkInterfaces", r, &e);
+                        ctx_note_failure(o, "DescribeNetworkInterfaces", r, &e);
                         return r;
                 }
                 for (size_t i = 0; i < res->n_enis; i++) {
@@ -691,7 +640,7 @@ int eniops_leak_cleanup(struct eniops *o, size_t *ret_deleted) {
                                 deleted++;
                                 metrics_inc(o->metrics, METRICS_LEAKED_ENIS_DELETED);
                                 log_info("deleted a leaked ENI", LF_STR("eni", eni->id));
-                                (void)eniops_forget_eni(o, eni->id);
+                                (void)ctx_forget_eni(o, eni->id);
                         } else {
                                 log_warn("could not delete a leaked ENI; retried at the next cleanup",
                                          LF_STR("eni", eni->id), LF_STR("code", e.code),

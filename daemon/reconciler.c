@@ -62,7 +62,7 @@ static void set_status(reconciler *r, bool ready, const char *reason) {
 
 /* Highest assigned count over the last shrink delay (PEAK_SLOTS slots of a tenth of it). */
 static int track_peak(reconciler *r, int assigned) {
-        int64_t slot_ms = r->o.ops.cfg->pool.shrink_delay_s * 100LL;
+        int64_t slot_ms = r->o.ctx.cfg->pool.shrink_delay_s * 100LL;
         int64_t slot = vtime_mono_ms() / (slot_ms > 0 ? slot_ms : 1);
         if (slot != r->peak_slot) {
                 for (int64_t s = r->peak_slot + 1; s <= slot && s - r->peak_slot <= PEAK_SLOTS; s++)
@@ -79,7 +79,7 @@ static int track_peak(reconciler *r, int assigned) {
 }
 
 static void run_grow(reconciler *r, const struct plan *p) {
-        struct eniops *o = &r->o.ops;
+        struct ipamd_ctx *o = &r->o.ctx;
         int creates[PLAN_MAX_ACTIONS];
         size_t n_creates = 0;
         bool grew = false;
@@ -100,9 +100,9 @@ static void run_shrink(reconciler *r, const struct plan *p) {
         for (size_t i = 0; i < p->n_actions; i++) {
                 const struct plan_action *a = &p->actions[i];
                 if (a->kind == PLAN_RELEASE_IPS)
-                        eniops_release(&r->o.ops, a->eni_id, a->count);
+                        eniops_release(&r->o.ctx, a->eni_id, a->count);
                 else if (a->kind == PLAN_DELETE_ENI)
-                        eniops_delete(&r->o.ops, a->eni_id);
+                        eniops_delete(&r->o.ctx, a->eni_id);
         }
 }
 
@@ -114,7 +114,7 @@ static bool is_grow(const struct plan *p) {
 }
 
 static void update_status(reconciler *r, const struct plan *p) {
-        struct eniops *o = &r->o.ops;
+        struct ipamd_ctx *o = &r->o.ctx;
         char reason[SERVER_REASON_MAX] = "";
         if (o->reason[0])
                 snprintf(reason, sizeof reason, "%s", o->reason);
@@ -147,7 +147,7 @@ static void count_pending(store *st, struct plan_input *in) {
 }
 
 static void plan_pass(reconciler *r, int waiting) {
-        struct eniops *o = &r->o.ops;
+        struct ipamd_ctx *o = &r->o.ctx;
         struct plan_eni enis[PLAN_MAX_ACTIONS * 2];
         size_t n = 0;
         int64_t now = o->now_ms();
@@ -199,7 +199,7 @@ static bool due(int64_t *last, int every_ms) {
  * CIDRs; snat_apply sends nothing while they are unchanged, and a failure is
  * retried on the next pass. */
 static void egress_sync(reconciler *r) {
-        struct eniops *o = &r->o.ops;
+        struct ipamd_ctx *o = &r->o.ctx;
         struct snat_input in = { .cfg = o->cfg->snat, .n_vpc_cidrs = o->node->n_vpc_cidrs };
         snprintf(in.primary_ip, sizeof in.primary_ip, "%s", o->node->primary_ip);
         for (size_t i = 0; i < in.n_vpc_cidrs && i < SNAT_MAX_VPC_CIDRS; i++)
@@ -222,7 +222,7 @@ static void egress_sync(reconciler *r) {
 }
 
 static void housekeeping(reconciler *r) {
-        struct eniops *o = &r->o.ops;
+        struct ipamd_ctx *o = &r->o.ctx;
         struct sync_report rep = { 0 };
         struct errmsg err = { 0 };
         sync_links(o, &rep);
@@ -261,7 +261,7 @@ static void housekeeping(reconciler *r) {
 
 /* Start-up: EC2's truth into the store and open intents resolved, retried until it works. */
 static void initial_sync(reconciler *r) {
-        struct eniops *o = &r->o.ops;
+        struct ipamd_ctx *o = &r->o.ctx;
         for (int attempt = 0; !r->stop; attempt++) {
                 struct sync_report rep = { 0 };
                 struct errmsg err = { 0 };
@@ -299,9 +299,9 @@ static void *loop(void *arg) {
         /* A restart is when leaks are likeliest (a crash between create and attach an
          * intent could not cover, an older daemon): look once now, then every interval,
          * the schedule jittered by 0-300 s as aws-node's so nodes do not ask together. */
-        const struct ipamd_config *cfg = r->o.ops.cfg;
+        const struct ipamd_config *cfg = r->o.ctx.cfg;
         if (!cfg->no_leak_cleanup && !cfg->no_provisioning)
-                eniops_leak_cleanup(&r->o.ops, NULL);
+                eniops_leak_cleanup(&r->o.ctx, NULL);
         r->last_leak_cleanup = vtime_mono_ms() + 1000LL * (rand() % 300);
         pthread_mutex_lock(&r->lock);
         while (!r->stop) {

@@ -21,8 +21,8 @@
 #include "podnet.h"
 #include "sync.h"
 
-static bool managed(const struct eniops *o, const struct ec2_eni *e) {
-        const char *inst = eniops_tag(e, ENIOPS_TAG_INSTANCE);
+static bool managed(const struct ipamd_ctx *o, const struct ec2_eni *e) {
+        const char *inst = ctx_eni_tag(e, CTX_TAG_INSTANCE);
         return strcmp(e->id, o->node->primary_eni_id) == 0 || (inst && strcmp(inst, o->node->instance_id) == 0);
 }
 
@@ -64,7 +64,7 @@ static size_t ec2_blocks(const struct ec2_eni *e, char (*out)[STORE_CIDR_MAX], s
  */
 #define SYNC_YOUNG_MS (60 * 1000)
 
-static bool young_block(struct eniops *o, const char *cidr) {
+static bool young_block(struct ipamd_ctx *o, const char *cidr) {
         int64_t added;
         bool releasing;
         /* A block we were releasing is expected to be gone: no grace for it. */
@@ -72,7 +72,7 @@ static bool young_block(struct eniops *o, const char *cidr) {
                o->now_ms() - added < SYNC_YOUNG_MS;
 }
 
-static void sync_blocks(struct eniops *o, const struct ec2_eni *e, struct sync_report *rep) {
+static void sync_blocks(struct ipamd_ctx *o, const struct ec2_eni *e, struct sync_report *rep) {
         char want[256][STORE_CIDR_MAX];
         size_t n_want = ec2_blocks(e, want, 256);
         char (*have)[STORE_CIDR_MAX] = NULL;
@@ -98,7 +98,7 @@ static void sync_blocks(struct eniops *o, const struct ec2_eni *e, struct sync_r
         free(have);
 }
 
-static void setup_link_of(struct eniops *o, const struct store_eni *se, struct sync_report *rep) {
+static void setup_link_of(struct ipamd_ctx *o, const struct store_eni *se, struct sync_report *rep) {
         if (!o->net)
                 return;
         struct hostnet_eni he = { .mac = se->mac, .device_index = (unsigned)se->device_index,
@@ -119,7 +119,7 @@ static void setup_link_of(struct eniops *o, const struct store_eni *se, struct s
                 o->pool_changed(o->userdata);
 }
 
-static void upsert(struct eniops *o, const struct ec2_eni *e, struct sync_report *rep) {
+static void upsert(struct ipamd_ctx *o, const struct ec2_eni *e, struct sync_report *rep) {
         struct store_eni se = { 0 }, old;
         bool known = store_eni_get(o->store, e->id, &old) == 0;
         se.device_index = e->attachment.device_index;
@@ -157,7 +157,7 @@ static void upsert(struct eniops *o, const struct ec2_eni *e, struct sync_report
                 setup_link_of(o, &se, rep);
 }
 
-static void forget_missing(struct eniops *o, const struct seen *attached, struct sync_report *rep) {
+static void forget_missing(struct ipamd_ctx *o, const struct seen *attached, struct sync_report *rep) {
         struct store_eni *enis = NULL;
         size_t n = 0;
         if (store_enis(o->store, &enis, &n) < 0)
@@ -187,7 +187,7 @@ static int seen_add(struct seen *s, const char *id) {
 }
 
 /* An ENI attached to this instance that vpc-ipamd manages; others' device indexes are noted. */
-static bool ours_attached(struct eniops *o, const struct ec2_eni *e) {
+static bool ours_attached(struct ipamd_ctx *o, const struct ec2_eni *e) {
         const char *status = e->attachment.status ? e->attachment.status : "";
         if (strcmp(status, "attached") != 0 && strcmp(status, "attaching") != 0)
                 return false;
@@ -210,7 +210,7 @@ static void pages_free(struct pages *p) {
 }
 
 /* Every page of DescribeNetworkInterfaces for this instance. */
-static int describe_all(struct eniops *o, struct pages *ret, struct errmsg *err) {
+static int describe_all(struct ipamd_ctx *o, struct pages *ret, struct errmsg *err) {
         const char *inst[] = { o->node->instance_id };
         struct ec2_filter f = { "attachment.instance-id", inst, 1 };
         char token[1024] = "";
@@ -224,7 +224,7 @@ static int describe_all(struct eniops *o, struct pages *ret, struct errmsg *err)
                         r = -ENOMEM;
                 }
                 if (r < 0) {
-                        eniops_note_failure(o, "DescribeNetworkInterfaces", r, &e);
+                        ctx_note_failure(o, "DescribeNetworkInterfaces", r, &e);
                         return errmsg_set(err, r, "DescribeNetworkInterfaces: %s", errmsg_text(&e.msg, r));
                 }
                 ret->v = nv;
@@ -234,7 +234,7 @@ static int describe_all(struct eniops *o, struct pages *ret, struct errmsg *err)
         return 0;
 }
 
-int sync_with_ec2(struct eniops *o, struct sync_report *rep, struct errmsg *err) {
+int sync_with_ec2(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err) {
         struct pages pages = { 0 };
         struct seen attached = { 0 };
         o->foreign_devices = 0;
@@ -290,7 +290,7 @@ static void from_imds(const struct imds_eni *ie, struct imds_as_ec2 *x) {
                                                      .network_card = ie->network_card, .status = "attached" };
 }
 
-int sync_with_imds(struct eniops *o, struct sync_report *rep, struct errmsg *err) {
+int sync_with_imds(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err) {
         char (*macs)[IMDS_MAC_LEN] = NULL;
         size_t n = 0;
         int r = imds_macs(o->imds, &macs, &n, err);
@@ -319,10 +319,10 @@ int sync_with_imds(struct eniops *o, struct sync_report *rep, struct errmsg *err
         return r < 0 ? r : x ? 0 : -ENOMEM;
 }
 
-int sync_eni(struct eniops *o, const char *eni_id, struct sync_report *rep) {
+int sync_eni(struct ipamd_ctx *o, const char *eni_id, struct sync_report *rep) {
         struct ec2_result *res = NULL;
         struct ec2_error e = { 0 };
-        int r = eniops_describe(o, eni_id, &res, &e);
+        int r = ctx_describe_eni(o, eni_id, &res, &e);
         if (r == -ENOENT)
                 return 0;               /* gone: the next EC2 pass forgets it */
         if (r < 0)
@@ -332,7 +332,7 @@ int sync_eni(struct eniops *o, const char *eni_id, struct sync_report *rep) {
         return 0;
 }
 
-int sync_links(struct eniops *o, struct sync_report *rep) {
+int sync_links(struct ipamd_ctx *o, struct sync_report *rep) {
         struct store_eni *enis = NULL;
         size_t n = 0;
         int r = store_enis(o->store, &enis, &n);
@@ -346,9 +346,9 @@ int sync_links(struct eniops *o, struct sync_report *rep) {
 /* --- intents -------------------------------------------------------------------- */
 
 /* The ENI with this client-token tag, if EC2 created it: 0 and *ret, or -ENOENT. */
-static int find_by_token(struct eniops *o, const char *token, struct ec2_result **ret) {
+static int find_by_token(struct ipamd_ctx *o, const char *token, struct ec2_result **ret) {
         char key[80];
-        snprintf(key, sizeof key, "tag:%s", ENIOPS_TAG_TOKEN);
+        snprintf(key, sizeof key, "tag:%s", CTX_TAG_TOKEN);
         const char *vals[] = { token };
         struct ec2_filter f = { key, vals, 1 };
         struct ec2_error e = { 0 };
@@ -362,13 +362,13 @@ static int find_by_token(struct eniops *o, const char *token, struct ec2_result 
         return 0;
 }
 
-static int describe_id(struct eniops *o, const char *id, struct ec2_result **ret) {
+static int describe_id(struct ipamd_ctx *o, const char *id, struct ec2_result **ret) {
         struct ec2_error e = { 0 };
-        return eniops_describe(o, id, ret, &e);
+        return ctx_describe_eni(o, id, ret, &e);
 }
 
 /* An ENI of ours that no attachment holds: delete it. */
-static enum store_intent_state settle_eni(struct eniops *o, const struct ec2_eni *e, struct sync_report *rep) {
+static enum store_intent_state settle_eni(struct ipamd_ctx *o, const struct ec2_eni *e, struct sync_report *rep) {
         if (e->attached && e->attachment.instance_id && strcmp(e->attachment.instance_id, o->node->instance_id) == 0)
                 return STORE_INTENT_DONE; /* attached to us: sync_with_ec2 recorded it */
         if (strcmp(e->status, "available") != 0)
@@ -379,13 +379,13 @@ static enum store_intent_state settle_eni(struct eniops *o, const struct ec2_eni
                          LF_STR("eni", e->id), LF_STR("code", err.code));
                 return STORE_INTENT_FAILED;
         }
-        (void)eniops_forget_eni(o, e->id);
+        (void)ctx_forget_eni(o, e->id);
         rep->enis_deleted++;
         log_info("deleted the ENI of an interrupted operation", LF_STR("eni", e->id));
         return STORE_INTENT_UNDONE;
 }
 
-static enum store_intent_state resolve(struct eniops *o, const struct store_intent *it, struct sync_report *rep) {
+static enum store_intent_state resolve(struct ipamd_ctx *o, const struct store_intent *it, struct sync_report *rep) {
         struct ec2_result *res = NULL;
         int r;
         if (strcmp(it->kind, "create_eni") == 0 && it->client_token[0])
@@ -397,7 +397,7 @@ static enum store_intent_state resolve(struct eniops *o, const struct store_inte
                 return STORE_INTENT_DONE; /* assign/unassign/tag: the EC2 pass made the store match */
         if (r == -ENOENT) {
                 if (it->eni_id[0])
-                        (void)eniops_forget_eni(o, it->eni_id);
+                        (void)ctx_forget_eni(o, it->eni_id);
                 return STORE_INTENT_UNDONE; /* nothing exists: nothing to undo */
         }
         if (r < 0)
@@ -407,7 +407,7 @@ static enum store_intent_state resolve(struct eniops *o, const struct store_inte
         return st;
 }
 
-int sync_intents(struct eniops *o, struct sync_report *rep, struct errmsg *err) {
+int sync_intents(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err) {
         struct store_intent *its = NULL;
         size_t n = 0;
         int r = store_intents_open(o->store, &its, &n);
@@ -519,7 +519,7 @@ static struct gone *gone_entry(sync_pods *p, const struct store_lease *l, int64_
 /* Released first, so that a late DEL on the server's thread cannot release
  * it again, with a rest no ADD can cut short (PODNET_RELEASE_REST_MS), then
  * its rules go: no pod given the address next can lose its own to this. */
-static void release_gone(struct eniops *o, const struct store_lease *l, struct sync_report *rep) {
+static void release_gone(struct ipamd_ctx *o, const struct store_lease *l, struct sync_report *rep) {
         struct store_lease now;
         /* still the lease that was seen gone (not a new one of a reused container id) */
         if (store_lookup(o->store, l->container_id, l->ifname, &now) < 0 || strcmp(now.ip, l->ip) != 0)
@@ -542,7 +542,7 @@ static void release_gone(struct eniops *o, const struct store_lease *l, struct s
                 o->pool_changed(o->userdata);
 }
 
-int sync_pods_run(sync_pods *p, struct eniops *o, struct sync_report *rep) {
+int sync_pods_run(sync_pods *p, struct ipamd_ctx *o, struct sync_report *rep) {
         struct store_lease *ls = NULL;
         size_t n = 0;
         char (*links)[HOSTNET_IFNAMSIZ] = NULL;

@@ -219,8 +219,8 @@ static void sweep_pod_veths(struct ipamd *d) {
                 log_info("deleting veths of deleted pods", LF_INT("count", n));
 }
 
-static struct eniops make_ops(struct ipamd *d, store *s) {
-        return (struct eniops){ .ec2 = d->ec2, .imds = d->imds, .store = s, .net = d->net, .metrics = d->metrics,
+static struct ipamd_ctx make_ctx(struct ipamd *d, store *s) {
+        return (struct ipamd_ctx){ .ec2 = d->ec2, .imds = d->imds, .store = s, .net = d->net, .metrics = d->metrics,
                                 .cfg = &d->cfg, .node = &d->node, .now_ms = vtime_wall_ms,
                                 .pool_changed = pool_changed, .stopping = stopping, .userdata = d };
 }
@@ -231,7 +231,7 @@ static void start_reconciler(struct ipamd *d) {
         int r = hostnet_open(&d->net, &err);
         if (r < 0)
                 fatal("cannot open a netlink socket", r, err.text);
-        struct reconciler_options ro = { .ops = make_ops(d, d->rec_store),
+        struct reconciler_options ro = { .ctx = make_ctx(d, d->rec_store),
                                          .imds_refresh_ms = d->cfg.vpc_cidr_refresh_s * 1000 };
         if ((r = reconciler_start(&ro, &d->rec, &err)) < 0)
                 fatal("cannot start the reconciler", r, err.text);

@@ -19,7 +19,7 @@
 typedef struct reconciler reconciler;
 
 struct reconciler_options {
-        struct eniops ops;           /* copied; its handles stay borrowed and are used on the thread only */
+        struct ipamd_ctx ctx;           /* copied; its handles stay borrowed and are used on the thread only */
         int imds_refresh_ms;         /* VPC CIDRs from IMDS; 0: 60000 */
 };
 

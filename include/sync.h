@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "eniops.h"
+#include "ipamd-ctx.h"
 
 /* How long a pod's veth (or netns) must be gone before its address is released. */
 #define SYNC_POD_GRACE_MS (30 * 1000)
@@ -27,28 +27,28 @@ struct sync_report {
  * up when present. ENIs are managed when they are the primary ENI or carry
  * this instance's tag; others are left alone (their device indexes noted).
  */
-int sync_with_ec2(struct eniops *o, struct sync_report *rep, struct errmsg *err);
+int sync_with_ec2(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err);
 
 /*
  * The same pass from IMDS alone, for DISABLE_NETWORK_RESOURCE_PROVISIONING:
  * every ENI IMDS lists is used, and no EC2 call is made.
  */
-int sync_with_imds(struct eniops *o, struct sync_report *rep, struct errmsg *err);
+int sync_with_imds(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err);
 
 /*
  * Re-read one ENI from EC2 and make its blocks in the store match: used after
  * a mutation whose outcome is uncertain (a lost response, a retried call).
  */
-int sync_eni(struct eniops *o, const char *eni_id, struct sync_report *rep);
+int sync_eni(struct ipamd_ctx *o, const char *eni_id, struct sync_report *rep);
 
 /* Resolve every open intent against EC2 (after sync_with_ec2). */
-int sync_intents(struct eniops *o, struct sync_report *rep, struct errmsg *err);
+int sync_intents(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err);
 
 /* Pods whose host veth (or netns) has been gone for SYNC_POD_GRACE_MS lose their address. */
 typedef struct sync_pods sync_pods;
 int sync_pods_new(sync_pods **ret);
 sync_pods *sync_pods_free(sync_pods *p);
-int sync_pods_run(sync_pods *p, struct eniops *o, struct sync_report *rep);
+int sync_pods_run(sync_pods *p, struct ipamd_ctx *o, struct sync_report *rep);
 
 /* Set up links of ENIs still attaching (their link appeared later); opens them to pods. */
-int sync_links(struct eniops *o, struct sync_report *rep);
+int sync_links(struct ipamd_ctx *o, struct sync_report *rep);

@@ -66,9 +66,9 @@ def read(*parts):
 # --- what the code says ---------------------------------------------------------
 
 def daemon_rows():
-    """{name: default} of daemon/config.c's rows, and the pool's from ipam/poolconfig.c."""
+    """{name: default} of daemon/ipamd-config.c's rows, and the pool's from ipam/poolconfig.c."""
     rows = {}
-    for m in re.finditer(r'\{\s*\{\s*"([A-Za-z][A-Za-z0-9_]*)",\s*"([^"]*)"', read("daemon", "config.c")):
+    for m in re.finditer(r'\{\s*\{\s*"([A-Za-z][A-Za-z0-9_]*)",\s*"([^"]*)"', read("daemon", "ipamd-config.c")):
         rows[m.group(1)] = m.group(2)
     pool = read("ipam", "poolconfig.c")
     fields = dict(re.findall(r'\{\s*"([A-Z][A-Z0-9_]*)",\s*KIND_\w+.*?offsetof\(struct poolconfig,\s*(\w+)\)', pool, re.S))
