@@ -3,8 +3,8 @@
  *
  * A child process assigns and releases addresses in a loop and reports each
  * operation on a pipe twice: "B" before it starts and "E" after the store
- * returned (committed). The parent kills it with SIGKILL after a random
- * delay, many times, and after each kill reopens the store and checks: it
+ * returned (committed). Once the child says it has the store open ("S"),
+ * the parent kills it with SIGKILL after a random delay, many times, and after each kill reopens the store and checks: it
  * opens, it passes the invariant check, every operation reported as ended is
  * there, and the one operation in flight is either wholly done or not at all.
  */
@@ -59,6 +59,7 @@ static void churn(const char *path, int fd, unsigned seed) {
         store *s = NULL;
         if (store_open(path, &s, NULL) < 0)
                 _exit(2);
+        report(fd, 'S', '-', 0, NULL);  /* open: the parent's random delay starts now */
         srand(seed);
         for (;;) {
                 int cid = rand() % N_CIDS;
@@ -155,14 +156,20 @@ START_TEST(test_sigkill_loses_nothing_committed) {
                         churn(path, fds[1], seed + (unsigned)k);
                 }
                 close(fds[1]);
-                /* Random moment: 1–30 ms, past the open, inside the loop most of the time. */
+                FILE *f = fdopen(fds[0], "r");
+                ck_assert_ptr_nonnull(f);
+                /* Evidence, not a guess, that the child is past the open (a loaded or
+                 * sanitized run may take longer than any fixed delay to get there). */
+                char first[64];
+                ck_assert_msg(fgets(first, sizeof first, f) && first[0] == 'S',
+                              "the child never opened the store");
+                /* Random moment: 1–30 ms into the loop. */
                 struct timespec d = { 0, (1 + rand() % 30) * 1000000L };
                 nanosleep(&d, NULL);
                 kill(pid, SIGKILL);
                 int status;
                 ck_assert_int_eq(waitpid(pid, &status, 0), pid);
                 ck_assert_msg(WIFSIGNALED(status), "child exited on its own with %d", WEXITSTATUS(status));
-                FILE *f = fdopen(fds[0], "r");
                 apply_reports(&m, f, &ops);
                 fclose(f);
                 verify(path, &m);
