@@ -3,27 +3,28 @@
  *
  * Each row names a variable, its default and accepted values (for errors and
  * documentation) and a parser that writes one field of a scratch config.
- * The scratch copy reaches the caller only when every row parsed, then a few
- * cross-variable checks run. The pool variables are poolconfig's.
+ * The scratch copy reaches the caller only when every row parsed and the
+ * rules across variables hold (no two files at one path, no two servers on
+ * one port). The pool variables are poolconfig's, in its own table; no name
+ * is in both. Each row also says how its effective value is shown, and which
+ * rows the environment set is recorded, for `vpc-ipamd -n`; the paths are
+ * checked there and at start without creating anything.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
 #include "ipamd-config.h"
 
 typedef int (*parse_fn)(const char *name, const char *value, struct ipamd_config *c, struct errmsg *err);
-
-struct row {
-        struct ipamd_config_var var;
-        parse_fn parse;
-};
 
 static int parse_int_field(const char *name, const char *value, long min, long max, int *field,
                            struct errmsg *err) {
@@ -261,40 +262,172 @@ static int p_ipv4(const char *n, const char *v, struct ipamd_config *c, struct e
         return 0;
 }
 
-static const struct row rows[] = {
-        { { "AWS_VPC_ENI_MTU", "9001", "576 to 9001" }, p_eni_mtu },
-        { { "POD_MTU", "AWS_VPC_ENI_MTU", "576 to 9001" }, p_pod_mtu },
-        { { "CLUSTER_NAME", "", "up to 255 characters" }, p_cluster },
-        { { "ADDITIONAL_ENI_TAGS", "{}", "a JSON object of string values; no k8s.amazonaws.com or aws: keys" },
-          p_tags },
-        { { "DISABLE_NETWORK_RESOURCE_PROVISIONING", "false", "true or false" }, p_no_provisioning },
-        { { "DISABLE_LEAKED_ENI_CLEANUP", "false", "true or false" }, p_no_leak_cleanup },
-        { { "AWS_VPC_K8S_CNI_LOGLEVEL", "info", "debug, info, warn, error, fatal" }, p_log_level },
-        { { "VPC_IPAM_LOG_FORMAT", "json", "json or text" }, p_log_format },
-        { { "AWS_VPC_K8S_CNI_LOG_FILE", "stderr", "stderr or an absolute path" }, p_log_file },
-        { { "INTROSPECTION_BIND_ADDRESS", "127.0.0.1:61679", "HOST:PORT or unix:/path" }, p_introspection_bind },
-        { { "METRICS_BIND_ADDRESS", ":61678", "HOST:PORT or unix:/path" }, p_metrics_bind },
-        { { "DISABLE_INTROSPECTION", "false", "true or false" }, p_no_introspection },
-        { { "DISABLE_METRICS", "false", "true or false" }, p_no_metrics },
-        { { "VPC_IPAM_SOCKET", "/run/vpc-ipam/ipamd.sock", "an absolute path of at most 107 bytes" }, p_socket },
-        { { "VPC_IPAM_DB", "/var/lib/vpc-ipam/pool.db", "an absolute path" }, p_db },
-        { { "VPC_IPAM_ADD_WAIT", "10", "whole seconds from 0 to 25 (the plugin waits 30 s at most)" }, p_add_wait },
-        { { "VPC_IPAM_EC2_RATE_SHARE", "0.1", "a fraction above 0 and at most 1" }, p_rate_share },
-        { { "VPC_IPAM_LEAK_CLEANUP_INTERVAL", "3600", "whole seconds from 60 to 86400" }, p_leak_interval },
-        { { "VPC_IPAM_VPC_CIDR_REFRESH", "60", "whole seconds from 1 to 3600" }, p_cidr_refresh },
-        { { "AWS_VPC_K8S_CNI_EXTERNALSNAT", "false", "true or false" }, p_external_snat },
-        { { "AWS_VPC_K8S_CNI_RANDOMIZESNAT", "prng", "prng, hashrandom, none" }, p_randomize_snat },
-        { { "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "", "a comma-separated list of IPv4 CIDRs" }, p_exclude_snat },
-        { { "AWS_VPC_CNI_NODE_PORT_SUPPORT", "true", "true or false" }, p_node_port },
-        { { "AWS_VPC_K8S_CNI_CONNMARK", "0x80", "a non-zero 32-bit mark, hex or decimal" }, p_connmark },
-        { { "AWS_VPC_K8S_CNI_VETHPREFIX", "eni", "1-4 letters or digits, a letter first; not eth, lo, vlan" },
-          p_veth_prefix },
-        { { "ENABLE_IPv4", "true", "true (IPv4 only)" }, p_ipv4 },
-        { { "ENABLE_IPv6", "false", "false (not supported yet)" }, p_not_yet },
-        { { "ENABLE_PREFIX_DELEGATION", "false", "false (not supported yet)" }, p_not_yet },
-        { { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "false", "false (not supported yet)" }, p_not_yet },
-        { { "ENABLE_POD_ENI", "false", "false (not supported yet)" }, p_not_yet },
+/* --- how each effective value is shown (vpc-ipamd -n) ---------------------------- */
+
+static void show_log_level(const struct ipamd_config *c, char *buf, size_t size) {
+        snprintf(buf, size, "%s", log_level_name(c->log_level));
+}
+
+static void show_log_format(const struct ipamd_config *c, char *buf, size_t size) {
+        snprintf(buf, size, "%s", c->log_format == LOG_FORMAT_TEXT ? "text" : "json");
+}
+
+static void show_log_file(const struct ipamd_config *c, char *buf, size_t size) {
+        snprintf(buf, size, "%s", c->log_file[0] ? c->log_file : "stderr");
+}
+
+static void show_tags(const struct ipamd_config *c, char *buf, size_t size) {
+        cJSON *o = cJSON_CreateObject();
+        for (size_t i = 0; o && i < c->n_tags; i++)
+                cJSON_AddStringToObject(o, c->tags[i].key, c->tags[i].value);
+        char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+        snprintf(buf, size, "%s", text ? text : "?");
+        cJSON_free(text);
+        cJSON_Delete(o);
+}
+
+static void show_add_wait(const struct ipamd_config *c, char *buf, size_t size) {
+        snprintf(buf, size, "%d", c->add_wait_ms / 1000);
+}
+
+static void show_rate_share(const struct ipamd_config *c, char *buf, size_t size) {
+        snprintf(buf, size, "%g", c->ec2_rate_share);
+}
+
+static void show_randomize(const struct ipamd_config *c, char *buf, size_t size) {
+        snprintf(buf, size, "%s", snat_random_name(c->snat.random));
+}
+
+static void show_exclude(const struct ipamd_config *c, char *buf, size_t size) {
+        size_t used = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; i < c->snat.n_exclude && used < size; i++)
+                used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? "," : "", c->snat.exclude[i]);
+}
+
+static void show_connmark(const struct ipamd_config *c, char *buf, size_t size) {
+        snprintf(buf, size, "0x%x", (unsigned)c->snat.mark);
+}
+
+/* A row: the variable, its parser, and how its effective value is shown: an
+ * int, bool or string field at off, the documented default (the features not
+ * supported yet, whose only accepted value is it), or a function. */
+enum show { SHOW_INT, SHOW_BOOL, SHOW_STR, SHOW_DEFAULT, SHOW_FN };
+typedef void (*show_fn)(const struct ipamd_config *c, char *buf, size_t size);
+
+struct row {
+        struct ipamd_config_var var;
+        parse_fn parse;
+        enum show show;
+        size_t off;
+        show_fn fn;
 };
+
+#define INT(f) SHOW_INT, offsetof(struct ipamd_config, f), NULL
+#define BOOL(f) SHOW_BOOL, offsetof(struct ipamd_config, f), NULL
+#define STR(f) SHOW_STR, offsetof(struct ipamd_config, f), NULL
+#define FN(fn) SHOW_FN, 0, fn
+#define DEFAULT SHOW_DEFAULT, 0, NULL
+
+static const struct row rows[] = {
+        { { "AWS_VPC_ENI_MTU", "9001", "576 to 9001" }, p_eni_mtu, INT(eni_mtu) },
+        { { "POD_MTU", "AWS_VPC_ENI_MTU", "576 to 9001" }, p_pod_mtu, INT(pod_mtu) },
+        { { "CLUSTER_NAME", "", "up to 255 characters" }, p_cluster, STR(cluster_name) },
+        { { "ADDITIONAL_ENI_TAGS", "{}", "a JSON object of string values; no k8s.amazonaws.com or aws: keys" },
+          p_tags, FN(show_tags) },
+        { { "DISABLE_NETWORK_RESOURCE_PROVISIONING", "false", "true or false" }, p_no_provisioning,
+          BOOL(no_provisioning) },
+        { { "DISABLE_LEAKED_ENI_CLEANUP", "false", "true or false" }, p_no_leak_cleanup, BOOL(no_leak_cleanup) },
+        { { "AWS_VPC_K8S_CNI_LOGLEVEL", "info", "debug, info, warn, error, fatal" }, p_log_level,
+          FN(show_log_level) },
+        { { "VPC_IPAM_LOG_FORMAT", "json", "json or text" }, p_log_format, FN(show_log_format) },
+        { { "AWS_VPC_K8S_CNI_LOG_FILE", "stderr", "stderr or an absolute path" }, p_log_file, FN(show_log_file) },
+        { { "INTROSPECTION_BIND_ADDRESS", "127.0.0.1:61679", "HOST:PORT or unix:/path" }, p_introspection_bind,
+          STR(introspection_bind) },
+        { { "METRICS_BIND_ADDRESS", ":61678", "HOST:PORT or unix:/path" }, p_metrics_bind, STR(metrics_bind) },
+        { { "DISABLE_INTROSPECTION", "false", "true or false" }, p_no_introspection, BOOL(no_introspection) },
+        { { "DISABLE_METRICS", "false", "true or false" }, p_no_metrics, BOOL(no_metrics) },
+        { { "VPC_IPAM_SOCKET", "/run/vpc-ipam/ipamd.sock", "an absolute path of at most 107 bytes" }, p_socket,
+          STR(socket_path) },
+        { { "VPC_IPAM_DB", "/var/lib/vpc-ipam/pool.db", "an absolute path" }, p_db, STR(db_path) },
+        { { "VPC_IPAM_ADD_WAIT", "10", "whole seconds from 0 to 25 (the plugin waits 30 s at most)" }, p_add_wait,
+          FN(show_add_wait) },
+        { { "VPC_IPAM_EC2_RATE_SHARE", "0.1", "a fraction above 0 and at most 1" }, p_rate_share,
+          FN(show_rate_share) },
+        { { "VPC_IPAM_LEAK_CLEANUP_INTERVAL", "3600", "whole seconds from 60 to 86400" }, p_leak_interval,
+          INT(leak_cleanup_interval_s) },
+        { { "VPC_IPAM_VPC_CIDR_REFRESH", "60", "whole seconds from 1 to 3600" }, p_cidr_refresh,
+          INT(vpc_cidr_refresh_s) },
+        { { "AWS_VPC_K8S_CNI_EXTERNALSNAT", "false", "true or false" }, p_external_snat, BOOL(snat.external) },
+        { { "AWS_VPC_K8S_CNI_RANDOMIZESNAT", "prng", "prng, hashrandom, none" }, p_randomize_snat,
+          FN(show_randomize) },
+        { { "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "", "a comma-separated list of IPv4 CIDRs" }, p_exclude_snat,
+          FN(show_exclude) },
+        { { "AWS_VPC_CNI_NODE_PORT_SUPPORT", "true", "true or false" }, p_node_port, BOOL(snat.node_port) },
+        { { "AWS_VPC_K8S_CNI_CONNMARK", "0x80", "a non-zero 32-bit mark, hex or decimal" }, p_connmark,
+          FN(show_connmark) },
+        { { "AWS_VPC_K8S_CNI_VETHPREFIX", "eni", "1-4 letters or digits, a letter first; not eth, lo, vlan" },
+          p_veth_prefix, STR(snat.veth_prefix) },
+        { { "ENABLE_IPv4", "true", "true (IPv4 only)" }, p_ipv4, DEFAULT },
+        { { "ENABLE_IPv6", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
+        { { "ENABLE_PREFIX_DELEGATION", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
+        { { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
+        { { "ENABLE_POD_ENI", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
+};
+
+#define N_ROWS (sizeof rows / sizeof rows[0])
+_Static_assert(N_ROWS <= 64, "ipamd_config.has has one bit per row");
+
+/* --- rules across variables ----------------------------------------------------------- */
+
+/* A file the daemon creates or opens: the variable, and its path ("" = none). */
+struct path_use {
+        const char *name;
+        const char *path;
+};
+
+/* The paths the daemon will create or open, in start-up order; returns how many. */
+static size_t paths_used(const struct ipamd_config *c, struct path_use ret[5]) {
+        size_t n = 0;
+        ret[n++] = (struct path_use){ "AWS_VPC_K8S_CNI_LOG_FILE", c->log_file };
+        ret[n++] = (struct path_use){ "VPC_IPAM_DB", c->db_path };
+        ret[n++] = (struct path_use){ "VPC_IPAM_SOCKET", c->socket_path };
+        if (!c->no_introspection && strncmp(c->introspection_bind, "unix:", 5) == 0)
+                ret[n++] = (struct path_use){ "INTROSPECTION_BIND_ADDRESS", c->introspection_bind + 5 };
+        if (!c->no_metrics && strncmp(c->metrics_bind, "unix:", 5) == 0)
+                ret[n++] = (struct path_use){ "METRICS_BIND_ADDRESS", c->metrics_bind + 5 };
+        return n;
+}
+
+static int verify_paths(const struct ipamd_config *c, struct errmsg *err) {
+        struct path_use u[5];
+        size_t n = paths_used(c, u);
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < i; j++)
+                        if (u[i].path[0] && strcmp(u[i].path, u[j].path) == 0)
+                                return errmsg_set(err, -EINVAL, "%s=%s: the same path as %s; each needs its own",
+                                                  u[i].name, u[i].path, u[j].name);
+        return 0;
+}
+
+/* Two TCP binds collide on the same port unless both name different hosts. */
+static int verify_binds(const struct ipamd_config *c, struct errmsg *err) {
+        const char *a = c->introspection_bind, *b = c->metrics_bind;
+        if (c->no_introspection || c->no_metrics || strncmp(a, "unix:", 5) == 0 || strncmp(b, "unix:", 5) == 0)
+                return 0;
+        const char *pa = strrchr(a, ':'), *pb = strrchr(b, ':');
+        if (strcmp(pa, pb) != 0)
+                return 0;
+        if (pa != a && pb != b && (pa - a != pb - b || strncmp(a, b, (size_t)(pa - a)) != 0))
+                return 0;
+        return errmsg_set(err, -EADDRINUSE, "METRICS_BIND_ADDRESS=%s: the same port as INTROSPECTION_BIND_ADDRESS=%s;"
+                          " give one another port, or set DISABLE_METRICS or DISABLE_INTROSPECTION", b, a);
+}
+
+static int verify(const struct ipamd_config *c, struct errmsg *err) {
+        int r = verify_paths(c, err);
+        return r < 0 ? r : verify_binds(c, err);
+}
 
 void ipamd_config_defaults(struct ipamd_config *ret) {
         *ret = (struct ipamd_config){
@@ -316,26 +449,97 @@ void ipamd_config_defaults(struct ipamd_config *ret) {
 }
 
 const struct ipamd_config_var *ipamd_config_var(size_t i) {
-        return i < sizeof rows / sizeof rows[0] ? &rows[i].var : NULL;
+        return i < N_ROWS ? &rows[i].var : NULL;
 }
 
 int ipamd_config_from_env(const char *const *env, struct ipamd_config *ret, struct errmsg *err) {
         struct ipamd_config c;
         ipamd_config_defaults(&c);
-        /* Ours first, so a feature not supported yet is named as such. */
-        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        /* Ours, then the pool's: no variable is in both tables. */
+        for (size_t i = 0; i < N_ROWS; i++) {
                 const char *v = poolconfig_getenv(env, rows[i].var.name);
                 if (!v || !*v)
                         continue;
                 int r = rows[i].parse(rows[i].var.name, v, &c, err);
                 if (r < 0)
                         return r;
+                c.has |= UINT64_C(1) << i;
         }
         int r = poolconfig_from_env(env, &c.pool, err);
         if (r < 0)
                 return r;
         if (c.pod_mtu == 0)
                 c.pod_mtu = c.eni_mtu;
+        if ((r = verify(&c, err)) < 0)
+                return r;
         *ret = c;
         return 0;
+}
+
+/*
+ * Where a path would be created, the nearest part that exists must be a
+ * directory, and the path itself must not be one. Read-only: stat() only.
+ */
+static int check_path(const char *name, const char *path, struct errmsg *err) {
+        struct stat st;
+        if (stat(path, &st) == 0)
+                return S_ISDIR(st.st_mode) ? errmsg_set(err, -EISDIR, "%s=%s: is a directory", name, path) : 0;
+        char dir[IPAMD_PATH_MAX + 1];
+        snprintf(dir, sizeof dir, "%s", path);
+        for (char *slash; (slash = strrchr(dir, '/')) && slash != dir;) {
+                *slash = '\0';
+                if (stat(dir, &st) < 0)
+                        continue;
+                if (!S_ISDIR(st.st_mode))
+                        return errmsg_set(err, -ENOTDIR, "%s=%s: %s is not a directory", name, path, dir);
+                return 0;
+        }
+        return 0;
+}
+
+int ipamd_config_check_paths(const struct ipamd_config *c, struct errmsg *err) {
+        struct path_use u[5];
+        size_t n = paths_used(c, u);
+        for (size_t i = 0; i < n; i++) {
+                int r = u[i].path[0] ? check_path(u[i].name, u[i].path, err) : 0;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void show_row(const struct row *row, const struct ipamd_config *c, char *buf, size_t size) {
+        const char *field = (const char *)c + row->off;
+        switch (row->show) {
+        case SHOW_INT:
+                snprintf(buf, size, "%d", *(const int *)field);
+                break;
+        case SHOW_BOOL:
+                snprintf(buf, size, "%s", *(const bool *)field ? "true" : "false");
+                break;
+        case SHOW_STR:
+                snprintf(buf, size, "%s", field);
+                break;
+        case SHOW_DEFAULT:
+                snprintf(buf, size, "%s", row->var.default_value);
+                break;
+        case SHOW_FN:
+                row->fn(c, buf, size);
+                break;
+        }
+}
+
+int ipamd_config_setting(const struct ipamd_config *c, size_t i, const char **ret_name, bool *ret_set,
+                         char *buf, size_t size) {
+        if (i < N_ROWS) {
+                show_row(&rows[i], c, buf, size);
+                *ret_set = (c->has >> i) & 1;
+                *ret_name = rows[i].var.name;
+                return 0;
+        }
+        const struct poolconfig_var *v = poolconfig_var(i - N_ROWS);
+        if (!v)
+                return -ENOENT;
+        *ret_name = v->name;
+        return poolconfig_var_value(&c->pool, i - N_ROWS, ret_set, buf, size);
 }

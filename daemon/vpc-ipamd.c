@@ -2,7 +2,9 @@
  * vpc-ipamd: the per-node daemon — start-up, the threads, shutdown.
  *
  * Start-up order is chosen so a restart serves at once: configuration (any
- * bad variable stops here), the node from IMDS, the store, the socket. The
+ * bad variable or path stops here, exit 2), the node from IMDS, the store, the
+ * socket. `-n` stops after the configuration: it prints every setting and
+ * exits, having created, opened and asked nothing (OpenBSD's ospfd -n). The
  * store alone decides what may be handed out (only free addresses of attached
  * ENIs), so serving before the EC2 pass is safe; the reconciler's first job is
  * that pass and the resolution of intents a crash left open.
@@ -12,6 +14,7 @@
  * SIGINT into an orderly stop (in-flight work finishes, the store closes).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -22,6 +25,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "ec2.h"
 #include "eniops.h"
@@ -265,19 +270,93 @@ static void shutdown_all(struct ipamd *d) {
         log_shutdown();
 }
 
+static void usage(FILE *f) {
+        fprintf(f, "usage: vpc-ipamd [-n [-j]]\n"
+                   "  -n, --check  read and check the configuration (the environment, its paths and the\n"
+                   "               rules across variables), print every setting and exit: 0 valid,\n"
+                   "               2 invalid, with the message a start would print; touches nothing\n"
+                   "  -j, --json   with -n: the settings as one JSON object\n"
+                   "  -h, --help   this text\n"
+                   "Configured by environment variables: README.md, \"Configuration\".\n");
+}
+
+enum mode { MODE_RUN, MODE_CHECK, MODE_CHECK_JSON, MODE_HELP };
+
+/* The command line: nothing, -n [-j], or -h. Anything else exits 2, named. */
+static enum mode parse_args(int argc, char **argv) {
+        static const struct option opts[] = { { "check", no_argument, NULL, 'n' },
+                                              { "json", no_argument, NULL, 'j' },
+                                              { "help", no_argument, NULL, 'h' },
+                                              { NULL, 0, NULL, 0 } };
+        bool check = false, json = false;
+        opterr = 0;
+        for (int o; (o = getopt_long(argc, argv, ":njh", opts, NULL)) != -1;) {
+                if (o == 'h')
+                        return MODE_HELP;
+                if (o == 'n' || o == 'j') {
+                        *(o == 'n' ? &check : &json) = true;
+                        continue;
+                }
+                fprintf(stderr, "vpc-ipamd: unknown option '%s'; vpc-ipamd -h lists them\n", argv[optind - 1]);
+                exit(2);
+        }
+        if (optind < argc || (json && !check)) {
+                fprintf(stderr, "vpc-ipamd: %s%s%s; vpc-ipamd -h lists the options\n",
+                        optind < argc ? "unexpected argument '" : "-j needs -n", optind < argc ? argv[optind] : "",
+                        optind < argc ? "'" : "");
+                exit(2);
+        }
+        return !check ? MODE_RUN : json ? MODE_CHECK_JSON : MODE_CHECK;
+}
+
+/* The environment and the paths it names; a bad one exits 2. The same for a start and for -n. */
+static void load_config(struct ipamd_config *cfg) {
+        struct errmsg err = { 0 };
+        int r = ipamd_config_from_env((const char *const *)environ, cfg, &err);
+        if (r >= 0)
+                r = ipamd_config_check_paths(cfg, &err);
+        if (r < 0) {
+                fprintf(stderr, "vpc-ipamd: invalid configuration: %s\n", err.text);
+                exit(2);
+        }
+}
+
+/* -n: one "set|default NAME=value" line per variable, or one JSON object. */
+static int print_settings(const struct ipamd_config *cfg, bool json) {
+        static char value[32768];       /* ADDITIONAL_ENI_TAGS may be 15 KiB */
+        cJSON *o = json ? cJSON_CreateObject() : NULL;
+        const char *name;
+        bool set;
+        for (size_t i = 0; ipamd_config_setting(cfg, i, &name, &set, value, sizeof value) == 0; i++) {
+                if (!json) {
+                        printf("%-7s %s=%s\n", set ? "set" : "default", name, value);
+                        continue;
+                }
+                cJSON *v = cJSON_AddObjectToObject(o, name);
+                cJSON_AddStringToObject(v, "value", value);
+                cJSON_AddBoolToObject(v, "set", set);
+        }
+        if (json) {
+                char *text = cJSON_Print(o);
+                printf("%s\n", text ? text : "{}");
+                cJSON_free(text);
+                cJSON_Delete(o);
+        }
+        fprintf(stderr, "vpc-ipamd: configuration OK\n");
+        return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
         static struct ipamd d; /* the daemon's one top-level context */
         int64_t t0 = vtime_mono_ms();
-        struct errmsg err = { 0 };
-        if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-                printf("usage: vpc-ipamd\nConfigured by environment variables; see README.md.\n");
+        enum mode mode = parse_args(argc, argv);
+        if (mode == MODE_HELP) {
+                usage(stdout);
                 return 0;
         }
-        int r = ipamd_config_from_env((const char *const *)environ, &d.cfg, &err);
-        if (r < 0) {
-                fprintf(stderr, "vpc-ipamd: invalid configuration: %s\n", err.text);
-                return 2;
-        }
+        load_config(&d.cfg);
+        if (mode != MODE_RUN)
+                return print_settings(&d.cfg, mode == MODE_CHECK_JSON);
         open_logging(&d);
         unsigned seed;
         if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
@@ -297,7 +376,7 @@ int main(int argc, char **argv) {
         pthread_create(&sig, NULL, signal_thread, &d);
         start_reconciler(&d);
         sweep_pod_veths(&d);
-        r = server_run(d.srv);
+        int r = server_run(d.srv);
         pthread_cancel(sig);
         pthread_join(sig, NULL);
         shutdown_all(&d);

@@ -5,12 +5,15 @@
  * variables. Any invalid value — or a feature vpc-ipamd does not implement
  * yet, switched on — is an error naming the variable, the value and what is
  * accepted; the daemon exits with it before touching anything. The pool's own
- * variables are parsed by poolconfig (ipam/) and carried here as `pool`.
+ * variables are parsed by poolconfig (ipam/) and carried here as `pool`; each
+ * variable is in one of the two tables only. `vpc-ipamd -n` runs the same
+ * parse and path check, then lists every setting (ipamd_config_setting).
  */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "errmsg.h"
 #include "log.h"
@@ -53,6 +56,7 @@ struct ipamd_config {
         int leak_cleanup_interval_s;            /* VPC_IPAM_LEAK_CLEANUP_INTERVAL */
         int vpc_cidr_refresh_s;                 /* VPC_IPAM_VPC_CIDR_REFRESH */
         struct snat_config snat;                /* egress: AWS_VPC_K8S_CNI_EXTERNALSNAT and the rest (snat.h) */
+        uint64_t has;                           /* bit i: the environment set ipamd_config_var(i) */
 };
 
 /* One row of the documented variable table (README, /v1/ipamd-env-settings). */
@@ -66,14 +70,33 @@ struct ipamd_config_var {
 void ipamd_config_defaults(struct ipamd_config *ret);
 
 /*
- * Read the configuration from env, a NULL-terminated "NAME=value" array.
- * -EINVAL (or -ERANGE, -EOPNOTSUPP for a feature not supported yet) with err
- * naming the variable on the first bad value; *ret untouched then.
+ * Read the configuration from env, a NULL-terminated "NAME=value" array, then
+ * check the rules across variables (no two of the socket, the store, the log
+ * file and unix: binds at one path; introspection and metrics not on one
+ * port). -EINVAL (or -ERANGE, -EOPNOTSUPP for a feature not supported yet,
+ * -EADDRINUSE) with err naming the variable on the first bad value; *ret
+ * untouched then.
  */
 int ipamd_config_from_env(const char *const *env, struct ipamd_config *ret, struct errmsg *err);
 
+/*
+ * Check the paths c would create or open, without creating or opening
+ * anything: none may be a directory, and the nearest existing parent of each
+ * must be one. -EISDIR or -ENOTDIR with err naming the variable.
+ */
+int ipamd_config_check_paths(const struct ipamd_config *c, struct errmsg *err);
+
 /* The i-th variable the daemon reads besides the pool's, in documentation order; NULL past the end. */
 const struct ipamd_config_var *ipamd_config_var(size_t i);
+
+/*
+ * The i-th of every variable vpc-ipamd reads (its own, then the pool's): its
+ * name, whether the environment set it, and its effective value written into
+ * buf as the environment would spell it (POD_MTU as a number, the log file
+ * "stderr" when none). -ENOENT past the end, nothing written then.
+ */
+int ipamd_config_setting(const struct ipamd_config *c, size_t i, const char **ret_name, bool *ret_set,
+                         char *buf, size_t size);
 
 /*
  * Parse "host:port" (IPv4 or "" for any address), ":port", or "unix:/path".

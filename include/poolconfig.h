@@ -23,8 +23,7 @@ enum {
         POOLCONFIG_HAS_WARM_PREFIX   = 1u << 3,
         POOLCONFIG_HAS_MAX_ENI       = 1u << 4,
         POOLCONFIG_HAS_COOLDOWN      = 1u << 5,
-        POOLCONFIG_HAS_PREFIX_DELEG  = 1u << 6,
-        POOLCONFIG_HAS_SHRINK_DELAY  = 1u << 7,
+        POOLCONFIG_HAS_SHRINK_DELAY  = 1u << 6,
 };
 
 struct poolconfig {
@@ -34,7 +33,6 @@ struct poolconfig {
         int warm_prefix_target; /* WARM_PREFIX_TARGET, 0 = unset (prefix delegation only) */
         int max_eni;            /* MAX_ENI, -1 = the instance type's limit */
         int ip_cooldown_s;      /* IP_COOLDOWN_PERIOD in seconds, default 30 */
-        bool prefix_delegation; /* ENABLE_PREFIX_DELEGATION */
         int shrink_delay_s;     /* VPC_IPAM_SHRINK_DELAY: no release this long after a grow, and
                                    room kept for the peak of pods seen over this long; default 120 */
         unsigned has;           /* POOLCONFIG_HAS_* */
@@ -49,6 +47,24 @@ void poolconfig_defaults(struct poolconfig *ret);
  * with err naming it, and leaves *ret untouched.
  */
 int poolconfig_from_env(const char *const *env, struct poolconfig *ret, struct errmsg *err);
+
+/* One row of the pool's variable table, as documented (README "Warm pool"). */
+struct poolconfig_var {
+        const char *name;
+        const char *default_value;
+        const char *accepted;
+};
+
+/* The i-th pool variable, in documentation order; NULL past the end. No
+ * other table (the daemon's, ipamd-config) reads these names. */
+const struct poolconfig_var *poolconfig_var(size_t i);
+
+/*
+ * The effective value of the i-th pool variable in c, written into buf as the
+ * environment spells it, and whether the environment set it. -ENOENT past
+ * the end (nothing written then).
+ */
+int poolconfig_var_value(const struct poolconfig *c, size_t i, bool *ret_set, char *buf, size_t size);
 
 /* True when WARM_IP_TARGET or MINIMUM_IP_TARGET drives the pool (aws-node's rule). */
 bool poolconfig_ip_targets(const struct poolconfig *c);

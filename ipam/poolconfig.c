@@ -1,48 +1,49 @@
 /*
  * poolconfig: table-driven, strict parsing of the warm-pool variables.
  *
- * Each variable is one row: name, accepted range, where it lands (offsetof)
- * and which HAS_ bit it sets. Parsing fills a scratch copy and only copies it
- * out when every row parsed, so a failure changes nothing.
+ * Each variable is one row: name, default and accepted range (as documented),
+ * where it lands (offsetof) and which HAS_ bit it sets. Parsing fills a
+ * scratch copy and only copies it out when every row parsed, so a failure
+ * changes nothing. These rows are the only place a pool variable is read:
+ * the daemon's table (ipamd-config) holds every other variable, and a
+ * variable is in one table only (ENABLE_PREFIX_DELEGATION is the daemon's,
+ * which refuses it until prefix delegation exists).
  */
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "poolconfig.h"
 
-enum kind { KIND_INT, KIND_BOOL };
-
 struct row {
-        const char *name;
-        enum kind kind;
+        struct poolconfig_var var;
         long min, max;
         long special;           /* a value accepted outside [min, max], or LONG_MIN */
-        const char *accepted;   /* for the error message */
         size_t offset;
         unsigned has;
 };
 
 static const struct row rows[] = {
-        { "WARM_ENI_TARGET", KIND_INT, 0, 128, LONG_MIN, "an integer from 0 to 128",
+        { { "WARM_ENI_TARGET", "1", "an integer from 0 to 128" }, 0, 128, LONG_MIN,
           offsetof(struct poolconfig, warm_eni_target), POOLCONFIG_HAS_WARM_ENI },
-        { "WARM_IP_TARGET", KIND_INT, 0, 65535, LONG_MIN, "an integer from 0 to 65535",
+        { { "WARM_IP_TARGET", "0", "an integer from 0 to 65535" }, 0, 65535, LONG_MIN,
           offsetof(struct poolconfig, warm_ip_target), POOLCONFIG_HAS_WARM_IP },
-        { "MINIMUM_IP_TARGET", KIND_INT, 0, 65535, LONG_MIN, "an integer from 0 to 65535",
+        { { "MINIMUM_IP_TARGET", "0", "an integer from 0 to 65535" }, 0, 65535, LONG_MIN,
           offsetof(struct poolconfig, minimum_ip_target), POOLCONFIG_HAS_MINIMUM_IP },
-        { "WARM_PREFIX_TARGET", KIND_INT, 0, 4096, LONG_MIN, "an integer from 0 to 4096",
+        { { "WARM_PREFIX_TARGET", "0", "an integer from 0 to 4096" }, 0, 4096, LONG_MIN,
           offsetof(struct poolconfig, warm_prefix_target), POOLCONFIG_HAS_WARM_PREFIX },
-        { "MAX_ENI", KIND_INT, 1, 128, -1, "-1 (the instance type's limit) or an integer from 1 to 128",
+        { { "MAX_ENI", "-1", "-1 (the instance type's limit) or an integer from 1 to 128" }, 1, 128, -1,
           offsetof(struct poolconfig, max_eni), POOLCONFIG_HAS_MAX_ENI },
-        { "IP_COOLDOWN_PERIOD", KIND_INT, 0, 86400, LONG_MIN, "whole seconds from 0 to 86400",
+        { { "IP_COOLDOWN_PERIOD", "30", "whole seconds from 0 to 86400" }, 0, 86400, LONG_MIN,
           offsetof(struct poolconfig, ip_cooldown_s), POOLCONFIG_HAS_COOLDOWN },
-        { "VPC_IPAM_SHRINK_DELAY", KIND_INT, 0, 3600, LONG_MIN, "whole seconds from 0 to 3600",
+        { { "VPC_IPAM_SHRINK_DELAY", "120", "whole seconds from 0 to 3600" }, 0, 3600, LONG_MIN,
           offsetof(struct poolconfig, shrink_delay_s), POOLCONFIG_HAS_SHRINK_DELAY },
-        { "ENABLE_PREFIX_DELEGATION", KIND_BOOL, 0, 1, LONG_MIN, "true or false",
-          offsetof(struct poolconfig, prefix_delegation), POOLCONFIG_HAS_PREFIX_DELEG },
 };
+
+#define N_ROWS (sizeof rows / sizeof rows[0])
 
 void poolconfig_defaults(struct poolconfig *ret) {
         *ret = (struct poolconfig){
@@ -96,33 +97,26 @@ int poolconfig_parse_bool(const char *name, const char *value, bool *ret, struct
 }
 
 static int parse_row(const struct row *r, const char *value, struct poolconfig *c, struct errmsg *err) {
-        char *field = (char *)c + r->offset;
-        if (r->kind == KIND_BOOL) {
-                bool b;
-                int ret = poolconfig_parse_bool(r->name, value, &b, err);
-                if (ret < 0)
-                        return ret;
-                *(bool *)field = b;
-                return 0;
-        }
         long v;
-        int ret = poolconfig_parse_int(r->name, value, r->special != LONG_MIN ? LONG_MIN : r->min,
+        int ret = poolconfig_parse_int(r->var.name, value, r->special != LONG_MIN ? LONG_MIN : r->min,
                                        r->max, &v, err);
         if (ret < 0 && ret != -ERANGE)
-                return errmsg_set(err, ret, "%s=%s: not an integer; accepted: %s", r->name, value, r->accepted);
+                return errmsg_set(err, ret, "%s=%s: not an integer; accepted: %s", r->var.name, value,
+                                  r->var.accepted);
         if (ret == 0 && r->special != LONG_MIN && v < r->min && v != r->special)
                 ret = -ERANGE;
         if (ret < 0)
-                return errmsg_set(err, ret, "%s=%s: out of range; accepted: %s", r->name, value, r->accepted);
-        *(int *)field = (int)v;
+                return errmsg_set(err, ret, "%s=%s: out of range; accepted: %s", r->var.name, value,
+                                  r->var.accepted);
+        *(int *)((char *)c + r->offset) = (int)v;
         return 0;
 }
 
 int poolconfig_from_env(const char *const *env, struct poolconfig *ret, struct errmsg *err) {
         struct poolconfig c;
         poolconfig_defaults(&c);
-        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-                const char *v = poolconfig_getenv(env, rows[i].name);
+        for (size_t i = 0; i < N_ROWS; i++) {
+                const char *v = poolconfig_getenv(env, rows[i].var.name);
                 if (!v || *v == '\0')
                         continue;
                 int r = parse_row(&rows[i], v, &c, err);
@@ -130,16 +124,22 @@ int poolconfig_from_env(const char *const *env, struct poolconfig *ret, struct e
                         return r;
                 c.has |= rows[i].has;
         }
-        /* aws-node refuses this too: prefix mode with nothing to keep warm. */
-        if (c.prefix_delegation && c.warm_prefix_target == 0 && c.warm_ip_target == 0 &&
-            c.minimum_ip_target == 0)
-                return errmsg_set(err, -EINVAL,
-                                  "ENABLE_PREFIX_DELEGATION=true needs WARM_PREFIX_TARGET, WARM_IP_TARGET "
-                                  "or MINIMUM_IP_TARGET above 0; all are 0 or unset");
         *ret = c;
         return 0;
 }
 
 bool poolconfig_ip_targets(const struct poolconfig *c) {
         return c->warm_ip_target > 0 || c->minimum_ip_target > 0;
+}
+
+const struct poolconfig_var *poolconfig_var(size_t i) {
+        return i < N_ROWS ? &rows[i].var : NULL;
+}
+
+int poolconfig_var_value(const struct poolconfig *c, size_t i, bool *ret_set, char *buf, size_t size) {
+        if (i >= N_ROWS)
+                return -ENOENT;
+        snprintf(buf, size, "%d", *(const int *)((const char *)c + rows[i].offset));
+        *ret_set = (c->has & rows[i].has) != 0;
+        return 0;
 }

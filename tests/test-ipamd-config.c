@@ -1,9 +1,15 @@
 /*
  * test-ipamd-config: the daemon's variables — defaults, good values, and each
- * bad value or unsupported feature refused with a message that names it.
+ * bad value, conflict or unsupported feature refused with a message that
+ * names it; the two tables (daemon, pool) disjoint; the settings `vpc-ipamd
+ * -n` prints; the path checks, which create nothing.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ipamd-config.h"
 #include "testlib.h"
@@ -88,6 +94,7 @@ static const struct {
         { "VPC_IPAM_EC2_RATE_SHARE=nan", -EINVAL, "VPC_IPAM_EC2_RATE_SHARE=nan" },
         { "ENABLE_IPv6=true", -EOPNOTSUPP, "ENABLE_IPv6=true: not supported yet" },
         { "ENABLE_PREFIX_DELEGATION=true", -EOPNOTSUPP, "ENABLE_PREFIX_DELEGATION=true: not supported yet" },
+        { "ENABLE_PREFIX_DELEGATION=yes", -EINVAL, "ENABLE_PREFIX_DELEGATION=yes: not a boolean" },
         { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true", -EOPNOTSUPP, "not supported yet" },
         { "ENABLE_POD_ENI=true", -EOPNOTSUPP, "ENABLE_POD_ENI=true" },
         { "ENABLE_IPv4=false", -EOPNOTSUPP, "IPv4 only" },
@@ -130,6 +137,105 @@ START_TEST(test_bad_values) {
 }
 END_TEST
 
+/* The rules across variables: one path per file, one port per server. */
+static const struct {
+        const char *env[4];
+        int code;
+        const char *must_say;
+} conflicts[] = {
+        { { "VPC_IPAM_DB=/run/vpc-ipam/ipamd.sock" }, -EINVAL,
+          "VPC_IPAM_SOCKET=/run/vpc-ipam/ipamd.sock: the same path as VPC_IPAM_DB" },
+        { { "AWS_VPC_K8S_CNI_LOG_FILE=/var/lib/vpc-ipam/pool.db" }, -EINVAL,
+          "VPC_IPAM_DB=/var/lib/vpc-ipam/pool.db: the same path as AWS_VPC_K8S_CNI_LOG_FILE" },
+        { { "INTROSPECTION_BIND_ADDRESS=unix:/run/vpc-ipam/ipamd.sock" }, -EINVAL,
+          "INTROSPECTION_BIND_ADDRESS=/run/vpc-ipam/ipamd.sock: the same path as VPC_IPAM_SOCKET" },
+        { { "INTROSPECTION_BIND_ADDRESS=unix:/run/x.sock", "METRICS_BIND_ADDRESS=unix:/run/x.sock" }, -EINVAL,
+          "METRICS_BIND_ADDRESS=/run/x.sock: the same path as INTROSPECTION_BIND_ADDRESS" },
+        { { "METRICS_BIND_ADDRESS=:61679" }, -EADDRINUSE,
+          "METRICS_BIND_ADDRESS=:61679: the same port as INTROSPECTION_BIND_ADDRESS=127.0.0.1:61679" },
+        { { "METRICS_BIND_ADDRESS=127.0.0.1:61679" }, -EADDRINUSE, "the same port" },
+        { { "INTROSPECTION_BIND_ADDRESS=:9000", "METRICS_BIND_ADDRESS=10.0.0.1:9000" }, -EADDRINUSE,
+          "the same port" },
+};
+
+START_TEST(test_conflicts) {
+        struct ipamd_config c;
+        memset(&c, 0x33, sizeof c);
+        struct ipamd_config before = c;
+        struct errmsg e;
+        errmsg_clear(&e);
+        ck_assert_int_eq(ipamd_config_from_env(conflicts[_i].env, &c, &e), conflicts[_i].code);
+        ck_assert_msg(strstr(e.text, conflicts[_i].must_say), "for %s got: %s", conflicts[_i].env[0], e.text);
+        ck_assert_int_eq(memcmp(&c, &before, sizeof c), 0);
+}
+END_TEST
+
+/* Not conflicts: a server switched off, different hosts, different ports. */
+START_TEST(test_no_conflict) {
+        static const char *const envs[][3] = {
+                { "METRICS_BIND_ADDRESS=127.0.0.1:61679", "DISABLE_METRICS=true" },
+                { "INTROSPECTION_BIND_ADDRESS=unix:/run/vpc-ipam/ipamd.sock", "DISABLE_INTROSPECTION=1" },
+                { "METRICS_BIND_ADDRESS=127.0.0.2:61679" },
+                { "METRICS_BIND_ADDRESS=:61680" },
+                { "INTROSPECTION_BIND_ADDRESS=unix:/run/a.sock", "METRICS_BIND_ADDRESS=unix:/run/b.sock" },
+        };
+        for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
+                struct ipamd_config c;
+                struct errmsg e;
+                errmsg_clear(&e);
+                ck_assert_msg(ipamd_config_from_env((const char *const *)envs[i], &c, &e) == 0, "%s: %s",
+                              envs[i][0], e.text);
+        }
+}
+END_TEST
+
+/* Paths are checked with stat() only: nothing is created, whatever the answer. */
+START_TEST(test_check_paths) {
+        const char *dir = testlib_tmpdir();
+        char file[512], db[600], sock[600], nested[600];
+        snprintf(file, sizeof file, "%s/file", dir);
+        int fd = open(file, O_CREAT | O_WRONLY, 0600);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        struct ipamd_config c;
+        ipamd_config_defaults(&c);
+        snprintf(c.db_path, sizeof c.db_path, "%s/a/b/pool.db", dir);
+        snprintf(c.socket_path, sizeof c.socket_path, "%s/run/ipamd.sock", dir);
+        struct errmsg e;
+        errmsg_clear(&e);
+        ck_assert_msg(ipamd_config_check_paths(&c, &e) == 0, "%s", e.text);
+        snprintf(nested, sizeof nested, "%s/a", dir);
+        snprintf(sock, sizeof sock, "%s/run", dir);
+        struct stat st;
+        ck_assert_int_eq(stat(nested, &st), -1);
+        ck_assert_int_eq(stat(sock, &st), -1);
+        /* a file where a directory must be */
+        snprintf(db, sizeof db, "%s/x/pool.db", file);
+        snprintf(c.db_path, sizeof c.db_path, "%s", db);
+        ck_assert_int_eq(ipamd_config_check_paths(&c, &e), -ENOTDIR);
+        snprintf(db, sizeof db, "VPC_IPAM_DB=%s/x/pool.db: %s is not a directory", file, file);
+        ck_assert_str_eq(e.text, db);
+        /* a directory where the file must be */
+        snprintf(c.db_path, sizeof c.db_path, "%s/pool.db", dir);
+        snprintf(c.socket_path, sizeof c.socket_path, "%s", dir);
+        ck_assert_int_eq(ipamd_config_check_paths(&c, &e), -EISDIR);
+        ck_assert_msg(strstr(e.text, "VPC_IPAM_SOCKET=") && strstr(e.text, ": is a directory"), "%s", e.text);
+        snprintf(c.socket_path, sizeof c.socket_path, "%s/s.sock", dir);
+        snprintf(c.log_file, sizeof c.log_file, "%s", dir);
+        ck_assert_int_eq(ipamd_config_check_paths(&c, &e), -EISDIR);
+        ck_assert_ptr_nonnull(strstr(e.text, "AWS_VPC_K8S_CNI_LOG_FILE="));
+        /* unix: servers too, unless switched off */
+        c.log_file[0] = '\0';
+        snprintf(c.metrics_bind, sizeof c.metrics_bind, "unix:%s/m", file);
+        ck_assert_int_eq(ipamd_config_check_paths(&c, &e), -ENOTDIR);
+        ck_assert_ptr_nonnull(strstr(e.text, "METRICS_BIND_ADDRESS="));
+        c.no_metrics = true;
+        ck_assert_int_eq(ipamd_config_check_paths(&c, &e), 0);
+        ck_assert_int_eq(stat(file, &st), 0);
+        ck_assert(S_ISREG(st.st_mode) && st.st_size == 0);
+}
+END_TEST
+
 START_TEST(test_snat_values) {
         const char *env[] = { "AWS_VPC_K8S_CNI_EXTERNALSNAT=false", "AWS_VPC_K8S_CNI_RANDOMIZESNAT=hashrandom",
                               "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS= 10.1.0.0/16 ,192.168.0.0/24",
@@ -167,6 +273,85 @@ START_TEST(test_vars_documented) {
 }
 END_TEST
 
+/* Each variable is parsed by one table: the daemon's or the pool's, never both. */
+START_TEST(test_tables_disjoint) {
+        size_t n_daemon = 0, n_pool = 0;
+        for (const struct ipamd_config_var *v; (v = ipamd_config_var(n_daemon)); n_daemon++) {
+                for (size_t j = 0; j < n_daemon; j++)
+                        ck_assert_str_ne(ipamd_config_var(j)->name, v->name);
+                for (size_t j = 0; poolconfig_var(j); j++)
+                        ck_assert_msg(strcmp(poolconfig_var(j)->name, v->name) != 0,
+                                      "%s is parsed by both ipamd-config and poolconfig", v->name);
+        }
+        for (const struct poolconfig_var *v; (v = poolconfig_var(n_pool)); n_pool++)
+                for (size_t j = 0; j < n_pool; j++)
+                        ck_assert_str_ne(poolconfig_var(j)->name, v->name);
+        ck_assert_uint_ge(n_daemon, 25);
+        ck_assert_uint_ge(n_pool, 6);
+        /* The prefix delegation switch is the daemon's (refused there); its pool target the pool's. */
+        bool daemon_pd = false;
+        for (size_t i = 0; ipamd_config_var(i); i++)
+                daemon_pd |= strcmp(ipamd_config_var(i)->name, "ENABLE_PREFIX_DELEGATION") == 0;
+        ck_assert(daemon_pd);
+}
+END_TEST
+
+/* What -n prints: every variable of both tables once, its effective value, set or default. */
+START_TEST(test_settings) {
+        const char *none[] = { NULL };
+        struct ipamd_config c;
+        ck_assert_int_eq(ipamd_config_from_env(none, &c, NULL), 0);
+        size_t n_daemon = 0, n_pool = 0, i = 0;
+        while (ipamd_config_var(n_daemon))
+                n_daemon++;
+        while (poolconfig_var(n_pool))
+                n_pool++;
+        const char *name;
+        bool set;
+        char buf[1024];
+        for (; ipamd_config_setting(&c, i, &name, &set, buf, sizeof buf) == 0; i++) {
+                ck_assert_msg(!set, "%s set in an empty environment", name);
+                const char *doc = i < n_daemon ? ipamd_config_var(i)->default_value
+                                               : poolconfig_var(i - n_daemon)->default_value;
+                if (strcmp(name, "POD_MTU") == 0)
+                        ck_assert_str_eq(buf, "9001");  /* documented as AWS_VPC_ENI_MTU */
+                else
+                        ck_assert_msg(strcmp(buf, doc) == 0, "%s: effective %s, documented %s", name, buf, doc);
+        }
+        ck_assert_uint_eq(i, n_daemon + n_pool);
+        ck_assert_int_eq(ipamd_config_setting(&c, i, &name, &set, buf, sizeof buf), -ENOENT);
+        const char *env[] = { "AWS_VPC_K8S_CNI_LOGLEVEL=DEBUG", "AWS_VPC_K8S_CNI_CONNMARK=128", "POD_MTU=",
+                              "AWS_VPC_ENI_MTU=1500", "WARM_IP_TARGET=3", "VPC_IPAM_ADD_WAIT=4",
+                              "ADDITIONAL_ENI_TAGS={\"a\": \"b\"}",
+                              "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS= 10.1.0.0/16 ,192.168.0.0/24", NULL };
+        static const char *const want[][3] = {
+                { "AWS_VPC_K8S_CNI_LOGLEVEL", "debug", "set" }, { "AWS_VPC_K8S_CNI_CONNMARK", "0x80", "set" },
+                { "POD_MTU", "1500", "default" }, { "AWS_VPC_ENI_MTU", "1500", "set" },
+                { "WARM_IP_TARGET", "3", "set" }, { "VPC_IPAM_ADD_WAIT", "4", "set" },
+                { "ADDITIONAL_ENI_TAGS", "{\"a\":\"b\"}", "set" },
+                { "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "10.1.0.0/16,192.168.0.0/24", "set" },
+                { "WARM_ENI_TARGET", "1", "default" }, { "VPC_IPAM_EC2_RATE_SHARE", "0.1", "default" },
+                { "AWS_VPC_K8S_CNI_LOG_FILE", "stderr", "default" },
+        };
+        struct errmsg e;
+        ck_assert_msg(ipamd_config_from_env(env, &c, &e) == 0, "%s", e.text);
+        size_t found = 0, n_set = 0;
+        for (i = 0; ipamd_config_setting(&c, i, &name, &set, buf, sizeof buf) == 0; i++) {
+                n_set += set;
+                for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
+                        if (strcmp(name, want[w][0]) != 0)
+                                continue;
+                        found++;
+                        ck_assert_msg(strcmp(buf, want[w][1]) == 0 && set == (want[w][2][0] == 's'),
+                                      "%s: %s (%s), want %s (%s)", name, buf, set ? "set" : "default",
+                                      want[w][1], want[w][2]);
+                }
+        }
+        ck_assert_uint_eq(found, sizeof want / sizeof want[0]);
+        ck_assert_uint_eq(n_set, 7);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("ipamd-config");
         TCase *tc = tcase_create("env");
@@ -175,6 +360,11 @@ int main(void) {
         tcase_add_loop_test(tc, test_bad_values, 0, sizeof bad / sizeof bad[0]);
         tcase_add_test(tc, test_snat_values);
         tcase_add_test(tc, test_vars_documented);
+        tcase_add_loop_test(tc, test_conflicts, 0, sizeof conflicts / sizeof conflicts[0]);
+        tcase_add_test(tc, test_no_conflict);
+        tcase_add_test(tc, test_check_paths);
+        tcase_add_test(tc, test_tables_disjoint);
+        tcase_add_test(tc, test_settings);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -21,7 +21,6 @@ START_TEST(test_defaults_are_aws_nodes) {
         ck_assert_int_eq(c.max_eni, -1);
         ck_assert_int_eq(c.ip_cooldown_s, 30);
         ck_assert_int_eq(c.shrink_delay_s, 120);
-        ck_assert(!c.prefix_delegation);
         ck_assert_uint_eq(c.has, 0);
         ck_assert(!poolconfig_ip_targets(&c));
 }
@@ -30,7 +29,7 @@ END_TEST
 START_TEST(test_all_set) {
         const char *env[] = { "WARM_ENI_TARGET=0", "WARM_IP_TARGET=5", "MINIMUM_IP_TARGET=10",
                               "WARM_PREFIX_TARGET=1", "MAX_ENI=2", "IP_COOLDOWN_PERIOD=120",
-                              "ENABLE_PREFIX_DELEGATION=False", NULL };
+                              "VPC_IPAM_SHRINK_DELAY=0", NULL };
         struct poolconfig c;
         ck_assert_int_eq(poolconfig_from_env(env, &c, NULL), 0);
         ck_assert_int_eq(c.warm_eni_target, 0);
@@ -39,10 +38,10 @@ START_TEST(test_all_set) {
         ck_assert_int_eq(c.warm_prefix_target, 1);
         ck_assert_int_eq(c.max_eni, 2);
         ck_assert_int_eq(c.ip_cooldown_s, 120);
-        ck_assert(!c.prefix_delegation);
+        ck_assert_int_eq(c.shrink_delay_s, 0);
         ck_assert_uint_eq(c.has, POOLCONFIG_HAS_WARM_ENI | POOLCONFIG_HAS_WARM_IP | POOLCONFIG_HAS_MINIMUM_IP |
                                  POOLCONFIG_HAS_WARM_PREFIX | POOLCONFIG_HAS_MAX_ENI |
-                                 POOLCONFIG_HAS_COOLDOWN | POOLCONFIG_HAS_PREFIX_DELEG);
+                                 POOLCONFIG_HAS_COOLDOWN | POOLCONFIG_HAS_SHRINK_DELAY);
         ck_assert(poolconfig_ip_targets(&c));
 }
 END_TEST
@@ -67,14 +66,56 @@ END_TEST
 
 START_TEST(test_bools_as_go_parses_them) {
         static const char *const yes[] = { "1", "t", "T", "true", "TRUE", "True" };
+        static const char *const no[] = { "0", "f", "F", "false", "FALSE", "False" };
         for (size_t i = 0; i < 6; i++) {
-                char var[64];
-                snprintf(var, sizeof var, "ENABLE_PREFIX_DELEGATION=%s", yes[i]);
-                const char *env[] = { var, "WARM_PREFIX_TARGET=1", NULL };
-                struct poolconfig c;
-                ck_assert_int_eq(poolconfig_from_env(env, &c, NULL), 0);
-                ck_assert(c.prefix_delegation);
+                bool b = false;
+                ck_assert_int_eq(poolconfig_parse_bool("X", yes[i], &b, NULL), 0);
+                ck_assert(b);
+                ck_assert_int_eq(poolconfig_parse_bool("X", no[i], &b, NULL), 0);
+                ck_assert(!b);
         }
+        bool b = true;
+        ck_assert_int_eq(poolconfig_parse_bool("X", "yes", &b, NULL), -EINVAL);
+        ck_assert(b);
+}
+END_TEST
+
+/* ENABLE_PREFIX_DELEGATION is the daemon's (which refuses it): the pool table does not read it. */
+START_TEST(test_prefix_delegation_not_ours) {
+        const char *env[] = { "ENABLE_PREFIX_DELEGATION=yes", NULL };
+        struct poolconfig c;
+        ck_assert_int_eq(poolconfig_from_env(env, &c, NULL), 0);
+        ck_assert_uint_eq(c.has, 0);
+        for (size_t i = 0; poolconfig_var(i); i++)
+                ck_assert_str_ne(poolconfig_var(i)->name, "ENABLE_PREFIX_DELEGATION");
+}
+END_TEST
+
+/* Every row: documented, and its effective value shown as the environment spells it. */
+START_TEST(test_vars_and_values) {
+        const char *env[] = { "WARM_IP_TARGET=7", "MAX_ENI=-1", NULL };
+        struct poolconfig c, d;
+        ck_assert_int_eq(poolconfig_from_env(env, &c, NULL), 0);
+        poolconfig_defaults(&d);
+        size_t n = 0;
+        for (const struct poolconfig_var *v; (v = poolconfig_var(n)); n++) {
+                ck_assert(v->name && v->default_value && v->accepted);
+                char buf[32];
+                bool set;
+                ck_assert_int_eq(poolconfig_var_value(&d, n, &set, buf, sizeof buf), 0);
+                ck_assert_msg(!set && strcmp(buf, v->default_value) == 0, "%s: default %s, documented %s",
+                              v->name, buf, v->default_value);
+                ck_assert_int_eq(poolconfig_var_value(&c, n, &set, buf, sizeof buf), 0);
+                if (strcmp(v->name, "WARM_IP_TARGET") == 0)
+                        ck_assert(set && strcmp(buf, "7") == 0);
+                else
+                        ck_assert(set == (strcmp(v->name, "MAX_ENI") == 0));
+        }
+        ck_assert_uint_eq(n, 7);
+        bool set = true;
+        char buf[8] = "x";
+        ck_assert_int_eq(poolconfig_var_value(&c, n, &set, buf, sizeof buf), -ENOENT);
+        ck_assert(set && strcmp(buf, "x") == 0);
 }
 END_TEST
 
@@ -98,8 +139,6 @@ static const struct {
         { "IP_COOLDOWN_PERIOD=-1", -ERANGE, "IP_COOLDOWN_PERIOD=-1" },
         { "WARM_PREFIX_TARGET=x", -EINVAL, "WARM_PREFIX_TARGET=x" },
         { "VPC_IPAM_SHRINK_DELAY=3601", -ERANGE, "VPC_IPAM_SHRINK_DELAY=3601: out of range" },
-        { "ENABLE_PREFIX_DELEGATION=yes", -EINVAL, "ENABLE_PREFIX_DELEGATION=yes: not a boolean; accepted: true or false" },
-        { "ENABLE_PREFIX_DELEGATION=true", -EINVAL, "needs WARM_PREFIX_TARGET, WARM_IP_TARGET or MINIMUM_IP_TARGET" },
 };
 
 START_TEST(test_bad_values_refused) {
@@ -152,6 +191,8 @@ int main(void) {
         tcase_add_test(tc, test_empty_means_unset);
         tcase_add_test(tc, test_max_eni_minus_one_is_instance_limit);
         tcase_add_test(tc, test_bools_as_go_parses_them);
+        tcase_add_test(tc, test_prefix_delegation_not_ours);
+        tcase_add_test(tc, test_vars_and_values);
         tcase_add_loop_test(tc, test_bad_values_refused, 0, sizeof bad / sizeof bad[0]);
         tcase_add_test(tc, test_first_bad_of_many_is_named);
         tcase_add_test(tc, test_shared_parsers);

@@ -3,7 +3,9 @@
 the code they deploy.
 
 Checks that the DaemonSet manifest sets only variables the daemon reads, with
-values it accepts (the built vpc-ipamd parses them) and defaults it has; that
+values it accepts and defaults it has (the built `vpc-ipamd -n` lists the
+variables and checks and shows the values); that `-n` refuses what a start
+refuses, with the same message, creating nothing; that
 its host paths are the daemon's and the plugin's; that the conflist is one
 vpc-cni accepts; that the IAM policy grants exactly the EC2 actions the code
 calls; that the Containerfile installs what the binaries link; that the
@@ -17,7 +19,8 @@ the objects against the Kubernetes API models of python3-kubernetes (both
 installed by scripts/deps); the pyenv python3 of the other suites has
 neither. Prints TAP.
 Nothing here touches the machine: every file goes to a temporary directory,
-every daemon started is a fake or one that stops at IMDS on 127.0.0.1:9.
+every daemon started is a fake, `vpc-ipamd -n`, or one refused by its
+configuration (IMDS is 127.0.0.1:9 should one get further).
 """
 import json
 import os
@@ -65,19 +68,22 @@ def read(*parts):
 
 # --- what the code says ---------------------------------------------------------
 
+def check(env, *args):
+    """`vpc-ipamd -n -j` with exactly env: (exit status, {name: {"value", "set"}} or None, stderr)."""
+    if not os.access(IPAMD, os.X_OK):
+        raise AssertionError(f"{IPAMD} is not built")
+    p = subprocess.run([IPAMD, "-n", "-j", *args], env=env, capture_output=True, text=True, timeout=30)
+    return p.returncode, json.loads(p.stdout) if p.returncode == 0 else None, p.stderr
+
+
 def daemon_rows():
-    """{name: default} of daemon/ipamd-config.c's rows, and the pool's from ipam/poolconfig.c."""
-    rows = {}
-    for m in re.finditer(r'\{\s*\{\s*"([A-Za-z][A-Za-z0-9_]*)",\s*"([^"]*)"', read("daemon", "ipamd-config.c")):
-        rows[m.group(1)] = m.group(2)
-    pool = read("ipam", "poolconfig.c")
-    fields = dict(re.findall(r'\{\s*"([A-Z][A-Z0-9_]*)",\s*KIND_\w+.*?offsetof\(struct poolconfig,\s*(\w+)\)', pool, re.S))
-    body = re.search(r"void poolconfig_defaults\(.*?\{(.*?)\n\}", pool, re.S).group(1)
-    values = dict(re.findall(r"\.(\w+)\s*=\s*(-?\w+)", body))
-    for name, field in fields.items():
-        rows.setdefault(name, values.get(field, ""))   # not in poolconfig_defaults: unset
-    if len(rows) < 20 or "WARM_ENI_TARGET" not in rows or "VPC_IPAM_SOCKET" not in rows:
-        raise AssertionError(f"could not read the daemon's variables from its sources: {sorted(rows)}")
+    """{name: effective default} of every variable the built daemon reads (its
+    table and the pool's), as `vpc-ipamd -n` prints them with no variable set."""
+    rc, settings, err = check({})
+    assert rc == 0, f"vpc-ipamd -n with no variable: exit {rc}: {err}"
+    rows = {name: s["value"] for name, s in settings.items()}
+    if len(rows) < 30 or "WARM_ENI_TARGET" not in rows or "VPC_IPAM_SOCKET" not in rows:
+        raise AssertionError(f"vpc-ipamd -n lists too few variables: {sorted(rows)}")
     return rows
 
 
@@ -237,37 +243,89 @@ def t_env_complete():
 
 
 def t_env_defaults():
-    rows, e = daemon_rows(), env()
-    wrong = []
-    for name, default in rows.items():
-        v = e.get(name)
-        if default in rows:            # "POD_MTU" defaults to another variable: leave it unset
-            ok = v == ""
-        elif default in ("true", "false"):
-            ok = v.lower() == default
-        else:
-            ok = v == default
-        if not ok:
-            wrong.append(f"{name}={v!r} (daemon default {default!r})")
+    """The manifest's values leave every setting at the daemon's default (-n
+    shows the effective values: "" for POD_MTU is the ENI MTU, "info" is info)."""
+    rows = daemon_rows()
+    rc, settings, err = check(env())
+    assert rc == 0, f"exit {rc}: {err}"
+    wrong = [f'{name}={settings[name]["value"]!r} (daemon default {default!r})'
+             for name, default in rows.items() if settings[name]["value"] != default]
     assert not wrong, "not the daemon's defaults: " + ", ".join(wrong)
+    # -n marks what the environment set: every non-empty value of the manifest.
+    marked = {name for name, s in settings.items() if s["set"]}
+    assert marked == {name for name, v in env().items() if v}, f"set: {sorted(marked)}"
+
+
+def sandbox_env(d, **extra):
+    """The manifest's environment with the store and the socket in d (which must
+    stay empty) and IMDS on a closed loopback port."""
+    e = dict(env(), PATH="/usr/bin:/bin", AWS_EC2_METADATA_SERVICE_ENDPOINT="http://127.0.0.1:9",
+             VPC_IPAM_DB=os.path.join(d, "lib", "pool.db"), VPC_IPAM_SOCKET=os.path.join(d, "run", "s.sock"))
+    e.update(extra)
+    return e
 
 
 def t_env_accepted():
-    """The built daemon parses the manifest's values: it gets past its configuration
-    (exit 2 there) and stops at IMDS (exit 1), never binding or writing anything."""
-    if not os.access(IPAMD, os.X_OK):
-        raise AssertionError(f"{IPAMD} is not built")
+    """vpc-ipamd -n accepts the manifest's values, lists every variable, and
+    creates nothing (no store, no socket, no directory for them)."""
     with tempfile.TemporaryDirectory() as d:
-        e = dict(env(), PATH="/usr/bin:/bin", AWS_EC2_METADATA_SERVICE_ENDPOINT="http://127.0.0.1:9",
-                 VPC_IPAM_DB=os.path.join(d, "pool.db"), VPC_IPAM_SOCKET=os.path.join(d, "s.sock"),
-                 DISABLE_INTROSPECTION="true", DISABLE_METRICS="true")
-        p = subprocess.run([IPAMD], env=e, capture_output=True, text=True, timeout=60)
-        assert p.returncode == 1 and "IMDS" in p.stderr, f"exit {p.returncode}: {p.stderr.strip()[-400:]}"
-        assert not os.listdir(d), f"the daemon wrote {os.listdir(d)} before learning the node"
-        # And the same run with a bad value does stop at the configuration.
-        e["WARM_ENI_TARGET"] = "lots"
-        p = subprocess.run([IPAMD], env=e, capture_output=True, text=True, timeout=60)
-        assert p.returncode == 2 and "WARM_ENI_TARGET" in p.stderr, f"exit {p.returncode}: {p.stderr.strip()}"
+        e = sandbox_env(d)
+        rc, settings, err = check(e)
+        assert rc == 0, f"exit {rc}: {err.strip()[-400:]}"
+        assert "configuration OK" in err, err
+        assert set(env()) <= set(settings), f"not listed: {sorted(set(env()) - set(settings))}"
+        assert settings["VPC_IPAM_DB"] == {"value": e["VPC_IPAM_DB"], "set": True}
+        assert not os.listdir(d), f"vpc-ipamd -n created {os.listdir(d)}"
+        # The human form: one "set|default NAME=value" line per variable.
+        p = subprocess.run([IPAMD, "-n"], env=e, capture_output=True, text=True, timeout=30)
+        lines = p.stdout.splitlines()
+        assert p.returncode == 0 and len(lines) == len(settings), p.stdout + p.stderr
+        for line in lines:
+            m = re.match(r"^(set|default) +(\w+)=(.*)$", line)
+            assert m and settings[m.group(2)] == {"value": m.group(3), "set": m.group(1) == "set"}, line
+        assert not os.listdir(d), f"vpc-ipamd -n created {os.listdir(d)}"
+
+
+def bad_settings(d):
+    """(variable named, extra environment) that a start must refuse."""
+    with open(os.path.join(d, "file"), "w"):
+        pass
+    return [
+        ("WARM_ENI_TARGET", {"WARM_ENI_TARGET": "lots"}),
+        ("ENABLE_PREFIX_DELEGATION", {"ENABLE_PREFIX_DELEGATION": "true"}),
+        ("AWS_VPC_K8S_CNI_VETHPREFIX", {"AWS_VPC_K8S_CNI_VETHPREFIX": 'a"b'}),
+        ("VPC_IPAM_DB", {"VPC_IPAM_DB": "lib/pool.db"}),
+        ("VPC_IPAM_DB", {"VPC_IPAM_DB": os.path.join(d, "file", "pool.db")}),
+        ("VPC_IPAM_DB", {"VPC_IPAM_DB": d}),
+        ("VPC_IPAM_SOCKET", {"VPC_IPAM_SOCKET": os.path.join(d, "s" * 120)}),
+        ("VPC_IPAM_SOCKET", {"VPC_IPAM_DB": os.path.join(d, "x"), "VPC_IPAM_SOCKET": os.path.join(d, "x")}),
+        ("METRICS_BIND_ADDRESS", {"METRICS_BIND_ADDRESS": "127.0.0.1:61679"}),
+        ("AWS_VPC_K8S_CNI_LOG_FILE", {"AWS_VPC_K8S_CNI_LOG_FILE": os.path.join(d, "file", "log")}),
+    ]
+
+
+def t_check_refuses():
+    """A bad setting: -n exits 2 with exactly the message a start prints (which
+    also exits 2), naming the variable; neither creates anything."""
+    with tempfile.TemporaryDirectory() as d:
+        for name, extra in bad_settings(d):
+            e = sandbox_env(d, **extra)
+            rc, _, err = check(e)
+            assert rc == 2 and name in err and "invalid configuration" in err, f"{extra}: exit {rc}: {err}"
+            start = subprocess.run([IPAMD], env=e, capture_output=True, text=True, timeout=30)
+            assert start.returncode == 2 and start.stderr == err, \
+                f"{extra}: a start exits {start.returncode} with {start.stderr!r}, -n printed {err!r}"
+            assert sorted(os.listdir(d)) == ["file"], f"{extra}: created {os.listdir(d)}"
+
+
+def t_arguments():
+    usage = subprocess.run([IPAMD, "--help"], capture_output=True, text=True, timeout=10)
+    assert usage.returncode == 0 and "-n" in usage.stdout, usage.stdout + usage.stderr
+    assert subprocess.run([IPAMD, "-h"], capture_output=True, text=True, timeout=10).stdout == usage.stdout
+    for args, says in ((["-x"], "unknown option '-x'"), (["--bogus"], "unknown option '--bogus'"),
+                       (["run"], "unexpected argument 'run'"), (["-j"], "-j needs -n")):
+        p = subprocess.run([IPAMD, *args], env={}, capture_output=True, text=True, timeout=10)
+        assert p.returncode == 2 and says in p.stderr and not p.stdout, f"{args}: exit {p.returncode}: {p.stderr}"
 
 
 def volumes():
@@ -426,20 +484,41 @@ def write_exe(path, text):
 
 
 def entrypoint_sandbox(d, daemon_script):
-    """A fake image under d: vpc-ipamd/vpc-ipamctl fakes, a vpc-cni, the template."""
+    """A fake image under d: a vpc-ipamd that runs daemon_script but checks its
+    configuration (-n) with the real one, a fake vpc-ipamctl, a vpc-cni, the
+    template."""
     for sub in ("bin", "libexec/vpc-cni.lib", "share", "host"):
         os.makedirs(os.path.join(d, sub))
-    write_exe(os.path.join(d, "bin", "vpc-ipamd"), daemon_script)
-    # Ready once the test creates "serving"; the socket flag must be passed.
+    write_exe(os.path.join(d, "bin", "vpc-ipamd"),
+              f'#!/bin/sh\n[ "$1" = -n ] && exec {IPAMD} "$@"\n' + daemon_script.split("\n", 1)[1])
+    # Ready once the test creates "serving"; the socket flag must be passed. Each poll is noted.
     write_exe(os.path.join(d, "bin", "vpc-ipamctl"),
-              f'#!/bin/sh\n[ "$1" = --socket ] && [ "$3" = status ] || exit 2\n[ -e {d}/serving ]\n')
+              f'#!/bin/sh\n[ "$1" = --socket ] && [ "$3" = status ] || exit 2\necho "$2" >> {d}/polls\n'
+              f'[ -e {d}/serving ]\n')
     write_exe(os.path.join(d, "libexec", "vpc-cni"), "#!/bin/sh\necho plugin\n")
     with open(os.path.join(d, "libexec", "vpc-cni.lib", "libfake.so.1"), "w") as f:
         f.write("lib")
     shutil.copy(os.path.join(DEPLOY, "10-vpc-cni.conflist"), os.path.join(d, "share"))
     return dict(os.environ, VPC_IPAM_HOST_ROOT=os.path.join(d, "host"), VPC_IPAM_BINDIR=os.path.join(d, "bin"),
                 VPC_IPAM_LIBEXEC=os.path.join(d, "libexec"), VPC_IPAM_SHARE=os.path.join(d, "share"),
-                VPC_IPAM_SOCKET="/run/x/ipamd.sock", AWS_VPC_K8S_CNI_VETHPREFIX="pod")
+                VPC_IPAM_SOCKET="/run/x/ipamd.sock", AWS_VPC_K8S_CNI_VETHPREFIX="pod",
+                VPC_IPAM_DB=os.path.join(d, "lib", "pool.db"))
+
+
+def polls(d):
+    try:
+        with open(os.path.join(d, "polls")) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def wait_for(cond, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after {timeout} s")
+        time.sleep(0.02)
 
 
 def t_entrypoint_waits_for_daemon():
@@ -451,19 +530,16 @@ def t_entrypoint_waits_for_daemon():
         p = subprocess.Popen([os.path.join(DEPLOY, "entrypoint")], env=e, stderr=subprocess.PIPE, text=True)
         try:
             plugin = os.path.join(d, "host", "opt", "cni", "bin", "vpc-cni")
-            deadline = time.monotonic() + 10
-            while not os.path.exists(plugin) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert os.path.exists(plugin), "vpc-cni not installed"
+            wait_for(lambda: os.path.exists(plugin), "vpc-cni installed")
             assert stat.S_IMODE(os.stat(plugin).st_mode) == 0o755
             assert os.path.exists(os.path.join(d, "host", "opt", "cni", "bin", "vpc-cni.lib", "libfake.so.1"))
-            time.sleep(2.5)
+            # The entrypoint has asked three times whether the daemon serves, and heard no.
+            wait_for(lambda: len(polls(d)) >= 3, "three readiness polls")
             assert not os.path.exists(conf), "conflist written before the daemon serves"
             assert p.poll() is None, "entrypoint exited while the daemon runs"
+            assert set(polls(d)) == {"/run/x/ipamd.sock"}, f"polled {set(polls(d))}"
             open(os.path.join(d, "serving"), "w").close()
-            deadline = time.monotonic() + 10
-            while not os.path.exists(conf) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for(lambda: os.path.exists(conf), "conflist once the daemon serves")
             c = json.load(open(conf))
             assert c["plugins"][0]["socket"] == "/run/x/ipamd.sock" and c["plugins"][0]["vethPrefix"] == "pod"
             leftovers = [f for f in os.listdir(os.path.dirname(conf)) if f != "10-vpc-cni.conflist"]
@@ -480,14 +556,25 @@ def t_entrypoint_waits_for_daemon():
 
 def t_entrypoint_daemon_fails():
     with tempfile.TemporaryDirectory() as d:
-        e = entrypoint_sandbox(d, "#!/bin/sh\necho 'vpc-ipamd: invalid configuration' >&2\nexit 2\n")
+        e = entrypoint_sandbox(d, "#!/bin/sh\necho 'vpc-ipamd: cannot learn the node from IMDS' >&2\nexit 1\n")
+        conf = os.path.join(d, "host", "etc", "cni", "net.d", "10-vpc-cni.conflist")
+        plugin = os.path.join(d, "host", "opt", "cni", "bin", "vpc-cni")
         r = subprocess.run([os.path.join(DEPLOY, "entrypoint")], env=e, capture_output=True, text=True, timeout=30)
-        assert r.returncode == 2, f"exit {r.returncode}: {r.stderr}"
-        assert not os.path.exists(os.path.join(d, "host", "etc", "cni", "net.d", "10-vpc-cni.conflist"))
-        # A value that cannot go into the conflist is refused before anything starts.
-        e["AWS_VPC_K8S_CNI_VETHPREFIX"] = 'a"b'
-        r = subprocess.run([os.path.join(DEPLOY, "entrypoint")], env=e, capture_output=True, text=True, timeout=30)
-        assert r.returncode == 2 and "VETHPREFIX" in r.stderr, f"exit {r.returncode}: {r.stderr}"
+        assert r.returncode == 1 and "IMDS" in r.stderr, f"exit {r.returncode}: {r.stderr}"
+        assert os.path.exists(plugin) and not os.path.exists(conf)
+        shutil.rmtree(os.path.join(d, "host", "opt"))
+        if os.path.exists(os.path.join(d, "polls")):
+            os.unlink(os.path.join(d, "polls"))
+        # A bad variable: vpc-ipamd -n refuses it, in its words, before anything is installed.
+        for name, value, says in (("AWS_VPC_K8S_CNI_VETHPREFIX", 'a"b', 'AWS_VPC_K8S_CNI_VETHPREFIX=a"b'),
+                                  ("WARM_ENI_TARGET", "lots", "WARM_ENI_TARGET=lots: not an integer"),
+                                  # accepted by the daemon, but not in a conflist
+                                  ("VPC_IPAM_SOCKET", "/run/x|y.sock", "VPC_IPAM_SOCKET=/run/x|y.sock: only")):
+            r = subprocess.run([os.path.join(DEPLOY, "entrypoint")], env=dict(e, **{name: value}),
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 2 and says in r.stderr, f"{name}={value}: exit {r.returncode}: {r.stderr}"
+            assert not os.path.exists(plugin) and not os.path.exists(conf), f"{name}={value}: installed"
+            assert not polls(d), "the daemon was started"
 
 
 def t_env_file():
@@ -603,7 +690,10 @@ def main():
         ("manifest: every variable is one the daemon or the AWS SDK chain reads", t_env_known),
         ("manifest: every daemon variable is there", t_env_complete),
         ("manifest: values are the daemon's defaults", t_env_defaults),
-        ("manifest: vpc-ipamd accepts every value", t_env_accepted),
+        ("manifest: vpc-ipamd -n accepts every value, lists every variable, creates nothing", t_env_accepted),
+        ("vpc-ipamd -n: a bad value, path or conflict exits 2 with a start's message, creating nothing",
+         t_check_refuses),
+        ("vpc-ipamd: -h, and unknown options or arguments refused with exit 2", t_arguments),
         ("manifest: host paths are the daemon's, the plugin's and the entrypoint's", t_host_paths),
         ("manifest: NET_ADMIN only; probes run vpc-ipamctl commands that exist", t_security_and_probes),
         ("conflist: JSON, type vpc-cni, the daemon's socket, accepted by vpc-cni", t_conflist),

@@ -6,8 +6,10 @@ host's /opt/cni/bin and /etc/cni/net.d are directories under it.
 Checks that vpc-cni is installed and the conflist appears only once the
 daemon serves (and prints how long after start), that the installed plugin
 run with the written conflist, as a runtime runs it, wires a pod (ADD) and
-unwires it (DEL), that SIGTERM stops both cleanly, and that a daemon that cannot start (bad variable, EC2 unreachable)
-leaves no conflist and its exit status. TAP on stdout; SKIPs without root.
+unwires it (DEL), that SIGTERM stops both cleanly, that a bad variable is
+refused by `vpc-ipamd -n` before anything is installed, and that a daemon
+that cannot start (EC2 unreachable) leaves no conflist and its exit status.
+TAP on stdout; SKIPs without root.
 """
 
 import json
@@ -165,12 +167,17 @@ def pod_add_del(n, conf):
 
 
 def test_bad_variable_no_conflist(world):
+    """Refused by the entrypoint's `vpc-ipamd -n`: the daemon's message, exit 2,
+    and nothing installed, created or started."""
     n = Node(world, WARM_ENI_TARGET="lots").start()
     try:
         rc = n.proc.wait(timeout=30)
         assert rc == 2, f"exit {rc}: {n.text()}"
-        assert "WARM_ENI_TARGET" in n.text()
-        assert not os.path.exists(n.conflist)
+        assert "vpc-ipamd: invalid configuration: WARM_ENI_TARGET=lots: not an integer" in n.text(), n.text()
+        assert "vpc-ipamd exited" not in n.text(), "the daemon was started"
+        for path in (n.conflist, n.plugin, n.socket, n.env["VPC_IPAM_DB"]):
+            assert not os.path.exists(path), f"{path} exists"
+        assert not os.path.exists(os.path.dirname(n.env["VPC_IPAM_DB"])), "the store's directory was created"
     finally:
         n.close()
 
