@@ -269,6 +269,92 @@ START_TEST(test_sync_eni) {
 }
 END_TEST
 
+/* --- IMDS → store (DISABLE_NETWORK_RESOURCE_PROVISIONING) --------------------- */
+
+START_TEST(test_sync_with_imds) {
+        struct testctx *t = testctx_new(2);
+        fakeec2_lock(&t->f);
+        fakeec2_add_eni(&t->f, "eni-0ours0000000000001", FAKEEC2_INSTANCE, 1, 3, false);
+        fakeec2_add_eni(&t->f, "eni-0elsewhere000000001", "i-0someoneelse00000001", 1, 4, true);
+        fakeec2_unlock(&t->f);
+        t->cfg.no_provisioning = true;
+        struct sync_report rep = { 0 };
+        struct errmsg err = { 0 };
+        ck_assert_msg(sync_with_imds(&t->ctx, &rep, &err) == 0, "%s", err.text);
+        ck_assert_uint_eq(rep.enis_added, 2);          /* every ENI IMDS lists, tagged or not */
+        ck_assert_uint_eq(rep.blocks_added, 5);
+        testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+        testctx_assert_store_is_ec2(t, "eni-0ours0000000000001");
+        for (int a = 0; a < _EC2_ACTION_MAX; a++)
+                ck_assert_uint_eq(fakeec2_calls(&t->f, (enum ec2_action)a), 0);
+        testctx_free(t);
+}
+END_TEST
+
+/* IMDS listing no interface at all is refused, not taken as "forget every ENI". */
+START_TEST(test_sync_with_imds_refuses_empty) {
+        struct testctx *t = node_with_primary(2);
+        fakeec2_lock(&t->f);
+        fakeec2_detach(&t->f, TESTCTX_PRIMARY_ENI);
+        fakeec2_unlock(&t->f);
+        testctx_now += 10 * 60 * 1000;
+        struct sync_report rep = { 0 };
+        struct errmsg err = { 0 };
+        ck_assert_int_lt(sync_with_imds(&t->ctx, &rep, &err), 0);
+        ck_assert_msg(strstr(err.text, "IMDS lists no network interface"), "%s", err.text);
+        ck_assert_uint_eq(store_eni_count(t), 1);
+        ck_assert_int_eq(testctx_blocks(t, TESTCTX_PRIMARY_ENI), 2);
+        testctx_free(t);
+}
+END_TEST
+
+/* --- pods that are gone ------------------------------------------------------- */
+
+static void pod_in(struct testctx *t, const char *id, const char *netns, const char *veth) {
+        struct store_attachment a = { .container_id = id, .ifname = "eth0", .netns = netns, .host_veth = veth,
+                                      .pod_name = id };
+        struct store_lease l;
+        ck_assert_int_eq(store_assign(t->st, &a, testctx_now, &l, NULL), 0);
+}
+
+/*
+ * A pod whose netns file is gone (its directory still there) loses its
+ * address after the grace period; one whose netns is there keeps it. A pod
+ * known only by its host veth needs the kernel's link list: with net == NULL
+ * it counts as present, never released on a guess.
+ */
+START_TEST(test_sync_pods_releases_gone_pods) {
+        struct testctx *t = node_with_primary(3);
+        char here[512], gone[512];
+        snprintf(here, sizeof here, "%s", testlib_path("netns-here"));
+        snprintf(gone, sizeof gone, "%s", testlib_path("netns-gone"));
+        FILE *f = fopen(here, "w");
+        ck_assert_ptr_nonnull(f);
+        fclose(f);
+        pod_in(t, "pod-here", here, NULL);
+        pod_in(t, "pod-gone", gone, NULL);
+        pod_in(t, "pod-veth", NULL, "eni0123456789a");
+        sync_pods *p = NULL;
+        ck_assert_int_eq(sync_pods_new(&p), 0);
+        struct sync_report rep = { 0 };
+        ck_assert_int_eq(sync_pods_run(p, &t->ctx, &rep), 0);
+        ck_assert_uint_eq(rep.pods_released, 0);              /* seen gone once: grace starts */
+        testctx_now += SYNC_POD_GRACE_MS - 1;
+        ck_assert_int_eq(sync_pods_run(p, &t->ctx, &rep), 0);
+        ck_assert_uint_eq(rep.pods_released, 0);
+        testctx_now += 1;
+        ck_assert_int_eq(sync_pods_run(p, &t->ctx, &rep), 0);
+        ck_assert_uint_eq(rep.pods_released, 1);
+        struct store_lease l;
+        ck_assert_int_eq(store_lookup(t->st, "pod-gone", "eth0", &l), -ENOENT);
+        ck_assert_int_eq(store_lookup(t->st, "pod-here", "eth0", &l), 0);
+        ck_assert_int_eq(store_lookup(t->st, "pod-veth", "eth0", &l), 0);
+        ck_assert_uint_eq(counter(t, METRICS_PODS_GONE_RELEASED), 1);
+        sync_pods_free(p);
+        testctx_free(t);
+}
+END_TEST
+
 /* --- crashes: create ---------------------------------------------------------- */
 
 static void op_create(struct ipamd_ctx *o, void *arg) {
@@ -517,6 +603,9 @@ int main(void) {
         tcase_add_test(tc, test_sync_forgets_detached_eni);
         tcase_add_test(tc, test_sync_describe_fails);
         tcase_add_test(tc, test_sync_eni);
+        tcase_add_test(tc, test_sync_with_imds);
+        tcase_add_test(tc, test_sync_with_imds_refuses_empty);
+        tcase_add_test(tc, test_sync_pods_releases_gone_pods);
         suite_add_tcase(s, tc);
         TCase *crash = tcase_create("crash");
         tcase_set_timeout(crash, 60);
