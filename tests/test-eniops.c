@@ -141,6 +141,25 @@ START_TEST(test_create) {
 }
 END_TEST
 
+/* The create was applied but answered 500: the retry carries the same ClientToken, so EC2 makes one ENI. */
+START_TEST(test_create_retried_makes_one_eni) {
+        struct testctx *t = node_with_primary(0);
+        t->f.fail_action = EC2_CREATE_NETWORK_INTERFACE;
+        t->f.fail_times = 1;
+        t->f.fail_status = 500;
+        t->f.fail_code = "InternalError";
+        t->f.fail_after_apply = true;
+        ck_assert_int_eq(eniops_create(&t->ctx, (int[]){ 4 }, 1), 1);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_CREATE_NETWORK_INTERFACE), 2);
+        ck_assert_uint_eq(testctx_ec2_enis(t), 2);
+        char id[STORE_ID_MAX];
+        last_eni(t, id);
+        testctx_assert_store_is_ec2(t, id);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
 /* Device indexes: not one the store uses, nor one an unmanaged ENI holds. */
 START_TEST(test_create_batch_skips_foreign_device_index) {
         struct testctx *t = testctx_new(0);
@@ -377,6 +396,7 @@ int main(void) {
         tcase_add_test(tc, test_assign_refused_at_limit);
         tcase_add_test(tc, test_assign_retried_after_lost_answer);
         tcase_add_test(tc, test_create);
+        tcase_add_test(tc, test_create_retried_makes_one_eni);
         tcase_add_test(tc, test_create_batch_skips_foreign_device_index);
         tcase_add_test(tc, test_create_attach_refused_discards_the_eni);
         tcase_add_test(tc, test_create_attach_answer_lost_keeps_the_eni);

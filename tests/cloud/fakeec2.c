@@ -91,6 +91,13 @@ static bool form_get(const char *body, const char *key, char *out, size_t size) 
         return false;
 }
 
+/* The i-th (1-based) member of a list parameter: Prefix.1, Prefix.2, ... */
+static bool form_item(const char *body, const char *prefix, int i, char *out, size_t size) {
+        char key[96];
+        snprintf(key, sizeof key, "%s.%d", prefix, i);
+        return form_get(body, key, out, size);
+}
+
 static int form_int(const char *body, const char *key, int dflt) {
         char v[32];
         return form_get(body, key, v, sizeof v) ? atoi(v) : dflt;
@@ -264,10 +271,9 @@ static bool filter_passes(const struct call *c, const struct fakeec2_eni *e, int
 }
 
 static bool selected(const struct call *c, const struct fakeec2_eni *e) {
-        char key[48], id[64];
-        bool by_id = form_get(c->body, "NetworkInterfaceId.1", id, sizeof id), named = !by_id;
-        for (int i = 1; by_id && form_get(c->body, (snprintf(key, sizeof key, "NetworkInterfaceId.%d", i), key), id,
-                                          sizeof id); i++)
+        char id[64];
+        bool by_id = form_item(c->body, "NetworkInterfaceId", 1, id, sizeof id), named = !by_id;
+        for (int i = 1; by_id && form_item(c->body, "NetworkInterfaceId", i, id, sizeof id); i++)
                 named |= strcmp(id, e->id) == 0;
         for (int n = 1; named && n <= 8; n++)
                 if (!filter_passes(c, e, n))
@@ -277,8 +283,8 @@ static bool selected(const struct call *c, const struct fakeec2_eni *e) {
 
 static void describe(struct call *c) {
         struct fakeec2 *f = c->f;
-        char id[64], key[48];
-        for (int i = 1; form_get(c->body, (snprintf(key, sizeof key, "NetworkInterfaceId.%d", i), key), id, sizeof id); i++)
+        char id[64];
+        for (int i = 1; form_item(c->body, "NetworkInterfaceId", i, id, sizeof id); i++)
                 if (!fakeec2_find(f, id))
                         return error(c, 400, "InvalidNetworkInterfaceID.NotFound", "The networkInterface ID does not exist");
         unsigned page = (unsigned)form_int(c->body, "MaxResults", 0);
@@ -399,18 +405,18 @@ static void assign(struct call *c) {
 
 static void unassign(struct call *c) {
         struct fakeec2_eni *e = eni_arg(c);
-        char key[48], ip[32];
+        char ip[32];
         if (!e)
                 return;
         /* all or nothing, as EC2: check every address first */
-        for (int i = 1; form_get(c->body, (snprintf(key, sizeof key, "PrivateIpAddress.%d", i), key), ip, sizeof ip); i++) {
+        for (int i = 1; form_item(c->body, "PrivateIpAddress", i, ip, sizeof ip); i++) {
                 bool has = false;
                 for (size_t k = 0; k < e->n_ips; k++)
                         has |= strcmp(e->ips[k], ip) == 0;
                 if (!has)
                         return error(c, 400, "InvalidParameterValue", "Some of the specified addresses are not assigned to interface");
         }
-        for (int i = 1; form_get(c->body, (snprintf(key, sizeof key, "PrivateIpAddress.%d", i), key), ip, sizeof ip); i++)
+        for (int i = 1; form_item(c->body, "PrivateIpAddress", i, ip, sizeof ip); i++)
                 fakeec2_take_ip(c->f, e->id, ip);
         ok_return(c);
 }
