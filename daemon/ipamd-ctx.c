@@ -38,6 +38,11 @@ void ctx_note_failure(struct ipamd_ctx *o, const char *what, int r, const struct
 
 int ctx_forget_eni(struct ipamd_ctx *o, const char *eni_id) {
         int r = store_eni_remove(o->store, eni_id, true, NULL);
+        if (r == -ENOENT) {
+                /* Never recorded (an undone create, a leaked ENI): the goal already holds. */
+                log_debug("ENI not in the store; nothing to forget", LF_STR("eni", eni_id));
+                return 0;
+        }
         if (r < 0)
                 log_error_errno(r, "could not forget an ENI in the store; the next EC2 pass retries",
                                 LF_STR("eni", eni_id));

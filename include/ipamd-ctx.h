@@ -49,8 +49,9 @@ struct ipamd_ctx {
 void ctx_note_failure(struct ipamd_ctx *o, const char *what, int r, const struct ec2_error *e);
 
 /* Forget an ENI that EC2 no longer has (or that was just deleted) with its
- * addresses; a store failure is logged (the next EC2 pass forgets it again)
- * and returned. */
+ * addresses. One the store never held is already forgotten (0, logged at
+ * debug); a store failure is logged (the next EC2 pass forgets it again) and
+ * returned. */
 int ctx_forget_eni(struct ipamd_ctx *o, const char *eni_id);
 
 /* The ENI as EC2 sees it now (one ENI in *ret); -ENOENT when EC2 no longer knows it. */
