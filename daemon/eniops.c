@@ -106,27 +106,110 @@ static cJSON *json_count(const char *key, int v) {
 
 /* --- assign --------------------------------------------------------------------- */
 
-static int add_blocks(struct ipamd_ctx *o, const char *eni_id, const char *const *ips, size_t n) {
-        int added = 0;
+/*
+ * Record addresses EC2 gave an ENI as /32 blocks. The ENI's primary address
+ * (as the store has it from EC2) is never one, whatever a reply lists; nor is
+ * another ENI's (the store refuses it). ips is compacted to the addresses
+ * recorded; returns their number.
+ */
+static int add_blocks(struct ipamd_ctx *o, const char *eni_id, const char **ips, size_t n) {
+        struct store_eni se;
+        int r = store_eni_get(o->store, eni_id, &se);
+        if (r < 0) {
+                log_error_errno(r, "could not read the ENI EC2 assigned addresses to", LF_STR("eni", eni_id));
+                return r;
+        }
+        size_t added = 0;
         for (size_t i = 0; i < n; i++) {
                 char cidr[STORE_CIDR_MAX];
                 snprintf(cidr, sizeof cidr, "%s/32", ips[i]);
-                int r = store_block_add(o->store, eni_id, cidr, o->now_ms());
+                r = strcmp(ips[i], se.primary_ip) == 0 ? -EADDRNOTAVAIL
+                                                       : store_block_add(o->store, eni_id, cidr, o->now_ms());
+                if (r == -EADDRNOTAVAIL) {
+                        log_info("EC2 listed an ENI's primary address as assigned; it is never a pod address",
+                                 LF_STR("ip", ips[i]), LF_STR("eni", eni_id));
+                        continue;
+                }
                 if (r < 0) {
                         log_error_errno(r, "could not record an address EC2 assigned", LF_STR("ip", ips[i]),
                                         LF_STR("eni", eni_id));
                         return r;
                 }
-                added++;
+                ips[added++] = ips[i];
         }
-        return added;
+        return (int)added;
+}
+
+static bool holds(char (*have)[STORE_CIDR_MAX], size_t n_have, const char *ip) {
+        char cidr[STORE_CIDR_MAX];
+        snprintf(cidr, sizeof cidr, "%s/32", ip);
+        for (size_t i = 0; i < n_have; i++)
+                if (strcmp(have[i], cidr) == 0)
+                        return true;
+        return false;
+}
+
+/* The ENI's secondary addresses as EC2 lists them now (into ips, n at most); -errno when it cannot tell. */
+static int listed_now(struct ipamd_ctx *o, const char *eni_id, struct ec2_result **ret, const char **ips, size_t *n) {
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        int r = ctx_describe_eni(o, eni_id, &res, &e);
+        if (r < 0)
+                return r;
+        const struct ec2_eni *eni = &res->enis[0];
+        size_t k = 0;
+        for (size_t i = 0; i < eni->n_private_ips && k < *n; i++)
+                if (!eni->private_ips[i].primary &&
+                    (!eni->primary_ip || strcmp(eni->private_ips[i].address, eni->primary_ip) != 0))
+                        ips[k++] = eni->private_ips[i].address;
+        *ret = res;
+        *n = k;
+        return 0;
+}
+
+/*
+ * The addresses an Assign added, into *ret (malloc'd). A reply that lists more
+ * than was asked for (moto and LocalStack list every address of the ENI,
+ * primary included) is only a hint: the new addresses are then those EC2 now
+ * lists that the store did not hold before. *ret_now keeps the describe's
+ * strings alive.
+ */
+static int assigned_ips(struct ipamd_ctx *o, const char *eni_id, int count, const struct ec2_result *res,
+                        struct ec2_result **ret_now, const char ***ret, size_t *ret_n) {
+        char (*have)[STORE_CIDR_MAX] = NULL;
+        size_t n_have = 0, n = res->n_ips + 256;
+        const char **list = calloc(n, sizeof *list);
+        int r = list ? store_blocks(o->store, eni_id, &have, &n_have) : -ENOMEM;
+        if (r < 0) {
+                free(list);
+                return r;
+        }
+        if (res->n_ips <= (size_t)count || listed_now(o, eni_id, ret_now, list, &n) < 0) {
+                if (res->n_ips > (size_t)count)
+                        log_warn("could not re-read an ENI after an Assign reply listing more than asked; "
+                                 "using the reply", LF_STR("eni", eni_id));
+                for (n = 0; n < res->n_ips; n++)
+                        list[n] = res->ips[n];
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                bool seen = holds(have, n_have, list[i]);
+                for (size_t j = 0; j < k && !seen; j++)
+                        seen = strcmp(list[j], list[i]) == 0;
+                if (!seen)
+                        list[k++] = list[i];
+        }
+        free(have);
+        *ret = list;
+        *ret_n = k;
+        return 0;
 }
 
 int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count) {
         int64_t id = intent_begin(o, "assign_ips", NULL, eni_id, json_count("count", count));
         if (id < 0)
                 return (int)id;
-        struct ec2_result *res = NULL;
+        struct ec2_result *res = NULL, *now = NULL;
         struct ec2_error e = { 0 };
         int r = ec2_assign_private_ips(o->ec2, eni_id, (unsigned)count, 0, &res, &e);
         if (r < 0) {
@@ -136,10 +219,14 @@ int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count) {
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
                 return r;
         }
-        r = add_blocks(o, eni_id, res->ips, res->n_ips);
+        const char **ips = NULL;
+        size_t n_ips = 0;
+        r = assigned_ips(o, eni_id, count, res, &now, &ips, &n_ips);
+        if (r >= 0)
+                r = add_blocks(o, eni_id, ips, n_ips);
         if (outcome_uncertain(0, &e))
                 settle_uncertain(o, eni_id, "AssignPrivateIpAddresses");
-        intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, json_ips(res->ips, res->n_ips));
+        intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, json_ips(ips, r > 0 ? (size_t)r : 0));
         if (r > 0) {
                 metrics_add(o->metrics, METRICS_IPS_ASSIGNED, (uint64_t)r);
                 log_info("assigned secondary addresses", LF_STR("eni", eni_id), LF_INT("count", r),
@@ -148,6 +235,8 @@ int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count) {
                 if (o->pool_changed)
                         o->pool_changed(o->userdata);
         }
+        free(ips);
+        ec2_result_free(now);
         ec2_result_free(res);
         return r;
 }

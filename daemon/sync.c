@@ -47,11 +47,11 @@ static bool in_list(const char *cidr, char (*list)[STORE_CIDR_MAX], size_t n) {
         return false;
 }
 
-/* The blocks EC2 lists for the ENI: secondary /32s and /28 prefixes. */
+/* The blocks EC2 lists for the ENI: secondary /32s (never its primary, flagged or not) and /28 prefixes. */
 static size_t ec2_blocks(const struct ec2_eni *e, char (*out)[STORE_CIDR_MAX], size_t max) {
         size_t n = 0;
         for (size_t i = 0; i < e->n_private_ips && n < max; i++)
-                if (!e->private_ips[i].primary)
+                if (!e->private_ips[i].primary && (!e->primary_ip || strcmp(e->private_ips[i].address, e->primary_ip) != 0))
                         snprintf(out[n++], STORE_CIDR_MAX, "%s/32", e->private_ips[i].address);
         for (size_t i = 0; i < e->n_prefixes && n < max; i++)
                 snprintf(out[n++], STORE_CIDR_MAX, "%s", e->prefixes[i]);
@@ -72,6 +72,27 @@ static bool young_block(struct ipamd_ctx *o, const char *cidr) {
                o->now_ms() - added < SYNC_YOUNG_MS;
 }
 
+/*
+ * The ENI's primary address as a block: a store migrated from schema 1 may
+ * hold one that a pod holds (the store dropped the free ones). That pod keeps
+ * it until released (then the store drops it for good): not taken away here,
+ * but said loudly. True when cidr is the primary's block.
+ */
+static bool primary_block(struct ipamd_ctx *o, const struct ec2_eni *e, const char *cidr, struct sync_report *rep) {
+        char primary[STORE_CIDR_MAX];
+        snprintf(primary, sizeof primary, "%s/32", e->primary_ip ? e->primary_ip : "");
+        if (strcmp(cidr, primary) != 0)
+                return false;
+        int r = store_block_remove(o->store, cidr, false, NULL);
+        if (r == 0)
+                rep->blocks_removed++;
+        else if (r == -EBUSY)
+                log_error("a pod holds its ENI's primary address (an older vpc-ipamd gave it out); it keeps it "
+                          "until released and it is never given out again: restart that pod",
+                          LF_STR("ip", e->primary_ip), LF_STR("eni", e->id));
+        return true;
+}
+
 static void sync_blocks(struct ipamd_ctx *o, const struct ec2_eni *e, struct sync_report *rep) {
         char want[256][STORE_CIDR_MAX];
         size_t n_want = ec2_blocks(e, want, 256);
@@ -84,7 +105,7 @@ static void sync_blocks(struct ipamd_ctx *o, const struct ec2_eni *e, struct syn
                         rep->blocks_added++;
         for (size_t i = 0; i < n_have; i++) {
                 size_t lost = 0;
-                if (in_list(have[i], want, n_want) || young_block(o, have[i]) ||
+                if (in_list(have[i], want, n_want) || primary_block(o, e, have[i], rep) || young_block(o, have[i]) ||
                     store_block_remove(o->store, have[i], true, &lost) < 0)
                         continue;
                 rep->blocks_removed++;
@@ -265,11 +286,26 @@ struct imds_as_ec2 {
         char primary[INET_ADDRSTRLEN];
 };
 
-static void from_imds(const struct imds_eni *ie, struct imds_as_ec2 *x) {
+/* The ENI's primary address as EC2 told it before (the store, or the node's for its primary ENI); "" if unknown. */
+static void known_primary(struct ipamd_ctx *o, const char *eni_id, char ret[STORE_IP_MAX]) {
+        struct store_eni se;
+        if (store_eni_get(o->store, eni_id, &se) == 0)
+                snprintf(ret, STORE_IP_MAX, "%s", se.primary_ip);
+        else
+                snprintf(ret, STORE_IP_MAX, "%s", strcmp(eni_id, o->node->primary_eni_id) == 0 ? o->node->primary_ip : "");
+}
+
+/* IMDS lists the primary address first; the one EC2 told before wins if IMDS lists it. */
+static void from_imds(const struct imds_eni *ie, const char *known, struct imds_as_ec2 *x) {
         memset(x, 0, sizeof *x);
+        size_t primary = 0;
         for (size_t i = 0; i < ie->n_local_ipv4s && i < 256; i++) {
                 inet_ntop(AF_INET, &ie->local_ipv4s[i], x->ips[i], sizeof x->ips[i]);
-                x->pips[i] = (struct ec2_private_ip){ x->ips[i], i == 0 };
+                if (strcmp(x->ips[i], known) == 0)
+                        primary = i;
+        }
+        for (size_t i = 0; i < ie->n_local_ipv4s && i < 256; i++) {
+                x->pips[i] = (struct ec2_private_ip){ x->ips[i], i == primary };
                 x->eni.n_private_ips++;
         }
         for (size_t i = 0; i < ie->n_prefixes && i < 64; i++) {
@@ -282,7 +318,7 @@ static void from_imds(const struct imds_eni *ie, struct imds_as_ec2 *x) {
         x->eni.id = ie->interface_id;
         x->eni.mac = ie->mac;
         x->eni.subnet_id = ie->subnet_id;
-        x->eni.primary_ip = x->eni.n_private_ips ? x->ips[0] : "";
+        x->eni.primary_ip = x->eni.n_private_ips ? x->ips[primary] : "";
         x->eni.private_ips = x->pips;
         x->eni.prefixes = x->prefixes;
         x->eni.attached = true;
@@ -306,7 +342,9 @@ int sync_with_imds(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *
                 struct imds_eni *ie = NULL;
                 if ((r = imds_eni(o->imds, macs[i], &ie, err)) < 0)
                         break;
-                from_imds(ie, x);
+                char known[STORE_IP_MAX];
+                known_primary(o, ie->interface_id, known);
+                from_imds(ie, known, x);
                 if (seen_add(&attached, ie->interface_id) == 0)
                         upsert(o, &x->eni, rep);
                 imds_eni_free(ie);

@@ -11,7 +11,9 @@
  * The database enforces what must never happen: an address is a primary key,
  * so it cannot be held twice; (container id, ifname) is unique, so a pod
  * attachment cannot hold two addresses; triggers refuse an address outside
- * its block and an assignment on an ENI that is not attached. Every operation
+ * its block, an assignment on an ENI that is not attached, and any ENI's
+ * primary address as a pool address (one a pod already held when the
+ * store was migrated leaves the pool at its release). Every operation
  * is one transaction (WAL, synchronous=FULL), so a SIGKILL at any instant
  * leaves either all of it or none of it.
  *
@@ -41,7 +43,7 @@ typedef struct store store;
 #define STORE_ROUTE_TABLE_MAIN 254
 
 /* The schema this build writes; an older store is migrated, a newer one refused. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 enum store_eni_state {
         STORE_ENI_ATTACHING,     /* created in EC2, attach requested, link not yet set up */
@@ -173,7 +175,7 @@ int store_leases(store *s, struct store_lease **ret, size_t *ret_n);
 
 /* --- ENIs and blocks (as the daemon learns them from EC2) --------------- */
 
-/* Insert or update an ENI by id. */
+/* Insert or update an ENI by id; a free /32 block equal to its primary address leaves the pool. */
 int store_eni_put(store *s, const struct store_eni *e);
 int store_eni_get(store *s, const char *id, struct store_eni *ret);
 int store_eni_set_state(store *s, const char *id, enum store_eni_state state);
@@ -201,7 +203,9 @@ int store_eni_remove(store *s, const char *id, bool force, size_t *ret_lost);
 /*
  * Add a block (a.b.c.d/32, or an aligned /28) to an ENI; all its addresses
  * start free. Adding a block the ENI already has is a no-op (0); a block held
- * by another ENI, or overlapping one, is -EEXIST.
+ * by another ENI, or overlapping one, is -EEXIST; a block holding the primary
+ * address of an ENI (its own or another's) is -EADDRNOTAVAIL: a primary is
+ * never a pod address, whatever EC2 listed.
  */
 int store_block_add(store *s, const char *eni_id, const char *cidr, int64_t now_ms);
 

@@ -128,8 +128,42 @@ static const char schema_v1[] =
         ") STRICT;"
         "CREATE INDEX intents_open ON intents(id) WHERE state = 'open';";
 
+/* The dotted quad of an integer address, as enis.primary_ip spells it (|| binds tighter than >> and &). */
+#define DOTTED(a) "(((" a ") >> 24) & 255) || '.' || (((" a ") >> 16) & 255) || '.' || (((" a ") >> 8) & 255)" \
+                  " || '.' || ((" a ") & 255)"
+#define IS_PRIMARY(a) "EXISTS (SELECT 1 FROM enis p WHERE p.primary_ip = " DOTTED(a) ")"
+
+/*
+ * Version 2: an ENI's primary address is never a pool address. EC2 clones
+ * (moto, LocalStack) list it among the addresses an Assign gave, and a store
+ * written before this version may hold it. Any ENI's primary is refused as a
+ * new address; an ENI recorded with a primary the pool holds free takes it
+ * out of the pool; one a pod holds stays until released and then leaves the
+ * pool (its /32 block is deleted), and it is never assigned again. Existing
+ * free ones are dropped here.
+ */
+static const char schema_v2[] =
+        "DELETE FROM blocks WHERE kind = 'ip' AND cidr IN (SELECT primary_ip || '/32' FROM enis)"
+        "  AND NOT EXISTS (SELECT 1 FROM addresses a WHERE a.block = blocks.cidr AND a.state = 'assigned');"
+        "CREATE TRIGGER addresses_not_a_primary BEFORE INSERT ON addresses"
+        "  WHEN " IS_PRIMARY("NEW.addr")
+        "  BEGIN SELECT RAISE(ABORT, 'an ENI''s primary address is never a pool address'); END;"
+        "CREATE TRIGGER addresses_primary_never_assigned BEFORE UPDATE OF state ON addresses"
+        "  WHEN NEW.state = 'assigned' AND OLD.state != 'assigned' AND " IS_PRIMARY("NEW.addr")
+        "  BEGIN SELECT RAISE(ABORT, 'an ENI''s primary address is never assigned to a pod'); END;"
+        "CREATE TRIGGER addresses_primary_leaves_on_release AFTER UPDATE OF state ON addresses"
+        "  WHEN NEW.state = 'free' AND " IS_PRIMARY("NEW.addr")
+        "  BEGIN DELETE FROM blocks WHERE cidr = NEW.block AND kind = 'ip'; END;"
+        "CREATE TRIGGER enis_primary_leaves_pool AFTER INSERT ON enis"
+        "  BEGIN DELETE FROM blocks WHERE cidr = NEW.primary_ip || '/32' AND NOT EXISTS"
+        "    (SELECT 1 FROM addresses a WHERE a.block = blocks.cidr AND a.state = 'assigned'); END;"
+        "CREATE TRIGGER enis_new_primary_leaves_pool AFTER UPDATE OF primary_ip ON enis"
+        "  BEGIN DELETE FROM blocks WHERE cidr = NEW.primary_ip || '/32' AND NOT EXISTS"
+        "    (SELECT 1 FROM addresses a WHERE a.block = blocks.cidr AND a.state = 'assigned'); END;";
+
 const struct store_migration store_migrations[] = {
         { 1, schema_v1 },
+        { 2, schema_v2 },
 };
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];
 

@@ -30,7 +30,7 @@ enum stmt_id {
         ST_STATS, ST_PLAN_ENIS,
         ST_INTENT_BEGIN, ST_INTENT_END, ST_INTENT_OPEN, ST_INTENT_PRUNE,
         ST_ITYPE_PUT, ST_ITYPE_GET, ST_META_SET, ST_META_GET,
-        ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL, ST_BLOCK_ADDED,
+        ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL, ST_BLOCK_ADDED, ST_PRIMARY_OWNER,
         ST__MAX
 };
 
@@ -132,6 +132,7 @@ static const char *const stmt_sql[ST__MAX] = {
         [ST_BLOCK_ADDED] =
                 "SELECT b.added_ms, COALESCE(MAX(a.state = 'releasing'), 0) FROM blocks b"
                 " LEFT JOIN addresses a ON a.block = b.cidr WHERE b.cidr = ?1 GROUP BY b.cidr",
+        [ST_PRIMARY_OWNER] = "SELECT id FROM enis WHERE primary_ip = ?1",
 };
 
 struct store {
@@ -708,6 +709,19 @@ static int block_owner(store *s, const char *cidr, char owner[STORE_ID_MAX]) {
         return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
 }
 
+/* Is addr some ENI's primary address? */
+static bool is_primary(store *s, uint32_t addr) {
+        char ip[STORE_IP_MAX];
+        sqlite3_stmt *st = stmt(s, ST_PRIMARY_OWNER);
+        if (!st)
+                return false;
+        ip_format(addr, ip);
+        sqlite3_bind_text(st, 1, ip, -1, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW;
+}
+
 static int block_add_locked(store *s, const char *eni_id, const char *cidr, uint32_t first, int len,
                             int64_t now_ms) {
         char owner[STORE_ID_MAX];
@@ -738,6 +752,8 @@ static int block_add_locked(store *s, const char *eni_id, const char *cidr, uint
                 sqlite3_bind_text(st, 2, cidr, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 3, now_ms);
                 r = exec_done(st); /* an overlap with another block is a PRIMARY KEY clash: -EEXIST */
+                if (r == -EEXIST && is_primary(s, first + i))
+                        r = -EADDRNOTAVAIL; /* the schema's addresses_not_a_primary refused it */
         }
         return r;
 }

@@ -449,6 +449,8 @@ END_TEST
 
 START_TEST(test_check_finds_primary_in_pool) {
         store *s = node_with(1);
+        struct store_attachment a = att("c1");
+        ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), 0); /* held, so it stays in the pool */
         add_eni(s, "eni-2", 1, "10.0.0.10", STORE_ENI_ATTACHED); /* its primary is a pool address */
         struct errmsg e;
         ck_assert_int_eq(store_check(s, T0, &e), -EUCLEAN);
@@ -637,6 +639,129 @@ START_TEST(test_leases_and_enis_listed) {
 }
 END_TEST
 
+/* --- an ENI's primary address is never a pool address (schema 2) ----------- */
+
+static size_t n_blocks(store *s, const char *eni) {
+        char (*cidrs)[STORE_CIDR_MAX] = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_blocks(s, eni, &cidrs, &n), 0);
+        free(cidrs);
+        return n;
+}
+
+static bool has_block(store *s, const char *cidr) {
+        return store_block_info(s, cidr, NULL, NULL) == 0;
+}
+
+START_TEST(test_primary_refused_as_block) {
+        store *s = node_with(1);                                /* eni-p: primary 10.0.0.5, 10.0.0.10 */
+        add_eni(s, "eni-2", 1, "10.0.0.40", STORE_ENI_ATTACHED);
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.0.5/32", T0), -EADDRNOTAVAIL);   /* its own */
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.0.40/32", T0), -EADDRNOTAVAIL);  /* another's */
+        ck_assert_int_eq(store_block_add(s, "eni-2", "10.0.0.32/28", T0), -EADDRNOTAVAIL);  /* inside a /28 */
+        ck_assert_int_eq(store_block_add(s, "eni-2", "10.0.0.11/32", T0), 0);
+        ck_assert_uint_eq(n_blocks(s, "eni-p"), 1);
+        ck_assert_uint_eq(n_blocks(s, "eni-2"), 1);              /* nothing of the refused /28 stayed */
+        healthy(s, T0);
+        store_close(s);
+        /* Raw SQL cannot slip it in either, and says why. */
+        sqlite3 *db;
+        ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
+        sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+        ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO blocks (cidr, eni_id, kind, first, size, added_ms)"
+                                          " VALUES ('10.0.0.5/32', 'eni-p', 'ip', 167772165, 1, 0)",
+                                      NULL, NULL, NULL), SQLITE_OK);
+        char *msg = NULL;
+        ck_assert_int_ne(sqlite3_exec(db, "INSERT INTO addresses (addr, block, state, free_since)"
+                                          " VALUES (167772165, '10.0.0.5/32', 'free', 0)", NULL, NULL, &msg),
+                         SQLITE_OK);
+        ck_assert_ptr_nonnull(msg);
+        ck_assert_ptr_nonnull(strstr(msg, "primary address is never a pool address"));
+        sqlite3_free(msg);
+        sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_new_primary_leaves_the_pool) {
+        store *s = node_with(2);                                /* 10.0.0.10, 10.0.0.11 free */
+        add_eni(s, "eni-3", 3, "10.0.0.11", STORE_ENI_ATTACHED);  /* EC2 made one of them a primary */
+        ck_assert(!has_block(s, "10.0.0.11/32"));
+        ck_assert(has_block(s, "10.0.0.10/32"));
+        /* The same through an update of an ENI's primary. */
+        add_eni(s, "eni-3", 3, "10.0.0.10", STORE_ENI_ATTACHED);
+        ck_assert(!has_block(s, "10.0.0.10/32"));
+        struct store_attachment a = att("c1");
+        ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), -EAGAIN);
+        healthy(s, T0);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_held_primary_leaves_at_release) {
+        store *s = node_with(2);
+        struct store_attachment a = att("c1");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.0.10");
+        add_eni(s, "eni-2", 1, "10.0.0.10", STORE_ENI_ATTACHED); /* held by c1: kept until released */
+        ck_assert(has_block(s, "10.0.0.10/32"));
+        ck_assert_int_eq(store_lookup(s, "c1", "eth0", &l), 0);
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0, 0, NULL), 1);
+        ck_assert(!has_block(s, "10.0.0.10/32"));               /* gone, never handed out again */
+        struct store_attachment b = att("c2");
+        ck_assert_int_eq(store_assign(s, &b, T0 + 1, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.0.11");
+        struct store_attachment c = att("c3");
+        ck_assert_int_eq(store_assign(s, &c, T0 + 1, NULL, NULL), -EAGAIN);
+        healthy(s, T0 + 1);
+        store_close(s);
+}
+END_TEST
+
+/* A store written at schema 1 that holds two primaries: a free one (dropped) and one a pod holds. */
+START_TEST(test_migration_drops_free_primaries) {
+        sqlite3 *db;
+        struct errmsg e;
+        ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
+        ck_assert_int_eq(store_schema_migrate(db, store_migrations, 1, "pool.db", &e), 0);
+        ck_assert_int_eq(user_version(db), 1);
+        static const char v1_data[] =
+                "INSERT INTO enis VALUES ('eni-p', '02:00:00:00:00:00', 0, 0, 'subnet-1', '10.0.0.0/16',"
+                " '10.0.0.5', 254, 1, 'attached', 0);"
+                "INSERT INTO enis VALUES ('eni-2', '02:00:00:00:00:01', 1, 0, 'subnet-1', '10.0.0.0/16',"
+                " '10.0.0.20', 2, 0, 'attached', 0);"
+                "INSERT INTO blocks VALUES ('10.0.0.5/32', 'eni-p', 'ip', 167772165, 1, 0);"
+                "INSERT INTO blocks VALUES ('10.0.0.10/32', 'eni-p', 'ip', 167772170, 1, 0);"
+                "INSERT INTO blocks VALUES ('10.0.0.20/32', 'eni-2', 'ip', 167772180, 1, 0);"
+                "INSERT INTO addresses (addr, block, state, free_since) VALUES (167772165, '10.0.0.5/32', 'free', 0);"
+                "INSERT INTO addresses (addr, block, state, free_since) VALUES (167772170, '10.0.0.10/32', 'free', 0);"
+                "INSERT INTO addresses (addr, block, state, free_since, container_id, ifname, assigned_ms)"
+                " VALUES (167772180, '10.0.0.20/32', 'assigned', 0, 'held', 'eth0', 1);";
+        char *msg = NULL;
+        ck_assert_msg(sqlite3_exec(db, v1_data, NULL, NULL, &msg) == SQLITE_OK, "%s", msg);
+        sqlite3_close(db);
+
+        store *s = fresh();                                     /* migrates to the current schema */
+        ck_assert(!has_block(s, "10.0.0.5/32"));                /* free primary: dropped */
+        ck_assert(has_block(s, "10.0.0.20/32"));                /* held by a pod: kept */
+        ck_assert(has_block(s, "10.0.0.10/32"));
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.0.5/32", T0), -EADDRNOTAVAIL);
+        struct store_lease l;
+        struct store_attachment a = att("c1");
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.0.10");
+        ck_assert_int_eq(store_release(s, "held", "eth0", T0, 0, NULL), 1);
+        ck_assert(!has_block(s, "10.0.0.20/32"));               /* released: out of the pool for good */
+        struct store_attachment b = att("c2");
+        ck_assert_int_eq(store_assign(s, &b, T0, NULL, NULL), -EAGAIN);
+        healthy(s, T0);
+        store_close(s);
+        ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
+        ck_assert_int_eq(user_version(db), 2);
+        sqlite3_close(db);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("store");
         TCase *pods = tcase_create("pods");
@@ -668,6 +793,10 @@ int main(void) {
         tcase_add_test(safety, test_newer_schema_refused);
         tcase_add_test(safety, test_migrations_forward);
         tcase_add_test(safety, test_fresh_store_is_current);
+        tcase_add_test(safety, test_primary_refused_as_block);
+        tcase_add_test(safety, test_new_primary_leaves_the_pool);
+        tcase_add_test(safety, test_held_primary_leaves_at_release);
+        tcase_add_test(safety, test_migration_drops_free_primaries);
         suite_add_tcase(s, safety);
         return testlib_run(s);
 }
