@@ -66,7 +66,7 @@ static void settle_uncertain(struct ipamd_ctx *o, const char *eni_id, const char
 
 /* --- intents ------------------------------------------------------------------ */
 
-static int64_t intent_begin(struct ipamd_ctx *o, const char *kind, const char *token, const char *eni,
+static int64_t intent_begin(struct ipamd_ctx *o, enum store_intent_kind kind, const char *token, const char *eni,
                             cJSON *params) {
         char *json = params ? cJSON_PrintUnformatted(params) : NULL;
         int64_t id = -1;
@@ -74,7 +74,7 @@ static int64_t intent_begin(struct ipamd_ctx *o, const char *kind, const char *t
         free(json);
         cJSON_Delete(params);
         if (r < 0) {
-                log_error_errno(r, "could not record an intent; not calling EC2", LF_STR("kind", kind));
+                log_error_errno(r, "could not record an intent; not calling EC2", LF_STR("kind", store_intent_kind_name(kind)));
                 return r;
         }
         return id;
@@ -123,7 +123,7 @@ static int add_blocks(struct ipamd_ctx *o, const char *eni_id, const char *const
 }
 
 int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count) {
-        int64_t id = intent_begin(o, "assign_ips", NULL, eni_id, json_count("count", count));
+        int64_t id = intent_begin(o, STORE_INTENT_ASSIGN_IPS, NULL, eni_id, json_count("count", count));
         if (id < 0)
                 return (int)id;
         struct ec2_result *res = NULL;
@@ -223,7 +223,7 @@ static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
         cJSON *params = json_count("count", count);
         cJSON_AddNumberToObject(params, "device_index", ne->device_index);
         cJSON_AddStringToObject(params, "subnet", o->node->subnet_id);
-        int64_t id = intent_begin(o, "create_eni", token, NULL, params);
+        int64_t id = intent_begin(o, STORE_INTENT_CREATE_ENI, token, NULL, params);
         if (id < 0)
                 return (int)id;
         const char *sgs[NODE_MAX_SGS];
@@ -314,7 +314,7 @@ static bool attached_to_us(struct ipamd_ctx *o, const char *eni_id, char ret[80]
 
 static int attach_one(struct ipamd_ctx *o, struct new_eni *ne) {
         cJSON *params = json_count("device_index", ne->device_index);
-        int64_t id = intent_begin(o, "attach_eni", NULL, ne->id, params);
+        int64_t id = intent_begin(o, STORE_INTENT_ATTACH_ENI, NULL, ne->id, params);
         if (id < 0)
                 return (int)id;
         struct ec2_result *res = NULL;
@@ -468,7 +468,7 @@ int eniops_release(struct ipamd_ctx *o, const char *eni_id, int count) {
                 *strchr(cidrs[i], '/') = '\0'; /* the address, as EC2 wants it */
                 ips[i] = cidrs[i];
         }
-        int64_t id = intent_begin(o, "unassign_ips", NULL, eni_id, json_ips(ips, n));
+        int64_t id = intent_begin(o, STORE_INTENT_UNASSIGN_IPS, NULL, eni_id, json_ips(ips, n));
         struct ec2_error e = { 0 };
         r = id < 0 ? (int)id : ec2_unassign_private_ips(o->ec2, eni_id, ips, n, false, &e);
         /* Uncertain: read EC2 back first, so only blocks EC2 still lists become free again
@@ -552,7 +552,7 @@ static void teardown_link(struct ipamd_ctx *o, const struct store_eni *se) {
  * pods from an ENI EC2 may already have detached.
  */
 static int finish_delete(struct ipamd_ctx *o, const struct store_eni *se) {
-        int64_t id = intent_begin(o, "delete_eni", NULL, se->id, NULL);
+        int64_t id = intent_begin(o, STORE_INTENT_DELETE_ENI, NULL, se->id, NULL);
         if (id < 0)
                 return (int)id;
         int r = detach_and_wait(o, se->id);
