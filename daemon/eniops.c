@@ -404,17 +404,20 @@ static enum poll_state poll_new_eni(struct ipamd_ctx *o, struct new_eni *ne, int
         return ne->linked && ne->imds_seen ? NEW_ENI_READY : NEW_ENI_WAITING;
 }
 
-/* Set up a ready ENI's link and open it to pods; false when either step failed. */
-static bool open_new_eni(struct ipamd_ctx *o, struct new_eni *ne, int64_t start) {
-        if (setup_link(o, ne) < 0 || store_eni_set_state(o->store, ne->id, STORE_ENI_ATTACHED) < 0)
-                return false;
+/* Set up a ready ENI's link and open it to pods. */
+static int open_new_eni(struct ipamd_ctx *o, struct new_eni *ne, int64_t start) {
+        int r = setup_link(o, ne);
+        if (r >= 0)
+                r = store_eni_set_state(o->store, ne->id, STORE_ENI_ATTACHED);
+        if (r < 0)
+                return r;
         metrics_inc(o->metrics, METRICS_ENIS_CREATED);
         metrics_add(o->metrics, METRICS_IPS_ASSIGNED, ne->n_ips);
         log_info("ENI ready for pods", LF_STR("eni", ne->id), LF_INT("device_index", ne->device_index),
                  LF_INT("addresses", ne->n_ips), LF_INT("wait_ms", vtime_mono_ms() - start));
         if (o->pool_changed)
                 o->pool_changed(o->userdata);
-        return true;
+        return 0;
 }
 
 /* Poll every ENI of the batch until its link is there and IMDS lists it, then open it. */
@@ -429,7 +432,7 @@ static int wait_and_open(struct ipamd_ctx *o, struct new_eni *batch, size_t n) {
                         if (st == NEW_ENI_WAITING)
                                 continue;
                         ne->done = true, left--;
-                        if (st == NEW_ENI_READY && open_new_eni(o, ne, start))
+                        if (st == NEW_ENI_READY && open_new_eni(o, ne, start) == 0)
                                 opened++;
                 }
                 if (left > 0 && o->stopping && o->stopping(o->userdata))
@@ -652,6 +655,24 @@ static bool leaked_long_enough(struct ipamd_ctx *o, const struct ec2_eni *e) {
         return o->now_ms() / 1000 - (int64_t)timegm(&tm) > 5 * 60;
 }
 
+/* Delete an available ENI this node made (by its description) long enough ago: 1 when deleted. */
+static int delete_if_leaked(struct ipamd_ctx *o, const struct ec2_eni *eni) {
+        if (!eni->description ||
+            strncmp(eni->description, ENIOPS_DESCRIPTION_PREFIX, strlen(ENIOPS_DESCRIPTION_PREFIX)) != 0 ||
+            !leaked_long_enough(o, eni))
+                return 0;
+        struct ec2_error e = { 0 };
+        if (ec2_delete_eni(o->ec2, eni->id, &e) < 0) {
+                log_warn("could not delete a leaked ENI; retried at the next cleanup", LF_STR("eni", eni->id),
+                         LF_STR("code", e.code), LF_STR("request_id", e.request_id));
+                return 0;
+        }
+        metrics_inc(o->metrics, METRICS_LEAKED_ENIS_DELETED);
+        log_info("deleted a leaked ENI", LF_STR("eni", eni->id));
+        (void)ctx_forget_eni(o, eni->id);
+        return 1;
+}
+
 int eniops_leak_cleanup(struct ipamd_ctx *o, size_t *ret_deleted) {
         const char *inst[] = { o->node->instance_id };
         const char *avail[] = { "available" };
@@ -668,23 +689,8 @@ int eniops_leak_cleanup(struct ipamd_ctx *o, size_t *ret_deleted) {
                         ctx_note_failure(o, "DescribeNetworkInterfaces", r, &e);
                         return r;
                 }
-                for (size_t i = 0; i < res->n_enis; i++) {
-                        const struct ec2_eni *eni = &res->enis[i];
-                        if (!eni->description || strncmp(eni->description, ENIOPS_DESCRIPTION_PREFIX,
-                                                         strlen(ENIOPS_DESCRIPTION_PREFIX)) != 0 ||
-                            !leaked_long_enough(o, eni))
-                                continue;
-                        if (ec2_delete_eni(o->ec2, eni->id, &e) == 0) {
-                                deleted++;
-                                metrics_inc(o->metrics, METRICS_LEAKED_ENIS_DELETED);
-                                log_info("deleted a leaked ENI", LF_STR("eni", eni->id));
-                                (void)ctx_forget_eni(o, eni->id);
-                        } else {
-                                log_warn("could not delete a leaked ENI; retried at the next cleanup",
-                                         LF_STR("eni", eni->id), LF_STR("code", e.code),
-                                         LF_STR("request_id", e.request_id));
-                        }
-                }
+                for (size_t i = 0; i < res->n_enis; i++)
+                        deleted += delete_if_leaked(o, &res->enis[i]);
                 snprintf(token, sizeof token, "%s", res->next_token ? res->next_token : "");
                 ec2_result_free(res);
         } while (token[0]);
