@@ -388,10 +388,10 @@ static enum store_intent_state settle_eni(struct ipamd_ctx *o, const struct ec2_
 /*
  * Look up in EC2 the ENI an open intent was about: a create by its
  * client-token tag, an attach or a delete by the ENI's id. 0 with *ret left
- * NULL when there is none to look up: an assign or an unassign (the EC2 pass already made the
- * store match), or a kind only an older daemon wrote (detach_eni and the
- * like: the EC2 pass covers it too, and leak cleanup deletes an ENI it left
- * available).
+ * NULL when there is none to look up: an assign or an unassign (the EC2
+ * pass already made the store match), or a kind only an older daemon wrote
+ * (detach_eni and the like: the EC2 pass covers it too, and leak cleanup
+ * deletes an ENI it left available).
  */
 static int intent_eni(struct ipamd_ctx *o, const struct store_intent *it, struct ec2_result **ret) {
         switch (it->kind) {
