@@ -41,7 +41,7 @@ static int fail(struct cni_ctx *ctx, int code, const char *fmt, ...) {
         vsnprintf(ctx->msg, sizeof ctx->msg, fmt, ap);
         va_end(ap);
         ctx->code = code;
-        return -1;
+        return -EPROTO;
 }
 
 static bool unreachable(int r) {
@@ -191,10 +191,11 @@ int cni_cmd_add(struct cni_ctx *ctx) {
         struct proto_reply reply = { 0 };
         struct errmsg err = { 0 }, dperr = { 0 };
         dp_wiring *w = NULL;
-        if (add_open(ctx, &w) < 0)
-                return -1;
+        int r = add_open(ctx, &w);
+        if (r < 0)
+                return r;
         add_request(ctx, &req);
-        int r = call_send(ctx, &req, CNI_DEADLINE_ADD_MS, CNI_DAEMON_WAIT_MS, &pending, &err);
+        r = call_send(ctx, &req, CNI_DEADLINE_ADD_MS, CNI_DAEMON_WAIT_MS, &pending, &err);
         if (r >= 0) {
                 int v = dp_wiring_veth(w, &dperr);
                 r = proto_call_recv(&pending, &reply, &err);
@@ -218,39 +219,58 @@ int cni_cmd_add(struct cni_ctx *ctx) {
  * config says "vethDelete": "sync") the plugin does, from the daemon's reply
  * or else from prevResult.
  */
-int cni_cmd_del(struct cni_ctx *ctx) {
-        struct proto_request req = { .op = PROTO_OP_DEL };
+/*
+ * The host veth to name in the request, unless "vethDelete": "sync" keeps its
+ * removal here. True when there is none (the namespace took it), which is as
+ * good as one handed over.
+ */
+static bool del_find_veth(struct cni_ctx *ctx, const struct dp_pod *pod, const char *hint,
+                          char veth[PROTO_IFNAME_MAX + 1]) {
+        struct errmsg err = { 0 };
+        if (ctx->cfg->veth_delete_sync)
+                return false;
+        int v = dp_host_veth(pod, hint, veth, &err);
+        if (v < 0)
+                veth[0] = '\0';
+        return v == -ENOENT;
+}
+
+/*
+ * Ask vpc-ipamd to release the address. Its answer is the truth: ip becomes
+ * the address the plugin must still unwire ("" when the daemon did, or when
+ * it is not ours any more). Without an answer ip keeps prevResult's. True
+ * when the daemon unwired the pod and took over removing its veth.
+ */
+static bool del_ask_daemon(struct cni_ctx *ctx, const struct proto_request *req, char ip[PROTO_IP_MAX]) {
         struct proto_reply reply = { 0 };
         struct errmsg err = { 0 };
-        char ip[PROTO_IP_MAX] = "", hint[PROTO_IFNAME_MAX + 1] = "";
-        attachment(ctx->env, &req.att);
-        snprintf(req.reason, sizeof req.reason, "PodDeleted");
-        (void)cni_result_prev_parse(ctx->cfg->prev_result, ip, hint);
-        struct dp_pod pod = pod_of(ctx, ip, 0, 0);
-        /* no veth found here (the namespace took it) is as good as one handed over */
-        bool no_veth = false;
-        if (!ctx->cfg->veth_delete_sync) {
-                int v = dp_host_veth(&pod, hint, req.host_veth, &err);
-                no_veth = v == -ENOENT;
-                if (v < 0)
-                        req.host_veth[0] = '\0';
-        }
-        int r = proto_call(ctx->cfg->socket, &req, CNI_DEADLINE_DEL_MS, &reply, &err);
         bool veth_done = false;
+        int r = proto_call(ctx->cfg->socket, req, CNI_DEADLINE_DEL_MS, &reply, &err);
         if (r >= 0 && reply.ok) {
-                /* the daemon is the truth: no address means it is not ours any more */
-                snprintf(ip, sizeof ip, "%s", reply.addr.has_ip && !reply.unwired ? reply.addr.ip : "");
+                snprintf(ip, PROTO_IP_MAX, "%s", reply.addr.has_ip && !reply.unwired ? reply.addr.ip : "");
                 veth_done = reply.unwired && reply.veth_queued;
         } else
                 log_warn("vpc-ipamd did not release the address; cleaning up from prevResult",
                          LF_STR("container_id", ctx->env->container_id), LF_STR("ip", ip),
                          LF_STR("error", r < 0 ? errmsg_text(&err, r) : reply.error.msg));
         proto_reply_done(&reply);
+        return veth_done;
+}
+
+int cni_cmd_del(struct cni_ctx *ctx) {
+        struct proto_request req = { .op = PROTO_OP_DEL };
+        char ip[PROTO_IP_MAX] = "", hint[PROTO_IFNAME_MAX + 1] = "";
+        attachment(ctx->env, &req.att);
+        snprintf(req.reason, sizeof req.reason, "PodDeleted");
+        (void)cni_result_prev_parse(ctx->cfg->prev_result, ip, hint);
+        struct dp_pod pod = pod_of(ctx, ip, 0, 0); /* pod.ip is ip: what the daemon says overrides prevResult */
+        bool no_veth = del_find_veth(ctx, &pod, hint, req.host_veth);
+        bool veth_done = del_ask_daemon(ctx, &req, ip);
         if (veth_done || (no_veth && !ip[0]))
                 return 0;               /* nothing left for the plugin to remove */
-        errmsg_clear(&err);
+        struct errmsg err = { 0 };
         /* the name found above, if any, spares dp_del the search */
-        r = dp_del(&pod, req.host_veth[0] ? req.host_veth : hint, &err);
+        int r = dp_del(&pod, req.host_veth[0] ? req.host_veth : hint, &err);
         if (r < 0)
                 return fail(ctx, CNI_ERR_DATAPLANE, "cannot remove the network of container %s: %s",
                             ctx->env->container_id, errmsg_text(&err, r));

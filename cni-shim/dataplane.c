@@ -52,6 +52,10 @@ static void link_putp(struct rtnl_link **p) { if (*p) rtnl_link_put(*p); }
 static void addr_putp(struct nl_addr **p) { if (*p) nl_addr_put(*p); }
 static void cache_freep(struct nl_cache **p) { if (*p) nl_cache_free(*p); }
 static void closep(int *fd) { if (*fd >= 0) close(*fd); }
+static void rtaddr_putp(struct rtnl_addr **p) { if (*p) rtnl_addr_put(*p); }
+static void route_putp(struct rtnl_route **p) { if (*p) rtnl_route_put(*p); }
+static void neigh_putp(struct rtnl_neigh **p) { if (*p) rtnl_neigh_put(*p); }
+static void rule_putp(struct rtnl_rule **p) { if (*p) rtnl_rule_put(*p); }
 
 static const char *const step_names[_DP_STEP_MAX] = {
         [DP_STEP_VETH] = "create veth",
@@ -294,29 +298,23 @@ static int pod_link(struct dp_wiring *c, struct errmsg *err) {
 
 static int pod_addr(struct dp_wiring *c) {
         _cleanup_(addr_putp) struct nl_addr *local = ip4(c->pod.ip, 32);
-        struct rtnl_addr *a = rtnl_addr_alloc();
-        int r = -ENOMEM;
-        if (a && local) {
-                rtnl_addr_set_ifindex(a, c->pod_index);
-                rtnl_addr_set_local(a, local);
-                r = nlerr_errno(rtnl_addr_add(c->podsk, a, NLM_F_EXCL));
-        }
-        if (a)
-                rtnl_addr_put(a);
-        return r;
+        _cleanup_(rtaddr_putp) struct rtnl_addr *a = rtnl_addr_alloc();
+        if (!a || !local)
+                return -ENOMEM;
+        rtnl_addr_set_ifindex(a, c->pod_index);
+        rtnl_addr_set_local(a, local);
+        return nlerr_errno(rtnl_addr_add(c->podsk, a, NLM_F_EXCL));
 }
 
 /* dst/plen via gw (may be NULL) dev ifindex, in table, with scope. */
 static int route_change(struct nl_sock *sk, bool add, const char *dst, unsigned plen, const char *gw, int ifindex,
                         uint8_t scope, uint32_t table, int flags) {
         _cleanup_(addr_putp) struct nl_addr *d = ip4(dst, plen), *g = gw ? ip4(gw, 32) : NULL;
-        struct rtnl_route *rt = rtnl_route_alloc();
-        struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+        _cleanup_(route_putp) struct rtnl_route *rt = rtnl_route_alloc();
+        struct rtnl_nexthop *nh = rtnl_route_nh_alloc();  /* the route owns it once added */
         if (!rt || !nh || !d || (gw && !g)) {
                 if (nh)
                         rtnl_route_nh_free(nh);
-                if (rt)
-                        rtnl_route_put(rt);
                 return -ENOMEM;
         }
         rtnl_route_set_family(rt, AF_INET);
@@ -328,67 +326,51 @@ static int route_change(struct nl_sock *sk, bool add, const char *dst, unsigned 
         if (g)
                 rtnl_route_nh_set_gateway(nh, g);
         rtnl_route_add_nexthop(rt, nh);
-        int r = add ? rtnl_route_add(sk, rt, flags) : rtnl_route_delete(sk, rt, 0);
-        rtnl_route_put(rt);
-        return nlerr_errno(r);
+        return nlerr_errno(add ? rtnl_route_add(sk, rt, flags) : rtnl_route_delete(sk, rt, 0));
 }
 
 static int pod_neigh(struct dp_wiring *c) {
         _cleanup_(addr_putp) struct nl_addr *dst = ip4(PROTO_POD_GATEWAY, 32);
         _cleanup_(addr_putp) struct nl_addr *ll = nl_addr_build(AF_LLC, c->host_mac, 6);
-        struct rtnl_neigh *n = rtnl_neigh_alloc();
-        int r = -ENOMEM;
-        if (n && dst && ll) {
-                rtnl_neigh_set_ifindex(n, c->pod_index);
-                rtnl_neigh_set_dst(n, dst);
-                rtnl_neigh_set_lladdr(n, ll);
-                rtnl_neigh_set_state(n, NUD_PERMANENT);
-                r = nlerr_errno(rtnl_neigh_add(c->podsk, n, NLM_F_CREATE | NLM_F_REPLACE));
-        }
-        if (n)
-                rtnl_neigh_put(n);
-        return r;
+        _cleanup_(neigh_putp) struct rtnl_neigh *n = rtnl_neigh_alloc();
+        if (!n || !dst || !ll)
+                return -ENOMEM;
+        rtnl_neigh_set_ifindex(n, c->pod_index);
+        rtnl_neigh_set_dst(n, dst);
+        rtnl_neigh_set_lladdr(n, ll);
+        rtnl_neigh_set_state(n, NUD_PERMANENT);
+        return nlerr_errno(rtnl_neigh_add(c->podsk, n, NLM_F_CREATE | NLM_F_REPLACE));
 }
 
 static int host_alias(struct dp_wiring *c) {
         char alias[PROTO_VETH_ALIAS_MAX];
-        struct rtnl_link *orig = rtnl_link_alloc(), *change = rtnl_link_alloc();
-        int r = -ENOMEM;
-        if (orig && change) {
-                proto_veth_alias(c->pod.container_id, c->pod.ifname, alias);
-                /* its index is learned later, from the pod end: the kernel finds it by name */
-                rtnl_link_set_name(orig, c->name);
-                rtnl_link_set_name(change, c->name);
-                rtnl_link_set_ifalias(change, alias);
-                r = nlerr_errno(rtnl_link_change(c->host, orig, change, 0));
-        }
-        if (orig)
-                rtnl_link_put(orig);
-        if (change)
-                rtnl_link_put(change);
-        return r;
+        _cleanup_(link_putp) struct rtnl_link *orig = rtnl_link_alloc(), *change = rtnl_link_alloc();
+        if (!orig || !change)
+                return -ENOMEM;
+        proto_veth_alias(c->pod.container_id, c->pod.ifname, alias);
+        /* its index is learned later, from the pod end: the kernel finds it by name */
+        rtnl_link_set_name(orig, c->name);
+        rtnl_link_set_name(change, c->name);
+        rtnl_link_set_ifalias(change, alias);
+        return nlerr_errno(rtnl_link_change(c->host, orig, change, 0));
 }
 
 /* Rule "to ip" (from == false) or "from ip" lookup table, at prio. */
 static int rule_change(struct nl_sock *sk, bool add, bool from, const char *ip, uint32_t table, uint32_t prio) {
         _cleanup_(addr_putp) struct nl_addr *a = ip4(ip, 32);
-        struct rtnl_rule *rule = rtnl_rule_alloc();
-        int r = -ENOMEM;
-        if (rule && a) {
-                rtnl_rule_set_family(rule, AF_INET);
-                rtnl_rule_set_prio(rule, prio);
-                if (from)
-                        rtnl_rule_set_src(rule, a);
-                else
-                        rtnl_rule_set_dst(rule, a);
-                if (table)
-                        rtnl_rule_set_table(rule, table);
-                rtnl_rule_set_action(rule, FR_ACT_TO_TBL);
-                r = nlerr_errno(add ? rtnl_rule_add(sk, rule, NLM_F_EXCL) : rtnl_rule_delete(sk, rule, 0));
-        }
-        if (rule)
-                rtnl_rule_put(rule);
-        return r;
+        _cleanup_(rule_putp) struct rtnl_rule *rule = rtnl_rule_alloc();
+        if (!rule || !a)
+                return -ENOMEM;
+        rtnl_rule_set_family(rule, AF_INET);
+        rtnl_rule_set_prio(rule, prio);
+        if (from)
+                rtnl_rule_set_src(rule, a);
+        else
+                rtnl_rule_set_dst(rule, a);
+        if (table)
+                rtnl_rule_set_table(rule, table);
+        rtnl_rule_set_action(rule, FR_ACT_TO_TBL);
+        return nlerr_errno(add ? rtnl_rule_add(sk, rule, NLM_F_EXCL) : rtnl_rule_delete(sk, rule, 0));
 }
 
 /* Delete every copy of a rule (bounded); missing is fine. */
@@ -411,11 +393,10 @@ static void rollback(struct dp_wiring *c) {
         if (c->made & (1u << DP_STEP_RULE_TO))
                 (void)rule_change(c->host, false, false, c->pod.ip, RT_TABLE_MAIN, DP_RULE_PRIO_TO);
         if (c->made & (1u << DP_STEP_VETH)) {
-                struct rtnl_link *l = rtnl_link_alloc();
+                _cleanup_(link_putp) struct rtnl_link *l = rtnl_link_alloc();
                 if (l) {
                         rtnl_link_set_name(l, c->name);
                         (void)rtnl_link_delete(c->host, l);
-                        rtnl_link_put(l);
                 }
         }
         c->made = 0;
@@ -463,11 +444,10 @@ static int run_step(struct dp_wiring *c, enum dp_step step, struct errmsg *err) 
  * on if it is off (as ptp does), and never off again: other pods need it. */
 static int ensure_forwarding(struct errmsg *err) {
         char v = '0';
-        int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDWR | O_CLOEXEC);
+        _cleanup_(closep) int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDWR | O_CLOEXEC);
         if (fd < 0)
                 return errmsg_set(err, -errno, "cannot open /proc/sys/net/ipv4/ip_forward: %s", strerror(errno));
         int r = read(fd, &v, 1) == 1 && v == '1' ? 0 : (pwrite(fd, "1\n", 2, 0) == 2 ? 0 : -errno);
-        close(fd);
         return r < 0 ? errmsg_set(err, r, "cannot enable IPv4 forwarding: %s", strerror(-r)) : 0;
 }
 

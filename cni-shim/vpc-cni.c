@@ -8,8 +8,10 @@
  * and to logFile when set; never to stdout. No fork, no exec: ADD is a few
  * netlink round trips and one socket call.
  *
- * VPC_CNI_TEST_FAULT=<step number> makes ADD fail before that dataplane step
- * (see dataplane.h); the tests use it to prove rollback end to end.
+ * Built with -DVPC_CNI_TEST_HOOKS (the test-only vpc-cni-faulty, never
+ * installed), VPC_CNI_TEST_FAULT=<step number> makes ADD fail before that
+ * dataplane step (see dataplane.h); the tests use it to prove rollback end
+ * to end. The installed vpc-cni has no such hook.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -118,9 +120,25 @@ static void setup_logging(const struct cni_config *cfg) {
         }
 }
 
+#ifdef VPC_CNI_TEST_HOOKS
 static int fault_at(enum dp_step step, void *userdata) {
         return (int)step == *(int *)userdata ? -EIO : 0;
 }
+
+static void test_hooks(struct cni_ctx *ctx) {
+        static int fault_step;
+        const char *f = getenv("VPC_CNI_TEST_FAULT");
+        fault_step = f && *f ? atoi(f) : -1;
+        if (fault_step >= 0) {
+                ctx->fault = fault_at;
+                ctx->fault_data = &fault_step;
+        }
+}
+#else
+static void test_hooks(struct cni_ctx *ctx) {
+        (void)ctx;
+}
+#endif
 
 static long usec_since(const struct timespec *t0) {
         struct timespec t;
@@ -132,12 +150,7 @@ static int run(const struct cni_env *env, const struct cni_config *cfg, size_t i
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         struct cni_ctx ctx = { .env = env, .cfg = cfg };
-        const char *f = getenv("VPC_CNI_TEST_FAULT");
-        int fault_step = f && *f ? atoi(f) : -1;
-        if (fault_step >= 0) {
-                ctx.fault = fault_at;
-                ctx.fault_data = &fault_step;
-        }
+        test_hooks(&ctx);
         int r = commands[i].run(&ctx);
         long us = usec_since(&t0);
         if (r < 0) {

@@ -66,7 +66,7 @@ static void settle_uncertain(struct ipamd_ctx *o, const char *eni_id, const char
 
 /* --- intents ------------------------------------------------------------------ */
 
-static int64_t intent_begin(struct ipamd_ctx *o, const char *kind, const char *token, const char *eni,
+static int64_t intent_begin(struct ipamd_ctx *o, enum store_intent_kind kind, const char *token, const char *eni,
                             cJSON *params) {
         char *json = params ? cJSON_PrintUnformatted(params) : NULL;
         int64_t id = -1;
@@ -74,7 +74,7 @@ static int64_t intent_begin(struct ipamd_ctx *o, const char *kind, const char *t
         free(json);
         cJSON_Delete(params);
         if (r < 0) {
-                log_error_errno(r, "could not record an intent; not calling EC2", LF_STR("kind", kind));
+                log_error_errno(r, "could not record an intent; not calling EC2", LF_STR("kind", store_intent_kind_name(kind)));
                 return r;
         }
         return id;
@@ -206,7 +206,7 @@ static int assigned_ips(struct ipamd_ctx *o, const char *eni_id, int count, cons
 }
 
 int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count) {
-        int64_t id = intent_begin(o, "assign_ips", NULL, eni_id, json_count("count", count));
+        int64_t id = intent_begin(o, STORE_INTENT_ASSIGN_IPS, NULL, eni_id, json_count("count", count));
         if (id < 0)
                 return (int)id;
         struct ec2_result *res = NULL, *now = NULL;
@@ -302,19 +302,13 @@ static size_t build_tags(struct ipamd_ctx *o, const char *token, char created[32
         return n;
 }
 
-/* CreateNetworkInterface, then record the ENI (attaching) and its addresses. */
-static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
-        char token[33], created[32], description[96];
+/* CreateNetworkInterface in the node's subnet, with its groups, tags and description. */
+static int call_create(struct ipamd_ctx *o, int count, const char *token, struct ec2_result **ret,
+                       struct ec2_error *e) {
+        char created[32], description[96];
         struct ec2_tag tags[IPAMD_TAGS_MAX + 4];
-        random_token(token);
         size_t n_tags = build_tags(o, token, created, tags);
         snprintf(description, sizeof description, ENIOPS_DESCRIPTION_PREFIX "%s", o->node->instance_id);
-        cJSON *params = json_count("count", count);
-        cJSON_AddNumberToObject(params, "device_index", ne->device_index);
-        cJSON_AddStringToObject(params, "subnet", o->node->subnet_id);
-        int64_t id = intent_begin(o, "create_eni", token, NULL, params);
-        if (id < 0)
-                return (int)id;
         const char *sgs[NODE_MAX_SGS];
         for (size_t i = 0; i < o->node->n_security_groups; i++)
                 sgs[i] = o->node->security_groups[i];
@@ -322,18 +316,11 @@ static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
                                       .n_security_groups = o->node->n_security_groups,
                                       .description = description, .tags = tags, .n_tags = n_tags,
                                       .secondary_ip_count = (unsigned)count, .client_token = token };
-        struct ec2_result *res = NULL;
-        struct ec2_error e = { 0 };
-        int r = ec2_create_eni(o->ec2, &req, &res, &e);
-        if (r < 0 || res->n_enis != 1) {
-                if (r >= 0)
-                        r = -EBADMSG;
-                ctx_note_failure(o, "CreateNetworkInterface", r, &e);
-                intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
-                ec2_result_free(res);
-                return r;
-        }
-        const struct ec2_eni *eni = &res->enis[0];
+        return ec2_create_eni(o->ec2, &req, ret, e);
+}
+
+/* Record the created ENI (attaching) and its secondary addresses in the store. */
+static int record_created(struct ipamd_ctx *o, const struct ec2_eni *eni, struct new_eni *ne) {
         snprintf(ne->id, sizeof ne->id, "%s", eni->id);
         snprintf(ne->mac, sizeof ne->mac, "%s", eni->mac);
         snprintf(ne->primary_ip, sizeof ne->primary_ip, "%s", eni->primary_ip);
@@ -345,7 +332,7 @@ static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
         snprintf(se.subnet_id, sizeof se.subnet_id, "%s", o->node->subnet_id);
         snprintf(se.subnet_cidr, sizeof se.subnet_cidr, "%s", o->node->subnet_cidr);
         snprintf(se.primary_ip, sizeof se.primary_ip, "%s", eni->primary_ip);
-        r = store_eni_put(o->store, &se);
+        int r = store_eni_put(o->store, &se);
         for (size_t i = 0; r >= 0 && i < eni->n_private_ips; i++) {
                 if (eni->private_ips[i].primary)
                         continue;
@@ -353,17 +340,40 @@ static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
                 r = add_blocks(o, eni->id, &ip, 1);
                 ne->n_ips += r > 0;
         }
+        return r < 0 ? r : 0;
+}
+
+/* CreateNetworkInterface, then record the ENI (attaching) and its addresses. */
+static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
+        char token[33];
+        random_token(token);
+        cJSON *params = json_count("count", count);
+        cJSON_AddNumberToObject(params, "device_index", ne->device_index);
+        cJSON_AddStringToObject(params, "subnet", o->node->subnet_id);
+        int64_t id = intent_begin(o, STORE_INTENT_CREATE_ENI, token, NULL, params);
+        if (id < 0)
+                return (int)id;
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        int r = call_create(o, count, token, &res, &e);
+        if (r < 0 || res->n_enis != 1) {
+                if (r >= 0)
+                        r = -EBADMSG;
+                ctx_note_failure(o, "CreateNetworkInterface", r, &e);
+                intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
+                ec2_result_free(res);
+                return r;
+        }
+        r = record_created(o, &res->enis[0], ne);
         /* The create intent stays open until the ENI is attached: a SIGKILL before that
          * leaves it open, and the next start deletes the ENI found by its token. */
         ne->create_intent = id;
-        log_info("created ENI", LF_STR("eni", eni->id), LF_STR("mac", eni->mac), LF_INT("addresses", ne->n_ips),
+        log_info("created ENI", LF_STR("eni", ne->id), LF_STR("mac", ne->mac), LF_INT("addresses", ne->n_ips),
                  LF_INT("device_index", ne->device_index), LF_STR("request_id", res->request_id));
         ec2_result_free(res);
-        if (r < 0) {
+        if (r < 0)
                 log_error_errno(r, "could not record a created ENI; deleting it", LF_STR("eni", ne->id));
-                return r; /* the caller discards it */
-        }
-        return 0;
+        return r; /* on failure the caller discards it */
 }
 
 /*
@@ -403,7 +413,7 @@ static bool attached_to_us(struct ipamd_ctx *o, const char *eni_id, char ret[80]
 
 static int attach_one(struct ipamd_ctx *o, struct new_eni *ne) {
         cJSON *params = json_count("device_index", ne->device_index);
-        int64_t id = intent_begin(o, "attach_eni", NULL, ne->id, params);
+        int64_t id = intent_begin(o, STORE_INTENT_ATTACH_ENI, NULL, ne->id, params);
         if (id < 0)
                 return (int)id;
         struct ec2_result *res = NULL;
@@ -464,42 +474,55 @@ static bool link_present(struct ipamd_ctx *o, const struct new_eni *ne) {
         return !o->net || hostnet_find_link_by_mac(o->net, ne->mac, &ifindex, name, NULL) == 0;
 }
 
+enum poll_state { NEW_ENI_WAITING, NEW_ENI_READY, NEW_ENI_NO_LINK };
+
+/* One look at a new ENI: is its link there and does IMDS list it, within their bounds? */
+static enum poll_state poll_new_eni(struct ipamd_ctx *o, struct new_eni *ne, int64_t waited) {
+        ne->linked = ne->linked || link_present(o, ne);
+        ne->imds_seen = ne->imds_seen || imds_shows(o, ne);
+        if (ne->linked && !ne->imds_seen && waited >= ENIOPS_IMDS_WAIT_MS) {
+                log_warn("IMDS does not list the new ENI's addresses yet; going on with EC2's answer",
+                         LF_STR("eni", ne->id), LF_INT("waited_ms", waited));
+                ne->imds_seen = true;
+        }
+        if (!ne->linked && waited >= ENIOPS_LINK_WAIT_MS) {
+                log_error("the attached ENI's link never appeared", LF_STR("eni", ne->id),
+                          LF_STR("mac", ne->mac), LF_INT("waited_ms", waited));
+                return NEW_ENI_NO_LINK;
+        }
+        return ne->linked && ne->imds_seen ? NEW_ENI_READY : NEW_ENI_WAITING;
+}
+
+/* Set up a ready ENI's link and open it to pods. */
+static int open_new_eni(struct ipamd_ctx *o, struct new_eni *ne, int64_t start) {
+        int r = setup_link(o, ne);
+        if (r >= 0)
+                r = store_eni_set_state(o->store, ne->id, STORE_ENI_ATTACHED);
+        if (r < 0)
+                return r;
+        metrics_inc(o->metrics, METRICS_ENIS_CREATED);
+        metrics_add(o->metrics, METRICS_IPS_ASSIGNED, ne->n_ips);
+        log_info("ENI ready for pods", LF_STR("eni", ne->id), LF_INT("device_index", ne->device_index),
+                 LF_INT("addresses", ne->n_ips), LF_INT("wait_ms", vtime_mono_ms() - start));
+        if (o->pool_changed)
+                o->pool_changed(o->userdata);
+        return 0;
+}
+
 /* Poll every ENI of the batch until its link is there and IMDS lists it, then open it. */
 static int wait_and_open(struct ipamd_ctx *o, struct new_eni *batch, size_t n) {
         int64_t start = vtime_mono_ms();
-        const int link_wait = ENIOPS_LINK_WAIT_MS, imds_wait = ENIOPS_IMDS_WAIT_MS;
         int opened = 0;
         for (size_t left = n; left > 0;) {
                 int64_t waited = vtime_mono_ms() - start;
                 for (size_t i = 0; i < n; i++) {
                         struct new_eni *ne = &batch[i];
-                        if (ne->done)
-                                continue;
-                        ne->linked = ne->linked || link_present(o, ne);
-                        ne->imds_seen = ne->imds_seen || imds_shows(o, ne);
-                        if (ne->linked && !ne->imds_seen && waited >= imds_wait) {
-                                log_warn("IMDS does not list the new ENI's addresses yet; going on with EC2's answer",
-                                         LF_STR("eni", ne->id), LF_INT("waited_ms", waited));
-                                ne->imds_seen = true;
-                        }
-                        if (!ne->linked && waited >= link_wait) {
-                                log_error("the attached ENI's link never appeared", LF_STR("eni", ne->id),
-                                          LF_STR("mac", ne->mac), LF_INT("waited_ms", waited));
-                                ne->done = true, left--;
-                                continue;
-                        }
-                        if (!ne->linked || !ne->imds_seen)
+                        enum poll_state st = ne->done ? NEW_ENI_WAITING : poll_new_eni(o, ne, waited);
+                        if (st == NEW_ENI_WAITING)
                                 continue;
                         ne->done = true, left--;
-                        if (setup_link(o, ne) < 0 || store_eni_set_state(o->store, ne->id, STORE_ENI_ATTACHED) < 0)
-                                continue;
-                        opened++;
-                        metrics_inc(o->metrics, METRICS_ENIS_CREATED);
-                        metrics_add(o->metrics, METRICS_IPS_ASSIGNED, ne->n_ips);
-                        log_info("ENI ready for pods", LF_STR("eni", ne->id), LF_INT("device_index", ne->device_index),
-                                 LF_INT("addresses", ne->n_ips), LF_INT("wait_ms", vtime_mono_ms() - start));
-                        if (o->pool_changed)
-                                o->pool_changed(o->userdata);
+                        if (st == NEW_ENI_READY && open_new_eni(o, ne, start) == 0)
+                                opened++;
                 }
                 if (left > 0 && o->stopping && o->stopping(o->userdata))
                         break; /* shutting down: the ENIs stay attaching; the next start opens them */
@@ -545,25 +568,19 @@ int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
 
 /* --- release --------------------------------------------------------------------- */
 
-int eniops_release(struct ipamd_ctx *o, const char *eni_id, int count) {
-        char (*cidrs)[STORE_CIDR_MAX] = calloc((size_t)count, sizeof *cidrs);
-        const char **ips = calloc((size_t)count, sizeof *ips);
-        size_t n = 0;
-        int r = cidrs && ips ? store_blocks_mark_releasing(o->store, eni_id, (size_t)count, o->now_ms(), cidrs, &n)
-                             : -ENOMEM;
-        if (r < 0 || n == 0)
-                goto out;
-        for (size_t i = 0; i < n; i++) {
-                *strchr(cidrs[i], '/') = '\0'; /* the address, as EC2 wants it */
+/* Mark up to count free blocks of the ENI releasing; ips[] gets their addresses, as EC2 wants them. */
+static int mark_releasing(struct ipamd_ctx *o, const char *eni_id, size_t count, char (*cidrs)[STORE_CIDR_MAX],
+                          const char **ips, size_t *ret_n) {
+        int r = store_blocks_mark_releasing(o->store, eni_id, count, o->now_ms(), cidrs, ret_n);
+        for (size_t i = 0; r >= 0 && i < *ret_n; i++) {
+                *strchr(cidrs[i], '/') = '\0';
                 ips[i] = cidrs[i];
         }
-        int64_t id = intent_begin(o, "unassign_ips", NULL, eni_id, json_ips(ips, n));
-        struct ec2_error e = { 0 };
-        r = id < 0 ? (int)id : ec2_unassign_private_ips(o->ec2, eni_id, ips, n, false, &e);
-        /* Uncertain: read EC2 back first, so only blocks EC2 still lists become free again
-         * (the others are removed by the re-read) — never one EC2 may have taken. */
-        if (id >= 0 && outcome_uncertain(r, &e))       /* (no intent: EC2 was never called) */
-                settle_uncertain(o, eni_id, "UnassignPrivateIpAddresses");
+        return r;
+}
+
+/* The store after an unassign: its blocks are gone (r >= 0), or free again (r < 0). */
+static void record_unassign(struct ipamd_ctx *o, const char *eni_id, const char *const *ips, size_t n, int r) {
         for (size_t i = 0; i < n; i++) {
                 char cidr[STORE_CIDR_MAX];
                 snprintf(cidr, sizeof cidr, "%s/32", ips[i]);
@@ -573,15 +590,39 @@ int eniops_release(struct ipamd_ctx *o, const char *eni_id, int count) {
                         log_error_errno(sr, "could not record the outcome of a release; the next EC2 pass repairs it",
                                         LF_STR("block", cidr), LF_STR("eni", eni_id));
         }
-        if (r < 0 && id >= 0)
+}
+
+/* UnassignPrivateIpAddresses for addresses marked releasing, bracketed by an intent. */
+static int unassign(struct ipamd_ctx *o, const char *eni_id, const char **ips, size_t n) {
+        int64_t id = intent_begin(o, STORE_INTENT_UNASSIGN_IPS, NULL, eni_id, json_ips(ips, n));
+        if (id < 0) {
+                record_unassign(o, eni_id, ips, n, (int)id); /* EC2 never called: free again */
+                return (int)id;
+        }
+        struct ec2_error e = { 0 };
+        int r = ec2_unassign_private_ips(o->ec2, eni_id, ips, n, false, &e);
+        /* Uncertain: read EC2 back first, so only blocks EC2 still lists become free again
+         * (the others are removed by the re-read) — never one EC2 may have taken. */
+        if (outcome_uncertain(r, &e))
+                settle_uncertain(o, eni_id, "UnassignPrivateIpAddresses");
+        record_unassign(o, eni_id, ips, n, r);
+        if (r < 0)
                 ctx_note_failure(o, "UnassignPrivateIpAddresses", r, &e);
-        else if (r >= 0)
+        else
                 metrics_add(o->metrics, METRICS_IPS_RELEASED, n);
-        if (id >= 0)
-                intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, NULL);
+        intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, NULL);
         if (r >= 0)
                 log_info("returned addresses to EC2", LF_STR("eni", eni_id), LF_INT("count", n));
-out:
+        return r;
+}
+
+int eniops_release(struct ipamd_ctx *o, const char *eni_id, int count) {
+        char (*cidrs)[STORE_CIDR_MAX] = calloc((size_t)count, sizeof *cidrs);
+        const char **ips = calloc((size_t)count, sizeof *ips);
+        size_t n = 0;
+        int r = cidrs && ips ? mark_releasing(o, eni_id, (size_t)count, cidrs, ips, &n) : -ENOMEM;
+        if (r >= 0 && n > 0)
+                r = unassign(o, eni_id, ips, n);
         free(cidrs);
         free(ips);
         return r < 0 ? r : (int)n;
@@ -641,7 +682,7 @@ static void teardown_link(struct ipamd_ctx *o, const struct store_eni *se) {
  * pods from an ENI EC2 may already have detached.
  */
 static int finish_delete(struct ipamd_ctx *o, const struct store_eni *se) {
-        int64_t id = intent_begin(o, "delete_eni", NULL, se->id, NULL);
+        int64_t id = intent_begin(o, STORE_INTENT_DELETE_ENI, NULL, se->id, NULL);
         if (id < 0)
                 return (int)id;
         int r = detach_and_wait(o, se->id);
@@ -703,6 +744,24 @@ static bool leaked_long_enough(struct ipamd_ctx *o, const struct ec2_eni *e) {
         return o->now_ms() / 1000 - (int64_t)timegm(&tm) > 5 * 60;
 }
 
+/* Delete an available ENI this node made (by its description) long enough ago: 1 when deleted. */
+static int delete_if_leaked(struct ipamd_ctx *o, const struct ec2_eni *eni) {
+        if (!eni->description ||
+            strncmp(eni->description, ENIOPS_DESCRIPTION_PREFIX, strlen(ENIOPS_DESCRIPTION_PREFIX)) != 0 ||
+            !leaked_long_enough(o, eni))
+                return 0;
+        struct ec2_error e = { 0 };
+        if (ec2_delete_eni(o->ec2, eni->id, &e) < 0) {
+                log_warn("could not delete a leaked ENI; retried at the next cleanup", LF_STR("eni", eni->id),
+                         LF_STR("code", e.code), LF_STR("request_id", e.request_id));
+                return 0;
+        }
+        metrics_inc(o->metrics, METRICS_LEAKED_ENIS_DELETED);
+        log_info("deleted a leaked ENI", LF_STR("eni", eni->id));
+        (void)ctx_forget_eni(o, eni->id);
+        return 1;
+}
+
 int eniops_leak_cleanup(struct ipamd_ctx *o, size_t *ret_deleted) {
         const char *inst[] = { o->node->instance_id };
         const char *avail[] = { "available" };
@@ -719,23 +778,8 @@ int eniops_leak_cleanup(struct ipamd_ctx *o, size_t *ret_deleted) {
                         ctx_note_failure(o, "DescribeNetworkInterfaces", r, &e);
                         return r;
                 }
-                for (size_t i = 0; i < res->n_enis; i++) {
-                        const struct ec2_eni *eni = &res->enis[i];
-                        if (!eni->description || strncmp(eni->description, ENIOPS_DESCRIPTION_PREFIX,
-                                                         strlen(ENIOPS_DESCRIPTION_PREFIX)) != 0 ||
-                            !leaked_long_enough(o, eni))
-                                continue;
-                        if (ec2_delete_eni(o->ec2, eni->id, &e) == 0) {
-                                deleted++;
-                                metrics_inc(o->metrics, METRICS_LEAKED_ENIS_DELETED);
-                                log_info("deleted a leaked ENI", LF_STR("eni", eni->id));
-                                (void)ctx_forget_eni(o, eni->id);
-                        } else {
-                                log_warn("could not delete a leaked ENI; retried at the next cleanup",
-                                         LF_STR("eni", eni->id), LF_STR("code", e.code),
-                                         LF_STR("request_id", e.request_id));
-                        }
-                }
+                for (size_t i = 0; i < res->n_enis; i++)
+                        deleted += delete_if_leaked(o, &res->enis[i]);
                 snprintf(token, sizeof token, "%s", res->next_token ? res->next_token : "");
                 ec2_result_free(res);
         } while (token[0]);

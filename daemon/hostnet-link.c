@@ -5,10 +5,12 @@
  * thousands) and matched by hardware address, because an ENI's name depends
  * on the distribution's naming scheme while its MAC is what EC2 reports.
  * Virtual links that copy an ENI's MAC (a vlan on it, a bridge or bond over
- * it) are not taken for the ENI. Waiting for a link that is still being
- * attached listens to the kernel's link notifications (a socket in
- * RTMGRP_LINK, opened before the first look so no event is missed) and looks
- * again after each wake-up, instead of polling on a timer.
+ * it) are not taken for the ENI. hostnet_wait_link_by_mac(), for a caller
+ * waiting on one link, listens to the kernel's link notifications (a socket
+ * in RTMGRP_LINK, opened before the first look so no event is missed) and
+ * looks again after each wake-up. The daemon does not use it: eniops waits
+ * for a batch of ENIs and for IMDS together, so it polls
+ * hostnet_find_link_by_mac() every 25 ms instead.
  * Changes are sent with an ifindex-only "orig" object so libnl never resends
  * the link's kind or other dumped attributes; nothing is sent when the link
  * is already as wanted, so re-running setup produces no netlink event.

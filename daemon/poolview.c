@@ -107,7 +107,7 @@ cJSON *poolview_intents(store *s) {
         for (size_t i = 0; i < n; i++) {
                 cJSON *o = cJSON_CreateObject();
                 cJSON_AddNumberToObject(o, "id", (double)its[i].id);
-                cJSON_AddStringToObject(o, "kind", its[i].kind);
+                cJSON_AddStringToObject(o, "kind", store_intent_kind_name(its[i].kind));
                 cJSON_AddStringToObject(o, "client_token", its[i].client_token);
                 cJSON_AddStringToObject(o, "eni_id", its[i].eni_id);
                 cJSON_AddItemToObject(o, "params", cJSON_Parse(its[i].params));

@@ -2,8 +2,10 @@
  * reconciler: planner → actions, on its own thread (see reconciler.h).
  *
  * A pass reads the per-ENI counts from the store, adds the waiting ADDs and
- * the recent peak of assigned addresses (kept here, a ring of one-minute
- * maxima over ten minutes), asks the planner, and runs grows before shrinks.
+ * the recent peak of assigned addresses (kept here: a ring of PEAK_SLOTS
+ * maxima, each over a tenth of VPC_IPAM_SHRINK_DELAY, so the ring spans the
+ * delay — 12 s slots over 120 s by default), asks the planner, and runs grows
+ * before shrinks.
  * Growth is skipped while EC2 said the subnet is exhausted (eniops sets the
  * back-off). The status the server reports is derived here: the last failure,
  * or the ENI limit when the planner says the node is at capacity.
@@ -221,6 +223,25 @@ static void egress_sync(reconciler *r) {
                          LF_INT("vpc_cidrs", (int)in.n_vpc_cidrs), LF_INT("excluded", (int)in.cfg.n_exclude));
 }
 
+/* The VPC's CIDRs (egress needs them) as IMDS lists them now, recorded when they changed. */
+static void refresh_vpc_cidrs(struct ipamd_ctx *o) {
+        struct errmsg err = { 0 };
+        bool changed = false;
+        int rc = node_refresh_vpc_cidrs(o->node, o->imds, &changed, &err);
+        if (rc < 0) {
+                log_warn("could not refresh the VPC's CIDRs from IMDS", LF_STR("detail", errmsg_text(&err, rc)));
+                return;
+        }
+        if (!changed)
+                return;
+        char buf[512];
+        node_vpc_cidrs_string(o->node, buf, sizeof buf);
+        rc = store_meta_set(o->store, "vpc_cidrs", buf);
+        if (rc < 0)
+                log_error_errno(rc, "could not record the VPC's CIDRs", LF_STR("vpc_cidrs", buf));
+        log_info("the VPC's CIDRs changed", LF_STR("vpc_cidrs", buf));
+}
+
 static void housekeeping(reconciler *r) {
         struct ipamd_ctx *o = &r->o.ctx;
         struct sync_report rep = { 0 };
@@ -229,20 +250,8 @@ static void housekeeping(reconciler *r) {
         eniops_finish_detaching(o);
         if (due(&r->last_pods, 5000))
                 sync_pods_run(r->pods, o, &rep);
-        if (due(&r->last_imds, r->o.imds_refresh_ms > 0 ? r->o.imds_refresh_ms : 60000) && o->imds) {
-                bool changed = false;
-                int rc = node_refresh_vpc_cidrs(o->node, o->imds, &changed, &err);
-                if (rc < 0)
-                        log_warn("could not refresh the VPC's CIDRs from IMDS", LF_STR("detail", errmsg_text(&err, rc)));
-                else if (changed) {
-                        char buf[512];
-                        node_vpc_cidrs_string(o->node, buf, sizeof buf);
-                        rc = store_meta_set(o->store, "vpc_cidrs", buf);
-                        if (rc < 0)
-                                log_error_errno(rc, "could not record the VPC's CIDRs", LF_STR("vpc_cidrs", buf));
-                        log_info("the VPC's CIDRs changed", LF_STR("vpc_cidrs", buf));
-                }
-        }
+        if (due(&r->last_imds, r->o.imds_refresh_ms > 0 ? r->o.imds_refresh_ms : 60000) && o->imds)
+                refresh_vpc_cidrs(o);
         egress_sync(r);
         if (o->cfg->no_provisioning) {
                 /* IMDS is free of EC2's rate limits: follow it closely. */
@@ -287,9 +296,8 @@ static void initial_sync(reconciler *r) {
         }
 }
 
-static void *loop(void *arg) {
-        reconciler *r = arg;
-        int tick = RECONCILER_TICK_MS;
+/* Before the first pass: egress, EC2's truth and open intents, and a first leak cleanup. */
+static void start_up(reconciler *r) {
         struct errmsg err = { 0 };
         if (snat_new(&r->snat, &err) < 0)
                 log_error("egress SNAT unavailable", LF_STR("detail", err.text));
@@ -303,32 +311,47 @@ static void *loop(void *arg) {
         if (!cfg->no_leak_cleanup && !cfg->no_provisioning)
                 eniops_leak_cleanup(&r->o.ctx, NULL);
         r->last_leak_cleanup = vtime_mono_ms() + 1000LL * (rand() % 300);
+}
+
+/* Under the lock: sleep until woken, stopped, or RECONCILER_TICK_MS has passed. */
+static void wait_for_work(reconciler *r) {
+        if (r->woken || r->stop)
+                return;
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += RECONCILER_TICK_MS / 1000;
+        until.tv_nsec += (long)(RECONCILER_TICK_MS % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L)
+                until.tv_sec++, until.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&r->cond, &r->lock, &until);
+}
+
+/* Under the lock: how many ADDs wait, once a burst of wake-ups has gathered. */
+static int take_wakeup(reconciler *r) {
+        if (r->woken) {
+                /* A burst of ADDs wakes us once per ADD: let it gather for a moment so
+                 * one pass plans for all of it (a pass can hold the thread for an ENI's
+                 * whole attach). */
+                pthread_mutex_unlock(&r->lock);
+                struct timespec gather = { 0, 20 * 1000000L };
+                nanosleep(&gather, NULL);
+                pthread_mutex_lock(&r->lock);
+        }
+        r->woken = false;
+        return r->waiting_adds;
+}
+
+static void *loop(void *arg) {
+        reconciler *r = arg;
+        start_up(r);
         pthread_mutex_lock(&r->lock);
         while (!r->stop) {
-                if (r->woken) {
-                        /* A burst of ADDs wakes us once per ADD: let it gather for a moment so
-                         * one pass plans for all of it (a pass can hold the thread for an ENI's
-                         * whole attach). */
-                        pthread_mutex_unlock(&r->lock);
-                        struct timespec gather = { 0, 20 * 1000000L };
-                        nanosleep(&gather, NULL);
-                        pthread_mutex_lock(&r->lock);
-                }
-                int waiting = r->waiting_adds;
-                r->woken = false;
+                int waiting = take_wakeup(r);
                 pthread_mutex_unlock(&r->lock);
                 plan_pass(r, waiting);
                 housekeeping(r);
                 pthread_mutex_lock(&r->lock);
-                if (r->woken || r->stop)
-                        continue;
-                struct timespec until;
-                clock_gettime(CLOCK_MONOTONIC, &until);
-                until.tv_sec += tick / 1000;
-                until.tv_nsec += (long)(tick % 1000) * 1000000L;
-                if (until.tv_nsec >= 1000000000L)
-                        until.tv_sec++, until.tv_nsec -= 1000000000L;
-                pthread_cond_timedwait(&r->cond, &r->lock, &until);
+                wait_for_work(r);
         }
         pthread_mutex_unlock(&r->lock);
         r->snat = snat_free(r->snat);           /* the table stays: pods keep their way out across restarts */

@@ -89,27 +89,31 @@ static void log_refusal(server *s, enum refusal kind, const char *msg, const str
 
 static void conn_close(server *s, struct conn *c);
 
-/* Send one reply; a peer that cannot take it now is dropped. Returns false if c was closed. */
-static bool send_json(server *s, struct conn *c, char *json) {
+/*
+ * Send one reply; a peer that cannot take it now is dropped. 0, or a negative
+ * errno when c was closed (-ENOMEM when there was no reply to send).
+ */
+static int send_json(server *s, struct conn *c, char *json) {
         ssize_t n = json ? send(c->fd, json, strlen(json), MSG_DONTWAIT | MSG_NOSIGNAL) : -1;
+        int r = json ? -errno : -ENOMEM;
         free(json);
         if (n < 0) {
                 log_debug("dropped a client that could not take its reply", LF_INT("peer_pid", c->pid));
                 conn_close(s, c);
-                return false;
+                return r;
         }
         c->deadline = vtime_mono_ms() + (s->o.idle_ms > 0 ? s->o.idle_ms : IDLE_MS_DEFAULT);
-        return true;
+        return 0;
 }
 
-static bool send_error(server *s, struct conn *c, const char *code, const char *msg, bool retry) {
+static int send_error(server *s, struct conn *c, const char *code, const char *msg, bool retry) {
         char *json = NULL;
         if (proto_reply_encode_error(code, msg, retry, &json) < 0)
                 json = NULL;
         return send_json(s, c, json);
 }
 
-static bool send_reply(server *s, struct conn *c, struct proto_reply *reply) {
+static int send_reply(server *s, struct conn *c, struct proto_reply *reply) {
         char *json = NULL;
         int r = proto_reply_encode(reply, &json);
         proto_reply_done(reply);
@@ -291,7 +295,7 @@ static int try_add(server *s, struct conn *c, const struct proto_request *req, b
                 return r;
         if (r < 0) {
                 log_error_errno(r, "could not assign an address", LF_STR("container_id", req->att.container_id));
-                *closed = !send_error(s, c, PROTO_E_INTERNAL, "the pool store failed; see vpc-ipamd's log", true);
+                *closed = send_error(s, c, PROTO_E_INTERNAL, "the pool store failed; see vpc-ipamd's log", true) < 0;
                 return 0;
         }
         struct proto_reply reply = { .op = PROTO_OP_ADD, .ok = true };
@@ -299,7 +303,7 @@ static int try_add(server *s, struct conn *c, const struct proto_request *req, b
         log_info("assigned address", LF_STR("ip", lease.ip), LF_STR("eni", lease.eni_id),
                  LF_STR("container_id", req->att.container_id), LF_STR("ifname", req->att.ifname),
                  LF_STR("pod", req->pod_name), LF_STR("namespace", req->pod_namespace));
-        *closed = !send_reply(s, c, &reply);
+        *closed = send_reply(s, c, &reply) < 0;
         return 0;
 }
 
@@ -398,7 +402,7 @@ static int unwire(server *s, const struct proto_request *req, const struct store
         if (r < 0) {
                 log_warn("could not remove a deleted pod's rules; keeping its address", LF_STR("container_id",
                          req->att.container_id), LF_STR("error", errmsg_text(&err, r)));
-                return -1;
+                return r;
         }
         reply->unwired = true;
         return 0;
@@ -539,33 +543,37 @@ static void dispatch(server *s, struct conn *c, struct proto_request *req) {
         }
 }
 
+/* A message of n bytes c may not send now (a refused peer, an ADD waiting, too big): answer it, true. */
+static bool refuse_message(server *s, struct conn *c, ssize_t n) {
+        if (c->refused) {
+                if (send_error(s, c, E_PERMISSION, "vpc-ipamd serves root (uid 0) only", false) == 0)
+                        conn_close(s, c);
+                return true;
+        }
+        if (c->waiting) {
+                log_refusal(s, REFUSE_MESSAGE, "refused a message", c, "a request arrived while an ADD waits");
+                if (send_error(s, c, PROTO_E_BAD_REQUEST, "one request at a time: an ADD is still waiting", false) == 0)
+                        conn_close(s, c);
+                return true;
+        }
+        if (n <= PROTO_MSG_MAX)
+                return false;
+        char msg[128];
+        metrics_inc(s->o.metrics, METRICS_BAD_REQUESTS);
+        snprintf(msg, sizeof msg, "message of %zd bytes exceeds the %d-byte limit", n, PROTO_MSG_MAX);
+        log_refusal(s, REFUSE_MESSAGE, "refused a message", c, msg);
+        send_error(s, c, PROTO_E_BAD_REQUEST, msg, false);
+        return true;
+}
+
 static void conn_readable(server *s, struct conn *c, char *buf) {
         ssize_t n = recv(c->fd, buf, PROTO_MSG_MAX + 1, MSG_TRUNC | MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
                 conn_close(s, c); /* the peer went away (a waiting ADD is simply dropped) */
                 return;
         }
-        if (n < 0)
+        if (n < 0 || refuse_message(s, c, n))
                 return;
-        if (c->refused) {
-                if (send_error(s, c, E_PERMISSION, "vpc-ipamd serves root (uid 0) only", false))
-                        conn_close(s, c);
-                return;
-        }
-        if (c->waiting) {
-                log_refusal(s, REFUSE_MESSAGE, "refused a message", c, "a request arrived while an ADD waits");
-                if (send_error(s, c, PROTO_E_BAD_REQUEST, "one request at a time: an ADD is still waiting", false))
-                        conn_close(s, c);
-                return;
-        }
-        if (n > PROTO_MSG_MAX) {
-                char msg[128];
-                metrics_inc(s->o.metrics, METRICS_BAD_REQUESTS);
-                snprintf(msg, sizeof msg, "message of %zd bytes exceeds the %d-byte limit", n, PROTO_MSG_MAX);
-                log_refusal(s, REFUSE_MESSAGE, "refused a message", c, msg);
-                send_error(s, c, PROTO_E_BAD_REQUEST, msg, false);
-                return;
-        }
         struct proto_request req;
         struct proto_error perr = { 0 };
         int r = proto_request_decode(buf, (size_t)n, &req, &perr);
@@ -600,7 +608,7 @@ static void expire(server *s) {
                         continue;
                 }
                 log_refusal(s, REFUSE_IDLE, "closed an idle client", c, "no request before the deadline");
-                if (send_error(s, c, PROTO_E_BAD_REQUEST, "no request arrived before the deadline", false))
+                if (send_error(s, c, PROTO_E_BAD_REQUEST, "no request arrived before the deadline", false) == 0)
                         conn_close(s, c);
         }
 }

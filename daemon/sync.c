@@ -423,16 +423,37 @@ static enum store_intent_state settle_eni(struct ipamd_ctx *o, const struct ec2_
         return STORE_INTENT_UNDONE;
 }
 
+/*
+ * Look up in EC2 the ENI an open intent was about: a create by its
+ * client-token tag, an attach or a delete by the ENI's id. 0 with *ret left
+ * NULL when there is none to look up: an assign or an unassign (the EC2
+ * pass already made the store match), or a kind only an older daemon wrote
+ * (detach_eni and the like: the EC2 pass covers it too, and leak cleanup
+ * deletes an ENI it left available).
+ */
+static int intent_eni(struct ipamd_ctx *o, const struct store_intent *it, struct ec2_result **ret) {
+        switch (it->kind) {
+        case STORE_INTENT_CREATE_ENI:
+                return it->client_token[0] ? find_by_token(o, it->client_token, ret) : 0;
+        case STORE_INTENT_ATTACH_ENI:
+        case STORE_INTENT_DELETE_ENI:
+                return it->eni_id[0] ? describe_id(o, it->eni_id, ret) : 0;
+        case STORE_INTENT_LEGACY:
+                log_warn("closing an interrupted operation of a kind this version no longer makes",
+                         LF_INT("intent", it->id), LF_STR("eni", it->eni_id));
+                return 0;
+        case STORE_INTENT_ASSIGN_IPS:
+        case STORE_INTENT_UNASSIGN_IPS:
+                break;
+        }
+        return 0;
+}
+
 static enum store_intent_state resolve(struct ipamd_ctx *o, const struct store_intent *it, struct sync_report *rep) {
         struct ec2_result *res = NULL;
-        int r;
-        if (strcmp(it->kind, "create_eni") == 0 && it->client_token[0])
-                r = find_by_token(o, it->client_token, &res);
-        else if (it->eni_id[0] && (strcmp(it->kind, "attach_eni") == 0 || strcmp(it->kind, "detach_eni") == 0 ||
-                                   strcmp(it->kind, "delete_eni") == 0))
-                r = describe_id(o, it->eni_id, &res);
-        else
-                return STORE_INTENT_DONE; /* assign/unassign/tag: the EC2 pass made the store match */
+        int r = intent_eni(o, it, &res);
+        if (r >= 0 && !res)
+                return STORE_INTENT_DONE;
         if (r == -ENOENT) {
                 if (it->eni_id[0])
                         (void)ctx_forget_eni(o, it->eni_id);
@@ -462,7 +483,7 @@ int sync_intents(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *er
                         continue;
                 }
                 rep->intents_resolved++;
-                log_info("resolved an interrupted operation", LF_STR("kind", its[i].kind),
+                log_info("resolved an interrupted operation", LF_STR("kind", store_intent_kind_name(its[i].kind)),
                          LF_STR("eni", its[i].eni_id), LF_STR("outcome", store_intent_state_name(st)));
         }
         free(its);

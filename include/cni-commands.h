@@ -3,8 +3,8 @@
  * input (cni-config.h) and the printed output (cni-result.h).
  *
  * A command returns 0 with ctx->out set to the JSON to print (or NULL for
- * commands that print nothing), or a negative value with ctx->code and
- * ctx->msg set to the CNI error to print. It never prints itself.
+ * commands that print nothing), or -EPROTO with ctx->code and ctx->msg set
+ * to the CNI error to print. It never prints itself.
  */
 #pragma once
 

@@ -5,7 +5,8 @@
  * free, assigned, in cooldown), the instance type's limits, the config, the
  * ADDs waiting for an address and what is already on its way; the output is
  * a short list of actions for the reconciler. The formulas are aws-node's
- * (../shared/reference/aws-vpc-cni.md §2) with four deliberate differences:
+ * (amazon-vpc-cni-k8s ipamd: WARM_ENI_TARGET, WARM_IP_TARGET,
+ * MINIMUM_IP_TARGET) with four deliberate differences:
  *
  *  1. Addresses in cooldown are not available. aws-node counts them, so a
  *     node that churns pods can sit on a pool of unusable addresses and

@@ -118,13 +118,28 @@ struct store_itype {
 
 enum store_intent_state { STORE_INTENT_OPEN, STORE_INTENT_DONE, STORE_INTENT_FAILED, STORE_INTENT_UNDONE };
 
-#define STORE_INTENT_KIND_MAX 32
+/*
+ * What an intent is about to do. The store persists each kind as a fixed
+ * string (create_eni, attach_eni, delete_eni, assign_ips, unassign_ips);
+ * STORE_INTENT_LEGACY stands for a kind only an older daemon wrote
+ * (detach_eni, set_delete_on_termination, tag_eni), read back but never
+ * written.
+ */
+enum store_intent_kind {
+        STORE_INTENT_LEGACY,
+        STORE_INTENT_CREATE_ENI,
+        STORE_INTENT_ATTACH_ENI,
+        STORE_INTENT_DELETE_ENI,
+        STORE_INTENT_ASSIGN_IPS,
+        STORE_INTENT_UNASSIGN_IPS,
+};
+
 #define STORE_TOKEN_MAX 65
 #define STORE_JSON_MAX 4096
 
 struct store_intent {
         int64_t id;
-        char kind[STORE_INTENT_KIND_MAX];   /* create_eni, attach_eni, assign_ips, ... */
+        enum store_intent_kind kind;
         char client_token[STORE_TOKEN_MAX]; /* empty when the call takes none */
         char eni_id[STORE_ID_MAX];
         char params[STORE_JSON_MAX];        /* JSON object */
@@ -244,8 +259,8 @@ int store_check(store *s, int64_t now_ms, struct errmsg *err);
 
 /* --- intents of EC2 mutations ------------------------------------------ */
 
-/* Record a mutation about to be made. client_token may be NULL. */
-int store_intent_begin(store *s, const char *kind, const char *client_token, const char *eni_id,
+/* Record a mutation about to be made. client_token may be NULL; -EINVAL for STORE_INTENT_LEGACY. */
+int store_intent_begin(store *s, enum store_intent_kind kind, const char *client_token, const char *eni_id,
                        const char *params_json, int64_t now_ms, int64_t *ret_id);
 /* Record its outcome (DONE, FAILED or UNDONE) with an optional JSON result. */
 int store_intent_end(store *s, int64_t id, enum store_intent_state state, const char *result_json,
@@ -253,6 +268,8 @@ int store_intent_end(store *s, int64_t id, enum store_intent_state state, const 
 /* Intents still open (a crash came between begin and end), oldest first. */
 int store_intents_open(store *s, struct store_intent **ret, size_t *ret_n);
 const char *store_intent_state_name(enum store_intent_state state);
+/* The string the store persists for kind ("legacy" for STORE_INTENT_LEGACY). */
+const char *store_intent_kind_name(enum store_intent_kind kind);
 
 /* --- instance types and metadata ---------------------------------------- */
 

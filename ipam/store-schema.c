@@ -112,7 +112,10 @@ static const char schema_v1[] =
         "CREATE TRIGGER addresses_block_fixed BEFORE UPDATE OF addr, block ON addresses"
         "  BEGIN SELECT RAISE(ABORT, 'an address never moves between blocks'); END;"
 
-        /* An EC2 mutation about to be made; resolved against EC2 after a crash. */
+        /* An EC2 mutation about to be made; resolved against EC2 after a crash. The
+         * kinds map to enum store_intent_kind (store.c); set_delete_on_termination,
+         * detach_eni and tag_eni are no longer written but stay legal, so that a
+         * store an older daemon left keeps opening. */
         "CREATE TABLE intents ("
         "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
         "  kind TEXT NOT NULL CHECK (kind IN ('create_eni', 'attach_eni', 'set_delete_on_termination',"

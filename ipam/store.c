@@ -150,12 +150,31 @@ static const char *const intent_state_names[] = {
         [STORE_INTENT_FAILED] = "failed", [STORE_INTENT_UNDONE] = "undone",
 };
 
+/* The on-disk strings: existing stores hold them, so they never change. */
+static const char *const intent_kind_names[] = {
+        [STORE_INTENT_LEGACY] = "legacy", [STORE_INTENT_CREATE_ENI] = "create_eni",
+        [STORE_INTENT_ATTACH_ENI] = "attach_eni", [STORE_INTENT_DELETE_ENI] = "delete_eni",
+        [STORE_INTENT_ASSIGN_IPS] = "assign_ips", [STORE_INTENT_UNASSIGN_IPS] = "unassign_ips",
+};
+
 const char *store_eni_state_name(enum store_eni_state state) {
         return (unsigned)state <= STORE_ENI_DETACHING ? eni_state_names[state] : "?";
 }
 
 const char *store_intent_state_name(enum store_intent_state state) {
         return (unsigned)state <= STORE_INTENT_UNDONE ? intent_state_names[state] : "?";
+}
+
+const char *store_intent_kind_name(enum store_intent_kind kind) {
+        return (unsigned)kind <= STORE_INTENT_UNASSIGN_IPS ? intent_kind_names[kind] : "?";
+}
+
+/* A kind this version does not write (an older daemon's) reads as STORE_INTENT_LEGACY. */
+static enum store_intent_kind intent_kind_parse(const char *s) {
+        for (unsigned k = STORE_INTENT_CREATE_ENI; k <= STORE_INTENT_UNASSIGN_IPS; k++)
+                if (strcmp(s, intent_kind_names[k]) == 0)
+                        return (enum store_intent_kind)k;
+        return STORE_INTENT_LEGACY;
 }
 
 static int eni_state_parse(const char *s, enum store_eni_state *ret) {
@@ -915,12 +934,13 @@ int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, 
 
 /* --- intents --------------------------------------------------------------- */
 
-int store_intent_begin(store *s, const char *kind, const char *client_token, const char *eni_id,
+int store_intent_begin(store *s, enum store_intent_kind kind, const char *client_token, const char *eni_id,
                        const char *params_json, int64_t now_ms, int64_t *ret_id) {
-        sqlite3_stmt *st = s && kind ? stmt(s, ST_INTENT_BEGIN) : NULL;
+        bool writable = kind > STORE_INTENT_LEGACY && kind <= STORE_INTENT_UNASSIGN_IPS;
+        sqlite3_stmt *st = s && writable ? stmt(s, ST_INTENT_BEGIN) : NULL;
         if (!st)
                 return -EINVAL;
-        sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, intent_kind_names[kind], -1, SQLITE_STATIC);
         bind_optional(st, 2, client_token);
         bind_optional(st, 3, eni_id);
         sqlite3_bind_text(st, 4, params_json ? params_json : "{}", -1, SQLITE_STATIC);
@@ -962,7 +982,8 @@ static void fill_intent(sqlite3_stmt *st, void *dst) {
         struct store_intent *it = dst;
         memset(it, 0, sizeof *it);
         it->id = sqlite3_column_int64(st, 0);
-        copy_col(it->kind, sizeof it->kind, st, 1);
+        const unsigned char *kind = sqlite3_column_text(st, 1);
+        it->kind = intent_kind_parse(kind ? (const char *)kind : "");
         copy_col(it->client_token, sizeof it->client_token, st, 2);
         copy_col(it->eni_id, sizeof it->eni_id, st, 3);
         copy_col(it->params, sizeof it->params, st, 4);

@@ -563,16 +563,18 @@ END_TEST
 START_TEST(test_intents) {
         store *s = fresh();
         int64_t a, b;
-        ck_assert_int_eq(store_intent_begin(s, "create_eni", "tok-1", NULL, "{\"ips\":9}", T0, &a), 0);
-        ck_assert_int_eq(store_intent_begin(s, "assign_ips", NULL, "eni-1", NULL, T0 + 1, &b), 0);
-        ck_assert_int_eq(store_intent_begin(s, "create_eni", "tok-1", NULL, "{}", T0, NULL), -EINVAL);
-        ck_assert_int_eq(store_intent_begin(s, "create_eni", "tok-2", NULL, "[1]", T0, NULL), -EINVAL);
-        ck_assert_int_eq(store_intent_begin(s, "reboot", NULL, NULL, "{}", T0, NULL), -EINVAL);
+        ck_assert_int_eq(store_intent_begin(s, STORE_INTENT_CREATE_ENI, "tok-1", NULL, "{\"ips\":9}", T0, &a), 0);
+        ck_assert_int_eq(store_intent_begin(s, STORE_INTENT_ASSIGN_IPS, NULL, "eni-1", NULL, T0 + 1, &b), 0);
+        ck_assert_int_eq(store_intent_begin(s, STORE_INTENT_CREATE_ENI, "tok-1", NULL, "{}", T0, NULL), -EINVAL);
+        ck_assert_int_eq(store_intent_begin(s, STORE_INTENT_CREATE_ENI, "tok-2", NULL, "[1]", T0, NULL), -EINVAL);
+        ck_assert_int_eq(store_intent_begin(s, STORE_INTENT_LEGACY, NULL, NULL, "{}", T0, NULL), -EINVAL);
+        ck_assert_int_eq(store_intent_begin(s, (enum store_intent_kind)99, NULL, NULL, "{}", T0, NULL), -EINVAL);
         struct store_intent *open = NULL;
         size_t n = 0;
         ck_assert_int_eq(store_intents_open(s, &open, &n), 0);
         ck_assert_uint_eq(n, 2);
-        ck_assert_str_eq(open[0].kind, "create_eni");
+        ck_assert_int_eq(open[0].kind, STORE_INTENT_CREATE_ENI);
+        ck_assert_int_eq(open[1].kind, STORE_INTENT_ASSIGN_IPS);
         ck_assert_str_eq(open[0].client_token, "tok-1");
         ck_assert_str_eq(open[0].params, "{\"ips\":9}");
         ck_assert_str_eq(open[1].eni_id, "eni-1");
@@ -583,6 +585,48 @@ START_TEST(test_intents) {
         ck_assert_int_eq(store_intents_open(s, &open, &n), 0);
         ck_assert_uint_eq(n, 1);
         ck_assert_int_eq(open[0].id, b);
+        free(open);
+        store_close(s);
+}
+END_TEST
+
+/* The kinds are stored as the strings older stores hold; a kind only an older
+ * daemon wrote reads back as STORE_INTENT_LEGACY, still open, so it gets closed. */
+START_TEST(test_intent_kinds_on_disk) {
+        store *s = fresh();
+        const enum store_intent_kind kinds[] = { STORE_INTENT_CREATE_ENI, STORE_INTENT_ATTACH_ENI,
+                                                 STORE_INTENT_DELETE_ENI, STORE_INTENT_ASSIGN_IPS,
+                                                 STORE_INTENT_UNASSIGN_IPS };
+        const char *names[] = { "create_eni", "attach_eni", "delete_eni", "assign_ips", "unassign_ips" };
+        for (size_t i = 0; i < 5; i++) {
+                ck_assert_int_eq(store_intent_begin(s, kinds[i], NULL, "eni-1", NULL, T0, NULL), 0);
+                ck_assert_str_eq(store_intent_kind_name(kinds[i]), names[i]);
+        }
+        store_close(s);
+        sqlite3 *db;
+        ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
+        sqlite3_stmt *st;
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT kind FROM intents ORDER BY id", -1, &st, NULL), SQLITE_OK);
+        for (size_t i = 0; i < 5; i++) {
+                ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+                ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), names[i]);
+        }
+        sqlite3_finalize(st);
+        ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO intents (kind, eni_id, params, state, created_ms)"
+                                          " VALUES ('detach_eni', 'eni-old', '{}', 'open', 0)", NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+        s = fresh();
+        struct store_intent *open = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_intents_open(s, &open, &n), 0);
+        ck_assert_uint_eq(n, 6);
+        for (size_t i = 0; i < 5; i++)
+                ck_assert_int_eq(open[i].kind, kinds[i]);
+        ck_assert_int_eq(open[5].kind, STORE_INTENT_LEGACY);
+        ck_assert_str_eq(open[5].eni_id, "eni-old");
+        ck_assert_str_eq(store_intent_kind_name(open[5].kind), "legacy");
+        ck_assert_int_eq(store_intent_end(s, open[5].id, STORE_INTENT_DONE, NULL, T0 + 1), 0);
         free(open);
         store_close(s);
 }
@@ -782,6 +826,7 @@ int main(void) {
         tcase_add_test(pool, test_plan_enis_counts);
         tcase_add_test(pool, test_begin_detach);
         tcase_add_test(pool, test_intents);
+        tcase_add_test(pool, test_intent_kinds_on_disk);
         tcase_add_test(pool, test_itype_and_meta);
         suite_add_tcase(s, pool);
         TCase *safety = tcase_create("safety");

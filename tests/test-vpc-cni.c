@@ -234,6 +234,10 @@ static void run_done(struct run *r) {
         r->json = NULL;
 }
 
+/* The variable naming the binary to run: VPC_CNI (as installed), or
+ * VPC_CNI_FAULTY (the test build that honours VPC_CNI_TEST_FAULT). */
+static const char *plugin_var = "VPC_CNI";
+
 static void child_exec(const char *stdin_text, int in[2], int out[2], char **envp) {
         (void)stdin_text;
         dup2(in[0], 0);
@@ -243,7 +247,7 @@ static void child_exec(const char *stdin_text, int in[2], int out[2], char **env
                 dup2(devnull, 2);
         close(in[1]);
         close(out[0]);
-        const char *bin = getenv("VPC_CNI");
+        const char *bin = getenv(plugin_var);
         execve(bin, (char *[]){ (char *)bin, NULL }, envp);
         _exit(127);
 }
@@ -444,7 +448,9 @@ START_TEST(test_add_after_failed_add) {
         fake_start(&f);
         set_pod("failing1", ns);
         snprintf(fault, sizeof fault, "VPC_CNI_TEST_FAULT=%d", DP_STEP_RULE_FROM);
+        plugin_var = "VPC_CNI_FAULTY";
         plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), fault, NULL);
+        plugin_var = "VPC_CNI";
         ck_assert_int_eq(r.status, 1);
         ck_assert_int_eq(code_of(&r), 100);
         ck_assert_ptr_nonnull(strstr(msg_of(&r), "add rule from pod"));
@@ -452,10 +458,11 @@ START_TEST(test_add_after_failed_add) {
         ck_assert_uint_eq(f.n_del_setup_failed, 1);             /* the address went back */
         ck_assert(clean_host());
         ck_assert_int_eq(testlib_sh("test $(nsenter --net=%s ip -o link show | wc -l) -eq 1", ns), 0);
-        /* the runtime's DEL after a failed ADD, then a fresh ADD */
+        /* the runtime's DEL after a failed ADD, then a fresh ADD: by the
+         * installed binary, which ignores VPC_CNI_TEST_FAULT */
         plugin(&r, conf("1.1.0", ""), ENV("DEL", env_id, env_ns), NULL);
         ck_assert_int_eq(r.status, 0);
-        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), fault, NULL);
         ck_assert_msg(r.status == 0, "ADD: %s", r.out);
         run_done(&r);
         /* ADD again for the same attachment: the interface exists, the

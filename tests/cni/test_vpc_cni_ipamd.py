@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "daemon"))
 from ipamd import Daemon, harness, wait_for  # noqa: E402
 
 CNI = os.environ.get("VPC_CNI", "")
+CNI_FAULTY = os.environ.get("VPC_CNI_FAULTY", "")  # the test build honouring VPC_CNI_TEST_FAULT
 
 
 class Node:
@@ -59,7 +60,8 @@ class Node:
                "CNI_PATH": "/opt/cni/bin",
                "CNI_ARGS": f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={cid};K8S_POD_UID=u-{cid};IgnoreUnknown=1"}
         env.update(env_extra or {})
-        p = subprocess.run(["ip", "netns", "exec", self.ns, CNI], env=env, input=json.dumps(conf),
+        binary = CNI_FAULTY if "VPC_CNI_TEST_FAULT" in env else CNI
+        p = subprocess.run(["ip", "netns", "exec", self.ns, binary], env=env, input=json.dumps(conf),
                            capture_output=True, text=True, timeout=60)
         out = json.loads(p.stdout) if p.stdout.strip() else None
         return p.returncode, out
@@ -413,7 +415,7 @@ def test_add_waits_for_a_restarting_daemon():
 
 
 if __name__ == "__main__":
-    if not CNI or not os.path.exists(CNI):
-        print("1..1\nok 1 - vpc-cni with vpc-ipamd # SKIP VPC_CNI is not set to the built plugin")
+    if not all(b and os.path.exists(b) for b in (CNI, CNI_FAULTY)):
+        print("1..1\nok 1 - vpc-cni with vpc-ipamd # SKIP VPC_CNI and VPC_CNI_FAULTY are not set to the built plugins")
         sys.exit(0)
     sys.exit(harness.run(globals()))

@@ -215,5 +215,34 @@ def test_sigkill_during_detach():
         w.down()
 
 
+def test_open_intent_of_an_older_daemon_is_closed():
+    """An older daemon wrote detach_eni intents; one left open (a crash) is
+    closed at the next start, with a log, and changes nothing in EC2."""
+    w = world()
+    d = Daemon(w, env={"MINIMUM_IP_TARGET": "9"})
+    try:
+        d.start()
+        converge(w, d, total=9, enis=1)
+        d.stop()
+        db = sqlite3.connect(d.db)
+        eni = db.execute("SELECT id FROM enis ORDER BY device_index LIMIT 1").fetchone()[0]
+        db.execute("INSERT INTO intents (kind, eni_id, params, state, created_ms)"
+                   " VALUES ('detach_eni', ?, '{}', 'open', 0)", (eni,))
+        db.commit()
+        db.close()
+        d2 = Daemon(w, env={"MINIMUM_IP_TARGET": "9"}).start()
+        converge(w, d2, total=9, enis=1)
+        d2.stop()
+        db = sqlite3.connect(d.db)
+        states = db.execute("SELECT state FROM intents WHERE kind = 'detach_eni'").fetchall()
+        db.close()
+        assert states == [("done",)], states
+        with open(d2.log) as f:
+            assert "no longer makes" in f.read()
+    finally:
+        stop_all()
+        w.down()
+
+
 if __name__ == "__main__":
     sys.exit(harness.run(globals()))
