@@ -19,9 +19,11 @@ up twice is counted once, so the count is of distinct (build, case) pairs.
   command (their cases would count twice), and each --failed-step (a build
   that failed) are failures.
 
-Prints each skip and failure, then a line per kind of suite and build
-("unit 412 passed (normal), 412 passed (asan); python 101 passed (normal);
-fuzz 5 targets passed (fuzz); 0 failed"), then exactly
+Prints each skip and failure (a failing case with the comment lines under
+it, its traceback, which meson's --print-errorlogs does not show for TAP; a
+suite that ended badly with its last lines), then a line per kind of suite
+and build ("unit 412 passed (normal), 412 passed (asan); python 101 passed
+(normal); fuzz 5 targets passed (fuzz); 0 failed"), then exactly
 "N passed, N failed[, N skipped]". Exits 1 on any failure or when nothing
 passed.
 
@@ -79,12 +81,35 @@ def load_json_lines(path, build, t):
     return recs
 
 
+def diagnostics(after, limit=40):
+    """The comment lines under a failing TAP case (its traceback), indented.
+
+    meson test --print-errorlogs shows a TAP test's stderr but not these."""
+    got = []
+    for line in after:
+        if CASE.match(line):
+            break
+        if line.startswith("#"):
+            got.append("    " + line)
+    if len(got) > limit:
+        got = got[:limit] + [f"    # ... {len(got) - limit} more lines in testlog.json"]
+    return "".join("\n" + g for g in got)
+
+
+def tail(rec, limit=20):
+    """The last lines a suite that ended badly wrote that are not TAP cases."""
+    text = (rec.get("stdout") or "").splitlines() + (rec.get("stderr") or "").splitlines()
+    got = [line for line in text if line.strip() and not CASE.match(line)][-limit:]
+    return "".join("\n    " + g for g in got)
+
+
 def count_tap(build, test, kind, rec, t):
     out = rec.get("stdout") or ""
     result = rec.get("result")
     label = f"{test} ({build})"
     n, any_fail = 0, False
-    for line in out.splitlines():
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
         m = CASE.match(line)
         if not m:
             continue
@@ -101,18 +126,19 @@ def count_tap(build, test, kind, rec, t):
             t.case(build, test, cid, "pass", label, kind)
         else:
             any_fail = True
-            t.case(build, test, cid, "fail", f"{label}: {line.strip()}", kind)
+            t.case(build, test, cid, "fail", f"{label}: {line.strip()}" + diagnostics(lines[i + 1:]), kind)
     if n == 0:
         plan = next((PLAN_SKIP.match(l) for l in out.splitlines() if PLAN_SKIP.match(l)), None)
         if plan and result == "SKIP":
             t.case(build, test, 0, "skip", f"{label}: whole suite # SKIP {plan.group(1) or 'no reason printed'}", kind)
         else:
             t.case(build, test, "end", "fail",
-                   f"{label}: printed no TAP case (ended {result}, exit {rec.get('returncode')})", kind)
+                   f"{label}: printed no TAP case (ended {result}, exit {rec.get('returncode')})" + tail(rec), kind)
         return
     if result not in ("OK", "SKIP") and not any_fail:
         t.case(build, test, "end", "fail",
-               f"{label}: every case passed but the suite ended {result} (exit {rec.get('returncode')})", kind)
+               f"{label}: every case passed but the suite ended {result} (exit {rec.get('returncode')})" + tail(rec),
+               kind)
 
 
 def count_plain(build, test, kind, rec, t):

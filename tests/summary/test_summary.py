@@ -72,11 +72,14 @@ def case_all_pass(tmp):
 
 
 def case_failing_case(tmp):
-    d = build(tmp, "normal", [t("log", "1..2\nok 1 - a\nnot ok 2 - b: boom\n", "FAIL", 1)])
+    d = build(tmp, "normal", [t("log", "1..3\nok 1 - a\nnot ok 2 - b: boom\n# Traceback:\n#   AssertionError: x\n"
+                                       "ok 3 - c\n# not b's\n", "FAIL", 1)])
     rc, out = summary([("normal", d)], statuses={"normal": 1})
     assert rc == 1, out
-    assert "FAILED: log (normal): not ok 2 - b: boom" in out, out
-    assert out[-1] == "1 passed, 1 failed", out
+    i = out.index("FAILED: log (normal): not ok 2 - b: boom")
+    assert out[i + 1:i + 3] == ["    # Traceback:", "    #   AssertionError: x"], out   # its traceback, shown
+    assert "    # not b's" not in out, out
+    assert out[-1] == "2 passed, 1 failed", out
 
 
 def case_crash_after_ok_cases(tmp):
