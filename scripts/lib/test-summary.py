@@ -234,6 +234,8 @@ def main(argv):
         t.problem(step)
     for name, bdir, status in a.build:
         count_build(name, bdir, int(status), t)
+    if not a.build:
+        t.problem("no build ran a test (did a selector match nothing?)")
 
     passed = sum(1 for v in t.cases.values() if v[0] == "pass")
     skipped = [v[1] for v in t.cases.values() if v[0] == "skip"]

@@ -175,6 +175,11 @@ def case_failed_build_step(tmp):
     assert out[-1] == "2 passed, 1 failed", out
 
 
+def case_nothing_ran(tmp):
+    rc, out = summary([])
+    assert rc == 1 and out[-1] == "0 passed, 1 failed", out
+
+
 def case_plain_test_failing(tmp):
     d = build(tmp, "fuzz", [t("fuzz-imds", "crash-123\n", "FAIL", 1, protocol="exitcode", suite=("fuzz",))])
     rc, out = summary([("fuzz", d)], statuses={"fuzz": 1})
