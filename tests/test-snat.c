@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <nftables/libnftables.h>
 
@@ -369,30 +368,6 @@ START_TEST(test_kernel_replace_in_place) {
 }
 END_TEST
 
-/* A figure, not a bound: what one replacement transaction costs. */
-START_TEST(test_kernel_replace_cost) {
-        enter_netns();
-        snat *s = NULL;
-        ck_assert_int_eq(snat_new(&s, NULL), 0);
-        struct snat_input a = base_input(), b = base_input();
-        snat_parse_cidrs("V", "192.168.0.0/16,172.16.0.0/12", &b.cfg, NULL);
-        struct timespec t0, t1;
-        enum { N = 50 };
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        for (int i = 0; i < N; i++)
-                apply_ok(s, i % 2 ? &b : &a);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        double ms = ((t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6) / N;
-        printf("# snat_apply with a changed input: %.2f ms per table replacement (%d runs)\n", ms, N);
-        fflush(stdout);
-        char *t = list_table();
-        ck_assert_ptr_nonnull(t);
-        assert_has(t, "172.16.0.0/12");
-        free(t);
-        snat_free(s);
-}
-END_TEST
-
 START_TEST(test_kernel_foreign_rule_kept) {
         enter_netns();
         /* someone else's rule at 1024 with another mark is not ours to delete */
@@ -417,7 +392,6 @@ int main(int argc, char **argv) {
                 tcase_add_test(tc, test_kernel_every_combination);
                 tcase_add_test(tc, test_kernel_replace_in_place);
                 tcase_add_test(tc, test_kernel_foreign_rule_kept);
-                tcase_add_test(tc, test_kernel_replace_cost);
         } else {
                 tcase_add_test(tc, test_parse_random);
                 tcase_add_test(tc, test_parse_cidrs);
