@@ -15,13 +15,17 @@ a locally built pause image). Checks:
   (the second with an empty CNI_NETNS and no prevResult) and both succeed;
 - hostPort: a sandbox with a port mapping, through the conflist the
   DaemonSet deploys (scripts/deploy/10-vpc-cni.conflist: vpc-cni, then
-  Debian's portmap with "snat": true): a listener in the pod answers on the
-  node's address and on 127.0.0.1 at the host port, from the node; before
-  RunPodSandbox and after StopPodSandbox that port refuses.
+  Debian's portmap with "snat": true, then bandwidth): a listener in the pod
+  answers on the node's address and on 127.0.0.1 at the host port, from the
+  node; before RunPodSandbox and after StopPodSandbox that port refuses;
+- bandwidth: a sandbox with the kubernetes.io/{ingress,egress}-bandwidth
+  annotations gets the bandwidth plugin's tbf on its host veth and an ifb
+  for its egress, found from vpc-cni's result (interfaces with sandbox);
+  both go with the sandbox.
 
-Both paths use the deployed conflist (ctr finds portmap in /usr/lib/cni,
-the CRI plugin in its bin_dir); portmap's iptables rules land in the node's
-namespace, which the world deletes.
+Both paths use the deployed conflist (ctr finds the chained plugins in
+/usr/lib/cni, the CRI plugin in its bin_dir); portmap's iptables rules and
+bandwidth's qdiscs land in the node's namespace, which the world deletes.
 
 When containerd cannot run here every case SKIPs with the reason.
 """
@@ -49,8 +53,10 @@ DEPLOYED = os.path.join(HERE, "..", "..", "scripts", "deploy", "10-vpc-cni.confl
 
 class ChainedContainerd(ctrd.Containerd):
     """ctrd.Containerd with the DaemonSet's conflist (the template filled in as
-    the entrypoint does, the plugin's log in the test's dir) and portmap beside
-    the vpc-cni wrapper in the CRI plugin's bin_dir."""
+    the entrypoint does, the plugin's log in the test's dir, and bandwidth
+    after portmap as ENABLE_BANDWIDTH_PLUGIN=true adds it: test_entrypoint_ipamd
+    checks that entry) and portmap and bandwidth beside the vpc-cni wrapper in
+    the CRI plugin's bin_dir."""
 
     def __init__(self, workdir, node_ns, plugin, plugin_conf, socket):
         super().__init__(workdir, node_ns, plugin, plugin_conf)
@@ -58,11 +64,13 @@ class ChainedContainerd(ctrd.Containerd):
 
     def _files(self):
         super()._files()
-        os.symlink("/usr/lib/cni/portmap", os.path.join(self.d, "cni-bin", "portmap"))
+        for plugin in ("portmap", "bandwidth"):
+            os.symlink("/usr/lib/cni/" + plugin, os.path.join(self.d, "cni-bin", plugin))
         with open(DEPLOYED) as f:
             conf = json.loads(f.read().replace("@VPC_IPAM_SOCKET@", self.socket).replace("@VETH_PREFIX@", "eni"))
         assert [p["type"] for p in conf["plugins"]] == ["vpc-cni", "portmap"], conf
         conf["plugins"][0].update(self.plugin_conf)
+        conf["plugins"].append({"type": "bandwidth", "capabilities": {"bandwidth": True}})
         with open(os.path.join(self.d, "cni-conf", "10-vpc.conflist"), "w") as f:
             json.dump(conf, f)
 
@@ -313,6 +321,52 @@ def test_cri_hostport_reaches_the_pod_from_the_node():
     calls = [c for c in e.c.calls()[calls0:] if not c.startswith(("STATUS", "VERSION"))]
     assert calls == [f"ADD id={sid} netns={netns} prev=no", f"DEL id={sid} netns={netns} prev=yes",
                      f"DEL id={sid} netns= prev=no"], calls
+    wait_for(lambda: e.host_state() == ([], []), timeout=5, what=f"no veth or rule left: {e.host_state()}")
+
+
+def qdiscs(e):
+    """{device: [qdisc kinds]} in the node's namespace, for tbf and ingress only."""
+    out = {}
+    for q in json.loads(e.node("tc", "-j", "qdisc", "show").stdout or "[]"):
+        if q.get("kind") in ("tbf", "ingress"):
+            out.setdefault(q["dev"], []).append(q["kind"])
+    return out
+
+
+def test_cri_bandwidth_annotations_shape_the_pod():
+    """bandwidth, chained after vpc-cni and portmap, finds the pod's host veth
+    from vpc-cni's result: ingress shaped by a tbf on it, egress redirected to
+    an ifb with a tbf; StopPodSandbox takes both away."""
+    e = env()
+    if subprocess.run([SYS_PYTHON, "-c", "import grpc"], capture_output=True).returncode != 0:
+        raise harness.Skip(f"{SYS_PYTHON} has no grpc module (Debian python3-grpcio, scripts/deps)")
+    before = qdiscs(e)
+    sid = cri("runp", "web-bw", "uid-web-bw", "shop", "/vpc-ipam-ctrd",
+              "kubernetes.io/ingress-bandwidth=10M", "kubernetes.io/egress-bandwidth=20M")["id"]
+    try:
+        assert cri("status", sid)["state"] == 0
+        veths, _ = e.host_state()
+        assert len(veths) == 1, veths
+        added = {dev: kinds for dev, kinds in qdiscs(e).items() if before.get(dev) != kinds}
+        ifbs = [dev for dev in added if dev != veths[0]]
+        # ingress: tbf on the host veth (traffic towards the pod); egress: the
+        # veth's ingress redirected to an ifb that has the tbf.
+        assert sorted(added.get(veths[0], [])) == ["ingress", "tbf"] and len(ifbs) == 1 and \
+            added[ifbs[0]] == ["tbf"], added
+        rates = {}
+        for dev in (veths[0], ifbs[0]):
+            for q in json.loads(e.node("tc", "-j", "qdisc", "show", "dev", dev).stdout):
+                if q["kind"] == "tbf":
+                    rates[dev] = q["options"]["rate"]
+        assert rates == {veths[0]: 10_000_000 // 8, ifbs[0]: 20_000_000 // 8}, rates
+        print(f"# bandwidth: {added}, rates {rates} bytes/s", flush=True)
+        cri("stopp", sid)
+        assert qdiscs(e) == before, (before, qdiscs(e))
+        links = [x["ifname"] for x in json.loads(e.node("ip", "-j", "link", "show").stdout)]
+        assert ifbs[0] not in links, links
+        cri("rmp", sid)
+    finally:
+        cri_cleanup(sid)
     wait_for(lambda: e.host_state() == ([], []), timeout=5, what=f"no veth or rule left: {e.host_state()}")
 
 
