@@ -631,6 +631,8 @@ def t_install():
         assert "ExecStart=/usr/bin/vpc-ipamd\n" in unit and "@" not in unit
         c = json.load(open(os.path.join(root, "etc/cni/net.d/10-vpc-cni.conflist")))
         assert c["plugins"][0]["socket"] == daemon_rows()["VPC_IPAM_SOCKET"]
+        # No portmap is installed here, so none is chained.
+        assert [p["type"] for p in c["plugins"]] == ["vpc-cni"], c["plugins"]
         # Again: nothing rewritten (same inode and mtime), and it says so.
         r = install(root, "--prefix", "/usr")
         assert snapshot(root) == first, "a second run changed files"
