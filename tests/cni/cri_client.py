@@ -6,7 +6,9 @@ lives) and encodes the few protobuf messages it needs by hand: field numbers
 from kubernetes/cri-api pkg/apis/runtime/v1/api.proto.
 
     cri_client.py SOCKET version
-    cri_client.py SOCKET runp NAME UID NAMESPACE CGROUP_PARENT   -> {"id": ...}
+    cri_client.py SOCKET runp NAME UID NAMESPACE CGROUP_PARENT [HOSTPORT:PORT | KEY=VALUE ...]
+                                                                 -> {"id": ...}
+      (HOSTPORT:PORT a TCP port mapping, KEY=VALUE an annotation)
     cri_client.py SOCKET status ID                               -> {"state": 0|1, "ip": ...}
     cri_client.py SOCKET stopp ID | rmp ID                       -> {}
     cri_client.py SOCKET list                                    -> {"ids": [...]}
@@ -77,10 +79,17 @@ def first(msg, num, default=b""):
     return msg.get(num, [default])[0]
 
 
-def run_pod_sandbox(call, name, uid, namespace, cgroup_parent):
+def run_pod_sandbox(call, name, uid, namespace, cgroup_parent, *extra):
     metadata = field(1, name) + field(2, uid) + field(3, namespace) + field(4, 0)
     linux = field(1, cgroup_parent)                         # LinuxPodSandboxConfig.cgroup_parent
     config = field(1, metadata) + field(2, name) + field(8, linux)
+    for x in extra:
+        if "=" in x:                                        # PodSandboxConfig.annotations, a map entry
+            key, value = x.split("=", 1)
+            config += field(7, field(1, key) + field(2, value))
+        else:                                               # PodSandboxConfig.port_mappings, TCP (0)
+            host, container = (int(p) for p in x.split(":"))
+            config += field(5, field(1, 0) + field(2, container) + field(3, host))
     reply = parse(call("RunPodSandbox", field(1, config)))
     return {"id": first(reply, 1).decode()}
 

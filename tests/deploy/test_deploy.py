@@ -385,7 +385,10 @@ def t_security_and_probes():
 
 def t_conflist():
     c = conflist()
-    assert c["cniVersion"] and c["name"] and len(c["plugins"]) == 1
+    assert c["cniVersion"] and c["name"]
+    # vpc-cni, then portmap as in aws-node's conflist (the entrypoint adds bandwidth on request).
+    assert [x["type"] for x in c["plugins"]] == ["vpc-cni", "portmap"], c["plugins"]
+    assert c["plugins"][1] == {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}
     p = c["plugins"][0]
     rows = daemon_rows()
     assert p["type"] == "vpc-cni"
@@ -447,6 +450,10 @@ def t_containerfile():
             owner = subprocess.run(["dpkg", "-S", f"*/{so}"], capture_output=True, text=True).stdout
             pkgs = {line.split(":")[0] for line in owner.splitlines()}
             assert pkgs & (run_pkgs | {"libc6"}), f"{os.path.basename(binary)} needs {so} ({pkgs}), not installed"
+    # The plugins the conflist chains after vpc-cni go beside it, from Debian's package.
+    assert "containernetworking-plugins" in build_pkgs, "portmap and bandwidth come from containernetworking-plugins"
+    assert re.search(r'install -m 0755 /usr/lib/cni/portmap /usr/lib/cni/bandwidth "\$cni/"', stages[0]), \
+        "portmap and bandwidth are not copied beside vpc-cni"
     # Every folder the top-level meson.build enters is copied in.
     copied = set(re.findall(r"^COPY (\S+) \1$", stages[0], re.M))
     for d in re.findall(r"subdir\('(\w[\w-]*)'\)", read("meson.build")) + ["include"]:
@@ -495,7 +502,8 @@ def entrypoint_sandbox(d, daemon_script):
     write_exe(os.path.join(d, "bin", "vpc-ipamctl"),
               f'#!/bin/sh\n[ "$1" = --socket ] && [ "$3" = status ] || exit 2\necho "$2" >> {d}/polls\n'
               f'[ -e {d}/serving ]\n')
-    write_exe(os.path.join(d, "libexec", "vpc-cni"), "#!/bin/sh\necho plugin\n")
+    for plugin in ("vpc-cni", "portmap", "bandwidth"):
+        write_exe(os.path.join(d, "libexec", plugin), f"#!/bin/sh\necho {plugin}\n")
     with open(os.path.join(d, "libexec", "vpc-cni.lib", "libfake.so.1"), "w") as f:
         f.write("lib")
     shutil.copy(os.path.join(DEPLOY, "10-vpc-cni.conflist"), os.path.join(d, "share"))
@@ -623,6 +631,8 @@ def t_install():
         assert "ExecStart=/usr/bin/vpc-ipamd\n" in unit and "@" not in unit
         c = json.load(open(os.path.join(root, "etc/cni/net.d/10-vpc-cni.conflist")))
         assert c["plugins"][0]["socket"] == daemon_rows()["VPC_IPAM_SOCKET"]
+        # No portmap is installed here, so none is chained.
+        assert [p["type"] for p in c["plugins"]] == ["vpc-cni"], c["plugins"]
         # Again: nothing rewritten (same inode and mtime), and it says so.
         r = install(root, "--prefix", "/usr")
         assert snapshot(root) == first, "a second run changed files"

@@ -9,6 +9,13 @@ run with the written conflist, as a runtime runs it, wires a pod (ADD) and
 unwires it (DEL), that SIGTERM stops both cleanly, that a bad variable is
 refused by `vpc-ipamd -n` before anything is installed, and that a daemon
 that cannot start (EC2 unreachable) leaves no conflist and its exit status.
+The take-over of /etc/cni/net.d: aws-node's 10-aws.conflist and a 05-foo.conf
+(both sort before ours, so containerd would use them) are renamed to
+*.vpc-ipam.bak once the daemon serves, a 99-later.conflist is left, the log
+names each move, a restart moves nothing more, and a 10-aws.conflist written
+again is moved beside the first backup, not over it; portmap (and bandwidth
+with ENABLE_BANDWIDTH_PLUGIN=true) are installed and chained after vpc-cni;
+VPC_IPAM_CNI_EXCLUSIVE=false only warns.
 TAP on stdout; SKIPs without root.
 """
 
@@ -29,6 +36,7 @@ import harness  # noqa: E402
 ENTRYPOINT = os.path.join(HERE, "..", "..", "scripts", "deploy", "entrypoint")
 IPAMD = os.environ.get("VPC_IPAMD", "")
 CNI = os.environ.get("VPC_CNI", "")
+CHAINED = ("portmap", "bandwidth")
 
 
 class Node:
@@ -43,6 +51,8 @@ class Node:
         shutil.copy(IPAMD, os.path.join(img, "bin"))
         shutil.copy(os.path.join(os.path.dirname(IPAMD), "vpc-ipamctl"), os.path.join(img, "bin"))
         shutil.copy(CNI, os.path.join(img, "libexec"))
+        for plugin in CHAINED:        # what the Containerfile copies from containernetworking-plugins
+            shutil.copy(os.path.join("/usr/lib/cni", plugin), os.path.join(img, "libexec"))
         shutil.copy(os.path.join(HERE, "..", "..", "scripts", "deploy", "10-vpc-cni.conflist"),
                     os.path.join(img, "share"))
         w = world.w
@@ -68,7 +78,8 @@ class Node:
         self.log = os.path.join(self.dir, "entrypoint.log")
         self.proc = None
 
-    def start(self):
+    def start(self, log="entrypoint.log"):
+        self.log = os.path.join(self.dir, log)
         self.proc = subprocess.Popen(["ip", "netns", "exec", self.world.node_ns(0), ENTRYPOINT], env=self.env,
                                      stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
         self.t0 = time.monotonic()
@@ -92,6 +103,9 @@ class Node:
 def setup():
     if not IPAMD or not CNI:
         raise RuntimeError("VPC_IPAMD and VPC_CNI must name the built binaries")
+    for plugin in CHAINED:
+        if not os.path.exists(os.path.join("/usr/lib/cni", plugin)):
+            raise RuntimeError(f"/usr/lib/cni/{plugin} is missing: containernetworking-plugins (scripts/deps)")
     return harness.WorldFixture(nodes=1, fast=False)
 
 
@@ -191,6 +205,130 @@ def test_ec2_unreachable_no_conflist(world):
         assert not os.path.exists(n.conflist), "conflist written although the daemon never served"
     finally:
         n.close()
+
+
+AWS_CONFLIST = {"cniVersion": "0.4.0", "name": "aws-cni", "disableCheck": True, "plugins": [
+    {"type": "aws-cni", "vethPrefix": "eni", "mtu": "9001"},
+    {"type": "egress-cni", "enabled": "false"},
+    {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}]}
+
+
+def populate(n, files):
+    """Write {name: text} into the host's /etc/cni/net.d."""
+    d = os.path.dirname(n.conflist)
+    os.makedirs(d, exist_ok=True)
+    for name, text in files.items():
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+
+
+def net_d(n):
+    """{name: content} of the host's /etc/cni/net.d."""
+    d = os.path.dirname(n.conflist)
+    out = {}
+    for name in os.listdir(d):
+        with open(os.path.join(d, name)) as f:
+            out[name] = f.read()
+    return out
+
+
+def runtime_pick(n):
+    """The file containerd (go-cni, max_conf_num 1) loads: the first CNI configuration in byte order."""
+    return sorted(f for f in os.listdir(os.path.dirname(n.conflist))
+                  if f.endswith((".conf", ".conflist", ".json")))[0]
+
+
+def serve_then_stop(n, log):
+    """Start the entrypoint, wait until it has written our conflist, SIGTERM it;
+    the log's text. (The moves follow the write in the same shell, which runs
+    them to the end before it waits for the daemon: all are done on exit.)"""
+    n.start(log)
+    harness.wait_for(lambda: "vpc-ipamd is serving; wrote" in n.text() or n.proc.poll() is not None,
+                     timeout=60, what="the conflist written")
+    assert n.proc.poll() is None, f"entrypoint exited {n.proc.returncode}: {n.text()[-800:]}"
+    n.proc.send_signal(signal.SIGTERM)
+    rc = n.proc.wait(timeout=30)
+    assert rc == 0, f"exit {rc}: {n.text()[-800:]}"
+    return n.text()
+
+
+def test_takeover_moves_configs_that_sort_before_ours(world):
+    n = Node(world)
+    aws = json.dumps(AWS_CONFLIST, indent=2)
+    foo = '{"cniVersion": "0.3.1", "name": "foo", "type": "bridge"}'
+    later = '{"cniVersion": "1.0.0", "name": "later", "plugins": [{"type": "ptp"}]}'
+    populate(n, {"10-aws.conflist": aws, "05-foo.conf": foo, "99-later.conflist": later,
+                 "README": "not a CNI configuration"})
+    try:
+        text = serve_then_stop(n, "first.log")
+        files = net_d(n)
+        assert files.get("10-aws.conflist.vpc-ipam.bak") == aws and files.get("05-foo.conf.vpc-ipam.bak") == foo, \
+            sorted(files)
+        assert files.get("99-later.conflist") == later and files.get("README") == "not a CNI configuration"
+        assert sorted(files) == sorted(["05-foo.conf.vpc-ipam.bak", "10-aws.conflist.vpc-ipam.bak",
+                                        "10-vpc-cni.conflist", "99-later.conflist", "README"]), sorted(files)
+        assert runtime_pick(n) == "10-vpc-cni.conflist"
+        for name in ("10-aws.conflist", "05-foo.conf"):
+            assert f"moved /etc/cni/net.d/{name} aside to {name}.vpc-ipam.bak" in text, text
+        assert "99-later" not in text and "README" not in text, text
+        c = json.loads(files["10-vpc-cni.conflist"])
+        assert [p["type"] for p in c["plugins"]] == ["vpc-cni", "portmap"], c
+        assert c["plugins"][1] == {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}
+        assert "(vpc-cni, portmap)" in text, text
+        bindir = os.path.dirname(n.plugin)
+        for plugin in CHAINED:
+            installed = os.path.join(bindir, plugin)
+            assert os.access(installed, os.X_OK), plugin
+            assert open(installed, "rb").read() == open(os.path.join("/usr/lib/cni", plugin), "rb").read(), plugin
+        assert not [f for f in os.listdir(bindir) if f.startswith(".")], os.listdir(bindir)
+
+        # A restart: nothing more to move, nothing else changed.
+        text = serve_then_stop(n, "second.log")
+        assert net_d(n) == files, sorted(net_d(n))
+        assert "moved /etc/cni" not in text, text
+
+        # aws-node (not deleted) wrote its conflist again, with other content: it
+        # is moved beside the first backup, which keeps its content.
+        aws2 = aws.replace('"9001"', '"1500"')
+        populate(n, {"10-aws.conflist": aws2})
+        text = serve_then_stop(n, "third.log")
+        again = net_d(n)
+        assert again.get("10-aws.conflist.vpc-ipam.bak") == aws, sorted(again)
+        assert again.get("10-aws.conflist.vpc-ipam.bak.1") == aws2, sorted(again)
+        assert "10-aws.conflist" not in again and runtime_pick(n) == "10-vpc-cni.conflist"
+        assert "moved /etc/cni/net.d/10-aws.conflist aside to 10-aws.conflist.vpc-ipam.bak.1" in text, text
+    finally:
+        n.close()
+
+
+def test_bandwidth_and_not_exclusive(world):
+    n = Node(world, ENABLE_BANDWIDTH_PLUGIN="true", VPC_IPAM_CNI_EXCLUSIVE="false")
+    aws = json.dumps(AWS_CONFLIST)
+    populate(n, {"10-aws.conflist": aws})
+    try:
+        text = serve_then_stop(n, "bandwidth.log")
+        files = net_d(n)
+        assert sorted(files) == ["10-aws.conflist", "10-vpc-cni.conflist"] and files["10-aws.conflist"] == aws, \
+            sorted(files)
+        assert "warning: /etc/cni/net.d/10-aws.conflist sorts before 10-vpc-cni.conflist" in text, text
+        assert "moved /etc/cni" not in text, text
+        c = json.loads(files["10-vpc-cni.conflist"])
+        assert [p["type"] for p in c["plugins"]] == ["vpc-cni", "portmap", "bandwidth"], c
+        assert c["plugins"][2] == {"type": "bandwidth", "capabilities": {"bandwidth": True}}, c
+        assert "(vpc-cni, portmap, bandwidth)" in text, text
+    finally:
+        n.close()
+    # A value that is not a boolean is refused before anything is installed.
+    for name in ("ENABLE_BANDWIDTH_PLUGIN", "VPC_IPAM_CNI_EXCLUSIVE"):
+        n = Node(world, **{name: "yes"})
+        try:
+            n.start()
+            rc = n.proc.wait(timeout=30)
+            assert rc == 2, f"{name}: exit {rc}: {n.text()}"
+            assert f"invalid configuration: {name}=yes: not a boolean" in n.text(), n.text()
+            assert not os.path.exists(n.plugin) and not os.path.exists(n.conflist), f"{name}: installed"
+        finally:
+            n.close()
 
 
 if __name__ == "__main__":
