@@ -20,6 +20,15 @@ from harness import VPC_WORLD, wait_for
 from vpcworld import netns
 
 
+def _alive(pid):
+    """True while pid runs (a zombie counts as gone: it can do nothing more)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def _ours(prefix):
     return [n for n in netns.list_netns() if n.startswith(prefix + "-")]
 
@@ -95,8 +104,10 @@ def test_sigterm_to_the_server_tears_down():
     W = harness.WorldFixture(nodes=1)
     try:
         os.kill(W.w["server_pid"], signal.SIGTERM)
-        wait_for(lambda: _ours(W.prefix) == [], timeout=10, what="the server's own teardown")
-        assert not os.path.exists(os.path.join(W.dir, "world.json"))
+        # The server deletes the namespaces, then world.json: wait for the last step.
+        wait_for(lambda: not os.path.exists(os.path.join(W.dir, "world.json")), timeout=10,
+                 what="the server's own teardown")
+        assert _ours(W.prefix) == []
     finally:
         W.down()
 
@@ -104,8 +115,8 @@ def test_sigterm_to_the_server_tears_down():
 def test_kill_9_after_up_then_down_cleans():
     W = harness.WorldFixture(nodes=2)
     os.kill(W.w["server_pid"], signal.SIGKILL)
-    time.sleep(0.1)
-    assert len(_ours(W.prefix)) == 4
+    wait_for(lambda: not _alive(W.w["server_pid"]), timeout=10, what="the killed server to be gone")
+    assert len(_ours(W.prefix)) == 4  # a killed server tears nothing down
     W.down()
     assert _ours(W.prefix) == []
 
