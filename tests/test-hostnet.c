@@ -24,8 +24,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/fib_rules.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
@@ -193,6 +196,23 @@ START_TEST(test_find_link_by_mac) {
 }
 END_TEST
 
+/* Whether a process is blocked in poll(2) now (its first thread, as /proc says). */
+static bool in_poll(pid_t pid) {
+        char path[64];
+        long nr = -1;
+        snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return false;
+        bool got = fscanf(f, "%ld", &nr) == 1;
+        fclose(f);
+#ifdef SYS_poll
+        if (got && nr == SYS_poll)
+                return true;
+#endif
+        return got && nr == SYS_ppoll;
+}
+
 /* A link that appears while we wait (an attach completing) is found as soon
  * as the kernel announces it; one that never comes times out, named. */
 START_TEST(test_wait_link_by_mac) {
@@ -204,7 +224,12 @@ START_TEST(test_wait_link_by_mac) {
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
-                usleep(300 * 1000);
+                /* the link comes once the parent waits for it (blocked in poll), not before */
+                int i = 0;
+                for (; i < 2000 && !in_poll(getppid()); i++)
+                        usleep(5000);
+                if (i == 2000)
+                        _exit(2);
                 _exit(testlib_sh("ip link add eth1 address %s type veth peer name vpc1 netns %s", MAC1, vpc) == 0 ? 0 : 1);
         }
         struct timespec t0, t1;
@@ -214,6 +239,7 @@ START_TEST(test_wait_link_by_mac) {
         ck_assert_msg(t1.tv_sec - t0.tv_sec < 15, "woken by the timeout, not by the link's arrival");
         int status;
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 2, "the wait never blocked in poll(2)");
         ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         ck_assert_msg(r == 0, "%s", errmsg_text(&err, r));
         ck_assert_str_eq(name, "eth1");
@@ -398,23 +424,48 @@ static int monitor_open(void) {
         return fd;
 }
 
-/* How many notifications are waiting; types of the first few in what. */
+/* A rule nothing else uses: added and deleted after the run under test, its
+ * deletion is the last notification the monitor can get for that run. */
+#define SENTINEL_PRIO 31999
+
+static bool is_sentinel(const struct nlmsghdr *m, int type) {
+        if (m->nlmsg_type != type || m->nlmsg_len < NLMSG_LENGTH(sizeof(struct fib_rule_hdr)))
+                return false;
+        int len = (int)m->nlmsg_len - NLMSG_LENGTH(sizeof(struct fib_rule_hdr));
+        for (struct rtattr *a = (struct rtattr *)((char *)NLMSG_DATA(m) + NLMSG_ALIGN(sizeof(struct fib_rule_hdr)));
+             RTA_OK(a, len); a = RTA_NEXT(a, len))
+                if (a->rta_type == FRA_PRIORITY && RTA_PAYLOAD(a) >= sizeof(uint32_t))
+                        return *(uint32_t *)RTA_DATA(a) == SENTINEL_PRIO;
+        return false;
+}
+
+/* The notifications before the sentinel's, counted (types of the first few
+ * in what): netlink delivers in order, so once the sentinel's deletion is
+ * read, every event of the run before it has been read too. */
 static int monitor_drain(int fd, char what[static 128]) {
+        ck_assert_int_eq(testlib_sh("ip rule add prio %d lookup %d && ip rule del prio %d", SENTINEL_PRIO,
+                                    SENTINEL_PRIO, SENTINEL_PRIO), 0);
         char buf[1 << 16];
         int n = 0;
         size_t len = 0;
         what[0] = '\0';
         for (int i = 0; i < 1000; i++) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                ck_assert_msg(poll(&p, 1, 5000) == 1, "no sentinel rule event within 5 s");
                 ssize_t got = recv(fd, buf, sizeof buf, 0);
-                if (got <= 0)
-                        break;
+                ck_assert_int_gt(got, 0);
                 for (struct nlmsghdr *m = (struct nlmsghdr *)buf; NLMSG_OK(m, (size_t)got); m = NLMSG_NEXT(m, got)) {
+                        if (is_sentinel(m, RTM_DELRULE))
+                                return n;
+                        if (is_sentinel(m, RTM_NEWRULE))
+                                continue;
                         if (len < 100)
                                 len += (size_t)snprintf(what + len, 128 - len, " type=%u", m->nlmsg_type);
                         n++;
                 }
         }
-        return n;
+        ck_abort_msg("the sentinel rule's deletion never came");
+        return -1;
 }
 
 /* The node's state as `ip` prints it, with the asynchronous operstate cut out. */
@@ -459,7 +510,6 @@ START_TEST(test_setup_is_idempotent) {
         int mon = monitor_open();
         for (size_t i = 0; i < 3; i++)
                 setup_ok(h, &e[i]);
-        usleep(100 * 1000);
         char events[128];
         int n = monitor_drain(mon, events);
         ck_assert_msg(n == 0, "the second run made %d netlink events:%s", n, events);

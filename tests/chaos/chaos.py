@@ -6,19 +6,29 @@ namespaces wired by the real vpc-cni binary) as a runtime would: an ADD that
 fails is followed by a DEL, then retried later. Meanwhile the emulator injects
 throttling, 5xx, timeouts and lost responses, and a killer thread SIGKILLs
 vpc-ipamd at random moments and restarts it. After each restart (workers
-paused) and at the end, the store, the kernel and EC2 are compared:
+paused) and at the end, the store, the kernel and EC2 are compared as
+sets of addresses, ENI by ENI:
 
-  - no address held by two pods; every live pod's address is the one the
-    daemon holds for it, on its eth0, with the host route and rules;
-  - no address held for a pod that is gone (after reconciliation);
-  - the ENIs and addresses the daemon holds are exactly EC2's; no ENI of
-    this instance is left `available`; no EC2 operation left open;
-  - no host veth or pod rule without a live pod.
+  - the addresses the store holds on each ENI are exactly EC2's secondary
+    addresses of that ENI; no ENI of this instance is left `available`; no
+    EC2 operation left open;
+  - the addresses leased to pods on each ENI (store) are exactly those the
+    node's kernel routes for that ENI (a "from IP lookup <ENI table>" rule,
+    or none for the primary ENI's main table, besides "to IP lookup main"
+    and the host /32 route), and exactly the live pods' addresses;
+  - every live pod's address is the one the daemon holds for it, on its eth0;
+    no address held for a pod that is gone (after reconciliation);
+  - the host veths are exactly those of the live pods.
 
-Prints one summary line: operations, kills, faults, violations. Exit status 1
-on any violation.
+A run proves something only if it did what it claims: it also fails unless it
+SIGKILLed the daemon at least --min-kills times, EC2 misbehaved (an injected
+fault fired or a request was throttled) at least --min-faults times, and at
+least --min-adds ADDs succeeded (defaults scale with --ops). Prints those
+numbers as a TAP diagnostic line, then one summary line. Exit status 1 on any
+violation.
 
 usage: chaos.py [--ops N] [--seconds S] [--workers W] [--seed X]
+                [--min-kills K] [--min-faults F] [--min-adds A]
 """
 
 import argparse
@@ -37,6 +47,7 @@ from ipamd import Daemon, harness, stop_all, wait_for  # noqa: E402
 
 CNI = os.environ.get("VPC_CNI", "")
 TAG_INSTANCE = "node.k8s.amazonaws.com/instance_id"
+VETH_ALIAS = "vpc-cni:eth0:"    # PROTO_VETH_ALIAS_PREFIX, then ifname and container id
 
 
 class Chaos:
@@ -56,7 +67,8 @@ class Chaos:
         self.pods = {}                     # name -> ip, pods whose ADD succeeded and not yet deleted
         self.results = {}                  # name -> ADD result, handed back as prevResult on DEL
         self.seq = 0
-        self.ops = self.kills = self.add_retries = 0
+        self.ops = self.kills = self.add_retries = self.adds_ok = 0
+        self.faults_fired = 0              # injected faults that fired, summed before each /faults reset
         self.violations = []
         self.stop = threading.Event()
 
@@ -68,7 +80,7 @@ class Chaos:
         """Wait for the daemon to have reconciled: no open intent, store == EC2."""
         def ok():
             r = self.d.try_call({"op": "intents"})
-            return r and r.get("ok") and r["intents"] == [] and self.store_matches_ec2()
+            return r and r.get("ok") and r["intents"] == [] and self.store_enis() == self.truth_enis()
         try:
             wait_for(ok, timeout=30, interval=0.2, what="the daemon to settle")
         except AssertionError as e:
@@ -121,9 +133,10 @@ class Chaos:
                 if rc == 0:
                     self.pods[name] = out["ips"][0]["address"].split("/")[0]
                     self.results[name] = out
+                    self.adds_ok += 1
                     return
+                self.add_retries += 1
             # As a runtime does: DEL after a failed ADD, and the pod is retried later.
-            self.add_retries += 1
             self.cni("DEL", name)
             subprocess.run(["ip", "netns", "del", name])
         finally:
@@ -172,6 +185,12 @@ class Chaos:
             self.w.ctl("POST", "/faults", f)
         self.w.ctl("POST", "/throttle", {"force": {"ip-eni": 2}})
 
+    def clear_faults(self):
+        """Faults and forced throttling off, counting the faults that fired since inject()."""
+        self.faults_fired += sum(r["fired"] for r in self.w.ctl("GET", "/faults"))
+        self.w.ctl("DELETE", "/faults")
+        self.w.ctl("POST", "/throttle", {"force": {"ip-eni": 0}})
+
     def killer(self):
         while not self.stop.wait(self.rng.uniform(2.0, 5.0)):
             self.d.kill()            # at any moment: CNI calls may be in flight
@@ -189,37 +208,77 @@ class Chaos:
         self.violations.append(what)
         print(f"# VIOLATION: {what}", flush=True)
 
-    def store_matches_ec2(self):
-        truth = {}
-        for e in self.w.truth()["enis"]:
-            if (e.get("attachment") or {}).get("instance_id") == self.inst:
-                truth[e["id"]] = len(e.get("secondary_ips") or [])
+    def truth_enis(self):
+        """EC2's truth: {eni: set(secondary addresses)} of the ENIs attached to this instance."""
+        return {e["id"]: set(e.get("secondary_ips") or []) for e in self.w.truth()["enis"]
+                if (e.get("attachment") or {}).get("instance_id") == self.inst}
+
+    def store_enis(self):
+        """The store: {eni: set(addresses)} of the ENIs it holds attached; None if the daemon does not answer."""
         r = self.d.try_call({"op": "enis"})
         if not r or not r.get("ok"):
-            return False
-        mine = {e["id"]: e.get("free", 0) + e.get("assigned", 0) + e.get("cooldown", 0) + e.get("releasing", 0)
+            return None
+        return {e["id"]: {b.split("/")[0] for b in e.get("blocks", []) if b.endswith("/32")}
                 for e in r["enis"] if e["state"] == "attached"}
-        return truth == mine
 
     def host(self, *args):
         return subprocess.run(["ip", "-n", self.ns] + list(args), capture_output=True, text=True).stdout
 
+    def kernel_pods(self, tables):
+        """The node's kernel: {eni: set(pod addresses)} from the pod rules, given {route table: eni};
+        plus the addresses with a host /32 route and problems found on the way."""
+        to_main, from_table, odd = set(), {}, []
+        for r in json.loads(self.host("-j", "-4", "rule", "show") or "[]"):
+            if r.get("priority") == 512 and r.get("table") == "main" and "dst" in r:
+                to_main.add(r["dst"])
+            elif r.get("priority") == 1536 and "src" in r:
+                from_table[r["src"]] = r.get("table")
+            elif r.get("priority") in (512, 1536):
+                odd.append(f"a pod rule of an unexpected shape: {r}")
+        out = {eni: set() for eni in tables.values()}
+        primary = tables.get("main")
+        for ip in to_main - set(from_table):
+            if primary is None:
+                odd.append(f"{ip} has no 'from' rule and no ENI uses the main table")
+            else:
+                out[primary].add(ip)
+        for ip, table in from_table.items():
+            if ip not in to_main:
+                odd.append(f"'from {ip} lookup {table}' without 'to {ip} lookup main'")
+            if str(table) not in tables:
+                odd.append(f"'from {ip} lookup {table}': no ENI has route table {table}")
+            else:
+                out[tables[str(table)]].add(ip)
+        routed = {r["dst"] for r in json.loads(self.host("-j", "-4", "route", "show", "table", "main") or "[]")
+                  if r.get("dev", "").startswith("eni") and r.get("dst", "").count(".") == 3}
+        return out, routed, odd
+
+    def compare(self, when, what, a_name, a, b_name, b):
+        """Two {eni: set(addresses)} maps must be equal; each difference is named."""
+        for eni in sorted(set(a) | set(b)):
+            x, y = a.get(eni), b.get(eni)
+            if x is None or y is None:
+                self.violate(f"{when}: {what}: ENI {eni} is known to {a_name if y is None else b_name} only")
+            elif x != y:
+                self.violate(f"{when}: {what} on {eni}: only in {a_name} {sorted(x - y)}, "
+                             f"only in {b_name} {sorted(y - x)}")
+
     def verify(self, when):
         # Faults off while checking: the daemon must be able to settle.
-        self.w.ctl("DELETE", "/faults")
-        self.w.ctl("POST", "/throttle", {"force": {"ip-eni": 0}})
+        self.clear_faults()
         self.settle()
         # A pod whose DEL reached no daemon is released by reconciliation once its
         # namespace has been gone for the daemon's grace period (30 s).
-        def held_now():
-            return {p["container_id"]: p["ip"] for p in self.d.call({"op": "pods"})["pods"]}
+        def leases_now():
+            return self.d.call({"op": "pods"})["pods"]
         try:
-            wait_for(lambda: not set(held_now()) - set(self.pods), timeout=45, interval=0.5,
-                     what="addresses of gone pods to be released")
+            wait_for(lambda: not {p["container_id"] for p in leases_now()} - set(self.pods), timeout=45,
+                     interval=0.5, what="addresses of gone pods to be released")
         except AssertionError:
             pass  # reported below, with the names
-        held = held_now()
-        ips = list(held.values())
+        leases = leases_now()
+        held = {p["container_id"]: p["ip"] for p in leases}
+        ips = [p["ip"] for p in leases]
         if len(ips) != len(set(ips)):
             self.violate(f"{when}: an address is held by two pods: {sorted(ips)}")
         for name, ip in self.pods.items():
@@ -227,37 +286,65 @@ class Chaos:
                 self.violate(f"{when}: live pod {name} has {ip} but the daemon holds {held.get(name)}")
             out = subprocess.run(["ip", "-n", name, "-4", "-o", "addr", "show", "eth0"], capture_output=True,
                                  text=True).stdout
-            if f"{ip}/32" not in out:
+            if f" {ip}/32 " not in out:
                 self.violate(f"{when}: pod {name} lost its address {ip} on eth0")
-            if f"{ip} dev" not in self.host("route", "show", f"{ip}/32"):
-                self.violate(f"{when}: no host route to pod {name} ({ip})")
-            if f"to {ip} lookup main" not in self.host("rule", "show"):
-                self.violate(f"{when}: no 'to {ip} lookup main' rule for pod {name}")
         for name in set(held) - set(self.pods):
             self.violate(f"{when}: the daemon holds {held[name]} for {name}, which is gone")
+        # ENI by ENI: store == EC2 for the addresses, store == kernel for the leases.
+        r = self.d.call({"op": "enis"})
+        attached = [e for e in r["enis"] if e["state"] == "attached"]
+        store = {e["id"]: {b.split("/")[0] for b in e.get("blocks", []) if b.endswith("/32")} for e in attached}
+        self.compare(when, "addresses", "the store", store, "EC2", self.truth_enis())
+        leased = {e["id"]: set() for e in attached}
+        for p in leases:
+            leased.setdefault(p["eni_id"], set()).add(p["ip"])
+            if p["ip"] not in store.get(p["eni_id"], set()):
+                self.violate(f"{when}: {p['container_id']} leases {p['ip']}, not an address of {p['eni_id']}")
+        tables = {("main" if e["route_table"] == 254 else str(e["route_table"])): e["id"] for e in attached}
+        kernel, routed, odd = self.kernel_pods(tables)
+        for o in odd:
+            self.violate(f"{when}: {o}")
+        self.compare(when, "pod addresses", "the store's leases", leased, "the kernel's rules", kernel)
+        live = set(self.pods.values())
+        if set(ips) != live:
+            self.violate(f"{when}: leases without a live pod {sorted(set(ips) - live)}, "
+                         f"live pods without a lease {sorted(live - set(ips))}")
+        if routed != live:
+            self.violate(f"{when}: host /32 routes without a live pod {sorted(routed - live)}, "
+                         f"live pods without one {sorted(live - routed)}")
         leaked = [e["id"] for e in self.w.truth()["enis"]
                   if e["status"] == "available" and (e.get("tags") or {}).get(TAG_INSTANCE) == self.inst]
         if leaked:
             self.violate(f"{when}: ENIs left available: {leaked}")
-        rules = self.host("rule", "show")
-        for line in rules.splitlines():
-            if line.startswith(("512:", "1536:")) and not any(f" {ip} " in line + " " for ip in self.pods.values()):
-                self.violate(f"{when}: a pod rule without a live pod: {line.strip()}")
+
         def veths_now():
-            return [x["ifname"] for x in json.loads(self.host("-j", "link", "show") or "[]")
-                    if x["ifname"].startswith("eni")]
+            """The container ids the host veths carry in their alias (proto_veth_alias), sorted."""
+            links = json.loads(self.host("-j", "link", "show") or "[]")
+            return sorted(x.get("ifalias", "").removeprefix(VETH_ALIAS) for x in links if x["ifname"].startswith("eni"))
         # vpc-ipamd deletes a DEL'd pod's veth right after answering, on its own thread
         try:
-            wait_for(lambda: len(veths_now()) == len(self.pods), timeout=5, interval=0.05,
+            wait_for(lambda: veths_now() == sorted(self.pods), timeout=5, interval=0.05,
                      what="the veths of deleted pods to go")
         except AssertionError:
             pass  # reported below
         veths = veths_now()
-        if len(veths) != len(self.pods):
+        if veths != sorted(self.pods):
             detail = [(x["ifname"], x.get("operstate"), x.get("ifalias", ""))
                       for x in json.loads(self.host("-j", "link", "show") or "[]") if x["ifname"].startswith("eni")]
-            self.violate(f"{when}: {len(veths)} pod veths on the host for {len(self.pods)} live pods: {detail}")
+            self.violate(f"{when}: host veths for pods {veths}, live pods {sorted(self.pods)}: {detail}")
         self.inject()
+
+    def check_exercised(self):
+        """The run proves nothing unless the daemon was killed, EC2 misbehaved and pods were served."""
+        throttled = sum(self.w.ctl("GET", "/stats")["throttled"].values())
+        faults = self.faults_fired + throttled
+        print(f"# exercised: {self.kills} SIGKILLs (need {self.a.min_kills}), {faults} injected EC2 faults "
+              f"({self.faults_fired} fired, {throttled} throttled; need {self.a.min_faults}), "
+              f"{self.adds_ok} successful ADDs (need {self.a.min_adds})", flush=True)
+        for got, need, what in ((self.kills, self.a.min_kills, "SIGKILLs"), (faults, self.a.min_faults, "EC2 faults"),
+                                (self.adds_ok, self.a.min_adds, "successful ADDs")):
+            if got < need:
+                self.violate(f"the run did not exercise what it claims: {got} {what}, fewer than {need}")
 
     # --- the run ---------------------------------------------------------------------------
     def run(self):
@@ -279,11 +366,12 @@ class Chaos:
             while self.pods:
                 self.del_pod()
             self.verify("after deleting every pod")
-            stats = self.w.ctl("GET", "/stats")
-            faults = sum(sum(v["errors"].values()) for v in stats["api"].values())
-            print(f"chaos: {self.ops} operations, {self.kills} kills, {faults} EC2 faults and errors, "
-                  f"{self.add_retries} ADDs retried, {len(self.violations)} violations "
-                  f"in {time.monotonic() - t0:.0f} s (seed {self.a.seed})", flush=True)
+            self.check_exercised()
+            api = self.w.ctl("GET", "/stats")["api"]
+            calls = ", ".join(f"{a} {v['calls']}" for a, v in sorted(api.items()) if not a.startswith("Describe"))
+            print(f"# chaos: {self.ops} operations, {self.kills} kills, {self.add_retries} ADDs retried, "
+                  f"{len(self.violations)} violations in {time.monotonic() - t0:.0f} s (seed {self.a.seed}); "
+                  f"EC2 calls: {calls}", flush=True)
         finally:
             self.stop.set()
             stop_all()
@@ -297,7 +385,14 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=600)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--min-kills", type=int, default=1)
+    ap.add_argument("--min-faults", type=int, help="default: ops / 30, at least 3")
+    ap.add_argument("--min-adds", type=int, help="default: ops / 4")
     args = ap.parse_args(argv)
+    if args.min_faults is None:
+        args.min_faults = max(3, args.ops // 30)
+    if args.min_adds is None:
+        args.min_adds = args.ops // 4
     return 0 if Chaos(args).run() else 1
 
 

@@ -147,6 +147,22 @@ class Daemon:
         c.close()
         return r.status, body
 
+    def metric(self, name):
+        """One unlabelled sample of /metrics, as a number (AssertionError when absent)."""
+        st, body = self.http("/metrics", metrics=True)
+        for line in body.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"no {name} in /metrics (status {st})")
+
+    def wait_passes(self, n=2, timeout=15):
+        """Wait until the reconciler has begun n more passes (vpcipam_reconciles_total, counted as a
+        pass plans): with n=2, one whole pass (plan, then housekeeping) ran after this call. The
+        evidence that a "nothing happened" assertion gave the reconciler its chance."""
+        start = self.metric("vpcipam_reconciles_total")
+        wait_for(lambda: self.alive_or_raise() and self.metric("vpcipam_reconciles_total") >= start + n,
+                 timeout=timeout, interval=0.05, what=f"{n} reconciler passes after {start:.0f}")
+
 
 def secondary_ips(world, instance_id):
     """EC2's truth: {eni_id: set(secondary IPs)} of ENIs attached to the instance."""

@@ -177,10 +177,12 @@ def test_pod_on_secondary_eni_reaches_outside_as_node_primary():
 
 def test_external_snat_pod_does_not_get_out_and_fabric_says_why():
     def body(x):
-        time.sleep(0.5)
+        # evidence the daemon applied its egress config, then a whole reconciler pass after it
+        wait_for(lambda: "egress SNAT removed" in open(x.d.log).read(), timeout=10, interval=0.05,
+                 what="the daemon to log 'egress SNAT removed'")
+        x.d.wait_passes()
         assert x.table() is None, "EXTERNALSNAT=true but the table exists"
         assert x.fwmark_rules() == []
-        assert "egress SNAT removed" in open(x.d.log).read()
         pns, ip, _ = x.pod(secondary=True)
         x.serve(x.W.w["outside"]["netns"], "tcp", x.outside, 7000)
         before = x.outside_drops()

@@ -9,8 +9,9 @@ leaked ENI, no lost or duplicated address, no open intent.
 
 import os
 import sqlite3
+import subprocess
 import sys
-import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -132,12 +133,30 @@ def test_subnet_exhaustion_is_named():
 
 # --- SIGKILL during each mutation -------------------------------------------------------
 
+def ec2_connections(w):
+    """The node's TCP connections to the emulated EC2 endpoint that EC2 has not closed yet. After
+    the daemon died, its kernel closed them (FIN); the emulator closes each when its handler is
+    done, so one still here is a call the emulator has not finished. (Closed ones linger only as
+    time-wait, which is left out.)"""
+    host = urllib.parse.urlparse(w.w["ec2_endpoint"]).hostname
+    states = ["syn-sent", "established", "fin-wait-1", "fin-wait-2", "closing", "last-ack"]
+    p = subprocess.run(["ip", "netns", "exec", w.node_ns(0), "ss", "-Htn"] + [x for st in states for x in ("state", st)]
+                       + ["dst", host], capture_output=True, text=True, timeout=10, check=True)
+    return [line for line in p.stdout.splitlines() if line.strip()]
+
+
 def kill_during(w, d, env, kind, latency, then_total, then_enis):
     w.ctl("POST", "/latency", latency)
     d.start()
     wait_intent(d, kind)
     d.kill()
-    time.sleep(2)  # the emulator finishes the call the dead daemon made
+    # The emulator finishes the call the dead daemon made (and any attach or detach it set
+    # going) before a new daemon looks: the restart must find it applied, not racing it.
+    wait_for(lambda: not ec2_connections(w), timeout=10, interval=0.05,
+             what="the emulator to finish the dead daemon's calls")
+    wait_for(lambda: not [e["id"] for e in w.truth()["enis"]
+                          if (e.get("attachment") or {}).get("status") in ("attaching", "detaching")],
+             timeout=10, interval=0.05, what="no attach or detach under way in EC2")
     w.ctl("POST", "/latency", {"api": {k: 0 for k in latency.get("api", {})}, "attach": 0, "detach": 0})
     d2 = Daemon(w, env=env).start()
     converge(w, d2, total=then_total, enis=then_enis)
