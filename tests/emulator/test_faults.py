@@ -39,7 +39,10 @@ def test_per_action_latency(x):
         assert 0.3 <= took < 2.0, took
         t0 = time.monotonic()
         x.c.describe_vpcs()
-        assert time.monotonic() - t0 < 0.3 or time.monotonic() - t0 < took - 0.2
+        other = time.monotonic() - t0
+        # Another action is not slowed: it is quicker than the slowed one by most of the 0.3 s
+        # (compared within the run, so a loaded machine slows both alike).
+        assert other < took - 0.2, (other, took)
         x.c.delete_network_interface(NetworkInterfaceId=e)
     finally:
         x.W.ctl("POST", "/latency", {"api": {"CreateNetworkInterface": [0, 0]}})
