@@ -158,16 +158,33 @@ def test_twenty_pods_added_and_pinged(c):
         assert rc == 0, (cid, res)
 
 
+MUTATING = ("CreateNetworkInterface", "AttachNetworkInterface", "AssignPrivateIpAddresses",
+            "UnassignPrivateIpAddresses", "DetachNetworkInterface", "DeleteNetworkInterface")
+
+
+def calls(c):
+    """What node 0's daemon asked moto, per action (the world counts calls reaching 192.0.2.10)."""
+    return {a: v["calls"] for a, v in c.w.ctl("GET", "/stats")["api"].items()}
+
+
 def test_daemon_restart_keeps_every_lease(c):
     before = c.n.held()
     assert len(before) == PODS, before
     assert c.n.d.stop() == 0, c.n.d.tail()
+    api_before = calls(c)
     c.n.d = Daemon(c.w, 0, c.n.d.env)
     c.n.d.start()
     wait_for(lambda: c.n.d.pool()["ready"], timeout=30, what="the restarted daemon ready")
     assert c.n.held() == before, (before, c.n.held())
     check_ec2_truth(c, "after restart")
     ping_all(c, "after restart")
+    api_after = calls(c)
+    changed = {a: api_after.get(a, 0) - api_before.get(a, 0) for a in MUTATING
+               if api_after.get(a, 0) != api_before.get(a, 0)}
+    assert changed == {}, f"a restart with every address in use changed EC2: {changed}"
+    modify = api_after.get("ModifyNetworkInterfaceAttribute", 0) - api_before.get("ModifyNetworkInterfaceAttribute", 0)
+    print(f"# restart: {modify} ModifyNetworkInterfaceAttribute (moto ignores Attachment.DeleteOnTermination, "
+          f"so each resync sets it again)", flush=True)
 
 
 def test_del_of_all_leaves_nothing(c):
@@ -180,6 +197,9 @@ def test_del_of_all_leaves_nothing(c):
     assert c.n.held() == {}, c.n.held()
     assert c.n.d.pool()["assigned"] == 0, c.n.d.pool()
     check_ec2_truth(c, "after DEL of all")
+    failed = {a: v["status"] for a, v in c.w.ctl("GET", "/stats")["api"].items()
+              if set(v["status"]) - {"200"}}
+    assert failed == {}, f"moto refused or failed calls of the daemon: {failed}"
     log = open(c.n.d.log).read()
     bad = [ln for ln in log.splitlines() if '"level":"error"' in ln]
     assert bad == [], bad

@@ -19,7 +19,11 @@ the built-in mode) and publishes each instance's IMDS view (imds.Views,
 served by imds.ImdsHandler) from that state, with no lag beyond the poll.
 
 What this mode cannot model is left out, not faked: no latency, throttling
-or fault control (those control routes answer 400), no IMDS lag. moto hands
+or fault control (those control routes answer 400), no IMDS lag. With the
+in-process moto, GET /stats counts the calls the nodes made (those reaching
+192.0.2.10) per action and HTTP status, and a call moto itself crashes on
+(an unimplemented filter) is answered 500 InternalError, as moto_server and
+LocalStack answer it, instead of a closed connection. moto hands
 out addresses at random from the subnet, so two ENIs may get the same
 address, or a subnet's reserved one; the poller reports such addresses in
 /truth's `conflicts` (and the log) rather than routing them silently.
@@ -35,6 +39,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import urllib.request
 
 from . import imds, netns
 from .control import ControlHandler
@@ -59,6 +64,67 @@ class _NotModelled:
         def refuse(*a, **kw):
             raise ValueError("not modelled with --ec2-endpoint (the external EC2 has no such control)")
         return refuse
+
+
+class _NoThrottle(_NotModelled):
+    @staticmethod
+    def state():
+        return {"enabled": False, "throttled": {}}
+
+
+class _Stats:
+    """Per-action calls moto answered, by HTTP status (the in-process moto only)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.calls = {}
+
+    def count(self, action, status):
+        with self.lock:
+            a = self.calls.setdefault(action, {"calls": 0, "status": {}})
+            a["calls"] += 1
+            a["status"][str(status)] = a["status"].get(str(status), 0) + 1
+
+    def stats_json(self):
+        with self.lock:
+            return json.loads(json.dumps(self.calls))
+
+
+def _moto_handler(stats):
+    """moto_run.Handler, counting actions and answering moto's own crashes with a 500 as
+    moto_server (and LocalStack) do, instead of closing the connection unanswered."""
+    sys.path.insert(0, CLOUD)
+    import moto_run            # tests/cloud/moto_run.py: moto's app with keep-alive
+
+    class Handler(moto_run.Handler):
+        def environ(self, body):
+            form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+            query = urllib.parse.parse_qs(self.path.partition("?")[2])
+            self._action = (form.get("Action") or query.get("Action") or ["-"])[0]
+            return super().environ(body)
+
+        def send_response(self, code, message=None):
+            if stats and getattr(self, "_action", None):
+                stats.count(self._action, code)
+            super().send_response(code, message)
+
+        def run(self):
+            self._action = None
+            try:
+                super().run()
+            except Exception as e:
+                log(f"moto failed on {self._action}: {type(e).__name__}: {e}")
+                body = (f"<Response><Errors><Error><Code>InternalError</Code><Message>moto: {type(e).__name__}"
+                        f"</Message></Error></Errors><RequestID>request-id</RequestID></Response>").encode()
+                self.send_response(500)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = run
+
+    return Handler
 
 
 class _Imds(imds.Imds):
@@ -124,7 +190,10 @@ class ExtServer:
                  vpc_cidr="10.0.0.0/16", fast=False, region="us-west-2", seed=None):
         self.dir, self.prefix, self.endpoint, self.fast = directory, prefix, endpoint, fast
         self.n_nodes, self.itype, self.vpc_cidr, self.region, self.seed = nodes, instance_type, vpc_cidr, region, seed
-        self.latency = self.throttle = self.faults = self.ec2 = _NotModelled()
+        self.latency = self.faults = _NotModelled()
+        self.throttle = _NoThrottle()
+        self.stats = _Stats()
+        self.ec2 = self.stats if endpoint == "moto" else _NotModelled()
         self.views = imds.Views(_NoLag())
         self.fabric = Fabric(prefix, log)
         self.fabric_lock = threading.Lock()
@@ -158,14 +227,11 @@ class ExtServer:
         """The host-loopback URL of the EC2 to follow; the fabric's 192.0.2.10:80 leads to it."""
         fab_sock = netns.listen_in(self.fabric.fab, EC2_IP, 80)
         if self.endpoint == "moto":
-            sys.path.insert(0, CLOUD)
-            import moto_run            # tests/cloud/moto_run.py: moto's app with keep-alive
             loop = socket.create_server(("127.0.0.1", 0))
-            self._serve(loop, moto_run.Handler)
-            self._serve(fab_sock, moto_run.Handler)
+            self._serve(loop, _moto_handler(None))
+            self._serve(fab_sock, _moto_handler(self.stats))    # counts the nodes' calls only
             url = f"http://127.0.0.1:{loop.getsockname()[1]}/"
             if self.seed is not None:   # moto picks addresses at random: make a run reproducible
-                import urllib.request
                 urllib.request.urlopen(urllib.request.Request(f"{url}moto-api/seed?a={self.seed}", data=b"",
                                                               method="POST"), timeout=10).read()
             return url
