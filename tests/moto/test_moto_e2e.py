@@ -13,9 +13,11 @@ ADDed over several ENIs and pinged; a daemon restart keeps every lease;
 DEL of all leaves no veth, rule or lease. After each step EC2's truth is
 read from moto itself (botocore on its loopback URL): the store's addresses
 per ENI equal moto's secondary addresses, no pod holds an ENI's primary
-address (moto's Assign reply lists the primary too), and moto handed out
-no address twice (`conflicts`: moto picks addresses at random; the world is
-seeded so that a run is reproducible).
+address (moto's Assign reply lists the primary too), and no address is
+held twice or reserved (`conflicts`). moto draws addresses at random from
+the whole subnet, which hands one out twice in a few percent of runs; the
+world runs with --unique-addresses (moto redraws those; nothing else of moto
+changes) and a seed.
 """
 
 import os
@@ -40,7 +42,8 @@ class Ctx:
 
 def setup():
     c = Ctx()
-    c.w = harness.WorldFixture(nodes=2, extra=["--ec2-endpoint", "moto", "--seed", SEED, "--timeout", "60"])
+    c.w = harness.WorldFixture(nodes=2, extra=["--ec2-endpoint", "moto", "--seed", SEED,
+                                                     "--unique-addresses", "--timeout", "60"])
     c.n = Node(c.w, 0)
     c.iid = c.w.nodes[0]["instance_id"]
     c.ec2 = c.w.ec2()

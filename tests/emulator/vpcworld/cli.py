@@ -1,7 +1,7 @@
 """vpc-world: bring an emulated VPC up and down, and talk to its control API.
 
   vpc-world up --dir DIR [--nodes N] [--instance-type T] [--vpc-cidr C] [--fast] [--timeout S]
-               [--ec2-endpoint moto|http://127.0.0.1:PORT [--seed N]]
+               [--ec2-endpoint moto|http://127.0.0.1:PORT [--seed N] [--unique-addresses]]
       Records a run-specific prefix in DIR/prefix first, starts the server
       (`vpc-world serve`, its own session, log in DIR/server.log, PID in
       DIR/server.pid) and returns once DIR/world.json exists. If the server
@@ -118,7 +118,8 @@ def up(a):
             "--nodes", str(a.nodes), "--instance-type", a.instance_type, "--vpc-cidr", a.vpc_cidr,
             "--region", a.region] + (["--fast"] if a.fast else [])
     if a.ec2_endpoint:
-        args += ["--ec2-endpoint", a.ec2_endpoint] + (["--seed", str(a.seed)] if a.seed is not None else [])
+        args += ["--ec2-endpoint", a.ec2_endpoint] + (["--seed", str(a.seed)] if a.seed is not None else []) \
+            + (["--unique-addresses"] if a.unique_addresses else [])
     with open(os.path.join(directory, "server.log"), "a") as logf:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                 start_new_session=True, close_fds=True)
@@ -186,6 +187,8 @@ def main(argv=None):
         p.add_argument("--ec2-endpoint", help="follow an external EC2: 'moto' (run here) or a loopback URL "
                                               "(LocalStack, moto_server); see extec2.py")
         p.add_argument("--seed", type=int, help="with --ec2-endpoint moto: seed moto's address picks")
+        p.add_argument("--unique-addresses", action="store_true",
+                       help="with --ec2-endpoint moto: moto redraws an address it handed out or a reserved one")
         if name == "up":
             p.add_argument("--timeout", type=float, default=30.0)
         else:
@@ -217,7 +220,7 @@ def main(argv=None):
         from .extec2 import serve as serve_ext
         return serve_ext(os.path.abspath(a.dir), a.prefix, a.ec2_endpoint, nodes=a.nodes,
                          instance_type=a.instance_type, vpc_cidr=a.vpc_cidr, fast=a.fast, region=a.region,
-                         seed=a.seed)
+                         seed=a.seed, unique=a.unique_addresses)
     from .server import serve
     return serve(os.path.abspath(a.dir), a.prefix, nodes=a.nodes, instance_type=a.instance_type,
                  vpc_cidr=a.vpc_cidr, fast=a.fast, region=a.region)

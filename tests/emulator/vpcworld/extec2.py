@@ -26,7 +26,8 @@ in-process moto, GET /stats counts the calls the nodes made (those reaching
 LocalStack answer it, instead of a closed connection. moto hands
 out addresses at random from the subnet, so two ENIs may get the same
 address, or a subnet's reserved one; the poller reports such addresses in
-/truth's `conflicts` (and the log) rather than routing them silently.
+/truth's `conflicts` (and the log) rather than routing them silently, and
+`--unique-addresses` (moto in process only) makes moto redraw them.
 """
 
 import ipaddress
@@ -127,6 +128,35 @@ def _moto_handler(stats):
     return Handler
 
 
+def _unique_addresses(nodes):
+    """Make the in-process moto's random address picks skip what it already handed out.
+
+    moto draws each address at random from the whole subnet (moto/ec2/utils.py
+    random_private_ip), so two ENIs, or two addresses of one call, can get the
+    same one, or a subnet's reserved one. This keeps moto's draws random but
+    redraws an address it handed out before (never reused, even once released),
+    a subnet's first four and last, and the next `nodes` (RunInstances hands
+    primaries out in order from .4). Nothing else of moto changes."""
+    from moto.ec2.models import elastic_network_interfaces as m
+    orig, lock, given = m.random_private_ip, threading.Lock(), set()
+
+    def pick(cidr=None, ipv6=False):
+        if ipv6 or not cidr:
+            return orig(cidr, ipv6)
+        net = ipaddress.IPv4Network(cidr)
+        base, last = int(net.network_address), int(net.broadcast_address)
+        with lock:
+            for _ in range(10000):
+                ip = orig(cidr)
+                a = _ip(ip)
+                if a not in given and base + 4 + nodes <= a < last:
+                    given.add(a)
+                    return ip
+        raise RuntimeError(f"no free address left in {cidr}")
+
+    m.random_private_ip = pick
+
+
 class _Imds(imds.Imds):
     def __init__(self, owner, views):
         super().__init__(None, views)
@@ -187,9 +217,10 @@ class Relay:
 
 class ExtServer:
     def __init__(self, directory, prefix, endpoint, nodes=2, instance_type="m5.large",
-                 vpc_cidr="10.0.0.0/16", fast=False, region="us-west-2", seed=None):
+                 vpc_cidr="10.0.0.0/16", fast=False, region="us-west-2", seed=None, unique=False):
         self.dir, self.prefix, self.endpoint, self.fast = directory, prefix, endpoint, fast
         self.n_nodes, self.itype, self.vpc_cidr, self.region, self.seed = nodes, instance_type, vpc_cidr, region, seed
+        self.unique = unique
         self.latency = self.faults = _NotModelled()
         self.throttle = _NoThrottle()
         self.stats = _Stats()
@@ -227,6 +258,8 @@ class ExtServer:
         """The host-loopback URL of the EC2 to follow; the fabric's 192.0.2.10:80 leads to it."""
         fab_sock = netns.listen_in(self.fabric.fab, EC2_IP, 80)
         if self.endpoint == "moto":
+            if self.unique:
+                _unique_addresses(self.n_nodes)
             loop = socket.create_server(("127.0.0.1", 0))
             self._serve(loop, _moto_handler(None))
             self._serve(fab_sock, _moto_handler(self.stats))    # counts the nodes' calls only
