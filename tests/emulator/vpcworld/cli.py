@@ -126,7 +126,7 @@ def up(a):
     with open(os.path.join(directory, "server.pid"), "w") as f:
         f.write(f"{proc.pid}\n")
     world = os.path.join(directory, "world.json")
-    end = time.monotonic() + a.timeout
+    end = time.monotonic() + (a.timeout or (90.0 if a.ec2_endpoint else 30.0))
     try:
         while time.monotonic() < end:
             if os.path.exists(world):
@@ -190,7 +190,7 @@ def main(argv=None):
         p.add_argument("--unique-addresses", action="store_true",
                        help="with --ec2-endpoint moto: moto redraws an address it handed out or a reserved one")
         if name == "up":
-            p.add_argument("--timeout", type=float, default=30.0)
+            p.add_argument("--timeout", type=float, help="seconds to wait (30; 90 with --ec2-endpoint)")
         else:
             p.add_argument("--prefix", required=True)
     p = sub.add_parser("down")
