@@ -1,6 +1,7 @@
 """vpc-world: bring an emulated VPC up and down, and talk to its control API.
 
   vpc-world up --dir DIR [--nodes N] [--instance-type T] [--vpc-cidr C] [--fast] [--timeout S]
+               [--ec2-endpoint moto|http://127.0.0.1:PORT [--seed N] [--unique-addresses]]
       Records a run-specific prefix in DIR/prefix first, starts the server
       (`vpc-world serve`, its own session, log in DIR/server.log, PID in
       DIR/server.pid) and returns once DIR/world.json exists. If the server
@@ -116,13 +117,16 @@ def up(a):
     args = [sys.executable, SCRIPT, "serve", "--dir", directory, "--prefix", prefix,
             "--nodes", str(a.nodes), "--instance-type", a.instance_type, "--vpc-cidr", a.vpc_cidr,
             "--region", a.region] + (["--fast"] if a.fast else [])
+    if a.ec2_endpoint:
+        args += ["--ec2-endpoint", a.ec2_endpoint] + (["--seed", str(a.seed)] if a.seed is not None else []) \
+            + (["--unique-addresses"] if a.unique_addresses else [])
     with open(os.path.join(directory, "server.log"), "a") as logf:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                 start_new_session=True, close_fds=True)
     with open(os.path.join(directory, "server.pid"), "w") as f:
         f.write(f"{proc.pid}\n")
     world = os.path.join(directory, "world.json")
-    end = time.monotonic() + a.timeout
+    end = time.monotonic() + (a.timeout or (90.0 if a.ec2_endpoint else 30.0))
     try:
         while time.monotonic() < end:
             if os.path.exists(world):
@@ -180,8 +184,13 @@ def main(argv=None):
         p.add_argument("--vpc-cidr", default="10.0.0.0/16")
         p.add_argument("--region", default="us-west-2")
         p.add_argument("--fast", action="store_true", help="near-zero latencies and IMDS lag")
+        p.add_argument("--ec2-endpoint", help="follow an external EC2: 'moto' (run here) or a loopback URL "
+                                              "(LocalStack, moto_server); see extec2.py")
+        p.add_argument("--seed", type=int, help="with --ec2-endpoint moto: seed moto's address picks")
+        p.add_argument("--unique-addresses", action="store_true",
+                       help="with --ec2-endpoint moto: moto redraws an address it handed out or a reserved one")
         if name == "up":
-            p.add_argument("--timeout", type=float, default=30.0)
+            p.add_argument("--timeout", type=float, help="seconds to wait (30; 90 with --ec2-endpoint)")
         else:
             p.add_argument("--prefix", required=True)
     p = sub.add_parser("down")
@@ -204,9 +213,14 @@ def main(argv=None):
         return ctl(a)
     if a.cmd == "exec":
         return exec_in_node(a)
-    from .server import serve
     if not 1 <= a.nodes <= 64:
         print("vpc-world: --nodes must be 1..64", file=sys.stderr)
         return 2
+    if a.ec2_endpoint:
+        from .extec2 import serve as serve_ext
+        return serve_ext(os.path.abspath(a.dir), a.prefix, a.ec2_endpoint, nodes=a.nodes,
+                         instance_type=a.instance_type, vpc_cidr=a.vpc_cidr, fast=a.fast, region=a.region,
+                         seed=a.seed, unique=a.unique_addresses)
+    from .server import serve
     return serve(os.path.abspath(a.dir), a.prefix, nodes=a.nodes, instance_type=a.instance_type,
                  vpc_cidr=a.vpc_cidr, fast=a.fast, region=a.region)
