@@ -125,8 +125,12 @@ static int add_blocks(struct ipamd_ctx *o, const char *eni_id, const char **ips,
                 snprintf(cidr, sizeof cidr, "%s/32", ips[i]);
                 r = strcmp(ips[i], se.primary_ip) == 0 ? -EADDRNOTAVAIL
                                                        : store_block_add(o->store, eni_id, cidr, o->now_ms());
-                if (r == -EADDRNOTAVAIL) {
-                        log_info("EC2 listed an ENI's primary address as assigned; it is never a pod address",
+                if (r == -EADDRNOTAVAIL || r == -EEXIST) {
+                        /* Real EC2 never lists these; moto and LocalStack can (primary in an Assign
+                         * reply, random draws of reserved or taken addresses). Skip, never pool. */
+                        log_warn(r == -EEXIST ? "EC2 listed an address the pool holds on another ENI; skipped"
+                                              : "EC2 listed an ENI primary, reserved or off-subnet address; "
+                                                "it is never a pod address",
                                  LF_STR("ip", ips[i]), LF_STR("eni", eni_id));
                         continue;
                 }

@@ -219,8 +219,10 @@ int store_eni_remove(store *s, const char *id, bool force, size_t *ret_lost);
  * Add a block (a.b.c.d/32, or an aligned /28) to an ENI; all its addresses
  * start free. Adding a block the ENI already has is a no-op (0); a block held
  * by another ENI, or overlapping one, is -EEXIST; a block holding the primary
- * address of an ENI (its own or another's) is -EADDRNOTAVAIL: a primary is
- * never a pod address, whatever EC2 listed.
+ * address of an ENI (its own or another's), or outside the ENI's subnet, or
+ * on one of the five addresses the VPC reserves in it (network, .1-.3,
+ * broadcast), is -EADDRNOTAVAIL: those are never pod addresses, whatever EC2
+ * listed.
  */
 int store_block_add(store *s, const char *eni_id, const char *cidr, int64_t now_ms);
 

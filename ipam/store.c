@@ -741,6 +741,22 @@ static bool is_primary(store *s, uint32_t addr) {
         return rc == SQLITE_ROW;
 }
 
+/*
+ * Whether a block lies in its ENI's subnet and clear of the five addresses a
+ * VPC reserves in every subnet (network, .1 router, .2 DNS, .3 future use,
+ * broadcast). EC2 never assigns those; an engine that does (moto draws at
+ * random) must not get them into a pod.
+ */
+static bool usable_in_subnet(const struct store_eni *eni, uint32_t first, int len) {
+        uint32_t net;
+        int plen;
+        if (cidr_parse(eni->subnet_cidr, &net, &plen) < 0 || plen > 28)
+                return false;
+        uint32_t size = len == 32 ? 1 : 16, span = UINT32_C(1) << (32 - plen);
+        uint32_t last = first + size - 1;
+        return first >= net && last < net + span && first >= net + 4 && last < net + span - 1;
+}
+
 static int block_add_locked(store *s, const char *eni_id, const char *cidr, uint32_t first, int len,
                             int64_t now_ms) {
         char owner[STORE_ID_MAX];
@@ -749,9 +765,12 @@ static int block_add_locked(store *s, const char *eni_id, const char *cidr, uint
                 return strcmp(owner, eni_id) == 0 ? 0 : -EEXIST;
         if (r != -ENOENT)
                 return r;
-        r = store_eni_get(s, eni_id, NULL);
+        struct store_eni eni;
+        r = store_eni_get(s, eni_id, &eni);
         if (r < 0)
                 return r;
+        if (!usable_in_subnet(&eni, first, len))
+                return -EADDRNOTAVAIL;
         sqlite3_stmt *st = stmt(s, ST_BLOCK_INSERT);
         if (!st)
                 return -ENOMEM;

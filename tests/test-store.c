@@ -726,6 +726,22 @@ START_TEST(test_primary_refused_as_block) {
 }
 END_TEST
 
+/* The VPC's reserved addresses and off-subnet blocks never enter the pool (moto draws them). */
+START_TEST(test_reserved_and_off_subnet_refused) {
+        store *s = node_with(1);                                /* eni-p in 10.0.0.0/16 */
+        const char *refused[] = { "10.0.0.0/32", "10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32",
+                                  "10.0.255.255/32", "10.1.0.9/32", "10.0.0.0/28", "10.0.255.240/28" };
+        for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+                ck_assert_msg(store_block_add(s, "eni-p", refused[i], T0) == -EADDRNOTAVAIL, "%s", refused[i]);
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.0.4/32", T0), 0);        /* first usable */
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.255.254/32", T0), 0);    /* last usable */
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.0.16/28", T0), 0);
+        ck_assert_uint_eq(n_blocks(s, "eni-p"), 4);              /* 10.0.0.10 from node_with, and these 3 */
+        healthy(s, T0);
+        store_close(s);
+}
+END_TEST
+
 START_TEST(test_new_primary_leaves_the_pool) {
         store *s = node_with(2);                                /* 10.0.0.10, 10.0.0.11 free */
         add_eni(s, "eni-3", 3, "10.0.0.11", STORE_ENI_ATTACHED);  /* EC2 made one of them a primary */
@@ -839,6 +855,7 @@ int main(void) {
         tcase_add_test(safety, test_migrations_forward);
         tcase_add_test(safety, test_fresh_store_is_current);
         tcase_add_test(safety, test_primary_refused_as_block);
+        tcase_add_test(safety, test_reserved_and_off_subnet_refused);
         tcase_add_test(safety, test_new_primary_leaves_the_pool);
         tcase_add_test(safety, test_held_primary_leaves_at_release);
         tcase_add_test(safety, test_migration_drops_free_primaries);
