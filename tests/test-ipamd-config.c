@@ -48,9 +48,11 @@ START_TEST(test_values) {
         ck_assert_int_eq(c.eni_mtu, 1500);
         ck_assert_int_eq(c.pod_mtu, 1500);
         ck_assert_str_eq(c.cluster_name, "prod-eu");
-        ck_assert_uint_eq(c.n_tags, 2);
+        ck_assert_uint_eq(c.n_tags, 3);        /* and the owner tag CLUSTER_NAME implies, last */
         ck_assert_str_eq(c.tags[0].key, "team");
         ck_assert_str_eq(c.tags[1].value, "42");
+        ck_assert_str_eq(c.tags[2].key, "eks:eni:owner");
+        ck_assert_str_eq(c.tags[2].value, "amazon-vpc-cni");
         ck_assert(c.no_provisioning && c.no_leak_cleanup);
         ck_assert_int_eq(c.log_level, LOG_DEBUG);
         ck_assert_int_eq(c.log_format, LOG_FORMAT_TEXT);
