@@ -209,7 +209,9 @@ static void open_stores(struct ipamd *d) {
         d->http_store = open_store(d);
         check_store_owner(d);
         struct errmsg err = { 0 };
-        int r = node_limits(&d->node, d->store, d->ec2, vtime_wall_ms(), &err);
+        /* ENABLE_IMDS_ONLY_MODE: EC2 is not asked at all, not even for the limits. */
+        int r = d->cfg.imds_only ? errmsg_set(&err, -EOPNOTSUPP, "ENABLE_IMDS_ONLY_MODE: EC2 is not asked")
+                                 : node_limits(&d->node, d->store, d->ec2, vtime_wall_ms(), &err);
         if (r < 0 && d->cfg.no_provisioning) {
                 /* IMDS-only: the limits only feed reports; what IMDS lists is what there is. */
                 char (*macs)[IMDS_MAC_LEN] = NULL;
