@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fakesrv.h"
 #include "ipamd-config.h"
 #include "sync.h"
 #include "testctx.h"
@@ -164,6 +165,81 @@ START_TEST(test_start_warns_once) {
 }
 END_TEST
 
+/* --- AWS_EC2_ENDPOINT reaches the EC2 client, before AWS_ENDPOINT_URL_EC2 ------------------ */
+
+#define MAC "0a:00:00:00:00:01"
+
+/* IMDS of a one-ENI node, and an EC2 that refuses every call (UnauthorizedOperation). */
+static void fake_node(void *ud, const struct fakesrv_req *req, struct fakesrv_reply *rep) {
+        static const char *const files[][2] = {
+                { "/latest/api/token", "fake-token" }, { "/latest/meta-data/instance-id", "i-0123456789abcdef0" },
+                { "/latest/meta-data/instance-type", "m5.large" }, { "/latest/meta-data/placement/region", "us-west-2" },
+                { "/latest/meta-data/placement/availability-zone", "us-west-2a" }, { "/latest/meta-data/mac", MAC },
+                { "/latest/meta-data/network/interfaces/macs/", MAC "/" },
+                { "/latest/meta-data/network/interfaces/macs/" MAC "/device-number", "0" },
+                { "/latest/meta-data/network/interfaces/macs/" MAC "/interface-id", "eni-0123456789abcdef0" },
+                { "/latest/meta-data/network/interfaces/macs/" MAC "/subnet-id", "subnet-0123456789abcdef0" },
+                { "/latest/meta-data/network/interfaces/macs/" MAC "/subnet-ipv4-cidr-block", "10.0.0.0/24" },
+                { "/latest/meta-data/network/interfaces/macs/" MAC "/vpc-ipv4-cidr-blocks", "10.0.0.0/16" },
+                { "/latest/meta-data/network/interfaces/macs/" MAC "/security-group-ids", "sg-0123456789abcdef0" },
+                { "/latest/meta-data/network/interfaces/macs/" MAC "/local-ipv4s", "10.0.0.10" },
+        };
+        (void)ud;
+        if (strncmp(req->url, "/latest/", 8) != 0) {
+                rep->status = 400;
+                rep->body = "<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>fake</Message>"
+                            "</Error></Errors><RequestID>fake-1</RequestID></Response>";
+                return;
+        }
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+                if (strcmp(req->url, files[i][0]) == 0) {
+                        rep->body = files[i][1];
+                        rep->content_type = "text/plain";
+                        return;
+                }
+        rep->status = 404;
+        rep->body = "";
+}
+
+static unsigned ec2_requests(struct fakesrv *srv) {
+        unsigned n = 0;
+        for (unsigned i = 0; i < fakesrv_count(srv); i++) {
+                struct fakesrv_req req;
+                fakesrv_request(srv, i, &req);
+                n += strncmp(req.url, "/latest/", 8) != 0;
+        }
+        return n;
+}
+
+/* The daemon stops at its first EC2 call (the instance type's limits), having
+ * asked EC2 where AWS_EC2_ENDPOINT says and nowhere else. */
+START_TEST(test_ec2_endpoint_wins) {
+        struct fakesrv *srv = fakesrv_start(fake_node, NULL);
+        char md[128], ep[128], db[600], sock[600];
+        snprintf(md, sizeof md, "AWS_EC2_METADATA_SERVICE_ENDPOINT=%s", fakesrv_url(srv));
+        snprintf(ep, sizeof ep, "AWS_EC2_ENDPOINT=%s/", fakesrv_url(srv));
+        snprintf(db, sizeof db, "VPC_IPAM_DB=%s/pool.db", testlib_tmpdir());
+        snprintf(sock, sizeof sock, "VPC_IPAM_SOCKET=%s/s.sock", testlib_tmpdir());
+        const char *env[] = { md, ep, db, sock, "AWS_ENDPOINT_URL_EC2=http://127.0.0.1:9/", "HTTP_TIMEOUT=10",
+                              "AWS_REGION=us-west-2", "AWS_ACCESS_KEY_ID=AKIDEXAMPLE",
+                              "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                              "DISABLE_INTROSPECTION=true", "DISABLE_METRICS=true", NULL };
+        struct run r;
+        run_ipamd(env, NULL, &r);
+        ck_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 1);
+        ck_assert_ptr_nonnull(strstr(r.err, "UnauthorizedOperation"));
+        ck_assert_uint_ge(ec2_requests(srv), 1);
+        /* without it, AWS_ENDPOINT_URL_EC2 is asked: nothing reaches this EC2 */
+        unsigned before = ec2_requests(srv);
+        env[1] = "AWS_EC2_ENDPOINT=";
+        run_ipamd(env, NULL, &r);
+        ck_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 1);
+        ck_assert_ptr_nonnull(strstr(r.err, "127.0.0.1:9"));
+        ck_assert_uint_eq(ec2_requests(srv), before);
+        fakesrv_stop(srv);
+}
+END_TEST
+
 /* --- which ENIs are managed -------------------------------------------------------- */
 
 static void tag(struct fakeec2_eni *e, const char *key, const char *value) {
@@ -232,6 +308,7 @@ int main(void) {
         tcase_add_test(tc, test_ignored_are_aws_nodes);
         tcase_add_test(tc, test_check_warns_once);
         tcase_add_test(tc, test_start_warns_once);
+        tcase_add_test(tc, test_ec2_endpoint_wins);
         tcase_set_timeout(tc, 60);
         suite_add_tcase(s, tc);
         TCase *eni = tcase_create("managed");
