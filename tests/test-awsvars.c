@@ -6,6 +6,7 @@
  * MANAGE_UNTAGGED_ENI and the no_manage tag.
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +125,19 @@ static void run_ipamd(const char *const *env, const char *arg, struct run *ret) 
         ck_assert_int_eq(waitpid(pid, &ret->status, 0), pid);
 }
 
+/*
+ * The daemon started by a case stops before it touches the kernel's routing;
+ * should that ever change, it must not be the machine's: as root the case
+ * moves into a network namespace of its own first (lo up, the fake servers
+ * started after). Without root it could change nothing anyway.
+ */
+static void isolate(void) {
+        if (geteuid() != 0)
+                return;
+        ck_assert_msg(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
+        ck_assert_int_eq(testlib_sh("ip link set lo up"), 0);
+}
+
 static unsigned count(const char *hay, const char *needle) {
         unsigned n = 0;
         for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
@@ -151,6 +165,7 @@ END_TEST
 
 /* A start logs it once, before anything else can fail: here IMDS on a closed port. */
 START_TEST(test_start_warns_once) {
+        isolate();
         char db[600], sock[600];
         snprintf(db, sizeof db, "VPC_IPAM_DB=%s/pool.db", testlib_tmpdir());
         snprintf(sock, sizeof sock, "VPC_IPAM_SOCKET=%s/s.sock", testlib_tmpdir());
@@ -214,6 +229,7 @@ static unsigned ec2_requests(struct fakesrv *srv) {
 /* The daemon stops at its first EC2 call (the instance type's limits), having
  * asked EC2 where AWS_EC2_ENDPOINT says and nowhere else. */
 START_TEST(test_ec2_endpoint_wins) {
+        isolate();
         struct fakesrv *srv = fakesrv_start(fake_node, NULL);
         char md[128], ep[128], db[600], sock[600];
         snprintf(md, sizeof md, "AWS_EC2_METADATA_SERVICE_ENDPOINT=%s", fakesrv_url(srv));
