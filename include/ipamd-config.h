@@ -6,8 +6,10 @@
  * yet, switched on — is an error naming the variable, the value and what is
  * accepted; the daemon exits with it before touching anything. The pool's own
  * variables are parsed by poolconfig (ipam/) and carried here as `pool`; each
- * variable is in one of the two tables only. `vpc-ipamd -n` runs the same
- * parse and path check, then lists every setting (ipamd_config_setting).
+ * variable is in one of the two tables only. aws-node's variables that do not
+ * apply here are in a third list (ipamd_config_ignored_var): checked, and
+ * warned about at start when set. `vpc-ipamd -n` runs the same parse and path
+ * check, then lists every setting (ipamd_config_setting).
  */
 #pragma once
 
@@ -106,7 +108,9 @@ void ipamd_config_defaults(struct ipamd_config *ret);
  * Read the configuration from env, a NULL-terminated "NAME=value" array, then
  * check the rules across variables (no two of the socket, the store, the log
  * file and unix: binds at one path; introspection and metrics not on one
- * port). -EINVAL (or -ERANGE, -EOPNOTSUPP for a feature not supported yet,
+ * port; ENABLE_IMDS_ONLY_MODE not contradicted; MANAGE_UNTAGGED_ENI=false
+ * only where EC2's tags are read), and add the tag CLUSTER_NAME implies.
+ * -EINVAL (or -ERANGE, -EOPNOTSUPP for a feature not supported yet,
  * -EADDRINUSE) with err naming the variable on the first bad value; *ret
  * untouched then.
  */
