@@ -6,13 +6,22 @@
  * would exceed the buffer is cut and marked "truncated" rather than split.
  * JSON strings are escaped by hand here because the logger must not allocate
  * (it is called on out-of-memory paths) — this is output, not parsing.
+ *
+ * The log file rotates by size, as aws-node's (lumberjack, 100 MB and 5
+ * backups): when a line would take it past the limit, file.N-1 becomes
+ * file.N ... file becomes file.1, and a fresh file is opened. Only the file
+ * writes take the lock, so stderr lines never wait on a rotation. A file
+ * moved away by logrotate is not noticed: use one or the other.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,10 +34,24 @@ struct logger {
         enum log_format format;
         int fd;
         int file_fd;
+        char path[PATH_MAX];            /* the file, for rotation */
+        long long file_size, max_bytes;
+        int backups;
 };
 
-/* The one process-wide logger; written only by log_setup/log_shutdown. */
-static struct logger the_logger = { LOG_INFO, LOG_FORMAT_JSON, -1, -1 };
+/* The one process-wide logger; written only by log_setup/log_shutdown
+ * (and file_fd and file_size, under file_lock, by a rotation). */
+static struct logger the_logger = { LOG_INFO, LOG_FORMAT_JSON, -1, -1, "", 0, 0, 0 };
+static pthread_mutex_t file_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int open_file(const char *path, long long *ret_size) {
+        int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        struct stat st;
+        if (fd < 0)
+                return -errno;
+        *ret_size = fstat(fd, &st) == 0 ? (long long)st.st_size : 0;
+        return fd;
+}
 
 static const char *const level_names[] = {
         [LOG_DEBUG] = "debug", [LOG_INFO] = "info", [LOG_WARN] = "warn",
@@ -69,24 +92,34 @@ int log_format_parse(const char *s, enum log_format *ret) {
 
 int log_setup(const struct log_options *opts) {
         int file_fd = -1;
+        long long size = 0;
         if (opts->file && opts->file[0]) {
-                file_fd = open(opts->file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-                if (file_fd < 0)
-                        return -errno;
+                if (strlen(opts->file) + 16 > sizeof the_logger.path)
+                        return -ENAMETOOLONG;
+                if ((file_fd = open_file(opts->file, &size)) < 0)
+                        return file_fd;
         }
+        pthread_mutex_lock(&file_lock);
         if (the_logger.file_fd >= 0)
                 close(the_logger.file_fd);
         the_logger.level = opts->level;
         the_logger.format = opts->format;
         the_logger.fd = opts->fd;
         the_logger.file_fd = file_fd;
+        snprintf(the_logger.path, sizeof the_logger.path, "%s", file_fd >= 0 ? opts->file : "");
+        the_logger.file_size = size;
+        the_logger.max_bytes = opts->file_max_bytes;
+        the_logger.backups = opts->file_backups;
+        pthread_mutex_unlock(&file_lock);
         return 0;
 }
 
 void log_shutdown(void) {
+        pthread_mutex_lock(&file_lock);
         if (the_logger.file_fd >= 0)
                 close(the_logger.file_fd);
-        the_logger = (struct logger){ LOG_INFO, LOG_FORMAT_JSON, -1, -1 };
+        the_logger = (struct logger){ LOG_INFO, LOG_FORMAT_JSON, -1, -1, "", 0, 0, 0 };
+        pthread_mutex_unlock(&file_lock);
 }
 
 bool log_enabled(enum log_level level) {
@@ -230,6 +263,41 @@ static void write_all(int fd, const char *buf, size_t len) {
         }
 }
 
+/* Under file_lock: shift the backups up by one, the file to .1 (with no
+ * backups kept, the file is just started afresh), and reopen. On failure the
+ * old file stays open and grows: losing lines is worse than a big file. */
+static void rotate(struct logger *lg) {
+        char from[PATH_MAX + 16], to[PATH_MAX + 16];
+        for (int i = lg->backups; i >= 1; i--) {
+                snprintf(to, sizeof to, "%s.%d", lg->path, i);
+                if (i > 1)
+                        snprintf(from, sizeof from, "%s.%d", lg->path, i - 1);
+                else
+                        snprintf(from, sizeof from, "%s", lg->path);
+                (void)rename(from, to);         /* a missing backup is fine */
+        }
+        if (lg->backups <= 0 && truncate(lg->path, 0) < 0)
+                return;
+        long long size = 0;
+        int fd = open_file(lg->path, &size);
+        if (fd < 0)
+                return;
+        close(lg->file_fd);
+        lg->file_fd = fd;
+        lg->file_size = size;
+}
+
+static void write_file(struct logger *lg, const char *buf, size_t len) {
+        pthread_mutex_lock(&file_lock);
+        if (lg->file_fd >= 0) {
+                if (lg->max_bytes > 0 && lg->file_size > 0 && lg->file_size + (long long)len > lg->max_bytes)
+                        rotate(lg);
+                write_all(lg->file_fd, buf, len);
+                lg->file_size += (long long)len;
+        }
+        pthread_mutex_unlock(&file_lock);
+}
+
 void log_event(enum log_level level, int error, const char *msg,
                const struct log_field *fields, unsigned n_fields) {
         if (!log_enabled(level))
@@ -262,6 +330,6 @@ void log_event(enum log_level level, int error, const char *msg,
 
         write_all(the_logger.fd >= 0 ? the_logger.fd : STDERR_FILENO, buf, l.len);
         if (the_logger.file_fd >= 0)
-                write_all(the_logger.file_fd, buf, l.len);
+                write_file(&the_logger, buf, l.len);
         errno = saved_errno;
 }

@@ -9,10 +9,11 @@
  * rules without NLM_F_EXCL) go one per matching dump entry. A delete request
  * cannot say "and no fwmark", so a foreign rule with our priority, selectors
  * and table plus a fwmark could be taken first; nothing puts such rules at
- * the priorities used here (512, 1536, 32765).
+ * the priorities used here (512, 1535, 1536, 32765).
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <linux/fib_rules.h>
 
@@ -123,4 +124,55 @@ const char *hn_rule_str(const struct hn_rule *m, char buf[static 128]) {
                 snprintf(table, sizeof table, "lookup %u ", m->table);
         snprintf(buf, 128, "%s%sprio %u", sel, table, m->prio);
         return buf;
+}
+
+/* --- AWS_EXTERNAL_SERVICE_CIDRS: "to CIDR lookup main" at HOSTNET_SERVICE_RULE_PRIO ---------- */
+
+static bool in_wanted(struct nl_addr *dst, const struct hn_rule *want, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (hn_nladdr_is(dst, want[i].dst, want[i].dst_len))
+                        return true;
+        return false;
+}
+
+/* Delete the plain "to X lookup main" rules at the priority whose X is not wanted. */
+static int service_rules_prune(hostnet *h, const struct hn_rule *want, size_t n) {
+        _cleanup_(hn_cache_freep) struct nl_cache *rules = NULL;
+        int r = rules_dump(h, &rules);
+        for (struct nl_object *o = r < 0 ? NULL : nl_cache_get_first(rules); o; o = nl_cache_get_next(o)) {
+                struct rtnl_rule *x = (struct rtnl_rule *)o;
+                struct nl_addr *dst = rtnl_rule_get_dst(x);
+                if (rtnl_rule_get_family(x) != AF_INET || rtnl_rule_get_action(x) != FR_ACT_TO_TBL ||
+                    rtnl_rule_get_prio(x) != HOSTNET_SERVICE_RULE_PRIO || rtnl_rule_get_table(x) != HOSTNET_TABLE_MAIN ||
+                    !no_extras(x) || !hn_nladdr_is(rtnl_rule_get_src(x), 0, 0) || !dst ||
+                    nl_addr_get_len(dst) != 4 || in_wanted(dst, want, n))
+                        continue;
+                struct hn_rule m = { .prio = HOSTNET_SERVICE_RULE_PRIO, .table = HOSTNET_TABLE_MAIN,
+                                     .dst_len = (unsigned)nl_addr_get_prefixlen(dst) };
+                memcpy(&m.dst, nl_addr_get_binary_addr(dst), 4);
+                if ((r = rule_delete_one(h, x, &m)) < 0)
+                        break;
+        }
+        return r;
+}
+
+int hostnet_sync_service_rules(hostnet *h, const char *const *cidrs, size_t n, struct errmsg *err) {
+        struct hn_rule *want = calloc(n ? n : 1, sizeof *want);
+        if (!want)
+                return errmsg_set(err, -ENOMEM, "out of memory");
+        int r = 0;
+        for (size_t i = 0; i < n && r == 0; i++) {
+                want[i] = (struct hn_rule){ .prio = HOSTNET_SERVICE_RULE_PRIO, .table = HOSTNET_TABLE_MAIN };
+                if (hn_cidr_parse(cidrs[i], &want[i].dst, &want[i].dst_len) < 0)
+                        r = errmsg_set(err, -EINVAL, "\"%s\" is not an IPv4 CIDR without host bits", cidrs[i]);
+        }
+        char rs[128];
+        for (size_t i = 0; i < n && r == 0; i++)
+                if ((r = hn_rule_ensure(h, &want[i])) < 0)
+                        errmsg_set(err, r, "cannot add rule %s: %s", hn_rule_str(&want[i], rs), strerror(-r));
+        if (r == 0 && (r = service_rules_prune(h, want, n)) < 0)
+                errmsg_set(err, r, "cannot remove a stale rule at priority %d: %s", HOSTNET_SERVICE_RULE_PRIO,
+                           strerror(-r));
+        free(want);
+        return r;
 }

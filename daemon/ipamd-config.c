@@ -9,6 +9,12 @@
  * is in both. Each row also says how its effective value is shown, and which
  * rows the environment set is recorded, for `vpc-ipamd -n`; the paths are
  * checked there and at start without creating anything.
+ *
+ * A third table lists aws-node's variables that do not apply here, each with
+ * a check of its value and the reason; the ones set are recorded so that a
+ * start warns once about each. Between the tables, and poolconfig's, every
+ * variable of aws-node's manifest and code is answered (tests/test-awsvars.c
+ * holds the list).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -262,6 +268,42 @@ static int p_ipv4(const char *n, const char *v, struct ipamd_config *c, struct e
         return 0;
 }
 
+static int p_imds_only(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->imds_only, e);
+}
+
+static int p_manage_untagged(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->manage_untagged, e);
+}
+
+static int p_service_cidrs(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        struct snat_config tmp;
+        snat_config_defaults(&tmp);
+        int r = snat_parse_cidrs(n, v, &tmp, e);
+        if (r < 0)
+                return r;
+        _Static_assert(SNAT_MAX_EXCLUDE <= IPAMD_SERVICE_CIDRS_MAX && SNAT_CIDR_LEN <= IPAMD_CIDR_LEN, "sizes");
+        for (size_t i = 0; i < tmp.n_exclude; i++)
+                snprintf(c->service_cidrs[i], IPAMD_CIDR_LEN, "%s", tmp.exclude[i]);
+        c->n_service_cidrs = tmp.n_exclude;
+        return 0;
+}
+
+/* An http(s) URL of a host, an optional port and at most the path "/" (SigV4 signs "/"). */
+static int p_ec2_endpoint(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        const char *host = strncmp(v, "https://", 8) == 0 ? v + 8 : strncmp(v, "http://", 7) == 0 ? v + 7 : NULL;
+        size_t len = host ? strcspn(host, "/") : 0;
+        bool clean = host && len > 0 && host[0] != ':' && strcspn(host, " \t\r\n?#@") == strlen(host);
+        if (!clean || (host[len] && strcmp(host + len, "/") != 0))
+                return errmsg_set(e, -EINVAL, "%s=%s: accepted: an http(s) URL of a host and optional port, "
+                                  "e.g. https://ec2.us-east-1.amazonaws.com (no path but /)", n, v);
+        return parse_string(n, v, c->ec2_endpoint, sizeof c->ec2_endpoint, e);
+}
+
+static int p_http_timeout(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_int_field(n, v, 10, 600, &c->http_timeout_s, e);
+}
+
 /* --- how each effective value is shown (vpc-ipamd -n) ---------------------------- */
 
 static void show_log_level(const struct ipamd_config *c, char *buf, size_t size) {
@@ -278,7 +320,9 @@ static void show_log_file(const struct ipamd_config *c, char *buf, size_t size) 
 
 static void show_tags(const struct ipamd_config *c, char *buf, size_t size) {
         cJSON *o = cJSON_CreateObject();
-        for (size_t i = 0; o && i < c->n_tags; i++)
+        /* What the variable said: not the owner tag CLUSTER_NAME implies (always last). */
+        size_t n = c->n_tags - (c->owner_tag_implied ? 1 : 0);
+        for (size_t i = 0; o && i < n; i++)
                 cJSON_AddStringToObject(o, c->tags[i].key, c->tags[i].value);
         char *text = o ? cJSON_PrintUnformatted(o) : NULL;
         snprintf(buf, size, "%s", text ? text : "?");
@@ -307,6 +351,13 @@ static void show_exclude(const struct ipamd_config *c, char *buf, size_t size) {
 
 static void show_connmark(const struct ipamd_config *c, char *buf, size_t size) {
         snprintf(buf, size, "0x%x", (unsigned)c->snat.mark);
+}
+
+static void show_service_cidrs(const struct ipamd_config *c, char *buf, size_t size) {
+        size_t used = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; i < c->n_service_cidrs && used < size; i++)
+                used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? "," : "", c->service_cidrs[i]);
 }
 
 /* A row: the variable, its parser, and how its effective value is shown: an
@@ -338,6 +389,12 @@ static const struct row rows[] = {
         { { "DISABLE_NETWORK_RESOURCE_PROVISIONING", "false", "true or false" }, p_no_provisioning,
           BOOL(no_provisioning) },
         { { "DISABLE_LEAKED_ENI_CLEANUP", "false", "true or false" }, p_no_leak_cleanup, BOOL(no_leak_cleanup) },
+        { { "ENABLE_IMDS_ONLY_MODE", "false", "true or false" }, p_imds_only, BOOL(imds_only) },
+        { { "MANAGE_UNTAGGED_ENI", "true", "true or false" }, p_manage_untagged, BOOL(manage_untagged) },
+        { { "AWS_EC2_ENDPOINT", "", "an http(s) URL: scheme, host, optional port, no path but /" },
+          p_ec2_endpoint, STR(ec2_endpoint) },
+        { { "HTTP_TIMEOUT", "10", "whole seconds from 10 to 600 (aws-node raises lower values to 10)" },
+          p_http_timeout, INT(http_timeout_s) },
         { { "AWS_VPC_K8S_CNI_LOGLEVEL", "info", "debug, info, warn, error, fatal" }, p_log_level,
           FN(show_log_level) },
         { { "VPC_IPAM_LOG_FORMAT", "json", "json or text" }, p_log_format, FN(show_log_format) },
@@ -366,6 +423,8 @@ static const struct row rows[] = {
         { { "AWS_VPC_CNI_NODE_PORT_SUPPORT", "true", "true or false" }, p_node_port, BOOL(snat.node_port) },
         { { "AWS_VPC_K8S_CNI_CONNMARK", "0x80", "a non-zero 32-bit mark, hex or decimal" }, p_connmark,
           FN(show_connmark) },
+        { { "AWS_EXTERNAL_SERVICE_CIDRS", "", "a comma-separated list of IPv4 CIDRs" }, p_service_cidrs,
+          FN(show_service_cidrs) },
         { { "AWS_VPC_K8S_CNI_VETHPREFIX", "eni", "1-4 letters or digits, a letter first; not eth, lo, vlan" },
           p_veth_prefix, STR(snat.veth_prefix) },
         { { "ENABLE_IPv4", "true", "true (IPv4 only)" }, p_ipv4, DEFAULT },
@@ -377,6 +436,127 @@ static const struct row rows[] = {
 
 #define N_ROWS (sizeof rows / sizeof rows[0])
 _Static_assert(N_ROWS <= 64, "ipamd_config.has has one bit per row");
+
+/* --- aws-node variables that do not apply: checked, then warned about at start ------------- */
+
+typedef int (*check_fn)(const char *name, const char *value, struct errmsg *err);
+
+static int c_any(const char *n, const char *v, struct errmsg *e) {
+        (void)n, (void)v, (void)e;
+        return 0;
+}
+
+static int c_bool(const char *n, const char *v, struct errmsg *e) {
+        bool b;
+        return poolconfig_parse_bool(n, v, &b, e);
+}
+
+/* A feature switch whose "true" vpc-ipamd cannot honour: refused, as p_not_yet. */
+static int c_false(const char *n, const char *v, struct errmsg *e) {
+        return p_not_yet(n, v, NULL, e);
+}
+
+static int c_one_of(const char *n, const char *v, const char *const *ok, const char *accepted, struct errmsg *e) {
+        for (; *ok; ok++)
+                if (strcasecmp(v, *ok) == 0)
+                        return 0;
+        return errmsg_set(e, -EINVAL, "%s=%s: accepted: %s", n, v, accepted);
+}
+
+static int c_sg_mode(const char *n, const char *v, struct errmsg *e) {
+        return c_one_of(n, v, (const char *const[]){ "strict", "standard", NULL }, "strict or standard", e);
+}
+
+static int c_plugin_level(const char *n, const char *v, struct errmsg *e) {
+        return c_one_of(n, v, (const char *const[]){ "debug", "info", "warn", "error", "fatal", NULL },
+                        "debug, info, warn, error, fatal", e);
+}
+
+static int c_plugin_file(const char *n, const char *v, struct errmsg *e) {
+        if (strcmp(v, "stdout") == 0)
+                return errmsg_set(e, -EINVAL, "%s=stdout: not accepted (as aws-node)", n);
+        return 0;
+}
+
+/* Strict enforcement would promise pods a default-deny vpc-ipamd cannot give. */
+static int c_np_mode(const char *n, const char *v, struct errmsg *e) {
+        if (strcasecmp(v, "strict") == 0)
+                return errmsg_set(e, -EOPNOTSUPP, "%s=strict: not supported: vpc-ipamd does not serve the network "
+                                  "policy agent, so pods would start without the default-deny strict promises; "
+                                  "unset it or set standard", n);
+        return c_one_of(n, v, (const char *const[]){ "standard", NULL }, "standard", e);
+}
+
+struct ignored_row {
+        struct ipamd_ignored_var var;
+        check_fn check;
+};
+
+#define NO_K8S "vpc-ipamd does not talk to the Kubernetes API server"
+#define NOT_YET_ON(x) "only used with " x ", which vpc-ipamd does not support yet (refused when on)"
+
+static const struct ignored_row ignored[] = {
+        { { "ENI_CONFIG_ANNOTATION_DEF", "any", NOT_YET_ON("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG") }, c_any },
+        { { "ENI_CONFIG_LABEL_DEF", "any", NOT_YET_ON("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG") }, c_any },
+        { { "POD_SECURITY_GROUP_ENFORCING_MODE", "strict or standard", NOT_YET_ON("ENABLE_POD_ENI") }, c_sg_mode },
+        { { "DISABLE_TCP_EARLY_DEMUX", "true or false",
+            "aws-node's init container sets tcp_early_demux for pod ENIs (ENABLE_POD_ENI, not supported yet); "
+            "vpc-ipamd sets no sysctl" }, c_bool },
+        { { "ENABLE_V4_EGRESS", "true or false", NOT_YET_ON("ENABLE_IPv6") }, c_bool },
+        { { "ENABLE_V6_EGRESS", "false", "IPv6 egress for pods needs IPv6, not supported yet" }, c_false },
+        { { "DISABLE_POD_V6", "true or false",
+            "aws-node's plugin setting for IPv6 inside pods; vpc-cni configures IPv4 only" }, c_bool },
+        { { "ENABLE_MULTI_NIC", "false", "vpc-ipamd uses network card 0 only; pods asking for an address on "
+            "every card cannot be served" }, c_false },
+        { { "AWS_MANAGE_ENIS_NON_SCHEDULABLE", "true or false", NO_K8S ", so it cannot see the unschedulable "
+            "taint: it manages ENIs on every node, as aws-node with true" }, c_bool },
+        { { "ENABLE_SUBNET_DISCOVERY", "true or false", "new ENIs always go in the primary ENI's subnet, as "
+            "aws-node with false" }, c_bool },
+        { { "ANNOTATE_POD_IP", "true or false", NO_K8S ", so pods are not annotated with their address" },
+          c_bool },
+        { { "NETWORK_POLICY_ENFORCING_MODE", "standard", "network policy is the policy agent's; vpc-ipamd does "
+            "not serve aws-node's gRPC it talks to" }, c_np_mode },
+        { { "ENABLE_BANDWIDTH_PLUGIN", "true or false", "the conflist is installed as a file "
+            "(scripts/deploy/10-vpc-cni.conflist); add the bandwidth plugin there" }, c_bool },
+        { { "AWS_VPC_K8S_PLUGIN_LOG_FILE", "a path (not stdout)", "the plugin's log, set in aws-node's conflist; "
+            "vpc-cni logs to the runtime's stderr" }, c_plugin_file },
+        { { "AWS_VPC_K8S_PLUGIN_LOG_LEVEL", "debug, info, warn, error, fatal", "the plugin's log level, set in "
+            "aws-node's conflist; vpc-cni logs failures only" }, c_plugin_level },
+        { { "AWS_VPC_K8S_CNI_BACKING_STORE", "any", "aws-node's checkpoint file; vpc-ipamd keeps its pool in "
+            "VPC_IPAM_DB" }, c_any },
+        { { "AWS_VPC_K8S_CNI_CONFIGURE_RPFILTER", "any", "deprecated by aws-node itself; no effect there either" },
+          c_any },
+        { { "ENABLE_NFTABLES", "any", "deprecated by aws-node itself; vpc-ipamd always uses nftables" }, c_any },
+        { { "CLUSTER_ENDPOINT", "any", NO_K8S }, c_any },
+        { { "MY_NODE_NAME", "any", NO_K8S "; the node is learnt from IMDS" }, c_any },
+        { { "MY_POD_NAME", "any", NO_K8S }, c_any },
+        { { "VPC_CNI_VERSION", "any", "aws-node's version, informational" }, c_any },
+        { { "VPC_ID", "any", "the VPC is learnt from IMDS" }, c_any },
+        { { "HOST_CNI_BIN_PATH", "any", "aws-node's installer's; vpc-cni is installed by the DaemonSet's "
+            "entrypoint (scripts/deploy)" }, c_any },
+        { { "HOST_CNI_CONFDIR_PATH", "any", "aws-node's installer's; the conflist is installed by the DaemonSet's "
+            "entrypoint (scripts/deploy)" }, c_any },
+};
+
+#define N_IGNORED (sizeof ignored / sizeof ignored[0])
+_Static_assert(N_IGNORED <= 64, "ipamd_config.ignored has one bit per row");
+
+const struct ipamd_ignored_var *ipamd_config_ignored_var(size_t i) {
+        return i < N_IGNORED ? &ignored[i].var : NULL;
+}
+
+static int check_ignored(const char *const *env, struct ipamd_config *c, struct errmsg *err) {
+        for (size_t i = 0; i < N_IGNORED; i++) {
+                const char *v = poolconfig_getenv(env, ignored[i].var.name);
+                if (!v || !*v)
+                        continue;
+                int r = ignored[i].check(ignored[i].var.name, v, err);
+                if (r < 0)
+                        return r;
+                c->ignored |= UINT64_C(1) << i;
+        }
+        return 0;
+}
 
 /* --- rules across variables ----------------------------------------------------------- */
 
@@ -424,9 +604,65 @@ static int verify_binds(const struct ipamd_config *c, struct errmsg *err) {
                           " give one another port, or set DISABLE_METRICS or DISABLE_INTROSPECTION", b, a);
 }
 
-static int verify(const struct ipamd_config *c, struct errmsg *err) {
+/* The row index of a variable of our table (for "was it set"). */
+static bool was_set(const struct ipamd_config *c, const char *name) {
+        for (size_t i = 0; i < N_ROWS; i++)
+                if (strcmp(rows[i].var.name, name) == 0)
+                        return (c->has >> i) & 1;
+        return false;
+}
+
+/*
+ * ENABLE_IMDS_ONLY_MODE implies no provisioning and no leak cleanup (as
+ * aws-node); either explicitly false beside it is a contradiction, refused.
+ * MANAGE_UNTAGGED_ENI=false needs the ENIs' tags, which only EC2 shows.
+ */
+static int verify_imds_only(struct ipamd_config *c, struct errmsg *err) {
+        if (c->imds_only) {
+                if (was_set(c, "DISABLE_NETWORK_RESOURCE_PROVISIONING") && !c->no_provisioning)
+                        return errmsg_set(err, -EINVAL, "DISABLE_NETWORK_RESOURCE_PROVISIONING=false: "
+                                          "ENABLE_IMDS_ONLY_MODE=true implies true; unset one");
+                if (was_set(c, "DISABLE_LEAKED_ENI_CLEANUP") && !c->no_leak_cleanup)
+                        return errmsg_set(err, -EINVAL, "DISABLE_LEAKED_ENI_CLEANUP=false: "
+                                          "ENABLE_IMDS_ONLY_MODE=true implies true; unset one");
+                c->no_provisioning = c->no_leak_cleanup = true;
+        }
+        if (c->no_provisioning && !c->manage_untagged)
+                return errmsg_set(err, -EINVAL, "MANAGE_UNTAGGED_ENI=false: it needs the ENIs' tags, which vpc-ipamd "
+                                  "reads from EC2, but with %s it reads IMDS only (every ENI IMDS lists is used); "
+                                  "unset one", c->imds_only ? "ENABLE_IMDS_ONLY_MODE" :
+                                  "DISABLE_NETWORK_RESOURCE_PROVISIONING");
+        return 0;
+}
+
+static bool has_tag(const struct ipamd_config *c, const char *key) {
+        for (size_t i = 0; i < c->n_tags; i++)
+                if (strcmp(c->tags[i].key, key) == 0)
+                        return true;
+        return false;
+}
+
+/* With CLUSTER_NAME, created ENIs also carry eks:eni:owner=amazon-vpc-cni, as aws-node's. */
+static int add_owner_tag(struct ipamd_config *c, struct errmsg *err) {
+        if (!c->cluster_name[0] || has_tag(c, IPAMD_OWNER_TAG_KEY))
+                return 0;
+        if (c->n_tags == IPAMD_TAGS_MAX)
+                return errmsg_set(err, -ERANGE, "ADDITIONAL_ENI_TAGS: more than %d tags with CLUSTER_NAME set "
+                                  "(which adds " IPAMD_OWNER_TAG_KEY ")", IPAMD_TAGS_MAX - 1);
+        struct ipamd_tag *t = &c->tags[c->n_tags++];
+        c->owner_tag_implied = true;
+        snprintf(t->key, sizeof t->key, "%s", IPAMD_OWNER_TAG_KEY);
+        snprintf(t->value, sizeof t->value, "%s", IPAMD_OWNER_TAG_VALUE);
+        return 0;
+}
+
+static int verify(struct ipamd_config *c, struct errmsg *err) {
         int r = verify_paths(c, err);
-        return r < 0 ? r : verify_binds(c, err);
+        if (r == 0)
+                r = verify_binds(c, err);
+        if (r == 0)
+                r = verify_imds_only(c, err);
+        return r < 0 ? r : add_owner_tag(c, err);
 }
 
 void ipamd_config_defaults(struct ipamd_config *ret) {
@@ -443,6 +679,8 @@ void ipamd_config_defaults(struct ipamd_config *ret) {
                 .ec2_rate_share = 0.1,
                 .leak_cleanup_interval_s = 3600,
                 .vpc_cidr_refresh_s = 60,
+                .manage_untagged = true,
+                .http_timeout_s = 10,
         };
         poolconfig_defaults(&ret->pool);
         snat_config_defaults(&ret->snat);
@@ -465,8 +703,10 @@ int ipamd_config_from_env(const char *const *env, struct ipamd_config *ret, stru
                         return r;
                 c.has |= UINT64_C(1) << i;
         }
-        int r = poolconfig_from_env(env, &c.pool, err);
+        int r = check_ignored(env, &c, err);
         if (r < 0)
+                return r;
+        if ((r = poolconfig_from_env(env, &c.pool, err)) < 0)
                 return r;
         if (c.pod_mtu == 0)
                 c.pod_mtu = c.eni_mtu;

@@ -21,9 +21,26 @@
 #include "podnet.h"
 #include "sync.h"
 
+#define SYNC_TAG_NO_MANAGE "node.k8s.amazonaws.com/no_manage"
+
+/*
+ * Which attached ENIs vpc-ipamd uses, as aws-node's setUnmanagedENIs: the
+ * primary always; never one tagged no_manage=true; one tagged with this
+ * instance (vpc-ipamd's or aws-node's own), or tagged no_manage with any other
+ * value, yes; an untagged one only with MANAGE_UNTAGGED_ENI (the default).
+ * An ENI of another kind (trunk, efa, ...) is never taken: others own it.
+ */
 static bool managed(const struct ipamd_ctx *o, const struct ec2_eni *e) {
+        if (strcmp(e->id, o->node->primary_eni_id) == 0)
+                return true;
+        const char *no_manage = ctx_eni_tag(e, SYNC_TAG_NO_MANAGE);
         const char *inst = ctx_eni_tag(e, CTX_TAG_INSTANCE);
-        return strcmp(e->id, o->node->primary_eni_id) == 0 || (inst && strcmp(inst, o->node->instance_id) == 0);
+        if (no_manage)
+                return strcmp(no_manage, "true") != 0;
+        if (inst && strcmp(inst, o->node->instance_id) == 0)
+                return true;
+        bool plain = !e->interface_type || !*e->interface_type || strcmp(e->interface_type, "interface") == 0;
+        return o->cfg->manage_untagged && plain;
 }
 
 /* --- EC2 → store --------------------------------------------------------------- */

@@ -110,7 +110,8 @@ static void *signal_thread(void *arg) {
 
 static void open_logging(struct ipamd *d) {
         struct log_options lo = { .level = d->cfg.log_level, .format = d->cfg.log_format, .fd = -1,
-                                  .file = d->cfg.log_file };
+                                  .file = d->cfg.log_file, .file_max_bytes = IPAMD_LOG_FILE_MAX_BYTES,
+                                  .file_backups = IPAMD_LOG_FILE_BACKUPS };
         int r = log_setup(&lo);
         if (r < 0) {
                 fprintf(stderr, "vpc-ipamd: AWS_VPC_K8S_CNI_LOG_FILE=%s: cannot open: %s\n", d->cfg.log_file,
@@ -128,7 +129,10 @@ static void discover(struct ipamd *d) {
         if ((r = ratelimit_new(&ro, &d->limits)) < 0)
                 fatal("cannot create the EC2 rate limiter", r, NULL);
         const char *region_env = getenv("AWS_REGION") ? getenv("AWS_REGION") : getenv("AWS_DEFAULT_REGION");
+        /* AWS_EC2_ENDPOINT (aws-node's) first, then the SDKs' AWS_ENDPOINT_URL_EC2 and AWS_ENDPOINT_URL. */
         struct ec2_options eo = { .region = region_env && *region_env ? NULL : d->node.region,
+                                  .endpoint = d->cfg.ec2_endpoint[0] ? d->cfg.ec2_endpoint : NULL,
+                                  .http = { .total_timeout_ms = d->cfg.http_timeout_s * 1000L },
                                   .limits = d->limits, .imds = d->imds };
         if ((r = ec2_client_new(&eo, &d->ec2, &err)) < 0)
                 fatal("cannot create the EC2 client", r, err.text);
@@ -136,6 +140,40 @@ static void discover(struct ipamd *d) {
                  LF_STR("instance_type", d->node.instance_type), LF_STR("region", d->node.region),
                  LF_STR("primary_eni", d->node.primary_eni_id), LF_STR("subnet", d->node.subnet_id),
                  LF_STR("ec2_endpoint", ec2_client_endpoint(d->ec2)));
+}
+
+/* AWS_EXTERNAL_SERVICE_CIDRS' rules, before any pod is served; the set only changes with the config. */
+static void service_rules(struct ipamd *d) {
+        const char *cidrs[IPAMD_SERVICE_CIDRS_MAX];
+        for (size_t i = 0; i < d->cfg.n_service_cidrs; i++)
+                cidrs[i] = d->cfg.service_cidrs[i];
+        struct errmsg err = { 0 };
+        hostnet *h = NULL;
+        int r = hostnet_open(&h, &err);
+        if (r == 0)
+                r = hostnet_sync_service_rules(h, cidrs, d->cfg.n_service_cidrs, &err);
+        hostnet_free(h);
+        if (r < 0)
+                fatal("cannot set the rules of AWS_EXTERNAL_SERVICE_CIDRS", r, err.text);
+        if (d->cfg.n_service_cidrs)
+                log_info("external service CIDRs routed through the main table",
+                         LF_INT("rules", (int)d->cfg.n_service_cidrs), LF_INT("priority", HOSTNET_SERVICE_RULE_PRIO));
+}
+
+/* One warning per aws-node variable set that does not apply here. */
+static void warn_ignored(const struct ipamd_config *cfg, bool to_stderr) {
+        const struct ipamd_ignored_var *v;
+        for (size_t i = 0; (v = ipamd_config_ignored_var(i)); i++) {
+                if (!((cfg->ignored >> i) & 1))
+                        continue;
+                if (to_stderr)
+                        fprintf(stderr, "vpc-ipamd: warning: %s=%s is ignored: %s\n", v->name, getenv(v->name),
+                                v->reason);
+                else
+                        log_warn("an aws-node variable that does not apply to vpc-ipamd is ignored",
+                                 LF_STR("variable", v->name), LF_STR("value", getenv(v->name)),
+                                 LF_STR("reason", v->reason));
+        }
 }
 
 static store *open_store(struct ipamd *d) {
@@ -171,7 +209,9 @@ static void open_stores(struct ipamd *d) {
         d->http_store = open_store(d);
         check_store_owner(d);
         struct errmsg err = { 0 };
-        int r = node_limits(&d->node, d->store, d->ec2, vtime_wall_ms(), &err);
+        /* ENABLE_IMDS_ONLY_MODE: EC2 is not asked at all, not even for the limits. */
+        int r = d->cfg.imds_only ? errmsg_set(&err, -EOPNOTSUPP, "ENABLE_IMDS_ONLY_MODE: EC2 is not asked")
+                                 : node_limits(&d->node, d->store, d->ec2, vtime_wall_ms(), &err);
         if (r < 0 && d->cfg.no_provisioning) {
                 /* IMDS-only: the limits only feed reports; what IMDS lists is what there is. */
                 char (*macs)[IMDS_MAC_LEN] = NULL;
@@ -342,6 +382,7 @@ static int print_settings(const struct ipamd_config *cfg, bool json) {
                 cJSON_free(text);
                 cJSON_Delete(o);
         }
+        warn_ignored(cfg, true);
         fprintf(stderr, "vpc-ipamd: configuration OK\n");
         return fflush(stdout) == 0 ? 0 : 1;
 }
@@ -358,6 +399,7 @@ int main(int argc, char **argv) {
         if (mode != MODE_RUN)
                 return print_settings(&d.cfg, mode == MODE_CHECK_JSON);
         open_logging(&d);
+        warn_ignored(&d.cfg, false);
         unsigned seed;
         if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
                 seed = (unsigned)getpid() ^ (unsigned)t0;
@@ -369,6 +411,7 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
         discover(&d);
         open_stores(&d);
+        service_rules(&d);
         start_server(&d);
         log_info("serving", LF_STR("socket", d.cfg.socket_path), LF_INT("startup_ms", vtime_mono_ms() - t0));
         start_introspection(&d);

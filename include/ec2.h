@@ -152,8 +152,9 @@ typedef struct ec2_client ec2_client;
 
 struct ec2_options {
         const char *region;             /* NULL: $AWS_REGION, $AWS_DEFAULT_REGION, then IMDS */
-        const char *endpoint;           /* NULL: $AWS_ENDPOINT_URL_EC2, $AWS_ENDPOINT_URL, https://ec2.<region>.amazonaws.com */
-        struct awshttp_options http;
+        const char *endpoint;           /* NULL: $AWS_ENDPOINT_URL_EC2, $AWS_ENDPOINT_URL, https://ec2.<region>.amazonaws.com
+                                         * (vpc-ipamd: aws-node's AWS_EC2_ENDPOINT, when set) */
+        struct awshttp_options http;    /* vpc-ipamd: total_timeout_ms from HTTP_TIMEOUT; also the credentials' */
         unsigned max_attempts;          /* 0: 5 */
         uint64_t backoff_base_ns;       /* 0: 100 ms */
         uint64_t backoff_cap_ns;        /* 0: 5 s */

@@ -44,6 +44,7 @@
  * more specific claimed is steered into the ENI's table.
  */
 #define HOSTNET_POD_RULE_PRIO_TO 512
+#define HOSTNET_SERVICE_RULE_PRIO 1535      /* "to <AWS_EXTERNAL_SERVICE_CIDRS> lookup main", as aws-node */
 #define HOSTNET_POD_RULE_PRIO_FROM 1536
 #define HOSTNET_ENI_RULE_PRIO 32765
 
@@ -132,3 +133,15 @@ int hostnet_delete_link(hostnet *h, int ifindex, const char *name, struct errmsg
  * errors. Call it before the address is released: once reassigned, the new
  * pod's identical rules would go too. */
 int hostnet_remove_pod_routing(hostnet *h, const char *pod_ip, uint32_t route_table, struct errmsg *err);
+
+/*
+ * AWS_EXTERNAL_SERVICE_CIDRS: make the plain rules "to <cidr> lookup main" at
+ * HOSTNET_SERVICE_RULE_PRIO exactly those of cidrs (IPv4 CIDRs without host
+ * bits): each added unless present, and any other plain "to X lookup main"
+ * at that priority (a CIDR since dropped from the variable) deleted. Just
+ * before the pods' "from pod lookup T" rules, they send a pod's traffic to
+ * these destinations out through the main table (the primary ENI), as
+ * aws-node's. n == 0 removes them all. -EINVAL naming a bad CIDR before any
+ * change.
+ */
+int hostnet_sync_service_rules(hostnet *h, const char *const *cidrs, size_t n, struct errmsg *err);

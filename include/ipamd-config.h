@@ -6,8 +6,10 @@
  * yet, switched on — is an error naming the variable, the value and what is
  * accepted; the daemon exits with it before touching anything. The pool's own
  * variables are parsed by poolconfig (ipam/) and carried here as `pool`; each
- * variable is in one of the two tables only. `vpc-ipamd -n` runs the same
- * parse and path check, then lists every setting (ipamd_config_setting).
+ * variable is in one of the two tables only. aws-node's variables that do not
+ * apply here are in a third list (ipamd_config_ignored_var): checked, and
+ * warned about at start when set. `vpc-ipamd -n` runs the same parse and path
+ * check, then lists every setting (ipamd_config_setting).
  */
 #pragma once
 
@@ -27,6 +29,16 @@
 #define IPAMD_TAGS_MAX 40               /* EC2 allows 50 per resource; 10 are ours at most */
 #define IPAMD_TAG_KEY_MAX 128
 #define IPAMD_TAG_VALUE_MAX 256
+#define IPAMD_SERVICE_CIDRS_MAX 32
+#define IPAMD_CIDR_LEN 19                /* "255.255.255.255/32" and the NUL */
+#define IPAMD_ENDPOINT_MAX 512
+/* aws-node (since v1.19.4) tags the ENIs it creates with this when CLUSTER_NAME is
+ * set, so that EKS's VPC resource controller can delete them if they leak. */
+#define IPAMD_OWNER_TAG_KEY "eks:eni:owner"
+#define IPAMD_OWNER_TAG_VALUE "amazon-vpc-cni"
+/* AWS_VPC_K8S_CNI_LOG_FILE rotation, as aws-node's lumberjack: 100 MiB, 5 backups. */
+#define IPAMD_LOG_FILE_MAX_BYTES (100LL * 1024 * 1024)
+#define IPAMD_LOG_FILE_BACKUPS 5
 
 struct ipamd_tag {
         char key[IPAMD_TAG_KEY_MAX + 1];
@@ -38,10 +50,17 @@ struct ipamd_config {
         int eni_mtu;                            /* AWS_VPC_ENI_MTU, 9001 */
         int pod_mtu;                            /* POD_MTU, = eni_mtu */
         char cluster_name[IPAMD_CLUSTER_NAME_MAX + 1];
-        struct ipamd_tag tags[IPAMD_TAGS_MAX];  /* ADDITIONAL_ENI_TAGS */
+        struct ipamd_tag tags[IPAMD_TAGS_MAX];  /* ADDITIONAL_ENI_TAGS, plus IPAMD_OWNER_TAG_KEY with CLUSTER_NAME */
         size_t n_tags;
-        bool no_provisioning;                   /* DISABLE_NETWORK_RESOURCE_PROVISIONING */
-        bool no_leak_cleanup;                   /* DISABLE_LEAKED_ENI_CLEANUP */
+        bool owner_tag_implied;                 /* the last tag is the one CLUSTER_NAME implies */
+        bool no_provisioning;                   /* DISABLE_NETWORK_RESOURCE_PROVISIONING (or ENABLE_IMDS_ONLY_MODE) */
+        bool no_leak_cleanup;                   /* DISABLE_LEAKED_ENI_CLEANUP (or ENABLE_IMDS_ONLY_MODE) */
+        bool imds_only;                         /* ENABLE_IMDS_ONLY_MODE */
+        bool manage_untagged;                   /* MANAGE_UNTAGGED_ENI, true */
+        char service_cidrs[IPAMD_SERVICE_CIDRS_MAX][IPAMD_CIDR_LEN];   /* AWS_EXTERNAL_SERVICE_CIDRS */
+        size_t n_service_cidrs;
+        char ec2_endpoint[IPAMD_ENDPOINT_MAX + 1];     /* AWS_EC2_ENDPOINT; "" = the SDK variables' */
+        int http_timeout_s;                     /* HTTP_TIMEOUT, 10 */
         enum log_level log_level;               /* AWS_VPC_K8S_CNI_LOGLEVEL */
         enum log_format log_format;             /* VPC_IPAM_LOG_FORMAT */
         char log_file[IPAMD_PATH_MAX + 1];      /* AWS_VPC_K8S_CNI_LOG_FILE; "" = stderr only */
@@ -57,6 +76,7 @@ struct ipamd_config {
         int vpc_cidr_refresh_s;                 /* VPC_IPAM_VPC_CIDR_REFRESH */
         struct snat_config snat;                /* egress: AWS_VPC_K8S_CNI_EXTERNALSNAT and the rest (snat.h) */
         uint64_t has;                           /* bit i: the environment set ipamd_config_var(i) */
+        uint64_t ignored;                       /* bit i: the environment set ipamd_config_ignored_var(i) */
 };
 
 /* One row of the documented variable table (README, /v1/ipamd-env-settings). */
@@ -66,6 +86,21 @@ struct ipamd_config_var {
         const char *accepted;
 };
 
+/*
+ * An aws-node variable that does not apply to vpc-ipamd: its value is
+ * checked all the same (accepted says what passes: a value that would switch
+ * on a feature vpc-ipamd lacks is refused, exit 2), and a start with it set
+ * logs one warning naming it and the reason (vpc-ipamd -n prints it too).
+ */
+struct ipamd_ignored_var {
+        const char *name;
+        const char *accepted;
+        const char *reason;
+};
+
+/* The i-th aws-node variable vpc-ipamd ignores; NULL past the end. */
+const struct ipamd_ignored_var *ipamd_config_ignored_var(size_t i);
+
 /* The defaults, as aws-node's where it has the variable. */
 void ipamd_config_defaults(struct ipamd_config *ret);
 
@@ -73,7 +108,9 @@ void ipamd_config_defaults(struct ipamd_config *ret);
  * Read the configuration from env, a NULL-terminated "NAME=value" array, then
  * check the rules across variables (no two of the socket, the store, the log
  * file and unix: binds at one path; introspection and metrics not on one
- * port). -EINVAL (or -ERANGE, -EOPNOTSUPP for a feature not supported yet,
+ * port; ENABLE_IMDS_ONLY_MODE not contradicted; MANAGE_UNTAGGED_ENI=false
+ * only where EC2's tags are read), and add the tag CLUSTER_NAME implies.
+ * -EINVAL (or -ERANGE, -EOPNOTSUPP for a feature not supported yet,
  * -EADDRINUSE) with err naming the variable on the first bad value; *ret
  * untouched then.
  */

@@ -43,6 +43,8 @@ struct log_options {
         enum log_format format;
         int fd;                 /* where lines go; -1 means stderr */
         const char *file;       /* optional second destination, opened O_APPEND */
+        long long file_max_bytes;       /* > 0: rotate file when a line would take it past this */
+        int file_backups;       /* rotated copies kept: file.1 (newest) .. file.N; 0: none kept */
 };
 
 /* Parse a level name: debug, info, warn/warning, error, off (any case). */

@@ -163,6 +163,7 @@ END_TEST
 /* Device indexes: not one the store uses, nor one an unmanaged ENI holds. */
 START_TEST(test_create_batch_skips_foreign_device_index) {
         struct testctx *t = testctx_new(0);
+        t->cfg.manage_untagged = false;         /* MANAGE_UNTAGGED_ENI=false: the untagged ENI is foreign */
         fakeec2_lock(&t->f);
         fakeec2_add_eni(&t->f, "eni-0foreign00000001", FAKEEC2_INSTANCE, 1, 0, false);
         fakeec2_unlock(&t->f);

@@ -718,6 +718,81 @@ START_TEST(test_traffic_leaves_through_its_eni) {
 }
 END_TEST
 
+/* --- AWS_EXTERNAL_SERVICE_CIDRS: "to CIDR lookup main" at 1535 ------------------------- */
+
+static int service_rules(hostnet *h, int n, ...) {
+        const char *cidrs[8];
+        va_list ap;
+        va_start(ap, n);
+        for (int i = 0; i < n; i++)
+                cidrs[i] = va_arg(ap, const char *);
+        va_end(ap);
+        struct errmsg err = { 0 };
+        int r = hostnet_sync_service_rules(h, cidrs, (size_t)n, &err);
+        ck_assert_msg(r == 0 || r == -EINVAL, "%s", errmsg_text(&err, r));
+        return r;
+}
+
+/* How many plain "to dst lookup main" rules at 1535. */
+static int service_rule_count(const char *dst) {
+        return ipj_count("rule show", 3, "priority", "1535", "dst", dst, "table", "main");
+}
+
+START_TEST(test_service_rules_follow_the_list) {
+        enter_node();
+        /* someone else's at the priority: another table, and a fwmark */
+        ck_assert_int_eq(testlib_sh("ip rule add to 10.50.0.0/16 lookup 5 prio 1535 && "
+                                    "ip rule add to 10.51.0.0/16 fwmark 0x4 lookup main prio 1535 && "
+                                    "ip rule add to 10.99.0.0/16 lookup main prio 1535"), 0);
+        hostnet *h = open_h();
+        int before = testlib_ipj_size(NULL, "rule show");
+        ck_assert_int_eq(service_rules(h, 2, "10.100.0.0/16", "172.20.0.0/14"), 0);
+        ck_assert_int_eq(service_rule_count("10.100.0.0"), 1);
+        ck_assert_int_eq(service_rule_count("172.20.0.0"), 1);
+        ck_assert_int_eq(service_rule_count("10.99.0.0"), 0);      /* dropped from the list: gone */
+        ck_assert_int_eq(ipj_count("rule show", 2, "priority", "1535", "dst", "10.50.0.0"), 1);
+        ck_assert_int_eq(ipj_count("rule show", 2, "priority", "1535", "dst", "10.51.0.0"), 1);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), before + 1);
+        /* again: nothing added twice */
+        ck_assert_int_eq(service_rules(h, 2, "10.100.0.0/16", "172.20.0.0/14"), 0);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), before + 1);
+        /* a bad CIDR: refused before any change */
+        ck_assert_int_eq(service_rules(h, 2, "10.7.0.0/16", "10.100.0.1/16"), -EINVAL);
+        ck_assert_int_eq(service_rule_count("10.7.0.0"), 0);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), before + 1);
+        /* none: ours go, the others' stay */
+        ck_assert_int_eq(service_rules(h, 0), 0);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "rule show"), before - 1);
+        ck_assert_int_eq(ipj_count("rule show", 1, "priority", "1535"), 2);
+        hostnet_free(h);
+}
+END_TEST
+
+/* The output device the kernel picks for dst from src. */
+static char *route_dev(const char *dst, const char *src) {
+        static char dev[32];
+        cJSON *o = testlib_ipj(NULL, "route get %s from %s", dst, src);
+        const cJSON *d = cJSON_GetObjectItem(cJSON_GetArrayItem(o, 0), "dev");
+        snprintf(dev, sizeof dev, "%s", cJSON_IsString(d) ? d->valuestring : "?");
+        cJSON_Delete(o);
+        return dev;
+}
+
+/* From a secondary ENI's address, a service CIDR is reached through the main table (eth0). */
+START_TEST(test_service_rules_route_through_main) {
+        enter_node();
+        hostnet *h = open_h();
+        make_vpc_for_traffic(h);
+        ck_assert_str_eq(route_dev("10.0.9.9", "10.0.1.10"), "eth1");
+        ck_assert_int_eq(service_rules(h, 1, "10.0.9.0/24"), 0);
+        ck_assert_str_eq(route_dev("10.0.9.9", "10.0.1.10"), "eth0");
+        ck_assert_str_eq(route_dev("10.0.1.1", "10.0.1.10"), "eth1");     /* the rest as before */
+        ck_assert_int_eq(service_rules(h, 0), 0);
+        ck_assert_str_eq(route_dev("10.0.9.9", "10.0.1.10"), "eth1");
+        hostnet_free(h);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("hostnet");
         TCase *tc = tcase_create("netns");
@@ -739,6 +814,8 @@ int main(void) {
         tcase_add_test(tc, test_list_links);
         tcase_add_test(tc, test_remove_pod_routing);
         tcase_add_test(tc, test_traffic_leaves_through_its_eni);
+        tcase_add_test(tc, test_service_rules_follow_the_list);
+        tcase_add_test(tc, test_service_rules_route_through_main);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -48,9 +48,11 @@ START_TEST(test_values) {
         ck_assert_int_eq(c.eni_mtu, 1500);
         ck_assert_int_eq(c.pod_mtu, 1500);
         ck_assert_str_eq(c.cluster_name, "prod-eu");
-        ck_assert_uint_eq(c.n_tags, 2);
+        ck_assert_uint_eq(c.n_tags, 3);        /* and the owner tag CLUSTER_NAME implies, last */
         ck_assert_str_eq(c.tags[0].key, "team");
         ck_assert_str_eq(c.tags[1].value, "42");
+        ck_assert_str_eq(c.tags[2].key, "eks:eni:owner");
+        ck_assert_str_eq(c.tags[2].value, "amazon-vpc-cni");
         ck_assert(c.no_provisioning && c.no_leak_cleanup);
         ck_assert_int_eq(c.log_level, LOG_DEBUG);
         ck_assert_int_eq(c.log_format, LOG_FORMAT_TEXT);
@@ -122,6 +124,28 @@ static const struct {
         { "AWS_VPC_K8S_CNI_VETHPREFIX=veths", -EINVAL, "AWS_VPC_K8S_CNI_VETHPREFIX=veths: accepted: 1-4" },
         { "AWS_VPC_K8S_CNI_VETHPREFIX=vlan", -EINVAL, "AWS_VPC_K8S_CNI_VETHPREFIX=vlan: reserved" },
         { "AWS_VPC_K8S_CNI_VETHPREFIX=1abc", -EINVAL, "a letter first" },
+        { "ENABLE_IMDS_ONLY_MODE=yes", -EINVAL, "ENABLE_IMDS_ONLY_MODE=yes: not a boolean" },
+        { "MANAGE_UNTAGGED_ENI=2", -EINVAL, "MANAGE_UNTAGGED_ENI=2: not a boolean" },
+        { "AWS_EC2_ENDPOINT=ec2.example.com", -EINVAL, "AWS_EC2_ENDPOINT=ec2.example.com: accepted: an http(s) URL" },
+        { "AWS_EC2_ENDPOINT=https://ec2.example.com/v1/", -EINVAL, "AWS_EC2_ENDPOINT=https://ec2.example.com/v1/" },
+        { "AWS_EC2_ENDPOINT=https://", -EINVAL, "AWS_EC2_ENDPOINT=https://: accepted" },
+        { "AWS_EC2_ENDPOINT=https://:443", -EINVAL, "AWS_EC2_ENDPOINT=https://:443" },
+        { "AWS_EC2_ENDPOINT=https://a b", -EINVAL, "AWS_EC2_ENDPOINT=https://a b" },
+        { "HTTP_TIMEOUT=5", -ERANGE, "HTTP_TIMEOUT=5: out of range; accepted: 10 to 600" },
+        { "HTTP_TIMEOUT=10s", -EINVAL, "HTTP_TIMEOUT=10s: not an integer" },
+        { "AWS_EXTERNAL_SERVICE_CIDRS=10.100.0.1/16", -EINVAL,
+          "AWS_EXTERNAL_SERVICE_CIDRS: \"10.100.0.1/16\" has host bits set" },
+        { "AWS_EXTERNAL_SERVICE_CIDRS=fd00::/8", -EINVAL, "AWS_EXTERNAL_SERVICE_CIDRS: \"fd00::/8\" is not an IPv4" },
+        /* aws-node variables that do not apply: their values are checked all the same */
+        { "ENABLE_MULTI_NIC=true", -EOPNOTSUPP, "ENABLE_MULTI_NIC=true: not supported yet" },
+        { "ENABLE_V6_EGRESS=true", -EOPNOTSUPP, "ENABLE_V6_EGRESS=true: not supported yet" },
+        { "ENABLE_MULTI_NIC=no", -EINVAL, "ENABLE_MULTI_NIC=no: not a boolean" },
+        { "NETWORK_POLICY_ENFORCING_MODE=strict", -EOPNOTSUPP, "NETWORK_POLICY_ENFORCING_MODE=strict: not supported" },
+        { "NETWORK_POLICY_ENFORCING_MODE=loose", -EINVAL, "NETWORK_POLICY_ENFORCING_MODE=loose: accepted: standard" },
+        { "POD_SECURITY_GROUP_ENFORCING_MODE=lax", -EINVAL, "POD_SECURITY_GROUP_ENFORCING_MODE=lax: accepted" },
+        { "ENABLE_SUBNET_DISCOVERY=maybe", -EINVAL, "ENABLE_SUBNET_DISCOVERY=maybe: not a boolean" },
+        { "AWS_VPC_K8S_PLUGIN_LOG_FILE=stdout", -EINVAL, "AWS_VPC_K8S_PLUGIN_LOG_FILE=stdout: not accepted" },
+        { "AWS_VPC_K8S_PLUGIN_LOG_LEVEL=loud", -EINVAL, "AWS_VPC_K8S_PLUGIN_LOG_LEVEL=loud: accepted" },
 };
 
 START_TEST(test_bad_values) {
@@ -156,6 +180,13 @@ static const struct {
         { { "METRICS_BIND_ADDRESS=127.0.0.1:61679" }, -EADDRINUSE, "the same port" },
         { { "INTROSPECTION_BIND_ADDRESS=:9000", "METRICS_BIND_ADDRESS=10.0.0.1:9000" }, -EADDRINUSE,
           "the same port" },
+        { { "ENABLE_IMDS_ONLY_MODE=true", "DISABLE_NETWORK_RESOURCE_PROVISIONING=false" }, -EINVAL,
+          "DISABLE_NETWORK_RESOURCE_PROVISIONING=false: ENABLE_IMDS_ONLY_MODE=true implies true" },
+        { { "ENABLE_IMDS_ONLY_MODE=true", "DISABLE_LEAKED_ENI_CLEANUP=0" }, -EINVAL,
+          "DISABLE_LEAKED_ENI_CLEANUP=false: ENABLE_IMDS_ONLY_MODE=true implies true" },
+        { { "DISABLE_NETWORK_RESOURCE_PROVISIONING=true", "MANAGE_UNTAGGED_ENI=false" }, -EINVAL,
+          "MANAGE_UNTAGGED_ENI=false: it needs the ENIs' tags" },
+        { { "ENABLE_IMDS_ONLY_MODE=true", "MANAGE_UNTAGGED_ENI=false" }, -EINVAL, "with ENABLE_IMDS_ONLY_MODE" },
 };
 
 START_TEST(test_conflicts) {
@@ -352,6 +383,73 @@ START_TEST(test_settings) {
 }
 END_TEST
 
+/* The aws-node variables with a meaning here: what each sets, and what it implies. */
+START_TEST(test_aws_node_values) {
+        const char *env[] = { "ENABLE_IMDS_ONLY_MODE=true", "MANAGE_UNTAGGED_ENI=true",
+                              "AWS_EC2_ENDPOINT=http://127.0.0.1:5000/", "HTTP_TIMEOUT=30",
+                              "AWS_EXTERNAL_SERVICE_CIDRS=10.100.0.0/16, 172.20.0.0/14",
+                              "DISABLE_LEAKED_ENI_CLEANUP=true", "MY_NODE_NAME=n1", "ENABLE_MULTI_NIC=false",
+                              "NETWORK_POLICY_ENFORCING_MODE=standard", NULL };
+        struct ipamd_config c;
+        struct errmsg e;
+        ck_assert_msg(ipamd_config_from_env(env, &c, &e) == 0, "%s", e.text);
+        ck_assert(c.imds_only && c.no_provisioning && c.no_leak_cleanup && c.manage_untagged);
+        ck_assert_str_eq(c.ec2_endpoint, "http://127.0.0.1:5000/");
+        ck_assert_int_eq(c.http_timeout_s, 30);
+        ck_assert_uint_eq(c.n_service_cidrs, 2);
+        ck_assert_str_eq(c.service_cidrs[1], "172.20.0.0/14");
+        /* the ignored ones set are recorded, each by its row */
+        size_t n_ignored = 0;
+        for (size_t i = 0; ipamd_config_ignored_var(i); i++)
+                if ((c.ignored >> i) & 1) {
+                        n_ignored++;
+                        const char *name = ipamd_config_ignored_var(i)->name;
+                        ck_assert_msg(strcmp(name, "MY_NODE_NAME") == 0 || strcmp(name, "ENABLE_MULTI_NIC") == 0 ||
+                                      strcmp(name, "NETWORK_POLICY_ENFORCING_MODE") == 0, "%s", name);
+                }
+        ck_assert_uint_eq(n_ignored, 3);
+        /* defaults: aws-node's */
+        const char *none[] = { NULL };
+        ck_assert_int_eq(ipamd_config_from_env(none, &c, NULL), 0);
+        ck_assert(!c.imds_only && c.manage_untagged && c.ignored == 0);
+        ck_assert_int_eq(c.http_timeout_s, 10);
+        ck_assert_str_eq(c.ec2_endpoint, "");
+        ck_assert_uint_eq(c.n_service_cidrs, 0);
+}
+END_TEST
+
+/* CLUSTER_NAME adds eks:eni:owner (as aws-node), unless the tags already have it; -n shows the user's only. */
+START_TEST(test_owner_tag) {
+        const char *env[] = { "CLUSTER_NAME=c1", "ADDITIONAL_ENI_TAGS={\"eks:eni:owner\":\"me\"}", NULL };
+        struct ipamd_config c;
+        struct errmsg e;
+        ck_assert_msg(ipamd_config_from_env(env, &c, &e) == 0, "%s", e.text);
+        ck_assert_uint_eq(c.n_tags, 1);
+        ck_assert_str_eq(c.tags[0].value, "me");
+        const char *none[] = { "ADDITIONAL_ENI_TAGS={\"a\":\"b\"}", NULL };
+        ck_assert_int_eq(ipamd_config_from_env(none, &c, NULL), 0);
+        ck_assert_uint_eq(c.n_tags, 1);                         /* no cluster: no owner tag */
+        const char *cl[] = { "CLUSTER_NAME=c1", "ADDITIONAL_ENI_TAGS={\"a\":\"b\"}", NULL };
+        ck_assert_int_eq(ipamd_config_from_env(cl, &c, NULL), 0);
+        ck_assert_uint_eq(c.n_tags, 2);
+        const char *name;
+        bool set;
+        char buf[256];
+        for (size_t i = 0; ipamd_config_setting(&c, i, &name, &set, buf, sizeof buf) == 0; i++)
+                if (strcmp(name, "ADDITIONAL_ENI_TAGS") == 0)
+                        ck_assert_str_eq(buf, "{\"a\":\"b\"}");
+        /* 40 of the user's leave no room for it */
+        char tags[2048] = "ADDITIONAL_ENI_TAGS={";
+        for (int i = 0; i < IPAMD_TAGS_MAX; i++)
+                snprintf(tags + strlen(tags), sizeof tags - strlen(tags), "%s\"k%d\":\"v\"", i ? "," : "", i);
+        strcat(tags, "}");
+        const char *full[] = { "CLUSTER_NAME=c1", tags, NULL };
+        ck_assert_int_eq(ipamd_config_from_env(full, &c, &e), -ERANGE);
+        ck_assert_msg(strstr(e.text, "more than 39 tags with CLUSTER_NAME set"), "%s", e.text);
+        ck_assert_int_eq(ipamd_config_from_env(full + 1, &c, NULL), 0);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("ipamd-config");
         TCase *tc = tcase_create("env");
@@ -365,6 +463,8 @@ int main(void) {
         tcase_add_test(tc, test_check_paths);
         tcase_add_test(tc, test_tables_disjoint);
         tcase_add_test(tc, test_settings);
+        tcase_add_test(tc, test_aws_node_values);
+        tcase_add_test(tc, test_owner_tag);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -3,6 +3,8 @@
  * never carry a secret.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -141,6 +143,81 @@ START_TEST(test_log_file_destination) {
 }
 END_TEST
 
+/* --- AWS_VPC_K8S_CNI_LOG_FILE rotation ------------------------------------------------ */
+
+static long file_size(const char *path) {
+        struct stat st;
+        return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* The n of the "n" field of every line of path, in order; returns how many. */
+static int line_numbers(const char *path, int *ret, int max) {
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return -1;
+        char line[8192];
+        int n = 0;
+        while (n < max && fgets(line, sizeof line, f)) {
+                cJSON *j = cJSON_Parse(line);
+                ck_assert_msg(j != NULL, "%s: not a whole JSON line: %s", path, line);
+                ret[n++] = cJSON_GetObjectItem(j, "n")->valueint;
+                cJSON_Delete(j);
+        }
+        fclose(f);
+        return n;
+}
+
+/* Size-based, as aws-node's lumberjack: whole lines, newest in the file, the oldest backups dropped. */
+START_TEST(test_log_file_rotates_by_size) {
+        char path[512], b1[520], b2[520], b3[520];
+        snprintf(path, sizeof path, "%s", testlib_path("ipamd.log"));
+        snprintf(b1, sizeof b1, "%s.1", path);
+        snprintf(b2, sizeof b2, "%s.2", path);
+        snprintf(b3, sizeof b3, "%s.3", path);
+        int null = open("/dev/null", O_WRONLY);
+        struct log_options o = { .level = LOG_INFO, .format = LOG_FORMAT_JSON, .fd = null, .file = path,
+                                 .file_max_bytes = 1000, .file_backups = 2 };
+        ck_assert_int_eq(log_setup(&o), 0);
+        for (int i = 0; i < 60; i++)
+                log_info("a line of about a hundred bytes", LF_INT("n", i), LF_STR("pad", "xxxxxxxxxxxxxxxx"));
+        log_shutdown();
+        close(null);
+        ck_assert(file_size(path) > 0 && file_size(path) <= 1000);
+        ck_assert(file_size(b1) > 900 && file_size(b1) <= 1000);
+        ck_assert(file_size(b2) > 900 && file_size(b2) <= 1000);
+        ck_assert_int_eq(file_size(b3), -1);                     /* two backups kept, no more */
+        int a[64], b[64], c[64];
+        int na = line_numbers(b2, a, 64), nb = line_numbers(b1, b, 64), nc = line_numbers(path, c, 64);
+        ck_assert(na > 0 && nb > 0 && nc > 0);
+        /* consecutive across the files, oldest backup first, ending with the last line */
+        ck_assert_int_eq(b[0], a[na - 1] + 1);
+        ck_assert_int_eq(c[0], b[nb - 1] + 1);
+        ck_assert_int_eq(c[nc - 1], 59);
+}
+END_TEST
+
+/* A restart appends to what is there and counts it; no backups kept: the file starts afresh. */
+START_TEST(test_log_file_rotation_counts_existing) {
+        char path[512], b1[520];
+        snprintf(path, sizeof path, "%s", testlib_path("ipamd.log"));
+        snprintf(b1, sizeof b1, "%s.1", path);
+        FILE *f = fopen(path, "w");
+        for (int i = 0; i < 9; i++)
+                fprintf(f, "%0100d\n", i);                       /* 909 bytes from an earlier run */
+        fclose(f);
+        int null = open("/dev/null", O_WRONLY);
+        struct log_options o = { .level = LOG_INFO, .format = LOG_FORMAT_JSON, .fd = null, .file = path,
+                                 .file_max_bytes = 1000, .file_backups = 0 };
+        ck_assert_int_eq(log_setup(&o), 0);
+        log_info("a line of about a hundred bytes", LF_INT("n", 0), LF_STR("pad", "xxxxxxxxxxxxxxxx"));
+        log_shutdown();
+        close(null);
+        int n[4];
+        ck_assert_int_eq(line_numbers(path, n, 4), 1);           /* only the new line */
+        ck_assert_int_eq(file_size(b1), -1);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("log");
         TCase *tc = tcase_create("core");
@@ -152,6 +229,8 @@ int main(void) {
         tcase_add_test(tc, test_overlong_line_stays_valid_json);
         tcase_add_test(tc, test_level_parse);
         tcase_add_test(tc, test_log_file_destination);
+        tcase_add_test(tc, test_log_file_rotates_by_size);
+        tcase_add_test(tc, test_log_file_rotation_counts_existing);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

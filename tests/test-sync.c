@@ -92,6 +92,7 @@ static struct open_intents open_intents(struct testctx *t, const char *eni_id) {
 
 START_TEST(test_sync_adds_managed_enis_only) {
         struct testctx *t = testctx_new(3);
+        t->cfg.manage_untagged = false;         /* MANAGE_UNTAGGED_ENI=false: the untagged ENI is foreign */
         fakeec2_lock(&t->f);
         fakeec2_add_eni(&t->f, "eni-0ours0000000000001", FAKEEC2_INSTANCE, 1, 2, true);
         fakeec2_add_eni(&t->f, "eni-0foreign00000000001", FAKEEC2_INSTANCE, 2, 4, false);
@@ -122,6 +123,7 @@ END_TEST
 /* The same over pages of one ENI each. */
 START_TEST(test_sync_follows_pages) {
         struct testctx *t = testctx_new(1);
+        t->cfg.manage_untagged = false;         /* MANAGE_UNTAGGED_ENI=false: the untagged ENI is foreign */
         t->f.page_size = 1;
         fakeec2_lock(&t->f);
         fakeec2_add_eni(&t->f, "eni-0foreign00000000001", FAKEEC2_INSTANCE, 1, 0, false);
