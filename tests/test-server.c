@@ -442,35 +442,58 @@ START_TEST(test_silent_client_does_not_block) {
 }
 END_TEST
 
+/*
+ * A STATUS call as uid 65534, forked before the server's thread exists (a child
+ * forked from a threaded, sanitized process can deadlock in malloc). It calls
+ * once the parent writes to *ret_go and reports "r ok code" on *ret_out.
+ */
+static pid_t fork_nobody_client(const char *sock, int *ret_go, int *ret_out) {
+        int go[2], out[2];
+        ck_assert_int_eq(pipe(go), 0);
+        ck_assert_int_eq(pipe(out), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                close(go[1]);
+                close(out[0]);
+                char c;
+                if (read(go[0], &c, 1) != 1 || setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(2);
+                struct proto_request st = { .op = PROTO_OP_STATUS };
+                struct proto_reply rep = { 0 };
+                struct errmsg e;
+                int r = proto_call(sock, &st, 2000, &rep, &e);
+                char text[128];
+                int n = snprintf(text, sizeof text, "%d %d %s", r, rep.ok, rep.error.code);
+                _exit(write(out[1], text, (size_t)n) == n ? 0 : 3);
+        }
+        close(go[0]);
+        close(out[1]);
+        *ret_go = go[1];
+        *ret_out = out[0];
+        return pid;
+}
+
 START_TEST(test_non_root_refused) {
+        char sock[sizeof fx.sock];
+        snprintf(sock, sizeof sock, "%s/run/ipamd.sock", testlib_tmpdir());  /* the path start() uses */
+        int go, from_child;
+        pid_t pid = fork_nobody_client(sock, &go, &from_child);
         start(2, 1000, 5000);
+        ck_assert_str_eq(fx.sock, sock);
         /* Let another uid reach the socket at all: the check under test is SO_PEERCRED. */
         char dir[300];
         snprintf(dir, sizeof dir, "%s/run", testlib_tmpdir());
         ck_assert_int_eq(chmod(testlib_tmpdir(), 0755), 0);
         ck_assert_int_eq(chmod(dir, 0755), 0);
         ck_assert_int_eq(chmod(fx.sock, 0666), 0);
-        int fds[2];
-        ck_assert_int_eq(pipe(fds), 0);
-        pid_t pid = fork();
-        if (pid == 0) {
-                close(fds[0]);
-                if (setgid(65534) < 0 || setuid(65534) < 0)
-                        _exit(2);
-                struct proto_request st = { .op = PROTO_OP_STATUS };
-                struct proto_reply rep = { 0 };
-                struct errmsg e;
-                int r = proto_call(fx.sock, &st, 2000, &rep, &e);
-                char out[128];
-                int n = snprintf(out, sizeof out, "%d %d %s", r, rep.ok, rep.error.code);
-                _exit(write(fds[1], out, (size_t)n) == n ? 0 : 3);
-        }
-        close(fds[1]);
+        ck_assert_int_eq(write(go, "g", 1), 1);
+        close(go);
         char out[128] = { 0 };
-        ck_assert_int_gt(read(fds[0], out, sizeof out - 1), 0);
+        ck_assert_int_gt(read(from_child, out, sizeof out - 1), 0);
         int status;
         waitpid(pid, &status, 0);
-        close(fds[0]);
+        close(from_child);
         ck_assert_msg(strcmp(out, "0 0 permission_denied") == 0, "non-root got: %s", out);
         /* Root is still served. */
         struct proto_request st = { .op = PROTO_OP_STATUS };
