@@ -578,12 +578,58 @@ static enum store_intent_state settle_by_id(struct ipamd_ctx *o, const struct st
         return here ? STORE_INTENT_DONE : delete_interrupted(o, it->eni_id, rep);
 }
 
+/* Does this answer to an Unassign say for sure that EC2 no longer holds the addresses? */
+static bool unassign_definite(int r, const struct ec2_error *e) {
+        return r == 0 || strcmp(e->code, "InvalidNetworkInterfaceID.NotFound") == 0;
+}
+
+/*
+ * An interrupted unassign: its addresses (still marked releasing, so no pod
+ * holds them) are unassigned again, which settles them whatever the first
+ * call does later: EC2 no longer holds an address the call (or, one by one,
+ * a "not assigned" refusal) says so. They leave the store in every case,
+ * never to be handed out again on a guess: one EC2 still holds after all is
+ * added back by a later EC2 pass.
+ */
+static enum store_intent_state settle_unassign(struct ipamd_ctx *o, const struct store_intent *it,
+                                              struct sync_report *rep) {
+        cJSON *p = cJSON_Parse(it->params);
+        const char *all[256], *ips[256];
+        size_t n_all = json_strings(cJSON_GetObjectItem(p, "ips"), all, 256), n = 0;
+        char cidrs[256][STORE_CIDR_MAX];
+        for (size_t i = 0; i < n_all; i++) {
+                int64_t added;
+                bool releasing = false;
+                snprintf(cidrs[n], STORE_CIDR_MAX, "%s/32", all[i]);
+                if (store_block_info(o->store, cidrs[n], &added, &releasing) == 0 && releasing)
+                        ips[n++] = all[i];
+        }
+        struct ec2_error e = { 0 };
+        int r = n ? ec2_unassign_private_ips(o->ec2, it->eni_id, ips, n, false, &e) : 0;
+        bool one_by_one = r < 0 && strcmp(e.code, "InvalidParameterValue") == 0;
+        size_t unsure = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct ec2_error e1 = { 0 };
+                int r1 = one_by_one ? ec2_unassign_private_ips(o->ec2, it->eni_id, &ips[i], 1, false, &e1) : r;
+                bool gone = one_by_one ? unassign_definite(r1, &e1) || strcmp(e1.code, "InvalidParameterValue") == 0
+                                       : unassign_definite(r, &e);
+                unsure += !gone;
+                if (store_block_remove(o->store, cidrs[i], false, NULL) == 0)
+                        rep->blocks_removed++;
+        }
+        if (unsure)
+                log_warn("EC2 did not settle an interrupted release; its addresses are out of the pool until an "
+                         "EC2 pass finds them still assigned", LF_STR("eni", it->eni_id), LF_INT("addresses", unsure));
+        cJSON_Delete(p);
+        return STORE_INTENT_DONE;
+}
+
 /*
  * How each kind is settled: a create by re-issuing it (settle_create); an
- * attach or a delete by the ENI's id (settle_by_id). An assign or an unassign
- * needs nothing here: the EC2 pass made the store match, and one applied
- * after that pass is caught by the periodic EC2 pass (an address EC2 lists
- * is added; one it no longer lists is removed after SYNC_YOUNG_MS). A kind
+ * attach or a delete by the ENI's id (settle_by_id); an unassign by issuing it
+ * again (settle_unassign). An assign needs nothing here: the EC2 pass made the
+ * store match, and one EC2 applies after that pass only adds addresses, which
+ * the periodic EC2 pass records (a pod never gets one EC2 does not hold). A kind
  * only an older daemon wrote (detach_eni and the like) is closed: the EC2
  * pass covers it too, and leak cleanup deletes an ENI it left available.
  */
@@ -598,8 +644,9 @@ static enum store_intent_state resolve(struct ipamd_ctx *o, const struct store_i
                 log_warn("closing an interrupted operation of a kind this version no longer makes",
                          LF_INT("intent", it->id), LF_STR("eni", it->eni_id));
                 return STORE_INTENT_DONE;
-        case STORE_INTENT_ASSIGN_IPS:
         case STORE_INTENT_UNASSIGN_IPS:
+                return it->eni_id[0] ? settle_unassign(o, it, rep) : STORE_INTENT_DONE;
+        case STORE_INTENT_ASSIGN_IPS:
                 break;
         }
         return STORE_INTENT_DONE;
