@@ -1,4 +1,4 @@
-"""vpc-ipamd when EC2 applies a create after its caller gave up. TAP on stdout.
+"""vpc-ipamd when the world answers late. TAP on stdout.
 
 A CreateNetworkInterface whose answer never came (the daemon SIGKILLed while
 waiting, or every retry unanswered) may be applied by EC2 seconds later. The
@@ -6,9 +6,13 @@ daemon settles such a create by issuing it again with the same ClientToken
 (EC2 then returns the one ENI, or makes it once), never by one early look:
 once the late call has landed, no ENI of the node may be left `available`,
 and only one ENI was made for the token.
+
+IMDS not answering at start: the daemon retries with back-off (one log line
+per attempt) instead of exiting, and starts once IMDS answers.
 """
 
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -99,6 +103,64 @@ def test_create_unanswered_on_every_retry_applied_afterwards():
         assert "re-issued a create whose outcome was unknown" in log, \
             "".join(x for x in log.splitlines(True) if "reate" in x)
     finally:
+        stop_all()
+        w.down()
+
+
+# A TCP relay to the world's IMDS, run inside the node's namespace once "IMDS" should come up.
+RELAY = """
+import socket, sys, threading
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(64)
+while True:
+    c, _ = srv.accept()
+    u = socket.create_connection(("169.254.169.254", 80))
+    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+"""
+
+
+def log_count(d, text):
+    try:
+        with open(d.log) as f:
+            return f.read().count(text)
+    except OSError:
+        return 0
+
+
+def test_imds_down_at_start_then_up():
+    w = world()
+    relay = None
+    port = 18080
+    try:
+        d = Daemon(w, env={"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{port}"})
+        d.start(wait=False)
+        wait_for(lambda: d.alive_or_raise() and log_count(d, "IMDS does not answer yet") >= 3, timeout=20,
+                 interval=0.05, what="three attempts at IMDS, logged")
+        relay = subprocess.Popen(["ip", "netns", "exec", d.ns, sys.executable, "-c", RELAY, str(port)])
+        wait_for(lambda: d.alive_or_raise() and d.try_call({"op": "status"}) is not None, timeout=30,
+                 interval=0.1, what="vpc-ipamd serving once IMDS answers")
+        assert log_count(d, "node discovered") == 1, d.tail()
+    finally:
+        if relay:
+            relay.kill()
+            relay.wait()
         stop_all()
         w.down()
 
