@@ -446,8 +446,7 @@ int sync_create_eni(struct ipamd_ctx *o, const char *token, const char *params, 
 
 bool sync_refused(int r, const struct ec2_error *e) {
         return r < 0 && e->http_status >= 400 && e->http_status < 500 &&
-               strcmp(e->code, "RequestLimitExceeded") != 0 && strcmp(e->code, "IdempotentParameterMismatch") != 0 &&
-               strcmp(e->code, "PrivateIpAddressLimitExceeded") != 0;
+               strcmp(e->code, "RequestLimitExceeded") != 0 && strcmp(e->code, "IdempotentParameterMismatch") != 0;
 }
 
 /* The ENI with this client-token tag, if EC2 created it: 0 and *ret, or -ENOENT. */
