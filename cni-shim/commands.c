@@ -3,7 +3,8 @@
  *
  * The daemon owns addresses; this file owns the order of things and the
  * mapping of every failure to a CNI code:
- *   - daemon unreachable, timed out, out of addresses, shutting down: 11,
+ *   - daemon unreachable, timed out, connection broken (reset, closed, a
+ *     flood of connections), out of addresses, shutting down: 11,
  *     so the runtime retries (ADD first waits CNI_DAEMON_WAIT_MS for the
  *     socket, the daemon may be restarting);
  *   - the daemon refused for good: 101; its reply made no sense: 102;
@@ -84,7 +85,7 @@ static int daemon_failure(struct cni_ctx *ctx, const char *op, int r, const stru
                 return fail(ctx, again ? CNI_ERR_TRY_AGAIN_LATER : CNI_ERR_DAEMON, "vpc-ipamd refused %s (%s): %s",
                             op, reply->error.code, reply->error.msg);
         }
-        if (unreachable(r) || r == -ETIMEDOUT || r == -ECONNRESET)
+        if (proto_error_is_transient(r))
                 return fail(ctx, CNI_ERR_TRY_AGAIN_LATER, "vpc-ipamd is not answering on %s, try again later: %s",
                             ctx->cfg->socket, errmsg_text(err, r));
         if (r == -EBADMSG)

@@ -775,6 +775,16 @@ static int recv_reply(int fd, enum proto_op op, int64_t deadline, struct proto_r
         return r;
 }
 
+bool proto_error_is_transient(int r) {
+        switch (-r) {
+        case ENOENT: case ECONNREFUSED: case ECONNRESET: case ECONNABORTED: case EPIPE:
+        case ENOTCONN: case ETIMEDOUT: case EAGAIN: case ENOBUFS: case EINTR:
+                return true;
+        default:
+                return false;
+        }
+}
+
 int proto_call_send(const char *socket_path, const struct proto_request *req, int deadline_ms,
                     struct proto_pending *ret, struct errmsg *err) {
         int64_t deadline = now_ms() + (deadline_ms > 0 ? deadline_ms : 1);

@@ -14,7 +14,9 @@
  *          DeleteNetworkInterface → host teardown → ENI forgotten.
  *
  * Every created ENI carries the tag vpc-ipam/client-token=<its ClientToken>,
- * so an interrupted create is found again by that tag after a crash.
+ * and its create intent holds the whole request: a create whose outcome is
+ * unknown (an answer lost, retries timed out, a crash) is settled by issuing
+ * it again with the same token, which EC2 answers with the one ENI.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -293,34 +295,51 @@ static int free_device_index(struct ipamd_ctx *o, const struct new_eni *batch, s
         }
 }
 
-static size_t build_tags(struct ipamd_ctx *o, const char *token, char created[32], struct ec2_tag *tags) {
-        size_t n = 0;
-        rfc3339_now(o, created);
-        tags[n++] = (struct ec2_tag){ CTX_TAG_INSTANCE, o->node->instance_id };
-        tags[n++] = (struct ec2_tag){ CTX_TAG_CREATED, created };
-        tags[n++] = (struct ec2_tag){ CTX_TAG_TOKEN, token };
-        if (o->cfg->cluster_name[0])
-                tags[n++] = (struct ec2_tag){ CTX_TAG_CLUSTER, o->cfg->cluster_name };
-        for (size_t i = 0; i < o->cfg->n_tags; i++)
-                tags[n++] = (struct ec2_tag){ o->cfg->tags[i].key, o->cfg->tags[i].value };
-        return n;
-}
-
-/* CreateNetworkInterface in the node's subnet, with its groups, tags and description. */
-static int call_create(struct ipamd_ctx *o, int count, const char *token, struct ec2_result **ret,
-                       struct ec2_error *e) {
+/*
+ * The whole CreateNetworkInterface request as the create intent's params, so
+ * that a create whose outcome is unknown can be issued again, identical, with
+ * its ClientToken (sync_create_eni). Tags that would not fit in the store's
+ * JSON are left to the config ("config_tags").
+ */
+static char *create_params(struct ipamd_ctx *o, int count, int device_index, const char *token) {
         char created[32], description[96];
-        struct ec2_tag tags[IPAMD_TAGS_MAX + 4];
-        size_t n_tags = build_tags(o, token, created, tags);
+        rfc3339_now(o, created);
         snprintf(description, sizeof description, ENIOPS_DESCRIPTION_PREFIX "%s", o->node->instance_id);
-        const char *sgs[NODE_MAX_SGS];
-        for (size_t i = 0; i < o->node->n_security_groups; i++)
-                sgs[i] = o->node->security_groups[i];
-        struct ec2_create_eni req = { .subnet_id = o->node->subnet_id, .security_groups = sgs,
-                                      .n_security_groups = o->node->n_security_groups,
-                                      .description = description, .tags = tags, .n_tags = n_tags,
-                                      .secondary_ip_count = (unsigned)count, .client_token = token };
-        return ec2_create_eni(o->ec2, &req, ret, e);
+        char *json = NULL;
+        for (int with_config = 1; with_config >= 0 && !json; with_config--) {
+                cJSON *p = json_count("count", count);
+                cJSON_AddNumberToObject(p, "device_index", device_index);
+                cJSON_AddStringToObject(p, "subnet", o->node->subnet_id);
+                cJSON_AddStringToObject(p, "description", description);
+                cJSON *g = cJSON_AddArrayToObject(p, "groups");
+                for (size_t i = 0; i < o->node->n_security_groups; i++)
+                        cJSON_AddItemToArray(g, cJSON_CreateString(o->node->security_groups[i]));
+                struct ec2_tag tags[IPAMD_TAGS_MAX + 4];
+                size_t n = 0;
+                tags[n++] = (struct ec2_tag){ CTX_TAG_INSTANCE, o->node->instance_id };
+                tags[n++] = (struct ec2_tag){ CTX_TAG_CREATED, created };
+                tags[n++] = (struct ec2_tag){ CTX_TAG_TOKEN, token };
+                if (o->cfg->cluster_name[0])
+                        tags[n++] = (struct ec2_tag){ CTX_TAG_CLUSTER, o->cfg->cluster_name };
+                for (size_t i = 0; with_config && i < o->cfg->n_tags; i++)
+                        tags[n++] = (struct ec2_tag){ o->cfg->tags[i].key, o->cfg->tags[i].value };
+                cJSON *t = cJSON_AddArrayToObject(p, "tags");
+                for (size_t i = 0; i < n; i++) {
+                        cJSON *kv = cJSON_CreateArray();
+                        cJSON_AddItemToArray(kv, cJSON_CreateString(tags[i].key));
+                        cJSON_AddItemToArray(kv, cJSON_CreateString(tags[i].value));
+                        cJSON_AddItemToArray(t, kv);
+                }
+                if (!with_config)
+                        cJSON_AddBoolToObject(p, "config_tags", true);
+                json = cJSON_PrintUnformatted(p);
+                cJSON_Delete(p);
+                if (json && strlen(json) >= STORE_JSON_MAX && with_config) {
+                        free(json);
+                        json = NULL;
+                }
+        }
+        return json;
 }
 
 /* Record the created ENI (attaching) and its secondary addresses in the store. */
@@ -347,30 +366,62 @@ static int record_created(struct ipamd_ctx *o, const struct ec2_eni *eni, struct
         return r < 0 ? r : 0;
 }
 
+/*
+ * A create whose outcome EC2 did not tell: issued again, identical, with the
+ * same ClientToken, a few times; EC2 answers with the ENI the first one made,
+ * or makes it once. 0 with *ret, or the last error.
+ */
+static int reissue_create(struct ipamd_ctx *o, const char *token, const char *params, struct ec2_result **ret,
+                          struct ec2_error *e) {
+        int r = -EIO;
+        for (int i = 0; i < ENIOPS_CREATE_REISSUES; i++) {
+                if (o->stopping && o->stopping(o->userdata))
+                        break;
+                sleep_ms(500 << i);
+                memset(e, 0, sizeof *e);
+                r = sync_create_eni(o, token, params, ret, e);
+                log_info("re-issued a create whose outcome was unknown", LF_STR("client_token", token),
+                         LF_INT("error", r), LF_STR("code", e->code));
+                if (r >= 0 || !outcome_uncertain(r, e))
+                        break;
+        }
+        return r;
+}
+
 /* CreateNetworkInterface, then record the ENI (attaching) and its addresses. */
 static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
         char token[33];
         random_token(token);
-        cJSON *params = json_count("count", count);
-        cJSON_AddNumberToObject(params, "device_index", ne->device_index);
-        cJSON_AddStringToObject(params, "subnet", o->node->subnet_id);
-        int64_t id = intent_begin(o, STORE_INTENT_CREATE_ENI, token, NULL, params);
-        if (id < 0)
-                return (int)id;
+        char *params = create_params(o, count, ne->device_index, token);
+        if (!params)
+                return -ENOMEM;
+        int64_t id = -1;
+        int r = store_intent_begin(o->store, STORE_INTENT_CREATE_ENI, token, NULL, params, o->now_ms(), &id);
+        if (r < 0) {
+                log_error_errno(r, "could not record an intent; not calling EC2", LF_STR("kind", "create_eni"));
+                free(params);
+                return r;
+        }
         struct ec2_result *res = NULL;
         struct ec2_error e = { 0 };
-        int r = call_create(o, count, token, &res, &e);
-        if (r < 0 || res->n_enis != 1) {
-                if (r >= 0)
-                        r = -EBADMSG;
+        r = sync_create_eni(o, token, params, &res, &e);
+        if (r < 0 && outcome_uncertain(r, &e))
+                r = reissue_create(o, token, params, &res, &e);
+        free(params);
+        if (r < 0) {
                 ctx_note_failure(o, "CreateNetworkInterface", r, &e);
-                intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
-                ec2_result_free(res);
+                if (outcome_uncertain(r, &e))
+                        /* Still unknown: the intent stays open, and the next create (or the next
+                         * start) settles it by issuing it again. Never closed on a guess. */
+                        log_warn("the outcome of a create is still unknown; settled by re-issuing it later",
+                                 LF_STR("client_token", token));
+                else
+                        intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
                 return r;
         }
         r = record_created(o, &res->enis[0], ne);
         /* The create intent stays open until the ENI is attached: a SIGKILL before that
-         * leaves it open, and the next start deletes the ENI found by its token. */
+         * leaves it open, and the next start settles it (re-issued, then deleted). */
         ne->create_intent = id;
         log_info("created ENI", LF_STR("eni", ne->id), LF_STR("mac", ne->mac), LF_INT("addresses", ne->n_ips),
                  LF_INT("device_index", ne->device_index), LF_STR("request_id", res->request_id));
@@ -542,6 +593,9 @@ int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
         int r = 0;
         if (n > MAX_BATCH)
                 n = MAX_BATCH;
+        /* A create of an earlier batch whose outcome stayed unknown is settled first. */
+        struct sync_report rep = { 0 };
+        (void)sync_open_creates(o, &rep);
         for (size_t i = 0; i < n; i++) {
                 struct new_eni *ne = &batch[made];
                 memset(ne, 0, sizeof *ne);

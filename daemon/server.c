@@ -11,6 +11,12 @@
  *
  * Refusals (bad peer, bad message) are logged at most once per interval per
  * kind, so a misbehaving client cannot flood the log.
+ *
+ * Idle connections (no ADD waiting on them) are bounded so that a flood of
+ * them cannot keep ADD and DEL out: one peer (uid and pid, by SO_PEERCRED)
+ * keeps at most SERVER_PEER_IDLE_MAX, and past MAX_CONNS - SERVER_CONN_RESERVE
+ * connections in all, each new one closes the oldest idle one first. The
+ * oldest is the one whose last request (or accept) is oldest.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -35,7 +41,7 @@
 #include "server.h"
 
 #define IDLE_MS_DEFAULT 5000
-#define MAX_CONNS 1024
+#define MAX_CONNS SERVER_MAX_CONNS
 #define LOG_INTERVAL_MS 10000
 #define E_PERMISSION "permission_denied"
 
@@ -44,6 +50,8 @@ enum refusal { REFUSE_PEER, REFUSE_MESSAGE, REFUSE_IDLE, _REFUSE_MAX };
 struct conn {
         int fd;
         pid_t pid;
+        uid_t uid;
+        int64_t active;              /* monotonic ms of the accept or the last request */
         int64_t deadline;            /* monotonic ms */
         bool refused;                /* not root: its first request gets permission_denied */
         bool waiting;                /* an ADD waits for an address */
@@ -179,9 +187,43 @@ static void free_dead(server *s) {
                 s->listener_paused = false;
 }
 
+/* The least recently active idle connection, of this peer only when peer is set; *n its peer's idle count. */
+static struct conn *oldest_idle(server *s, const struct ucred *peer, size_t *n) {
+        struct conn *oldest = NULL;
+        *n = 0;
+        for (struct conn *c = s->conns; c; c = c->next) {
+                if (c->waiting || (peer && (c->uid != peer->uid || c->pid != peer->pid)))
+                        continue;
+                (*n)++;
+                if (!oldest || c->active < oldest->active)
+                        oldest = c;
+        }
+        return oldest;
+}
+
+/* Room for a new connection of this peer: its oldest idle one past its bound, the oldest idle past the reserve. */
+static void make_room(server *s, const struct ucred *peer) {
+        size_t n;
+        struct conn *c = oldest_idle(s, peer, &n);
+        if (c && n >= SERVER_PEER_IDLE_MAX) {
+                log_refusal(s, REFUSE_IDLE, "closed a client's oldest idle connection", c,
+                            "too many idle connections from one peer");
+                conn_close(s, c);
+        }
+        if (s->n_conns >= MAX_CONNS - SERVER_CONN_RESERVE && (c = oldest_idle(s, NULL, &n))) {
+                log_refusal(s, REFUSE_IDLE, "closed the oldest idle connection", c, "too many connections");
+                conn_close(s, c);
+        }
+}
+
 static void accept_one(server *s, int fd) {
         struct ucred cred;
         socklen_t len = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+                close(fd);
+                return;
+        }
+        make_room(s, &cred);
         struct conn *c = calloc(1, sizeof *c);
         if (!c || s->n_conns >= MAX_CONNS) {
                 free(c);
@@ -189,10 +231,10 @@ static void accept_one(server *s, int fd) {
                 log_refusal(s, REFUSE_PEER, "refused a connection", NULL, "too many connections");
                 return;
         }
-        *c = (struct conn){ .fd = fd, .deadline = vtime_mono_ms() + (s->o.idle_ms > 0 ? s->o.idle_ms : IDLE_MS_DEFAULT) };
+        int64_t now = vtime_mono_ms();
+        *c = (struct conn){ .fd = fd, .active = now, .deadline = now + (s->o.idle_ms > 0 ? s->o.idle_ms : IDLE_MS_DEFAULT) };
         struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-            epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
                 close(fd);
                 free(c);
                 return;
@@ -203,6 +245,7 @@ static void accept_one(server *s, int fd) {
         s->conns = c;
         s->n_conns++;
         c->pid = cred.pid;
+        c->uid = cred.uid;
         if (cred.uid != 0) {
                 /* Answered in-band when its request arrives, so the client reads why. */
                 metrics_inc(s->o.metrics, METRICS_PEERS_REFUSED);
@@ -574,6 +617,7 @@ static void conn_readable(server *s, struct conn *c, char *buf) {
         }
         if (n < 0 || refuse_message(s, c, n))
                 return;
+        c->active = vtime_mono_ms();
         struct proto_request req;
         struct proto_error perr = { 0 };
         int r = proto_request_decode(buf, (size_t)n, &req, &perr);

@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
 
 #include "log.h"
 #include "podnet.h"
@@ -400,6 +403,69 @@ int sync_links(struct ipamd_ctx *o, struct sync_report *rep) {
 
 /* --- intents -------------------------------------------------------------------- */
 
+static void nap_ms(int ms) {
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+}
+
+/* The strings of a JSON array, into v (n at most); their number. */
+static size_t json_strings(const cJSON *a, const char **v, size_t n) {
+        size_t k = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, a)
+                if (k < n && cJSON_IsString(it))
+                        v[k++] = it->valuestring;
+        return k;
+}
+
+/* Tags as [[key, value], ...] into tags (n at most); their number. */
+static size_t json_tags(const cJSON *a, struct ec2_tag *tags, size_t n) {
+        size_t k = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, a) {
+                const cJSON *key = cJSON_GetArrayItem(it, 0), *val = cJSON_GetArrayItem(it, 1);
+                if (k < n && cJSON_IsString(key) && cJSON_IsString(val))
+                        tags[k++] = (struct ec2_tag){ key->valuestring, val->valuestring };
+        }
+        return k;
+}
+
+int sync_create_eni(struct ipamd_ctx *o, const char *token, const char *params, struct ec2_result **ret,
+                    struct ec2_error *e) {
+        cJSON *p = cJSON_Parse(params);
+        const cJSON *subnet = cJSON_GetObjectItem(p, "subnet"), *descr = cJSON_GetObjectItem(p, "description");
+        const cJSON *count = cJSON_GetObjectItem(p, "count");
+        if (!cJSON_IsString(subnet) || !cJSON_IsString(descr) || !cJSON_IsNumber(count)) {
+                cJSON_Delete(p);
+                return -ENODATA; /* an older daemon's intent: not enough to re-issue it */
+        }
+        const char *sgs[NODE_MAX_SGS];
+        struct ec2_tag tags[IPAMD_TAGS_MAX + 8];
+        size_t n_tags = json_tags(cJSON_GetObjectItem(p, "tags"), tags, IPAMD_TAGS_MAX + 8);
+        /* Too many tags for the store's JSON: the configured ones are the daemon's config. */
+        if (cJSON_IsTrue(cJSON_GetObjectItem(p, "config_tags")))
+                for (size_t i = 0; i < o->cfg->n_tags && n_tags < IPAMD_TAGS_MAX + 8; i++)
+                        tags[n_tags++] = (struct ec2_tag){ o->cfg->tags[i].key, o->cfg->tags[i].value };
+        struct ec2_create_eni req = {
+                .subnet_id = subnet->valuestring, .security_groups = sgs,
+                .n_security_groups = json_strings(cJSON_GetObjectItem(p, "groups"), sgs, NODE_MAX_SGS),
+                .description = descr->valuestring, .tags = tags, .n_tags = n_tags,
+                .secondary_ip_count = (unsigned)count->valueint, .client_token = token };
+        int r = ec2_create_eni(o->ec2, &req, ret, e);
+        if (r >= 0 && (*ret)->n_enis != 1) {
+                ec2_result_free(*ret);
+                *ret = NULL;
+                r = -EBADMSG;
+        }
+        cJSON_Delete(p);
+        return r;
+}
+
+bool sync_refused(int r, const struct ec2_error *e) {
+        return r < 0 && e->http_status >= 400 && e->http_status < 500 &&
+               strcmp(e->code, "RequestLimitExceeded") != 0 && strcmp(e->code, "IdempotentParameterMismatch") != 0;
+}
+
 /* The ENI with this client-token tag, if EC2 created it: 0 and *ret, or -ENOENT. */
 static int find_by_token(struct ipamd_ctx *o, const char *token, struct ec2_result **ret) {
         char key[80];
@@ -422,78 +488,199 @@ static int describe_id(struct ipamd_ctx *o, const char *id, struct ec2_result **
         return ctx_describe_eni(o, id, ret, &e);
 }
 
-/* An ENI of ours that no attachment holds: delete it. */
-static enum store_intent_state settle_eni(struct ipamd_ctx *o, const struct ec2_eni *e, struct sync_report *rep) {
-        if (e->attached && e->attachment.instance_id && strcmp(e->attachment.instance_id, o->node->instance_id) == 0)
-                return STORE_INTENT_DONE; /* attached to us: sync_with_ec2 recorded it */
-        if (strcmp(e->status, "available") != 0)
-                return STORE_INTENT_UNDONE;
-        struct ec2_error err = { 0 };
-        if (ec2_delete_eni(o->ec2, e->id, &err) < 0) {
-                log_warn("could not delete an ENI of an interrupted operation; leak cleanup will retry",
-                         LF_STR("eni", e->id), LF_STR("code", err.code));
-                return STORE_INTENT_FAILED;
-        }
-        (void)ctx_forget_eni(o, e->id);
-        rep->enis_deleted++;
-        log_info("deleted the ENI of an interrupted operation", LF_STR("eni", e->id));
-        return STORE_INTENT_UNDONE;
+static bool attached_here(struct ipamd_ctx *o, const struct ec2_eni *e) {
+        return e->attached && e->attachment.instance_id && strcmp(e->attachment.instance_id, o->node->instance_id) == 0;
 }
 
 /*
- * Look up in EC2 the ENI an open intent was about: a create by its
- * client-token tag, an attach or a delete by the ENI's id. 0 with *ret left
- * NULL when there is none to look up: an assign or an unassign (the EC2
- * pass already made the store match), or a kind only an older daemon wrote
- * (detach_eni and the like: the EC2 pass covers it too, and leak cleanup
- * deletes an ENI it left available).
+ * An ENI of an interrupted operation that is not ours to keep: deleted, which
+ * settles it for good (an attach applied late then fails; an attach applied
+ * already makes the delete fail, and EC2 then shows it attached here: kept).
+ * A NotFound is retried a little (a just-made ENI may not be visible yet).
  */
-static int intent_eni(struct ipamd_ctx *o, const struct store_intent *it, struct ec2_result **ret) {
-        switch (it->kind) {
-        case STORE_INTENT_CREATE_ENI:
-                return it->client_token[0] ? find_by_token(o, it->client_token, ret) : 0;
-        case STORE_INTENT_ATTACH_ENI:
-        case STORE_INTENT_DELETE_ENI:
-                return it->eni_id[0] ? describe_id(o, it->eni_id, ret) : 0;
-        case STORE_INTENT_LEGACY:
-                log_warn("closing an interrupted operation of a kind this version no longer makes",
-                         LF_INT("intent", it->id), LF_STR("eni", it->eni_id));
-                return 0;
-        case STORE_INTENT_ASSIGN_IPS:
-        case STORE_INTENT_UNASSIGN_IPS:
-                break;
+static enum store_intent_state delete_interrupted(struct ipamd_ctx *o, const char *id, struct sync_report *rep) {
+        for (int i = 0;; i++) {
+                struct ec2_error err = { 0 };
+                if (ec2_delete_eni(o->ec2, id, &err) == 0) {
+                        (void)ctx_forget_eni(o, id);
+                        rep->enis_deleted++;
+                        log_info("deleted the ENI of an interrupted operation", LF_STR("eni", id));
+                        return STORE_INTENT_UNDONE;
+                }
+                if (strcmp(err.code, "InvalidNetworkInterfaceID.NotFound") == 0) {
+                        if (i >= 3) {
+                                (void)ctx_forget_eni(o, id);
+                                return STORE_INTENT_UNDONE; /* EC2 says it is gone */
+                        }
+                        nap_ms(300);
+                        continue;
+                }
+                struct ec2_result *res = NULL;
+                bool here = describe_id(o, id, &res) == 0 && attached_here(o, &res->enis[0]);
+                ec2_result_free(res);
+                if (here)
+                        return STORE_INTENT_DONE; /* attached to us: the EC2 passes record it */
+                log_warn("could not delete the ENI of an interrupted operation; its intent stays open",
+                         LF_STR("eni", id), LF_STR("code", err.code));
+                return STORE_INTENT_OPEN;
         }
-        return 0;
 }
 
-static enum store_intent_state resolve(struct ipamd_ctx *o, const struct store_intent *it, struct sync_report *rep) {
+/* An older daemon's create intent (no parameters to re-issue it): its token tag looked up. */
+static enum store_intent_state settle_create_by_tag(struct ipamd_ctx *o, const struct store_intent *it,
+                                                   bool made, struct sync_report *rep) {
         struct ec2_result *res = NULL;
-        int r = intent_eni(o, it, &res);
-        if (r >= 0 && !res)
+        int r = find_by_token(o, it->client_token, &res);
+        if (r == -ENOENT)
+                /* Known made (the token was used) yet not listed: the answer is stale, look again later. */
+                return made ? STORE_INTENT_OPEN : STORE_INTENT_UNDONE;
+        if (r < 0)
+                return STORE_INTENT_OPEN;
+        char id[STORE_ID_MAX];
+        snprintf(id, sizeof id, "%s", res->enis[0].id);
+        bool here = attached_here(o, &res->enis[0]);
+        ec2_result_free(res);
+        return here ? STORE_INTENT_DONE : delete_interrupted(o, id, rep);
+}
+
+/*
+ * A create whose outcome is unknown is settled by issuing it again with the
+ * same ClientToken and parameters: EC2 answers with the ENI the first call
+ * made, or makes it now (once; a late first call then returns the same one).
+ * Either way there is one ENI, known by id, never a guess from a Describe
+ * that may not list it yet: kept when attached here, else deleted.
+ */
+static enum store_intent_state settle_create(struct ipamd_ctx *o, const struct store_intent *it,
+                                            struct sync_report *rep) {
+        if (!it->client_token[0])
+                return STORE_INTENT_UNDONE;
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        int r = sync_create_eni(o, it->client_token, it->params, &res, &e);
+        if (r == -ENODATA || (r < 0 && strcmp(e.code, "IdempotentParameterMismatch") == 0))
+                return settle_create_by_tag(o, it, r != -ENODATA, rep);
+        if (sync_refused(r, &e)) {
+                log_info("EC2 refuses the interrupted create: nothing was made", LF_STR("code", e.code));
+                return STORE_INTENT_FAILED;
+        }
+        if (r < 0)
+                return STORE_INTENT_OPEN; /* still unknown: settled next time */
+        char id[STORE_ID_MAX];
+        snprintf(id, sizeof id, "%s", res->enis[0].id);
+        bool here = attached_here(o, &res->enis[0]);
+        ec2_result_free(res);
+        return here ? STORE_INTENT_DONE : delete_interrupted(o, id, rep);
+}
+
+/*
+ * An attach or a delete: the ENI by id. Attached here: kept (the EC2 pass
+ * recorded it, or the next one does). Otherwise deleted, which settles a
+ * late attach too; an ENI already gone needs nothing.
+ */
+static enum store_intent_state settle_by_id(struct ipamd_ctx *o, const struct store_intent *it,
+                                           struct sync_report *rep) {
+        if (!it->eni_id[0])
                 return STORE_INTENT_DONE;
+        struct ec2_result *res = NULL;
+        int r = describe_id(o, it->eni_id, &res);
         if (r == -ENOENT) {
-                if (it->eni_id[0])
-                        (void)ctx_forget_eni(o, it->eni_id);
+                (void)ctx_forget_eni(o, it->eni_id);
                 return STORE_INTENT_UNDONE; /* nothing exists: nothing to undo */
         }
         if (r < 0)
                 return STORE_INTENT_OPEN; /* EC2 unreachable: try again next time */
-        enum store_intent_state st = settle_eni(o, &res->enis[0], rep);
+        bool here = attached_here(o, &res->enis[0]);
         ec2_result_free(res);
-        return st;
+        return here ? STORE_INTENT_DONE : delete_interrupted(o, it->eni_id, rep);
 }
 
-int sync_intents(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err) {
+/* Does this answer to an Unassign say for sure that EC2 no longer holds the addresses? */
+static bool unassign_definite(int r, const struct ec2_error *e) {
+        return r == 0 || strcmp(e->code, "InvalidNetworkInterfaceID.NotFound") == 0;
+}
+
+/*
+ * An interrupted unassign: its addresses (still marked releasing, so no pod
+ * holds them) are unassigned again, which settles them whatever the first
+ * call does later: EC2 no longer holds an address the call (or, one by one,
+ * a "not assigned" refusal) says so. They leave the store in every case,
+ * never to be handed out again on a guess: one EC2 still holds after all is
+ * added back by a later EC2 pass.
+ */
+static enum store_intent_state settle_unassign(struct ipamd_ctx *o, const struct store_intent *it,
+                                              struct sync_report *rep) {
+        cJSON *p = cJSON_Parse(it->params);
+        const char *all[256], *ips[256];
+        size_t n_all = json_strings(cJSON_GetObjectItem(p, "ips"), all, 256), n = 0;
+        char cidrs[256][STORE_CIDR_MAX];
+        for (size_t i = 0; i < n_all; i++) {
+                int64_t added;
+                bool releasing = false;
+                snprintf(cidrs[n], STORE_CIDR_MAX, "%s/32", all[i]);
+                if (store_block_info(o->store, cidrs[n], &added, &releasing) == 0 && releasing)
+                        ips[n++] = all[i];
+        }
+        struct ec2_error e = { 0 };
+        int r = n ? ec2_unassign_private_ips(o->ec2, it->eni_id, ips, n, false, &e) : 0;
+        bool one_by_one = r < 0 && strcmp(e.code, "InvalidParameterValue") == 0;
+        size_t unsure = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct ec2_error e1 = { 0 };
+                int r1 = one_by_one ? ec2_unassign_private_ips(o->ec2, it->eni_id, &ips[i], 1, false, &e1) : r;
+                bool gone = one_by_one ? unassign_definite(r1, &e1) || strcmp(e1.code, "InvalidParameterValue") == 0
+                                       : unassign_definite(r, &e);
+                unsure += !gone;
+                if (store_block_remove(o->store, cidrs[i], false, NULL) == 0)
+                        rep->blocks_removed++;
+        }
+        if (unsure)
+                log_warn("EC2 did not settle an interrupted release; its addresses are out of the pool until an "
+                         "EC2 pass finds them still assigned", LF_STR("eni", it->eni_id), LF_INT("addresses", unsure));
+        cJSON_Delete(p);
+        return STORE_INTENT_DONE;
+}
+
+/*
+ * How each kind is settled: a create by re-issuing it (settle_create); an
+ * attach or a delete by the ENI's id (settle_by_id); an unassign by issuing it
+ * again (settle_unassign). An assign needs nothing here: the EC2 pass made the
+ * store match, and one EC2 applies after that pass only adds addresses, which
+ * the periodic EC2 pass records (a pod never gets one EC2 does not hold). A kind
+ * only an older daemon wrote (detach_eni and the like) is closed: the EC2
+ * pass covers it too, and leak cleanup deletes an ENI it left available.
+ */
+static enum store_intent_state resolve(struct ipamd_ctx *o, const struct store_intent *it, struct sync_report *rep) {
+        switch (it->kind) {
+        case STORE_INTENT_CREATE_ENI:
+                return settle_create(o, it, rep);
+        case STORE_INTENT_ATTACH_ENI:
+        case STORE_INTENT_DELETE_ENI:
+                return settle_by_id(o, it, rep);
+        case STORE_INTENT_LEGACY:
+                log_warn("closing an interrupted operation of a kind this version no longer makes",
+                         LF_INT("intent", it->id), LF_STR("eni", it->eni_id));
+                return STORE_INTENT_DONE;
+        case STORE_INTENT_UNASSIGN_IPS:
+                return it->eni_id[0] ? settle_unassign(o, it, rep) : STORE_INTENT_DONE;
+        case STORE_INTENT_ASSIGN_IPS:
+                break;
+        }
+        return STORE_INTENT_DONE;
+}
+
+static int resolve_open(struct ipamd_ctx *o, bool creates_only, struct sync_report *rep, struct errmsg *err) {
         struct store_intent *its = NULL;
         size_t n = 0;
         int r = store_intents_open(o->store, &its, &n);
         if (r < 0)
                 return errmsg_set(err, r, "reading open intents from the store");
         for (size_t i = 0; i < n; i++) {
+                if (creates_only && its[i].kind != STORE_INTENT_CREATE_ENI)
+                        continue;
                 enum store_intent_state st = resolve(o, &its[i], rep);
                 if (st == STORE_INTENT_OPEN)
                         continue;
-                r = store_intent_end(o->store, its[i].id, st, "{\"resolved_at_start\":true}", o->now_ms());
+                r = store_intent_end(o->store, its[i].id, st, "{\"resolved_later\":true}", o->now_ms());
                 if (r < 0) {
                         log_error_errno(r, "could not record a resolved intent; resolved again next time",
                                         LF_INT("intent", its[i].id));
@@ -504,7 +691,16 @@ int sync_intents(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *er
                          LF_STR("eni", its[i].eni_id), LF_STR("outcome", store_intent_state_name(st)));
         }
         free(its);
-        return store_unmark_all_releasing(o->store);
+        return 0;
+}
+
+int sync_intents(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err) {
+        int r = resolve_open(o, false, rep, err);
+        return r < 0 ? r : store_unmark_all_releasing(o->store);
+}
+
+int sync_open_creates(struct ipamd_ctx *o, struct sync_report *rep) {
+        return resolve_open(o, true, rep, NULL);
 }
 
 /* --- pods ----------------------------------------------------------------------- */

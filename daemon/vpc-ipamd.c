@@ -120,11 +120,47 @@ static void open_logging(struct ipamd *d) {
         }
 }
 
+/*
+ * The node from IMDS, which may be slow to answer at boot: retried with
+ * back-off (IMDS_BACKOFF_MIN_MS doubling up to IMDS_BACKOFF_MAX_MS), one log
+ * line per attempt, for IMDS_START_WAIT_MS at most; only then is it fatal,
+ * so a slow metadata service does not become a restart loop. SIGTERM/SIGINT
+ * (blocked, and read here) end the wait.
+ */
+#define IMDS_START_WAIT_MS (60 * 1000)
+#define IMDS_BACKOFF_MIN_MS 250
+#define IMDS_BACKOFF_MAX_MS 8000
+
+static void discover_node(struct ipamd *d) {
+        int64_t start = vtime_mono_ms();
+        int backoff = IMDS_BACKOFF_MIN_MS;
+        for (int attempt = 1;; attempt++) {
+                struct errmsg err = { 0 };
+                int r = node_discover(d->imds, &d->node, &err);
+                if (r >= 0)
+                        return;
+                int64_t left = IMDS_START_WAIT_MS - (vtime_mono_ms() - start);
+                if (left <= 0)
+                        fatal("cannot learn the node from IMDS", r, err.text);
+                int wait = backoff < left ? backoff : (int)left;
+                log_warn("IMDS does not answer yet; retrying", LF_INT("attempt", attempt), LF_INT("retry_in_ms", wait),
+                         LF_INT("gives_up_in_ms", left), LF_STR("detail", errmsg_text(&err, r)));
+                struct timespec ts = { wait / 1000, (long)(wait % 1000) * 1000000L };
+                int sig = sigtimedwait(&d->signals, NULL, &ts);
+                if (sig > 0) {
+                        log_info("stopping", LF_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+                        exit(0);
+                }
+                backoff = backoff * 2 < IMDS_BACKOFF_MAX_MS ? backoff * 2 : IMDS_BACKOFF_MAX_MS;
+        }
+}
+
 static void discover(struct ipamd *d) {
         struct errmsg err = { 0 };
         int r = imds_new(NULL, &d->imds, &err);
-        if (r < 0 || (r = node_discover(d->imds, &d->node, &err)) < 0)
+        if (r < 0)
                 fatal("cannot learn the node from IMDS", r, err.text);
+        discover_node(d);
         struct ratelimit_options ro = { .share = d->cfg.ec2_rate_share };
         if ((r = ratelimit_new(&ro, &d->limits)) < 0)
                 fatal("cannot create the EC2 rate limiter", r, NULL);

@@ -22,6 +22,7 @@
 #define ENIOPS_LINK_WAIT_MS 60000       /* bound on waiting for an attached ENI's link */
 #define ENIOPS_IMDS_WAIT_MS 10000       /* bound on waiting for IMDS to list a new ENI's addresses */
 #define ENIOPS_DESCRIPTION_PREFIX "vpc-ipam-"
+#define ENIOPS_CREATE_REISSUES 3         /* re-issues of a create whose outcome is unknown */
 
 /* Assign count secondary IPs to an attached ENI. */
 int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count);

@@ -165,6 +165,14 @@ int proto_reply_decode(enum proto_op op, const void *buf, size_t len, struct pro
 int proto_call(const char *socket_path, const struct proto_request *req, int deadline_ms,
                struct proto_reply *ret, struct errmsg *err);
 
+/*
+ * Did a failed proto_call() fail because the daemon could not be reached or
+ * the connection broke (no socket, no listener, refused or reset, closed
+ * under us, no reply in time)? Such a call is worth trying again later; it
+ * never carries an answer from the daemon.
+ */
+bool proto_error_is_transient(int r);
+
 /* proto_call() in two halves, so the caller can work while the daemon
  * answers: proto_call_send() connects and sends (proto_call()'s errors) and
  * leaves the call pending; proto_call_recv() waits for the reply until the

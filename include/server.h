@@ -25,6 +25,9 @@
 typedef struct server server;
 
 #define SERVER_REASON_MAX 256
+#define SERVER_MAX_CONNS 1024
+#define SERVER_CONN_RESERVE 64          /* past MAX - RESERVE, a new connection closes the oldest idle one */
+#define SERVER_PEER_IDLE_MAX 32         /* idle connections one peer (uid, pid) may hold */
 
 /* What the reconciler says about the pool, for STATUS and for timed-out ADDs. */
 struct server_pool_status {

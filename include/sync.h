@@ -44,6 +44,21 @@ int sync_eni(struct ipamd_ctx *o, const char *eni_id, struct sync_report *rep);
 /* Resolve every open intent against EC2 (after sync_with_ec2). */
 int sync_intents(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err);
 
+/* Settle the create intents left open by a create whose outcome stayed unknown (while running). */
+int sync_open_creates(struct ipamd_ctx *o, struct sync_report *rep);
+
+/*
+ * CreateNetworkInterface as a create intent's params hold it (subnet, groups,
+ * description, tags, count) with its ClientToken: the first call and every
+ * re-issue send the same request, so EC2 makes one ENI for them all.
+ * -ENODATA for params too old to re-issue; -EBADMSG unless one ENI comes back.
+ */
+int sync_create_eni(struct ipamd_ctx *o, const char *token, const char *params, struct ec2_result **ret,
+                    struct ec2_error *e);
+
+/* A definite refusal of a create by EC2 (a 4xx, not throttling): with its ClientToken, nothing was made. */
+bool sync_refused(int r, const struct ec2_error *e);
+
 /* Pods whose host veth (or netns) has been gone for SYNC_POD_GRACE_MS lose their address. */
 typedef struct sync_pods sync_pods;
 int sync_pods_new(sync_pods **ret);

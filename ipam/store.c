@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "store.h"
@@ -139,7 +140,49 @@ struct store {
         sqlite3 *db;
         char *path;
         sqlite3_stmt *stmts[ST__MAX];
+        pthread_mutex_t clock_lock;
+        bool clock_set;
+        int64_t clock_in, clock_now;  /* the last wall reading, and the store's time then */
 };
+
+/*
+ * The store's clock for cooldowns: the callers' wall-clock milliseconds with
+ * backward steps taken out, so that while the process runs a cooldown lasts
+ * its length of real time whatever the wall clock does. The wall clock is
+ * trusted across restarts only: the first reading of a handle (a start)
+ * bounds every stored cooldown by its own length (cooldown_until -
+ * free_since, the period it was given), so a clock that went back while the
+ * daemon was down never extends one either.
+ */
+static void bound_cooldowns(store *s, int64_t now_ms) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(s->db,
+                               "UPDATE addresses SET cooldown_until = MIN(cooldown_until, ?1 + cooldown_until - free_since)"
+                               " WHERE state = 'free' AND cooldown_until > ?1",
+                               -1, &st, NULL) != SQLITE_OK)
+                return;
+        sqlite3_bind_int64(st, 1, now_ms);
+        (void)sqlite3_step(st);
+        sqlite3_finalize(st);
+}
+
+static int64_t store_now(store *s, int64_t now_ms) {
+        if (!s)
+                return now_ms;
+        pthread_mutex_lock(&s->clock_lock);
+        if (!s->clock_set) {
+                s->clock_set = true;
+                s->clock_in = s->clock_now = now_ms;
+                bound_cooldowns(s, now_ms);
+        } else {
+                if (now_ms > s->clock_in)
+                        s->clock_now += now_ms - s->clock_in;
+                s->clock_in = now_ms;
+        }
+        int64_t r = s->clock_now;
+        pthread_mutex_unlock(&s->clock_lock);
+        return r;
+}
 
 static const char *const eni_state_names[] = {
         [STORE_ENI_ATTACHING] = "attaching", [STORE_ENI_ATTACHED] = "attached",
@@ -425,6 +468,7 @@ static int assign_locked(store *s, const struct store_attachment *a, int64_t now
 
 int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
                  struct store_lease *ret, bool *ret_existing) {
+        now_ms = store_now(s, now_ms);
         if (!s || attachment_check(a) < 0)
                 return -EINVAL;
         struct store_lease lease;
@@ -466,6 +510,7 @@ static int release_locked(store *s, const char *container_id, const char *ifname
 
 int store_release(store *s, const char *container_id, const char *ifname, int64_t now_ms,
                   int64_t cooldown_ms, struct store_lease *ret) {
+        now_ms = store_now(s, now_ms);
         if (!s || !field_ok(container_id, STORE_CONTAINER_ID_MAX, true) ||
             !field_ok(ifname, STORE_IFNAME_MAX, true))
                 return -EINVAL;
@@ -528,6 +573,7 @@ static int gc_locked(store *s, struct store_key *valid, size_t n_valid, int64_t 
 
 int store_gc(store *s, const struct store_key *valid, size_t n_valid, int64_t now_ms,
              int64_t cooldown_ms, struct store_lease **ret_released, size_t *ret_n) {
+        now_ms = store_now(s, now_ms);
         if (!s || (n_valid && !valid))
                 return -EINVAL;
         for (size_t i = 0; i < n_valid; i++)
@@ -702,6 +748,7 @@ static int begin_detach_locked(store *s, const char *id, int64_t now_ms) {
 }
 
 int store_eni_begin_detach(store *s, const char *id, int64_t now_ms) {
+        now_ms = store_now(s, now_ms);
         if (!s || !id)
                 return -EINVAL;
         int r = tx_begin(s);
@@ -848,6 +895,7 @@ static int mark_locked(store *s, const char *eni_id, size_t max, int64_t now_ms,
 
 int store_blocks_mark_releasing(store *s, const char *eni_id, size_t max, int64_t now_ms,
                                 char (*ret_cidrs)[STORE_CIDR_MAX], size_t *ret_n) {
+        now_ms = store_now(s, now_ms);
         if (!s || !eni_id || !ret_cidrs || !ret_n)
                 return -EINVAL;
         size_t n = 0;
@@ -900,6 +948,7 @@ int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], siz
 /* --- reading the pool -------------------------------------------------------- */
 
 int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
+        now_ms = store_now(s, now_ms);
         sqlite3_stmt *st = s && ret ? stmt(s, ST_STATS) : NULL;
         if (!st)
                 return -EINVAL;
@@ -922,6 +971,7 @@ int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
 }
 
 int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, size_t *ret_n) {
+        now_ms = store_now(s, now_ms);
         sqlite3_stmt *st = s && ret_n ? stmt(s, ST_PLAN_ENIS) : NULL;
         if (!st)
                 return -EINVAL;
@@ -1158,6 +1208,7 @@ static int check_primaries(store *s, struct errmsg *err) {
 }
 
 int store_check(store *s, int64_t now_ms, struct errmsg *err) {
+        now_ms = store_now(s, now_ms);
         if (!s)
                 return -EINVAL;
         int r = check_integrity(s, err);
@@ -1247,6 +1298,7 @@ int store_open(const char *path, store **ret, struct errmsg *err) {
                 free(s);
                 return errmsg_set(err, -ENOMEM, "store %s: out of memory", path);
         }
+        pthread_mutex_init(&s->clock_lock, NULL);
         int rc = sqlite3_open_v2(path, &s->db,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
         int r = 0;
@@ -1269,6 +1321,7 @@ store *store_close(store *s) {
         for (size_t i = 0; i < ST__MAX; i++)
                 sqlite3_finalize(s->stmts[i]);
         sqlite3_close(s->db);
+        pthread_mutex_destroy(&s->clock_lock);
         free(s->path);
         free(s);
         return NULL;

@@ -389,6 +389,74 @@ START_TEST(test_leak_cleanup) {
 }
 END_TEST
 
+/* --- uncertain creates ---------------------------------------------------------- */
+
+/* ENIs EC2 holds that nothing has attached. */
+static size_t available_enis(struct testctx *t) {
+        size_t n = 0;
+        fakeec2_lock(&t->f);
+        for (size_t i = 0; i < t->f.n_enis; i++)
+                n += !t->f.enis[i].attachment_id[0];
+        fakeec2_unlock(&t->f);
+        return n;
+}
+
+static void fail_creates_after_apply(struct testctx *t, int times) {
+        t->f.fail_action = EC2_CREATE_NETWORK_INTERFACE;
+        t->f.fail_times = times;
+        t->f.fail_status = 500;
+        t->f.fail_code = "InternalError";
+        t->f.fail_after_apply = true;
+}
+
+/* Every attempt of the create applied and unanswered: it is re-issued with its token, and the one ENI adopted. */
+START_TEST(test_create_unknown_after_every_retry_is_reissued) {
+        struct testctx *t = node_with_primary(0);
+        fail_creates_after_apply(t, 5);         /* the client's 5 attempts */
+        ck_assert_int_eq(eniops_create(&t->ctx, (int[]){ 4 }, 1), 1);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_CREATE_NETWORK_INTERFACE), 6);
+        ck_assert_uint_eq(testctx_ec2_enis(t), 2);
+        ck_assert_uint_eq(available_enis(t), 0);
+        char id[STORE_ID_MAX];
+        last_eni(t, id);
+        testctx_assert_store_is_ec2(t, id);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
+/* Still unknown after the re-issues: the intent stays open (not "failed"), and the next create settles it. */
+START_TEST(test_create_still_unknown_is_settled_by_the_next) {
+        struct testctx *t = node_with_primary(0);
+        fail_creates_after_apply(t, 1000);
+        ck_assert_int_lt(eniops_create(&t->ctx, (int[]){ 4 }, 1), 0);
+        ck_assert_uint_eq(testctx_open_intents(t), 1);
+        ck_assert_uint_eq(testctx_ec2_enis(t), 2);      /* EC2 made it; the answer never came */
+        ck_assert_uint_eq(available_enis(t), 1);
+        t->f.fail_times = 0;
+        ck_assert_int_eq(eniops_create(&t->ctx, (int[]){ 4 }, 1), 1);
+        ck_assert_uint_eq(available_enis(t), 0);        /* the first one deleted, the new one attached */
+        ck_assert_uint_eq(testctx_ec2_enis(t), 2);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
+/* A definite refusal is not re-issued and closes the intent as failed. */
+START_TEST(test_create_refused_is_not_reissued) {
+        struct testctx *t = node_with_primary(0);
+        t->f.fail_action = EC2_CREATE_NETWORK_INTERFACE;
+        t->f.fail_times = 1;
+        t->f.fail_status = 400;
+        t->f.fail_code = "InsufficientFreeAddressesInSubnet";
+        ck_assert_int_lt(eniops_create(&t->ctx, (int[]){ 4 }, 1), 0);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_CREATE_NETWORK_INTERFACE), 1);
+        ck_assert_uint_eq(testctx_ec2_enis(t), 1);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("eniops");
         TCase *tc = tcase_create("eniops");
@@ -409,6 +477,9 @@ int main(void) {
         tcase_add_test(tc, test_delete_refused_while_a_pod_holds_an_address);
         tcase_add_test(tc, test_delete_refused_then_finished);
         tcase_add_test(tc, test_leak_cleanup);
+        tcase_add_test(tc, test_create_unknown_after_every_retry_is_reissued);
+        tcase_add_test(tc, test_create_still_unknown_is_settled_by_the_next);
+        tcase_add_test(tc, test_create_refused_is_not_reissued);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

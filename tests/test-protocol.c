@@ -384,6 +384,26 @@ START_TEST(test_server_refuses_with_reply) {
 }
 END_TEST
 
+/* The plugin answers "try again" (CNI 11) for these: an unreachable or broken daemon connection. */
+START_TEST(test_transient_errors) {
+        static const int transient[] = { ENOENT, ECONNREFUSED, ECONNRESET, ECONNABORTED, EPIPE, ENOTCONN,
+                                         ETIMEDOUT, EAGAIN };
+        for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
+                ck_assert_msg(proto_error_is_transient(-transient[i]), "%s", strerror(transient[i]));
+        static const int lasting[] = { EBADMSG, EACCES, ENOMEM, EINVAL, ENAMETOOLONG };
+        for (size_t i = 0; i < sizeof lasting / sizeof *lasting; i++)
+                ck_assert_msg(!proto_error_is_transient(-lasting[i]), "%s", strerror(lasting[i]));
+        /* What proto_call returns when the daemon closes the connection unanswered. */
+        struct server s;
+        struct proto_reply r;
+        struct errmsg e = { 0 };
+        const char *path = testlib_path("closer.sock");
+        start(&s, path, CLOSE);
+        ck_assert(proto_error_is_transient(call_status(path, 300, &r, &e)));
+        stop(&s);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("protocol");
         TCase *tc = tcase_create("codec");
@@ -403,6 +423,7 @@ int main(void) {
         tcase_add_test(cl, test_call_unreachable);
         tcase_add_test(cl, test_call_timeout);
         tcase_add_test(cl, test_call_bad_reply_and_close);
+        tcase_add_test(cl, test_transient_errors);
         suite_add_tcase(s, cl);
         return testlib_run(s);
 }

@@ -5,6 +5,7 @@
  * op, silent) each refused while others are served.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -571,6 +572,124 @@ START_TEST(test_shutdown_answers_waiting) {
 }
 END_TEST
 
+/* --- connection floods -------------------------------------------------------- */
+
+/* Has the server closed this connection (EOF or hang-up pending)? */
+static bool closed_by_server(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+        return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP | POLLRDHUP));
+}
+
+/* More idle connections than the server takes, all from this peer: an ADD is still served at once,
+ * and the peer keeps only its newest SERVER_PEER_IDLE_MAX idle ones. */
+START_TEST(test_idle_flood_does_not_block_add) {
+        start(2, 1000, 30000);
+        enum { N = SERVER_MAX_CONNS + 100 };
+        static int fds[N];
+        for (int i = 0; i < N; i++)
+                fds[i] = raw_connect();
+        struct proto_request req = add_req("flooded");
+        struct proto_reply rep;
+        int64_t t0 = wall_ms();
+        call(&req, &rep, 2000);
+        ck_assert(rep.ok);
+        ck_assert_int_lt(wall_ms() - t0, 1000);
+        proto_reply_done(&rep);
+        int open_ = 0;
+        for (int i = 0; i < N; i++)
+                open_ += !closed_by_server(fds[i]);
+        ck_assert_int_le(open_, SERVER_PEER_IDLE_MAX);
+        ck_assert(closed_by_server(fds[0]));                    /* the oldest went first */
+        ck_assert(!closed_by_server(fds[N - 1]));               /* the newest stays */
+        for (int i = 0; i < N; i++)
+                close(fds[i]);
+        stop();
+}
+END_TEST
+
+/* One peer's flood does not close another peer's idle connection: that one still serves a request. */
+START_TEST(test_flood_spares_other_peers) {
+        start(2, 1000, 30000);
+        int go[2], done[2];
+        ck_assert_int_eq(pipe(go), 0);
+        ck_assert_int_eq(pipe(done), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                int fd = raw_connect();
+                char c = 'r';
+                if (write(done[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+                        _exit(2);
+                const char *st = "{\"v\":1,\"op\":\"status\"}";
+                char buf[4096];
+                ssize_t n = send(fd, st, strlen(st), 0) < 0 ? -1 : recv(fd, buf, sizeof buf - 1, 0);
+                c = n > 0 && strstr((buf[n] = '\0', buf), "\"ok\":true") ? 'y' : 'n';
+                _exit(write(done[1], &c, 1) == 1 ? 0 : 3);
+        }
+        char c = 0;
+        ck_assert_int_eq(read(done[0], &c, 1), 1);              /* the child is connected */
+        enum { N = 3 * SERVER_PEER_IDLE_MAX };
+        int fds[N];
+        for (int i = 0; i < N; i++)
+                fds[i] = raw_connect();
+        struct proto_request st = { .op = PROTO_OP_STATUS };
+        struct proto_reply rep;
+        call(&st, &rep, 2000);                                  /* every flood connection accepted by now */
+        proto_reply_done(&rep);
+        ck_assert(closed_by_server(fds[0]));
+        ck_assert_int_eq(write(go[1], "g", 1), 1);
+        ck_assert_int_eq(read(done[0], &c, 1), 1);
+        int status;
+        waitpid(pid, &status, 0);
+        ck_assert_int_eq(c, 'y');
+        for (int i = 0; i < N; i++)
+                close(fds[i]);
+        close(go[0]), close(go[1]), close(done[0]), close(done[1]);
+        stop();
+}
+END_TEST
+
+/* Many peers, each under its own bound, fill the server: the oldest idle connections make room. */
+START_TEST(test_many_peers_flood_keeps_a_reserve) {
+        start(2, 1000, 30000);
+        enum { PEERS = SERVER_MAX_CONNS / (SERVER_PEER_IDLE_MAX - 2) + 2 };
+        int ready[2], go[2];
+        ck_assert_int_eq(pipe(ready), 0);
+        ck_assert_int_eq(pipe(go), 0);
+        pid_t pids[PEERS];
+        for (int p = 0; p < PEERS; p++) {
+                pids[p] = fork();
+                if (pids[p] == 0) {
+                        close(go[1]);
+                        for (int i = 0; i < SERVER_PEER_IDLE_MAX - 2; i++)
+                                (void)raw_connect();
+                        char c = 'r';
+                        if (write(ready[1], &c, 1) != 1)
+                                _exit(2);
+                        _exit(read(go[0], &c, 1) < 0 ? 3 : 0); /* hold them until the parent is done */
+                }
+        }
+        close(go[0]);
+        for (int p = 0; p < PEERS; p++) {
+                char c;
+                ck_assert_int_eq(read(ready[0], &c, 1), 1);
+        }
+        struct proto_request req = add_req("after-many");
+        struct proto_reply rep;
+        int64_t t0 = wall_ms();
+        call(&req, &rep, 2000);
+        ck_assert(rep.ok);
+        ck_assert_int_lt(wall_ms() - t0, 1000);
+        proto_reply_done(&rep);
+        close(go[1]); /* the children exit */
+        for (int p = 0; p < PEERS; p++) {
+                int status;
+                waitpid(pids[p], &status, 0);
+        }
+        close(ready[0]), close(ready[1]);
+        stop();
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("server");
         TCase *tc = tcase_create("socket");
@@ -586,6 +705,9 @@ int main(void) {
         tcase_add_test(tc, test_non_root_refused);
         tcase_add_test(tc, test_many_clients);
         tcase_add_test(tc, test_shutdown_answers_waiting);
+        tcase_add_test(tc, test_idle_flood_does_not_block_add);
+        tcase_add_test(tc, test_flood_spares_other_peers);
+        tcase_add_test(tc, test_many_peers_flood_keeps_a_reserve);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -119,7 +119,8 @@ START_TEST(test_release_idempotent_and_cooldown) {
         ck_assert_int_eq(store_release(s, "c1", "eth0", T0 + 1000, COOLDOWN, &r), 1);
         ck_assert_str_eq(r.ip, l.ip);
         ck_assert_int_eq(store_release(s, "c1", "eth0", T0 + 1000, COOLDOWN, NULL), 0);
-        ck_assert_int_eq(store_release(s, "never", "eth0", T0, COOLDOWN, NULL), 0);
+        /* (T0 + 1000, not earlier: an earlier time is a backward clock step to the store) */
+        ck_assert_int_eq(store_release(s, "never", "eth0", T0 + 1000, COOLDOWN, NULL), 0);
         struct store_stats st;
         ck_assert_int_eq(store_stats(s, T0 + 2000, &st), 0);
         ck_assert_int_eq(st.cooldown, 1);
@@ -822,6 +823,55 @@ START_TEST(test_migration_drops_free_primaries) {
 }
 END_TEST
 
+/* --- cooldown and the clock ---------------------------------------------------- */
+
+#define HOUR (3600 * 1000LL)
+
+/* A backward wall-clock step while running does not lengthen a cooldown: it ends COOLDOWN of
+ * elapsed time after the release, as it would have without the step. */
+START_TEST(test_cooldown_ignores_a_backward_step) {
+        store *s = node_with(1);
+        struct store_attachment a = att("c1"), b = att("c2");
+        ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), 0);
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0 + 1000, COOLDOWN, NULL), 1);
+        int64_t back = T0 + 1000 - HOUR;                        /* the clock steps back an hour */
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, back, &st), 0);
+        ck_assert_int_eq(st.cooldown, 1);
+        ck_assert_int_eq(store_assign(s, &b, back + COOLDOWN - 1, NULL, NULL), -EAGAIN);
+        ck_assert_int_eq(store_assign(s, &b, back + COOLDOWN, NULL, NULL), 0);
+        store_close(s);
+}
+END_TEST
+
+/* Across a restart the wall clock is trusted, bounded: the rest of a cooldown is what the store
+ * says (10 s gone of 30 s: 20 s more), but never more than the period after a clock gone back. */
+START_TEST(test_cooldown_after_restart_is_bounded) {
+        store *s = node_with(2);
+        struct store_attachment a = att("c1"), b = att("c2"), c = att("c3"), d = att("c4");
+        ck_assert_int_eq(store_assign(s, &a, T0, NULL, NULL), 0);
+        ck_assert_int_eq(store_assign(s, &b, T0, NULL, NULL), 0);
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0 + 1000, COOLDOWN, NULL), 1);
+        store_close(s);
+        /* restarted 10 s later: 20 s left */
+        s = fresh();
+        ck_assert_int_eq(store_assign(s, &c, T0 + 11000, NULL, NULL), -EAGAIN);
+        ck_assert_int_eq(store_assign(s, &c, T0 + 1000 + COOLDOWN - 1, NULL, NULL), -EAGAIN);
+        ck_assert_int_eq(store_assign(s, &c, T0 + 1000 + COOLDOWN, NULL, NULL), 0);
+        ck_assert_int_eq(store_release(s, "c2", "eth0", T0 + 1000 + COOLDOWN, COOLDOWN, NULL), 1);
+        store_close(s);
+        /* restarted with the clock a day back: at most the period from now, not a day more */
+        s = fresh();
+        int64_t back = T0 - 24 * HOUR;
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, back, &st), 0);
+        ck_assert_int_eq(st.cooldown, 1);
+        ck_assert_int_eq(store_assign(s, &d, back + COOLDOWN - 1, NULL, NULL), -EAGAIN);
+        ck_assert_int_eq(store_assign(s, &d, back + COOLDOWN, NULL, NULL), 0);
+        store_close(s);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("store");
         TCase *pods = tcase_create("pods");
@@ -860,5 +910,9 @@ int main(void) {
         tcase_add_test(safety, test_held_primary_leaves_at_release);
         tcase_add_test(safety, test_migration_drops_free_primaries);
         suite_add_tcase(s, safety);
+        TCase *clock = tcase_create("clock");
+        tcase_add_test(clock, test_cooldown_ignores_a_backward_step);
+        tcase_add_test(clock, test_cooldown_after_restart_is_bounded);
+        suite_add_tcase(s, clock);
         return testlib_run(s);
 }

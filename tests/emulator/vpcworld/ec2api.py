@@ -238,6 +238,9 @@ class Ec2Api:
                 raise Ec2Error(fault["code"], fault["message"], fault["status"])
             if fault and fault["kind"] == "timeout":
                 raise Drop(fault["seconds"])
+            if fault and fault["kind"] == "lost" and fault["apply_after"] > 0:
+                self._apply_late(action, fn, Params(params), fault)
+                raise Drop(fault["hold"])
             delay = self.latency.api_delay(action)
             if delay > 0:
                 time.sleep(delay)
@@ -256,6 +259,19 @@ class Ec2Api:
             traceback.print_exc(file=sys.stderr)
             self._count(action, "InternalError")
             return 500, ec2xml.error("InternalError", "An internal error has occurred", rid)
+
+    def _apply_late(self, action, fn, p, fault):
+        """Apply a call apply_after seconds from now, on a thread of its own (its answer goes nowhere)."""
+        def run():
+            time.sleep(fault["apply_after"])
+            try:
+                with self.world.lock:
+                    fn(p)
+                self._count(action, None)
+            except Ec2Error as e:
+                self._count(action, e.code)
+            self.faults.note_applied_late(fault["id"])
+        threading.Thread(target=run, daemon=True).start()
 
     def _count(self, action, code):
         with self.stats_lock:

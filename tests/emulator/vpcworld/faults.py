@@ -14,7 +14,10 @@ Faults: rules matched by action ('*' for any) firing a number of times or
 with a probability: 'error' (an EC2 error with a status, code and message;
 not applied), 'timeout' (hold the connection for some seconds, then close it
 unanswered; not applied), 'lost' (apply the call, then close the connection
-unanswered: the response is lost).
+unanswered: the response is lost). A 'lost' rule with apply_after > 0 closes
+the connection unanswered (after `hold` seconds, 0 by default) and applies
+the call only apply_after seconds after it came: EC2 finishing a request its
+caller has given up on.
 """
 
 import random
@@ -195,7 +198,9 @@ class Faults:
             "count": None if spec.get("count") is None else int(spec["count"]),
             "probability": float(spec.get("probability", 1.0)),
             "seconds": float(spec.get("seconds", 30.0)),
-            "fired": 0,
+            "apply_after": float(spec.get("apply_after", 0.0)),
+            "hold": float(spec.get("hold", 0.0)),
+            "fired": 0, "applied_late": 0,
         }
         with self.lock:
             rule["id"] = self.next_id
@@ -220,6 +225,13 @@ class Faults:
                 r["fired"] += 1
                 return dict(r)
         return None
+
+    def note_applied_late(self, rule_id):
+        """A 'lost' call with apply_after has been applied (state() counts them per rule)."""
+        with self.lock:
+            for r in self.rules:
+                if r["id"] == rule_id:
+                    r["applied_late"] += 1
 
     def state(self):
         with self.lock:
