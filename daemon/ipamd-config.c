@@ -202,6 +202,10 @@ static int p_add_wait(const char *n, const char *v, struct ipamd_config *c, stru
         return r;
 }
 
+static int p_imds_start_wait(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_int_field(n, v, 0, 600, &c->imds_start_wait_s, e);
+}
+
 static int p_rate_share(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
         char *end;
         double d = strtod(v, &end);
@@ -409,6 +413,8 @@ static const struct row rows[] = {
         { { "VPC_IPAM_DB", "/var/lib/vpc-ipam/pool.db", "an absolute path" }, p_db, STR(db_path) },
         { { "VPC_IPAM_ADD_WAIT", "10", "whole seconds from 0 to 25 (the plugin waits 30 s at most)" }, p_add_wait,
           FN(show_add_wait) },
+        { { "VPC_IPAM_IMDS_START_WAIT", "60", "whole seconds from 0 to 600" }, p_imds_start_wait,
+          INT(imds_start_wait_s) },
         { { "VPC_IPAM_EC2_RATE_SHARE", "0.1", "a fraction above 0 and at most 1" }, p_rate_share,
           FN(show_rate_share) },
         { { "VPC_IPAM_LEAK_CLEANUP_INTERVAL", "3600", "whole seconds from 60 to 86400" }, p_leak_interval,
@@ -676,6 +682,7 @@ void ipamd_config_defaults(struct ipamd_config *ret) {
                 .socket_path = "/run/vpc-ipam/ipamd.sock",
                 .db_path = "/var/lib/vpc-ipam/pool.db",
                 .add_wait_ms = 10000,
+                .imds_start_wait_s = 60,
                 .ec2_rate_share = 0.1,
                 .leak_cleanup_interval_s = 3600,
                 .vpc_cidr_refresh_s = 60,

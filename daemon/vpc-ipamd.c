@@ -123,11 +123,10 @@ static void open_logging(struct ipamd *d) {
 /*
  * The node from IMDS, which may be slow to answer at boot: retried with
  * back-off (IMDS_BACKOFF_MIN_MS doubling up to IMDS_BACKOFF_MAX_MS), one log
- * line per attempt, for IMDS_START_WAIT_MS at most; only then is it fatal,
+ * line per attempt, for VPC_IPAM_IMDS_START_WAIT (60 s) at most; only then is it fatal,
  * so a slow metadata service does not become a restart loop. SIGTERM/SIGINT
  * (blocked, and read here) end the wait.
  */
-#define IMDS_START_WAIT_MS (60 * 1000)
 #define IMDS_BACKOFF_MIN_MS 250
 #define IMDS_BACKOFF_MAX_MS 8000
 
@@ -139,7 +138,7 @@ static void discover_node(struct ipamd *d) {
                 int r = node_discover(d->imds, &d->node, &err);
                 if (r >= 0)
                         return;
-                int64_t left = IMDS_START_WAIT_MS - (vtime_mono_ms() - start);
+                int64_t left = d->cfg.imds_start_wait_s * 1000LL - (vtime_mono_ms() - start);
                 if (left <= 0)
                         fatal("cannot learn the node from IMDS", r, err.text);
                 int wait = backoff < left ? backoff : (int)left;

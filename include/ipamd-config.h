@@ -71,6 +71,7 @@ struct ipamd_config {
         char socket_path[IPAMD_SOCKET_PATH_MAX + 1];   /* VPC_IPAM_SOCKET */
         char db_path[IPAMD_PATH_MAX + 1];       /* VPC_IPAM_DB */
         int add_wait_ms;                        /* VPC_IPAM_ADD_WAIT (seconds in the env) */
+        int imds_start_wait_s;                  /* VPC_IPAM_IMDS_START_WAIT: IMDS retried at start this long */
         double ec2_rate_share;                  /* VPC_IPAM_EC2_RATE_SHARE */
         int leak_cleanup_interval_s;            /* VPC_IPAM_LEAK_CLEANUP_INTERVAL */
         int vpc_cidr_refresh_s;                 /* VPC_IPAM_VPC_CIDR_REFRESH */

@@ -170,7 +170,8 @@ START_TEST(test_start_warns_once) {
         snprintf(db, sizeof db, "VPC_IPAM_DB=%s/pool.db", testlib_tmpdir());
         snprintf(sock, sizeof sock, "VPC_IPAM_SOCKET=%s/s.sock", testlib_tmpdir());
         const char *env[] = { "ANNOTATE_POD_IP=true", "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9",
-                              "DISABLE_INTROSPECTION=true", "DISABLE_METRICS=true", db, sock, NULL };
+                              "DISABLE_INTROSPECTION=true", "DISABLE_METRICS=true", "VPC_IPAM_IMDS_START_WAIT=0",
+                              db, sock, NULL };
         struct run r;
         run_ipamd(env, NULL, &r);
         ck_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) != 0);  /* no IMDS: it stops */

@@ -41,12 +41,13 @@ START_TEST(test_values) {
                 "INTROSPECTION_BIND_ADDRESS=unix:/run/vpc-ipam/introspect.sock", "METRICS_BIND_ADDRESS=127.0.0.1:9100",
                 "DISABLE_METRICS=false", "VPC_IPAM_SOCKET=/tmp/x.sock", "VPC_IPAM_DB=/tmp/x.db",
                 "VPC_IPAM_ADD_WAIT=3", "VPC_IPAM_EC2_RATE_SHARE=0.5", "WARM_IP_TARGET=5", "ENABLE_IPv6=false",
-                "ENABLE_IPv4=true", "VPC_IPAM_LOG_FORMAT=text", NULL };
+                "ENABLE_IPv4=true", "VPC_IPAM_LOG_FORMAT=text", "VPC_IPAM_IMDS_START_WAIT=5", NULL };
         struct ipamd_config c;
         struct errmsg e;
         ck_assert_msg(ipamd_config_from_env(env, &c, &e) == 0, "%s", e.text);
         ck_assert_int_eq(c.eni_mtu, 1500);
         ck_assert_int_eq(c.pod_mtu, 1500);
+        ck_assert_int_eq(c.imds_start_wait_s, 5);
         ck_assert_str_eq(c.cluster_name, "prod-eu");
         ck_assert_uint_eq(c.n_tags, 3);        /* and the owner tag CLUSTER_NAME implies, last */
         ck_assert_str_eq(c.tags[0].key, "team");
@@ -91,6 +92,8 @@ static const struct {
           -ERANGE, "VPC_IPAM_SOCKET" },
         { "VPC_IPAM_ADD_WAIT=10s", -EINVAL, "VPC_IPAM_ADD_WAIT=10s: not an integer" },
         { "VPC_IPAM_ADD_WAIT=26", -ERANGE, "VPC_IPAM_ADD_WAIT=26: out of range; accepted: 0 to 25" },
+        { "VPC_IPAM_IMDS_START_WAIT=601", -ERANGE, "VPC_IPAM_IMDS_START_WAIT=601: out of range; accepted: 0 to 600" },
+        { "VPC_IPAM_IMDS_START_WAIT=-1", -ERANGE, "VPC_IPAM_IMDS_START_WAIT=-1: out of range; accepted: 0 to 600" },
         { "VPC_IPAM_EC2_RATE_SHARE=0", -EINVAL, "VPC_IPAM_EC2_RATE_SHARE=0: accepted: a fraction above 0" },
         { "VPC_IPAM_EC2_RATE_SHARE=1.5", -EINVAL, "VPC_IPAM_EC2_RATE_SHARE=1.5" },
         { "VPC_IPAM_EC2_RATE_SHARE=nan", -EINVAL, "VPC_IPAM_EC2_RATE_SHARE=nan" },
