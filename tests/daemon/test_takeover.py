@@ -260,5 +260,40 @@ def test_missing_checkpoint_is_a_fresh_node():
         w.down()
 
 
+def test_leak_cleanup_covers_aws_node_enis_and_the_cluster():
+    import datetime
+    w = harness.WorldFixture(nodes=1)
+    ec2 = w.ec2()
+    inst, subnet = w.nodes[0]["instance_id"], w.nodes[0]["subnet_id"]
+    gone = "i-0123456789abcdef0"    # a terminated node of the cluster
+    old = (datetime.datetime.utcnow() - datetime.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    new = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def eni(instance, cluster=None, created=old):
+        tags = [{"Key": "node.k8s.amazonaws.com/instance_id", "Value": instance},
+                {"Key": "node.k8s.amazonaws.com/createdAt", "Value": created}]
+        if cluster:
+            tags.append({"Key": "cluster.k8s.amazonaws.com/name", "Value": cluster})
+        return ec2.create_network_interface(SubnetId=subnet, Description="aws-K8S-" + instance, TagSpecifications=[
+            {"ResourceType": "network-interface", "Tags": tags}])["NetworkInterface"]["NetworkInterfaceId"]
+
+    mine = eni(inst)                                # aws-node's, this instance: deleted
+    cluster_gone = eni(gone, "blue")                # the cluster's, a terminated node: deleted
+    other_cluster = eni(gone, "green")              # another cluster's: kept
+    no_cluster = eni(gone)                          # no cluster tag: kept
+    young = eni(gone, "blue", created=new)          # under 5 minutes: kept
+    d = Daemon(w, env={"CLUSTER_NAME": "blue"})
+    try:
+        d.start()
+        ids = lambda: {e["id"] for e in w.truth()["enis"]}  # noqa: E731
+        wait_for(lambda: not {mine, cluster_gone} & ids(), timeout=10, what="the leaked aws-node ENIs deleted")
+        wait_for(lambda: d.metric("vpcipam_reconciles_total") >= 1, timeout=10, what="the first planner pass")
+        assert {other_cluster, no_cluster, young} <= ids(), ids()
+        assert d.metric("vpcipam_leaked_enis_deleted_total") == 2
+    finally:
+        stop_all()
+        w.down()
+
+
 if __name__ == "__main__":
     sys.exit(harness.run(globals()))
