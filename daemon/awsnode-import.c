@@ -181,7 +181,7 @@ static int import_one(store *s, hostnet *net, const struct awsnode_alloc *a, con
                                                     : "the address or the attachment is held by another pod");
                 return 0;
         }
-        if (r < 0)
+        if (r < 0)      /* -EAGAIN: its ENI is not set up yet; the caller must not serve */
                 return r;
         if (adopt_veth(net, a, veth))
                 rep->veths_adopted++;

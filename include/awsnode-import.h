@@ -84,9 +84,10 @@ typedef void (*awsnode_skip_fn)(void *userdata, const struct awsnode_alloc *a, c
 /*
  * Make a lease of every IPv4 allocation whose address the store holds (call
  * it after the EC2 pass), then record AWSNODE_IMPORTED_META. net may be NULL
- * (no veth is then adopted). A store failure stops the import before the
- * record, so the next start imports again (leases already made are kept:
- * importing is idempotent).
+ * (no veth is then adopted). A store failure, or -EAGAIN for an address on
+ * an ENI whose link is not set up (its pod may be live: its address must not
+ * be handed out), stops the import before the record, so the next start
+ * imports again (leases already made are kept: importing is idempotent).
  */
 int awsnode_import(store *s, hostnet *net, const struct awsnode_checkpoint *c, const char *veth_prefix,
                    int64_t now_ms, awsnode_skip_fn skipped, void *userdata, struct awsnode_import_report *ret,

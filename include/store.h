@@ -170,8 +170,9 @@ int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
  * Give the attachment exactly ip (taking over pods another IPAM wired; the
  * cooldown is not consulted). Idempotent for the same attachment and
  * address. -ENOENT when the store holds no such address, -EBUSY when it is
- * not free, -EEXIST when the attachment holds another address, -EINVAL for
- * a bad attachment or address.
+ * not free, -EEXIST when the attachment holds another address, -EAGAIN
+ * when its ENI is not attached (yet),
+ * -EINVAL for a bad attachment or address.
  */
 int store_assign_addr(store *s, const struct store_attachment *a, const char *ip, int64_t now_ms,
                       struct store_lease *ret);

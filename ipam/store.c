@@ -456,8 +456,14 @@ static int assign_addr_locked(store *s, const struct store_attachment *a, int64_
                 return held == addr ? 0 : -EEXIST;
         if (r != -ENOENT)
                 return r;
-        if ((r = lease_by_addr(s, addr, NULL)) < 0)
+        struct store_lease at;
+        struct store_eni e;
+        if ((r = lease_by_addr(s, addr, &at)) < 0)
                 return r;
+        if ((r = store_eni_get(s, at.eni_id, &e)) < 0)
+                return r;
+        if (e.state != STORE_ENI_ATTACHED)
+                return -EAGAIN;
         if ((r = assign_row(s, a, addr, now_ms)) < 0)
                 return r;
         return lease_by_addr(s, addr, ret);

@@ -228,6 +228,12 @@ START_TEST(test_import_skips_an_address_another_pod_holds) {
         ck_assert_int_eq(store_assign_addr(s, &mine, "10.0.3.38", T0, &l), 0);       /* idempotent */
         ck_assert_int_eq(store_assign_addr(s, &mine, "10.0.3.39", T0, &l), -EEXIST); /* holds another */
         ck_assert_int_eq(store_assign_addr(s, &mine, "10.0.3.400", T0, &l), -EINVAL);
+        struct store_attachment other = { .container_id = "other", .ifname = "eth0" };
+        ck_assert_int_eq(store_assign_addr(s, &other, "10.0.3.4", T0, &l), -ENOENT);  /* the ENI's primary */
+        ck_assert_int_eq(store_assign_addr(s, &other, "10.0.3.38", T0, &l), -EBUSY);  /* mine's */
+        ck_assert_int_eq(store_eni_set_state(s, "eni-aws", STORE_ENI_ATTACHING), 0);
+        ck_assert_int_eq(store_assign_addr(s, &other, "10.0.3.39", T0, &l), -EAGAIN); /* ENI not set up */
+        ck_assert_int_eq(store_eni_set_state(s, "eni-aws", STORE_ENI_ATTACHED), 0);
         struct awsnode_checkpoint c = { 0 };
         ck_assert_int_eq(parse("{\"version\":\"vpc-cni-ipam/1\",\"allocations\":[{\"containerID\":\"theirs\","
                                "\"ifName\":\"eth0\",\"ipv4\":\"10.0.3.38\"}]}", &c, NULL), 0);
