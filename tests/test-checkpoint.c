@@ -51,6 +51,11 @@ START_TEST(test_omitted_fields) {
         ck_assert_str_eq(c.allocs[1].pod_name, "");
         ck_assert_int_eq(c.allocs[1].allocated_ns, 0);
         awsnode_checkpoint_done(&c);
+        /* a timestamp beyond int64 (found by fuzz-checkpoint) is taken as absent, not converted */
+        ck_assert_int_eq(parse("{\"version\":\"vpc-cni-ipam/1\",\"allocations\":[{\"containerID\":\"a\","
+                               "\"ifName\":\"eth0\",\"allocationTimestamp\":1.718e34}]}", &c, NULL), 0);
+        ck_assert_int_eq(c.allocs[0].allocated_ns, 0);
+        awsnode_checkpoint_done(&c);
 }
 END_TEST
 
