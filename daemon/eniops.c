@@ -802,10 +802,15 @@ static bool leaked_long_enough(struct ipamd_ctx *o, const struct ec2_eni *e) {
         return o->now_ms() / 1000 - (int64_t)timegm(&tm) > 5 * 60;
 }
 
-/* Delete an available ENI this node made (by its description) long enough ago: 1 when deleted. */
+static bool has_prefix(const char *s, const char *prefix) {
+        return s && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Delete an available ENI a node made (by its description: vpc-ipam's, or
+ * aws-node's on a node taken over) long enough ago: 1 when deleted. */
 static int delete_if_leaked(struct ipamd_ctx *o, const struct ec2_eni *eni) {
-        if (!eni->description ||
-            strncmp(eni->description, ENIOPS_DESCRIPTION_PREFIX, strlen(ENIOPS_DESCRIPTION_PREFIX)) != 0 ||
+        if (!(has_prefix(eni->description, ENIOPS_DESCRIPTION_PREFIX) ||
+              has_prefix(eni->description, CTX_AWSNODE_DESCRIPTION_PREFIX)) ||
             !leaked_long_enough(o, eni))
                 return 0;
         struct ec2_error e = { 0 };
@@ -815,33 +820,51 @@ static int delete_if_leaked(struct ipamd_ctx *o, const struct ec2_eni *eni) {
                 return 0;
         }
         metrics_inc(o->metrics, METRICS_LEAKED_ENIS_DELETED);
-        log_info("deleted a leaked ENI", LF_STR("eni", eni->id));
+        log_info("deleted a leaked ENI", LF_STR("eni", eni->id), LF_STR("description", eni->description));
         (void)ctx_forget_eni(o, eni->id);
         return 1;
 }
 
-int eniops_leak_cleanup(struct ipamd_ctx *o, size_t *ret_deleted) {
-        const char *inst[] = { o->node->instance_id };
-        const char *avail[] = { "available" };
-        char tag_filter[64];
-        snprintf(tag_filter, sizeof tag_filter, "tag:%s", CTX_TAG_INSTANCE);
-        struct ec2_filter filters[] = { { tag_filter, inst, 1 }, { "status", avail, 1 } };
-        size_t deleted = 0;
+/* Every page of available ENIs matching filters; the leaked ones deleted. */
+static int leak_scan(struct ipamd_ctx *o, const struct ec2_filter *filters, size_t n_filters, size_t *deleted) {
         char token[1024] = "";
         do {
                 struct ec2_result *res = NULL;
                 struct ec2_error e = { 0 };
-                int r = ec2_describe_enis_page(o->ec2, filters, 2, 100, token[0] ? token : NULL, &res, &e);
+                int r = ec2_describe_enis_page(o->ec2, filters, n_filters, 100, token[0] ? token : NULL, &res, &e);
                 if (r < 0) {
                         ctx_note_failure(o, "DescribeNetworkInterfaces", r, &e);
                         return r;
                 }
                 for (size_t i = 0; i < res->n_enis; i++)
-                        deleted += delete_if_leaked(o, &res->enis[i]);
+                        *deleted += (size_t)delete_if_leaked(o, &res->enis[i]);
                 snprintf(token, sizeof token, "%s", res->next_token ? res->next_token : "");
                 ec2_result_free(res);
         } while (token[0]);
-        if (ret_deleted)
-                *ret_deleted = deleted;
         return 0;
+}
+
+/*
+ * Two scans, as aws-node scopes its own: the ENIs tagged with this
+ * instance's id; and, with CLUSTER_NAME, those of the cluster tagged with
+ * any instance's id — the ones terminated nodes left behind (aws-node
+ * filters by the cluster tag too; without it, it would reach every cluster
+ * in the VPC, so vpc-ipam does not scan beyond this instance then).
+ */
+int eniops_leak_cleanup(struct ipamd_ctx *o, size_t *ret_deleted) {
+        const char *inst[] = { o->node->instance_id }, *avail[] = { "available" };
+        const char *cluster[] = { o->cfg->cluster_name }, *inst_key[] = { CTX_TAG_INSTANCE };
+        char tag_filter[64], cluster_filter[64];
+        snprintf(tag_filter, sizeof tag_filter, "tag:%s", CTX_TAG_INSTANCE);
+        snprintf(cluster_filter, sizeof cluster_filter, "tag:%s", CTX_TAG_CLUSTER);
+        struct ec2_filter mine[] = { { tag_filter, inst, 1 }, { "status", avail, 1 } };
+        struct ec2_filter cluster_wide[] = { { cluster_filter, cluster, 1 }, { "tag-key", inst_key, 1 },
+                                             { "status", avail, 1 } };
+        size_t deleted = 0;
+        int r = leak_scan(o, mine, 2, &deleted);
+        if (r >= 0 && o->cfg->cluster_name[0])
+                r = leak_scan(o, cluster_wide, 3, &deleted);
+        if (r >= 0 && ret_deleted)
+                *ret_deleted = deleted;
+        return r < 0 ? r : 0;
 }

@@ -221,6 +221,32 @@ int hostnet_pod_veth_down(hostnet *h, const char *name, const char *alias, int *
         return 0;
 }
 
+int hostnet_adopt_pod_veth(hostnet *h, const char *name, const char *alias, struct errmsg *err) {
+        _cleanup_(link_putp) struct rtnl_link *cur = NULL, *orig = NULL, *change = NULL;
+        int r = nlerr_errno(rtnl_link_get_kernel(h->sk, 0, name, &cur));
+        if (r == -ENOENT || r == -ENODEV)
+                return -ENOENT;
+        if (r < 0)
+                return errmsg_set(err, r, "cannot read link %s: %s", name, strerror(-r));
+        const char *type = rtnl_link_get_type(cur), *a = rtnl_link_get_ifalias(cur);
+        if (!type || strcmp(type, "veth") != 0)
+                return -EMEDIUMTYPE;
+        if (a && *a)
+                return strcmp(a, alias) == 0 ? 0 : -EEXIST;
+        orig = rtnl_link_alloc();
+        change = rtnl_link_alloc();
+        if (!orig || !change)
+                return errmsg_set(err, -ENOMEM, "out of memory");
+        rtnl_link_set_ifindex(orig, rtnl_link_get_ifindex(cur));
+        rtnl_link_set_ifalias(change, alias);
+        r = nlerr_errno(rtnl_link_change(h->sk, orig, change, 0));
+        if (r == -ENOENT || r == -ENODEV)
+                return -ENOENT;
+        if (r < 0)
+                return errmsg_set(err, r, "cannot set the alias of link %s: %s", name, strerror(-r));
+        return 1;
+}
+
 int hostnet_delete_link(hostnet *h, int ifindex, const char *name, struct errmsg *err) {
         _cleanup_(link_putp) struct rtnl_link *cur = NULL;
         int r = nlerr_errno(rtnl_link_get_kernel(h->sk, ifindex, NULL, &cur));

@@ -194,6 +194,10 @@ static int p_db(const char *n, const char *v, struct ipamd_config *c, struct err
         return parse_abs_path(n, v, c->db_path, sizeof c->db_path, e);
 }
 
+static int p_awsnode_checkpoint(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_abs_path(n, v, c->awsnode_checkpoint, sizeof c->awsnode_checkpoint, e);
+}
+
 static int p_add_wait(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
         int s;
         int r = parse_int_field(n, v, 0, 25, &s, e);
@@ -411,6 +415,8 @@ static const struct row rows[] = {
         { { "VPC_IPAM_SOCKET", "/run/vpc-ipam/ipamd.sock", "an absolute path of at most 107 bytes" }, p_socket,
           STR(socket_path) },
         { { "VPC_IPAM_DB", "/var/lib/vpc-ipam/pool.db", "an absolute path" }, p_db, STR(db_path) },
+        { { "VPC_IPAM_AWS_NODE_CHECKPOINT", IPAMD_AWSNODE_CHECKPOINT_DEFAULT, "an absolute path" }, p_awsnode_checkpoint,
+          STR(awsnode_checkpoint) },
         { { "VPC_IPAM_ADD_WAIT", "10", "whole seconds from 0 to 25 (the plugin waits 30 s at most)" }, p_add_wait,
           FN(show_add_wait) },
         { { "VPC_IPAM_IMDS_START_WAIT", "60", "whole seconds from 0 to 600" }, p_imds_start_wait,
@@ -681,6 +687,7 @@ void ipamd_config_defaults(struct ipamd_config *ret) {
                 .metrics_bind = ":61678",
                 .socket_path = "/run/vpc-ipam/ipamd.sock",
                 .db_path = "/var/lib/vpc-ipam/pool.db",
+                .awsnode_checkpoint = IPAMD_AWSNODE_CHECKPOINT_DEFAULT,
                 .add_wait_ms = 10000,
                 .imds_start_wait_s = 60,
                 .ec2_rate_share = 0.1,

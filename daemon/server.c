@@ -440,8 +440,10 @@ static int unwire(server *s, const struct proto_request *req, const struct store
         struct errmsg err = { 0 };
         if (!s->o.podnet)
                 return 0;
+        /* a pod taken over from aws-node: the plugin cannot name its veth, the lease does (awsnode-import.h) */
+        const char *veth = req->host_veth[0] || !lease ? req->host_veth : lease->host_veth;
         int r = podnet_unwire(s->o.podnet, &req->att, lease ? lease->ip : NULL, lease ? (uint32_t)lease->route_table : 0,
-                              req->host_veth, &reply->veth_queued, &err);
+                              veth, &reply->veth_queued, &err);
         if (r < 0) {
                 log_warn("could not remove a deleted pod's rules; keeping its address", LF_STR("container_id",
                          req->att.container_id), LF_STR("error", errmsg_text(&err, r)));

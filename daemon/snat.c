@@ -23,6 +23,12 @@
  * packet's mark is kept). The postrouting chain is AWS-SNAT-CHAIN-0.
  * Interval sets auto-merge, so overlapping exclusions (or an exclusion inside
  * a VPC CIDR) are not an error.
+ *
+ * Every script first deletes aws-node's own nftables table, `ip aws-cni`
+ * (its nat-prerouting and snat-mark chains, made when the host's iptables
+ * is nft): on a node taken over from aws-node, ours replaces it in one
+ * transaction. aws-node's iptables chains (AWS-SNAT-CHAIN-0,
+ * AWS-CONNMARK-CHAIN-0) are not touched: see docs/operations.md.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -163,7 +169,11 @@ bool snat_input_equal(const struct snat_input *a, const struct snat_input *b) {
 }
 
 /* Adding an empty table first makes the delete succeed when there is none. */
-#define REMOVE_SCRIPT "table ip " SNAT_TABLE " {}\ndelete table ip " SNAT_TABLE "\n"
+/* aws-node's nftables table goes in the same transaction as ours is (re)made
+ * or removed: a node taken over never SNATs twice, nor has a moment without. */
+#define REMOVE_SCRIPT                                                                   \
+        "table ip " SNAT_AWSNODE_TABLE " {}\ndelete table ip " SNAT_AWSNODE_TABLE "\n" \
+        "table ip " SNAT_TABLE " {}\ndelete table ip " SNAT_TABLE "\n"
 
 const char *snat_render_remove(void) {
         return REMOVE_SCRIPT;

@@ -28,6 +28,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "awsnode-import.h"
 #include "ec2.h"
 #include "eniops.h"
 #include "hostnet.h"
@@ -305,6 +306,73 @@ static struct ipamd_ctx make_ctx(struct ipamd *d, store *s) {
                                 .pool_changed = pool_changed, .stopping = stopping, .userdata = d };
 }
 
+/* --- taking over from aws-node (awsnode-import.h) ------------------------------------- */
+
+static void import_skipped(void *ud, const struct awsnode_alloc *a, const char *why) {
+        (void)ud;
+        log_warn("aws-node checkpoint: allocation not imported", LF_STR("ip", a->ipv4),
+                 LF_STR("container_id", a->container_id), LF_STR("pod", a->pod_name), LF_STR("reason", why));
+}
+
+/* The checkpoint, or exit: 2 for a version not understood (the operator must look), 1 otherwise. */
+static bool read_checkpoint(const char *path, struct awsnode_checkpoint *ret) {
+        struct errmsg err = { 0 };
+        int r = awsnode_checkpoint_read(path, ret, &err);
+        if (r == -ENOENT)
+                return false;
+        if (r == -EPROTONOSUPPORT) {
+                log_error_errno(r, "aws-node's checkpoint has a version vpc-ipamd does not understand",
+                                LF_STR("detail", err.text));
+                fprintf(stderr, "vpc-ipamd: cannot take over from aws-node: %s\n", err.text);
+                exit(2);
+        }
+        if (r < 0)
+                fatal("cannot read aws-node's checkpoint", r, err.text);
+        return true;
+}
+
+/* The addresses on the node's ENIs, as the reconciler's first pass finds them, with their links set up. */
+static void sync_for_import(struct ipamd *d) {
+        struct ipamd_ctx o = make_ctx(d, d->store);
+        struct sync_report rep = { 0 };
+        struct errmsg err = { 0 };
+        int r = hostnet_open(&o.net, &err);
+        if (r >= 0)
+                r = d->cfg.no_provisioning ? sync_with_imds(&o, &rep, &err) : sync_with_ec2(&o, &rep, &err);
+        hostnet_free(o.net);
+        if (r < 0)
+                fatal("cannot learn the node's ENIs to take over aws-node's pods", r, err.text);
+}
+
+/*
+ * Once per store, before serving: aws-node's pods keep their addresses, and
+ * no ADD can be handed one of them. The EC2 pass runs here first (it also
+ * runs as the reconciler's first job: it is idempotent).
+ */
+static void import_aws_node(struct ipamd *d) {
+        const char *path = d->cfg.awsnode_checkpoint;
+        char done[32];
+        if (store_meta_get(d->store, AWSNODE_IMPORTED_META, done, sizeof done) == 0)
+                return;
+        struct awsnode_checkpoint cp = { 0 };
+        if (!read_checkpoint(path, &cp))
+                return;         /* a fresh node */
+        sync_for_import(d);
+        struct awsnode_import_report rep = { 0 };
+        struct errmsg err = { 0 };
+        hostnet *net = NULL;
+        int r = hostnet_open(&net, &err);
+        if (r >= 0)
+                r = awsnode_import(d->store, net, &cp, d->cfg.snat.veth_prefix, vtime_wall_ms(), import_skipped, d,
+                                   &rep, &err);
+        hostnet_free(net);
+        awsnode_checkpoint_done(&cp);
+        if (r < 0)
+                fatal("cannot import aws-node's checkpoint", r, err.text);
+        log_info("took over aws-node's pods", LF_STR("checkpoint", path), LF_INT("imported", rep.imported),
+                 LF_INT("skipped", rep.skipped), LF_INT("veths_adopted", rep.veths_adopted));
+}
+
 /* The reconciler's thread: its first job is the EC2 pass and the intents a crash left. */
 static void start_reconciler(struct ipamd *d) {
         struct errmsg err = { 0 };
@@ -447,6 +515,7 @@ int main(int argc, char **argv) {
         discover(&d);
         open_stores(&d);
         service_rules(&d);
+        import_aws_node(&d);
         start_server(&d);
         log_info("serving", LF_STR("socket", d.cfg.socket_path), LF_INT("startup_ms", vtime_mono_ms() - t0));
         start_introspection(&d);

@@ -45,7 +45,10 @@ int eniops_delete(struct ipamd_ctx *o, const char *eni_id);
 int eniops_finish_detaching(struct ipamd_ctx *o);
 
 /*
- * Delete this node's ENIs that have been `available` (created, never or no
- * longer attached) for more than five minutes. *ret_deleted counts them.
+ * Delete ENIs that have been `available` (created, never or no longer
+ * attached) for more than five minutes and that a node made — description
+ * vpc-ipam-… or aws-node's aws-K8S-… (a node taken over): this instance's
+ * (its instance_id tag), and with CLUSTER_NAME the cluster's (its cluster
+ * tag and any instance_id tag: terminated nodes'). *ret_deleted counts them.
  */
 int eniops_leak_cleanup(struct ipamd_ctx *o, size_t *ret_deleted);

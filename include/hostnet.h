@@ -108,6 +108,12 @@ int hostnet_list_links(hostnet *h, const char *prefix, char (**ret)[HOSTNET_IFNA
  * link or it is not this attachment's (then nothing is changed). */
 int hostnet_pod_veth_down(hostnet *h, const char *name, const char *alias, int *ret_ifindex, struct errmsg *err);
 
+/* Give a pod veth another CNI made (aws-node's) this attachment's alias,
+ * so the DEL path above recognises it: 1 when set, 0 when it already had
+ * it, -ENOENT when there is no such link, -EEXIST when it carries another
+ * alias (then it is left alone), -EMEDIUMTYPE when it is not a veth. */
+int hostnet_adopt_pod_veth(hostnet *h, const char *name, const char *alias, struct errmsg *err);
+
 /* The links whose alias starts with alias_prefix, in ifindex order; *ret is
  * one malloc'd array for free(). */
 struct hostnet_link {

@@ -45,6 +45,9 @@ struct ipamd_tag {
         char value[IPAMD_TAG_VALUE_MAX + 1];
 };
 
+/* aws-node's checkpoint, imported once when vpc-ipamd takes over a node (awsnode-import.h). */
+#define IPAMD_AWSNODE_CHECKPOINT_DEFAULT "/var/run/aws-node/ipam.json"
+
 struct ipamd_config {
         struct poolconfig pool;
         int eni_mtu;                            /* AWS_VPC_ENI_MTU, 9001 */
@@ -70,6 +73,7 @@ struct ipamd_config {
         bool no_metrics;                        /* DISABLE_METRICS */
         char socket_path[IPAMD_SOCKET_PATH_MAX + 1];   /* VPC_IPAM_SOCKET */
         char db_path[IPAMD_PATH_MAX + 1];       /* VPC_IPAM_DB */
+        char awsnode_checkpoint[IPAMD_PATH_MAX + 1]; /* VPC_IPAM_AWS_NODE_CHECKPOINT: aws-node's ipam.json */
         int add_wait_ms;                        /* VPC_IPAM_ADD_WAIT (seconds in the env) */
         int imds_start_wait_s;                  /* VPC_IPAM_IMDS_START_WAIT: IMDS retried at start this long */
         double ec2_rate_share;                  /* VPC_IPAM_EC2_RATE_SHARE */

@@ -25,6 +25,7 @@
 #define CTX_TAG_INSTANCE "node.k8s.amazonaws.com/instance_id"
 #define CTX_TAG_CREATED "node.k8s.amazonaws.com/createdAt"
 #define CTX_TAG_CLUSTER "cluster.k8s.amazonaws.com/name"
+#define CTX_AWSNODE_DESCRIPTION_PREFIX "aws-K8S-"   /* + instance id: an ENI aws-node created */
 #define CTX_TAG_TOKEN "vpc-ipam/client-token"
 
 struct ipamd_ctx {

@@ -13,7 +13,8 @@
  * and the rule "fwmark M/M lookup main" at priority SNAT_RULE_PRIO routes them
  * out of the primary ENI rather than the pod's own ENI (whose source check
  * would drop the primary's address). AWS_VPC_K8S_CNI_EXTERNALSNAT=true: none
- * of it — the table and the rule are removed.
+ * of it — the table and the rule are removed. Either way aws-node's table
+ * `ip aws-cni` is deleted in the same transaction (a node taken over).
  *
  * Rendering (inputs → nft script text) is pure and separate from applying
  * it. Applying is one libnftables run that deletes and re-adds the whole
@@ -28,6 +29,7 @@
 #include "errmsg.h"
 
 #define SNAT_TABLE "vpc-ipam"             /* nft table, family ip */
+#define SNAT_AWSNODE_TABLE "aws-cni"      /* aws-node's, deleted with every apply or removal */
 #define SNAT_RULE_PRIO 1024               /* "fwmark M/M lookup main", as aws-node */
 #define SNAT_MAX_EXCLUDE 32
 #define SNAT_MAX_VPC_CIDRS 8

@@ -167,6 +167,17 @@ int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
                  struct store_lease *ret, bool *ret_existing);
 
 /*
+ * Give the attachment exactly ip (taking over pods another IPAM wired; the
+ * cooldown is not consulted). Idempotent for the same attachment and
+ * address. -ENOENT when the store holds no such address, -EBUSY when it is
+ * not free, -EEXIST when the attachment holds another address, -EAGAIN
+ * when its ENI is not attached (yet),
+ * -EINVAL for a bad attachment or address.
+ */
+int store_assign_addr(store *s, const struct store_attachment *a, const char *ip, int64_t now_ms,
+                      struct store_lease *ret);
+
+/*
  * Release what the attachment holds; its cooldown ends at now + cooldown_ms.
  * Returns 1 when an address was released (its lease in *ret if not NULL), 0
  * when the attachment held nothing (release is idempotent), or a negative errno.

@@ -427,6 +427,24 @@ static void bind_optional(sqlite3_stmt *st, int col, const char *v) {
                 sqlite3_bind_null(st, col);
 }
 
+/* Mark the free address addr assigned to a; -EBUSY when it is not free. */
+static int assign_row(store *s, const struct store_attachment *a, int64_t addr, int64_t now_ms) {
+        sqlite3_stmt *st = stmt(s, ST_ASSIGN);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_int64(st, 1, addr);
+        sqlite3_bind_text(st, 2, a->container_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, a->ifname, -1, SQLITE_STATIC);
+        bind_optional(st, 4, a->netns);
+        bind_optional(st, 5, a->pod_namespace);
+        bind_optional(st, 6, a->pod_name);
+        bind_optional(st, 7, a->pod_uid);
+        sqlite3_bind_int64(st, 8, now_ms);
+        bind_optional(st, 9, a->host_veth);
+        int r = exec_done(st);
+        return r == 0 && sqlite3_changes(s->db) == 0 ? -EBUSY : r;
+}
+
 static int assign_locked(store *s, const struct store_attachment *a, int64_t now_ms,
                          struct store_lease *ret, bool *ret_existing) {
         int64_t addr = 0;
@@ -446,19 +464,7 @@ static int assign_locked(store *s, const struct store_attachment *a, int64_t now
         if (r < 0)
                 return r == -ENOENT ? -EAGAIN : r;
 
-        st = stmt(s, ST_ASSIGN);
-        if (!st)
-                return -ENOMEM;
-        sqlite3_bind_int64(st, 1, addr);
-        sqlite3_bind_text(st, 2, a->container_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, a->ifname, -1, SQLITE_STATIC);
-        bind_optional(st, 4, a->netns);
-        bind_optional(st, 5, a->pod_namespace);
-        bind_optional(st, 6, a->pod_name);
-        bind_optional(st, 7, a->pod_uid);
-        sqlite3_bind_int64(st, 8, now_ms);
-        bind_optional(st, 9, a->host_veth);
-        r = exec_done(st);
+        r = assign_row(s, a, addr, now_ms);
         if (r < 0)
                 return r;
         if (ret_existing)
@@ -484,6 +490,42 @@ int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
         if (ret_existing)
                 *ret_existing = existing;
         return 0;
+}
+
+static int assign_addr_locked(store *s, const struct store_attachment *a, int64_t addr, int64_t now_ms,
+                              struct store_lease *ret) {
+        int64_t held = 0;
+        int r = lease_by_attachment(s, a->container_id, a->ifname, ret, &held);
+        if (r == 0)
+                return held == addr ? 0 : -EEXIST;
+        if (r != -ENOENT)
+                return r;
+        struct store_lease at;
+        struct store_eni e;
+        if ((r = lease_by_addr(s, addr, &at)) < 0)
+                return r;
+        if ((r = store_eni_get(s, at.eni_id, &e)) < 0)
+                return r;
+        if (e.state != STORE_ENI_ATTACHED)
+                return -EAGAIN;
+        if ((r = assign_row(s, a, addr, now_ms)) < 0)
+                return r;
+        return lease_by_addr(s, addr, ret);
+}
+
+int store_assign_addr(store *s, const struct store_attachment *a, const char *ip, int64_t now_ms,
+                      struct store_lease *ret) {
+        uint32_t addr;
+        if (!s || attachment_check(a) < 0 || ip_parse(ip, &addr) < 0)
+                return -EINVAL;
+        struct store_lease lease;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        r = tx_end(s, assign_addr_locked(s, a, (int64_t)addr, now_ms, &lease));
+        if (r >= 0 && ret)
+                *ret = lease;
+        return r;
 }
 
 static int release_addr(store *s, int64_t addr, int64_t now_ms, int64_t cooldown_ms) {

@@ -114,7 +114,8 @@ START_TEST(test_render_defaults) {
         struct snat_input in = base_input();
         char *s = render(&in);
         /* one transaction: make sure the table exists, delete it, add it whole */
-        static const char head[] = "table ip vpc-ipam {}\ndelete table ip vpc-ipam\ntable ip vpc-ipam {\n";
+        static const char head[] = "table ip aws-cni {}\ndelete table ip aws-cni\n"
+                                   "table ip vpc-ipam {}\ndelete table ip vpc-ipam\ntable ip vpc-ipam {\n";
         ck_assert_msg(strncmp(s, head, strlen(head)) == 0, "%s", s);
         assert_has(s, "elements = { 10.0.0.0/16 }");
         assert_has(s, "set excluded {\n\t\ttype ipv4_addr; flags interval; auto-merge;\n\t}");
@@ -182,7 +183,7 @@ START_TEST(test_render_external) {
         in.cfg.external = true;
         in.primary_ip[0] = '\0';          /* nothing else matters then */
         char *s = render(&in);
-        ck_assert_str_eq(s, "table ip vpc-ipam {}\ndelete table ip vpc-ipam\n");
+        ck_assert_str_eq(s, "table ip aws-cni {}\ndelete table ip aws-cni\ntable ip vpc-ipam {}\ndelete table ip vpc-ipam\n");
         ck_assert_str_eq(s, snat_render_remove());
         free(s);
 }

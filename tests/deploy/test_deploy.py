@@ -355,6 +355,9 @@ def t_host_paths():
     assert mounts.get(db_dir) == db_dir, f"store dir {db_dir} not mounted at itself: {mounts}"
     # Gone pods are detected by their namespace path: the runtime's netns dir, seen as on the host.
     assert mounts.get("/var/run/netns") == "/var/run/netns", f"/var/run/netns not mounted at itself: {mounts}"
+    # aws-node's checkpoint, at the path the daemon reads by default (awsnode-import.h).
+    cp = re.search(r'IPAMD_AWSNODE_CHECKPOINT_DEFAULT "([^"]+)"', read("include", "ipamd-config.h")).group(1)
+    assert mounts.get(os.path.dirname(cp)) == os.path.dirname(cp), f"{cp}'s directory not mounted: {mounts}"
     # What the entrypoint writes, under its host root.
     ep = open(os.path.join(DEPLOY, "entrypoint")).read()
     root = re.search(r"host=\$\{VPC_IPAM_HOST_ROOT:-(/[^}]*)\}", ep).group(1)

@@ -1,0 +1,67 @@
+/*
+ * awsnode-import: aws-node's checkpoint into the store (see awsnode-import.h;
+ * the parser is awsnode-checkpoint.c). Importing is one store_assign_addr() per
+ * allocation: the store refuses an address it does not hold or that another
+ * attachment holds, and the import reports those as skipped rather than
+ * failing — a pod whose address EC2 no longer lists has lost it already.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "awsnode-import.h"
+#include "protocol.h"
+
+/* Give aws-node's veth of the pod vpc-cni's alias; false when none was found. */
+static bool adopt_veth(hostnet *net, const struct awsnode_alloc *a, const char *veth) {
+        char alias[PROTO_VETH_ALIAS_MAX];
+        proto_veth_alias(a->container_id, a->ifname, alias);
+        return net && veth[0] && hostnet_adopt_pod_veth(net, veth, alias, NULL) == 1;
+}
+
+/* One allocation: 1 imported, 0 skipped (skipped() told why), or a store error. */
+static int import_one(store *s, hostnet *net, const struct awsnode_alloc *a, const char *veth_prefix, int64_t now_ms,
+                      awsnode_skip_fn skipped, void *userdata, struct awsnode_import_report *rep) {
+        char veth[STORE_IFNAME_MAX + 1] = "";
+        if (!a->ipv4[0]) {
+                skipped(userdata, a, "no IPv4 address (vpc-ipam serves IPv4 only)");
+                return 0;
+        }
+        if (a->pod_namespace[0] && a->pod_name[0])
+                (void)awsnode_veth_name(veth_prefix, a->pod_namespace, a->pod_name, veth);
+        struct store_attachment att = { .container_id = a->container_id, .ifname = a->ifname,
+                                        .pod_namespace = a->pod_namespace, .pod_name = a->pod_name,
+                                        .host_veth = veth };
+        int r = store_assign_addr(s, &att, a->ipv4, now_ms, NULL);
+        if (r == -ENOENT || r == -EBUSY || r == -EEXIST || r == -EINVAL) {
+                skipped(userdata, a, r == -ENOENT ? "the address is on none of the node's ENIs"
+                                     : r == -EINVAL ? "not an address the store can hold"
+                                                    : "the address or the attachment is held by another pod");
+                return 0;
+        }
+        if (r < 0)      /* -EAGAIN: its ENI is not set up yet; the caller must not serve */
+                return r;
+        if (adopt_veth(net, a, veth))
+                rep->veths_adopted++;
+        return 1;
+}
+
+int awsnode_import(store *s, hostnet *net, const struct awsnode_checkpoint *c, const char *veth_prefix,
+                   int64_t now_ms, awsnode_skip_fn skipped, void *userdata, struct awsnode_import_report *ret,
+                   struct errmsg *err) {
+        struct awsnode_import_report rep = { 0 };
+        for (size_t i = 0; i < c->n; i++) {
+                int r = import_one(s, net, &c->allocs[i], veth_prefix, now_ms, skipped, userdata, &rep);
+                if (r < 0)
+                        return errmsg_set(err, r, "cannot record the lease of %s: %s", c->allocs[i].ipv4, strerror(-r));
+                *(r ? &rep.imported : &rep.skipped) += 1;
+        }
+        char value[32];
+        snprintf(value, sizeof value, "%lld", (long long)now_ms);
+        int r = store_meta_set(s, AWSNODE_IMPORTED_META, value);
+        if (r < 0)
+                return errmsg_set(err, r, "cannot record that the checkpoint was imported: %s", strerror(-r));
+        if (ret)
+                *ret = rep;
+        return 0;
+}
