@@ -7,7 +7,10 @@
  * exits, having created, opened and asked nothing (OpenBSD's ospfd -n). The
  * store alone decides what may be handed out (only free addresses of attached
  * ENIs), so serving before the EC2 pass is safe; the reconciler's first job is
- * that pass and the resolution of intents a crash left open.
+ * that pass, the kernel's witness of which pod holds which address, and the
+ * resolution of intents a crash left open. A store created at this start
+ * (the old one was lost) knows no pod: the server holds ADDs and DELs until
+ * that first job is done, so no live pod's address is handed out again.
  *
  * Threads: main runs the socket server; the reconciler makes every EC2 call;
  * the introspection server answers HTTP; a signal thread turns SIGTERM or
@@ -64,6 +67,7 @@ struct ipamd {
         introspect *http;
         sigset_t signals;
         _Atomic bool stopping;
+        bool store_new;                 /* created at this start: its leases come from the kernel's witness */
 };
 
 /* Only main and start-up code stop the process. */
@@ -152,6 +156,7 @@ static void check_store_owner(struct ipamd *d) {
         char owner[IMDS_ID_MAX];
         int r = store_meta_get(d->store, "instance_id", owner, sizeof owner);
         if (r == -ENOENT) {
+                d->store_new = true;
                 if ((r = store_meta_set(d->store, "instance_id", d->node.instance_id)) < 0)
                         fatal("cannot record the store's instance", r, NULL);
                 return;
@@ -237,7 +242,8 @@ static void start_reconciler(struct ipamd *d) {
         if (r < 0)
                 fatal("cannot open a netlink socket", r, err.text);
         struct reconciler_options ro = { .ctx = make_ctx(d, d->rec_store),
-                                         .imds_refresh_ms = d->cfg.vpc_cidr_refresh_s * 1000 };
+                                         .imds_refresh_ms = d->cfg.vpc_cidr_refresh_s * 1000,
+                                         .store_new = d->store_new };
         if ((r = reconciler_start(&ro, &d->rec, &err)) < 0)
                 fatal("cannot start the reconciler", r, err.text);
 }

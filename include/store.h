@@ -155,6 +155,29 @@ struct store_intent {
 int store_open(const char *path, store **ret, struct errmsg *err);
 store *store_close(store *s);
 
+/*
+ * The store's health, for a daemon that must notice losing it: whether the
+ * file at the handle's path is still the one it opened (0; -ENOENT when it
+ * was removed, -ESTALE when another file took its place, else stat's error).
+ * SQLite keeps writing to an unlinked file without a word, so only this
+ * tells.
+ */
+int store_identity_check(store *s);
+/*
+ * Reopen the file at the handle's path (creating it), the same as
+ * store_open; the handle is unchanged on failure. store_reopen_all() asks
+ * every handle of the process to do so before its next operation (outside
+ * a transaction), each on its own thread.
+ */
+int store_reopen(store *s, struct errmsg *err);
+void store_reopen_all(void);
+/*
+ * Process-wide count of writes refused for want of space, permission or
+ * I/O (disk full, read-only file, a vanished directory), any handle; the
+ * last one's errno in *ret_last_errno when not NULL.
+ */
+unsigned long store_write_failures(int *ret_last_errno);
+
 /* --- pods --------------------------------------------------------------- */
 
 /*
@@ -165,6 +188,13 @@ store *store_close(store *s);
  */
 int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
                  struct store_lease *ret, bool *ret_existing);
+
+/*
+ * Give the attachment exactly ip (the kernel says its pod holds it): 0 when
+ * assigned, 1 when it already held it; -EEXIST when another attachment holds
+ * it, -EBUSY when this one holds another, -ENOENT when ip is no pool address.
+ */
+int store_assign_addr(store *s, const struct store_attachment *a, const char *ip, int64_t now_ms);
 
 /*
  * Release what the attachment holds; its cooldown ends at now + cooldown_ms.

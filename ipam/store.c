@@ -11,9 +11,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
@@ -30,7 +32,7 @@ enum stmt_id {
         ST_STATS, ST_PLAN_ENIS,
         ST_INTENT_BEGIN, ST_INTENT_END, ST_INTENT_OPEN, ST_INTENT_PRUNE,
         ST_ITYPE_PUT, ST_ITYPE_GET, ST_META_SET, ST_META_GET,
-        ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL, ST_BLOCK_ADDED, ST_PRIMARY_OWNER,
+        ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL, ST_BLOCK_ADDED, ST_PRIMARY_OWNER, ST_UNMARK_ADDR,
         ST__MAX
 };
 
@@ -133,13 +135,23 @@ static const char *const stmt_sql[ST__MAX] = {
                 "SELECT b.added_ms, COALESCE(MAX(a.state = 'releasing'), 0) FROM blocks b"
                 " LEFT JOIN addresses a ON a.block = b.cidr WHERE b.cidr = ?1 GROUP BY b.cidr",
         [ST_PRIMARY_OWNER] = "SELECT id FROM enis WHERE primary_ip = ?1",
+        [ST_UNMARK_ADDR] = "UPDATE addresses SET state = 'free' WHERE addr = ?1 AND state = 'releasing'",
 };
 
 struct store {
         sqlite3 *db;
         char *path;
         sqlite3_stmt *stmts[ST__MAX];
+        dev_t dev;                      /* the file opened: a new one at path is another store */
+        ino_t ino;
+        unsigned epoch;                 /* reopen_epoch when opened */
 };
+
+/* Process-wide: store_reopen_all() bumps it; a handle behind reopens before its next operation. */
+static _Atomic unsigned reopen_epoch;
+/* Process-wide: writes refused for want of space, permission or I/O, and the last one's errno. */
+static _Atomic unsigned long write_failures;
+static _Atomic int last_write_errno;
 
 static const char *const eni_state_names[] = {
         [STORE_ENI_ATTACHING] = "attaching", [STORE_ENI_ATTACHED] = "attached",
@@ -203,13 +215,43 @@ static sqlite3_stmt *stmt(store *s, enum stmt_id id) {
         return st;
 }
 
+static bool is_write_fault(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_FULL: case SQLITE_IOERR: case SQLITE_READONLY: case SQLITE_CANTOPEN:
+        case SQLITE_CORRUPT: case SQLITE_NOTADB: case SQLITE_PERM:
+                return true;
+        }
+        return false;
+}
+
 /* Run a statement that returns no row. */
 static int exec_done(sqlite3_stmt *st) {
         if (!st)
                 return -ENOMEM;
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
-        return rc == SQLITE_DONE ? 0 : store_errno_from_sqlite(rc);
+        if (rc == SQLITE_DONE)
+                return 0;
+        int r = store_errno_from_sqlite(rc);
+        if (is_write_fault(rc)) {
+                atomic_store(&last_write_errno, r);
+                atomic_fetch_add(&write_failures, 1);
+        }
+        return r;
+}
+
+unsigned long store_write_failures(int *ret_last_errno) {
+        if (ret_last_errno)
+                *ret_last_errno = atomic_load(&last_write_errno);
+        return atomic_load(&write_failures);
+}
+
+static int store_reopen_locked(store *s, struct errmsg *err);
+
+/* At each public operation: a handle behind store_reopen_all() reopens first (a failure keeps it, retried next time). */
+static void follow(store *s) {
+        if (s && s->epoch != atomic_load(&reopen_epoch) && sqlite3_get_autocommit(s->db))
+                (void)store_reopen_locked(s, NULL);
 }
 
 static int tx_begin(store *s) {
@@ -425,6 +467,7 @@ static int assign_locked(store *s, const struct store_attachment *a, int64_t now
 
 int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
                  struct store_lease *ret, bool *ret_existing) {
+        follow(s);
         if (!s || attachment_check(a) < 0)
                 return -EINVAL;
         struct store_lease lease;
@@ -466,6 +509,7 @@ static int release_locked(store *s, const char *container_id, const char *ifname
 
 int store_release(store *s, const char *container_id, const char *ifname, int64_t now_ms,
                   int64_t cooldown_ms, struct store_lease *ret) {
+        follow(s);
         if (!s || !field_ok(container_id, STORE_CONTAINER_ID_MAX, true) ||
             !field_ok(ifname, STORE_IFNAME_MAX, true))
                 return -EINVAL;
@@ -480,6 +524,7 @@ int store_release(store *s, const char *container_id, const char *ifname, int64_
 }
 
 int store_lookup(store *s, const char *container_id, const char *ifname, struct store_lease *ret) {
+        follow(s);
         if (!s || !field_ok(container_id, STORE_CONTAINER_ID_MAX, true) ||
             !field_ok(ifname, STORE_IFNAME_MAX, true))
                 return -EINVAL;
@@ -492,6 +537,7 @@ static void fill_lease(sqlite3_stmt *st, void *dst) {
 }
 
 int store_leases(store *s, struct store_lease **ret, size_t *ret_n) {
+        follow(s);
         sqlite3_stmt *st = s && ret && ret_n ? stmt(s, ST_ASSIGNED_ALL) : NULL;
         return st ? collect_rows(st, sizeof **ret, fill_lease, (void **)ret, ret_n) : -EINVAL;
 }
@@ -528,6 +574,7 @@ static int gc_locked(store *s, struct store_key *valid, size_t n_valid, int64_t 
 
 int store_gc(store *s, const struct store_key *valid, size_t n_valid, int64_t now_ms,
              int64_t cooldown_ms, struct store_lease **ret_released, size_t *ret_n) {
+        follow(s);
         if (!s || (n_valid && !valid))
                 return -EINVAL;
         for (size_t i = 0; i < n_valid; i++)
@@ -591,6 +638,7 @@ static void eni_from_row(sqlite3_stmt *st, struct store_eni *e) {
 }
 
 int store_eni_put(store *s, const struct store_eni *e) {
+        follow(s);
         if (!s || !e || eni_check(e) < 0)
                 return -EINVAL;
         sqlite3_stmt *st = stmt(s, ST_ENI_PUT);
@@ -611,6 +659,7 @@ int store_eni_put(store *s, const struct store_eni *e) {
 }
 
 int store_eni_get(store *s, const char *id, struct store_eni *ret) {
+        follow(s);
         sqlite3_stmt *st = s && id ? stmt(s, ST_ENI_GET) : NULL;
         if (!st)
                 return -EINVAL;
@@ -623,6 +672,7 @@ int store_eni_get(store *s, const char *id, struct store_eni *ret) {
 }
 
 int store_eni_set_state(store *s, const char *id, enum store_eni_state state) {
+        follow(s);
         sqlite3_stmt *st = s && id && (unsigned)state <= STORE_ENI_DETACHING ? stmt(s, ST_ENI_SET_STATE) : NULL;
         if (!st)
                 return -EINVAL;
@@ -639,6 +689,7 @@ static void fill_eni(sqlite3_stmt *st, void *dst) {
 }
 
 int store_enis(store *s, struct store_eni **ret, size_t *ret_n) {
+        follow(s);
         sqlite3_stmt *st = s && ret && ret_n ? stmt(s, ST_ENI_ALL) : NULL;
         return st ? collect_rows(st, sizeof **ret, fill_eni, (void **)ret, ret_n) : -EINVAL;
 }
@@ -673,6 +724,7 @@ static int remove_locked(store *s, enum stmt_id count_id, enum stmt_id delete_id
 }
 
 int store_eni_remove(store *s, const char *id, bool force, size_t *ret_lost) {
+        follow(s);
         if (!s || !id)
                 return -EINVAL;
         size_t lost = 0;
@@ -702,6 +754,7 @@ static int begin_detach_locked(store *s, const char *id, int64_t now_ms) {
 }
 
 int store_eni_begin_detach(store *s, const char *id, int64_t now_ms) {
+        follow(s);
         if (!s || !id)
                 return -EINVAL;
         int r = tx_begin(s);
@@ -711,6 +764,7 @@ int store_eni_begin_detach(store *s, const char *id, int64_t now_ms) {
 }
 
 int store_unmark_all_releasing(store *s) {
+        follow(s);
         return s ? exec_done(stmt(s, ST_UNMARK_ALL)) : -EINVAL;
 }
 
@@ -778,6 +832,7 @@ static int block_add_locked(store *s, const char *eni_id, const char *cidr, uint
 }
 
 int store_block_add(store *s, const char *eni_id, const char *cidr, int64_t now_ms) {
+        follow(s);
         uint32_t first;
         int len;
         if (!s || !eni_id || cidr_parse(cidr, &first, &len) < 0 || (len != 32 && len != 28))
@@ -789,6 +844,7 @@ int store_block_add(store *s, const char *eni_id, const char *cidr, int64_t now_
 }
 
 int store_block_remove(store *s, const char *cidr, bool force, size_t *ret_lost) {
+        follow(s);
         if (!s || !cidr)
                 return -EINVAL;
         size_t lost = 0;
@@ -829,6 +885,7 @@ static int mark_locked(store *s, const char *eni_id, size_t max, int64_t now_ms,
 
 int store_blocks_mark_releasing(store *s, const char *eni_id, size_t max, int64_t now_ms,
                                 char (*ret_cidrs)[STORE_CIDR_MAX], size_t *ret_n) {
+        follow(s);
         if (!s || !eni_id || !ret_cidrs || !ret_n)
                 return -EINVAL;
         size_t n = 0;
@@ -842,6 +899,7 @@ int store_blocks_mark_releasing(store *s, const char *eni_id, size_t max, int64_
 }
 
 int store_block_unmark_releasing(store *s, const char *cidr) {
+        follow(s);
         sqlite3_stmt *st = s && cidr ? stmt(s, ST_UNMARK_RELEASING) : NULL;
         if (!st)
                 return -EINVAL;
@@ -850,6 +908,7 @@ int store_block_unmark_releasing(store *s, const char *cidr) {
 }
 
 int store_block_info(store *s, const char *cidr, int64_t *ret_added_ms, bool *ret_releasing) {
+        follow(s);
         sqlite3_stmt *st = s && cidr ? stmt(s, ST_BLOCK_ADDED) : NULL;
         if (!st)
                 return -EINVAL;
@@ -870,6 +929,7 @@ static void fill_cidr(sqlite3_stmt *st, void *dst) {
 }
 
 int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], size_t *ret_n) {
+        follow(s);
         sqlite3_stmt *st = s && ret && ret_n ? stmt(s, eni_id ? ST_BLOCKS_OF : ST_BLOCKS_ALL) : NULL;
         if (!st)
                 return -EINVAL;
@@ -881,6 +941,7 @@ int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], siz
 /* --- reading the pool -------------------------------------------------------- */
 
 int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
+        follow(s);
         sqlite3_stmt *st = s && ret ? stmt(s, ST_STATS) : NULL;
         if (!st)
                 return -EINVAL;
@@ -903,6 +964,7 @@ int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
 }
 
 int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, size_t *ret_n) {
+        follow(s);
         sqlite3_stmt *st = s && ret_n ? stmt(s, ST_PLAN_ENIS) : NULL;
         if (!st)
                 return -EINVAL;
@@ -936,6 +998,7 @@ int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, 
 
 int store_intent_begin(store *s, enum store_intent_kind kind, const char *client_token, const char *eni_id,
                        const char *params_json, int64_t now_ms, int64_t *ret_id) {
+        follow(s);
         bool writable = kind > STORE_INTENT_LEGACY && kind <= STORE_INTENT_UNASSIGN_IPS;
         sqlite3_stmt *st = s && writable ? stmt(s, ST_INTENT_BEGIN) : NULL;
         if (!st)
@@ -956,6 +1019,7 @@ int store_intent_begin(store *s, enum store_intent_kind kind, const char *client
 
 int store_intent_end(store *s, int64_t id, enum store_intent_state state, const char *result_json,
                      int64_t now_ms) {
+        follow(s);
         if (!s || state == STORE_INTENT_OPEN || (unsigned)state > STORE_INTENT_UNDONE)
                 return -EINVAL;
         int r = tx_begin(s);
@@ -992,6 +1056,7 @@ static void fill_intent(sqlite3_stmt *st, void *dst) {
 }
 
 int store_intents_open(store *s, struct store_intent **ret, size_t *ret_n) {
+        follow(s);
         sqlite3_stmt *st = s && ret && ret_n ? stmt(s, ST_INTENT_OPEN) : NULL;
         return st ? collect_rows(st, sizeof **ret, fill_intent, (void **)ret, ret_n) : -EINVAL;
 }
@@ -999,6 +1064,7 @@ int store_intents_open(store *s, struct store_intent **ret, size_t *ret_n) {
 /* --- instance types and metadata -------------------------------------------- */
 
 int store_itype_put(store *s, const struct store_itype *t) {
+        follow(s);
         sqlite3_stmt *st = s && t && t->name[0] ? stmt(s, ST_ITYPE_PUT) : NULL;
         if (!st)
                 return -EINVAL;
@@ -1013,6 +1079,7 @@ int store_itype_put(store *s, const struct store_itype *t) {
 }
 
 int store_itype_get(store *s, const char *name, struct store_itype *ret) {
+        follow(s);
         sqlite3_stmt *st = s && name ? stmt(s, ST_ITYPE_GET) : NULL;
         if (!st)
                 return -EINVAL;
@@ -1032,6 +1099,7 @@ int store_itype_get(store *s, const char *name, struct store_itype *ret) {
 }
 
 int store_meta_set(store *s, const char *key, const char *value) {
+        follow(s);
         sqlite3_stmt *st = s && key && value ? stmt(s, ST_META_SET) : NULL;
         if (!st)
                 return -EINVAL;
@@ -1041,6 +1109,7 @@ int store_meta_set(store *s, const char *key, const char *value) {
 }
 
 int store_meta_get(store *s, const char *key, char *buf, size_t len) {
+        follow(s);
         sqlite3_stmt *st = s && key && buf ? stmt(s, ST_META_GET) : NULL;
         if (!st)
                 return -EINVAL;
@@ -1139,6 +1208,7 @@ static int check_primaries(store *s, struct errmsg *err) {
 }
 
 int store_check(store *s, int64_t now_ms, struct errmsg *err) {
+        follow(s);
         if (!s)
                 return -EINVAL;
         int r = check_integrity(s, err);
@@ -1228,14 +1298,16 @@ int store_open(const char *path, store **ret, struct errmsg *err) {
                 free(s);
                 return errmsg_set(err, -ENOMEM, "store %s: out of memory", path);
         }
+        s->epoch = atomic_load(&reopen_epoch);
         int rc = sqlite3_open_v2(path, &s->db,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
         int r = 0;
+        struct stat st;
         if (rc != SQLITE_OK)
                 r = errmsg_set(err, store_errno_from_sqlite(rc), "store %s: cannot open: %s", path,
                                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        else
-                r = configure(s, err);
+        else if ((r = configure(s, err)) >= 0 && stat(path, &st) == 0)
+                s->dev = st.st_dev, s->ino = st.st_ino;
         if (r < 0) {
                 store_close(s);
                 return r;
@@ -1255,3 +1327,89 @@ store *store_close(store *s) {
         return NULL;
 }
 
+
+/* --- identity and reopening ---------------------------------------------------- */
+
+int store_identity_check(store *s) {
+        struct stat st;
+        if (!s)
+                return -EINVAL;
+        if (stat(s->path, &st) < 0)
+                return -errno;
+        return st.st_dev == s->dev && st.st_ino == s->ino ? 0 : -ESTALE;
+}
+
+void store_reopen_all(void) {
+        atomic_fetch_add(&reopen_epoch, 1);
+}
+
+/* Open path afresh and move the new connection into s; s is unchanged on failure. */
+static int store_reopen_locked(store *s, struct errmsg *err) {
+        store *fresh = NULL;
+        int r = store_open(s->path, &fresh, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ST__MAX; i++)
+                sqlite3_finalize(s->stmts[i]);
+        sqlite3_close(s->db);
+        memcpy(s->stmts, fresh->stmts, sizeof s->stmts);
+        s->db = fresh->db;
+        s->dev = fresh->dev;
+        s->ino = fresh->ino;
+        s->epoch = fresh->epoch;
+        free(fresh->path);
+        free(fresh);
+        return 0;
+}
+
+int store_reopen(store *s, struct errmsg *err) {
+        if (!s)
+                return errmsg_set(err, -EINVAL, "store: no handle");
+        if (!sqlite3_get_autocommit(s->db))
+                return errmsg_set(err, -EBUSY, "store %s: a transaction is open", s->path);
+        return store_reopen_locked(s, err);
+}
+
+/* --- an address the kernel says a pod holds --------------------------------------- */
+
+static int assign_addr_locked(store *s, const struct store_attachment *a, int64_t addr, int64_t now_ms) {
+        struct store_lease held;
+        int64_t held_addr = 0;
+        int r = lease_by_attachment(s, a->container_id, a->ifname, &held, &held_addr);
+        if (r == 0)
+                return held_addr == addr ? 1 : -EBUSY;
+        if (r != -ENOENT)
+                return r;
+        if ((r = lease_by_addr(s, addr, &held)) < 0)
+                return r;               /* -ENOENT: not a pool address */
+        sqlite3_stmt *st = stmt(s, ST_UNMARK_ADDR);
+        sqlite3_bind_int64(st, 1, addr);
+        if ((r = exec_done(st)) < 0)
+                return r;
+        st = stmt(s, ST_ASSIGN);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_int64(st, 1, addr);
+        sqlite3_bind_text(st, 2, a->container_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, a->ifname, -1, SQLITE_STATIC);
+        bind_optional(st, 4, a->netns);
+        bind_optional(st, 5, a->pod_namespace);
+        bind_optional(st, 6, a->pod_name);
+        bind_optional(st, 7, a->pod_uid);
+        sqlite3_bind_int64(st, 8, now_ms);
+        bind_optional(st, 9, a->host_veth);
+        if ((r = exec_done(st)) < 0)
+                return r;
+        return sqlite3_changes(s->db) == 1 ? 0 : -EEXIST;
+}
+
+int store_assign_addr(store *s, const struct store_attachment *a, const char *ip, int64_t now_ms) {
+        uint32_t addr;
+        if (!s || attachment_check(a) < 0 || !ip || ip_parse(ip, &addr) < 0)
+                return -EINVAL;
+        follow(s);
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        return tx_end(s, assign_addr_locked(s, a, (int64_t)addr, now_ms));
+}
