@@ -18,7 +18,9 @@
  * address belongs to the attachment that is already wired.
  * DEL succeeds whenever nothing is left behind: with the daemon unreachable
  * it cleans what prevResult names and leaves the address to the daemon's
- * reconciliation.
+ * reconciliation. When the daemon answers "internal, retry" (it could not
+ * record the release) DEL cleans up the same way but answers 11, so the
+ * runtime repeats it instead of believing the address was given back.
  */
 #include <errno.h>
 #include <stdarg.h>
