@@ -36,6 +36,7 @@
 #include "snat.h"
 
 #define PEAK_SLOTS 10
+#define STORE_PROBE_MS 1000
 
 struct reconciler {
         struct reconciler_options o;
@@ -59,6 +60,7 @@ struct reconciler {
         int64_t next_reopen_ms;
         int reopen_backoff_ms;
         bool resync_needed;                     /* the store could not record something: sync again once it can */
+        int64_t last_probe_ms;                  /* monotonic: the last probe write */
 };
 
 void reconciler_wake(reconciler *r, int waiting_adds) {
@@ -356,8 +358,14 @@ static bool store_healthy(reconciler *r) {
                 r->resync_needed = true;
                 return true;
         }
-        snprintf(now, sizeof now, "%lld", (long long)o->now_ms());
-        int w = store_meta_set(o->store, "health_probe", now);
+        /* A probe write at most every second while healthy (passes come with every burst
+         * of ADDs), at every check while not. */
+        int w = 0;
+        if (r->resync_needed || vtime_mono_ms() - r->last_probe_ms >= STORE_PROBE_MS) {
+                r->last_probe_ms = vtime_mono_ms();
+                snprintf(now, sizeof now, "%lld", (long long)o->now_ms());
+                w = store_meta_set(o->store, "health_probe", now);
+        }
         int last = 0;
         unsigned long failures = store_write_failures(&last);
         bool failed_meanwhile = failures != r->write_failures_seen;

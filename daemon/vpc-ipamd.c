@@ -142,13 +142,34 @@ static void discover(struct ipamd *d) {
                  LF_STR("ec2_endpoint", ec2_client_endpoint(d->ec2)));
 }
 
+/* A full or read-only disk, a missing mount: a fault an operator fixes, not a wrong file. */
+static bool store_fault_passes(int r) {
+        return r == -EIO || r == -ENOSPC || r == -EACCES || r == -ENOENT || r == -EBUSY || r == -EROFS;
+}
+
+/*
+ * Open the store, retrying with back-off (1 s doubling to 30 s) while the
+ * fault is one that passes, so a fixed disk needs no restart; SIGTERM ends
+ * the wait. A file that is no usable store (corrupt, newer schema) stops here.
+ */
 static store *open_store(struct ipamd *d) {
         struct errmsg err = { 0 };
         store *s = NULL;
-        int r = store_open(d->cfg.db_path, &s, &err);
-        if (r < 0)
-                fatal("cannot open the pool store", r, err.text);
-        return s;
+        for (int wait_s = 1;; wait_s = wait_s < 16 ? wait_s * 2 : 30) {
+                int r = store_open(d->cfg.db_path, &s, &err);
+                if (r >= 0)
+                        return s;
+                if (!store_fault_passes(r))
+                        fatal("cannot open the pool store", r, err.text);
+                log_error_errno(r, "cannot open the pool store; retrying", LF_STR("detail", err.text),
+                                LF_INT("retry_s", wait_s));
+                struct timespec ts = { wait_s, 0 };
+                if (sigtimedwait(&d->signals, NULL, &ts) > 0) {
+                        log_info("stopped before the pool store could be opened");
+                        exit(0);
+                }
+                (void)mkdirs_parent(d->cfg.db_path, NULL);
+        }
 }
 
 /* A store belongs to one instance: refuse one copied from another node. */

@@ -144,6 +144,7 @@ struct store {
         sqlite3_stmt *stmts[ST__MAX];
         dev_t dev;                      /* the file opened: a new one at path is another store */
         ino_t ino;
+        bool has_identity;              /* false for a database that is no file (":memory:") */
         unsigned epoch;                 /* reopen_epoch when opened */
 };
 
@@ -1307,7 +1308,7 @@ int store_open(const char *path, store **ret, struct errmsg *err) {
                 r = errmsg_set(err, store_errno_from_sqlite(rc), "store %s: cannot open: %s", path,
                                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         else if ((r = configure(s, err)) >= 0 && stat(path, &st) == 0)
-                s->dev = st.st_dev, s->ino = st.st_ino;
+                s->dev = st.st_dev, s->ino = st.st_ino, s->has_identity = true;
         if (r < 0) {
                 store_close(s);
                 return r;
@@ -1334,6 +1335,8 @@ int store_identity_check(store *s) {
         struct stat st;
         if (!s)
                 return -EINVAL;
+        if (!s->has_identity)
+                return 0;
         if (stat(s->path, &st) < 0)
                 return -errno;
         return st.st_dev == s->dev && st.st_ino == s->ino ? 0 : -ESTALE;
@@ -1356,6 +1359,7 @@ static int store_reopen_locked(store *s, struct errmsg *err) {
         s->db = fresh->db;
         s->dev = fresh->dev;
         s->ino = fresh->ino;
+        s->has_identity = fresh->has_identity;
         s->epoch = fresh->epoch;
         free(fresh->path);
         free(fresh);

@@ -160,12 +160,45 @@ def test_store_removed_while_running():
 
 # --- the disk full --------------------------------------------------------------------
 
-class TmpfsDaemon(Daemon):
-    """The daemon in a private mount namespace whose store directory is a small tmpfs."""
+class PrivateMounts:
+    """A private mount namespace (held by a sleeping process) with a small tmpfs at dir:
+    the daemons of a test run in it, and the test fills, empties or remounts it there,
+    never touching the machine's own disks."""
 
-    def __init__(self, w, env, tmpfs_dir):
+    def __init__(self, directory):
+        self.dir = directory
+        script = 'mount -t tmpfs -o size=16m storeloss "$0" && echo mounted && exec sleep 3600'
+        self.holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script, directory],
+                                       stdout=subprocess.PIPE, text=True)
+        assert self.holder.stdout.readline().strip() == "mounted", "could not mount the tmpfs"
+
+    def run(self, script):
+        return subprocess.run(["nsenter", "-t", str(self.holder.pid), "-m", "sh", "-c", script],
+                              capture_output=True, text=True, timeout=30)
+
+    def fill(self):
+        self.run(f'cat /dev/zero > "{self.dir}/filler" 2>/dev/null; true')
+        df = self.run(f'df -k "{self.dir}" | tail -1').stdout.split()
+        assert df and df[3] == "0", f"the tmpfs is not full: {df}"
+
+    def unfill(self):
+        self.run(f'rm -f "{self.dir}/filler"')
+
+    def remount(self, mode):
+        p = self.run(f'mount -o remount,{mode} "{self.dir}"')
+        assert p.returncode == 0, p.stderr
+
+    def down(self):
+        self.holder.kill()
+        self.holder.wait()
+
+
+class MountedDaemon(Daemon):
+    """The daemon started inside a PrivateMounts namespace."""
+
+    def __init__(self, w, env, mounts):
         super().__init__(w, env=env)
-        self.tmpfs_dir = tmpfs_dir
+        self.mounts = mounts
 
     def start(self, wait=True):
         w = self.world.w
@@ -177,9 +210,8 @@ class TmpfsDaemon(Daemon):
                "METRICS_BIND_ADDRESS": "unix:" + self.metrics, "AWS_VPC_K8S_CNI_LOGLEVEL": "debug"}
         env.update(self.env)
         self.logf = open(self.log, "a")
-        script = 'mount -t tmpfs -o size=16m storeloss "$0" && exec "$@"'
-        self.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
-                                      self.tmpfs_dir, "ip", "netns", "exec", self.ns, IPAMD],
+        self.proc = subprocess.Popen(["nsenter", "-t", str(self.mounts.holder.pid), "-m", "--",
+                                      "ip", "netns", "exec", self.ns, IPAMD],
                                      env=env, stdout=self.logf, stderr=subprocess.STDOUT)
         STARTED.append(self)
         if wait:
@@ -187,29 +219,26 @@ class TmpfsDaemon(Daemon):
                      timeout=10, what="vpc-ipamd serving")
         return self
 
-    def in_mounts(self, script):
-        """Run script in the daemon's mount namespace (where the tmpfs is)."""
-        return subprocess.run(["nsenter", "-t", str(self.proc.pid), "-m", "sh", "-c", script],
-                              capture_output=True, text=True, timeout=30)
 
-    def fill(self):
-        self.in_mounts(f'cat /dev/zero > "{self.tmpfs_dir}/filler" 2>/dev/null; true')
-        df = self.in_mounts(f'df -k "{self.tmpfs_dir}" | tail -1').stdout.split()
-        assert df and df[3] == "0", f"the tmpfs is not full: {df}"
-
-    def unfill(self):
-        self.in_mounts(f'rm -f "{self.tmpfs_dir}/filler"')
+def run_mounted(fn):
+    def body(w, pods):
+        env = store_env(w, "tmpfs")
+        mounts = PrivateMounts(os.path.dirname(env["VPC_IPAM_DB"]))
+        try:
+            fn(w, pods, env, mounts)
+        finally:
+            stop_all()
+            mounts.down()
+    run(body)
 
 
 def test_disk_full_is_not_ready_and_recovers():
-    def body(w, pods):
-        env = store_env(w, "tmpfs")
-        tmpfs_dir = os.path.dirname(env["VPC_IPAM_DB"])
-        d = TmpfsDaemon(w, env, tmpfs_dir).start()
+    def body(w, pods, env, mounts):
+        d = MountedDaemon(w, env, mounts).start()
         wait_for(lambda: status(d).get("ready") and status(d).get("available", 0) > 0, timeout=30,
                  what="ready with addresses")
         name, ip = pods.add(d, 0)
-        d.fill()
+        mounts.fill()
         wait_for(lambda: status(d).get("ready") is False, timeout=PASS_S * 2 + 5, interval=0.1,
                  what="not ready while the store cannot commit")
         st = status(d)
@@ -224,15 +253,35 @@ def test_disk_full_is_not_ready_and_recovers():
             p = subprocess.run([IPAMCTL, "--socket", d.sock, "live", "--max-stall", "60"], capture_output=True,
                                text=True, timeout=10)
             assert p.returncode == 0, p.stdout + p.stderr
-        d.unfill()
+        mounts.unfill()
         wait_for(lambda: status(d).get("ready"), timeout=PASS_S * 3 + 30, what="ready again once writes succeed")
         wait_for(lambda: d.call({"op": "intents"})["intents"] == [], timeout=30, what="no open intent")
         rc, out = pods.delete(d, name)
         assert rc == 0, (rc, out)
         assert name not in held(d)
         pods.add(d, 1)
-        d.proc.send_signal(signal.SIGTERM)
-    run(body)
+    run_mounted(body)
+
+
+def test_store_unwritable_at_start_recovers_by_itself():
+    def body(w, pods, env, mounts):
+        d = MountedDaemon(w, env, mounts).start()
+        wait_for(lambda: status(d).get("ready") and status(d).get("available", 0) > 0, timeout=30,
+                 what="ready with addresses")
+        d.stop()
+        mounts.fill()
+        d = MountedDaemon(w, env, mounts).start(wait=False)
+        # Not ready (not serving, or serving not ready) and still running: retrying, not exiting.
+        def retrying():
+            with open(d.log) as f:
+                return d.alive_or_raise() and not status(d).get("ready") and "retrying" in f.read()
+        wait_for(retrying, timeout=PASS_S * 2 + 10, what="not ready and retrying while the store cannot commit")
+        mounts.unfill()
+        wait_for(lambda: d.alive_or_raise() and status(d).get("ready"), timeout=90,
+                 what="ready again, without a restart, once the store is writable")
+        name, ip = pods.add(d, 0)
+        assert held(d).get(name) == ip
+    run_mounted(body)
 
 
 if __name__ == "__main__":
