@@ -437,6 +437,8 @@ static void start_up(reconciler *r) {
         egress_sync(r);                         /* before the EC2 pass: it needs only IMDS's answers */
         initial_sync(r);
         set_store_trouble(r, "", false);        /* a new store held the server until its leases were known */
+        if (r->o.ctx.pool_changed)
+                r->o.ctx.pool_changed(r->o.ctx.userdata);       /* ADDs that waited on the hold */
         r->last_ec2_sync = r->last_imds = vtime_mono_ms();
         /* A restart is when leaks are likeliest (a crash between create and attach an
          * intent could not cover, an older daemon): look once now, then every interval,

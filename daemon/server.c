@@ -346,16 +346,17 @@ static bool refuse_on_hold(server *s, struct conn *c, const char *op) {
 static void op_add(server *s, struct conn *c, struct proto_request *req) {
         bool closed;
         metrics_inc(s->o.metrics, METRICS_ADD_REQUESTS);
-        if (refuse_on_hold(s, c, "ADD"))
-                return;
-        if (try_add(s, c, req, &closed) == 0) {
+        /* On hold, an ADD waits as for an empty pool: it is served once the leases are known. */
+        bool held = on_hold(s, NULL);
+        if (!held && try_add(s, c, req, &closed) == 0) {
                 if (!closed)
                         metrics_observe_add_wait(s->o.metrics, 0);
                 wake_reconciler(s); /* one address fewer: the warm target may want more */
                 return;
         }
         if (s->o.add_wait_ms <= 0) {
-                no_address(s, c, 0);
+                if (!refuse_on_hold(s, c, "ADD"))
+                        no_address(s, c, 0);
                 wake_reconciler(s);
                 return;
         }
