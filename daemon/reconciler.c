@@ -37,6 +37,8 @@
 
 #define PEAK_SLOTS 10
 #define STORE_PROBE_MS 1000
+#define EC2_SLOW_MS 3000                /* an EC2 step running longer is reported while it runs */
+#define EC2_RECHECK_MS 5000             /* with a failure reported, EC2 is asked this often whether it passed */
 
 struct reconciler {
         struct reconciler_options o;
@@ -61,6 +63,10 @@ struct reconciler {
         int reopen_backoff_ms;
         bool resync_needed;                     /* the store could not record something: sync again once it can */
         int64_t last_probe_ms;                  /* monotonic: the last probe write */
+        /* The EC2 step in progress, for a status that tells of EC2 trouble while it lasts. */
+        _Atomic int64_t ec2_since_ms;           /* monotonic; 0: none */
+        const char *_Atomic ec2_what;
+        int64_t last_ec2_recheck;
 };
 
 void reconciler_wake(reconciler *r, int waiting_adds) {
@@ -79,8 +85,20 @@ void reconciler_status(reconciler *r, struct server_pool_status *ret) {
                 snprintf(ret->reason, sizeof ret->reason, "%s", r->store_trouble);
         }
         ret->hold = r->hold;
+        bool store_trouble = r->store_trouble[0] != '\0';
         pthread_mutex_unlock(&r->lock);
-        ret->stalled_ms = vtime_mono_ms() - atomic_load(&r->progress_ms);
+        int64_t now = vtime_mono_ms(), since = atomic_load(&r->ec2_since_ms);
+        ret->stalled_ms = now - atomic_load(&r->progress_ms);
+        if (since && now - since >= EC2_SLOW_MS && !store_trouble)
+                snprintf(ret->reason, sizeof ret->reason, "EC2 is not answering: %s has waited %lld s for it",
+                         atomic_load(&r->ec2_what), (long long)((now - since) / 1000));
+}
+
+/* An EC2 step begins (what: a short phrase) or, with NULL, ends. */
+static void ec2_step(reconciler *r, const char *what) {
+        if (what)
+                atomic_store(&r->ec2_what, what);
+        atomic_store(&r->ec2_since_ms, what ? vtime_mono_ms() : 0);
 }
 
 static void set_store_trouble(reconciler *r, const char *trouble, bool hold) {
@@ -217,10 +235,12 @@ static void plan_pass(reconciler *r, int waiting) {
         if (p.n_actions)
                 log_debug("planned", LF_INT("actions", p.n_actions), LF_INT("shortfall", p.summary.shortfall),
                           LF_INT("surplus", p.summary.surplus), LF_INT("waiting", waiting));
+        ec2_step(r, is_grow(&p) ? "growing the pool" : "shrinking the pool");
         if (is_grow(&p))
                 run_grow(r, &p);
         else
                 run_shrink(r, &p);
+        ec2_step(r, NULL);
         update_status(r, &p);
 }
 
@@ -277,6 +297,29 @@ static void refresh_vpc_cidrs(struct ipamd_ctx *o) {
         log_info("the VPC's CIDRs changed", LF_STR("vpc_cidrs", buf));
 }
 
+/*
+ * A failure reason outlives the failure when nothing needs EC2 afterwards
+ * (a full pool): while one is shown, ask EC2 now and then (the primary ENI),
+ * and clear it once EC2 answers. Subnet exhaustion clears with its back-off.
+ */
+static void recheck_ec2(reconciler *r) {
+        struct ipamd_ctx *o = &r->o.ctx;
+        if (!o->reason[0] || o->cfg->no_provisioning || o->now_ms() < o->grow_blocked_until ||
+            !due(&r->last_ec2_recheck, EC2_RECHECK_MS))
+                return;
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        ec2_step(r, "checking that EC2 answers");
+        int rc = ctx_describe_eni(o, o->node->primary_eni_id, &res, &e);
+        ec2_step(r, NULL);
+        if (rc < 0 && rc != -ENOENT)
+                return;
+        if (rc == 0)
+                ec2_result_free(res);
+        log_info("EC2 answers again", LF_STR("was", o->reason));
+        o->reason[0] = '\0';
+}
+
 static void housekeeping(reconciler *r) {
         struct ipamd_ctx *o = &r->o.ctx;
         struct sync_report rep = { 0 };
@@ -288,13 +331,16 @@ static void housekeeping(reconciler *r) {
         if (due(&r->last_imds, r->o.imds_refresh_ms > 0 ? r->o.imds_refresh_ms : 60000) && o->imds)
                 refresh_vpc_cidrs(o);
         egress_sync(r);
+        recheck_ec2(r);
         if (o->cfg->no_provisioning) {
                 /* IMDS is free of EC2's rate limits: follow it closely. */
                 int rc = due(&r->last_ec2_sync, 5000) ? sync_with_imds(o, &rep, &err) : 0;
                 if (rc < 0)
                         log_warn("IMDS resync failed", LF_STR("detail", errmsg_text(&err, rc)));
         } else if (due(&r->last_ec2_sync, RECONCILER_EC2_RESYNC_MS)) {
+                ec2_step(r, "the periodic EC2 resync");
                 int rc = sync_with_ec2(o, &rep, &err);
+                ec2_step(r, NULL);
                 if (rc < 0)
                         log_warn("periodic EC2 resync failed", LF_STR("detail", errmsg_text(&err, rc)));
         }
@@ -404,7 +450,9 @@ static void initial_sync(reconciler *r) {
                         nanosleep(&ts, NULL);
                         continue;
                 }
+                ec2_step(r, "the start-up EC2 pass");
                 int rc = o->cfg->no_provisioning ? sync_with_imds(o, &rep, &err) : sync_with_ec2(o, &rep, &err);
+                ec2_step(r, NULL);
                 if (rc >= 0)
                         rc = sync_kernel_witness(o, &rep, &err);
                 if (rc >= 0 && !o->cfg->no_provisioning)

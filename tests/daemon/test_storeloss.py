@@ -12,7 +12,10 @@ the daemon's readiness tells the truth.
   - the disk full under the store (a small tmpfs in a private mount
     namespace): not ready with the reason, CNI STATUS 51, a DEL that could
     not be recorded answers 11; once space returns, ready again by itself,
-    no open intent left, and the DEL goes through.
+    no open intent left, and the DEL goes through;
+  - the disk full at start: the daemon retries opening and serves once fixed;
+  - EC2 not answering: the pool's reason says so within seconds (STATUS 51
+    with nothing available) and is cleared once EC2 answers.
 """
 
 import json
@@ -282,6 +285,30 @@ def test_store_unwritable_at_start_recovers_by_itself():
         name, ip = pods.add(d, 0)
         assert held(d).get(name) == ip
     run_mounted(body)
+
+
+# --- EC2 unreachable ----------------------------------------------------------------------
+
+def test_ec2_unreachable_is_reported_at_once_and_cleared():
+    def body(w, pods):
+        d = Daemon(w, env={"WARM_IP_TARGET": "1", "MINIMUM_IP_TARGET": "2", "VPC_IPAM_ADD_WAIT": "1"}).start()
+        wait_for(lambda: status(d).get("ready") and d.pool()["available"] >= 2, timeout=30, what="a warm pool")
+        w.ctl("POST", "/faults", {"action": "*", "kind": "timeout", "seconds": 8, "count": 100000})
+        i = 0
+        while d.pool()["available"] > 0:       # take every free address: the pool must grow through EC2
+            assert d.add(f"p{i}")["ok"]
+            i += 1
+        # Within a few seconds, not after the client's retries run out (18-50 s).
+        wait_for(lambda: "EC2" in d.pool()["reason"], timeout=PASS_S + 5, interval=0.1,
+                 what="the pool's reason to name EC2 while it does not answer")
+        st = status(d)
+        assert "EC2" in st["reason"] and st["available"] == 0, st
+        rc, out = pods.cni(d, "STATUS", "status")
+        assert rc != 0 and out.get("code") == 51, (rc, out)
+        w.ctl("DELETE", "/faults")
+        wait_for(lambda: d.pool()["reason"] == "" and d.pool()["available"] > 0, timeout=60,
+                 what="the EC2 reason cleared once EC2 answers")
+    run(body)
 
 
 if __name__ == "__main__":
