@@ -140,6 +140,8 @@ def test_store_removed_while_running():
         d = Daemon(w, env=env).start()
         old = dict(pods.add(d, i) for i in range(3))
         wait_for(lambda: status(d).get("ready"), timeout=20, what="ready")
+        # A slow EC2 (as a real one can be) keeps the rebuild, and so the not-ready window, long enough to see.
+        w.ctl("POST", "/latency", {"api": {"DescribeNetworkInterfaces": 2}})
         shutil.rmtree(os.path.dirname(env["VPC_IPAM_DB"]))
         seen = []
         def not_ready():
@@ -147,9 +149,13 @@ def test_store_removed_while_running():
             if st.get("ready") is False:
                 seen.append(st)
             return bool(seen)
-        wait_for(not_ready, timeout=PASS_S * 2 + 2, interval=0.05,
-                 what="readiness to go false within a reconciler pass")
+        try:
+            wait_for(not_ready, timeout=PASS_S * 2 + 2, interval=0.05,
+                     what="readiness to go false within a reconciler pass")
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {d.tail(8)}")
         assert "pool store" in seen[0]["reason"], seen[0]
+        w.ctl("POST", "/latency", {"api": {"DescribeNetworkInterfaces": 0}})
         wait_for(lambda: status(d).get("ready"), timeout=40, what="readiness back after the rebuild")
         assert os.path.exists(env["VPC_IPAM_DB"]), "the store was not recreated at its path"
         wait_for(lambda: all(held(d).get(n) == ip for n, ip in old.items()), timeout=10,
