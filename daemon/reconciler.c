@@ -395,9 +395,14 @@ static bool store_healthy(reconciler *r) {
         if (id == -ENOENT || id == -ESTALE) {
                 snprintf(trouble, sizeof trouble, "the pool store %s was %s while running; rebuilding it from EC2 and the kernel",
                          o->cfg->db_path, id == -ENOENT ? "removed" : "replaced by another file");
-                log_error(trouble, LF_STR("path", o->cfg->db_path));
-                set_store_trouble(r, trouble, true);
-                r->next_reopen_ms = 0;
+                pthread_mutex_lock(&r->lock);
+                bool first = !r->hold;
+                pthread_mutex_unlock(&r->lock);
+                if (first) {            /* once; reopening is then retried with back-off */
+                        log_error(trouble, LF_STR("path", o->cfg->db_path));
+                        set_store_trouble(r, trouble, true);
+                        r->next_reopen_ms = 0;
+                }
                 reopen_store(r);
                 if (store_identity_check(o->store) < 0 || stamp_store(o) < 0)
                         return false;
