@@ -19,7 +19,9 @@
  * address belongs to the attachment that is already wired.
  * DEL succeeds whenever nothing is left behind: with the daemon unreachable
  * it cleans what prevResult names and leaves the address to the daemon's
- * reconciliation.
+ * reconciliation. When the daemon answers "internal, retry" (it could not
+ * record the release) DEL cleans up the same way but answers 11, so the
+ * runtime repeats it instead of believing the address was given back.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -242,11 +244,15 @@ static bool del_find_veth(struct cni_ctx *ctx, const struct dp_pod *pod, const c
  * it is not ours any more). Without an answer ip keeps prevResult's. True
  * when the daemon unwired the pod and took over removing its veth.
  */
-static bool del_ask_daemon(struct cni_ctx *ctx, const struct proto_request *req, char ip[PROTO_IP_MAX]) {
+static bool del_ask_daemon(struct cni_ctx *ctx, const struct proto_request *req, char ip[PROTO_IP_MAX],
+                           bool *ret_again) {
         struct proto_reply reply = { 0 };
         struct errmsg err = { 0 };
         bool veth_done = false;
         int r = proto_call(ctx->cfg->socket, req, CNI_DEADLINE_DEL_MS, &reply, &err);
+        /* The daemon answers but could not record the release (its store): the
+         * runtime must repeat the DEL, not believe the address was given back. */
+        *ret_again = r >= 0 && !reply.ok && reply.error.retry && strcmp(reply.error.code, PROTO_E_INTERNAL) == 0;
         if (r >= 0 && reply.ok) {
                 snprintf(ip, PROTO_IP_MAX, "%s", reply.addr.has_ip && !reply.unwired ? reply.addr.ip : "");
                 veth_done = reply.unwired && reply.veth_queued;
@@ -266,15 +272,19 @@ int cni_cmd_del(struct cni_ctx *ctx) {
         (void)cni_result_prev_parse(ctx->cfg->prev_result, ip, hint);
         struct dp_pod pod = pod_of(ctx, ip, 0, 0); /* pod.ip is ip: what the daemon says overrides prevResult */
         bool no_veth = del_find_veth(ctx, &pod, hint, req.host_veth);
-        bool veth_done = del_ask_daemon(ctx, &req, ip);
-        if (veth_done || (no_veth && !ip[0]))
-                return 0;               /* nothing left for the plugin to remove */
+        bool again = false;
+        bool veth_done = del_ask_daemon(ctx, &req, ip, &again);
         struct errmsg err = { 0 };
+        int r = 0;
         /* the name found above, if any, spares dp_del the search */
-        int r = dp_del(&pod, req.host_veth[0] ? req.host_veth : hint, &err);
+        if (!veth_done && !(no_veth && !ip[0]))
+                r = dp_del(&pod, req.host_veth[0] ? req.host_veth : hint, &err);
         if (r < 0)
                 return fail(ctx, CNI_ERR_DATAPLANE, "cannot remove the network of container %s: %s",
                             ctx->env->container_id, errmsg_text(&err, r));
+        if (again)
+                return fail(ctx, CNI_ERR_TRY_AGAIN_LATER, "vpc-ipamd could not release the address of %s/%s yet; "
+                            "try the DEL again", ctx->env->container_id, ctx->env->ifname);
         return 0;
 }
 

@@ -9,6 +9,17 @@
  * Growth is skipped while EC2 said the subnet is exhausted (eniops sets the
  * back-off). The status the server reports is derived here: the last failure,
  * or the ENI limit when the planner says the node is at capacity.
+ *
+ * The store is checked before every pass. SQLite keeps writing to a file
+ * that was unlinked, so a store removed or replaced while running is found by
+ * its identity (store_identity_check): the server then holds ADDs and DELs,
+ * every handle reopens a fresh store at the configured path, and the
+ * start-up sync runs again (EC2, the kernel as witness of the pods' leases,
+ * open intents) before serving resumes. A store that cannot commit (a
+ * probe write fails, or any handle's write failed since the last pass) makes
+ * the node not ready, is reopened with back-off, and once it commits again
+ * the start-up sync settles what could not be recorded meanwhile. Each
+ * healthy check is progress, which the liveness probe reads (stalled_ms).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -19,11 +30,15 @@
 #include <time.h>
 
 #include "log.h"
+#include "mkdirs.h"
 #include "vtime.h"
 #include "reconciler.h"
 #include "snat.h"
 
 #define PEAK_SLOTS 10
+#define STORE_PROBE_MS 1000
+#define EC2_SLOW_MS 3000                /* an EC2 step running longer is reported while it runs */
+#define EC2_RECHECK_MS 5000             /* with a failure reported, EC2 is asked this often whether it passed */
 
 struct reconciler {
         struct reconciler_options o;
@@ -39,6 +54,19 @@ struct reconciler {
         int64_t last_grow, last_ec2_sync, last_imds, last_leak_cleanup, last_pods;
         int peak[PEAK_SLOTS];
         int64_t peak_slot;
+        /* The store's health (see the top): trouble and hold under lock, the rest on the thread. */
+        char store_trouble[SERVER_REASON_MAX];
+        bool hold;
+        _Atomic int64_t progress_ms;            /* monotonic: the last check that found the store healthy */
+        unsigned long write_failures_seen;
+        int64_t next_reopen_ms;
+        int reopen_backoff_ms;
+        bool resync_needed;                     /* the store could not record something: sync again once it can */
+        int64_t last_probe_ms;                  /* monotonic: the last probe write */
+        /* The EC2 step in progress, for a status that tells of EC2 trouble while it lasts. */
+        _Atomic int64_t ec2_since_ms;           /* monotonic; 0: none */
+        const char *_Atomic ec2_what;
+        int64_t last_ec2_recheck;
 };
 
 void reconciler_wake(reconciler *r, int waiting_adds) {
@@ -52,6 +80,31 @@ void reconciler_wake(reconciler *r, int waiting_adds) {
 void reconciler_status(reconciler *r, struct server_pool_status *ret) {
         pthread_mutex_lock(&r->lock);
         *ret = r->status;
+        if (r->store_trouble[0]) {
+                ret->ready = false;
+                snprintf(ret->reason, sizeof ret->reason, "%s", r->store_trouble);
+        }
+        ret->hold = r->hold;
+        bool store_trouble = r->store_trouble[0] != '\0';
+        pthread_mutex_unlock(&r->lock);
+        int64_t now = vtime_mono_ms(), since = atomic_load(&r->ec2_since_ms);
+        ret->stalled_ms = now - atomic_load(&r->progress_ms);
+        if (since && now - since >= EC2_SLOW_MS && !store_trouble)
+                snprintf(ret->reason, sizeof ret->reason, "EC2 is not answering: %s has waited %lld s for it",
+                         atomic_load(&r->ec2_what), (long long)((now - since) / 1000));
+}
+
+/* An EC2 step begins (what: a short phrase) or, with NULL, ends. */
+static void ec2_step(reconciler *r, const char *what) {
+        if (what)
+                atomic_store(&r->ec2_what, what);
+        atomic_store(&r->ec2_since_ms, what ? vtime_mono_ms() : 0);
+}
+
+static void set_store_trouble(reconciler *r, const char *trouble, bool hold) {
+        pthread_mutex_lock(&r->lock);
+        snprintf(r->store_trouble, sizeof r->store_trouble, "%s", trouble);
+        r->hold = hold;
         pthread_mutex_unlock(&r->lock);
 }
 
@@ -182,10 +235,12 @@ static void plan_pass(reconciler *r, int waiting) {
         if (p.n_actions)
                 log_debug("planned", LF_INT("actions", p.n_actions), LF_INT("shortfall", p.summary.shortfall),
                           LF_INT("surplus", p.summary.surplus), LF_INT("waiting", waiting));
+        ec2_step(r, is_grow(&p) ? "growing the pool" : "shrinking the pool");
         if (is_grow(&p))
                 run_grow(r, &p);
         else
                 run_shrink(r, &p);
+        ec2_step(r, NULL);
         update_status(r, &p);
 }
 
@@ -242,6 +297,29 @@ static void refresh_vpc_cidrs(struct ipamd_ctx *o) {
         log_info("the VPC's CIDRs changed", LF_STR("vpc_cidrs", buf));
 }
 
+/*
+ * A failure reason outlives the failure when nothing needs EC2 afterwards
+ * (a full pool): while one is shown, ask EC2 now and then (the primary ENI),
+ * and clear it once EC2 answers. Subnet exhaustion clears with its back-off.
+ */
+static void recheck_ec2(reconciler *r) {
+        struct ipamd_ctx *o = &r->o.ctx;
+        if (!o->reason[0] || o->cfg->no_provisioning || o->now_ms() < o->grow_blocked_until ||
+            !due(&r->last_ec2_recheck, EC2_RECHECK_MS))
+                return;
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        ec2_step(r, "checking that EC2 answers");
+        int rc = ctx_describe_eni(o, o->node->primary_eni_id, &res, &e);
+        ec2_step(r, NULL);
+        if (rc < 0 && rc != -ENOENT)
+                return;
+        if (rc == 0)
+                ec2_result_free(res);
+        log_info("EC2 answers again", LF_STR("was", o->reason));
+        o->reason[0] = '\0';
+}
+
 static void housekeeping(reconciler *r) {
         struct ipamd_ctx *o = &r->o.ctx;
         struct sync_report rep = { 0 };
@@ -253,13 +331,16 @@ static void housekeeping(reconciler *r) {
         if (due(&r->last_imds, r->o.imds_refresh_ms > 0 ? r->o.imds_refresh_ms : 60000) && o->imds)
                 refresh_vpc_cidrs(o);
         egress_sync(r);
+        recheck_ec2(r);
         if (o->cfg->no_provisioning) {
                 /* IMDS is free of EC2's rate limits: follow it closely. */
                 int rc = due(&r->last_ec2_sync, 5000) ? sync_with_imds(o, &rep, &err) : 0;
                 if (rc < 0)
                         log_warn("IMDS resync failed", LF_STR("detail", errmsg_text(&err, rc)));
         } else if (due(&r->last_ec2_sync, RECONCILER_EC2_RESYNC_MS)) {
+                ec2_step(r, "the periodic EC2 resync");
                 int rc = sync_with_ec2(o, &rep, &err);
+                ec2_step(r, NULL);
                 if (rc < 0)
                         log_warn("periodic EC2 resync failed", LF_STR("detail", errmsg_text(&err, rc)));
         }
@@ -268,14 +349,117 @@ static void housekeeping(reconciler *r) {
                 eniops_leak_cleanup(o, NULL);
 }
 
-/* Start-up: EC2's truth into the store and open intents resolved, retried until it works. */
+
+/* --- the store's health --------------------------------------------------------- */
+
+/* Reopen this thread's handle (and, through the epoch, every other) at most every back-off. */
+static void reopen_store(reconciler *r) {
+        struct ipamd_ctx *o = &r->o.ctx;
+        int64_t now = vtime_mono_ms();
+        if (now < r->next_reopen_ms)
+                return;
+        r->reopen_backoff_ms = r->reopen_backoff_ms ? r->reopen_backoff_ms * 2 : 1000;
+        if (r->reopen_backoff_ms > 60000)
+                r->reopen_backoff_ms = 60000;
+        r->next_reopen_ms = now + r->reopen_backoff_ms;
+        struct errmsg err = { 0 };
+        (void)mkdirs_parent(o->cfg->db_path, NULL);     /* store_reopen says what is wrong */
+        store_reopen_all();
+        int rc = store_reopen(o->store, &err);
+        if (rc < 0)
+                log_error_errno(rc, "could not reopen the pool store; retrying", LF_STR("detail", err.text),
+                                LF_INT("retry_ms", r->reopen_backoff_ms));
+        else
+                log_info("reopened the pool store", LF_STR("path", o->cfg->db_path));
+}
+
+/* A fresh store belongs to this instance and knows the VPC's CIDRs, as at start-up. */
+static int stamp_store(struct ipamd_ctx *o) {
+        char buf[512];
+        int rc = store_meta_set(o->store, "instance_id", o->node->instance_id);
+        node_vpc_cidrs_string(o->node, buf, sizeof buf);
+        if (rc >= 0)
+                rc = store_meta_set(o->store, "vpc_cidrs", buf);
+        return rc;
+}
+
+/*
+ * Still the file at the configured path, and committing? A healthy store is
+ * progress; a sick one is reported (not ready), reopened with back-off, and
+ * synced again once it commits.
+ */
+static bool store_healthy(reconciler *r) {
+        struct ipamd_ctx *o = &r->o.ctx;
+        char trouble[SERVER_REASON_MAX], now[32];
+        int id = store_identity_check(o->store);
+        if (id == -ENOENT || id == -ESTALE) {
+                snprintf(trouble, sizeof trouble, "the pool store %s was %s while running; rebuilding it from EC2 and the kernel",
+                         o->cfg->db_path, id == -ENOENT ? "removed" : "replaced by another file");
+                pthread_mutex_lock(&r->lock);
+                bool first = !r->hold;
+                pthread_mutex_unlock(&r->lock);
+                if (first) {            /* once; reopening is then retried with back-off */
+                        log_error(trouble, LF_STR("path", o->cfg->db_path));
+                        set_store_trouble(r, trouble, true);
+                        r->next_reopen_ms = 0;
+                }
+                reopen_store(r);
+                if (store_identity_check(o->store) < 0 || stamp_store(o) < 0)
+                        return false;
+                r->resync_needed = true;
+                return true;
+        }
+        /* A probe write at most every second while healthy (passes come with every burst
+         * of ADDs), at every check while not. */
+        int w = 0;
+        if (r->resync_needed || vtime_mono_ms() - r->last_probe_ms >= STORE_PROBE_MS) {
+                r->last_probe_ms = vtime_mono_ms();
+                snprintf(now, sizeof now, "%lld", (long long)o->now_ms());
+                w = store_meta_set(o->store, "health_probe", now);
+        }
+        int last = 0;
+        unsigned long failures = store_write_failures(&last);
+        bool failed_meanwhile = failures != r->write_failures_seen;
+        r->write_failures_seen = failures;
+        if (w < 0 || failed_meanwhile) {
+                int e = w < 0 ? w : last;
+                snprintf(trouble, sizeof trouble, "the pool store %s cannot commit: %s", o->cfg->db_path,
+                         strerror(e < 0 ? -e : EIO));
+                bool was_sick = false;
+                pthread_mutex_lock(&r->lock);
+                was_sick = r->store_trouble[0] != '\0';
+                pthread_mutex_unlock(&r->lock);
+                if (!was_sick)
+                        log_error(trouble, LF_STR("path", o->cfg->db_path));
+                set_store_trouble(r, trouble, false);
+                r->resync_needed = true;
+                if (w < 0)
+                        reopen_store(r);
+                return false;
+        }
+        r->reopen_backoff_ms = 0;
+        r->next_reopen_ms = 0;
+        atomic_store(&r->progress_ms, vtime_mono_ms());
+        return true;
+}
+
+/* Start-up: EC2's truth into the store, the kernel's witness and open intents resolved, retried until it works. */
 static void initial_sync(reconciler *r) {
         struct ipamd_ctx *o = &r->o.ctx;
         for (int attempt = 0; !r->stop; attempt++) {
                 struct sync_report rep = { 0 };
                 struct errmsg err = { 0 };
                 int64_t t0 = vtime_mono_ms();
+                if (!store_healthy(r)) {
+                        struct timespec ts = { 1, 0 };
+                        nanosleep(&ts, NULL);
+                        continue;
+                }
+                ec2_step(r, "the start-up EC2 pass");
                 int rc = o->cfg->no_provisioning ? sync_with_imds(o, &rep, &err) : sync_with_ec2(o, &rep, &err);
+                ec2_step(r, NULL);
+                if (rc >= 0)
+                        rc = sync_kernel_witness(o, &rep, &err);
                 if (rc >= 0 && !o->cfg->no_provisioning)
                         rc = sync_intents(o, &rep, &err);
                 if (rc >= 0) {
@@ -283,7 +467,9 @@ static void initial_sync(reconciler *r) {
                                  LF_INT("enis_removed", rep.enis_removed), LF_INT("blocks_added", rep.blocks_added),
                                  LF_INT("blocks_removed", rep.blocks_removed), LF_INT("leases_lost", rep.leases_lost),
                                  LF_INT("intents_resolved", rep.intents_resolved),
-                                 LF_INT("enis_deleted", rep.enis_deleted), LF_INT("links_set_up", rep.links_set_up));
+                                 LF_INT("enis_deleted", rep.enis_deleted), LF_INT("links_set_up", rep.links_set_up),
+                                 LF_INT("leases_witnessed", rep.leases_witnessed));
+                        r->resync_needed = false;
                         if (o->pool_changed)
                                 o->pool_changed(o->userdata);
                         return;
@@ -303,6 +489,9 @@ static void start_up(reconciler *r) {
                 log_error("egress SNAT unavailable", LF_STR("detail", err.text));
         egress_sync(r);                         /* before the EC2 pass: it needs only IMDS's answers */
         initial_sync(r);
+        set_store_trouble(r, "", false);        /* a new store held the server until its leases were known */
+        if (r->o.ctx.pool_changed)
+                r->o.ctx.pool_changed(r->o.ctx.userdata);       /* ADDs that waited on the hold */
         r->last_ec2_sync = r->last_imds = vtime_mono_ms();
         /* A restart is when leaks are likeliest (a crash between create and attach an
          * intent could not cover, an older daemon): look once now, then every interval,
@@ -341,6 +530,29 @@ static int take_wakeup(reconciler *r) {
         return r->waiting_adds;
 }
 
+/* Before each pass: a healthy store, synced again after trouble (then serving resumes). */
+static bool check_store(reconciler *r) {
+        if (!store_healthy(r))
+                return false;
+        if (r->resync_needed) {
+                log_info("the pool store commits again; running the start-up sync", LF_STR("path", r->o.ctx.cfg->db_path));
+                initial_sync(r);
+                if (r->stop || r->resync_needed)
+                        return false;
+        }
+        bool was = false;
+        pthread_mutex_lock(&r->lock);
+        was = r->store_trouble[0] || r->hold;
+        pthread_mutex_unlock(&r->lock);
+        if (was) {
+                set_store_trouble(r, "", false);
+                log_info("the pool store is healthy again", LF_STR("path", r->o.ctx.cfg->db_path));
+                if (r->o.ctx.pool_changed)
+                        r->o.ctx.pool_changed(r->o.ctx.userdata);
+        }
+        return true;
+}
+
 static void *loop(void *arg) {
         reconciler *r = arg;
         start_up(r);
@@ -348,8 +560,10 @@ static void *loop(void *arg) {
         while (!r->stop) {
                 int waiting = take_wakeup(r);
                 pthread_mutex_unlock(&r->lock);
-                plan_pass(r, waiting);
-                housekeeping(r);
+                if (check_store(r)) {
+                        plan_pass(r, waiting);
+                        housekeeping(r);
+                }
                 pthread_mutex_lock(&r->lock);
                 wait_for_work(r);
         }
@@ -364,6 +578,9 @@ int reconciler_start(const struct reconciler_options *opts, reconciler **ret, st
                 return errmsg_set(err, -ENOMEM, "reconciler: out of memory");
         r->o = *opts;
         r->status.ready = true;
+        atomic_store(&r->progress_ms, vtime_mono_ms());
+        if (opts->store_new)
+                set_store_trouble(r, "the pool store is new: learning from EC2 and the kernel which pod holds which address", true);
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

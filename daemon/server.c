@@ -367,17 +367,39 @@ static void wake_reconciler(server *s) {
                 s->o.hooks.wake(s->o.hooks.userdata, atomic_load(&s->n_waiting));
 }
 
+/* The store is being rebuilt (it was lost): its leases are not known yet, so nothing is handed out or released. */
+static bool on_hold(server *s, char reason[SERVER_REASON_MAX]) {
+        struct server_pool_status st = { .ready = true };
+        if (s->o.hooks.status)
+                s->o.hooks.status(s->o.hooks.userdata, &st);
+        if (reason)
+                snprintf(reason, SERVER_REASON_MAX, "%s", st.reason);
+        return st.hold;
+}
+
+static bool refuse_on_hold(server *s, struct conn *c, const char *op) {
+        char why[SERVER_REASON_MAX], msg[PROTO_ERROR_MSG_MAX];
+        if (!on_hold(s, why))
+                return false;
+        snprintf(msg, sizeof msg, "%s must wait: %s; try again", op, why);
+        send_error(s, c, PROTO_E_INTERNAL, msg, true);
+        return true;
+}
+
 static void op_add(server *s, struct conn *c, struct proto_request *req) {
         bool closed;
         metrics_inc(s->o.metrics, METRICS_ADD_REQUESTS);
-        if (try_add(s, c, req, &closed) == 0) {
+        /* On hold, an ADD waits as for an empty pool: it is served once the leases are known. */
+        bool held = on_hold(s, NULL);
+        if (!held && try_add(s, c, req, &closed) == 0) {
                 if (!closed)
                         metrics_observe_add_wait(s->o.metrics, 0);
                 wake_reconciler(s); /* one address fewer: the warm target may want more */
                 return;
         }
         if (s->o.add_wait_ms <= 0) {
-                no_address(s, c, 0);
+                if (!refuse_on_hold(s, c, "ADD"))
+                        no_address(s, c, 0);
                 wake_reconciler(s);
                 return;
         }
@@ -402,6 +424,8 @@ static void op_add(server *s, struct conn *c, struct proto_request *req) {
 /* Retry every waiting ADD, first come first served, until the pool runs dry. */
 static void serve_waiting(server *s) {
         int served = 0;
+        if (s->waiting_head && on_hold(s, NULL))
+                return;
         while (s->waiting_head) {
                 struct conn *c = s->waiting_head;
                 struct proto_request req = c->req;
@@ -456,6 +480,8 @@ static int unwire(server *s, const struct proto_request *req, const struct store
 static void op_del(server *s, struct conn *c, const struct proto_request *req) {
         struct store_lease lease;
         metrics_inc(s->o.metrics, METRICS_DEL_REQUESTS);
+        if (refuse_on_hold(s, c, "DEL"))
+                return;
         cancel_waiting_add(s, &req->att);
         int r = store_lookup(s->o.store, req->att.container_id, req->att.ifname, &lease);
         if (r < 0 && r != -ENOENT) {
@@ -471,8 +497,12 @@ static void op_del(server *s, struct conn *c, const struct proto_request *req) {
         r = store_release(s->o.store, req->att.container_id, req->att.ifname, vtime_wall_ms(), s->o.cooldown_ms,
                           &lease);
         if (r < 0) {
-                log_error_errno(r, "could not release an address", LF_STR("container_id", req->att.container_id));
-                send_error(s, c, PROTO_E_INTERNAL, "the pool store failed; see vpc-ipamd's log", true);
+                /* Not a success: the lease would stay, silently. The plugin answers "try
+                 * again" (CNI 11) and the runtime repeats the DEL; should it not, the
+                 * pod's vanished veth frees the address once the store commits (sync.h). */
+                log_error_errno(r, "could not release an address; the DEL must be retried",
+                                LF_STR("container_id", req->att.container_id));
+                send_error(s, c, PROTO_E_INTERNAL, "the pool store could not record the release; try again", true);
                 return;
         }
         if (r == 1) {
@@ -559,6 +589,8 @@ static void op_query(server *s, struct conn *c, enum proto_op op) {
                 if (s->o.hooks.status)
                         s->o.hooks.status(s->o.hooks.userdata, &ps);
                 value = poolview_pool(s->o.store, now, atomic_load(&s->n_waiting), ps.ready, ps.reason);
+                if (value) /* for the liveness probe (vpc-ipamctl live) */
+                        cJSON_AddNumberToObject(value, "stalled_ms", (double)(ps.stalled_ms > 0 ? ps.stalled_ms : 0));
         } else if (op == PROTO_OP_ENIS) {
                 value = poolview_enis(s->o.store, now);
         } else if (op == PROTO_OP_PODS) {

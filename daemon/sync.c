@@ -850,3 +850,55 @@ int sync_pods_run(sync_pods *p, struct ipamd_ctx *o, struct sync_report *rep) {
         free(links);
         return 0;
 }
+
+/* --- the kernel as a witness ------------------------------------------------------ */
+
+/* "vpc-cni:<ifname>:<container id>" into its parts; false if it is not one. */
+static bool witness_alias(const char *alias, char ifname[STORE_IFNAME_MAX + 1],
+                          char container_id[STORE_CONTAINER_ID_MAX + 1]) {
+        size_t plen = strlen(PROTO_VETH_ALIAS_PREFIX);
+        const char *rest = alias + plen, *colon = strchr(rest, ':');
+        if (strncmp(alias, PROTO_VETH_ALIAS_PREFIX, plen) != 0 || !colon || colon == rest ||
+            (size_t)(colon - rest) > STORE_IFNAME_MAX || !colon[1] || strlen(colon + 1) > STORE_CONTAINER_ID_MAX)
+                return false;
+        snprintf(ifname, STORE_IFNAME_MAX + 1, "%.*s", (int)(colon - rest), rest);
+        snprintf(container_id, STORE_CONTAINER_ID_MAX + 1, "%s", colon + 1);
+        return true;
+}
+
+static void witness_one(struct ipamd_ctx *o, const struct hostnet_link *l, const char *ip, struct sync_report *rep) {
+        char ifname[STORE_IFNAME_MAX + 1], cid[STORE_CONTAINER_ID_MAX + 1];
+        if (!witness_alias(l->alias, ifname, cid))
+                return;
+        struct store_attachment a = { .container_id = cid, .ifname = ifname, .host_veth = l->name };
+        int r = store_assign_addr(o->store, &a, ip, o->now_ms(), NULL);
+        if (r == 0) {
+                rep->leases_witnessed++;
+                log_warn("the kernel shows a pod holding an address the store had not assigned: it is that pod's lease",
+                         LF_STR("ip", ip), LF_STR("container_id", cid), LF_STR("ifname", ifname), LF_STR("veth", l->name));
+        } else if (r == -EEXIST || r == -EBUSY) {
+                log_error("a pod's veth routes to an address the store gives another attachment; left as it is",
+                          LF_STR("ip", ip), LF_STR("container_id", cid), LF_STR("veth", l->name));
+        } else if (r < 0 && r != -ENOENT) {
+                log_error_errno(r, "could not record a pod's address the kernel shows", LF_STR("ip", ip),
+                                LF_STR("container_id", cid));
+        }
+}
+
+int sync_kernel_witness(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err) {
+        struct hostnet_link *links = NULL;
+        struct hostnet_host_route *routes = NULL;
+        size_t n_links = 0, n_routes = 0;
+        if (!o->net)
+                return 0;
+        int r = hostnet_list_aliased(o->net, PROTO_VETH_ALIAS_PREFIX, &links, &n_links, err);
+        if (r >= 0 && n_links)
+                r = hostnet_host_routes(o->net, &routes, &n_routes, err);
+        for (size_t i = 0; r >= 0 && i < n_routes; i++)
+                for (size_t j = 0; j < n_links; j++)
+                        if (links[j].ifindex == routes[i].ifindex && links[j].up)
+                                witness_one(o, &links[j], routes[i].ip, rep);
+        free(links);
+        free(routes);
+        return r < 0 ? r : 0;
+}

@@ -1,7 +1,11 @@
 /*
  * vpc-ipamctl: what the node's pool holds, for an admin at a terminal.
  *
- *   vpc-ipamctl [--socket PATH] [--json] pool|enis|pods|intents|status
+ *   vpc-ipamctl [--socket PATH] [--json] [--max-stall SECONDS] pool|enis|pods|intents|status|live
+ *
+ * `live` is the liveness probe: it exits 1 when the daemon does not answer
+ * or has made no progress (a reconciler pass over a store that commits) for
+ * --max-stall seconds (default 300), so kubelet restarts a stuck daemon.
  *
  * It asks vpc-ipamd over its socket (read-only queries) and prints aligned
  * tables, or the daemon's JSON with --json for scripts. Commands come from a
@@ -114,6 +118,7 @@ static const struct command commands[] = {
         { "pods", PROTO_OP_PODS, show_pods, "the addresses held by pods" },
         { "intents", PROTO_OP_INTENTS, show_intents, "EC2 operations begun and not yet settled" },
         { "status", PROTO_OP_STATUS, NULL, "the plugin's readiness check" },
+        { "live", PROTO_OP_POOL, NULL, "liveness: 1 when no progress for --max-stall s (300)" },
 };
 
 static const struct command *find_command(const char *name) {
@@ -124,7 +129,7 @@ static const struct command *find_command(const char *name) {
 }
 
 static int usage(FILE *f) {
-        fprintf(f, "usage: vpc-ipamctl [--socket PATH] [--json] COMMAND\n\ncommands:\n");
+        fprintf(f, "usage: vpc-ipamctl [--socket PATH] [--json] [--max-stall SECONDS] COMMAND\n\ncommands:\n");
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
                 fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
         return f == stderr ? 2 : 0;
@@ -146,15 +151,43 @@ static int show_status(const struct proto_reply *rep, bool json) {
         return rep->ready ? 0 : 1;
 }
 
+/* live: the daemon answered; has it made progress lately? */
+static int show_live(const cJSON *result, long max_stall_s, bool json) {
+        const cJSON *p = cJSON_GetObjectItem(result, "pool");
+        const cJSON *st = cJSON_GetObjectItem(p, "stalled_ms");
+        const cJSON *why = cJSON_GetObjectItem(p, "reason");
+        double stalled_s = cJSON_IsNumber(st) ? st->valuedouble / 1000 : 0;
+        bool live = stalled_s <= (double)max_stall_s;
+        const char *reason = cJSON_IsString(why) ? why->valuestring : "";
+        if (json)
+                printf("{\"live\": %s, \"stalled_s\": %.0f, \"reason\": \"%s\"}\n", live ? "true" : "false",
+                       stalled_s, live ? "" : "no progress");
+        else if (live)
+                printf("live: last progress %.0f s ago\n", stalled_s);
+        else
+                printf("not live: no progress for %.0f s (bound %ld s)%s%s\n", stalled_s, max_stall_s,
+                       reason[0] ? ": " : "", reason);
+        return live ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
         const char *sock = getenv("VPC_IPAM_SOCKET") ? getenv("VPC_IPAM_SOCKET") : PROTO_SOCKET_DEFAULT;
         bool json = false;
+        long max_stall_s = 300;
         const struct command *cmd = NULL;
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "--json") == 0)
                         json = true;
                 else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc)
                         sock = argv[++i];
+                else if (strcmp(argv[i], "--max-stall") == 0 && i + 1 < argc) {
+                        char *end = NULL;
+                        max_stall_s = strtol(argv[++i], &end, 10);
+                        if (!end || *end || max_stall_s < 1) {
+                                fprintf(stderr, "vpc-ipamctl: --max-stall wants a number of seconds >= 1\n");
+                                return 2;
+                        }
+                }
                 else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
                         return usage(stdout);
                 else if (cmd || !(cmd = find_command(argv[i]))) {
@@ -178,7 +211,9 @@ int main(int argc, char **argv) {
                 proto_reply_done(&rep);
                 return 1;
         }
-        if (!cmd->show)
+        if (strcmp(cmd->name, "live") == 0)
+                r = show_live(rep.result, max_stall_s, json);
+        else if (!cmd->show)
                 r = show_status(&rep, json);
         else if (json) {
                 char *s = cJSON_Print(cJSON_GetObjectItem(rep.result, cmd->name));

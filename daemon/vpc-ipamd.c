@@ -7,7 +7,10 @@
  * exits, having created, opened and asked nothing (OpenBSD's ospfd -n). The
  * store alone decides what may be handed out (only free addresses of attached
  * ENIs), so serving before the EC2 pass is safe; the reconciler's first job is
- * that pass and the resolution of intents a crash left open.
+ * that pass, the kernel's witness of which pod holds which address, and the
+ * resolution of intents a crash left open. A store created at this start
+ * (the old one was lost) knows no pod: the server holds ADDs and DELs until
+ * that first job is done, so no live pod's address is handed out again.
  *
  * Threads: main runs the socket server; the reconciler makes every EC2 call;
  * the introspection server answers HTTP; a signal thread turns SIGTERM or
@@ -65,6 +68,7 @@ struct ipamd {
         introspect *http;
         sigset_t signals;
         _Atomic bool stopping;
+        bool store_new;                 /* created at this start: its leases come from the kernel's witness */
 };
 
 /* Only main and start-up code stop the process. */
@@ -212,13 +216,34 @@ static void warn_ignored(const struct ipamd_config *cfg, bool to_stderr) {
         }
 }
 
+/* A full or read-only disk, a missing mount: a fault an operator fixes, not a wrong file. */
+static bool store_fault_passes(int r) {
+        return r == -EIO || r == -ENOSPC || r == -EACCES || r == -ENOENT || r == -EBUSY || r == -EROFS;
+}
+
+/*
+ * Open the store, retrying with back-off (1 s doubling to 30 s) while the
+ * fault is one that passes, so a fixed disk needs no restart; SIGTERM ends
+ * the wait. A file that is no usable store (corrupt, newer schema) stops here.
+ */
 static store *open_store(struct ipamd *d) {
         struct errmsg err = { 0 };
         store *s = NULL;
-        int r = store_open(d->cfg.db_path, &s, &err);
-        if (r < 0)
-                fatal("cannot open the pool store", r, err.text);
-        return s;
+        for (int wait_s = 1;; wait_s = wait_s < 16 ? wait_s * 2 : 30) {
+                int r = store_open(d->cfg.db_path, &s, &err);
+                if (r >= 0)
+                        return s;
+                if (!store_fault_passes(r))
+                        fatal("cannot open the pool store", r, err.text);
+                log_error_errno(r, "cannot open the pool store; retrying", LF_STR("detail", err.text),
+                                LF_INT("retry_s", wait_s));
+                struct timespec ts = { wait_s, 0 };
+                if (sigtimedwait(&d->signals, NULL, &ts) > 0) {
+                        log_info("stopped before the pool store could be opened");
+                        exit(0);
+                }
+                (void)mkdirs_parent(d->cfg.db_path, NULL);
+        }
 }
 
 /* A store belongs to one instance: refuse one copied from another node. */
@@ -226,6 +251,7 @@ static void check_store_owner(struct ipamd *d) {
         char owner[IMDS_ID_MAX];
         int r = store_meta_get(d->store, "instance_id", owner, sizeof owner);
         if (r == -ENOENT) {
+                d->store_new = true;
                 if ((r = store_meta_set(d->store, "instance_id", d->node.instance_id)) < 0)
                         fatal("cannot record the store's instance", r, NULL);
                 return;
@@ -380,7 +406,8 @@ static void start_reconciler(struct ipamd *d) {
         if (r < 0)
                 fatal("cannot open a netlink socket", r, err.text);
         struct reconciler_options ro = { .ctx = make_ctx(d, d->rec_store),
-                                         .imds_refresh_ms = d->cfg.vpc_cidr_refresh_s * 1000 };
+                                         .imds_refresh_ms = d->cfg.vpc_cidr_refresh_s * 1000,
+                                         .store_new = d->store_new };
         if ((r = reconciler_start(&ro, &d->rec, &err)) < 0)
                 fatal("cannot start the reconciler", r, err.text);
 }

@@ -125,6 +125,14 @@ struct hostnet_link {
 int hostnet_list_aliased(hostnet *h, const char *alias_prefix, struct hostnet_link **ret, size_t *ret_n,
                          struct errmsg *err);
 
+/* The main table's /32 routes through one device (a pod's host route): one
+ * malloc'd array for free(). */
+struct hostnet_host_route {
+        int ifindex;
+        char ip[16];
+};
+int hostnet_host_routes(hostnet *h, struct hostnet_host_route **ret, size_t *ret_n, struct errmsg *err);
+
 /* Delete link ifindex if it is still named name: 1 when deleted, 0 when
  * there was none (not an error). For a veth this waits for the kernel's RCU
  * grace periods, ~20 ms. */

@@ -21,6 +21,7 @@ typedef struct reconciler reconciler;
 struct reconciler_options {
         struct ipamd_ctx ctx;           /* copied; its handles stay borrowed and are used on the thread only */
         int imds_refresh_ms;         /* VPC CIDRs from IMDS; 0: 60000 */
+        bool store_new;              /* created at this start: hold ADDs and DELs until the pods' leases are known */
 };
 
 int reconciler_start(const struct reconciler_options *opts, reconciler **ret, struct errmsg *err);

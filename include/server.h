@@ -33,6 +33,8 @@ typedef struct server server;
 struct server_pool_status {
         bool ready;                          /* it can serve or grow the pool */
         char reason[SERVER_REASON_MAX];      /* why not, or why the pool is empty */
+        bool hold;                           /* the store is being rebuilt: ADD and DEL answer "try again" */
+        int64_t stalled_ms;                  /* since the daemon last made progress (liveness) */
 };
 
 struct server_hooks {

@@ -155,6 +155,29 @@ struct store_intent {
 int store_open(const char *path, store **ret, struct errmsg *err);
 store *store_close(store *s);
 
+/*
+ * The store's health, for a daemon that must notice losing it: whether the
+ * file at the handle's path is still the one it opened (0; -ENOENT when it
+ * was removed, -ESTALE when another file took its place, else stat's error).
+ * SQLite keeps writing to an unlinked file without a word, so only this
+ * tells.
+ */
+int store_identity_check(store *s);
+/*
+ * Reopen the file at the handle's path (creating it), the same as
+ * store_open; the handle is unchanged on failure. store_reopen_all() asks
+ * every handle of the process to do so before its next operation (outside
+ * a transaction), each on its own thread.
+ */
+int store_reopen(store *s, struct errmsg *err);
+void store_reopen_all(void);
+/*
+ * Process-wide count of writes refused for want of space, permission or
+ * I/O (disk full, read-only file, a vanished directory), any handle; the
+ * last one's errno in *ret_last_errno when not NULL.
+ */
+unsigned long store_write_failures(int *ret_last_errno);
+
 /* --- pods --------------------------------------------------------------- */
 
 /*
@@ -167,12 +190,13 @@ int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
                  struct store_lease *ret, bool *ret_existing);
 
 /*
- * Give the attachment exactly ip (taking over pods another IPAM wired; the
- * cooldown is not consulted). Idempotent for the same attachment and
- * address. -ENOENT when the store holds no such address, -EBUSY when it is
- * not free, -EEXIST when the attachment holds another address, -EAGAIN
- * when its ENI is not attached (yet),
- * -EINVAL for a bad attachment or address.
+ * Give the attachment exactly ip: a pod another IPAM wired (aws-node's
+ * checkpoint), or one the kernel shows after the store was lost. The cooldown
+ * is not consulted, and an address marked for release is kept. 0 when
+ * assigned, 1 when the attachment already held it; -ENOENT when the store
+ * holds no such address, -EBUSY when it is not free, -EEXIST when the
+ * attachment holds another address, -EAGAIN when its ENI is not attached
+ * (yet), -EINVAL for a bad attachment or address.
  */
 int store_assign_addr(store *s, const struct store_attachment *a, const char *ip, int64_t now_ms,
                       struct store_lease *ret);

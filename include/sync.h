@@ -17,7 +17,7 @@
 
 struct sync_report {
         size_t enis_added, enis_removed, blocks_added, blocks_removed, leases_lost;
-        size_t links_set_up, intents_resolved, enis_deleted, pods_released;
+        size_t links_set_up, intents_resolved, enis_deleted, pods_released, leases_witnessed;
 };
 
 /*
@@ -64,6 +64,15 @@ typedef struct sync_pods sync_pods;
 int sync_pods_new(sync_pods **ret);
 sync_pods *sync_pods_free(sync_pods *p);
 int sync_pods_run(sync_pods *p, struct ipamd_ctx *o, struct sync_report *rep);
+
+/*
+ * The kernel as a second witness of which pod holds which address: every
+ * address a main-table /32 route sends to an up host veth carrying the
+ * plugin's alias (protocol.h) becomes that attachment's lease (container id
+ * and interface from the alias, the veth as its host side), never a free
+ * one. Run after the EC2 pass at start-up and after the store was rebuilt.
+ */
+int sync_kernel_witness(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err);
 
 /* Set up links of ENIs still attaching (their link appeared later); opens them to pods. */
 int sync_links(struct ipamd_ctx *o, struct sync_report *rep);

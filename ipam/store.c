@@ -11,9 +11,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -31,7 +33,7 @@ enum stmt_id {
         ST_STATS, ST_PLAN_ENIS,
         ST_INTENT_BEGIN, ST_INTENT_END, ST_INTENT_OPEN, ST_INTENT_PRUNE,
         ST_ITYPE_PUT, ST_ITYPE_GET, ST_META_SET, ST_META_GET,
-        ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL, ST_BLOCK_ADDED, ST_PRIMARY_OWNER,
+        ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL, ST_BLOCK_ADDED, ST_PRIMARY_OWNER, ST_UNMARK_ADDR,
         ST__MAX
 };
 
@@ -134,6 +136,7 @@ static const char *const stmt_sql[ST__MAX] = {
                 "SELECT b.added_ms, COALESCE(MAX(a.state = 'releasing'), 0) FROM blocks b"
                 " LEFT JOIN addresses a ON a.block = b.cidr WHERE b.cidr = ?1 GROUP BY b.cidr",
         [ST_PRIMARY_OWNER] = "SELECT id FROM enis WHERE primary_ip = ?1",
+        [ST_UNMARK_ADDR] = "UPDATE addresses SET state = 'free' WHERE addr = ?1 AND state = 'releasing'",
 };
 
 struct store {
@@ -143,7 +146,17 @@ struct store {
         pthread_mutex_t clock_lock;
         bool clock_set;
         int64_t clock_in, clock_now;  /* the last wall reading, and the store's time then */
+        dev_t dev;                      /* the file opened: a new one at path is another store */
+        ino_t ino;
+        bool has_identity;              /* false for a database that is no file (":memory:") */
+        unsigned epoch;                 /* reopen_epoch when opened */
 };
+
+/* Process-wide: store_reopen_all() bumps it; a handle behind reopens before its next operation. */
+static _Atomic unsigned reopen_epoch;
+/* Process-wide: writes refused for want of space, permission or I/O, and the last one's errno. */
+static _Atomic unsigned long write_failures;
+static _Atomic int last_write_errno;
 
 /*
  * The store's clock for cooldowns: the callers' wall-clock milliseconds with
@@ -246,13 +259,43 @@ static sqlite3_stmt *stmt(store *s, enum stmt_id id) {
         return st;
 }
 
+static bool is_write_fault(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_FULL: case SQLITE_IOERR: case SQLITE_READONLY: case SQLITE_CANTOPEN:
+        case SQLITE_CORRUPT: case SQLITE_NOTADB: case SQLITE_PERM:
+                return true;
+        }
+        return false;
+}
+
 /* Run a statement that returns no row. */
 static int exec_done(sqlite3_stmt *st) {
         if (!st)
                 return -ENOMEM;
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
-        return rc == SQLITE_DONE ? 0 : store_errno_from_sqlite(rc);
+        if (rc == SQLITE_DONE)
+                return 0;
+        int r = store_errno_from_sqlite(rc);
+        if (is_write_fault(rc)) {
+                atomic_store(&last_write_errno, r);
+                atomic_fetch_add(&write_failures, 1);
+        }
+        return r;
+}
+
+unsigned long store_write_failures(int *ret_last_errno) {
+        if (ret_last_errno)
+                *ret_last_errno = atomic_load(&last_write_errno);
+        return atomic_load(&write_failures);
+}
+
+static int store_reopen_locked(store *s, struct errmsg *err);
+
+/* At each public operation: a handle behind store_reopen_all() reopens first (a failure keeps it, retried next time). */
+static void follow(store *s) {
+        if (s && s->epoch != atomic_load(&reopen_epoch) && sqlite3_get_autocommit(s->db))
+                (void)store_reopen_locked(s, NULL);
 }
 
 static int tx_begin(store *s) {
@@ -474,6 +517,7 @@ static int assign_locked(store *s, const struct store_attachment *a, int64_t now
 
 int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
                  struct store_lease *ret, bool *ret_existing) {
+        follow(s);
         now_ms = store_now(s, now_ms);
         if (!s || attachment_check(a) < 0)
                 return -EINVAL;
@@ -497,7 +541,7 @@ static int assign_addr_locked(store *s, const struct store_attachment *a, int64_
         int64_t held = 0;
         int r = lease_by_attachment(s, a->container_id, a->ifname, ret, &held);
         if (r == 0)
-                return held == addr ? 0 : -EEXIST;
+                return held == addr ? 1 : -EEXIST;
         if (r != -ENOENT)
                 return r;
         struct store_lease at;
@@ -508,7 +552,12 @@ static int assign_addr_locked(store *s, const struct store_attachment *a, int64_
                 return r;
         if (e.state != STORE_ENI_ATTACHED)
                 return -EAGAIN;
-        if ((r = assign_row(s, a, addr, now_ms)) < 0)
+        /* A live pod's address marked for release (a crash mid-release) is kept, not returned to EC2. */
+        sqlite3_stmt *st = stmt(s, ST_UNMARK_ADDR);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_int64(st, 1, addr);
+        if ((r = exec_done(st)) < 0 || (r = assign_row(s, a, addr, now_ms)) < 0)
                 return r;
         return lease_by_addr(s, addr, ret);
 }
@@ -516,8 +565,9 @@ static int assign_addr_locked(store *s, const struct store_attachment *a, int64_
 int store_assign_addr(store *s, const struct store_attachment *a, const char *ip, int64_t now_ms,
                       struct store_lease *ret) {
         uint32_t addr;
-        if (!s || attachment_check(a) < 0 || ip_parse(ip, &addr) < 0)
+        if (!s || attachment_check(a) < 0 || !ip || ip_parse(ip, &addr) < 0)
                 return -EINVAL;
+        follow(s);
         struct store_lease lease;
         int r = tx_begin(s);
         if (r < 0)
@@ -552,6 +602,7 @@ static int release_locked(store *s, const char *container_id, const char *ifname
 
 int store_release(store *s, const char *container_id, const char *ifname, int64_t now_ms,
                   int64_t cooldown_ms, struct store_lease *ret) {
+        follow(s);
         now_ms = store_now(s, now_ms);
         if (!s || !field_ok(container_id, STORE_CONTAINER_ID_MAX, true) ||
             !field_ok(ifname, STORE_IFNAME_MAX, true))
@@ -567,6 +618,7 @@ int store_release(store *s, const char *container_id, const char *ifname, int64_
 }
 
 int store_lookup(store *s, const char *container_id, const char *ifname, struct store_lease *ret) {
+        follow(s);
         if (!s || !field_ok(container_id, STORE_CONTAINER_ID_MAX, true) ||
             !field_ok(ifname, STORE_IFNAME_MAX, true))
                 return -EINVAL;
@@ -579,6 +631,7 @@ static void fill_lease(sqlite3_stmt *st, void *dst) {
 }
 
 int store_leases(store *s, struct store_lease **ret, size_t *ret_n) {
+        follow(s);
         sqlite3_stmt *st = s && ret && ret_n ? stmt(s, ST_ASSIGNED_ALL) : NULL;
         return st ? collect_rows(st, sizeof **ret, fill_lease, (void **)ret, ret_n) : -EINVAL;
 }
@@ -615,6 +668,7 @@ static int gc_locked(store *s, struct store_key *valid, size_t n_valid, int64_t 
 
 int store_gc(store *s, const struct store_key *valid, size_t n_valid, int64_t now_ms,
              int64_t cooldown_ms, struct store_lease **ret_released, size_t *ret_n) {
+        follow(s);
         now_ms = store_now(s, now_ms);
         if (!s || (n_valid && !valid))
                 return -EINVAL;
@@ -679,6 +733,7 @@ static void eni_from_row(sqlite3_stmt *st, struct store_eni *e) {
 }
 
 int store_eni_put(store *s, const struct store_eni *e) {
+        follow(s);
         if (!s || !e || eni_check(e) < 0)
                 return -EINVAL;
         sqlite3_stmt *st = stmt(s, ST_ENI_PUT);
@@ -699,6 +754,7 @@ int store_eni_put(store *s, const struct store_eni *e) {
 }
 
 int store_eni_get(store *s, const char *id, struct store_eni *ret) {
+        follow(s);
         sqlite3_stmt *st = s && id ? stmt(s, ST_ENI_GET) : NULL;
         if (!st)
                 return -EINVAL;
@@ -711,6 +767,7 @@ int store_eni_get(store *s, const char *id, struct store_eni *ret) {
 }
 
 int store_eni_set_state(store *s, const char *id, enum store_eni_state state) {
+        follow(s);
         sqlite3_stmt *st = s && id && (unsigned)state <= STORE_ENI_DETACHING ? stmt(s, ST_ENI_SET_STATE) : NULL;
         if (!st)
                 return -EINVAL;
@@ -727,6 +784,7 @@ static void fill_eni(sqlite3_stmt *st, void *dst) {
 }
 
 int store_enis(store *s, struct store_eni **ret, size_t *ret_n) {
+        follow(s);
         sqlite3_stmt *st = s && ret && ret_n ? stmt(s, ST_ENI_ALL) : NULL;
         return st ? collect_rows(st, sizeof **ret, fill_eni, (void **)ret, ret_n) : -EINVAL;
 }
@@ -761,6 +819,7 @@ static int remove_locked(store *s, enum stmt_id count_id, enum stmt_id delete_id
 }
 
 int store_eni_remove(store *s, const char *id, bool force, size_t *ret_lost) {
+        follow(s);
         if (!s || !id)
                 return -EINVAL;
         size_t lost = 0;
@@ -790,6 +849,7 @@ static int begin_detach_locked(store *s, const char *id, int64_t now_ms) {
 }
 
 int store_eni_begin_detach(store *s, const char *id, int64_t now_ms) {
+        follow(s);
         now_ms = store_now(s, now_ms);
         if (!s || !id)
                 return -EINVAL;
@@ -800,6 +860,7 @@ int store_eni_begin_detach(store *s, const char *id, int64_t now_ms) {
 }
 
 int store_unmark_all_releasing(store *s) {
+        follow(s);
         return s ? exec_done(stmt(s, ST_UNMARK_ALL)) : -EINVAL;
 }
 
@@ -886,6 +947,7 @@ static int block_add_locked(store *s, const char *eni_id, const char *cidr, uint
 }
 
 int store_block_add(store *s, const char *eni_id, const char *cidr, int64_t now_ms) {
+        follow(s);
         uint32_t first;
         int len;
         if (!s || !eni_id || cidr_parse(cidr, &first, &len) < 0 || (len != 32 && len != 28))
@@ -897,6 +959,7 @@ int store_block_add(store *s, const char *eni_id, const char *cidr, int64_t now_
 }
 
 int store_block_remove(store *s, const char *cidr, bool force, size_t *ret_lost) {
+        follow(s);
         if (!s || !cidr)
                 return -EINVAL;
         size_t lost = 0;
@@ -937,6 +1000,7 @@ static int mark_locked(store *s, const char *eni_id, size_t max, int64_t now_ms,
 
 int store_blocks_mark_releasing(store *s, const char *eni_id, size_t max, int64_t now_ms,
                                 char (*ret_cidrs)[STORE_CIDR_MAX], size_t *ret_n) {
+        follow(s);
         now_ms = store_now(s, now_ms);
         if (!s || !eni_id || !ret_cidrs || !ret_n)
                 return -EINVAL;
@@ -951,6 +1015,7 @@ int store_blocks_mark_releasing(store *s, const char *eni_id, size_t max, int64_
 }
 
 int store_block_unmark_releasing(store *s, const char *cidr) {
+        follow(s);
         sqlite3_stmt *st = s && cidr ? stmt(s, ST_UNMARK_RELEASING) : NULL;
         if (!st)
                 return -EINVAL;
@@ -959,6 +1024,7 @@ int store_block_unmark_releasing(store *s, const char *cidr) {
 }
 
 int store_block_info(store *s, const char *cidr, int64_t *ret_added_ms, bool *ret_releasing) {
+        follow(s);
         sqlite3_stmt *st = s && cidr ? stmt(s, ST_BLOCK_ADDED) : NULL;
         if (!st)
                 return -EINVAL;
@@ -979,6 +1045,7 @@ static void fill_cidr(sqlite3_stmt *st, void *dst) {
 }
 
 int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], size_t *ret_n) {
+        follow(s);
         sqlite3_stmt *st = s && ret && ret_n ? stmt(s, eni_id ? ST_BLOCKS_OF : ST_BLOCKS_ALL) : NULL;
         if (!st)
                 return -EINVAL;
@@ -990,6 +1057,7 @@ int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], siz
 /* --- reading the pool -------------------------------------------------------- */
 
 int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
+        follow(s);
         now_ms = store_now(s, now_ms);
         sqlite3_stmt *st = s && ret ? stmt(s, ST_STATS) : NULL;
         if (!st)
@@ -1013,6 +1081,7 @@ int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
 }
 
 int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, size_t *ret_n) {
+        follow(s);
         now_ms = store_now(s, now_ms);
         sqlite3_stmt *st = s && ret_n ? stmt(s, ST_PLAN_ENIS) : NULL;
         if (!st)
@@ -1047,6 +1116,7 @@ int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, 
 
 int store_intent_begin(store *s, enum store_intent_kind kind, const char *client_token, const char *eni_id,
                        const char *params_json, int64_t now_ms, int64_t *ret_id) {
+        follow(s);
         bool writable = kind > STORE_INTENT_LEGACY && kind <= STORE_INTENT_UNASSIGN_IPS;
         sqlite3_stmt *st = s && writable ? stmt(s, ST_INTENT_BEGIN) : NULL;
         if (!st)
@@ -1067,6 +1137,7 @@ int store_intent_begin(store *s, enum store_intent_kind kind, const char *client
 
 int store_intent_end(store *s, int64_t id, enum store_intent_state state, const char *result_json,
                      int64_t now_ms) {
+        follow(s);
         if (!s || state == STORE_INTENT_OPEN || (unsigned)state > STORE_INTENT_UNDONE)
                 return -EINVAL;
         int r = tx_begin(s);
@@ -1103,6 +1174,7 @@ static void fill_intent(sqlite3_stmt *st, void *dst) {
 }
 
 int store_intents_open(store *s, struct store_intent **ret, size_t *ret_n) {
+        follow(s);
         sqlite3_stmt *st = s && ret && ret_n ? stmt(s, ST_INTENT_OPEN) : NULL;
         return st ? collect_rows(st, sizeof **ret, fill_intent, (void **)ret, ret_n) : -EINVAL;
 }
@@ -1110,6 +1182,7 @@ int store_intents_open(store *s, struct store_intent **ret, size_t *ret_n) {
 /* --- instance types and metadata -------------------------------------------- */
 
 int store_itype_put(store *s, const struct store_itype *t) {
+        follow(s);
         sqlite3_stmt *st = s && t && t->name[0] ? stmt(s, ST_ITYPE_PUT) : NULL;
         if (!st)
                 return -EINVAL;
@@ -1124,6 +1197,7 @@ int store_itype_put(store *s, const struct store_itype *t) {
 }
 
 int store_itype_get(store *s, const char *name, struct store_itype *ret) {
+        follow(s);
         sqlite3_stmt *st = s && name ? stmt(s, ST_ITYPE_GET) : NULL;
         if (!st)
                 return -EINVAL;
@@ -1143,6 +1217,7 @@ int store_itype_get(store *s, const char *name, struct store_itype *ret) {
 }
 
 int store_meta_set(store *s, const char *key, const char *value) {
+        follow(s);
         sqlite3_stmt *st = s && key && value ? stmt(s, ST_META_SET) : NULL;
         if (!st)
                 return -EINVAL;
@@ -1152,6 +1227,7 @@ int store_meta_set(store *s, const char *key, const char *value) {
 }
 
 int store_meta_get(store *s, const char *key, char *buf, size_t len) {
+        follow(s);
         sqlite3_stmt *st = s && key && buf ? stmt(s, ST_META_GET) : NULL;
         if (!st)
                 return -EINVAL;
@@ -1250,6 +1326,7 @@ static int check_primaries(store *s, struct errmsg *err) {
 }
 
 int store_check(store *s, int64_t now_ms, struct errmsg *err) {
+        follow(s);
         now_ms = store_now(s, now_ms);
         if (!s)
                 return -EINVAL;
@@ -1341,14 +1418,16 @@ int store_open(const char *path, store **ret, struct errmsg *err) {
                 return errmsg_set(err, -ENOMEM, "store %s: out of memory", path);
         }
         pthread_mutex_init(&s->clock_lock, NULL);
+        s->epoch = atomic_load(&reopen_epoch);
         int rc = sqlite3_open_v2(path, &s->db,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
         int r = 0;
+        struct stat st;
         if (rc != SQLITE_OK)
                 r = errmsg_set(err, store_errno_from_sqlite(rc), "store %s: cannot open: %s", path,
                                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        else
-                r = configure(s, err);
+        else if ((r = configure(s, err)) >= 0 && stat(path, &st) == 0)
+                s->dev = st.st_dev, s->ino = st.st_ino, s->has_identity = true;
         if (r < 0) {
                 store_close(s);
                 return r;
@@ -1367,5 +1446,51 @@ store *store_close(store *s) {
         free(s->path);
         free(s);
         return NULL;
+}
+
+
+/* --- identity and reopening ---------------------------------------------------- */
+
+int store_identity_check(store *s) {
+        struct stat st;
+        if (!s)
+                return -EINVAL;
+        if (!s->has_identity)
+                return 0;
+        if (stat(s->path, &st) < 0)
+                return -errno;
+        return st.st_dev == s->dev && st.st_ino == s->ino ? 0 : -ESTALE;
+}
+
+void store_reopen_all(void) {
+        atomic_fetch_add(&reopen_epoch, 1);
+}
+
+/* Open path afresh and move the new connection into s; s is unchanged on failure. */
+static int store_reopen_locked(store *s, struct errmsg *err) {
+        store *fresh = NULL;
+        int r = store_open(s->path, &fresh, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ST__MAX; i++)
+                sqlite3_finalize(s->stmts[i]);
+        sqlite3_close(s->db);
+        memcpy(s->stmts, fresh->stmts, sizeof s->stmts);
+        s->db = fresh->db;
+        s->dev = fresh->dev;
+        s->ino = fresh->ino;
+        s->has_identity = fresh->has_identity;
+        s->epoch = fresh->epoch;
+        free(fresh->path);
+        free(fresh);
+        return 0;
+}
+
+int store_reopen(store *s, struct errmsg *err) {
+        if (!s)
+                return errmsg_set(err, -EINVAL, "store: no handle");
+        if (!sqlite3_get_autocommit(s->db))
+                return errmsg_set(err, -EBUSY, "store %s: a transaction is open", s->path);
+        return store_reopen_locked(s, err);
 }
 

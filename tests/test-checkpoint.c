@@ -230,7 +230,7 @@ START_TEST(test_import_skips_an_address_another_pod_holds) {
         struct store_lease l;
         struct store_attachment mine = { .container_id = "ours", .ifname = "eth0" };
         ck_assert_int_eq(store_assign_addr(s, &mine, "10.0.3.38", T0, &l), 0);
-        ck_assert_int_eq(store_assign_addr(s, &mine, "10.0.3.38", T0, &l), 0);       /* idempotent */
+        ck_assert_int_eq(store_assign_addr(s, &mine, "10.0.3.38", T0, &l), 1);       /* idempotent: held */
         ck_assert_int_eq(store_assign_addr(s, &mine, "10.0.3.39", T0, &l), -EEXIST); /* holds another */
         ck_assert_int_eq(store_assign_addr(s, &mine, "10.0.3.400", T0, &l), -EINVAL);
         struct store_attachment other = { .container_id = "other", .ifname = "eth0" };
