@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -743,6 +744,45 @@ START_TEST(test_reserved_and_off_subnet_refused) {
 }
 END_TEST
 
+/* The store notices its file removed or replaced, and a reopen starts afresh at the path. */
+START_TEST(test_identity_and_reopen) {
+        store *s = node_with(2);
+        ck_assert_int_eq(store_identity_check(s), 0);
+        ck_assert_int_eq(unlink(testlib_path("pool.db")), 0);
+        ck_assert_int_eq(store_identity_check(s), -ENOENT);
+        store *other = fresh();                                 /* another file takes the path */
+        store_close(other);
+        ck_assert_int_eq(store_identity_check(s), -ESTALE);
+        struct errmsg e;
+        ck_assert_msg(store_reopen(s, &e) == 0, "%s", e.text);
+        ck_assert_int_eq(store_identity_check(s), 0);
+        struct store_lease l;
+        struct store_attachment a = att("c1");
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), -EAGAIN); /* the new file holds no pool */
+        store_close(s);
+}
+END_TEST
+
+/* A live pod's address marked releasing (a crash mid-release) is kept for it, never unassigned. */
+START_TEST(test_assign_addr_keeps_a_releasing_address) {
+        store *s = node_with(1);                                /* 10.0.0.10 */
+        char cidrs[1][STORE_CIDR_MAX];
+        size_t n = 0;
+        ck_assert_int_eq(store_blocks_mark_releasing(s, "eni-p", 1, T0 + 3600 * 1000, cidrs, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        struct store_attachment a = att("c1");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign_addr(s, &a, "10.0.0.10", T0, &l), 0);
+        ck_assert_str_eq(l.ip, "10.0.0.10");
+        bool releasing = true;
+        ck_assert_int_eq(store_block_info(s, "10.0.0.10/32", NULL, &releasing), 0);
+        ck_assert(!releasing);
+        ck_assert_int_eq(store_assign_addr(s, &a, "10.0.0.10", T0, &l), 1);   /* already held */
+        healthy(s, T0);
+        store_close(s);
+}
+END_TEST
+
 START_TEST(test_new_primary_leaves_the_pool) {
         store *s = node_with(2);                                /* 10.0.0.10, 10.0.0.11 free */
         add_eni(s, "eni-3", 3, "10.0.0.11", STORE_ENI_ATTACHED);  /* EC2 made one of them a primary */
@@ -906,6 +946,8 @@ int main(void) {
         tcase_add_test(safety, test_fresh_store_is_current);
         tcase_add_test(safety, test_primary_refused_as_block);
         tcase_add_test(safety, test_reserved_and_off_subnet_refused);
+        tcase_add_test(safety, test_identity_and_reopen);
+        tcase_add_test(safety, test_assign_addr_keeps_a_releasing_address);
         tcase_add_test(safety, test_new_primary_leaves_the_pool);
         tcase_add_test(safety, test_held_primary_leaves_at_release);
         tcase_add_test(safety, test_migration_drops_free_primaries);
