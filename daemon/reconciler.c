@@ -133,6 +133,13 @@ static int track_peak(reconciler *r, int assigned) {
         return peak;
 }
 
+/*
+ * run_grow and run_shrink execute /32 actions only. The planner produces
+ * PLAN_UNIT_PREFIX actions only when plan_input.prefix_delegation is set,
+ * which plan_pass never sets: vpc-ipamd still refuses
+ * ENABLE_PREFIX_DELEGATION at start. Executing prefix actions (eniops with
+ * Ipv4PrefixCount / Ipv4Prefix.N) comes with lifting that refusal.
+ */
 static void run_grow(reconciler *r, const struct plan *p) {
         struct ipamd_ctx *o = &r->o.ctx;
         int creates[PLAN_MAX_ACTIONS];

@@ -2,6 +2,8 @@
  * vpc-ipamctl: what the node's pool holds, for an admin at a terminal.
  *
  *   vpc-ipamctl [--socket PATH] [--json] [--max-stall SECONDS] pool|enis|pods|intents|status|live
+ *   vpc-ipamctl [--json] max-pods --instance-type T [--prefix-delegation]
+ *               [--custom-networking] [--max-eni N] [--cni-version V]
  *
  * `live` is the liveness probe: it exits 1 when the daemon does not answer
  * or has made no progress (a reconciler pass over a store that commits) for
@@ -9,9 +11,11 @@
  *
  * It asks vpc-ipamd over its socket (read-only queries) and prints aligned
  * tables, or the daemon's JSON with --json for scripts. Commands come from a
- * table, like wg's subcommands.
+ * table, like wg's subcommands. max-pods needs no daemon: it is EKS's
+ * max-pods-calculator over the compiled-in instance-type table.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +23,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "instance-limits.h"
+#include "planner.h"
 #include "protocol.h"
 
 struct column {
@@ -132,7 +138,96 @@ static int usage(FILE *f) {
         fprintf(f, "usage: vpc-ipamctl [--socket PATH] [--json] [--max-stall SECONDS] COMMAND\n\ncommands:\n");
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
                 fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-8s %s\n", "max-pods", "kubelet's max-pods as EKS computes it (no daemon needed):");
+        fprintf(f, "           max-pods --instance-type T [--prefix-delegation] [--custom-networking]\n"
+                   "                    [--max-eni N] [--cni-version V]\n");
         return f == stderr ? 2 : 0;
+}
+
+/* "1.9", "v1.12.6-eksbuild.2": is it older than 1.9? -EINVAL when not a version. */
+static int cni_before_1_9(const char *v, bool *ret) {
+        unsigned major, minor;
+        if (*v == 'v')
+                v++;
+        if (sscanf(v, "%u.%u", &major, &minor) != 2)
+                return -EINVAL;
+        *ret = major < 1 || (major == 1 && minor < 9);
+        return 0;
+}
+
+__attribute__((format(printf, 1, 2))) static int max_pods_fail(const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "vpc-ipamctl max-pods: ");
+        vfprintf(stderr, fmt, ap);
+        fprintf(stderr, "\n");
+        va_end(ap);
+        return 2;
+}
+
+static void print_max_pods(const struct ilimits *t, const struct plan_maxpods_in *m, int pods, bool json) {
+        if (!json) {
+                printf("%d\n", pods);
+                return;
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "instance_type", t->name);
+        cJSON_AddNumberToObject(o, "max_pods", pods);
+        cJSON_AddNumberToObject(o, "enis", m->max_enis);
+        cJSON_AddNumberToObject(o, "ipv4_per_eni", m->ipv4_per_eni);
+        cJSON_AddNumberToObject(o, "vcpus", m->vcpus);
+        cJSON_AddBoolToObject(o, "nitro", m->nitro);
+        cJSON_AddBoolToObject(o, "prefix_delegation", m->prefix_delegation && m->nitro && !m->cni_before_1_9);
+        char *s = cJSON_Print(o);
+        printf("%s\n", s ? s : "null");
+        free(s);
+        cJSON_Delete(o);
+}
+
+/* vpc-ipamctl max-pods: the calculator's flags, spelled as in the issue. */
+static int cmd_max_pods(int argc, char **argv, bool json) {
+        struct plan_maxpods_in m = { 0 };
+        const char *type = NULL;
+        for (int i = 0; i < argc; i++) {
+                char *end;
+                if (strcmp(argv[i], "--instance-type") == 0 && i + 1 < argc)
+                        type = argv[++i];
+                else if (strcmp(argv[i], "--prefix-delegation") == 0)
+                        m.prefix_delegation = true;
+                else if (strcmp(argv[i], "--json") == 0)
+                        json = true;
+                else if (strcmp(argv[i], "--custom-networking") == 0)
+                        m.custom_networking = true;
+                else if (strcmp(argv[i], "--max-eni") == 0 && i + 1 < argc) {
+                        long n = strtol(argv[++i], &end, 10);
+                        if (*end || end == argv[i] || n < 1 || n > 1000)
+                                return max_pods_fail("--max-eni %s: expected a whole number from 1", argv[i]);
+                        m.max_eni = (int)n;
+                } else if (strcmp(argv[i], "--cni-version") == 0 && i + 1 < argc) {
+                        if (cni_before_1_9(argv[++i], &m.cni_before_1_9) < 0)
+                                return max_pods_fail("--cni-version %s: expected MAJOR.MINOR[...], e.g. 1.19.2", argv[i]);
+                } else
+                        return max_pods_fail("unexpected argument \"%s\"", argv[i]);
+        }
+        if (!type)
+                return max_pods_fail("--instance-type T is needed (the daemon does not report its type on the socket yet)");
+        const struct ilimits *t = ilimits_lookup(type);
+        if (!t)
+                return max_pods_fail("%s: not in the built-in table of common instance types", type);
+        m.max_enis = ilimits_default_card_enis(t);
+        m.ipv4_per_eni = t->ipv4_per_eni;
+        m.vcpus = t->vcpus;
+        m.nitro = ilimits_nitro(t);
+        if (m.prefix_delegation && !m.nitro)
+                fprintf(stderr, "vpc-ipamctl max-pods: %s is not nitro: no prefix delegation there "
+                                "(aws-node falls back to secondary IPs)\n", t->name);
+        else if (m.prefix_delegation && m.cni_before_1_9)
+                fprintf(stderr, "vpc-ipamctl max-pods: CNI before 1.9 has no prefix delegation\n");
+        int pods = plan_max_pods_for(&m);
+        if (pods < 0)
+                return max_pods_fail("%s: the table's limits are unusable", type);
+        print_max_pods(t, &m, pods, json);
+        return 0;
 }
 
 static int show_status(const struct proto_reply *rep, bool json) {
@@ -190,6 +285,8 @@ int main(int argc, char **argv) {
                 }
                 else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
                         return usage(stdout);
+                else if (!cmd && strcmp(argv[i], "max-pods") == 0)
+                        return cmd_max_pods(argc - i - 1, argv + i + 1, json);
                 else if (cmd || !(cmd = find_command(argv[i]))) {
                         fprintf(stderr, "vpc-ipamctl: unexpected argument \"%s\"\n", argv[i]);
                         return usage(stderr);

@@ -24,6 +24,20 @@
  *     more than the exact shortfall, since the call costs the same: half a
  *     band, or the addresses cooling down when more (under churn they are
  *     the standing demand). A cold node gets exactly aws-node's counts.
+ *
+ * Prefix delegation (plan_input.prefix_delegation; the daemon does not set it
+ * yet): the pool grows and shrinks in /28 prefixes of 16 addresses, each
+ * taking one of the ENI's IPv4 slots (shared with leftover /32s), by
+ * aws-node's PD formulas (WARM_PREFIX_TARGET, always defined; WARM_IP and
+ * MINIMUM_IP rounded up to prefixes), with the same four differences: only
+ * free addresses past cooldown are supply, waiting ADDs are demand, several
+ * ENIs at once, and the shrink delay, the recent peak and cooling addresses
+ * hold prefixes back. A prefix is released only when none of its 16
+ * addresses is assigned, cooling or being released (plan_eni.empty_prefixes).
+ * The rounding to 16 is itself a band, so PD adds no IP-target band.
+ *
+ * Both modes: with plan_input.max_pods set, the pool never grows past what
+ * that many pods need plus the warm target (aws-node stops at max-pods).
  */
 #pragma once
 
@@ -53,8 +67,15 @@ struct plan_eni {
         int assigned;           /* held by pods */
         int cooldown;           /* released, not yet reusable */
         int releasing;          /* being unassigned: not usable, still holding a slot */
-        int pending;            /* requested from EC2 on this ENI, not yet in the store */
+        int pending;            /* /32s requested from EC2 on this ENI, not yet in the store */
         int64_t age_ms;         /* since it was attached */
+        /*
+         * /28 prefixes on the ENI. Their 16 addresses each are counted in
+         * free/assigned/cooldown/releasing above; a prefix takes one slot.
+         */
+        int prefixes;
+        int empty_prefixes;     /* of those, no address assigned, cooling or releasing */
+        int pending_prefixes;   /* requested from EC2 on this ENI, not yet in the store */
 };
 
 struct plan_input {
@@ -67,17 +88,27 @@ struct plan_input {
         int pending_eni_ips;    /* the addresses those ENIs were created with */
         int64_t since_grow_ms;  /* time since the last grow action; INT64_MAX if never */
         int peak_assigned;      /* most addresses assigned at once over the last shrink delay */
+        bool prefix_delegation; /* ENABLE_PREFIX_DELEGATION: grow and shrink in /28 prefixes */
+        int pending_eni_prefixes; /* the prefixes those pending ENIs were created with */
+        int max_pods;           /* kubelet's max-pods (plan_max_pods_for); 0 = no bound */
 };
 
 enum plan_kind {
-        PLAN_ASSIGN_IPS,        /* assign `count` secondary IPs to ENI `eni_id` */
-        PLAN_CREATE_ENI,        /* create and attach an ENI holding `count` secondary IPs */
-        PLAN_RELEASE_IPS,       /* unassign `count` free IPs from ENI `eni_id` */
+        PLAN_ASSIGN_IPS,        /* assign `count` blocks (see `unit`) to ENI `eni_id` */
+        PLAN_CREATE_ENI,        /* create and attach an ENI holding `count` blocks */
+        PLAN_RELEASE_IPS,       /* unassign `count` free blocks from ENI `eni_id` */
         PLAN_DELETE_ENI,        /* detach and delete ENI `eni_id` (it holds no pod) */
+};
+
+/* What an action's `count` counts. */
+enum plan_unit {
+        PLAN_UNIT_IP,           /* /32 secondary addresses */
+        PLAN_UNIT_PREFIX,       /* /28 prefixes; only ever with plan_input.prefix_delegation */
 };
 
 struct plan_action {
         enum plan_kind kind;
+        enum plan_unit unit;            /* of count for assign/create/release; PLAN_DELETE_ENI: addresses */
         char eni_id[PLAN_ENI_ID_MAX];   /* empty for PLAN_CREATE_ENI */
         int count;
 };
@@ -91,6 +122,9 @@ struct plan_summary {
         int shortfall;          /* addresses missing, before capping by capacity */
         int surplus;            /* addresses above the targets */
         bool at_capacity;       /* shortfall that no ENI slot can satisfy */
+        bool at_max_pods;       /* shortfall beyond max-pods pods plus the warm target */
+        bool prefix_delegation; /* shortfall and surplus are in prefixes, the rest in addresses */
+        int prefixes, empty_prefixes;
 };
 
 struct plan {
@@ -111,4 +145,27 @@ int plan_max_enis(const struct plan_limits *l, const struct poolconfig *cfg);
 /* aws-node's published max-pods: ENIs × (IPv4 per ENI − 1) + 2 (m5.large: 29). */
 int plan_max_pods(const struct plan_limits *l);
 
+/* Addresses in a /28 prefix. */
+#define PLAN_PREFIX_IPS 16
+
+/* What kubelet's max-pods is, as EKS's max-pods-calculator computes it. */
+struct plan_maxpods_in {
+        int max_enis;           /* the default network card's MaximumNetworkInterfaces */
+        int ipv4_per_eni;       /* Ipv4AddressesPerInterface */
+        int vcpus;
+        bool nitro;             /* hypervisor nitro, or bare metal */
+        bool prefix_delegation;
+        bool custom_networking; /* the primary ENI holds no pod address */
+        int max_eni;            /* MAX_ENI; <= 0: the instance's limit */
+        bool cni_before_1_9;    /* a CNI older than 1.9 has no prefix delegation */
+};
+
+/*
+ * enis = min(max_enis, MAX_ENI) − 1 with custom networking; PD (nitro only,
+ * CNI >= 1.9): enis·(ips−1)·16 + 2, else enis·(ips−1) + 2; then capped at 110
+ * with up to 30 vCPUs, else 250. -EINVAL on limits below 1.
+ */
+int plan_max_pods_for(const struct plan_maxpods_in *in);
+
 const char *plan_kind_name(enum plan_kind kind);
+const char *plan_unit_name(enum plan_unit unit);

@@ -9,6 +9,10 @@
  * the same call. In WARM_ENI mode every request is a whole ENI's worth, as in
  * aws-node. Shrink runs only when nothing is short or pending and the last
  * grow is older than the configured shrink delay.
+ *
+ * Prefix delegation counts the same way in /28 prefixes (16 addresses, one
+ * slot each): the shortfall and the surplus are prefixes, ENIs are filled
+ * with prefixes, and only empty prefixes go back.
  */
 #include <errno.h>
 #include <limits.h>
@@ -35,6 +39,19 @@ int plan_max_pods(const struct plan_limits *l) {
         return l->max_enis * plan_ips_per_eni(l) + 2;
 }
 
+int plan_max_pods_for(const struct plan_maxpods_in *in) {
+        if (!in || in->max_enis < 1 || in->ipv4_per_eni < 1 || in->vcpus < 1)
+                return -EINVAL;
+        int enis = in->max_eni > 0 ? min_i(in->max_eni, in->max_enis) : in->max_enis;
+        if (in->custom_networking)
+                enis--;
+        int per_eni = in->ipv4_per_eni - 1;
+        if (in->prefix_delegation && in->nitro && !in->cni_before_1_9)
+                per_eni *= PLAN_PREFIX_IPS;
+        int n = max_i(enis, 0) * per_eni + 2;
+        return min_i(n, in->vcpus <= 30 ? 110 : 250);
+}
+
 const char *plan_kind_name(enum plan_kind kind) {
         static const char *const names[] = {
                 [PLAN_ASSIGN_IPS] = "assign-ips", [PLAN_CREATE_ENI] = "create-eni",
@@ -43,38 +60,64 @@ const char *plan_kind_name(enum plan_kind kind) {
         return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "?";
 }
 
-/* Secondary-address slots the ENI uses in EC2 right now. */
-static int eni_slots(const struct plan_eni *e) {
+const char *plan_unit_name(enum plan_unit unit) {
+        return unit == PLAN_UNIT_PREFIX ? "prefixes" : unit == PLAN_UNIT_IP ? "ips" : "?";
+}
+
+static int ceil16(int n) {
+        return n > 0 ? (n + PLAN_PREFIX_IPS - 1) / PLAN_PREFIX_IPS : 0;
+}
+
+static int eni_addresses(const struct plan_eni *e) {
         return e->free + e->assigned + e->cooldown + e->releasing;
+}
+
+/* Secondary-address slots the ENI uses in EC2 right now: one per /32, one per /28. */
+static int eni_slots(const struct plan_eni *e) {
+        return eni_addresses(e) - (PLAN_PREFIX_IPS - 1) * e->prefixes;
+}
+
+/* Slots of the ENI that neither hold a block nor have one on its way. */
+static int eni_room(const struct plan_input *in, const struct plan_eni *e) {
+        return plan_ips_per_eni(&in->limits) - eni_slots(e) - e->pending - e->pending_prefixes;
 }
 
 static int validate(const struct plan_input *in) {
         if (in->limits.max_enis < 1 || in->limits.ipv4_per_eni < 1)
                 return -EINVAL;
         if (in->waiting_adds < 0 || in->pending_enis < 0 || in->pending_eni_ips < 0 ||
-            (in->n_enis > 0 && !in->enis))
+            in->pending_eni_prefixes < 0 || in->max_pods < 0 || (in->n_enis > 0 && !in->enis))
                 return -EINVAL;
         for (size_t i = 0; i < in->n_enis; i++) {
                 const struct plan_eni *e = &in->enis[i];
                 if (e->free < 0 || e->assigned < 0 || e->cooldown < 0 || e->releasing < 0 || e->pending < 0)
+                        return -EINVAL;
+                /* A prefix's 16 addresses are among the ENI's; an empty one's are all free. */
+                if (e->prefixes < 0 || e->pending_prefixes < 0 || e->empty_prefixes < 0 ||
+                    e->empty_prefixes > e->prefixes || PLAN_PREFIX_IPS * e->prefixes > eni_addresses(e) ||
+                    PLAN_PREFIX_IPS * e->empty_prefixes > e->free)
                         return -EINVAL;
         }
         return 0;
 }
 
 static void summarize(const struct plan_input *in, struct plan_summary *s) {
-        *s = (struct plan_summary){ .ip_targets = poolconfig_ip_targets(&in->cfg) };
+        *s = (struct plan_summary){ .ip_targets = poolconfig_ip_targets(&in->cfg),
+                                    .prefix_delegation = in->prefix_delegation };
         for (size_t i = 0; i < in->n_enis; i++) {
-                s->free += in->enis[i].free;
-                s->assigned += in->enis[i].assigned;
-                s->cooldown += in->enis[i].cooldown;
-                s->pending += in->enis[i].pending;
-                s->releasing += in->enis[i].releasing;
+                const struct plan_eni *e = &in->enis[i];
+                s->free += e->free;
+                s->assigned += e->assigned;
+                s->cooldown += e->cooldown;
+                s->pending += e->pending + PLAN_PREFIX_IPS * e->pending_prefixes;
+                s->releasing += e->releasing;
+                s->prefixes += e->prefixes;
+                s->empty_prefixes += e->empty_prefixes;
         }
-        s->pending += in->pending_eni_ips;
+        s->pending += in->pending_eni_ips + PLAN_PREFIX_IPS * in->pending_eni_prefixes;
         s->total = s->free + s->assigned + s->cooldown;
         s->max_enis = plan_max_enis(&in->limits, &in->cfg);
-        s->capacity = s->max_enis * plan_ips_per_eni(&in->limits);
+        s->capacity = s->max_enis * plan_ips_per_eni(&in->limits) * (in->prefix_delegation ? PLAN_PREFIX_IPS : 1);
 }
 
 /* WARM_ENI mode: W ENIs' worth free; with W=0, aws-node still refills at zero. */
@@ -96,7 +139,9 @@ static bool add_action(struct plan *p, enum plan_kind kind, const char *eni_id, 
         if (p->n_actions >= PLAN_MAX_ACTIONS || count <= 0)
                 return false;
         struct plan_action *a = &p->actions[p->n_actions++];
-        *a = (struct plan_action){ .kind = kind, .count = count };
+        /* Prefix units only under prefix delegation: the daemon cannot execute them yet. */
+        enum plan_unit unit = p->summary.prefix_delegation && kind != PLAN_DELETE_ENI ? PLAN_UNIT_PREFIX : PLAN_UNIT_IP;
+        *a = (struct plan_action){ .kind = kind, .unit = unit, .count = count };
         if (eni_id)
                 snprintf(a->eni_id, sizeof a->eni_id, "%s", eni_id);
         return true;
@@ -128,12 +173,12 @@ static size_t sorted(const struct plan_input *in, const struct plan_eni **out,
 
 static void plan_grow(const struct plan_input *in, struct plan *p, int need) {
         const int per_eni = plan_ips_per_eni(&in->limits);
-        const bool whole = !p->summary.ip_targets;
+        const bool whole = !p->summary.ip_targets && !p->summary.prefix_delegation;
         const struct plan_eni *order[PLAN_MAX_ACTIONS * 2];
         size_t n = sorted(in, order, cmp_fill);
 
         for (size_t i = 0; i < n && need > 0; i++) {
-                int room = per_eni - eni_slots(order[i]) - order[i]->pending;
+                int room = eni_room(in, order[i]);
                 if (room <= 0)
                         continue;
                 int count = whole ? room : min_i(room, need);
@@ -151,7 +196,7 @@ static void plan_grow(const struct plan_input *in, struct plan *p, int need) {
 
 static bool deletable(const struct plan_eni *e) {
         return !e->is_primary && e->assigned == 0 && e->cooldown == 0 && e->pending == 0 &&
-               e->releasing == 0 &&
+               e->releasing == 0 && e->pending_prefixes == 0 &&
                e->age_ms >= PLAN_MIN_ENI_AGE_MS;
 }
 
@@ -211,32 +256,155 @@ static int surplus(const struct plan_input *in, const struct plan_summary *s) {
         return max_i(min_i(s->free - returning - c->warm_ip_target, s->total - c->minimum_ip_target), 0);
 }
 
+/* --- prefix delegation: the same arithmetic in /28 prefixes --------------------- */
+
+/* Prefixes on their way (on attached ENIs and on ENIs being created). */
+static int pending_prefixes(const struct plan_input *in) {
+        int n = in->pending_eni_prefixes;
+        for (size_t i = 0; i < in->n_enis; i++)
+                n += in->enis[i].pending_prefixes;
+        return n;
+}
+
+/* WARM_PREFIX_TARGET mode: W prefixes' worth free; with W=0, refill at zero (aws-node). */
+static int warm_prefix_keep(const struct poolconfig *c) {
+        return max_i(c->warm_prefix_target * PLAN_PREFIX_IPS, 1);
+}
+
+/*
+ * Prefixes the targets want added. IP targets: aws-node's short rounded up to
+ * prefixes (plus, on a pool serving pods, the addresses cooling down: the
+ * standing demand under churn). WARM_PREFIX_TARGET: when fewer than W
+ * prefixes' worth are free, max(1, W − empty prefixes), or more for waiting ADDs.
+ */
+static int shortfall_prefixes(const struct plan_input *in, const struct plan_summary *s) {
+        const struct poolconfig *c = &in->cfg;
+        int supply = s->free + s->pending;
+        if (s->ip_targets) {
+                int short_ = max_i(max_i(c->warm_ip_target + in->waiting_adds - supply,
+                                         c->minimum_ip_target - (s->total + s->pending)), 0);
+                if (short_ > 0 && s->assigned > 0)
+                        short_ += s->cooldown;
+                return ceil16(short_);
+        }
+        int short_ = warm_prefix_keep(c) + in->waiting_adds - supply;
+        if (short_ <= 0)
+                return 0;
+        int empty = s->empty_prefixes + pending_prefixes(in);
+        return max_i(max_i(ceil16(short_), c->warm_prefix_target - empty), 1);
+}
+
+/*
+ * Empty prefixes above the targets. aws-node: IP targets free
+ * min(empty, total − ceil((assigned + WARM_IP)/16), total − ceil(MIN_IP/16));
+ * WARM_PREFIX_TARGET frees empty − W. Ours also keeps the recent peak's
+ * addresses and never leaves fewer free than the grow side wants (cooling
+ * addresses are not free), so a release never triggers the next grow.
+ */
+static int surplus_prefixes(const struct plan_input *in, const struct plan_summary *s) {
+        const struct poolconfig *c = &in->cfg;
+        int peak = max_i(in->peak_assigned, s->assigned), returning = peak - s->assigned;
+        int over;
+        if (s->ip_targets) {
+                over = min_i(s->empty_prefixes, s->prefixes - ceil16(peak + c->warm_ip_target));
+                over = min_i(over, s->prefixes - ceil16(c->minimum_ip_target));
+                over = min_i(over, (s->free - returning - c->warm_ip_target) / PLAN_PREFIX_IPS);
+        } else {
+                over = s->empty_prefixes - c->warm_prefix_target;
+                over = min_i(over, (s->free - returning - warm_prefix_keep(c)) / PLAN_PREFIX_IPS);
+        }
+        return max_i(over, 0);
+}
+
+static bool taken(const struct plan *p, const char *eni_id) {
+        for (size_t j = 0; j < p->n_actions; j++)
+                if (strcmp(p->actions[j].eni_id, eni_id) == 0)
+                        return true;
+        return false;
+}
+
+/* Release `surplus` empty prefixes; an ENI holding nothing but empty prefixes goes whole. */
+static void plan_shrink_prefixes(const struct plan_input *in, struct plan *p) {
+        int release = p->summary.surplus;
+        const struct plan_eni *order[PLAN_MAX_ACTIONS * 2];
+        size_t n = sorted(in, order, cmp_release);
+        for (size_t i = 0; i < n && release > 0; i++) {
+                const struct plan_eni *e = order[i];
+                bool only_empty = e->prefixes > 0 && e->empty_prefixes == e->prefixes &&
+                                  eni_addresses(e) == PLAN_PREFIX_IPS * e->prefixes;
+                if (deletable(e) && only_empty && e->prefixes <= release &&
+                    add_action(p, PLAN_DELETE_ENI, e->id, e->free))
+                        release -= e->prefixes;
+        }
+        for (size_t i = 0; i < n && release > 0; i++) {
+                int count = min_i(order[i]->empty_prefixes, release);
+                if (!taken(p, order[i]->id) && add_action(p, PLAN_RELEASE_IPS, order[i]->id, count))
+                        release -= count;
+        }
+}
+
+/* --- the pass ------------------------------------------------------------------------ */
+
+/* Addresses the warm target keeps free on top of the pods (the max-pods bound's margin). */
+static int warm_addresses(const struct plan_input *in) {
+        const struct poolconfig *c = &in->cfg;
+        if (poolconfig_ip_targets(c))
+                return c->warm_ip_target;
+        return in->prefix_delegation ? c->warm_prefix_target * PLAN_PREFIX_IPS : warm_eni_keep(in);
+}
+
+/*
+ * Blocks (addresses, or prefixes under PD) the pool may still grow by: the
+ * ENI slots left, and with max_pods set what max-pods pods plus the warm
+ * target need (rounded up to a prefix, as aws-node stops at 16·n ≥ max-pods).
+ */
+static int grow_room(const struct plan_input *in, const struct plan_summary *s, int *ret_slots) {
+        int slots = s->max_enis * plan_ips_per_eni(&in->limits) - in->pending_eni_ips - in->pending_eni_prefixes;
+        for (size_t i = 0; i < in->n_enis; i++) {
+                const struct plan_eni *e = &in->enis[i];
+                slots -= eni_slots(e) + e->pending + e->pending_prefixes;
+        }
+        *ret_slots = max_i(slots, 0);
+        if (in->max_pods <= 0)
+                return *ret_slots;
+        int pods_room = in->max_pods + warm_addresses(in) - (s->total + s->releasing + s->pending);
+        if (in->prefix_delegation)
+                pods_room = ceil16(pods_room);
+        return max_i(min_i(slots, pods_room), 0);
+}
+
 int plan_compute(const struct plan_input *in, struct plan *ret) {
         if (!in || !ret || validate(in) < 0 || in->n_enis > PLAN_MAX_ACTIONS * 2)
                 return -EINVAL;
         struct plan p = { 0 };
         summarize(in, &p.summary);
-        p.summary.shortfall = shortfall(in, &p.summary);
-        int room = p.summary.capacity - p.summary.total - p.summary.releasing - p.summary.pending;
+        const bool pd = in->prefix_delegation;
+        p.summary.shortfall = pd ? shortfall_prefixes(in, &p.summary) : shortfall(in, &p.summary);
+        int slots;
+        int room = grow_room(in, &p.summary, &slots);
 
         if (p.summary.shortfall > 0) {
                 /*
                  * A pool serving pods asks for more than the exact shortfall, since the call
                  * costs the same: half a band, or as many as are cooling down when more —
                  * under churn those are the standing demand (release rate × cooldown) that a
-                 * grow of the bare shortfall would meet one EC2 call at a time.
+                 * grow of the bare shortfall would meet one EC2 call at a time. (Prefix
+                 * delegation counted the cooling addresses in its shortfall already.)
                  */
                 int extra = 0;
-                if (p.summary.ip_targets && p.summary.assigned > 0)
+                if (!pd && p.summary.ip_targets && p.summary.assigned > 0)
                         extra = max_i(band(&in->cfg) / 2, p.summary.cooldown);
-                int need = min_i(p.summary.shortfall + extra, max_i(room, 0));
-                p.summary.at_capacity = need < p.summary.shortfall;     /* extra >= 0 */
+                int need = min_i(p.summary.shortfall + extra, room);
+                p.summary.at_capacity = slots < p.summary.shortfall;
+                p.summary.at_max_pods = room < slots && need < p.summary.shortfall;
                 if (need > 0)
                         plan_grow(in, &p, need);
         } else if (in->waiting_adds == 0 && p.summary.pending == 0 && in->pending_enis == 0) {
-                p.summary.surplus = surplus(in, &p.summary);
+                p.summary.surplus = pd ? surplus_prefixes(in, &p.summary) : surplus(in, &p.summary);
                 if (in->since_grow_ms >= (int64_t)in->cfg.shrink_delay_s * 1000) {
-                        if (p.summary.ip_targets)
+                        if (pd)
+                                plan_shrink_prefixes(in, &p);
+                        else if (p.summary.ip_targets)
                                 plan_shrink_ips(in, &p);
                         else
                                 plan_shrink_enis(in, &p);

@@ -301,6 +301,363 @@ START_TEST(test_churn_does_not_flap) {
 }
 END_TEST
 
+/* --- prefix delegation (../shared/reference/aws-vpc-cni-modes.md §1, aws-vpc-cni.md §2) --- */
+
+#define T3_SMALL  { .max_enis = 3, .ipv4_per_eni = 4 }   /* 3 prefix slots per ENI */
+
+/* WARM_PREFIX, WARM_IP, MINIMUM_IP; -2 leaves the default. */
+struct pdcfg {
+        int warm_prefix, warm_ip, min_ip;
+};
+
+struct pd_scenario {
+        const char *name;
+        struct pdcfg cfg;
+        struct plan_limits limits;
+        struct plan_eni enis[4];
+        size_t n_enis;
+        int waiting, peak_assigned, max_pods;
+        int64_t since_grow;
+        struct expect actions[4];
+        size_t n_actions;
+        bool at_capacity, at_max_pods;
+};
+
+/* An ENI holding `pfx` prefixes, `empty` of them empty, and `ips` /32 blocks (free). */
+#define PD_ENI(id_, dev_, pfx, empty, ips, assigned_, cooldown_) \
+        { .id = (id_), .device_index = (dev_), .is_primary = (dev_) == 0, .prefixes = (pfx), \
+          .empty_prefixes = (empty), .free = 16 * (pfx) + (ips) - (assigned_) - (cooldown_), \
+          .assigned = (assigned_), .cooldown = (cooldown_), .age_ms = OLD }
+
+static const struct pd_scenario pd_scenarios[] = {
+        /* WARM_PREFIX_TARGET: docs/prefix-and-ip-target.md's t3.small cases, one pass each. */
+        { "W=1, cold: one prefix", { 1, -2, -2 }, T3_SMALL, { PD_ENI("eni-p", 0, 0, 0, 0, 0, 0) }, 1,
+          0, 0, 0, LONG_AGO, { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false },
+        { "W=1, 5 pods on one prefix: 11 free < 16, add one", { 1, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 1, 0, 0, 5, 0) }, 1, 0, 5, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false },
+        { "W=1, 16 pods on two prefixes: one empty, nothing to do", { 1, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 2, 1, 0, 16, 0) }, 1, 0, 16, 0, LONG_AGO, { { 0 } }, 0, false, false },
+        { "W=1, 17 pods on two prefixes: add a third", { 1, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 2, 0, 0, 17, 0) }, 1, 0, 17, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false },
+        { "W=0 is defined under PD: refill at zero", { 0, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 1, 0, 0, 16, 0) }, 1, 0, 16, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false },
+        { "W=0 with one free does nothing", { 0, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 1, 0, 0, 15, 0) }, 1, 0, 15, 0, LONG_AGO, { { 0 } }, 0, false, false },
+        { "W=2, cold: two prefixes", { 2, -2, -2 }, T3_SMALL, { PD_ENI("eni-p", 0, 0, 0, 0, 0, 0) }, 1,
+          0, 0, 0, LONG_AGO, { { PLAN_ASSIGN_IPS, "eni-p", 2 } }, 1, false, false },
+        { "W=3, three prefixes with a pod each: aws-node adds W − empty = 3", { 3, -2, -2 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 3, 0, 0, 3, 0) }, 1, 0, 3, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 3 } }, 1, false, false },
+        { "a full ENI: the prefix goes on a new ENI", { 1, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 3, 0, 0, 48, 0) }, 1, 0, 48, 0, LONG_AGO,
+          { { PLAN_CREATE_ENI, NULL, 1 } }, 1, false, false },
+        { "leftover /32s eat prefix slots", { 1, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 1, 0, 2, 16, 0) }, 1, 0, 16, 0, LONG_AGO,
+          { { PLAN_CREATE_ENI, NULL, 1 } }, 1, false, false },
+        { "every prefix slot taken: at capacity", { 1, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 3, 0, 0, 48, 0), PD_ENI("eni-2", 1, 3, 0, 0, 48, 0),
+            PD_ENI("eni-3", 2, 3, 0, 0, 48, 0) }, 3, 0, 144, 0, LONG_AGO, { { 0 } }, 0, true, false },
+
+        /* WARM_IP_TARGET / MINIMUM_IP_TARGET rounded to prefixes. */
+        { "WARM_IP=5, cold: ceil(5/16) = one prefix", { 1, 5, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 0, 0, 0, 0, 0) }, 1, 0, 0, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false },
+        { "WARM_IP=5, 11 pods: 5 free, enough", { 1, 5, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 1, 0, 0, 11, 0) }, 1, 0, 11, 0, LONG_AGO, { { 0 } }, 0, false, false },
+        { "WARM_IP=5, 12 pods: short 1, one prefix", { 1, 5, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 1, 0, 0, 12, 0) }, 1, 0, 12, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false },
+        { "MINIMUM_IP=20 acts as 32: two prefixes", { 1, -2, 20 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 0, 0, 0, 0, 0) }, 1, 0, 0, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 2 } }, 1, false, false },
+        { "MINIMUM_IP=20 alone never grows past two prefixes", { 1, -2, 20 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 2, 0, 0, 32, 0) }, 1, 0, 32, 0, LONG_AGO, { { 0 } }, 0, false, false },
+        { "WARM_IP=2 + MINIMUM_IP=20, cold: the minimum wins, two prefixes", { 1, 2, 20 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 0, 0, 0, 0, 0) }, 1, 0, 0, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 2 } }, 1, false, false },
+        { "WARM_IP=2 + MINIMUM_IP=20, 31 pods: warm wins, one more", { 1, 2, 20 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 2, 0, 0, 31, 0) }, 1, 0, 31, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false },
+        { "IP targets: overP frees empty prefixes above ceil((assigned+WARM_IP)/16)", { 1, 5, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 3, 2, 0, 3, 0) }, 1, 0, 3, 0, LONG_AGO,
+          { { PLAN_RELEASE_IPS, "eni-p", 2 } }, 1, false, false },
+        { "IP targets: MINIMUM_IP keeps ceil(MIN/16) prefixes", { 1, 5, 40 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 3, 2, 0, 3, 0) }, 1, 0, 3, 0, LONG_AGO, { { 0 } }, 0, false, false },
+
+        /* Shrink: empty prefixes above W; whole ENIs when they hold nothing else. */
+        { "W=1, all pods gone: keep one prefix, free two", { 1, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 3, 3, 0, 0, 0) }, 1, 0, 0, 0, LONG_AGO,
+          { { PLAN_RELEASE_IPS, "eni-p", 2 } }, 1, false, false },
+        { "W=1, an ENI of empty prefixes goes whole", { 1, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 2, 1, 0, 16, 0), PD_ENI("eni-2", 1, 2, 2, 0, 0, 0) }, 2, 0, 16, 0, LONG_AGO,
+          { { PLAN_DELETE_ENI, "eni-2", 32 } }, 1, false, false },
+
+        /* vpc-ipam's four differences, under PD. */
+        { "1. cooling addresses are not free: all 16 cooling, add a prefix", { 1, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 1, 0, 0, 0, 16) }, 1, 0, 0, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false },
+        { "1. a prefix with a cooling address is not released", { 1, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 3, 2, 0, 0, 5) }, 1, 0, 0, 0, LONG_AGO,
+          { { PLAN_RELEASE_IPS, "eni-p", 1 } }, 1, false, false },
+        { "1. IP targets on a serving pool ask for the cooling addresses too: ceil((4+14)/16)", { 1, 4, -2 },
+          M5_LARGE, { PD_ENI("eni-p", 0, 2, 0, 0, 18, 14) }, 1, 0, 18, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 2 } }, 1, false, false },
+        { "1. ... but a cold pool gets aws-node's exact count", { 1, 4, -2 },
+          M5_LARGE, { PD_ENI("eni-p", 0, 2, 0, 0, 0, 32) }, 1, 0, 0, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false },
+        { "2. waiting ADDs are demand: 20 waiting + W=1 on a full pool, ceil(36/16) = 3", { 1, -2, -2 },
+          T3_SMALL, { PD_ENI("eni-p", 0, 1, 0, 0, 16, 0) }, 1, 20, 16, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 2 }, { PLAN_CREATE_ENI, NULL, 1 } }, 2, false, false },
+        { "2. MINIMUM_IP alone: an ADD waiting on a full pool still grows it", { 1, -2, 20 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 2, 0, 0, 32, 0) }, 1, 1, 32, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false },
+        { "3. a cold node fills the primary and creates ENIs in one pass", { 1, -2, 100 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 0, 0, 0, 0, 0) }, 1, 0, 0, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 3 }, { PLAN_CREATE_ENI, NULL, 3 }, { PLAN_CREATE_ENI, NULL, 1 } }, 3,
+          false, false },
+        { "4. nothing released within the shrink delay", { 1, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 3, 3, 0, 0, 0) }, 1, 0, 0, 0, 1000, { { 0 } }, 0, false, false },
+        { "4. room kept for the recent peak of 10 pods: one prefix freed, not two", { 1, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 3, 3, 0, 0, 0) }, 1, 0, 10, 0, LONG_AGO,
+          { { PLAN_RELEASE_IPS, "eni-p", 1 } }, 1, false, false },
+        { "4. a peak of 20 pods + W=1 keeps all three", { 1, -2, -2 }, T3_SMALL,
+          { PD_ENI("eni-p", 0, 3, 3, 0, 0, 0) }, 1, 0, 20, 0, LONG_AGO, { { 0 } }, 0, false, false },
+
+        /* max-pods: never past what max-pods pods need plus the warm target. */
+        { "max-pods 110, W=1, 110 pods on 7 prefixes: an eighth for the warm prefix", { 1, -2, -2 },
+          M5_LARGE, { PD_ENI("eni-p", 0, 7, 0, 0, 110, 0) }, 1, 0, 110, 110, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false },
+        { "max-pods 110, W=1, 8 prefixes, ADDs waiting: no ninth", { 1, -2, -2 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 8, 0, 0, 110, 18) }, 1, 3, 110, 110, LONG_AGO, { { 0 } }, 0, false, true },
+        { "max-pods 20 caps MINIMUM_IP=100 at two prefixes", { 1, -2, 100 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 0, 0, 0, 0, 0) }, 1, 0, 0, 20, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 2 } }, 1, false, true },
+};
+
+static void pd_input(const struct pd_scenario *sc, struct plan_input *in) {
+        memset(in, 0, sizeof *in);
+        poolconfig_defaults(&in->cfg);
+        in->prefix_delegation = true;
+        if (sc->cfg.warm_prefix != -2)
+                in->cfg.warm_prefix_target = sc->cfg.warm_prefix;
+        if (sc->cfg.warm_ip != -2)
+                in->cfg.warm_ip_target = sc->cfg.warm_ip;
+        if (sc->cfg.min_ip != -2)
+                in->cfg.minimum_ip_target = sc->cfg.min_ip;
+        in->limits = sc->limits;
+        in->enis = sc->enis;
+        in->n_enis = sc->n_enis;
+        in->waiting_adds = sc->waiting;
+        in->peak_assigned = sc->peak_assigned;
+        in->max_pods = sc->max_pods;
+        in->since_grow_ms = sc->since_grow;
+}
+
+START_TEST(test_pd_scenario) {
+        const struct pd_scenario *sc = &pd_scenarios[_i];
+        struct plan_input in;
+        struct plan p;
+        char got[512];
+        pd_input(sc, &in);
+        ck_assert_int_eq(plan_compute(&in, &p), 0);
+        describe(&p, got, sizeof got);
+        ck_assert_msg(p.n_actions == sc->n_actions, "%s: expected %zu actions, got %s", sc->name,
+                      sc->n_actions, got);
+        for (size_t i = 0; i < sc->n_actions; i++) {
+                const struct plan_action *a = &p.actions[i];
+                enum plan_unit unit = a->kind == PLAN_DELETE_ENI ? PLAN_UNIT_IP : PLAN_UNIT_PREFIX;
+                ck_assert_msg(a->kind == sc->actions[i].kind && a->count == sc->actions[i].count &&
+                              a->unit == unit &&
+                              strcmp(a->eni_id, sc->actions[i].eni ? sc->actions[i].eni : "") == 0,
+                              "%s: action %zu differs; got %s", sc->name, i, got);
+        }
+        ck_assert_msg(p.summary.at_capacity == sc->at_capacity, "%s: at_capacity", sc->name);
+        ck_assert_msg(p.summary.at_max_pods == sc->at_max_pods, "%s: at_max_pods", sc->name);
+}
+END_TEST
+
+/*
+ * A small node simulator: pods arrive one by one into the fullest prefix with
+ * room, and the planner runs until it has nothing more to do. Returns the
+ * prefixes the node holds in the end.
+ */
+struct sim {
+        int pfx[3][16];          /* assigned addresses per prefix, per ENI */
+        int n_pfx[3];
+        int n_enis;
+};
+
+static void sim_input(const struct sim *m, struct plan_eni *enis) {
+        for (int e = 0; e < m->n_enis; e++) {
+                struct plan_eni *pe = &enis[e];
+                *pe = (struct plan_eni){ .device_index = e, .is_primary = e == 0, .age_ms = OLD };
+                snprintf(pe->id, sizeof pe->id, "eni-%d", e);
+                pe->prefixes = m->n_pfx[e];
+                for (int i = 0; i < m->n_pfx[e]; i++) {
+                        pe->assigned += m->pfx[e][i];
+                        pe->free += 16 - m->pfx[e][i];
+                        pe->empty_prefixes += m->pfx[e][i] == 0;
+                }
+        }
+}
+
+static void sim_apply(struct sim *m, const struct plan_action *a) {
+        ck_assert_int_eq(a->unit, PLAN_UNIT_PREFIX);
+        int e = a->kind == PLAN_CREATE_ENI ? m->n_enis++ : a->eni_id[4] - '0';
+        ck_assert_int_le(m->n_enis, 3);
+        ck_assert_int_eq(a->kind == PLAN_ASSIGN_IPS || a->kind == PLAN_CREATE_ENI, 1);
+        m->n_pfx[e] += a->count;
+        ck_assert_int_le(m->n_pfx[e], 3);
+}
+
+static void sim_add_pod(struct sim *m) {
+        int be = -1, bi = -1;
+        for (int e = 0; e < m->n_enis; e++)
+                for (int i = 0; i < m->n_pfx[e]; i++)
+                        if (m->pfx[e][i] < 16 && (be < 0 || m->pfx[e][i] > m->pfx[be][bi]))
+                                be = e, bi = i;
+        ck_assert_msg(be >= 0, "no free address for a pod");
+        m->pfx[be][bi]++;
+}
+
+static int sim_settle(struct sim *m, struct poolconfig *c, int pods) {
+        struct plan_limits l = T3_SMALL;
+        for (int pod = 0; pod <= pods; pod++) {
+                for (int pass = 0;; pass++) {
+                        ck_assert_int_lt(pass, 5);
+                        struct plan_eni enis[3];
+                        sim_input(m, enis);
+                        struct plan_input in = { .cfg = *c, .limits = l, .enis = enis, .n_enis = (size_t)m->n_enis,
+                                                 .prefix_delegation = true, .since_grow_ms = 0 };
+                        struct plan p;
+                        ck_assert_int_eq(plan_compute(&in, &p), 0);
+                        if (p.n_actions == 0)
+                                break;
+                        for (size_t i = 0; i < p.n_actions; i++)
+                                sim_apply(m, &p.actions[i]);
+                }
+                if (pod < pods)
+                        sim_add_pod(m);
+        }
+        int n = 0;
+        for (int e = 0; e < m->n_enis; e++)
+                n += m->n_pfx[e];
+        return n;
+}
+
+/* docs/prefix-and-ip-target.md, t3.small, WARM_PREFIX_TARGET=1: 0/5/16/17 pods → 1/2/2/3 prefixes. */
+START_TEST(test_pd_t3_small_published) {
+        static const int pods[] = { 0, 5, 16, 17 }, prefixes[] = { 1, 2, 2, 3 };
+        for (size_t i = 0; i < 4; i++) {
+                struct poolconfig c;
+                poolconfig_defaults(&c);
+                c.warm_prefix_target = 1;
+                struct sim m = { .n_enis = 1 };
+                ck_assert_msg(sim_settle(&m, &c, pods[i]) == prefixes[i], "%d pods", pods[i]);
+        }
+}
+END_TEST
+
+/* Off by default: the same input without the flag plans /32s, never a prefix action. */
+START_TEST(test_pd_off_plans_ips) {
+        struct plan_eni e = PD_ENI("eni-p", 0, 1, 0, 0, 16, 0);
+        struct plan_input in = { .limits = T3_SMALL, .enis = &e, .n_enis = 1, .since_grow_ms = LONG_AGO };
+        poolconfig_defaults(&in.cfg);
+        struct plan p;
+        ck_assert_int_eq(plan_compute(&in, &p), 0);
+        ck_assert_uint_gt(p.n_actions, 0);
+        for (size_t i = 0; i < p.n_actions; i++)
+                ck_assert_int_eq(p.actions[i].unit, PLAN_UNIT_IP);
+        /* The prefix takes one slot, not 16: two slots left on the primary. */
+        ck_assert_int_eq(p.actions[0].kind, PLAN_ASSIGN_IPS);
+        ck_assert_int_eq(p.actions[0].count, 2);
+        ck_assert_str_eq(plan_unit_name(PLAN_UNIT_PREFIX), "prefixes");
+}
+END_TEST
+
+START_TEST(test_pd_bad_input) {
+        struct plan_eni e = PD_ENI("eni-p", 0, 1, 0, 0, 0, 0);
+        struct plan_input in = { .limits = T3_SMALL, .enis = &e, .n_enis = 1, .prefix_delegation = true };
+        poolconfig_defaults(&in.cfg);
+        struct plan p;
+        e.empty_prefixes = 2;                   /* more empty than held */
+        ck_assert_int_eq(plan_compute(&in, &p), -EINVAL);
+        e.empty_prefixes = 1, e.free = 10, e.assigned = 6;      /* "empty" with pods in it */
+        ck_assert_int_eq(plan_compute(&in, &p), -EINVAL);
+        e.empty_prefixes = 0, e.free = 10, e.assigned = 0;      /* fewer addresses than 16 per prefix */
+        ck_assert_int_eq(plan_compute(&in, &p), -EINVAL);
+        e.free = 16;
+        in.max_pods = -1;
+        ck_assert_int_eq(plan_compute(&in, &p), -EINVAL);
+        in.max_pods = 0;
+        ck_assert_int_eq(plan_compute(&in, &p), 0);
+}
+END_TEST
+
+/* The /32 mode honours max-pods too. */
+START_TEST(test_max_pods_bound_ips) {
+        struct plan_eni e = PRIMARY(0, 0, 0);
+        struct plan_input in = { .limits = M5_LARGE, .enis = &e, .n_enis = 1, .since_grow_ms = LONG_AGO,
+                                 .max_pods = 11 };
+        poolconfig_defaults(&in.cfg);
+        in.cfg.minimum_ip_target = 25;
+        struct plan p;
+        ck_assert_int_eq(plan_compute(&in, &p), 0);
+        int total = 0;
+        for (size_t i = 0; i < p.n_actions; i++)
+                total += p.actions[i].count;
+        ck_assert_int_eq(total, 11);
+        ck_assert(p.summary.at_max_pods);
+        ck_assert(!p.summary.at_capacity);
+}
+END_TEST
+
+/*
+ * EKS's max-pods-calculator (aws-vpc-cni-modes.md §5), its worked table, and
+ * the formula directly: enis·(ips−1)[·16]+2, capped at 110 (≤ 30 vCPUs) or 250.
+ */
+START_TEST(test_max_pods_calculator) {
+        static const struct { const char *type; int enis, ips, vcpus, sec, pd, cn, cnpd; } rows[] = {
+                { "t3.medium", 3, 6, 2, 17, 110, 12, 110 },
+                { "m5.large", 3, 10, 2, 29, 110, 20, 110 },
+                { "m5.4xlarge", 8, 30, 16, 110, 110, 110, 110 },
+                { "c5.18xlarge", 15, 50, 72, 250, 250, 250, 250 },
+                { "t3.small", 3, 4, 2, 11, 110, 8, 98 },
+                { "t3.nano", 2, 2, 2, 4, 34, 3, 18 },
+        };
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+                struct plan_maxpods_in m = { .max_enis = rows[i].enis, .ipv4_per_eni = rows[i].ips,
+                                             .vcpus = rows[i].vcpus, .nitro = true };
+                int raw = rows[i].enis * (rows[i].ips - 1) + 2;
+                int cap = rows[i].vcpus <= 30 ? 110 : 250;
+                ck_assert_int_eq(rows[i].sec, raw < cap ? raw : cap);
+                ck_assert_msg(plan_max_pods_for(&m) == rows[i].sec, "%s", rows[i].type);
+                m.prefix_delegation = true;
+                ck_assert_msg(plan_max_pods_for(&m) == rows[i].pd, "%s PD", rows[i].type);
+                m.custom_networking = true;
+                ck_assert_msg(plan_max_pods_for(&m) == rows[i].cnpd, "%s CN+PD", rows[i].type);
+                m.prefix_delegation = false;
+                ck_assert_msg(plan_max_pods_for(&m) == rows[i].cn, "%s CN", rows[i].type);
+        }
+        /* PD needs nitro and CNI >= 1.9; MAX_ENI caps the ENIs first. */
+        struct plan_maxpods_in m = { .max_enis = 3, .ipv4_per_eni = 10, .vcpus = 2, .prefix_delegation = true };
+        ck_assert_int_eq(plan_max_pods_for(&m), 29);
+        m.nitro = true, m.cni_before_1_9 = true;
+        ck_assert_int_eq(plan_max_pods_for(&m), 29);
+        m.cni_before_1_9 = false, m.prefix_delegation = false, m.max_eni = 2;
+        ck_assert_int_eq(plan_max_pods_for(&m), 20);
+        m.custom_networking = true;
+        ck_assert_int_eq(plan_max_pods_for(&m), 11);
+        m.max_eni = 9;
+        ck_assert_int_eq(plan_max_pods_for(&m), 20);
+        m.vcpus = 0;
+        ck_assert_int_eq(plan_max_pods_for(&m), -EINVAL);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("planner");
         TCase *tc = tcase_create("scenarios");
@@ -310,6 +667,12 @@ int main(void) {
         tcase_add_test(tc, test_summary_counts);
         tcase_add_test(tc, test_bad_input);
         tcase_add_test(tc, test_churn_does_not_flap);
+        tcase_add_loop_test(tc, test_pd_scenario, 0, sizeof pd_scenarios / sizeof pd_scenarios[0]);
+        tcase_add_test(tc, test_pd_t3_small_published);
+        tcase_add_test(tc, test_pd_off_plans_ips);
+        tcase_add_test(tc, test_pd_bad_input);
+        tcase_add_test(tc, test_max_pods_bound_ips);
+        tcase_add_test(tc, test_max_pods_calculator);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }
