@@ -216,13 +216,12 @@ static int get_retrying(k8s_client *c, const char *url, struct awshttp_response 
         return r;
 }
 
-/* The GET with the token kept fresh: re-read when a minute old, and on 401 once. */
+/* The GET with the token kept fresh: re-read when a minute old (keeping the
+ * old one if the file cannot be read just now, as client-go does), and at
+ * once on a 401, after which the call is tried once more. */
 static int get_fresh(k8s_client *c, const char *url, struct awshttp_response *resp, struct errmsg *err) {
-        if (cloud_clock_mono(c->clock) - c->token_read_ns >= c->reread_ns) {
-                int r = read_token(c, err);
-                if (r < 0)
-                        return r;
-        }
+        if (cloud_clock_mono(c->clock) - c->token_read_ns >= c->reread_ns && read_token(c, err) < 0)
+                errmsg_clear(err);
         int r = get_retrying(c, url, resp, err);
         if (r < 0 || resp->status != 401)
                 return r;
@@ -248,8 +247,10 @@ static int get_object(k8s_client *c, const char *path, const char *what, const c
         snprintf(url, sizeof url, "%s%s/%s", c->server, path, name);
         struct awshttp_response resp;
         int r = get_fresh(c, url, &resp, err);
-        if (r < 0)
-                return errmsg_prefix(err, "%s %s", what, name), r;
+        if (r < 0) {
+                errmsg_prefix(err, "%s %s", what, name);
+                return r;
+        }
         if (resp.status == 200 && awshttp_content_type_is(resp.content_type, "application/json", NULL)) {
                 *ret = resp;
                 return 0;
@@ -278,7 +279,9 @@ int k8s_get_node(k8s_client *c, const char *name, struct k8s_node **ret, struct 
                 return r;
         r = k8s_parse_node(resp.body, resp.len, ret, err);
         awshttp_response_done(&resp);
-        return r < 0 ? errmsg_prefix(err, "node %s", name), r : 0;
+        if (r < 0)
+                errmsg_prefix(err, "node %s", name);
+        return r;
 }
 
 int k8s_get_eniconfig(k8s_client *c, const char *name, struct k8s_eniconfig **ret, struct errmsg *err) {
@@ -290,7 +293,9 @@ int k8s_get_eniconfig(k8s_client *c, const char *name, struct k8s_eniconfig **re
                 return r;
         r = k8s_parse_eniconfig(resp.body, resp.len, ret, err);
         awshttp_response_done(&resp);
-        return r < 0 ? errmsg_prefix(err, "eniconfig %s", name), r : 0;
+        if (r < 0)
+                errmsg_prefix(err, "eniconfig %s", name);
+        return r;
 }
 
 /* --- decoders -------------------------------------------------------------- */

@@ -329,6 +329,18 @@ START_TEST(test_token_reread_by_age) {
         e = k8s_eniconfig_free(e);
         ck_assert_uint_eq(k8s_token_reads(c), 2);       /* a minute old: re-read before sending */
         ck_assert_uint_eq(fakesrv_count(s), 2);         /* and no 401 round trip */
+        /* the file unreadable when due (mid-swap, say): the token in hand is kept */
+        char path[1100];
+        snprintf(path, sizeof path, "%s/token", dir);
+        ck_assert_int_eq(unlink(path), 0);
+        fc.now_ns += 61ull * 1000000000ull;
+        ck_assert_msg(k8s_get_eniconfig(c, "us-west-2a", &e, &err) == 0, "%s", err.text);
+        e = k8s_eniconfig_free(e);
+        ck_assert_uint_eq(k8s_token_reads(c), 2);
+        rotate_token(dir, "tok-2");
+        ck_assert_int_eq(k8s_get_eniconfig(c, "us-west-2a", &e, &err), 0);
+        e = k8s_eniconfig_free(e);
+        ck_assert_uint_eq(k8s_token_reads(c), 3);       /* read again as soon as it is back */
         k8s_free(c);
         fakesrv_stop(s);
         api_done(&a);
