@@ -79,12 +79,14 @@ struct api {
         const char *fail_body;
         char *node, *eniconfig, *not_found, *forbidden, *unauthorized;
         size_t pad;                     /* extra bytes appended to a Node body */
+        unsigned delay_ms;              /* every reply this late */
         char big[1 << 16];
 };
 
 static void api_fn(void *ud, const struct fakesrv_req *req, struct fakesrv_reply *rep) {
         struct api *a = ud;
         rep->content_type = "application/json";
+        rep->delay_ms = a->delay_ms;
         char want[256];
         snprintf(want, sizeof want, "Bearer %s", a->valid_token);
         if (strcmp(req->authorization, want) != 0) {
@@ -445,6 +447,32 @@ START_TEST(test_oversize_body_refused) {
 }
 END_TEST
 
+START_TEST(test_timeout_is_bounded_and_retried) {
+        struct api a;
+        api_init(&a, "tok-1");
+        a.fail_first = 100;
+        a.fail_status = 200;            /* never reached in time: every reply is late */
+        a.delay_ms = 700;
+        struct fakesrv *s = start_api(&a);
+        env_for(s);
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1700000000);
+        struct k8s_options o = { .sa_dir = sa_dir("tok-1", "loopback.pem"), .clock = &fc.clock, .max_attempts = 2,
+                                 .http = { .total_timeout_ms = 250 } };
+        k8s_client *c = NULL;
+        ck_assert_int_eq(k8s_new(&o, &c, NULL), 0);
+        struct errmsg err = { 0 };
+        struct k8s_node *n = NULL;
+        ck_assert_int_eq(k8s_get_node(c, NULL, &n, &err), -ETIMEDOUT);
+        ck_assert_ptr_nonnull(strstr(err.text, "node " NODE));
+        ck_assert_uint_eq(fc.sleeps, 1);                /* two attempts, one back-off */
+        ck_assert_uint_eq(fakesrv_count(s), 2);
+        k8s_free(c);
+        fakesrv_stop(s);
+        api_done(&a);
+}
+END_TEST
+
 /* --- decoders --------------------------------------------------------------------------- */
 
 START_TEST(test_decode_node) {
@@ -571,6 +599,7 @@ int main(void) {
         tcase_add_test(tc, test_not_found_and_forbidden_are_named);
         tcase_add_test(tc, test_server_errors_retried_with_backoff);
         tcase_add_test(tc, test_oversize_body_refused);
+        tcase_add_test(tc, test_timeout_is_bounded_and_retried);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }
