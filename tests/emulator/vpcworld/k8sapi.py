@@ -71,12 +71,14 @@ for e in "$old"/* "$old"/.[!.]*; do
   [ -e "$e" ] || [ -L "$e" ] || continue
   n=${e##*/}
   [ "$n" = secrets ] && continue
+  # best effort per entry: one that vanishes meanwhile, or a concurrent exec
+  # creating the same mount point, must not fail the command
   if [ -L "$e" ]; then
-    [ -L "/run/$n" ] || ln -sfn "$(readlink "$e")" "/run/$n"
+    [ -L "/run/$n" ] || ln -sfn "$(readlink "$e")" "/run/$n" || true
   elif [ -d "$e" ]; then
-    mkdir -p "/run/$n"; mount --rbind "$e" "/run/$n"
+    mkdir -p "/run/$n" && mount --rbind "$e" "/run/$n" || true
   else
-    [ -e "/run/$n" ] || : > "/run/$n"; mount --bind "$e" "/run/$n"
+    { [ -e "/run/$n" ] || : > "/run/$n"; } && mount --bind "$e" "/run/$n" || true
   fi
 done
 umount -l "$old"
