@@ -130,7 +130,8 @@ def manifest():
     with open(os.path.join(DEPLOY, "daemonset.yaml")) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
     by_kind = {d["kind"]: d for d in docs}
-    assert set(by_kind) == {"ServiceAccount", "DaemonSet"}, f"kinds: {sorted(by_kind)}"
+    assert set(by_kind) == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"}, \
+        f"kinds: {sorted(by_kind)}"
     return by_kind
 
 
@@ -405,6 +406,44 @@ def t_conflist():
                            capture_output=True, text=True, timeout=30)
         out = json.loads(r.stdout)
         assert out.get("code") == 50, f"vpc-cni answered {r.stdout.strip()}"
+
+
+def k8s_calls():
+    """(verb, group, resource) of every Kubernetes API path cloud/k8s.c builds,
+    checked against the K8S_RBAC table of include/k8s.h, which must agree."""
+    code = read("cloud", "k8s.c")
+    methods = set(re.findall(r'awshttp_request\(c->http,\s*"([A-Z]+)"', code))
+    assert methods == {"GET"}, f"cloud/k8s.c sends {sorted(methods)}: only GET (get) is read-only"
+    calls = set()
+    for m in re.finditer(r'"/api/v1/([a-z]+)"', code):
+        calls.add(("get", "", m.group(1)))
+    for m in re.finditer(r'"/apis/([a-z0-9.-]+)/v[0-9a-z]+/([a-z]+)"', code):
+        calls.add(("get", m.group(1), m.group(2)))
+    table = set()
+    for verb, res, group in re.findall(r"K8S_RBAC:\s*(\w+)\s+(\w+)\s+(\S+)", read("include", "k8s.h")):
+        table.add((verb, "" if group == '""' else group, res))
+    assert len(calls) >= 2, f"found too few API paths in cloud/k8s.c: {calls}"
+    assert calls == table, f"cloud/k8s.c calls {sorted(calls)}, include/k8s.h K8S_RBAC lists {sorted(table)}"
+    return calls
+
+
+def t_rbac():
+    m = manifest()
+    role, binding, sa = m["ClusterRole"], m["ClusterRoleBinding"], m["ServiceAccount"]
+    granted = set()
+    for rule in role["rules"]:
+        assert set(rule) == {"apiGroups", "resources", "verbs"}, f"{rule}: no resourceNames, URLs or extras"
+        for g in rule["apiGroups"]:
+            for r in rule["resources"]:
+                for v in rule["verbs"]:
+                    assert "*" not in (g, r, v), f"{rule}: no wildcards"
+                    granted.add((v, g, r))
+    needed = k8s_calls()
+    assert granted == needed, f"missing {sorted(needed - granted)}, not called {sorted(granted - needed)}"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                                    "namespace": sa["metadata"]["namespace"]}]
 
 
 def t_iam_policy():
@@ -711,6 +750,8 @@ def main():
         ("manifest: NET_ADMIN only; probes run vpc-ipamctl commands that exist", t_security_and_probes),
         ("conflist: JSON, type vpc-cni, the daemon's socket, accepted by vpc-cni", t_conflist),
         ("iam-policy.json: exactly the EC2 actions daemon/ calls, each documented", t_iam_policy),
+        ("RBAC: a ClusterRole granting exactly the Kubernetes calls cloud/k8s.c makes, bound to the account",
+         t_rbac),
         ("Containerfile: build and runtime packages cover what meson and the binaries need", t_containerfile),
         ("entrypoint: installs vpc-cni, writes the conflist only once the daemon serves, passes SIGTERM",
          t_entrypoint_waits_for_daemon),

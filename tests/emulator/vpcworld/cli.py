@@ -15,7 +15,11 @@
   vpc-world exec --dir DIR NODE -- COMMAND...
       Run a command inside node NODE (index or name) as a daemon would run
       there: in its namespace, with AWS_ENDPOINT_URL_EC2 set to the world's
-      endpoint (region and credentials come from IMDS).
+      endpoint (region and credentials come from IMDS), and as a pod with a
+      service account: KUBERNETES_SERVICE_HOST/_PORT, MY_NODE_NAME, and the
+      token and CA at /var/run/secrets/kubernetes.io/serviceaccount in a
+      private mount namespace (k8sapi.exec_prefix; the machine's /run is
+      never written to).
 """
 
 import argparse
@@ -29,7 +33,7 @@ import sys
 import time
 import urllib.request
 
-from . import netns
+from . import k8sapi, netns
 
 SCRIPT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "vpc-world"))
 
@@ -169,8 +173,9 @@ def exec_in_node(a):
     if not cmd:
         print("vpc-world exec: no command", file=sys.stderr)
         return 2
-    env = ["env", f"AWS_ENDPOINT_URL_EC2={w['ec2_endpoint']}"]
-    os.execvp("ip", ["ip", "netns", "exec", node["netns"]] + env + cmd)
+    mount_ns, k8s_env = k8sapi.exec_prefix(w, node)
+    env = ["env", f"AWS_ENDPOINT_URL_EC2={w['ec2_endpoint']}"] + k8s_env
+    os.execvp("ip", ["ip", "netns", "exec", node["netns"]] + mount_ns + env + cmd)
 
 
 def main(argv=None):

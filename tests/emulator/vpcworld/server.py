@@ -26,7 +26,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import imds, netns
+from . import imds, k8sapi, netns
 from .control import ControlHandler
 from .ec2api import Drop, Ec2Api
 from .fabric import EC2_IP, IMDS_IP, OUTSIDE_IP, OUTSIDE_NET, Fabric
@@ -156,8 +156,11 @@ class Server(Hooks):
         ctl = socket.create_server(("127.0.0.1", 0))
         self._serve(loop_ec2, ec2_h)
         self._serve(ctl, ctl_h)
+        self.k8s = k8sapi.K8sApi(self.dir, EC2_IP)       # the Kubernetes API on 192.0.2.10:443
+        self.k8s.start(w, self._serve, self.fabric.fab, netns.listen_in)
         threading.Thread(target=self._loop, name="world", daemon=True).start()
         self.world_json = self._describe(node_subnet, pod_subnet, loop_ec2.getsockname()[1], ctl.getsockname()[1])
+        self.world_json["kubernetes"] = self.k8s.describe()
         tmp = os.path.join(self.dir, "world.json.tmp")
         with open(tmp, "w") as f:
             json.dump(self.world_json, f, indent=2)
@@ -179,7 +182,8 @@ class Server(Hooks):
             nodes.append({"name": i.node_name, "netns": i.netns, "instance_id": i.id,
                           "instance_type": i.type.name, "primary_ip": ip_str(p.primary),
                           "primary_mac": p.mac, "primary_eni_id": p.id, "subnet_id": i.subnet.id,
-                          "prefix_length": i.subnet.net.prefixlen, "gateway": ip_str(i.subnet.gateway)})
+                          "prefix_length": i.subnet.net.prefixlen, "gateway": ip_str(i.subnet.gateway),
+                          "k8s_node_name": k8sapi.node_name(i, w.region)})
         return {
             "prefix": self.prefix, "fast": self.fast, "server_pid": os.getpid(),
             "region": w.region, "availability_zone": w.az, "account_id": w.account,
