@@ -601,9 +601,13 @@ static int create_in_a_subnet(struct ipamd_ctx *o, int count, struct new_eni *ne
         struct ctx_subnet choices[SUBNETS_MAX];
         size_t n = ctx_subnet_choices(o, choices, SUBNETS_MAX);
         if (n == 0) {
-                if (!o->reason[0] || o->now_ms() >= o->grow_blocked_until)
+                /* Asked again after a back-off: exhaustion ends, and tags may change. */
+                int64_t now = o->now_ms();
+                if (!o->reason[0] || now >= o->grow_blocked_until)
                         snprintf(o->reason, sizeof o->reason, "no subnet may take a new ENI (every candidate is "
                                  "exhausted, tagged " SUBNETS_TAG_CNI "=0 or another cluster's)");
+                if (o->grow_blocked_until < now + CTX_SUBNET_BACKOFF_MS)
+                        o->grow_blocked_until = now + CTX_SUBNET_BACKOFF_MS;
                 return -ENOSPC;
         }
         int r = -ENOSPC;

@@ -125,9 +125,27 @@ static int describe_az(struct ipamd_ctx *o, struct ec2_result **ret, const char 
         return 0;
 }
 
+/* Without discovery: is the node's subnet tagged kubernetes.io/role/cni=0 (aws-node then refuses)? */
+static bool node_subnet_excluded(struct ipamd_ctx *o) {
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        const char *ids[] = { o->node->subnet_id };
+        if (ec2_describe_subnets(o->ec2, ids, 1, NULL, 0, &res, &e) < 0)
+                return false;   /* unknown: the node's subnet, as before DescribeSubnets was asked */
+        bool excluded = res->n_subnets == 1 && subnets_excluded(&res->subnets[0]);
+        ec2_result_free(res);
+        return excluded;
+}
+
 size_t ctx_subnet_choices(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max) {
         struct ec2_result *res = NULL;
         const char *vpc = NULL;
+        if (!o->cfg->subnet_discovery && node_subnet_excluded(o)) {
+                o->n_candidates = 0;
+                log_error("ENABLE_SUBNET_DISCOVERY=false and the node's subnet is tagged " SUBNETS_TAG_CNI "=0: "
+                          "no new ENI", LF_STR("subnet", o->node->subnet_id));
+                return 0;
+        }
         if (!o->cfg->subnet_discovery || describe_az(o, &res, &vpc) < 0)
                 return node_subnet_only(o, out, max);
         struct ec2_subnet same_vpc[SUBNETS_MAX * 4];

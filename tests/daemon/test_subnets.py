@@ -10,7 +10,8 @@ tagged kubernetes.io/role/cni=1 (A freer), and Z tagged kubernetes.io/role/cni=0
     never used;
   - a create refused with InsufficientFreeAddressesInSubnet in A moves on to B,
     and A is skipped afterwards (its own back-off) though it shows more room;
-  - A really exhausted (no free address left) is passed over for B.
+  - A really exhausted (no free address left) is passed over for B;
+  - with discovery off and the node subnet tagged cni=0, no ENI is made (aws-node's error).
 """
 
 import ipaddress
@@ -153,6 +154,23 @@ def test_a_full_subnet_is_passed_over():
         eni = secondary_enis(w, 0)[0]
         assert eni["secondary_ips"] and all(in_subnet(a, s["B"]) for a in eni["secondary_ips"]), eni
         assert never_in(w, s["A"]) and never_in(w, s["Z"])
+    finally:
+        n.close()
+        w.down()
+
+
+def test_discovery_off_refuses_a_node_subnet_tagged_zero():
+    w = harness.WorldFixture(nodes=1)
+    n = Node(w, 0, {"WARM_IP_TARGET": "10", "ENABLE_SUBNET_DISCOVERY": "false"})
+    try:
+        s = make_subnets(w)
+        w.ctl("POST", "/subnets/tags", {"subnet_id": s["node"]["id"], "tags": {CNI_TAG: "0"}})
+        n.d.start()
+        wait_for(lambda: "no subnet may take a new ENI" in n.d.pool()["reason"], timeout=30,
+                 what="the reason naming why no ENI is made")
+        assert "is tagged kubernetes.io/role/cni=0" in n.d.tail(200), n.d.tail(40)
+        assert secondary_enis(w, 0) == []
+        assert never_in(w, s["A"]) and never_in(w, s["B"]) and never_in(w, s["Z"])
     finally:
         n.close()
         w.down()

@@ -309,6 +309,12 @@ class Server(Hooks):
             s.tags.update({str(k): str(v) for k, v in (tags or {}).items()})
             return self._subnet_view(s)
 
+    def tag_subnet(self, subnet_id, tags):
+        with self.world.lock:
+            s = self.world.subnet(subnet_id)
+            s.tags.update({str(k): str(v) for k, v in tags.items()})
+            return self._subnet_view(s)
+
     def reserve_in_subnet(self, subnet_id, leave):
         """Take a subnet's free addresses (owner "reserved") until `leave` are left."""
         with self.world.lock:
@@ -318,7 +324,7 @@ class Server(Hooks):
 
     def _subnet_view(self, s):
         return {"id": s.id, "cidr": str(s.net), "availability_zone": s.az, "gateway": ip_str(s.gateway),
-                    "available_ip_address_count": s.available}
+                "available_ip_address_count": s.available, "tags": dict(s.tags)}
 
     def request_shutdown(self):
         threading.Timer(0.05, self.stop_event.set).start()
