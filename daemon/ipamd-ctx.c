@@ -59,7 +59,7 @@ bool ctx_note_create_failure(struct ipamd_ctx *o, const char *subnet_id, int r, 
         if (!others)
                 o->grow_blocked_until = now + CTX_SUBNET_BACKOFF_MS;
         log_warn("a subnet ran out of addresses", LF_STR("subnet", subnet_id), LF_STR("code", code),
-                 LF_STR("request_id", e->request_id), LF_STR("reason", o->reason));
+                 LF_STR("request_id", e ? e->request_id : ""), LF_STR("reason", o->reason));
         return true;
 }
 
@@ -101,12 +101,12 @@ static size_t node_subnet_only(struct ipamd_ctx *o, struct ctx_subnet *out, size
         return 1;
 }
 
-/* The node's AZ's subnets (in the node's VPC: the node subnet's). */
+/* The node's AZ's subnets in the node's VPC (the node subnet's: filtered on once known). */
 static int describe_az(struct ipamd_ctx *o, struct ec2_result **ret, const char **vpc) {
-        const char *az[] = { o->node->availability_zone };
-        struct ec2_filter f = { "availability-zone", az, 1 };
+        const char *az[] = { o->node->availability_zone }, *vpc_id[] = { o->vpc_id };
+        struct ec2_filter f[] = { { "availability-zone", az, 1 }, { "vpc-id", vpc_id, 1 } };
         struct ec2_error e = { 0 };
-        int r = ec2_describe_subnets(o->ec2, NULL, 0, &f, 1, ret, &e);
+        int r = ec2_describe_subnets(o->ec2, NULL, 0, f, o->vpc_id[0] ? 2 : 1, ret, &e);
         if (r < 0) {
                 log_warn("DescribeSubnets failed; new ENIs go in the node's subnet", LF_STR("code", e.code),
                          LF_STR("detail", errmsg_text(&e.msg, r)));
@@ -122,6 +122,7 @@ static int describe_az(struct ipamd_ctx *o, struct ec2_result **ret, const char 
                 ec2_result_free(*ret);
                 return -ENOENT;
         }
+        snprintf(o->vpc_id, sizeof o->vpc_id, "%s", *vpc);
         return 0;
 }
 

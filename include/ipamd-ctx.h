@@ -47,6 +47,7 @@ struct ipamd_ctx {
         int64_t grow_blocked_until;
         /* Subnet discovery: subnets that ran out, the last candidates, the CIDRs EC2 gave. */
         struct subnets_backoff backoff;
+        char vpc_id[SUBNETS_ID_MAX];  /* the node subnet's VPC, once DescribeSubnets told it */
         char candidates[SUBNETS_MAX][SUBNETS_ID_MAX];
         size_t n_candidates;
         struct ctx_subnet {
