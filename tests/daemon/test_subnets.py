@@ -91,6 +91,7 @@ def test_new_enis_go_to_the_freer_tagged_subnet_and_pods_talk():
         assert in_subnet(prim[1], s["node"]), (prim[1], s["node"])
         remote_ns = n1.pod()
         remote_ip, _ = n1.add("remote", remote_ns)
+        assert in_subnet(remote_ip, s["node"]), (remote_ip, s["node"])   # discovery off: the node subnet
         assert ping(sec[0], prim[1]), "subnet-A pod -> node-subnet pod on the same node"
         assert ping(sec[0], remote_ip), "subnet-A pod -> pod on the other node"
         assert ping(remote_ns, sec[1]), "other node -> subnet-A pod"
