@@ -32,6 +32,7 @@
 #include "eniops.h"
 #include "log.h"
 #include "vtime.h"
+#include "subnets.h"
 #include "sync.h"
 
 #define POLL_MS 25
@@ -254,6 +255,9 @@ struct new_eni {
         char mac[STORE_MAC_MAX];
         char primary_ip[STORE_IP_MAX];
         int device_index;
+        char subnet_id[SUBNETS_ID_MAX];
+        char subnet_cidr[STORE_CIDR_MAX];
+        bool exhausted;               /* the create failed for want of addresses in the subnet */
         int64_t create_intent;        /* open until the ENI is attached, or discarded */
         bool linked, imds_seen, done;
         size_t n_ips;
@@ -301,15 +305,15 @@ static int free_device_index(struct ipamd_ctx *o, const struct new_eni *batch, s
  * its ClientToken (sync_create_eni). Tags that would not fit in the store's
  * JSON are left to the config ("config_tags").
  */
-static char *create_params(struct ipamd_ctx *o, int count, int device_index, const char *token) {
+static char *create_params(struct ipamd_ctx *o, int count, const struct new_eni *ne, const char *token) {
         char created[32], description[96];
         rfc3339_now(o, created);
         snprintf(description, sizeof description, ENIOPS_DESCRIPTION_PREFIX "%s", o->node->instance_id);
         char *json = NULL;
         for (int with_config = 1; with_config >= 0 && !json; with_config--) {
                 cJSON *p = json_count("count", count);
-                cJSON_AddNumberToObject(p, "device_index", device_index);
-                cJSON_AddStringToObject(p, "subnet", o->node->subnet_id);
+                cJSON_AddNumberToObject(p, "device_index", ne->device_index);
+                cJSON_AddStringToObject(p, "subnet", ne->subnet_id);
                 cJSON_AddStringToObject(p, "description", description);
                 cJSON *g = cJSON_AddArrayToObject(p, "groups");
                 for (size_t i = 0; i < o->node->n_security_groups; i++)
@@ -352,8 +356,8 @@ static int record_created(struct ipamd_ctx *o, const struct ec2_eni *eni, struct
                                 .state = STORE_ENI_ATTACHING, .created_ms = o->now_ms() };
         snprintf(se.id, sizeof se.id, "%s", eni->id);
         snprintf(se.mac, sizeof se.mac, "%s", eni->mac);
-        snprintf(se.subnet_id, sizeof se.subnet_id, "%s", o->node->subnet_id);
-        snprintf(se.subnet_cidr, sizeof se.subnet_cidr, "%s", o->node->subnet_cidr);
+        snprintf(se.subnet_id, sizeof se.subnet_id, "%s", ne->subnet_id);
+        snprintf(se.subnet_cidr, sizeof se.subnet_cidr, "%s", ne->subnet_cidr);
         snprintf(se.primary_ip, sizeof se.primary_ip, "%s", eni->primary_ip);
         int r = store_eni_put(o->store, &se);
         for (size_t i = 0; r >= 0 && i < eni->n_private_ips; i++) {
@@ -392,7 +396,7 @@ static int reissue_create(struct ipamd_ctx *o, const char *token, const char *pa
 static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
         char token[33];
         random_token(token);
-        char *params = create_params(o, count, ne->device_index, token);
+        char *params = create_params(o, count, ne, token);
         if (!params)
                 return -ENOMEM;
         int64_t id = -1;
@@ -409,7 +413,7 @@ static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
                 r = reissue_create(o, token, params, &res, &e);
         free(params);
         if (r < 0) {
-                ctx_note_failure(o, "CreateNetworkInterface", r, &e);
+                ne->exhausted = ctx_note_create_failure(o, ne->subnet_id, r, &e);
                 if (outcome_uncertain(r, &e))
                         /* Still unknown: the intent stays open, and the next create (or the next
                          * start) settles it by issuing it again. Never closed on a guess. */
@@ -424,6 +428,7 @@ static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
          * leaves it open, and the next start settles it (re-issued, then deleted). */
         ne->create_intent = id;
         log_info("created ENI", LF_STR("eni", ne->id), LF_STR("mac", ne->mac), LF_INT("addresses", ne->n_ips),
+                 LF_STR("subnet", ne->subnet_id),
                  LF_INT("device_index", ne->device_index), LF_STR("request_id", res->request_id));
         ec2_result_free(res);
         if (r < 0)
@@ -514,7 +519,7 @@ static int setup_link(struct ipamd_ctx *o, struct new_eni *ne) {
                 return 0;
         struct hostnet_eni he = { .mac = ne->mac, .device_index = (unsigned)ne->device_index,
                                   .route_table = hostnet_route_table(0, (unsigned)ne->device_index),
-                                  .primary_ip = ne->primary_ip, .subnet_cidr = o->node->subnet_cidr,
+                                  .primary_ip = ne->primary_ip, .subnet_cidr = ne->subnet_cidr,
                                   .mtu = (unsigned)o->cfg->eni_mtu };
         struct errmsg err = { 0 };
         int r = hostnet_setup_eni(o->net, &he, &err);
@@ -587,6 +592,41 @@ static int wait_and_open(struct ipamd_ctx *o, struct new_eni *batch, size_t n) {
         return opened;
 }
 
+/*
+ * Create in the best subnet that takes it (ctx_subnet_choices): one that ran
+ * out is backed off and the next one tried, as aws-node tries its candidates
+ * in order. A failed create leaves nothing behind.
+ */
+static int create_in_a_subnet(struct ipamd_ctx *o, int count, struct new_eni *ne) {
+        struct ctx_subnet choices[SUBNETS_MAX];
+        size_t n = ctx_subnet_choices(o, choices, SUBNETS_MAX);
+        if (n == 0) {
+                /* Asked again after a back-off: exhaustion ends, and tags may change. */
+                int64_t now = o->now_ms();
+                if (!o->reason[0] || now >= o->grow_blocked_until)
+                        snprintf(o->reason, sizeof o->reason, "no subnet may take a new ENI (every candidate is "
+                                 "exhausted, tagged " SUBNETS_TAG_CNI "=0 or another cluster's)");
+                if (o->grow_blocked_until < now + CTX_SUBNET_BACKOFF_MS)
+                        o->grow_blocked_until = now + CTX_SUBNET_BACKOFF_MS;
+                return -ENOSPC;
+        }
+        int r = -ENOSPC;
+        for (size_t i = 0; i < n; i++) {
+                snprintf(ne->subnet_id, sizeof ne->subnet_id, "%s", choices[i].id);
+                snprintf(ne->subnet_cidr, sizeof ne->subnet_cidr, "%s", choices[i].cidr);
+                ne->exhausted = false;
+                r = create_one(o, count, ne);
+                if (r >= 0)
+                        return r;
+                if (ne->id[0])
+                        discard_created(o, ne);
+                if (!ne->exhausted)
+                        return r;
+                ne->id[0] = '\0';
+        }
+        return r;
+}
+
 int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
         struct new_eni batch[MAX_BATCH];
         size_t made = 0;
@@ -604,12 +644,9 @@ int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
                         r = ne->device_index;
                         break;          /* those made so far are still opened below */
                 }
-                r = create_one(o, counts[i], ne);
-                if (r < 0) {
-                        if (ne->id[0])
-                                discard_created(o, ne);
+                r = create_in_a_subnet(o, counts[i], ne);
+                if (r < 0)
                         break;
-                }
                 r = attach_one(o, ne);
                 if (r < 0) {
                         discard_created(o, ne);

@@ -280,6 +280,10 @@ static int p_imds_only(const char *n, const char *v, struct ipamd_config *c, str
         return parse_bool_field(n, v, &c->imds_only, e);
 }
 
+static int p_subnet_discovery(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->subnet_discovery, e);
+}
+
 static int p_manage_untagged(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
         return parse_bool_field(n, v, &c->manage_untagged, e);
 }
@@ -399,6 +403,7 @@ static const struct row rows[] = {
         { { "DISABLE_LEAKED_ENI_CLEANUP", "false", "true or false" }, p_no_leak_cleanup, BOOL(no_leak_cleanup) },
         { { "ENABLE_IMDS_ONLY_MODE", "false", "true or false" }, p_imds_only, BOOL(imds_only) },
         { { "MANAGE_UNTAGGED_ENI", "true", "true or false" }, p_manage_untagged, BOOL(manage_untagged) },
+        { { "ENABLE_SUBNET_DISCOVERY", "true", "true or false" }, p_subnet_discovery, BOOL(subnet_discovery) },
         { { "AWS_EC2_ENDPOINT", "", "an http(s) URL: scheme, host, optional port, no path but /" },
           p_ec2_endpoint, STR(ec2_endpoint) },
         { { "HTTP_TIMEOUT", "10", "whole seconds from 10 to 600 (aws-node raises lower values to 10)" },
@@ -522,8 +527,6 @@ static const struct ignored_row ignored[] = {
             "every card cannot be served" }, c_false },
         { { "AWS_MANAGE_ENIS_NON_SCHEDULABLE", "true or false", NO_K8S ", so it cannot see the unschedulable "
             "taint: it manages ENIs on every node, as aws-node with true" }, c_bool },
-        { { "ENABLE_SUBNET_DISCOVERY", "true or false", "new ENIs always go in the primary ENI's subnet, as "
-            "aws-node with false" }, c_bool },
         { { "ANNOTATE_POD_IP", "true or false", NO_K8S ", so pods are not annotated with their address" },
           c_bool },
         { { "NETWORK_POLICY_ENFORCING_MODE", "standard", "network policy is the policy agent's; vpc-ipamd does "
@@ -694,6 +697,7 @@ void ipamd_config_defaults(struct ipamd_config *ret) {
                 .leak_cleanup_interval_s = 3600,
                 .vpc_cidr_refresh_s = 60,
                 .manage_untagged = true,
+                .subnet_discovery = true,
                 .http_timeout_s = 10,
         };
         poolconfig_defaults(&ret->pool);

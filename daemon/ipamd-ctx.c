@@ -11,6 +11,7 @@
 
 #include "ipamd-ctx.h"
 #include "log.h"
+#include "subnets.h"
 
 static bool is_subnet_exhaustion(const char *code) {
         return strcmp(code, "InsufficientFreeAddressesInSubnet") == 0 ||
@@ -34,6 +35,173 @@ void ctx_note_failure(struct ipamd_ctx *o, const char *what, int r, const struct
         log_warn("EC2 call failed", LF_STR("action", what), LF_STR("code", code),
                  LF_STR("request_id", e ? e->request_id : ""), LF_STR("reason", o->reason),
                  LF_INT("http_status", e ? e->http_status : 0), LF_INT("attempts", e ? e->attempts : 0));
+}
+
+/* Is a candidate subnet other than skip open (not backing off)? */
+static bool another_open(const struct ipamd_ctx *o, const char *skip, int64_t now) {
+        for (size_t i = 0; i < o->n_candidates; i++)
+                if (strcmp(o->candidates[i], skip) != 0 && !subnets_backoff_active(&o->backoff, o->candidates[i], now))
+                        return true;
+        return false;
+}
+
+bool ctx_note_create_failure(struct ipamd_ctx *o, const char *subnet_id, int r, const struct ec2_error *e) {
+        const char *code = e && e->code[0] ? e->code : "";
+        if (!is_subnet_exhaustion(code)) {
+                ctx_note_failure(o, "CreateNetworkInterface", r, e);
+                return false;
+        }
+        int64_t now = o->now_ms();
+        subnets_backoff_set(&o->backoff, subnet_id, now + CTX_SUBNET_BACKOFF_MS);
+        bool others = another_open(o, subnet_id, now);
+        snprintf(o->reason, sizeof o->reason, "subnet %s is exhausted (%s); %s", subnet_id, code,
+                 others ? "new ENIs go in another subnet" : "retrying in 120 s");
+        if (!others)
+                o->grow_blocked_until = now + CTX_SUBNET_BACKOFF_MS;
+        log_warn("a subnet ran out of addresses", LF_STR("subnet", subnet_id), LF_STR("code", code),
+                 LF_STR("request_id", e ? e->request_id : ""), LF_STR("reason", o->reason));
+        return true;
+}
+
+void ctx_subnet_remember(struct ipamd_ctx *o, const char *id, const char *cidr, long available) {
+        if (!id || !cidr || strlen(id) >= SUBNETS_ID_MAX || strlen(cidr) >= sizeof o->known[0].cidr)
+                return;
+        size_t i = 0;
+        while (i < o->n_known && strcmp(o->known[i].id, id) != 0)
+                i++;
+        if (i == SUBNETS_MAX)
+                i = SUBNETS_MAX - 1;    /* full: the last slot turns over */
+        else if (i == o->n_known)
+                o->n_known++;
+        snprintf(o->known[i].id, sizeof o->known[i].id, "%s", id);
+        snprintf(o->known[i].cidr, sizeof o->known[i].cidr, "%s", cidr);
+        o->known[i].available = available;
+}
+
+static void remember(struct ipamd_ctx *o, const struct ec2_subnet *s) {
+        ctx_subnet_remember(o, s->id, s->cidr, s->available_ips);
+}
+
+static const struct ctx_subnet *known(const struct ipamd_ctx *o, const char *id) {
+        for (size_t i = 0; i < o->n_known; i++)
+                if (strcmp(o->known[i].id, id) == 0)
+                        return &o->known[i];
+        return NULL;
+}
+
+/* The node's subnet alone (discovery off, or DescribeSubnets failed). */
+static size_t node_subnet_only(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max) {
+        o->n_candidates = 1;
+        snprintf(o->candidates[0], SUBNETS_ID_MAX, "%s", o->node->subnet_id);
+        if (!max || subnets_backoff_active(&o->backoff, o->node->subnet_id, o->now_ms()))
+                return 0;
+        memset(out, 0, sizeof *out);
+        snprintf(out->id, sizeof out->id, "%s", o->node->subnet_id);
+        snprintf(out->cidr, sizeof out->cidr, "%s", o->node->subnet_cidr);
+        return 1;
+}
+
+/* The node's AZ's subnets in the node's VPC (the node subnet's: filtered on once known). */
+static int describe_az(struct ipamd_ctx *o, struct ec2_result **ret, const char **vpc) {
+        const char *az[] = { o->node->availability_zone }, *vpc_id[] = { o->vpc_id };
+        struct ec2_filter f[] = { { "availability-zone", az, 1 }, { "vpc-id", vpc_id, 1 } };
+        struct ec2_error e = { 0 };
+        int r = ec2_describe_subnets(o->ec2, NULL, 0, f, o->vpc_id[0] ? 2 : 1, ret, &e);
+        if (r < 0) {
+                log_warn("DescribeSubnets failed; new ENIs go in the node's subnet", LF_STR("code", e.code),
+                         LF_STR("detail", errmsg_text(&e.msg, r)));
+                return r;
+        }
+        *vpc = NULL;
+        for (size_t i = 0; i < (*ret)->n_subnets; i++)
+                if ((*ret)->subnets[i].id && strcmp((*ret)->subnets[i].id, o->node->subnet_id) == 0)
+                        *vpc = (*ret)->subnets[i].vpc_id;
+        if (!*vpc) {
+                log_warn("DescribeSubnets does not list the node's subnet in its AZ; new ENIs go in it",
+                         LF_STR("subnet", o->node->subnet_id), LF_STR("az", o->node->availability_zone));
+                ec2_result_free(*ret);
+                return -ENOENT;
+        }
+        snprintf(o->vpc_id, sizeof o->vpc_id, "%s", *vpc);
+        return 0;
+}
+
+/* Without discovery: is the node's subnet tagged kubernetes.io/role/cni=0 (aws-node then refuses)? */
+static bool node_subnet_excluded(struct ipamd_ctx *o) {
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        const char *ids[] = { o->node->subnet_id };
+        if (ec2_describe_subnets(o->ec2, ids, 1, NULL, 0, &res, &e) < 0)
+                return false;   /* unknown: the node's subnet, as before DescribeSubnets was asked */
+        bool excluded = res->n_subnets == 1 && subnets_excluded(&res->subnets[0]);
+        ec2_result_free(res);
+        return excluded;
+}
+
+size_t ctx_subnet_choices(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max) {
+        struct ec2_result *res = NULL;
+        const char *vpc = NULL;
+        if (!o->cfg->subnet_discovery && node_subnet_excluded(o)) {
+                o->n_candidates = 0;
+                log_error("ENABLE_SUBNET_DISCOVERY=false and the node's subnet is tagged " SUBNETS_TAG_CNI "=0: "
+                          "no new ENI", LF_STR("subnet", o->node->subnet_id));
+                return 0;
+        }
+        if (!o->cfg->subnet_discovery || describe_az(o, &res, &vpc) < 0)
+                return node_subnet_only(o, out, max);
+        struct ec2_subnet same_vpc[SUBNETS_MAX * 4];
+        size_t n = 0;
+        for (size_t i = 0; i < res->n_subnets && n < SUBNETS_MAX * 4; i++) {
+                remember(o, &res->subnets[i]);
+                if (res->subnets[i].vpc_id && strcmp(res->subnets[i].vpc_id, vpc) == 0)
+                        same_vpc[n++] = res->subnets[i];
+        }
+        const struct ec2_subnet *cand[SUBNETS_MAX];
+        size_t k = subnets_candidates(same_vpc, n, o->node->subnet_id, o->cfg->cluster_name, cand, SUBNETS_MAX);
+        size_t got = 0;
+        int64_t now = o->now_ms();
+        o->n_candidates = k;
+        for (size_t i = 0; i < k; i++) {
+                snprintf(o->candidates[i], SUBNETS_ID_MAX, "%s", cand[i]->id);
+                if (got < max && !subnets_backoff_active(&o->backoff, cand[i]->id, now) && cand[i]->cidr) {
+                        memset(&out[got], 0, sizeof out[got]);
+                        snprintf(out[got].id, sizeof out[got].id, "%s", cand[i]->id);
+                        snprintf(out[got].cidr, sizeof out[got].cidr, "%s", cand[i]->cidr);
+                        out[got++].available = cand[i]->available_ips;
+                }
+        }
+        if (!k)
+                log_warn("no subnet may take new ENIs: every candidate is tagged " SUBNETS_TAG_CNI "=0 or for "
+                         "another cluster", LF_STR("subnet", o->node->subnet_id));
+        ec2_result_free(res);
+        return got;
+}
+
+int ctx_subnet_cidr(struct ipamd_ctx *o, const char *subnet_id, char out[19]) {
+        if (strcmp(subnet_id, o->node->subnet_id) == 0) {
+                snprintf(out, 19, "%s", o->node->subnet_cidr);
+                return 0;
+        }
+        const struct ctx_subnet *k = known(o, subnet_id);
+        if (!k && o->ec2) {
+                struct ec2_result *res = NULL;
+                struct ec2_error e = { 0 };
+                const char *ids[] = { subnet_id };
+                int r = ec2_describe_subnets(o->ec2, ids, 1, NULL, 0, &res, &e);
+                if (r < 0) {
+                        log_warn("could not learn a subnet's CIDR", LF_STR("subnet", subnet_id), LF_STR("code", e.code),
+                                 LF_STR("detail", errmsg_text(&e.msg, r)));
+                        return r;
+                }
+                for (size_t i = 0; i < res->n_subnets; i++)
+                        remember(o, &res->subnets[i]);
+                ec2_result_free(res);
+                k = known(o, subnet_id);
+        }
+        if (!k)
+                return -ENOENT;
+        snprintf(out, 19, "%s", k->cidr);
+        return 0;
 }
 
 int ctx_forget_eni(struct ipamd_ctx *o, const char *eni_id) {

@@ -160,6 +160,23 @@ static void setup_link_of(struct ipamd_ctx *o, const struct store_eni *se, struc
                 o->pool_changed(o->userdata);
 }
 
+/* IMDS's subnet CIDR for an ENI (by MAC), remembered: when EC2 cannot tell it. */
+static int imds_subnet_cidr(struct ipamd_ctx *o, const struct ec2_eni *e, char out[STORE_CIDR_MAX]) {
+        struct imds_eni *ie = NULL;
+        if (!o->imds || !e->mac || imds_eni(o->imds, e->mac, &ie, NULL) < 0)
+                return -ENOENT;
+        int r = -ENOENT;
+        if (ie->subnet_cidr.len > 0 && strcmp(ie->subnet_id, e->subnet_id) == 0) {
+                char ip[INET_ADDRSTRLEN];
+                inet_ntop(AF_INET, &ie->subnet_cidr.addr, ip, sizeof ip);
+                snprintf(out, STORE_CIDR_MAX, "%s/%u", ip, (unsigned)ie->subnet_cidr.len);
+                ctx_subnet_remember(o, e->subnet_id, out, -1);
+                r = 0;
+        }
+        imds_eni_free(ie);
+        return r;
+}
+
 static void upsert(struct ipamd_ctx *o, const struct ec2_eni *e, struct sync_report *rep) {
         struct store_eni se = { 0 }, old;
         bool known = store_eni_get(o->store, e->id, &old) == 0;
@@ -174,8 +191,19 @@ static void upsert(struct ipamd_ctx *o, const struct ec2_eni *e, struct sync_rep
         snprintf(se.id, sizeof se.id, "%s", e->id);
         snprintf(se.mac, sizeof se.mac, "%s", e->mac);
         snprintf(se.subnet_id, sizeof se.subnet_id, "%s", e->subnet_id);
-        snprintf(se.subnet_cidr, sizeof se.subnet_cidr, "%s",
-                 strcmp(e->subnet_id, o->node->subnet_id) == 0 ? o->node->subnet_cidr : (known ? old.subnet_cidr : o->node->subnet_cidr));
+        /* Each ENI's own subnet, as EC2 tells it: its table's gateway is that subnet's.
+         * An ENI outside the node's subnet recorded with the node's CIDR is an older
+         * daemon's guess: asked again (kept if EC2 cannot tell now). */
+        bool reuse = known && strcmp(old.subnet_id, e->subnet_id) == 0 && old.subnet_cidr[0];
+        bool guessed = reuse && strcmp(e->subnet_id, o->node->subnet_id) != 0 &&
+                       strcmp(old.subnet_cidr, o->node->subnet_cidr) == 0;
+        if (reuse && !guessed)
+                snprintf(se.subnet_cidr, sizeof se.subnet_cidr, "%s", old.subnet_cidr);
+        else if (ctx_subnet_cidr(o, e->subnet_id, se.subnet_cidr) < 0 && imds_subnet_cidr(o, e, se.subnet_cidr) < 0) {
+                if (!reuse)
+                        return; /* not recorded: the next pass asks again */
+                snprintf(se.subnet_cidr, sizeof se.subnet_cidr, "%s", old.subnet_cidr);
+        }
         snprintf(se.primary_ip, sizeof se.primary_ip, "%s", e->primary_ip);
         int r = store_eni_put(o->store, &se);
         if (r < 0) {
@@ -365,6 +393,10 @@ int sync_with_imds(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *
                 char known[STORE_IP_MAX];
                 known_primary(o, ie->interface_id, known);
                 from_imds(ie, known, x);
+                char cidr[INET_ADDRSTRLEN + 4];
+                inet_ntop(AF_INET, &ie->subnet_cidr.addr, cidr, INET_ADDRSTRLEN);
+                snprintf(cidr + strlen(cidr), 4, "/%u", (unsigned)ie->subnet_cidr.len);
+                ctx_subnet_remember(o, ie->subnet_id, cidr, -1);
                 if (seen_add(&attached, ie->interface_id) == 0)
                         upsert(o, &x->eni, rep);
                 imds_eni_free(ie);

@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "node.h"
 #include "store.h"
+#include "subnets.h"
 
 #define CTX_REASON_MAX 256
 /* aws-node's pause after a subnet ran out of addresses. */
@@ -44,10 +45,43 @@ struct ipamd_ctx {
         /* Written by the operations: why growing failed last, and until when not to retry. */
         char reason[CTX_REASON_MAX];
         int64_t grow_blocked_until;
+        /* Subnet discovery: subnets that ran out, the last candidates, the CIDRs EC2 gave. */
+        struct subnets_backoff backoff;
+        char vpc_id[SUBNETS_ID_MAX];  /* the node subnet's VPC, once DescribeSubnets told it */
+        char candidates[SUBNETS_MAX][SUBNETS_ID_MAX];
+        size_t n_candidates;
+        struct ctx_subnet {
+                char id[SUBNETS_ID_MAX];
+                char cidr[19];
+                long available;
+        } known[SUBNETS_MAX];
+        size_t n_known;
 };
 
 /* Set o->reason from an EC2 failure; subnet exhaustion also blocks growth for a while. */
 void ctx_note_failure(struct ipamd_ctx *o, const char *what, int r, const struct ec2_error *e);
+
+/*
+ * A create in subnet_id failed: o->reason from it. Exhaustion backs that
+ * subnet off for CTX_SUBNET_BACKOFF_MS, and blocks growth as a whole only
+ * when no other candidate subnet is open; true then (try the next subnet).
+ */
+bool ctx_note_create_failure(struct ipamd_ctx *o, const char *subnet_id, int r, const struct ec2_error *e);
+
+/*
+ * The subnets the next ENI may go in, best first, without those backing off:
+ * with ENABLE_SUBNET_DISCOVERY, aws-node's candidates (subnets.h) among
+ * DescribeSubnets' answer for the node's AZ and VPC; without it, or when
+ * DescribeSubnets fails (logged), the node's subnet. Their number (0: all
+ * backing off or excluded).
+ */
+size_t ctx_subnet_choices(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max);
+
+/* The CIDR of a subnet, from EC2 (DescribeSubnets, remembered): 0, or a negative errno (logged). */
+int ctx_subnet_cidr(struct ipamd_ctx *o, const char *subnet_id, char out[19]);
+
+/* Remember a subnet's CIDR told by another source (IMDS in IMDS-only mode). */
+void ctx_subnet_remember(struct ipamd_ctx *o, const char *id, const char *cidr, long available);
 
 /* Forget an ENI that EC2 no longer has (or that was just deleted) with its
  * addresses. One the store never held is already forgotten (0, logged at

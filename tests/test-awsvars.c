@@ -146,20 +146,20 @@ static unsigned count(const char *hay, const char *needle) {
 }
 
 START_TEST(test_check_warns_once) {
-        const char *env[] = { "MY_NODE_NAME=ip-10-0-0-1", "ENABLE_SUBNET_DISCOVERY=true", "WARM_IP_TARGET=2", NULL };
+        const char *env[] = { "MY_NODE_NAME=ip-10-0-0-1", "ENABLE_BANDWIDTH_PLUGIN=true", "WARM_IP_TARGET=2", NULL };
         struct run r;
         run_ipamd(env, "-n", &r);
         ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %d: %s", r.status, r.err);
         ck_assert_uint_eq(count(r.err, "MY_NODE_NAME=ip-10-0-0-1 is ignored: "), 1);
         ck_assert_uint_eq(count(r.err, ignored("MY_NODE_NAME")->reason), 1);
-        ck_assert_uint_eq(count(r.err, "ENABLE_SUBNET_DISCOVERY=true is ignored: "), 1);
+        ck_assert_uint_eq(count(r.err, "ENABLE_BANDWIDTH_PLUGIN=true is ignored: "), 1);
         ck_assert_uint_eq(count(r.err, "is ignored"), 2);     /* nothing about what is unset or parsed */
         ck_assert_ptr_nonnull(strstr(r.err, "configuration OK"));
         /* A bad value of an ignored variable is still refused, named. */
-        const char *bad[] = { "ENABLE_SUBNET_DISCOVERY=maybe", NULL };
+        const char *bad[] = { "ENABLE_BANDWIDTH_PLUGIN=maybe", NULL };
         run_ipamd(bad, "-n", &r);
         ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 2, "status %d: %s", r.status, r.err);
-        ck_assert_ptr_nonnull(strstr(r.err, "ENABLE_SUBNET_DISCOVERY=maybe"));
+        ck_assert_ptr_nonnull(strstr(r.err, "ENABLE_BANDWIDTH_PLUGIN=maybe"));
 }
 END_TEST
 

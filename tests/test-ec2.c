@@ -907,6 +907,40 @@ START_TEST(test_tls_is_verified_and_ca_bundle_honoured) {
 }
 END_TEST
 
+/* DescribeSubnets as subnet discovery sends it (a filter on the AZ), and tags with an empty value. */
+START_TEST(test_describe_subnets_filtered_with_tags) {
+        size_t len;
+        struct script s = { .ok_body = fixture("describe-subnets-tagged.xml", &len) };
+        (void)len;
+        struct fakesrv *srv = fakesrv_start(scripted, &s);
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1700000000);
+        ec2_client *c = client_for(srv, &fc, NULL);
+        const char *az[] = { "us-west-2a" }, *vpc[] = { "vpc-0fedcba9876543210" };
+        struct ec2_filter f[] = { { "availability-zone", az, 1 }, { "vpc-id", vpc, 1 } };
+        struct ec2_result *r = NULL;
+        struct ec2_error e;
+        ck_assert_int_eq(ec2_describe_subnets(c, NULL, 0, f, 2, &r, &e), 0);
+        struct fakesrv_req req;
+        fakesrv_request(srv, 0, &req);
+        ck_assert_str_eq(req.body, "Action=DescribeSubnets&Version=2016-11-15&Filter.1.Name=availability-zone"
+                                   "&Filter.1.Value.1=us-west-2a&Filter.2.Name=vpc-id"
+                                   "&Filter.2.Value.1=vpc-0fedcba9876543210");
+        ck_assert_uint_eq(r->n_subnets, 1);
+        const struct ec2_subnet *sn = &r->subnets[0];
+        ck_assert_str_eq(sn->cidr, "100.64.0.0/19");
+        ck_assert_int_eq(sn->available_ips, 8187);
+        ck_assert_uint_eq(sn->n_tags, 3);
+        ck_assert_str_eq(sn->tags[0].key, "kubernetes.io/role/cni");
+        ck_assert(sn->tags[0].value == NULL || sn->tags[0].value[0] == '\0');
+        ck_assert_str_eq(sn->tags[1].key, "cni.networking.k8s.aws/cluster/blue");
+        ck_assert_str_eq(sn->tags[2].value, "pods & more");
+        ec2_result_free(r);
+        ec2_client_free(c);
+        fakesrv_stop(srv);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("ec2");
         TCase *tc = tcase_create("parse");
@@ -941,6 +975,7 @@ int main(void) {
         tcase_add_test(tc, test_tls_is_verified_and_ca_bundle_honoured);
         tcase_add_test(tc, test_clock_skew_is_corrected_from_date);
         tcase_add_test(tc, test_auth_failure_without_skew_is_final);
+        tcase_add_test(tc, test_describe_subnets_filtered_with_tags);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

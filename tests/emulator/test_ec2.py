@@ -502,6 +502,24 @@ def test_terminate_honours_delete_on_termination(x):
     x.c.delete_network_interface(NetworkInterfaceId=keep)
 
 
+def test_tagged_subnets_for_subnet_discovery(x):
+    s = x.W.ctl("POST", "/subnets", {"cidr": "10.0.202.0/26", "tags": {"kubernetes.io/role/cni": "1"}})
+    assert s["tags"] == {"kubernetes.io/role/cni": "1"} and s["available_ip_address_count"] == 59, s
+    az = s["availability_zone"]
+    got = x.c.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [x.W.w["vpc"]["id"]]},
+                                        {"Name": "availability-zone", "Values": [az]}])["Subnets"]
+    mine = next(g for g in got if g["SubnetId"] == s["id"])
+    assert mine["Tags"] == [{"Key": "kubernetes.io/role/cni", "Value": "1"}], mine
+    x.W.ctl("POST", "/subnets/tags", {"subnet_id": s["id"], "tags": {"kubernetes.io/role/cni": "0"}})
+    tagged = x.c.describe_subnets(Filters=[{"Name": "tag:kubernetes.io/role/cni", "Values": ["0"]}])["Subnets"]
+    assert [g["SubnetId"] for g in tagged] == [s["id"]], tagged
+    r = x.W.ctl("POST", "/subnets/reserve", {"subnet_id": s["id"], "leave": 2})
+    assert r["available_ip_address_count"] == 2, r
+    assert x.c.describe_subnets(SubnetIds=[s["id"]])["Subnets"][0]["AvailableIpAddressCount"] == 2
+    assert client_error(x.c.create_network_interface, SubnetId=s["id"], SecondaryPrivateIpAddressCount=2) == \
+        ("InsufficientFreeAddressesInSubnet", 400)
+
+
 def test_every_response_matches_the_wire_format(x):
     assert x.rec.problems == [], "\n".join(x.rec.problems[:20])
     want = {"DescribeInstances", "DescribeInstanceTypes", "DescribeSubnets", "DescribeVpcs",

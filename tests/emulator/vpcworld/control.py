@@ -12,7 +12,9 @@
                                "code", "message", "count", "probability", "seconds"}
   POST /terminate             {"instance_id"} (as TerminateInstances, unthrottled)
   POST /vpc-cidrs             {"add": [cidr..], "remove": [cidr..]}
-  POST /subnets               {"cidr", "az"?} -> the new subnet
+  POST /subnets               {"cidr", "az"?, "tags"?: {key: value}} -> the new subnet
+  POST /subnets/tags          {"subnet_id", "tags": {key: value}}: add or change tags
+  POST /subnets/reserve       {"subnet_id", "leave"?: n}: take its free addresses but n
   POST /shutdown              tear the world down (as `vpc-world down`)
 
 Errors are {"error": "..."} with 400 (bad input) or 404 (no such path).
@@ -61,7 +63,9 @@ class ControlHandler(BaseHTTPRequestHandler):
             ("DELETE", "/faults"): lambda b: (s.faults.clear(), [])[1],
             ("POST", "/terminate"): lambda b: s.terminate(b["instance_id"]),
             ("POST", "/vpc-cidrs"): lambda b: s.change_vpc_cidrs(b.get("add", []), b.get("remove", [])),
-            ("POST", "/subnets"): lambda b: s.add_subnet(b["cidr"], b.get("az")),
+            ("POST", "/subnets"): lambda b: s.add_subnet(b["cidr"], b.get("az"), b.get("tags")),
+            ("POST", "/subnets/tags"): lambda b: s.tag_subnet(b["subnet_id"], b["tags"]),
+            ("POST", "/subnets/reserve"): lambda b: s.reserve_in_subnet(b["subnet_id"], b.get("leave", 0)),
             ("POST", "/shutdown"): lambda b: s.request_shutdown(),
         }
         fn = routes.get((method, path))

@@ -307,11 +307,28 @@ class Server(Hooks):
                 self.world.remove_vpc_cidr(c)
             return {"cidrs": [str(n) for _, n in self.world.vpc_cidrs]}
 
-    def add_subnet(self, cidr, az=None):
+    def add_subnet(self, cidr, az=None, tags=None):
         with self.world.lock:
             s = self.world.add_subnet(cidr, az)
-            return {"id": s.id, "cidr": str(s.net), "availability_zone": s.az, "gateway": ip_str(s.gateway),
-                    "available_ip_address_count": s.available}
+            s.tags.update({str(k): str(v) for k, v in (tags or {}).items()})
+            return self._subnet_view(s)
+
+    def tag_subnet(self, subnet_id, tags):
+        with self.world.lock:
+            s = self.world.subnet(subnet_id)
+            s.tags.update({str(k): str(v) for k, v in tags.items()})
+            return self._subnet_view(s)
+
+    def reserve_in_subnet(self, subnet_id, leave):
+        """Take a subnet's free addresses (owner "reserved") until `leave` are left."""
+        with self.world.lock:
+            s = self.world.subnet(subnet_id)
+            s.alloc_ips(max(0, s.available - int(leave)), "reserved")
+            return self._subnet_view(s)
+
+    def _subnet_view(self, s):
+        return {"id": s.id, "cidr": str(s.net), "availability_zone": s.az, "gateway": ip_str(s.gateway),
+                "available_ip_address_count": s.available, "tags": dict(s.tags)}
 
     def request_shutdown(self):
         threading.Timer(0.05, self.stop_event.set).start()
