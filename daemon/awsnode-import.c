@@ -12,13 +12,6 @@
 #include "awsnode-import.h"
 #include "protocol.h"
 
-/* Give aws-node's veth of the pod vpc-cni's alias; false when none was found. */
-static bool adopt_veth(hostnet *net, const struct awsnode_alloc *a, const char *veth) {
-        char alias[PROTO_VETH_ALIAS_MAX];
-        proto_veth_alias(a->container_id, a->ifname, alias);
-        return net && veth[0] && hostnet_adopt_pod_veth(net, veth, alias, NULL) == 1;
-}
-
 /* One allocation: 1 imported, 0 skipped (skipped() told why), or a store error. */
 static int import_one(store *s, hostnet *net, const struct awsnode_alloc *a, const char *veth_prefix, int64_t now_ms,
                       awsnode_skip_fn skipped, void *userdata, struct awsnode_import_report *rep) {
@@ -29,6 +22,20 @@ static int import_one(store *s, hostnet *net, const struct awsnode_alloc *a, con
         }
         if (a->pod_namespace[0] && a->pod_name[0])
                 (void)awsnode_veth_name(veth_prefix, a->pod_namespace, a->pod_name, veth);
+        /* A checkpoint outlives its pods (a store lost while the daemon was down, a stale
+         * file): an allocation whose veth is gone belongs to no running pod, and importing
+         * it would hold an address the kernel's witness then cannot give its real owner. */
+        bool adopted = false;
+        if (net && veth[0]) {
+                char alias[PROTO_VETH_ALIAS_MAX];
+                proto_veth_alias(a->container_id, a->ifname, alias);
+                int v = hostnet_adopt_pod_veth(net, veth, alias, NULL);
+                if (v == -ENOENT) {
+                        skipped(userdata, a, "its veth is gone: the pod no longer runs");
+                        return 0;
+                }
+                adopted = v == 1;
+        }
         struct store_attachment att = { .container_id = a->container_id, .ifname = a->ifname,
                                         .pod_namespace = a->pod_namespace, .pod_name = a->pod_name,
                                         .host_veth = veth };
@@ -41,7 +48,7 @@ static int import_one(store *s, hostnet *net, const struct awsnode_alloc *a, con
         }
         if (r < 0)      /* -EAGAIN: its ENI is not set up yet; the caller must not serve */
                 return r;
-        if (adopt_veth(net, a, veth))
+        if (adopted)
                 rep->veths_adopted++;
         return 1;
 }

@@ -696,11 +696,10 @@ static int unassign(struct ipamd_ctx *o, const char *eni_id, const char **ips, s
         }
         struct ec2_error e = { 0 };
         int r = ec2_unassign_private_ips(o->ec2, eni_id, ips, n, false, &e);
-        /* Uncertain: read EC2 back first, so only blocks EC2 still lists become free again
-         * (the others are removed by the re-read) — never one EC2 may have taken. */
-        if (outcome_uncertain(r, &e))
-                settle_uncertain(o, eni_id, "UnassignPrivateIpAddresses");
-        record_unassign(o, eni_id, ips, n, r);
+        /* Uncertain: EC2 may still apply the call later, so no address of it is handed out
+         * again on a guess (a describe now may predate it): they leave the store, and one
+         * EC2 still holds after all is added back by a later EC2 pass (as settle_unassign). */
+        record_unassign(o, eni_id, ips, n, outcome_uncertain(r, &e) ? 0 : r);
         if (r < 0)
                 ctx_note_failure(o, "UnassignPrivateIpAddresses", r, &e);
         else

@@ -224,6 +224,7 @@ int ctx_describe_eni(struct ipamd_ctx *o, const char *eni_id, struct ec2_result 
                 return -ENOENT;
         if (r >= 0 && (*ret)->n_enis != 1) {
                 ec2_result_free(*ret);
+                *ret = NULL;    /* callers free *ret on every path */
                 return -ENOENT;
         }
         return r;

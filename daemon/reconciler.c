@@ -101,10 +101,16 @@ static void ec2_step(reconciler *r, const char *what) {
         atomic_store(&r->ec2_since_ms, what ? vtime_mono_ms() : 0);
 }
 
+/*
+ * Report the store's trouble ("" when healthy). A hold (the server must not
+ * hand out addresses until the leases are known again) is lifted only with
+ * the trouble cleared, after a successful sync: a write failure in the middle
+ * of a rebuild must not let an ADD take a live pod's address.
+ */
 static void set_store_trouble(reconciler *r, const char *trouble, bool hold) {
         pthread_mutex_lock(&r->lock);
         snprintf(r->store_trouble, sizeof r->store_trouble, "%s", trouble);
-        r->hold = hold;
+        r->hold = hold || (r->hold && trouble[0]);
         pthread_mutex_unlock(&r->lock);
 }
 
@@ -423,6 +429,8 @@ static bool store_healthy(reconciler *r) {
                 r->last_probe_ms = vtime_mono_ms();
                 snprintf(now, sizeof now, "%lld", (long long)o->now_ms());
                 w = store_meta_set(o->store, "health_probe", now);
+                if (w == -EBUSY || w == -EAGAIN)
+                        w = 0;  /* another thread held the write lock: contention, not a sick store */
         }
         int last = 0;
         unsigned long failures = store_write_failures(&last);

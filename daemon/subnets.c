@@ -48,11 +48,16 @@ static bool candidate(const struct ec2_subnet *s, const char *primary_id, const 
 size_t subnets_candidates(const struct ec2_subnet *subnets, size_t n, const char *primary_id,
                           const char *cluster_name, const struct ec2_subnet **out, size_t max) {
         size_t k = 0;
-        for (size_t i = 0; i < n && k < max; i++) {
+        if (max == 0)
+                return 0;
+        /* Every subnet is weighed, the best max kept: a freer one late in EC2's order is not
+         * lost because out was full. Insertion keeps ties in EC2's order. */
+        for (size_t i = 0; i < n; i++) {
                 if (!candidate(&subnets[i], primary_id, cluster_name))
                         continue;
-                /* Insertion keeps ties in EC2's order. */
-                size_t j = k++;
+                if (k == max && out[k - 1]->available_ips >= subnets[i].available_ips)
+                        continue;
+                size_t j = k < max ? k++ : k - 1;
                 for (; j > 0 && out[j - 1]->available_ips < subnets[i].available_ips; j--)
                         out[j] = out[j - 1];
                 out[j] = &subnets[i];

@@ -200,8 +200,10 @@ static void upsert(struct ipamd_ctx *o, const struct ec2_eni *e, struct sync_rep
         if (reuse && !guessed)
                 snprintf(se.subnet_cidr, sizeof se.subnet_cidr, "%s", old.subnet_cidr);
         else if (ctx_subnet_cidr(o, e->subnet_id, se.subnet_cidr) < 0 && imds_subnet_cidr(o, e, se.subnet_cidr) < 0) {
-                if (!reuse)
-                        return; /* not recorded: the next pass asks again */
+                if (!reuse) {
+                        rep->enis_unrecorded++; /* the next pass asks again; the witness waits for it */
+                        return;
+                }
                 snprintf(se.subnet_cidr, sizeof se.subnet_cidr, "%s", old.subnet_cidr);
         }
         snprintf(se.primary_ip, sizeof se.primary_ip, "%s", e->primary_ip);
@@ -911,7 +913,12 @@ static void witness_one(struct ipamd_ctx *o, const struct hostnet_link *l, const
         } else if (r == -EEXIST || r == -EBUSY) {
                 log_error("a pod's veth routes to an address the store gives another attachment; left as it is",
                           LF_STR("ip", ip), LF_STR("container_id", cid), LF_STR("veth", l->name));
-        } else if (r < 0 && r != -ENOENT) {
+        } else if (r == -EAGAIN) {
+                rep->witness_pending++;
+        } else if (r == -ENOENT) {
+                log_warn("a pod's veth routes to an address no ENI of the pool holds", LF_STR("ip", ip),
+                         LF_STR("container_id", cid), LF_STR("veth", l->name));
+        } else if (r < 0) {
                 log_error_errno(r, "could not record a pod's address the kernel shows", LF_STR("ip", ip),
                                 LF_STR("container_id", cid));
         }
@@ -932,5 +939,11 @@ int sync_kernel_witness(struct ipamd_ctx *o, struct sync_report *rep, struct err
                                 witness_one(o, &links[j], routes[i].ip, rep);
         free(links);
         free(routes);
+        if (r >= 0 && (rep->witness_pending || rep->enis_unrecorded))
+                /* Serving now would let an address a live pod holds be handed out once its ENI is
+                 * recorded or set up: the caller retries the whole pass, holding ADDs meanwhile. */
+                return errmsg_set(err, -EAGAIN, "the kernel's witness is incomplete: %zu pod address(es) on ENIs not set "
+                                  "up yet, %zu attached ENI(s) not recorded; retrying", rep->witness_pending,
+                                  rep->enis_unrecorded);
         return r < 0 ? r : 0;
 }

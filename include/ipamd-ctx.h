@@ -37,7 +37,7 @@ struct ipamd_ctx {
         metrics *metrics;
         const struct ipamd_config *cfg;
         struct node *node;
-        int64_t (*now_ms)(void);      /* wall clock, the store's time */
+        int64_t (*now_ms)(void);      /* wall clock ms, passed to the store (which takes backward steps out for cooldowns) */
         void (*pool_changed)(void *userdata);  /* addresses became usable */
         bool (*stopping)(void *userdata);      /* the daemon is stopping: end long waits */
         void *userdata;

@@ -18,14 +18,18 @@
 struct sync_report {
         size_t enis_added, enis_removed, blocks_added, blocks_removed, leases_lost;
         size_t links_set_up, intents_resolved, enis_deleted, pods_released, leases_witnessed;
+        size_t enis_unrecorded;         /* attached ENIs the pass could not record (their subnet unknown) */
+        size_t witness_pending;         /* pods' addresses the witness could not record yet (ENI not set up) */
 };
 
 /*
  * EC2 is the truth for which ENIs are attached to this instance and which
  * addresses each holds: the store follows it (an address EC2 took from a pod
  * is force-removed, counted and logged), and each attached ENI's link is set
- * up when present. ENIs are managed when they are the primary ENI or carry
- * this instance's tag; others are left alone (their device indexes noted).
+ * up when present. ENIs are managed when they are the primary ENI, carry
+ * this instance's tag, or (MANAGE_UNTAGGED_ENI, default true) carry no tag
+ * of ours at all; one tagged node.k8s.amazonaws.com/no_manage=true never is.
+ * Others are left alone (their device indexes noted).
  */
 int sync_with_ec2(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err);
 
@@ -71,6 +75,9 @@ int sync_pods_run(sync_pods *p, struct ipamd_ctx *o, struct sync_report *rep);
  * plugin's alias (protocol.h) becomes that attachment's lease (container id
  * and interface from the alias, the veth as its host side), never a free
  * one. Run after the EC2 pass at start-up and after the store was rebuilt.
+ * -EAGAIN while it is incomplete (an attached ENI the pass could not record,
+ * a pod's address on an ENI not set up yet): the caller retries the pass and
+ * serves no ADD meanwhile.
  */
 int sync_kernel_witness(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err);
 

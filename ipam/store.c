@@ -1482,6 +1482,7 @@ static int store_reopen_locked(store *s, struct errmsg *err) {
         s->has_identity = fresh->has_identity;
         s->epoch = fresh->epoch;
         free(fresh->path);
+        pthread_mutex_destroy(&fresh->clock_lock);
         free(fresh);
         return 0;
 }

@@ -297,6 +297,30 @@ START_TEST(test_release_answer_lost) {
 }
 END_TEST
 
+/* An unassign EC2 did not apply but never answered: its addresses leave the pool anyway (the
+ * call may still land later), and the next EC2 pass gives back those EC2 still holds. */
+START_TEST(test_release_unanswered_not_applied) {
+        struct testctx *t = node_with_primary(6);
+        t->f.fail_action = EC2_UNASSIGN_PRIVATE_IP_ADDRESSES;
+        t->f.fail_times = 100;
+        t->f.fail_status = 500;
+        t->f.fail_code = "InternalError";
+        t->f.fail_after_apply = false;
+        ck_assert_int_lt(eniops_release(&t->ctx, TESTCTX_PRIMARY_ENI, 2), 0);
+        ck_assert_uint_eq(testctx_ec2_ips(t, TESTCTX_PRIMARY_ENI), 6);
+        struct store_stats s = stats(t);
+        ck_assert_int_eq(s.releasing, 0);
+        ck_assert_int_eq(s.total, 4);                   /* never free again on a guess */
+        t->f.fail_times = 0;
+        struct sync_report rep = { 0 };
+        struct errmsg err = { 0 };
+        ck_assert_int_eq(sync_with_ec2(&t->ctx, &rep, &err), 0);
+        testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
 /* --- delete ----------------------------------------------------------------- */
 
 static struct testctx *node_with_eni(char id[STORE_ID_MAX], int n_ips) {
@@ -473,6 +497,7 @@ int main(void) {
         tcase_add_test(tc, test_release_spares_assigned);
         tcase_add_test(tc, test_release_refused_unmarks);
         tcase_add_test(tc, test_release_answer_lost);
+        tcase_add_test(tc, test_release_unanswered_not_applied);
         tcase_add_test(tc, test_delete);
         tcase_add_test(tc, test_delete_refused_while_a_pod_holds_an_address);
         tcase_add_test(tc, test_delete_refused_then_finished);

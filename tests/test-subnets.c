@@ -73,6 +73,17 @@ START_TEST(test_cluster_keys) {
 }
 END_TEST
 
+/* With room for fewer than the candidates, the freest win wherever EC2 lists them. */
+START_TEST(test_max_keeps_the_freest) {
+        struct ec2_subnet s[] = { SUBNET("subnet-a", 10, cni1), PLAIN("subnet-node", 20), SUBNET("subnet-b", 30, cni1),
+                                  SUBNET("subnet-c", 500, cni1) };
+        const struct ec2_subnet *out[2];
+        ck_assert_uint_eq(subnets_candidates(s, 4, "subnet-node", NULL, out, 2), 2);
+        ck_assert_str_eq(out[0]->id, "subnet-c");
+        ck_assert_str_eq(out[1]->id, "subnet-b");
+}
+END_TEST
+
 /* Ties keep EC2's order; max bounds the answer. */
 START_TEST(test_ties_and_max) {
         struct ec2_subnet s[] = { SUBNET("subnet-a", 100, cni1), SUBNET("subnet-b", 100, cni1),
@@ -113,6 +124,7 @@ int main(void) {
         tcase_add_test(tc, test_zero_excludes);
         tcase_add_test(tc, test_cluster_keys);
         tcase_add_test(tc, test_ties_and_max);
+        tcase_add_test(tc, test_max_keeps_the_freest);
         tcase_add_test(tc, test_backoff);
         suite_add_tcase(s, tc);
         return testlib_run(s);
