@@ -316,6 +316,15 @@ def ping(netns, ip):
                           capture_output=True).returncode == 0
 
 
+def host_veths(n):
+    """The pods' host-side veths in node n's namespace (the conflist's vethPrefix)."""
+    prefix = n.conf["plugins"][0]["vethPrefix"]
+    out = subprocess.run(["ip", "-n", n.ns, "-o", "link", "show", "type", "veth"], capture_output=True,
+                         text=True, check=True).stdout
+    names = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
+    return [x for x in names if x.startswith(prefix)]
+
+
 def test_pods_added_by_the_installed_plugin_ping_across_nodes(ctx):
     a, b = ctx.nodes
     for cid in ("pod-a1", "pod-a2", "pod-a3"):
@@ -326,7 +335,10 @@ def test_pods_added_by_the_installed_plugin_ping_across_nodes(ctx):
     assert ping(p["pod-b1"]["netns"], p["pod-a2"]["ip"]), "node 1 pod -> node 0 pod"
     assert ping(p["pod-a3"]["netns"], p["pod-a1"]["ip"]), "pod -> pod on the same node"
     gone = p["pod-a3"]["ip"]
+    veths = host_veths(a)
+    assert len(veths) == 3, f"node 0's host veths: {veths}"
     del_pod(ctx, "pod-a3")
+    assert len(host_veths(a)) == 2, f"DEL left node 0's host veths {host_veths(a)}"
     rc, out = a.ctl("pods")
     assert rc == 0 and gone not in out, f"the daemon still holds {gone}: {out}"
     assert p["pod-a1"]["ip"] in out and p["pod-a2"]["ip"] in out, out
