@@ -9,6 +9,12 @@
  * assign:  intent → AssignPrivateIpAddresses → blocks added.
  * release: blocks marked releasing (no longer handed out) → intent →
  *          UnassignPrivateIpAddresses → blocks removed (or unmarked on error).
+ *
+ * Under prefix delegation the same sequences carry /28 prefixes: Assign and
+ * Create with Ipv4PrefixCount (intent params "prefixes": count), Unassign with
+ * Ipv4Prefix.N (intent params "prefixes": [cidrs]) of prefixes none of whose
+ * 16 addresses is assigned, cooling or being released; a new ENI is opened
+ * once IMDS lists its prefixes too (macs/<mac>/ipv4-prefix).
  * delete:  state detaching, atomically only if no pod holds an address →
  *          intent → DetachNetworkInterface → wait until available →
  *          DeleteNetworkInterface → host teardown → ENI forgotten.
@@ -247,6 +253,65 @@ int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count) {
         return r;
 }
 
+/* Record /28 prefixes EC2 gave an ENI; returns how many are new in the store. */
+static int add_prefix_blocks(struct ipamd_ctx *o, const char *eni_id, const char *const *prefixes, size_t n) {
+        int added = 0;
+        for (size_t i = 0; i < n; i++) {
+                int r = store_block_add(o->store, eni_id, prefixes[i], o->now_ms());
+                if (r == -EADDRNOTAVAIL || r == -EEXIST) {
+                        log_warn("EC2 listed a prefix the pool cannot hold on this ENI; skipped",
+                                 LF_STR("prefix", prefixes[i]), LF_STR("eni", eni_id), LF_INT("error", r));
+                        continue;
+                }
+                if (r < 0) {
+                        log_error_errno(r, "could not record a prefix EC2 assigned", LF_STR("prefix", prefixes[i]),
+                                        LF_STR("eni", eni_id));
+                        return r;
+                }
+                added++;
+        }
+        return added;
+}
+
+static cJSON *json_strings(const char *key, const char *const *v, size_t n) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *a = cJSON_AddArrayToObject(o, key);
+        for (size_t i = 0; i < n; i++)
+                cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
+        return o;
+}
+
+int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count) {
+        int64_t id = intent_begin(o, STORE_INTENT_ASSIGN_IPS, NULL, eni_id, json_count("prefixes", count));
+        if (id < 0)
+                return (int)id;
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        int r = ec2_assign_private_ips(o->ec2, eni_id, 0, (unsigned)count, &res, &e);
+        if (r < 0) {
+                ctx_note_failure(o, "AssignPrivateIpAddresses", r, &e);
+                if (outcome_uncertain(r, &e))
+                        settle_uncertain(o, eni_id, "AssignPrivateIpAddresses");
+                intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
+                return r;
+        }
+        r = add_prefix_blocks(o, eni_id, res->prefixes, res->n_prefixes);
+        if (outcome_uncertain(0, &e) || res->n_prefixes != (size_t)count)
+                settle_uncertain(o, eni_id, "AssignPrivateIpAddresses");
+        intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE,
+                   json_strings("prefixes", res->prefixes, r < 0 ? 0 : res->n_prefixes));
+        if (r > 0) {
+                metrics_add(o->metrics, METRICS_IPS_ASSIGNED, (uint64_t)r * PLAN_PREFIX_IPS);
+                log_info("assigned prefixes", LF_STR("eni", eni_id), LF_INT("count", r),
+                         LF_STR("request_id", res->request_id));
+                o->reason[0] = '\0';
+                if (o->pool_changed)
+                        o->pool_changed(o->userdata);
+        }
+        ec2_result_free(res);
+        return r;
+}
+
 /* --- create --------------------------------------------------------------------- */
 
 struct new_eni {
@@ -257,6 +322,8 @@ struct new_eni {
         int64_t create_intent;        /* open until the ENI is attached, or discarded */
         bool linked, imds_seen, done;
         size_t n_ips;
+        bool prefixes;                /* created with Ipv4PrefixCount */
+        size_t n_prefixes;
 };
 
 static void random_token(char out[33]) {
@@ -301,13 +368,15 @@ static int free_device_index(struct ipamd_ctx *o, const struct new_eni *batch, s
  * its ClientToken (sync_create_eni). Tags that would not fit in the store's
  * JSON are left to the config ("config_tags").
  */
-static char *create_params(struct ipamd_ctx *o, int count, int device_index, const char *token) {
+static char *create_params(struct ipamd_ctx *o, int count, bool prefixes, int device_index, const char *token) {
         char created[32], description[96];
         rfc3339_now(o, created);
         snprintf(description, sizeof description, ENIOPS_DESCRIPTION_PREFIX "%s", o->node->instance_id);
         char *json = NULL;
         for (int with_config = 1; with_config >= 0 && !json; with_config--) {
-                cJSON *p = json_count("count", count);
+                cJSON *p = json_count("count", prefixes ? 0 : count);
+                if (prefixes)
+                        cJSON_AddNumberToObject(p, "prefixes", count);
                 cJSON_AddNumberToObject(p, "device_index", device_index);
                 cJSON_AddStringToObject(p, "subnet", o->node->subnet_id);
                 cJSON_AddStringToObject(p, "description", description);
@@ -363,6 +432,10 @@ static int record_created(struct ipamd_ctx *o, const struct ec2_eni *eni, struct
                 r = add_blocks(o, eni->id, &ip, 1);
                 ne->n_ips += r > 0;
         }
+        if (r >= 0)
+                r = add_prefix_blocks(o, eni->id, eni->prefixes, eni->n_prefixes);
+        if (r > 0)
+                ne->n_prefixes = (size_t)r;
         return r < 0 ? r : 0;
 }
 
@@ -392,7 +465,7 @@ static int reissue_create(struct ipamd_ctx *o, const char *token, const char *pa
 static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
         char token[33];
         random_token(token);
-        char *params = create_params(o, count, ne->device_index, token);
+        char *params = create_params(o, count, ne->prefixes, ne->device_index, token);
         if (!params)
                 return -ENOMEM;
         int64_t id = -1;
@@ -424,7 +497,8 @@ static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
          * leaves it open, and the next start settles it (re-issued, then deleted). */
         ne->create_intent = id;
         log_info("created ENI", LF_STR("eni", ne->id), LF_STR("mac", ne->mac), LF_INT("addresses", ne->n_ips),
-                 LF_INT("device_index", ne->device_index), LF_STR("request_id", res->request_id));
+                 LF_INT("prefixes", ne->n_prefixes), LF_INT("device_index", ne->device_index),
+                 LF_STR("request_id", res->request_id));
         ec2_result_free(res);
         if (r < 0)
                 log_error_errno(r, "could not record a created ENI; deleting it", LF_STR("eni", ne->id));
@@ -504,7 +578,7 @@ static bool imds_shows(struct ipamd_ctx *o, const struct new_eni *ne) {
         struct imds_eni *ie = NULL;
         if (!o->imds || imds_eni(o->imds, ne->mac, &ie, NULL) < 0)
                 return false;
-        bool ok = ie->n_local_ipv4s >= ne->n_ips + 1;
+        bool ok = ie->n_local_ipv4s >= ne->n_ips + 1 && ie->n_prefixes >= ne->n_prefixes;
         imds_eni_free(ie);
         return ok;
 }
@@ -556,9 +630,10 @@ static int open_new_eni(struct ipamd_ctx *o, struct new_eni *ne, int64_t start) 
         if (r < 0)
                 return r;
         metrics_inc(o->metrics, METRICS_ENIS_CREATED);
-        metrics_add(o->metrics, METRICS_IPS_ASSIGNED, ne->n_ips);
+        metrics_add(o->metrics, METRICS_IPS_ASSIGNED, ne->n_ips + PLAN_PREFIX_IPS * ne->n_prefixes);
         log_info("ENI ready for pods", LF_STR("eni", ne->id), LF_INT("device_index", ne->device_index),
-                 LF_INT("addresses", ne->n_ips), LF_INT("wait_ms", vtime_mono_ms() - start));
+                 LF_INT("addresses", ne->n_ips), LF_INT("prefixes", ne->n_prefixes),
+                 LF_INT("wait_ms", vtime_mono_ms() - start));
         if (o->pool_changed)
                 o->pool_changed(o->userdata);
         return 0;
@@ -587,7 +662,7 @@ static int wait_and_open(struct ipamd_ctx *o, struct new_eni *batch, size_t n) {
         return opened;
 }
 
-int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
+static int create_enis(struct ipamd_ctx *o, const int *counts, size_t n, bool prefixes) {
         struct new_eni batch[MAX_BATCH];
         size_t made = 0;
         int r = 0;
@@ -599,6 +674,7 @@ int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 struct new_eni *ne = &batch[made];
                 memset(ne, 0, sizeof *ne);
+                ne->prefixes = prefixes;
                 ne->device_index = free_device_index(o, batch, made, 1);
                 if (ne->device_index < 0) {
                         r = ne->device_index;
@@ -622,6 +698,14 @@ int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
         o->reason[0] = '\0';
         int opened = wait_and_open(o, batch, made);
         return opened > 0 ? opened : -ETIMEDOUT;
+}
+
+int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
+        return create_enis(o, counts, n, false);
+}
+
+int eniops_create_prefixes(struct ipamd_ctx *o, const int *counts, size_t n) {
+        return create_enis(o, counts, n, true);
 }
 
 /* --- release --------------------------------------------------------------------- */
@@ -683,6 +767,49 @@ int eniops_release(struct ipamd_ctx *o, const char *eni_id, int count) {
                 r = unassign(o, eni_id, ips, n);
         free(cidrs);
         free(ips);
+        return r < 0 ? r : (int)n;
+}
+
+/*
+ * Empty prefixes back to EC2: marked releasing in one store transaction (only
+ * those none of whose 16 addresses is assigned, cooling or releasing), then
+ * UnassignPrivateIpAddresses Ipv4Prefix.N under an intent; removed from the
+ * store on success, free again on a definite refusal, re-read when unsure.
+ */
+int eniops_release_prefixes(struct ipamd_ctx *o, const char *eni_id, int count) {
+        char (*cidrs)[STORE_CIDR_MAX] = calloc((size_t)count, sizeof *cidrs);
+        const char **items = calloc((size_t)count, sizeof *items);
+        size_t n = 0;
+        int r = cidrs && items ? store_prefixes_mark_releasing(o->store, eni_id, (size_t)count, o->now_ms(), cidrs, &n)
+                               : -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                items[i] = cidrs[i];
+        int64_t id = r >= 0 && n > 0 ? intent_begin(o, STORE_INTENT_UNASSIGN_IPS, NULL, eni_id,
+                                                    json_strings("prefixes", items, n))
+                                     : 0;
+        if (id > 0) {
+                struct ec2_error e = { 0 };
+                r = ec2_unassign_private_ips(o->ec2, eni_id, items, n, true, &e);
+                if (outcome_uncertain(r, &e))
+                        settle_uncertain(o, eni_id, "UnassignPrivateIpAddresses");
+                if (r < 0)
+                        ctx_note_failure(o, "UnassignPrivateIpAddresses", r, &e);
+                intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, NULL);
+        } else if (id < 0)
+                r = (int)id;    /* EC2 never called: the prefixes are free again below */
+        for (size_t i = 0; i < n; i++) {
+                int sr = r < 0 ? store_block_unmark_releasing(o->store, cidrs[i])
+                               : store_block_remove(o->store, cidrs[i], false, NULL);
+                if (sr < 0 && sr != -ENOENT)
+                        log_error_errno(sr, "could not record the outcome of a release; the next EC2 pass repairs it",
+                                        LF_STR("block", cidrs[i]), LF_STR("eni", eni_id));
+        }
+        if (r >= 0 && n > 0) {
+                metrics_add(o->metrics, METRICS_IPS_RELEASED, n * PLAN_PREFIX_IPS);
+                log_info("returned prefixes to EC2", LF_STR("eni", eni_id), LF_INT("count", n));
+        }
+        free(cidrs);
+        free(items);
         return r < 0 ? r : (int)n;
 }
 

@@ -264,6 +264,13 @@ static int p_not_yet(const char *n, const char *v, struct ipamd_config *c, struc
         return 0;
 }
 
+static int p_prefix_delegation(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        int r = parse_bool_field(n, v, &c->prefix_delegation, e);
+        if (r >= 0 && c->prefix_delegation)
+                return p_not_yet(n, v, c, e);
+        return r;
+}
+
 static int p_ipv4(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
         (void)c;
         bool on;
@@ -441,7 +448,8 @@ static const struct row rows[] = {
           p_veth_prefix, STR(snat.veth_prefix) },
         { { "ENABLE_IPv4", "true", "true (IPv4 only)" }, p_ipv4, DEFAULT },
         { { "ENABLE_IPv6", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
-        { { "ENABLE_PREFIX_DELEGATION", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
+        { { "ENABLE_PREFIX_DELEGATION", "false", "false (not supported yet)" }, p_prefix_delegation,
+          BOOL(prefix_delegation) },
         { { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
         { { "ENABLE_POD_ENI", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
 };

@@ -38,6 +38,17 @@ int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n);
 /* Return count free secondary IPs of an ENI to EC2. */
 int eniops_release(struct ipamd_ctx *o, const char *eni_id, int count);
 
+/*
+ * Prefix delegation: the same with /28 prefixes (Ipv4PrefixCount,
+ * Ipv4Prefix.N). Assign returns how many prefixes the store gained; create
+ * takes prefix counts and waits for IMDS to list the prefixes too; release
+ * returns only prefixes none of whose 16 addresses is assigned, cooling or
+ * being released, and how many it returned.
+ */
+int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count);
+int eniops_create_prefixes(struct ipamd_ctx *o, const int *counts, size_t n);
+int eniops_release_prefixes(struct ipamd_ctx *o, const char *eni_id, int count);
+
 /* Detach and delete an ENI that holds no pod; -EBUSY if one got an address meanwhile. */
 int eniops_delete(struct ipamd_ctx *o, const char *eni_id);
 
