@@ -146,6 +146,7 @@ int introspect_render_metrics(introspect *h, char **ret) {
         int max_enis = plan_max_enis(&h->o.node->limits, &h->o.cfg->pool);
         metric(&t, "awscni_total_ip_addresses", "gauge", "addresses in the pool", st.total);
         metric(&t, "awscni_assigned_ip_addresses", "gauge", "addresses held by pods", st.assigned);
+        metric(&t, "awscni_total_ipv4_prefixes", "gauge", "/28 prefixes in the pool (prefix delegation)", st.prefixes);
         metric(&t, "vpcipam_available_ip_addresses", "gauge", "addresses an ADD can get now", st.available);
         metric(&t, "vpcipam_cooldown_ip_addresses", "gauge", "released addresses still cooling", st.cooldown);
         metric(&t, "awscni_eni_allocated", "gauge", "ENIs attached and serving", st.enis);

@@ -105,6 +105,7 @@ struct store_stats {
         int cooldown;            /* free but released less than the cooldown ago */
         int available;           /* free and past cooldown: what an ADD can get */
         int releasing;
+        int prefixes;            /* /28 prefixes on attached ENIs (their addresses are in total) */
 };
 
 struct store_itype {

@@ -106,7 +106,9 @@ static const char *const stmt_sql[ST__MAX] = {
                 " COALESCE(SUM(a.state = 'free' AND a.cooldown_until > ?1), 0),"
                 " COALESCE(SUM(a.state = 'free' AND a.cooldown_until <= ?1), 0),"
                 " COALESCE(SUM(a.state = 'releasing'), 0),"
-                " (SELECT COUNT(*) FROM enis WHERE state = 'attached')" ATTACHED_ADDRESSES,
+                " (SELECT COUNT(*) FROM enis WHERE state = 'attached'),"
+                " (SELECT COUNT(*) FROM blocks p JOIN enis q ON q.id = p.eni_id"
+                "  WHERE p.kind = 'prefix' AND q.state = 'attached')" ATTACHED_ADDRESSES,
         [ST_PLAN_ENIS] =
                 "SELECT e.id, e.device_index, e.is_primary, e.created_ms,"
                 " COALESCE(SUM(a.state = 'free' AND a.cooldown_until <= ?1), 0),"
@@ -1096,6 +1098,7 @@ int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
                 out.available = sqlite3_column_int(st, 3);
                 out.releasing = sqlite3_column_int(st, 4);
                 out.enis = sqlite3_column_int(st, 5);
+                out.prefixes = sqlite3_column_int(st, 6);
         }
         sqlite3_reset(st);
         if (rc != SQLITE_ROW)

@@ -932,6 +932,10 @@ START_TEST(test_prefix_pick_fullest_lowest) {
         ck_assert_int_eq(pe[0].prefixes, 2);
         ck_assert_int_eq(pe[0].empty_prefixes, 2);
         ck_assert_int_eq(pe[0].free, 34);
+        struct store_stats ss;
+        ck_assert_int_eq(store_stats(s, T0, &ss), 0);
+        ck_assert_int_eq(ss.prefixes, 2);
+        ck_assert_int_eq(ss.total, 34);
         /* equally empty: the lowest address of the lowest prefix */
         struct store_attachment a = att("c1"), b = att("c2"), c = att("c3");
         struct store_lease l;
