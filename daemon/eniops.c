@@ -15,6 +15,15 @@
  * Ipv4Prefix.N (intent params "prefixes": [cidrs]) of prefixes none of whose
  * 16 addresses is assigned, cooling or being released; a new ENI is opened
  * once IMDS lists its prefixes too (macs/<mac>/ipv4-prefix).
+ *
+ * /28 → /32 fallback: when EC2 refuses a prefix because the subnet has no
+ * free aligned /28 (InsufficientCidrBlocks: fragmentation) though it may
+ * have free addresses, the same need is met with /32 secondaries — on the
+ * same ENI (as many as the prefixes' addresses, at most its free slots), or
+ * new ENIs created with /32s — instead of leaving pods without addresses
+ * (aws-node backs off for two minutes). Prefixes are tried again after
+ * ENIOPS_PREFIX_RETRY_MS; until then growth goes straight to /32s. Logged,
+ * and counted (vpcipam_prefix_fallbacks_total).
  * delete:  state detaching, atomically only if no pod holds an address →
  *          intent → DetachNetworkInterface → wait until available →
  *          DeleteNetworkInterface → host teardown → ENI forgotten.
@@ -273,6 +282,44 @@ static int add_prefix_blocks(struct ipamd_ctx *o, const char *eni_id, const char
         return added;
 }
 
+static bool no_cidr_blocks(const struct ec2_error *e) {
+        return strcmp(e->code, "InsufficientCidrBlocks") == 0;
+}
+
+/* No free /28: say so once per back-off, count it, and use /32s until the back-off ends. */
+static void start_fallback(struct ipamd_ctx *o, const char *eni_id, int prefixes, const char *request_id) {
+        o->prefix_fallback_until = o->now_ms() + ENIOPS_PREFIX_RETRY_MS;
+        log_warn("the subnet has no free /28 for a prefix (InsufficientCidrBlocks); assigning /32 secondary "
+                 "addresses instead, prefixes again later", LF_STR("subnet", o->node->subnet_id),
+                 LF_STR("eni", eni_id ? eni_id : "(new)"), LF_INT("prefixes", prefixes),
+                 LF_INT("retry_s", ENIOPS_PREFIX_RETRY_MS / 1000), LF_STR("request_id", request_id));
+}
+
+static bool in_fallback(struct ipamd_ctx *o) {
+        return o->now_ms() < o->prefix_fallback_until;
+}
+
+/* The ENI's free IPv4 slots (each holds a /32 or a /28). */
+static int free_slots(struct ipamd_ctx *o, const char *eni_id) {
+        char (*blocks)[STORE_CIDR_MAX] = NULL;
+        size_t n = 0;
+        int r = store_blocks(o->store, eni_id, &blocks, &n);
+        free(blocks);
+        return r < 0 ? r : plan_ips_per_eni(&o->node->limits) - (int)n;
+}
+
+/* /32s for `prefixes` prefixes' worth of addresses on the ENI, as many as its slots allow. */
+static int assign_fallback(struct ipamd_ctx *o, const char *eni_id, int prefixes) {
+        int slots = free_slots(o, eni_id);
+        int count = prefixes * PLAN_PREFIX_IPS < slots ? prefixes * PLAN_PREFIX_IPS : slots;
+        if (count <= 0)
+                return slots < 0 ? slots : -ENOSPC;
+        int r = eniops_assign(o, eni_id, count);
+        if (r > 0)
+                metrics_inc(o->metrics, METRICS_PREFIX_FALLBACKS);
+        return r;
+}
+
 static cJSON *json_strings(const char *key, const char *const *v, size_t n) {
         cJSON *o = cJSON_CreateObject();
         cJSON *a = cJSON_AddArrayToObject(o, key);
@@ -282,12 +329,19 @@ static cJSON *json_strings(const char *key, const char *const *v, size_t n) {
 }
 
 int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count) {
+        if (in_fallback(o))
+                return assign_fallback(o, eni_id, count);
         int64_t id = intent_begin(o, STORE_INTENT_ASSIGN_IPS, NULL, eni_id, json_count("prefixes", count));
         if (id < 0)
                 return (int)id;
         struct ec2_result *res = NULL;
         struct ec2_error e = { 0 };
         int r = ec2_assign_private_ips(o->ec2, eni_id, 0, (unsigned)count, &res, &e);
+        if (r < 0 && no_cidr_blocks(&e)) {
+                intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
+                start_fallback(o, eni_id, count, e.request_id);
+                return assign_fallback(o, eni_id, count);
+        }
         if (r < 0) {
                 ctx_note_failure(o, "AssignPrivateIpAddresses", r, &e);
                 if (outcome_uncertain(r, &e))
@@ -481,6 +535,11 @@ static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
         if (r < 0 && outcome_uncertain(r, &e))
                 r = reissue_create(o, token, params, &res, &e);
         free(params);
+        if (r < 0 && ne->prefixes && no_cidr_blocks(&e)) {
+                intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
+                start_fallback(o, NULL, count, e.request_id);
+                return -ENOSPC;         /* eniops_create_prefixes falls back to /32s */
+        }
         if (r < 0) {
                 ctx_note_failure(o, "CreateNetworkInterface", r, &e);
                 if (outcome_uncertain(r, &e))
@@ -704,8 +763,24 @@ int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
         return create_enis(o, counts, n, false);
 }
 
+/* New ENIs with /32s for the prefixes' worth of addresses (up to a full ENI each). */
+static int create_fallback(struct ipamd_ctx *o, const int *counts, size_t n) {
+        int ips[MAX_BATCH];
+        int per_eni = plan_ips_per_eni(&o->node->limits);
+        n = n > MAX_BATCH ? MAX_BATCH : n;
+        for (size_t i = 0; i < n; i++)
+                ips[i] = counts[i] * PLAN_PREFIX_IPS < per_eni ? counts[i] * PLAN_PREFIX_IPS : per_eni;
+        int r = create_enis(o, ips, n, false);
+        if (r > 0)
+                metrics_inc(o->metrics, METRICS_PREFIX_FALLBACKS);
+        return r;
+}
+
 int eniops_create_prefixes(struct ipamd_ctx *o, const int *counts, size_t n) {
-        return create_enis(o, counts, n, true);
+        if (in_fallback(o))
+                return create_fallback(o, counts, n);
+        int r = create_enis(o, counts, n, true);
+        return r == -ENOSPC ? create_fallback(o, counts, n) : r;
 }
 
 /* --- release --------------------------------------------------------------------- */

@@ -44,6 +44,7 @@ struct ipamd_ctx {
         /* Written by the operations: why growing failed last, and until when not to retry. */
         char reason[CTX_REASON_MAX];
         int64_t grow_blocked_until;
+        int64_t prefix_fallback_until;  /* PD: no free /28 in the subnet; /32s until then (eniops.c) */
 };
 
 /* Set o->reason from an EC2 failure; subnet exhaustion also blocks growth for a while. */

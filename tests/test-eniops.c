@@ -556,6 +556,68 @@ START_TEST(test_release_prefixes_refused_unmarks) {
 }
 END_TEST
 
+static void fail_next(struct testctx *t, enum ec2_action a, const char *code) {
+        fakeec2_lock(&t->f);
+        t->f.fail_action = a;
+        t->f.fail_times = 1;
+        t->f.fail_status = 400;
+        t->f.fail_code = code;
+        fakeec2_unlock(&t->f);
+}
+
+/* No free /28 in the subnet: the same need is met with /32s on the ENI (at most its free slots),
+ * counted, without blocking growth; /32s straight away during the back-off, prefixes after it. */
+START_TEST(test_assign_prefixes_falls_back_to_ips) {
+        struct testctx *t = node_with_primary(2);
+        fail_next(t, EC2_ASSIGN_PRIVATE_IP_ADDRESSES, "InsufficientCidrBlocks");
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 7);   /* 9 slots − 2 */
+        ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 0);
+        ck_assert_uint_eq(testctx_ec2_ips(t, TESTCTX_PRIMARY_ENI), 9);
+        testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+        ck_assert_uint_eq(counter(t, METRICS_PREFIX_FALLBACKS), 1);
+        ck_assert_int_eq(t->ctx.grow_blocked_until, 0);
+        assert_consistent(t);
+        testctx_free(t);
+
+        t = node_with_primary(0);
+        fail_next(t, EC2_ASSIGN_PRIVATE_IP_ADDRESSES, "InsufficientCidrBlocks");
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 9);
+        ck_assert_int_eq(eniops_release(&t->ctx, TESTCTX_PRIMARY_ENI, 5), 5);
+        unsigned calls = fakeec2_calls(&t->f, EC2_ASSIGN_PRIVATE_IP_ADDRESSES);
+        /* within the back-off: /32s at once, one call */
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 2), 5);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_PRIVATE_IP_ADDRESSES), calls + 1);
+        ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 0);
+        ck_assert_uint_eq(counter(t, METRICS_PREFIX_FALLBACKS), 2);
+        /* after it: prefixes again */
+        ck_assert_int_eq(eniops_release(&t->ctx, TESTCTX_PRIMARY_ENI, 3), 3);
+        testctx_now += ENIOPS_PREFIX_RETRY_MS;
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 1);
+        ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 1);
+        testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
+/* A new ENI refused its prefixes for want of a /28: created with /32s instead (one full ENI at most). */
+START_TEST(test_create_prefixes_falls_back_to_ips) {
+        struct testctx *t = node_with_primary(0);
+        fail_next(t, EC2_CREATE_NETWORK_INTERFACE, "InsufficientCidrBlocks");
+        ck_assert_int_eq(eniops_create_prefixes(&t->ctx, (int[]){ 1 }, 1), 1);
+        char id[STORE_ID_MAX];
+        last_eni(t, id);
+        ck_assert_uint_eq(ec2_prefixes(t, id), 0);
+        ck_assert_uint_eq(testctx_ec2_ips(t, id), 9);
+        testctx_assert_store_is_ec2(t, id);
+        ck_assert_uint_eq(counter(t, METRICS_PREFIX_FALLBACKS), 1);
+        ck_assert_int_eq(t->ctx.grow_blocked_until, 0);
+        ck_assert_uint_eq(testctx_ec2_enis(t), 2);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("eniops");
         TCase *tc = tcase_create("eniops");
@@ -583,6 +645,8 @@ int main(void) {
         tcase_add_test(tc, test_create_with_prefixes);
         tcase_add_test(tc, test_release_prefixes_only_empty);
         tcase_add_test(tc, test_release_prefixes_refused_unmarks);
+        tcase_add_test(tc, test_assign_prefixes_falls_back_to_ips);
+        tcase_add_test(tc, test_create_prefixes_falls_back_to_ips);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

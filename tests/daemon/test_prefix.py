@@ -7,6 +7,7 @@ after DEL of all, the pool shrinks back to one free prefix. A SIGKILL while
 AssignPrivateIpAddresses (Ipv4PrefixCount) is in flight is resolved at the
 restart: no intent stays open, and the store holds exactly the prefixes EC2
 lists. A xen instance type falls back to secondary IPs, logged, as aws-node.
+A node subnet with no free /28 serves pods through /32s (the fallback).
 """
 
 import ipaddress
@@ -150,6 +151,52 @@ def test_xen_falls_back_to_secondary_ips():
         with open(d.log) as f:
             assert "not nitro" in f.read()
     finally:
+        stop_all()
+        w.down()
+
+
+def test_fragmented_subnet_serves_pods_through_ip_fallback():
+    """The node subnet (a /25) has an address taken in every /28: EC2 refuses every prefix
+    (InsufficientCidrBlocks), and vpc-ipamd meets the need with /32 secondaries instead:
+    20 pods through the plugin, logged and counted."""
+    w = harness.WorldFixture(nodes=1, extra=["--vpc-cidr", "10.0.0.0/24"])
+    inst = w.nodes[0]["instance_id"]
+    subnet_id = w.nodes[0]["subnet_id"]
+    n = None
+    try:
+        truth = w.truth()
+        net = ipaddress.ip_network([x["cidr"] for x in truth["subnets"] if x["id"] == subnet_id][0])
+        used = set()
+        for e in truth["enis"]:
+            used.add(e["primary_ip"])
+            used.update(e.get("secondary_ips") or [])
+        reserved = {net.network_address + i for i in range(4)} | {net.broadcast_address}
+        taken = []
+        for block in net.subnets(new_prefix=28):
+            free = [a for a in block if a not in reserved and str(a) not in used]
+            if free and not any(str(a) in used for a in block):
+                taken.append(str(free[len(free) // 2]))
+        c = w.ec2()
+        c.create_network_interface(SubnetId=subnet_id, PrivateIpAddresses=[
+            {"PrivateIpAddress": a, "Primary": i == 0} for i, a in enumerate(taken)])
+        n = Node(w, 0, PD)
+        n.d.start()
+        ips = set()
+        for i in range(20):
+            ip, _ = n.add(f"f{i}", n.pod())
+            ips.add(ip)
+        assert len(ips) == 20
+        assert node_prefixes(w, inst) == {}
+        blocks = store_blocks(n.d)
+        assert blocks and all(k == "ip" for k, _ in blocks.values()), blocks
+        assert all(ipaddress.ip_address(ip) in net for ip in ips)
+        assert n.d.metric("vpcipam_prefix_fallbacks_total") >= 1
+        assert n.d.metric("awscni_total_ipv4_prefixes") == 0
+        with open(n.d.log) as f:
+            assert "InsufficientCidrBlocks" in f.read()
+    finally:
+        if n:
+            n.close()
         stop_all()
         w.down()
 
