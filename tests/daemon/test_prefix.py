@@ -7,7 +7,8 @@ after DEL of all, the pool shrinks back to one free prefix. A SIGKILL while
 AssignPrivateIpAddresses (Ipv4PrefixCount) is in flight is resolved at the
 restart: no intent stays open, and the store holds exactly the prefixes EC2
 lists. A xen instance type falls back to secondary IPs, logged, as aws-node.
-A node subnet with no free /28 serves pods through /32s (the fallback).
+A node subnet with no free /28 serves pods through /32s (the fallback). The
+bounded chaos run (tests/chaos) holds its invariants in prefix delegation.
 """
 
 import ipaddress
@@ -15,11 +16,14 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "cni"))
+sys.path.insert(0, os.path.join(HERE, "..", "chaos"))
 
+import chaos  # noqa: E402
 from ipamd import Daemon, harness, stop_all, wait_for  # noqa: E402
 from test_vpc_cni_ipamd import Node  # noqa: E402
 
@@ -199,6 +203,16 @@ def test_fragmented_subnet_serves_pods_through_ip_fallback():
             n.close()
         stop_all()
         w.down()
+
+
+def test_chaos_in_prefix_delegation():
+    """tests/chaos/chaos.py's bounded run (pod operations through vpc-cni, EC2 faults, SIGKILLs)
+    under ENABLE_PREFIX_DELEGATION: every invariant holds, the store's /28s are EC2's."""
+    seed = int(os.environ.get("CHAOS_SEED", time.time()))
+    # PD serves pods with few EC2 calls: more operations than the /32 run, fewer faults asked of them.
+    assert chaos.main(["--ops", "600", "--seconds", "150", "--seed", str(seed), "--min-faults", "3",
+                       "--prefix-delegation"]) == 0, \
+        f"violations (seed {seed})"
 
 
 if __name__ == "__main__":
