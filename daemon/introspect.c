@@ -153,8 +153,9 @@ int introspect_render_metrics(introspect *h, char **ret) {
         metric(&t, "vpcipam_cooldown_ip_addresses", "gauge", "released addresses still cooling", st.cooldown);
         metric(&t, "awscni_eni_allocated", "gauge", "ENIs attached and serving", st.enis);
         metric(&t, "awscni_eni_max", "gauge", "ENIs this node may attach", max_enis);
+        bool pd = h->o.cfg->prefix_delegation && h->o.node->prefix_supported;     /* a slot holds a /28 */
         metric(&t, "awscni_ip_max", "gauge", "addresses those ENIs can hold",
-               max_enis * plan_ips_per_eni(&h->o.node->limits));
+               max_enis * plan_ips_per_eni(&h->o.node->limits) * (pd ? PLAN_PREFIX_IPS : 1));
         for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
                 metric(&t, counters[i].name, "counter", counters[i].help, ms.counters[counters[i].which]);
         metric(&t, "vpcipam_pending_intents", "gauge", "EC2 mutations begun and not yet settled", (double)n_open);

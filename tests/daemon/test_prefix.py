@@ -99,6 +99,7 @@ def test_110_pods_in_prefixes_then_shrink():
         assert {c for c, (k, _) in blocks.items() if k == "prefix"} == set(truth), (sorted(blocks), sorted(truth))
         assert all(k == "prefix" for k, _ in blocks.values()), "a /32 in a PD pool"
         assert n.d.metric("awscni_total_ipv4_prefixes") == len(truth)
+        assert n.d.metric("awscni_ip_max") == 3 * 9 * 16
         for cid, (ns, ip, out) in pods.items():
             rc, res = n.cni("DEL", cid, ns, prev=out)
             assert rc == 0, (cid, res)
