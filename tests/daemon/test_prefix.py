@@ -6,9 +6,10 @@ that EC2's truth (the emulator's /truth) lists on one of the node's ENIs;
 after DEL of all, the pool shrinks back to one free prefix. A SIGKILL while
 AssignPrivateIpAddresses (Ipv4PrefixCount) is in flight is resolved at the
 restart: no intent stays open, and the store holds exactly the prefixes EC2
-lists. A xen instance type falls back to secondary IPs, logged, as aws-node.
-A node subnet with no free /28 serves pods through /32s (the fallback). The
-bounded chaos run (tests/chaos) holds its invariants in prefix delegation.
+lists; so is one during UnassignPrivateIpAddresses (Ipv4Prefix.N). A xen
+instance type falls back to secondary IPs, logged, as aws-node. A node subnet
+with no free /28 serves pods through /32s (the fallback). The bounded chaos
+run (tests/chaos) holds its invariants in prefix delegation.
 """
 
 import ipaddress
@@ -139,6 +140,40 @@ def test_sigkill_during_prefix_assign():
         assert all(k == "prefix" for k, _ in store_blocks(d2).values())
         with open(d2.log) as f:
             assert "resolved an interrupted operation" in f.read()
+    finally:
+        stop_all()
+        w.down()
+
+
+def test_sigkill_during_prefix_unassign():
+    """Three free prefixes, then WARM_PREFIX_TARGET=1: the daemon is killed while Ipv4Prefix.N
+    is in flight; the restart settles the release (the prefixes leave the store and EC2 alike)."""
+    w = harness.WorldFixture(nodes=1)
+    inst = w.nodes[0]["instance_id"]
+    three = dict(PD, WARM_PREFIX_TARGET="3")
+    d = Daemon(w, env=three)
+    try:
+        d.start()
+        wait_for(lambda: len(node_prefixes(w, inst)) == 3 and d.pool()["total"] == 48, timeout=20, interval=0.1,
+                 what="three prefixes")
+        d.stop()
+        w.ctl("POST", "/latency", {"api": {"UnassignPrivateIpAddresses": 1.5}})
+        d = Daemon(w, env=PD)
+        d.start()
+        wait_intent(d, "unassign_ips")
+        d.kill()
+        wait_for(lambda: not ec2_connections(w), timeout=10, interval=0.05,
+                 what="the emulator to finish the dead daemon's calls")
+        w.ctl("POST", "/latency", {"api": {"UnassignPrivateIpAddresses": 0}, "attach": 0, "detach": 0})
+        interrupted = open_intents(d)
+        assert any(k == "unassign_ips" and '"prefixes"' in p for k, p in interrupted), interrupted
+        d2 = Daemon(w, env=PD).start()
+        def settled():
+            return (open_intents(d2) == [] and len(node_prefixes(w, inst)) == 1
+                    and set(store_blocks(d2)) == set(node_prefixes(w, inst)) and d2.pool()["total"] == 16)
+        wait_for(settled, timeout=30, interval=0.2,
+                 what=f"the interrupted release settled ({open_intents(d2)}, {sorted(store_blocks(d2))}, "
+                      f"{sorted(node_prefixes(w, inst))})")
     finally:
         stop_all()
         w.down()
