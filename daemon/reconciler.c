@@ -7,7 +7,9 @@
  * delay — 12 s slots over 120 s by default), asks the planner, and runs grows
  * before shrinks.
  * Growth is skipped while EC2 said the subnet is exhausted (eniops sets the
- * back-off). The status the server reports is derived here: the last failure,
+ * back-off). Under prefix delegation (configured, on a nitro type) the
+ * planner gets the flag and kubelet's max-pods, and prefix actions go to
+ * eniops' prefix operations. The status the server reports is derived here: the last failure,
  * or the ENI limit when the planner says the node is at capacity.
  *
  * The store is checked before every pass. SQLite keeps writing to a file
