@@ -9,6 +9,14 @@
  * assign:  intent → AssignPrivateIpAddresses → blocks added.
  * release: blocks marked releasing (no longer handed out) → intent →
  *          UnassignPrivateIpAddresses → blocks removed (or unmarked on error).
+ * delete:  state detaching, atomically only if no pod holds an address →
+ *          intent → DetachNetworkInterface → wait until available →
+ *          DeleteNetworkInterface → host teardown → ENI forgotten.
+ *
+ * Every created ENI carries the tag vpc-ipam/client-token=<its ClientToken>,
+ * and its create intent holds the whole request: a create whose outcome is
+ * unknown (an answer lost, retries timed out, a crash) is settled by issuing
+ * it again with the same token, which EC2 answers with the one ENI.
  *
  * Under prefix delegation the same sequences carry /28 prefixes: Assign and
  * Create with Ipv4PrefixCount (intent params "prefixes": count), Unassign with
@@ -24,14 +32,6 @@
  * (aws-node backs off for two minutes). Prefixes are tried again after
  * ENIOPS_PREFIX_RETRY_MS; until then growth goes straight to /32s. Logged,
  * and counted (vpcipam_prefix_fallbacks_total).
- * delete:  state detaching, atomically only if no pod holds an address →
- *          intent → DetachNetworkInterface → wait until available →
- *          DeleteNetworkInterface → host teardown → ENI forgotten.
- *
- * Every created ENI carries the tag vpc-ipam/client-token=<its ClientToken>,
- * and its create intent holds the whole request: a create whose outcome is
- * unknown (an answer lost, retries timed out, a crash) is settled by issuing
- * it again with the same token, which EC2 answers with the one ENI.
  */
 #include <errno.h>
 #include <inttypes.h>
