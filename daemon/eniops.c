@@ -17,6 +17,21 @@
  * and its create intent holds the whole request: a create whose outcome is
  * unknown (an answer lost, retries timed out, a crash) is settled by issuing
  * it again with the same token, which EC2 answers with the one ENI.
+ *
+ * Under prefix delegation the same sequences carry /28 prefixes: Assign and
+ * Create with Ipv4PrefixCount (intent params "prefixes": count), Unassign with
+ * Ipv4Prefix.N (intent params "prefixes": [cidrs]) of prefixes none of whose
+ * 16 addresses is assigned, cooling or being released; a new ENI is opened
+ * once IMDS lists its prefixes too (macs/<mac>/ipv4-prefix).
+ *
+ * /28 → /32 fallback: when EC2 refuses a prefix because the subnet has no
+ * free aligned /28 (InsufficientCidrBlocks: fragmentation) though it may
+ * have free addresses, the same need is met with /32 secondaries — on the
+ * same ENI (as many as the prefixes' addresses, at most its free slots), or
+ * new ENIs created with /32s — instead of leaving pods without addresses
+ * (aws-node backs off for two minutes). Prefixes are tried again after
+ * ENIOPS_PREFIX_RETRY_MS; until then growth goes straight to /32s. Logged,
+ * and counted (vpcipam_prefix_fallbacks_total).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -248,6 +263,110 @@ int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count) {
         return r;
 }
 
+/* Record /28 prefixes EC2 gave an ENI; returns how many are new in the store. */
+static int add_prefix_blocks(struct ipamd_ctx *o, const char *eni_id, const char *const *prefixes, size_t n) {
+        int added = 0;
+        for (size_t i = 0; i < n; i++) {
+                int r = store_block_add(o->store, eni_id, prefixes[i], o->now_ms());
+                if (r == -EADDRNOTAVAIL || r == -EEXIST) {
+                        log_warn("EC2 listed a prefix the pool cannot hold on this ENI; skipped",
+                                 LF_STR("prefix", prefixes[i]), LF_STR("eni", eni_id), LF_INT("error", r));
+                        continue;
+                }
+                if (r < 0) {
+                        log_error_errno(r, "could not record a prefix EC2 assigned", LF_STR("prefix", prefixes[i]),
+                                        LF_STR("eni", eni_id));
+                        return r;
+                }
+                added++;
+        }
+        return added;
+}
+
+static bool no_cidr_blocks(const struct ec2_error *e) {
+        return strcmp(e->code, "InsufficientCidrBlocks") == 0;
+}
+
+/* No free /28: say so once per back-off, count it, and use /32s until the back-off ends. */
+static void start_fallback(struct ipamd_ctx *o, const char *eni_id, int prefixes, const char *request_id) {
+        o->prefix_fallback_until = o->now_ms() + ENIOPS_PREFIX_RETRY_MS;
+        log_warn("the subnet has no free /28 for a prefix (InsufficientCidrBlocks); assigning /32 secondary "
+                 "addresses instead, prefixes again later", LF_STR("subnet", o->node->subnet_id),
+                 LF_STR("eni", eni_id ? eni_id : "(new)"), LF_INT("prefixes", prefixes),
+                 LF_INT("retry_s", ENIOPS_PREFIX_RETRY_MS / 1000), LF_STR("request_id", request_id));
+}
+
+static bool in_fallback(struct ipamd_ctx *o) {
+        return o->now_ms() < o->prefix_fallback_until;
+}
+
+/* The ENI's free IPv4 slots (each holds a /32 or a /28). */
+static int free_slots(struct ipamd_ctx *o, const char *eni_id) {
+        char (*blocks)[STORE_CIDR_MAX] = NULL;
+        size_t n = 0;
+        int r = store_blocks(o->store, eni_id, &blocks, &n);
+        free(blocks);
+        return r < 0 ? r : plan_ips_per_eni(&o->node->limits) - (int)n;
+}
+
+/* /32s for `prefixes` prefixes' worth of addresses on the ENI, as many as its slots allow. */
+static int assign_fallback(struct ipamd_ctx *o, const char *eni_id, int prefixes) {
+        int slots = free_slots(o, eni_id);
+        int count = prefixes * PLAN_PREFIX_IPS < slots ? prefixes * PLAN_PREFIX_IPS : slots;
+        if (count <= 0)
+                return slots < 0 ? slots : -ENOSPC;
+        int r = eniops_assign(o, eni_id, count);
+        if (r > 0)
+                metrics_inc(o->metrics, METRICS_PREFIX_FALLBACKS);
+        return r;
+}
+
+static cJSON *json_strings(const char *key, const char *const *v, size_t n) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *a = cJSON_AddArrayToObject(o, key);
+        for (size_t i = 0; i < n; i++)
+                cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
+        return o;
+}
+
+int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count) {
+        if (in_fallback(o))
+                return assign_fallback(o, eni_id, count);
+        int64_t id = intent_begin(o, STORE_INTENT_ASSIGN_IPS, NULL, eni_id, json_count("prefixes", count));
+        if (id < 0)
+                return (int)id;
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        int r = ec2_assign_private_ips(o->ec2, eni_id, 0, (unsigned)count, &res, &e);
+        if (r < 0 && no_cidr_blocks(&e)) {
+                intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
+                start_fallback(o, eni_id, count, e.request_id);
+                return assign_fallback(o, eni_id, count);
+        }
+        if (r < 0) {
+                ctx_note_failure(o, "AssignPrivateIpAddresses", r, &e);
+                if (outcome_uncertain(r, &e))
+                        settle_uncertain(o, eni_id, "AssignPrivateIpAddresses");
+                intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
+                return r;
+        }
+        r = add_prefix_blocks(o, eni_id, res->prefixes, res->n_prefixes);
+        if (outcome_uncertain(0, &e) || res->n_prefixes != (size_t)count)
+                settle_uncertain(o, eni_id, "AssignPrivateIpAddresses");
+        intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE,
+                   json_strings("prefixes", res->prefixes, r < 0 ? 0 : res->n_prefixes));
+        if (r > 0) {
+                metrics_add(o->metrics, METRICS_IPS_ASSIGNED, (uint64_t)r * PLAN_PREFIX_IPS);
+                log_info("assigned prefixes", LF_STR("eni", eni_id), LF_INT("count", r),
+                         LF_STR("request_id", res->request_id));
+                o->reason[0] = '\0';
+                if (o->pool_changed)
+                        o->pool_changed(o->userdata);
+        }
+        ec2_result_free(res);
+        return r;
+}
+
 /* --- create --------------------------------------------------------------------- */
 
 struct new_eni {
@@ -261,6 +380,8 @@ struct new_eni {
         int64_t create_intent;        /* open until the ENI is attached, or discarded */
         bool linked, imds_seen, done;
         size_t n_ips;
+        bool prefixes;                /* created with Ipv4PrefixCount */
+        size_t n_prefixes;
 };
 
 static void random_token(char out[33]) {
@@ -311,7 +432,9 @@ static char *create_params(struct ipamd_ctx *o, int count, const struct new_eni 
         snprintf(description, sizeof description, ENIOPS_DESCRIPTION_PREFIX "%s", o->node->instance_id);
         char *json = NULL;
         for (int with_config = 1; with_config >= 0 && !json; with_config--) {
-                cJSON *p = json_count("count", count);
+                cJSON *p = json_count("count", ne->prefixes ? 0 : count);
+                if (ne->prefixes)
+                        cJSON_AddNumberToObject(p, "prefixes", count);
                 cJSON_AddNumberToObject(p, "device_index", ne->device_index);
                 cJSON_AddStringToObject(p, "subnet", ne->subnet_id);
                 cJSON_AddStringToObject(p, "description", description);
@@ -367,6 +490,10 @@ static int record_created(struct ipamd_ctx *o, const struct ec2_eni *eni, struct
                 r = add_blocks(o, eni->id, &ip, 1);
                 ne->n_ips += r > 0;
         }
+        if (r >= 0)
+                r = add_prefix_blocks(o, eni->id, eni->prefixes, eni->n_prefixes);
+        if (r > 0)
+                ne->n_prefixes = (size_t)r;
         return r < 0 ? r : 0;
 }
 
@@ -412,6 +539,11 @@ static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
         if (r < 0 && outcome_uncertain(r, &e))
                 r = reissue_create(o, token, params, &res, &e);
         free(params);
+        if (r < 0 && ne->prefixes && no_cidr_blocks(&e)) {
+                intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
+                start_fallback(o, NULL, count, e.request_id);
+                return -ENOSPC;         /* eniops_create_prefixes falls back to /32s */
+        }
         if (r < 0) {
                 ne->exhausted = ctx_note_create_failure(o, ne->subnet_id, r, &e);
                 if (outcome_uncertain(r, &e))
@@ -428,7 +560,7 @@ static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
          * leaves it open, and the next start settles it (re-issued, then deleted). */
         ne->create_intent = id;
         log_info("created ENI", LF_STR("eni", ne->id), LF_STR("mac", ne->mac), LF_INT("addresses", ne->n_ips),
-                 LF_STR("subnet", ne->subnet_id),
+                 LF_STR("subnet", ne->subnet_id), LF_INT("prefixes", ne->n_prefixes),
                  LF_INT("device_index", ne->device_index), LF_STR("request_id", res->request_id));
         ec2_result_free(res);
         if (r < 0)
@@ -509,7 +641,7 @@ static bool imds_shows(struct ipamd_ctx *o, const struct new_eni *ne) {
         struct imds_eni *ie = NULL;
         if (!o->imds || imds_eni(o->imds, ne->mac, &ie, NULL) < 0)
                 return false;
-        bool ok = ie->n_local_ipv4s >= ne->n_ips + 1;
+        bool ok = ie->n_local_ipv4s >= ne->n_ips + 1 && ie->n_prefixes >= ne->n_prefixes;
         imds_eni_free(ie);
         return ok;
 }
@@ -561,9 +693,10 @@ static int open_new_eni(struct ipamd_ctx *o, struct new_eni *ne, int64_t start) 
         if (r < 0)
                 return r;
         metrics_inc(o->metrics, METRICS_ENIS_CREATED);
-        metrics_add(o->metrics, METRICS_IPS_ASSIGNED, ne->n_ips);
+        metrics_add(o->metrics, METRICS_IPS_ASSIGNED, ne->n_ips + PLAN_PREFIX_IPS * ne->n_prefixes);
         log_info("ENI ready for pods", LF_STR("eni", ne->id), LF_INT("device_index", ne->device_index),
-                 LF_INT("addresses", ne->n_ips), LF_INT("wait_ms", vtime_mono_ms() - start));
+                 LF_INT("addresses", ne->n_ips), LF_INT("prefixes", ne->n_prefixes),
+                 LF_INT("wait_ms", vtime_mono_ms() - start));
         if (o->pool_changed)
                 o->pool_changed(o->userdata);
         return 0;
@@ -627,7 +760,7 @@ static int create_in_a_subnet(struct ipamd_ctx *o, int count, struct new_eni *ne
         return r;
 }
 
-int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
+static int create_enis(struct ipamd_ctx *o, const int *counts, size_t n, bool prefixes) {
         struct new_eni batch[MAX_BATCH];
         size_t made = 0;
         int r = 0;
@@ -639,6 +772,7 @@ int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 struct new_eni *ne = &batch[made];
                 memset(ne, 0, sizeof *ne);
+                ne->prefixes = prefixes;
                 ne->device_index = free_device_index(o, batch, made, 1);
                 if (ne->device_index < 0) {
                         r = ne->device_index;
@@ -659,6 +793,30 @@ int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
         o->reason[0] = '\0';
         int opened = wait_and_open(o, batch, made);
         return opened > 0 ? opened : -ETIMEDOUT;
+}
+
+int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n) {
+        return create_enis(o, counts, n, false);
+}
+
+/* New ENIs with /32s for the prefixes' worth of addresses (up to a full ENI each). */
+static int create_fallback(struct ipamd_ctx *o, const int *counts, size_t n) {
+        int ips[MAX_BATCH];
+        int per_eni = plan_ips_per_eni(&o->node->limits);
+        n = n > MAX_BATCH ? MAX_BATCH : n;
+        for (size_t i = 0; i < n; i++)
+                ips[i] = counts[i] * PLAN_PREFIX_IPS < per_eni ? counts[i] * PLAN_PREFIX_IPS : per_eni;
+        int r = create_enis(o, ips, n, false);
+        if (r > 0)
+                metrics_inc(o->metrics, METRICS_PREFIX_FALLBACKS);
+        return r;
+}
+
+int eniops_create_prefixes(struct ipamd_ctx *o, const int *counts, size_t n) {
+        if (in_fallback(o))
+                return create_fallback(o, counts, n);
+        int r = create_enis(o, counts, n, true);
+        return r == -ENOSPC ? create_fallback(o, counts, n) : r;
 }
 
 /* --- release --------------------------------------------------------------------- */
@@ -719,6 +877,49 @@ int eniops_release(struct ipamd_ctx *o, const char *eni_id, int count) {
                 r = unassign(o, eni_id, ips, n);
         free(cidrs);
         free(ips);
+        return r < 0 ? r : (int)n;
+}
+
+/*
+ * Empty prefixes back to EC2: marked releasing in one store transaction (only
+ * those none of whose 16 addresses is assigned, cooling or releasing), then
+ * UnassignPrivateIpAddresses Ipv4Prefix.N under an intent; removed from the
+ * store on success, free again on a definite refusal, re-read when unsure.
+ */
+int eniops_release_prefixes(struct ipamd_ctx *o, const char *eni_id, int count) {
+        char (*cidrs)[STORE_CIDR_MAX] = calloc((size_t)count, sizeof *cidrs);
+        const char **items = calloc((size_t)count, sizeof *items);
+        size_t n = 0;
+        int r = cidrs && items ? store_prefixes_mark_releasing(o->store, eni_id, (size_t)count, o->now_ms(), cidrs, &n)
+                               : -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                items[i] = cidrs[i];
+        int64_t id = r >= 0 && n > 0 ? intent_begin(o, STORE_INTENT_UNASSIGN_IPS, NULL, eni_id,
+                                                    json_strings("prefixes", items, n))
+                                     : 0;
+        if (id > 0) {
+                struct ec2_error e = { 0 };
+                r = ec2_unassign_private_ips(o->ec2, eni_id, items, n, true, &e);
+                if (outcome_uncertain(r, &e))
+                        settle_uncertain(o, eni_id, "UnassignPrivateIpAddresses");
+                if (r < 0)
+                        ctx_note_failure(o, "UnassignPrivateIpAddresses", r, &e);
+                intent_end(o, id, r < 0 ? STORE_INTENT_FAILED : STORE_INTENT_DONE, NULL);
+        } else if (id < 0)
+                r = (int)id;    /* EC2 never called: the prefixes are free again below */
+        for (size_t i = 0; i < n; i++) {
+                int sr = r < 0 ? store_block_unmark_releasing(o->store, cidrs[i])
+                               : store_block_remove(o->store, cidrs[i], false, NULL);
+                if (sr < 0 && sr != -ENOENT)
+                        log_error_errno(sr, "could not record the outcome of a release; the next EC2 pass repairs it",
+                                        LF_STR("block", cidrs[i]), LF_STR("eni", eni_id));
+        }
+        if (r >= 0 && n > 0) {
+                metrics_add(o->metrics, METRICS_IPS_RELEASED, n * PLAN_PREFIX_IPS);
+                log_info("returned prefixes to EC2", LF_STR("eni", eni_id), LF_INT("count", n));
+        }
+        free(cidrs);
+        free(items);
         return r < 0 ? r : (int)n;
 }
 

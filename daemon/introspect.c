@@ -127,6 +127,8 @@ static const struct {
           METRICS_POD_VETH_DELETE_ERRORS },
         { "vpcipam_bad_requests_total", "refused socket messages", METRICS_BAD_REQUESTS },
         { "vpcipam_refused_peers_total", "socket clients refused for their uid", METRICS_PEERS_REFUSED },
+        { "vpcipam_prefix_fallbacks_total", "times /32s were assigned because the subnet had no free /28",
+          METRICS_PREFIX_FALLBACKS },
 };
 
 int introspect_render_metrics(introspect *h, char **ret) {
@@ -146,12 +148,14 @@ int introspect_render_metrics(introspect *h, char **ret) {
         int max_enis = plan_max_enis(&h->o.node->limits, &h->o.cfg->pool);
         metric(&t, "awscni_total_ip_addresses", "gauge", "addresses in the pool", st.total);
         metric(&t, "awscni_assigned_ip_addresses", "gauge", "addresses held by pods", st.assigned);
+        metric(&t, "awscni_total_ipv4_prefixes", "gauge", "/28 prefixes in the pool (prefix delegation)", st.prefixes);
         metric(&t, "vpcipam_available_ip_addresses", "gauge", "addresses an ADD can get now", st.available);
         metric(&t, "vpcipam_cooldown_ip_addresses", "gauge", "released addresses still cooling", st.cooldown);
         metric(&t, "awscni_eni_allocated", "gauge", "ENIs attached and serving", st.enis);
         metric(&t, "awscni_eni_max", "gauge", "ENIs this node may attach", max_enis);
+        bool pd = h->o.cfg->prefix_delegation && h->o.node->prefix_supported;     /* a slot holds a /28 */
         metric(&t, "awscni_ip_max", "gauge", "addresses those ENIs can hold",
-               max_enis * plan_ips_per_eni(&h->o.node->limits));
+               max_enis * plan_ips_per_eni(&h->o.node->limits) * (pd ? PLAN_PREFIX_IPS : 1));
         for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
                 metric(&t, counters[i].name, "counter", counters[i].help, ms.counters[counters[i].which]);
         metric(&t, "vpcipam_pending_intents", "gauge", "EC2 mutations begun and not yet settled", (double)n_open);

@@ -264,6 +264,11 @@ static int p_not_yet(const char *n, const char *v, struct ipamd_config *c, struc
         return 0;
 }
 
+/* /28 prefixes; a non-nitro instance type falls back to secondary IPs at start (reconciler.c). */
+static int p_prefix_delegation(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->prefix_delegation, e);
+}
+
 static int p_ipv4(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
         (void)c;
         bool on;
@@ -446,7 +451,8 @@ static const struct row rows[] = {
           p_veth_prefix, STR(snat.veth_prefix) },
         { { "ENABLE_IPv4", "true", "true (IPv4 only)" }, p_ipv4, DEFAULT },
         { { "ENABLE_IPv6", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
-        { { "ENABLE_PREFIX_DELEGATION", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
+        { { "ENABLE_PREFIX_DELEGATION", "false", "true or false" }, p_prefix_delegation,
+          BOOL(prefix_delegation) },
         { { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
         { { "ENABLE_POD_ENI", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
 };
@@ -671,8 +677,20 @@ static int add_owner_tag(struct ipamd_config *c, struct errmsg *err) {
         return 0;
 }
 
+/* aws-node's entrypoint refuses prefix delegation with no warm or minimum target at all. */
+static int verify_prefix_delegation(const struct ipamd_config *c, struct errmsg *err) {
+        if (c->prefix_delegation && c->pool.warm_prefix_target <= 0 && c->pool.warm_ip_target <= 0 &&
+            c->pool.minimum_ip_target <= 0)
+                return errmsg_set(err, -EINVAL, "ENABLE_PREFIX_DELEGATION=true: needs WARM_PREFIX_TARGET, "
+                                  "WARM_IP_TARGET or MINIMUM_IP_TARGET above 0 (as aws-node); "
+                                  "WARM_PREFIX_TARGET=1 is aws-node's manifest default");
+        return 0;
+}
+
 static int verify(struct ipamd_config *c, struct errmsg *err) {
         int r = verify_paths(c, err);
+        if (r == 0)
+                r = verify_prefix_delegation(c, err);
         if (r == 0)
                 r = verify_binds(c, err);
         if (r == 0)

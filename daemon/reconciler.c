@@ -7,7 +7,9 @@
  * delay — 12 s slots over 120 s by default), asks the planner, and runs grows
  * before shrinks.
  * Growth is skipped while EC2 said the subnet is exhausted (eniops sets the
- * back-off). The status the server reports is derived here: the last failure,
+ * back-off). Under prefix delegation (configured, on a nitro type) the
+ * planner gets the flag and kubelet's max-pods, and prefix actions go to
+ * eniops' prefix operations. The status the server reports is derived here: the last failure,
  * or the ENI limit when the planner says the node is at capacity.
  *
  * The store is checked before every pass. SQLite keeps writing to a file
@@ -29,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "instance-limits.h"
 #include "log.h"
 #include "mkdirs.h"
 #include "vtime.h"
@@ -140,26 +143,51 @@ static int track_peak(reconciler *r, int assigned) {
 }
 
 /*
- * run_grow and run_shrink execute /32 actions only. The planner produces
- * PLAN_UNIT_PREFIX actions only when plan_input.prefix_delegation is set,
- * which plan_pass never sets: vpc-ipamd still refuses
- * ENABLE_PREFIX_DELEGATION at start. Executing prefix actions (eniops with
- * Ipv4PrefixCount / Ipv4Prefix.N) comes with lifting that refusal.
+ * Prefix delegation is in effect when configured and the instance type is
+ * nitro (or bare metal); otherwise aws-node falls back to secondary IPs with
+ * a warning, and so does vpc-ipamd (warned once, at start).
  */
+static bool prefix_mode(const struct ipamd_ctx *o) {
+        return o->cfg->prefix_delegation && o->node->prefix_supported;
+}
+
+/*
+ * kubelet's max-pods as EKS computes it, bounding growth under prefix
+ * delegation (aws-node stops at 16·prefixes ≥ max-pods). The vCPUs decide
+ * the 110/250 cap; an instance type the built-in table does not know gets
+ * the higher cap (a bound too high costs addresses, one too low pods).
+ * Secondary-IP mode keeps no bound: its pool cannot outgrow the ENIs.
+ */
+static int node_max_pods(const struct ipamd_ctx *o) {
+        if (!prefix_mode(o))
+                return 0;
+        const struct ilimits *t = ilimits_lookup(o->node->instance_type);
+        struct plan_maxpods_in m = { .max_enis = t ? ilimits_default_card_enis(t) : o->node->limits.max_enis,
+                                     .ipv4_per_eni = o->node->limits.ipv4_per_eni, .vcpus = t ? t->vcpus : 31,
+                                     .nitro = true, .prefix_delegation = true, .max_eni = o->cfg->pool.max_eni };
+        int pods = plan_max_pods_for(&m);
+        return pods > 0 ? pods : 0;
+}
+
 static void run_grow(reconciler *r, const struct plan *p) {
         struct ipamd_ctx *o = &r->o.ctx;
         int creates[PLAN_MAX_ACTIONS];
         size_t n_creates = 0;
-        bool grew = false;
+        bool grew = false, prefixes = false;
         for (size_t i = 0; i < p->n_actions; i++) {
                 const struct plan_action *a = &p->actions[i];
+                bool pd = a->unit == PLAN_UNIT_PREFIX;
                 if (a->kind == PLAN_ASSIGN_IPS)
-                        grew |= eniops_assign(o, a->eni_id, a->count) > 0;
-                else if (a->kind == PLAN_CREATE_ENI)
+                        grew |= (pd ? eniops_assign_prefixes(o, a->eni_id, a->count)
+                                    : eniops_assign(o, a->eni_id, a->count)) > 0;
+                else if (a->kind == PLAN_CREATE_ENI) {
                         creates[n_creates++] = a->count;
+                        prefixes |= pd;         /* one plan is in one unit */
+                }
         }
         if (n_creates)
-                grew |= eniops_create(o, creates, n_creates) > 0;
+                grew |= (prefixes ? eniops_create_prefixes(o, creates, n_creates)
+                                  : eniops_create(o, creates, n_creates)) > 0;
         if (grew)
                 r->last_grow = vtime_mono_ms();
 }
@@ -167,7 +195,9 @@ static void run_grow(reconciler *r, const struct plan *p) {
 static void run_shrink(reconciler *r, const struct plan *p) {
         for (size_t i = 0; i < p->n_actions; i++) {
                 const struct plan_action *a = &p->actions[i];
-                if (a->kind == PLAN_RELEASE_IPS)
+                if (a->kind == PLAN_RELEASE_IPS && a->unit == PLAN_UNIT_PREFIX)
+                        eniops_release_prefixes(&r->o.ctx, a->eni_id, a->count);
+                else if (a->kind == PLAN_RELEASE_IPS)
                         eniops_release(&r->o.ctx, a->eni_id, a->count);
                 else if (a->kind == PLAN_DELETE_ENI)
                         eniops_delete(&r->o.ctx, a->eni_id);
@@ -197,6 +227,7 @@ static void update_status(reconciler *r, const struct plan *p) {
  * still hold an ENI slot and a device index: the planner must count them.
  */
 static void count_pending(store *st, struct plan_input *in) {
+        /* Blocks of an attaching ENI: /28 prefixes, or /32 addresses. */
         struct store_eni *enis = NULL;
         size_t n = 0;
         if (store_enis(st, &enis, &n) < 0)
@@ -208,7 +239,12 @@ static void count_pending(store *st, struct plan_input *in) {
                 char (*blocks)[STORE_CIDR_MAX] = NULL;
                 size_t nb = 0;
                 if (enis[i].state == STORE_ENI_ATTACHING && store_blocks(st, enis[i].id, &blocks, &nb) == 0)
-                        in->pending_eni_ips += (int)nb;
+                        for (size_t k = 0; k < nb; k++) {
+                                if (strstr(blocks[k], "/28"))
+                                        in->pending_eni_prefixes++;
+                                else
+                                        in->pending_eni_ips++;
+                        }
                 free(blocks);
         }
         free(enis);
@@ -223,7 +259,8 @@ static void plan_pass(reconciler *r, int waiting) {
                 return;
         struct plan_input in = { .cfg = o->cfg->pool, .limits = o->node->limits, .enis = enis, .n_enis = n,
                                  .waiting_adds = waiting,
-                                 .since_grow_ms = r->last_grow ? vtime_mono_ms() - r->last_grow : INT64_MAX };
+                                 .since_grow_ms = r->last_grow ? vtime_mono_ms() - r->last_grow : INT64_MAX,
+                                 .prefix_delegation = prefix_mode(o), .max_pods = node_max_pods(o) };
         count_pending(o->store, &in);
         int assigned = 0;
         for (size_t i = 0; i < n; i++)
@@ -500,6 +537,15 @@ static void initial_sync(reconciler *r) {
 /* Before the first pass: egress, EC2's truth and open intents, and a first leak cleanup. */
 static void start_up(reconciler *r) {
         struct errmsg err = { 0 };
+        const struct ipamd_ctx *o = &r->o.ctx;
+        if (o->cfg->prefix_delegation && !o->node->prefix_supported)
+                log_warn("ENABLE_PREFIX_DELEGATION=true, but this instance type is not nitro: prefix delegation is "
+                         "off and the pool uses secondary IPs (as aws-node does)",
+                         LF_STR("instance_type", o->node->instance_type));
+        else if (o->cfg->prefix_delegation)
+                log_info("prefix delegation: the pool grows and shrinks in /28 prefixes",
+                         LF_INT("warm_prefix_target", o->cfg->pool.warm_prefix_target),
+                         LF_INT("max_pods", node_max_pods(o)));
         if (snat_new(&r->snat, &err) < 0)
                 log_error("egress SNAT unavailable", LF_STR("detail", err.text));
         egress_sync(r);                         /* before the EC2 pass: it needs only IMDS's answers */

@@ -485,6 +485,10 @@ int sync_create_eni(struct ipamd_ctx *o, const char *token, const char *params, 
                 .n_security_groups = json_strings(cJSON_GetObjectItem(p, "groups"), sgs, NODE_MAX_SGS),
                 .description = descr->valuestring, .tags = tags, .n_tags = n_tags,
                 .secondary_ip_count = (unsigned)count->valueint, .client_token = token };
+        /* Prefix delegation: the ENI was asked with Ipv4PrefixCount ("count" is then 0). */
+        const cJSON *prefixes = cJSON_GetObjectItem(p, "prefixes");
+        if (cJSON_IsNumber(prefixes) && prefixes->valueint > 0)
+                req.prefix_count = (unsigned)prefixes->valueint, req.secondary_ip_count = 0;
         int r = ec2_create_eni(o->ec2, &req, ret, e);
         if (r >= 0 && (*ret)->n_enis != 1) {
                 ec2_result_free(*ret);
@@ -634,8 +638,8 @@ static bool unassign_definite(int r, const struct ec2_error *e) {
 }
 
 /*
- * An interrupted unassign: its addresses (still marked releasing, so no pod
- * holds them) are unassigned again, which settles them whatever the first
+ * An interrupted unassign: its addresses or /28 prefixes (params "ips" or
+ * "prefixes"; still marked releasing, so no pod holds them) are unassigned again, which settles them whatever the first
  * call does later: EC2 no longer holds an address the call (or, one by one,
  * a "not assigned" refusal) says so. They leave the store in every case,
  * never to be handed out again on a guess: one EC2 still holds after all is
@@ -644,23 +648,25 @@ static bool unassign_definite(int r, const struct ec2_error *e) {
 static enum store_intent_state settle_unassign(struct ipamd_ctx *o, const struct store_intent *it,
                                               struct sync_report *rep) {
         cJSON *p = cJSON_Parse(it->params);
+        const cJSON *pfx = cJSON_GetObjectItem(p, "prefixes");
+        bool prefixes = cJSON_IsArray(pfx);
         const char *all[256], *ips[256];
-        size_t n_all = json_strings(cJSON_GetObjectItem(p, "ips"), all, 256), n = 0;
+        size_t n_all = json_strings(prefixes ? pfx : cJSON_GetObjectItem(p, "ips"), all, 256), n = 0;
         char cidrs[256][STORE_CIDR_MAX];
         for (size_t i = 0; i < n_all; i++) {
                 int64_t added;
                 bool releasing = false;
-                snprintf(cidrs[n], STORE_CIDR_MAX, "%s/32", all[i]);
+                snprintf(cidrs[n], STORE_CIDR_MAX, prefixes ? "%s" : "%s/32", all[i]);
                 if (store_block_info(o->store, cidrs[n], &added, &releasing) == 0 && releasing)
                         ips[n++] = all[i];
         }
         struct ec2_error e = { 0 };
-        int r = n ? ec2_unassign_private_ips(o->ec2, it->eni_id, ips, n, false, &e) : 0;
+        int r = n ? ec2_unassign_private_ips(o->ec2, it->eni_id, ips, n, prefixes, &e) : 0;
         bool one_by_one = r < 0 && strcmp(e.code, "InvalidParameterValue") == 0;
         size_t unsure = 0;
         for (size_t i = 0; i < n; i++) {
                 struct ec2_error e1 = { 0 };
-                int r1 = one_by_one ? ec2_unassign_private_ips(o->ec2, it->eni_id, &ips[i], 1, false, &e1) : r;
+                int r1 = one_by_one ? ec2_unassign_private_ips(o->ec2, it->eni_id, &ips[i], 1, prefixes, &e1) : r;
                 bool gone = one_by_one ? unassign_definite(r1, &e1) || strcmp(e1.code, "InvalidParameterValue") == 0
                                        : unassign_definite(r, &e);
                 unsure += !gone;
@@ -677,7 +683,7 @@ static enum store_intent_state settle_unassign(struct ipamd_ctx *o, const struct
 /*
  * How each kind is settled: a create by re-issuing it (settle_create); an
  * attach or a delete by the ENI's id (settle_by_id); an unassign by issuing it
- * again (settle_unassign). An assign needs nothing here: the EC2 pass made the
+ * again (settle_unassign). An assign (of /32s or of prefixes) needs nothing here: the EC2 pass made the
  * store match, and one EC2 applies after that pass only adds addresses, which
  * the periodic EC2 pass records (a pod never gets one EC2 does not hold). A kind
  * only an older daemon wrote (detach_eni and the like) is closed: the EC2

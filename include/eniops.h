@@ -23,6 +23,7 @@
 #define ENIOPS_IMDS_WAIT_MS 10000       /* bound on waiting for IMDS to list a new ENI's addresses */
 #define ENIOPS_DESCRIPTION_PREFIX "vpc-ipam-"
 #define ENIOPS_CREATE_REISSUES 3         /* re-issues of a create whose outcome is unknown */
+#define ENIOPS_PREFIX_RETRY_MS 60000     /* after InsufficientCidrBlocks, /32s this long, then prefixes again */
 
 /* Assign count secondary IPs to an attached ENI. */
 int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count);
@@ -37,6 +38,19 @@ int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n);
 
 /* Return count free secondary IPs of an ENI to EC2. */
 int eniops_release(struct ipamd_ctx *o, const char *eni_id, int count);
+
+/*
+ * Prefix delegation: the same with /28 prefixes (Ipv4PrefixCount,
+ * Ipv4Prefix.N). Assign returns how many prefixes the store gained; create
+ * takes prefix counts and waits for IMDS to list the prefixes too; release
+ * returns only prefixes none of whose 16 addresses is assigned, cooling or
+ * being released, and how many it returned. When the subnet has no free /28
+ * (InsufficientCidrBlocks), assign and create fall back to /32s (see
+ * eniops.c) and return what those gave.
+ */
+int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count);
+int eniops_create_prefixes(struct ipamd_ctx *o, const int *counts, size_t n);
+int eniops_release_prefixes(struct ipamd_ctx *o, const char *eni_id, int count);
 
 /* Detach and delete an ENI that holds no pod; -EBUSY if one got an address meanwhile. */
 int eniops_delete(struct ipamd_ctx *o, const char *eni_id);

@@ -61,6 +61,7 @@ struct ipamd_config {
         bool imds_only;                         /* ENABLE_IMDS_ONLY_MODE */
         bool manage_untagged;                   /* MANAGE_UNTAGGED_ENI, true */
         bool subnet_discovery;                  /* ENABLE_SUBNET_DISCOVERY, true: new ENIs in tagged subnets too */
+        bool prefix_delegation;                 /* ENABLE_PREFIX_DELEGATION: /28 prefixes (nitro only) */
         char service_cidrs[IPAMD_SERVICE_CIDRS_MAX][IPAMD_CIDR_LEN];   /* AWS_EXTERNAL_SERVICE_CIDRS */
         size_t n_service_cidrs;
         char ec2_endpoint[IPAMD_ENDPOINT_MAX + 1];     /* AWS_EC2_ENDPOINT; "" = the SDK variables' */

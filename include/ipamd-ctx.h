@@ -56,6 +56,7 @@ struct ipamd_ctx {
                 long available;
         } known[SUBNETS_MAX];
         size_t n_known;
+        int64_t prefix_fallback_until;  /* PD: no free /28 in the subnet; /32s until then (eniops.c) */
 };
 
 /* Set o->reason from an EC2 failure; subnet exhaustion also blocks growth for a while. */

@@ -105,6 +105,7 @@ struct store_stats {
         int cooldown;            /* free but released less than the cooldown ago */
         int available;           /* free and past cooldown: what an ADD can get */
         int releasing;
+        int prefixes;            /* /28 prefixes on attached ENIs (their addresses are in total) */
 };
 
 struct store_itype {
@@ -181,8 +182,10 @@ unsigned long store_write_failures(int *ret_last_errno);
 /* --- pods --------------------------------------------------------------- */
 
 /*
- * Give the attachment an address: the one free longest, never one in
- * cooldown, only on an attached ENI. Idempotent: asking again returns the
+ * Give the attachment an address: from a /28 prefix when the pool has one
+ * with a free address — the lowest free address of the fullest prefix, so
+ * prefixes empty out and can be released — else the /32 free longest;
+ * never one in cooldown, only on an attached ENI. Idempotent: asking again returns the
  * same lease (*ret_existing set). -EAGAIN when nothing is available; -EINVAL
  * for a bad attachment.
  */
@@ -271,6 +274,13 @@ int store_block_remove(store *s, const char *cidr, bool force, size_t *ret_lost)
  */
 int store_blocks_mark_releasing(store *s, const char *eni_id, size_t max, int64_t now_ms,
                                 char (*ret_cidrs)[STORE_CIDR_MAX], size_t *ret_n);
+/*
+ * The same for /28 prefixes: up to max prefixes of eni_id none of whose 16
+ * addresses is assigned, cooling or being released, marked releasing in one
+ * transaction (so no ADD takes one of their addresses meanwhile).
+ */
+int store_prefixes_mark_releasing(store *s, const char *eni_id, size_t max, int64_t now_ms,
+                                  char (*ret_cidrs)[STORE_CIDR_MAX], size_t *ret_n);
 /* EC2 refused the release: the block's addresses are free again. */
 int store_block_unmark_releasing(store *s, const char *cidr);
 
@@ -284,7 +294,11 @@ int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], siz
 
 int store_stats(store *s, int64_t now_ms, struct store_stats *ret);
 
-/* Per attached ENI counts, in the planner's shape (pending is left 0). */
+/*
+ * Per attached ENI counts, in the planner's shape (pending is left 0),
+ * prefixes included: empty_prefixes counts those whose 16 addresses are all
+ * free and past cooldown.
+ */
 int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, size_t *ret_n);
 
 /*

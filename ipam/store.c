@@ -34,6 +34,7 @@ enum stmt_id {
         ST_INTENT_BEGIN, ST_INTENT_END, ST_INTENT_OPEN, ST_INTENT_PRUNE,
         ST_ITYPE_PUT, ST_ITYPE_GET, ST_META_SET, ST_META_GET,
         ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL, ST_BLOCK_ADDED, ST_PRIMARY_OWNER, ST_UNMARK_ADDR,
+        ST_PICK_EMPTY_PREFIXES,
         ST__MAX
 };
 
@@ -44,6 +45,9 @@ enum stmt_id {
 #define ENI_COLUMNS \
         "id, mac, device_index, network_card, subnet_id, subnet_cidr, primary_ip, route_table," \
         " is_primary, state, created_ms"
+/* Addresses of block b not usable now: assigned, releasing or cooling (?1 = now). */
+#define BUSY_IN_BLOCK \
+        "SELECT COUNT(*) FROM addresses x WHERE x.block = b.cidr AND (x.state != 'free' OR x.cooldown_until > ?1)"
 #define ATTACHED_ADDRESSES \
         " FROM addresses a JOIN blocks b ON b.cidr = a.block JOIN enis e ON e.id = b.eni_id" \
         " WHERE e.state = 'attached'"
@@ -57,7 +61,9 @@ static const char *const stmt_sql[ST__MAX] = {
                 "SELECT a.addr FROM addresses a JOIN blocks b ON b.cidr = a.block"
                 " JOIN enis e ON e.id = b.eni_id"
                 " WHERE a.state = 'free' AND a.cooldown_until <= ?1 AND e.state = 'attached'"
-                " ORDER BY a.free_since, a.addr LIMIT 1",
+                " ORDER BY b.kind = 'prefix' DESC,"
+                " CASE WHEN b.kind = 'prefix' THEN (" BUSY_IN_BLOCK ") END DESC,"
+                " CASE WHEN b.kind = 'prefix' THEN a.addr END, a.free_since, a.addr LIMIT 1",
         [ST_ASSIGN] =
                 "UPDATE addresses SET state = 'assigned', container_id = ?2, ifname = ?3, netns = ?4,"
                 " pod_namespace = ?5, pod_name = ?6, pod_uid = ?7, assigned_ms = ?8, host_veth = ?9"
@@ -100,13 +106,18 @@ static const char *const stmt_sql[ST__MAX] = {
                 " COALESCE(SUM(a.state = 'free' AND a.cooldown_until > ?1), 0),"
                 " COALESCE(SUM(a.state = 'free' AND a.cooldown_until <= ?1), 0),"
                 " COALESCE(SUM(a.state = 'releasing'), 0),"
-                " (SELECT COUNT(*) FROM enis WHERE state = 'attached')" ATTACHED_ADDRESSES,
+                " (SELECT COUNT(*) FROM enis WHERE state = 'attached'),"
+                " (SELECT COUNT(*) FROM blocks p JOIN enis q ON q.id = p.eni_id"
+                "  WHERE p.kind = 'prefix' AND q.state = 'attached')" ATTACHED_ADDRESSES,
         [ST_PLAN_ENIS] =
                 "SELECT e.id, e.device_index, e.is_primary, e.created_ms,"
                 " COALESCE(SUM(a.state = 'free' AND a.cooldown_until <= ?1), 0),"
                 " COALESCE(SUM(a.state = 'assigned'), 0),"
                 " COALESCE(SUM(a.state = 'free' AND a.cooldown_until > ?1), 0),"
-                " COALESCE(SUM(a.state = 'releasing'), 0)"
+                " COALESCE(SUM(a.state = 'releasing'), 0),"
+                " (SELECT COUNT(*) FROM blocks b WHERE b.eni_id = e.id AND b.kind = 'prefix'),"
+                " (SELECT COUNT(*) FROM blocks b WHERE b.eni_id = e.id AND b.kind = 'prefix'"
+                "  AND (" BUSY_IN_BLOCK ") = 0)"
                 " FROM enis e LEFT JOIN blocks b ON b.eni_id = e.id LEFT JOIN addresses a ON a.block = b.cidr"
                 " WHERE e.state = 'attached' GROUP BY e.id ORDER BY e.network_card, e.device_index",
         [ST_INTENT_BEGIN] =
@@ -137,6 +148,11 @@ static const char *const stmt_sql[ST__MAX] = {
                 " LEFT JOIN addresses a ON a.block = b.cidr WHERE b.cidr = ?1 GROUP BY b.cidr",
         [ST_PRIMARY_OWNER] = "SELECT id FROM enis WHERE primary_ip = ?1",
         [ST_UNMARK_ADDR] = "UPDATE addresses SET state = 'free' WHERE addr = ?1 AND state = 'releasing'",
+        [ST_PICK_EMPTY_PREFIXES] =
+                "SELECT b.cidr FROM blocks b WHERE b.eni_id = ?1 AND b.kind = 'prefix'"
+                " AND (SELECT COUNT(*) FROM addresses x WHERE x.block = b.cidr"
+                "      AND (x.state != 'free' OR x.cooldown_until > ?2)) = 0"
+                " ORDER BY b.first DESC LIMIT ?3",
 };
 
 struct store {
@@ -972,9 +988,9 @@ int store_block_remove(store *s, const char *cidr, bool force, size_t *ret_lost)
         return r;
 }
 
-static int mark_locked(store *s, const char *eni_id, size_t max, int64_t now_ms,
+static int mark_locked(store *s, enum stmt_id pick, const char *eni_id, size_t max, int64_t now_ms,
                        char (*cidrs)[STORE_CIDR_MAX], size_t *n) {
-        sqlite3_stmt *st = stmt(s, ST_PICK_RELEASABLE);
+        sqlite3_stmt *st = stmt(s, pick);
         if (!st)
                 return -ENOMEM;
         sqlite3_bind_text(st, 1, eni_id, -1, SQLITE_STATIC);
@@ -998,8 +1014,8 @@ static int mark_locked(store *s, const char *eni_id, size_t max, int64_t now_ms,
         return 0;
 }
 
-int store_blocks_mark_releasing(store *s, const char *eni_id, size_t max, int64_t now_ms,
-                                char (*ret_cidrs)[STORE_CIDR_MAX], size_t *ret_n) {
+static int mark_releasing(store *s, enum stmt_id pick, const char *eni_id, size_t max, int64_t now_ms,
+                          char (*ret_cidrs)[STORE_CIDR_MAX], size_t *ret_n) {
         follow(s);
         now_ms = store_now(s, now_ms);
         if (!s || !eni_id || !ret_cidrs || !ret_n)
@@ -1008,10 +1024,20 @@ int store_blocks_mark_releasing(store *s, const char *eni_id, size_t max, int64_
         int r = tx_begin(s);
         if (r < 0)
                 return r;
-        r = tx_end(s, mark_locked(s, eni_id, max, now_ms, ret_cidrs, &n));
+        r = tx_end(s, mark_locked(s, pick, eni_id, max, now_ms, ret_cidrs, &n));
         if (r >= 0)
                 *ret_n = n;
         return r;
+}
+
+int store_blocks_mark_releasing(store *s, const char *eni_id, size_t max, int64_t now_ms,
+                                char (*ret_cidrs)[STORE_CIDR_MAX], size_t *ret_n) {
+        return mark_releasing(s, ST_PICK_RELEASABLE, eni_id, max, now_ms, ret_cidrs, ret_n);
+}
+
+int store_prefixes_mark_releasing(store *s, const char *eni_id, size_t max, int64_t now_ms,
+                                  char (*ret_cidrs)[STORE_CIDR_MAX], size_t *ret_n) {
+        return mark_releasing(s, ST_PICK_EMPTY_PREFIXES, eni_id, max, now_ms, ret_cidrs, ret_n);
 }
 
 int store_block_unmark_releasing(store *s, const char *cidr) {
@@ -1072,6 +1098,7 @@ int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
                 out.available = sqlite3_column_int(st, 3);
                 out.releasing = sqlite3_column_int(st, 4);
                 out.enis = sqlite3_column_int(st, 5);
+                out.prefixes = sqlite3_column_int(st, 6);
         }
         sqlite3_reset(st);
         if (rc != SQLITE_ROW)
@@ -1104,6 +1131,8 @@ int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, 
                 e->assigned = sqlite3_column_int(st, 5);
                 e->cooldown = sqlite3_column_int(st, 6);
                 e->releasing = sqlite3_column_int(st, 7);
+                e->prefixes = sqlite3_column_int(st, 8);
+                e->empty_prefixes = sqlite3_column_int(st, 9);
         }
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)

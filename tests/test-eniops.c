@@ -481,6 +481,167 @@ START_TEST(test_create_refused_is_not_reissued) {
 }
 END_TEST
 
+/* --- prefix delegation -------------------------------------------------------------- */
+
+static size_t ec2_prefixes(struct testctx *t, const char *eni_id) {
+        fakeec2_lock(&t->f);
+        const struct fakeec2_eni *e = fakeec2_find(&t->f, eni_id);
+        size_t n = e ? e->n_prefixes : (size_t)-1;
+        fakeec2_unlock(&t->f);
+        return n;
+}
+
+/* Ipv4PrefixCount on an ENI: the /28s EC2 gave are blocks of 16 in the store, sharing slots with /32s. */
+START_TEST(test_assign_prefixes) {
+        struct testctx *t = node_with_primary(2);
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 3), 3);
+        ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 3);
+        testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+        ck_assert_int_eq(stats(t).available, 2 + 3 * 16);
+        ck_assert_uint_eq(counter(t, METRICS_IPS_ASSIGNED), 3 * 16);
+        struct plan_eni pe[1];
+        size_t n = 0;
+        ck_assert_int_eq(store_plan_enis(t->st, testctx_now, pe, 1, &n), 0);
+        ck_assert_int_eq(pe[0].prefixes, 3);
+        ck_assert_int_eq(pe[0].empty_prefixes, 3);
+        /* 1 primary + 2 /32s + 3 prefixes of 10 slots: 4 more fit, then none */
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 4), 4);
+        ck_assert_int_lt(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 0);
+        ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 7);
+        testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
+/* A new ENI with prefixes: created with Ipv4PrefixCount, opened once IMDS lists them. */
+START_TEST(test_create_with_prefixes) {
+        struct testctx *t = node_with_primary(0);
+        ck_assert_int_eq(eniops_create_prefixes(&t->ctx, (int[]){ 2 }, 1), 1);
+        char id[STORE_ID_MAX];
+        last_eni(t, id);
+        const struct fakeec2_eni *e = fakeec2_find(&t->f, id);
+        ck_assert_uint_eq(e->n_ips, 0);
+        ck_assert_uint_eq(e->n_prefixes, 2);
+        struct store_eni se;
+        ck_assert_int_eq(store_eni_get(t->st, id, &se), 0);
+        ck_assert_int_eq(se.state, STORE_ENI_ATTACHED);
+        testctx_assert_store_is_ec2(t, id);
+        ck_assert_int_eq(stats(t).available, 32);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
+/* Only prefixes none of whose addresses is assigned or cooling go back, with Ipv4Prefix.N. */
+START_TEST(test_release_prefixes_only_empty) {
+        struct testctx *t = node_with_primary(0);
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 3), 3);
+        struct store_lease pod = testctx_pod(t, "a");
+        ck_assert_int_eq(eniops_release_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 3), 2);
+        ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 1);
+        testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+        struct store_stats s = stats(t);
+        ck_assert_int_eq(s.assigned, 1);
+        ck_assert_int_eq(s.available, 15);
+        ck_assert_int_eq(s.releasing, 0);
+        ck_assert_uint_eq(counter(t, METRICS_IPS_RELEASED), 32);
+        /* the pod's prefix stays while it holds an address, and while that cools */
+        ck_assert_int_eq(eniops_release_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 0);
+        ck_assert_int_eq(store_release(t->st, pod.container_id, pod.ifname, testctx_now, 30000, NULL), 1);
+        ck_assert_int_eq(eniops_release_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 0);
+        testctx_now += 30000;
+        ck_assert_int_eq(eniops_release_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 1);
+        ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 0);
+        testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
+/* EC2 refuses the release: the prefixes serve pods again. */
+START_TEST(test_release_prefixes_refused_unmarks) {
+        struct testctx *t = node_with_primary(0);
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 2), 2);
+        fakeec2_lock(&t->f);
+        t->f.fail_action = EC2_UNASSIGN_PRIVATE_IP_ADDRESSES;
+        t->f.fail_times = 1;
+        t->f.fail_status = 400;
+        t->f.fail_code = "UnauthorizedOperation";
+        fakeec2_unlock(&t->f);
+        ck_assert_int_lt(eniops_release_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 2), 0);
+        ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 2);
+        struct store_stats s = stats(t);
+        ck_assert_int_eq(s.available, 32);
+        ck_assert_int_eq(s.releasing, 0);
+        testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+        ck_assert_uint_eq(testctx_open_intents(t), 0);
+        testctx_free(t);
+}
+END_TEST
+
+static void fail_next(struct testctx *t, enum ec2_action a, const char *code) {
+        fakeec2_lock(&t->f);
+        t->f.fail_action = a;
+        t->f.fail_times = 1;
+        t->f.fail_status = 400;
+        t->f.fail_code = code;
+        fakeec2_unlock(&t->f);
+}
+
+/* No free /28 in the subnet: the same need is met with /32s on the ENI (at most its free slots),
+ * counted, without blocking growth; /32s straight away during the back-off, prefixes after it. */
+START_TEST(test_assign_prefixes_falls_back_to_ips) {
+        struct testctx *t = node_with_primary(2);
+        fail_next(t, EC2_ASSIGN_PRIVATE_IP_ADDRESSES, "InsufficientCidrBlocks");
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 7);   /* 9 slots − 2 */
+        ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 0);
+        ck_assert_uint_eq(testctx_ec2_ips(t, TESTCTX_PRIMARY_ENI), 9);
+        testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+        ck_assert_uint_eq(counter(t, METRICS_PREFIX_FALLBACKS), 1);
+        ck_assert_int_eq(t->ctx.grow_blocked_until, 0);
+        assert_consistent(t);
+        testctx_free(t);
+
+        t = node_with_primary(0);
+        fail_next(t, EC2_ASSIGN_PRIVATE_IP_ADDRESSES, "InsufficientCidrBlocks");
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 9);
+        ck_assert_int_eq(eniops_release(&t->ctx, TESTCTX_PRIMARY_ENI, 5), 5);
+        unsigned calls = fakeec2_calls(&t->f, EC2_ASSIGN_PRIVATE_IP_ADDRESSES);
+        /* within the back-off: /32s at once, one call */
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 2), 5);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_PRIVATE_IP_ADDRESSES), calls + 1);
+        ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 0);
+        ck_assert_uint_eq(counter(t, METRICS_PREFIX_FALLBACKS), 2);
+        /* after it: prefixes again */
+        ck_assert_int_eq(eniops_release(&t->ctx, TESTCTX_PRIMARY_ENI, 3), 3);
+        testctx_now += ENIOPS_PREFIX_RETRY_MS;
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 1);
+        ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 1);
+        testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
+/* A new ENI refused its prefixes for want of a /28: created with /32s instead (one full ENI at most). */
+START_TEST(test_create_prefixes_falls_back_to_ips) {
+        struct testctx *t = node_with_primary(0);
+        fail_next(t, EC2_CREATE_NETWORK_INTERFACE, "InsufficientCidrBlocks");
+        ck_assert_int_eq(eniops_create_prefixes(&t->ctx, (int[]){ 1 }, 1), 1);
+        char id[STORE_ID_MAX];
+        last_eni(t, id);
+        ck_assert_uint_eq(ec2_prefixes(t, id), 0);
+        ck_assert_uint_eq(testctx_ec2_ips(t, id), 9);
+        testctx_assert_store_is_ec2(t, id);
+        ck_assert_uint_eq(counter(t, METRICS_PREFIX_FALLBACKS), 1);
+        ck_assert_int_eq(t->ctx.grow_blocked_until, 0);
+        ck_assert_uint_eq(testctx_ec2_enis(t), 2);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("eniops");
         TCase *tc = tcase_create("eniops");
@@ -505,6 +666,12 @@ int main(void) {
         tcase_add_test(tc, test_create_unknown_after_every_retry_is_reissued);
         tcase_add_test(tc, test_create_still_unknown_is_settled_by_the_next);
         tcase_add_test(tc, test_create_refused_is_not_reissued);
+        tcase_add_test(tc, test_assign_prefixes);
+        tcase_add_test(tc, test_create_with_prefixes);
+        tcase_add_test(tc, test_release_prefixes_only_empty);
+        tcase_add_test(tc, test_release_prefixes_refused_unmarks);
+        tcase_add_test(tc, test_assign_prefixes_falls_back_to_ips);
+        tcase_add_test(tc, test_create_prefixes_falls_back_to_ips);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -98,7 +98,7 @@ static const struct {
         { "VPC_IPAM_EC2_RATE_SHARE=1.5", -EINVAL, "VPC_IPAM_EC2_RATE_SHARE=1.5" },
         { "VPC_IPAM_EC2_RATE_SHARE=nan", -EINVAL, "VPC_IPAM_EC2_RATE_SHARE=nan" },
         { "ENABLE_IPv6=true", -EOPNOTSUPP, "ENABLE_IPv6=true: not supported yet" },
-        { "ENABLE_PREFIX_DELEGATION=true", -EOPNOTSUPP, "ENABLE_PREFIX_DELEGATION=true: not supported yet" },
+        { "ENABLE_PREFIX_DELEGATION=true", -EINVAL, "ENABLE_PREFIX_DELEGATION=true: needs WARM_PREFIX_TARGET" },
         { "ENABLE_PREFIX_DELEGATION=yes", -EINVAL, "ENABLE_PREFIX_DELEGATION=yes: not a boolean" },
         { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true", -EOPNOTSUPP, "not supported yet" },
         { "ENABLE_POD_ENI=true", -EOPNOTSUPP, "ENABLE_POD_ENI=true" },
@@ -322,7 +322,7 @@ START_TEST(test_tables_disjoint) {
                         ck_assert_str_ne(poolconfig_var(j)->name, v->name);
         ck_assert_uint_ge(n_daemon, 25);
         ck_assert_uint_ge(n_pool, 6);
-        /* The prefix delegation switch is the daemon's (refused there); its pool target the pool's. */
+        /* The prefix delegation switch is the daemon's; its pool target the pool's. */
         bool daemon_pd = false;
         for (size_t i = 0; ipamd_config_var(i); i++)
                 daemon_pd |= strcmp(ipamd_config_var(i)->name, "ENABLE_PREFIX_DELEGATION") == 0;
@@ -453,6 +453,28 @@ START_TEST(test_owner_tag) {
 }
 END_TEST
 
+/* Prefix delegation is accepted with any warm or minimum target above 0, refused with none (as aws-node). */
+START_TEST(test_prefix_delegation) {
+        struct ipamd_config c;
+        struct errmsg e = { 0 };
+        const char *warm[] = { "ENABLE_PREFIX_DELEGATION=true", "WARM_PREFIX_TARGET=1", NULL };
+        const char *ip[] = { "ENABLE_PREFIX_DELEGATION=true", "WARM_IP_TARGET=5", NULL };
+        const char *min[] = { "ENABLE_PREFIX_DELEGATION=true", "MINIMUM_IP_TARGET=20", NULL };
+        const char *zero[] = { "ENABLE_PREFIX_DELEGATION=true", "WARM_PREFIX_TARGET=0", NULL };
+        const char *off[] = { "ENABLE_PREFIX_DELEGATION=false", NULL };
+        ck_assert_int_eq(ipamd_config_from_env(warm, &c, NULL), 0);
+        ck_assert(c.prefix_delegation);
+        ck_assert_int_eq(c.pool.warm_prefix_target, 1);
+        ck_assert_int_eq(ipamd_config_from_env(ip, &c, NULL), 0);
+        ck_assert(c.prefix_delegation);
+        ck_assert_int_eq(ipamd_config_from_env(min, &c, NULL), 0);
+        ck_assert_int_eq(ipamd_config_from_env(zero, &c, &e), -EINVAL);
+        ck_assert_msg(strstr(e.text, "WARM_PREFIX_TARGET=1"), "%s", e.text);
+        ck_assert_int_eq(ipamd_config_from_env(off, &c, NULL), 0);
+        ck_assert(!c.prefix_delegation);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("ipamd-config");
         TCase *tc = tcase_create("env");
@@ -468,6 +490,7 @@ int main(void) {
         tcase_add_test(tc, test_settings);
         tcase_add_test(tc, test_aws_node_values);
         tcase_add_test(tc, test_owner_tag);
+        tcase_add_test(tc, test_prefix_delegation);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

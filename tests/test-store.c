@@ -912,6 +912,110 @@ START_TEST(test_cooldown_after_restart_is_bounded) {
 }
 END_TEST
 
+/* --- prefix delegation ---------------------------------------------------------- */
+
+static int addr_host(const char *ip) {
+        return atoi(strrchr(ip, '.') + 1);
+}
+
+/* Pod addresses come from prefixes before /32s: the lowest free of the fullest prefix, so
+ * the others empty out; the planner sees prefixes, and empty ones only when all 16 are
+ * free and past cooldown. */
+START_TEST(test_prefix_pick_fullest_lowest) {
+        store *s = node_with(2);                        /* /32s 10.0.0.10-11 */
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.1.32/28", T0), 0);
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.1.16/28", T0), 0);
+        struct plan_eni pe[2];
+        size_t n = 0;
+        ck_assert_int_eq(store_plan_enis(s, T0, pe, 2, &n), 0);
+        ck_assert_int_eq(n, 1);
+        ck_assert_int_eq(pe[0].prefixes, 2);
+        ck_assert_int_eq(pe[0].empty_prefixes, 2);
+        ck_assert_int_eq(pe[0].free, 34);
+        struct store_stats ss;
+        ck_assert_int_eq(store_stats(s, T0, &ss), 0);
+        ck_assert_int_eq(ss.prefixes, 2);
+        ck_assert_int_eq(ss.total, 34);
+        /* equally empty: the lowest address of the lowest prefix */
+        struct store_attachment a = att("c1"), b = att("c2"), c = att("c3");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.1.16");
+        ck_assert_int_eq(store_assign(s, &b, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.1.17");
+        ck_assert_int_eq(store_plan_enis(s, T0, pe, 2, &n), 0);
+        ck_assert_int_eq(pe[0].prefixes, 2);
+        ck_assert_int_eq(pe[0].empty_prefixes, 1);
+        /* .16 freed and cooling: .17 keeps the first prefix the fullest, the next is .18 */
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0 + 1, COOLDOWN, NULL), 1);
+        ck_assert_int_eq(store_assign(s, &c, T0 + 2, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.1.18");
+        /* past cooldown, .16 is the lowest free of the fullest prefix again */
+        struct store_attachment d = att("c4");
+        ck_assert_int_eq(store_assign(s, &d, T0 + COOLDOWN + 10, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.1.16");
+        /* fill the first prefix: the next comes from the second, before any /32 */
+        for (int i = 0; i < 13; i++) {
+                char cid[16];
+                snprintf(cid, sizeof cid, "f%d", i);
+                struct store_attachment f = att(cid);
+                ck_assert_int_eq(store_assign(s, &f, T0 + COOLDOWN + 10, &l, NULL), 0);
+                ck_assert_int_eq(addr_host(l.ip), 19 + i);
+        }
+        struct store_attachment g = att("g");
+        ck_assert_int_eq(store_assign(s, &g, T0 + COOLDOWN + 10, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.1.32");
+        ck_assert_int_eq(store_plan_enis(s, T0 + COOLDOWN + 10, pe, 2, &n), 0);
+        ck_assert_int_eq(pe[0].empty_prefixes, 0);
+        healthy(s, T0 + COOLDOWN + 10);
+        store_close(s);
+}
+END_TEST
+
+/* Only a prefix none of whose addresses is assigned, cooling or releasing is marked for release. */
+START_TEST(test_prefix_mark_releasing_only_empty) {
+        store *s = node_with(1);
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.1.16/28", T0), 0);
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.1.32/28", T0), 0);
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.1.48/28", T0), 0);
+        struct store_attachment a = att("c1"), b = att("c2");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.1.16");
+        /* c2 takes .17 and gives it back: that prefix cools */
+        ck_assert_int_eq(store_assign(s, &b, T0, &l, NULL), 0);
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0 + 1, COOLDOWN, NULL), 1);
+        ck_assert_int_eq(store_release(s, "c2", "eth0", T0 + 1, COOLDOWN, NULL), 1);
+        char cidrs[4][STORE_CIDR_MAX];
+        size_t n = 0;
+        ck_assert_int_eq(store_prefixes_mark_releasing(s, "eni-p", 4, T0 + 2, cidrs, &n), 0);
+        ck_assert_int_eq(n, 2);                  /* .32/28 and .48/28, never the /32 */
+        ck_assert_str_eq(cidrs[0], "10.0.1.48/28");
+        ck_assert_str_eq(cidrs[1], "10.0.1.32/28");
+        /* releasing: not handed out, not counted empty, not marked twice */
+        struct plan_eni pe[1];
+        size_t np = 0;
+        ck_assert_int_eq(store_plan_enis(s, T0 + 2, pe, 1, &np), 0);
+        ck_assert_int_eq(pe[0].prefixes, 3);
+        ck_assert_int_eq(pe[0].empty_prefixes, 0);
+        ck_assert_int_eq(pe[0].releasing, 32);
+        ck_assert_int_eq(store_prefixes_mark_releasing(s, "eni-p", 4, T0 + 2, cidrs, &n), 0);
+        ck_assert_int_eq(n, 0);
+        struct store_attachment c = att("c3");
+        ck_assert_int_eq(store_assign(s, &c, T0 + 2, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.1.18");     /* the cooling prefix is the fullest; the releasing ones are out */
+        ck_assert_int_eq(store_release(s, "c3", "eth0", T0 + 3, COOLDOWN, NULL), 1);
+        ck_assert_int_eq(store_prefixes_mark_releasing(s, "eni-p", 4, T0 + 2 + COOLDOWN, cidrs, &n), 0);
+        ck_assert_int_eq(n, 0);                  /* .18 cools for 1 ms more */
+        /* past every cooldown the first is empty too */
+        ck_assert_int_eq(store_prefixes_mark_releasing(s, "eni-p", 4, T0 + 3 + COOLDOWN, cidrs, &n), 0);
+        ck_assert_int_eq(n, 1);
+        ck_assert_str_eq(cidrs[0], "10.0.1.16/28");
+        healthy(s, T0 + 3 + COOLDOWN);
+        store_close(s);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("store");
         TCase *pods = tcase_create("pods");
@@ -956,5 +1060,9 @@ int main(void) {
         tcase_add_test(clock, test_cooldown_ignores_a_backward_step);
         tcase_add_test(clock, test_cooldown_after_restart_is_bounded);
         suite_add_tcase(s, clock);
+        TCase *pd = tcase_create("prefixes");
+        tcase_add_test(pd, test_prefix_pick_fullest_lowest);
+        tcase_add_test(pd, test_prefix_mark_releasing_only_empty);
+        suite_add_tcase(s, pd);
         return testlib_run(s);
 }

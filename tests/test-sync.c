@@ -634,6 +634,87 @@ START_TEST(test_crash_release_applied_after_the_pass) {
 }
 END_TEST
 
+/* --- prefix delegation ------------------------------------------------------------ */
+
+static size_t ec2_prefixes(struct testctx *t, const char *eni_id) {
+        fakeec2_lock(&t->f);
+        const struct fakeec2_eni *e = fakeec2_find(&t->f, eni_id);
+        size_t n = e ? e->n_prefixes : (size_t)-1;
+        fakeec2_unlock(&t->f);
+        return n;
+}
+
+static void op_assign_prefixes(struct ipamd_ctx *o, void *arg) {
+        (void)arg;
+        eniops_assign_prefixes(o, TESTCTX_PRIMARY_ENI, 2);
+}
+
+/* Killed during an Ipv4PrefixCount assign: the restart's EC2 pass holds what EC2 gave, the intent closes. */
+START_TEST(test_crash_assign_prefixes) {
+        for (int after = 0; after <= 1; after++) {
+                struct testctx *t = node_with_primary(0);
+                testctx_crash(t, EC2_ASSIGN_PRIVATE_IP_ADDRESSES, after, op_assign_prefixes, NULL);
+                ck_assert_uint_eq(open_intents(t, TESTCTX_PRIMARY_ENI).on_eni, 1);
+                ck_assert_int_eq(testctx_blocks(t, TESTCTX_PRIMARY_ENI), 0);
+                struct sync_report rep = testctx_restart(t);
+                ck_assert_uint_eq(rep.intents_resolved, 1);
+                ck_assert_uint_eq(rep.blocks_added, (after ? 2 : 0));
+                ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), (after ? 2 : 0));
+                testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+                ck_assert_int_eq(stats(t).available, (after ? 32 : 0));
+                assert_settled(t);
+                testctx_free(t);
+        }
+}
+END_TEST
+
+static void op_release_prefixes(struct ipamd_ctx *o, void *arg) {
+        (void)arg;
+        eniops_release_prefixes(o, TESTCTX_PRIMARY_ENI, 2);
+}
+
+/* Killed with two prefixes marked releasing: the restart unassigns them again (Ipv4Prefix.N), so
+ * either way EC2 and the store end without them; the third, holding a pod, is untouched. */
+START_TEST(test_crash_release_prefixes) {
+        for (int after = 0; after <= 1; after++) {
+                struct testctx *t = node_with_primary(0);
+                ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 3), 3);
+                struct store_lease pod = testctx_pod(t, "a");
+                testctx_crash(t, EC2_UNASSIGN_PRIVATE_IP_ADDRESSES, after, op_release_prefixes, NULL);
+                ck_assert_uint_eq(open_intents(t, TESTCTX_PRIMARY_ENI).on_eni, 1);
+                ck_assert_int_eq(stats(t).releasing, 32);
+                ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), (after ? 1 : 3));
+                struct sync_report rep = testctx_restart(t);
+                ck_assert_uint_eq(rep.intents_resolved, 1);
+                ck_assert_uint_eq(rep.blocks_removed, 2);
+                ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 1);
+                testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+                struct store_lease l;
+                ck_assert_int_eq(store_lookup(t->st, pod.container_id, pod.ifname, &l), 0);
+                ck_assert_str_eq(l.ip, pod.ip);
+                ck_assert_int_eq(stats(t).available, 15);
+                assert_settled(t);
+                testctx_free(t);
+        }
+}
+END_TEST
+
+/* A create intent of prefix delegation is re-issued with its prefix count (Ipv4PrefixCount). */
+START_TEST(test_create_reissued_with_prefixes) {
+        struct testctx *t = node_with_primary(0);
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        const char *params = "{\"count\":0,\"prefixes\":3,\"device_index\":1,\"subnet\":\"" FAKEEC2_SUBNET "\","
+                             "\"description\":\"vpc-ipam-x\",\"groups\":[],\"tags\":[]}";
+        ck_assert_int_eq(sync_create_eni(&t->ctx, "tok-pd", params, &res, &e), 0);
+        ck_assert_uint_eq(res->enis[0].n_prefixes, 3);
+        ck_assert_uint_eq(ec2_prefixes(t, res->enis[0].id), 3);
+        ck_assert_uint_eq(testctx_ec2_ips(t, res->enis[0].id), 0);
+        ec2_result_free(res);
+        testctx_free(t);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("sync");
         TCase *tc = tcase_create("ec2");
@@ -663,6 +744,9 @@ int main(void) {
         tcase_add_test(crash, test_crash_detach_before_ec2);
         tcase_add_test(crash, test_crash_detach_or_delete_after_detached);
         tcase_add_test(crash, test_crash_release_applied_after_the_pass);
+        tcase_add_test(crash, test_crash_assign_prefixes);
+        tcase_add_test(crash, test_crash_release_prefixes);
+        tcase_add_test(crash, test_create_reissued_with_prefixes);
         suite_add_tcase(s, crash);
         return testlib_run(s);
 }

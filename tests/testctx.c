@@ -166,10 +166,14 @@ void testctx_assert_store_is_ec2(struct testctx *t, const char *eni_id) {
         fakeec2_lock(&t->f);
         const struct fakeec2_eni *e = fakeec2_find(&t->f, eni_id);
         ck_assert_msg(e, "%s is not in EC2", eni_id);
-        ck_assert_msg(n == e->n_ips, "%s: the store holds %zu blocks, EC2 %zu addresses", eni_id, n, e->n_ips);
-        for (size_t i = 0; i < e->n_ips; i++) {
+        ck_assert_msg(n == e->n_ips + e->n_prefixes, "%s: the store holds %zu blocks, EC2 %zu addresses and %zu prefixes",
+                      eni_id, n, e->n_ips, e->n_prefixes);
+        for (size_t i = 0; i < e->n_ips + e->n_prefixes; i++) {
                 char cidr[STORE_CIDR_MAX];
-                snprintf(cidr, sizeof cidr, "%s/32", e->ips[i]);
+                if (i < e->n_ips)
+                        snprintf(cidr, sizeof cidr, "%s/32", e->ips[i]);
+                else
+                        snprintf(cidr, sizeof cidr, "%s", e->prefixes[i - e->n_ips]);
                 bool found = false;
                 for (size_t k = 0; k < n; k++)
                         found |= strcmp(b[k], cidr) == 0;

@@ -32,6 +32,7 @@ usage: chaos.py [--ops N] [--seconds S] [--workers W] [--seed X]
 """
 
 import argparse
+import ipaddress
 import json
 import os
 import random
@@ -59,6 +60,9 @@ class Chaos:
         self.inst = self.w.nodes[0]["instance_id"]
         self.env = {"WARM_IP_TARGET": "3", "MINIMUM_IP_TARGET": "4", "IP_COOLDOWN_PERIOD": "2",
                     "VPC_IPAM_ADD_WAIT": "5", "VPC_IPAM_SHRINK_DELAY": "5", "AWS_VPC_K8S_CNI_LOGLEVEL": "info"}
+        if args.prefix_delegation:      # /28 prefixes, grown and shrunk by WARM_PREFIX_TARGET
+            self.env = {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1", "IP_COOLDOWN_PERIOD": "2",
+                        "VPC_IPAM_ADD_WAIT": "5", "VPC_IPAM_SHRINK_DELAY": "5", "AWS_VPC_K8S_CNI_LOGLEVEL": "info"}
         self.d = None
         self.lock = threading.RLock()      # guards the bookkeeping below
         self.idle = threading.Condition(self.lock)
@@ -209,17 +213,17 @@ class Chaos:
         print(f"# VIOLATION: {what}", flush=True)
 
     def truth_enis(self):
-        """EC2's truth: {eni: set(secondary addresses)} of the ENIs attached to this instance."""
-        return {e["id"]: set(e.get("secondary_ips") or []) for e in self.w.truth()["enis"]
-                if (e.get("attachment") or {}).get("instance_id") == self.inst}
+        """EC2's truth: {eni: set(blocks)} of the ENIs attached to this instance: secondary
+        addresses as a.b.c.d/32, and /28 prefixes."""
+        return {e["id"]: {ip + "/32" for ip in e.get("secondary_ips") or []} | set(e.get("prefixes") or [])
+                for e in self.w.truth()["enis"] if (e.get("attachment") or {}).get("instance_id") == self.inst}
 
     def store_enis(self):
         """The store: {eni: set(addresses)} of the ENIs it holds attached; None if the daemon does not answer."""
         r = self.d.try_call({"op": "enis"})
         if not r or not r.get("ok"):
             return None
-        return {e["id"]: {b.split("/")[0] for b in e.get("blocks", []) if b.endswith("/32")}
-                for e in r["enis"] if e["state"] == "attached"}
+        return {e["id"]: set(e.get("blocks", [])) for e in r["enis"] if e["state"] == "attached"}
 
     def host(self, *args):
         return subprocess.run(["ip", "-n", self.ns] + list(args), capture_output=True, text=True).stdout
@@ -293,12 +297,12 @@ class Chaos:
         # ENI by ENI: store == EC2 for the addresses, store == kernel for the leases.
         r = self.d.call({"op": "enis"})
         attached = [e for e in r["enis"] if e["state"] == "attached"]
-        store = {e["id"]: {b.split("/")[0] for b in e.get("blocks", []) if b.endswith("/32")} for e in attached}
-        self.compare(when, "addresses", "the store", store, "EC2", self.truth_enis())
+        store = {e["id"]: set(e.get("blocks", [])) for e in attached}
+        self.compare(when, "blocks", "the store", store, "EC2", self.truth_enis())
         leased = {e["id"]: set() for e in attached}
         for p in leases:
             leased.setdefault(p["eni_id"], set()).add(p["ip"])
-            if p["ip"] not in store.get(p["eni_id"], set()):
+            if not any(ipaddress.ip_address(p["ip"]) in ipaddress.ip_network(b) for b in store.get(p["eni_id"], set())):
                 self.violate(f"{when}: {p['container_id']} leases {p['ip']}, not an address of {p['eni_id']}")
         tables = {("main" if e["route_table"] == 254 else str(e["route_table"])): e["id"] for e in attached}
         kernel, routed, odd = self.kernel_pods(tables)
@@ -388,6 +392,7 @@ def main(argv=None):
     ap.add_argument("--min-kills", type=int, default=1)
     ap.add_argument("--min-faults", type=int, help="default: ops / 30, at least 3")
     ap.add_argument("--min-adds", type=int, help="default: ops / 4")
+    ap.add_argument("--prefix-delegation", action="store_true", help="ENABLE_PREFIX_DELEGATION, WARM_PREFIX_TARGET=1")
     args = ap.parse_args(argv)
     if args.min_faults is None:
         args.min_faults = max(3, args.ops // 30)

@@ -117,6 +117,12 @@ static void new_ip(struct fakeec2 *f, char out[16]) {
         snprintf(out, 16, "10.0.%u.%u", 1 + h / 200, 10 + h % 200);
 }
 
+/* Aligned /28s from 10.0.240.0 up, apart from the /32s. */
+static void new_prefix(struct fakeec2 *f, char out[20]) {
+        unsigned h = f->next_prefix++;
+        snprintf(out, 20, "10.0.%u.%u/28", 240 + h / 16, (h % 16) * 16);
+}
+
 static void add_tag(struct fakeec2_eni *e, const char *key, const char *value) {
         if (e->n_tags == FAKEEC2_MAX_TAGS)
                 abort();
@@ -163,6 +169,17 @@ bool fakeec2_take_ip(struct fakeec2 *f, const char *eni_id, const char *ip) {
                 if (strcmp(e->ips[i], ip) == 0) {
                         memmove(e->ips[i], e->ips[i + 1], (e->n_ips - i - 1) * sizeof e->ips[0]);
                         e->n_ips--;
+                        return true;
+                }
+        return false;
+}
+
+bool fakeec2_take_prefix(struct fakeec2 *f, const char *eni_id, const char *prefix) {
+        struct fakeec2_eni *e = fakeec2_find(f, eni_id);
+        for (size_t i = 0; e && i < e->n_prefixes; i++)
+                if (strcmp(e->prefixes[i], prefix) == 0) {
+                        memmove(e->prefixes[i], e->prefixes[i + 1], (e->n_prefixes - i - 1) * sizeof e->prefixes[0]);
+                        e->n_prefixes--;
                         return true;
                 }
         return false;
@@ -246,6 +263,12 @@ static void eni_xml(struct sb *b, const struct fakeec2_eni *e) {
         for (size_t i = 0; i < e->n_ips; i++)
                 sb_printf(b, "<item><privateIpAddress>%s</privateIpAddress><primary>false</primary></item>", e->ips[i]);
         sb_printf(b, "</privateIpAddressesSet><interfaceType>interface</interfaceType>");
+        if (e->n_prefixes) {
+                sb_printf(b, "<ipv4PrefixSet>");
+                for (size_t i = 0; i < e->n_prefixes; i++)
+                        sb_printf(b, "<item><ipv4Prefix>%s</ipv4Prefix></item>", e->prefixes[i]);
+                sb_printf(b, "</ipv4PrefixSet>");
+        }
 }
 
 /* --- the actions ---------------------------------------------------------- */
@@ -315,7 +338,8 @@ static void create(struct call *c) {
                 if (strcmp(f->enis[i].client_token, token) == 0)
                         e = &f->enis[i];
         int count = form_int(c->body, "SecondaryPrivateIpAddressCount", 0);
-        if (!e && count + 1 > f->ipv4_per_eni)
+        int n_prefixes = form_int(c->body, "Ipv4PrefixCount", 0);
+        if (!e && count + n_prefixes + 1 > f->ipv4_per_eni)
                 return error(c, 400, "PrivateIpAddressLimitExceeded", "too many addresses for an ENI");
         if (!e) {
                 e = new_eni(f, NULL);
@@ -324,6 +348,8 @@ static void create(struct call *c) {
                 form_get(c->body, "Description", e->description, sizeof e->description);
                 for (int i = 0; i < count; i++)
                         new_ip(f, e->ips[e->n_ips++]);
+                for (int i = 0; i < n_prefixes; i++)
+                        new_prefix(f, e->prefixes[e->n_prefixes++]);
                 for (int t = 1;; t++) {
                         snprintf(key, sizeof key, "TagSpecification.1.Tag.%d.Key", t);
                         if (!form_get(c->body, key, k, sizeof k))
@@ -385,12 +411,30 @@ static void modify(struct call *c) {
         ok_return(c);
 }
 
+/* AssignPrivateIpAddresses Ipv4PrefixCount: prefixes share the ENI's slots with /32s. */
+static void assign_prefixes(struct call *c, struct fakeec2_eni *e, int count) {
+        if (1 + (int)(e->n_ips + e->n_prefixes) + count > c->f->ipv4_per_eni)
+                return error(c, 400, "PrivateIpAddressLimitExceeded", "Number of private addresses will exceed limit.");
+        open_response(c);
+        sb_text(&c->out, "networkInterfaceId", e->id);
+        sb_printf(&c->out, "<assignedPrivateIpAddressesSet/><assignedIpv4PrefixSet>");
+        for (int i = 0; i < count; i++) {
+                new_prefix(c->f, e->prefixes[e->n_prefixes]);
+                sb_printf(&c->out, "<item><ipv4Prefix>%s</ipv4Prefix></item>", e->prefixes[e->n_prefixes++]);
+        }
+        sb_printf(&c->out, "</assignedIpv4PrefixSet><return>true</return>");
+        close_response(c);
+}
+
 static void assign(struct call *c) {
         struct fakeec2_eni *e = eni_arg(c);
         int count = form_int(c->body, "SecondaryPrivateIpAddressCount", 0);
+        int n_prefixes = form_int(c->body, "Ipv4PrefixCount", 0);
         if (!e)
                 return;
-        if (count < 1 || 1 + (int)e->n_ips + count > c->f->ipv4_per_eni)
+        if (n_prefixes > 0 && count == 0)
+                return assign_prefixes(c, e, n_prefixes);
+        if (count < 1 || 1 + (int)(e->n_ips + e->n_prefixes) + count > c->f->ipv4_per_eni)
                 return error(c, 400, "PrivateIpAddressLimitExceeded", "Number of private addresses will exceed limit.");
         open_response(c);
         sb_text(&c->out, "networkInterfaceId", e->id);
@@ -416,8 +460,17 @@ static void unassign(struct call *c) {
                 if (!has)
                         return error(c, 400, "InvalidParameterValue", "Some of the specified addresses are not assigned to interface");
         }
+        for (int i = 1; form_item(c->body, "Ipv4Prefix", i, ip, sizeof ip); i++) {
+                bool has = false;
+                for (size_t k = 0; k < e->n_prefixes; k++)
+                        has |= strcmp(e->prefixes[k], ip) == 0;
+                if (!has)
+                        return error(c, 400, "InvalidParameterValue", "Some of the specified prefixes are not assigned to interface");
+        }
         for (int i = 1; form_item(c->body, "PrivateIpAddress", i, ip, sizeof ip); i++)
                 fakeec2_take_ip(c->f, e->id, ip);
+        for (int i = 1; form_item(c->body, "Ipv4Prefix", i, ip, sizeof ip); i++)
+                fakeec2_take_prefix(c->f, e->id, ip);
         ok_return(c);
 }
 
@@ -514,6 +567,9 @@ static void imds_eni_file(struct fakeec2 *f, const struct fakeec2_eni *e, const 
                 sb_printf(&c->out, "%s", e->primary_ip);
                 for (size_t i = 0; i < e->n_ips; i++)
                         sb_printf(&c->out, "\n%s", e->ips[i]);
+        } else if (strcmp(what, "ipv4-prefix") == 0 && e->n_prefixes) {
+                for (size_t i = 0; i < e->n_prefixes; i++)
+                        sb_printf(&c->out, "%s%s", i ? "\n" : "", e->prefixes[i]);
         } else
                 c->status = 404;
         (void)f;

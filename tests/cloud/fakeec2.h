@@ -47,6 +47,8 @@ struct fakeec2_eni {
         char primary_ip[16];
         char ips[FAKEEC2_MAX_IPS][16];  /* secondary addresses */
         size_t n_ips;
+        char prefixes[FAKEEC2_MAX_IPS][20];     /* /28 prefixes (Ipv4PrefixCount), one slot each */
+        size_t n_prefixes;
         char client_token[65];
         struct fakeec2_tag tags[FAKEEC2_MAX_TAGS];
         size_t n_tags;
@@ -65,7 +67,7 @@ struct fakeec2 {
         unsigned page_size;             /* Describe pages at most this many (0: MaxResults only) */
         struct fakeec2_eni enis[FAKEEC2_MAX_ENIS];
         size_t n_enis;
-        unsigned next_host, next_id;
+        unsigned next_host, next_id, next_prefix;
         unsigned calls[_EC2_ACTION_MAX];
         /* fail the next fail_times calls of fail_action (fail_times 0: none); with
          * fail_after_apply the model applies each call first (an answer lost or wrong) */
@@ -97,6 +99,8 @@ struct fakeec2_eni *fakeec2_add_eni(struct fakeec2 *f, const char *id, const cha
 struct fakeec2_eni *fakeec2_find(struct fakeec2 *f, const char *id);
 /* Remove one secondary address (EC2 taking it away); false when the ENI lacks it. */
 bool fakeec2_take_ip(struct fakeec2 *f, const char *eni_id, const char *ip);
+/* Remove one /28 prefix; false when the ENI lacks it. */
+bool fakeec2_take_prefix(struct fakeec2 *f, const char *eni_id, const char *prefix);
 /* Detach an ENI (as someone else would); false when it is unknown or not attached. */
 bool fakeec2_detach(struct fakeec2 *f, const char *eni_id);
 unsigned fakeec2_calls(struct fakeec2 *f, enum ec2_action a);

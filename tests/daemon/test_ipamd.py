@@ -264,7 +264,7 @@ def test_introspection_and_metrics():
         st, body = d.http("/metrics", metrics=True)
         assert st == 200, body
         for line in ("awscni_total_ip_addresses 9", "awscni_assigned_ip_addresses 1", "awscni_add_ip_req_count 1",
-                     "awscni_eni_max 3", "awscni_ip_max 27"):
+                     "awscni_eni_max 3", "awscni_ip_max 27", "awscni_total_ipv4_prefixes 0"):
             assert line in body, (line, body[:1500])
         # the 9 addresses came from AssignPrivateIpAddresses, counted in its throttling category
         sent = [ln for ln in body.splitlines() if ln.startswith('awscni_ec2api_req_count{category="eni_address"} ')]
