@@ -20,14 +20,9 @@
 static struct motosrv moto;
 
 static ec2_client *client(void) {
-        setenv("AWS_ACCESS_KEY_ID", "AKIDMOTO", 1);
-        setenv("AWS_SECRET_ACCESS_KEY", "moto-secret", 1);
-        setenv("AWS_SESSION_TOKEN", "moto-session", 1);
-        setenv("AWS_REGION", "us-west-2", 1);
-        setenv("AWS_ENDPOINT_URL_EC2", moto.url, 1);
         ec2_client *c = NULL;
         struct errmsg err = { 0 };
-        ck_assert_msg(ec2_client_new(NULL, &c, &err) == 0, "%s", err.text);
+        ck_assert_msg(motosrv_ec2_client(&moto, &c, &err) == 0, "%s", err.text);
         return c;
 }
 

@@ -178,3 +178,12 @@ void motosrv_stop(struct motosrv *m) {
         m->pid = 0;
         moto_pid = 0;
 }
+
+int motosrv_ec2_client(const struct motosrv *m, ec2_client **ret, struct errmsg *err) {
+        setenv("AWS_ACCESS_KEY_ID", "AKIDMOTO", 1);
+        setenv("AWS_SECRET_ACCESS_KEY", "moto-secret", 1);
+        setenv("AWS_SESSION_TOKEN", "moto-session", 1);
+        setenv("AWS_REGION", "us-west-2", 1);
+        setenv("AWS_ENDPOINT_URL_EC2", m->url, 1);
+        return ec2_client_new(NULL, ret, err);
+}

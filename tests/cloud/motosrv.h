@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 
+#include "ec2.h"
+
 struct motosrv {
         int pid;
         int port;
@@ -27,3 +29,7 @@ enum motosrv_mode {
  */
 int motosrv_start(struct motosrv *m, enum motosrv_mode mode, char *why, unsigned why_size);
 void motosrv_stop(struct motosrv *m);
+
+/* An EC2 client for m: moto's dummy credentials and region us-west-2 in the
+ * environment (the client reads them as the SDKs do), the endpoint m->url. */
+int motosrv_ec2_client(const struct motosrv *m, ec2_client **ret, struct errmsg *err);
