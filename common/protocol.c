@@ -123,6 +123,39 @@ bool proto_valid_cidr4(const char *s) {
         return proto_valid_ipv4(ip) && atoi(len) <= 32;
 }
 
+/* IPv6 in the one text form inet_ntop writes, so that a store key, a
+ * kernel dump and a reply compare as strings. */
+bool proto_valid_ipv6(const char *s) {
+        struct in6_addr a;
+        char canon[INET6_ADDRSTRLEN];
+        if (!s || strlen(s) >= PROTO_IP_MAX || inet_pton(AF_INET6, s, &a) != 1)
+                return false;
+        return inet_ntop(AF_INET6, &a, canon, sizeof canon) && strcmp(canon, s) == 0;
+}
+
+bool proto_valid_ip(const char *s) {
+        return proto_valid_ipv4(s) || proto_valid_ipv6(s);
+}
+
+bool proto_valid_cidr(const char *s) {
+        if (proto_valid_cidr4(s))
+                return true;
+        char ip[PROTO_IP_MAX];
+        const char *slash = s ? strchr(s, '/') : NULL;
+        if (!slash || (size_t)(slash - s) >= sizeof ip)
+                return false;
+        memcpy(ip, s, (size_t)(slash - s));
+        ip[slash - s] = '\0';
+        const char *len = slash + 1;
+        size_t n = strlen(len);
+        if (n == 0 || n > 3 || (n > 1 && len[0] == '0'))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!isdigit((unsigned char)len[i]))
+                        return false;
+        return proto_valid_ipv6(ip) && atoi(len) <= 128;
+}
+
 static bool valid_pod_field(const char *s) {
         for (; *s; s++)
                 if ((unsigned char)*s < 0x20 || *s == 0x7f)
@@ -444,8 +477,15 @@ static int get_str_array(const cJSON *o, const char *key, size_t max_n, size_t s
         return 0;
 }
 
+static bool valid_egress_ip(const char *s) {
+        struct in_addr a;
+        if (!proto_valid_ipv4(s) || inet_pton(AF_INET, s, &a) != 1)
+                return false;
+        return (ntohl(a.s_addr) & 0xfffffc00u) == 0xa9feac00u;        /* 169.254.172.0/22 */
+}
+
 static int decode_address(const cJSON *o, struct proto_address *a, struct errmsg *err) {
-        int r = get_str(o, "ip", true, PROTO_IP_MAX - 1, proto_valid_ipv4, a->ip, err);
+        int r = get_str(o, "ip", true, PROTO_IP_MAX - 1, proto_valid_ip, a->ip, err);
         if (r >= 0)
                 r = get_str(o, "eni_id", true, PROTO_ENI_ID_MAX, valid_eni_id, a->eni_id, err);
         if (r >= 0)
@@ -453,14 +493,16 @@ static int decode_address(const cJSON *o, struct proto_address *a, struct errmsg
         if (r >= 0)
                 r = get_u32(o, "route_table", true, 1, UINT32_MAX, &a->route_table, err);
         if (r >= 0)
-                r = get_str(o, "gateway", true, PROTO_IP_MAX - 1, proto_valid_ipv4, a->gateway, err);
+                r = get_str(o, "gateway", true, PROTO_IP_MAX - 1, proto_valid_ip, a->gateway, err);
         if (r >= 0)
-                r = get_str(o, "subnet_gateway", true, PROTO_IP_MAX - 1, proto_valid_ipv4, a->subnet_gateway, err);
+                r = get_str(o, "subnet_gateway", true, PROTO_IP_MAX - 1, proto_valid_ip, a->subnet_gateway, err);
         if (r >= 0)
                 r = get_u32(o, "mtu", true, 68, 65535, &a->mtu, err);
+        if (r >= 0)
+                r = optional(get_str(o, "egress_ip", false, PROTO_IP_MAX - 1, valid_egress_ip, a->egress_ip, err));
         char *cidrs = NULL;
         if (r >= 0)
-                r = get_str_array(o, "vpc_cidrs", VPC_CIDRS_MAX, PROTO_CIDR_MAX, proto_valid_cidr4, &cidrs,
+                r = get_str_array(o, "vpc_cidrs", VPC_CIDRS_MAX, PROTO_CIDR_MAX, proto_valid_cidr, &cidrs,
                                   &a->n_vpc_cidrs, err);
         if (r < 0)
                 return r;
@@ -481,7 +523,7 @@ static int decode_del_reply(const cJSON *o, struct proto_reply *reply, struct er
         const cJSON *ip = cJSON_GetObjectItemCaseSensitive(o, "ip");
         if (!ip || cJSON_IsNull(ip))
                 return 0;
-        r = get_str(o, "ip", true, PROTO_IP_MAX - 1, proto_valid_ipv4, a->ip, err);
+        r = get_str(o, "ip", true, PROTO_IP_MAX - 1, proto_valid_ip, a->ip, err);
         if (r < 0)
                 return r;
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "route_table");
@@ -525,7 +567,7 @@ static int decode_result(cJSON *root, struct proto_reply *reply, struct errmsg *
         case PROTO_OP_DEL:
                 return decode_del_reply(root, reply, err);
         case PROTO_OP_GC:
-                r = get_str_array(root, "released", PROTO_LIST_MAX, PROTO_IP_MAX, proto_valid_ipv4, &list,
+                r = get_str_array(root, "released", PROTO_LIST_MAX, PROTO_IP_MAX, proto_valid_ip, &list,
                                   &reply->n_released, err);
                 if (r >= 0)
                         reply->released = (char (*)[PROTO_IP_MAX])list;
@@ -593,6 +635,8 @@ static void encode_address(cJSON *o, const struct proto_address *a) {
         cJSON_AddStringToObject(o, "gateway", a->gateway);
         cJSON_AddStringToObject(o, "subnet_gateway", a->subnet_gateway);
         cJSON_AddNumberToObject(o, "mtu", a->mtu);
+        if (a->egress_ip[0])
+                cJSON_AddStringToObject(o, "egress_ip", a->egress_ip);
         cJSON *list = cJSON_AddArrayToObject(o, "vpc_cidrs");
         for (size_t i = 0; list && i < a->n_vpc_cidrs; i++)
                 cJSON_AddItemToArray(list, cJSON_CreateString(a->vpc_cidrs[i]));

@@ -39,10 +39,15 @@
 #define PROTO_ENI_ID_MAX 32
 #define PROTO_ERROR_CODE_MAX 32
 #define PROTO_ERROR_MSG_MAX 400
-#define PROTO_IP_MAX 16          /* "255.255.255.255" + NUL */
-#define PROTO_CIDR_MAX 19        /* "255.255.255.255/32" + NUL */
+#define PROTO_IP_MAX 46          /* INET6_ADDRSTRLEN: an IPv6 text address + NUL */
+#define PROTO_CIDR_MAX 50        /* an IPv6 address, "/128", NUL */
 #define PROTO_LIST_MAX 4096      /* entries in a GC list or a released list */
 #define PROTO_POD_GATEWAY "169.254.1.1"
+#define PROTO_POD_GATEWAY6 "fe80::1"            /* an IPv6 pod's gateway (aws-node's) */
+/* IPv4 egress of IPv6 pods: each pod gets a node-local address from this
+ * /22 on a second interface; the host end is its .1 (aws-node's egress-cni). */
+#define PROTO_EGRESS4_CIDR "169.254.172.0/22"
+#define PROTO_EGRESS4_GATEWAY "169.254.172.1"
 
 enum proto_op {
         PROTO_OP_ADD,
@@ -94,13 +99,15 @@ struct proto_error {
 /* What add and check return, and (ip and route_table only) del. */
 struct proto_address {
         bool has_ip;                            /* del: false when the daemon knew no address */
-        char ip[PROTO_IP_MAX];
+        char ip[PROTO_IP_MAX];                  /* IPv4, or IPv6 (a /128) in IPv6 mode */
         char eni_id[PROTO_ENI_ID_MAX + 1];
         uint32_t device_index;
         uint32_t route_table;                   /* 254 = main (primary ENI) */
-        char gateway[PROTO_IP_MAX];             /* the pod's gateway, 169.254.1.1 */
+        char gateway[PROTO_IP_MAX];             /* the pod's gateway: 169.254.1.1, or fe80::1 for IPv6 */
         char subnet_gateway[PROTO_IP_MAX];
         uint32_t mtu;
+        char egress_ip[PROTO_IP_MAX];           /* IPv6 pods: the pod's IPv4 egress address in
+                                                   PROTO_EGRESS4_CIDR, or "" (no IPv4 egress) */
         char (*vpc_cidrs)[PROTO_CIDR_MAX];
         size_t n_vpc_cidrs;
 };
@@ -135,6 +142,9 @@ bool proto_valid_ifname(const char *s);
 bool proto_valid_container_id(const char *s);
 bool proto_valid_ipv4(const char *s);
 bool proto_valid_cidr4(const char *s);
+bool proto_valid_ipv6(const char *s);   /* RFC 5952 canonical text only (what inet_ntop writes) */
+bool proto_valid_ip(const char *s);     /* either family */
+bool proto_valid_cidr(const char *s);   /* either family, canonical address, prefix within the family */
 
 void proto_request_done(struct proto_request *req);
 void proto_reply_done(struct proto_reply *reply);

@@ -35,6 +35,18 @@ START_TEST(test_validators) {
         ck_assert(!proto_valid_cidr4("10.0.0.0/33"));
         ck_assert(!proto_valid_cidr4("10.0.0.0/"));
         ck_assert(!proto_valid_cidr4("10.0.0.0"));
+        ck_assert(proto_valid_ipv6("2600:1f14:abc:1::"));
+        ck_assert(proto_valid_ipv6("fe80::1"));
+        ck_assert(!proto_valid_ipv6("FE80::1"));                /* not canonical */
+        ck_assert(!proto_valid_ipv6("2600:0:0:0:0:0:0:1"));     /* not canonical */
+        ck_assert(!proto_valid_ipv6("10.0.0.1"));
+        ck_assert(proto_valid_ip("10.0.0.1") && proto_valid_ip("::1") && !proto_valid_ip("x"));
+        ck_assert(proto_valid_cidr("10.0.0.0/16"));
+        ck_assert(proto_valid_cidr("2600:1f14:abc::/56"));
+        ck_assert(proto_valid_cidr("::/0"));
+        ck_assert(!proto_valid_cidr("2600::/129"));
+        ck_assert(!proto_valid_cidr("2600::/064"));
+        ck_assert(!proto_valid_cidr("2600::"));
         ck_assert(proto_valid_ifname("eth0"));
         ck_assert(proto_valid_ifname("abcdefghijklmno"));
         ck_assert(!proto_valid_ifname("abcdefghijklmnop"));
@@ -179,6 +191,37 @@ static void expect_bad_reply(enum proto_op op, const char *json) {
         ck_assert_msg(proto_reply_decode(op, json, strlen(json), &r, &e) == -EBADMSG, "accepted: %s", json);
         ck_assert(e.text[0]);
 }
+
+/* An IPv6 pod's reply: a /128, fe80::1, and its IPv4 egress address. */
+START_TEST(test_reply_add_ipv6) {
+        static const char v6[] =
+                "{\"v\":1,\"ok\":true,\"ip\":\"2600:1f14:abc:1:8f3e::7\",\"eni_id\":\"eni-0abc\",\"device_index\":0,"
+                "\"route_table\":254,\"gateway\":\"fe80::1\",\"subnet_gateway\":\"10.0.1.1\",\"mtu\":9001,"
+                "\"egress_ip\":\"169.254.172.9\",\"vpc_cidrs\":[\"2600:1f14:abc::/56\",\"10.0.0.0/16\"]}";
+        struct proto_reply r;
+        ck_assert_int_eq(proto_reply_decode(PROTO_OP_ADD, v6, strlen(v6), &r, NULL), 0);
+        ck_assert_str_eq(r.addr.ip, "2600:1f14:abc:1:8f3e::7");
+        ck_assert_str_eq(r.addr.gateway, PROTO_POD_GATEWAY6);
+        ck_assert_str_eq(r.addr.egress_ip, "169.254.172.9");
+        ck_assert_str_eq(r.addr.vpc_cidrs[0], "2600:1f14:abc::/56");
+        char *json = NULL;
+        ck_assert_int_eq(proto_reply_encode(&r, &json), 0);
+        ck_assert_ptr_nonnull(strstr(json, "\"egress_ip\":\"169.254.172.9\""));
+        proto_reply_done(&r);
+        free(json);
+        /* an IPv4 reply carries no egress_ip, and one outside 169.254.172.0/22 is refused */
+        ck_assert_int_eq(proto_reply_decode(PROTO_OP_ADD, add_reply, strlen(add_reply), &r, NULL), 0);
+        ck_assert_str_eq(r.addr.egress_ip, "");
+        ck_assert_int_eq(proto_reply_encode(&r, &json), 0);
+        ck_assert_ptr_null(strstr(json, "egress_ip"));
+        proto_reply_done(&r);
+        free(json);
+        char bad[sizeof v6];
+        strcpy(bad, v6);
+        memcpy(strstr(bad, "169.254.172.9"), "169.254.176.9", 13);
+        expect_bad_reply(PROTO_OP_ADD, bad);
+}
+END_TEST
 
 START_TEST(test_reply_refusals) {
         expect_bad_reply(PROTO_OP_ADD, "{\"v\":1,\"ok\":true}");
@@ -414,6 +457,7 @@ int main(void) {
         tcase_add_test(tc, test_request_length_limits);
         tcase_add_test(tc, test_reply_add_decode);
         tcase_add_test(tc, test_reply_refusals);
+        tcase_add_test(tc, test_reply_add_ipv6);
         tcase_add_test(tc, test_reply_del_null_and_error);
         tcase_add_test(tc, test_reply_readonly_carries_object);
         tcase_add_test(tc, test_server_refuses_with_reply);
