@@ -20,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -387,29 +386,54 @@ def test_start_deletes_the_veths_a_killed_daemon_left():
 def test_add_waits_for_a_restarting_daemon():
     w = harness.WorldFixture(nodes=1)
     n = Node(w, 0)
+    plugin = None
     try:
         n.d.start()
         wait_for(lambda: n.d.pool()["total"] >= 9, timeout=20, what="warm pool")
         assert n.d.stop() == 0
         ns = n.pod()
-        result = {}
-        t = threading.Thread(target=lambda: result.update(r=n.cni("ADD", "late", ns)))
+        conf = {"cniVersion": "1.1.0", "name": "vpc", "type": "vpc-cni", "socket": n.d.sock}
+        env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "late", "CNI_NETNS": ns, "CNI_IFNAME": "eth0",
+               "CNI_PATH": "/opt/cni/bin",
+               "CNI_ARGS": "K8S_POD_NAMESPACE=default;K8S_POD_NAME=late;K8S_POD_UID=u-late;IgnoreUnknown=1"}
         t0 = time.monotonic()
-        t.start()
-        time.sleep(0.3)
+        # `ip netns exec` execs the plugin in place, so this pid is the plugin's.
+        rfd, wfd = os.pipe()
+        os.write(wfd, json.dumps(conf).encode())        # far below a pipe's buffer
+        os.close(wfd)
+        plugin = subprocess.Popen(["ip", "netns", "exec", n.ns, CNI], env=env, stdin=rfd,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.close(rfd)
+
+        def in_retry_sleep():
+            # The plugin found no daemon and sleeps between connection attempts
+            # (clock_nanosleep is syscall 230 on x86_64).
+            try:
+                with open(f"/proc/{plugin.pid}/comm") as f:
+                    comm = f.read().strip()
+                with open(f"/proc/{plugin.pid}/syscall") as f:
+                    call = f.read().split()[0]
+            except OSError:
+                return False
+            return comm == "vpc-cni" and call == "230"
+        wait_for(in_retry_sleep, timeout=10, what="the plugin waiting for an absent daemon")
+        waited = time.monotonic() - t0
         n.d = Daemon(w, 0)
         n.d.start(wait=False)
-        t.join(timeout=60)
-        rc, out = result["r"]
-        assert rc == 0, out
-        print(f"# ADD served {time.monotonic() - t0:.2f}s after it was issued, the daemon started at 0.3s",
-              flush=True)
+        out, errs = plugin.communicate(timeout=60)
+        assert plugin.returncode == 0, (out, errs)
+        out = json.loads(out)
+        print(f"# ADD served {time.monotonic() - t0:.2f}s after it was issued; the daemon started after "
+              f"{waited:.2f}s, once the plugin was seen waiting for it", flush=True)
         rc, res = n.cni("CHECK", "late", ns, prev=out)
         assert rc == 0, res
         n.d.stop()
         rc, out = n.cni("ADD", "nodaemon", n.pod())
         assert rc == 1 and out["code"] == 11, out
     finally:
+        if plugin and plugin.poll() is None:
+            plugin.kill()
+            plugin.wait()
         n.close()
         w.down()
 
