@@ -210,6 +210,31 @@ def test_subnet_without_ipv6_refuses(x):
     assert _net(s2["ipv6_cidr"]).subnet_of(_net(x.W.w["vpc"]["ipv6_cidrs"][0])), s2
 
 
+def test_create_network_interface_with_ipv6(x):
+    sid = x.nodes_subnet["id"]
+    a = x.c.create_network_interface(SubnetId=sid, Ipv6AddressCount=2)["NetworkInterface"]
+    assert len(a["Ipv6Addresses"]) == 2 and "Ipv6Prefixes" not in a, a
+    b = x.c.create_network_interface(SubnetId=sid, Ipv6PrefixCount=1)["NetworkInterface"]
+    (p,) = [q["Ipv6Prefix"] for q in b["Ipv6Prefixes"]]
+    assert _net(p).prefixlen == 80 and _v6(x, b["NetworkInterfaceId"]) == ([], [p])
+    free = str(_net(x.nodes_subnet["ipv6_cidr"]).network_address + (0x4545 << 48) + 3)
+    c = x.c.create_network_interface(SubnetId=sid, Ipv6Addresses=[{"Ipv6Address": free}])["NetworkInterface"]
+    assert [q["Ipv6Address"] for q in c["Ipv6Addresses"]] == [free]
+    # refused: nothing created
+    v4only = x.W.ctl("POST", "/subnets", {"cidr": "10.0.213.0/26", "ipv6": False})["id"]
+    before = {e["id"] for e in x.W.truth()["enis"]}
+    assert client_error(x.c.create_network_interface, SubnetId=v4only,
+                        Ipv6AddressCount=1) == ("InvalidParameterValue", 400)
+    assert client_error(x.c.create_network_interface, SubnetId=sid, Ipv6AddressCount=1,
+                        Ipv6PrefixCount=1) == ("InvalidParameterCombination", 400)
+    assert client_error(x.c.create_network_interface, SubnetId=sid,
+                        Ipv6Addresses=[{"Ipv6Address": free}]) == ("InvalidIPAddress.InUse", 400)
+    assert {e["id"] for e in x.W.truth()["enis"]} == before, "a refused create left an ENI"
+    for e in (a, b, c):
+        x.c.delete_network_interface(NetworkInterfaceId=e["NetworkInterfaceId"])
+    x.c.create_network_interface(SubnetId=sid, Ipv6Addresses=[{"Ipv6Address": free}])   # free again
+
+
 # --- IMDS --------------------------------------------------------------------------------
 
 def _imds6(x, node):

@@ -421,6 +421,7 @@ class Ec2Api:
             for k, v in p.tags(f"TagSpecification.{n}.Tag"):
                 tags[k] = v or ""
         groups = p.list("SecurityGroupId")
+        v6 = self._ipv6_params(p, create=True)
         p.dry_run()
         subnet = w.subnet(subnet_id)
         fingerprint = None
@@ -440,6 +441,7 @@ class Ec2Api:
                          primary_ip=parse_ip(primary) if primary else None,
                          secondary_count=count, secondary_ips=explicit,
                          prefix_count=prefix_count, prefixes=prefixes)
+        self._create_with_ipv6(e, v6)
         e.tags.update(tags)
         shape = ec2xml.eni_shape(w, e)
         shape["status"] = "pending"
@@ -533,20 +535,37 @@ class Ec2Api:
         return {"return": True}
 
     # --- IPv6 (model6.py); neither action has DryRun in EC2's model ----------------
-    def assign_ipv6_addresses(self, p):
-        w = self.world
-        eni_id = p.str("NetworkInterfaceId", required=True)
-        addrs = [model6.parse_ip6(x) for x in p.list("Ipv6Addresses")]
+    @staticmethod
+    def _ipv6_params(p, create=False):
+        """(addresses, count, /80 bases, prefix count) of AssignIpv6Addresses, or of CreateNetworkInterface
+        (whose lists are of structures: Ipv6Addresses.N.Ipv6Address, Ipv6Prefix.N.Ipv6Prefix; counts may be 0)."""
+        addrs = [model6.parse_ip6(x) for x in p.list("Ipv6Addresses", "Ipv6Address" if create else None)]
         count = p.int("Ipv6AddressCount", default=0)
-        prefixes = [model6.parse_prefix6(x) for x in p.list("Ipv6Prefix")]
+        prefixes = [model6.parse_prefix6(x) for x in p.list("Ipv6Prefix", "Ipv6Prefix" if create else None)]
         prefix_count = p.int("Ipv6PrefixCount", default=0)
         for name, n in (("Ipv6AddressCount", count), ("Ipv6PrefixCount", prefix_count)):
-            if n < 0 or name in p.d and n == 0:
+            if n < 0 or name in p.d and n == 0 and not create:
                 raise Ec2Error("InvalidParameterValue", f"Invalid value '{n}' for {name}: must be at least 1.")
         if len(set(addrs)) != len(addrs) or len(set(prefixes)) != len(prefixes):
             raise Ec2Error("InvalidParameterValue", "Duplicate IPv6 addresses or prefixes in the request.")
+        return addrs, count, prefixes, prefix_count
+
+    def _create_with_ipv6(self, e, v6):
+        """CreateNetworkInterface's IPv6 part: on an EC2 error the new ENI goes again (all or nothing)."""
+        if not any(v6):
+            return
+        try:
+            model6.assign(self.world, e, *v6)
+        except Ec2Error:
+            self.world.delete_eni(e)
+            raise
+
+    def assign_ipv6_addresses(self, p):
+        w = self.world
+        eni_id = p.str("NetworkInterfaceId", required=True)
+        v6 = self._ipv6_params(p)
         e = w.eni(eni_id)
-        got_a, got_p = model6.assign(w, e, addrs, count, prefixes, prefix_count)
+        got_a, got_p = model6.assign(w, e, *v6)
         return {"assignedIpv6Addresses": [model6.ip6_str(a) for a in got_a],
                 "assignedIpv6PrefixSet": [model6.prefix6_str(b) for b in got_p],   # plain items
                 "networkInterfaceId": e.id}
