@@ -12,7 +12,8 @@
                                "code", "message", "count", "probability", "seconds"}
   POST /terminate             {"instance_id"} (as TerminateInstances, unthrottled)
   POST /vpc-cidrs             {"add": [cidr..], "remove": [cidr..]}
-  POST /subnets               {"cidr", "az"?, "tags"?: {key: value}} -> the new subnet
+  POST /subnets               {"cidr", "az"?, "tags"?: {key: value}, "ipv6"?: false} -> the new subnet
+                              (in an IPv6 world it gets the next /64 unless "ipv6" is false)
   POST /subnets/tags          {"subnet_id", "tags": {key: value}}: add or change tags
   POST /subnets/reserve       {"subnet_id", "leave"?: n}: take its free addresses but n
   POST /shutdown              tear the world down (as `vpc-world down`)
@@ -63,7 +64,8 @@ class ControlHandler(BaseHTTPRequestHandler):
             ("DELETE", "/faults"): lambda b: (s.faults.clear(), [])[1],
             ("POST", "/terminate"): lambda b: s.terminate(b["instance_id"]),
             ("POST", "/vpc-cidrs"): lambda b: s.change_vpc_cidrs(b.get("add", []), b.get("remove", [])),
-            ("POST", "/subnets"): lambda b: s.add_subnet(b["cidr"], b.get("az"), b.get("tags")),
+            ("POST", "/subnets"): lambda b: s.add_subnet(b["cidr"], b.get("az"), b.get("tags"),
+                                                         b.get("ipv6", True)),
             ("POST", "/subnets/tags"): lambda b: s.tag_subnet(b["subnet_id"], b["tags"]),
             ("POST", "/subnets/reserve"): lambda b: s.reserve_in_subnet(b["subnet_id"], b.get("leave", 0)),
             ("POST", "/shutdown"): lambda b: s.request_shutdown(),

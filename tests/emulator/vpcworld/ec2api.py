@@ -24,7 +24,7 @@ import urllib.parse
 import uuid
 from collections import defaultdict
 
-from . import ec2xml, sigv4
+from . import ec2xml, model6, sigv4
 from .faults import category
 from .instance_types import TYPES
 from .model import Ec2Error, parse_ip
@@ -153,6 +153,7 @@ def _eni_fields(world, e):
         "requester-managed": lambda: [str(e.requester_managed).lower()],
         "source-dest-check": lambda: [str(e.source_dest_check).lower()],
         "interface-type": lambda: ["interface"],
+        "ipv6-addresses.ipv6-address": lambda: [model6.ip6_str(a) for a in e.ipv6s],
     }
     return lambda name: table[name]() if name in table else None
 
@@ -186,6 +187,8 @@ def _subnet_fields(world, s):
         "cidr": lambda: [str(s.net)],
         "state": lambda: ["available"],
         "default-for-az": lambda: ["false"],
+        "ipv6-cidr-block-association.ipv6-cidr-block": lambda: [str(s.net6)] if s.net6 else [],
+        "ipv6-native": lambda: ["false"],
     }
     return lambda name: table[name]() if name in table else None
 
@@ -209,6 +212,8 @@ class Ec2Api:
             "ModifyNetworkInterfaceAttribute": self.modify_network_interface_attribute,
             "AssignPrivateIpAddresses": self.assign_private_ip_addresses,
             "UnassignPrivateIpAddresses": self.unassign_private_ip_addresses,
+            "AssignIpv6Addresses": self.assign_ipv6_addresses,
+            "UnassignIpv6Addresses": self.unassign_ipv6_addresses,
             "CreateTags": self.create_tags,
             "DeleteTags": self.delete_tags,
             "TerminateInstances": self.terminate_instances,
@@ -378,7 +383,9 @@ class Ec2Api:
                 raise Ec2Error("InvalidVpcID.NotFound", f"The vpc ID '{v}' does not exist")
         fields = lambda name: {"tags": getattr(w, "tags", {}), "vpc-id": [w.vpc_id], "state": ["available"],  # noqa: E731
                                "cidr": [str(n) for _, n in w.vpc_cidrs],
-                               "cidr-block-association.cidr-block": [str(n) for _, n in w.vpc_cidrs]}.get(name)
+                               "cidr-block-association.cidr-block": [str(n) for _, n in w.vpc_cidrs],
+                               "ipv6-cidr-block-association.ipv6-cidr-block":
+                                   [str(n) for _, n in w.ipv6_cidrs]}.get(name)
         ok = _match(filters, fields, "DescribeVpcs")
         return {"vpcSet": [ec2xml.vpc_shape(w)] if ok else []}
 
@@ -414,6 +421,7 @@ class Ec2Api:
             for k, v in p.tags(f"TagSpecification.{n}.Tag"):
                 tags[k] = v or ""
         groups = p.list("SecurityGroupId")
+        v6 = self._ipv6_params(p, create=True)
         p.dry_run()
         subnet = w.subnet(subnet_id)
         fingerprint = None
@@ -433,6 +441,7 @@ class Ec2Api:
                          primary_ip=parse_ip(primary) if primary else None,
                          secondary_count=count, secondary_ips=explicit,
                          prefix_count=prefix_count, prefixes=prefixes)
+        self._create_with_ipv6(e, v6)
         e.tags.update(tags)
         shape = ec2xml.eni_shape(w, e)
         shape["status"] = "pending"
@@ -524,6 +533,53 @@ class Ec2Api:
         p.dry_run()
         w.unassign(w.eni(eni_id), ips, prefixes)
         return {"return": True}
+
+    # --- IPv6 (model6.py); neither action has DryRun in EC2's model ----------------
+    @staticmethod
+    def _ipv6_params(p, create=False):
+        """(addresses, count, /80 bases, prefix count) of AssignIpv6Addresses, or of CreateNetworkInterface
+        (whose lists are of structures: Ipv6Addresses.N.Ipv6Address, Ipv6Prefix.N.Ipv6Prefix; counts may be 0)."""
+        addrs = [model6.parse_ip6(x) for x in p.list("Ipv6Addresses", "Ipv6Address" if create else None)]
+        count = p.int("Ipv6AddressCount", default=0)
+        prefixes = [model6.parse_prefix6(x) for x in p.list("Ipv6Prefix", "Ipv6Prefix" if create else None)]
+        prefix_count = p.int("Ipv6PrefixCount", default=0)
+        for name, n in (("Ipv6AddressCount", count), ("Ipv6PrefixCount", prefix_count)):
+            if n < 0 or name in p.d and n == 0 and not create:
+                raise Ec2Error("InvalidParameterValue", f"Invalid value '{n}' for {name}: must be at least 1.")
+        if len(set(addrs)) != len(addrs) or len(set(prefixes)) != len(prefixes):
+            raise Ec2Error("InvalidParameterValue", "Duplicate IPv6 addresses or prefixes in the request.")
+        return addrs, count, prefixes, prefix_count
+
+    def _create_with_ipv6(self, e, v6):
+        """CreateNetworkInterface's IPv6 part: on an EC2 error the new ENI goes again (all or nothing)."""
+        if not any(v6):
+            return
+        try:
+            model6.assign(self.world, e, *v6)
+        except Ec2Error:
+            self.world.delete_eni(e)
+            raise
+
+    def assign_ipv6_addresses(self, p):
+        w = self.world
+        eni_id = p.str("NetworkInterfaceId", required=True)
+        v6 = self._ipv6_params(p)
+        e = w.eni(eni_id)
+        got_a, got_p = model6.assign(w, e, *v6)
+        return {"assignedIpv6Addresses": [model6.ip6_str(a) for a in got_a],
+                "assignedIpv6PrefixSet": [model6.prefix6_str(b) for b in got_p],   # plain items
+                "networkInterfaceId": e.id}
+
+    def unassign_ipv6_addresses(self, p):
+        w = self.world
+        eni_id = p.str("NetworkInterfaceId", required=True)
+        addrs = [model6.parse_ip6(x) for x in p.list("Ipv6Addresses")]
+        prefixes = [model6.parse_prefix6(x) for x in p.list("Ipv6Prefix")]
+        e = w.eni(eni_id)
+        gone_a, gone_p = model6.unassign(w, e, addrs, prefixes)
+        return {"networkInterfaceId": e.id,
+                "unassignedIpv6Addresses": [model6.ip6_str(a) for a in gone_a],
+                "unassignedIpv6PrefixSet": [model6.prefix6_str(b) for b in gone_p]}
 
     # --- tags and instances ---------------------------------------------------
     def create_tags(self, p):

@@ -16,6 +16,7 @@ objects into those dicts (element names from botocore's EC2 model).
 from xml.sax.saxutils import escape
 
 from .model import STATE_CODES, ip_str, now_iso
+from .model6 import ip6_str, prefix6_str
 
 NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
@@ -82,7 +83,7 @@ def eni_shape(world, e):
         "description": e.description,
         "groupSet": groups_shape(world, e.groups),
         "interfaceType": "interface",
-        "ipv6AddressesSet": [],
+        "ipv6AddressesSet": ipv6_addresses_shape(e),
         "macAddress": e.mac,
         "networkInterfaceId": e.id,
         "ownerId": world.account,
@@ -91,6 +92,7 @@ def eni_shape(world, e):
         "privateIpAddressesSet": [{"primary": a == e.primary, "privateDnsName": _dns(world, a),
                                    "privateIpAddress": ip_str(a)} for a in [e.primary] + e.secondaries],
         "ipv4PrefixSet": [{"ipv4Prefix": f"{ip_str(p)}/28"} for p in e.prefixes] or None,
+        "ipv6PrefixSet": ipv6_prefixes_shape(e),
         "requesterId": None,
         "requesterManaged": e.requester_managed,
         "sourceDestCheck": e.source_dest_check,
@@ -110,7 +112,7 @@ def instance_eni_shape(world, e):
                        "status": att.status, "networkCardIndex": att.card_index},
         "description": e.description,
         "groupSet": groups_shape(world, e.groups),
-        "ipv6AddressesSet": [],
+        "ipv6AddressesSet": ipv6_addresses_shape(e),
         "macAddress": e.mac,
         "networkInterfaceId": e.id,
         "ownerId": world.account,
@@ -124,6 +126,7 @@ def instance_eni_shape(world, e):
         "vpcId": world.vpc_id,
         "interfaceType": "interface",
         "ipv4PrefixSet": [{"ipv4Prefix": f"{ip_str(p)}/28"} for p in e.prefixes] or None,
+        "ipv6PrefixSet": ipv6_prefixes_shape(e),
     }
 
 
@@ -173,7 +176,7 @@ def subnet_shape(world, s):
         "mapCustomerOwnedIpOnLaunch": False,
         "ownerId": world.account,
         "assignIpv6AddressOnCreation": False,
-        "ipv6CidrBlockAssociationSet": [],
+        "ipv6CidrBlockAssociationSet": subnet_ipv6_shape(s),
         "tagSet": tags_shape(s.tags),
         "subnetArn": f"arn:aws:ec2:{world.region}:{world.account}:subnet/{s.id}",
         "enableDns64": False,
@@ -195,6 +198,7 @@ def vpc_shape(world):
         "instanceTenancy": "default",
         "cidrBlockAssociationSet": [{"associationId": a, "cidrBlock": str(n),
                                      "cidrBlockState": {"state": "associated"}} for a, n in world.vpc_cidrs],
+        "ipv6CidrBlockAssociationSet": vpc_ipv6_shape(world),
         "isDefault": False,
         "tagSet": tags_shape(getattr(world, "tags", {})),
         "vpcId": world.vpc_id,
@@ -202,6 +206,30 @@ def vpc_shape(world):
         "cidrBlock": str(world.vpc_cidrs[0][1]),
         "dhcpOptionsId": "dopt-0a1b2c3d4e5f60718",
     }
+
+
+# --- IPv6 (model6.py) ----------------------------------------------------------
+
+def ipv6_addresses_shape(e):
+    return [{"ipv6Address": ip6_str(a), "isPrimaryIpv6": False} for a in e.ipv6s]
+
+
+def ipv6_prefixes_shape(e):
+    return [{"ipv6Prefix": prefix6_str(p)} for p in e.prefixes6] or None
+
+
+def subnet_ipv6_shape(s):
+    if s.net6 is None:
+        return []
+    return [{"associationId": s.ipv6_assoc, "ipv6CidrBlock": str(s.net6),
+             "ipv6CidrBlockState": {"state": "associated"}, "ipv6AddressAttribute": "public",
+             "ipSource": "amazon"}]
+
+
+def vpc_ipv6_shape(world):
+    return [{"associationId": a, "ipv6CidrBlock": str(n), "ipv6CidrBlockState": {"state": "associated"},
+             "networkBorderGroup": world.region, "ipv6Pool": "Amazon", "ipv6AddressAttribute": "public",
+             "ipSource": "amazon"} for a, n in world.ipv6_cidrs] or None
 
 
 def instance_type_shape(t):

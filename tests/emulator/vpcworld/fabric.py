@@ -22,6 +22,20 @@ host only packets whose source is some node's primary address (set `nodes`,
 one element per attached primary ENI); others are dropped and counted in
 counter `outside_drops` (a pod address that was not SNATed ends there).
 
+IPv6 (enable_ipv6, for `up --ipv6`): the fabric forwards IPv6 too; each
+ENI's veth end carries the VPC router's link-local address ROUTER_LL6 and a
+permanent neighbour entry for the ENI's EUI-64 link-local address (its MAC),
+and every IPv6 address (/128) and /80 prefix EC2 lists on the ENI is routed
+via that link-local address, so the fabric never solicits for them. The
+primary ENI boots with its first IPv6 address as a /128 and `default via
+ROUTER_LL6` (the subnet's /64 is not on-link: proxy NDP cannot answer for
+whole /80s, and every packet then meets the check). The check is table
+`ip6 vpc6`, built like `ip vpc`: per ENI a set o<serial> of its IPv6
+addresses and /80s and a chain dropping other sources into counter
+d<serial> (counted with the IPv4 drops of the same ENI); link-local and
+unspecified sources (neighbour discovery) pass. The outside host stays
+IPv4-only: IPv6 is off on its link and in its namespace.
+
 Fabric.apply(desired) diffs the wanted ENI links and addresses against what
 it applied before and runs the minimum of ip/nft commands: one `ip -batch`
 in the fabric, one per node touched, one nft transaction.
@@ -38,6 +52,7 @@ OUTSIDE_NET = "198.51.100.0/24"
 OUTSIDE_GW = "198.51.100.1"
 OUTSIDE_IP = "198.51.100.10"
 ENI_MTU = 9001                 # as EC2's ENIs; the outside link keeps 1500 (an internet path)
+ROUTER_LL6 = "fe80::ec2:1"     # the VPC router's link-local address on every ENI's link
 
 _NFT_BASE = """
 table ip vpc {
@@ -56,8 +71,30 @@ table ip vpc {
 """
 
 
+_NFT_BASE6 = """
+table ip6 vpc6 {
+  map ifs { type ifname : verdict; }
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    iifname vmap @ifs
+  }
+}
+"""
+
+
 def _ip(a):
     return str(ipaddress.IPv4Address(a))
+
+
+def _ip6(a):
+    return str(ipaddress.IPv6Address(a))
+
+
+def eui64_ll(mac):
+    """The link-local address the kernel derives from a MAC (EUI-64)."""
+    b = [int(x, 16) for x in mac.split(":")]
+    b = [b[0] ^ 2] + b[1:3] + [0xff, 0xfe] + b[3:]
+    return _ip6((0xfe80 << 112) | int.from_bytes(bytes(b), "big"))
 
 
 class Fabric:
@@ -69,6 +106,7 @@ class Fabric:
         self.applied = {}             # eni id -> dict (see apply)
         self.gateways = set()
         self.dropped_before = {}      # eni id -> drops counted on links now gone
+        self.ipv6 = False             # enable_ipv6() was called
 
     def node_ns(self, index):
         return f"{self.prefix}-n{index}"
@@ -132,11 +170,15 @@ class Fabric:
                 nft_rm.append(f"delete element ip vpc nodes {{ {_ip(a['primary'])} }}")
             nft_rm += [f"flush chain ip vpc c{s}", f"delete chain ip vpc c{s}",
                        f"delete set ip vpc o{s}", f"delete counter ip vpc d{s}"]
+            if self.ipv6:
+                nft_rm += self._remove6(a)
         for eni_id, d in desired.items():
             a = self.applied.get(eni_id)
             if a is None:
                 a = self._add_link(eni_id, d, add, nodes, nft_add)
             self._sync_addresses(a, d, rm, add, nft_add)
+            if self.ipv6:
+                self._sync6(a, d, rm, add, nft_add)
         self._run(lambda: netns.ip_batch(self.fab, rm, force=True))
         self._run(lambda: netns.ip_batch(self.fab, add, force=True))
         for ns, lines in nodes.items():
@@ -179,6 +221,8 @@ class Fabric:
         a = {"serial": s, "fif": fif, "ns": d["ns"], "ifname": d["ifname"], "primary": d["primary"],
              "owned": {(d["primary"], 32)}, "check": False, "set": set(), "boot": d["boot"]}
         self.applied[eni_id] = a
+        if self.ipv6:
+            self._add_link6(a, d, fab, nodes, nft)
         return a
 
     def _sync_addresses(self, a, d, rm, add, nft):
@@ -198,17 +242,75 @@ class Fabric:
             nft.append(f"{verb} element ip vpc ifs {{ \"{fif}\" : jump c{s} }}")
             a["check"] = d["check"]
 
+    # --- IPv6 ------------------------------------------------------------------
+    def enable_ipv6(self, node_namespaces):
+        """Forward IPv6 in the fabric and check its sources; call after build(), before apply()."""
+        oif = f"{self.prefix}o"
+        netns.in_ns(self.fab, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=0",
+                               "net.ipv6.conf.default.disable_ipv6=0", "net.ipv6.conf.all.forwarding=1",
+                               "net.ipv6.conf.default.forwarding=1", "net.ipv6.conf.default.accept_dad=0",
+                               "net.ipv6.conf.all.accept_redirects=0", f"net.ipv6.conf.{oif}.disable_ipv6=1"])
+        netns.in_ns(self.out, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
+                               "net.ipv6.conf.default.disable_ipv6=1"])
+        for ns in node_namespaces:
+            netns.in_ns(ns, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=0",
+                             "net.ipv6.conf.default.disable_ipv6=0"])
+        netns.nft(self.fab, _NFT_BASE6)
+        self.ipv6 = True
+
+    def _add_link6(self, a, d, fab, nodes, nft):
+        fif, s, ll = a["fif"], a["serial"], eui64_ll(d["mac"])
+        fab += [f"addr add {ROUTER_LL6}/64 dev {fif} nodad",
+                f"neigh replace {ll} lladdr {d['mac']} dev {fif} nud permanent"]
+        if d["boot"] and d.get("addr6") is not None:    # the primary ENI, as the OS configures it at boot
+            nodes.setdefault(d["ns"], []).extend([
+                f"addr add {_ip6(d['addr6'])}/128 dev {d['ifname']} nodad",
+                f"route add ::/0 via {ROUTER_LL6} dev {d['ifname']}"])
+        nft += [f"add set ip6 vpc6 o{s} {{ type ipv6_addr; flags interval; }}",
+                f"add counter ip6 vpc6 d{s}",
+                f"add chain ip6 vpc6 c{s}",
+                f"add rule ip6 vpc6 c{s} ip6 saddr {{ ::, fe80::/10 }} accept",
+                f"add rule ip6 vpc6 c{s} ip6 saddr != @o{s} counter name d{s} drop"]
+        a.update({"ll6": ll, "owned6": set(), "set6": set(), "check6": False})
+
+    def _sync6(self, a, d, rm, add, nft):
+        fif, s, ll = a["fif"], a["serial"], a["ll6"]
+        want = d.get("owned6", set())
+        for base, plen in sorted(want - a["owned6"]):
+            add.append(f"route replace {_ip6(base)}/{plen} via {ll} dev {fif}")
+        for base, plen in sorted(a["owned6"] - want):
+            rm.append(f"route del {_ip6(base)}/{plen} via {ll} dev {fif}")
+        a["owned6"] = set(want)
+        if want != a["set6"]:
+            nft.append(f"flush set ip6 vpc6 o{s}")
+            if want:
+                elems = ", ".join(f"{_ip6(b)}/{n}" for b, n in sorted(want))
+                nft.append(f"add element ip6 vpc6 o{s} {{ {elems} }}")
+            a["set6"] = set(want)
+        if d["check"] != a["check6"]:
+            verb = "add" if d["check"] else "delete"
+            nft.append(f"{verb} element ip6 vpc6 ifs {{ \"{fif}\" : jump c{s} }}")
+            a["check6"] = d["check"]
+
+    @staticmethod
+    def _remove6(a):
+        s = a["serial"]
+        out = [f"delete element ip6 vpc6 ifs {{ \"{a['fif']}\" : jump c{s} }}"] if a["check6"] else []
+        return out + [f"flush chain ip6 vpc6 c{s}", f"delete chain ip6 vpc6 c{s}",
+                      f"delete set ip6 vpc6 o{s}", f"delete counter ip6 vpc6 d{s}"]
+
     # --- counters --------------------------------------------------------------
     def _counters(self):
-        """Counter name -> packets: d<serial> per ENI, and outside_drops."""
-        p = netns.in_ns(self.fab, ["nft", "-j", "list", "counters", "table", "ip", "vpc"], check=False)
-        if p.returncode != 0:
-            return {}
+        """Counter name -> packets: d<serial> per ENI (IPv4 and IPv6 together), and outside_drops."""
         out = {}
-        for obj in json.loads(p.stdout).get("nftables", []):
-            c = obj.get("counter")
-            if c:
-                out[c["name"]] = c["packets"]
+        for family, table in [("ip", "vpc")] + ([("ip6", "vpc6")] if self.ipv6 else []):
+            p = netns.in_ns(self.fab, ["nft", "-j", "list", "counters", "table", family, table], check=False)
+            if p.returncode != 0:
+                continue
+            for obj in json.loads(p.stdout).get("nftables", []):
+                c = obj.get("counter")
+                if c:
+                    out[c["name"]] = out.get(c["name"], 0) + c["packets"]
         return out
 
     def _bank_drops(self, eni_ids):

@@ -29,6 +29,7 @@ DEFAULTS = {
         "CreateNetworkInterface": [0.25, 0.35], "DeleteNetworkInterface": [0.15, 0.25],
         "AttachNetworkInterface": [0.1, 0.2], "DetachNetworkInterface": [0.1, 0.2],
         "AssignPrivateIpAddresses": [0.15, 0.25], "UnassignPrivateIpAddresses": [0.1, 0.2],
+        "AssignIpv6Addresses": [0.15, 0.25], "UnassignIpv6Addresses": [0.1, 0.2],
         "ModifyNetworkInterfaceAttribute": [0.05, 0.15], "CreateTags": [0.03, 0.08],
         "DeleteTags": [0.03, 0.08], "TerminateInstances": [0.15, 0.25],
         "*": [0.02, 0.06],
@@ -50,7 +51,8 @@ BUCKETS = {
 }
 
 _IP_ENI = {"AssignPrivateIpAddresses", "UnassignPrivateIpAddresses", "CreateNetworkInterface",
-           "DeleteNetworkInterface", "ModifyNetworkInterfaceAttribute", "AssignIpv6Addresses"}
+           "DeleteNetworkInterface", "ModifyNetworkInterfaceAttribute", "AssignIpv6Addresses",
+           "UnassignIpv6Addresses"}
 
 
 def category(action, params):
@@ -145,7 +147,7 @@ class Throttle:
             for c, n in (spec.get("force") or {}).items():
                 if c != "*" and c not in BUCKETS:
                     raise ValueError(f"unknown category {c}")
-                n = -1 if n in ("always", True) else int(n)
+                n = -1 if n == "always" or n is True else int(n)     # not `in`: 1 == True
                 if n == 0:
                     self.forced.pop(c, None)
                 else:

@@ -21,6 +21,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 
 from .model import ip_str, now_iso
+from .model6 import ip6_str, prefix6_str
 
 ROLE = "vpc-world-node"
 
@@ -36,7 +37,7 @@ def view(world, inst, creds):
             "subnet_id": e.subnet.id, "subnet_cidr": str(e.subnet.net), "vpc_id": world.vpc_id,
             "groups": list(e.groups), "group_names": [world.groups.get(g, g) for g in e.groups],
             "ips": [ip_str(a) for a in [e.primary] + e.secondaries],
-            "prefixes": [f"{ip_str(p)}/28" for p in e.prefixes]})
+            "prefixes": [f"{ip_str(p)}/28" for p in e.prefixes], **_eni_view6(e)})
     p = inst.primary_eni
     return {
         "instance_id": inst.id, "instance_type": inst.type.name, "state": inst.state,
@@ -45,8 +46,28 @@ def view(world, inst, creds):
         "local_ipv4": ip_str(p.primary), "mac": p.mac, "launch_time": now_iso(inst.launch_time),
         "hostname": f"ip-{ip_str(p.primary).replace('.', '-')}.{world.region}.compute.internal",
         "vpc_cidrs": [str(n) for _, n in world.vpc_cidrs],
-        "enis": enis, "creds": creds,
+        "enis": enis, "creds": creds, **_view6(world, inst),
     }
+
+
+def _eni_view6(e):
+    return {"ipv6s": [ip6_str(a) for a in e.ipv6s], "prefixes6": [prefix6_str(p) for p in e.prefixes6],
+            "subnet_ipv6": [str(e.subnet.net6)] if e.subnet.net6 else []}
+
+
+def _view6(world, inst):
+    p = inst.primary_eni
+    return {"vpc_ipv6_cidrs": [str(n) for _, n in world.ipv6_cidrs],
+            "ipv6": ip6_str(p.ipv6s[0]) if p.ipv6s else None}
+
+
+def _tree6(v, e, d):
+    """The IPv6 keys of one MAC's directory: each only when there is something to say, as on EC2."""
+    for key, values in (("ipv6s", e.get("ipv6s")), ("ipv6-prefix", e.get("prefixes6")),
+                        ("subnet-ipv6-cidr-blocks", e.get("subnet_ipv6")),
+                        ("vpc-ipv6-cidr-blocks", v.get("vpc_ipv6_cidrs"))):
+        if values:            # views of extec2.py (--ec2-endpoint) have no IPv6 keys
+            d[key] = "\n".join(values)
 
 
 class Views:
@@ -95,9 +116,11 @@ def _tree(v):
         }
         if e["prefixes"]:
             d["ipv4-prefix"] = "\n".join(e["prefixes"])
+        _tree6(v, e, d)
         macs[e["mac"]] = d
     c = v["creds"]
-    return {
+    top = {"ipv6": v["ipv6"]} if v.get("ipv6") else {}
+    return {**top,
         "ami-id": v["image_id"], "ami-launch-index": "0", "hostname": v["hostname"],
         "instance-id": v["instance_id"], "instance-type": v["instance_type"],
         "local-hostname": v["hostname"], "local-ipv4": v["local_ipv4"], "mac": v["mac"],

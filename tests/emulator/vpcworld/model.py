@@ -71,6 +71,7 @@ class Subnet:
         self.hi = int(self.net.broadcast_address) - 1       # last reserved
         self.used = {}                                      # addr -> ENI id
         self._hint = self.lo
+        self.net6, self.ipv6_assoc = None, None             # its IPv6 /64 (model6.py)
 
     @property
     def available(self):
@@ -159,6 +160,7 @@ class Eni:
         self.primary = None
         self.secondaries = []          # ints, in assignment order
         self.prefixes = []             # /28 bases, in assignment order
+        self.ipv6s, self.prefixes6 = [], []    # IPv6 addresses and /80 bases (model6.py)
         self.attachment = None
         self.source_dest_check = True
         self.requester_managed = False
@@ -214,6 +216,7 @@ class World:
         self.az, self.az_id = region + "a", "usw2-az1" if region == "us-west-2" else region[:4] + "-az1"
         self.vpc_id = new_id("vpc")
         self.vpc_cidrs = []            # [(association id, IPv4Network)]
+        self.ipv6_cidrs = []           # [(association id, IPv6Network /56)] (model6.py)
         self.subnets = {}
         self.instances = {}
         self.enis = {}                 # id -> Eni, in creation order

@@ -26,7 +26,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import imds, k8sapi, netns
+from . import imds, k8sapi, model6, netns
 from .control import ControlHandler
 from .ec2api import Drop, Ec2Api
 from .fabric import EC2_IP, IMDS_IP, OUTSIDE_IP, OUTSIDE_NET, Fabric
@@ -90,8 +90,9 @@ def _key(prefix, n):
 
 class Server(Hooks):
     def __init__(self, directory, prefix, nodes=2, instance_type="m5.large", vpc_cidr="10.0.0.0/16",
-                 fast=False, region="us-west-2"):
+                 fast=False, region="us-west-2", ipv6=False):
         self.dir, self.prefix, self.fast = directory, prefix, fast
+        self.ipv6 = ipv6
         self.n_nodes, self.itype, self.vpc_cidr, self.region = nodes, instance_type, vpc_cidr, region
         self.latency, self.throttle, self.faults = Latency(fast), Throttle(), Faults()
         self.views = imds.Views(self.latency)
@@ -137,9 +138,13 @@ class Server(Hooks):
         pod_subnet.tags["Name"] = "pods"
         for i in range(self.n_nodes):
             w.add_instance(self.itype, node_subnet, f"node{i}", self.fabric.node_ns(i))
+        if self.ipv6:
+            self._start6()
         t0 = time.monotonic()
         self.fabric.build([self.fabric.node_ns(i) for i in range(self.n_nodes)],
                           [s.gateway for s in w.subnets.values()])
+        if self.ipv6:
+            self.fabric.enable_ipv6([self.fabric.node_ns(i) for i in range(self.n_nodes)])
         self._reconcile(immediate=True)
         log(f"fabric up in {time.monotonic() - t0:.3f}s")
         self.ec2 = Ec2Api(w, {self.creds["access_key_id"]: (self.creds["secret_access_key"], None),
@@ -160,6 +165,8 @@ class Server(Hooks):
         self.k8s.start(w, self._serve, self.fabric.fab, netns.listen_in)
         threading.Thread(target=self._loop, name="world", daemon=True).start()
         self.world_json = self._describe(node_subnet, pod_subnet, loop_ec2.getsockname()[1], ctl.getsockname()[1])
+        if self.ipv6:
+            self._describe6(self.world_json)
         self.world_json["kubernetes"] = self.k8s.describe()
         tmp = os.path.join(self.dir, "world.json.tmp")
         with open(tmp, "w") as f:
@@ -242,7 +249,8 @@ class Server(Hooks):
                 desired[e.id] = {"serial": e.serial, "ns": att.instance.netns, "ifname": name, "mac": e.mac,
                                  "primary": e.primary, "plen": e.subnet.net.prefixlen, "gw": e.subnet.gateway,
                                  "boot": att.device_index == 0 and att.card_index == 0,
-                                 "owned": set(e.owned()), "check": e.source_dest_check}
+                                 "owned": set(e.owned()), "check": e.source_dest_check,
+                                 "owned6": model6.owned6(e), "addr6": e.ipv6s[0] if e.ipv6s else None}
             gateways = [s.gateway for s in w.subnets.values()]
             views = {i.id: imds.view(w, i, self.role_creds) for i in w.instances.values()}
         with self.fabric_lock:
@@ -281,7 +289,7 @@ class Server(Hooks):
                     "enis": [e.id for e in att],
                     "addresses": [ip_str(a) for e in att for a in [e.primary] + e.secondaries],
                     "prefixes": [f"{ip_str(p)}/28" for e in att for p in e.prefixes]})
-            return {
+            out = {
                 "vpc": {"id": w.vpc_id, "cidrs": [str(n) for _, n in w.vpc_cidrs]},
                 "subnets": [{"id": s.id, "cidr": str(s.net), "availability_zone": s.az,
                              "available_ip_address_count": s.available, "used": len(s.used),
@@ -292,6 +300,8 @@ class Server(Hooks):
                            "outside_drops": outside_drops},
                 "api": self.ec2.stats_json(),
             }
+            self._truth6(out)
+            return out
 
     def terminate(self, inst_id):
         with self.world.lock:
@@ -307,9 +317,11 @@ class Server(Hooks):
                 self.world.remove_vpc_cidr(c)
             return {"cidrs": [str(n) for _, n in self.world.vpc_cidrs]}
 
-    def add_subnet(self, cidr, az=None, tags=None):
+    def add_subnet(self, cidr, az=None, tags=None, ipv6=True):
         with self.world.lock:
             s = self.world.add_subnet(cidr, az)
+            if ipv6:
+                model6.add_subnet_block(self.world, s)     # a no-op unless the VPC has IPv6
             s.tags.update({str(k): str(v) for k, v in (tags or {}).items()})
             return self._subnet_view(s)
 
@@ -328,7 +340,43 @@ class Server(Hooks):
 
     def _subnet_view(self, s):
         return {"id": s.id, "cidr": str(s.net), "availability_zone": s.az, "gateway": ip_str(s.gateway),
-                "available_ip_address_count": s.available, "tags": dict(s.tags)}
+                "available_ip_address_count": s.available, "tags": dict(s.tags),
+                **({"ipv6_cidr": str(s.net6)} if s.net6 else {})}
+
+    # --- IPv6 (model6.py) -------------------------------------------------------------
+    def _start6(self):
+        """The VPC's /56, a /64 per subnet, one IPv6 address on each node's primary ENI (as EKS IPv6 nodes)."""
+        w = self.world
+        model6.enable(w)
+        for inst in w.instances.values():
+            model6.assign(w, inst.primary_eni, count=1)
+
+    def _describe6(self, out):
+        w = self.world
+        out["ipv6"] = True
+        out["vpc"]["ipv6_cidrs"] = [str(n) for _, n in w.ipv6_cidrs]
+        for sj in out["subnets"]:
+            sj["ipv6_cidr"] = str(w.subnets[sj["id"]].net6)
+        for nj in out["nodes"]:
+            nj["primary_ipv6"] = model6.ip6_str(w.instances[nj["instance_id"]].primary_eni.ipv6s[0])
+
+    def _truth6(self, out):
+        """Add the IPv6 side to a truth dump (under the world lock)."""
+        w = self.world
+        if not w.ipv6_cidrs:
+            return
+        out["vpc"]["ipv6_cidrs"] = [str(n) for _, n in w.ipv6_cidrs]
+        for sj in out["subnets"]:
+            net6 = w.subnets[sj["id"]].net6
+            sj["ipv6_cidr"] = str(net6) if net6 else None
+        for ej in out["enis"]:
+            e = w.enis[ej["id"]]
+            ej["ipv6_addresses"] = [model6.ip6_str(a) for a in e.ipv6s]
+            ej["ipv6_prefixes"] = [model6.prefix6_str(p) for p in e.prefixes6]
+        for ij in out["instances"]:
+            att = w.instances[ij["id"]].enis()
+            ij["ipv6_addresses"] = [model6.ip6_str(a) for e in att for a in e.ipv6s]
+            ij["ipv6_prefixes"] = [model6.prefix6_str(p) for e in att for p in e.prefixes6]
 
     def request_shutdown(self):
         threading.Timer(0.05, self.stop_event.set).start()
