@@ -139,7 +139,7 @@ static int add_wire(struct cni_ctx *ctx, dp_wiring *w, const struct proto_addres
         struct errmsg err = { 0 };
         struct dp_links links;
         unsigned mtu = ctx->cfg->mtu ? ctx->cfg->mtu : a->mtu;
-        int r = dp_wiring_finish(w, a->ip, a->route_table, mtu, &links, &err);
+        int r = dp_wiring_finish(w, a->ip, a->egress_ip, a->route_table, mtu, &links, &err);
         if (r < 0) {
                 release_after_failure(ctx);
                 return fail(ctx, CNI_ERR_DATAPLANE, "cannot wire %s for container %s: %s", a->ip,
@@ -151,7 +151,14 @@ static int add_wire(struct cni_ctx *ctx, dp_wiring *w, const struct proto_addres
         snprintf(res.pod_ifname, sizeof res.pod_ifname, "%s", ctx->env->ifname);
         snprintf(res.pod_mac, sizeof res.pod_mac, "%s", links.pod_mac);
         snprintf(res.ip, sizeof res.ip, "%s", a->ip);
-        snprintf(res.gateway, sizeof res.gateway, "%s", PROTO_POD_GATEWAY);
+        snprintf(res.gateway, sizeof res.gateway, "%s", strchr(a->ip, ':') ? PROTO_POD_GATEWAY6 : PROTO_POD_GATEWAY);
+        if (a->egress_ip[0]) {
+                snprintf(res.egress_ip, sizeof res.egress_ip, "%s", a->egress_ip);
+                snprintf(res.egress_host_ifname, sizeof res.egress_host_ifname, "%s", links.egress_host_ifname);
+                snprintf(res.egress_host_mac, sizeof res.egress_host_mac, "%s", links.egress_host_mac);
+                snprintf(res.egress_pod_ifname, sizeof res.egress_pod_ifname, "%s", DP_EGRESS_IFNAME);
+                snprintf(res.egress_pod_mac, sizeof res.egress_pod_mac, "%s", links.egress_pod_mac);
+        }
         r = cni_result_render(&res, ctx->cfg->cni_version, ctx->cfg->prev_result, &ctx->out);
         if (r < 0) {
                 /* still all or nothing: unwire and release what we cannot report */
@@ -313,6 +320,7 @@ int cni_cmd_check(struct cni_ctx *ctx) {
         r = check_prev(ctx, reply.addr.ip);
         if (r >= 0) {
                 struct dp_pod pod = pod_of(ctx, reply.addr.ip, reply.addr.route_table, 0);
+                pod.egress_ip = reply.addr.egress_ip;
                 r = dp_check(ctx->env->netns, &pod, &err);
                 if (r < 0)
                         r = fail(ctx, r == -EUCLEAN ? CNI_ERR_DRIFT : CNI_ERR_DATAPLANE, "CHECK of %s: %s",
