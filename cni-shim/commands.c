@@ -249,10 +249,12 @@ static bool del_find_veth(struct cni_ctx *ctx, const struct dp_pod *pod, const c
  * Ask vpc-ipamd to release the address. Its answer is the truth: ip becomes
  * the address the plugin must still unwire ("" when the daemon did, or when
  * it is not ours any more). Without an answer ip keeps prevResult's. True
- * when the daemon unwired the pod and took over removing its veth.
+ * when the daemon unwired the pod and took over removing its veth; *ret_v6
+ * when the address it released is IPv6 (the pod may have an egress veth,
+ * which is never the daemon's).
  */
 static bool del_ask_daemon(struct cni_ctx *ctx, const struct proto_request *req, char ip[PROTO_IP_MAX],
-                           bool *ret_again) {
+                           bool *ret_again, bool *ret_v6) {
         struct proto_reply reply = { 0 };
         struct errmsg err = { 0 };
         bool veth_done = false;
@@ -261,6 +263,7 @@ static bool del_ask_daemon(struct cni_ctx *ctx, const struct proto_request *req,
          * runtime must repeat the DEL, not believe the address was given back. */
         *ret_again = r >= 0 && !reply.ok && reply.error.retry && strcmp(reply.error.code, PROTO_E_INTERNAL) == 0;
         if (r >= 0 && reply.ok) {
+                *ret_v6 = reply.addr.has_ip && strchr(reply.addr.ip, ':');
                 snprintf(ip, PROTO_IP_MAX, "%s", reply.addr.has_ip && !reply.unwired ? reply.addr.ip : "");
                 veth_done = reply.unwired && reply.veth_queued;
         } else
@@ -279,13 +282,15 @@ int cni_cmd_del(struct cni_ctx *ctx) {
         (void)cni_result_prev_parse(ctx->cfg->prev_result, ip, hint);
         struct dp_pod pod = pod_of(ctx, ip, 0, 0); /* pod.ip is ip: what the daemon says overrides prevResult */
         bool no_veth = del_find_veth(ctx, &pod, hint, req.host_veth);
-        bool again = false;
-        bool veth_done = del_ask_daemon(ctx, &req, ip, &again);
+        bool again = false, v6 = false;
+        bool veth_done = del_ask_daemon(ctx, &req, ip, &again, &v6);
         struct errmsg err = { 0 };
         int r = 0;
         /* the name found above, if any, spares dp_del the search */
         if (!veth_done && !(no_veth && !ip[0]))
                 r = dp_del(&pod, req.host_veth[0] ? req.host_veth : hint, &err);
+        else if (veth_done && v6)
+                r = dp_del_egress(&pod, &err);
         if (r < 0)
                 return fail(ctx, CNI_ERR_DATAPLANE, "cannot remove the network of container %s: %s",
                             ctx->env->container_id, errmsg_text(&err, r));

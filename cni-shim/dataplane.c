@@ -903,6 +903,14 @@ int dp_del(const struct dp_pod *pod, const char *host_ifname_hint, struct errmsg
         return r < 0 ? r : del_veth(host, pod, NULL, true, err);
 }
 
+int dp_del_egress(const struct dp_pod *pod, struct errmsg *err) {
+        _cleanup_(sock_freep) struct nl_sock *host = NULL;
+        int r = netns_nl_socket_here(&host);
+        if (r < 0)
+                return errmsg_set(err, r, "cannot open a netlink socket: %s", strerror(-r));
+        return del_veth(host, pod, NULL, true, err);
+}
+
 /* --- CHECK ---------------------------------------------------------------------------- */
 
 struct diff {

@@ -164,6 +164,9 @@ int dp_add(const char *netns, const struct dp_pod *pod, struct dp_links *ret, st
  * Missing objects are not errors. */
 int dp_del(const struct dp_pod *pod, const char *host_ifname_hint, struct errmsg *err);
 
+/* Only the attachment's egress veth (when vpc-ipamd unwired the rest). */
+int dp_del_egress(const struct dp_pod *pod, struct errmsg *err);
+
 /* The name of the attachment's host veth (found as dp_del() finds it);
  * -ENOENT when there is none. */
 int dp_host_veth(const struct dp_pod *pod, const char *host_ifname_hint, char ret[static PROTO_IFNAME_MAX + 1],

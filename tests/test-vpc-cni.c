@@ -875,9 +875,10 @@ static void pod_without_dad(const char *ns) {
                                     ns), 0);
 }
 
-/* DEL of an IPv6 pod when the daemon refuses it, and when it is away:
+/* DEL of an IPv6 pod when the daemon says it unwired the pod (the egress
+ * veth is still the plugin's), refuses it, and when it is away:
  * prevResult's /128 (not the egress address) names the rule to remove. */
-START_TEST(test_v6_del_without_daemon) {
+START_TEST(test_v6_del_variants) {
         struct fake f;
         struct run r;
         char ns[64], prev[16384];
@@ -888,6 +889,21 @@ START_TEST(test_v6_del_without_daemon) {
         fake_start(&f);
         f.v6 = f.egress = true;
         set_pod("v6orphan", ns);
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0, "ADD: %s", r.out);
+        char veth[32], egress[32];
+        snprintf(veth, sizeof veth, "%s", jstr_at(r.json, "interfaces", 0, "name"));
+        snprintf(egress, sizeof egress, "%s", jstr_at(r.json, "interfaces", 2, "name"));
+        run_done(&r);
+        f.unwire = true;                /* this fake only says so: the veth and rule stay to be seen */
+        plugin(&r, conf("1.1.0", ""), ENV("DEL", env_id, env_ns), NULL);
+        ck_assert_int_eq(r.status, 0);
+        ck_assert_str_eq(f.del_host_veth, veth);
+        ck_assert_int_ne(testlib_sh("ip link show %s >/dev/null 2>&1", egress), 0);
+        ck_assert_int_eq(testlib_sh("ip link show %s | grep -q 'state UP'", veth), 0);
+        ck_assert_int_eq(testlib_sh("ip link del %s && ip -6 rule del prio 512", veth), 0);
+        ck_assert(clean_host6());
+        f.unwire = false;
         plugin(&r, conf("0.4.0", ""), ENV("ADD", env_id, env_ns), NULL);
         ck_assert_msg(r.status == 0, "ADD: %s", r.out);
         ck_assert_str_eq(jstr_at(r.json, "ips", 0, "version"), "6");
@@ -993,7 +1009,7 @@ int main(void) {
         tcase_add_test(tc, test_del_leaves_host_side_to_daemon);
         tcase_add_test(tc, test_concurrent_burst);
         tcase_add_test(tc, test_v6_full_cycle);
-        tcase_add_test(tc, test_v6_del_without_daemon);
+        tcase_add_test(tc, test_v6_del_variants);
         tcase_add_test(tc, test_v6_gc);
         tcase_add_test(tc, test_v6_add_failures);
         suite_add_tcase(s, tc);
