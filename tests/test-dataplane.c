@@ -906,6 +906,14 @@ START_TEST(test_v6_wiring_in_parts) {
         p.mtu = 0;
         ck_assert_int_eq(dp_wiring_open(ns, &p, &w, &err), 0);
         ck_assert_int_eq(dp_wiring_veth(w, &err), 0);
+        /* "before up": the host end is up but without carrier until the pod
+         * end is, and IPv6 has not touched it (no link-local address yet) */
+        char name[PROTO_IFNAME_MAX + 1];
+        ck_assert_int_eq(dp_host_veth(&p, NULL, name, &err), 0);
+        cJSON *hl = testlib_ipj(NULL, "link show %s", name);
+        ck_assert(has_flag(cJSON_GetArrayItem(hl, 0), "NO-CARRIER"));
+        cJSON_Delete(hl);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "-6 addr show scope link"), 0);
         ck_assert_msg(dp_wiring_finish(w, V6_IP, V6_EGRESS, 254, 9001, &l, &err) == 0, "%s", err.text);
         w = dp_wiring_free(w);
         ck_assert_int_eq(testlib_sh("ip link show %s | grep -q ' mtu 9001 '", l.egress_host_ifname), 0);
