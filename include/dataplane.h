@@ -83,10 +83,10 @@ enum dp_step {
 };
 
 /* Test-only: return a negative errno to make dp_add() fail at that step.
- * It is called before each step that applies to the pod: the first ten
- * always (an IPv4 pod in the main table skips RULE_FROM silently), the IPv6
- * ones for an IPv6 pod (which has no RULE_FROM), the egress ones with an
- * egress address. */
+ * It is called before each step that applies to the pod: for an IPv4 pod
+ * the first ten (RULE_FROM too, which makes nothing in the main table), for
+ * an IPv6 pod those but RULE_FROM and the IPv6 ones, and the egress ones
+ * when there is an egress address. */
 typedef int (*dp_fault_hook)(enum dp_step step, void *userdata);
 
 struct dp_pod {
