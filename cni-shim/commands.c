@@ -139,7 +139,7 @@ static int add_wire(struct cni_ctx *ctx, dp_wiring *w, const struct proto_addres
         struct errmsg err = { 0 };
         struct dp_links links;
         unsigned mtu = ctx->cfg->mtu ? ctx->cfg->mtu : a->mtu;
-        int r = dp_wiring_finish(w, a->ip, a->route_table, mtu, &links, &err);
+        int r = dp_wiring_finish(w, a->ip, a->egress_ip, a->route_table, mtu, &links, &err);
         if (r < 0) {
                 release_after_failure(ctx);
                 return fail(ctx, CNI_ERR_DATAPLANE, "cannot wire %s for container %s: %s", a->ip,
@@ -151,7 +151,14 @@ static int add_wire(struct cni_ctx *ctx, dp_wiring *w, const struct proto_addres
         snprintf(res.pod_ifname, sizeof res.pod_ifname, "%s", ctx->env->ifname);
         snprintf(res.pod_mac, sizeof res.pod_mac, "%s", links.pod_mac);
         snprintf(res.ip, sizeof res.ip, "%s", a->ip);
-        snprintf(res.gateway, sizeof res.gateway, "%s", PROTO_POD_GATEWAY);
+        snprintf(res.gateway, sizeof res.gateway, "%s", strchr(a->ip, ':') ? PROTO_POD_GATEWAY6 : PROTO_POD_GATEWAY);
+        if (a->egress_ip[0]) {
+                snprintf(res.egress_ip, sizeof res.egress_ip, "%s", a->egress_ip);
+                snprintf(res.egress_host_ifname, sizeof res.egress_host_ifname, "%s", links.egress_host_ifname);
+                snprintf(res.egress_host_mac, sizeof res.egress_host_mac, "%s", links.egress_host_mac);
+                snprintf(res.egress_pod_ifname, sizeof res.egress_pod_ifname, "%s", DP_EGRESS_IFNAME);
+                snprintf(res.egress_pod_mac, sizeof res.egress_pod_mac, "%s", links.egress_pod_mac);
+        }
         r = cni_result_render(&res, ctx->cfg->cni_version, ctx->cfg->prev_result, &ctx->out);
         if (r < 0) {
                 /* still all or nothing: unwire and release what we cannot report */
@@ -242,10 +249,12 @@ static bool del_find_veth(struct cni_ctx *ctx, const struct dp_pod *pod, const c
  * Ask vpc-ipamd to release the address. Its answer is the truth: ip becomes
  * the address the plugin must still unwire ("" when the daemon did, or when
  * it is not ours any more). Without an answer ip keeps prevResult's. True
- * when the daemon unwired the pod and took over removing its veth.
+ * when the daemon unwired the pod and took over removing its veth; *ret_v6
+ * when the address it released is IPv6 (the pod may have an egress veth,
+ * which is never the daemon's).
  */
 static bool del_ask_daemon(struct cni_ctx *ctx, const struct proto_request *req, char ip[PROTO_IP_MAX],
-                           bool *ret_again) {
+                           bool *ret_again, bool *ret_v6) {
         struct proto_reply reply = { 0 };
         struct errmsg err = { 0 };
         bool veth_done = false;
@@ -254,6 +263,7 @@ static bool del_ask_daemon(struct cni_ctx *ctx, const struct proto_request *req,
          * runtime must repeat the DEL, not believe the address was given back. */
         *ret_again = r >= 0 && !reply.ok && reply.error.retry && strcmp(reply.error.code, PROTO_E_INTERNAL) == 0;
         if (r >= 0 && reply.ok) {
+                *ret_v6 = reply.addr.has_ip && strchr(reply.addr.ip, ':');
                 snprintf(ip, PROTO_IP_MAX, "%s", reply.addr.has_ip && !reply.unwired ? reply.addr.ip : "");
                 veth_done = reply.unwired && reply.veth_queued;
         } else
@@ -272,13 +282,15 @@ int cni_cmd_del(struct cni_ctx *ctx) {
         (void)cni_result_prev_parse(ctx->cfg->prev_result, ip, hint);
         struct dp_pod pod = pod_of(ctx, ip, 0, 0); /* pod.ip is ip: what the daemon says overrides prevResult */
         bool no_veth = del_find_veth(ctx, &pod, hint, req.host_veth);
-        bool again = false;
-        bool veth_done = del_ask_daemon(ctx, &req, ip, &again);
+        bool again = false, v6 = false;
+        bool veth_done = del_ask_daemon(ctx, &req, ip, &again, &v6);
         struct errmsg err = { 0 };
         int r = 0;
         /* the name found above, if any, spares dp_del the search */
         if (!veth_done && !(no_veth && !ip[0]))
                 r = dp_del(&pod, req.host_veth[0] ? req.host_veth : hint, &err);
+        else if (veth_done && v6)
+                r = dp_del_egress(&pod, &err);
         if (r < 0)
                 return fail(ctx, CNI_ERR_DATAPLANE, "cannot remove the network of container %s: %s",
                             ctx->env->container_id, errmsg_text(&err, r));
@@ -313,6 +325,7 @@ int cni_cmd_check(struct cni_ctx *ctx) {
         r = check_prev(ctx, reply.addr.ip);
         if (r >= 0) {
                 struct dp_pod pod = pod_of(ctx, reply.addr.ip, reply.addr.route_table, 0);
+                pod.egress_ip = reply.addr.egress_ip;
                 r = dp_check(ctx->env->netns, &pod, &err);
                 if (r < 0)
                         r = fail(ctx, r == -EUCLEAN ? CNI_ERR_DRIFT : CNI_ERR_DATAPLANE, "CHECK of %s: %s",

@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -79,5 +81,58 @@ int netns_nl_socket(int nsfd, struct nl_sock **ret) {
         if (r < 0)
                 return r;
         *ret = sk;
+        return 0;
+}
+
+/* open() of a /proc/sys file in nsfd's namespace; -errno on failure. */
+static int open_in(int nsfd, const char *file, int flags) {
+        struct stat before;
+        if (nsfd < 0) {
+                int fd = open(file, flags | O_CLOEXEC);
+                return fd < 0 ? -errno : fd;
+        }
+        int home = open(SELF_NS, O_RDONLY | O_CLOEXEC);
+        if (home < 0)
+                return -errno;
+        if (fstat(home, &before) < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
+                int r = -errno;
+                close(home);
+                return r;
+        }
+        int fd = open(file, flags | O_CLOEXEC);
+        int r = fd < 0 ? -errno : fd;
+        go_home(home, &before);
+        close(home);
+        return r;
+}
+
+int netns_sysctl_write(int nsfd, const char *path, const char *value) {
+        char file[256];
+        if (snprintf(file, sizeof file, "/proc/sys/%s", path) >= (int)sizeof file)
+                return -ENAMETOOLONG;
+        int fd = open_in(nsfd, file, O_WRONLY);
+        if (fd < 0)
+                return fd;
+        size_t n = strlen(value);
+        ssize_t w = write(fd, value, n);
+        int r = w == (ssize_t)n ? 0 : w < 0 ? -errno : -EIO;
+        close(fd);
+        return r;
+}
+
+int netns_sysctl_read_here(const char *path, char *buf, size_t size) {
+        char file[256];
+        if (size == 0 || snprintf(file, sizeof file, "/proc/sys/%s", path) >= (int)sizeof file)
+                return -ENAMETOOLONG;
+        int fd = open_in(-1, file, O_RDONLY);
+        if (fd < 0)
+                return fd;
+        ssize_t n = read(fd, buf, size - 1);
+        int r = n < 0 ? -errno : 0;
+        close(fd);
+        if (r < 0)
+                return r;
+        buf[n] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
         return 0;
 }

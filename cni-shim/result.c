@@ -6,6 +6,7 @@
  * carry "mtu"), rather than one renderer per version.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,17 +50,39 @@ static cJSON *copy_prev_array(cJSON *o, const cJSON *prev, const char *key, cons
         cJSON_ArrayForEach(e, list) {
                 cJSON *c = cJSON_Duplicate(e, true);
                 if (c && strcmp(key, "ips") == 0) {
+                        const cJSON *a = cJSON_GetObjectItemCaseSensitive(c, "address");
+                        bool v6 = cJSON_IsString(a) && strchr(a->valuestring, ':');
                         cJSON_DeleteItemFromObjectCaseSensitive(c, "version");
                         if (legacy(v))
-                                cJSON_AddStringToObject(c, "version", "4");
+                                cJSON_AddStringToObject(c, "version", v6 ? "6" : "4");
                 }
                 cJSON_AddItemToArray(dst, c);
         }
         return dst;
 }
 
-int cni_result_render(const struct cni_result *r, const char *v, const cJSON *prev, char **ret) {
+/* ips[] entry: address/plen, gateway, interface index. */
+static cJSON *ip_json(const char *ip, unsigned plen, const char *gateway, int interface, const char *v) {
         char cidr[PROTO_CIDR_MAX];
+        cJSON *o = cJSON_CreateObject();
+        if (legacy(v))
+                cJSON_AddStringToObject(o, "version", strchr(ip, ':') ? "6" : "4");
+        snprintf(cidr, sizeof cidr, "%s/%u", ip, plen);
+        cJSON_AddStringToObject(o, "address", cidr);
+        cJSON_AddStringToObject(o, "gateway", gateway);
+        cJSON_AddNumberToObject(o, "interface", interface);
+        return o;
+}
+
+static cJSON *route_json(const char *dst, const char *gw) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "dst", dst);
+        cJSON_AddStringToObject(o, "gw", gw);
+        return o;
+}
+
+int cni_result_render(const struct cni_result *r, const char *v, const cJSON *prev, char **ret) {
+        bool v6 = strchr(r->ip, ':') != NULL, egress = r->egress_ip[0] != '\0';
         cJSON *o = cJSON_CreateObject();
         if (!o)
                 return -ENOMEM;
@@ -68,20 +91,20 @@ int cni_result_render(const struct cni_result *r, const char *v, const cJSON *pr
         int base = cJSON_GetArraySize(ifs);
         cJSON_AddItemToArray(ifs, interface_json(r->host_ifname, r->host_mac, NULL, r->mtu, v));
         cJSON_AddItemToArray(ifs, interface_json(r->pod_ifname, r->pod_mac, r->sandbox, r->mtu, v));
+        if (egress) {
+                cJSON_AddItemToArray(ifs, interface_json(r->egress_host_ifname, r->egress_host_mac, NULL, r->mtu, v));
+                cJSON_AddItemToArray(ifs, interface_json(r->egress_pod_ifname, r->egress_pod_mac, r->sandbox, r->mtu, v));
+        }
 
-        cJSON *ips = copy_prev_array(o, prev, "ips", v), *ip = cJSON_CreateObject();
-        if (legacy(v))
-                cJSON_AddStringToObject(ip, "version", "4");
-        snprintf(cidr, sizeof cidr, "%s/32", r->ip);
-        cJSON_AddStringToObject(ip, "address", cidr);
-        cJSON_AddStringToObject(ip, "gateway", r->gateway);
-        cJSON_AddNumberToObject(ip, "interface", base + 1);
-        cJSON_AddItemToArray(ips, ip);
+        cJSON *ips = copy_prev_array(o, prev, "ips", v);
+        cJSON_AddItemToArray(ips, ip_json(r->ip, v6 ? 128 : 32, r->gateway, base + 1, v));
+        if (egress)
+                cJSON_AddItemToArray(ips, ip_json(r->egress_ip, 22, PROTO_EGRESS4_GATEWAY, base + 3, v));
 
-        cJSON *routes = copy_prev_array(o, prev, "routes", v), *route = cJSON_CreateObject();
-        cJSON_AddStringToObject(route, "dst", "0.0.0.0/0");
-        cJSON_AddStringToObject(route, "gw", r->gateway);
-        cJSON_AddItemToArray(routes, route);
+        cJSON *routes = copy_prev_array(o, prev, "routes", v);
+        cJSON_AddItemToArray(routes, route_json(v6 ? "::/0" : "0.0.0.0/0", r->gateway));
+        if (egress)
+                cJSON_AddItemToArray(routes, route_json("0.0.0.0/0", PROTO_EGRESS4_GATEWAY));
 
         const cJSON *dns = prev ? cJSON_GetObjectItemCaseSensitive(prev, "dns") : NULL;
         cJSON_AddItemToObject(o, "dns", cJSON_IsObject(dns) ? cJSON_Duplicate(dns, true) : cJSON_CreateObject());
@@ -111,6 +134,13 @@ int cni_error_render(const char *v, int code, const char *msg, const char *detai
         return print_and_free(o, ret);
 }
 
+/* An address in PROTO_EGRESS4_CIDR (169.254.172.0/22): an IPv6 pod's
+ * egress address, never the pod's own. */
+static bool is_egress(const char *ip) {
+        struct in_addr a;
+        return inet_pton(AF_INET, ip, &a) == 1 && (ntohl(a.s_addr) & 0xfffffc00u) == 0xa9feac00u;
+}
+
 static void prev_ip(const cJSON *ips, char ip[static PROTO_IP_MAX]) {
         const cJSON *e;
         cJSON_ArrayForEach(e, ips) {
@@ -122,7 +152,7 @@ static void prev_ip(const cJSON *ips, char ip[static PROTO_IP_MAX]) {
                 char *slash = strchr(buf, '/');
                 if (slash)
                         *slash = '\0';
-                if (proto_valid_ipv4(buf)) {
+                if (proto_valid_ip(buf) && !is_egress(buf)) {
                         strcpy(ip, buf);
                         return;
                 }

@@ -4,8 +4,10 @@
  * object. Each renderer builds the whole document in memory and hands back
  * one string, so the plugin prints either a complete answer or nothing.
  *
- * Shapes: 0.3.0, 0.3.1 and 0.4.0 put "version":"4" on each ips[] entry;
- * 1.0.0 drops it; 1.1.0 adds "mtu" on the interfaces.
+ * Shapes: 0.3.0, 0.3.1 and 0.4.0 put "version":"4" (or "6") on each ips[]
+ * entry; 1.0.0 drops it; 1.1.0 adds "mtu" on the interfaces. An IPv6 pod's
+ * egress address is listed on its own interface (v4if0), so a runtime that
+ * takes the pod's addresses from CNI_IFNAME sees only the IPv6 one.
  */
 #pragma once
 
@@ -21,9 +23,16 @@ struct cni_result {
         char pod_ifname[PROTO_IFNAME_MAX + 1];
         char pod_mac[18];
         const char *sandbox;    /* the netns path */
-        char ip[PROTO_IP_MAX];
+        char ip[PROTO_IP_MAX];          /* IPv4 (/32) or IPv6 (/128) */
         char gateway[PROTO_IP_MAX];
         unsigned mtu;
+        /* An IPv6 pod's IPv4 egress (egress_ip "" without): a second pair of
+         * interfaces, the address (/22 in PROTO_EGRESS4_CIDR) on the pod one. */
+        char egress_ip[PROTO_IP_MAX];
+        char egress_host_ifname[PROTO_IFNAME_MAX + 1];
+        char egress_host_mac[18];
+        char egress_pod_ifname[PROTO_IFNAME_MAX + 1];
+        char egress_pod_mac[18];
 };
 
 /*
@@ -41,8 +50,9 @@ int cni_error_render(const char *cni_version, int code, const char *msg, const c
 
 /*
  * What DEL needs from a prevResult when the daemon cannot tell it: the first
- * IPv4 address of ips[] (without the prefix) and the name of the host-side
- * interface (the one without a sandbox). Missing parts stay empty; returns
+ * address of ips[] of either family that is not an egress address (without
+ * the prefix) and the name of the first host-side interface (the one without
+ * a sandbox). Missing parts stay empty; returns
  * -ENOENT when prev has neither.
  */
 int cni_result_prev_parse(const cJSON *prev, char ip[static PROTO_IP_MAX],

@@ -132,6 +132,75 @@ START_TEST(test_error_and_version) {
 }
 END_TEST
 
+
+static const struct cni_result R6 = {
+        .host_ifname = "eni0123456789ab", .host_mac = "02:00:00:00:00:01",
+        .pod_ifname = "eth0", .pod_mac = "0a:00:00:00:00:02",
+        .sandbox = "/var/run/netns/p1", .ip = "2600:1f14:abc:de00::5", .gateway = "fe80::1", .mtu = 9001,
+        .egress_ip = "169.254.172.9", .egress_host_ifname = "eniv0123456789a", .egress_host_mac = "02:00:00:00:00:03",
+        .egress_pod_ifname = "v4if0", .egress_pod_mac = "0a:00:00:00:00:04",
+};
+
+static cJSON *render6(const char *v, const cJSON *prev) {
+        char *s = NULL;
+        ck_assert_int_eq(cni_result_render(&R6, v, prev, &s), 0);
+        cJSON *o = cJSON_Parse(s);
+        ck_assert_ptr_nonnull(o);
+        free(s);
+        return o;
+}
+
+/* An IPv6 pod: the /128 with fe80::1 on eth0, the egress address on its own
+ * interface (so the runtime's eth0 lists only the IPv6 address). */
+START_TEST(test_shape_ipv6_with_egress) {
+        cJSON *o = render6("1.1.0", NULL);
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "interfaces")), 4);
+        ck_assert_str_eq(str(at(o, "interfaces", 2), "name"), "eniv0123456789a");
+        ck_assert_ptr_null(cJSON_GetObjectItem(at(o, "interfaces", 2), "sandbox"));
+        ck_assert_str_eq(str(at(o, "interfaces", 3), "name"), "v4if0");
+        ck_assert_str_eq(str(at(o, "interfaces", 3), "sandbox"), "/var/run/netns/p1");
+        ck_assert_str_eq(str(at(o, "interfaces", 3), "mac"), "0a:00:00:00:00:04");
+        ck_assert_str_eq(str(at(o, "ips", 0), "address"), "2600:1f14:abc:de00::5/128");
+        ck_assert_str_eq(str(at(o, "ips", 0), "gateway"), "fe80::1");
+        ck_assert_int_eq(cJSON_GetObjectItem(at(o, "ips", 0), "interface")->valueint, 1);
+        ck_assert_str_eq(str(at(o, "ips", 1), "address"), "169.254.172.9/22");
+        ck_assert_str_eq(str(at(o, "ips", 1), "gateway"), "169.254.172.1");
+        ck_assert_int_eq(cJSON_GetObjectItem(at(o, "ips", 1), "interface")->valueint, 3);
+        ck_assert_str_eq(str(at(o, "routes", 0), "dst"), "::/0");
+        ck_assert_str_eq(str(at(o, "routes", 0), "gw"), "fe80::1");
+        ck_assert_str_eq(str(at(o, "routes", 1), "dst"), "0.0.0.0/0");
+        ck_assert_str_eq(str(at(o, "routes", 1), "gw"), "169.254.172.1");
+        cJSON_Delete(o);
+        o = render6("0.4.0", NULL);
+        ck_assert_str_eq(str(at(o, "ips", 0), "version"), "6");
+        ck_assert_str_eq(str(at(o, "ips", 1), "version"), "4");
+        cJSON_Delete(o);
+}
+END_TEST
+
+/* DEL from prevResult: the pod's /128 and the main host veth, never the
+ * egress address or the egress veth, whichever order ips[] has. */
+START_TEST(test_prev_parse_ipv6) {
+        char ip[PROTO_IP_MAX], host[PROTO_IFNAME_MAX + 1];
+        cJSON *o = render6("1.1.0", NULL);
+        ck_assert_int_eq(cni_result_prev_parse(o, ip, host), 0);
+        ck_assert_str_eq(ip, "2600:1f14:abc:de00::5");
+        ck_assert_str_eq(host, "eni0123456789ab");
+        cJSON_Delete(o);
+        cJSON *swapped = cJSON_Parse("{\"ips\":[{\"address\":\"169.254.172.9/22\"},{\"address\":"
+                                     "\"2600:1f14:abc:de00::5/128\"}]}");
+        ck_assert_int_eq(cni_result_prev_parse(swapped, ip, host), 0);
+        ck_assert_str_eq(ip, "2600:1f14:abc:de00::5");
+        cJSON_Delete(swapped);
+        /* a legacy 0.4.0 prevResult chained below keeps each entry's family */
+        cJSON *prev = cJSON_Parse("{\"ips\":[{\"version\":\"6\",\"address\":\"fd00::2/64\"}]}");
+        o = render6("0.4.0", prev);
+        ck_assert_str_eq(str(at(o, "ips", 0), "version"), "6");
+        cJSON_Delete(o);
+        cJSON_Delete(prev);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("cni-result");
         TCase *tc = tcase_create("core");
@@ -141,6 +210,8 @@ int main(void) {
         tcase_add_test(tc, test_chained_prev_result);
         tcase_add_test(tc, test_prev_parse);
         tcase_add_test(tc, test_error_and_version);
+        tcase_add_test(tc, test_shape_ipv6_with_egress);
+        tcase_add_test(tc, test_prev_parse_ipv6);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -284,7 +284,7 @@ START_TEST(test_rollback_at_every_step) {
         struct errmsg err = { 0 };
         enter_fresh_host();
         make_pod(ns);
-        for (int step = 0; step < _DP_STEP_MAX; step++) {
+        for (int step = 0; step < DP_STEP_HOST_SYSCTL6; step++) {     /* an IPv4 pod's steps */
                 struct fault f = { .at = step };
                 struct dp_pod p = pod_cfg("c0ffee05", "10.0.1.9", 5);
                 p.fault = fault_at;
@@ -329,7 +329,7 @@ START_TEST(test_wiring_in_parts) {
         /* a late MTU reaches both ends */
         ck_assert_int_eq(dp_wiring_open(ns, &p, &w, &err), 0);
         ck_assert_int_eq(dp_wiring_veth(w, &err), 0);
-        ck_assert_msg(dp_wiring_finish(w, "10.0.1.40", 3, 1300, &l, &err) == 0, "finish: %s", err.text);
+        ck_assert_msg(dp_wiring_finish(w, "10.0.1.40", NULL, 3, 1300, &l, &err) == 0, "finish: %s", err.text);
         w = dp_wiring_free(w);
         cJSON *h = testlib_ipj(NULL, "link show dev %s", l.host_ifname);
         ck_assert_int_eq(jint(cJSON_GetArrayItem(h, 0), "mtu"), 1300);
@@ -347,14 +347,14 @@ START_TEST(test_wiring_in_parts) {
         p.fault_data = &f;
         ck_assert_int_eq(dp_wiring_open(ns, &p, &w, &err), 0);
         ck_assert_int_eq(dp_wiring_veth(w, &err), 0);
-        ck_assert_int_eq(dp_wiring_finish(w, "10.0.1.40", 3, 0, &l, &err), -EIO);
+        ck_assert_int_eq(dp_wiring_finish(w, "10.0.1.40", NULL, 3, 0, &l, &err), -EIO);
         w = dp_wiring_free(w);
         assert_clean(ns);
         /* an address that is not one is refused and undoes the veth */
         p.fault = NULL;
         ck_assert_int_eq(dp_wiring_open(ns, &p, &w, &err), 0);
         ck_assert_int_eq(dp_wiring_veth(w, &err), 0);
-        ck_assert_int_eq(dp_wiring_finish(w, "10.0.1", 3, 0, &l, &err), -EINVAL);
+        ck_assert_int_eq(dp_wiring_finish(w, "10.0.1", NULL, 3, 0, &l, &err), -EINVAL);
         w = dp_wiring_free(w);
         assert_clean(ns);
 }
@@ -596,6 +596,471 @@ START_TEST(test_latency) {
 }
 END_TEST
 
+
+/* --- IPv6 pods and their IPv4 egress ------------------------------------------------ */
+
+#define V6_IP "2600:1f14:abc:de00::5"
+#define V6_EGRESS "169.254.172.9"
+
+static struct dp_pod pod6_cfg(const char *id, const char *ip, const char *egress) {
+        struct dp_pod p = pod_cfg(id, ip, 254);
+        p.egress_ip = egress;
+        return p;
+}
+
+/* The node of an IPv6 cluster as vpc-ipamd sets it up (IPv6 on, forwarding). */
+static void ipv6_node(void) {
+        ck_assert_int_eq(testlib_sh("echo 0 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && "
+                                    "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"), 0);
+}
+
+/* A sysctl under /proc/sys/net/ipv6/conf/<dev>/ of ns (NULL: here) equals want. */
+static bool conf6_is(const char *ns, const char *dev, const char *key, const char *want) {
+        char pre[128] = "";
+        if (ns)
+                snprintf(pre, sizeof pre, "nsenter --net=%s ", ns);
+        return testlib_sh("test \"$(%scat /proc/sys/net/ipv6/conf/%s/%s)\" = %s", pre, dev, key, want) == 0;
+}
+
+/* Nothing of ours in either family: assert_clean() plus no IPv6 rule, host
+ * route or neighbour of a pod. */
+static void assert_clean6(const char *pod_ns) {
+        assert_clean(pod_ns);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "-6 rule show"), 2);     /* local, main */
+        int routes = testlib_ipj_size(NULL, "-6 route show table main");
+        ck_assert_msg(routes == 0, "host has %d IPv6 main routes", routes);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "-6 neigh show"), 0);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "-4 addr show scope link"), 0);  /* no 169.254.172.1 left */
+}
+
+/* The "addr_info" entry of local on dev in ns, or NULL. */
+static const cJSON *addr_info(const cJSON *list, const char *local) {
+        const cJSON *ai, *l = cJSON_GetArrayItem(list, 0);
+        cJSON_ArrayForEach(ai, cJSON_GetObjectItem(l, "addr_info"))
+                if (strcmp(jstr(ai, "local"), local) == 0)
+                        return ai;
+        return NULL;
+}
+
+static void assert_v6_pod(const char *ns, const struct dp_links *l) {
+        ck_assert(conf6_is(ns, "eth0", "disable_ipv6", "0"));
+        ck_assert(conf6_is(ns, "lo", "disable_ipv6", "0"));
+        cJSON *pa = testlib_ipj(ns, "-6 addr show dev eth0");
+        const cJSON *ai = addr_info(pa, V6_IP);
+        ck_assert_ptr_nonnull(ai);
+        ck_assert_int_eq(jint(ai, "prefixlen"), 128);
+        ck_assert_msg(!cJSON_HasObjectItem(ai, "nodad"), "DAD must be kept");
+        char *printed = cJSON_PrintUnformatted(pa);
+        /* ADD returned only once DAD was done, for every address of eth0 */
+        ck_assert_msg(!strstr(printed, "tentative") && !strstr(printed, "dadfailed"), "%s", printed);
+        free(printed);
+        cJSON_Delete(pa);
+        cJSON *pr = testlib_ipj(ns, "-6 route show");
+        ck_assert_int_eq(testlib_json_count(pr, 2, "dst", "fe80::1", "dev", "eth0"), 1);
+        ck_assert_int_eq(testlib_json_count(pr, 3, "dst", "default", "gateway", "fe80::1", "dev", "eth0"), 1);
+        cJSON_Delete(pr);
+        cJSON *pn = testlib_ipj(ns, "-6 neigh show");
+        ck_assert_int_eq(testlib_json_count(pn, 3, "dst", "fe80::1", "dev", "eth0", "lladdr", l->host_mac), 1);
+        printed = cJSON_PrintUnformatted(pn);
+        ck_assert_ptr_nonnull(strstr(printed, "PERMANENT"));
+        free(printed);
+        cJSON_Delete(pn);
+}
+
+static void assert_v6_host(const struct dp_links *l) {
+        ck_assert(conf6_is(NULL, l->host_ifname, "accept_ra", "0"));
+        ck_assert(conf6_is(NULL, l->host_ifname, "accept_redirects", "1"));
+        ck_assert(conf6_is(NULL, l->host_ifname, "forwarding", "0"));
+        cJSON *routes = testlib_ipj(NULL, "-6 route show table main");
+        ck_assert_int_eq(testlib_json_count(routes, 2, "dst", V6_IP, "dev", l->host_ifname), 1);
+        cJSON_Delete(routes);
+        cJSON *rules = testlib_ipj(NULL, "-6 rule show");
+        ck_assert_int_eq(testlib_json_count(rules, 3, "priority", "512", "dst", V6_IP, "table", "main"), 1);
+        ck_assert_int_eq(testlib_json_count(rules, 1, "priority", "1536"), 0);   /* no from-rule */
+        ck_assert_int_eq(testlib_ipj_size(NULL, "-6 rule show"), 3);
+        cJSON_Delete(rules);
+}
+
+static void assert_egress(const char *ns, const char *id, const struct dp_links *l) {
+        char alias[PROTO_VETH_ALIAS_MAX];
+        cJSON *hl = testlib_ipj(NULL, "-d link show %s", l->egress_host_ifname);
+        const cJSON *h = cJSON_GetArrayItem(hl, 0);
+        ck_assert_ptr_nonnull(h);
+        ck_assert(has_flag(h, "UP"));
+        ck_assert_str_eq(jstr(h, "address"), l->egress_host_mac);
+        dp_egress_alias(id, "eth0", alias);
+        ck_assert_str_eq(jstr(h, "ifalias"), alias);
+        cJSON_Delete(hl);
+        cJSON *ha = testlib_ipj(NULL, "-4 addr show dev %s", l->egress_host_ifname);
+        const cJSON *gw = addr_info(ha, "169.254.172.1");
+        ck_assert_ptr_nonnull(gw);
+        ck_assert_int_eq(jint(gw, "prefixlen"), 32);
+        ck_assert_str_eq(jstr(gw, "scope"), "link");
+        cJSON_Delete(ha);
+        cJSON *hr = testlib_ipj(NULL, "-4 route show table main");
+        ck_assert_int_eq(testlib_json_count(hr, 3, "dst", V6_EGRESS, "dev", l->egress_host_ifname, "scope", "link"), 1);
+        cJSON_Delete(hr);
+        cJSON *pl = testlib_ipj(ns, "link show v4if0");
+        ck_assert(has_flag(cJSON_GetArrayItem(pl, 0), "UP"));
+        ck_assert_str_eq(jstr(cJSON_GetArrayItem(pl, 0), "address"), l->egress_pod_mac);
+        cJSON_Delete(pl);
+        cJSON *pa = testlib_ipj(ns, "-4 addr show dev v4if0");
+        const cJSON *x = addr_info(pa, V6_EGRESS);
+        ck_assert_ptr_nonnull(x);
+        ck_assert_int_eq(jint(x, "prefixlen"), 22);
+        cJSON_Delete(pa);
+        cJSON *pr = testlib_ipj(ns, "-4 route show");
+        ck_assert_int_eq(testlib_json_count(pr, 4, "dst", "169.254.172.1", "dev", "v4if0", "scope", "link",
+                                            "prefsrc", V6_EGRESS), 1);
+        ck_assert_int_eq(testlib_json_count(pr, 3, "dst", "169.254.172.0/22", "gateway", "169.254.172.1", "dev",
+                                            "v4if0"), 1);
+        ck_assert_int_eq(testlib_json_count(pr, 3, "dst", "default", "gateway", "169.254.172.1", "dev", "v4if0"), 1);
+        ck_assert_int_eq(cJSON_GetArraySize(pr), 3);            /* the connected /22 route is replaced */
+        cJSON_Delete(pr);
+}
+
+START_TEST(test_v6_add_makes_every_object) {
+        char ns[64], alias[PROTO_VETH_ALIAS_MAX];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        ipv6_node();
+        make_pod(ns);
+        /* a pod namespace whose IPv6 is off: ADD turns it on for eth0 and lo */
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s sh -c 'echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 && "
+                                    "echo 1 > /proc/sys/net/ipv6/conf/lo/disable_ipv6'", ns), 0);
+        ck_assert_int_eq(testlib_sh("echo 1 > /proc/sys/net/ipv6/conf/lo/disable_ipv6"), 0);  /* the host's stays */
+        struct dp_pod p = pod6_cfg("c0ffee61", V6_IP, V6_EGRESS);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ck_assert_msg(dp_add(ns, &p, &l, &err) == 0, "dp_add: %s", err.text);
+        long us = usec_since(&t0);
+        fprintf(stderr, "# IPv6 dp_add with egress, DAD included: %ld us\n", us);
+        ck_assert(conf6_is(NULL, "lo", "disable_ipv6", "1"));
+
+        cJSON *hl = testlib_ipj(NULL, "-d link show %s", l.host_ifname);
+        const cJSON *h = cJSON_GetArrayItem(hl, 0);
+        ck_assert(has_flag(h, "UP"));
+        ck_assert_int_eq(jint(h, "mtu"), 1400);
+        ck_assert_str_eq(jstr(h, "address"), l.host_mac);
+        proto_veth_alias("c0ffee61", "eth0", alias);
+        ck_assert_str_eq(jstr(h, "ifalias"), alias);
+        cJSON_Delete(hl);
+        assert_v6_host(&l);
+        assert_v6_pod(ns, &l);
+        assert_egress(ns, "c0ffee61", &l);
+        ck_assert_str_ne(l.egress_host_ifname, l.host_ifname);
+        ck_assert_int_eq(strncmp(l.egress_host_ifname, "eniv", 4), 0);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "-4 rule show"), 3);    /* no IPv4 rule for an IPv6 pod */
+        ck_assert_msg(dp_check(ns, &p, &err) == 0, "dp_check after add: %s", err.text);
+        assert_home();
+}
+END_TEST
+
+/* Two IPv6 pods reach each other through the node (fe80::1 is only a MAC),
+ * and one reaches an IPv4-only outside host through its egress veth and a
+ * masquerade of 169.254.172.0/22 (vpc-ipamd's SNAT, played by nft here). */
+START_TEST(test_v6_pods_traffic) {
+        char out[64], ns1[64], ns2[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        ipv6_node();
+        ck_assert_int_eq(testlib_sh("command -v ping >/dev/null && command -v nft >/dev/null"), 0);
+        make_pod(out);
+        ck_assert_int_eq(testlib_sh("ip link add ens5 type veth peer name o5 netns %s && "
+                            "ip addr add 10.0.0.10/24 dev ens5 && ip link set ens5 up && "
+                            "ip route add default via 10.0.0.1 dev ens5 && "
+                            "nft add table ip t && "
+                            "nft 'add chain ip t post { type nat hook postrouting priority 100; }' && "
+                            "nft add rule ip t post ip saddr 169.254.172.0/22 oifname ens5 masquerade", out), 0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s sh -c 'ip link set lo up && ip addr add 192.0.2.1/32 dev lo && "
+                            "ip addr add 10.0.0.1/24 dev o5 && ip link set o5 up'", out), 0);
+        make_pod(ns1);
+        make_pod(ns2);
+        struct dp_pod p1 = pod6_cfg("v6a", "2600:1f14:abc:de00::a", "169.254.172.10");
+        struct dp_pod p2 = pod6_cfg("v6b", "2600:1f14:abc:de00::b", NULL);
+        ck_assert_msg(dp_add(ns1, &p1, &l, &err) == 0, "%s", err.text);
+        ck_assert_msg(dp_add(ns2, &p2, &l, &err) == 0, "%s", err.text);
+        ck_assert_str_eq(l.egress_host_ifname, "");                     /* none without an egress address */
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ip link show v4if0 >/dev/null 2>&1", ns2), 1);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ping -6 -c 2 -i 0.2 -W 2 -q 2600:1f14:abc:de00::b >/dev/null",
+                                    ns1), 0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ping -6 -c 1 -W 2 -q 2600:1f14:abc:de00::a >/dev/null", ns2), 0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ping -4 -c 2 -i 0.2 -W 2 -q 192.0.2.1 >/dev/null", ns1), 0);
+        long rx = rx_packets(out, "o5");
+        ck_assert_int_ge(rx, 2);
+}
+END_TEST
+
+/* A fault hook that runs a shell command before one step (and fails none). */
+struct before { enum dp_step at; char cmd[512]; int status; };
+
+static int run_before(enum dp_step step, void *userdata) {
+        struct before *b = userdata;
+        if (step == b->at)
+                b->status = testlib_sh("%s", b->cmd);
+        return 0;
+}
+
+/* DAD is kept: a duplicate fails ADD at once (the host veth answers for the
+ * address), and an address still tentative at the deadline fails it too;
+ * both leave nothing behind. */
+START_TEST(test_v6_dad_failures) {
+        char ns[64], veth[PROTO_IFNAME_MAX + 1];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        ipv6_node();
+        make_pod(ns);
+        struct dp_pod p = pod6_cfg("c0ffee62", V6_IP, V6_EGRESS);
+        dp_veth_name("eni", "c0ffee62", "eth0", 0, veth);
+        struct before b = { .at = DP_STEP_POD_ADDR, .status = -1 };
+        snprintf(b.cmd, sizeof b.cmd, "ip -6 addr add %s/128 dev %s nodad", V6_IP, veth);
+        p.fault = run_before;
+        p.fault_data = &b;
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), -EADDRINUSE);
+        ck_assert_int_eq(b.status, 0);
+        ck_assert_msg(strstr(err.text, "duplicate"), "%s", err.text);
+        ck_assert_int_lt(usec_since(&t0), 8 * 1000 * 1000);           /* not the whole timeout */
+        assert_home();
+        assert_clean6(ns);
+        /* slow DAD (5 probes, 1 s apart) against a 300 ms deadline */
+        snprintf(b.cmd, sizeof b.cmd, "nsenter --net=%s sh -c 'echo 5 > /proc/sys/net/ipv6/conf/eth0/dad_transmits'",
+                 ns);
+        p.dad_timeout_ms = 300;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), -ETIMEDOUT);
+        long us = usec_since(&t0);
+        ck_assert_int_eq(b.status, 0);
+        ck_assert_msg(strstr(err.text, "tentative"), "%s", err.text);
+        ck_assert_int_ge(us, 300 * 1000);
+        ck_assert_int_lt(us, 3000 * 1000);
+        assert_clean6(ns);
+        /* and with the default DAD, ADD waits for it and succeeds */
+        p.fault = NULL;
+        p.dad_timeout_ms = 0;
+        ck_assert_msg(dp_add(ns, &p, &l, &err) == 0, "%s", err.text);
+        assert_v6_pod(ns, &l);
+}
+END_TEST
+
+/* The pod namespace of the tests below does without DAD (dad_transmits 0):
+ * it is tested above, and would add a second or two to each of many ADDs. */
+static void pod_without_dad(const char *ns) {
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s sh -c 'echo 0 > /proc/sys/net/ipv6/conf/default/dad_transmits'",
+                                    ns), 0);
+}
+
+START_TEST(test_v6_rollback_at_every_step) {
+        char ns[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        ipv6_node();
+        make_pod(ns);
+        pod_without_dad(ns);
+        int failed = 0;
+        for (int step = 0; step < _DP_STEP_MAX; step++) {
+                struct fault f = { .at = step };
+                struct dp_pod p = pod6_cfg("c0ffee63", V6_IP, V6_EGRESS);
+                p.fault = fault_at;
+                p.fault_data = &f;
+                errmsg_clear(&err);
+                int r = dp_add(ns, &p, &l, &err);
+                if (step == DP_STEP_RULE_FROM) {                /* an IPv6 pod has none */
+                        ck_assert_msg(r == 0, "%s", err.text);
+                        ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+                        assert_clean6(ns);
+                        continue;
+                }
+                ck_assert_int_eq(r, -EIO);
+                ck_assert_msg(strstr(err.text, dp_step_name((enum dp_step)step)), "step %d: %s", step, err.text);
+                failed++;
+                assert_home();
+                assert_clean6(ns);
+        }
+        ck_assert_int_eq(failed, _DP_STEP_MAX - 1);
+        struct dp_pod p = pod6_cfg("c0ffee63", V6_IP, V6_EGRESS);
+        ck_assert_msg(dp_add(ns, &p, &l, &err) == 0, "add after the failures: %s", err.text);
+        ck_assert_int_eq(dp_check(ns, &p, &err), 0);
+        ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+        assert_clean6(ns);
+}
+END_TEST
+
+/* The veth is made before the daemon says the pod is IPv6; an egress
+ * address for an IPv4 pod, or outside 169.254.172.0/22, is refused. */
+START_TEST(test_v6_wiring_in_parts) {
+        char ns[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        dp_wiring *w = NULL;
+        enter_fresh_host();
+        ipv6_node();
+        make_pod(ns);
+        pod_without_dad(ns);
+        struct dp_pod p = pod6_cfg("c0ffee64", NULL, NULL);
+        p.mtu = 0;
+        ck_assert_int_eq(dp_wiring_open(ns, &p, &w, &err), 0);
+        ck_assert_int_eq(dp_wiring_veth(w, &err), 0);
+        /* "before up": the host end is up but without carrier until the pod
+         * end is, and IPv6 has not touched it (no link-local address yet) */
+        char name[PROTO_IFNAME_MAX + 1];
+        ck_assert_int_eq(dp_host_veth(&p, NULL, name, &err), 0);
+        cJSON *hl = testlib_ipj(NULL, "link show %s", name);
+        ck_assert(has_flag(cJSON_GetArrayItem(hl, 0), "NO-CARRIER"));
+        cJSON_Delete(hl);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "-6 addr show scope link"), 0);
+        ck_assert_msg(dp_wiring_finish(w, V6_IP, V6_EGRESS, 254, 9001, &l, &err) == 0, "%s", err.text);
+        w = dp_wiring_free(w);
+        ck_assert_int_eq(testlib_sh("ip link show %s | grep -q ' mtu 9001 '", l.egress_host_ifname), 0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ip link show v4if0 | grep -q ' mtu 9001 '", ns), 0);
+        assert_v6_host(&l);
+        p.ip = V6_IP;
+        p.egress_ip = V6_EGRESS;
+        ck_assert_int_eq(dp_check(ns, &p, &err), 0);
+        ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+        assert_clean6(ns);
+        const char *bad[][2] = { { "10.0.1.5", V6_EGRESS }, { V6_IP, "169.254.171.9" }, { V6_IP, "10.0.0.1" },
+                                 { V6_IP, "fd00::1" }, { "2600:1f14:abc:de00:0::5", NULL } };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                ck_assert_int_eq(dp_wiring_open(ns, &p, &w, &err), 0);
+                ck_assert_int_eq(dp_wiring_veth(w, &err), 0);
+                ck_assert_int_eq(dp_wiring_finish(w, bad[i][0], bad[i][1], 254, 0, &l, &err), -EINVAL);
+                w = dp_wiring_free(w);
+                assert_clean6(ns);
+        }
+}
+END_TEST
+
+START_TEST(test_v6_check_names_each_drift) {
+        char ns[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        ipv6_node();
+        make_pod(ns);
+        pod_without_dad(ns);
+        const struct drift drifts[] = {
+                { "pod", "ip -6 addr del " V6_IP "/128 dev eth0", "pod address" },
+                { "pod", "ip -6 route del default", "pod default route" },
+                { "pod", "ip -6 route del fe80::1 dev eth0", "fe80::1 scope link is missing" },
+                { "pod", "ip -6 neigh del fe80::1 dev eth0", "pod neighbour" },
+                { "pod", "ip -6 neigh replace fe80::1 dev eth0 lladdr 02:11:22:33:44:55 nud permanent", "pod neighbour" },
+                { "host", "ip -6 route del " V6_IP "/128", "host route" },
+                { "host", "ip -6 rule del prio 512", "prio 512" },
+                { "host", "echo 1 > /proc/sys/net/ipv6/conf/HOSTVETH/accept_ra", "accept_ra" },
+                { "host", "echo 1 > /proc/sys/net/ipv6/conf/HOSTVETH/forwarding", "forwarding" },
+                { "pod", "ip route del default dev v4if0", "egress default route" },
+                { "pod", "ip route del 169.254.172.0/22", "egress route 169.254.172.0/22" },
+                { "pod", "ip route del 169.254.172.1 dev v4if0", "egress route 169.254.172.1 scope link" },
+                { "pod", "ip addr del " V6_EGRESS "/22 dev v4if0", "egress address" },
+                { "pod", "ip link set v4if0 down", "pod interface is down (v4if0)" },
+                { "host", "ip addr del 169.254.172.1/32 dev EGRESSVETH", "egress gateway address" },
+                { "host", "ip route del " V6_EGRESS "/32", "via the egress veth is missing" },
+                { "host", "ip link set EGRESSVETH down", "egress veth is down" },
+                { "host", "ip link del EGRESSVETH", "egress veth of" },
+        };
+        for (size_t i = 0; i < sizeof drifts / sizeof drifts[0]; i++) {
+                const struct drift *d = &drifts[i];
+                struct dp_pod p = pod6_cfg("c0ffee65", V6_IP, V6_EGRESS);
+                ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
+                ck_assert_int_eq(dp_check(ns, &p, &err), 0);
+                char cmd[256];
+                const char *mark = strstr(d->cmd, "HOSTVETH"), *emark = strstr(d->cmd, "EGRESSVETH");
+                if (mark)
+                        snprintf(cmd, sizeof cmd, "%.*s%s%s", (int)(mark - d->cmd), d->cmd, l.host_ifname, mark + 8);
+                else if (emark)
+                        snprintf(cmd, sizeof cmd, "%.*s%s%s", (int)(emark - d->cmd), d->cmd, l.egress_host_ifname,
+                                 emark + 10);
+                else
+                        snprintf(cmd, sizeof cmd, "%s", d->cmd);
+                if (strcmp(d->ns_side, "pod") == 0)
+                        ck_assert_int_eq(testlib_sh("nsenter --net=%s sh -c '%s'", ns, cmd), 0);
+                else
+                        ck_assert_int_eq(testlib_sh("%s", cmd), 0);
+                errmsg_clear(&err);
+                ck_assert_int_eq(dp_check(ns, &p, &err), -EUCLEAN);
+                ck_assert_msg(strstr(err.text, d->expect), "after \"%s\": \"%s\" lacks \"%s\"", cmd, err.text,
+                              d->expect);
+                ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+                assert_clean6(ns);
+        }
+}
+END_TEST
+
+/* DEL takes both veths and the rule; without the address (no daemon, no
+ * prevResult) it still takes both veths; after the namespace is gone it
+ * takes the rule; and it is idempotent. */
+START_TEST(test_v6_del_leaves_nothing) {
+        char ns[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        ipv6_node();
+        int fd = make_pod(ns);
+        pod_without_dad(ns);
+        struct dp_pod p = pod6_cfg("c0ffee66", V6_IP, V6_EGRESS);
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
+        ck_assert_msg(dp_del(&p, NULL, &err) == 0, "%s", err.text);
+        assert_clean6(ns);
+        ck_assert_int_eq(dp_del(&p, l.host_ifname, &err), 0);
+        /* no address known: the veths go, the rule waits for GC */
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
+        struct dp_pod noip = pod6_cfg("c0ffee66", "", NULL);
+        ck_assert_int_eq(dp_del(&noip, NULL, &err), 0);
+        ck_assert_int_eq(testlib_ipj_size(NULL, "link show"), 1);
+        ck_assert_int_eq(testlib_ipj_size(ns, "link show"), 1);
+        ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+        assert_clean6(ns);
+        /* the namespace is gone (and both veths with it): the rule goes */
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
+        close(fd);
+        for (int i = 0; i < 300 && testlib_ipj_size(NULL, "link show") > 1; i++)
+                usleep(10000);
+        ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+        assert_clean6(NULL);
+}
+END_TEST
+
+START_TEST(test_v6_gc) {
+        char ns1[64], ns2[64], foreign[PROTO_IFNAME_MAX + 1];
+        struct dp_links l1, l2;
+        struct errmsg err = { 0 };
+        unsigned removed = 0;
+        enter_fresh_host();
+        ipv6_node();
+        make_pod(ns1);
+        make_pod(ns2);
+        pod_without_dad(ns1);
+        pod_without_dad(ns2);
+        struct dp_pod keep = pod6_cfg("keep6", "2600:1f14:abc:de00::20", "169.254.172.20");
+        struct dp_pod drop = pod6_cfg("drop6", "2600:1f14:abc:de00::21", "169.254.172.21");
+        ck_assert_int_eq(dp_add(ns1, &keep, &l1, &err), 0);
+        ck_assert_int_eq(dp_add(ns2, &drop, &l2, &err), 0);
+        dp_egress_veth_name("eni", "other", "eth0", 0, foreign);
+        ck_assert_int_eq(testlib_sh("ip link add %s type veth peer name x0", foreign), 0);   /* no alias: not ours */
+        struct proto_attachment valid[] = { { "keep6", "eth0" } };
+        char released[1][PROTO_IP_MAX] = { "2600:1f14:abc:de00::21" };
+        ck_assert_msg(dp_gc("eni", valid, 1, released, 1, &removed, &err) == 0, "dp_gc: %s", err.text);
+        ck_assert_uint_eq(removed, 3);          /* two veths, one rule */
+        ck_assert_int_eq(dp_check(ns1, &keep, &err), 0);
+        ck_assert_int_eq(testlib_ipj_size(ns2, "link show"), 1);
+        ck_assert_int_eq(testlib_sh("ip link show %s >/dev/null", foreign), 0);
+        cJSON *rules = testlib_ipj(NULL, "-6 rule show");
+        ck_assert_int_eq(testlib_json_count(rules, 1, "dst", "2600:1f14:abc:de00::21"), 0);
+        ck_assert_int_eq(testlib_json_count(rules, 1, "dst", "2600:1f14:abc:de00::20"), 1);
+        cJSON_Delete(rules);
+        /* nothing listed: keep6's two go as well */
+        ck_assert_int_eq(dp_gc("eni", NULL, 0, NULL, 0, &removed, &err), 0);
+        ck_assert_uint_eq(removed, 2);
+        ck_assert_int_eq(testlib_ipj_size(ns1, "link show"), 1);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("dataplane");
         TCase *tc = tcase_create("netns");
@@ -616,6 +1081,14 @@ int main(void) {
         tcase_add_test(tc, test_two_pods_ping_each_other);
         tcase_add_test(tc, test_pod_traffic_leaves_through_its_eni);
         tcase_add_test(tc, test_latency);
+        tcase_add_test(tc, test_v6_add_makes_every_object);
+        tcase_add_test(tc, test_v6_pods_traffic);
+        tcase_add_test(tc, test_v6_dad_failures);
+        tcase_add_test(tc, test_v6_rollback_at_every_step);
+        tcase_add_test(tc, test_v6_wiring_in_parts);
+        tcase_add_test(tc, test_v6_check_names_each_drift);
+        tcase_add_test(tc, test_v6_del_leaves_nothing);
+        tcase_add_test(tc, test_v6_gc);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -47,6 +47,9 @@ struct fake {
         char status_reason[64];         /* STATUS: the reason and free count it reports */
         uint32_t available;
         bool unwire;            /* DEL: say what vpc-ipamd says when it undid the host side itself */
+        bool v6;                /* IPv6 mode: hand out /128s (and egress addresses when egress) */
+        bool egress;
+        bool refuse_del;        /* DEL: answer internal, not to be retried */
         char del_host_veth[PROTO_IFNAME_MAX + 1];       /* what the last DEL named */
         unsigned n_add, n_del, n_del_setup_failed, n_gc;
 };
@@ -59,8 +62,16 @@ static int find_pod(struct fake *f, const struct proto_attachment *a) {
         return -1;
 }
 
+/* The address of slot i: 10.0.1.(100+i), or 2600:1f14:abc:de00::(100+i, hex) in IPv6 mode. */
+static void addr_of(const struct fake *f, int i, char ip[static PROTO_IP_MAX]) {
+        if (f->v6)
+                snprintf(ip, PROTO_IP_MAX, "2600:1f14:abc:de00::%x", 100 + i);
+        else
+                snprintf(ip, PROTO_IP_MAX, "10.0.1.%d", (100 + i) & 0xff);
+}
+
 static void fill_address(struct fake *f, int i, struct proto_address *a) {
-        snprintf(a->ip, sizeof a->ip, "10.0.1.%d", (100 + i) & 0xff);
+        addr_of(f, i, a->ip);
         strcpy(a->eni_id, "eni-0fake");
         a->device_index = f->route_table == 254 ? 0 : f->route_table - 1;
         a->route_table = f->route_table;
@@ -68,6 +79,13 @@ static void fill_address(struct fake *f, int i, struct proto_address *a) {
         strcpy(a->subnet_gateway, "10.0.1.1");
         a->mtu = 9001;
         a->has_ip = true;
+        if (f->v6) {                    /* as the daemon's contract says for IPv6 pods */
+                a->route_table = 254;
+                a->device_index = 0;
+                strcpy(a->gateway, PROTO_POD_GATEWAY6);
+                if (f->egress)
+                        snprintf(a->egress_ip, sizeof a->egress_ip, "169.254.172.%d", 10 + i);
+        }
 }
 
 static void fake_add(struct fake *f, const struct proto_request *req, struct proto_reply *reply) {
@@ -98,7 +116,7 @@ static void fake_gc(struct fake *f, const struct proto_request *req, struct prot
                         valid = valid || (f->used[i] && strcmp(req->valid[v].container_id, f->pods[i].container_id) == 0);
                 if (f->used[i] && !valid) {
                         f->used[i] = false;
-                        snprintf(reply->released[reply->n_released++], PROTO_IP_MAX, "10.0.1.%d", 100 + i);
+                        addr_of(f, i, reply->released[reply->n_released++]);
                 }
         }
         reply->ok = true;
@@ -116,6 +134,11 @@ static void fake_handle(const struct proto_request *req, struct proto_reply *rep
                 f->n_del++;
                 f->n_del_setup_failed += strcmp(req->reason, "SetupFailed") == 0;
                 snprintf(f->del_host_veth, sizeof f->del_host_veth, "%s", req->host_veth);
+                if (f->refuse_del) {
+                        strcpy(reply->error.code, PROTO_E_INTERNAL);
+                        strcpy(reply->error.msg, "the store is read-only");
+                        break;
+                }
                 reply->ok = true;
                 reply->unwired = f->unwire;
                 reply->veth_queued = f->unwire && req->host_veth[0];
@@ -763,6 +786,212 @@ START_TEST(test_concurrent_burst) {
 }
 END_TEST
 
+
+/* --- IPv6 pods ------------------------------------------------------------------------- */
+
+static bool clean_host6(void) {
+        return clean_host() && testlib_sh("test $(ip -6 -o rule show | wc -l) -eq 2") == 0 &&
+               testlib_sh("test -z \"$(ip -6 route show table main)\"") == 0 &&
+               testlib_sh("test -z \"$(ip -4 addr show scope link)\"") == 0;
+}
+
+static void ipv6_node(void) {
+        ck_assert_int_eq(testlib_sh("ip link set lo up && echo 0 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && "
+                                    "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"), 0);
+}
+
+static const char *jstr_at(const cJSON *o, const char *key, int i, const char *field) {
+        const cJSON *v = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, key), i), field);
+        return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static int jint_at(const cJSON *o, const char *key, int i, const char *field) {
+        const cJSON *v = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, key), i), field);
+        return cJSON_IsNumber(v) ? v->valueint : -1;
+}
+
+/* ADD of an IPv6 pod with an egress address: the result lists the /128 on
+ * eth0 and the egress address on v4if0, the kernel has both; CHECK passes
+ * and names an egress drift; the daemon's DEL reply leaves the unwiring to
+ * the plugin (unwired false), which leaves nothing. */
+START_TEST(test_v6_full_cycle) {
+        struct fake f;
+        struct run r;
+        char ns[64], prev[16384];
+        enter_fresh_host();
+        ipv6_node();
+        make_pod(ns);
+        fake_start(&f);
+        f.v6 = f.egress = true;
+        set_pod("v6cycle", ns);
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0, "ADD: %s", r.out);
+        fprintf(stderr, "# IPv6 ADD with egress through vpc-cni (DAD included): %ld us\n", r.usec);
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "interfaces")), 4);
+        ck_assert_str_eq(jstr_at(r.json, "interfaces", 1, "name"), "eth0");
+        ck_assert_str_eq(jstr_at(r.json, "interfaces", 3, "name"), "v4if0");
+        ck_assert_str_eq(jstr_at(r.json, "interfaces", 3, "sandbox"), ns);
+        ck_assert_str_eq(jstr_at(r.json, "interfaces", 2, "sandbox"), "");
+        ck_assert_str_eq(jstr_at(r.json, "ips", 0, "address"), "2600:1f14:abc:de00::64/128");
+        ck_assert_str_eq(jstr_at(r.json, "ips", 0, "gateway"), "fe80::1");
+        ck_assert_int_eq(jint_at(r.json, "ips", 0, "interface"), 1);
+        ck_assert_str_eq(jstr_at(r.json, "ips", 1, "address"), "169.254.172.10/22");
+        ck_assert_str_eq(jstr_at(r.json, "ips", 1, "gateway"), "169.254.172.1");
+        ck_assert_int_eq(jint_at(r.json, "ips", 1, "interface"), 3);
+        ck_assert_str_eq(jstr_at(r.json, "routes", 0, "dst"), "::/0");
+        snprintf(prev, sizeof prev, "%s", r.out);
+        run_done(&r);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ip -6 addr show eth0 | grep -q 'inet6 2600:1f14:abc:de00::64/128'",
+                                    ns), 0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ip -6 addr show eth0 | grep -q tentative", ns), 1);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ip -4 addr show v4if0 | grep -q 'inet 169.254.172.10/22'", ns), 0);
+        ck_assert_int_eq(testlib_sh("ip -6 rule show | grep -q 'to 2600:1f14:abc:de00::64 lookup main'"), 0);
+
+        plugin(&r, conf_prev("1.1.0", prev), ENV("CHECK", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0 && !r.out[0], "CHECK: %s", r.out);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ip route del default dev v4if0", ns), 0);
+        plugin(&r, conf_prev("1.1.0", prev), ENV("CHECK", env_id, env_ns), NULL);
+        ck_assert_int_eq(code_of(&r), 104);
+        ck_assert_ptr_nonnull(strstr(msg_of(&r), "egress default route"));
+        ck_assert_int_eq(testlib_sh("ip -6 route del 2600:1f14:abc:de00::64/128"), 0);
+        plugin(&r, conf_prev("1.1.0", prev), ENV("CHECK", env_id, env_ns), NULL);
+        ck_assert_int_eq(code_of(&r), 104);
+        ck_assert_ptr_nonnull(strstr(msg_of(&r), "host route 2600:1f14:abc:de00::64/128"));
+        run_done(&r);
+
+        plugin(&r, conf_prev("1.1.0", prev), ENV("DEL", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0 && !r.out[0], "DEL: %s", r.out);
+        ck_assert(clean_host6());
+        ck_assert_int_eq(testlib_sh("test $(nsenter --net=%s ip -o link show | wc -l) -eq 1", ns), 0);
+        plugin(&r, conf_prev("1.1.0", prev), ENV("DEL", env_id, env_ns), NULL);      /* again */
+        ck_assert_int_eq(r.status, 0);
+        fake_stop(&f);
+}
+END_TEST
+
+/* The pod namespaces below skip DAD (tested above and in test-dataplane). */
+static void pod_without_dad(const char *ns) {
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s sh -c 'echo 0 > /proc/sys/net/ipv6/conf/default/dad_transmits'",
+                                    ns), 0);
+}
+
+/* DEL of an IPv6 pod when the daemon says it unwired the pod (the egress
+ * veth is still the plugin's), refuses it, and when it is away:
+ * prevResult's /128 (not the egress address) names the rule to remove. */
+START_TEST(test_v6_del_variants) {
+        struct fake f;
+        struct run r;
+        char ns[64], prev[16384];
+        enter_fresh_host();
+        ipv6_node();
+        make_pod(ns);
+        pod_without_dad(ns);
+        fake_start(&f);
+        f.v6 = f.egress = true;
+        set_pod("v6orphan", ns);
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0, "ADD: %s", r.out);
+        char veth[32], egress[32];
+        snprintf(veth, sizeof veth, "%s", jstr_at(r.json, "interfaces", 0, "name"));
+        snprintf(egress, sizeof egress, "%s", jstr_at(r.json, "interfaces", 2, "name"));
+        run_done(&r);
+        f.unwire = true;                /* this fake only says so: the veth and rule stay to be seen */
+        plugin(&r, conf("1.1.0", ""), ENV("DEL", env_id, env_ns), NULL);
+        ck_assert_int_eq(r.status, 0);
+        ck_assert_str_eq(f.del_host_veth, veth);
+        ck_assert_int_ne(testlib_sh("ip link show %s >/dev/null 2>&1", egress), 0);
+        ck_assert_int_eq(testlib_sh("ip link show %s | grep -q 'state UP'", veth), 0);
+        ck_assert_int_eq(testlib_sh("ip link del %s && ip -6 rule del prio 512", veth), 0);
+        ck_assert(clean_host6());
+        f.unwire = false;
+        plugin(&r, conf("0.4.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0, "ADD: %s", r.out);
+        ck_assert_str_eq(jstr_at(r.json, "ips", 0, "version"), "6");
+        ck_assert_str_eq(jstr_at(r.json, "ips", 1, "version"), "4");
+        snprintf(prev, sizeof prev, "%s", r.out);
+        run_done(&r);
+        f.refuse_del = true;
+        plugin(&r, conf_prev("0.4.0", prev), ENV("DEL", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0, "DEL: %s", r.out);
+        ck_assert(clean_host6());
+        f.refuse_del = false;
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0, "ADD: %s", r.out);
+        snprintf(prev, sizeof prev, "%s", r.out);
+        run_done(&r);
+        fake_stop(&f);
+        plugin(&r, conf_prev("1.1.0", prev), ENV("DEL", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0, "DEL: %s", r.out);
+        ck_assert(clean_host6());
+}
+END_TEST
+
+/* GC removes the rule of the released /128 and both veths of the pod that
+ * is no longer listed, and keeps the listed pod whole. */
+START_TEST(test_v6_gc) {
+        struct fake f;
+        struct run r;
+        char ns1[64], ns2[64];
+        enter_fresh_host();
+        ipv6_node();
+        make_pod(ns1);
+        make_pod(ns2);
+        pod_without_dad(ns1);
+        pod_without_dad(ns2);
+        fake_start(&f);
+        f.v6 = f.egress = true;
+        set_pod("keep6", ns1);
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_int_eq(r.status, 0);
+        set_pod("gone6", ns2);
+        plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), NULL);
+        ck_assert_int_eq(r.status, 0);
+        run_done(&r);
+        plugin(&r, conf("1.1.0", ",\"cni.dev/valid-attachments\":[{\"containerID\":\"keep6\",\"ifname\":\"eth0\"}]"),
+               "CNI_COMMAND=GC", "CNI_PATH=/opt/cni/bin", NULL);
+        ck_assert_msg(r.status == 0, "GC: %s", r.out);
+        ck_assert_int_eq(testlib_sh("test $(ip -o link show | wc -l) -eq 3"), 0);          /* lo + keep6's two */
+        ck_assert_int_eq(testlib_sh("test $(nsenter --net=%s ip -o link show | wc -l) -eq 1", ns2), 0);
+        ck_assert_int_ne(testlib_sh("ip -6 rule show | grep -q 2600:1f14:abc:de00::65"), 0);
+        ck_assert_int_eq(testlib_sh("ip -6 rule show | grep -q 2600:1f14:abc:de00::64"), 0);
+        set_pod("keep6", ns1);
+        plugin(&r, conf("1.1.0", ""), ENV("CHECK", env_id, env_ns), NULL);
+        ck_assert_msg(r.status == 0, "CHECK: %s", r.out);
+        run_done(&r);
+        fake_stop(&f);
+}
+END_TEST
+
+/* A failure at an IPv6 or egress step: code 100, the address released, nothing left. */
+START_TEST(test_v6_add_failures) {
+        struct fake f;
+        struct run r;
+        char ns[64], fault[32];
+        const enum dp_step steps[] = { DP_STEP_HOST_SYSCTL6, DP_STEP_POD_SYSCTL6, DP_STEP_EGRESS_VETH,
+                                       DP_STEP_EGRESS_HOST_ROUTE, DP_STEP_POD_DAD };
+        enter_fresh_host();
+        ipv6_node();
+        make_pod(ns);
+        fake_start(&f);
+        f.v6 = f.egress = true;
+        set_pod("v6fail", ns);
+        for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+                snprintf(fault, sizeof fault, "VPC_CNI_TEST_FAULT=%d", steps[i]);
+                plugin_var = "VPC_CNI_FAULTY";
+                plugin(&r, conf("1.1.0", ""), ENV("ADD", env_id, env_ns), fault, NULL);
+                plugin_var = "VPC_CNI";
+                ck_assert_int_eq(r.status, 1);
+                ck_assert_int_eq(code_of(&r), 100);
+                ck_assert_msg(strstr(msg_of(&r), dp_step_name(steps[i])), "%s", msg_of(&r));
+                run_done(&r);
+                ck_assert_uint_eq(f.n_del_setup_failed, i + 1);         /* the address went back */
+                ck_assert(clean_host6());
+                ck_assert_int_eq(testlib_sh("test $(nsenter --net=%s ip -o link show | wc -l) -eq 1", ns), 0);
+        }
+        fake_stop(&f);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("vpc-cni");
         TCase *tc = tcase_create("e2e");
@@ -779,6 +1008,10 @@ int main(void) {
         tcase_add_test(tc, test_latency);
         tcase_add_test(tc, test_del_leaves_host_side_to_daemon);
         tcase_add_test(tc, test_concurrent_burst);
+        tcase_add_test(tc, test_v6_full_cycle);
+        tcase_add_test(tc, test_v6_del_variants);
+        tcase_add_test(tc, test_v6_gc);
+        tcase_add_test(tc, test_v6_add_failures);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }
