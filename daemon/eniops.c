@@ -439,7 +439,10 @@ static char *create_params(struct ipamd_ctx *o, int count, const struct new_eni 
                 cJSON_AddStringToObject(p, "subnet", ne->subnet_id);
                 cJSON_AddStringToObject(p, "description", description);
                 cJSON *g = cJSON_AddArrayToObject(p, "groups");
-                for (size_t i = 0; i < o->node->n_security_groups; i++)
+                /* Custom networking: the ENIConfig's groups, when it lists any (aws-node). */
+                for (size_t i = 0; i < o->n_eni_groups; i++)
+                        cJSON_AddItemToArray(g, cJSON_CreateString(o->eni_groups[i]));
+                for (size_t i = 0; !o->n_eni_groups && i < o->node->n_security_groups; i++)
                         cJSON_AddItemToArray(g, cJSON_CreateString(o->node->security_groups[i]));
                 struct ec2_tag tags[IPAMD_TAGS_MAX + 4];
                 size_t n = 0;
@@ -736,11 +739,13 @@ static int create_in_a_subnet(struct ipamd_ctx *o, int count, struct new_eni *ne
         if (n == 0) {
                 /* Asked again after a back-off: exhaustion ends, and tags may change. */
                 int64_t now = o->now_ms();
-                if (!o->reason[0] || now >= o->grow_blocked_until)
+                /* Custom networking said why (o->cn_reason), and may be fixed any moment. */
+                int64_t wait = o->cnet ? CTX_CUSTOMNET_RETRY_MS : CTX_SUBNET_BACKOFF_MS;
+                if (!o->cnet && (!o->reason[0] || now >= o->grow_blocked_until))
                         snprintf(o->reason, sizeof o->reason, "no subnet may take a new ENI (every candidate is "
                                  "exhausted, tagged " SUBNETS_TAG_CNI "=0 or another cluster's)");
-                if (o->grow_blocked_until < now + CTX_SUBNET_BACKOFF_MS)
-                        o->grow_blocked_until = now + CTX_SUBNET_BACKOFF_MS;
+                if (o->grow_blocked_until < now + wait)
+                        o->grow_blocked_until = now + wait;
                 return -ENOSPC;
         }
         int r = -ENOSPC;

@@ -164,7 +164,8 @@ static int node_max_pods(const struct ipamd_ctx *o) {
         const struct ilimits *t = ilimits_lookup(o->node->instance_type);
         struct plan_maxpods_in m = { .max_enis = t ? ilimits_default_card_enis(t) : o->node->limits.max_enis,
                                      .ipv4_per_eni = o->node->limits.ipv4_per_eni, .vcpus = t ? t->vcpus : 31,
-                                     .nitro = true, .prefix_delegation = true, .max_eni = o->cfg->pool.max_eni };
+                                     .nitro = true, .prefix_delegation = true, .max_eni = o->cfg->pool.max_eni,
+                                     .custom_networking = o->cfg->custom_networking };
         int pods = plan_max_pods_for(&m);
         return pods > 0 ? pods : 0;
 }
@@ -211,10 +212,51 @@ static bool is_grow(const struct plan *p) {
         return false;
 }
 
+/* aws-node's rule: no ENI attached or detached while the node carries the unschedulable taint. */
+static bool unschedulable(const struct ipamd_ctx *o) {
+        struct customnet_view v;
+        if (!o->cnet || o->cfg->manage_non_schedulable)
+                return false;
+        customnet_view(o->cnet, &v);
+        return v.unschedulable;
+}
+
+/* Unschedulable: the plan without its ENI creates and deletes (address changes stay). */
+static void drop_eni_actions(struct plan *p) {
+        size_t k = 0;
+        for (size_t i = 0; i < p->n_actions; i++)
+                if (p->actions[i].kind != PLAN_CREATE_ENI && p->actions[i].kind != PLAN_DELETE_ENI)
+                        p->actions[k++] = p->actions[i];
+        if (k != p->n_actions)
+                log_debug("the node is unschedulable: ENI creates and deletes left out",
+                          LF_INT("dropped", (int)(p->n_actions - k)));
+        p->n_actions = k;
+}
+
+/*
+ * Custom networking: the primary ENI carries no pods. Free addresses it still
+ * has (the node ran without custom networking before) go back to EC2; pods
+ * holding one keep it until they end. Prefixes on it are left alone.
+ */
+static void release_primary(reconciler *r, const struct plan_eni *enis, size_t n) {
+        struct ipamd_ctx *o = &r->o.ctx;
+        for (size_t i = 0; i < n; i++)
+                if (enis[i].is_primary && enis[i].free > 0 && enis[i].prefixes == 0) {
+                        int rc = eniops_release(o, enis[i].id, enis[i].free);
+                        log_info("custom networking: returned the primary ENI's free addresses to EC2",
+                                 LF_STR("eni", enis[i].id), LF_INT("count", enis[i].free), LF_INT("error", rc < 0 ? rc : 0));
+                }
+}
+
 static void update_status(reconciler *r, const struct plan *p) {
         struct ipamd_ctx *o = &r->o.ctx;
         char reason[SERVER_REASON_MAX] = "";
-        if (o->reason[0])
+        if (o->cn_reason[0] && (p->summary.shortfall > 0 || o->reason[0]))
+                snprintf(reason, sizeof reason, "custom networking: %s", o->cn_reason);
+        else if (unschedulable(o) && p->summary.shortfall > 0)
+                snprintf(reason, sizeof reason, "the node is unschedulable (" CUSTOMNET_UNSCHEDULABLE_TAINT
+                         ":NoSchedule): no ENI is attached or detached (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false)");
+        else if (o->reason[0])
                 snprintf(reason, sizeof reason, "%s", o->reason);
         else if (p->summary.at_capacity)
                 snprintf(reason, sizeof reason, "ENI limit reached: %d ENIs of %s (MAX_ENI %d) hold %d addresses, all in use or cooling",
@@ -260,7 +302,8 @@ static void plan_pass(reconciler *r, int waiting) {
         struct plan_input in = { .cfg = o->cfg->pool, .limits = o->node->limits, .enis = enis, .n_enis = n,
                                  .waiting_adds = waiting,
                                  .since_grow_ms = r->last_grow ? vtime_mono_ms() - r->last_grow : INT64_MAX,
-                                 .prefix_delegation = prefix_mode(o), .max_pods = node_max_pods(o) };
+                                 .prefix_delegation = prefix_mode(o), .max_pods = node_max_pods(o),
+                                 .custom_networking = o->cfg->custom_networking };
         count_pending(o->store, &in);
         int assigned = 0;
         for (size_t i = 0; i < n; i++)
@@ -278,6 +321,10 @@ static void plan_pass(reconciler *r, int waiting) {
                 set_status(r, true, p.summary.shortfall ? "DISABLE_NETWORK_RESOURCE_PROVISIONING is set: the pool does not grow" : "");
                 return;
         }
+        if (o->cfg->custom_networking)
+                release_primary(r, enis, n);
+        if (unschedulable(o))
+                drop_eni_actions(&p);
         if (is_grow(&p) && now < o->grow_blocked_until) {
                 update_status(r, &p);
                 return;

@@ -91,6 +91,7 @@ struct plan_input {
         bool prefix_delegation; /* ENABLE_PREFIX_DELEGATION: grow and shrink in /28 prefixes */
         int pending_eni_prefixes; /* the prefixes those pending ENIs were created with */
         int max_pods;           /* kubelet's max-pods (plan_max_pods_for); 0 = no bound */
+        bool custom_networking; /* the primary ENI is never grown; its free addresses are not supply */
 };
 
 enum plan_kind {
