@@ -564,7 +564,7 @@ struct ignored_row {
         check_fn check;
 };
 
-#define NO_K8S "vpc-ipamd does not talk to the Kubernetes API server"
+#define NO_K8S "vpc-ipamd's Kubernetes client is read-only (the Node and ENIConfigs)"
 #define NOT_YET_ON(x) "only used with " x ", which vpc-ipamd does not support yet (refused when on)"
 
 static const struct ignored_row ignored[] = {
@@ -593,7 +593,7 @@ static const struct ignored_row ignored[] = {
         { { "AWS_VPC_K8S_CNI_CONFIGURE_RPFILTER", "any", "deprecated by aws-node itself; no effect there either" },
           c_any },
         { { "ENABLE_NFTABLES", "any", "deprecated by aws-node itself; vpc-ipamd always uses nftables" }, c_any },
-        { { "MY_POD_NAME", "any", NO_K8S }, c_any },
+        { { "MY_POD_NAME", "any", "the pod's own name is not needed (the Node's is MY_NODE_NAME)" }, c_any },
         { { "VPC_CNI_VERSION", "any", "aws-node's version, informational" }, c_any },
         { { "VPC_ID", "any", "the VPC is learnt from IMDS" }, c_any },
         { { "HOST_CNI_BIN_PATH", "any", "aws-node's installer's; vpc-cni is installed by the DaemonSet's "

@@ -14,6 +14,7 @@
   POST /vpc-cidrs             {"add": [cidr..], "remove": [cidr..]}
   POST /subnets               {"cidr", "az"?, "tags"?: {key: value}} -> the new subnet
   POST /subnets/tags          {"subnet_id", "tags": {key: value}}: add or change tags
+  POST /security-groups       {"name"} -> {"id", "name"}: a security group of the VPC
   POST /subnets/reserve       {"subnet_id", "leave"?: n}: take its free addresses but n
   POST /shutdown              tear the world down (as `vpc-world down`)
 
@@ -65,6 +66,7 @@ class ControlHandler(BaseHTTPRequestHandler):
             ("POST", "/vpc-cidrs"): lambda b: s.change_vpc_cidrs(b.get("add", []), b.get("remove", [])),
             ("POST", "/subnets"): lambda b: s.add_subnet(b["cidr"], b.get("az"), b.get("tags")),
             ("POST", "/subnets/tags"): lambda b: s.tag_subnet(b["subnet_id"], b["tags"]),
+            ("POST", "/security-groups"): lambda b: s.add_security_group(b["name"]),
             ("POST", "/subnets/reserve"): lambda b: s.reserve_in_subnet(b["subnet_id"], b.get("leave", 0)),
             ("POST", "/shutdown"): lambda b: s.request_shutdown(),
         }
