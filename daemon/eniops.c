@@ -740,8 +740,9 @@ static int create_in_a_subnet(struct ipamd_ctx *o, int count, struct new_eni *ne
                 /* Asked again after a back-off: exhaustion ends, and tags may change. */
                 int64_t now = o->now_ms();
                 /* Custom networking said why (o->cn_reason), and may be fixed any moment. */
-                int64_t wait = o->cnet ? CTX_CUSTOMNET_RETRY_MS : CTX_SUBNET_BACKOFF_MS;
-                if (!o->cnet && (!o->reason[0] || now >= o->grow_blocked_until))
+                bool cn = o->cfg->custom_networking;
+                int64_t wait = cn ? CTX_CUSTOMNET_RETRY_MS : CTX_SUBNET_BACKOFF_MS;
+                if (!cn && (!o->reason[0] || now >= o->grow_blocked_until))
                         snprintf(o->reason, sizeof o->reason, "no subnet may take a new ENI (every candidate is "
                                  "exhausted, tagged " SUBNETS_TAG_CNI "=0 or another cluster's)");
                 if (o->grow_blocked_until < now + wait)

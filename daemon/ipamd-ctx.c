@@ -226,7 +226,7 @@ static size_t eniconfig_choice(struct ipamd_ctx *o, struct ctx_subnet *out, size
 size_t ctx_subnet_choices(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max) {
         struct ec2_result *res = NULL;
         const char *vpc = NULL;
-        if (o->cnet)
+        if (o->cnet && o->cfg->custom_networking)
                 return eniconfig_choice(o, out, max);
         if (!o->cfg->subnet_discovery && node_subnet_excluded(o)) {
                 o->n_candidates = 0;

@@ -212,23 +212,34 @@ static bool is_grow(const struct plan *p) {
         return false;
 }
 
-/* aws-node's rule: no ENI attached or detached while the node carries the unschedulable taint. */
-static bool unschedulable(const struct ipamd_ctx *o) {
+/*
+ * aws-node's rule: no ENI attached or detached while the node carries the
+ * unschedulable taint. Before the Node was first read, creates go on (pods
+ * must not wait on the API server) but deletes wait (they can).
+ */
+enum eni_gate { ENIS_FREE, ENIS_NO_DELETE, ENIS_FROZEN };
+
+static enum eni_gate eni_gate(const struct ipamd_ctx *o) {
         struct customnet_view v;
-        if (!o->cnet || o->cfg->manage_non_schedulable)
-                return false;
+        if (!o->cnet || o->cfg->manage_non_schedulable || !o->cfg->node_name[0])
+                return ENIS_FREE;
         customnet_view(o->cnet, &v);
-        return v.unschedulable;
+        return !v.node_read ? ENIS_NO_DELETE : v.unschedulable ? ENIS_FROZEN : ENIS_FREE;
 }
 
-/* Unschedulable: the plan without its ENI creates and deletes (address changes stay). */
-static void drop_eni_actions(struct plan *p) {
+static bool unschedulable(const struct ipamd_ctx *o) {
+        return eni_gate(o) == ENIS_FROZEN;
+}
+
+/* The plan without the ENI creates (frozen) and deletes (frozen or not yet known) the gate forbids. */
+static void drop_eni_actions(struct plan *p, enum eni_gate g) {
         size_t k = 0;
         for (size_t i = 0; i < p->n_actions; i++)
-                if (p->actions[i].kind != PLAN_CREATE_ENI && p->actions[i].kind != PLAN_DELETE_ENI)
+                if (!(p->actions[i].kind == PLAN_CREATE_ENI && g == ENIS_FROZEN) &&
+                    !(p->actions[i].kind == PLAN_DELETE_ENI && g != ENIS_FREE))
                         p->actions[k++] = p->actions[i];
         if (k != p->n_actions)
-                log_debug("the node is unschedulable: ENI creates and deletes left out",
+                log_debug("the node is unschedulable (or not read yet): ENI actions left out",
                           LF_INT("dropped", (int)(p->n_actions - k)));
         p->n_actions = k;
 }
@@ -323,8 +334,9 @@ static void plan_pass(reconciler *r, int waiting) {
         }
         if (o->cfg->custom_networking)
                 release_primary(r, enis, n);
-        if (unschedulable(o))
-                drop_eni_actions(&p);
+        enum eni_gate gate = eni_gate(o);
+        if (gate != ENIS_FREE)
+                drop_eni_actions(&p, gate);
         if (is_grow(&p) && now < o->grow_blocked_until) {
                 update_status(r, &p);
                 return;
