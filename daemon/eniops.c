@@ -227,6 +227,12 @@ static int assigned_ips(struct ipamd_ctx *o, const char *eni_id, int count, cons
         return 0;
 }
 
+/* An Assign failed: a subnet that ran out is backed off, not all growth (ctx_note_assign_failure). */
+static void note_assign_failure(struct ipamd_ctx *o, const char *eni_id, int r, const struct ec2_error *e) {
+        struct store_eni se;
+        ctx_note_assign_failure(o, store_eni_get(o->store, eni_id, &se) == 0 ? se.subnet_id : NULL, r, e);
+}
+
 int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count) {
         int64_t id = intent_begin(o, STORE_INTENT_ASSIGN_IPS, NULL, eni_id, json_count("count", count));
         if (id < 0)
@@ -235,7 +241,7 @@ int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count) {
         struct ec2_error e = { 0 };
         int r = ec2_assign_private_ips(o->ec2, eni_id, (unsigned)count, 0, &res, &e);
         if (r < 0) {
-                ctx_note_failure(o, "AssignPrivateIpAddresses", r, &e);
+                note_assign_failure(o, eni_id, r, &e);
                 if (outcome_uncertain(r, &e))
                         settle_uncertain(o, eni_id, "AssignPrivateIpAddresses");
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
@@ -344,7 +350,7 @@ int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count) {
                 return assign_fallback(o, eni_id, count);
         }
         if (r < 0) {
-                ctx_note_failure(o, "AssignPrivateIpAddresses", r, &e);
+                note_assign_failure(o, eni_id, r, &e);
                 if (outcome_uncertain(r, &e))
                         settle_uncertain(o, eni_id, "AssignPrivateIpAddresses");
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));

@@ -64,6 +64,53 @@ bool ctx_note_create_failure(struct ipamd_ctx *o, const char *subnet_id, int r, 
         return true;
 }
 
+static void verdict(struct ipamd_ctx *o, const char *id, bool excluded) {
+        size_t i = 0;
+        while (i < o->n_verdicts && strcmp(o->verdicts[i].id, id) != 0)
+                i++;
+        if (i == SUBNETS_MAX)
+                i = SUBNETS_MAX - 1;
+        else if (i == o->n_verdicts)
+                o->n_verdicts++;
+        snprintf(o->verdicts[i].id, sizeof o->verdicts[i].id, "%s", id);
+        o->verdicts[i].excluded = excluded;
+}
+
+bool ctx_subnet_excluded(struct ipamd_ctx *o, const char *subnet_id) {
+        if (!subnet_id[0])
+                return false;
+        for (size_t i = 0; i < o->n_verdicts; i++)
+                if (strcmp(o->verdicts[i].id, subnet_id) == 0)
+                        return o->verdicts[i].excluded;
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        const char *ids[] = { subnet_id };
+        int r = o->ec2 ? ec2_describe_subnets(o->ec2, ids, 1, NULL, 0, &res, &e) : -ENOTCONN;
+        bool excluded = r >= 0 && res->n_subnets == 1 && subnets_excluded(&res->subnets[0]);
+        if (r < 0)
+                log_warn("could not read a subnet's tags; its ENIs serve pods", LF_STR("subnet", subnet_id),
+                         LF_STR("code", e.code), LF_STR("detail", errmsg_text(&e.msg, r)));
+        else if (excluded)
+                log_warn("an ENI is in a subnet tagged " SUBNETS_TAG_CNI "=0: it carries no new pods, and its free "
+                         "addresses go back to EC2", LF_STR("subnet", subnet_id));
+        ec2_result_free(res);
+        verdict(o, subnet_id, excluded);
+        return excluded;
+}
+
+void ctx_note_assign_failure(struct ipamd_ctx *o, const char *subnet_id, int r, const struct ec2_error *e) {
+        const char *code = e && e->code[0] ? e->code : "";
+        if (!is_subnet_exhaustion(code) || !subnet_id || !subnet_id[0]) {
+                ctx_note_failure(o, "AssignPrivateIpAddresses", r, e);
+                return;
+        }
+        if (o->n_candidates == 0) {
+                struct ctx_subnet tmp[SUBNETS_MAX];
+                (void)ctx_subnet_choices(o, tmp, SUBNETS_MAX);  /* which others there are */
+        }
+        (void)ctx_note_create_failure(o, subnet_id, r, e);
+}
+
 void ctx_subnet_remember(struct ipamd_ctx *o, const char *id, const char *cidr, long available) {
         if (!id || !cidr || strlen(id) >= SUBNETS_ID_MAX || strlen(cidr) >= sizeof o->known[0].cidr)
                 return;

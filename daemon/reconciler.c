@@ -245,18 +245,42 @@ static void drop_eni_actions(struct plan *p, enum eni_gate g) {
 }
 
 /*
- * Custom networking: the primary ENI carries no pods. Free addresses it still
- * has (the node ran without custom networking before) go back to EC2; pods
- * holding one keep it until they end. Prefixes on it are left alone.
+ * ENIs whose addresses are not the pods' (no_pods: custom networking's
+ * primary, an ENI in a subnet tagged kubernetes.io/role/cni=0, as aws-node's
+ * IsExcludedForPodIPs): their free addresses go back to EC2; pods holding one
+ * keep it until they end. Prefixes on them are left alone.
  */
-static void release_primary(reconciler *r, const struct plan_eni *enis, size_t n) {
+static void release_no_pods(reconciler *r, const struct plan_eni *enis, size_t n) {
         struct ipamd_ctx *o = &r->o.ctx;
         for (size_t i = 0; i < n; i++)
-                if (enis[i].is_primary && enis[i].free > 0 && enis[i].prefixes == 0) {
+                if (enis[i].no_pods && enis[i].free > 0 && enis[i].prefixes == 0) {
                         int rc = eniops_release(o, enis[i].id, enis[i].free);
-                        log_info("custom networking: returned the primary ENI's free addresses to EC2",
-                                 LF_STR("eni", enis[i].id), LF_INT("count", enis[i].free), LF_INT("error", rc < 0 ? rc : 0));
+                        log_info("returned the free addresses of an ENI that carries no pods to EC2",
+                                 LF_STR("eni", enis[i].id), LF_BOOL("primary", enis[i].is_primary),
+                                 LF_INT("count", enis[i].free), LF_INT("error", rc < 0 ? rc : 0));
                 }
+}
+
+/*
+ * The planner's marks: no_pods for custom networking's primary and for ENIs
+ * in excluded subnets; no_grow for ENIs whose subnet ran out a moment ago
+ * (the shortfall then goes to a new ENI in another candidate subnet).
+ */
+static void mark_enis(struct ipamd_ctx *o, struct plan_eni *enis, size_t n) {
+        struct store_eni *all = NULL;
+        size_t n_all = 0;
+        if (store_enis(o->store, &all, &n_all) < 0)
+                return;
+        int64_t now = o->now_ms();
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n_all; j++) {
+                        if (strcmp(all[j].id, enis[i].id) != 0)
+                                continue;
+                        enis[i].no_pods = (enis[i].is_primary && o->cfg->custom_networking) ||
+                                          (!o->cfg->no_provisioning && ctx_subnet_excluded(o, all[j].subnet_id));
+                        enis[i].no_grow = subnets_backoff_active(&o->backoff, all[j].subnet_id, now);
+                }
+        free(all);
 }
 
 static void update_status(reconciler *r, const struct plan *p) {
@@ -313,8 +337,8 @@ static void plan_pass(reconciler *r, int waiting) {
         struct plan_input in = { .cfg = o->cfg->pool, .limits = o->node->limits, .enis = enis, .n_enis = n,
                                  .waiting_adds = waiting,
                                  .since_grow_ms = r->last_grow ? vtime_mono_ms() - r->last_grow : INT64_MAX,
-                                 .prefix_delegation = prefix_mode(o), .max_pods = node_max_pods(o),
-                                 .custom_networking = o->cfg->custom_networking };
+                                 .prefix_delegation = prefix_mode(o), .max_pods = node_max_pods(o) };
+        mark_enis(o, enis, n);
         count_pending(o->store, &in);
         int assigned = 0;
         for (size_t i = 0; i < n; i++)
@@ -332,8 +356,7 @@ static void plan_pass(reconciler *r, int waiting) {
                 set_status(r, true, p.summary.shortfall ? "DISABLE_NETWORK_RESOURCE_PROVISIONING is set: the pool does not grow" : "");
                 return;
         }
-        if (o->cfg->custom_networking)
-                release_primary(r, enis, n);
+        release_no_pods(r, enis, n);
         enum eni_gate gate = eni_gate(o);
         if (gate != ENIS_FREE)
                 drop_eni_actions(&p, gate);

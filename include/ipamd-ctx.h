@@ -62,6 +62,11 @@ struct ipamd_ctx {
          * ENIConfig ("" when one can), and the security groups the last choice gave new ENIs. */
         customnet *cnet;
         char cn_reason[CTX_REASON_MAX];
+        struct ctx_verdict {
+                char id[SUBNETS_ID_MAX];
+                bool excluded;          /* tagged kubernetes.io/role/cni=0 when first asked */
+        } verdicts[SUBNETS_MAX];
+        size_t n_verdicts;
         char eni_groups[CUSTOMNET_MAX_SGS][CUSTOMNET_ID_MAX];
         size_t n_eni_groups;
 };
@@ -90,6 +95,21 @@ size_t ctx_subnet_choices(struct ipamd_ctx *o, struct ctx_subnet *out, size_t ma
 
 /* With custom networking, no choice is retried this soon (the ENIConfig may appear any time). */
 #define CTX_CUSTOMNET_RETRY_MS 5000
+
+/*
+ * Is the subnet tagged kubernetes.io/role/cni=0 (its ENIs carry no pods, as
+ * aws-node's IsExcludedForPodIPs)? Asked of EC2 once per subnet and process
+ * (aws-node: tag changes apply at restart); unknown (DescribeSubnets failed,
+ * logged once) is not excluded.
+ */
+bool ctx_subnet_excluded(struct ipamd_ctx *o, const char *subnet_id);
+
+/*
+ * An Assign to an ENI in subnet_id failed: o->reason from it. Exhaustion
+ * backs that subnet off (its ENIs are not grown meanwhile) and blocks growth
+ * as a whole only when no other candidate subnet is open, as a create's.
+ */
+void ctx_note_assign_failure(struct ipamd_ctx *o, const char *subnet_id, int r, const struct ec2_error *e);
 
 /* The CIDR of a subnet, from EC2 (DescribeSubnets, remembered): 0, or a negative errno (logged). */
 int ctx_subnet_cidr(struct ipamd_ctx *o, const char *subnet_id, char out[19]);

@@ -76,6 +76,9 @@ struct plan_eni {
         int prefixes;
         int empty_prefixes;     /* of those, no address assigned, cooling or releasing */
         int pending_prefixes;   /* requested from EC2 on this ENI, not yet in the store */
+        bool no_grow;           /* never assigned more (its subnet ran out a moment ago) */
+        bool no_pods;           /* its addresses are not the pods' (custom networking's primary, an ENI
+                                   in a subnet tagged kubernetes.io/role/cni=0): never grown, no supply */
 };
 
 struct plan_input {
@@ -91,7 +94,6 @@ struct plan_input {
         bool prefix_delegation; /* ENABLE_PREFIX_DELEGATION: grow and shrink in /28 prefixes */
         int pending_eni_prefixes; /* the prefixes those pending ENIs were created with */
         int max_pods;           /* kubelet's max-pods (plan_max_pods_for); 0 = no bound */
-        bool custom_networking; /* the primary ENI is never grown; its free addresses are not supply */
 };
 
 enum plan_kind {
