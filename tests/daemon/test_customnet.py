@@ -12,7 +12,8 @@ Checks:
   - the API server failing (503) and then slow during the run, and failing at a restart: ADDs keep
     being served, and the pool still grows from the ENIConfig already read;
   - an ENIConfig whose subnet is in another AZ, then none at all: no ENI, no pod address, a status
-    reason naming the cause; once it is right, the pool grows in the pods subnet.
+    reason naming the cause; once it is right, the pool grows in the pods subnet; changed to another
+    subnet, the next new ENI goes there and the existing one stays.
 """
 
 import ipaddress
@@ -226,6 +227,25 @@ def test_wrong_az_or_missing_eniconfig_serves_no_pod_until_fixed():
         ip, _ = n.add("fixed", n.pod())
         assert in_net(ip, v["pods"]["cidr"]), ip
         wait_for(lambda: "custom networking" not in n.d.pool()["reason"], timeout=20, what="the reason cleared")
+        # changed: ENIs made after the next read go in the new subnet; the existing one stays as it is
+        first = secondary(w, 0)[0]["id"]
+        pods2 = w.ctl("POST", "/subnets", {"cidr": "100.64.64.0/19", "az": v["az"]})
+        since = os.path.getsize(n.d.log)
+        k8s(w, "PUT", f"/eniconfigs/{v['az']}", {"subnet": pods2["id"]})
+
+        def reread():
+            with open(n.d.log) as f:
+                f.seek(since)
+                return pods2["id"] in f.read()
+        wait_for(reread, timeout=40, what="the daemon reading the changed ENIConfig")
+        for i in range(12):
+            if len(secondary(w, 0)) >= 2:
+                break
+            wait_served(n, "an address")
+            n.add(f"c{i}", n.pod())
+        by_id = {e["id"]: e for e in secondary(w, 0)}
+        assert len(by_id) == 2 and by_id[first]["subnet_id"] == v["pods"]["id"], by_id
+        assert [e["subnet_id"] for k, e in by_id.items() if k != first] == [pods2["id"]], by_id
     finally:
         n.close()
         w.down()
