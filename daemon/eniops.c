@@ -227,6 +227,12 @@ static int assigned_ips(struct ipamd_ctx *o, const char *eni_id, int count, cons
         return 0;
 }
 
+/* An Assign failed: a subnet that ran out is backed off, not all growth (ctx_note_assign_failure). */
+static void note_assign_failure(struct ipamd_ctx *o, const char *eni_id, int r, const struct ec2_error *e) {
+        struct store_eni se;
+        ctx_note_assign_failure(o, store_eni_get(o->store, eni_id, &se) == 0 ? se.subnet_id : NULL, r, e);
+}
+
 int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count) {
         int64_t id = intent_begin(o, STORE_INTENT_ASSIGN_IPS, NULL, eni_id, json_count("count", count));
         if (id < 0)
@@ -235,7 +241,7 @@ int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count) {
         struct ec2_error e = { 0 };
         int r = ec2_assign_private_ips(o->ec2, eni_id, (unsigned)count, 0, &res, &e);
         if (r < 0) {
-                ctx_note_failure(o, "AssignPrivateIpAddresses", r, &e);
+                note_assign_failure(o, eni_id, r, &e);
                 if (outcome_uncertain(r, &e))
                         settle_uncertain(o, eni_id, "AssignPrivateIpAddresses");
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
@@ -344,7 +350,7 @@ int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count) {
                 return assign_fallback(o, eni_id, count);
         }
         if (r < 0) {
-                ctx_note_failure(o, "AssignPrivateIpAddresses", r, &e);
+                note_assign_failure(o, eni_id, r, &e);
                 if (outcome_uncertain(r, &e))
                         settle_uncertain(o, eni_id, "AssignPrivateIpAddresses");
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
@@ -439,7 +445,10 @@ static char *create_params(struct ipamd_ctx *o, int count, const struct new_eni 
                 cJSON_AddStringToObject(p, "subnet", ne->subnet_id);
                 cJSON_AddStringToObject(p, "description", description);
                 cJSON *g = cJSON_AddArrayToObject(p, "groups");
-                for (size_t i = 0; i < o->node->n_security_groups; i++)
+                /* Custom networking: the ENIConfig's groups, when it lists any (aws-node). */
+                for (size_t i = 0; i < o->n_eni_groups; i++)
+                        cJSON_AddItemToArray(g, cJSON_CreateString(o->eni_groups[i]));
+                for (size_t i = 0; !o->n_eni_groups && i < o->node->n_security_groups; i++)
                         cJSON_AddItemToArray(g, cJSON_CreateString(o->node->security_groups[i]));
                 struct ec2_tag tags[IPAMD_TAGS_MAX + 4];
                 size_t n = 0;
@@ -736,11 +745,14 @@ static int create_in_a_subnet(struct ipamd_ctx *o, int count, struct new_eni *ne
         if (n == 0) {
                 /* Asked again after a back-off: exhaustion ends, and tags may change. */
                 int64_t now = o->now_ms();
-                if (!o->reason[0] || now >= o->grow_blocked_until)
+                /* Custom networking said why (o->cn_reason), and may be fixed any moment. */
+                bool cn = o->cfg->custom_networking;
+                int64_t wait = cn ? CTX_CUSTOMNET_RETRY_MS : CTX_SUBNET_BACKOFF_MS;
+                if (!cn && (!o->reason[0] || now >= o->grow_blocked_until))
                         snprintf(o->reason, sizeof o->reason, "no subnet may take a new ENI (every candidate is "
                                  "exhausted, tagged " SUBNETS_TAG_CNI "=0 or another cluster's)");
-                if (o->grow_blocked_until < now + CTX_SUBNET_BACKOFF_MS)
-                        o->grow_blocked_until = now + CTX_SUBNET_BACKOFF_MS;
+                if (o->grow_blocked_until < now + wait)
+                        o->grow_blocked_until = now + wait;
                 return -ENOSPC;
         }
         int r = -ENOSPC;

@@ -182,7 +182,10 @@ static cJSON *json_pool(introspect *h) {
         cJSON_AddStringToObject(o, "instance_type", h->o.node->instance_type);
         cJSON_AddNumberToObject(o, "max_enis", plan_max_enis(&h->o.node->limits, &h->o.cfg->pool));
         cJSON_AddNumberToObject(o, "ipv4_per_eni", h->o.node->limits.ipv4_per_eni);
-        cJSON_AddNumberToObject(o, "max_pods", plan_max_pods(&h->o.node->limits));
+        struct plan_limits l = h->o.node->limits;
+        if (h->o.cfg->custom_networking && l.max_enis > 1)
+                l.max_enis--;           /* the primary ENI carries no pods */
+        cJSON_AddNumberToObject(o, "max_pods", plan_max_pods(&l));
         return o;
 }
 

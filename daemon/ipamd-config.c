@@ -28,6 +28,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "customnet.h"
 #include "ipamd-config.h"
 
 typedef int (*parse_fn)(const char *name, const char *value, struct ipamd_config *c, struct errmsg *err);
@@ -264,6 +265,42 @@ static int p_not_yet(const char *n, const char *v, struct ipamd_config *c, struc
         return 0;
 }
 
+static int p_custom_networking(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->custom_networking, e);
+}
+
+static int p_manage_non_schedulable(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->manage_non_schedulable, e);
+}
+
+/* A label or annotation key: [prefix/]name, printable, no spaces. */
+static int parse_k8s_key(const char *n, const char *v, char *field, size_t size, struct errmsg *e) {
+        for (const char *p = v; *p; p++)
+                if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+                        return errmsg_set(e, -EINVAL, "%s=%s: not a label or annotation key", n, v);
+        return parse_string(n, v, field, size, e);
+}
+
+static int p_eniconfig_annotation(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_k8s_key(n, v, c->eniconfig_annotation, sizeof c->eniconfig_annotation, e);
+}
+
+static int p_eniconfig_label(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_k8s_key(n, v, c->eniconfig_label, sizeof c->eniconfig_label, e);
+}
+
+static int p_node_name(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        if (!k8s_name_ok(v))
+                return errmsg_set(e, -EINVAL, "%s=%s: not a Node name (a DNS subdomain)", n, v);
+        return parse_string(n, v, c->node_name, sizeof c->node_name, e);
+}
+
+static int p_cluster_endpoint(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        if (strncmp(v, "https://", 8) != 0 || !v[8] || strcspn(v, " \t\r\n?#") != strlen(v))
+                return errmsg_set(e, -EINVAL, "%s=%s: not an https:// URL", n, v);
+        return parse_string(n, v, c->cluster_endpoint, sizeof c->cluster_endpoint, e);
+}
+
 /* /28 prefixes; a non-nitro instance type falls back to secondary IPs at start (reconciler.c). */
 static int p_prefix_delegation(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
         return parse_bool_field(n, v, &c->prefix_delegation, e);
@@ -453,7 +490,19 @@ static const struct row rows[] = {
         { { "ENABLE_IPv6", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
         { { "ENABLE_PREFIX_DELEGATION", "false", "true or false" }, p_prefix_delegation,
           BOOL(prefix_delegation) },
-        { { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
+        { { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "false", "true or false (true needs MY_NODE_NAME and the "
+            "in-cluster API: KUBERNETES_SERVICE_HOST or CLUSTER_ENDPOINT)" }, p_custom_networking,
+          BOOL(custom_networking) },
+        { { "ENI_CONFIG_ANNOTATION_DEF", CUSTOMNET_DEFAULT_KEY, "a Node annotation key" }, p_eniconfig_annotation,
+          STR(eniconfig_annotation) },
+        { { "ENI_CONFIG_LABEL_DEF", CUSTOMNET_DEFAULT_KEY, "a Node label key, e.g. topology.kubernetes.io/zone" },
+          p_eniconfig_label, STR(eniconfig_label) },
+        { { "AWS_MANAGE_ENIS_NON_SCHEDULABLE", "false", "true or false (false reads the Node when MY_NODE_NAME "
+            "and the in-cluster API are there)" }, p_manage_non_schedulable, BOOL(manage_non_schedulable) },
+        { { "MY_NODE_NAME", "", "the Node's name (the downward API's spec.nodeName)" }, p_node_name,
+          STR(node_name) },
+        { { "CLUSTER_ENDPOINT", "", "an https:// URL of the API server (instead of KUBERNETES_SERVICE_HOST)" },
+          p_cluster_endpoint, STR(cluster_endpoint) },
         { { "ENABLE_POD_ENI", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
 };
 
@@ -515,12 +564,10 @@ struct ignored_row {
         check_fn check;
 };
 
-#define NO_K8S "vpc-ipamd does not talk to the Kubernetes API server"
+#define NO_K8S "vpc-ipamd's Kubernetes client is read-only (the Node and ENIConfigs)"
 #define NOT_YET_ON(x) "only used with " x ", which vpc-ipamd does not support yet (refused when on)"
 
 static const struct ignored_row ignored[] = {
-        { { "ENI_CONFIG_ANNOTATION_DEF", "any", NOT_YET_ON("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG") }, c_any },
-        { { "ENI_CONFIG_LABEL_DEF", "any", NOT_YET_ON("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG") }, c_any },
         { { "POD_SECURITY_GROUP_ENFORCING_MODE", "strict or standard", NOT_YET_ON("ENABLE_POD_ENI") }, c_sg_mode },
         { { "DISABLE_TCP_EARLY_DEMUX", "true or false",
             "aws-node's init container sets tcp_early_demux for pod ENIs (ENABLE_POD_ENI, not supported yet); "
@@ -531,8 +578,6 @@ static const struct ignored_row ignored[] = {
             "aws-node's plugin setting for IPv6 inside pods; vpc-cni configures IPv4 only" }, c_bool },
         { { "ENABLE_MULTI_NIC", "false", "vpc-ipamd uses network card 0 only; pods asking for an address on "
             "every card cannot be served" }, c_false },
-        { { "AWS_MANAGE_ENIS_NON_SCHEDULABLE", "true or false", NO_K8S ", so it cannot see the unschedulable "
-            "taint: it manages ENIs on every node, as aws-node with true" }, c_bool },
         { { "ANNOTATE_POD_IP", "true or false", NO_K8S ", so pods are not annotated with their address" },
           c_bool },
         { { "NETWORK_POLICY_ENFORCING_MODE", "standard", "network policy is the policy agent's; vpc-ipamd does "
@@ -548,9 +593,7 @@ static const struct ignored_row ignored[] = {
         { { "AWS_VPC_K8S_CNI_CONFIGURE_RPFILTER", "any", "deprecated by aws-node itself; no effect there either" },
           c_any },
         { { "ENABLE_NFTABLES", "any", "deprecated by aws-node itself; vpc-ipamd always uses nftables" }, c_any },
-        { { "CLUSTER_ENDPOINT", "any", NO_K8S }, c_any },
-        { { "MY_NODE_NAME", "any", NO_K8S "; the node is learnt from IMDS" }, c_any },
-        { { "MY_POD_NAME", "any", NO_K8S }, c_any },
+        { { "MY_POD_NAME", "any", "the pod's own name is not needed (the Node's is MY_NODE_NAME)" }, c_any },
         { { "VPC_CNI_VERSION", "any", "aws-node's version, informational" }, c_any },
         { { "VPC_ID", "any", "the VPC is learnt from IMDS" }, c_any },
         { { "HOST_CNI_BIN_PATH", "any", "aws-node's installer's; vpc-cni is installed by the DaemonSet's "
@@ -687,8 +730,21 @@ static int verify_prefix_delegation(const struct ipamd_config *c, struct errmsg 
         return 0;
 }
 
+/* Custom networking reads the Node and its ENIConfig: it needs the node's name and an API server. */
+static int verify_custom_networking(const struct ipamd_config *c, struct errmsg *err) {
+        if (c->custom_networking && !c->node_name[0])
+                return errmsg_set(err, -EINVAL, "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true: needs MY_NODE_NAME "
+                                  "(the downward API's spec.nodeName) to find the node's ENIConfig");
+        if (c->custom_networking && !c->in_cluster)
+                return errmsg_set(err, -EINVAL, "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true: needs the Kubernetes API: "
+                                  "KUBERNETES_SERVICE_HOST (in a pod) or CLUSTER_ENDPOINT");
+        return 0;
+}
+
 static int verify(struct ipamd_config *c, struct errmsg *err) {
         int r = verify_paths(c, err);
+        if (r == 0)
+                r = verify_custom_networking(c, err);
         if (r == 0)
                 r = verify_prefix_delegation(c, err);
         if (r == 0)
@@ -717,6 +773,8 @@ void ipamd_config_defaults(struct ipamd_config *ret) {
                 .manage_untagged = true,
                 .subnet_discovery = true,
                 .http_timeout_s = 10,
+                .eniconfig_annotation = CUSTOMNET_DEFAULT_KEY,
+                .eniconfig_label = CUSTOMNET_DEFAULT_KEY,
         };
         poolconfig_defaults(&ret->pool);
         snat_config_defaults(&ret->snat);
@@ -742,6 +800,8 @@ int ipamd_config_from_env(const char *const *env, struct ipamd_config *ret, stru
         int r = check_ignored(env, &c, err);
         if (r < 0)
                 return r;
+        const char *host = poolconfig_getenv(env, "KUBERNETES_SERVICE_HOST");
+        c.in_cluster = (host && *host) || c.cluster_endpoint[0];
         if ((r = poolconfig_from_env(env, &c.pool, err)) < 0)
                 return r;
         if (c.pod_mtu == 0)

@@ -6,6 +6,7 @@
  * ipamd-ctx <- sync <- eniops <- reconciler.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -61,6 +62,53 @@ bool ctx_note_create_failure(struct ipamd_ctx *o, const char *subnet_id, int r, 
         log_warn("a subnet ran out of addresses", LF_STR("subnet", subnet_id), LF_STR("code", code),
                  LF_STR("request_id", e ? e->request_id : ""), LF_STR("reason", o->reason));
         return true;
+}
+
+static void verdict(struct ipamd_ctx *o, const char *id, bool excluded) {
+        size_t i = 0;
+        while (i < o->n_verdicts && strcmp(o->verdicts[i].id, id) != 0)
+                i++;
+        if (i == SUBNETS_MAX)
+                i = SUBNETS_MAX - 1;
+        else if (i == o->n_verdicts)
+                o->n_verdicts++;
+        snprintf(o->verdicts[i].id, sizeof o->verdicts[i].id, "%s", id);
+        o->verdicts[i].excluded = excluded;
+}
+
+bool ctx_subnet_excluded(struct ipamd_ctx *o, const char *subnet_id) {
+        if (!subnet_id[0])
+                return false;
+        for (size_t i = 0; i < o->n_verdicts; i++)
+                if (strcmp(o->verdicts[i].id, subnet_id) == 0)
+                        return o->verdicts[i].excluded;
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        const char *ids[] = { subnet_id };
+        int r = o->ec2 ? ec2_describe_subnets(o->ec2, ids, 1, NULL, 0, &res, &e) : -ENOTCONN;
+        bool excluded = r >= 0 && res->n_subnets == 1 && subnets_excluded(&res->subnets[0]);
+        if (r < 0)
+                log_warn("could not read a subnet's tags; its ENIs serve pods", LF_STR("subnet", subnet_id),
+                         LF_STR("code", e.code), LF_STR("detail", errmsg_text(&e.msg, r)));
+        else if (excluded)
+                log_warn("an ENI is in a subnet tagged " SUBNETS_TAG_CNI "=0: it carries no new pods, and its free "
+                         "addresses go back to EC2", LF_STR("subnet", subnet_id));
+        ec2_result_free(res);
+        verdict(o, subnet_id, excluded);
+        return excluded;
+}
+
+void ctx_note_assign_failure(struct ipamd_ctx *o, const char *subnet_id, int r, const struct ec2_error *e) {
+        const char *code = e && e->code[0] ? e->code : "";
+        if (!is_subnet_exhaustion(code) || !subnet_id || !subnet_id[0]) {
+                ctx_note_failure(o, "AssignPrivateIpAddresses", r, e);
+                return;
+        }
+        if (o->n_candidates == 0) {
+                struct ctx_subnet tmp[SUBNETS_MAX];
+                (void)ctx_subnet_choices(o, tmp, SUBNETS_MAX);  /* which others there are */
+        }
+        (void)ctx_note_create_failure(o, subnet_id, r, e);
 }
 
 void ctx_subnet_remember(struct ipamd_ctx *o, const char *id, const char *cidr, long available) {
@@ -138,9 +186,95 @@ static bool node_subnet_excluded(struct ipamd_ctx *o) {
         return excluded;
 }
 
+/* Custom networking cannot make an ENI: o->cn_reason, logged when it changes; no choice. */
+static size_t cn_refuse(struct ipamd_ctx *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static size_t cn_refuse(struct ipamd_ctx *o, const char *fmt, ...) {
+        char why[CTX_REASON_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof why, fmt, ap);
+        va_end(ap);
+        if (strcmp(why, o->cn_reason) != 0)
+                log_error("custom networking: no new ENI", LF_STR("reason", why));
+        snprintf(o->cn_reason, sizeof o->cn_reason, "%s", why);
+        return 0;
+}
+
+static const struct ec2_subnet *find_subnet(const struct ec2_result *res, const char *id) {
+        for (size_t i = 0; i < res->n_subnets; i++)
+                if (res->subnets[i].id && strcmp(res->subnets[i].id, id) == 0)
+                        return &res->subnets[i];
+        return NULL;
+}
+
+/* Is the ENIConfig's subnet one a new ENI of this node may go in? NULL, or why not in why. */
+static bool cn_subnet_ok(struct ipamd_ctx *o, const struct customnet_view *v, const struct ec2_result *res,
+                         char *why, size_t size) {
+        const struct ec2_subnet *s = find_subnet(res, v->subnet), *mine = find_subnet(res, o->node->subnet_id);
+        const char *az = s && s->availability_zone ? s->availability_zone : "";
+        if (!s)
+                snprintf(why, size, "ENIConfig %s names subnet %s, which EC2 does not know", v->name, v->subnet);
+        else if (strcmp(az, o->node->availability_zone) != 0)
+                snprintf(why, size, "ENIConfig %s's subnet %s is in %s, the node in %s: an ENI there cannot be "
+                         "attached (one ENIConfig per AZ, e.g. ENI_CONFIG_LABEL_DEF=topology.kubernetes.io/zone)",
+                         v->name, v->subnet, az, o->node->availability_zone);
+        else if (mine && s->vpc_id && mine->vpc_id && strcmp(s->vpc_id, mine->vpc_id) != 0)
+                snprintf(why, size, "ENIConfig %s's subnet %s is in %s, not the node's VPC %s", v->name, v->subnet,
+                         s->vpc_id, mine->vpc_id);
+        else if (subnets_excluded(s))
+                snprintf(why, size, "ENIConfig %s's subnet %s is tagged " SUBNETS_TAG_CNI "=0", v->name, v->subnet);
+        else
+                return true;
+        return false;
+}
+
+/* Custom networking: the ENIConfig's subnet, checked against EC2's answer, and its groups. */
+static size_t eniconfig_choice(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max) {
+        struct customnet_view v;
+        customnet_view(o->cnet, &v);
+        o->n_candidates = 0;
+        if (!v.subnet[0])
+                return cn_refuse(o, "%s", v.error[0] ? v.error : "waiting for the first read of the Node and its "
+                                 "ENIConfig from the Kubernetes API");
+        o->n_candidates = 1;
+        snprintf(o->candidates[0], SUBNETS_ID_MAX, "%s", v.subnet);
+        if (!max || subnets_backoff_active(&o->backoff, v.subnet, o->now_ms()))
+                return 0;       /* exhausted: o->reason says so */
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        const char *ids[] = { v.subnet, o->node->subnet_id };
+        int r = ec2_describe_subnets(o->ec2, ids, 2, NULL, 0, &res, &e);
+        if (r < 0)
+                return cn_refuse(o, "could not describe ENIConfig %s's subnet %s: %s %.120s", v.name, v.subnet,
+                                 e.code, errmsg_text(&e.msg, r));
+        char why[CTX_REASON_MAX];
+        bool ok = cn_subnet_ok(o, &v, res, why, sizeof why);
+        const struct ec2_subnet *s = find_subnet(res, v.subnet);
+        if (ok) {
+                remember(o, s);
+                memset(out, 0, sizeof *out);
+                snprintf(out->id, sizeof out->id, "%s", s->id);
+                snprintf(out->cidr, sizeof out->cidr, "%s", s->cidr ? s->cidr : "");
+                out->available = s->available_ips;
+        }
+        ec2_result_free(res);
+        if (!ok)
+                return cn_refuse(o, "%s", why);
+        if (o->cn_reason[0])
+                log_info("custom networking: new ENIs go in the ENIConfig's subnet", LF_STR("eniconfig", v.name),
+                         LF_STR("subnet", v.subnet), LF_STR("was", o->cn_reason));
+        o->cn_reason[0] = '\0';
+        for (size_t i = 0; i < v.n_groups; i++)
+                snprintf(o->eni_groups[i], CUSTOMNET_ID_MAX, "%s", v.groups[i]);
+        o->n_eni_groups = v.n_groups;
+        return 1;
+}
+
 size_t ctx_subnet_choices(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max) {
         struct ec2_result *res = NULL;
         const char *vpc = NULL;
+        if (o->cnet && o->cfg->custom_networking)
+                return eniconfig_choice(o, out, max);
         if (!o->cfg->subnet_discovery && node_subnet_excluded(o)) {
                 o->n_candidates = 0;
                 log_error("ENABLE_SUBNET_DISCOVERY=false and the node's subnet is tagged " SUBNETS_TAG_CNI "=0: "

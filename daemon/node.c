@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "instance-limits.h"
 #include "node.h"
 
 static void cidr_format(const struct imds_cidr *c, char out[19]) {
@@ -83,6 +84,18 @@ void node_vpc_cidrs_string(const struct node *n, char *buf, size_t len) {
                 off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", n->vpc_cidrs[i]);
 }
 
+/*
+ * The ENIs vpc-ipamd may attach: the default network card's
+ * MaximumNetworkInterfaces, as aws-node's ENILimit (ENIs go on card 0 only,
+ * ENABLE_MULTI_NIC=false); the instance-wide count when EC2 lists no cards.
+ */
+static int default_card_enis(const struct ec2_instance_type *t) {
+        for (size_t i = 0; i < t->n_cards; i++)
+                if (t->cards[i].index == t->default_network_card && t->cards[i].max_enis > 0)
+                        return t->cards[i].max_enis < t->max_enis ? t->cards[i].max_enis : t->max_enis;
+        return t->max_enis;
+}
+
 static int limits_from_ec2(struct node *n, store *s, ec2_client *ec2, int64_t now_ms, struct errmsg *err) {
         const char *types[] = { n->instance_type };
         struct ec2_result *res = NULL;
@@ -96,7 +109,7 @@ static int limits_from_ec2(struct node *n, store *s, ec2_client *ec2, int64_t no
                                   n->instance_type);
         }
         const struct ec2_instance_type *t = &res->types[0];
-        struct store_itype it = { .max_enis = t->max_enis, .ipv4_per_eni = t->ipv4_per_eni,
+        struct store_itype it = { .max_enis = default_card_enis(t), .ipv4_per_eni = t->ipv4_per_eni,
                                   .prefix_supported = (t->hypervisor && strcmp(t->hypervisor, "nitro") == 0) ||
                                                       t->bare_metal,
                                   .network_cards = t->n_cards ? (int)t->n_cards : 1, .fetched_ms = now_ms };
@@ -112,7 +125,16 @@ static int limits_from_ec2(struct node *n, store *s, ec2_client *ec2, int64_t no
 
 int node_limits(struct node *n, store *s, ec2_client *ec2, int64_t now_ms, struct errmsg *err) {
         struct store_itype it;
-        if (store_itype_get(s, n->instance_type, &it) == 0) {
+        /* A multi-card type is asked again: stores before per-card limits cached the
+         * instance-wide count. Should EC2 not answer, the built-in table bounds it. */
+        int r = store_itype_get(s, n->instance_type, &it);
+        if (r == 0 && it.network_cards > 1 && ec2 && limits_from_ec2(n, s, ec2, now_ms, err) == 0)
+                return 0;
+        const struct ilimits *known = r == 0 && it.network_cards > 1 ? ilimits_lookup(n->instance_type) : NULL;
+        if (known && ilimits_default_card_enis(known) < it.max_enis)
+                it.max_enis = ilimits_default_card_enis(known);
+        if (r == 0) {
+                errmsg_clear(err);
                 n->limits = (struct plan_limits){ it.max_enis, it.ipv4_per_eni };
                 n->prefix_supported = it.prefix_supported;
                 return 0;

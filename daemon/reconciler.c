@@ -164,7 +164,8 @@ static int node_max_pods(const struct ipamd_ctx *o) {
         const struct ilimits *t = ilimits_lookup(o->node->instance_type);
         struct plan_maxpods_in m = { .max_enis = t ? ilimits_default_card_enis(t) : o->node->limits.max_enis,
                                      .ipv4_per_eni = o->node->limits.ipv4_per_eni, .vcpus = t ? t->vcpus : 31,
-                                     .nitro = true, .prefix_delegation = true, .max_eni = o->cfg->pool.max_eni };
+                                     .nitro = true, .prefix_delegation = true, .max_eni = o->cfg->pool.max_eni,
+                                     .custom_networking = o->cfg->custom_networking };
         int pods = plan_max_pods_for(&m);
         return pods > 0 ? pods : 0;
 }
@@ -211,10 +212,86 @@ static bool is_grow(const struct plan *p) {
         return false;
 }
 
+/*
+ * aws-node's rule: no ENI attached or detached while the node carries the
+ * unschedulable taint. Before the Node was first read, creates go on (pods
+ * must not wait on the API server) but deletes wait (they can).
+ */
+enum eni_gate { ENIS_FREE, ENIS_NO_DELETE, ENIS_FROZEN };
+
+static enum eni_gate eni_gate(const struct ipamd_ctx *o) {
+        struct customnet_view v;
+        if (!o->cnet || o->cfg->manage_non_schedulable || !o->cfg->node_name[0])
+                return ENIS_FREE;
+        customnet_view(o->cnet, &v);
+        return !v.node_read ? ENIS_NO_DELETE : v.unschedulable ? ENIS_FROZEN : ENIS_FREE;
+}
+
+static bool unschedulable(const struct ipamd_ctx *o) {
+        return eni_gate(o) == ENIS_FROZEN;
+}
+
+/* The plan without the ENI creates (frozen) and deletes (frozen or not yet known) the gate forbids. */
+static void drop_eni_actions(struct plan *p, enum eni_gate g) {
+        size_t k = 0;
+        for (size_t i = 0; i < p->n_actions; i++)
+                if (!(p->actions[i].kind == PLAN_CREATE_ENI && g == ENIS_FROZEN) &&
+                    !(p->actions[i].kind == PLAN_DELETE_ENI && g != ENIS_FREE))
+                        p->actions[k++] = p->actions[i];
+        if (k != p->n_actions)
+                log_debug("the node is unschedulable (or not read yet): ENI actions left out",
+                          LF_INT("dropped", (int)(p->n_actions - k)));
+        p->n_actions = k;
+}
+
+/*
+ * ENIs whose addresses are not the pods' (no_pods: custom networking's
+ * primary, an ENI in a subnet tagged kubernetes.io/role/cni=0, as aws-node's
+ * IsExcludedForPodIPs): their free addresses go back to EC2; pods holding one
+ * keep it until they end. Prefixes on them are left alone.
+ */
+static void release_no_pods(reconciler *r, const struct plan_eni *enis, size_t n) {
+        struct ipamd_ctx *o = &r->o.ctx;
+        for (size_t i = 0; i < n; i++)
+                if (enis[i].no_pods && enis[i].free > 0 && enis[i].prefixes == 0) {
+                        int rc = eniops_release(o, enis[i].id, enis[i].free);
+                        log_info("returned the free addresses of an ENI that carries no pods to EC2",
+                                 LF_STR("eni", enis[i].id), LF_BOOL("primary", enis[i].is_primary),
+                                 LF_INT("count", enis[i].free), LF_INT("error", rc < 0 ? rc : 0));
+                }
+}
+
+/*
+ * The planner's marks: no_pods for custom networking's primary and for ENIs
+ * in excluded subnets; no_grow for ENIs whose subnet ran out a moment ago
+ * (the shortfall then goes to a new ENI in another candidate subnet).
+ */
+static void mark_enis(struct ipamd_ctx *o, struct plan_eni *enis, size_t n) {
+        struct store_eni *all = NULL;
+        size_t n_all = 0;
+        if (store_enis(o->store, &all, &n_all) < 0)
+                return;
+        int64_t now = o->now_ms();
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n_all; j++) {
+                        if (strcmp(all[j].id, enis[i].id) != 0)
+                                continue;
+                        enis[i].no_pods = (enis[i].is_primary && o->cfg->custom_networking) ||
+                                          (!o->cfg->no_provisioning && ctx_subnet_excluded(o, all[j].subnet_id));
+                        enis[i].no_grow = subnets_backoff_active(&o->backoff, all[j].subnet_id, now);
+                }
+        free(all);
+}
+
 static void update_status(reconciler *r, const struct plan *p) {
         struct ipamd_ctx *o = &r->o.ctx;
         char reason[SERVER_REASON_MAX] = "";
-        if (o->reason[0])
+        if (o->cn_reason[0] && (p->summary.shortfall > 0 || o->reason[0]))
+                snprintf(reason, sizeof reason, "custom networking: %s", o->cn_reason);
+        else if (unschedulable(o) && p->summary.shortfall > 0)
+                snprintf(reason, sizeof reason, "the node is unschedulable (" CUSTOMNET_UNSCHEDULABLE_TAINT
+                         ":NoSchedule): no ENI is attached or detached (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false)");
+        else if (o->reason[0])
                 snprintf(reason, sizeof reason, "%s", o->reason);
         else if (p->summary.at_capacity)
                 snprintf(reason, sizeof reason, "ENI limit reached: %d ENIs of %s (MAX_ENI %d) hold %d addresses, all in use or cooling",
@@ -261,6 +338,7 @@ static void plan_pass(reconciler *r, int waiting) {
                                  .waiting_adds = waiting,
                                  .since_grow_ms = r->last_grow ? vtime_mono_ms() - r->last_grow : INT64_MAX,
                                  .prefix_delegation = prefix_mode(o), .max_pods = node_max_pods(o) };
+        mark_enis(o, enis, n);
         count_pending(o->store, &in);
         int assigned = 0;
         for (size_t i = 0; i < n; i++)
@@ -278,6 +356,10 @@ static void plan_pass(reconciler *r, int waiting) {
                 set_status(r, true, p.summary.shortfall ? "DISABLE_NETWORK_RESOURCE_PROVISIONING is set: the pool does not grow" : "");
                 return;
         }
+        release_no_pods(r, enis, n);
+        enum eni_gate gate = eni_gate(o);
+        if (gate != ENIS_FREE)
+                drop_eni_actions(&p, gate);
         if (is_grow(&p) && now < o->grow_blocked_until) {
                 update_status(r, &p);
                 return;

@@ -32,6 +32,7 @@
 #include <cjson/cJSON.h>
 
 #include "awsnode-import.h"
+#include "customnet.h"
 #include "ec2.h"
 #include "eniops.h"
 #include "hostnet.h"
@@ -65,6 +66,7 @@ struct ipamd {
         metrics *metrics;
         server *srv;
         reconciler *rec;
+        customnet *cnet;                /* the Kubernetes reads; NULL when no feature needs them */
         introspect *http;
         sigset_t signals;
         _Atomic bool stopping;
@@ -328,7 +330,7 @@ static void sweep_pod_veths(struct ipamd *d) {
 
 static struct ipamd_ctx make_ctx(struct ipamd *d, store *s) {
         return (struct ipamd_ctx){ .ec2 = d->ec2, .imds = d->imds, .store = s, .net = d->net, .metrics = d->metrics,
-                                .cfg = &d->cfg, .node = &d->node, .now_ms = vtime_wall_ms,
+                                .cfg = &d->cfg, .node = &d->node, .now_ms = vtime_wall_ms, .cnet = d->cnet,
                                 .pool_changed = pool_changed, .stopping = stopping, .userdata = d };
 }
 
@@ -399,6 +401,32 @@ static void import_aws_node(struct ipamd *d) {
                  LF_INT("skipped", rep.skipped), LF_INT("veths_adopted", rep.veths_adopted));
 }
 
+/*
+ * The Kubernetes reader (customnet.h), when a feature needs the API: custom
+ * networking, or the unschedulable rule (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false,
+ * aws-node's default) on a node that knows its name and its API server. It
+ * never blocks the start: the first read happens on its thread.
+ */
+static void start_customnet(struct ipamd *d) {
+        const struct ipamd_config *c = &d->cfg;
+        bool unsched = !c->manage_non_schedulable && c->node_name[0] && c->in_cluster;
+        if (!c->custom_networking && !unsched) {
+                if (!c->manage_non_schedulable)
+                        log_info("AWS_MANAGE_ENIS_NON_SCHEDULABLE=false, but without MY_NODE_NAME and the in-cluster "
+                                 "API the Node cannot be read: ENIs are managed whatever its taints");
+                return;
+        }
+        struct customnet_options o = { .eniconfig = c->custom_networking, .annotation_key = c->eniconfig_annotation,
+                                       .label_key = c->eniconfig_label };
+        struct errmsg err = { 0 };
+        int r = customnet_start(&o, &d->cnet, &err);
+        if (r < 0)
+                fatal("cannot start the Kubernetes reader", r, err.text);
+        log_info("reading the node from the Kubernetes API", LF_STR("node", c->node_name),
+                 LF_BOOL("custom_networking", c->custom_networking), LF_BOOL("unschedulable_rule", unsched),
+                 LF_STR("annotation", c->eniconfig_annotation), LF_STR("label", c->eniconfig_label));
+}
+
 /* The reconciler's thread: its first job is the EC2 pass and the intents a crash left. */
 static void start_reconciler(struct ipamd *d) {
         struct errmsg err = { 0 };
@@ -426,6 +454,7 @@ static void shutdown_all(struct ipamd *d) {
         introspect_stop(d->http);
         reconciler_stop(d->rec);         /* finishes the EC2 call in flight; long waits end early */
         d->rec = NULL;
+        d->cnet = customnet_stop(d->cnet);
         server_free(d->srv);
         podnet_free(d->podnet);          /* deletes the veths still queued */
         store_close(d->store);
@@ -548,6 +577,7 @@ int main(int argc, char **argv) {
         start_introspection(&d);
         pthread_t sig;
         pthread_create(&sig, NULL, signal_thread, &d);
+        start_customnet(&d);
         start_reconciler(&d);
         sweep_pod_veths(&d);
         int r = server_run(d.srv);

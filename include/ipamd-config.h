@@ -62,6 +62,13 @@ struct ipamd_config {
         bool manage_untagged;                   /* MANAGE_UNTAGGED_ENI, true */
         bool subnet_discovery;                  /* ENABLE_SUBNET_DISCOVERY, true: new ENIs in tagged subnets too */
         bool prefix_delegation;                 /* ENABLE_PREFIX_DELEGATION: /28 prefixes (nitro only) */
+        bool custom_networking;                 /* AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG: new ENIs per the ENIConfig */
+        char eniconfig_annotation[254];         /* ENI_CONFIG_ANNOTATION_DEF */
+        char eniconfig_label[254];              /* ENI_CONFIG_LABEL_DEF */
+        bool manage_non_schedulable;            /* AWS_MANAGE_ENIS_NON_SCHEDULABLE */
+        char node_name[254];                    /* MY_NODE_NAME */
+        char cluster_endpoint[IPAMD_ENDPOINT_MAX + 1];  /* CLUSTER_ENDPOINT */
+        bool in_cluster;                        /* KUBERNETES_SERVICE_HOST or CLUSTER_ENDPOINT set */
         char service_cidrs[IPAMD_SERVICE_CIDRS_MAX][IPAMD_CIDR_LEN];   /* AWS_EXTERNAL_SERVICE_CIDRS */
         size_t n_service_cidrs;
         char ec2_endpoint[IPAMD_ENDPOINT_MAX + 1];     /* AWS_EC2_ENDPOINT; "" = the SDK variables' */

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "customnet.h"
 #include "ec2.h"
 #include "hostnet.h"
 #include "imds.h"
@@ -57,6 +58,17 @@ struct ipamd_ctx {
         } known[SUBNETS_MAX];
         size_t n_known;
         int64_t prefix_fallback_until;  /* PD: no free /28 in the subnet; /32s until then (eniops.c) */
+        /* Custom networking (NULL: off): the Kubernetes reader, why no ENI can be made per the
+         * ENIConfig ("" when one can), and the security groups the last choice gave new ENIs. */
+        customnet *cnet;
+        char cn_reason[CTX_REASON_MAX];
+        struct ctx_verdict {
+                char id[SUBNETS_ID_MAX];
+                bool excluded;          /* tagged kubernetes.io/role/cni=0 when first asked */
+        } verdicts[SUBNETS_MAX];
+        size_t n_verdicts;
+        char eni_groups[CUSTOMNET_MAX_SGS][CUSTOMNET_ID_MAX];
+        size_t n_eni_groups;
 };
 
 /* Set o->reason from an EC2 failure; subnet exhaustion also blocks growth for a while. */
@@ -71,12 +83,33 @@ bool ctx_note_create_failure(struct ipamd_ctx *o, const char *subnet_id, int r, 
 
 /*
  * The subnets the next ENI may go in, best first, without those backing off:
- * with ENABLE_SUBNET_DISCOVERY, aws-node's candidates (subnets.h) among
+ * with custom networking, the ENIConfig's subnet alone, once EC2 confirms it
+ * is in the node's AZ and VPC and not tagged kubernetes.io/role/cni=0 (else
+ * none, o->cn_reason says why, logged once; o->eni_groups gets its security
+ * groups); with ENABLE_SUBNET_DISCOVERY, aws-node's candidates (subnets.h) among
  * DescribeSubnets' answer for the node's AZ and VPC; without it, or when
  * DescribeSubnets fails (logged), the node's subnet. Their number (0: all
  * backing off or excluded).
  */
 size_t ctx_subnet_choices(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max);
+
+/* With custom networking, no choice is retried this soon (the ENIConfig may appear any time). */
+#define CTX_CUSTOMNET_RETRY_MS 5000
+
+/*
+ * Is the subnet tagged kubernetes.io/role/cni=0 (its ENIs carry no pods, as
+ * aws-node's IsExcludedForPodIPs)? Asked of EC2 once per subnet and process
+ * (aws-node: tag changes apply at restart); unknown (DescribeSubnets failed,
+ * logged once) is not excluded.
+ */
+bool ctx_subnet_excluded(struct ipamd_ctx *o, const char *subnet_id);
+
+/*
+ * An Assign to an ENI in subnet_id failed: o->reason from it. Exhaustion
+ * backs that subnet off (its ENIs are not grown meanwhile) and blocks growth
+ * as a whole only when no other candidate subnet is open, as a create's.
+ */
+void ctx_note_assign_failure(struct ipamd_ctx *o, const char *subnet_id, int r, const struct ec2_error *e);
 
 /* The CIDR of a subnet, from EC2 (DescribeSubnets, remembered): 0, or a negative errno (logged). */
 int ctx_subnet_cidr(struct ipamd_ctx *o, const char *subnet_id, char out[19]);

@@ -76,6 +76,9 @@ struct plan_eni {
         int prefixes;
         int empty_prefixes;     /* of those, no address assigned, cooling or releasing */
         int pending_prefixes;   /* requested from EC2 on this ENI, not yet in the store */
+        bool no_grow;           /* never assigned more (its subnet ran out a moment ago) */
+        bool no_pods;           /* its addresses are not the pods' (custom networking's primary, an ENI
+                                   in a subnet tagged kubernetes.io/role/cni=0): never grown, no supply */
 };
 
 struct plan_input {

@@ -5,7 +5,8 @@
  * Grow: the shortfall is what the targets want free (plus one free address
  * per waiting ADD) minus what is free or already on its way. It is covered by
  * filling ENIs that have room — primary first, then by device index — and
- * then by creating as many ENIs as still needed, each with its addresses in
+ * then by creating as many ENIs as still needed (an ENI marked no_grow or
+ * no_pods is never filled, and a no_pods one's free addresses are no supply), each with its addresses in
  * the same call. In WARM_ENI mode every request is a whole ENI's worth, as in
  * aws-node. Shrink runs only when nothing is short or pending and the last
  * grow is older than the configured shrink delay.
@@ -106,7 +107,8 @@ static void summarize(const struct plan_input *in, struct plan_summary *s) {
                                     .prefix_delegation = in->prefix_delegation };
         for (size_t i = 0; i < in->n_enis; i++) {
                 const struct plan_eni *e = &in->enis[i];
-                s->free += e->free;
+                /* An ENI whose addresses are not the pods' (released by the daemon): no supply. */
+                s->free += e->no_pods ? 0 : e->free;
                 s->assigned += e->assigned;
                 s->cooldown += e->cooldown;
                 s->pending += e->pending + PLAN_PREFIX_IPS * e->pending_prefixes;
@@ -117,7 +119,10 @@ static void summarize(const struct plan_input *in, struct plan_summary *s) {
         s->pending += in->pending_eni_ips + PLAN_PREFIX_IPS * in->pending_eni_prefixes;
         s->total = s->free + s->assigned + s->cooldown;
         s->max_enis = plan_max_enis(&in->limits, &in->cfg);
-        s->capacity = s->max_enis * plan_ips_per_eni(&in->limits) * (in->prefix_delegation ? PLAN_PREFIX_IPS : 1);
+        int no_pods = 0;
+        for (size_t i = 0; i < in->n_enis; i++)
+                no_pods += in->enis[i].no_pods;
+        s->capacity = (s->max_enis - no_pods) * plan_ips_per_eni(&in->limits) * (in->prefix_delegation ? PLAN_PREFIX_IPS : 1);
 }
 
 /* WARM_ENI mode: W ENIs' worth free; with W=0, aws-node still refills at zero. */
@@ -179,7 +184,7 @@ static void plan_grow(const struct plan_input *in, struct plan *p, int need) {
 
         for (size_t i = 0; i < n && need > 0; i++) {
                 int room = eni_room(in, order[i]);
-                if (room <= 0)
+                if (room <= 0 || order[i]->no_grow || order[i]->no_pods)
                         continue;
                 int count = whole ? room : min_i(room, need);
                 if (add_action(p, PLAN_ASSIGN_IPS, order[i]->id, count))
@@ -362,7 +367,10 @@ static int grow_room(const struct plan_input *in, const struct plan_summary *s, 
         int slots = s->max_enis * plan_ips_per_eni(&in->limits) - in->pending_eni_ips - in->pending_eni_prefixes;
         for (size_t i = 0; i < in->n_enis; i++) {
                 const struct plan_eni *e = &in->enis[i];
-                slots -= eni_slots(e) + e->pending + e->pending_prefixes;
+                if (e->no_grow || e->no_pods)
+                        slots -= plan_ips_per_eni(&in->limits);  /* never grown: none of its slots is room */
+                else
+                        slots -= eni_slots(e) + e->pending + e->pending_prefixes;
         }
         *ret_slots = max_i(slots, 0);
         if (in->max_pods <= 0)

@@ -100,7 +100,12 @@ static const struct {
         { "ENABLE_IPv6=true", -EOPNOTSUPP, "ENABLE_IPv6=true: not supported yet" },
         { "ENABLE_PREFIX_DELEGATION=true", -EINVAL, "ENABLE_PREFIX_DELEGATION=true: needs WARM_PREFIX_TARGET" },
         { "ENABLE_PREFIX_DELEGATION=yes", -EINVAL, "ENABLE_PREFIX_DELEGATION=yes: not a boolean" },
-        { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true", -EOPNOTSUPP, "not supported yet" },
+        { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true", -EINVAL, "needs MY_NODE_NAME" },
+        { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=yes", -EINVAL, "not a boolean" },
+        { "MY_NODE_NAME=Not_A_Name", -EINVAL, "not a Node name" },
+        { "CLUSTER_ENDPOINT=http://api:6443", -EINVAL, "not an https:// URL" },
+        { "ENI_CONFIG_LABEL_DEF=a b", -EINVAL, "not a label or annotation key" },
+        { "AWS_MANAGE_ENIS_NON_SCHEDULABLE=maybe", -EINVAL, "not a boolean" },
         { "ENABLE_POD_ENI=true", -EOPNOTSUPP, "ENABLE_POD_ENI=true" },
         { "ENABLE_IPv4=false", -EOPNOTSUPP, "IPv4 only" },
         { "CLUSTER_NAME=a\tb", -EINVAL, "control character" },
@@ -387,6 +392,25 @@ START_TEST(test_settings) {
 END_TEST
 
 /* The aws-node variables with a meaning here: what each sets, and what it implies. */
+/* Custom networking: the Node's name and an API server are needed; the keys default to aws-node's. */
+START_TEST(test_custom_networking) {
+        const char *env[] = { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true", "MY_NODE_NAME=ip-10-0-0-5.ec2.internal",
+                              "ENI_CONFIG_LABEL_DEF=topology.kubernetes.io/zone", NULL };
+        struct ipamd_config c;
+        struct errmsg e;
+        ck_assert_int_eq(ipamd_config_from_env(env, &c, &e), -EINVAL);
+        ck_assert_msg(strstr(e.text, "KUBERNETES_SERVICE_HOST"), "%s", e.text);
+        const char *in_pod[] = { env[0], env[1], env[2], "KUBERNETES_SERVICE_HOST=10.100.0.1", NULL };
+        ck_assert_msg(ipamd_config_from_env(in_pod, &c, &e) == 0, "%s", e.text);
+        ck_assert(c.custom_networking && c.in_cluster && !c.manage_non_schedulable);
+        ck_assert_str_eq(c.eniconfig_label, "topology.kubernetes.io/zone");
+        ck_assert_str_eq(c.eniconfig_annotation, "k8s.amazonaws.com/eniConfig");
+        const char *endpoint[] = { env[0], env[1], "CLUSTER_ENDPOINT=https://abc.eks.amazonaws.com", NULL };
+        ck_assert_msg(ipamd_config_from_env(endpoint, &c, &e) == 0, "%s", e.text);
+        ck_assert_str_eq(c.eniconfig_label, "k8s.amazonaws.com/eniConfig");
+}
+END_TEST
+
 START_TEST(test_aws_node_values) {
         const char *env[] = { "ENABLE_IMDS_ONLY_MODE=true", "MANAGE_UNTAGGED_ENI=true",
                               "AWS_EC2_ENDPOINT=http://127.0.0.1:5000/", "HTTP_TIMEOUT=30",
@@ -407,10 +431,11 @@ START_TEST(test_aws_node_values) {
                 if ((c.ignored >> i) & 1) {
                         n_ignored++;
                         const char *name = ipamd_config_ignored_var(i)->name;
-                        ck_assert_msg(strcmp(name, "MY_NODE_NAME") == 0 || strcmp(name, "ENABLE_MULTI_NIC") == 0 ||
+                        ck_assert_msg(strcmp(name, "ENABLE_MULTI_NIC") == 0 ||
                                       strcmp(name, "NETWORK_POLICY_ENFORCING_MODE") == 0, "%s", name);
                 }
-        ck_assert_uint_eq(n_ignored, 3);
+        ck_assert_uint_eq(n_ignored, 2);
+        ck_assert_str_eq(c.node_name, "n1");
         /* defaults: aws-node's */
         const char *none[] = { NULL };
         ck_assert_int_eq(ipamd_config_from_env(none, &c, NULL), 0);
@@ -489,6 +514,7 @@ int main(void) {
         tcase_add_test(tc, test_tables_disjoint);
         tcase_add_test(tc, test_settings);
         tcase_add_test(tc, test_aws_node_values);
+        tcase_add_test(tc, test_custom_networking);
         tcase_add_test(tc, test_owner_tag);
         tcase_add_test(tc, test_prefix_delegation);
         suite_add_tcase(s, tc);

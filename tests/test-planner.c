@@ -244,6 +244,42 @@ START_TEST(test_summary_counts) {
 }
 END_TEST
 
+/* no_pods (custom networking's primary): never filled, its free addresses no supply, capacity one ENI less. */
+START_TEST(test_custom_networking) {
+        struct plan_input in;
+        struct plan p;
+        struct scenario sc = { "cn", { -2, 5, -2, -2 }, M5_LARGE, { PRIMARY(3, 0, 0) }, 1, 0, 0, 0, LONG_AGO,
+                               { { 0 } }, 0, false };
+        sc.enis[0].no_pods = true;
+        to_input(&sc, &in);
+        ck_assert_int_eq(plan_compute(&in, &p), 0);
+        ck_assert_int_eq(p.summary.free, 0);
+        ck_assert_int_eq(p.summary.shortfall, 5);
+        ck_assert_int_eq(p.summary.capacity, 18);
+        ck_assert_uint_eq(p.n_actions, 1);
+        ck_assert_int_eq(p.actions[0].kind, PLAN_CREATE_ENI);
+        ck_assert_int_eq(p.actions[0].count, 5);
+        /* two ENIs of three at most: the third (the primary's slot) is never planned */
+        struct plan_eni two[] = { PRIMARY(0, 0, 0), SECONDARY("eni-a", 1, 0, 9, 0, OLD),
+                                  SECONDARY("eni-b", 2, 0, 9, 0, OLD) };
+        two[0].no_pods = true;
+        in.enis = two;
+        in.n_enis = 3;
+        ck_assert_int_eq(plan_compute(&in, &p), 0);
+        ck_assert_uint_eq(p.n_actions, 0);
+        ck_assert(p.summary.at_capacity);
+        /* no_grow (its subnet ran out): its free addresses serve, but the shortfall goes to a new ENI */
+        struct plan_eni out[] = { PRIMARY(0, 9, 0), SECONDARY("eni-a", 1, 2, 3, 0, OLD) };
+        out[1].no_grow = true;
+        in.enis = out;
+        in.n_enis = 2;
+        ck_assert_int_eq(plan_compute(&in, &p), 0);
+        ck_assert_int_eq(p.summary.free, 2);
+        ck_assert_uint_eq(p.n_actions, 1);
+        ck_assert_int_eq(p.actions[0].kind, PLAN_CREATE_ENI);
+}
+END_TEST
+
 START_TEST(test_bad_input) {
         struct plan_input in;
         struct plan p;
@@ -666,6 +702,7 @@ int main(void) {
         tcase_add_test(tc, test_max_enis_clamped);
         tcase_add_test(tc, test_summary_counts);
         tcase_add_test(tc, test_bad_input);
+        tcase_add_test(tc, test_custom_networking);
         tcase_add_test(tc, test_churn_does_not_flap);
         tcase_add_loop_test(tc, test_pd_scenario, 0, sizeof pd_scenarios / sizeof pd_scenarios[0]);
         tcase_add_test(tc, test_pd_t3_small_published);

@@ -47,8 +47,9 @@ class UnixHTTP(http.client.HTTPConnection):
 
 
 class Daemon:
-    def __init__(self, world, node=0, env=None, name=None):
+    def __init__(self, world, node=0, env=None, name=None, k8s=False):
         self.world = world
+        self.k8s = k8s           # run as `vpc-world exec` does: service account, MY_NODE_NAME, API server
         self.node = node
         self.ns = world.node_ns(node)
         base = os.path.join(world.dir, name or f"n{node}")
@@ -74,9 +75,14 @@ class Daemon:
             "METRICS_BIND_ADDRESS": "unix:" + self.metrics,
             "AWS_VPC_K8S_CNI_LOGLEVEL": "debug",
         }
+        prefix = []
+        if self.k8s:
+            from vpcworld import k8sapi
+            prefix, k8s_env = k8sapi.exec_prefix(w, w["nodes"][self.node])
+            env.update(kv.split("=", 1) for kv in k8s_env)
         env.update(self.env)
         self.logf = open(self.log, "a")
-        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, IPAMD], env=env,
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns] + prefix + [IPAMD], env=env,
                                      stdout=self.logf, stderr=subprocess.STDOUT)
         STARTED.append(self)
         if wait:

@@ -145,9 +145,15 @@ def container():
     return cs[0]
 
 
+# Variables the manifest fills from the downward API: name -> fieldPath.
+DOWNWARD = {"MY_NODE_NAME": "spec.nodeName"}
+
+
 def env():
     out = {}
     for e in container()["env"]:
+        if e["name"] in DOWNWARD:
+            continue
         assert set(e) == {"name", "value"}, f"{e}: only name and value are expected"
         assert isinstance(e["value"], str), f'{e["name"]}: value {e["value"]!r} is a {type(e["value"]).__name__}, ' \
                                             "not a string (quote it: Kubernetes refuses it)"
@@ -233,8 +239,18 @@ def t_env_known():
     assert not unknown, f"the daemon does not read: {unknown}"
 
 
+def t_downward_api():
+    """MY_NODE_NAME from the pod's node, and the token mounted (the API client reads both)."""
+    got = {e["name"]: e for e in container()["env"] if e["name"] in DOWNWARD}
+    assert set(got) == set(DOWNWARD), f"missing {sorted(set(DOWNWARD) - set(got))}"
+    for name, path in DOWNWARD.items():
+        assert got[name] == {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}, got[name]
+    assert pod_spec()["automountServiceAccountToken"] is True
+    assert manifest()["ServiceAccount"]["automountServiceAccountToken"] is True
+
+
 def t_env_complete():
-    missing = sorted(set(daemon_rows()) - set(env()))
+    missing = sorted(set(daemon_rows()) - set(env()) - set(DOWNWARD))
     assert not missing, f"daemon variables missing from the manifest: {missing}"
     # Each variable is introduced by a comment (one comment may lead a group).
     text = open(os.path.join(DEPLOY, "daemonset.yaml")).read()
@@ -741,6 +757,7 @@ def main():
         ("manifest: every field and type is Kubernetes' (python3-kubernetes API models)", t_manifest_schema),
         ("manifest: every variable is one the daemon or the AWS SDK chain reads", t_env_known),
         ("manifest: every daemon variable is there", t_env_complete),
+        ("manifest: MY_NODE_NAME from the downward API, the token mounted", t_downward_api),
         ("manifest: values are the daemon's defaults", t_env_defaults),
         ("manifest: vpc-ipamd -n accepts every value, lists every variable, creates nothing", t_env_accepted),
         ("vpc-ipamd -n: a bad value, path or conflict exits 2 with a start's message, creating nothing",

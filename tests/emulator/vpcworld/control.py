@@ -15,6 +15,7 @@
   POST /subnets               {"cidr", "az"?, "tags"?: {key: value}, "ipv6"?: false} -> the new subnet
                               (in an IPv6 world it gets the next /64 unless "ipv6" is false)
   POST /subnets/tags          {"subnet_id", "tags": {key: value}}: add or change tags
+  POST /security-groups       {"name"} -> {"id", "name"}: a security group of the VPC
   POST /subnets/reserve       {"subnet_id", "leave"?: n}: take its free addresses but n
   POST /shutdown              tear the world down (as `vpc-world down`)
 
@@ -67,6 +68,7 @@ class ControlHandler(BaseHTTPRequestHandler):
             ("POST", "/subnets"): lambda b: s.add_subnet(b["cidr"], b.get("az"), b.get("tags"),
                                                          b.get("ipv6", True)),
             ("POST", "/subnets/tags"): lambda b: s.tag_subnet(b["subnet_id"], b["tags"]),
+            ("POST", "/security-groups"): lambda b: s.add_security_group(b["name"]),
             ("POST", "/subnets/reserve"): lambda b: s.reserve_in_subnet(b["subnet_id"], b.get("leave", 0)),
             ("POST", "/shutdown"): lambda b: s.request_shutdown(),
         }

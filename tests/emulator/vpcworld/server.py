@@ -32,7 +32,7 @@ from .ec2api import Drop, Ec2Api
 from .fabric import EC2_IP, IMDS_IP, OUTSIDE_IP, OUTSIDE_NET, Fabric
 from .faults import Faults, Latency, Throttle
 from .instance_types import TYPES
-from .model import Hooks, World, ip_str, now_iso
+from .model import Hooks, World, ip_str, new_id, now_iso
 
 
 def log(msg):
@@ -274,7 +274,7 @@ class Server(Hooks):
                     "description": e.description, "tags": dict(e.tags),
                     "primary_ip": ip_str(e.primary), "secondary_ips": [ip_str(x) for x in e.secondaries],
                     "prefixes": [f"{ip_str(p)}/28" for p in e.prefixes],
-                    "source_dest_check": e.source_dest_check,
+                    "source_dest_check": e.source_dest_check, "groups": list(e.groups),
                     "attachment": None if a is None else {
                         "id": a.id, "instance_id": a.instance.id, "device_index": a.device_index,
                         "network_card_index": a.card_index, "status": a.status,
@@ -324,6 +324,13 @@ class Server(Hooks):
                 model6.add_subnet_block(self.world, s)     # a no-op unless the VPC has IPv6
             s.tags.update({str(k): str(v) for k, v in (tags or {}).items()})
             return self._subnet_view(s)
+
+    def add_security_group(self, name):
+        """A security group of the VPC, for ENIs that name it (custom networking's ENIConfig)."""
+        with self.world.lock:
+            sg = new_id("sg")
+            self.world.groups[sg] = str(name)
+            return {"id": sg, "name": str(name)}
 
     def tag_subnet(self, subnet_id, tags):
         with self.world.lock:
