@@ -193,6 +193,13 @@ int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
                  struct store_lease *ret, bool *ret_existing);
 
 /*
+ * Secondary-IP mode (on): hand out /32s before the addresses of prefixes
+ * left from prefix delegation, so those empty out and go back. Off (the
+ * default): prefixes first, so /32s left from the fallback empty out.
+ */
+void store_prefer_ips(store *s, bool on);
+
+/*
  * Give the attachment exactly ip: a pod another IPAM wired (aws-node's
  * checkpoint), or one the kernel shows after the store was lost. The cooldown
  * is not consulted, and an address marked for release is kept. 0 when

@@ -61,7 +61,7 @@ static const char *const stmt_sql[ST__MAX] = {
                 "SELECT a.addr FROM addresses a JOIN blocks b ON b.cidr = a.block"
                 " JOIN enis e ON e.id = b.eni_id"
                 " WHERE a.state = 'free' AND a.cooldown_until <= ?1 AND e.state = 'attached'"
-                " ORDER BY b.kind = 'prefix' DESC,"
+                " ORDER BY (b.kind = 'prefix') = ?2 DESC,"
                 " CASE WHEN b.kind = 'prefix' THEN (" BUSY_IN_BLOCK ") END DESC,"
                 " CASE WHEN b.kind = 'prefix' THEN a.addr END, a.free_since, a.addr LIMIT 1",
         [ST_ASSIGN] =
@@ -117,7 +117,8 @@ static const char *const stmt_sql[ST__MAX] = {
                 " COALESCE(SUM(a.state = 'releasing'), 0),"
                 " (SELECT COUNT(*) FROM blocks b WHERE b.eni_id = e.id AND b.kind = 'prefix'),"
                 " (SELECT COUNT(*) FROM blocks b WHERE b.eni_id = e.id AND b.kind = 'prefix'"
-                "  AND (" BUSY_IN_BLOCK ") = 0)"
+                "  AND (" BUSY_IN_BLOCK ") = 0),"
+                " COALESCE(SUM(b.kind = 'ip' AND a.state = 'free' AND a.cooldown_until <= ?1), 0)"
                 " FROM enis e LEFT JOIN blocks b ON b.eni_id = e.id LEFT JOIN addresses a ON a.block = b.cidr"
                 " WHERE e.state = 'attached' GROUP BY e.id ORDER BY e.network_card, e.device_index",
         [ST_INTENT_BEGIN] =
@@ -166,6 +167,7 @@ struct store {
         ino_t ino;
         bool has_identity;              /* false for a database that is no file (":memory:") */
         unsigned epoch;                 /* reopen_epoch when opened */
+        bool ips_first;                 /* store_prefer_ips */
 };
 
 /* Process-wide: store_reopen_all() bumps it; a handle behind reopens before its next operation. */
@@ -519,6 +521,7 @@ static int assign_locked(store *s, const struct store_attachment *a, int64_t now
         if (!st)
                 return -ENOMEM;
         sqlite3_bind_int64(st, 1, now_ms);
+        sqlite3_bind_int(st, 2, !s->ips_first);
         r = query_int(st, &addr);
         if (r < 0)
                 return r == -ENOENT ? -EAGAIN : r;
@@ -529,6 +532,11 @@ static int assign_locked(store *s, const struct store_attachment *a, int64_t now
         if (ret_existing)
                 *ret_existing = false;
         return lease_by_addr(s, addr, ret);
+}
+
+void store_prefer_ips(store *s, bool on) {
+        if (s)
+                s->ips_first = on;
 }
 
 int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
@@ -1133,6 +1141,7 @@ int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, 
                 e->releasing = sqlite3_column_int(st, 7);
                 e->prefixes = sqlite3_column_int(st, 8);
                 e->empty_prefixes = sqlite3_column_int(st, 9);
+                e->free_ips = sqlite3_column_int(st, 10);
         }
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
