@@ -34,7 +34,7 @@ enum stmt_id {
         ST_INTENT_BEGIN, ST_INTENT_END, ST_INTENT_OPEN, ST_INTENT_PRUNE,
         ST_ITYPE_PUT, ST_ITYPE_GET, ST_META_SET, ST_META_GET,
         ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL, ST_BLOCK_ADDED, ST_PRIMARY_OWNER, ST_UNMARK_ADDR,
-        ST_PICK_EMPTY_PREFIXES,
+        ST_PICK_EMPTY_PREFIXES, ST_BLOCK_USE,
         ST__MAX
 };
 
@@ -154,6 +154,13 @@ static const char *const stmt_sql[ST__MAX] = {
                 " AND (SELECT COUNT(*) FROM addresses x WHERE x.block = b.cidr"
                 "      AND (x.state != 'free' OR x.cooldown_until > ?2)) = 0"
                 " ORDER BY b.first DESC LIMIT ?3",
+        [ST_BLOCK_USE] =
+                "SELECT b.cidr, b.kind = 'prefix', COUNT(a.addr), COALESCE(SUM(a.state = 'assigned'), 0),"
+                " COALESCE(SUM(a.state = 'free' AND a.cooldown_until <= ?2), 0),"
+                " COALESCE(SUM(a.state = 'free' AND a.cooldown_until > ?2), 0),"
+                " COALESCE(SUM(a.state = 'releasing'), 0)"
+                " FROM blocks b LEFT JOIN addresses a ON a.block = b.cidr WHERE b.eni_id = ?1"
+                " GROUP BY b.cidr ORDER BY b.first",
 };
 
 struct store {
@@ -1113,6 +1120,28 @@ int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
                 return store_errno_from_sqlite(rc);
         *ret = out;
         return 0;
+}
+
+static void fill_block_use(sqlite3_stmt *st, void *dst) {
+        struct store_block_use *u = dst;
+        copy_col(u->cidr, sizeof u->cidr, st, 0);
+        u->prefix = sqlite3_column_int(st, 1) != 0;
+        u->size = sqlite3_column_int(st, 2);
+        u->assigned = sqlite3_column_int(st, 3);
+        u->free = sqlite3_column_int(st, 4);
+        u->cooldown = sqlite3_column_int(st, 5);
+        u->releasing = sqlite3_column_int(st, 6);
+}
+
+int store_block_use(store *s, const char *eni_id, int64_t now_ms, struct store_block_use **ret, size_t *ret_n) {
+        follow(s);
+        now_ms = store_now(s, now_ms);
+        sqlite3_stmt *st = s && eni_id && ret && ret_n ? stmt(s, ST_BLOCK_USE) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_text(st, 1, eni_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now_ms);
+        return collect_rows(st, sizeof **ret, fill_block_use, (void **)ret, ret_n);
 }
 
 int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, size_t *ret_n) {
