@@ -450,6 +450,34 @@ static int grow_room(const struct plan_input *in, const struct plan_summary *s, 
         return max_i(min_i(slots, pods_room), 0);
 }
 
+/*
+ * Nothing short, nothing on its way: a mixed PD pool is converted (prefixes
+ * for its free /32s), else the surplus goes back once the shrink delay passed.
+ */
+static void plan_idle(const struct plan_input *in, struct plan *p, int room) {
+        const bool pd = in->prefix_delegation;
+        int convert = pd ? convert_prefixes(in, &p->summary) : 0;
+        if (convert > 0) {
+                plan_convert(in, p, convert, room);
+                return;
+        }
+        if (pd) {
+                p->summary.surplus_ips = surplus_ips(in, &p->summary);
+                p->summary.surplus = surplus_prefixes(in, &p->summary, p->summary.free - p->summary.surplus_ips);
+        } else
+                p->summary.surplus = surplus(in, &p->summary);
+        if (in->since_grow_ms < (int64_t)in->cfg.shrink_delay_s * 1000)
+                return;
+        if (pd)
+                plan_shrink_pd(in, p);
+        else if (p->summary.empty_prefixes > 0)
+                plan_release_prefixes(in, p);
+        else if (p->summary.ip_targets)
+                plan_shrink_ips(in, p);
+        else
+                plan_shrink_enis(in, p);
+}
+
 int plan_compute(const struct plan_input *in, struct plan *ret) {
         if (!in || !ret || validate(in) < 0 || in->n_enis > PLAN_MAX_ACTIONS * 2)
                 return -EINVAL;
@@ -479,27 +507,7 @@ int plan_compute(const struct plan_input *in, struct plan *ret) {
                 if (need > 0)
                         plan_grow(in, &p, need);
         } else if (in->waiting_adds == 0 && p.summary.pending == 0 && in->pending_enis == 0) {
-                int convert = pd ? convert_prefixes(in, &p.summary) : 0;
-                if (convert > 0) {
-                        plan_convert(in, &p, convert, room);
-                        *ret = p;
-                        return 0;
-                }
-                if (pd) {
-                        p.summary.surplus_ips = surplus_ips(in, &p.summary);
-                        p.summary.surplus = surplus_prefixes(in, &p.summary, p.summary.free - p.summary.surplus_ips);
-                } else
-                        p.summary.surplus = surplus(in, &p.summary);
-                if (in->since_grow_ms >= (int64_t)in->cfg.shrink_delay_s * 1000) {
-                        if (pd)
-                                plan_shrink_pd(in, &p);
-                        else if (p.summary.empty_prefixes > 0)
-                                plan_release_prefixes(in, &p);
-                        else if (p.summary.ip_targets)
-                                plan_shrink_ips(in, &p);
-                        else
-                                plan_shrink_enis(in, &p);
-                }
+                plan_idle(in, &p, room);
         }
         *ret = p;
         return 0;
