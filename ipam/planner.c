@@ -74,6 +74,11 @@ static int eni_addresses(const struct plan_eni *e) {
         return e->free + e->assigned + e->cooldown + e->releasing;
 }
 
+/* Its free /32 secondaries (an ENI with no prefix has nothing else). */
+static int eni_free_ips(const struct plan_eni *e) {
+        return e->prefixes ? e->free_ips : e->free;
+}
+
 /* Secondary-address slots the ENI uses in EC2 right now: one per /32, one per /28. */
 static int eni_slots(const struct plan_eni *e) {
         return eni_addresses(e) - (PLAN_PREFIX_IPS - 1) * e->prefixes;
@@ -95,7 +100,7 @@ static int validate(const struct plan_input *in) {
                 if (e->free < 0 || e->assigned < 0 || e->cooldown < 0 || e->releasing < 0 || e->pending < 0)
                         return -EINVAL;
                 /* A prefix's 16 addresses are among the ENI's; an empty one's are all free. */
-                if (e->free_ips < 0 || e->free_ips > e->free || PLAN_PREFIX_IPS * e->empty_prefixes + e->free_ips > e->free)
+                if (e->free_ips < 0 || PLAN_PREFIX_IPS * e->empty_prefixes + e->free_ips > e->free)
                         return -EINVAL;
                 if (e->prefixes < 0 || e->pending_prefixes < 0 || e->empty_prefixes < 0 ||
                     e->empty_prefixes > e->prefixes || PLAN_PREFIX_IPS * e->prefixes > eni_addresses(e) ||
@@ -117,7 +122,7 @@ static void summarize(const struct plan_input *in, struct plan_summary *s) {
                 s->releasing += e->releasing;
                 s->prefixes += e->prefixes;
                 s->empty_prefixes += e->empty_prefixes;
-                s->free_ips += e->prefixes ? e->free_ips : e->free;  /* no prefix: every address is a /32 */
+                s->free_ips += eni_free_ips(e);
         }
         s->pending += in->pending_eni_ips + PLAN_PREFIX_IPS * in->pending_eni_prefixes;
         s->total = s->free + s->assigned + s->cooldown;
@@ -371,11 +376,10 @@ static void plan_shrink_pd(const struct plan_input *in, struct plan *p) {
         for (size_t i = 0; i < n; i++) {
                 const struct plan_eni *e = order[i];
                 bool all_free = e->empty_prefixes == e->prefixes &&
-                                eni_addresses(e) == PLAN_PREFIX_IPS * e->prefixes + e->free_ips;
-                if (deletable(e) && all_free && e->prefixes <= pfx && e->free_ips <= ips &&
-                    (e->prefixes > 0 || e->free_ips > 0 || eni_addresses(e) == 0) &&
+                                eni_addresses(e) == PLAN_PREFIX_IPS * e->prefixes + eni_free_ips(e);
+                if (deletable(e) && all_free && e->prefixes <= pfx && eni_free_ips(e) <= ips &&
                     add_unit(p, PLAN_DELETE_ENI, PLAN_UNIT_IP, e->id, e->free))
-                        pfx -= e->prefixes, ips -= e->free_ips;
+                        pfx -= e->prefixes, ips -= eni_free_ips(e);
         }
         for (size_t i = 0; i < n && (pfx > 0 || ips > 0); i++) {
                 const struct plan_eni *e = order[i];
@@ -384,7 +388,7 @@ static void plan_shrink_pd(const struct plan_input *in, struct plan *p) {
                 int count = min_i(e->empty_prefixes, pfx);
                 if (add_action(p, PLAN_RELEASE_IPS, e->id, count))
                         pfx -= count;
-                count = min_i(e->free_ips, ips);
+                count = min_i(eni_free_ips(e), ips);
                 if (count > 0 && add_unit(p, PLAN_RELEASE_IPS, PLAN_UNIT_IP, e->id, count))
                         ips -= count;
         }
@@ -408,7 +412,7 @@ static void plan_convert(const struct plan_input *in, struct plan *p, int need, 
         const struct plan_eni *order[PLAN_MAX_ACTIONS * 2];
         size_t n = sorted(in, order, cmp_release);
         for (size_t i = 0; i < n && need > 0; i++) {
-                int count = min_i(order[i]->prefixes ? order[i]->free_ips : order[i]->free, need);
+                int count = min_i(eni_free_ips(order[i]), need);
                 if (count > 0 && add_unit(p, PLAN_RELEASE_IPS, PLAN_UNIT_IP, order[i]->id, count))
                         need -= count;
         }
