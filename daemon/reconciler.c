@@ -10,8 +10,9 @@
  * back-off). Under prefix delegation (configured, on a nitro type) the
  * planner gets the flag, kubelet's max-pods and whether EC2 refuses
  * prefixes lately, and prefix actions go to eniops' prefix operations (those
- * that only replace free /32s without the /32 fallback). The status the server reports is derived here: the last failure,
- * or the ENI limit when the planner says the node is at capacity.
+ * that only replace free /32s without the /32 fallback). The status the
+ * server reports is derived here: the last failure, or the ENI limit when the
+ * planner says the node is at capacity.
  *
  * The store is checked before every pass. SQLite keeps writing to a file
  * that was unlinked, so a store removed or replaced while running is found by

@@ -306,7 +306,8 @@ def test_fragmented_subnet_serves_pods_through_ip_fallback():
         new_ns = n.pod()
         new_ip, new_out = n.add("after", new_ns)
         assert in_some(new_ip, node_prefixes(w, inst)), (new_ip, node_prefixes(w, inst))
-        assert ping(new_ns, kept["f0"][1]), "a pod in a prefix -> a pod on a /32"
+        wait_for(lambda: ping(new_ns, kept["f0"][1]), timeout=20, interval=0.5,
+                 what="a pod in a prefix reaching a pod on a /32")
         for cid, (ns, ip, out) in list(kept.items()) + [("after", (new_ns, new_ip, new_out))]:
             rc, res = n.cni("DEL", cid, ns, prev=out)
             assert rc == 0, (cid, res)
