@@ -31,7 +31,9 @@
  * new ENIs created with /32s — instead of leaving pods without addresses
  * (aws-node backs off for two minutes). Prefixes are tried again after
  * ENIOPS_PREFIX_RETRY_MS; until then growth goes straight to /32s. Logged,
- * and counted (vpcipam_prefix_fallbacks_total).
+ * and counted (vpcipam_prefix_fallbacks_total). Prefixes that only replace
+ * free /32s (the planner's `replace`) fall back to nothing: the pool has its
+ * /32s, and the planner releases them once prefixes came instead.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -335,9 +337,9 @@ static cJSON *json_strings(const char *key, const char *const *v, size_t n) {
         return o;
 }
 
-int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count) {
+int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count, bool fallback) {
         if (in_fallback(o))
-                return assign_fallback(o, eni_id, count);
+                return fallback ? assign_fallback(o, eni_id, count) : -ENOSPC;
         int64_t id = intent_begin(o, STORE_INTENT_ASSIGN_IPS, NULL, eni_id, json_count("prefixes", count));
         if (id < 0)
                 return (int)id;
@@ -347,7 +349,7 @@ int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count) {
         if (r < 0 && no_cidr_blocks(&e)) {
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
                 start_fallback(o, eni_id, count, e.request_id);
-                return assign_fallback(o, eni_id, count);
+                return fallback ? assign_fallback(o, eni_id, count) : -ENOSPC;
         }
         if (r < 0) {
                 note_assign_failure(o, eni_id, r, &e);
@@ -824,11 +826,11 @@ static int create_fallback(struct ipamd_ctx *o, const int *counts, size_t n) {
         return r;
 }
 
-int eniops_create_prefixes(struct ipamd_ctx *o, const int *counts, size_t n) {
+int eniops_create_prefixes(struct ipamd_ctx *o, const int *counts, size_t n, bool fallback) {
         if (in_fallback(o))
-                return create_fallback(o, counts, n);
+                return fallback ? create_fallback(o, counts, n) : -ENOSPC;
         int r = create_enis(o, counts, n, true);
-        return r == -ENOSPC ? create_fallback(o, counts, n) : r;
+        return r == -ENOSPC && fallback ? create_fallback(o, counts, n) : r;
 }
 
 /* --- release --------------------------------------------------------------------- */

@@ -43,7 +43,47 @@ static void add_blocks(cJSON *o, store *s, const char *id) {
         free(blocks);
 }
 
-static cJSON *eni_json(store *s, const struct store_eni *e, const struct plan_eni *pe, size_t npe) {
+static cJSON *use_json(const struct store_block_use *u) {
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddNumberToObject(b, "assigned", u->assigned);
+        cJSON_AddNumberToObject(b, "free", u->free);
+        cJSON_AddNumberToObject(b, "cooldown", u->cooldown);
+        cJSON_AddNumberToObject(b, "releasing", u->releasing);
+        return b;
+}
+
+/*
+ * The kinds of the ENI's blocks and their use: "prefix_use" has one entry
+ * per /28 prefix (its cidr and how its 16 addresses are used), "ip_use" sums
+ * the /32 secondaries (one slot each: listing each would only repeat
+ * "blocks", and a large node's reply must fit PROTO_MSG_MAX).
+ */
+static void add_block_use(cJSON *o, store *s, const char *id, int64_t now_ms) {
+        struct store_block_use *u = NULL, ips = { .prefix = false };
+        size_t n = 0;
+        cJSON *prefixes = cJSON_AddArrayToObject(o, "prefix_use");
+        if (store_block_use(s, id, now_ms, &u, &n) < 0)
+                n = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (u[i].prefix) {
+                        cJSON *b = use_json(&u[i]);
+                        cJSON_AddStringToObject(b, "cidr", u[i].cidr);
+                        cJSON_AddItemToArray(prefixes, b);
+                        continue;
+                }
+                ips.size++;
+                ips.assigned += u[i].assigned, ips.free += u[i].free;
+                ips.cooldown += u[i].cooldown, ips.releasing += u[i].releasing;
+        }
+        cJSON *ip = use_json(&ips);
+        cJSON_AddNumberToObject(ip, "blocks", ips.size);
+        cJSON_AddItemToObject(o, "ip_use", ip);
+        cJSON_AddNumberToObject(o, "prefixes", cJSON_GetArraySize(prefixes));
+        cJSON_AddNumberToObject(o, "ips", ips.size);
+        free(u);
+}
+
+static cJSON *eni_json(store *s, const struct store_eni *e, const struct plan_eni *pe, size_t npe, int64_t now_ms) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", e->id);
         cJSON_AddNumberToObject(o, "device_index", e->device_index);
@@ -57,6 +97,7 @@ static cJSON *eni_json(store *s, const struct store_eni *e, const struct plan_en
         cJSON_AddStringToObject(o, "state", store_eni_state_name(e->state));
         add_counts(o, pe, npe, e->id);
         add_blocks(o, s, e->id);
+        add_block_use(o, s, e->id, now_ms);
         return o;
 }
 
@@ -70,7 +111,7 @@ cJSON *poolview_enis(store *s, int64_t now_ms) {
         }
         cJSON *arr = cJSON_CreateArray();
         for (size_t i = 0; i < n; i++)
-                cJSON_AddItemToArray(arr, eni_json(s, &enis[i], pe, npe));
+                cJSON_AddItemToArray(arr, eni_json(s, &enis[i], pe, npe, now_ms));
         free(enis);
         return arr;
 }

@@ -8,9 +8,11 @@
  * before shrinks.
  * Growth is skipped while EC2 said the subnet is exhausted (eniops sets the
  * back-off). Under prefix delegation (configured, on a nitro type) the
- * planner gets the flag and kubelet's max-pods, and prefix actions go to
- * eniops' prefix operations. The status the server reports is derived here: the last failure,
- * or the ENI limit when the planner says the node is at capacity.
+ * planner gets the flag, kubelet's max-pods and whether EC2 refuses
+ * prefixes lately, and prefix actions go to eniops' prefix operations (those
+ * that only replace free /32s without the /32 fallback). The status the
+ * server reports is derived here: the last failure, or the ENI limit when the
+ * planner says the node is at capacity.
  *
  * The store is checked before every pass. SQLite keeps writing to a file
  * that was unlinked, so a store removed or replaced while running is found by
@@ -174,20 +176,21 @@ static void run_grow(reconciler *r, const struct plan *p) {
         struct ipamd_ctx *o = &r->o.ctx;
         int creates[PLAN_MAX_ACTIONS];
         size_t n_creates = 0;
-        bool grew = false, prefixes = false;
+        bool grew = false, prefixes = false, replace = false;
         for (size_t i = 0; i < p->n_actions; i++) {
                 const struct plan_action *a = &p->actions[i];
                 bool pd = a->unit == PLAN_UNIT_PREFIX;
                 if (a->kind == PLAN_ASSIGN_IPS)
-                        grew |= (pd ? eniops_assign_prefixes(o, a->eni_id, a->count)
+                        grew |= (pd ? eniops_assign_prefixes(o, a->eni_id, a->count, !a->replace)
                                     : eniops_assign(o, a->eni_id, a->count)) > 0;
                 else if (a->kind == PLAN_CREATE_ENI) {
                         creates[n_creates++] = a->count;
                         prefixes |= pd;         /* one plan is in one unit */
+                        replace |= a->replace;
                 }
         }
         if (n_creates)
-                grew |= (prefixes ? eniops_create_prefixes(o, creates, n_creates)
+                grew |= (prefixes ? eniops_create_prefixes(o, creates, n_creates, !replace)
                                   : eniops_create(o, creates, n_creates)) > 0;
         if (grew)
                 r->last_grow = vtime_mono_ms();
@@ -337,7 +340,8 @@ static void plan_pass(reconciler *r, int waiting) {
         struct plan_input in = { .cfg = o->cfg->pool, .limits = o->node->limits, .enis = enis, .n_enis = n,
                                  .waiting_adds = waiting,
                                  .since_grow_ms = r->last_grow ? vtime_mono_ms() - r->last_grow : INT64_MAX,
-                                 .prefix_delegation = prefix_mode(o), .max_pods = node_max_pods(o) };
+                                 .prefix_delegation = prefix_mode(o), .max_pods = node_max_pods(o),
+                                 .prefixes_refused = now < o->prefix_fallback_until };
         mark_enis(o, enis, n);
         count_pending(o->store, &in);
         int assigned = 0;

@@ -82,13 +82,55 @@ static void show_pool(const cJSON *result) {
         }
 }
 
+/* One row of the blocks table: a block (or an ENI's /32s together) and the use of its addresses. */
+static void block_row(cJSON *rows, const char *eni, const char *block, const char *kind, const cJSON *use) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "eni", eni);
+        cJSON_AddStringToObject(r, "block", block);
+        cJSON_AddStringToObject(r, "kind", kind);
+        static const char *const keys[] = { "assigned", "free", "cooldown", "releasing" };
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+                cJSON_AddItemToObject(r, keys[i], cJSON_Duplicate(cJSON_GetObjectItem(use, keys[i]), true));
+        cJSON_AddItemToArray(rows, r);
+}
+
+/* Per ENI, each /28 prefix and its use, then its /32 secondaries together. */
+static void show_blocks(const cJSON *enis) {
+        static const struct column cols[] = {
+                { "ENI", "eni" }, { "BLOCK", "block" }, { "KIND", "kind" }, { "USED", "assigned" },
+                { "FREE", "free" }, { "COOLING", "cooldown" }, { "RELEASING", "releasing" },
+        };
+        cJSON *rows = cJSON_CreateArray();
+        const cJSON *e, *p;
+        cJSON_ArrayForEach(e, enis) {
+                const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(e, "id"));
+                cJSON_ArrayForEach(p, cJSON_GetObjectItem(e, "prefix_use"))
+                        block_row(rows, id ? id : "-", cJSON_GetStringValue(cJSON_GetObjectItem(p, "cidr")),
+                                  "prefix /28", p);
+                const cJSON *ips = cJSON_GetObjectItem(e, "ip_use");
+                int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(ips, "blocks"));
+                char what[32];
+                snprintf(what, sizeof what, "%d address%s", n, n == 1 ? "" : "es");
+                if (n > 0)
+                        block_row(rows, id ? id : "-", what, "secondary /32", ips);
+        }
+        if (cJSON_GetArraySize(rows) > 0) {
+                printf("\n");
+                table(rows, cols, sizeof cols / sizeof cols[0]);
+        }
+        cJSON_Delete(rows);
+}
+
 static void show_enis(const cJSON *result) {
         static const struct column cols[] = {
                 { "ENI", "id" }, { "DEV", "device_index" }, { "MAC", "mac" }, { "PRIMARY IP", "primary_ip" },
                 { "SUBNET", "subnet_cidr" }, { "TABLE", "route_table" }, { "STATE", "state" },
                 { "FREE", "free" }, { "USED", "assigned" }, { "COOLING", "cooldown" },
+                { "/28S", "prefixes" }, { "/32S", "ips" },
         };
-        table(cJSON_GetObjectItem(result, "enis"), cols, sizeof cols / sizeof cols[0]);
+        const cJSON *enis = cJSON_GetObjectItem(result, "enis");
+        table(enis, cols, sizeof cols / sizeof cols[0]);
+        show_blocks(enis);
 }
 
 static void show_pods(const cJSON *result) {
@@ -120,7 +162,7 @@ struct command {
 
 static const struct command commands[] = {
         { "pool", PROTO_OP_POOL, show_pool, "the pool's counts and whether it can serve" },
-        { "enis", PROTO_OP_ENIS, show_enis, "the node's ENIs and their addresses" },
+        { "enis", PROTO_OP_ENIS, show_enis, "the node's ENIs, their blocks (/28 or /32) and their use" },
         { "pods", PROTO_OP_PODS, show_pods, "the addresses held by pods" },
         { "intents", PROTO_OP_INTENTS, show_intents, "EC2 operations begun and not yet settled" },
         { "status", PROTO_OP_STATUS, NULL, "the plugin's readiness check" },

@@ -288,6 +288,8 @@ static void open_stores(struct ipamd *d) {
         } else if (r < 0) {
                 fatal("cannot learn the instance type's limits", r, err.text);
         }
+        /* Secondary-IP mode hands out /32s before leftover prefixes' addresses (they empty out and go back). */
+        store_prefer_ips(d->store, !(d->cfg.prefix_delegation && d->node.prefix_supported));
         char buf[512];
         node_vpc_cidrs_string(&d->node, buf, sizeof buf);
         if ((r = store_meta_set(d->store, "vpc_cidrs", buf)) < 0)

@@ -46,10 +46,12 @@ int eniops_release(struct ipamd_ctx *o, const char *eni_id, int count);
  * returns only prefixes none of whose 16 addresses is assigned, cooling or
  * being released, and how many it returned. When the subnet has no free /28
  * (InsufficientCidrBlocks), assign and create fall back to /32s (see
- * eniops.c) and return what those gave.
+ * eniops.c) and return what those gave; without `fallback` (prefixes that
+ * replace free /32s, plan_action.replace) they start the fallback's back-off
+ * and return -ENOSPC instead.
  */
-int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count);
-int eniops_create_prefixes(struct ipamd_ctx *o, const int *counts, size_t n);
+int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count, bool fallback);
+int eniops_create_prefixes(struct ipamd_ctx *o, const int *counts, size_t n, bool fallback);
 int eniops_release_prefixes(struct ipamd_ctx *o, const char *eni_id, int count);
 
 /* Detach and delete an ENI that holds no pod; -EBUSY if one got an address meanwhile. */

@@ -25,9 +25,8 @@
  *     band, or the addresses cooling down when more (under churn they are
  *     the standing demand). A cold node gets exactly aws-node's counts.
  *
- * Prefix delegation (plan_input.prefix_delegation; the daemon does not set it
- * yet): the pool grows and shrinks in /28 prefixes of 16 addresses, each
- * taking one of the ENI's IPv4 slots (shared with leftover /32s), by
+ * Prefix delegation (plan_input.prefix_delegation): the pool grows and
+ * shrinks in /28 prefixes of 16 addresses, each taking one of the ENI's IPv4 slots (shared with leftover /32s), by
  * aws-node's PD formulas (WARM_PREFIX_TARGET, always defined; WARM_IP and
  * MINIMUM_IP rounded up to prefixes), with the same four differences: only
  * free addresses past cooldown are supply, waiting ADDs are demand, several
@@ -35,6 +34,17 @@
  * hold prefixes back. A prefix is released only when none of its 16
  * addresses is assigned, cooling or being released (plan_eni.empty_prefixes).
  * The rounding to 16 is itself a band, so PD adds no IP-target band.
+ *
+ * A mixed pool (PD with /32 secondaries left by the /28 -> /32 fallback or by
+ * a switch out of secondary-IP mode) shrinks back to prefixes: while EC2 is
+ * not refusing prefixes (plan_input.prefixes_refused), free /32s are not what
+ * the targets want, so prefixes are added to meet them (actions marked
+ * `replace`: a refusal then assigns no /32s), and the free /32s the prefixes
+ * make unneeded are released past the shrink delay (never one held, cooling
+ * or releasing: plan_eni.free_ips counts only usable ones). An ENI whose
+ * slots are all taken first gives back /32s to make room. While prefixes are
+ * refused, /32s are supply like any address and only those above the
+ * targets go back. Secondary-IP mode releases empty leftover prefixes first.
  *
  * Both modes: with plan_input.max_pods set, the pool never grows past what
  * that many pods need plus the warm target (aws-node stops at max-pods).
@@ -79,6 +89,7 @@ struct plan_eni {
         bool no_grow;           /* never assigned more (its subnet ran out a moment ago) */
         bool no_pods;           /* its addresses are not the pods' (custom networking's primary, an ENI
                                    in a subnet tagged kubernetes.io/role/cni=0): never grown, no supply */
+        int free_ips;           /* of free: /32 secondaries (not in a prefix), usable now */
 };
 
 struct plan_input {
@@ -94,6 +105,7 @@ struct plan_input {
         bool prefix_delegation; /* ENABLE_PREFIX_DELEGATION: grow and shrink in /28 prefixes */
         int pending_eni_prefixes; /* the prefixes those pending ENIs were created with */
         int max_pods;           /* kubelet's max-pods (plan_max_pods_for); 0 = no bound */
+        bool prefixes_refused;  /* PD: EC2 refused prefixes lately (the /28 -> /32 fallback's back-off) */
 };
 
 enum plan_kind {
@@ -114,6 +126,8 @@ struct plan_action {
         enum plan_unit unit;            /* of count for assign/create/release; PLAN_DELETE_ENI: addresses */
         char eni_id[PLAN_ENI_ID_MAX];   /* empty for PLAN_CREATE_ENI */
         int count;
+        bool replace;                   /* prefixes that replace free /32s: if EC2 refuses them,
+                                           no /32s are assigned instead (the pool has enough) */
 };
 
 /* Why the plan is what it is: for logs, metrics and vpc-ipamctl. */
@@ -128,6 +142,8 @@ struct plan_summary {
         bool at_max_pods;       /* shortfall beyond max-pods pods plus the warm target */
         bool prefix_delegation; /* shortfall and surplus are in prefixes, the rest in addresses */
         int prefixes, empty_prefixes;
+        int free_ips;           /* PD: free /32 secondaries (fallback or mode-switch leftovers) */
+        int surplus_ips;        /* PD: of those, to be returned to EC2 */
 };
 
 struct plan {

@@ -18,7 +18,13 @@
 /* Counts: enis, total, assigned, cooldown, available, releasing, waiting_adds, ready, reason. */
 cJSON *poolview_pool(store *s, int64_t now_ms, int waiting_adds, bool ready, const char *reason);
 
-/* Every ENI with its attributes, per-state counts (attached ones) and blocks. */
+/*
+ * Every ENI with its attributes, per-state counts (attached ones) and blocks,
+ * and their kinds: "prefixes" and "ips" count its /28 prefixes and /32
+ * secondaries, "prefix_use" gives each prefix's cidr and the assigned, free,
+ * cooldown and releasing counts of its addresses, "ip_use" the same summed
+ * over the /32s ("blocks": their number).
+ */
 cJSON *poolview_enis(store *s, int64_t now_ms);
 
 /* Every address held by a pod, with the pod. */

@@ -108,6 +108,13 @@ struct store_stats {
         int prefixes;            /* /28 prefixes on attached ENIs (their addresses are in total) */
 };
 
+/* One block of an ENI and the use of its addresses (introspection). */
+struct store_block_use {
+        char cidr[STORE_CIDR_MAX];
+        bool prefix;             /* a /28 prefix, else a /32 secondary address */
+        int size, assigned, free, cooldown, releasing;  /* free: past cooldown */
+};
+
 struct store_itype {
         char name[STORE_ID_MAX];
         int max_enis;
@@ -191,6 +198,13 @@ unsigned long store_write_failures(int *ret_last_errno);
  */
 int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
                  struct store_lease *ret, bool *ret_existing);
+
+/*
+ * Secondary-IP mode (on): hand out /32s before the addresses of prefixes
+ * left from prefix delegation, so those empty out and go back. Off (the
+ * default): prefixes first, so /32s left from the fallback empty out.
+ */
+void store_prefer_ips(store *s, bool on);
 
 /*
  * Give the attachment exactly ip: a pod another IPAM wired (aws-node's
@@ -293,6 +307,9 @@ int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], siz
 /* --- what the planner and people read ------------------------------------ */
 
 int store_stats(store *s, int64_t now_ms, struct store_stats *ret);
+
+/* The ENI's blocks, lowest first, each with its kind and its addresses' states (*ret malloc'd). */
+int store_block_use(store *s, const char *eni_id, int64_t now_ms, struct store_block_use **ret, size_t *ret_n);
 
 /*
  * Per attached ENI counts, in the planner's shape (pending is left 0),

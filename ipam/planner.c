@@ -13,7 +13,9 @@
  *
  * Prefix delegation counts the same way in /28 prefixes (16 addresses, one
  * slot each): the shortfall and the surplus are prefixes, ENIs are filled
- * with prefixes, and only empty prefixes go back.
+ * with prefixes, and only empty prefixes go back. With no shortfall, a pool
+ * holding free /32s is converted (plan_convert) and its unneeded /32s go
+ * back (plan_shrink_pd); secondary-IP mode gives back empty prefixes first.
  */
 #include <errno.h>
 #include <limits.h>
@@ -73,6 +75,11 @@ static int eni_addresses(const struct plan_eni *e) {
         return e->free + e->assigned + e->cooldown + e->releasing;
 }
 
+/* Its free /32 secondaries (an ENI with no prefix has nothing else). */
+static int eni_free_ips(const struct plan_eni *e) {
+        return e->prefixes ? e->free_ips : e->free;
+}
+
 /* Secondary-address slots the ENI uses in EC2 right now: one per /32, one per /28. */
 static int eni_slots(const struct plan_eni *e) {
         return eni_addresses(e) - (PLAN_PREFIX_IPS - 1) * e->prefixes;
@@ -94,6 +101,8 @@ static int validate(const struct plan_input *in) {
                 if (e->free < 0 || e->assigned < 0 || e->cooldown < 0 || e->releasing < 0 || e->pending < 0)
                         return -EINVAL;
                 /* A prefix's 16 addresses are among the ENI's; an empty one's are all free. */
+                if (e->free_ips < 0 || PLAN_PREFIX_IPS * e->empty_prefixes + e->free_ips > e->free)
+                        return -EINVAL;
                 if (e->prefixes < 0 || e->pending_prefixes < 0 || e->empty_prefixes < 0 ||
                     e->empty_prefixes > e->prefixes || PLAN_PREFIX_IPS * e->prefixes > eni_addresses(e) ||
                     PLAN_PREFIX_IPS * e->empty_prefixes > e->free)
@@ -115,6 +124,7 @@ static void summarize(const struct plan_input *in, struct plan_summary *s) {
                 s->releasing += e->releasing;
                 s->prefixes += e->prefixes;
                 s->empty_prefixes += e->empty_prefixes;
+                s->free_ips += e->no_pods ? 0 : eni_free_ips(e);
         }
         s->pending += in->pending_eni_ips + PLAN_PREFIX_IPS * in->pending_eni_prefixes;
         s->total = s->free + s->assigned + s->cooldown;
@@ -140,16 +150,20 @@ static int shortfall(const struct plan_input *in, const struct plan_summary *s) 
         return max_i(warm_eni_keep(in) + in->waiting_adds - supply, 0);
 }
 
-static bool add_action(struct plan *p, enum plan_kind kind, const char *eni_id, int count) {
-        if (p->n_actions >= PLAN_MAX_ACTIONS || count <= 0)
+static bool add_unit(struct plan *p, enum plan_kind kind, enum plan_unit unit, const char *eni_id, int count) {
+        if (p->n_actions >= PLAN_MAX_ACTIONS || count < 0 || (count == 0 && kind != PLAN_DELETE_ENI))
                 return false;
         struct plan_action *a = &p->actions[p->n_actions++];
-        /* Prefix units only under prefix delegation: the daemon cannot execute them yet. */
-        enum plan_unit unit = p->summary.prefix_delegation && kind != PLAN_DELETE_ENI ? PLAN_UNIT_PREFIX : PLAN_UNIT_IP;
         *a = (struct plan_action){ .kind = kind, .unit = unit, .count = count };
         if (eni_id)
                 snprintf(a->eni_id, sizeof a->eni_id, "%s", eni_id);
         return true;
+}
+
+/* An action in the mode's unit: prefixes under prefix delegation (a delete counts addresses). */
+static bool add_action(struct plan *p, enum plan_kind kind, const char *eni_id, int count) {
+        enum plan_unit unit = p->summary.prefix_delegation && kind != PLAN_DELETE_ENI ? PLAN_UNIT_PREFIX : PLAN_UNIT_IP;
+        return count > 0 && add_unit(p, kind, unit, eni_id, count);
 }
 
 /* Fill order: primary ENI first, then by device index. */
@@ -306,19 +320,47 @@ static int shortfall_prefixes(const struct plan_input *in, const struct plan_sum
  * addresses and never leaves fewer free than the grow side wants (cooling
  * addresses are not free), so a release never triggers the next grow.
  */
-static int surplus_prefixes(const struct plan_input *in, const struct plan_summary *s) {
+static int surplus_prefixes(const struct plan_input *in, const struct plan_summary *s, int free) {
         const struct poolconfig *c = &in->cfg;
         int peak = max_i(in->peak_assigned, s->assigned), returning = peak - s->assigned;
         int over;
         if (s->ip_targets) {
                 over = min_i(s->empty_prefixes, s->prefixes - ceil16(peak + c->warm_ip_target));
                 over = min_i(over, s->prefixes - ceil16(c->minimum_ip_target));
-                over = min_i(over, (s->free - returning - c->warm_ip_target) / PLAN_PREFIX_IPS);
+                over = min_i(over, (free - returning - c->warm_ip_target) / PLAN_PREFIX_IPS);
         } else {
                 over = s->empty_prefixes - c->warm_prefix_target;
-                over = min_i(over, (s->free - returning - warm_prefix_keep(c)) / PLAN_PREFIX_IPS);
+                over = min_i(over, (free - returning - warm_prefix_keep(c)) / PLAN_PREFIX_IPS);
         }
         return max_i(over, 0);
+}
+
+/*
+ * Free /32s of a PD pool that its prefixes make unneeded: all but those the
+ * targets and the recent peak still want beyond the prefixes' free addresses
+ * (and, with MINIMUM_IP, never below it in total).
+ */
+static int surplus_ips(const struct plan_input *in, const struct plan_summary *s) {
+        const struct poolconfig *c = &in->cfg;
+        int returning = max_i(in->peak_assigned - s->assigned, 0);
+        int want = s->ip_targets ? c->warm_ip_target : warm_prefix_keep(c);
+        int over = s->free_ips - max_i(want + returning - (s->free - s->free_ips), 0);
+        if (s->ip_targets)
+                over = min_i(over, s->total - c->minimum_ip_target);
+        return max_i(over, 0);
+}
+
+/*
+ * Prefixes a mixed pool lacks when its free /32s are left out: what it takes
+ * to replace them. 0 while EC2 refuses prefixes (the /32s are the supply then).
+ */
+static int convert_prefixes(const struct plan_input *in, const struct plan_summary *s) {
+        if (in->prefixes_refused || s->free_ips == 0)
+                return 0;
+        struct plan_summary t = *s;
+        t.free -= s->free_ips;
+        t.total -= s->free_ips;
+        return shortfall_prefixes(in, &t);
 }
 
 static bool taken(const struct plan *p, const char *eni_id) {
@@ -328,24 +370,63 @@ static bool taken(const struct plan *p, const char *eni_id) {
         return false;
 }
 
-/* Release `surplus` empty prefixes; an ENI holding nothing but empty prefixes goes whole. */
-static void plan_shrink_prefixes(const struct plan_input *in, struct plan *p) {
-        int release = p->summary.surplus;
+/*
+ * Release `surplus` empty prefixes and `surplus_ips` free /32s; an ENI holding
+ * nothing but such blocks (or nothing at all) goes whole.
+ */
+static void plan_shrink_pd(const struct plan_input *in, struct plan *p) {
+        int pfx = p->summary.surplus, ips = p->summary.surplus_ips;
         const struct plan_eni *order[PLAN_MAX_ACTIONS * 2];
         size_t n = sorted(in, order, cmp_release);
-        for (size_t i = 0; i < n && release > 0; i++) {
+        for (size_t i = 0; i < n; i++) {
                 const struct plan_eni *e = order[i];
-                bool only_empty = e->prefixes > 0 && e->empty_prefixes == e->prefixes &&
-                                  eni_addresses(e) == PLAN_PREFIX_IPS * e->prefixes;
-                if (deletable(e) && only_empty && e->prefixes <= release &&
-                    add_action(p, PLAN_DELETE_ENI, e->id, e->free))
-                        release -= e->prefixes;
+                bool all_free = e->empty_prefixes == e->prefixes &&
+                                eni_addresses(e) == PLAN_PREFIX_IPS * e->prefixes + eni_free_ips(e);
+                if (deletable(e) && all_free && e->prefixes <= pfx && eni_free_ips(e) <= ips &&
+                    add_unit(p, PLAN_DELETE_ENI, PLAN_UNIT_IP, e->id, e->free))
+                        pfx -= e->prefixes, ips -= eni_free_ips(e);
         }
-        for (size_t i = 0; i < n && release > 0; i++) {
-                int count = min_i(order[i]->empty_prefixes, release);
-                if (!taken(p, order[i]->id) && add_action(p, PLAN_RELEASE_IPS, order[i]->id, count))
-                        release -= count;
+        for (size_t i = 0; i < n && (pfx > 0 || ips > 0); i++) {
+                const struct plan_eni *e = order[i];
+                if (taken(p, e->id))
+                        continue;
+                int count = min_i(e->empty_prefixes, pfx);
+                if (add_action(p, PLAN_RELEASE_IPS, e->id, count))
+                        pfx -= count;
+                count = min_i(eni_free_ips(e), ips);
+                if (count > 0 && add_unit(p, PLAN_RELEASE_IPS, PLAN_UNIT_IP, e->id, count))
+                        ips -= count;
         }
+}
+
+/*
+ * Replace a mixed pool's free /32s by `need` prefixes: added where there is
+ * room (marked `replace`), else, past the shrink delay, as many /32s given
+ * back as prefixes are wanted, so their slots take prefixes the next pass.
+ */
+static void plan_convert(const struct plan_input *in, struct plan *p, int need, int room) {
+        size_t first = p->n_actions;
+        if (room > 0) {
+                plan_grow(in, p, min_i(need, room));
+                for (size_t i = first; i < p->n_actions; i++)
+                        p->actions[i].replace = true;
+                return;
+        }
+        if (in->since_grow_ms < (int64_t)in->cfg.shrink_delay_s * 1000)
+                return;
+        const struct plan_eni *order[PLAN_MAX_ACTIONS * 2];
+        size_t n = sorted(in, order, cmp_release);
+        for (size_t i = 0; i < n && need > 0; i++) {
+                int count = min_i(eni_free_ips(order[i]), need);
+                if (count > 0 && add_unit(p, PLAN_RELEASE_IPS, PLAN_UNIT_IP, order[i]->id, count))
+                        need -= count;
+        }
+}
+
+/* Secondary-IP mode: leftover prefixes emptied of pods go back to EC2, all at once. */
+static void plan_release_prefixes(const struct plan_input *in, struct plan *p) {
+        for (size_t i = 0; i < in->n_enis; i++)
+                add_unit(p, PLAN_RELEASE_IPS, PLAN_UNIT_PREFIX, in->enis[i].id, in->enis[i].empty_prefixes);
 }
 
 /* --- the pass ------------------------------------------------------------------------ */
@@ -381,12 +462,42 @@ static int grow_room(const struct plan_input *in, const struct plan_summary *s, 
         return max_i(min_i(slots, pods_room), 0);
 }
 
+/*
+ * Nothing short, nothing on its way: a mixed PD pool is converted (prefixes
+ * for its free /32s), else the surplus goes back once the shrink delay passed.
+ */
+static void plan_idle(const struct plan_input *in, struct plan *p, int room) {
+        const bool pd = in->prefix_delegation;
+        int convert = pd ? convert_prefixes(in, &p->summary) : 0;
+        if (convert > 0) {
+                plan_convert(in, p, convert, room);
+                return;
+        }
+        if (pd) {
+                p->summary.surplus_ips = surplus_ips(in, &p->summary);
+                p->summary.surplus = surplus_prefixes(in, &p->summary, p->summary.free - p->summary.surplus_ips);
+        } else
+                p->summary.surplus = surplus(in, &p->summary);
+        if (in->since_grow_ms < (int64_t)in->cfg.shrink_delay_s * 1000)
+                return;
+        if (pd)
+                plan_shrink_pd(in, p);
+        else if (p->summary.empty_prefixes > 0)
+                plan_release_prefixes(in, p);
+        else if (p->summary.ip_targets)
+                plan_shrink_ips(in, p);
+        else
+                plan_shrink_enis(in, p);
+}
+
 int plan_compute(const struct plan_input *in, struct plan *ret) {
         if (!in || !ret || validate(in) < 0 || in->n_enis > PLAN_MAX_ACTIONS * 2)
                 return -EINVAL;
         struct plan p = { 0 };
         summarize(in, &p.summary);
         const bool pd = in->prefix_delegation;
+        if (!pd)        /* leftover prefixes' addresses are handed out last, not supply: the prefixes empty out */
+                p.summary.free = p.summary.free_ips;
         p.summary.shortfall = pd ? shortfall_prefixes(in, &p.summary) : shortfall(in, &p.summary);
         int slots;
         int room = grow_room(in, &p.summary, &slots);
@@ -408,15 +519,7 @@ int plan_compute(const struct plan_input *in, struct plan *ret) {
                 if (need > 0)
                         plan_grow(in, &p, need);
         } else if (in->waiting_adds == 0 && p.summary.pending == 0 && in->pending_enis == 0) {
-                p.summary.surplus = pd ? surplus_prefixes(in, &p.summary) : surplus(in, &p.summary);
-                if (in->since_grow_ms >= (int64_t)in->cfg.shrink_delay_s * 1000) {
-                        if (pd)
-                                plan_shrink_prefixes(in, &p);
-                        else if (p.summary.ip_targets)
-                                plan_shrink_ips(in, &p);
-                        else
-                                plan_shrink_enis(in, &p);
-                }
+                plan_idle(in, &p, room);
         }
         *ret = p;
         return 0;

@@ -34,7 +34,7 @@ enum stmt_id {
         ST_INTENT_BEGIN, ST_INTENT_END, ST_INTENT_OPEN, ST_INTENT_PRUNE,
         ST_ITYPE_PUT, ST_ITYPE_GET, ST_META_SET, ST_META_GET,
         ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL, ST_BLOCK_ADDED, ST_PRIMARY_OWNER, ST_UNMARK_ADDR,
-        ST_PICK_EMPTY_PREFIXES,
+        ST_PICK_EMPTY_PREFIXES, ST_BLOCK_USE,
         ST__MAX
 };
 
@@ -61,7 +61,7 @@ static const char *const stmt_sql[ST__MAX] = {
                 "SELECT a.addr FROM addresses a JOIN blocks b ON b.cidr = a.block"
                 " JOIN enis e ON e.id = b.eni_id"
                 " WHERE a.state = 'free' AND a.cooldown_until <= ?1 AND e.state = 'attached'"
-                " ORDER BY b.kind = 'prefix' DESC,"
+                " ORDER BY (b.kind = 'prefix') = ?2 DESC,"
                 " CASE WHEN b.kind = 'prefix' THEN (" BUSY_IN_BLOCK ") END DESC,"
                 " CASE WHEN b.kind = 'prefix' THEN a.addr END, a.free_since, a.addr LIMIT 1",
         [ST_ASSIGN] =
@@ -117,7 +117,8 @@ static const char *const stmt_sql[ST__MAX] = {
                 " COALESCE(SUM(a.state = 'releasing'), 0),"
                 " (SELECT COUNT(*) FROM blocks b WHERE b.eni_id = e.id AND b.kind = 'prefix'),"
                 " (SELECT COUNT(*) FROM blocks b WHERE b.eni_id = e.id AND b.kind = 'prefix'"
-                "  AND (" BUSY_IN_BLOCK ") = 0)"
+                "  AND (" BUSY_IN_BLOCK ") = 0),"
+                " COALESCE(SUM(b.kind = 'ip' AND a.state = 'free' AND a.cooldown_until <= ?1), 0)"
                 " FROM enis e LEFT JOIN blocks b ON b.eni_id = e.id LEFT JOIN addresses a ON a.block = b.cidr"
                 " WHERE e.state = 'attached' GROUP BY e.id ORDER BY e.network_card, e.device_index",
         [ST_INTENT_BEGIN] =
@@ -153,6 +154,13 @@ static const char *const stmt_sql[ST__MAX] = {
                 " AND (SELECT COUNT(*) FROM addresses x WHERE x.block = b.cidr"
                 "      AND (x.state != 'free' OR x.cooldown_until > ?2)) = 0"
                 " ORDER BY b.first DESC LIMIT ?3",
+        [ST_BLOCK_USE] =
+                "SELECT b.cidr, b.kind = 'prefix', COUNT(a.addr), COALESCE(SUM(a.state = 'assigned'), 0),"
+                " COALESCE(SUM(a.state = 'free' AND a.cooldown_until <= ?2), 0),"
+                " COALESCE(SUM(a.state = 'free' AND a.cooldown_until > ?2), 0),"
+                " COALESCE(SUM(a.state = 'releasing'), 0)"
+                " FROM blocks b LEFT JOIN addresses a ON a.block = b.cidr WHERE b.eni_id = ?1"
+                " GROUP BY b.cidr ORDER BY b.first",
 };
 
 struct store {
@@ -166,6 +174,7 @@ struct store {
         ino_t ino;
         bool has_identity;              /* false for a database that is no file (":memory:") */
         unsigned epoch;                 /* reopen_epoch when opened */
+        bool ips_first;                 /* store_prefer_ips */
 };
 
 /* Process-wide: store_reopen_all() bumps it; a handle behind reopens before its next operation. */
@@ -519,6 +528,7 @@ static int assign_locked(store *s, const struct store_attachment *a, int64_t now
         if (!st)
                 return -ENOMEM;
         sqlite3_bind_int64(st, 1, now_ms);
+        sqlite3_bind_int(st, 2, !s->ips_first);
         r = query_int(st, &addr);
         if (r < 0)
                 return r == -ENOENT ? -EAGAIN : r;
@@ -529,6 +539,11 @@ static int assign_locked(store *s, const struct store_attachment *a, int64_t now
         if (ret_existing)
                 *ret_existing = false;
         return lease_by_addr(s, addr, ret);
+}
+
+void store_prefer_ips(store *s, bool on) {
+        if (s)
+                s->ips_first = on;
 }
 
 int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
@@ -1107,6 +1122,28 @@ int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
         return 0;
 }
 
+static void fill_block_use(sqlite3_stmt *st, void *dst) {
+        struct store_block_use *u = dst;
+        copy_col(u->cidr, sizeof u->cidr, st, 0);
+        u->prefix = sqlite3_column_int(st, 1) != 0;
+        u->size = sqlite3_column_int(st, 2);
+        u->assigned = sqlite3_column_int(st, 3);
+        u->free = sqlite3_column_int(st, 4);
+        u->cooldown = sqlite3_column_int(st, 5);
+        u->releasing = sqlite3_column_int(st, 6);
+}
+
+int store_block_use(store *s, const char *eni_id, int64_t now_ms, struct store_block_use **ret, size_t *ret_n) {
+        follow(s);
+        now_ms = store_now(s, now_ms);
+        sqlite3_stmt *st = s && eni_id && ret && ret_n ? stmt(s, ST_BLOCK_USE) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_text(st, 1, eni_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now_ms);
+        return collect_rows(st, sizeof **ret, fill_block_use, (void **)ret, ret_n);
+}
+
 int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, size_t *ret_n) {
         follow(s);
         now_ms = store_now(s, now_ms);
@@ -1133,6 +1170,7 @@ int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, 
                 e->releasing = sqlite3_column_int(st, 7);
                 e->prefixes = sqlite3_column_int(st, 8);
                 e->empty_prefixes = sqlite3_column_int(st, 9);
+                e->free_ips = sqlite3_column_int(st, 10);
         }
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)

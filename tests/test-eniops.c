@@ -494,7 +494,7 @@ static size_t ec2_prefixes(struct testctx *t, const char *eni_id) {
 /* Ipv4PrefixCount on an ENI: the /28s EC2 gave are blocks of 16 in the store, sharing slots with /32s. */
 START_TEST(test_assign_prefixes) {
         struct testctx *t = node_with_primary(2);
-        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 3), 3);
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 3, true), 3);
         ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 3);
         testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
         ck_assert_int_eq(stats(t).available, 2 + 3 * 16);
@@ -505,8 +505,8 @@ START_TEST(test_assign_prefixes) {
         ck_assert_int_eq(pe[0].prefixes, 3);
         ck_assert_int_eq(pe[0].empty_prefixes, 3);
         /* 1 primary + 2 /32s + 3 prefixes of 10 slots: 4 more fit, then none */
-        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 4), 4);
-        ck_assert_int_lt(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 0);
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 4, true), 4);
+        ck_assert_int_lt(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1, true), 0);
         ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 7);
         testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
         assert_consistent(t);
@@ -517,7 +517,7 @@ END_TEST
 /* A new ENI with prefixes: created with Ipv4PrefixCount, opened once IMDS lists them. */
 START_TEST(test_create_with_prefixes) {
         struct testctx *t = node_with_primary(0);
-        ck_assert_int_eq(eniops_create_prefixes(&t->ctx, (int[]){ 2 }, 1), 1);
+        ck_assert_int_eq(eniops_create_prefixes(&t->ctx, (int[]){ 2 }, 1, true), 1);
         char id[STORE_ID_MAX];
         last_eni(t, id);
         const struct fakeec2_eni *e = fakeec2_find(&t->f, id);
@@ -536,7 +536,7 @@ END_TEST
 /* Only prefixes none of whose addresses is assigned or cooling go back, with Ipv4Prefix.N. */
 START_TEST(test_release_prefixes_only_empty) {
         struct testctx *t = node_with_primary(0);
-        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 3), 3);
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 3, true), 3);
         struct store_lease pod = testctx_pod(t, "a");
         ck_assert_int_eq(eniops_release_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 3), 2);
         ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 1);
@@ -562,7 +562,7 @@ END_TEST
 /* EC2 refuses the release: the prefixes serve pods again. */
 START_TEST(test_release_prefixes_refused_unmarks) {
         struct testctx *t = node_with_primary(0);
-        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 2), 2);
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 2, true), 2);
         fakeec2_lock(&t->f);
         t->f.fail_action = EC2_UNASSIGN_PRIVATE_IP_ADDRESSES;
         t->f.fail_times = 1;
@@ -594,7 +594,7 @@ static void fail_next(struct testctx *t, enum ec2_action a, const char *code) {
 START_TEST(test_assign_prefixes_falls_back_to_ips) {
         struct testctx *t = node_with_primary(2);
         fail_next(t, EC2_ASSIGN_PRIVATE_IP_ADDRESSES, "InsufficientCidrBlocks");
-        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 7);   /* 9 slots − 2 */
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1, true), 7);   /* 9 slots − 2 */
         ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 0);
         ck_assert_uint_eq(testctx_ec2_ips(t, TESTCTX_PRIMARY_ENI), 9);
         testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
@@ -605,18 +605,18 @@ START_TEST(test_assign_prefixes_falls_back_to_ips) {
 
         t = node_with_primary(0);
         fail_next(t, EC2_ASSIGN_PRIVATE_IP_ADDRESSES, "InsufficientCidrBlocks");
-        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 9);
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1, true), 9);
         ck_assert_int_eq(eniops_release(&t->ctx, TESTCTX_PRIMARY_ENI, 5), 5);
         unsigned calls = fakeec2_calls(&t->f, EC2_ASSIGN_PRIVATE_IP_ADDRESSES);
         /* within the back-off: /32s at once, one call */
-        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 2), 5);
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 2, true), 5);
         ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_PRIVATE_IP_ADDRESSES), calls + 1);
         ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 0);
         ck_assert_uint_eq(counter(t, METRICS_PREFIX_FALLBACKS), 2);
         /* after it: prefixes again */
         ck_assert_int_eq(eniops_release(&t->ctx, TESTCTX_PRIMARY_ENI, 3), 3);
         testctx_now += ENIOPS_PREFIX_RETRY_MS;
-        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1), 1);
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1, true), 1);
         ck_assert_uint_eq(ec2_prefixes(t, TESTCTX_PRIMARY_ENI), 1);
         testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
         assert_consistent(t);
@@ -628,7 +628,7 @@ END_TEST
 START_TEST(test_create_prefixes_falls_back_to_ips) {
         struct testctx *t = node_with_primary(0);
         fail_next(t, EC2_CREATE_NETWORK_INTERFACE, "InsufficientCidrBlocks");
-        ck_assert_int_eq(eniops_create_prefixes(&t->ctx, (int[]){ 1 }, 1), 1);
+        ck_assert_int_eq(eniops_create_prefixes(&t->ctx, (int[]){ 1 }, 1, true), 1);
         char id[STORE_ID_MAX];
         last_eni(t, id);
         ck_assert_uint_eq(ec2_prefixes(t, id), 0);
@@ -637,6 +637,38 @@ START_TEST(test_create_prefixes_falls_back_to_ips) {
         ck_assert_uint_eq(counter(t, METRICS_PREFIX_FALLBACKS), 1);
         ck_assert_int_eq(t->ctx.grow_blocked_until, 0);
         ck_assert_uint_eq(testctx_ec2_enis(t), 2);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
+/*
+ * Prefixes that only replace free /32s (the planner's `replace`): refused for want
+ * of a /28, nothing falls back to /32s — the pool has them — but the back-off
+ * starts, so the planner treats the /32s as supply until it ends.
+ */
+START_TEST(test_replacing_prefixes_do_not_fall_back) {
+        struct testctx *t = node_with_primary(4);
+        fail_next(t, EC2_ASSIGN_PRIVATE_IP_ADDRESSES, "InsufficientCidrBlocks");
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1, false), -ENOSPC);
+        ck_assert_uint_eq(testctx_ec2_ips(t, TESTCTX_PRIMARY_ENI), 4);
+        ck_assert_uint_eq(counter(t, METRICS_PREFIX_FALLBACKS), 0);
+        ck_assert_int_gt(t->ctx.prefix_fallback_until, testctx_now);
+        unsigned calls = fakeec2_calls(&t->f, EC2_ASSIGN_PRIVATE_IP_ADDRESSES);
+        /* within the back-off: no EC2 call at all */
+        ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 1, false), -ENOSPC);
+        ck_assert_int_eq(eniops_create_prefixes(&t->ctx, (int[]){ 1 }, 1, false), -ENOSPC);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_PRIVATE_IP_ADDRESSES), calls);
+        ck_assert_uint_eq(testctx_ec2_enis(t), 1);
+        testctx_assert_store_is_ec2(t, TESTCTX_PRIMARY_ENI);
+        assert_consistent(t);
+        testctx_free(t);
+
+        t = node_with_primary(0);
+        fail_next(t, EC2_CREATE_NETWORK_INTERFACE, "InsufficientCidrBlocks");
+        ck_assert_int_eq(eniops_create_prefixes(&t->ctx, (int[]){ 1 }, 1, false), -ENOSPC);
+        ck_assert_uint_eq(testctx_ec2_enis(t), 1);
+        ck_assert_uint_eq(counter(t, METRICS_PREFIX_FALLBACKS), 0);
         assert_consistent(t);
         testctx_free(t);
 }
@@ -672,6 +704,7 @@ int main(void) {
         tcase_add_test(tc, test_release_prefixes_refused_unmarks);
         tcase_add_test(tc, test_assign_prefixes_falls_back_to_ips);
         tcase_add_test(tc, test_create_prefixes_falls_back_to_ips);
+        tcase_add_test(tc, test_replacing_prefixes_do_not_fall_back);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

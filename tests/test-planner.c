@@ -178,8 +178,9 @@ static void describe(const struct plan *p, char *buf, size_t len) {
         size_t off = 0;
         buf[0] = '\0';
         for (size_t i = 0; i < p->n_actions && off < len; i++)
-                off += (size_t)snprintf(buf + off, len - off, "[%s %s %d] ", plan_kind_name(p->actions[i].kind),
-                                        p->actions[i].eni_id, p->actions[i].count);
+                off += (size_t)snprintf(buf + off, len - off, "[%s %s %d %s%s] ", plan_kind_name(p->actions[i].kind),
+                                        p->actions[i].eni_id, p->actions[i].count, plan_unit_name(p->actions[i].unit),
+                                        p->actions[i].replace ? " replace" : "");
 }
 
 START_TEST(test_scenario) {
@@ -357,13 +358,17 @@ struct pd_scenario {
         struct expect actions[4];
         size_t n_actions;
         bool at_capacity, at_max_pods;
+        bool refused;           /* EC2 refuses prefixes lately (plan_input.prefixes_refused) */
+        bool replace;           /* the grow actions replace free /32s */
+        enum plan_unit units[4];        /* release units, when not the mode's (PLAN_UNIT_IP is 0) */
+        bool explicit_units;
 };
 
 /* An ENI holding `pfx` prefixes, `empty` of them empty, and `ips` /32 blocks (free). */
 #define PD_ENI(id_, dev_, pfx, empty, ips, assigned_, cooldown_) \
         { .id = (id_), .device_index = (dev_), .is_primary = (dev_) == 0, .prefixes = (pfx), \
           .empty_prefixes = (empty), .free = 16 * (pfx) + (ips) - (assigned_) - (cooldown_), \
-          .assigned = (assigned_), .cooldown = (cooldown_), .age_ms = OLD }
+          .free_ips = (ips), .assigned = (assigned_), .cooldown = (cooldown_), .age_ms = OLD }
 
 static const struct pd_scenario pd_scenarios[] = {
         /* WARM_PREFIX_TARGET: docs/prefix-and-ip-target.md's t3.small cases, one pass each. */
@@ -471,6 +476,53 @@ static const struct pd_scenario pd_scenarios[] = {
         { "max-pods 20 caps MINIMUM_IP=100 at two prefixes", { 1, -2, 100 }, M5_LARGE,
           { PD_ENI("eni-p", 0, 0, 0, 0, 0, 0) }, 1, 0, 0, 20, LONG_AGO,
           { { PLAN_ASSIGN_IPS, "eni-p", 2 } }, 1, false, true },
+
+        /* A mixed pool (/32s from the fallback or from secondary-IP mode) shrinks back to prefixes. */
+        { "mixed: 16 free /32s meet W=1, but a prefix is added to replace them", { 1, -2, -2 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 0, 0, 7, 0, 0), PD_ENI("eni-2", 1, 0, 0, 9, 0, 0) }, 2, 0, 0, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false, false, true },
+        { "mixed: ... even within the shrink delay (it is a grow)", { 1, -2, -2 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 0, 0, 7, 0, 0), PD_ENI("eni-2", 1, 0, 0, 9, 0, 0) }, 2, 0, 0, 0, 1000,
+          { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false, false, true },
+        { "mixed: no slot left, a new ENI takes the replacing prefix", { 1, -2, -2 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 0, 0, 9, 0, 0), PD_ENI("eni-2", 1, 0, 0, 9, 0, 0) }, 2, 0, 0, 0, LONG_AGO,
+          { { PLAN_CREATE_ENI, NULL, 1 } }, 1, false, false, false, true },
+        { "mixed, prefixes refused: the /32s are the supply, nothing to do", { 1, -2, -2 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 0, 0, 7, 0, 0), PD_ENI("eni-2", 1, 0, 0, 9, 0, 0) }, 2, 0, 0, 0, LONG_AGO,
+          { { 0 } }, 0, false, false, true },
+        { "mixed, prefixes refused: /32s above W=1 go back, 16 stay", { 1, -2, -2 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 0, 0, 9, 0, 0), PD_ENI("eni-2", 1, 0, 0, 9, 0, 0) }, 2, 0, 0, 0, LONG_AGO,
+          { { PLAN_RELEASE_IPS, "eni-2", 2 } }, 1, false, false, true, false, { PLAN_UNIT_IP }, true },
+        { "mixed, the prefix came: every free /32 goes back, an ENI of only /32s whole", { 1, -2, -2 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 1, 1, 7, 0, 0), PD_ENI("eni-2", 1, 0, 0, 9, 0, 0) }, 2, 0, 0, 0, LONG_AGO,
+          { { PLAN_DELETE_ENI, "eni-2", 9 }, { PLAN_RELEASE_IPS, "eni-p", 7 } }, 2, false, false, false, false,
+          { PLAN_UNIT_IP, PLAN_UNIT_IP }, true },
+        { "mixed, the prefix came: nothing goes back within the shrink delay", { 1, -2, -2 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 1, 1, 7, 0, 0), PD_ENI("eni-2", 1, 0, 0, 9, 0, 0) }, 2, 0, 0, 0, 1000,
+          { { 0 } }, 0, false, false },
+        { "mixed: pods on /32s keep them, only the 2 free /32s go back", { 1, -2, -2 }, M5_LARGE,
+          { { .id = "eni-p", .is_primary = true, .prefixes = 1, .empty_prefixes = 1, .free = 18, .free_ips = 2,
+              .assigned = 3, .age_ms = OLD } }, 1, 0, 3, 0, LONG_AGO,
+          { { PLAN_RELEASE_IPS, "eni-p", 2 } }, 1, false, false, false, false, { PLAN_UNIT_IP }, true },
+        { "mixed: cooling /32s are never released", { 1, -2, -2 }, M5_LARGE,
+          { { .id = "eni-p", .is_primary = true, .prefixes = 1, .empty_prefixes = 1, .free = 16, .cooldown = 4,
+              .age_ms = OLD } }, 1, 0, 0, 0, LONG_AGO, { { 0 } }, 0, false, false },
+        { "mixed: the recent peak keeps the /32s it needs", { 1, -2, -2 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 1, 1, 7, 0, 0) }, 1, 0, 5, 0, LONG_AGO,
+          { { PLAN_RELEASE_IPS, "eni-p", 2 } }, 1, false, false, false, false, { PLAN_UNIT_IP }, true },
+        { "mixed, every slot a /32: one goes back to make room for a prefix", { 1, -2, -2 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 0, 0, 9, 0, 0), PD_ENI("eni-2", 1, 0, 0, 9, 0, 0),
+            PD_ENI("eni-3", 2, 0, 0, 9, 0, 0) }, 3, 0, 0, 0, LONG_AGO,
+          { { PLAN_RELEASE_IPS, "eni-3", 1 } }, 1, false, false, false, false, { PLAN_UNIT_IP }, true },
+        { "mixed, IP targets: WARM_IP=4 keeps no /32 once a prefix has 16 free", { 1, 4, -2 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 1, 1, 5, 0, 0) }, 1, 0, 0, 0, LONG_AGO,
+          { { PLAN_RELEASE_IPS, "eni-p", 5 } }, 1, false, false, false, false, { PLAN_UNIT_IP }, true },
+        { "mixed, IP targets: MINIMUM_IP=20 acts as 32, a second prefix replaces /32s", { 1, 4, 20 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 1, 1, 7, 0, 0) }, 1, 0, 0, 0, LONG_AGO,
+          { { PLAN_ASSIGN_IPS, "eni-p", 1 } }, 1, false, false, false, true },
+        { "mixed, prefixes refused, MINIMUM_IP=20: the total stays at 20", { 1, 4, 20 }, M5_LARGE,
+          { PD_ENI("eni-p", 0, 1, 1, 7, 0, 0) }, 1, 0, 0, 0, LONG_AGO,
+          { { PLAN_RELEASE_IPS, "eni-p", 3 } }, 1, false, false, true, false, { PLAN_UNIT_IP }, true },
 };
 
 static void pd_input(const struct pd_scenario *sc, struct plan_input *in) {
@@ -490,6 +542,7 @@ static void pd_input(const struct pd_scenario *sc, struct plan_input *in) {
         in->peak_assigned = sc->peak_assigned;
         in->max_pods = sc->max_pods;
         in->since_grow_ms = sc->since_grow;
+        in->prefixes_refused = sc->refused;
 }
 
 START_TEST(test_pd_scenario) {
@@ -505,6 +558,10 @@ START_TEST(test_pd_scenario) {
         for (size_t i = 0; i < sc->n_actions; i++) {
                 const struct plan_action *a = &p.actions[i];
                 enum plan_unit unit = a->kind == PLAN_DELETE_ENI ? PLAN_UNIT_IP : PLAN_UNIT_PREFIX;
+                if (sc->explicit_units)
+                        unit = sc->units[i];
+                bool grow = a->kind == PLAN_ASSIGN_IPS || a->kind == PLAN_CREATE_ENI;
+                ck_assert_msg(a->replace == (grow && sc->replace), "%s: action %zu replace", sc->name, i);
                 ck_assert_msg(a->kind == sc->actions[i].kind && a->count == sc->actions[i].count &&
                               a->unit == unit &&
                               strcmp(a->eni_id, sc->actions[i].eni ? sc->actions[i].eni : "") == 0,
@@ -614,6 +671,37 @@ START_TEST(test_pd_off_plans_ips) {
 }
 END_TEST
 
+/*
+ * Secondary-IP mode after prefix delegation: the leftover prefixes' addresses
+ * are not supply (they are handed out last), so /32s are added, and the
+ * prefixes emptied of pods go back, all at once, past the shrink delay.
+ */
+START_TEST(test_ip_mode_leftover_prefixes) {
+        struct plan_eni e[2] = { { .id = "eni-p", .is_primary = true, .prefixes = 2, .empty_prefixes = 1,
+                                   .free = 29, .assigned = 3, .age_ms = OLD } };
+        struct plan_input in = { .limits = M5_LARGE, .enis = e, .n_enis = 1, .since_grow_ms = LONG_AGO };
+        poolconfig_defaults(&in.cfg);
+        struct plan p;
+        ck_assert_int_eq(plan_compute(&in, &p), 0);
+        /* WARM_ENI_TARGET=1 wants 9 free /32s: 7 slots left on the primary, a new ENI for the rest */
+        ck_assert_uint_eq(p.n_actions, 2);
+        ck_assert(p.actions[0].kind == PLAN_ASSIGN_IPS && p.actions[0].unit == PLAN_UNIT_IP && p.actions[0].count == 7);
+        ck_assert(p.actions[1].kind == PLAN_CREATE_ENI && p.actions[1].unit == PLAN_UNIT_IP);
+
+        /* the /32s came: the empty prefix goes back, the one holding pods stays */
+        e[0].free = 36, e[0].free_ips = 7;
+        e[1] = (struct plan_eni){ .id = "eni-2", .device_index = 1, .free = 9, .age_ms = OLD };
+        in.n_enis = 2;
+        ck_assert_int_eq(plan_compute(&in, &p), 0);
+        ck_assert_uint_eq(p.n_actions, 1);
+        ck_assert(p.actions[0].kind == PLAN_RELEASE_IPS && p.actions[0].unit == PLAN_UNIT_PREFIX &&
+                  p.actions[0].count == 1 && strcmp(p.actions[0].eni_id, "eni-p") == 0);
+        in.since_grow_ms = 1000;
+        ck_assert_int_eq(plan_compute(&in, &p), 0);
+        ck_assert_uint_eq(p.n_actions, 0);
+}
+END_TEST
+
 START_TEST(test_pd_bad_input) {
         struct plan_eni e = PD_ENI("eni-p", 0, 1, 0, 0, 0, 0);
         struct plan_input in = { .limits = T3_SMALL, .enis = &e, .n_enis = 1, .prefix_delegation = true };
@@ -708,6 +796,7 @@ int main(void) {
         tcase_add_test(tc, test_pd_t3_small_published);
         tcase_add_test(tc, test_pd_off_plans_ips);
         tcase_add_test(tc, test_pd_bad_input);
+        tcase_add_test(tc, test_ip_mode_leftover_prefixes);
         tcase_add_test(tc, test_max_pods_bound_ips);
         tcase_add_test(tc, test_max_pods_calculator);
         suite_add_tcase(s, tc);

@@ -932,6 +932,7 @@ START_TEST(test_prefix_pick_fullest_lowest) {
         ck_assert_int_eq(pe[0].prefixes, 2);
         ck_assert_int_eq(pe[0].empty_prefixes, 2);
         ck_assert_int_eq(pe[0].free, 34);
+        ck_assert_int_eq(pe[0].free_ips, 2);
         struct store_stats ss;
         ck_assert_int_eq(store_stats(s, T0, &ss), 0);
         ck_assert_int_eq(ss.prefixes, 2);
@@ -967,6 +968,37 @@ START_TEST(test_prefix_pick_fullest_lowest) {
         ck_assert_str_eq(l.ip, "10.0.1.32");
         ck_assert_int_eq(store_plan_enis(s, T0 + COOLDOWN + 10, pe, 2, &n), 0);
         ck_assert_int_eq(pe[0].empty_prefixes, 0);
+        healthy(s, T0 + COOLDOWN + 10);
+        store_close(s);
+}
+END_TEST
+
+/* Secondary-IP mode (store_prefer_ips): /32s first, then the fullest leftover prefix; a cooling
+ * /32 is not a free one for the planner. */
+START_TEST(test_prefer_ips_after_prefix_delegation) {
+        store *s = node_with(2);                        /* /32s 10.0.0.10-11 */
+        ck_assert_int_eq(store_block_add(s, "eni-p", "10.0.1.16/28", T0), 0);
+        store_prefer_ips(s, true);
+        struct store_attachment a = att("c1"), b = att("c2"), c = att("c3");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.0.10");
+        ck_assert_int_eq(store_assign(s, &b, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.0.11");
+        ck_assert_int_eq(store_assign(s, &c, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.1.16");            /* no /32 left */
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0 + 1, COOLDOWN, NULL), 1);
+        struct plan_eni pe[1];
+        size_t n = 0;
+        ck_assert_int_eq(store_plan_enis(s, T0 + 2, pe, 1, &n), 0);
+        ck_assert_int_eq(pe[0].free_ips, 0);            /* .10 cools */
+        ck_assert_int_eq(pe[0].free, 15);
+        ck_assert_int_eq(store_plan_enis(s, T0 + COOLDOWN + 10, pe, 1, &n), 0);
+        ck_assert_int_eq(pe[0].free_ips, 1);
+        store_prefer_ips(s, false);
+        struct store_attachment d = att("c4");
+        ck_assert_int_eq(store_assign(s, &d, T0 + COOLDOWN + 10, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.1.17");            /* prefixes first again */
         healthy(s, T0 + COOLDOWN + 10);
         store_close(s);
 }
@@ -1062,6 +1094,7 @@ int main(void) {
         suite_add_tcase(s, clock);
         TCase *pd = tcase_create("prefixes");
         tcase_add_test(pd, test_prefix_pick_fullest_lowest);
+        tcase_add_test(pd, test_prefer_ips_after_prefix_delegation);
         tcase_add_test(pd, test_prefix_mark_releasing_only_empty);
         suite_add_tcase(s, pd);
         return testlib_run(s);

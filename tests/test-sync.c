@@ -646,7 +646,7 @@ static size_t ec2_prefixes(struct testctx *t, const char *eni_id) {
 
 static void op_assign_prefixes(struct ipamd_ctx *o, void *arg) {
         (void)arg;
-        eniops_assign_prefixes(o, TESTCTX_PRIMARY_ENI, 2);
+        eniops_assign_prefixes(o, TESTCTX_PRIMARY_ENI, 2, true);
 }
 
 /* Killed during an Ipv4PrefixCount assign: the restart's EC2 pass holds what EC2 gave, the intent closes. */
@@ -678,7 +678,7 @@ static void op_release_prefixes(struct ipamd_ctx *o, void *arg) {
 START_TEST(test_crash_release_prefixes) {
         for (int after = 0; after <= 1; after++) {
                 struct testctx *t = node_with_primary(0);
-                ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 3), 3);
+                ck_assert_int_eq(eniops_assign_prefixes(&t->ctx, TESTCTX_PRIMARY_ENI, 3, true), 3);
                 struct store_lease pod = testctx_pod(t, "a");
                 testctx_crash(t, EC2_UNASSIGN_PRIVATE_IP_ADDRESSES, after, op_release_prefixes, NULL);
                 ck_assert_uint_eq(open_intents(t, TESTCTX_PRIMARY_ENI).on_eni, 1);

@@ -371,14 +371,15 @@ def part_cold(reps):
     say()
 
 
-def churn_run(instance, env, ops, pace, seed=1, settle=10, cap=60.0):
-    """1,000-ish random-walk pod operations (population 0..20); EC2 calls between the warm start and the settle."""
+def churn_run(instance, env, ops, pace, seed=1, settle=10, cap=60.0, warm_want=None):
+    """1,000-ish random-walk pod operations (population 0..20); EC2 calls between the warm start (warm_want
+    free addresses; default WARM_IP_TARGET) and the settle."""
     w = world(instance)
     d = Daemon(w, env=env, name="churn")
     try:
         d.start()
         ns = pod_netns(w)
-        warm = int(env.get("WARM_IP_TARGET", "0"))
+        warm = int(env.get("WARM_IP_TARGET", "0")) if warm_want is None else warm_want
         wait_for(lambda: (poll_pool(d) or {}).get("available", 0) >= warm, timeout=30, what="warm target")
         before = stats_calls(w)
         rng = random.Random(seed)
