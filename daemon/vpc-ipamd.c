@@ -214,6 +214,15 @@ static void warn_ignored(const struct ipamd_config *cfg, bool to_stderr) {
                                  LF_STR("variable", v->name), LF_STR("value", getenv(v->name)),
                                  LF_STR("reason", v->reason));
         }
+        const char *name;
+        for (size_t i = 0; (name = ipamd_config_v6_ignored(cfg, i)); i++) {
+                if (to_stderr)
+                        fprintf(stderr, "vpc-ipamd: warning: %s=%s is ignored in IPv6 mode: one /80 prefix on the "
+                                "primary ENI serves every pod\n", name, getenv(name));
+                else
+                        log_warn("a pool variable is ignored in IPv6 mode: one /80 prefix on the primary ENI "
+                                 "serves every pod", LF_STR("variable", name), LF_STR("value", getenv(name)));
+        }
 }
 
 /* A full or read-only disk, a missing mount: a fault an operator fixes, not a wrong file. */
