@@ -704,6 +704,8 @@ static enum store_intent_state resolve(struct ipamd_ctx *o, const struct store_i
                 return it->eni_id[0] ? settle_unassign(o, it, rep) : STORE_INTENT_DONE;
         case STORE_INTENT_ASSIGN_IPS:
                 break;
+        case STORE_INTENT_ASSIGN_IPV6_PREFIX:
+                return STORE_INTENT_OPEN;       /* IPv6 mode settles it at start by EC2's list (ipv6node.c) */
         }
         return STORE_INTENT_DONE;
 }
