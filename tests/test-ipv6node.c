@@ -1,0 +1,235 @@
+/*
+ * test-ipv6node: IPv6 mode's set-up against the fake EC2 and IMDS — one /80
+ * on the primary ENI, adopted when EC2 lists one (the first), assigned under
+ * an intent otherwise; a daemon SIGKILLed before or after AssignIpv6Addresses
+ * leaves an intent the next set-up settles by EC2's list (never two /80s,
+ * never none); without provisioning, IMDS's list only; pods then get /128s
+ * inside it. And the node's sysctls, written under a directory standing in
+ * for /proc/sys.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ipv6node.h"
+#include "testctx.h"
+#include "testlib.h"
+
+static struct testctx *v6ctx(void) {
+        struct testctx *t = testctx_new(0);
+        fakeec2_lock(&t->f);
+        t->f.ipv6 = true;
+        fakeec2_unlock(&t->f);
+        return t;
+}
+
+static size_t ec2_prefixes(struct testctx *t, char first[44]) {
+        fakeec2_lock(&t->f);
+        struct fakeec2_eni *e = fakeec2_find(&t->f, TESTCTX_PRIMARY_ENI);
+        size_t n = e->n_ipv6_prefixes;
+        if (n && first)
+                snprintf(first, 44, "%s", e->ipv6_prefixes[0]);
+        fakeec2_unlock(&t->f);
+        return n;
+}
+
+static void setup_ok(struct testctx *t, char out[STORE_CIDR6_MAX]) {
+        struct errmsg err = { 0 };
+        int r = ipv6node_setup(&t->ctx, out, &err);
+        ck_assert_msg(r == 0, "ipv6node_setup: %d %s", r, err.text);
+}
+
+/* The store holds exactly EC2's one /80, and a pod's /128 is inside it. */
+static void assert_one_prefix(struct testctx *t) {
+        char ec2[44];
+        ck_assert_uint_eq(ec2_prefixes(t, ec2), 1);
+        char (*cidrs)[STORE_CIDR6_MAX] = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_prefixes6(t->st, TESTCTX_PRIMARY_ENI, &cidrs, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_str_eq(cidrs[0], ec2);
+        free(cidrs);
+        ck_assert_uint_eq(testctx_open_intents(t), 0);
+        struct store_attachment a = { .container_id = "c-v6", .ifname = "eth0" };
+        struct store_lease l;
+        ck_assert_int_eq(store_assign6(t->st, &a, true, testctx_now, &l, NULL), 0);
+        char base[44];
+        snprintf(base, sizeof base, "%s", ec2);
+        *strstr(base, "/80") = '\0';
+        ck_assert_str_eq(l.ip, base);                   /* the first pod gets the base, as aws-node */
+        ck_assert_str_eq(l.eni_id, TESTCTX_PRIMARY_ENI);
+        ck_assert_str_eq(l.egress_ip, "169.254.172.2");
+}
+
+START_TEST(test_assigns_then_adopts) {
+        struct testctx *t = v6ctx();
+        char p[STORE_CIDR6_MAX], again[STORE_CIDR6_MAX];
+        setup_ok(t, p);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 1);
+        ck_assert_ptr_nonnull(strstr(p, "2600:1f14:abc:de00:"));
+        setup_ok(t, again);                             /* a restart: adopted, not assigned again */
+        ck_assert_str_eq(again, p);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 1);
+        char buf[256];
+        ck_assert_int_eq(store_meta_get(t->st, "vpc_cidrs6", buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, FAKEEC2_VPC_CIDR6);
+        struct store_eni e;
+        ck_assert_int_eq(store_eni_get(t->st, TESTCTX_PRIMARY_ENI, &e), 0);
+        ck_assert(e.is_primary && e.state == STORE_ENI_ATTACHED && e.route_table == 254);
+        assert_one_prefix(t);
+        testctx_free(t);
+}
+END_TEST
+
+/* Prefixes already there (a previous daemon, aws-node): the first is used, none is assigned. */
+START_TEST(test_adopts_the_first_listed) {
+        struct testctx *t = v6ctx();
+        fakeec2_lock(&t->f);
+        char first[44];
+        snprintf(first, sizeof first, "%s", fakeec2_add_ipv6_prefix(&t->f, TESTCTX_PRIMARY_ENI));
+        fakeec2_add_ipv6_prefix(&t->f, TESTCTX_PRIMARY_ENI);
+        fakeec2_unlock(&t->f);
+        char p[STORE_CIDR6_MAX];
+        setup_ok(t, p);
+        ck_assert_str_eq(p, first);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 0);
+        ck_assert_uint_eq(ec2_prefixes(t, NULL), 2);    /* the others are left alone, as aws-node */
+        testctx_free(t);
+}
+END_TEST
+
+static void op_setup(struct ipamd_ctx *o, void *arg) {
+        (void)arg;
+        ipv6node_setup(o, NULL, NULL);
+}
+
+/* Killed before EC2 applied the call: the intent stays open, EC2 has no /80; the restart assigns one. */
+START_TEST(test_crash_before_assign) {
+        struct testctx *t = v6ctx();
+        testctx_crash(t, EC2_ASSIGN_IPV6_ADDRESSES, false, op_setup, NULL);
+        ck_assert_uint_eq(testctx_open_intents(t), 1);
+        ck_assert_uint_eq(ec2_prefixes(t, NULL), 0);
+        testctx_restart(t);                             /* the IPv4 resolution leaves it to IPv6 set-up */
+        ck_assert_uint_eq(testctx_open_intents(t), 1);
+        setup_ok(t, NULL);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 2);
+        assert_one_prefix(t);
+        testctx_free(t);
+}
+END_TEST
+
+/* Killed after EC2 applied it (the answer lost): the restart adopts that /80, asks for none. */
+START_TEST(test_crash_after_assign) {
+        struct testctx *t = v6ctx();
+        testctx_crash(t, EC2_ASSIGN_IPV6_ADDRESSES, true, op_setup, NULL);
+        ck_assert_uint_eq(testctx_open_intents(t), 1);
+        ck_assert_uint_eq(ec2_prefixes(t, NULL), 1);
+        char (*cidrs)[STORE_CIDR6_MAX] = NULL;
+        size_t n = 9;
+        ck_assert_int_eq(store_prefixes6(t->st, NULL, &cidrs, &n), 0);
+        ck_assert_uint_eq(n, 0);                        /* the store never heard of it */
+        free(cidrs);
+        setup_ok(t, NULL);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 1);
+        assert_one_prefix(t);
+        testctx_free(t);
+}
+END_TEST
+
+/* EC2's refusal (a subnet without IPv6) is an error naming the call; its intent is closed, not left open. */
+START_TEST(test_refused_by_ec2) {
+        struct testctx *t = testctx_new(0);             /* no IPv6 in the VPC */
+        struct errmsg err = { 0 };
+        ck_assert_int_eq(ipv6node_setup(&t->ctx, NULL, &err), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err.text, "AssignIpv6Addresses"));
+        ck_assert_ptr_nonnull(strstr(err.text, "IPv6 CIDR"));
+        ck_assert_uint_eq(testctx_open_intents(t), 0);
+        /* 5xx to every retry: the outcome is unknown, so the intent stays open for the next set-up */
+        fakeec2_lock(&t->f);
+        t->f.ipv6 = true;
+        t->f.fail_action = EC2_ASSIGN_IPV6_ADDRESSES;
+        t->f.fail_times = 100;
+        t->f.fail_status = 503;
+        t->f.fail_code = "InternalError";
+        fakeec2_unlock(&t->f);
+        ck_assert_int_lt(ipv6node_setup(&t->ctx, NULL, &err), 0);
+        ck_assert_uint_eq(testctx_open_intents(t), 1);
+        fakeec2_lock(&t->f);
+        t->f.fail_times = 0;
+        fakeec2_unlock(&t->f);
+        setup_ok(t, NULL);
+        assert_one_prefix(t);
+        testctx_free(t);
+}
+END_TEST
+
+/* Without provisioning, IMDS's list decides and EC2 is never asked to assign. */
+START_TEST(test_no_provisioning_uses_imds) {
+        struct testctx *t = v6ctx();
+        t->cfg.no_provisioning = true;
+        struct errmsg err = { 0 };
+        ck_assert_int_eq(ipv6node_setup(&t->ctx, NULL, &err), -ENOENT);
+        ck_assert_ptr_nonnull(strstr(err.text, "DISABLE_NETWORK_RESOURCE_PROVISIONING"));
+        fakeec2_lock(&t->f);
+        fakeec2_add_ipv6_prefix(&t->f, TESTCTX_PRIMARY_ENI);
+        fakeec2_unlock(&t->f);
+        setup_ok(t, NULL);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 0);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_DESCRIBE_NETWORK_INTERFACES), 0);
+        assert_one_prefix(t);
+        testctx_free(t);
+}
+END_TEST
+
+static void make_file(const char *dir, const char *rel) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, rel);
+        ck_assert_int_eq(testlib_sh("mkdir -p \"$(dirname '%s')\" && echo 9 > '%s'", path, path), 0);
+}
+
+static void assert_file(const char *dir, const char *rel, const char *want) {
+        char path[600], buf[16] = "";
+        snprintf(path, sizeof path, "%s/%s", dir, rel);
+        FILE *f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_ptr_nonnull(fgets(buf, sizeof buf, f));
+        fclose(f);
+        ck_assert_str_eq(buf, want);
+}
+
+START_TEST(test_sysctls) {
+        const char *dir = testlib_tmpdir();
+        static const char *const keys[] = { "net/ipv6/conf/all/disable_ipv6", "net/ipv6/conf/all/forwarding",
+                                            "net/ipv4/ip_forward", "net/ipv6/conf/eth0/accept_ra" };
+        for (size_t i = 0; i < 4; i++)
+                make_file(dir, keys[i]);
+        struct errmsg err = { 0 };
+        ck_assert_msg(ipv6node_sysctls(dir, "eth0", &err) == 0, "%s", err.text);
+        assert_file(dir, keys[0], "0");
+        assert_file(dir, keys[1], "1");
+        assert_file(dir, keys[2], "1");
+        assert_file(dir, keys[3], "2");
+        ck_assert_int_eq(ipv6node_sysctls(dir, "ens5", &err), -ENOENT);    /* no such link's directory */
+        ck_assert_ptr_nonnull(strstr(err.text, "ens5/accept_ra"));
+        ck_assert_int_eq(ipv6node_sysctls(dir, "../x", &err), -EINVAL);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("ipv6node");
+        TCase *tc = tcase_create("prefix");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_assigns_then_adopts);
+        tcase_add_test(tc, test_adopts_the_first_listed);
+        tcase_add_test(tc, test_crash_before_assign);
+        tcase_add_test(tc, test_crash_after_assign);
+        tcase_add_test(tc, test_refused_by_ec2);
+        tcase_add_test(tc, test_no_provisioning_uses_imds);
+        tcase_add_test(tc, test_sysctls);
+        suite_add_tcase(s, tc);
+        return testlib_run(s);
+}
