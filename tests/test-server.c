@@ -284,6 +284,25 @@ START_TEST(test_ops_ipv6) {
         ck_assert_uint_eq(rep.n_released, 1);
         ck_assert_str_eq(rep.released[0], "2600:1f14:abc:de00:1234::1");
         proto_reply_done(&rep);
+        struct proto_request pool = { .op = PROTO_OP_POOL }, pods = { .op = PROTO_OP_PODS },
+                             enis = { .op = PROTO_OP_ENIS };
+        call(&pool, &rep, 2000);                        /* what vpc-ipamctl and /v1 show */
+        cJSON *p = cJSON_GetObjectItem(rep.result, "pool");
+        ck_assert_int_eq(cJSON_GetObjectItem(p, "ipv6_prefixes")->valueint, 1);
+        ck_assert_int_eq(cJSON_GetObjectItem(p, "ipv6_assigned")->valueint, 1);
+        ck_assert_int_eq(cJSON_GetObjectItem(p, "ipv6_cooldown")->valueint, 2);
+        ck_assert_int_eq(cJSON_GetObjectItem(p, "egress_assigned")->valueint, fixture_egress ? 1 : 0);
+        proto_reply_done(&rep);
+        call(&pods, &rep, 2000);
+        cJSON *pod = cJSON_GetArrayItem(cJSON_GetObjectItem(rep.result, "pods"), 0);
+        ck_assert_str_eq(cJSON_GetObjectItem(pod, "ip")->valuestring, "2600:1f14:abc:de00:1234::2");
+        ck_assert_int_eq(cJSON_GetObjectItem(pod, "egress_ip") != NULL, fixture_egress);
+        proto_reply_done(&rep);
+        call(&enis, &rep, 2000);
+        cJSON *e0 = cJSON_GetArrayItem(cJSON_GetObjectItem(rep.result, "enis"), 0);
+        ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(e0, "ipv6_prefixes"), 0)->valuestring,
+                         "2600:1f14:abc:de00:1234::/80");
+        proto_reply_done(&rep);
         struct store_stats st;
         ck_assert_int_eq(store_stats(fx.side, wall_ms(), &st), 0);
         ck_assert_int_eq(st.ipv6_assigned, 1);
