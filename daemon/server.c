@@ -608,6 +608,8 @@ static void op_status(server *s, struct conn *c) {
         int r = store_stats(s->o.store, vtime_wall_ms(), &stats);
         struct proto_reply reply = { .op = PROTO_OP_STATUS, .ok = true, .ready = st.ready && r == 0 };
         reply.available = (uint32_t)stats.available;
+        if (s->o.ipv6 && stats.ipv6_prefixes)   /* 2^48 per /80, less those held or cooling: more than fits */
+                reply.available = UINT32_MAX;
         snprintf(reply.reason, sizeof reply.reason, "%s", r < 0 ? "the pool store failed" : st.reason);
         send_reply(s, c, &reply);
 }

@@ -284,6 +284,11 @@ START_TEST(test_ops_ipv6) {
         ck_assert_uint_eq(rep.n_released, 1);
         ck_assert_str_eq(rep.released[0], "2600:1f14:abc:de00:1234::1");
         proto_reply_done(&rep);
+        struct proto_request status = { .op = PROTO_OP_STATUS };
+        call(&status, &rep, 2000);                      /* the /80 never runs dry: no "empty pool" */
+        ck_assert(rep.ok && rep.ready);
+        ck_assert_uint_eq(rep.available, UINT32_MAX);
+        proto_reply_done(&rep);
         struct proto_request pool = { .op = PROTO_OP_POOL }, pods = { .op = PROTO_OP_PODS },
                              enis = { .op = PROTO_OP_ENIS };
         call(&pool, &rep, 2000);                        /* what vpc-ipamctl and /v1 show */
