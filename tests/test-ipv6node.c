@@ -5,10 +5,16 @@
  * leaves an intent the next set-up settles by EC2's list (never two /80s,
  * never none); without provisioning, IMDS's list only; pods then get /128s
  * inside it. And the node's sysctls, written under a directory standing in
- * for /proc/sys.
+ * for /proc/sys. Last, the built vpc-ipamd in IPv6 mode in a network
+ * namespace of the case's own against the fake EC2: it serves /128s, sets
+ * the namespace's sysctls and egress table, and keeps both across a restart.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +22,7 @@
 #include <unistd.h>
 
 #include "ipv6node.h"
+#include "protocol.h"
 #include "testctx.h"
 #include "testlib.h"
 
@@ -219,6 +226,138 @@ START_TEST(test_sysctls) {
 }
 END_TEST
 
+/* --- the daemon itself, in a private network namespace ------------------------------------ */
+
+static const char *read_sysctl(const char *key) {
+        static char buf[32];
+        char path[256];
+        snprintf(path, sizeof path, "/proc/sys/%s", key);
+        FILE *f = fopen(path, "r");
+        ck_assert_msg(f, "%s", path);
+        ck_assert_ptr_nonnull(fgets(buf, sizeof buf, f));
+        fclose(f);
+        buf[strcspn(buf, "\n")] = '\0';
+        return buf;
+}
+
+static pid_t start_ipamd(struct testctx *t, const char *sock) {
+        const char *bin = getenv("VPC_IPAMD");
+        ck_assert_msg(bin && access(bin, X_OK) == 0, "VPC_IPAMD is not set to the built vpc-ipamd");
+        char db[600], so[600], imds_ep[300], ec2_ep[300], cp[600], log[600];
+        snprintf(db, sizeof db, "VPC_IPAM_DB=%s", t->db);
+        snprintf(so, sizeof so, "VPC_IPAM_SOCKET=%s", sock);
+        snprintf(imds_ep, sizeof imds_ep, "AWS_EC2_METADATA_SERVICE_ENDPOINT=%s", fakeec2_url(&t->f));
+        snprintf(ec2_ep, sizeof ec2_ep, "AWS_EC2_ENDPOINT=%s", fakeec2_url(&t->f));
+        snprintf(cp, sizeof cp, "VPC_IPAM_AWS_NODE_CHECKPOINT=%s/none.json", testlib_tmpdir());
+        snprintf(log, sizeof log, "%s/ipamd.log", testlib_tmpdir());
+        const char *env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "ENABLE_IPv6=true", "ENABLE_IPv4=false",
+                              "ENABLE_PREFIX_DELEGATION=true", "WARM_PREFIX_TARGET=1", "DISABLE_INTROSPECTION=true",
+                              "DISABLE_METRICS=true", "AWS_REGION=us-west-2", "AWS_ACCESS_KEY_ID=AKIDEXAMPLE",
+                              "AWS_SECRET_ACCESS_KEY=secret", "VPC_IPAM_IMDS_START_WAIT=5", "VPC_IPAM_LOG_FORMAT=text",
+                              db, so, imds_ep, ec2_ep, cp, NULL };
+        fflush(NULL);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+                dup2(fd, STDERR_FILENO);
+                dup2(fd, STDOUT_FILENO);
+                execle(bin, bin, (char *)NULL, (char *const *)env);
+                _exit(127);
+        }
+        return pid;
+}
+
+/* Wait (bounded) until the socket answers STATUS; the daemon's log on failure. */
+static void wait_serving(const char *sock, pid_t pid) {
+        for (int i = 0; i < 400; i++) {
+                struct proto_request req = { .op = PROTO_OP_STATUS };
+                struct proto_reply rep = { 0 };
+                struct errmsg e = { 0 };
+                if (proto_call(sock, &req, 1000, &rep, &e) == 0 && rep.ok) {
+                        proto_reply_done(&rep);
+                        return;
+                }
+                proto_reply_done(&rep);
+                int st;
+                ck_assert_msg(waitpid(pid, &st, WNOHANG) == 0, "vpc-ipamd exited (status %d); see %s/ipamd.log", st,
+                              testlib_tmpdir());
+                struct timespec d = { 0, 50 * 1000000L };
+                nanosleep(&d, NULL);
+        }
+        ck_abort_msg("vpc-ipamd did not serve within 20 s; see %s/ipamd.log", testlib_tmpdir());
+}
+
+static void stop_ipamd(pid_t pid) {
+        int st;
+        ck_assert_int_eq(kill(pid, SIGTERM), 0);
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "vpc-ipamd stopped with status %d", st);
+}
+
+static void add(const char *sock, const char *cid, struct proto_reply *rep) {
+        struct proto_request req = { .op = PROTO_OP_ADD };
+        snprintf(req.att.container_id, sizeof req.att.container_id, "%s", cid);
+        snprintf(req.att.ifname, sizeof req.att.ifname, "eth0");
+        struct errmsg e = { 0 };
+        ck_assert_msg(proto_call(sock, &req, 5000, rep, &e) == 0 && rep->ok, "ADD: %s %s", e.text, rep->error.msg);
+}
+
+START_TEST(test_daemon_in_netns) {
+        ck_assert_msg(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s (needs root)", strerror(errno));
+        struct testctx *t = v6ctx();                    /* after unshare: the fake EC2 listens in this namespace */
+        fakeec2_lock(&t->f);
+        const char *mac = fakeec2_find(&t->f, TESTCTX_PRIMARY_ENI)->mac;
+        ck_assert_int_eq(testlib_sh("ip link set lo up && ip link add eth0 address %s type veth peer name eth0p && "
+                                    "ip link set eth0 up", mac), 0);
+        fakeec2_unlock(&t->f);
+        struct store_itype it = { .name = "m5.large", .max_enis = 3, .ipv4_per_eni = 10, .prefix_supported = true,
+                                  .network_cards = 1, .fetched_ms = testctx_now };
+        ck_assert_int_eq(store_itype_put(t->st, &it), 0);      /* the fake EC2 has no DescribeInstanceTypes */
+        ck_assert_int_eq(testlib_sh("echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && "
+                                    "echo 0 > /proc/sys/net/ipv4/ip_forward"), 0);
+        char sock[300];
+        snprintf(sock, sizeof sock, "%s/ipamd.sock", testlib_tmpdir());
+        pid_t pid = start_ipamd(t, sock);
+        wait_serving(sock, pid);
+        char p80[44];
+        ck_assert_uint_eq(ec2_prefixes(t, p80), 1);
+        *strstr(p80, "/80") = '\0';
+        struct proto_reply rep = { 0 };
+        add(sock, "pod-a", &rep);
+        ck_assert_str_eq(rep.addr.ip, p80);
+        ck_assert_str_eq(rep.addr.gateway, "fe80::1");
+        ck_assert_str_eq(rep.addr.egress_ip, "169.254.172.2");
+        ck_assert_str_eq(rep.addr.vpc_cidrs[0], FAKEEC2_VPC_CIDR6);
+        proto_reply_done(&rep);
+        ck_assert_str_eq(read_sysctl("net/ipv6/conf/all/disable_ipv6"), "0");
+        ck_assert_str_eq(read_sysctl("net/ipv6/conf/all/forwarding"), "1");
+        ck_assert_str_eq(read_sysctl("net/ipv4/ip_forward"), "1");
+        ck_assert_str_eq(read_sysctl("net/ipv6/conf/eth0/accept_ra"), "2");
+        ck_assert_int_eq(testlib_sh("nft list table ip vpc-ipam | grep -q 'ip saddr 169.254.172.0/22 snat to %s'",
+                                    t->node.primary_ip), 0);
+        stop_ipamd(pid);
+        pid = start_ipamd(t, sock);                     /* a restart: the same /80, the pod keeps its /128 */
+        wait_serving(sock, pid);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 1);
+        struct proto_request chk = { .op = PROTO_OP_CHECK };
+        snprintf(chk.att.container_id, sizeof chk.att.container_id, "pod-a");
+        snprintf(chk.att.ifname, sizeof chk.att.ifname, "eth0");
+        struct errmsg e = { 0 };
+        ck_assert_int_eq(proto_call(sock, &chk, 5000, &rep, &e), 0);
+        ck_assert(rep.ok);
+        ck_assert_str_eq(rep.addr.ip, p80);
+        ck_assert_str_eq(rep.addr.egress_ip, "169.254.172.2");
+        proto_reply_done(&rep);
+        add(sock, "pod-b", &rep);
+        ck_assert_str_ne(rep.addr.ip, p80);
+        ck_assert_str_eq(rep.addr.egress_ip, "169.254.172.3");
+        proto_reply_done(&rep);
+        stop_ipamd(pid);
+        testctx_free(t);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("ipv6node");
         TCase *tc = tcase_create("prefix");
@@ -231,5 +370,9 @@ int main(void) {
         tcase_add_test(tc, test_no_provisioning_uses_imds);
         tcase_add_test(tc, test_sysctls);
         suite_add_tcase(s, tc);
+        TCase *d = tcase_create("daemon");
+        tcase_set_timeout(d, 90);
+        tcase_add_test(d, test_daemon_in_netns);
+        suite_add_tcase(s, d);
         return testlib_run(s);
 }

@@ -722,6 +722,27 @@ static void imds_eni_file(struct fakeec2 *f, const struct fakeec2_eni *e, const 
                 c->status = 404;
 }
 
+/* The instance's identity, as a daemon's start reads it (an m5.large in us-west-2a). */
+static bool imds_identity(struct fakeec2 *f, const char *url, struct call *c) {
+        static const char md[] = "/latest/meta-data/";
+        if (strncmp(url, md, strlen(md)) != 0)
+                return false;
+        const char *k = url + strlen(md);
+        if (strcmp(k, "instance-id") == 0)
+                sb_printf(&c->out, "%s", f->instance_id);
+        else if (strcmp(k, "instance-type") == 0)
+                sb_printf(&c->out, "m5.large");
+        else if (strcmp(k, "placement/region") == 0)
+                sb_printf(&c->out, "us-west-2");
+        else if (strcmp(k, "placement/availability-zone") == 0)
+                sb_printf(&c->out, "us-west-2a");
+        else if (strcmp(k, "local-ipv4") == 0 && f->n_enis)
+                sb_printf(&c->out, "%s", f->enis[0].primary_ip);
+        else
+                return false;
+        return true;
+}
+
 static void imds_call(struct fakeec2 *f, const struct fakesrv_req *req, struct call *c) {
         static const char macs[] = "/latest/meta-data/network/interfaces/macs/";
         if (strcmp(req->url, "/latest/api/token") == 0)
@@ -730,6 +751,8 @@ static void imds_call(struct fakeec2 *f, const struct fakesrv_req *req, struct c
                 return sb_printf(&c->out, "%s", f->enis[0].mac);       /* the first ENI added is the primary */
         if (strcmp(req->url, "/latest/meta-data/ipv6") == 0 && f->n_enis && f->enis[0].n_ipv6s)
                 return sb_printf(&c->out, "%s", f->enis[0].ipv6s[0]);
+        if (imds_identity(f, req->url, c))
+                return;
         if (strncmp(req->url, macs, strlen(macs)) != 0) {
                 c->status = 404;
                 return;
