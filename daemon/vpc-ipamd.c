@@ -368,6 +368,20 @@ static void ipv6_prefix(struct ipamd *d) {
         }
 }
 
+/* A store created at this start knows no pod: the kernel's routes give the live pods their addresses back first. */
+static void ipv6_witness(struct ipamd *d) {
+        struct ipamd_ctx o = make_ctx(d, d->store);
+        struct errmsg err = { 0 };
+        size_t n = 0;
+        int r = hostnet_open(&o.net, &err);
+        if (r >= 0)
+                r = ipv6node_witness(&o, &n, &err);
+        hostnet_free(o.net);
+        if (r < 0)
+                fatal("IPv6 mode: cannot read the pods' routes to rebuild the store", r, err.text);
+        log_info("IPv6 mode: a new store; the pods the kernel shows keep their addresses", LF_INT("restored", (int)n));
+}
+
 /* The node's sysctls and the egress table, in the daemon's (the node's) namespace. */
 static void ipv6_host(struct ipamd *d) {
         struct errmsg err = { 0 };
@@ -606,6 +620,8 @@ int main(int argc, char **argv) {
         service_rules(&d);
         if (d.cfg.ipv6) {
                 ipv6_prefix(&d);
+                if (d.store_new)
+                        ipv6_witness(&d);
                 ipv6_host(&d);
         } else {
                 import_aws_node(&d);

@@ -27,6 +27,16 @@
 int ipv6node_setup(struct ipamd_ctx *o, char ret[STORE_CIDR6_MAX], struct errmsg *err);
 
 /*
+ * After the store was lost (a new one at this start): the pods the kernel
+ * shows get their addresses back before anything is handed out — each
+ * link aliased "vpc-cni:<ifname>:<container id>" (the plugin's) with a main
+ * table /128 route is that attachment's /128, and a /32 route in
+ * 169.254.172.0/22 on a link with the same alias its egress address. o->net
+ * must be open. The number restored in *ret_n.
+ */
+int ipv6node_witness(struct ipamd_ctx *o, size_t *ret_n, struct errmsg *err);
+
+/*
  * The node's IPv6 sysctls under procsys ("/proc/sys"; a directory in tests):
  * net/ipv6/conf/all/disable_ipv6=0, net/ipv6/conf/all/forwarding=1,
  * net/ipv4/ip_forward=1, net/ipv6/conf/<primary_if>/accept_ra=2 (forwarding

@@ -38,6 +38,7 @@
 #define SNAT_VETH_PREFIX_MAX 4            /* as aws-node's AWS_VPC_K8S_CNI_VETHPREFIX */
 #define SNAT_MARK_DEFAULT 0x80u
 #define SNAT_EGRESS4_CIDR "169.254.172.0/22"   /* IPv6 pods' IPv4 egress addresses (aws-node's egress-cni) */
+#define SNAT_EGRESS4_CIDR_BASE "169.254.172.0"
 
 enum snat_random {
         SNAT_RANDOM_PRNG,                 /* "prng": fully-random source ports (the default) */

@@ -328,6 +328,19 @@ int store_prefixes6(store *s, const char *eni_id, char (**ret)[STORE_CIDR6_MAX],
 int store_assign6(store *s, const struct store_attachment *a, bool egress, int64_t now_ms,
                   struct store_lease *ret, bool *ret_existing);
 
+/*
+ * Give the attachment exactly the /128 ip (and, when egress_ip is not NULL,
+ * that egress address): a pod the kernel shows after the store was lost.
+ * The cooldown is not consulted. 0 when assigned, 1 when the attachment
+ * already held ip; -ENOENT when no /80 of the store holds ip, -EBUSY when
+ * another attachment holds it, -EEXIST when the attachment holds another
+ * address, -EAGAIN when its ENI is not attached, -EINVAL for a bad argument.
+ * An egress address another pod holds is left out (the pod keeps its /128;
+ * *ret's egress_ip tells).
+ */
+int store_assign6_addr(store *s, const struct store_attachment *a, const char *ip, const char *egress_ip,
+                       int64_t now_ms, struct store_lease *ret);
+
 /* --- what the planner and people read ------------------------------------ */
 
 int store_stats(store *s, int64_t now_ms, struct store_stats *ret);

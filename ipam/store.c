@@ -37,7 +37,7 @@ enum stmt_id {
         ST_PICK_EMPTY_PREFIXES,
         ST6_PREFIX_INSERT, ST6_PREFIX_OWNER, ST6_PREFIXES_OF, ST6_PREFIXES_ALL, ST6_LEASE_BY_ATTACHMENT,
         ST6_ASSIGNED_ALL, ST6_PICK_PREFIX, ST6_PICK_REUSE, ST6_LOWEST_UNUSED, ST6_INSERT, ST6_ASSIGN, ST6_RELEASE,
-        ST6_EGRESS_PICK, ST6_STATS, ST6_V4_HELD,
+        ST6_EGRESS_PICK, ST6_STATS, ST6_V4_HELD, ST6_PREFIX_BY_BASE, ST6_ROW_STATE, ST6_EGRESS_HELD,
         ST__MAX
 };
 
@@ -198,6 +198,10 @@ static const char *const stmt_sql[ST__MAX] = {
                 "SELECT (SELECT COUNT(*) FROM prefixes6), COALESCE(SUM(state = 'assigned'), 0),"
                 " COALESCE(SUM(state = 'free' AND cooldown_until > ?1), 0), COUNT(egress) FROM addresses6",
         [ST6_V4_HELD] = "SELECT COUNT(*) FROM addresses WHERE container_id = ?1 AND ifname = ?2",
+        [ST6_PREFIX_BY_BASE] =
+                "SELECT p.cidr, e.state = 'attached' FROM prefixes6 p JOIN enis e ON e.id = p.eni_id WHERE p.base = ?1",
+        [ST6_ROW_STATE] = "SELECT state = 'assigned' FROM addresses6 WHERE block = ?1 AND off = ?2",
+        [ST6_EGRESS_HELD] = "SELECT COUNT(*) FROM addresses6 WHERE egress = ?1",
 };
 
 struct store {
@@ -1423,6 +1427,95 @@ int store_assign6(store *s, const struct store_attachment *a, bool egress, int64
         if (ret_existing)
                 *ret_existing = existing;
         return 0;
+}
+
+/* ip's /80 (its block, whether its ENI is attached) and offset; -ENOENT when the store has no such /80. */
+static int locate6(store *s, const struct in6_addr *ip, char block[STORE_CIDR6_MAX], bool *ret_attached,
+                   int64_t *ret_off) {
+        char base[21];
+        hex_encode(ip->s6_addr, 10, base);
+        sqlite3_stmt *st = stmt(s, ST6_PREFIX_BY_BASE);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, base, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                copy_col(block, STORE_CIDR6_MAX, st, 0);
+                *ret_attached = sqlite3_column_int(st, 1);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
+        int64_t off = 0;
+        for (int i = 10; i < 16; i++)
+                off = off << 8 | ip->s6_addr[i];
+        *ret_off = off;
+        return 0;
+}
+
+/* The egress offset of text e in 169.254.172.2-175.254, unless absent, malformed or held (then -1). */
+static int64_t egress_offset(store *s, const char *e) {
+        uint32_t a, first = 0;
+        (void)ip_parse(STORE_EGRESS4_FIRST, &first);
+        if (!e || ip_parse(e, &a) < 0 || a < first + 2 || a > first + 1022)
+                return -1;
+        sqlite3_stmt *st = stmt(s, ST6_EGRESS_HELD);
+        int64_t held = 1;
+        if (st) {
+                sqlite3_bind_int64(st, 1, a - first);
+                (void)query_int(st, &held);
+        }
+        return held ? -1 : (int64_t)(a - first);
+}
+
+static int assign6_addr_locked(store *s, const struct store_attachment *a, const struct in6_addr *ip,
+                               const char *egress, int64_t now_ms, struct store_lease *ret) {
+        struct store_lease held;
+        char want[STORE_IP6_MAX], block[STORE_CIDR6_MAX];
+        inet_ntop(AF_INET6, ip, want, sizeof want);
+        int r = lease6_by_attachment(s, a->container_id, a->ifname, &held);
+        if (r == 0)
+                return strcmp(held.ip, want) == 0 ? 1 : -EEXIST;
+        int64_t n4 = 0, off, assigned = 0;
+        bool attached = false;
+        if (r != -ENOENT || (r = query_int_text(stmt(s, ST6_V4_HELD), a->container_id, a->ifname, &n4)) < 0)
+                return r;
+        if (n4)
+                return -EEXIST;
+        if ((r = locate6(s, ip, block, &attached, &off)) < 0)
+                return r;
+        if (!attached)
+                return -EAGAIN;
+        sqlite3_stmt *st = stmt(s, ST6_ROW_STATE);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, block, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, off);
+        r = query_int(st, &assigned);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r == 0 && assigned)
+                return -EBUSY;
+        if ((r = put6(s, r == 0, block, off, a, egress_offset(s, egress), now_ms)) < 0)
+                return r;
+        return lease6_by_attachment(s, a->container_id, a->ifname, ret);
+}
+
+int store_assign6_addr(store *s, const struct store_attachment *a, const char *ip, const char *egress_ip,
+                       int64_t now_ms, struct store_lease *ret) {
+        struct in6_addr addr;
+        if (!s || attachment_check(a) < 0 || !ip || inet_pton(AF_INET6, ip, &addr) != 1)
+                return -EINVAL;
+        follow(s);
+        now_ms = store_now(s, now_ms);
+        struct store_lease lease;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        r = tx_end(s, assign6_addr_locked(s, a, &addr, egress_ip, now_ms, &lease));
+        if (r == 0 && ret)
+                *ret = lease;
+        return r;
 }
 
 static int stats6(store *s, int64_t now_ms, struct store_stats *out) {

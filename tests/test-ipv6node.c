@@ -7,7 +7,9 @@
  * inside it. And the node's sysctls, written under a directory standing in
  * for /proc/sys. Last, the built vpc-ipamd in IPv6 mode in a network
  * namespace of the case's own against the fake EC2: it serves /128s, sets
- * the namespace's sysctls and egress table, and keeps both across a restart.
+ * the namespace's sysctls and egress table, keeps both across a restart, and
+ * with its store lost gives a live pod its addresses back from the kernel's
+ * routes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -240,11 +242,11 @@ static const char *read_sysctl(const char *key) {
         return buf;
 }
 
-static pid_t start_ipamd(struct testctx *t, const char *sock) {
+static pid_t start_ipamd(struct testctx *t, const char *db_path, const char *sock) {
         const char *bin = getenv("VPC_IPAMD");
         ck_assert_msg(bin && access(bin, X_OK) == 0, "VPC_IPAMD is not set to the built vpc-ipamd");
         char db[600], so[600], imds_ep[300], ec2_ep[300], cp[600], log[600];
-        snprintf(db, sizeof db, "VPC_IPAM_DB=%s", t->db);
+        snprintf(db, sizeof db, "VPC_IPAM_DB=%s", db_path);
         snprintf(so, sizeof so, "VPC_IPAM_SOCKET=%s", sock);
         snprintf(imds_ep, sizeof imds_ep, "AWS_EC2_METADATA_SERVICE_ENDPOINT=%s", fakeec2_url(&t->f));
         snprintf(ec2_ep, sizeof ec2_ep, "AWS_EC2_ENDPOINT=%s", fakeec2_url(&t->f));
@@ -318,7 +320,7 @@ START_TEST(test_daemon_in_netns) {
                                     "echo 0 > /proc/sys/net/ipv4/ip_forward"), 0);
         char sock[300];
         snprintf(sock, sizeof sock, "%s/ipamd.sock", testlib_tmpdir());
-        pid_t pid = start_ipamd(t, sock);
+        pid_t pid = start_ipamd(t, t->db, sock);
         wait_serving(sock, pid);
         char p80[44];
         ck_assert_uint_eq(ec2_prefixes(t, p80), 1);
@@ -337,7 +339,7 @@ START_TEST(test_daemon_in_netns) {
         ck_assert_int_eq(testlib_sh("nft list table ip vpc-ipam | grep -q 'ip saddr 169.254.172.0/22 snat to %s'",
                                     t->node.primary_ip), 0);
         stop_ipamd(pid);
-        pid = start_ipamd(t, sock);                     /* a restart: the same /80, the pod keeps its /128 */
+        pid = start_ipamd(t, t->db, sock);              /* a restart: the same /80, the pod keeps its /128 */
         wait_serving(sock, pid);
         ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 1);
         struct proto_request chk = { .op = PROTO_OP_CHECK };
@@ -352,6 +354,31 @@ START_TEST(test_daemon_in_netns) {
         add(sock, "pod-b", &rep);
         ck_assert_str_ne(rep.addr.ip, p80);
         ck_assert_str_eq(rep.addr.egress_ip, "169.254.172.3");
+        proto_reply_done(&rep);
+        stop_ipamd(pid);
+        /* The store lost: pod-a's links (as the plugin leaves them) are the witness of its addresses. */
+        ck_assert_int_eq(testlib_sh("ip link add enitest1 type veth peer name enitest1p && "
+                                    "ip link set enitest1 alias 'vpc-cni:eth0:pod-a' up && "
+                                    "ip link add enitest2 type veth peer name enitest2p && "
+                                    "ip link set enitest2 alias 'vpc-cni:eth0:pod-a' up && "
+                                    "ip -6 route add %s/128 dev enitest1 && ip route add 169.254.172.2/32 dev enitest2",
+                                    p80), 0);
+        store *lost = NULL;
+        char lost_db[600];
+        snprintf(lost_db, sizeof lost_db, "%s/lost.db", testlib_tmpdir());
+        ck_assert_int_eq(store_open(lost_db, &lost, NULL), 0);
+        ck_assert_int_eq(store_itype_put(lost, &it), 0);
+        store_close(lost);
+        pid = start_ipamd(t, lost_db, sock);
+        wait_serving(sock, pid);
+        ck_assert_int_eq(proto_call(sock, &chk, 5000, &rep, &e), 0);
+        ck_assert_msg(rep.ok, "pod-a lost its lease: %s", rep.error.msg);
+        ck_assert_str_eq(rep.addr.ip, p80);
+        ck_assert_str_eq(rep.addr.egress_ip, "169.254.172.2");
+        proto_reply_done(&rep);
+        add(sock, "pod-c", &rep);                       /* never pod-a's */
+        ck_assert_str_ne(rep.addr.ip, p80);
+        ck_assert_str_ne(rep.addr.egress_ip, "169.254.172.2");
         proto_reply_done(&rep);
         stop_ipamd(pid);
         testctx_free(t);

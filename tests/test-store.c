@@ -1185,6 +1185,40 @@ START_TEST(test_v6_database_constraints) {
 }
 END_TEST
 
+/* A pod the kernel shows after the store was lost gets exactly its /128 and egress address back. */
+START_TEST(test_v6_assign_addr) {
+        store *s = node6();
+        struct store_attachment a = att("seen"), b = att("other");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign6_addr(s, &a, "2600:1f14:abc:de00:1234::7", "169.254.172.9", T0, &l), 0);
+        ck_assert_str_eq(l.ip, "2600:1f14:abc:de00:1234::7");
+        ck_assert_str_eq(l.egress_ip, "169.254.172.9");
+        ck_assert_int_eq(store_assign6_addr(s, &a, "2600:1f14:abc:de00:1234::7", NULL, T0, NULL), 1);
+        ck_assert_int_eq(store_assign6_addr(s, &a, "2600:1f14:abc:de00:1234::8", NULL, T0, NULL), -EEXIST);
+        ck_assert_int_eq(store_assign6_addr(s, &b, "2600:1f14:abc:de00:1234::7", NULL, T0, NULL), -EBUSY);
+        ck_assert_int_eq(store_assign6_addr(s, &b, "2600:1f14:abc:de00:9999::7", NULL, T0, NULL), -ENOENT);
+        ck_assert_int_eq(store_assign6_addr(s, &b, "10.0.0.10", NULL, T0, NULL), -EINVAL);
+        /* its egress address taken: the pod keeps its /128 without one */
+        ck_assert_int_eq(store_assign6_addr(s, &b, "2600:1f14:abc:de00:1234::3", "169.254.172.9", T0, &l), 0);
+        ck_assert_str_eq(l.egress_ip, "");
+        /* what assign6 hands out next skips both */
+        assign6(s, "n1", true, T0, "2600:1f14:abc:de00:1234::", "169.254.172.2");
+        for (int i = 1; i <= 2; i++) {
+                char cid[8], want[64];
+                snprintf(cid, sizeof cid, "m%d", i);
+                snprintf(want, sizeof want, "2600:1f14:abc:de00:1234::%d", i);
+                assign6(s, cid, false, T0, want, "");
+        }
+        assign6(s, "m4", false, T0, "2600:1f14:abc:de00:1234::4", "");
+        /* a released one in cooldown may still be claimed by its witness */
+        ck_assert_int_eq(store_release(s, "m4", "eth0", T0, COOLDOWN, NULL), 1);
+        struct store_attachment c = att("back");
+        ck_assert_int_eq(store_assign6_addr(s, &c, "2600:1f14:abc:de00:1234::4", NULL, T0 + 1, NULL), 0);
+        healthy(s, T0 + 1);
+        store_close(s);
+}
+END_TEST
+
 /* A cooldown survives a restart (a new handle), as for IPv4. */
 START_TEST(test_v6_cooldown_across_reopen) {
         store *s = node6();
@@ -1312,6 +1346,7 @@ int main(void) {
         tcase_add_test(v6, test_v6_refusals);
         tcase_add_test(v6, test_v6_database_constraints);
         tcase_add_test(v6, test_v6_cooldown_across_reopen);
+        tcase_add_test(v6, test_v6_assign_addr);
         tcase_add_test(v6, test_migration_from_schema_2);
         suite_add_tcase(s, v6);
         return testlib_run(s);
