@@ -374,10 +374,12 @@ static int try_add(server *s, struct conn *c, const struct proto_request *req, b
         }
         struct proto_reply reply = { .op = PROTO_OP_ADD, .ok = true };
         fill_address(s, &lease, &reply.addr);
-        log_info("assigned address", LF_STR("ip", lease.ip), LF_STR("egress_ip", lease.egress_ip),
-                 LF_STR("eni", lease.eni_id),
+        log_info("assigned address", LF_STR("ip", lease.ip), LF_STR("eni", lease.eni_id),
                  LF_STR("container_id", req->att.container_id), LF_STR("ifname", req->att.ifname),
                  LF_STR("pod", req->pod_name), LF_STR("namespace", req->pod_namespace));
+        if (lease.egress_ip[0])
+                log_info("assigned an IPv4 egress address", LF_STR("egress_ip", lease.egress_ip),
+                         LF_STR("container_id", req->att.container_id));
         *closed = send_reply(s, c, &reply) < 0;
         return 0;
 }
