@@ -507,7 +507,7 @@ def t_docs_operations():
     """docs/operations.md names every metric, vpc-ipamctl command and CNI error code."""
     doc = read("docs", "operations.md")
     intro = read("daemon", "introspect.c")
-    metrics = set(re.findall(r'metric\(&t, "(\w+)"', intro)) | set(re.findall(r'\{ "((?:awscni|vpcipam)_\w+)", "', intro))
+    metrics = set(re.findall(r'metric\(&?t, "(\w+)"', intro)) | set(re.findall(r'\{ "((?:awscni|vpcipam)_\w+)", "', intro))
     metrics |= set(re.findall(r'const char \*n = "(\w+)"', intro))
     assert len(metrics) > 20, f"found only {sorted(metrics)} in daemon/introspect.c"
     missing = sorted(m for m in metrics if f"`{m}" not in doc)
