@@ -6,7 +6,9 @@
  * delegation needs no redesign); one row per usable address with its state
  * (free, assigned to a pod, or being released to EC2), when it became free
  * and until when it cools down; the intents of EC2 mutations in flight; the
- * instance-type limits; and small metadata.
+ * instance-type limits; and small metadata. In IPv6 mode (schema 3) also
+ * the node's /80 prefix, a row per /128 handed out from it (the /80's 2^48
+ * addresses cannot each have one), and each IPv6 pod's IPv4 egress address.
  *
  * The database enforces what must never happen: an address is a primary key,
  * so it cannot be held twice; (container id, ifname) is unique, so a pod

@@ -6,7 +6,11 @@
  * statements (assign, release, lookup) are prepared once per handle and kept
  * in a table indexed by enum stmt_id. Addresses are integers in the database
  * (host byte order), so range checks and ordering are plain comparisons; they
- * are turned into dotted quads only at this file's boundary.
+ * are turned into dotted quads only at this file's boundary. IPv6 /128s
+ * (schema 3) are kept as their /80's first 80 bits (20 hex digits, in
+ * prefixes6) and a 48-bit offset (in addresses6), for the same reason; the
+ * IPv6 section below holds their operations, and lookup, release, leases and
+ * gc answer for both families.
  */
 #include <arpa/inet.h>
 #include <errno.h>
