@@ -71,6 +71,7 @@ struct ipamd {
         sigset_t signals;
         _Atomic bool stopping;
         bool store_new;                 /* created at this start: its leases come from the kernel's witness */
+        bool limits_known;              /* the instance type's limits came from EC2 (or the store's cache of it) */
 };
 
 /* Only main and start-up code stop the process. */
@@ -297,6 +298,7 @@ static void open_stores(struct ipamd *d) {
         } else if (r < 0) {
                 fatal("cannot learn the instance type's limits", r, err.text);
         }
+        d->limits_known = r >= 0;
         char buf[512];
         node_vpc_cidrs_string(&d->node, buf, sizeof buf);
         if ((r = store_meta_set(d->store, "vpc_cidrs", buf)) < 0)
@@ -349,6 +351,9 @@ static struct ipamd_ctx make_ctx(struct ipamd *d, store *s) {
 /* The /80 and the rest, retried with back-off while EC2 or the store fails: without it nothing can be served. */
 static void ipv6_prefix(struct ipamd *d) {
         struct ipamd_ctx o = make_ctx(d, d->store);
+        if (d->limits_known && !d->node.prefix_supported)      /* aws-node's isConfigValid: fatal, not a fallback */
+                fatal("IPv6 mode: prefix delegation is not supported on this non-nitro instance type, and IPv6 is "
+                      "only supported in prefix delegation mode (as aws-node)", -EOPNOTSUPP, d->node.instance_type);
         for (int wait_s = 1;; wait_s = wait_s < 16 ? wait_s * 2 : 30) {
                 struct errmsg err = { 0 };
                 char prefix[STORE_CIDR6_MAX];

@@ -381,6 +381,20 @@ START_TEST(test_daemon_in_netns) {
         ck_assert_str_ne(rep.addr.egress_ip, "169.254.172.2");
         proto_reply_done(&rep);
         stop_ipamd(pid);
+        /* A non-nitro type: no prefix delegation, so no IPv6 mode (aws-node exits too). */
+        char xen_db[600];
+        snprintf(xen_db, sizeof xen_db, "%s/xen.db", testlib_tmpdir());
+        ck_assert_int_eq(store_open(xen_db, &lost, NULL), 0);
+        it.prefix_supported = false;
+        ck_assert_int_eq(store_itype_put(lost, &it), 0);
+        store_close(lost);
+        pid = start_ipamd(t, xen_db, sock);
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d", st);
+        ck_assert_int_eq(testlib_sh("grep -q 'not supported on this non-nitro instance type' %s/ipamd.log",
+                                    testlib_tmpdir()), 0);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 1);
         testctx_free(t);
 }
 END_TEST
