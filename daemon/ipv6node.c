@@ -178,28 +178,37 @@ int ipv6node_setup(struct ipamd_ctx *o, char ret[STORE_CIDR6_MAX], struct errmsg
 
 /* --- the kernel as witness, after a store loss ------------------------------------- */
 
+/*
+ * The alias vpc-cni gives an IPv6 pod's IPv4 egress veth, "vpc-cni-egress:<ifname>:<container id>"
+ * (its own prefix, so that nothing reading "vpc-cni:" aliases takes it for a pod's VPC address).
+ * It must equal the plugin's DP_EGRESS_ALIAS_PREFIX (include/dataplane.h).
+ */
+#define EGRESS_ALIAS_PREFIX "vpc-cni-egress:"
+
 struct witness {
-        struct hostnet_link *links;
-        size_t n_links;
+        struct hostnet_link *links, *elinks;    /* "vpc-cni:" and EGRESS_ALIAS_PREFIX aliases */
+        size_t n_links, n_elinks;
         struct hostnet_host_route6 *r6;
         size_t n_r6;
         struct hostnet_host_route *r4;
         size_t n_r4;
 };
 
-static const struct hostnet_link *link_of(const struct witness *w, int ifindex) {
-        for (size_t i = 0; i < w->n_links; i++)
-                if (w->links[i].ifindex == ifindex)
-                        return &w->links[i];
+static const struct hostnet_link *link_in(const struct hostnet_link *links, size_t n, int ifindex) {
+        for (size_t i = 0; i < n; i++)
+                if (links[i].ifindex == ifindex)
+                        return &links[i];
         return NULL;
 }
 
-/* The egress address routed to a link with alias, or NULL. */
-static const char *egress_of(const struct witness *w, const char *alias) {
+/* The egress address routed to the attachment's egress veth, or NULL. */
+static const char *egress_of(const struct witness *w, const char *ifname, const char *cid) {
+        char alias[PROTO_VETH_ALIAS_MAX];
         struct in_addr a, net;
+        snprintf(alias, sizeof alias, EGRESS_ALIAS_PREFIX "%s:%s", ifname, cid);
         inet_pton(AF_INET, SNAT_EGRESS4_CIDR_BASE, &net);
         for (size_t i = 0; i < w->n_r4; i++) {
-                const struct hostnet_link *l = link_of(w, w->r4[i].ifindex);
+                const struct hostnet_link *l = link_in(w->elinks, w->n_elinks, w->r4[i].ifindex);
                 if (l && strcmp(l->alias, alias) == 0 && inet_pton(AF_INET, w->r4[i].ip, &a) == 1 &&
                     (ntohl(a.s_addr) & 0xfffffc00u) == ntohl(net.s_addr))
                         return w->r4[i].ip;
@@ -208,13 +217,13 @@ static const char *egress_of(const struct witness *w, const char *alias) {
 }
 
 static int restore_one(struct ipamd_ctx *o, const struct witness *w, const struct hostnet_host_route6 *rt) {
-        const struct hostnet_link *l = link_of(w, rt->ifindex);
+        const struct hostnet_link *l = link_in(w->links, w->n_links, rt->ifindex);
         char ifname[STORE_IFNAME_MAX + 1], cid[STORE_CONTAINER_ID_MAX + 1];
         if (!l || !sync_witness_alias(l->alias, ifname, cid))
                 return 0;
         struct store_attachment a = { .container_id = cid, .ifname = ifname, .host_veth = l->name };
         struct store_lease lease;
-        int r = store_assign6_addr(o->store, &a, rt->ip, egress_of(w, l->alias), o->now_ms(), &lease);
+        int r = store_assign6_addr(o->store, &a, rt->ip, egress_of(w, ifname, cid), o->now_ms(), &lease);
         if (r == 0)
                 log_warn("the kernel shows a pod holding an address the store had not assigned: it is that pod's lease",
                          LF_STR("ip", rt->ip), LF_STR("egress_ip", lease.egress_ip), LF_STR("container_id", cid),
@@ -229,11 +238,14 @@ int ipv6node_witness(struct ipamd_ctx *o, size_t *ret_n, struct errmsg *err) {
         struct witness w = { 0 };
         size_t n = 0;
         int r = hostnet_list_aliased(o->net, PROTO_VETH_ALIAS_PREFIX, &w.links, &w.n_links, err);
+        if (r >= 0 && w.n_links)
+                r = hostnet_list_aliased(o->net, EGRESS_ALIAS_PREFIX, &w.elinks, &w.n_elinks, err);
         if (r >= 0 && w.n_links && (r = hostnet_host_routes6(o->net, &w.r6, &w.n_r6, err)) >= 0)
                 r = hostnet_host_routes(o->net, &w.r4, &w.n_r4, err);
         for (size_t i = 0; r >= 0 && i < w.n_r6; i++)
                 n += (size_t)restore_one(o, &w, &w.r6[i]);
         free(w.links);
+        free(w.elinks);
         free(w.r6);
         free(w.r4);
         if (r >= 0 && ret_n)

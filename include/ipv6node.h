@@ -31,7 +31,8 @@ int ipv6node_setup(struct ipamd_ctx *o, char ret[STORE_CIDR6_MAX], struct errmsg
  * shows get their addresses back before anything is handed out — each
  * link aliased "vpc-cni:<ifname>:<container id>" (the plugin's) with a main
  * table /128 route is that attachment's /128, and a /32 route in
- * 169.254.172.0/22 on a link with the same alias its egress address. o->net
+ * 169.254.172.0/22 on the link aliased "vpc-cni-egress:<ifname>:<container
+ * id>" (the plugin's egress veth) its egress address. o->net
  * must be open. The number restored in *ret_n.
  */
 int ipv6node_witness(struct ipamd_ctx *o, size_t *ret_n, struct errmsg *err);

@@ -360,7 +360,7 @@ START_TEST(test_daemon_in_netns) {
         ck_assert_int_eq(testlib_sh("ip link add enitest1 type veth peer name enitest1p && "
                                     "ip link set enitest1 alias 'vpc-cni:eth0:pod-a' up && "
                                     "ip link add enitest2 type veth peer name enitest2p && "
-                                    "ip link set enitest2 alias 'vpc-cni:eth0:pod-a' up && "
+                                    "ip link set enitest2 alias 'vpc-cni-egress:eth0:pod-a' up && "
                                     "ip -6 route add %s/128 dev enitest1 && ip route add 169.254.172.2/32 dev enitest2",
                                     p80), 0);
         store *lost = NULL;
