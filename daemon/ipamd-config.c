@@ -688,9 +688,14 @@ static int add_owner_tag(struct ipamd_config *c, struct errmsg *err) {
         return 0;
 }
 
-/* aws-node's entrypoint refuses prefix delegation with no warm or minimum target at all. */
+/*
+ * aws-node's entrypoint refuses prefix delegation with no warm or minimum
+ * target at all. Not in IPv6 mode, which ignores those targets (one /80
+ * serves every pod): aws-node's manifest always sets WARM_PREFIX_TARGET=1,
+ * so only a bare environment would meet that refusal there.
+ */
 static int verify_prefix_delegation(const struct ipamd_config *c, struct errmsg *err) {
-        if (c->prefix_delegation && c->pool.warm_prefix_target <= 0 && c->pool.warm_ip_target <= 0 &&
+        if (c->prefix_delegation && !c->ipv6 && c->pool.warm_prefix_target <= 0 && c->pool.warm_ip_target <= 0 &&
             c->pool.minimum_ip_target <= 0)
                 return errmsg_set(err, -EINVAL, "ENABLE_PREFIX_DELEGATION=true: needs WARM_PREFIX_TARGET, "
                                   "WARM_IP_TARGET or MINIMUM_IP_TARGET above 0 (as aws-node); "

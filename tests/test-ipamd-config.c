@@ -491,6 +491,10 @@ START_TEST(test_ipv6) {
                                    "WARM_IP_TARGET=1", "ENABLE_V4_EGRESS=false", NULL };
         ck_assert_msg(ipamd_config_from_env(noegress, &c, &e) == 0, "%s", e.text);
         ck_assert(c.ipv6 && !c.v4_egress);
+        /* no warm target needed: IPv6 mode has no warm pool (aws-node's entrypoint asks for one all the same) */
+        const char *bare[] = { "ENABLE_IPv6=true", "ENABLE_IPv4=false", "ENABLE_PREFIX_DELEGATION=true", NULL };
+        ck_assert_msg(ipamd_config_from_env(bare, &c, &e) == 0, "%s", e.text);
+        ck_assert_ptr_null(ipamd_config_v6_ignored(&c, 0));
         const char *v4[] = { "WARM_IP_TARGET=1", "ENABLE_V6_EGRESS=true", NULL };
         ck_assert_msg(ipamd_config_from_env(v4, &c, &e) == 0, "%s", e.text);
         ck_assert(c.ipv4 && !c.ipv6 && !c.no_leak_cleanup);
