@@ -255,9 +255,30 @@ int ipv6node_witness(struct ipamd_ctx *o, size_t *ret_n, struct errmsg *err) {
 
 /* --- sysctls ----------------------------------------------------------------------- */
 
+/* Whether the sysctl at path reads value already (a short read or none: no). */
+static bool sysctl_is(const char *path, const char *value) {
+        char buf[32] = "";
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+                return false;
+        buf[strcspn(buf, "\n")] = '\0';
+        return strcmp(buf, value) == 0;
+}
+
+/*
+ * Written only when different: writing all/forwarding (or all/disable_ipv6)
+ * sets it on every link, so a restart rewriting it would undo the
+ * forwarding=0 the plugin gave each live pod's host veth.
+ */
 static int write_sysctl(const char *procsys, const char *key, const char *value, struct errmsg *err) {
         char path[512];
         snprintf(path, sizeof path, "%s/%s", procsys, key);
+        if (sysctl_is(path, value))
+                return 0;
         int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
         if (fd < 0)
                 return errmsg_set(err, -errno, "%s: %s", path, strerror(errno));

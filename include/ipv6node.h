@@ -41,6 +41,8 @@ int ipv6node_witness(struct ipamd_ctx *o, size_t *ret_n, struct errmsg *err);
  * The node's IPv6 sysctls under procsys ("/proc/sys"; a directory in tests):
  * net/ipv6/conf/all/disable_ipv6=0, net/ipv6/conf/all/forwarding=1,
  * net/ipv4/ip_forward=1, net/ipv6/conf/<primary_if>/accept_ra=2 (forwarding
- * would otherwise stop the node accepting its default route's RAs).
+ * would otherwise stop the node accepting its default route's RAs). Each is
+ * written only when it reads otherwise: "all" keys propagate to every link,
+ * and a restart must not undo the live pods' host veth settings.
  */
 int ipv6node_sysctls(const char *procsys, const char *primary_if, struct errmsg *err);

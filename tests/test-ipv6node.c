@@ -222,6 +222,12 @@ START_TEST(test_sysctls) {
         assert_file(dir, keys[1], "1");
         assert_file(dir, keys[2], "1");
         assert_file(dir, keys[3], "2");
+        /* Set already: not written again (all/forwarding would reach every pod's host veth). */
+        for (size_t i = 0; i < 4; i++)
+                ck_assert_int_eq(testlib_sh("touch -d '2001-02-03 04:05:06' '%s/%s'", dir, keys[i]), 0);
+        ck_assert_msg(ipv6node_sysctls(dir, "eth0", &err) == 0, "%s", err.text);
+        for (size_t i = 0; i < 4; i++)
+                ck_assert_int_eq(testlib_sh("test \"$(date -r '%s/%s' +%%Y)\" = 2001", dir, keys[i]), 0);
         ck_assert_int_eq(ipv6node_sysctls(dir, "ens5", &err), -ENOENT);    /* no such link's directory */
         ck_assert_ptr_nonnull(strstr(err.text, "ens5/accept_ra"));
         ck_assert_int_eq(ipv6node_sysctls(dir, "../x", &err), -EINVAL);
@@ -338,10 +344,14 @@ START_TEST(test_daemon_in_netns) {
         ck_assert_str_eq(read_sysctl("net/ipv6/conf/eth0/accept_ra"), "2");
         ck_assert_int_eq(testlib_sh("nft list table ip vpc-ipam | grep -q 'ip saddr 169.254.172.0/22 snat to %s'",
                                     t->node.primary_ip), 0);
+        /* a live pod's host veth, as the plugin leaves it: forwarding 0 must survive the restart */
+        ck_assert_int_eq(testlib_sh("ip link add enilive type veth peer name enilivep && "
+                                    "echo 0 > /proc/sys/net/ipv6/conf/enilive/forwarding"), 0);
         stop_ipamd(pid);
         pid = start_ipamd(t, t->db, sock);              /* a restart: the same /80, the pod keeps its /128 */
         wait_serving(sock, pid);
         ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 1);
+        ck_assert_str_eq(read_sysctl("net/ipv6/conf/enilive/forwarding"), "0");
         struct proto_request chk = { .op = PROTO_OP_CHECK };
         snprintf(chk.att.container_id, sizeof chk.att.container_id, "pod-a");
         snprintf(chk.att.ifname, sizeof chk.att.ifname, "eth0");
