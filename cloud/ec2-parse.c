@@ -36,6 +36,8 @@ static const char *const action_names[_EC2_ACTION_MAX] = {
         [EC2_DETACH_NETWORK_INTERFACE] = "DetachNetworkInterface",
         [EC2_DELETE_NETWORK_INTERFACE] = "DeleteNetworkInterface",
         [EC2_CREATE_TAGS] = "CreateTags",
+        [EC2_ASSIGN_IPV6_ADDRESSES] = "AssignIpv6Addresses",
+        [EC2_UNASSIGN_IPV6_ADDRESSES] = "UnassignIpv6Addresses",
 };
 
 const char *ec2_action_name(enum ec2_action action) {
@@ -44,7 +46,7 @@ const char *ec2_action_name(enum ec2_action action) {
 
 /* Growth capacities of the arrays of the object being decoded. */
 struct eni_caps {
-        size_t ips, prefixes, groups, tags;
+        size_t ips, prefixes, groups, tags, ipv6s, ipv6_prefixes;
 };
 
 struct dec {
@@ -56,7 +58,7 @@ struct dec {
         char root[XMLWALK_MAX_NAME + 16];
         struct ec2_error *err;
         size_t cap_enis, cap_instances, cap_types, cap_subnets, cap_ips, cap_prefixes;
-        size_t cap_inst_enis, cap_cards, cap_tags;
+        size_t cap_inst_enis, cap_cards, cap_tags, cap_v6cidrs;
         struct eni_caps eni;
 };
 
@@ -183,6 +185,10 @@ static int eni_end(struct dec *d, struct ec2_eni *e, const char *const *p, unsig
                 return set_bool(&LAST(e->private_ips, e->n_private_ips)->primary, text);
         if (AT(p, n, 0, "ipv4PrefixSet", "item", "ipv4Prefix"))
                 return push_str(d, &e->prefixes, &e->n_prefixes, &d->eni.prefixes, text, len);
+        if (AT(p, n, 0, "ipv6AddressesSet", "item", "ipv6Address"))
+                return push_str(d, &e->ipv6s, &e->n_ipv6s, &d->eni.ipv6s, text, len);
+        if (AT(p, n, 0, "ipv6PrefixSet", "item", "ipv6Prefix"))
+                return push_str(d, &e->ipv6_prefixes, &e->n_ipv6_prefixes, &d->eni.ipv6_prefixes, text, len);
         if (AT(p, n, 0, "groupSet", "item", "groupId"))
                 return push_str(d, &e->security_groups, &e->n_security_groups, &d->eni.groups, text, len);
         return tag_field(d, e->tags, e->n_tags, p, n, text, len);
@@ -332,12 +338,21 @@ static int subnet_scalar(struct dec *d, struct ec2_subnet *s, const char *name, 
         return 0;
 }
 
+/* A CIDR being disassociated (or failed) is not the subnet's: drop the one its item just listed. */
+static int v6cidr_state(struct ec2_subnet *s, const char *text, size_t len) {
+        bool ok = (len == 10 && memcmp(text, "associated", 10) == 0) ||
+                  (len == 11 && memcmp(text, "associating", 11) == 0);
+        if (!ok && s->n_ipv6_cidrs)
+                s->n_ipv6_cidrs--;
+        return 0;
+}
+
 static int subnet_node(struct dec *d, const char *const *path, unsigned depth, const char *text, size_t len) {
         struct ec2_result *r = d->res;
         if (depth < 3 || !AT(path, 3, 1, "subnetSet", "item"))
                 return 0;
         if (depth == 3 && !text) {
-                d->cap_tags = 0;
+                d->cap_tags = d->cap_v6cidrs = 0;
                 return arena_push(d->a, (void **)&r->subnets, &r->n_subnets, &d->cap_subnets,
                                   sizeof *r->subnets) ? 0 : -ENOMEM;
         }
@@ -350,6 +365,10 @@ static int subnet_node(struct dec *d, const char *const *path, unsigned depth, c
                 return AT(p, n, 0, "tagSet", "item") ? push_tag(d, &s->tags, &s->n_tags, &d->cap_tags) : 0;
         if (n == 1)
                 return subnet_scalar(d, s, p[0], text, len);
+        if (AT(p, n, 0, "ipv6CidrBlockAssociationSet", "item", "ipv6CidrBlock"))
+                return push_str(d, &s->ipv6_cidrs, &s->n_ipv6_cidrs, &d->cap_v6cidrs, text, len);
+        if (AT(p, n, 0, "ipv6CidrBlockAssociationSet", "item", "ipv6CidrBlockState", "state"))
+                return v6cidr_state(s, text, len);
         return tag_field(d, s->tags, s->n_tags, p, n, text, len);
 }
 
@@ -362,6 +381,20 @@ static int assign_node(struct dec *d, const char *const *path, unsigned depth, c
         if (AT(path, depth, 1, "assignedPrivateIpAddressesSet", "item", "privateIpAddress"))
                 return push_str(d, &r->ips, &r->n_ips, &d->cap_ips, text, len);
         if (AT(path, depth, 1, "assignedIpv4PrefixSet", "item", "ipv4Prefix"))
+                return push_str(d, &r->prefixes, &r->n_prefixes, &d->cap_prefixes, text, len);
+        return 0;
+}
+
+/* Assign/UnassignIpv6Addresses: the ENI, then the addresses and /80s EC2 assigned or unassigned. */
+static int ipv6_node(struct dec *d, const char *const *path, unsigned depth, const char *text, size_t len) {
+        struct ec2_result *r = d->res;
+        if (!text)
+                return 0;
+        if (AT(path, depth, 1, "networkInterfaceId"))
+                return set_str(d, &r->eni_id, text, len);
+        if (AT(path, depth, 1, "assignedIpv6Addresses", "item") || AT(path, depth, 1, "unassignedIpv6Addresses", "item"))
+                return push_str(d, &r->ips, &r->n_ips, &d->cap_ips, text, len);
+        if (AT(path, depth, 1, "assignedIpv6PrefixSet", "item") || AT(path, depth, 1, "unassignedIpv6PrefixSet", "item"))
                 return push_str(d, &r->prefixes, &r->n_prefixes, &d->cap_prefixes, text, len);
         return 0;
 }
@@ -404,6 +437,8 @@ static const node_fn action_nodes[_EC2_ACTION_MAX] = {
         [EC2_DETACH_NETWORK_INTERFACE] = return_node,
         [EC2_DELETE_NETWORK_INTERFACE] = return_node,
         [EC2_CREATE_TAGS] = return_node,
+        [EC2_ASSIGN_IPV6_ADDRESSES] = ipv6_node,
+        [EC2_UNASSIGN_IPV6_ADDRESSES] = ipv6_node,
 };
 
 /* --- errors --------------------------------------------------------------- */

@@ -518,6 +518,42 @@ int ec2_unassign_private_ips(ec2_client *c, const char *eni_id, const char *cons
         return run(c, EC2_UNASSIGN_PRIVATE_IP_ADDRESSES, RATELIMIT_ENI_ADDRESS, &f, NULL, err);
 }
 
+int ec2_assign_ipv6(ec2_client *c, const char *eni_id, unsigned address_count, unsigned prefix_count,
+                    struct ec2_result **ret, struct ec2_error *err) {
+        if (!c || !eni_id || !address_count == !prefix_count)
+                return invalid(err, EC2_ASSIGN_IPV6_ADDRESSES, "exactly one of address count and prefix count");
+        struct buf f;
+        form_start(&f, EC2_ASSIGN_IPV6_ADDRESSES);
+        form_add(&f, "NetworkInterfaceId", eni_id);
+        if (address_count)
+                form_addf(&f, "Ipv6AddressCount", "%u", address_count);
+        else
+                form_addf(&f, "Ipv6PrefixCount", "%u", prefix_count);
+        return run(c, EC2_ASSIGN_IPV6_ADDRESSES, RATELIMIT_ENI_ADDRESS, &f, ret, err);
+}
+
+/* Assign or Unassign IPv6 items: Ipv6Addresses.N or Ipv6Prefix.N (the botocore model's serialized names). */
+static int ipv6_items(ec2_client *c, enum ec2_action a, const char *eni_id, const char *const *items, size_t n,
+                      bool prefixes, struct ec2_result **ret, struct ec2_error *err) {
+        if (!c || !eni_id || n == 0 || !items)
+                return invalid(err, a, "at least one address or prefix");
+        struct buf f;
+        form_start(&f, a);
+        form_add(&f, "NetworkInterfaceId", eni_id);
+        form_list(&f, prefixes ? "Ipv6Prefix" : "Ipv6Addresses", items, n);
+        return run(c, a, RATELIMIT_ENI_ADDRESS, &f, ret, err);
+}
+
+int ec2_assign_ipv6_items(ec2_client *c, const char *eni_id, const char *const *items, size_t n, bool prefixes,
+                          struct ec2_result **ret, struct ec2_error *err) {
+        return ipv6_items(c, EC2_ASSIGN_IPV6_ADDRESSES, eni_id, items, n, prefixes, ret, err);
+}
+
+int ec2_unassign_ipv6(ec2_client *c, const char *eni_id, const char *const *items, size_t n, bool prefixes,
+                      struct ec2_result **ret, struct ec2_error *err) {
+        return ipv6_items(c, EC2_UNASSIGN_IPV6_ADDRESSES, eni_id, items, n, prefixes, ret, err);
+}
+
 int ec2_detach_eni(ec2_client *c, const char *attachment_id, bool force, struct ec2_error *err) {
         if (!c || !attachment_id)
                 return invalid(err, EC2_DETACH_NETWORK_INTERFACE, "an attachment id is required");

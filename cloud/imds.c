@@ -369,6 +369,50 @@ int imds_parse_cidr_list(const char *body, size_t len, struct imds_cidr **ret, s
         return parse_list(body, len, &l, (void **)ret, ret_n);
 }
 
+static int parse_ipv6(const char *s, size_t n, struct in6_addr *ret) {
+        char tmp[INET6_ADDRSTRLEN];
+        if (n < 2 || n >= sizeof tmp)
+                return -EBADMSG;
+        memcpy(tmp, s, n);
+        tmp[n] = '\0';
+        return inet_pton(AF_INET6, tmp, ret) == 1 ? 0 : -EBADMSG;
+}
+
+static int ipv6_entry(const char *s, size_t n, void *out, const void *arg) {
+        (void)arg;
+        return parse_ipv6(s, n, out);
+}
+
+int imds_parse_ipv6_list(const char *body, size_t len, struct in6_addr **ret, size_t *ret_n) {
+        struct list l = { .elem = sizeof(struct in6_addr), .parse = ipv6_entry };
+        return parse_list(body, len, &l, (void **)ret, ret_n);
+}
+
+static int cidr6_entry(const char *s, size_t n, void *out, const void *arg) {
+        (void)arg;
+        const char *slash = memchr(s, '/', n);
+        if (!slash)
+                return -EBADMSG;
+        struct imds_cidr6 c;
+        unsigned plen;
+        int r = parse_ipv6(s, (size_t)(slash - s), &c.addr);
+        if (r == 0)
+                r = parse_uint_str(slash + 1, n - (size_t)(slash - s) - 1, 128, &plen);
+        if (r < 0)
+                return -EBADMSG;
+        for (unsigned bit = plen; bit < 128; bit++)   /* host bits must be clear */
+                if (c.addr.s6_addr[bit / 8] & (0x80 >> (bit % 8)))
+                        return -EBADMSG;
+        c.len = (uint8_t)plen;
+        memcpy(out, &c, sizeof c);
+        return 0;
+}
+
+int imds_parse_cidr6_list(const char *body, size_t len, struct imds_cidr6 **ret, size_t *ret_n) {
+        struct list l = { .elem = sizeof(struct imds_cidr6), .parse = cidr6_entry };
+        return parse_list(body, len, &l, (void **)ret, ret_n);
+}
+
 static int id_entry(const char *s, size_t n, void *out, const void *arg) {
         return parse_id_line(s, n, arg, out);
 }
@@ -526,5 +570,85 @@ int imds_eni(imds *m, const char *mac, struct imds_eni **ret, struct errmsg *err
                 return r;
         }
         *ret = e;
+        return 0;
+}
+
+/* --- IPv6 ------------------------------------------------------------------ */
+
+struct imds_eni6 *imds_eni6_free(struct imds_eni6 *e) {
+        if (e) {
+                free(e->ipv6s);
+                free(e->prefixes);
+                free(e->vpc_cidrs);
+                free(e);
+        }
+        return NULL;
+}
+
+static int eni6_store(struct imds_eni6 *e, int i, const char *body, size_t len) {
+        struct imds_cidr6 *one;
+        size_t n;
+        int r;
+        switch (i) {
+        case 0: return imds_parse_ipv6_list(body, len, &e->ipv6s, &e->n_ipv6s);
+        case 1: return imds_parse_cidr6_list(body, len, &e->prefixes, &e->n_prefixes);
+        case 2:
+                r = imds_parse_cidr6_list(body, len, &one, &n);
+                if (r < 0)
+                        return r;
+                if (n == 1)
+                        e->subnet_cidr = one[0];
+                free(one);
+                return n == 1 ? 0 : -EBADMSG;
+        case 3: return imds_parse_cidr6_list(body, len, &e->vpc_cidrs, &e->n_vpc_cidrs);
+        }
+        return -EINVAL;
+}
+
+static const char *const eni6_leaves[] = { "ipv6s", "ipv6-prefix", "subnet-ipv6-cidr-blocks", "vpc-ipv6-cidr-blocks" };
+
+int imds_eni6(imds *m, const char *mac, struct imds_eni6 **ret, struct errmsg *err) {
+        char norm[IMDS_MAC_LEN];
+        if (!m || !mac || imds_parse_mac(mac, strlen(mac), norm) < 0)
+                return errmsg_set(err, -EINVAL, "IMDS: '%s' is not a MAC address", mac ? mac : "");
+        struct imds_eni6 *e = calloc(1, sizeof *e);
+        if (!e)
+                return errmsg_set(err, -ENOMEM, "out of memory");
+        int r = 0;
+        for (int i = 0; r == 0 && i < (int)(sizeof eni6_leaves / sizeof *eni6_leaves); i++) {
+                char *body = NULL;
+                size_t len = 0;
+                r = get_eni_field(m, norm, eni6_leaves[i], &body, &len, err);
+                if (r == -ENOENT) {
+                        r = 0;
+                        continue;
+                }
+                if (r == 0 && (r = eni6_store(e, i, body, len)) < 0)
+                        errmsg_set(err, r, "IMDS macs/%s/%s: malformed", norm, eni6_leaves[i]);
+                free(body);
+        }
+        if (r < 0) {
+                imds_eni6_free(e);
+                return r;
+        }
+        *ret = e;
+        return 0;
+}
+
+int imds_ipv6(imds *m, struct in6_addr *ret, struct errmsg *err) {
+        char *body;
+        size_t len;
+        int r = imds_get(m, "meta-data/ipv6", &body, &len, err);
+        if (r < 0)
+                return r;
+        struct in6_addr *v = NULL;
+        size_t n = 0;
+        r = imds_parse_ipv6_list(body, len, &v, &n);
+        free(body);
+        if (r == 0 && n == 1)
+                *ret = v[0];
+        free(v);
+        if (r < 0 || n != 1)
+                return errmsg_set(err, -EBADMSG, "IMDS meta-data/ipv6: not one IPv6 address");
         return 0;
 }

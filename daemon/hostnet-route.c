@@ -10,6 +10,7 @@
  * (scope, protocol, metric, prefsrc, nexthop): rebuilding a route for
  * deletion would make libnl guess a scope and miss routes it did not guess.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,31 @@ int hostnet_host_routes(hostnet *h, struct hostnet_host_route **ret, size_t *ret
                 memcpy(&ip, nl_addr_get_binary_addr(dst), 4);
                 v[n].ifindex = rtnl_route_nh_get_ifindex(rtnl_route_nexthop_n(rt, 0));
                 hn_ip4_str(ip, v[n].ip);
+                n++;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+int hostnet_host_routes6(hostnet *h, struct hostnet_host_route6 **ret, size_t *ret_n, struct errmsg *err) {
+        _cleanup_(hn_cache_freep) struct nl_cache *routes = NULL;
+        int r = nlerr_errno(rtnl_route_alloc_cache(h->sk, AF_INET6, 0, &routes));
+        if (r < 0)
+                return errmsg_set(err, r, "cannot list the IPv6 routes: %s", strerror(-r));
+        size_t n = 0, cap = (size_t)nl_cache_nitems(routes);
+        struct hostnet_host_route6 *v = calloc(cap ? cap : 1, sizeof *v);
+        if (!v)
+                return errmsg_set(err, -ENOMEM, "out of memory listing the routes");
+        for (struct nl_object *o = nl_cache_get_first(routes); o && n < cap; o = nl_cache_get_next(o)) {
+                struct rtnl_route *rt = (struct rtnl_route *)o;
+                struct nl_addr *dst = rtnl_route_get_dst(rt);
+                if (rtnl_route_get_table(rt) != RT_TABLE_MAIN || rtnl_route_get_type(rt) != RTN_UNICAST || !dst ||
+                    nl_addr_get_prefixlen(dst) != 128 || nl_addr_get_len(dst) != 16 ||
+                    rtnl_route_get_nnexthops(rt) != 1)
+                        continue;
+                v[n].ifindex = rtnl_route_nh_get_ifindex(rtnl_route_nexthop_n(rt, 0));
+                inet_ntop(AF_INET6, nl_addr_get_binary_addr(dst), v[n].ip, sizeof v[n].ip);
                 n++;
         }
         *ret = v;

@@ -94,6 +94,16 @@ static void render_ec2(struct text *t, ratelimit *rl) {
         }
 }
 
+/* IPv6 mode: the node's /80s, the /128s pods hold or that cool, the IPv4 egress addresses held. */
+static void render_ipv6(struct text *t, const struct store_stats *st) {
+        metric(t, "vpcipam_ipv6_prefixes", "gauge", "IPv6 /80 prefixes pods get their addresses from",
+               st->ipv6_prefixes);
+        metric(t, "vpcipam_assigned_ipv6_addresses", "gauge", "IPv6 /128s held by pods", st->ipv6_assigned);
+        metric(t, "vpcipam_cooldown_ipv6_addresses", "gauge", "released IPv6 /128s still cooling", st->ipv6_cooldown);
+        metric(t, "vpcipam_egress_ipv4_addresses", "gauge", "IPv4 egress addresses (169.254.172.0/22) held by pods",
+               st->egress_assigned);
+}
+
 static void render_wait_histogram(struct text *t, const struct metrics_snapshot *ms) {
         const uint64_t *bounds = metrics_wait_bounds();
         const char *n = "vpcipam_add_wait_seconds";
@@ -147,7 +157,8 @@ int introspect_render_metrics(introspect *h, char **ret) {
         metrics_snapshot(h->o.metrics, &ms);
         int max_enis = plan_max_enis(&h->o.node->limits, &h->o.cfg->pool);
         metric(&t, "awscni_total_ip_addresses", "gauge", "addresses in the pool", st.total);
-        metric(&t, "awscni_assigned_ip_addresses", "gauge", "addresses held by pods", st.assigned);
+        metric(&t, "awscni_assigned_ip_addresses", "gauge", "addresses held by pods (IPv6 /128s included)",
+               st.assigned + st.ipv6_assigned);
         metric(&t, "awscni_total_ipv4_prefixes", "gauge", "/28 prefixes in the pool (prefix delegation)", st.prefixes);
         metric(&t, "vpcipam_available_ip_addresses", "gauge", "addresses an ADD can get now", st.available);
         metric(&t, "vpcipam_cooldown_ip_addresses", "gauge", "released addresses still cooling", st.cooldown);
@@ -159,6 +170,8 @@ int introspect_render_metrics(introspect *h, char **ret) {
         for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
                 metric(&t, counters[i].name, "counter", counters[i].help, ms.counters[counters[i].which]);
         metric(&t, "vpcipam_pending_intents", "gauge", "EC2 mutations begun and not yet settled", (double)n_open);
+        if (h->o.cfg->ipv6)
+                render_ipv6(&t, &st);
         render_wait_histogram(&t, &ms);
         render_ec2(&t, h->o.limits);
         if (t.oom) {

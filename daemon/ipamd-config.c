@@ -307,15 +307,16 @@ static int p_prefix_delegation(const char *n, const char *v, struct ipamd_config
 }
 
 static int p_ipv4(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
-        (void)c;
-        bool on;
-        int r = poolconfig_parse_bool(n, v, &on, e);
-        if (r < 0)
-                return r;
-        if (!on)
-                return errmsg_set(e, -EOPNOTSUPP, "%s=%s: vpc-ipamd serves IPv4 only; IPv6 is not supported yet",
-                                  n, v);
-        return 0;
+        return parse_bool_field(n, v, &c->ipv4, e);
+}
+
+/* IPv6 mode (aws-vpc-cni-modes.md §2); the combinations are checked in verify_ipv6. */
+static int p_ipv6(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->ipv6, e);
+}
+
+static int p_v4_egress(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->v4_egress, e);
 }
 
 static int p_imds_only(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
@@ -486,8 +487,11 @@ static const struct row rows[] = {
           FN(show_service_cidrs) },
         { { "AWS_VPC_K8S_CNI_VETHPREFIX", "eni", "1-4 letters or digits, a letter first; not eth, lo, vlan" },
           p_veth_prefix, STR(snat.veth_prefix) },
-        { { "ENABLE_IPv4", "true", "true (IPv4 only)" }, p_ipv4, DEFAULT },
-        { { "ENABLE_IPv6", "false", "false (not supported yet)" }, p_not_yet, DEFAULT },
+        { { "ENABLE_IPv4", "true", "true, or false with ENABLE_IPv6=true" }, p_ipv4, BOOL(ipv4) },
+        { { "ENABLE_IPv6", "false", "true (with ENABLE_IPv4=false and ENABLE_PREFIX_DELEGATION=true) or false" },
+          p_ipv6, BOOL(ipv6) },
+        { { "ENABLE_V4_EGRESS", "true", "true or false (IPv6 mode: an IPv4 egress address per pod)" }, p_v4_egress,
+          BOOL(v4_egress) },
         { { "ENABLE_PREFIX_DELEGATION", "false", "true or false" }, p_prefix_delegation,
           BOOL(prefix_delegation) },
         { { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "false", "true or false (true needs MY_NODE_NAME and the "
@@ -572,10 +576,11 @@ static const struct ignored_row ignored[] = {
         { { "DISABLE_TCP_EARLY_DEMUX", "true or false",
             "aws-node's init container sets tcp_early_demux for pod ENIs (ENABLE_POD_ENI, not supported yet); "
             "vpc-ipamd sets no sysctl" }, c_bool },
-        { { "ENABLE_V4_EGRESS", "true or false", NOT_YET_ON("ENABLE_IPv6") }, c_bool },
-        { { "ENABLE_V6_EGRESS", "false", "IPv6 egress for pods needs IPv6, not supported yet" }, c_false },
+        { { "ENABLE_V6_EGRESS", "true or false", "IPv6 egress for IPv4 pods (aws-node's egress-cni in an IPv4 "
+            "cluster) is not built: IPv4 pods get no IPv6 address" }, c_bool },
         { { "DISABLE_POD_V6", "true or false",
-            "aws-node's plugin setting for IPv6 inside pods; vpc-cni configures IPv4 only" }, c_bool },
+            "aws-node's plugin setting for IPv6 inside IPv4 pods; vpc-cni leaves an IPv4 pod's IPv6 as the "
+            "runtime made it" }, c_bool },
         { { "ENABLE_MULTI_NIC", "false", "vpc-ipamd uses network card 0 only; pods asking for an address on "
             "every card cannot be served" }, c_false },
         { { "ANNOTATE_POD_IP", "true or false", NO_K8S ", so pods are not annotated with their address" },
@@ -720,9 +725,14 @@ static int add_owner_tag(struct ipamd_config *c, struct errmsg *err) {
         return 0;
 }
 
-/* aws-node's entrypoint refuses prefix delegation with no warm or minimum target at all. */
+/*
+ * aws-node's entrypoint refuses prefix delegation with no warm or minimum
+ * target at all. Not in IPv6 mode, which ignores those targets (one /80
+ * serves every pod): aws-node's manifest always sets WARM_PREFIX_TARGET=1,
+ * so only a bare environment would meet that refusal there.
+ */
 static int verify_prefix_delegation(const struct ipamd_config *c, struct errmsg *err) {
-        if (c->prefix_delegation && c->pool.warm_prefix_target <= 0 && c->pool.warm_ip_target <= 0 &&
+        if (c->prefix_delegation && !c->ipv6 && c->pool.warm_prefix_target <= 0 && c->pool.warm_ip_target <= 0 &&
             c->pool.minimum_ip_target <= 0)
                 return errmsg_set(err, -EINVAL, "ENABLE_PREFIX_DELEGATION=true: needs WARM_PREFIX_TARGET, "
                                   "WARM_IP_TARGET or MINIMUM_IP_TARGET above 0 (as aws-node); "
@@ -741,8 +751,38 @@ static int verify_custom_networking(const struct ipamd_config *c, struct errmsg 
         return 0;
 }
 
+/*
+ * aws-node's rules for the address family (ipamd isConfigValid, its
+ * entrypoint's MTU range), in its words: one family, IPv6 only with prefix
+ * delegation and without custom networking. IPv6 mode implies no leaked-ENI
+ * cleanup (aws-node's, and no ENI is created to leak).
+ */
+static int verify_ipv6(struct ipamd_config *c, struct errmsg *err) {
+        if (c->ipv4 && c->ipv6)
+                return errmsg_set(err, -EINVAL, "ENABLE_IPv6=true: IPv4 and IPv6 are both enabled; VPC CNI does not "
+                                  "support dual stack mode (as aws-node); set ENABLE_IPv4=false");
+        if (!c->ipv4 && !c->ipv6)
+                return errmsg_set(err, -EINVAL, "ENABLE_IPv4=false: IPv4 and IPv6 are both disabled; one of them "
+                                  "has to be enabled (as aws-node)");
+        if (c->ipv6 && !c->prefix_delegation)
+                return errmsg_set(err, -EINVAL, "ENABLE_IPv6=true: IPv6 is supported only in prefix delegation "
+                                  "mode (as aws-node); set ENABLE_PREFIX_DELEGATION=true");
+        if (c->ipv6 && c->custom_networking)
+                return errmsg_set(err, -EINVAL, "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true: custom networking is not "
+                                  "supported in IPv6 mode (as aws-node); unset it to enable IPv6");
+        if (c->ipv6 && (c->eni_mtu < 1280 || c->pod_mtu < 1280))
+                return errmsg_set(err, -ERANGE, "%s=%d: IPv6 needs at least 1280 (as aws-node)",
+                                  c->eni_mtu < 1280 ? "AWS_VPC_ENI_MTU" : "POD_MTU",
+                                  c->eni_mtu < 1280 ? c->eni_mtu : c->pod_mtu);
+        if (c->ipv6)
+                c->no_leak_cleanup = true;
+        return 0;
+}
+
 static int verify(struct ipamd_config *c, struct errmsg *err) {
-        int r = verify_paths(c, err);
+        int r = verify_ipv6(c, err);
+        if (r == 0)
+                r = verify_paths(c, err);
         if (r == 0)
                 r = verify_custom_networking(c, err);
         if (r == 0)
@@ -775,9 +815,31 @@ void ipamd_config_defaults(struct ipamd_config *ret) {
                 .http_timeout_s = 10,
                 .eniconfig_annotation = CUSTOMNET_DEFAULT_KEY,
                 .eniconfig_label = CUSTOMNET_DEFAULT_KEY,
+                .ipv4 = true,
+                .v4_egress = true,
         };
         poolconfig_defaults(&ret->pool);
         snat_config_defaults(&ret->snat);
+}
+
+/* The pool's variables IPv6 mode has no use for: one /80 serves every pod, no ENI is added. */
+static const unsigned v6_ignored_pool = POOLCONFIG_HAS_WARM_ENI | POOLCONFIG_HAS_WARM_IP |
+        POOLCONFIG_HAS_MINIMUM_IP | POOLCONFIG_HAS_WARM_PREFIX | POOLCONFIG_HAS_MAX_ENI |
+        POOLCONFIG_HAS_SHRINK_DELAY;
+
+/* Row k of the pool's table is flagged by bit k of poolconfig.has (poolconfig.h's order). */
+const char *ipamd_config_v6_ignored(const struct ipamd_config *c, size_t i) {
+        if (!c->ipv6)
+                return NULL;
+        const struct poolconfig_var *v;
+        for (size_t k = 0; (v = poolconfig_var(k)); k++) {
+                unsigned bit = 1u << k;
+                if (!(c->pool.has & bit & v6_ignored_pool))
+                        continue;
+                if (i-- == 0)
+                        return v->name;
+        }
+        return NULL;
 }
 
 const struct ipamd_config_var *ipamd_config_var(size_t i) {

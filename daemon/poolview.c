@@ -20,6 +20,12 @@ cJSON *poolview_pool(store *s, int64_t now_ms, int waiting_adds, bool ready, con
         cJSON_AddNumberToObject(o, "waiting_adds", waiting_adds);
         cJSON_AddBoolToObject(o, "ready", ready);
         cJSON_AddStringToObject(o, "reason", reason ? reason : "");
+        if (st.ipv6_prefixes) {         /* IPv6 mode */
+                cJSON_AddNumberToObject(o, "ipv6_prefixes", st.ipv6_prefixes);
+                cJSON_AddNumberToObject(o, "ipv6_assigned", st.ipv6_assigned);
+                cJSON_AddNumberToObject(o, "ipv6_cooldown", st.ipv6_cooldown);
+                cJSON_AddNumberToObject(o, "egress_assigned", st.egress_assigned);
+        }
         return o;
 }
 
@@ -83,6 +89,18 @@ static void add_block_use(cJSON *o, store *s, const char *id, int64_t now_ms) {
         free(u);
 }
 
+/* IPv6 mode: the ENI's /80s (none: no key, so IPv4 nodes' answers are as before). */
+static void add_prefixes6(cJSON *o, store *s, const char *id) {
+        char (*p)[STORE_CIDR6_MAX] = NULL;
+        size_t n = 0;
+        if (store_prefixes6(s, id, &p, &n) == 0 && n) {
+                cJSON *arr = cJSON_AddArrayToObject(o, "ipv6_prefixes");
+                for (size_t i = 0; i < n; i++)
+                        cJSON_AddItemToArray(arr, cJSON_CreateString(p[i]));
+        }
+        free(p);
+}
+
 static cJSON *eni_json(store *s, const struct store_eni *e, const struct plan_eni *pe, size_t npe, int64_t now_ms) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", e->id);
@@ -98,6 +116,7 @@ static cJSON *eni_json(store *s, const struct store_eni *e, const struct plan_en
         add_counts(o, pe, npe, e->id);
         add_blocks(o, s, e->id);
         add_block_use(o, s, e->id, now_ms);
+        add_prefixes6(o, s, e->id);
         return o;
 }
 
@@ -125,6 +144,8 @@ cJSON *poolview_pods(store *s) {
         for (size_t i = 0; i < n; i++) {
                 cJSON *o = cJSON_CreateObject();
                 cJSON_AddStringToObject(o, "ip", ls[i].ip);
+                if (ls[i].egress_ip[0])
+                        cJSON_AddStringToObject(o, "egress_ip", ls[i].egress_ip);
                 cJSON_AddStringToObject(o, "eni_id", ls[i].eni_id);
                 cJSON_AddNumberToObject(o, "device_index", ls[i].device_index);
                 cJSON_AddStringToObject(o, "container_id", ls[i].container_id);

@@ -311,14 +311,44 @@ static void fill_vpc_cidrs(server *s, struct proto_address *a) {
                         snprintf(a->vpc_cidrs[a->n_vpc_cidrs++], PROTO_CIDR_MAX, "%s", tok);
 }
 
+/* IPv6 pods: the VPC's IPv6 CIDRs ("vpc_cidrs6", ipv6node.c) first, then its IPv4 ones. */
+static void fill_vpc_cidrs6(server *s, struct proto_address *a) {
+        char v6[1024], v4[1024];
+        if (store_meta_get(s->o.store, "vpc_cidrs6", v6, sizeof v6) < 0)
+                v6[0] = '\0';
+        if (store_meta_get(s->o.store, "vpc_cidrs", v4, sizeof v4) < 0)
+                v4[0] = '\0';
+        size_t n = 2;
+        for (const char *p = v6; *p; p++)
+                n += *p == ',';
+        for (const char *p = v4; *p; p++)
+                n += *p == ',';
+        a->vpc_cidrs = calloc(n, sizeof *a->vpc_cidrs);
+        if (!a->vpc_cidrs)
+                return;
+        char *save = NULL;
+        for (char *tok = strtok_r(v6, ",", &save); tok && a->n_vpc_cidrs < n; tok = strtok_r(NULL, ",", &save))
+                if (proto_valid_cidr(tok))
+                        snprintf(a->vpc_cidrs[a->n_vpc_cidrs++], PROTO_CIDR_MAX, "%s", tok);
+        for (char *tok = strtok_r(v4, ",", &save); tok && a->n_vpc_cidrs < n; tok = strtok_r(NULL, ",", &save))
+                if (proto_valid_cidr4(tok))
+                        snprintf(a->vpc_cidrs[a->n_vpc_cidrs++], PROTO_CIDR_MAX, "%s", tok);
+}
+
 static void fill_address(server *s, const struct store_lease *l, struct proto_address *a) {
         *a = (struct proto_address){ .has_ip = true, .device_index = (uint32_t)l->device_index,
                                      .route_table = (uint32_t)l->route_table, .mtu = (uint32_t)s->o.pod_mtu };
+        bool v6 = strchr(l->ip, ':') != NULL;
         snprintf(a->ip, sizeof a->ip, "%s", l->ip);
         snprintf(a->eni_id, sizeof a->eni_id, "%s", l->eni_id);
-        snprintf(a->gateway, sizeof a->gateway, "%s", PROTO_POD_GATEWAY);
+        snprintf(a->gateway, sizeof a->gateway, "%s", v6 ? PROTO_POD_GATEWAY6 : PROTO_POD_GATEWAY);
         subnet_gateway(l->subnet_cidr, a->subnet_gateway);
-        fill_vpc_cidrs(s, a);
+        if (v6) {
+                snprintf(a->egress_ip, sizeof a->egress_ip, "%s", l->egress_ip);
+                fill_vpc_cidrs6(s, a);
+        } else {
+                fill_vpc_cidrs(s, a);
+        }
 }
 
 static struct store_attachment attachment_of(const struct proto_request *req) {
@@ -332,7 +362,8 @@ static struct store_attachment attachment_of(const struct proto_request *req) {
 static int try_add(server *s, struct conn *c, const struct proto_request *req, bool *closed) {
         struct store_attachment a = attachment_of(req);
         struct store_lease lease;
-        int r = store_assign(s->o.store, &a, vtime_wall_ms(), &lease, NULL);
+        int r = s->o.ipv6 ? store_assign6(s->o.store, &a, s->o.v4_egress, vtime_wall_ms(), &lease, NULL)
+                          : store_assign(s->o.store, &a, vtime_wall_ms(), &lease, NULL);
         *closed = false;
         if (r == -EAGAIN)
                 return r;
@@ -346,6 +377,9 @@ static int try_add(server *s, struct conn *c, const struct proto_request *req, b
         log_info("assigned address", LF_STR("ip", lease.ip), LF_STR("eni", lease.eni_id),
                  LF_STR("container_id", req->att.container_id), LF_STR("ifname", req->att.ifname),
                  LF_STR("pod", req->pod_name), LF_STR("namespace", req->pod_namespace));
+        if (lease.egress_ip[0])
+                log_info("assigned an IPv4 egress address", LF_STR("egress_ip", lease.egress_ip),
+                         LF_STR("container_id", req->att.container_id));
         *closed = send_reply(s, c, &reply) < 0;
         return 0;
 }
@@ -462,7 +496,8 @@ static void cancel_waiting_add(server *s, const struct proto_attachment *att) {
 static int unwire(server *s, const struct proto_request *req, const struct store_lease *lease,
                   struct proto_reply *reply) {
         struct errmsg err = { 0 };
-        if (!s->o.podnet)
+        /* IPv6 mode: the plugin removes the pod's IPv6 wiring and egress link itself (its fallback path) */
+        if (!s->o.podnet || s->o.ipv6 || (lease && strchr(lease->ip, ':')))
                 return 0;
         /* a pod taken over from aws-node: the plugin cannot name its veth, the lease does (awsnode-import.h) */
         const char *veth = req->host_veth[0] || !lease ? req->host_veth : lease->host_veth;
@@ -575,6 +610,8 @@ static void op_status(server *s, struct conn *c) {
         int r = store_stats(s->o.store, vtime_wall_ms(), &stats);
         struct proto_reply reply = { .op = PROTO_OP_STATUS, .ok = true, .ready = st.ready && r == 0 };
         reply.available = (uint32_t)stats.available;
+        if (s->o.ipv6 && stats.ipv6_prefixes)   /* 2^48 per /80, less those held or cooling: more than fits */
+                reply.available = UINT32_MAX;
         snprintf(reply.reason, sizeof reply.reason, "%s", r < 0 ? "the pool store failed" : st.reason);
         send_reply(s, c, &reply);
 }

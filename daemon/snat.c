@@ -24,6 +24,17 @@
  * Interval sets auto-merge, so overlapping exclusions (or an exclusion inside
  * a VPC CIDR) are not an error.
  *
+ * In IPv6 mode (snat_input.ipv6_egress) the table is instead:
+ *
+ *   chain postrouting {           # srcnat: aws-node's CNI-E4-<hash> chains, one rule for all pods
+ *     ip saddr 169.254.172.0/22 ip daddr 224.0.0.0/4 return
+ *     ip saddr 169.254.172.0/22 fib daddr type local return
+ *     ip saddr 169.254.172.0/22 snat to 10.0.0.4 fully-random
+ *   }
+ *   chain forward {               # ipamd's "Block Node Local Pod access via IPv4"
+ *     ip daddr 169.254.172.0/22 ct state new reject
+ *   }
+ *
  * Every script first deletes aws-node's own nftables table, `ip aws-cni`
  * (its nat-prerouting and snat-mark chains, made when the host's iptables
  * is nft): on a node taken over from aws-node, ours replaces it in one
@@ -157,7 +168,7 @@ bool snat_input_equal(const struct snat_input *a, const struct snat_input *b) {
         if (x->external != y->external || x->random != y->random || x->node_port != y->node_port ||
             x->mark != y->mark || strcmp(x->veth_prefix, y->veth_prefix) || x->n_exclude != y->n_exclude ||
             strcmp(a->primary_ip, b->primary_ip) || strcmp(a->primary_if, b->primary_if) ||
-            a->n_vpc_cidrs != b->n_vpc_cidrs)
+            a->n_vpc_cidrs != b->n_vpc_cidrs || a->ipv6_egress != b->ipv6_egress)
                 return false;
         for (size_t i = 0; i < x->n_exclude; i++)
                 if (strcmp(x->exclude[i], y->exclude[i]))
@@ -213,6 +224,26 @@ static int check_input(const struct snat_input *in, struct errmsg *err) {
         return 0;
 }
 
+/* IPv6 mode: only the primary IP matters (the rest of the input is not IPv4 pods' business). */
+static int check_egress_input(const struct snat_input *in, struct errmsg *err) {
+        struct in_addr a;
+        if (inet_pton(AF_INET, in->primary_ip, &a) != 1)
+                return errmsg_set(err, -EINVAL, "snat: primary IP \"%s\" is not an IPv4 address", in->primary_ip);
+        return 0;
+}
+
+static void put_egress4(FILE *f, const struct snat_input *in) {
+        static const char *const flags[] = {
+                [SNAT_RANDOM_PRNG] = " fully-random", [SNAT_RANDOM_HASH] = " random", [SNAT_RANDOM_NONE] = "" };
+        const char *src = "ip saddr " SNAT_EGRESS4_CIDR;
+        fprintf(f, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+                "\t\t%s ip daddr 224.0.0.0/4 return\n\t\t%s fib daddr type local return\n"
+                "\t\t%s snat to %s%s\n\t}\n", src, src, src, in->primary_ip,
+                flags[in->cfg.random <= SNAT_RANDOM_NONE ? in->cfg.random : SNAT_RANDOM_PRNG]);
+        fprintf(f, "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n"
+                "\t\tip daddr " SNAT_EGRESS4_CIDR " ct state new reject\n\t}\n");
+}
+
 static void put_set(FILE *f, const char *name, const char (*cidrs)[SNAT_CIDR_LEN], size_t n) {
         fprintf(f, "\tset %s {\n\t\ttype ipv4_addr; flags interval; auto-merge;\n", name);
         for (size_t i = 0; i < n; i++)
@@ -252,7 +283,7 @@ int snat_render(const struct snat_input *in, char **ret, struct errmsg *err) {
                 *ret = s;
                 return 0;
         }
-        int r = check_input(in, err);
+        int r = in->ipv6_egress ? check_egress_input(in, err) : check_input(in, err);
         if (r < 0)
                 return r;
         char *buf = NULL;
@@ -261,10 +292,14 @@ int snat_render(const struct snat_input *in, char **ret, struct errmsg *err) {
         if (!f)
                 return errmsg_set(err, -ENOMEM, "snat: out of memory");
         fprintf(f, "%stable ip %s {\n", REMOVE_SCRIPT, SNAT_TABLE);
-        put_set(f, "vpc", in->vpc_cidrs, in->n_vpc_cidrs);
-        put_set(f, "excluded", in->cfg.exclude, in->cfg.n_exclude);
-        put_prerouting(f, in);
-        put_postrouting(f, in);
+        if (in->ipv6_egress) {
+                put_egress4(f, in);
+        } else {
+                put_set(f, "vpc", in->vpc_cidrs, in->n_vpc_cidrs);
+                put_set(f, "excluded", in->cfg.exclude, in->cfg.n_exclude);
+                put_prerouting(f, in);
+                put_postrouting(f, in);
+        }
         fprintf(f, "}\n");
         if (fclose(f) != 0) {
                 free(buf);
@@ -328,6 +363,8 @@ static int apply_now(snat *s, const struct snat_input *in, struct errmsg *err) {
         free(script);
         if (r < 0)
                 return r;
+        if (in->ipv6_egress)   /* no IPv4 pod to route by mark: a rule a previous IPv4 run left goes */
+                return snat_rule_remove(s->have_applied ? s->applied.cfg.mark : in->cfg.mark, err);
         /* A changed mark leaves the old one's rule behind otherwise. */
         if (s->have_applied && s->applied.cfg.mark != in->cfg.mark &&
             (r = snat_rule_remove(s->applied.cfg.mark, err)) < 0)

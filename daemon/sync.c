@@ -704,6 +704,8 @@ static enum store_intent_state resolve(struct ipamd_ctx *o, const struct store_i
                 return it->eni_id[0] ? settle_unassign(o, it, rep) : STORE_INTENT_DONE;
         case STORE_INTENT_ASSIGN_IPS:
                 break;
+        case STORE_INTENT_ASSIGN_IPV6_PREFIX:
+                return STORE_INTENT_OPEN;       /* IPv6 mode settles it at start by EC2's list (ipv6node.c) */
         }
         return STORE_INTENT_DONE;
 }
@@ -894,8 +896,8 @@ int sync_pods_run(sync_pods *p, struct ipamd_ctx *o, struct sync_report *rep) {
 /* --- the kernel as a witness ------------------------------------------------------ */
 
 /* "vpc-cni:<ifname>:<container id>" into its parts; false if it is not one. */
-static bool witness_alias(const char *alias, char ifname[STORE_IFNAME_MAX + 1],
-                          char container_id[STORE_CONTAINER_ID_MAX + 1]) {
+bool sync_witness_alias(const char *alias, char ifname[STORE_IFNAME_MAX + 1],
+                        char container_id[STORE_CONTAINER_ID_MAX + 1]) {
         size_t plen = strlen(PROTO_VETH_ALIAS_PREFIX);
         const char *rest = alias + plen, *colon = strchr(rest, ':');
         if (strncmp(alias, PROTO_VETH_ALIAS_PREFIX, plen) != 0 || !colon || colon == rest ||
@@ -908,7 +910,7 @@ static bool witness_alias(const char *alias, char ifname[STORE_IFNAME_MAX + 1],
 
 static void witness_one(struct ipamd_ctx *o, const struct hostnet_link *l, const char *ip, struct sync_report *rep) {
         char ifname[STORE_IFNAME_MAX + 1], cid[STORE_CONTAINER_ID_MAX + 1];
-        if (!witness_alias(l->alias, ifname, cid))
+        if (!sync_witness_alias(l->alias, ifname, cid))
                 return;
         struct store_attachment a = { .container_id = cid, .ifname = ifname, .host_veth = l->name };
         int r = store_assign_addr(o->store, &a, ip, o->now_ms(), NULL);

@@ -2,7 +2,7 @@
  * vpc-ipamctl: what the node's pool holds, for an admin at a terminal.
  *
  *   vpc-ipamctl [--socket PATH] [--json] [--max-stall SECONDS] pool|enis|pods|intents|status|live
- *   vpc-ipamctl [--json] max-pods --instance-type T [--prefix-delegation]
+ *   vpc-ipamctl [--json] max-pods --instance-type T [--prefix-delegation | --ipv6]
  *               [--custom-networking] [--max-eni N] [--cni-version V]
  *
  * `live` is the liveness probe: it exits 1 when the daemon does not answer
@@ -73,10 +73,13 @@ static void show_pool(const cJSON *result) {
                 { "ENIs attached", "enis" }, { "addresses", "total" }, { "assigned to pods", "assigned" },
                 { "available now", "available" }, { "cooling down", "cooldown" }, { "being released", "releasing" },
                 { "ADDs waiting", "waiting_adds" }, { "ready", "ready" }, { "note", "reason" },
+                /* IPv6 mode only (absent otherwise) */
+                { "IPv6 prefixes", "ipv6_prefixes" }, { "IPv6 assigned", "ipv6_assigned" },
+                { "IPv6 cooling", "ipv6_cooldown" }, { "IPv4 egress held", "egress_assigned" },
         };
         for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
                 const char *v = cell(p, rows[i].key, buf);
-                if (strcmp(rows[i].key, "reason") == 0 && !*v)
+                if ((strcmp(rows[i].key, "reason") == 0 && !*v) || !cJSON_GetObjectItem(p, rows[i].key))
                         continue;
                 printf("%-17s %s\n", rows[i].title, v);
         }
@@ -128,9 +131,23 @@ static void show_enis(const cJSON *result) {
                 { "FREE", "free" }, { "USED", "assigned" }, { "COOLING", "cooldown" },
                 { "/28S", "prefixes" }, { "/32S", "ips" },
         };
-        const cJSON *enis = cJSON_GetObjectItem(result, "enis");
+        const cJSON *enis = cJSON_GetObjectItem(result, "enis"), *row;
         table(enis, cols, sizeof cols / sizeof cols[0]);
         show_blocks(enis);
+        cJSON_ArrayForEach(row, enis) {         /* IPv6 mode: each ENI's /80s */
+                const cJSON *p, *pfx = cJSON_GetObjectItem(row, "ipv6_prefixes");
+                cJSON_ArrayForEach(p, pfx)
+                        printf("%s IPv6 prefix %s\n", cell(row, "id", (char[64]){ 0 }), cJSON_GetStringValue(p));
+        }
+}
+
+/* Whether any row has key (the IPv6 columns show only on an IPv6 node). */
+static bool any_has(const cJSON *rows, const char *key) {
+        const cJSON *row;
+        cJSON_ArrayForEach(row, rows)
+                if (cJSON_GetObjectItem(row, key))
+                        return true;
+        return false;
 }
 
 static void show_pods(const cJSON *result) {
@@ -138,7 +155,15 @@ static void show_pods(const cJSON *result) {
                 { "IP", "ip" }, { "ENI", "eni_id" }, { "NAMESPACE", "pod_namespace" }, { "POD", "pod_name" },
                 { "IFNAME", "ifname" }, { "CONTAINER", "container_id" },
         };
-        table(cJSON_GetObjectItem(result, "pods"), cols, sizeof cols / sizeof cols[0]);
+        static const struct column cols6[] = {
+                { "IP", "ip" }, { "EGRESS IPV4", "egress_ip" }, { "ENI", "eni_id" }, { "NAMESPACE", "pod_namespace" },
+                { "POD", "pod_name" }, { "IFNAME", "ifname" }, { "CONTAINER", "container_id" },
+        };
+        const cJSON *rows = cJSON_GetObjectItem(result, "pods");
+        if (any_has(rows, "egress_ip"))
+                table(rows, cols6, sizeof cols6 / sizeof cols6[0]);
+        else
+                table(rows, cols, sizeof cols / sizeof cols[0]);
 }
 
 static void show_intents(const cJSON *result) {
@@ -181,7 +206,7 @@ static int usage(FILE *f) {
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
                 fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
         fprintf(f, "  %-8s %s\n", "max-pods", "kubelet's max-pods as EKS computes it (no daemon needed):");
-        fprintf(f, "           max-pods --instance-type T [--prefix-delegation] [--custom-networking]\n"
+        fprintf(f, "           max-pods --instance-type T [--prefix-delegation | --ipv6] [--custom-networking]\n"
                    "                    [--max-eni N] [--cni-version V]\n");
         return f == stderr ? 2 : 0;
 }
@@ -207,7 +232,7 @@ __attribute__((format(printf, 1, 2))) static int max_pods_fail(const char *fmt, 
         return 2;
 }
 
-static void print_max_pods(const struct ilimits *t, const struct plan_maxpods_in *m, int pods, bool json) {
+static void print_max_pods(const struct ilimits *t, const struct plan_maxpods_in *m, bool ipv6, int pods, bool json) {
         if (!json) {
                 printf("%d\n", pods);
                 return;
@@ -220,16 +245,34 @@ static void print_max_pods(const struct ilimits *t, const struct plan_maxpods_in
         cJSON_AddNumberToObject(o, "vcpus", m->vcpus);
         cJSON_AddBoolToObject(o, "nitro", m->nitro);
         cJSON_AddBoolToObject(o, "prefix_delegation", m->prefix_delegation && m->nitro && !m->cni_before_1_9);
+        cJSON_AddBoolToObject(o, "ipv6", ipv6);
         char *s = cJSON_Print(o);
         printf("%s\n", s ? s : "null");
         free(s);
         cJSON_Delete(o);
 }
 
+/*
+ * IPv6: EKS computes it as for prefix delegation (the /80 holds far more than
+ * the cap, so the 110/250 cap decides on any type with enough slots); a node
+ * aws-node would not start in IPv6 mode has no answer.
+ */
+static int ipv6_refusal(const struct ilimits *t, const struct plan_maxpods_in *m) {
+        if (m->custom_networking)
+                return max_pods_fail("--ipv6 with --custom-networking: custom networking is not supported in IPv6 mode");
+        if (!m->nitro)
+                return max_pods_fail("--ipv6: %s is not nitro; IPv6 needs prefix delegation, which needs nitro "
+                                     "(aws-node does not start)", t->name);
+        if (m->cni_before_1_9)
+                return max_pods_fail("--ipv6: CNI before 1.9 has no prefix delegation, which IPv6 needs");
+        return 0;
+}
+
 /* vpc-ipamctl max-pods: the calculator's flags, spelled as in the issue. */
 static int cmd_max_pods(int argc, char **argv, bool json) {
         struct plan_maxpods_in m = { 0 };
         const char *type = NULL;
+        bool ipv6 = false;
         for (int i = 0; i < argc; i++) {
                 char *end;
                 if (strcmp(argv[i], "--instance-type") == 0 && i + 1 < argc)
@@ -238,6 +281,8 @@ static int cmd_max_pods(int argc, char **argv, bool json) {
                         m.prefix_delegation = true;
                 else if (strcmp(argv[i], "--json") == 0)
                         json = true;
+                else if (strcmp(argv[i], "--ipv6") == 0)
+                        ipv6 = m.prefix_delegation = true;     /* IPv6 is prefix delegation only (aws-node) */
                 else if (strcmp(argv[i], "--custom-networking") == 0)
                         m.custom_networking = true;
                 else if (strcmp(argv[i], "--max-eni") == 0 && i + 1 < argc) {
@@ -260,6 +305,9 @@ static int cmd_max_pods(int argc, char **argv, bool json) {
         m.ipv4_per_eni = t->ipv4_per_eni;
         m.vcpus = t->vcpus;
         m.nitro = ilimits_nitro(t);
+        int r = ipv6 ? ipv6_refusal(t, &m) : 0;
+        if (r)
+                return r;
         if (m.prefix_delegation && !m.nitro)
                 fprintf(stderr, "vpc-ipamctl max-pods: %s is not nitro: no prefix delegation there "
                                 "(aws-node falls back to secondary IPs)\n", t->name);
@@ -268,7 +316,7 @@ static int cmd_max_pods(int argc, char **argv, bool json) {
         int pods = plan_max_pods_for(&m);
         if (pods < 0)
                 return max_pods_fail("%s: the table's limits are unusable", type);
-        print_max_pods(t, &m, pods, json);
+        print_max_pods(t, &m, ipv6, pods, json);
         return 0;
 }
 

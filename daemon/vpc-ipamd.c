@@ -39,6 +39,7 @@
 #include "imds.h"
 #include "introspect.h"
 #include "ipamd-config.h"
+#include "ipv6node.h"
 #include "log.h"
 #include "mkdirs.h"
 #include "vtime.h"
@@ -48,6 +49,7 @@
 #include "ratelimit.h"
 #include "reconciler.h"
 #include "server.h"
+#include "snat.h"
 #include "store.h"
 #include "sync.h"
 
@@ -71,6 +73,7 @@ struct ipamd {
         sigset_t signals;
         _Atomic bool stopping;
         bool store_new;                 /* created at this start: its leases come from the kernel's witness */
+        bool limits_known;              /* the instance type's limits came from EC2 (or the store's cache of it) */
 };
 
 /* Only main and start-up code stop the process. */
@@ -216,6 +219,15 @@ static void warn_ignored(const struct ipamd_config *cfg, bool to_stderr) {
                                  LF_STR("variable", v->name), LF_STR("value", getenv(v->name)),
                                  LF_STR("reason", v->reason));
         }
+        const char *name;
+        for (size_t i = 0; (name = ipamd_config_v6_ignored(cfg, i)); i++) {
+                if (to_stderr)
+                        fprintf(stderr, "vpc-ipamd: warning: %s=%s is ignored in IPv6 mode: one /80 prefix on the "
+                                "primary ENI serves every pod\n", name, getenv(name));
+                else
+                        log_warn("a pool variable is ignored in IPv6 mode: one /80 prefix on the primary ENI "
+                                 "serves every pod", LF_STR("variable", name), LF_STR("value", getenv(name)));
+        }
 }
 
 /* A full or read-only disk, a missing mount: a fault an operator fixes, not a wrong file. */
@@ -290,6 +302,7 @@ static void open_stores(struct ipamd *d) {
         }
         /* Secondary-IP mode hands out /32s before leftover prefixes' addresses (they empty out and go back). */
         store_prefer_ips(d->store, !(d->cfg.prefix_delegation && d->node.prefix_supported));
+        d->limits_known = r >= 0;
         char buf[512];
         node_vpc_cidrs_string(&d->node, buf, sizeof buf);
         if ((r = store_meta_set(d->store, "vpc_cidrs", buf)) < 0)
@@ -307,6 +320,7 @@ static void start_server(struct ipamd *d) {
                                      .podnet = d->podnet,
                                      .add_wait_ms = d->cfg.add_wait_ms, .pod_mtu = d->cfg.pod_mtu,
                                      .cooldown_ms = (int64_t)d->cfg.pool.ip_cooldown_s * 1000,
+                                     .ipv6 = d->cfg.ipv6, .v4_egress = d->cfg.v4_egress,
                                      .hooks = { hook_wake, hook_status, d } };
         if ((r = server_new(&so, &d->srv, &err)) < 0)
                 fatal("cannot serve the socket", r, err.text);
@@ -334,6 +348,73 @@ static struct ipamd_ctx make_ctx(struct ipamd *d, store *s) {
         return (struct ipamd_ctx){ .ec2 = d->ec2, .imds = d->imds, .store = s, .net = d->net, .metrics = d->metrics,
                                 .cfg = &d->cfg, .node = &d->node, .now_ms = vtime_wall_ms, .cnet = d->cnet,
                                 .pool_changed = pool_changed, .stopping = stopping, .userdata = d };
+}
+
+/* --- IPv6 mode (ipv6node.h) ------------------------------------------------------------ */
+
+/* The /80 and the rest, retried with back-off while EC2 or the store fails: without it nothing can be served. */
+static void ipv6_prefix(struct ipamd *d) {
+        struct ipamd_ctx o = make_ctx(d, d->store);
+        if (d->limits_known && !d->node.prefix_supported)      /* aws-node's isConfigValid: fatal, not a fallback */
+                fatal("IPv6 mode: prefix delegation is not supported on this non-nitro instance type, and IPv6 is "
+                      "only supported in prefix delegation mode (as aws-node)", -EOPNOTSUPP, d->node.instance_type);
+        for (int wait_s = 1;; wait_s = wait_s < 16 ? wait_s * 2 : 30) {
+                struct errmsg err = { 0 };
+                char prefix[STORE_CIDR6_MAX];
+                int r = ipv6node_setup(&o, prefix, &err);
+                if (r >= 0) {
+                        log_info("IPv6 mode: pods get /128s from the node's prefix", LF_STR("prefix", prefix),
+                                 LF_STR("eni", d->node.primary_eni_id), LF_BOOL("v4_egress", d->cfg.v4_egress));
+                        return;
+                }
+                log_error_errno(r, "IPv6 mode: cannot set up the node's IPv6 prefix; retrying",
+                                LF_STR("detail", err.text), LF_INT("retry_s", wait_s));
+                struct timespec ts = { wait_s, 0 };
+                if (sigtimedwait(&d->signals, NULL, &ts) > 0) {
+                        log_info("stopped before the node's IPv6 prefix was set up");
+                        exit(0);
+                }
+        }
+}
+
+/* A store created at this start knows no pod: the kernel's routes give the live pods their addresses back first. */
+static void ipv6_witness(struct ipamd *d) {
+        struct ipamd_ctx o = make_ctx(d, d->store);
+        struct errmsg err = { 0 };
+        size_t n = 0;
+        int r = hostnet_open(&o.net, &err);
+        if (r >= 0)
+                r = ipv6node_witness(&o, &n, &err);
+        hostnet_free(o.net);
+        if (r < 0)
+                fatal("IPv6 mode: cannot read the pods' routes to rebuild the store", r, err.text);
+        log_info("IPv6 mode: a new store; the pods the kernel shows keep their addresses", LF_INT("restored", (int)n));
+}
+
+/* The node's sysctls and the egress table, in the daemon's (the node's) namespace. */
+static void ipv6_host(struct ipamd *d) {
+        struct errmsg err = { 0 };
+        hostnet *h = NULL;
+        int ifindex = 0;
+        char ifname[HOSTNET_IFNAMSIZ] = "";
+        int r = hostnet_open(&h, &err);
+        if (r >= 0)
+                r = hostnet_find_link_by_mac(h, d->node.primary_mac, &ifindex, ifname, &err);
+        hostnet_free(h);
+        if (r >= 0)
+                r = ipv6node_sysctls("/proc/sys", ifname, &err);
+        if (r < 0)
+                fatal("IPv6 mode: cannot set the node's sysctls", r, err.text);
+        snat *sn = NULL;
+        struct snat_input in = { .cfg = d->cfg.snat, .ipv6_egress = true };
+        in.cfg.external = false;        /* the egress SNAT is the egress plugin's in aws-node: always on */
+        snprintf(in.primary_ip, sizeof in.primary_ip, "%s", d->node.primary_ip);
+        snprintf(in.primary_if, sizeof in.primary_if, "%s", ifname);
+        if ((r = snat_new(&sn, &err)) >= 0)
+                r = d->cfg.v4_egress ? snat_apply(sn, &in, NULL, &err) : snat_remove(sn, d->cfg.snat.mark, &err);
+        snat_free(sn);
+        if (r < 0)
+                fatal("IPv6 mode: cannot set the egress table", r, err.text);
 }
 
 /* --- taking over from aws-node (awsnode-import.h) ------------------------------------- */
@@ -573,14 +654,22 @@ int main(int argc, char **argv) {
         discover(&d);
         open_stores(&d);
         service_rules(&d);
-        import_aws_node(&d);
+        if (d.cfg.ipv6) {
+                ipv6_prefix(&d);
+                if (d.store_new)
+                        ipv6_witness(&d);
+                ipv6_host(&d);
+        } else {
+                import_aws_node(&d);
+        }
         start_server(&d);
         log_info("serving", LF_STR("socket", d.cfg.socket_path), LF_INT("startup_ms", vtime_mono_ms() - t0));
         start_introspection(&d);
         pthread_t sig;
         pthread_create(&sig, NULL, signal_thread, &d);
         start_customnet(&d);
-        start_reconciler(&d);
+        if (!d.cfg.ipv6)        /* IPv6 mode: no warm pool, no ENI beyond the primary, nothing to reconcile */
+                start_reconciler(&d);
         sweep_pod_veths(&d);
         int r = server_run(d.srv);
         pthread_cancel(sig);

@@ -42,6 +42,8 @@ enum ec2_action {
         EC2_DETACH_NETWORK_INTERFACE,
         EC2_DELETE_NETWORK_INTERFACE,
         EC2_CREATE_TAGS,
+        EC2_ASSIGN_IPV6_ADDRESSES,
+        EC2_UNASSIGN_IPV6_ADDRESSES,
         _EC2_ACTION_MAX,
 };
 
@@ -81,6 +83,10 @@ struct ec2_eni {
         size_t n_private_ips;
         const char **prefixes;                  /* "10.0.1.16/28" */
         size_t n_prefixes;
+        const char **ipv6s;                     /* ipv6AddressesSet: "2600:1f14:abc:de00::10" */
+        size_t n_ipv6s;
+        const char **ipv6_prefixes;             /* ipv6PrefixSet: "2600:1f14:abc:de00:1234::/80" */
+        size_t n_ipv6_prefixes;
         const char **security_groups;
         size_t n_security_groups;
         bool attached;
@@ -116,6 +122,8 @@ struct ec2_instance_type {
 struct ec2_subnet {
         const char *id, *vpc_id, *availability_zone, *cidr, *state;
         long available_ips;
+        const char **ipv6_cidrs;                /* ipv6CidrBlockAssociationSet, associated ones only */
+        size_t n_ipv6_cidrs;
         struct ec2_tag *tags;
         size_t n_tags;
 };
@@ -132,10 +140,12 @@ struct ec2_result {
         size_t n_types;
         struct ec2_subnet *subnets;             /* DescribeSubnets */
         size_t n_subnets;
-        const char *eni_id;                     /* AssignPrivateIpAddresses */
-        const char **ips;                       /* AssignPrivateIpAddresses: addresses in the response */
+        const char *eni_id;                     /* Assign/UnassignIpv6Addresses, AssignPrivateIpAddresses */
+        const char **ips;                       /* AssignPrivateIpAddresses: addresses in the response;
+                                                   Assign/UnassignIpv6Addresses: the IPv6 addresses */
         size_t n_ips;
-        const char **prefixes;                  /* AssignPrivateIpAddresses: prefixes assigned */
+        const char **prefixes;                  /* AssignPrivateIpAddresses: prefixes assigned;
+                                                   Assign/UnassignIpv6Addresses: the IPv6 prefixes */
         size_t n_prefixes;
         const char *attachment_id;              /* AttachNetworkInterface */
         int network_card;
@@ -211,6 +221,19 @@ int ec2_assign_private_ips(ec2_client *c, const char *eni_id, unsigned ip_count,
 /* Addresses ("10.0.0.5") or, with prefixes, IPv4 prefixes ("10.0.1.16/28"). */
 int ec2_unassign_private_ips(ec2_client *c, const char *eni_id, const char *const *items, size_t n,
                              bool prefixes, struct ec2_error *err);
+/*
+ * AssignIpv6Addresses by count: exactly one of address_count
+ * (Ipv6AddressCount) and prefix_count (Ipv6PrefixCount, /80s) non-zero.
+ * The result's ips and prefixes list what EC2 assigned.
+ */
+int ec2_assign_ipv6(ec2_client *c, const char *eni_id, unsigned address_count, unsigned prefix_count,
+                    struct ec2_result **ret, struct ec2_error *err);
+/* AssignIpv6Addresses of given items: addresses (Ipv6Addresses.N) or, with prefixes, /80s (Ipv6Prefix.N). */
+int ec2_assign_ipv6_items(ec2_client *c, const char *eni_id, const char *const *items, size_t n, bool prefixes,
+                          struct ec2_result **ret, struct ec2_error *err);
+/* UnassignIpv6Addresses: addresses (Ipv6Addresses.N) or, with prefixes, /80s (Ipv6Prefix.N). */
+int ec2_unassign_ipv6(ec2_client *c, const char *eni_id, const char *const *items, size_t n, bool prefixes,
+                      struct ec2_result **ret, struct ec2_error *err);
 int ec2_detach_eni(ec2_client *c, const char *attachment_id, bool force, struct ec2_error *err);
 int ec2_delete_eni(ec2_client *c, const char *eni_id, struct ec2_error *err);
 int ec2_create_tags(ec2_client *c, const char *const *resource_ids, size_t n_ids,

@@ -132,6 +132,12 @@ struct hostnet_host_route {
         char ip[16];
 };
 int hostnet_host_routes(hostnet *h, struct hostnet_host_route **ret, size_t *ret_n, struct errmsg *err);
+/* The same for the main table's IPv6 /128 routes (IPv6 pods' host routes). */
+struct hostnet_host_route6 {
+        int ifindex;
+        char ip[46];
+};
+int hostnet_host_routes6(hostnet *h, struct hostnet_host_route6 **ret, size_t *ret_n, struct errmsg *err);
 
 /* Delete link ifindex if it is still named name: 1 when deleted, 0 when
  * there was none (not an error). For a veth this waits for the kernel's RCU

@@ -11,7 +11,8 @@
  * expected shape (one id, one MAC, lines of addresses or CIDRs, no blank or
  * padded lines, no control characters) is -EBADMSG, never a guess. A 404 is
  * -ENOENT, except for the optional per-ENI lists (ipv4-prefix, local-ipv4s,
- * security-group-ids, vpc-ipv4-cidr-blocks) where it means "none".
+ * security-group-ids, vpc-ipv4-cidr-blocks, and every IPv6 key) where it
+ * means "none".
  */
 #pragma once
 
@@ -57,6 +58,22 @@ struct imds_eni {
         size_t n_prefixes;
 };
 
+/* IPv6 (aws-vpc-cni-modes.md §2): absent keys (404) on a VPC without IPv6, as on EC2. */
+struct imds_cidr6 {
+        struct in6_addr addr;
+        uint8_t len;
+};
+
+struct imds_eni6 {
+        struct in6_addr *ipv6s;         /* ipv6s; none when absent */
+        size_t n_ipv6s;
+        struct imds_cidr6 *prefixes;    /* ipv6-prefix: the /80s */
+        size_t n_prefixes;
+        struct imds_cidr6 subnet_cidr;  /* subnet-ipv6-cidr-blocks (one CIDR); len 0 when absent */
+        struct imds_cidr6 *vpc_cidrs;   /* vpc-ipv6-cidr-blocks */
+        size_t n_vpc_cidrs;
+};
+
 int imds_new(const struct imds_options *opts, imds **ret, struct errmsg *err);
 imds *imds_free(imds *m);
 const char *imds_endpoint(const imds *m);
@@ -72,6 +89,14 @@ int imds_primary_mac(imds *m, char ret[static IMDS_MAC_LEN], struct errmsg *err)
 int imds_macs(imds *m, char (**ret)[IMDS_MAC_LEN], size_t *ret_n, struct errmsg *err);
 int imds_eni(imds *m, const char *mac, struct imds_eni **ret, struct errmsg *err);
 struct imds_eni *imds_eni_free(struct imds_eni *e);
+/*
+ * The IPv6 view of the ENI with this MAC: four more reads, so apart from
+ * imds_eni (IPv4 nodes never pay for them). Each key absent (404) is "none".
+ */
+int imds_eni6(imds *m, const char *mac, struct imds_eni6 **ret, struct errmsg *err);
+struct imds_eni6 *imds_eni6_free(struct imds_eni6 *e);
+/* meta-data/ipv6: the primary ENI's first IPv6 address; -ENOENT when the instance has none. */
+int imds_ipv6(imds *m, struct in6_addr *ret, struct errmsg *err);
 
 /* The strict body parsers (pure functions; fuzzed by tests/fuzz/fuzz-imds.c). */
 /* One token of [A-Za-z0-9._-], optionally prefixed (e.g. "i-", "subnet-"). */
@@ -82,5 +107,8 @@ int imds_parse_mac_list(const char *body, size_t len, char (**ret)[IMDS_MAC_LEN]
 int imds_parse_uint(const char *body, size_t len, unsigned max, unsigned *ret);
 int imds_parse_ipv4_list(const char *body, size_t len, struct in_addr **ret, size_t *ret_n);
 int imds_parse_cidr_list(const char *body, size_t len, struct imds_cidr **ret, size_t *ret_n);
+/* IPv6 addresses and CIDRs (host bits clear), one a line, as inet_pton reads them. */
+int imds_parse_ipv6_list(const char *body, size_t len, struct in6_addr **ret, size_t *ret_n);
+int imds_parse_cidr6_list(const char *body, size_t len, struct imds_cidr6 **ret, size_t *ret_n);
 int imds_parse_id_list(const char *body, size_t len, const char *prefix,
                        char (**ret)[IMDS_ID_MAX], size_t *ret_n);

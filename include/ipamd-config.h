@@ -69,6 +69,9 @@ struct ipamd_config {
         char node_name[254];                    /* MY_NODE_NAME */
         char cluster_endpoint[IPAMD_ENDPOINT_MAX + 1];  /* CLUSTER_ENDPOINT */
         bool in_cluster;                        /* KUBERNETES_SERVICE_HOST or CLUSTER_ENDPOINT set */
+        bool ipv4;                              /* ENABLE_IPv4, true */
+        bool ipv6;                              /* ENABLE_IPv6: pods on /128s from one /80 (needs !ipv4, PD) */
+        bool v4_egress;                         /* ENABLE_V4_EGRESS, true: IPv6 pods get a 169.254.172.0/22 address */
         char service_cidrs[IPAMD_SERVICE_CIDRS_MAX][IPAMD_CIDR_LEN];   /* AWS_EXTERNAL_SERVICE_CIDRS */
         size_t n_service_cidrs;
         char ec2_endpoint[IPAMD_ENDPOINT_MAX + 1];     /* AWS_EC2_ENDPOINT; "" = the SDK variables' */
@@ -136,6 +139,14 @@ int ipamd_config_from_env(const char *const *env, struct ipamd_config *ret, stru
  * must be one. -EISDIR or -ENOTDIR with err naming the variable.
  */
 int ipamd_config_check_paths(const struct ipamd_config *c, struct errmsg *err);
+
+/*
+ * The i-th pool variable (WARM_*, MINIMUM_IP_TARGET, MAX_ENI,
+ * VPC_IPAM_SHRINK_DELAY) the environment set that IPv6 mode ignores (one /80
+ * serves every pod; no ENI is added); NULL past the end, and always NULL
+ * outside IPv6 mode. The daemon warns once at start for each.
+ */
+const char *ipamd_config_v6_ignored(const struct ipamd_config *c, size_t i);
 
 /* The i-th variable the daemon reads besides the pool's, in documentation order; NULL past the end. */
 const struct ipamd_config_var *ipamd_config_var(size_t i);

@@ -53,6 +53,9 @@ struct server_options {
         int idle_ms;                 /* a connection with no request for this long is closed; 0: 5000 */
         int pod_mtu;
         int64_t cooldown_ms;         /* how long a released address rests */
+        bool ipv6;                   /* ENABLE_IPv6: pods get /128s (store_assign6); DEL leaves the wiring
+                                        to the plugin (unwired false) */
+        bool v4_egress;              /* ENABLE_V4_EGRESS: IPv6 pods also get an IPv4 egress address */
         struct server_hooks hooks;
 };
 

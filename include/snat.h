@@ -37,6 +37,8 @@
 #define SNAT_IFNAME_LEN 16                /* IFNAMSIZ */
 #define SNAT_VETH_PREFIX_MAX 4            /* as aws-node's AWS_VPC_K8S_CNI_VETHPREFIX */
 #define SNAT_MARK_DEFAULT 0x80u
+#define SNAT_EGRESS4_CIDR "169.254.172.0/22"   /* IPv6 pods' IPv4 egress addresses (aws-node's egress-cni) */
+#define SNAT_EGRESS4_CIDR_BASE "169.254.172.0"
 
 enum snat_random {
         SNAT_RANDOM_PRNG,                 /* "prng": fully-random source ports (the default) */
@@ -62,6 +64,15 @@ struct snat_input {
         char primary_if[SNAT_IFNAME_LEN]; /* its link, e.g. "eth0" */
         char vpc_cidrs[SNAT_MAX_VPC_CIDRS][SNAT_CIDR_LEN];
         size_t n_vpc_cidrs;
+        /*
+         * IPv6 mode: the table holds only the IPv4 egress of IPv6 pods, as
+         * aws-node's egress-cni and ipamd's FORWARD rule: packets from
+         * SNAT_EGRESS4_CIDR to a non-multicast destination are SNATed to
+         * primary_ip; new connections forwarded to SNAT_EGRESS4_CIDR are
+         * rejected. VPC CIDRs, exclusions, the connmark and its fwmark rule
+         * do not apply (no IPv4 pod); cfg.random still chooses the port flag.
+         */
+        bool ipv6_egress;
 };
 
 /* aws-node's defaults: SNAT on, prng, no exclusions, NodePort support, mark 0x80, "eni". */

@@ -6,7 +6,9 @@
  * delegation needs no redesign); one row per usable address with its state
  * (free, assigned to a pod, or being released to EC2), when it became free
  * and until when it cools down; the intents of EC2 mutations in flight; the
- * instance-type limits; and small metadata.
+ * instance-type limits; and small metadata. In IPv6 mode (schema 3) also
+ * the node's /80 prefix, a row per /128 handed out from it (the /80's 2^48
+ * addresses cannot each have one), and each IPv6 pod's IPv4 egress address.
  *
  * The database enforces what must never happen: an address is a primary key,
  * so it cannot be held twice; (container id, ifname) is unique, so a pod
@@ -34,6 +36,8 @@ typedef struct store store;
 
 #define STORE_ID_MAX 32          /* eni-…, subnet-…, i-… */
 #define STORE_IP_MAX 16          /* dotted quad + NUL */
+#define STORE_IP6_MAX 46         /* an IPv6 address's text + NUL (INET6_ADDRSTRLEN) */
+#define STORE_CIDR6_MAX 44       /* an IPv6 /80's text + NUL */
 #define STORE_CIDR_MAX 19        /* a.b.c.d/nn + NUL */
 #define STORE_MAC_MAX 18
 #define STORE_CONTAINER_ID_MAX 256
@@ -43,7 +47,7 @@ typedef struct store store;
 #define STORE_ROUTE_TABLE_MAIN 254
 
 /* The schema this build writes; an older store is migrated, a newer one refused. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 enum store_eni_state {
         STORE_ENI_ATTACHING,     /* created in EC2, attach requested, link not yet set up */
@@ -78,7 +82,8 @@ struct store_attachment {
 
 /* An address held by a pod, with what the plugin needs to wire it. */
 struct store_lease {
-        char ip[STORE_IP_MAX];
+        char ip[STORE_IP6_MAX];         /* a dotted quad, or an IPv6 /128's canonical text */
+        char egress_ip[STORE_IP_MAX];   /* IPv6 pods: the IPv4 egress address, "" when none */
         char eni_id[STORE_ID_MAX];
         int device_index;
         int route_table;
@@ -106,6 +111,10 @@ struct store_stats {
         int available;           /* free and past cooldown: what an ADD can get */
         int releasing;
         int prefixes;            /* /28 prefixes on attached ENIs (their addresses are in total) */
+        int ipv6_prefixes;       /* IPv6 /80s (IPv6 mode); their /128s are counted apart: */
+        int ipv6_assigned;       /* /128s held by pods */
+        int ipv6_cooldown;       /* /128s released less than the cooldown ago */
+        int egress_assigned;     /* IPv4 egress addresses held by IPv6 pods */
 };
 
 /* One block of an ENI and the use of its addresses (introspection). */
@@ -140,6 +149,7 @@ enum store_intent_kind {
         STORE_INTENT_DELETE_ENI,
         STORE_INTENT_ASSIGN_IPS,
         STORE_INTENT_UNASSIGN_IPS,
+        STORE_INTENT_ASSIGN_IPV6_PREFIX,        /* schema 3: the node's /80 (AssignIpv6Addresses) */
 };
 
 #define STORE_TOKEN_MAX 65
@@ -303,6 +313,49 @@ int store_block_info(store *s, const char *cidr, int64_t *ret_added_ms, bool *re
 
 /* Blocks of an ENI (or of every ENI when eni_id is NULL). *ret is malloc'd. */
 int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], size_t *ret_n);
+
+/* --- IPv6 mode: one /80, pods on /128s ------------------------------------ */
+
+/*
+ * The IPv4 egress range of IPv6 pods (aws-node's egress-cni): 169.254.172.0/22,
+ * the gateway .1; pods get 169.254.172.2 to 169.254.175.254.
+ */
+#define STORE_EGRESS4_FIRST "169.254.172.0"
+
+/*
+ * Add an IPv6 /80 (canonical or any text inet_pton reads, host bits zero) to
+ * an ENI. Adding one the ENI has is a no-op (0); one another ENI holds is
+ * -EEXIST; not a /80 is -EINVAL; an unknown ENI -ENOENT.
+ */
+int store_prefix6_add(store *s, const char *eni_id, const char *cidr, int64_t now_ms);
+
+/* The /80s of an ENI (of every ENI when eni_id is NULL), lowest first, canonical text. *ret is malloc'd. */
+int store_prefixes6(store *s, const char *eni_id, char (**ret)[STORE_CIDR6_MAX], size_t *ret_n);
+
+/*
+ * Give the attachment a /128 from a /80 of an attached ENI: the lowest one
+ * neither held nor cooling (aws-node's order: the first pod gets the /80's
+ * base), and with egress an IPv4 egress address no live pod holds (the
+ * lowest free). Idempotent as store_assign. -EAGAIN when no /80 is attached
+ * or (with egress) no egress address is free; -EEXIST when the attachment
+ * holds an IPv4 address; -EINVAL for a bad attachment. The lease comes back
+ * by store_lookup, store_leases, store_release and store_gc like an IPv4 one.
+ */
+int store_assign6(store *s, const struct store_attachment *a, bool egress, int64_t now_ms,
+                  struct store_lease *ret, bool *ret_existing);
+
+/*
+ * Give the attachment exactly the /128 ip (and, when egress_ip is not NULL,
+ * that egress address): a pod the kernel shows after the store was lost.
+ * The cooldown is not consulted. 0 when assigned, 1 when the attachment
+ * already held ip; -ENOENT when no /80 of the store holds ip, -EBUSY when
+ * another attachment holds it, -EEXIST when the attachment holds another
+ * address, -EAGAIN when its ENI is not attached, -EINVAL for a bad argument.
+ * An egress address another pod holds is left out (the pod keeps its /128;
+ * *ret's egress_ip tells).
+ */
+int store_assign6_addr(store *s, const struct store_attachment *a, const char *ip, const char *egress_ip,
+                       int64_t now_ms, struct store_lease *ret);
 
 /* --- what the planner and people read ------------------------------------ */
 

@@ -81,5 +81,9 @@ int sync_pods_run(sync_pods *p, struct ipamd_ctx *o, struct sync_report *rep);
  */
 int sync_kernel_witness(struct ipamd_ctx *o, struct sync_report *rep, struct errmsg *err);
 
+/* "vpc-cni:<ifname>:<container id>" (a pod veth's alias) into its parts; false if it is not one. */
+bool sync_witness_alias(const char *alias, char ifname[STORE_IFNAME_MAX + 1],
+                        char container_id[STORE_CONTAINER_ID_MAX + 1]);
+
 /* Set up links of ENIs still attaching (their link appeared later); opens them to pods. */
 int sync_links(struct ipamd_ctx *o, struct sync_report *rep);

@@ -164,9 +164,96 @@ static const char schema_v2[] =
         "  BEGIN DELETE FROM blocks WHERE cidr = NEW.primary_ip || '/32' AND NOT EXISTS"
         "    (SELECT 1 FROM addresses a WHERE a.block = blocks.cidr AND a.state = 'assigned'); END;";
 
+/*
+ * Version 3: IPv6 mode. The node's /80 is a block of its own table (its
+ * 2^48 addresses cannot each have a row): prefixes6 holds it with its first
+ * 80 bits as 20 hex digits. addresses6 has a row per /128 handed out, made
+ * on demand at its offset in the /80 and kept when released, so the cooldown
+ * and "never twice" hold as for IPv4: (block, off) is the key, (container_id,
+ * ifname) unique, here and against the IPv4 table (triggers both ways). A
+ * pod's IPv4 egress address (169.254.172.0/22, kept as its offset 2..1022:
+ * .0 is the network, .1 the gateway, .1023 the broadcast) is unique among
+ * live pods and cleared with the pod. The intents table is rebuilt to admit
+ * the kind assign_ipv6_prefix (a CHECK cannot be altered in place); IPv4
+ * tables are untouched.
+ */
+static const char schema_v3[] =
+        "CREATE TABLE prefixes6 ("
+        "  cidr TEXT PRIMARY KEY NOT NULL CHECK (cidr GLOB '*:*/80' AND length(cidr) <= 43),"
+        "  eni_id TEXT NOT NULL REFERENCES enis(id) ON DELETE CASCADE,"
+        "  base TEXT NOT NULL UNIQUE CHECK (length(base) = 20 AND base NOT GLOB '*[^0-9a-f]*'),"
+        "  added_ms INTEGER NOT NULL"
+        ") STRICT;"
+        "CREATE INDEX prefixes6_eni ON prefixes6(eni_id);"
+
+        "CREATE TABLE addresses6 ("
+        "  block TEXT NOT NULL REFERENCES prefixes6(cidr) ON DELETE CASCADE,"
+        "  off INTEGER NOT NULL CHECK (off BETWEEN 0 AND 281474976710655),"
+        "  state TEXT NOT NULL CHECK (state IN ('free', 'assigned')),"
+        "  free_since INTEGER NOT NULL,"
+        "  cooldown_until INTEGER NOT NULL DEFAULT 0,"
+        "  container_id TEXT CHECK (length(container_id) BETWEEN 1 AND 256),"
+        "  ifname TEXT CHECK (length(ifname) BETWEEN 1 AND 15),"
+        "  netns TEXT CHECK (length(netns) <= 4096),"
+        "  pod_namespace TEXT CHECK (length(pod_namespace) <= 253),"
+        "  pod_name TEXT CHECK (length(pod_name) <= 253),"
+        "  pod_uid TEXT CHECK (length(pod_uid) <= 253),"
+        "  host_veth TEXT CHECK (length(host_veth) BETWEEN 1 AND 15),"
+        "  assigned_ms INTEGER,"
+        "  egress INTEGER UNIQUE CHECK (egress BETWEEN 2 AND 1022),"
+        "  CHECK ((state = 'assigned') = (container_id IS NOT NULL AND ifname IS NOT NULL"
+        "                                 AND assigned_ms IS NOT NULL)),"
+        "  CHECK (state = 'assigned' OR (container_id IS NULL AND ifname IS NULL AND netns IS NULL"
+        "         AND pod_namespace IS NULL AND pod_name IS NULL AND pod_uid IS NULL"
+        "         AND host_veth IS NULL AND assigned_ms IS NULL AND egress IS NULL)),"
+        "  PRIMARY KEY (block, off),"
+        "  UNIQUE (container_id, ifname)"
+        ") STRICT;"
+        "CREATE INDEX addresses6_pick ON addresses6(state, cooldown_until);"
+
+        "CREATE TRIGGER addresses6_assign_attached BEFORE UPDATE OF state ON addresses6"
+        "  WHEN NEW.state = 'assigned' AND (SELECT e.state FROM prefixes6 p JOIN enis e ON e.id = p.eni_id"
+        "                                   WHERE p.cidr = NEW.block) IS NOT 'attached'"
+        "  BEGIN SELECT RAISE(ABORT, 'address is not on an attached ENI'); END;"
+        "CREATE TRIGGER addresses6_insert_attached BEFORE INSERT ON addresses6"
+        "  WHEN NEW.state = 'assigned' AND (SELECT e.state FROM prefixes6 p JOIN enis e ON e.id = p.eni_id"
+        "                                   WHERE p.cidr = NEW.block) IS NOT 'attached'"
+        "  BEGIN SELECT RAISE(ABORT, 'address is not on an attached ENI'); END;"
+        "CREATE TRIGGER addresses6_fixed BEFORE UPDATE OF block, off ON addresses6"
+        "  BEGIN SELECT RAISE(ABORT, 'an address never moves between blocks'); END;"
+        "CREATE TRIGGER addresses6_one_per_attachment BEFORE INSERT ON addresses6"
+        "  WHEN EXISTS (SELECT 1 FROM addresses x WHERE x.container_id = NEW.container_id AND x.ifname = NEW.ifname)"
+        "  BEGIN SELECT RAISE(ABORT, 'the attachment holds an IPv4 address'); END;"
+        "CREATE TRIGGER addresses6_one_per_attachment_u BEFORE UPDATE OF container_id ON addresses6"
+        "  WHEN EXISTS (SELECT 1 FROM addresses x WHERE x.container_id = NEW.container_id AND x.ifname = NEW.ifname)"
+        "  BEGIN SELECT RAISE(ABORT, 'the attachment holds an IPv4 address'); END;"
+        "CREATE TRIGGER addresses_one_per_attachment BEFORE UPDATE OF container_id ON addresses"
+        "  WHEN EXISTS (SELECT 1 FROM addresses6 x WHERE x.container_id = NEW.container_id AND x.ifname = NEW.ifname)"
+        "  BEGIN SELECT RAISE(ABORT, 'the attachment holds an IPv6 address'); END;"
+
+        "CREATE TABLE intents_v3 ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  kind TEXT NOT NULL CHECK (kind IN ('create_eni', 'attach_eni', 'set_delete_on_termination',"
+        "                            'assign_ips', 'unassign_ips', 'detach_eni', 'delete_eni', 'tag_eni',"
+        "                            'assign_ipv6_prefix')),"
+        "  client_token TEXT UNIQUE CHECK (length(client_token) BETWEEN 1 AND 64),"
+        "  eni_id TEXT,"
+        "  params TEXT NOT NULL CHECK (json_valid(params) AND json_type(params) = 'object'),"
+        "  state TEXT NOT NULL CHECK (state IN ('open', 'done', 'failed', 'undone')),"
+        "  result TEXT CHECK (result IS NULL OR json_valid(result)),"
+        "  created_ms INTEGER NOT NULL,"
+        "  finished_ms INTEGER,"
+        "  CHECK ((state = 'open') = (finished_ms IS NULL))"
+        ") STRICT;"
+        "INSERT INTO intents_v3 SELECT * FROM intents;"
+        "DROP TABLE intents;"
+        "ALTER TABLE intents_v3 RENAME TO intents;"
+        "CREATE INDEX intents_open ON intents(id) WHERE state = 'open';";
+
 const struct store_migration store_migrations[] = {
         { 1, schema_v1 },
         { 2, schema_v2 },
+        { 3, schema_v3 },
 };
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];
 

@@ -6,7 +6,11 @@
  * statements (assign, release, lookup) are prepared once per handle and kept
  * in a table indexed by enum stmt_id. Addresses are integers in the database
  * (host byte order), so range checks and ordering are plain comparisons; they
- * are turned into dotted quads only at this file's boundary.
+ * are turned into dotted quads only at this file's boundary. IPv6 /128s
+ * (schema 3) are kept as their /80's first 80 bits (20 hex digits, in
+ * prefixes6) and a 48-bit offset (in addresses6), for the same reason; the
+ * IPv6 section below holds their operations, and lookup, release, leases and
+ * gc answer for both families.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,6 +39,9 @@ enum stmt_id {
         ST_ITYPE_PUT, ST_ITYPE_GET, ST_META_SET, ST_META_GET,
         ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL, ST_BLOCK_ADDED, ST_PRIMARY_OWNER, ST_UNMARK_ADDR,
         ST_PICK_EMPTY_PREFIXES, ST_BLOCK_USE,
+        ST6_PREFIX_INSERT, ST6_PREFIX_OWNER, ST6_PREFIXES_OF, ST6_PREFIXES_ALL, ST6_LEASE_BY_ATTACHMENT,
+        ST6_ASSIGNED_ALL, ST6_PICK_PREFIX, ST6_PICK_REUSE, ST6_LOWEST_UNUSED, ST6_INSERT, ST6_ASSIGN, ST6_RELEASE,
+        ST6_EGRESS_PICK, ST6_STATS, ST6_V4_HELD, ST6_PREFIX_BY_BASE, ST6_ROW_STATE, ST6_EGRESS_HELD,
         ST__MAX
 };
 
@@ -42,6 +49,11 @@ enum stmt_id {
         "a.addr, e.id, e.device_index, e.route_table, e.subnet_cidr, a.container_id, a.ifname," \
         " a.netns, a.pod_namespace, a.pod_name, a.pod_uid, a.assigned_ms, a.host_veth"
 #define LEASE_FROM " FROM addresses a JOIN blocks b ON b.cidr = a.block JOIN enis e ON e.id = b.eni_id"
+/* An IPv6 lease: the /80's base (20 hex digits) and offset make the /128. */
+#define LEASE6_COLUMNS \
+        "p.base, a.off, e.id, e.device_index, e.route_table, e.subnet_cidr, a.container_id, a.ifname," \
+        " a.netns, a.pod_namespace, a.pod_name, a.pod_uid, a.assigned_ms, a.host_veth, a.egress"
+#define LEASE6_FROM " FROM addresses6 a JOIN prefixes6 p ON p.cidr = a.block JOIN enis e ON e.id = p.eni_id"
 #define ENI_COLUMNS \
         "id, mac, device_index, network_card, subnet_id, subnet_cidr, primary_ip, route_table," \
         " is_primary, state, created_ms"
@@ -161,6 +173,47 @@ static const char *const stmt_sql[ST__MAX] = {
                 " COALESCE(SUM(a.state = 'releasing'), 0)"
                 " FROM blocks b LEFT JOIN addresses a ON a.block = b.cidr WHERE b.eni_id = ?1"
                 " GROUP BY b.cidr ORDER BY b.first",
+        /* IPv6 (schema 3): prefixes6 and addresses6, see store-schema.c */
+        [ST6_PREFIX_INSERT] = "INSERT INTO prefixes6 (cidr, eni_id, base, added_ms) VALUES (?1, ?2, ?3, ?4)",
+        [ST6_PREFIX_OWNER] = "SELECT eni_id FROM prefixes6 WHERE cidr = ?1",
+        [ST6_PREFIXES_OF] = "SELECT cidr FROM prefixes6 WHERE eni_id = ?1 ORDER BY base",
+        [ST6_PREFIXES_ALL] = "SELECT cidr FROM prefixes6 ORDER BY base",
+        [ST6_LEASE_BY_ATTACHMENT] = "SELECT " LEASE6_COLUMNS LEASE6_FROM " WHERE a.container_id = ?1 AND a.ifname = ?2",
+        [ST6_ASSIGNED_ALL] = "SELECT " LEASE6_COLUMNS LEASE6_FROM " WHERE a.state = 'assigned' ORDER BY p.base, a.off",
+        [ST6_PICK_PREFIX] =
+                "SELECT p.cidr FROM prefixes6 p JOIN enis e ON e.id = p.eni_id WHERE e.state = 'attached'"
+                " ORDER BY p.base LIMIT 1",
+        [ST6_PICK_REUSE] =
+                "SELECT off FROM addresses6 WHERE block = ?1 AND state = 'free' AND cooldown_until <= ?2"
+                " ORDER BY off LIMIT 1",
+        [ST6_LOWEST_UNUSED] =
+                "SELECT o FROM (SELECT 0 AS o UNION ALL SELECT off + 1 FROM addresses6 WHERE block = ?1)"
+                " WHERE o <= 281474976710655 AND NOT EXISTS (SELECT 1 FROM addresses6 x WHERE x.block = ?1"
+                " AND x.off = o) ORDER BY o LIMIT 1",
+        [ST6_INSERT] =
+                "INSERT INTO addresses6 (block, off, state, free_since, container_id, ifname, netns, pod_namespace,"
+                " pod_name, pod_uid, assigned_ms, host_veth, egress)"
+                " VALUES (?1, ?2, 'assigned', ?8, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?11)",
+        [ST6_ASSIGN] =
+                "UPDATE addresses6 SET state = 'assigned', container_id = ?3, ifname = ?4, netns = ?5,"
+                " pod_namespace = ?6, pod_name = ?7, assigned_ms = ?8, host_veth = ?9, pod_uid = ?10, egress = ?11"
+                " WHERE block = ?1 AND off = ?2 AND state = 'free'",
+        [ST6_RELEASE] =
+                "UPDATE addresses6 SET state = 'free', container_id = NULL, ifname = NULL, netns = NULL,"
+                " pod_namespace = NULL, pod_name = NULL, pod_uid = NULL, host_veth = NULL, assigned_ms = NULL,"
+                " egress = NULL, free_since = ?2, cooldown_until = ?3"
+                " WHERE container_id = ?1 AND ifname = ?4 AND state = 'assigned'",
+        [ST6_EGRESS_PICK] =
+                "SELECT o FROM (SELECT 2 AS o UNION ALL SELECT egress + 1 FROM addresses6 WHERE egress IS NOT NULL)"
+                " WHERE o <= 1022 AND NOT EXISTS (SELECT 1 FROM addresses6 x WHERE x.egress = o) ORDER BY o LIMIT 1",
+        [ST6_STATS] =
+                "SELECT (SELECT COUNT(*) FROM prefixes6), COALESCE(SUM(state = 'assigned'), 0),"
+                " COALESCE(SUM(state = 'free' AND cooldown_until > ?1), 0), COUNT(egress) FROM addresses6",
+        [ST6_V4_HELD] = "SELECT COUNT(*) FROM addresses WHERE container_id = ?1 AND ifname = ?2",
+        [ST6_PREFIX_BY_BASE] =
+                "SELECT p.cidr, e.state = 'attached' FROM prefixes6 p JOIN enis e ON e.id = p.eni_id WHERE p.base = ?1",
+        [ST6_ROW_STATE] = "SELECT state = 'assigned' FROM addresses6 WHERE block = ?1 AND off = ?2",
+        [ST6_EGRESS_HELD] = "SELECT COUNT(*) FROM addresses6 WHERE egress = ?1",
 };
 
 struct store {
@@ -202,6 +255,14 @@ static void bound_cooldowns(store *s, int64_t now_ms) {
         sqlite3_bind_int64(st, 1, now_ms);
         (void)sqlite3_step(st);
         sqlite3_finalize(st);
+        if (sqlite3_prepare_v2(s->db,
+                               "UPDATE addresses6 SET cooldown_until = MIN(cooldown_until, ?1 + cooldown_until - free_since)"
+                               " WHERE state = 'free' AND cooldown_until > ?1",
+                               -1, &st, NULL) != SQLITE_OK)
+                return;
+        sqlite3_bind_int64(st, 1, now_ms);
+        (void)sqlite3_step(st);
+        sqlite3_finalize(st);
 }
 
 static int64_t store_now(store *s, int64_t now_ms) {
@@ -236,6 +297,7 @@ static const char *const intent_kind_names[] = {
         [STORE_INTENT_LEGACY] = "legacy", [STORE_INTENT_CREATE_ENI] = "create_eni",
         [STORE_INTENT_ATTACH_ENI] = "attach_eni", [STORE_INTENT_DELETE_ENI] = "delete_eni",
         [STORE_INTENT_ASSIGN_IPS] = "assign_ips", [STORE_INTENT_UNASSIGN_IPS] = "unassign_ips",
+        [STORE_INTENT_ASSIGN_IPV6_PREFIX] = "assign_ipv6_prefix",
 };
 
 const char *store_eni_state_name(enum store_eni_state state) {
@@ -247,12 +309,12 @@ const char *store_intent_state_name(enum store_intent_state state) {
 }
 
 const char *store_intent_kind_name(enum store_intent_kind kind) {
-        return (unsigned)kind <= STORE_INTENT_UNASSIGN_IPS ? intent_kind_names[kind] : "?";
+        return (unsigned)kind <= STORE_INTENT_ASSIGN_IPV6_PREFIX ? intent_kind_names[kind] : "?";
 }
 
 /* A kind this version does not write (an older daemon's) reads as STORE_INTENT_LEGACY. */
 static enum store_intent_kind intent_kind_parse(const char *s) {
-        for (unsigned k = STORE_INTENT_CREATE_ENI; k <= STORE_INTENT_UNASSIGN_IPS; k++)
+        for (unsigned k = STORE_INTENT_CREATE_ENI; k <= STORE_INTENT_ASSIGN_IPV6_PREFIX; k++)
                 if (strcmp(s, intent_kind_names[k]) == 0)
                         return (enum store_intent_kind)k;
         return STORE_INTENT_LEGACY;
@@ -385,6 +447,14 @@ static int collect_rows(sqlite3_stmt *st, size_t elem, void (*fill)(sqlite3_stmt
         *ret = v;
         *ret_n = n;
         return 0;
+}
+
+/* realloc to n elements of size; the old block is freed on failure. */
+static void *reallocarray_or_free(void *p, size_t n, size_t size) {
+        void *q = reallocarray(p, n, size);
+        if (!q)
+                free(p);
+        return q;
 }
 
 /* --- addresses -------------------------------------------------------- */
@@ -619,10 +689,16 @@ static int release_addr(store *s, int64_t addr, int64_t now_ms, int64_t cooldown
         return exec_done(st);
 }
 
+static int lease6_by_attachment(store *s, const char *container_id, const char *ifname, struct store_lease *ret);
+static int release6(store *s, const char *container_id, const char *ifname, int64_t now_ms, int64_t cooldown_ms);
+
+/* An attachment's IPv4 address, else its IPv6 one (schema 3). */
 static int release_locked(store *s, const char *container_id, const char *ifname, int64_t now_ms,
                           int64_t cooldown_ms, struct store_lease *ret) {
         int64_t addr = 0;
         int r = lease_by_attachment(s, container_id, ifname, ret, &addr);
+        if (r == -ENOENT && (r = lease6_by_attachment(s, container_id, ifname, ret)) == 0)
+                return (r = release6(s, container_id, ifname, now_ms, cooldown_ms)) < 0 ? r : 1;
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -654,17 +730,37 @@ int store_lookup(store *s, const char *container_id, const char *ifname, struct 
             !field_ok(ifname, STORE_IFNAME_MAX, true))
                 return -EINVAL;
         int64_t addr = 0;
-        return lease_by_attachment(s, container_id, ifname, ret, &addr);
+        int r = lease_by_attachment(s, container_id, ifname, ret, &addr);
+        return r == -ENOENT ? lease6_by_attachment(s, container_id, ifname, ret) : r;
 }
 
 static void fill_lease(sqlite3_stmt *st, void *dst) {
         lease_from_row(st, dst);
 }
 
+static void fill_lease6(sqlite3_stmt *st, void *dst);
+
+/* IPv4 leases by address, then IPv6 ones by address. */
 int store_leases(store *s, struct store_lease **ret, size_t *ret_n) {
         follow(s);
         sqlite3_stmt *st = s && ret && ret_n ? stmt(s, ST_ASSIGNED_ALL) : NULL;
-        return st ? collect_rows(st, sizeof **ret, fill_lease, (void **)ret, ret_n) : -EINVAL;
+        struct store_lease *v4 = NULL, *v6 = NULL;
+        size_t n4 = 0, n6 = 0;
+        int r = st ? collect_rows(st, sizeof *v4, fill_lease, (void **)&v4, &n4) : -EINVAL;
+        if (r < 0)
+                return r;
+        if ((r = collect_rows(stmt(s, ST6_ASSIGNED_ALL), sizeof *v6, fill_lease6, (void **)&v6, &n6)) < 0 ||
+            (n6 && !(v4 = reallocarray_or_free(v4, n4 + n6, sizeof *v4)))) {
+                free(v6);
+                free(v4);
+                return r < 0 ? r : -ENOMEM;
+        }
+        if (n6)
+                memcpy(v4 + n4, v6, n6 * sizeof *v6);
+        free(v6);
+        *ret = v4;
+        *ret_n = n4 + n6;
+        return 0;
 }
 
 static int key_cmp(const void *a, const void *b) {
@@ -686,8 +782,9 @@ static int gc_locked(store *s, struct store_key *valid, size_t n_valid, int64_t 
                 if (n_valid && bsearch(&k, valid, n_valid, sizeof *valid, key_cmp))
                         continue;
                 uint32_t ip;
-                r = ip_parse(l->ip, &ip);
-                if (r >= 0)
+                if (strchr(l->ip, ':'))
+                        r = release6(s, l->container_id, l->ifname, now_ms, cooldown_ms);
+                else if ((r = ip_parse(l->ip, &ip)) >= 0)
                         r = release_addr(s, ip, now_ms, cooldown_ms);
                 if (r >= 0 && *released != i)
                         (*leases)[*released] = *l;
@@ -1095,6 +1192,367 @@ int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], siz
         return collect_rows(st, STORE_CIDR_MAX, fill_cidr, (void **)ret, ret_n);
 }
 
+/* --- IPv6 mode: one /80 per node, a row per /128 handed out (schema 3) ------------ */
+
+static void hex_encode(const uint8_t *b, size_t n, char *out) {
+        static const char digits[] = "0123456789abcdef";
+        for (size_t i = 0; i < n; i++) {
+                out[2 * i] = digits[b[i] >> 4];
+                out[2 * i + 1] = digits[b[i] & 15];
+        }
+        out[2 * n] = '\0';
+}
+
+static int hex_digit(char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* An IPv6 /80 with no host bits: its 16 bytes, and its canonical text. */
+static int prefix6_parse(const char *cidr, uint8_t ret[16], char canon[STORE_CIDR6_MAX]) {
+        char ip[STORE_IP6_MAX];
+        const char *slash = cidr ? strchr(cidr, '/') : NULL;
+        if (!slash || (size_t)(slash - cidr) >= sizeof ip || strcmp(slash, "/80") != 0)
+                return -EINVAL;
+        memcpy(ip, cidr, (size_t)(slash - cidr));
+        ip[slash - cidr] = '\0';
+        struct in6_addr a;
+        if (inet_pton(AF_INET6, ip, &a) != 1)
+                return -EINVAL;
+        for (int i = 10; i < 16; i++)
+                if (a.s6_addr[i])
+                        return -EINVAL;
+        memcpy(ret, a.s6_addr, 16);
+        inet_ntop(AF_INET6, &a, ip, sizeof ip);
+        snprintf(canon, STORE_CIDR6_MAX, "%s/80", ip);
+        return 0;
+}
+
+/* The /128 at off in the /80 whose first 80 bits base (20 hex digits) holds, as canonical text. */
+static void ip6_format(const char *base, int64_t off, char out[STORE_IP6_MAX]) {
+        struct in6_addr a = { 0 };
+        for (int i = 0; i < 10 && base && strlen(base) == 20; i++)
+                a.s6_addr[i] = (uint8_t)(hex_digit(base[2 * i]) << 4 | hex_digit(base[2 * i + 1]));
+        for (int i = 15; i >= 10; i--, off >>= 8)
+                a.s6_addr[i] = (uint8_t)(off & 255);
+        inet_ntop(AF_INET6, &a, out, STORE_IP6_MAX);
+}
+
+/* 169.254.172.0/22's address at off. */
+static void egress_format(int64_t off, char out[STORE_IP_MAX]) {
+        uint32_t first = 0;
+        (void)ip_parse(STORE_EGRESS4_FIRST, &first);
+        ip_format(first + (uint32_t)off, out);
+}
+
+static void lease6_from_row(sqlite3_stmt *st, struct store_lease *l) {
+        memset(l, 0, sizeof *l);
+        ip6_format((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), l->ip);
+        copy_col(l->eni_id, sizeof l->eni_id, st, 2);
+        l->device_index = sqlite3_column_int(st, 3);
+        l->route_table = sqlite3_column_int(st, 4);
+        copy_col(l->subnet_cidr, sizeof l->subnet_cidr, st, 5);
+        copy_col(l->container_id, sizeof l->container_id, st, 6);
+        copy_col(l->ifname, sizeof l->ifname, st, 7);
+        copy_col(l->netns, sizeof l->netns, st, 8);
+        copy_col(l->pod_namespace, sizeof l->pod_namespace, st, 9);
+        copy_col(l->pod_name, sizeof l->pod_name, st, 10);
+        copy_col(l->pod_uid, sizeof l->pod_uid, st, 11);
+        l->assigned_ms = sqlite3_column_int64(st, 12);
+        copy_col(l->host_veth, sizeof l->host_veth, st, 13);
+        if (sqlite3_column_type(st, 14) != SQLITE_NULL)
+                egress_format(sqlite3_column_int64(st, 14), l->egress_ip);
+}
+
+static void fill_lease6(sqlite3_stmt *st, void *dst) {
+        lease6_from_row(st, dst);
+}
+
+static int lease6_by_attachment(store *s, const char *container_id, const char *ifname, struct store_lease *ret) {
+        sqlite3_stmt *st = stmt(s, ST6_LEASE_BY_ATTACHMENT);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, container_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, ifname, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && ret)
+                lease6_from_row(st, ret);
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
+}
+
+static int release6(store *s, const char *container_id, const char *ifname, int64_t now_ms, int64_t cooldown_ms) {
+        sqlite3_stmt *st = stmt(s, ST6_RELEASE);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, container_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now_ms);
+        sqlite3_bind_int64(st, 3, now_ms + (cooldown_ms > 0 ? cooldown_ms : 0));
+        sqlite3_bind_text(st, 4, ifname, -1, SQLITE_STATIC);
+        return exec_done(st);
+}
+
+static int prefix6_add_locked(store *s, const char *eni_id, const char *canon, const char *base, int64_t now_ms) {
+        sqlite3_stmt *st = stmt(s, ST6_PREFIX_OWNER);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        bool mine = rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), eni_id) == 0;
+        sqlite3_reset(st);
+        if (rc == SQLITE_ROW)
+                return mine ? 0 : -EEXIST;
+        if (rc != SQLITE_DONE)
+                return store_errno_from_sqlite(rc);
+        struct store_eni e;
+        int r = store_eni_get(s, eni_id, &e);
+        if (r < 0)
+                return r;
+        st = stmt(s, ST6_PREFIX_INSERT);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, eni_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, base, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, now_ms);
+        return exec_done(st);
+}
+
+int store_prefix6_add(store *s, const char *eni_id, const char *cidr, int64_t now_ms) {
+        uint8_t b[16];
+        char canon[STORE_CIDR6_MAX], base[21];
+        if (!s || !eni_id || prefix6_parse(cidr, b, canon) < 0)
+                return -EINVAL;
+        follow(s);
+        hex_encode(b, 10, base);
+        int r = tx_begin(s);
+        return r < 0 ? r : tx_end(s, prefix6_add_locked(s, eni_id, canon, base, now_ms));
+}
+
+static void fill_cidr6(sqlite3_stmt *st, void *dst) {
+        copy_col(dst, STORE_CIDR6_MAX, st, 0);
+}
+
+int store_prefixes6(store *s, const char *eni_id, char (**ret)[STORE_CIDR6_MAX], size_t *ret_n) {
+        follow(s);
+        sqlite3_stmt *st = s && ret && ret_n ? stmt(s, eni_id ? ST6_PREFIXES_OF : ST6_PREFIXES_ALL) : NULL;
+        if (!st)
+                return -EINVAL;
+        if (eni_id)
+                sqlite3_bind_text(st, 1, eni_id, -1, SQLITE_STATIC);
+        return collect_rows(st, STORE_CIDR6_MAX, fill_cidr6, (void **)ret, ret_n);
+}
+
+/* The one-integer answer of st bound with text a (and b when not NULL), else -ENOENT. */
+static int query_int_text(sqlite3_stmt *st, const char *a, const char *b, int64_t *ret) {
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+        if (b)
+                sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+        return query_int(st, ret);
+}
+
+/* The offset to hand out in block: the lowest free past cooldown, or the lowest never used, whichever is lower. */
+static int pick6(store *s, const char *block, int64_t now_ms, int64_t *ret_off, bool *ret_reuse) {
+        int64_t reuse = -1, fresh = -1;
+        sqlite3_stmt *st = stmt(s, ST6_PICK_REUSE);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, block, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now_ms);
+        int r = query_int(st, &reuse);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        r = query_int_text(stmt(s, ST6_LOWEST_UNUSED), block, NULL, &fresh);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (reuse < 0 && fresh < 0)
+                return -EAGAIN;
+        *ret_reuse = reuse >= 0 && (fresh < 0 || reuse < fresh);
+        *ret_off = *ret_reuse ? reuse : fresh;
+        return 0;
+}
+
+static int put6(store *s, bool reuse, const char *block, int64_t off, const struct store_attachment *a,
+                int64_t egress, int64_t now_ms) {
+        sqlite3_stmt *st = stmt(s, reuse ? ST6_ASSIGN : ST6_INSERT);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, block, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, off);
+        sqlite3_bind_text(st, 3, a->container_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, a->ifname, -1, SQLITE_STATIC);
+        bind_optional(st, 5, a->netns);
+        bind_optional(st, 6, a->pod_namespace);
+        bind_optional(st, 7, a->pod_name);
+        sqlite3_bind_int64(st, 8, now_ms);
+        bind_optional(st, 9, a->host_veth);
+        bind_optional(st, 10, a->pod_uid);
+        if (egress >= 0)
+                sqlite3_bind_int64(st, 11, egress);
+        else
+                sqlite3_bind_null(st, 11);
+        int r = exec_done(st);
+        return r == 0 && sqlite3_changes(s->db) == 0 ? -EBUSY : r;
+}
+
+static int assign6_locked(store *s, const struct store_attachment *a, bool egress, int64_t now_ms,
+                          struct store_lease *ret, bool *ret_existing) {
+        int r = lease6_by_attachment(s, a->container_id, a->ifname, ret);
+        *ret_existing = r == 0;
+        if (r != -ENOENT)
+                return r;
+        int64_t n4 = 0, off, eg = -1;
+        char block[STORE_CIDR6_MAX];
+        bool reuse;
+        if ((r = query_int_text(stmt(s, ST6_V4_HELD), a->container_id, a->ifname, &n4)) < 0)
+                return r;
+        if (n4)
+                return -EEXIST;
+        sqlite3_stmt *st = stmt(s, ST6_PICK_PREFIX);
+        if (!st)
+                return -ENOMEM;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                copy_col(block, sizeof block, st, 0);
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? -EAGAIN : store_errno_from_sqlite(rc);
+        if ((r = pick6(s, block, now_ms, &off, &reuse)) < 0)
+                return r;
+        if (egress && (r = query_int(stmt(s, ST6_EGRESS_PICK), &eg)) < 0)
+                return r == -ENOENT ? -EAGAIN : r;
+        if ((r = put6(s, reuse, block, off, a, eg, now_ms)) < 0)
+                return r;
+        return lease6_by_attachment(s, a->container_id, a->ifname, ret);
+}
+
+int store_assign6(store *s, const struct store_attachment *a, bool egress, int64_t now_ms,
+                  struct store_lease *ret, bool *ret_existing) {
+        follow(s);
+        now_ms = store_now(s, now_ms);
+        if (!s || attachment_check(a) < 0)
+                return -EINVAL;
+        struct store_lease lease;
+        bool existing = false;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        r = tx_end(s, assign6_locked(s, a, egress, now_ms, &lease, &existing));
+        if (r < 0)
+                return r;
+        if (ret)
+                *ret = lease;
+        if (ret_existing)
+                *ret_existing = existing;
+        return 0;
+}
+
+/* ip's /80 (its block, whether its ENI is attached) and offset; -ENOENT when the store has no such /80. */
+static int locate6(store *s, const struct in6_addr *ip, char block[STORE_CIDR6_MAX], bool *ret_attached,
+                   int64_t *ret_off) {
+        char base[21];
+        hex_encode(ip->s6_addr, 10, base);
+        sqlite3_stmt *st = stmt(s, ST6_PREFIX_BY_BASE);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, base, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                copy_col(block, STORE_CIDR6_MAX, st, 0);
+                *ret_attached = sqlite3_column_int(st, 1);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
+        int64_t off = 0;
+        for (int i = 10; i < 16; i++)
+                off = off << 8 | ip->s6_addr[i];
+        *ret_off = off;
+        return 0;
+}
+
+/* The egress offset of text e in 169.254.172.2-175.254, unless absent, malformed or held (then -1). */
+static int64_t egress_offset(store *s, const char *e) {
+        uint32_t a, first = 0;
+        (void)ip_parse(STORE_EGRESS4_FIRST, &first);
+        if (!e || ip_parse(e, &a) < 0 || a < first + 2 || a > first + 1022)
+                return -1;
+        sqlite3_stmt *st = stmt(s, ST6_EGRESS_HELD);
+        int64_t held = 1;
+        if (st) {
+                sqlite3_bind_int64(st, 1, a - first);
+                (void)query_int(st, &held);
+        }
+        return held ? -1 : (int64_t)(a - first);
+}
+
+static int assign6_addr_locked(store *s, const struct store_attachment *a, const struct in6_addr *ip,
+                               const char *egress, int64_t now_ms, struct store_lease *ret) {
+        struct store_lease held;
+        char want[STORE_IP6_MAX], block[STORE_CIDR6_MAX];
+        inet_ntop(AF_INET6, ip, want, sizeof want);
+        int r = lease6_by_attachment(s, a->container_id, a->ifname, &held);
+        if (r == 0)
+                return strcmp(held.ip, want) == 0 ? 1 : -EEXIST;
+        int64_t n4 = 0, off, assigned = 0;
+        bool attached = false;
+        if (r != -ENOENT || (r = query_int_text(stmt(s, ST6_V4_HELD), a->container_id, a->ifname, &n4)) < 0)
+                return r;
+        if (n4)
+                return -EEXIST;
+        if ((r = locate6(s, ip, block, &attached, &off)) < 0)
+                return r;
+        if (!attached)
+                return -EAGAIN;
+        sqlite3_stmt *st = stmt(s, ST6_ROW_STATE);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, block, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, off);
+        r = query_int(st, &assigned);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r == 0 && assigned)
+                return -EBUSY;
+        if ((r = put6(s, r == 0, block, off, a, egress_offset(s, egress), now_ms)) < 0)
+                return r;
+        return lease6_by_attachment(s, a->container_id, a->ifname, ret);
+}
+
+int store_assign6_addr(store *s, const struct store_attachment *a, const char *ip, const char *egress_ip,
+                       int64_t now_ms, struct store_lease *ret) {
+        struct in6_addr addr;
+        if (!s || attachment_check(a) < 0 || !ip || inet_pton(AF_INET6, ip, &addr) != 1)
+                return -EINVAL;
+        follow(s);
+        now_ms = store_now(s, now_ms);
+        struct store_lease lease;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        r = tx_end(s, assign6_addr_locked(s, a, &addr, egress_ip, now_ms, &lease));
+        if (r == 0 && ret)
+                *ret = lease;
+        return r;
+}
+
+static int stats6(store *s, int64_t now_ms, struct store_stats *out) {
+        sqlite3_stmt *st = stmt(s, ST6_STATS);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_int64(st, 1, now_ms);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                out->ipv6_prefixes = sqlite3_column_int(st, 0);
+                out->ipv6_assigned = sqlite3_column_int(st, 1);
+                out->ipv6_cooldown = sqlite3_column_int(st, 2);
+                out->egress_assigned = sqlite3_column_int(st, 3);
+        }
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 0 : store_errno_from_sqlite(rc);
+}
+
 /* --- reading the pool -------------------------------------------------------- */
 
 int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
@@ -1118,6 +1576,8 @@ int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
         sqlite3_reset(st);
         if (rc != SQLITE_ROW)
                 return store_errno_from_sqlite(rc);
+        if ((rc = stats6(s, now_ms, &out)) < 0)
+                return rc;
         *ret = out;
         return 0;
 }
@@ -1184,7 +1644,7 @@ int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, 
 int store_intent_begin(store *s, enum store_intent_kind kind, const char *client_token, const char *eni_id,
                        const char *params_json, int64_t now_ms, int64_t *ret_id) {
         follow(s);
-        bool writable = kind > STORE_INTENT_LEGACY && kind <= STORE_INTENT_UNASSIGN_IPS;
+        bool writable = kind > STORE_INTENT_LEGACY && kind <= STORE_INTENT_ASSIGN_IPV6_PREFIX;
         sqlite3_stmt *st = s && writable ? stmt(s, ST_INTENT_BEGIN) : NULL;
         if (!st)
                 return -EINVAL;

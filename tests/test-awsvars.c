@@ -163,6 +163,26 @@ START_TEST(test_check_warns_once) {
 }
 END_TEST
 
+/* IPv6 mode: each pool variable set is named once as ignored; the cooldown, which applies, is not. */
+START_TEST(test_check_warns_v6_once) {
+        const char *env[] = { "ENABLE_IPv6=true", "ENABLE_IPv4=false", "ENABLE_PREFIX_DELEGATION=true",
+                              "WARM_PREFIX_TARGET=1", "MAX_ENI=3", "IP_COOLDOWN_PERIOD=10",
+                              "ENABLE_V6_EGRESS=true", NULL };
+        struct run r;
+        run_ipamd(env, "-n", &r);
+        ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %d: %s", r.status, r.err);
+        ck_assert_uint_eq(count(r.err, "WARM_PREFIX_TARGET=1 is ignored in IPv6 mode"), 1);
+        ck_assert_uint_eq(count(r.err, "MAX_ENI=3 is ignored in IPv6 mode"), 1);
+        ck_assert_uint_eq(count(r.err, "ENABLE_V6_EGRESS=true is ignored: "), 1);
+        ck_assert_uint_eq(count(r.err, "is ignored"), 3);
+        /* the same pool variables in an IPv4 node: nothing */
+        const char *v4[] = { "WARM_PREFIX_TARGET=1", "MAX_ENI=3", NULL };
+        run_ipamd(v4, "-n", &r);
+        ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %d: %s", r.status, r.err);
+        ck_assert_uint_eq(count(r.err, "is ignored"), 0);
+}
+END_TEST
+
 /* A start logs it once, before anything else can fail: here IMDS on a closed port. */
 START_TEST(test_start_warns_once) {
         isolate();
@@ -324,6 +344,7 @@ int main(void) {
         tcase_add_loop_test(tc, test_every_var_answered, 0, N_AWS_NODE_VARS);
         tcase_add_test(tc, test_ignored_are_aws_nodes);
         tcase_add_test(tc, test_check_warns_once);
+        tcase_add_test(tc, test_check_warns_v6_once);
         tcase_add_test(tc, test_start_warns_once);
         tcase_add_test(tc, test_ec2_endpoint_wins);
         tcase_set_timeout(tc, 60);

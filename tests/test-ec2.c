@@ -173,6 +173,49 @@ START_TEST(test_parse_create_attach_assign) {
 }
 END_TEST
 
+/* IPv6 (AWS's documented response shapes, 2016-11-15): describes, Assign and Unassign, both forms. */
+START_TEST(test_parse_ipv6) {
+        struct ec2_result *r = parse_ok(EC2_DESCRIBE_NETWORK_INTERFACES, "describe-network-interfaces-ipv6.xml");
+        ck_assert_uint_eq(r->n_enis, 1);
+        const struct ec2_eni *e = &r->enis[0];
+        ck_assert_uint_eq(e->n_ipv6s, 1);
+        ck_assert_str_eq(e->ipv6s[0], "2600:1f14:abc:de00:8f2e:51a0:7c1b:3d2a");
+        ck_assert_uint_eq(e->n_ipv6_prefixes, 2);
+        ck_assert_str_eq(e->ipv6_prefixes[0], "2600:1f14:abc:de00:1234::/80");
+        ck_assert_str_eq(e->ipv6_prefixes[1], "2600:1f14:abc:de00:5678::/80");
+        ck_assert_uint_eq(e->n_private_ips, 1);
+        ck_assert_uint_eq(e->n_prefixes, 0);
+        ck_assert_str_eq(e->primary_ip, "10.0.1.10");   /* the ENI's own <ipv6Address> changes nothing */
+        ec2_result_free(r);
+        r = parse_ok(EC2_DESCRIBE_NETWORK_INTERFACES, "describe-network-interfaces.xml");
+        ck_assert_uint_eq(r->enis[0].n_ipv6s + r->enis[0].n_ipv6_prefixes, 0);   /* <ipv6AddressesSet/> */
+        ec2_result_free(r);
+        r = parse_ok(EC2_DESCRIBE_SUBNETS, "describe-subnets-ipv6.xml");
+        ck_assert_uint_eq(r->subnets[0].n_ipv6_cidrs, 1);       /* the disassociated one is not listed */
+        ck_assert_str_eq(r->subnets[0].ipv6_cidrs[0], "2600:1f14:abc:de00::/64");
+        ck_assert_str_eq(r->subnets[0].cidr, "10.0.1.0/24");
+        ec2_result_free(r);
+        r = parse_ok(EC2_ASSIGN_IPV6_ADDRESSES, "assign-ipv6-prefix.xml");
+        ck_assert_str_eq(r->eni_id, "eni-0a1b2c3d4e5f60718");
+        ck_assert_uint_eq(r->n_prefixes, 1);
+        ck_assert_str_eq(r->prefixes[0], "2600:1f14:abc:de00:1234::/80");
+        ck_assert_uint_eq(r->n_ips, 0);
+        ec2_result_free(r);
+        r = parse_ok(EC2_ASSIGN_IPV6_ADDRESSES, "assign-ipv6-addresses.xml");
+        ck_assert_uint_eq(r->n_ips, 2);
+        ck_assert_str_eq(r->ips[1], "2600:1f14:abc:de00:11::5");
+        ck_assert_uint_eq(r->n_prefixes, 0);
+        ec2_result_free(r);
+        r = parse_ok(EC2_UNASSIGN_IPV6_ADDRESSES, "unassign-ipv6.xml");
+        ck_assert_uint_eq(r->n_ips, 1);
+        ck_assert_uint_eq(r->n_prefixes, 1);
+        ck_assert_str_eq(r->prefixes[0], "2600:1f14:abc:de00:1234::/80");
+        ec2_result_free(r);
+        ck_assert_str_eq(ec2_action_name(EC2_ASSIGN_IPV6_ADDRESSES), "AssignIpv6Addresses");
+        ck_assert_str_eq(ec2_action_name(EC2_UNASSIGN_IPV6_ADDRESSES), "UnassignIpv6Addresses");
+}
+END_TEST
+
 START_TEST(test_parse_return_actions) {
         static const enum ec2_action acts[] = { EC2_MODIFY_NETWORK_INTERFACE_ATTRIBUTE, EC2_UNASSIGN_PRIVATE_IP_ADDRESSES,
                                                 EC2_DETACH_NETWORK_INTERFACE, EC2_DELETE_NETWORK_INTERFACE, EC2_CREATE_TAGS };
@@ -406,6 +449,52 @@ START_TEST(test_client_request_format_and_signing) {
         ck_assert_ptr_nonnull(strstr(req.authorization, "Credential=AKIDEXAMPLE/20150830/us-west-2/ec2/aws4_request, "
                                                          "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, Signature="));
         ec2_result_free(r);
+        ec2_client_free(c);
+        fakesrv_stop(srv);
+        free((void *)s.ok_body);
+}
+END_TEST
+
+/* The IPv6 calls' forms, by the botocore model's serialized names. */
+START_TEST(test_client_ipv6_request_forms) {
+        size_t len;
+        struct script s = { .ok_body = strdup(fixture("assign-ipv6-prefix.xml", &len)) };
+        struct fakesrv *srv = fakesrv_start(scripted, &s);
+        struct fakeclock fc;
+        fakeclock_init(&fc, 1440938160);
+        ec2_client *c = client_for(srv, &fc, NULL);
+        struct ec2_result *r = NULL;
+        struct ec2_error e;
+        ck_assert_int_eq(ec2_assign_ipv6(c, "eni-1", 0, 1, &r, &e), 0);
+        ck_assert_str_eq(r->prefixes[0], "2600:1f14:abc:de00:1234::/80");
+        ec2_result_free(r);
+        ck_assert_int_eq(ec2_assign_ipv6(c, "eni-1", 2, 0, NULL, &e), 0);
+        const char *pfx[] = { "2600:1f14:abc:de00:1234::/80" }, *ips[] = { "2600:1f14:abc:de00::5", "2600:1f14:abc:de00::6" };
+        ck_assert_int_eq(ec2_assign_ipv6_items(c, "eni-1", pfx, 1, true, NULL, &e), 0);
+        free((void *)s.ok_body);
+        s.ok_body = strdup(fixture("unassign-ipv6.xml", &len));  /* the server answers one request at a time */
+        ck_assert_int_eq(ec2_unassign_ipv6(c, "eni-1", ips, 2, false, NULL, &e), 0);
+        ck_assert_int_eq(ec2_unassign_ipv6(c, "eni-1", pfx, 1, true, NULL, &e), 0);
+        static const char *const want[] = {
+                "Action=AssignIpv6Addresses&Version=2016-11-15&NetworkInterfaceId=eni-1&Ipv6PrefixCount=1",
+                "Action=AssignIpv6Addresses&Version=2016-11-15&NetworkInterfaceId=eni-1&Ipv6AddressCount=2",
+                "Action=AssignIpv6Addresses&Version=2016-11-15&NetworkInterfaceId=eni-1"
+                "&Ipv6Prefix.1=2600%3A1f14%3Aabc%3Ade00%3A1234%3A%3A%2F80",
+                "Action=UnassignIpv6Addresses&Version=2016-11-15&NetworkInterfaceId=eni-1"
+                "&Ipv6Addresses.1=2600%3A1f14%3Aabc%3Ade00%3A%3A5&Ipv6Addresses.2=2600%3A1f14%3Aabc%3Ade00%3A%3A6",
+                "Action=UnassignIpv6Addresses&Version=2016-11-15&NetworkInterfaceId=eni-1"
+                "&Ipv6Prefix.1=2600%3A1f14%3Aabc%3Ade00%3A1234%3A%3A%2F80",
+        };
+        for (unsigned i = 0; i < 5; i++) {
+                struct fakesrv_req req;
+                fakesrv_request(srv, i, &req);
+                ck_assert_str_eq(req.body, want[i]);
+        }
+        /* neither or both counts, no items: refused before any request */
+        ck_assert_int_eq(ec2_assign_ipv6(c, "eni-1", 0, 0, NULL, &e), -EINVAL);
+        ck_assert_int_eq(ec2_assign_ipv6(c, "eni-1", 1, 1, NULL, &e), -EINVAL);
+        ck_assert_int_eq(ec2_unassign_ipv6(c, "eni-1", ips, 0, false, NULL, &e), -EINVAL);
+        ck_assert_uint_eq(fakesrv_count(srv), 5);
         ec2_client_free(c);
         fakesrv_stop(srv);
         free((void *)s.ok_body);
@@ -951,6 +1040,7 @@ int main(void) {
         tcase_add_test(tc, test_parse_subnets);
         tcase_add_test(tc, test_parse_create_attach_assign);
         tcase_add_test(tc, test_parse_return_actions);
+        tcase_add_test(tc, test_parse_ipv6);
         tcase_add_test(tc, test_parse_errors);
         tcase_add_test(tc, test_parse_error_codes_and_shapes);
         tcase_add_test(tc, test_parse_hostile);
@@ -959,6 +1049,7 @@ int main(void) {
         tc = tcase_create("client");
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, test_client_request_format_and_signing);
+        tcase_add_test(tc, test_client_ipv6_request_forms);
         tcase_add_test(tc, test_client_retries_throttling_with_same_client_token);
         tcase_add_test(tc, test_client_gives_up_after_max_attempts);
         tcase_add_test(tc, test_client_does_not_retry_client_errors);

@@ -41,6 +41,12 @@ static const struct { const char *path, *body; } tree[] = {
         { "/latest/meta-data/network/interfaces/macs/" MAC1 "/security-group-ids", "sg-0aaa\nsg-0bbb" },
         { "/latest/meta-data/network/interfaces/macs/" MAC1 "/local-ipv4s", "10.0.1.10\n10.0.1.11\n10.0.1.12" },
         { "/latest/meta-data/network/interfaces/macs/" MAC1 "/ipv4-prefix", "10.0.1.32/28\n10.0.1.48/28" },
+        { "/latest/meta-data/network/interfaces/macs/" MAC1 "/ipv6s",
+          "2600:1f14:abc:de00:8f2e:51a0:7c1b:3d2a\n2600:1f14:abc:de00::10" },
+        { "/latest/meta-data/network/interfaces/macs/" MAC1 "/ipv6-prefix", "2600:1f14:abc:de00:1234::/80" },
+        { "/latest/meta-data/network/interfaces/macs/" MAC1 "/subnet-ipv6-cidr-blocks", "2600:1f14:abc:de00::/64" },
+        { "/latest/meta-data/network/interfaces/macs/" MAC1 "/vpc-ipv6-cidr-blocks", "2600:1f14:abc:de00::/56" },
+        { "/latest/meta-data/ipv6", "2600:1f14:abc:de00:8f2e:51a0:7c1b:3d2a" },
         { "/latest/meta-data/network/interfaces/macs/" MAC0 "/device-number", "0" },
         { "/latest/meta-data/network/interfaces/macs/" MAC0 "/interface-id", "eni-0primary000000001" },
         { "/latest/meta-data/network/interfaces/macs/" MAC0 "/subnet-id", "subnet-0123456789abcdef0" },
@@ -161,6 +167,47 @@ START_TEST(test_eni) {
 }
 END_TEST
 
+static const char *ntop6(const struct in6_addr *a) {
+        static char buf[INET6_ADDRSTRLEN];
+        return inet_ntop(AF_INET6, a, buf, sizeof buf);
+}
+
+/* IPv6 keys as EC2 serves them; all absent (404) on an ENI without IPv6, which is "none", not an error. */
+START_TEST(test_eni6) {
+        struct fake_imds f = { 0 };
+        struct fakesrv *srv;
+        imds *m = start(&srv, &f, NULL);
+        struct imds_eni6 *e = NULL;
+        struct errmsg err = { 0 };
+        ck_assert_msg(imds_eni6(m, MAC1, &e, &err) == 0, "%s", err.text);
+        ck_assert_uint_eq(e->n_ipv6s, 2);
+        ck_assert_str_eq(ntop6(&e->ipv6s[1]), "2600:1f14:abc:de00::10");
+        ck_assert_uint_eq(e->n_prefixes, 1);
+        ck_assert_str_eq(ntop6(&e->prefixes[0].addr), "2600:1f14:abc:de00:1234::");
+        ck_assert_int_eq(e->prefixes[0].len, 80);
+        ck_assert_str_eq(ntop6(&e->subnet_cidr.addr), "2600:1f14:abc:de00::");
+        ck_assert_int_eq(e->subnet_cidr.len, 64);
+        ck_assert_uint_eq(e->n_vpc_cidrs, 1);
+        ck_assert_int_eq(e->vpc_cidrs[0].len, 56);
+        imds_eni6_free(e);
+        ck_assert_int_eq(imds_eni6(m, MAC0, &e, &err), 0);
+        ck_assert_uint_eq(e->n_ipv6s + e->n_prefixes + e->n_vpc_cidrs, 0);
+        ck_assert_int_eq(e->subnet_cidr.len, 0);
+        imds_eni6_free(e);
+        struct in6_addr a;
+        ck_assert_int_eq(imds_ipv6(m, &a, &err), 0);
+        ck_assert_str_eq(ntop6(&a), "2600:1f14:abc:de00:8f2e:51a0:7c1b:3d2a");
+        f.override_path = "/latest/meta-data/network/interfaces/macs/" MAC1 "/ipv6-prefix";
+        f.override_body = "2600:1f14:abc:de00:1234::1/80";           /* host bits set: not a prefix */
+        e = NULL;
+        ck_assert_int_eq(imds_eni6(m, MAC1, &e, &err), -EBADMSG);
+        ck_assert_ptr_null(e);
+        ck_assert_ptr_nonnull(strstr(err.text, "ipv6-prefix"));
+        imds_free(m);
+        fakesrv_stop(srv);
+}
+END_TEST
+
 START_TEST(test_token_refetched_on_401_and_expiry) {
         struct fake_imds f = { 0 };
         struct fakesrv *srv;
@@ -272,6 +319,22 @@ START_TEST(test_parsers) {
         ck_assert_uint_eq(n, 2);
         free(ids);
         ck_assert_int_eq(imds_parse_id_list("sg-1\neni-2", 10, "sg-", &ids, &n), -EBADMSG);
+        struct in6_addr *v6;
+        ck_assert_int_eq(imds_parse_ipv6_list("2600::1\nfe80::1\n", 16, &v6, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        free(v6);
+        static const char *bad_v6[] = { "2600::1 ", "2600:::1", "1.2.3.4", "2600::1/64", "2600::1\n\nfe80::1" };
+        for (size_t i = 0; i < sizeof bad_v6 / sizeof *bad_v6; i++)
+                ck_assert_msg(imds_parse_ipv6_list(bad_v6[i], strlen(bad_v6[i]), &v6, &n) == -EBADMSG, "%s",
+                              bad_v6[i]);
+        struct imds_cidr6 *c6;
+        ck_assert_int_eq(imds_parse_cidr6_list("2600:1f14:abc:de00::/56\n2600:1f14:abc:de00:1234::/80", 52, &c6, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(c6[1].len, 80);
+        free(c6);
+        static const char *bad_c6[] = { "2600:1f14:abc:de01::/56", "2600::/129", "2600::", "2600::/", "10.0.0.0/8" };
+        for (size_t i = 0; i < sizeof bad_c6 / sizeof *bad_c6; i++)
+                ck_assert_msg(imds_parse_cidr6_list(bad_c6[i], strlen(bad_c6[i]), &c6, &n) == -EBADMSG, "%s", bad_c6[i]);
 }
 END_TEST
 
@@ -281,6 +344,7 @@ int main(void) {
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, test_getters);
         tcase_add_test(tc, test_eni);
+        tcase_add_test(tc, test_eni6);
         tcase_add_test(tc, test_token_refetched_on_401_and_expiry);
         tcase_add_test(tc, test_malformed_bodies_are_errors);
         tcase_add_test(tc, test_endpoint_from_env);

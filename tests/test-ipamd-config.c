@@ -97,7 +97,10 @@ static const struct {
         { "VPC_IPAM_EC2_RATE_SHARE=0", -EINVAL, "VPC_IPAM_EC2_RATE_SHARE=0: accepted: a fraction above 0" },
         { "VPC_IPAM_EC2_RATE_SHARE=1.5", -EINVAL, "VPC_IPAM_EC2_RATE_SHARE=1.5" },
         { "VPC_IPAM_EC2_RATE_SHARE=nan", -EINVAL, "VPC_IPAM_EC2_RATE_SHARE=nan" },
-        { "ENABLE_IPv6=true", -EOPNOTSUPP, "ENABLE_IPv6=true: not supported yet" },
+        { "ENABLE_IPv6=true", -EINVAL, "ENABLE_IPv6=true: IPv4 and IPv6 are both enabled; VPC CNI does not "
+          "support dual stack mode" },
+        { "ENABLE_IPv6=1x", -EINVAL, "ENABLE_IPv6=1x: not a boolean" },
+        { "ENABLE_V4_EGRESS=yes", -EINVAL, "ENABLE_V4_EGRESS=yes: not a boolean" },
         { "ENABLE_PREFIX_DELEGATION=true", -EINVAL, "ENABLE_PREFIX_DELEGATION=true: needs WARM_PREFIX_TARGET" },
         { "ENABLE_PREFIX_DELEGATION=yes", -EINVAL, "ENABLE_PREFIX_DELEGATION=yes: not a boolean" },
         { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true", -EINVAL, "needs MY_NODE_NAME" },
@@ -107,7 +110,7 @@ static const struct {
         { "ENI_CONFIG_LABEL_DEF=a b", -EINVAL, "not a label or annotation key" },
         { "AWS_MANAGE_ENIS_NON_SCHEDULABLE=maybe", -EINVAL, "not a boolean" },
         { "ENABLE_POD_ENI=true", -EOPNOTSUPP, "ENABLE_POD_ENI=true" },
-        { "ENABLE_IPv4=false", -EOPNOTSUPP, "IPv4 only" },
+        { "ENABLE_IPv4=false", -EINVAL, "ENABLE_IPv4=false: IPv4 and IPv6 are both disabled" },
         { "CLUSTER_NAME=a\tb", -EINVAL, "control character" },
         { "WARM_ENI_TARGET=x", -EINVAL, "WARM_ENI_TARGET=x" },
         { "VPC_IPAM_LEAK_CLEANUP_INTERVAL=5", -ERANGE, "VPC_IPAM_LEAK_CLEANUP_INTERVAL=5" },
@@ -146,7 +149,7 @@ static const struct {
         { "AWS_EXTERNAL_SERVICE_CIDRS=fd00::/8", -EINVAL, "AWS_EXTERNAL_SERVICE_CIDRS: \"fd00::/8\" is not an IPv4" },
         /* aws-node variables that do not apply: their values are checked all the same */
         { "ENABLE_MULTI_NIC=true", -EOPNOTSUPP, "ENABLE_MULTI_NIC=true: not supported yet" },
-        { "ENABLE_V6_EGRESS=true", -EOPNOTSUPP, "ENABLE_V6_EGRESS=true: not supported yet" },
+        { "ENABLE_V6_EGRESS=maybe", -EINVAL, "ENABLE_V6_EGRESS=maybe: not a boolean" },
         { "ENABLE_MULTI_NIC=no", -EINVAL, "ENABLE_MULTI_NIC=no: not a boolean" },
         { "NETWORK_POLICY_ENFORCING_MODE=strict", -EOPNOTSUPP, "NETWORK_POLICY_ENFORCING_MODE=strict: not supported" },
         { "NETWORK_POLICY_ENFORCING_MODE=loose", -EINVAL, "NETWORK_POLICY_ENFORCING_MODE=loose: accepted: standard" },
@@ -171,7 +174,7 @@ END_TEST
 
 /* The rules across variables: one path per file, one port per server. */
 static const struct {
-        const char *env[4];
+        const char *env[5];
         int code;
         const char *must_say;
 } conflicts[] = {
@@ -195,6 +198,21 @@ static const struct {
         { { "DISABLE_NETWORK_RESOURCE_PROVISIONING=true", "MANAGE_UNTAGGED_ENI=false" }, -EINVAL,
           "MANAGE_UNTAGGED_ENI=false: it needs the ENIs' tags" },
         { { "ENABLE_IMDS_ONLY_MODE=true", "MANAGE_UNTAGGED_ENI=false" }, -EINVAL, "with ENABLE_IMDS_ONLY_MODE" },
+        /* IPv6: aws-node's rules (ipamd isConfigValid) */
+        { { "ENABLE_IPv6=true", "ENABLE_IPv4=false" }, -EINVAL,
+          "ENABLE_IPv6=true: IPv6 is supported only in prefix delegation mode" },
+        { { "ENABLE_IPv6=true", "ENABLE_IPv4=false", "ENABLE_PREFIX_DELEGATION=false" }, -EINVAL,
+          "set ENABLE_PREFIX_DELEGATION=true" },
+        { { "ENABLE_IPv6=true", "ENABLE_IPv4=true", "ENABLE_PREFIX_DELEGATION=true" }, -EINVAL, "dual stack" },
+        { { "ENABLE_IPv6=false", "ENABLE_IPv4=false", "ENABLE_PREFIX_DELEGATION=true" }, -EINVAL,
+          "both disabled" },
+        { { "ENABLE_IPv6=true", "ENABLE_IPv4=false", "ENABLE_PREFIX_DELEGATION=true",
+            "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true" }, -EINVAL,
+          "custom networking is not supported in IPv6 mode" },
+        { { "ENABLE_IPv6=true", "ENABLE_IPv4=false", "ENABLE_PREFIX_DELEGATION=true", "AWS_VPC_ENI_MTU=1279" },
+          -ERANGE, "AWS_VPC_ENI_MTU=1279: IPv6 needs at least 1280" },
+        { { "ENABLE_IPv6=true", "ENABLE_IPv4=false", "ENABLE_PREFIX_DELEGATION=true", "POD_MTU=1000" },
+          -ERANGE, "POD_MTU=1000" },
 };
 
 START_TEST(test_conflicts) {
@@ -478,6 +496,44 @@ START_TEST(test_owner_tag) {
 }
 END_TEST
 
+/*
+ * IPv6 mode as aws-node's IPv6 manifest sets it: accepted, leak cleanup off,
+ * IPv4 egress on unless ENABLE_V4_EGRESS=false; the pool variables set are
+ * listed once each as ignored, none outside IPv6 mode; ENABLE_V6_EGRESS is
+ * accepted and warned about (ignored), not refused.
+ */
+START_TEST(test_ipv6) {
+        const char *env[] = { "ENABLE_IPv6=true", "ENABLE_IPv4=false", "ENABLE_PREFIX_DELEGATION=true",
+                              "WARM_PREFIX_TARGET=1", "WARM_ENI_TARGET=1", "IP_COOLDOWN_PERIOD=5", NULL };
+        struct ipamd_config c;
+        struct errmsg e = { 0 };
+        ck_assert_msg(ipamd_config_from_env(env, &c, &e) == 0, "%s", e.text);
+        ck_assert(c.ipv6 && !c.ipv4 && c.prefix_delegation && c.v4_egress && c.no_leak_cleanup);
+        ck_assert_str_eq(ipamd_config_v6_ignored(&c, 0), "WARM_ENI_TARGET");
+        ck_assert_str_eq(ipamd_config_v6_ignored(&c, 1), "WARM_PREFIX_TARGET");
+        ck_assert_ptr_null(ipamd_config_v6_ignored(&c, 2));     /* the cooldown applies */
+        const char *noegress[] = { "ENABLE_IPv6=true", "ENABLE_IPv4=false", "ENABLE_PREFIX_DELEGATION=true",
+                                   "WARM_IP_TARGET=1", "ENABLE_V4_EGRESS=false", NULL };
+        ck_assert_msg(ipamd_config_from_env(noegress, &c, &e) == 0, "%s", e.text);
+        ck_assert(c.ipv6 && !c.v4_egress);
+        /* no warm target needed: IPv6 mode has no warm pool (aws-node's entrypoint asks for one all the same) */
+        const char *bare[] = { "ENABLE_IPv6=true", "ENABLE_IPv4=false", "ENABLE_PREFIX_DELEGATION=true", NULL };
+        ck_assert_msg(ipamd_config_from_env(bare, &c, &e) == 0, "%s", e.text);
+        ck_assert_ptr_null(ipamd_config_v6_ignored(&c, 0));
+        const char *v4[] = { "WARM_IP_TARGET=1", "ENABLE_V6_EGRESS=true", NULL };
+        ck_assert_msg(ipamd_config_from_env(v4, &c, &e) == 0, "%s", e.text);
+        ck_assert(c.ipv4 && !c.ipv6 && !c.no_leak_cleanup);
+        ck_assert_ptr_null(ipamd_config_v6_ignored(&c, 0));
+        size_t n = 0;
+        for (size_t i = 0; ipamd_config_ignored_var(i); i++)
+                if ((c.ignored >> i) & 1) {
+                        ck_assert_str_eq(ipamd_config_ignored_var(i)->name, "ENABLE_V6_EGRESS");
+                        n++;
+                }
+        ck_assert_uint_eq(n, 1);
+}
+END_TEST
+
 /* Prefix delegation is accepted with any warm or minimum target above 0, refused with none (as aws-node). */
 START_TEST(test_prefix_delegation) {
         struct ipamd_config c;
@@ -517,6 +573,7 @@ int main(void) {
         tcase_add_test(tc, test_custom_networking);
         tcase_add_test(tc, test_owner_tag);
         tcase_add_test(tc, test_prefix_delegation);
+        tcase_add_test(tc, test_ipv6);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

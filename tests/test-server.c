@@ -66,6 +66,7 @@ static void add_ips(store *s, int first, int n) {
 }
 
 static int64_t fixture_cooldown_ms = 30000;
+static bool fixture_ipv6, fixture_egress;       /* IPv6 mode: the node's /80 and its options */
 
 static void start(int n_ips, int add_wait_ms, int idle_ms) {
         memset(&fx, 0, sizeof fx);
@@ -80,10 +81,15 @@ static void start(int n_ips, int add_wait_ms, int idle_ms) {
         ck_assert_int_eq(store_eni_put(fx.side, &eni), 0);
         ck_assert_int_eq(store_meta_set(fx.side, "vpc_cidrs", "10.0.0.0/16,100.64.0.0/16"), 0);
         add_ips(fx.side, 10, n_ips);
+        if (fixture_ipv6) {
+                ck_assert_int_eq(store_prefix6_add(fx.side, "eni-p", "2600:1f14:abc:de00:1234::/80", wall_ms()), 0);
+                ck_assert_int_eq(store_meta_set(fx.side, "vpc_cidrs6", "2600:1f14:abc:de00::/56"), 0);
+        }
         ck_assert_int_eq(metrics_new(&fx.m), 0);
         struct server_options o = { .socket_path = fx.sock, .store = fx.store, .metrics = fx.m,
                                     .add_wait_ms = add_wait_ms, .idle_ms = idle_ms, .pod_mtu = 9001,
                                     .cooldown_ms = fixture_cooldown_ms,
+                                    .ipv6 = fixture_ipv6, .v4_egress = fixture_egress,
                                     .hooks = { hook_wake, hook_status, &fx } };
         ck_assert_msg(server_new(&o, &fx.srv, &e) == 0, "%s", e.text);
         ck_assert_int_eq(pthread_create(&fx.thread, NULL, run, fx.srv), 0);
@@ -227,6 +233,87 @@ START_TEST(test_gc) {
         ck_assert_int_eq(store_lookup(fx.side, "b", "eth0", NULL), 0);
         ck_assert_int_eq(store_lookup(fx.side, "a", "eth0", NULL), -ENOENT);
         stop();
+}
+END_TEST
+
+/* IPv6 mode: ADD, CHECK, DEL and GC with /128s from the node's /80 and the IPv4 egress address. */
+START_TEST(test_ops_ipv6) {
+        fixture_ipv6 = true;
+        fixture_egress = _i == 0;
+        start(2, 1000, 5000);
+        struct proto_request req = add_req("c1"), req2 = add_req("c2");
+        struct proto_reply rep;
+        call(&req, &rep, 2000);
+        ck_assert(rep.ok);
+        ck_assert_str_eq(rep.addr.ip, "2600:1f14:abc:de00:1234::");
+        ck_assert_str_eq(rep.addr.gateway, "fe80::1");
+        ck_assert_str_eq(rep.addr.subnet_gateway, "10.0.0.1");
+        ck_assert_str_eq(rep.addr.eni_id, "eni-p");
+        ck_assert_uint_eq(rep.addr.device_index, 0);
+        ck_assert_uint_eq(rep.addr.route_table, 254);
+        ck_assert_str_eq(rep.addr.egress_ip, fixture_egress ? "169.254.172.2" : "");
+        ck_assert_uint_eq(rep.addr.n_vpc_cidrs, 3);     /* IPv6 first, then IPv4 */
+        ck_assert_str_eq(rep.addr.vpc_cidrs[0], "2600:1f14:abc:de00::/56");
+        ck_assert_str_eq(rep.addr.vpc_cidrs[1], "10.0.0.0/16");
+        proto_reply_done(&rep);
+        call(&req2, &rep, 2000);
+        ck_assert_str_eq(rep.addr.ip, "2600:1f14:abc:de00:1234::1");
+        ck_assert_str_eq(rep.addr.egress_ip, fixture_egress ? "169.254.172.3" : "");
+        proto_reply_done(&rep);
+        struct proto_request chk = { .op = PROTO_OP_CHECK, .att = req.att };
+        call(&chk, &rep, 2000);
+        ck_assert(rep.ok);
+        ck_assert_str_eq(rep.addr.ip, "2600:1f14:abc:de00:1234::");
+        ck_assert_str_eq(rep.addr.gateway, "fe80::1");
+        ck_assert_str_eq(rep.addr.egress_ip, fixture_egress ? "169.254.172.2" : "");
+        proto_reply_done(&rep);
+        struct proto_request del = { .op = PROTO_OP_DEL, .att = req.att };
+        call(&del, &rep, 2000);
+        ck_assert(rep.ok && rep.addr.has_ip);
+        ck_assert_str_eq(rep.addr.ip, "2600:1f14:abc:de00:1234::");
+        ck_assert(!rep.unwired && !rep.veth_queued);
+        proto_reply_done(&rep);
+        struct proto_request req3 = add_req("c3");     /* the base cools down; the egress address is free */
+        call(&req3, &rep, 2000);
+        ck_assert_str_eq(rep.addr.ip, "2600:1f14:abc:de00:1234::2");
+        ck_assert_str_eq(rep.addr.egress_ip, fixture_egress ? "169.254.172.2" : "");
+        proto_reply_done(&rep);
+        struct proto_attachment keep = { .container_id = "c3", .ifname = "eth0" };
+        struct proto_request gc = { .op = PROTO_OP_GC, .valid = &keep, .n_valid = 1 };
+        call(&gc, &rep, 2000);
+        ck_assert_uint_eq(rep.n_released, 1);
+        ck_assert_str_eq(rep.released[0], "2600:1f14:abc:de00:1234::1");
+        proto_reply_done(&rep);
+        struct proto_request status = { .op = PROTO_OP_STATUS };
+        call(&status, &rep, 2000);                      /* the /80 never runs dry: no "empty pool" */
+        ck_assert(rep.ok && rep.ready);
+        ck_assert_uint_eq(rep.available, UINT32_MAX);
+        proto_reply_done(&rep);
+        struct proto_request pool = { .op = PROTO_OP_POOL }, pods = { .op = PROTO_OP_PODS },
+                             enis = { .op = PROTO_OP_ENIS };
+        call(&pool, &rep, 2000);                        /* what vpc-ipamctl and /v1 show */
+        cJSON *p = cJSON_GetObjectItem(rep.result, "pool");
+        ck_assert_int_eq(cJSON_GetObjectItem(p, "ipv6_prefixes")->valueint, 1);
+        ck_assert_int_eq(cJSON_GetObjectItem(p, "ipv6_assigned")->valueint, 1);
+        ck_assert_int_eq(cJSON_GetObjectItem(p, "ipv6_cooldown")->valueint, 2);
+        ck_assert_int_eq(cJSON_GetObjectItem(p, "egress_assigned")->valueint, fixture_egress ? 1 : 0);
+        proto_reply_done(&rep);
+        call(&pods, &rep, 2000);
+        cJSON *pod = cJSON_GetArrayItem(cJSON_GetObjectItem(rep.result, "pods"), 0);
+        ck_assert_str_eq(cJSON_GetObjectItem(pod, "ip")->valuestring, "2600:1f14:abc:de00:1234::2");
+        ck_assert_int_eq(cJSON_GetObjectItem(pod, "egress_ip") != NULL, fixture_egress);
+        proto_reply_done(&rep);
+        call(&enis, &rep, 2000);
+        cJSON *e0 = cJSON_GetArrayItem(cJSON_GetObjectItem(rep.result, "enis"), 0);
+        ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(e0, "ipv6_prefixes"), 0)->valuestring,
+                         "2600:1f14:abc:de00:1234::/80");
+        proto_reply_done(&rep);
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(fx.side, wall_ms(), &st), 0);
+        ck_assert_int_eq(st.ipv6_assigned, 1);
+        ck_assert_int_eq(st.assigned, 0);               /* no IPv4 address handed out */
+        stop();
+        fixture_ipv6 = fixture_egress = false;
 }
 END_TEST
 
@@ -696,6 +783,7 @@ int main(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_ops);
         tcase_add_test(tc, test_gc);
+        tcase_add_loop_test(tc, test_ops_ipv6, 0, 2);   /* with and without ENABLE_V4_EGRESS */
         tcase_add_test(tc, test_add_waits_then_served);
         tcase_add_test(tc, test_add_wait_times_out_with_reason);
         tcase_add_test(tc, test_del_cancels_a_waiting_add);

@@ -232,6 +232,30 @@ START_TEST(test_render_bad_inputs) {
 }
 END_TEST
 
+START_TEST(test_render_ipv6_egress) {
+        struct snat_input in = base_input();
+        in.ipv6_egress = true;
+        in.n_vpc_cidrs = 0;                             /* not needed in IPv6 mode */
+        in.cfg.random = SNAT_RANDOM_NONE;
+        char *t = render(&in);
+        assert_has(t, "delete table ip aws-cni");
+        assert_has(t, "table ip vpc-ipam {");
+        assert_has(t, "\t\tip saddr 169.254.172.0/22 snat to 10.0.0.4\n");
+        assert_has(t, "ip saddr 169.254.172.0/22 fib daddr type local return");
+        assert_has(t, "type filter hook forward priority filter; policy accept;");
+        assert_has(t, "ip daddr 169.254.172.0/22 ct state new reject");
+        assert_lacks(t, "prerouting");
+        assert_lacks(t, "ct mark");
+        free(t);
+        snprintf(in.primary_ip, sizeof in.primary_ip, "fe80::1");
+        char *bad = NULL;
+        ck_assert_int_eq(snat_render(&in, &bad, NULL), -EINVAL);
+        struct snat_input a = base_input(), b = base_input();
+        b.ipv6_egress = true;
+        ck_assert(!snat_input_equal(&a, &b));
+}
+END_TEST
+
 START_TEST(test_input_equal) {
         struct snat_input a = base_input(), b = base_input();
         ck_assert(snat_input_equal(&a, &b));
@@ -369,6 +393,40 @@ START_TEST(test_kernel_replace_in_place) {
 }
 END_TEST
 
+/*
+ * IPv6 mode in a namespace: the kernel accepts the table and lists the SNAT
+ * from 169.254.172.0/22 to the primary IP (multicast excepted) and the
+ * reject of new connections forwarded to the range; no fwmark rule stays
+ * (one an IPv4 run left is removed). Traffic through it is the end-to-end
+ * test's (tests/daemon, IPv6 mode).
+ */
+START_TEST(test_kernel_ipv6_egress) {
+        enter_netns();
+        snat *s = NULL;
+        ck_assert_int_eq(snat_new(&s, NULL), 0);
+        struct snat_input in = base_input();
+        apply_ok(s, &in);                               /* an IPv4 run before */
+        ck_assert_int_eq(fwmark_rules("0x80"), 1);
+        in.ipv6_egress = true;
+        bool changed = false;
+        ck_assert_int_eq(snat_apply(s, &in, &changed, NULL), 0);
+        ck_assert(changed);
+        ck_assert_int_eq(fwmark_rules("0x80"), 0);
+        char *t = list_table();
+        ck_assert_ptr_nonnull(t);
+        assert_has(t, "ip saddr 169.254.172.0/22 snat to 10.0.0.4 fully-random");
+        assert_has(t, "ip saddr 169.254.172.0/22 ip daddr 224.0.0.0/4 return");
+        assert_has(t, "ip daddr 169.254.172.0/22 ct state new reject");
+        assert_lacks(t, "@vpc");
+        free(t);
+        ck_assert_int_eq(snat_apply(s, &in, &changed, NULL), 0);
+        ck_assert(!changed);
+        ck_assert_int_eq(snat_remove(s, in.cfg.mark, NULL), 0);
+        ck_assert_ptr_null(list_table());
+        snat_free(s);
+}
+END_TEST
+
 START_TEST(test_kernel_foreign_rule_kept) {
         enter_netns();
         /* someone else's rule at 1024 with another mark is not ours to delete */
@@ -393,6 +451,7 @@ int main(int argc, char **argv) {
                 tcase_add_test(tc, test_kernel_every_combination);
                 tcase_add_test(tc, test_kernel_replace_in_place);
                 tcase_add_test(tc, test_kernel_foreign_rule_kept);
+                tcase_add_test(tc, test_kernel_ipv6_egress);
         } else {
                 tcase_add_test(tc, test_parse_random);
                 tcase_add_test(tc, test_parse_cidrs);
@@ -402,6 +461,7 @@ int main(int argc, char **argv) {
                 tcase_add_test(tc, test_render_external);
                 tcase_add_test(tc, test_render_bad_inputs);
                 tcase_add_test(tc, test_input_equal);
+                tcase_add_test(tc, test_render_ipv6_egress);
         }
         suite_add_tcase(s, tc);
         return testlib_run(s);

@@ -8,6 +8,8 @@
  * times, and after each kill reopens the store and checks: it
  * opens, it passes the invariant check, every operation reported as ended is
  * there, and the one operation in flight is either wholly done or not at all.
+ * The IPv6 run does the same with /128s from one /80 and their IPv4 egress
+ * addresses (the model holds "ip,egress").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +27,10 @@
 #define N_CIDS 96
 #define N_ADDRS 64
 #define KILLS 120
+#define P80 "2600:1f14:abc:de00:1234::/80"
+#define MODEL_IP_MAX 64         /* "ipv6,egress" */
+
+static bool v6;                 /* this run: IPv6 mode (store_assign6 with egress) */
 
 static int64_t now_ms(void) {
         struct timespec ts;
@@ -45,11 +51,13 @@ static void setup_pool(const char *path) {
                 snprintf(cidr, sizeof cidr, "10.1.1.%d/32", i + 10);
                 ck_assert_int_eq(store_block_add(s, "eni-p", cidr, now_ms()), 0);
         }
+        if (v6)
+                ck_assert_int_eq(store_prefix6_add(s, "eni-p", P80, now_ms()), 0);
         store_close(s);
 }
 
 static void report(int fd, char phase, char op, int cid, const char *ip) {
-        char line[64];
+        char line[128];
         int n = snprintf(line, sizeof line, "%c %c %d %s\n", phase, op, cid, ip ? ip : "-");
         if (write(fd, line, (size_t)n) != n)
                 _exit(3);
@@ -75,30 +83,33 @@ static void churn(const char *path, int fd, unsigned seed) {
                 } else {
                         struct store_attachment a = { .container_id = id, .ifname = "eth0", .pod_name = id };
                         report(fd, 'B', 'A', cid, NULL);
-                        int r = store_assign(s, &a, now_ms(), &l, NULL);
+                        int r = v6 ? store_assign6(s, &a, true, now_ms(), &l, NULL)
+                                   : store_assign(s, &a, now_ms(), &l, NULL);
                         if (r == -EAGAIN) {
                                 report(fd, 'E', 'N', cid, NULL); /* pool full: nothing changed */
                                 continue;
                         }
                         if (r < 0)
                                 _exit(5);
-                        report(fd, 'E', 'A', cid, l.ip);
+                        char ip[MODEL_IP_MAX];
+                        snprintf(ip, sizeof ip, v6 ? "%s,%s" : "%s", l.ip, l.egress_ip);
+                        report(fd, 'E', 'A', cid, ip);
                 }
         }
 }
 
 /* What the parent believes each cid holds ("" = nothing). */
 struct model {
-        char ip[N_CIDS][STORE_IP_MAX];
+        char ip[N_CIDS][MODEL_IP_MAX];
         int in_flight;          /* cid of a B without its E, or -1 */
         char in_flight_op;
 };
 
 /* Apply one report line to the model; 'S' (the child opened the store) changes nothing. */
 static void apply_line(struct model *m, const char *line, long *ops) {
-        char phase, op, ip[STORE_IP_MAX];
+        char phase, op, ip[MODEL_IP_MAX];
         int cid;
-        ck_assert_msg(sscanf(line, " %c %c %d %15s", &phase, &op, &cid, ip) == 4, "bad report '%s'", line);
+        ck_assert_msg(sscanf(line, " %c %c %d %63s", &phase, &op, &cid, ip) == 4, "bad report '%s'", line);
         if (phase == 'S')
                 return;
         ck_assert(cid >= 0 && cid < N_CIDS);
@@ -117,7 +128,7 @@ static void apply_line(struct model *m, const char *line, long *ops) {
 
 /* Apply reports until the child has begun its n-th operation (n > 0) or until EOF (n == 0). */
 static void apply_until(struct model *m, FILE *f, int n, long *ops) {
-        char line[64];
+        char line[128];
         int begun = 0;
         while ((n == 0 || begun < n) && fgets(line, sizeof line, f)) {
                 apply_line(m, line, ops);
@@ -139,7 +150,9 @@ static void verify(const char *path, struct model *m) {
                 struct store_lease l;
                 int r = store_lookup(s, id, "eth0", &l);
                 ck_assert(r == 0 || r == -ENOENT);
-                const char *actual = r == 0 ? l.ip : "";
+                char actual[MODEL_IP_MAX] = "";
+                if (r == 0)
+                        snprintf(actual, sizeof actual, v6 ? "%s,%s" : "%s", l.ip, l.egress_ip);
                 if (cid == m->in_flight) {
                         snprintf(m->ip[cid], sizeof m->ip[cid], "%s", actual);
                         continue;
@@ -151,7 +164,8 @@ static void verify(const char *path, struct model *m) {
 }
 
 START_TEST(test_sigkill_loses_nothing_committed) {
-        const char *path = testlib_path("crash.db");
+        v6 = _i == 1;
+        const char *path = testlib_path(v6 ? "crash6.db" : "crash.db");
         setup_pool(path);
         static struct model m;
         memset(&m, 0, sizeof m);
@@ -196,7 +210,7 @@ int main(void) {
         Suite *s = suite_create("store-crash");
         TCase *tc = tcase_create("sigkill");
         tcase_set_timeout(tc, 240);
-        tcase_add_test(tc, test_sigkill_loses_nothing_committed);
+        tcase_add_loop_test(tc, test_sigkill_loses_nothing_committed, 0, 2);   /* IPv4, IPv6 */
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -858,7 +858,7 @@ START_TEST(test_migration_drops_free_primaries) {
         healthy(s, T0);
         store_close(s);
         ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
-        ck_assert_int_eq(user_version(db), 2);
+        ck_assert_int_eq(user_version(db), STORE_SCHEMA_VERSION);
         sqlite3_close(db);
 }
 END_TEST
@@ -1048,6 +1048,282 @@ START_TEST(test_prefix_mark_releasing_only_empty) {
 }
 END_TEST
 
+/* --- IPv6 mode (schema 3) --------------------------------------------------------- */
+
+#define P80 "2600:1f14:abc:de00:1234::/80"
+
+/* A node whose primary ENI holds P80 (and, to show they live side by side, one IPv4 /32). */
+static store *node6(void) {
+        store *s = node_with(1);
+        ck_assert_int_eq(store_prefix6_add(s, "eni-p", P80, T0), 0);
+        return s;
+}
+
+static void assign6(store *s, const char *cid, bool egress, int64_t now, const char *want_ip, const char *want_eg) {
+        struct store_attachment a = att(cid);
+        struct store_lease l;
+        bool existing = true;
+        ck_assert_int_eq(store_assign6(s, &a, egress, now, &l, &existing), 0);
+        ck_assert(!existing);
+        ck_assert_str_eq(l.ip, want_ip);
+        ck_assert_str_eq(l.egress_ip, want_eg);
+        ck_assert_str_eq(l.eni_id, "eni-p");
+        ck_assert_int_eq(l.route_table, 254);
+        ck_assert_int_eq(l.device_index, 0);
+        ck_assert_str_eq(l.subnet_cidr, "10.0.0.0/16");
+}
+
+/* aws-node's order (the base first, then up), no reuse within the cooldown, egress unique among live pods. */
+START_TEST(test_v6_order_cooldown_egress) {
+        store *s = node6();
+        assign6(s, "c1", true, T0, "2600:1f14:abc:de00:1234::", "169.254.172.2");
+        assign6(s, "c2", true, T0, "2600:1f14:abc:de00:1234::1", "169.254.172.3");
+        assign6(s, "c3", false, T0, "2600:1f14:abc:de00:1234::2", "");
+        struct store_attachment a = att("c1");
+        struct store_lease l;
+        bool existing = false;
+        ck_assert_int_eq(store_assign6(s, &a, true, T0 + 1, &l, &existing), 0);      /* idempotent */
+        ck_assert(existing);
+        ck_assert_str_eq(l.ip, "2600:1f14:abc:de00:1234::");
+        ck_assert_str_eq(l.egress_ip, "169.254.172.2");
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0 + 10, COOLDOWN, &l), 1);
+        ck_assert_str_eq(l.ip, "2600:1f14:abc:de00:1234::");
+        ck_assert_str_eq(l.egress_ip, "169.254.172.2");
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0 + 11, COOLDOWN, NULL), 0);
+        /* the base cools down; its egress address is free at once (no pod holds it) */
+        assign6(s, "c4", true, T0 + 20, "2600:1f14:abc:de00:1234::3", "169.254.172.2");
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, T0 + 20, &st), 0);
+        ck_assert_int_eq(st.ipv6_prefixes, 1);
+        ck_assert_int_eq(st.ipv6_assigned, 3);
+        ck_assert_int_eq(st.ipv6_cooldown, 1);
+        ck_assert_int_eq(st.egress_assigned, 2);
+        ck_assert_int_eq(st.assigned, 0);                       /* the IPv4 pool is apart */
+        ck_assert_int_eq(st.available, 1);
+        /* past the cooldown the lowest comes back */
+        assign6(s, "c5", true, T0 + 10 + COOLDOWN, "2600:1f14:abc:de00:1234::", "169.254.172.4");
+        healthy(s, T0 + 10 + COOLDOWN);
+        store_close(s);
+}
+END_TEST
+
+/* IPv6 leases come back from lookup and leases beside IPv4 ones; gc releases both kinds. */
+START_TEST(test_v6_lookup_leases_gc) {
+        store *s = node6();
+        struct store_attachment v4 = att("v4pod");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign(s, &v4, T0, &l, NULL), 0);
+        assign6(s, "a", true, T0, "2600:1f14:abc:de00:1234::", "169.254.172.2");
+        assign6(s, "b", true, T0, "2600:1f14:abc:de00:1234::1", "169.254.172.3");
+        ck_assert_int_eq(store_lookup(s, "b", "eth0", &l), 0);
+        ck_assert_str_eq(l.ip, "2600:1f14:abc:de00:1234::1");
+        ck_assert_str_eq(l.pod_name, "b");
+        ck_assert_str_eq(l.host_veth, "eni0123456789a");
+        ck_assert_str_eq(l.netns, "/var/run/netns/x");
+        struct store_lease *all = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_leases(s, &all, &n), 0);
+        ck_assert_uint_eq(n, 3);
+        ck_assert_str_eq(all[0].ip, "10.0.0.10");
+        ck_assert_str_eq(all[0].egress_ip, "");
+        ck_assert_str_eq(all[2].ip, "2600:1f14:abc:de00:1234::1");
+        free(all);
+        struct store_key keep[] = { { "a", "eth0" } };
+        struct store_lease *rel = NULL;
+        ck_assert_int_eq(store_gc(s, keep, 1, T0 + 5, COOLDOWN, &rel, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_str_eq(rel[0].ip, "10.0.0.10");
+        ck_assert_str_eq(rel[1].ip, "2600:1f14:abc:de00:1234::1");
+        ck_assert_str_eq(rel[1].egress_ip, "169.254.172.3");
+        free(rel);
+        ck_assert_int_eq(store_lookup(s, "b", "eth0", &l), -ENOENT);
+        ck_assert_int_eq(store_lookup(s, "a", "eth0", &l), 0);
+        assign6(s, "c", true, T0 + 6, "2600:1f14:abc:de00:1234::2", "169.254.172.3");
+        healthy(s, T0 + 6);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_v6_refusals) {
+        store *s = node_with(1);
+        struct store_attachment a = att("c1");
+        ck_assert_int_eq(store_assign6(s, &a, true, T0, NULL, NULL), -EAGAIN);       /* no /80 yet */
+        ck_assert_int_eq(store_prefix6_add(s, "eni-p", "2600:1f14:abc:de00::/64", T0), -EINVAL);
+        ck_assert_int_eq(store_prefix6_add(s, "eni-p", "2600:1f14:abc:de00:1234::1/80", T0), -EINVAL);
+        ck_assert_int_eq(store_prefix6_add(s, "eni-p", "10.0.0.0/80", T0), -EINVAL);
+        ck_assert_int_eq(store_prefix6_add(s, "eni-x", P80, T0), -ENOENT);
+        /* any spelling inet_pton reads is kept canonical */
+        ck_assert_int_eq(store_prefix6_add(s, "eni-p", "2600:1F14:0abc:de00:1234:0:0:0/80", T0), 0);
+        ck_assert_int_eq(store_prefix6_add(s, "eni-p", P80, T0), 0);                 /* again: a no-op */
+        char (*cidrs)[STORE_CIDR6_MAX] = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_prefixes6(s, NULL, &cidrs, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_str_eq(cidrs[0], P80);
+        free(cidrs);
+        add_eni(s, "eni-2", 1, "10.0.0.20", STORE_ENI_ATTACHING);
+        ck_assert_int_eq(store_prefix6_add(s, "eni-2", P80, T0), -EEXIST);
+        /* an attachment holds one address, of either family */
+        struct store_attachment v4 = att("v4pod");
+        ck_assert_int_eq(store_assign(s, &v4, T0, NULL, NULL), 0);
+        ck_assert_int_eq(store_assign6(s, &v4, false, T0, NULL, NULL), -EEXIST);
+        ck_assert_int_eq(store_assign6(s, &a, false, T0, NULL, NULL), 0);
+        ck_assert_int_eq(store_release(s, "v4pod", "eth0", T0, 0, NULL), 1);
+        ck_assert_int_ne(store_assign(s, &a, T0, NULL, NULL), 0);
+        /* an ENI not attached hands nothing out */
+        ck_assert_int_eq(store_eni_set_state(s, "eni-p", STORE_ENI_DETACHING), 0);
+        struct store_attachment b = att("c2");
+        ck_assert_int_eq(store_assign6(s, &b, false, T0, NULL, NULL), -EAGAIN);
+        store_close(s);
+}
+END_TEST
+
+static int exec_sql(store *s, const char *sql) {
+        (void)s;
+        sqlite3 *db;
+        ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
+        sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+        int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        sqlite3_close(db);
+        return rc;
+}
+
+/* What the database refuses whatever the C code does: a second live holder of an egress address or a /128. */
+START_TEST(test_v6_database_constraints) {
+        store *s = node6();
+        assign6(s, "c1", true, T0, "2600:1f14:abc:de00:1234::", "169.254.172.2");
+        ck_assert_int_ne(exec_sql(s, "INSERT INTO addresses6 (block, off, state, free_since, container_id, ifname,"
+                                     " assigned_ms, egress) VALUES ('" P80 "', 7, 'assigned', 0, 'x', 'eth0', 1, 2)"),
+                         SQLITE_OK);
+        ck_assert_int_ne(exec_sql(s, "INSERT INTO addresses6 (block, off, state, free_since, container_id, ifname,"
+                                     " assigned_ms) VALUES ('" P80 "', 0, 'assigned', 0, 'x', 'eth0', 1)"),
+                         SQLITE_OK);
+        ck_assert_int_ne(exec_sql(s, "INSERT INTO addresses6 (block, off, state, free_since, container_id, ifname,"
+                                     " assigned_ms, egress) VALUES ('" P80 "', 9, 'assigned', 0, 'x', 'eth0', 1, 1)"),
+                         SQLITE_OK);                            /* .1 is the gateway */
+        ck_assert_int_ne(exec_sql(s, "UPDATE addresses6 SET off = 5"), SQLITE_OK);
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0, COOLDOWN, NULL), 1);
+        ck_assert_int_ne(exec_sql(s, "UPDATE addresses6 SET egress = 3 WHERE state = 'free'"), SQLITE_OK);
+        ck_assert_int_eq(exec_sql(s, "INSERT INTO addresses6 (block, off, state, free_since, container_id, ifname,"
+                                     " assigned_ms, egress) VALUES ('" P80 "', 7, 'assigned', 0, 'x', 'eth0', 1, 2)"),
+                         SQLITE_OK);                            /* the control: a legal row passes */
+        /* the ENI's removal takes its /80 and rows with it */
+        ck_assert_int_eq(store_eni_remove(s, "eni-p", true, NULL), 0);
+        ck_assert_int_eq(exec_sql(s, "INSERT INTO prefixes6 VALUES ('x', 'eni-p', 'zz', 0)"), SQLITE_CONSTRAINT);
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, T0, &st), 0);
+        ck_assert_int_eq(st.ipv6_prefixes + st.ipv6_assigned, 0);
+        store_close(s);
+}
+END_TEST
+
+/* A pod the kernel shows after the store was lost gets exactly its /128 and egress address back. */
+START_TEST(test_v6_assign_addr) {
+        store *s = node6();
+        struct store_attachment a = att("seen"), b = att("other");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign6_addr(s, &a, "2600:1f14:abc:de00:1234::7", "169.254.172.9", T0, &l), 0);
+        ck_assert_str_eq(l.ip, "2600:1f14:abc:de00:1234::7");
+        ck_assert_str_eq(l.egress_ip, "169.254.172.9");
+        ck_assert_int_eq(store_assign6_addr(s, &a, "2600:1f14:abc:de00:1234::7", NULL, T0, NULL), 1);
+        ck_assert_int_eq(store_assign6_addr(s, &a, "2600:1f14:abc:de00:1234::8", NULL, T0, NULL), -EEXIST);
+        ck_assert_int_eq(store_assign6_addr(s, &b, "2600:1f14:abc:de00:1234::7", NULL, T0, NULL), -EBUSY);
+        ck_assert_int_eq(store_assign6_addr(s, &b, "2600:1f14:abc:de00:9999::7", NULL, T0, NULL), -ENOENT);
+        ck_assert_int_eq(store_assign6_addr(s, &b, "10.0.0.10", NULL, T0, NULL), -EINVAL);
+        /* its egress address taken: the pod keeps its /128 without one */
+        ck_assert_int_eq(store_assign6_addr(s, &b, "2600:1f14:abc:de00:1234::3", "169.254.172.9", T0, &l), 0);
+        ck_assert_str_eq(l.egress_ip, "");
+        /* what assign6 hands out next skips both */
+        assign6(s, "n1", true, T0, "2600:1f14:abc:de00:1234::", "169.254.172.2");
+        for (int i = 1; i <= 2; i++) {
+                char cid[8], want[64];
+                snprintf(cid, sizeof cid, "m%d", i);
+                snprintf(want, sizeof want, "2600:1f14:abc:de00:1234::%d", i);
+                assign6(s, cid, false, T0, want, "");
+        }
+        assign6(s, "m4", false, T0, "2600:1f14:abc:de00:1234::4", "");
+        /* a released one in cooldown may still be claimed by its witness */
+        ck_assert_int_eq(store_release(s, "m4", "eth0", T0, COOLDOWN, NULL), 1);
+        struct store_attachment c = att("back");
+        ck_assert_int_eq(store_assign6_addr(s, &c, "2600:1f14:abc:de00:1234::4", NULL, T0 + 1, NULL), 0);
+        healthy(s, T0 + 1);
+        store_close(s);
+}
+END_TEST
+
+/* A cooldown survives a restart (a new handle), as for IPv4. */
+START_TEST(test_v6_cooldown_across_reopen) {
+        store *s = node6();
+        assign6(s, "c1", true, T0, "2600:1f14:abc:de00:1234::", "169.254.172.2");
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0, COOLDOWN, NULL), 1);
+        store_close(s);
+        s = fresh();
+        assign6(s, "c2", true, T0 + COOLDOWN - 1, "2600:1f14:abc:de00:1234::1", "169.254.172.2");
+        assign6(s, "c3", true, T0 + COOLDOWN, "2600:1f14:abc:de00:1234::", "169.254.172.3");
+        store_close(s);
+}
+END_TEST
+
+/* A store at schema 2 with a pod and an open intent: schema 3 keeps both, and takes the IPv6 kind. */
+START_TEST(test_migration_from_schema_2) {
+        sqlite3 *db;
+        struct errmsg e;
+        ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
+        ck_assert_int_eq(store_schema_migrate(db, store_migrations, 2, "pool.db", &e), 0);
+        ck_assert_int_eq(user_version(db), 2);
+        static const char v2_data[] =
+                "INSERT INTO enis VALUES ('eni-p', '02:00:00:00:00:00', 0, 0, 'subnet-1', '10.0.0.0/16',"
+                " '10.0.0.5', 254, 1, 'attached', 0);"
+                "INSERT INTO blocks VALUES ('10.0.0.10/32', 'eni-p', 'ip', 167772170, 1, 0);"
+                "INSERT INTO blocks VALUES ('10.0.0.11/32', 'eni-p', 'ip', 167772171, 1, 0);"
+                "INSERT INTO addresses (addr, block, state, free_since, container_id, ifname, assigned_ms)"
+                " VALUES (167772170, '10.0.0.10/32', 'assigned', 0, 'held', 'eth0', 1);"
+                "INSERT INTO addresses (addr, block, state, free_since, cooldown_until)"
+                " VALUES (167772171, '10.0.0.11/32', 'free', 0, 9999999999999);"
+                "INSERT INTO intents (kind, eni_id, params, state, created_ms)"
+                " VALUES ('assign_ips', 'eni-p', '{\"count\":1}', 'open', 5);"
+                "INSERT INTO intents (kind, eni_id, params, state, created_ms, finished_ms)"
+                " VALUES ('create_eni', NULL, '{}', 'done', 3, 4);";
+        char *msg = NULL;
+        ck_assert_msg(sqlite3_exec(db, v2_data, NULL, NULL, &msg) == SQLITE_OK, "%s", msg);
+        ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO intents (kind, params, state, created_ms) VALUES"
+                                          " ('assign_ipv6_prefix', '{}', 'open', 6)", NULL, NULL, NULL),
+                         SQLITE_CONSTRAINT);                   /* schema 2 does not know it */
+        sqlite3_close(db);
+
+        store *s = fresh();
+        struct store_lease l;
+        ck_assert_int_eq(store_lookup(s, "held", "eth0", &l), 0);
+        ck_assert_str_eq(l.ip, "10.0.0.10");
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, T0, &st), 0);
+        ck_assert_int_eq(st.assigned, 1);
+        ck_assert_int_eq(st.cooldown, 1);                       /* the cooldown kept (bounded, not dropped) */
+        struct store_intent *its = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_intents_open(s, &its, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_int_eq(its[0].kind, STORE_INTENT_ASSIGN_IPS);
+        ck_assert_str_eq(its[0].params, "{\"count\":1}");
+        int64_t id0 = its[0].id, id1;
+        free(its);
+        ck_assert_int_eq(store_intent_begin(s, STORE_INTENT_ASSIGN_IPV6_PREFIX, NULL, "eni-p",
+                                            "{\"Ipv6PrefixCount\":1}", T0, &id1), 0);
+        ck_assert_int_gt(id1, id0);
+        ck_assert_int_eq(store_intents_open(s, &its, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(its[1].kind, STORE_INTENT_ASSIGN_IPV6_PREFIX);
+        free(its);
+        ck_assert_int_eq(store_prefix6_add(s, "eni-p", P80, T0), 0);
+        assign6(s, "c1", true, T0, "2600:1f14:abc:de00:1234::", "169.254.172.2");
+        healthy(s, T0);
+        store_close(s);
+        ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
+        ck_assert_int_eq(user_version(db), 3);
+        sqlite3_close(db);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("store");
         TCase *pods = tcase_create("pods");
@@ -1097,5 +1373,14 @@ int main(void) {
         tcase_add_test(pd, test_prefer_ips_after_prefix_delegation);
         tcase_add_test(pd, test_prefix_mark_releasing_only_empty);
         suite_add_tcase(s, pd);
+        TCase *v6 = tcase_create("ipv6");
+        tcase_add_test(v6, test_v6_order_cooldown_egress);
+        tcase_add_test(v6, test_v6_lookup_leases_gc);
+        tcase_add_test(v6, test_v6_refusals);
+        tcase_add_test(v6, test_v6_database_constraints);
+        tcase_add_test(v6, test_v6_cooldown_across_reopen);
+        tcase_add_test(v6, test_v6_assign_addr);
+        tcase_add_test(v6, test_migration_from_schema_2);
+        suite_add_tcase(s, v6);
         return testlib_run(s);
 }

@@ -77,6 +77,22 @@ def test_json_after_the_command():
     assert got["max_pods"] == 110 and got["prefix_delegation"] is True, got
 
 
+def test_ipv6():
+    # IPv6 is prefix delegation only: the PD figure on nitro; no answer where aws-node would not start.
+    for t in TYPES.values():
+        r = ctl("--json", "max-pods", "--instance-type", t.name, "--ipv6", check=False)
+        if not t.nitro:
+            assert r.returncode == 2 and r.stdout == "" and "not nitro" in r.stderr, (t.name, r)
+            continue
+        got = json.loads(r.stdout)
+        assert got["ipv6"] is True and got["max_pods"] == calculator(t, pd=True), (t.name, got)
+    assert ctl("max-pods", "--instance-type", "m5.large", "--ipv6").stdout == "110\n"
+    assert ctl("max-pods", "--instance-type", "c5.18xlarge", "--ipv6").stdout == "250\n"
+    for extra in (["--custom-networking"], ["--cni-version", "1.8.4"]):
+        r = ctl("max-pods", "--instance-type", "m5.large", "--ipv6", *extra, check=False)
+        assert r.returncode == 2 and r.stdout == "" and "--ipv6" in r.stderr, (extra, r)
+
+
 def test_xen_types_get_no_prefix_delegation():
     r = ctl("max-pods", "--instance-type", "t2.medium", "--prefix-delegation")
     assert r.stdout == "17\n" and "not nitro" in r.stderr, r

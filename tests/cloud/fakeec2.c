@@ -123,6 +123,23 @@ static void new_prefix(struct fakeec2 *f, char out[20]) {
         snprintf(out, 20, "10.0.%u.%u/28", 240 + h / 16, (h % 16) * 16);
 }
 
+/* IPv6: addresses 2600:1f14:abc:de00::a:N and /80s 2600:1f14:abc:de00:N::/80, all in the subnet's /64. */
+static void new_ipv6(struct fakeec2 *f, char out[46]) {
+        snprintf(out, 46, "2600:1f14:abc:de00::a:%x", ++f->next_v6);
+}
+
+static void new_ipv6_prefix(struct fakeec2 *f, char out[44]) {
+        snprintf(out, 44, "2600:1f14:abc:de00:%x::/80", 0x1000 + ++f->next_v6);
+}
+
+const char *fakeec2_add_ipv6_prefix(struct fakeec2 *f, const char *eni_id) {
+        struct fakeec2_eni *e = fakeec2_find(f, eni_id);
+        if (!e || e->n_ipv6_prefixes == FAKEEC2_MAX_V6)
+                return NULL;
+        new_ipv6_prefix(f, e->ipv6_prefixes[e->n_ipv6_prefixes]);
+        return e->ipv6_prefixes[e->n_ipv6_prefixes++];
+}
+
 static void add_tag(struct fakeec2_eni *e, const char *key, const char *value) {
         if (e->n_tags == FAKEEC2_MAX_TAGS)
                 abort();
@@ -144,6 +161,8 @@ static struct fakeec2_eni *new_eni(struct fakeec2 *f, const char *id) {
         snprintf(e->mac, sizeof e->mac, "02:fa:00:00:%02x:%02x", (n >> 8) & 0xff, n & 0xff);
         snprintf(e->subnet_id, sizeof e->subnet_id, "%s", FAKEEC2_SUBNET);
         new_ip(f, e->primary_ip);
+        if (f->ipv6)
+                new_ipv6(f, e->ipv6s[e->n_ipv6s++]);
         return e;
 }
 
@@ -268,6 +287,17 @@ static void eni_xml(struct sb *b, const struct fakeec2_eni *e) {
                 for (size_t i = 0; i < e->n_prefixes; i++)
                         sb_printf(b, "<item><ipv4Prefix>%s</ipv4Prefix></item>", e->prefixes[i]);
                 sb_printf(b, "</ipv4PrefixSet>");
+        }
+        sb_printf(b, "<ipv6AddressesSet>");
+        for (size_t i = 0; i < e->n_ipv6s; i++)
+                sb_printf(b, "<item><ipv6Address>%s</ipv6Address><isPrimaryIpv6>false</isPrimaryIpv6></item>",
+                          e->ipv6s[i]);
+        sb_printf(b, "</ipv6AddressesSet>");
+        if (e->n_ipv6_prefixes) {
+                sb_printf(b, "<ipv6PrefixSet>");
+                for (size_t i = 0; i < e->n_ipv6_prefixes; i++)
+                        sb_printf(b, "<item><ipv6Prefix>%s</ipv6Prefix></item>", e->ipv6_prefixes[i]);
+                sb_printf(b, "</ipv6PrefixSet>");
         }
 }
 
@@ -474,6 +504,103 @@ static void unassign(struct call *c) {
         ok_return(c);
 }
 
+/* AssignIpv6Addresses: counts (Ipv6AddressCount | Ipv6PrefixCount) or items (Ipv6Addresses.N | Ipv6Prefix.N). */
+static bool v6_has(char (*list)[46], size_t n, const char *v) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(list[i], v) == 0)
+                        return true;
+        return false;
+}
+
+static bool v6p_has(char (*list)[44], size_t n, const char *v) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(list[i], v) == 0)
+                        return true;
+        return false;
+}
+
+static void assign_v6_reply(struct call *c, struct fakeec2_eni *e, size_t ip0, size_t p0) {
+        open_response(c);
+        sb_printf(&c->out, "<assignedIpv6Addresses>");
+        for (size_t i = ip0; i < e->n_ipv6s; i++)
+                sb_printf(&c->out, "<item>%s</item>", e->ipv6s[i]);
+        sb_printf(&c->out, "</assignedIpv6Addresses><assignedIpv6PrefixSet>");
+        for (size_t i = p0; i < e->n_ipv6_prefixes; i++)
+                sb_printf(&c->out, "<item>%s</item>", e->ipv6_prefixes[i]);
+        sb_printf(&c->out, "</assignedIpv6PrefixSet>");
+        sb_text(&c->out, "networkInterfaceId", e->id);
+        close_response(c);
+}
+
+static void assign_v6(struct call *c) {
+        struct fakeec2_eni *e = eni_arg(c);
+        if (!e)
+                return;
+        int n_ips = form_int(c->body, "Ipv6AddressCount", 0), n_pfx = form_int(c->body, "Ipv6PrefixCount", 0);
+        char item[64];
+        bool ip_items = form_item(c->body, "Ipv6Addresses", 1, item, sizeof item);
+        bool pfx_items = form_item(c->body, "Ipv6Prefix", 1, item, sizeof item);
+        if (!c->f->ipv6)
+                return error(c, 400, "InvalidParameterValue", "The subnet does not have an IPv6 CIDR block");
+        if ((n_ips > 0) + (n_pfx > 0) + ip_items + pfx_items != 1)
+                return error(c, 400, "InvalidParameterCombination", "Specify exactly one of the IPv6 options");
+        size_t want = (size_t)(n_ips + n_pfx);
+        for (int i = 1; form_item(c->body, ip_items ? "Ipv6Addresses" : "Ipv6Prefix", i, item, sizeof item); i++)
+                want++;
+        size_t have = (ip_items || n_ips) ? e->n_ipv6s : e->n_ipv6_prefixes;
+        if (have + want > FAKEEC2_MAX_V6)
+                return error(c, 400, "PrivateIpAddressLimitExceeded", "Number of IPv6 addresses will exceed limit.");
+        size_t ip0 = e->n_ipv6s, p0 = e->n_ipv6_prefixes;
+        for (int i = 0; i < n_ips; i++)
+                new_ipv6(c->f, e->ipv6s[e->n_ipv6s++]);
+        for (int i = 0; i < n_pfx; i++)
+                new_ipv6_prefix(c->f, e->ipv6_prefixes[e->n_ipv6_prefixes++]);
+        for (int i = 1; ip_items && form_item(c->body, "Ipv6Addresses", i, item, sizeof item); i++)
+                snprintf(e->ipv6s[e->n_ipv6s++], 46, "%s", item);
+        for (int i = 1; pfx_items && form_item(c->body, "Ipv6Prefix", i, item, sizeof item); i++)
+                snprintf(e->ipv6_prefixes[e->n_ipv6_prefixes++], 44, "%s", item);
+        assign_v6_reply(c, e, ip0, p0);
+}
+
+/* UnassignIpv6Addresses: all or nothing, as EC2. */
+static void unassign_v6(struct call *c) {
+        struct fakeec2_eni *e = eni_arg(c);
+        char item[64];
+        if (!e)
+                return;
+        for (int i = 1; form_item(c->body, "Ipv6Addresses", i, item, sizeof item); i++)
+                if (!v6_has(e->ipv6s, e->n_ipv6s, item))
+                        return error(c, 400, "InvalidParameterValue", "Some of the specified addresses are not assigned to interface");
+        for (int i = 1; form_item(c->body, "Ipv6Prefix", i, item, sizeof item); i++)
+                if (!v6p_has(e->ipv6_prefixes, e->n_ipv6_prefixes, item))
+                        return error(c, 400, "InvalidParameterValue", "Some of the specified prefixes are not assigned to interface");
+        open_response(c);
+        sb_text(&c->out, "networkInterfaceId", e->id);
+        sb_printf(&c->out, "<unassignedIpv6Addresses>");
+        for (int i = 1; form_item(c->body, "Ipv6Addresses", i, item, sizeof item); i++) {
+                for (size_t k = 0; k < e->n_ipv6s; k++)
+                        if (strcmp(e->ipv6s[k], item) == 0) {
+                                memmove(e->ipv6s[k], e->ipv6s[k + 1], (e->n_ipv6s - k - 1) * sizeof e->ipv6s[0]);
+                                e->n_ipv6s--;
+                                break;
+                        }
+                sb_printf(&c->out, "<item>%s</item>", item);
+        }
+        sb_printf(&c->out, "</unassignedIpv6Addresses><unassignedIpv6PrefixSet>");
+        for (int i = 1; form_item(c->body, "Ipv6Prefix", i, item, sizeof item); i++) {
+                for (size_t k = 0; k < e->n_ipv6_prefixes; k++)
+                        if (strcmp(e->ipv6_prefixes[k], item) == 0) {
+                                memmove(e->ipv6_prefixes[k], e->ipv6_prefixes[k + 1],
+                                        (e->n_ipv6_prefixes - k - 1) * sizeof e->ipv6_prefixes[0]);
+                                e->n_ipv6_prefixes--;
+                                break;
+                        }
+                sb_printf(&c->out, "<item>%s</item>", item);
+        }
+        sb_printf(&c->out, "</unassignedIpv6PrefixSet>");
+        close_response(c);
+}
+
 static void detach(struct call *c) {
         char att[48] = "";
         form_get(c->body, "AttachmentId", att, sizeof att);
@@ -507,6 +634,8 @@ static void apply(struct call *c) {
         case EC2_UNASSIGN_PRIVATE_IP_ADDRESSES: return unassign(c);
         case EC2_DETACH_NETWORK_INTERFACE: return detach(c);
         case EC2_DELETE_NETWORK_INTERFACE: return delete(c);
+        case EC2_ASSIGN_IPV6_ADDRESSES: return assign_v6(c);
+        case EC2_UNASSIGN_IPV6_ADDRESSES: return unassign_v6(c);
         default: return error(c, 400, "InvalidAction", "the fake EC2 does not model this action");
         }
 }
@@ -552,6 +681,25 @@ static void ec2_call(struct fakeec2 *f, const struct fakesrv_req *req, struct ca
 
 /* --- IMDS: what the instance's attached ENIs look like from inside -------- */
 
+/* The IPv6 keys: absent (404) on a VPC without IPv6, and a list key on an ENI with none of it. */
+static bool imds_eni_file6(struct fakeec2 *f, const struct fakeec2_eni *e, const char *what, struct call *c) {
+        if (!f->ipv6)
+                return false;
+        if (strcmp(what, "subnet-ipv6-cidr-blocks") == 0)
+                sb_printf(&c->out, "%s", FAKEEC2_SUBNET_CIDR6);
+        else if (strcmp(what, "vpc-ipv6-cidr-blocks") == 0)
+                sb_printf(&c->out, "%s", FAKEEC2_VPC_CIDR6);
+        else if (strcmp(what, "ipv6s") == 0 && e->n_ipv6s)
+                for (size_t i = 0; i < e->n_ipv6s; i++)
+                        sb_printf(&c->out, "%s%s", i ? "\n" : "", e->ipv6s[i]);
+        else if (strcmp(what, "ipv6-prefix") == 0 && e->n_ipv6_prefixes)
+                for (size_t i = 0; i < e->n_ipv6_prefixes; i++)
+                        sb_printf(&c->out, "%s%s", i ? "\n" : "", e->ipv6_prefixes[i]);
+        else
+                return false;
+        return true;
+}
+
 static void imds_eni_file(struct fakeec2 *f, const struct fakeec2_eni *e, const char *what, struct call *c) {
         if (strcmp(what, "device-number") == 0)
                 sb_printf(&c->out, "%d", e->device_index);
@@ -570,9 +718,29 @@ static void imds_eni_file(struct fakeec2 *f, const struct fakeec2_eni *e, const 
         } else if (strcmp(what, "ipv4-prefix") == 0 && e->n_prefixes) {
                 for (size_t i = 0; i < e->n_prefixes; i++)
                         sb_printf(&c->out, "%s%s", i ? "\n" : "", e->prefixes[i]);
-        } else
+        } else if (!imds_eni_file6(f, e, what, c))
                 c->status = 404;
-        (void)f;
+}
+
+/* The instance's identity, as a daemon's start reads it (an m5.large in us-west-2a). */
+static bool imds_identity(struct fakeec2 *f, const char *url, struct call *c) {
+        static const char md[] = "/latest/meta-data/";
+        if (strncmp(url, md, strlen(md)) != 0)
+                return false;
+        const char *k = url + strlen(md);
+        if (strcmp(k, "instance-id") == 0)
+                sb_printf(&c->out, "%s", f->instance_id);
+        else if (strcmp(k, "instance-type") == 0)
+                sb_printf(&c->out, "m5.large");
+        else if (strcmp(k, "placement/region") == 0)
+                sb_printf(&c->out, "us-west-2");
+        else if (strcmp(k, "placement/availability-zone") == 0)
+                sb_printf(&c->out, "us-west-2a");
+        else if (strcmp(k, "local-ipv4") == 0 && f->n_enis)
+                sb_printf(&c->out, "%s", f->enis[0].primary_ip);
+        else
+                return false;
+        return true;
 }
 
 static void imds_call(struct fakeec2 *f, const struct fakesrv_req *req, struct call *c) {
@@ -581,6 +749,10 @@ static void imds_call(struct fakeec2 *f, const struct fakesrv_req *req, struct c
                 return sb_printf(&c->out, "fake-imds-token");
         if (strcmp(req->url, "/latest/meta-data/mac") == 0 && f->n_enis)
                 return sb_printf(&c->out, "%s", f->enis[0].mac);       /* the first ENI added is the primary */
+        if (strcmp(req->url, "/latest/meta-data/ipv6") == 0 && f->n_enis && f->enis[0].n_ipv6s)
+                return sb_printf(&c->out, "%s", f->enis[0].ipv6s[0]);
+        if (imds_identity(f, req->url, c))
+                return;
         if (strncmp(req->url, macs, strlen(macs)) != 0) {
                 c->status = 404;
                 return;

@@ -5,7 +5,9 @@
  * tag:KEY; MaxResults/NextToken), CreateNetworkInterface (ClientToken
  * idempotent), AttachNetworkInterface, ModifyNetworkInterfaceAttribute
  * (DeleteOnTermination), Assign/UnassignPrivateIpAddresses, Detach (done at
- * once) and DeleteNetworkInterface, with EC2's error codes for the refusals
+ * once), DeleteNetworkInterface and, when the VPC has IPv6 (ipv6 set),
+ * Assign/UnassignIpv6Addresses (counts or items; /80 prefixes aligned in the
+ * subnet's /64), with EC2's error codes for the refusals
  * the daemon relies on. It is what the daemon's EC2-facing modules are tested
  * against without a kernel (tests/test-eniops.c, test-sync.c, test-reconciler.c).
  *
@@ -33,6 +35,10 @@
 #define FAKEEC2_MAX_ENIS 16
 #define FAKEEC2_MAX_IPS 64
 #define FAKEEC2_MAX_TAGS 12
+#define FAKEEC2_MAX_V6 8
+/* With ipv6: the VPC's /56 and the subnet's /64 (as vpc-world up --ipv6 makes them). */
+#define FAKEEC2_VPC_CIDR6 "2600:1f14:abc:de00::/56"
+#define FAKEEC2_SUBNET_CIDR6 "2600:1f14:abc:de00::/64"
 
 struct fakeec2_tag {
         char key[128];
@@ -49,6 +55,10 @@ struct fakeec2_eni {
         size_t n_ips;
         char prefixes[FAKEEC2_MAX_IPS][20];     /* /28 prefixes (Ipv4PrefixCount), one slot each */
         size_t n_prefixes;
+        char ipv6s[FAKEEC2_MAX_V6][46];         /* IPv6 addresses (ipv6: one on each new ENI) */
+        size_t n_ipv6s;
+        char ipv6_prefixes[FAKEEC2_MAX_V6][44]; /* /80s */
+        size_t n_ipv6_prefixes;
         char client_token[65];
         struct fakeec2_tag tags[FAKEEC2_MAX_TAGS];
         size_t n_tags;
@@ -65,9 +75,10 @@ struct fakeec2 {
         char instance_id[32];           /* whose ENIs IMDS lists; "" at start: FAKEEC2_INSTANCE */
         int ipv4_per_eni;               /* primary included; 0 at start: 10 (m5.large) */
         unsigned page_size;             /* Describe pages at most this many (0: MaxResults only) */
+        bool ipv6;                      /* the VPC and subnet have IPv6 CIDRs (set before adding ENIs) */
         struct fakeec2_eni enis[FAKEEC2_MAX_ENIS];
         size_t n_enis;
-        unsigned next_host, next_id, next_prefix;
+        unsigned next_host, next_id, next_prefix, next_v6;
         unsigned calls[_EC2_ACTION_MAX];
         /* fail the next fail_times calls of fail_action (fail_times 0: none); with
          * fail_after_apply the model applies each call first (an answer lost or wrong) */
@@ -101,6 +112,8 @@ struct fakeec2_eni *fakeec2_find(struct fakeec2 *f, const char *id);
 bool fakeec2_take_ip(struct fakeec2 *f, const char *eni_id, const char *ip);
 /* Remove one /28 prefix; false when the ENI lacks it. */
 bool fakeec2_take_prefix(struct fakeec2 *f, const char *eni_id, const char *prefix);
+/* Give an ENI a /80 (as someone else would, or a previous run); returns it, NULL when the ENI is unknown. */
+const char *fakeec2_add_ipv6_prefix(struct fakeec2 *f, const char *eni_id);
 /* Detach an ENI (as someone else would); false when it is unknown or not attached. */
 bool fakeec2_detach(struct fakeec2 *f, const char *eni_id);
 unsigned fakeec2_calls(struct fakeec2 *f, enum ec2_action a);

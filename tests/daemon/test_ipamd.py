@@ -39,7 +39,7 @@ def in_ec2_matches_store(w, d):
 def test_bad_configuration_is_refused():
     for var, frag in [("WARM_IP_TARGET=abc", "WARM_IP_TARGET=abc: not an integer"),
                       ("MAX_ENI=0", "MAX_ENI=0: out of range"),
-                      ("ENABLE_IPv6=true", "ENABLE_IPv6=true: not supported yet"),
+                      ("ENABLE_IPv6=true", "ENABLE_IPv6=true: IPv4 and IPv6 are both enabled"),
                       ("VPC_IPAM_ADD_WAIT=forever", "VPC_IPAM_ADD_WAIT=forever"),
                       ("AWS_VPC_ENI_MTU=100", "AWS_VPC_ENI_MTU=100: out of range")]:
         k, v = var.split("=", 1)

@@ -102,12 +102,12 @@ def sdk_variables():
 def ec2_actions_called():
     """The EC2 actions behind every ec2_* call in daemon/, mapped through cloud/ec2.c."""
     ec2c = read("cloud", "ec2.c")
-    names = dict(re.findall(r"\[(EC2_[A-Z_]+)\]\s*=\s*\"(\w+)\"", read("cloud", "ec2-parse.c")))
+    names = dict(re.findall(r"\[(EC2_[A-Z0-9_]+)\]\s*=\s*\"(\w+)\"", read("cloud", "ec2-parse.c")))
     fn_action = {}
     fn_body = {}
     for m in re.finditer(r"^int (ec2_\w+)\((.*?)^\}", ec2c, re.S | re.M):
         fn_body[m.group(1)] = m.group(2)
-        acts = re.findall(r"\brun\(c,\s*(EC2_[A-Z_]+)", m.group(2))
+        acts = re.findall(r"\brun\(c,\s*(EC2_[A-Z0-9_]+)", m.group(2))
         if acts:
             fn_action[m.group(1)] = names[acts[0]]
     called = set()
@@ -523,7 +523,7 @@ def t_docs_operations():
     """docs/operations.md names every metric, vpc-ipamctl command and CNI error code."""
     doc = read("docs", "operations.md")
     intro = read("daemon", "introspect.c")
-    metrics = set(re.findall(r'metric\(&t, "(\w+)"', intro)) | set(re.findall(r'\{ "((?:awscni|vpcipam)_\w+)", "', intro))
+    metrics = set(re.findall(r'metric\(&?t, "(\w+)"', intro)) | set(re.findall(r'\{ "((?:awscni|vpcipam)_\w+)", "', intro))
     metrics |= set(re.findall(r'const char \*n = "(\w+)"', intro))
     assert len(metrics) > 20, f"found only {sorted(metrics)} in daemon/introspect.c"
     missing = sorted(m for m in metrics if f"`{m}" not in doc)

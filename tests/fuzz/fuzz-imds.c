@@ -3,7 +3,7 @@
  * credentials documents served by IMDS and the container endpoint
  * (cloud/creds.c). Input: byte 0 picks the parser, the rest is the body.
  * Every accepted list is checked to be well-formed (MACs lower-case and
- * colon-separated, CIDR host bits clear).
+ * colon-separated, CIDR host bits clear, IPv4 and IPv6).
  */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -24,6 +24,14 @@ static void check_cidrs(const struct imds_cidr *c, size_t n) {
         }
 }
 
+static void check_cidrs6(const struct imds_cidr6 *c, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                assert(c[i].len <= 128);
+                for (unsigned bit = c[i].len; bit < 128; bit++)
+                        assert(!(c[i].addr.s6_addr[bit / 8] & (0x80 >> (bit % 8))));
+        }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size < 1)
                 return 0;
@@ -36,7 +44,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct creds_value *v = NULL;
         size_t n = 0;
         unsigned u;
-        switch (data[0] % 9) {
+        struct in6_addr *ips6 = NULL;
+        struct imds_cidr6 *cidrs6 = NULL;
+        switch (data[0] % 11) {
         case 0:
                 if (imds_parse_id(b, len, "i-", id) == 0)
                         assert(strncmp(id, "i-", 2) == 0 && strlen(id) < IMDS_ID_MAX);
@@ -81,6 +91,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (v && creds_parse_sts(b, len, v, NULL) == 0)
                         assert(v->session_token[0] && v->expiration > 0);
                 free(v);
+                break;
+        case 9:
+                imds_parse_ipv6_list(b, len, &ips6, &n) == 0 ? free(ips6) : (void)0;
+                break;
+        case 10:
+                if (imds_parse_cidr6_list(b, len, &cidrs6, &n) == 0) {
+                        check_cidrs6(cidrs6, n);
+                        free(cidrs6);
+                }
                 break;
         }
         return 0;
