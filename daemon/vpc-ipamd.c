@@ -667,9 +667,10 @@ int main(int argc, char **argv) {
         start_introspection(&d);
         pthread_t sig;
         pthread_create(&sig, NULL, signal_thread, &d);
-        start_customnet(&d);
-        if (!d.cfg.ipv6)        /* IPv6 mode: no warm pool, no ENI beyond the primary, nothing to reconcile */
+        if (!d.cfg.ipv6) {      /* IPv6 mode: no warm pool, no ENI beyond the primary, nothing to reconcile */
+                start_customnet(&d);    /* (nor an ENI rule to read the Node for: no API call) */
                 start_reconciler(&d);
+        }
         sweep_pod_veths(&d);
         int r = server_run(d.srv);
         pthread_cancel(sig);
