@@ -302,6 +302,7 @@ static void open_stores(struct ipamd *d) {
         }
         /* Secondary-IP mode hands out /32s before leftover prefixes' addresses (they empty out and go back). */
         store_prefer_ips(d->store, !(d->cfg.prefix_delegation && d->node.prefix_supported));
+        store_skip_primary(d->store, d->cfg.custom_networking);
         d->limits_known = r >= 0;
         char buf[512];
         node_vpc_cidrs_string(&d->node, buf, sizeof buf);

@@ -217,6 +217,14 @@ int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
 void store_prefer_ips(store *s, bool on);
 
 /*
+ * Custom networking (on): never hand out a free address of the primary ENI,
+ * whose subnet is the node's, not the pods'. The reconciler releases such
+ * addresses; this keeps a pod off them in the meantime (after a restart that
+ * switched custom networking on, before its first pass). Held ones stay held.
+ */
+void store_skip_primary(store *s, bool on);
+
+/*
  * Give the attachment exactly ip: a pod another IPAM wired (aws-node's
  * checkpoint), or one the kernel shows after the store was lost. The cooldown
  * is not consulted, and an address marked for release is kept. 0 when

@@ -73,6 +73,7 @@ static const char *const stmt_sql[ST__MAX] = {
                 "SELECT a.addr FROM addresses a JOIN blocks b ON b.cidr = a.block"
                 " JOIN enis e ON e.id = b.eni_id"
                 " WHERE a.state = 'free' AND a.cooldown_until <= ?1 AND e.state = 'attached'"
+                " AND NOT (?3 AND e.is_primary)"
                 " ORDER BY (b.kind = 'prefix') = ?2 DESC,"
                 " CASE WHEN b.kind = 'prefix' THEN (" BUSY_IN_BLOCK ") END DESC,"
                 " CASE WHEN b.kind = 'prefix' THEN a.addr END, a.free_since, a.addr LIMIT 1",
@@ -228,6 +229,7 @@ struct store {
         bool has_identity;              /* false for a database that is no file (":memory:") */
         unsigned epoch;                 /* reopen_epoch when opened */
         bool ips_first;                 /* store_prefer_ips */
+        bool skip_primary;              /* store_skip_primary */
 };
 
 /* Process-wide: store_reopen_all() bumps it; a handle behind reopens before its next operation. */
@@ -599,6 +601,7 @@ static int assign_locked(store *s, const struct store_attachment *a, int64_t now
                 return -ENOMEM;
         sqlite3_bind_int64(st, 1, now_ms);
         sqlite3_bind_int(st, 2, !s->ips_first);
+        sqlite3_bind_int(st, 3, s->skip_primary);
         r = query_int(st, &addr);
         if (r < 0)
                 return r == -ENOENT ? -EAGAIN : r;
@@ -614,6 +617,11 @@ static int assign_locked(store *s, const struct store_attachment *a, int64_t now
 void store_prefer_ips(store *s, bool on) {
         if (s)
                 s->ips_first = on;
+}
+
+void store_skip_primary(store *s, bool on) {
+        if (s)
+                s->skip_primary = on;
 }
 
 int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,

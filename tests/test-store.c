@@ -1004,6 +1004,33 @@ START_TEST(test_prefer_ips_after_prefix_delegation) {
 }
 END_TEST
 
+/* Custom networking (store_skip_primary): the primary ENI's free addresses are never handed out;
+ * one already held stays held and is found again; off again, they are. */
+START_TEST(test_skip_primary) {
+        store *s = node_with(2);                        /* primary eni-p: 10.0.0.10-11 */
+        struct store_attachment a = att("c1"), b = att("c2"), c = att("c3");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.eni_id, "eni-p");            /* held before the switch */
+        store_skip_primary(s, true);
+        ck_assert_int_eq(store_assign(s, &b, T0, &l, NULL), -EAGAIN);   /* only the primary has free ones */
+        add_eni(s, "eni-2", 1, "10.0.0.6", STORE_ENI_ATTACHED);
+        add_ips(s, "eni-2", 1, 1, 1, T0);
+        ck_assert_int_eq(store_assign(s, &b, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.1.1");
+        bool existing = false;
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, &existing), 0);
+        ck_assert(existing);
+        ck_assert_str_eq(l.ip, "10.0.0.10");            /* the held one is still the pod's */
+        ck_assert_int_eq(store_assign(s, &c, T0, &l, NULL), -EAGAIN);
+        store_skip_primary(s, false);
+        ck_assert_int_eq(store_assign(s, &c, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.0.11");
+        healthy(s, T0);
+        store_close(s);
+}
+END_TEST
+
 /* Only a prefix none of whose addresses is assigned, cooling or releasing is marked for release. */
 START_TEST(test_prefix_mark_releasing_only_empty) {
         store *s = node_with(1);
@@ -1371,6 +1398,7 @@ int main(void) {
         TCase *pd = tcase_create("prefixes");
         tcase_add_test(pd, test_prefix_pick_fullest_lowest);
         tcase_add_test(pd, test_prefer_ips_after_prefix_delegation);
+        tcase_add_test(pd, test_skip_primary);
         tcase_add_test(pd, test_prefix_mark_releasing_only_empty);
         suite_add_tcase(s, pd);
         TCase *v6 = tcase_create("ipv6");
