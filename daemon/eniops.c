@@ -296,10 +296,15 @@ static bool no_cidr_blocks(const struct ec2_error *e) {
 }
 
 /* No free /28: say so once per back-off, count it, and use /32s until the back-off ends. */
-static void start_fallback(struct ipamd_ctx *o, const char *eni_id, int prefixes, const char *request_id) {
+#define FALLBACK_NO_CIDR_BLOCKS "the subnet has no free /28 for a prefix (InsufficientCidrBlocks); assigning /32 " \
+        "secondary addresses instead, prefixes again later"
+#define FALLBACK_NONE_GIVEN "EC2 accepted Ipv4PrefixCount but assigned no prefix (an endpoint without prefix " \
+        "delegation, such as moto or LocalStack); assigning /32 secondary addresses instead, prefixes again later"
+
+static void start_fallback(struct ipamd_ctx *o, const char *why, const char *eni_id, int prefixes,
+                           const char *request_id) {
         o->prefix_fallback_until = o->now_ms() + ENIOPS_PREFIX_RETRY_MS;
-        log_warn("the subnet has no free /28 for a prefix (InsufficientCidrBlocks); assigning /32 secondary "
-                 "addresses instead, prefixes again later", LF_STR("subnet", o->node->subnet_id),
+        log_warn(why, LF_STR("subnet", o->node->subnet_id),
                  LF_STR("eni", eni_id ? eni_id : "(new)"), LF_INT("prefixes", prefixes),
                  LF_INT("retry_s", ENIOPS_PREFIX_RETRY_MS / 1000), LF_STR("request_id", request_id));
 }
@@ -348,7 +353,7 @@ int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count, b
         int r = ec2_assign_private_ips(o->ec2, eni_id, 0, (unsigned)count, &res, &e);
         if (r < 0 && no_cidr_blocks(&e)) {
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
-                start_fallback(o, eni_id, count, e.request_id);
+                start_fallback(o, FALLBACK_NO_CIDR_BLOCKS, eni_id, count, e.request_id);
                 return fallback ? assign_fallback(o, eni_id, count) : -ENOSPC;
         }
         if (r < 0) {
@@ -371,7 +376,12 @@ int eniops_assign_prefixes(struct ipamd_ctx *o, const char *eni_id, int count, b
                 if (o->pool_changed)
                         o->pool_changed(o->userdata);
         }
+        bool none_given = r == 0 && res->n_prefixes == 0 && count > 0;
+        if (none_given)         /* settled above: the ENI as EC2 lists it is in the store */
+                start_fallback(o, FALLBACK_NONE_GIVEN, eni_id, count, res->request_id);
         ec2_result_free(res);
+        if (none_given && fallback)
+                return assign_fallback(o, eni_id, count);
         return r;
 }
 
@@ -552,7 +562,7 @@ static int create_one(struct ipamd_ctx *o, int count, struct new_eni *ne) {
         free(params);
         if (r < 0 && ne->prefixes && no_cidr_blocks(&e)) {
                 intent_end(o, id, STORE_INTENT_FAILED, json_count("errno", r));
-                start_fallback(o, NULL, count, e.request_id);
+                start_fallback(o, FALLBACK_NO_CIDR_BLOCKS, NULL, count, e.request_id);
                 return -ENOSPC;         /* eniops_create_prefixes falls back to /32s */
         }
         if (r < 0) {

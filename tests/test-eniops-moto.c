@@ -133,6 +133,7 @@ static void fill_node(ec2_client *c, struct node *n) {
         const struct ec2_eni *p = &r->instances[0].enis[0];
         snprintf(n->instance_id, sizeof n->instance_id, "%s", moto.instance);
         snprintf(n->instance_type, sizeof n->instance_type, "m5.large");
+        n->limits = (struct plan_limits){ .max_enis = 3, .ipv4_per_eni = 10 };  /* m5.large's */
         snprintf(n->primary_mac, sizeof n->primary_mac, "%s", p->mac);
         snprintf(n->primary_eni_id, sizeof n->primary_eni_id, "%s", p->id);
         snprintf(n->primary_ip, sizeof n->primary_ip, "%s", p->primary_ip);
@@ -279,6 +280,31 @@ START_TEST(test_assign_on_primary_eni) {
 }
 END_TEST
 
+/* Prefix delegation against moto, which answers Ipv4PrefixCount with success and assigns nothing:
+ * the same need is met with /32s at once (one call more, not a retry every pass), and prefixes are
+ * not asked for again until the back-off ends. */
+START_TEST(test_prefixes_none_given_fall_back) {
+        struct fixture fx;
+        fixture_init(&fx);
+        sync_ec2(&fx);
+        size_t before = check_against_ec2(&fx);
+        int r = eniops_assign_prefixes(&fx.ctx, fx.node.primary_eni_id, 1, true);
+        ck_assert_int_gt(r, 0);                          /* /32s, not 0 */
+        ck_assert_uint_eq(check_against_ec2(&fx), before + (size_t)r);
+        ck_assert_int_gt(fx.ctx.prefix_fallback_until, vtime_wall_ms());
+        char (*blocks)[STORE_CIDR_MAX] = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_blocks(fx.ctx.store, fx.node.primary_eni_id, &blocks, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                ck_assert_msg(strstr(blocks[i], "/32"), "a block that is not a /32: %s", blocks[i]);
+        free(blocks);
+        /* in the back-off, without the fallback allowed, no EC2 call is made for prefixes */
+        ck_assert_int_eq(eniops_assign_prefixes(&fx.ctx, fx.node.primary_eni_id, 1, false), -ENOSPC);
+        pods_take_all(&fx);
+        fixture_done(&fx);
+}
+END_TEST
+
 /* A new ENI: neither the create reply nor a later Assign pools its primary. */
 START_TEST(test_create_then_assign_on_secondary_eni) {
         struct fixture fx;
@@ -378,6 +404,7 @@ int main(void) {
         tcase_add_test(tc, test_assign_on_primary_eni);
         tcase_add_test(tc, test_create_then_assign_on_secondary_eni);
         tcase_add_test(tc, test_sync_with_imds_only);
+        tcase_add_test(tc, test_prefixes_none_given_fall_back);
         suite_add_tcase(s, tc);
         int rc = testlib_run(s);
         motosrv_stop(&moto);
