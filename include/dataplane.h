@@ -69,7 +69,7 @@ enum dp_step {
         DP_STEP_HOST_ROUTE,
         DP_STEP_RULE_TO,
         DP_STEP_RULE_FROM,
-        /* IPv6 pods (run in the order of dataplane.c's step table, the
+        /* IPv6 pods (run in the order of dataplane-add.c's step table, the
          * sysctls before the pod interface comes up, DAD last) */
         DP_STEP_HOST_SYSCTL6,
         DP_STEP_POD_SYSCTL6,
