@@ -869,6 +869,38 @@ START_TEST(test_v6_dad_failures) {
 }
 END_TEST
 
+/* The node resolves the pod from the host veth's link-local address, so ADD
+ * waits for that one's DAD too, and a duplicate of it fails ADD as well:
+ * the pod end gets the host veth's EUI-64 link-local (nodad) while still
+ * down, and answers the host veth's probes (three, so that the pod has
+ * joined the solicited-node group before the last). */
+START_TEST(test_v6_host_link_local_duplicate) {
+        char ns[64], veth[PROTO_IFNAME_MAX + 1];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        ipv6_node();
+        make_pod(ns);
+        struct dp_pod p = pod6_cfg("c0ffee64", V6_IP, NULL);
+        dp_veth_name("eni", "c0ffee64", "eth0", 0, veth);
+        struct before b = { .at = DP_STEP_POD_LINK, .status = -1 };
+        snprintf(b.cmd, sizeof b.cmd,
+                 "set -e; set -- $(ip -j link show dev %s | sed 's/.*\"address\":\"\\([^\"]*\\)\".*/\\1/' | tr : ' '); "
+                 "ll=$(printf 'fe80::%%x:%%02xff:fe%%02x:%%x' $(( (0x$1 ^ 2) << 8 | 0x$2 )) $((0x$3)) $((0x$4)) "
+                 "$(( 0x$5 << 8 | 0x$6 ))); nsenter --net=%s ip -6 addr add $ll/64 dev eth0 nodad; "
+                 "echo 3 > /proc/sys/net/ipv6/conf/%s/dad_transmits",
+                 veth, ns, veth);
+        p.fault = run_before;
+        p.fault_data = &b;
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), -EADDRINUSE);
+        ck_assert_int_eq(b.status, 0);
+        ck_assert_msg(strstr(err.text, "duplicate") && strstr(err.text, veth) && strstr(err.text, "fe80::"), "%s",
+                      err.text);
+        assert_home();
+        assert_clean6(ns);
+}
+END_TEST
+
 /* The pod namespace of the tests below does without DAD (dad_transmits 0):
  * it is tested above, and its wait (the kernel's DAD worker, shared by the
  * whole machine) would slow the many ADDs below under load. */
@@ -1107,6 +1139,7 @@ int main(void) {
         tcase_add_test(tc, test_v6_add_makes_every_object);
         tcase_add_test(tc, test_v6_pods_traffic);
         tcase_add_test(tc, test_v6_dad_failures);
+        tcase_add_test(tc, test_v6_host_link_local_duplicate);
         tcase_add_test(tc, test_v6_rollback_at_every_step);
         tcase_add_test(tc, test_v6_wiring_in_parts);
         tcase_add_test(tc, test_v6_check_names_each_drift);
