@@ -120,11 +120,11 @@ int netns_sysctl_write(int nsfd, const char *path, const char *value) {
         return r;
 }
 
-int netns_sysctl_read_here(const char *path, char *buf, size_t size) {
+int netns_sysctl_read(int nsfd, const char *path, char *buf, size_t size) {
         char file[256];
         if (size == 0 || snprintf(file, sizeof file, "/proc/sys/%s", path) >= (int)sizeof file)
                 return -ENAMETOOLONG;
-        int fd = open_in(-1, file, O_RDONLY);
+        int fd = open_in(nsfd, file, O_RDONLY);
         if (fd < 0)
                 return fd;
         ssize_t n = read(fd, buf, size - 1);
@@ -135,4 +135,8 @@ int netns_sysctl_read_here(const char *path, char *buf, size_t size) {
         buf[n] = '\0';
         buf[strcspn(buf, "\n")] = '\0';
         return 0;
+}
+
+int netns_sysctl_read_here(const char *path, char *buf, size_t size) {
+        return netns_sysctl_read(-1, path, buf, size);
 }

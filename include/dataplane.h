@@ -15,9 +15,13 @@
  *          forwarding=0 set before the pod end comes up; route P6/128 dev
  *          veth in main, rule "to P6/128 lookup main" prio 512, no from-rule;
  *   pod:   disable_ipv6=0 on I and lo, P6/128 with duplicate address
- *          detection kept (ADD waits until no address of I is tentative,
- *          and fails on a duplicate), fe80::1 dev I, default via fe80::1 dev
- *          I, permanent neighbour fe80::1 -> host veth MAC.
+ *          detection kept (ADD waits until no address of I or of the host
+ *          veth is tentative, and fails on a duplicate), fe80::1 dev I,
+ *          default via fe80::1 dev I, permanent neighbour fe80::1 -> host
+ *          veth MAC;
+ *   both ends: router_solicitation_delay=0 (DAD starts at once), and
+ *          retrans_time_ms=DP_DAD_RETRANS_MS while DAD runs, then the
+ *          link's own value again.
  * With an IPv4 egress address X (IPv6 pods, 169.254.172.0/22, aws-node's
  * egress-cni), a second veth pair:
  *   host:  <prefix>v<hash> (up, alias "vpc-cni-egress:<I>:<container id>"),
@@ -50,7 +54,8 @@
 #define DP_EGRESS_IFNAME "v4if0"        /* the pod end of the IPv4 egress veth */
 #define DP_EGRESS_ALIAS_PREFIX "vpc-cni-egress:"
 #define DP_DAD_TIMEOUT_MS 10000         /* IPv6 ADD waits at most this long for DAD */
-#define DP_DAD_POLL_MS 20
+#define DP_DAD_POLL_MS 5
+#define DP_DAD_RETRANS_MS 20            /* the DAD probe's wait on both veth ends during ADD */
 
 /* The steps of dp_add(), in order; the fault hook is called before each. */
 enum dp_step {
@@ -64,7 +69,7 @@ enum dp_step {
         DP_STEP_HOST_ROUTE,
         DP_STEP_RULE_TO,
         DP_STEP_RULE_FROM,
-        /* IPv6 pods (run in the order of dataplane.c's step table, the
+        /* IPv6 pods (run in the order of dataplane-add.c's step table, the
          * sysctls before the pod interface comes up, DAD last) */
         DP_STEP_HOST_SYSCTL6,
         DP_STEP_POD_SYSCTL6,

@@ -34,5 +34,8 @@ int netns_nl_socket_here(struct nl_sock **ret);
  * binds it there, and written from home. */
 int netns_sysctl_write(int nsfd, const char *path, const char *value);
 
-/* Read the first line of /proc/sys/<path> here into buf (newline cut). */
+/* Read the first line of /proc/sys/<path> of nsfd's namespace (nsfd < 0:
+ * the calling thread's) into buf (newline cut). */
+int netns_sysctl_read(int nsfd, const char *path, char *buf, size_t size);
+/* The same here. */
 int netns_sysctl_read_here(const char *path, char *buf, size_t size);

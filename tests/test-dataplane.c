@@ -642,9 +642,22 @@ static const cJSON *addr_info(const cJSON *list, const char *local) {
         return NULL;
 }
 
+/* Short DAD on dev of ns (NULL: here) while ADD ran, and its own
+ * retrans_time_ms put back afterwards (lo's: both came from the
+ * namespace's default). */
+static void assert_dad_settings(const char *ns, const char *dev) {
+        char pre[128] = "";
+        if (ns)
+                snprintf(pre, sizeof pre, "nsenter --net=%s ", ns);
+        ck_assert(conf6_is(ns, dev, "router_solicitation_delay", "0"));
+        ck_assert_int_eq(testlib_sh("test \"$(%scat /proc/sys/net/ipv6/neigh/%s/retrans_time_ms)\" = "
+                                    "\"$(%scat /proc/sys/net/ipv6/neigh/lo/retrans_time_ms)\"", pre, dev, pre), 0);
+}
+
 static void assert_v6_pod(const char *ns, const struct dp_links *l) {
         ck_assert(conf6_is(ns, "eth0", "disable_ipv6", "0"));
         ck_assert(conf6_is(ns, "lo", "disable_ipv6", "0"));
+        assert_dad_settings(ns, "eth0");
         cJSON *pa = testlib_ipj(ns, "-6 addr show dev eth0");
         const cJSON *ai = addr_info(pa, V6_IP);
         ck_assert_ptr_nonnull(ai);
@@ -671,6 +684,13 @@ static void assert_v6_host(const struct dp_links *l) {
         ck_assert(conf6_is(NULL, l->host_ifname, "accept_ra", "0"));
         ck_assert(conf6_is(NULL, l->host_ifname, "accept_redirects", "1"));
         ck_assert(conf6_is(NULL, l->host_ifname, "forwarding", "0"));
+        assert_dad_settings(NULL, l->host_ifname);
+        /* the host veth's link-local, from which the node resolves the pod, is valid */
+        cJSON *ha = testlib_ipj(NULL, "-6 addr show dev %s", l->host_ifname);
+        char *printed = cJSON_PrintUnformatted(ha);
+        ck_assert_msg(strstr(printed, "fe80::") && !strstr(printed, "tentative"), "%s", printed);
+        free(printed);
+        cJSON_Delete(ha);
         cJSON *routes = testlib_ipj(NULL, "-6 route show table main");
         ck_assert_int_eq(testlib_json_count(routes, 2, "dst", V6_IP, "dev", l->host_ifname), 1);
         cJSON_Delete(routes);
@@ -736,6 +756,8 @@ START_TEST(test_v6_add_makes_every_object) {
         ck_assert_msg(dp_add(ns, &p, &l, &err) == 0, "dp_add: %s", err.text);
         long us = usec_since(&t0);
         fprintf(stderr, "# IPv6 dp_add with egress, DAD included: %ld us\n", us);
+        /* usable at once: the node reaches the pod with its first echo request */
+        ck_assert_int_eq(testlib_sh("ping -6 -c 1 -W 2 -q %s >/dev/null", V6_IP), 0);
         ck_assert(conf6_is(NULL, "lo", "disable_ipv6", "1"));
 
         cJSON *hl = testlib_ipj(NULL, "-d link show %s", l.host_ifname);
@@ -827,8 +849,8 @@ START_TEST(test_v6_dad_failures) {
         ck_assert_int_lt(usec_since(&t0), 8 * 1000 * 1000);           /* not the whole timeout */
         assert_home();
         assert_clean6(ns);
-        /* slow DAD (5 probes, 1 s apart) against a 300 ms deadline */
-        snprintf(b.cmd, sizeof b.cmd, "nsenter --net=%s sh -c 'echo 5 > /proc/sys/net/ipv6/conf/eth0/dad_transmits'",
+        /* slow DAD (100 probes, DP_DAD_RETRANS_MS apart) against a 300 ms deadline */
+        snprintf(b.cmd, sizeof b.cmd, "nsenter --net=%s sh -c 'echo 100 > /proc/sys/net/ipv6/conf/eth0/dad_transmits'",
                  ns);
         p.dad_timeout_ms = 300;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -847,8 +869,41 @@ START_TEST(test_v6_dad_failures) {
 }
 END_TEST
 
+/* The node resolves the pod from the host veth's link-local address, so ADD
+ * waits for that one's DAD too, and a duplicate of it fails ADD as well:
+ * the pod end gets the host veth's EUI-64 link-local (nodad) while still
+ * down, and answers the host veth's probes (three, so that the pod has
+ * joined the solicited-node group before the last). */
+START_TEST(test_v6_host_link_local_duplicate) {
+        char ns[64], veth[PROTO_IFNAME_MAX + 1];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        ipv6_node();
+        make_pod(ns);
+        struct dp_pod p = pod6_cfg("c0ffee64", V6_IP, NULL);
+        dp_veth_name("eni", "c0ffee64", "eth0", 0, veth);
+        struct before b = { .at = DP_STEP_POD_LINK, .status = -1 };
+        snprintf(b.cmd, sizeof b.cmd,
+                 "set -e; set -- $(ip -j link show dev %s | sed 's/.*\"address\":\"\\([^\"]*\\)\".*/\\1/' | tr : ' '); "
+                 "ll=$(printf 'fe80::%%x:%%02xff:fe%%02x:%%x' $(( (0x$1 ^ 2) << 8 | 0x$2 )) $((0x$3)) $((0x$4)) "
+                 "$(( 0x$5 << 8 | 0x$6 ))); nsenter --net=%s ip -6 addr add $ll/64 dev eth0 nodad; "
+                 "echo 3 > /proc/sys/net/ipv6/conf/%s/dad_transmits",
+                 veth, ns, veth);
+        p.fault = run_before;
+        p.fault_data = &b;
+        ck_assert_int_eq(dp_add(ns, &p, &l, &err), -EADDRINUSE);
+        ck_assert_int_eq(b.status, 0);
+        ck_assert_msg(strstr(err.text, "duplicate") && strstr(err.text, veth) && strstr(err.text, "fe80::"), "%s",
+                      err.text);
+        assert_home();
+        assert_clean6(ns);
+}
+END_TEST
+
 /* The pod namespace of the tests below does without DAD (dad_transmits 0):
- * it is tested above, and would add a second or two to each of many ADDs. */
+ * it is tested above, and its wait (the kernel's DAD worker, shared by the
+ * whole machine) would slow the many ADDs below under load. */
 static void pod_without_dad(const char *ns) {
         ck_assert_int_eq(testlib_sh("nsenter --net=%s sh -c 'echo 0 > /proc/sys/net/ipv6/conf/default/dad_transmits'",
                                     ns), 0);
@@ -1084,6 +1139,7 @@ int main(void) {
         tcase_add_test(tc, test_v6_add_makes_every_object);
         tcase_add_test(tc, test_v6_pods_traffic);
         tcase_add_test(tc, test_v6_dad_failures);
+        tcase_add_test(tc, test_v6_host_link_local_duplicate);
         tcase_add_test(tc, test_v6_rollback_at_every_step);
         tcase_add_test(tc, test_v6_wiring_in_parts);
         tcase_add_test(tc, test_v6_check_names_each_drift);
