@@ -28,6 +28,8 @@
 #define CTX_TAG_CLUSTER "cluster.k8s.amazonaws.com/name"
 #define CTX_AWSNODE_DESCRIPTION_PREFIX "aws-K8S-"   /* + instance id: an ENI aws-node created */
 #define CTX_TAG_TOKEN "vpc-ipam/client-token"
+/* Helper threads that create and attach the ENIs of one batch beside the reconciler's own. */
+#define CTX_HELPERS 2
 
 struct ipamd_ctx {
         ec2_client *ec2;
@@ -57,6 +59,12 @@ struct ipamd_ctx {
         } known[SUBNETS_MAX];
         size_t n_known;
         int64_t prefix_fallback_until;  /* PD: no free /28 in the subnet; /32s until then (eniops.c) */
+        /* Borrowed handles for eniops' helper threads, one EC2 client and one store handle
+         * each (both single-threaded); ec2 NULL: that helper is absent, ENIs go one by one. */
+        struct ctx_helper {
+                ec2_client *ec2;
+                store *store;
+        } helpers[CTX_HELPERS];
 };
 
 /* Set o->reason from an EC2 failure; subnet exhaustion also blocks growth for a while. */
