@@ -642,6 +642,8 @@ static int attach_one(struct ipamd_ctx *o, struct new_eni *ne) {
         if (r2 < 0)
                 log_warn("could not set DeleteOnTermination; the leak cleanup covers this ENI",
                          LF_STR("eni", ne->id), LF_STR("code", e2.code));
+        log_debug("attached ENI", LF_STR("eni", ne->id), LF_INT("device_index", ne->device_index),
+                  LF_STR("attachment", attachment));
         cJSON *result = cJSON_CreateObject();
         cJSON_AddStringToObject(result, "attachment", attachment);
         intent_end(o, id, STORE_INTENT_DONE, result);
