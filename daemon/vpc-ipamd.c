@@ -307,6 +307,8 @@ static void start_server(struct ipamd *d) {
                 fatal("out of memory", r, NULL);
         if ((r = podnet_new(d->metrics, &d->podnet, &err)) < 0)
                 fatal("cannot open a netlink socket", r, err.text);
+        if ((r = store_set_serving(d->store)) < 0)     /* ADD and DEL wait for no fsync (store.h) */
+                log_warn("the server's store handle fsyncs every commit", LF_INT("error", r));
         struct server_options so = { .socket_path = d->cfg.socket_path, .store = d->store, .metrics = d->metrics,
                                      .podnet = d->podnet,
                                      .add_wait_ms = d->cfg.add_wait_ms, .pod_mtu = d->cfg.pod_mtu,

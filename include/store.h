@@ -173,6 +173,17 @@ int store_identity_check(store *s);
 int store_reopen(store *s, struct errmsg *err);
 void store_reopen_all(void);
 /*
+ * Make this handle the one that serves ADD and DEL: its commits are written
+ * to the WAL but not fsynced (SQLite's synchronous=NORMAL), and it leaves WAL
+ * checkpoints (each with its fsyncs) to the other handles. Such a commit
+ * survives the process being killed; only the machine losing power can undo
+ * it, and then every pod whose lease it recorded is gone too (the start-up
+ * sync rebuilds the leases from the kernel). The next commit of any other
+ * handle (synchronous=FULL) fsyncs the shared WAL, this handle's commits
+ * with it. Kept across store_reopen.
+ */
+int store_set_serving(store *s);
+/*
  * Process-wide count of writes refused for want of space, permission or
  * I/O (disk full, read-only file, a vanished directory), any handle; the
  * last one's errno in *ret_last_errno when not NULL.

@@ -167,6 +167,7 @@ struct store {
         ino_t ino;
         bool has_identity;              /* false for a database that is no file (":memory:") */
         unsigned epoch;                 /* reopen_epoch when opened */
+        bool serving;                   /* store_set_serving(): commits unsynced, no checkpoints */
 };
 
 /* Process-wide: store_reopen_all() bumps it; a handle behind reopens before its next operation. */
@@ -1536,9 +1537,23 @@ static int store_reopen_locked(store *s, struct errmsg *err) {
         s->ino = fresh->ino;
         s->has_identity = fresh->has_identity;
         s->epoch = fresh->epoch;
+        if (s->serving)
+                (void)store_set_serving(s);
         free(fresh->path);
         pthread_mutex_destroy(&fresh->clock_lock);
         free(fresh);
+        return 0;
+}
+
+int store_set_serving(store *s) {
+        if (!s)
+                return -EINVAL;
+        int rc = sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_wal_autocheckpoint(s->db, 0);
+        if (rc != SQLITE_OK)
+                return store_errno_from_sqlite(rc);
+        s->serving = true;
         return 0;
 }
 

@@ -303,15 +303,20 @@ def pool_of(sock_path):
 def refill_rounds(args, plugins, stats, errors):
     """Rounds of ADDs that make vpc-ipamd refill; each starts with the pool at its target
     (released back after the last). -> [(free before, addresses EC2 added during the ADDs)]."""
-    out = []
+    out, settled = [], None
     for r in range(max(1, args.pods // args.round)):
-        end = time.monotonic() + 90
+        # the pool at rest: unchanged for 2 s and (after the first round) back to where round 1 started
+        end, last, since = time.monotonic() + 120, None, time.monotonic()
         while time.monotonic() < end:
             p = pool_of(args.socket)
-            if p["assigned"] == 0 and p["available"] <= REFILL_TARGET + 5:
+            if (p["available"], p["total"]) != last:
+                last, since = (p["available"], p["total"]), time.monotonic()
+            elif time.monotonic() - since >= 2 and p["assigned"] == 0 and \
+                    (settled is None or p["available"] <= settled + 2):
                 break
             time.sleep(0.1)
         before = pool_of(args.socket)
+        settled = before["available"] if settled is None else settled
         pods = {p.name: Pods(args.round) for p in plugins}
         try:
             for i in range(args.round):
