@@ -34,8 +34,8 @@
  * Under prefix delegation the same sequences carry /28 prefixes: Assign and
  * Create with Ipv4PrefixCount (intent params "prefixes": count), Unassign with
  * Ipv4Prefix.N (intent params "prefixes": [cidrs]) of prefixes none of whose
- * 16 addresses is assigned, cooling or being released; a new ENI is opened
- * once IMDS lists its prefixes too (macs/<mac>/ipv4-prefix).
+ * 16 addresses is assigned, cooling or being released; the IMDS check of a
+ * new ENI covers its prefixes too (macs/<mac>/ipv4-prefix).
  *
  * /28 → /32 fallback: when EC2 refuses a prefix because the subnet has no
  * free aligned /28 (InsufficientCidrBlocks: fragmentation) though it may

@@ -610,7 +610,8 @@ START_TEST(test_assign_prefixes) {
 }
 END_TEST
 
-/* A new ENI with prefixes: created with Ipv4PrefixCount, opened once IMDS lists them. */
+/* A new ENI with prefixes: created with Ipv4PrefixCount, opened on its link with EC2's
+ * prefixes, then checked against IMDS (macs/<mac>/ipv4-prefix). */
 START_TEST(test_create_with_prefixes) {
         struct testctx *t = node_with_primary(0);
         ck_assert_int_eq(eniops_create_prefixes(&t->ctx, (int[]){ 2 }, 1), 1);
