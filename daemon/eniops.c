@@ -22,9 +22,9 @@
  * IMDS lags EC2 by seconds, so a new ENI is not waited for there: it opens
  * once the kernel shows its link and EC2's reply gave its addresses. IMDS is
  * then a check that can only take away: once it lists the ENI, an address the
- * store holds for it that IMDS lacks is asked of EC2 again (sync_eni), which
- * removes it if EC2 no longer lists it; what IMDS lists beyond EC2's reply is
- * never added.
+ * store holds for it that IMDS lacks is asked of EC2 again (a Describe), and
+ * leaves the pool if EC2 no longer lists it either; what IMDS lists beyond
+ * EC2's reply is never added.
  *
  * Every created ENI carries the tag vpc-ipam/client-token=<its ClientToken>,
  * and its create intent holds the whole request: a create whose outcome is
@@ -393,7 +393,8 @@ struct new_eni {
         char subnet_cidr[STORE_CIDR_MAX];
         bool exhausted;               /* the create failed for want of addresses in the subnet */
         int64_t create_intent;        /* open until the ENI is attached, or discarded */
-        bool linked, imds_seen, done, opened;
+        bool linked, done, opened;
+        bool imds_seen;               /* its IMDS check is over (after it opened) */
         size_t n_ips;
         bool prefixes;                /* created with Ipv4PrefixCount */
         size_t n_prefixes;
