@@ -253,13 +253,13 @@ static void assert_new_enis(struct testctx *t, size_t want) {
 }
 
 /* With helpers, the batch's creates are in flight together (the model holds each Create's
- * answer 300 ms: they arrive less apart than that), and each ENI is attached at its own index. */
+ * answer 1 s: they arrive less apart than that), and each ENI is attached at its own index. */
 START_TEST(test_create_side_by_side) {
         struct testctx *t = node_with_primary(0);
         testctx_helpers(t, &t->ctx);
-        t->f.create_delay_ms = 300;
+        t->f.create_delay_ms = 1000;
         ck_assert_int_eq(eniops_create(&t->ctx, (int[]){ 2, 3 }, 2), 2);
-        ck_assert_int_lt(t->f.min_create_gap_ms, 300);
+        ck_assert_int_lt(t->f.min_create_gap_ms, 1000);
         ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_CREATE_NETWORK_INTERFACE), 2);
         assert_new_enis(t, 2);
         ck_assert_int_eq(stats(t).available, 5);
@@ -273,9 +273,9 @@ END_TEST
 /* Without helpers the same batch goes one by one: never two Creates at once. */
 START_TEST(test_create_one_by_one_without_helpers) {
         struct testctx *t = node_with_primary(0);
-        t->f.create_delay_ms = 300;
+        t->f.create_delay_ms = 1000;
         ck_assert_int_eq(eniops_create(&t->ctx, (int[]){ 2, 3 }, 2), 2);
-        ck_assert_int_ge(t->f.min_create_gap_ms, 300);
+        ck_assert_int_ge(t->f.min_create_gap_ms, 1000);
         assert_new_enis(t, 2);
         assert_consistent(t);
         testctx_free(t);
