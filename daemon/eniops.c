@@ -145,6 +145,48 @@ static cJSON *json_count(const char *key, int v) {
  * another ENI's (the store refuses it). ips is compacted to the addresses
  * recorded; returns their number.
  */
+static void skipped_block(const char *eni_id, const char *ip, int r) {
+        /* Real EC2 never lists these; moto and LocalStack can (primary in an Assign
+         * reply, random draws of reserved or taken addresses). Skip, never pool. */
+        log_warn(r == -EEXIST ? "EC2 listed an address the pool holds on another ENI; skipped"
+                              : "EC2 listed an ENI primary, reserved or off-subnet address; it is never a pod address",
+                 LF_STR("ip", ip), LF_STR("eni", eni_id));
+}
+
+/* The /32 blocks of ips but the ENI's primary, in one store transaction; each one's answer in res. */
+static int add_batch(struct ipamd_ctx *o, const struct store_eni *se, const char **ips, size_t n, int *res) {
+        char (*cidrs)[STORE_CIDR_MAX] = calloc(n + 1, sizeof *cidrs);
+        const char **batch = calloc(n + 1, sizeof *batch);
+        size_t *at = calloc(n + 1, sizeof *at);
+        int *got = calloc(n + 1, sizeof *got);
+        size_t k = 0;
+        int r = cidrs && batch && at && got ? 0 : -ENOMEM;
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                res[i] = -EADDRNOTAVAIL;
+                if (strcmp(ips[i], se->primary_ip) == 0)
+                        continue;
+                snprintf(cidrs[k], STORE_CIDR_MAX, "%s/32", ips[i]);
+                batch[k] = cidrs[k];
+                at[k++] = i;
+        }
+        if (r == 0)
+                r = store_blocks_add(o->store, se->id, batch, k, o->now_ms(), got);
+        for (size_t j = 0; r == 0 && j < k; j++)
+                res[at[j]] = got[j] == -EINVAL ? -EADDRNOTAVAIL : got[j];
+        free(cidrs);
+        free(batch);
+        free(at);
+        free(got);
+        return r;
+}
+
+/*
+ * Record addresses EC2 gave an ENI as /32 blocks, in one transaction (the
+ * server's ADDs wait for the write lock once, not once per address). The
+ * ENI's primary address (as the store has it from EC2) is never one,
+ * whatever a reply lists; nor is another ENI's (the store refuses it). ips is
+ * compacted to the addresses recorded; returns their number.
+ */
 static int add_blocks(struct ipamd_ctx *o, const char *eni_id, const char **ips, size_t n) {
         struct store_eni se;
         int r = store_eni_get(o->store, eni_id, &se);
@@ -152,28 +194,22 @@ static int add_blocks(struct ipamd_ctx *o, const char *eni_id, const char **ips,
                 log_error_errno(r, "could not read the ENI EC2 assigned addresses to", LF_STR("eni", eni_id));
                 return r;
         }
+        int *res = calloc(n + 1, sizeof *res);
+        r = res ? add_batch(o, &se, ips, n, res) : -ENOMEM;
+        if (r < 0) {
+                log_error_errno(r, "could not record the addresses EC2 assigned", LF_STR("eni", eni_id),
+                                LF_INT("count", n));
+                free(res);
+                return r;
+        }
         size_t added = 0;
         for (size_t i = 0; i < n; i++) {
-                char cidr[STORE_CIDR_MAX];
-                snprintf(cidr, sizeof cidr, "%s/32", ips[i]);
-                r = strcmp(ips[i], se.primary_ip) == 0 ? -EADDRNOTAVAIL
-                                                       : store_block_add(o->store, eni_id, cidr, o->now_ms());
-                if (r == -EADDRNOTAVAIL || r == -EEXIST) {
-                        /* Real EC2 never lists these; moto and LocalStack can (primary in an Assign
-                         * reply, random draws of reserved or taken addresses). Skip, never pool. */
-                        log_warn(r == -EEXIST ? "EC2 listed an address the pool holds on another ENI; skipped"
-                                              : "EC2 listed an ENI primary, reserved or off-subnet address; "
-                                                "it is never a pod address",
-                                 LF_STR("ip", ips[i]), LF_STR("eni", eni_id));
-                        continue;
-                }
-                if (r < 0) {
-                        log_error_errno(r, "could not record an address EC2 assigned", LF_STR("ip", ips[i]),
-                                        LF_STR("eni", eni_id));
-                        return r;
-                }
-                ips[added++] = ips[i];
+                if (res[i] == -EADDRNOTAVAIL || res[i] == -EEXIST)
+                        skipped_block(eni_id, ips[i], res[i]);
+                else
+                        ips[added++] = ips[i];
         }
+        free(res);
         return (int)added;
 }
 
@@ -499,13 +535,16 @@ static int record_created(struct ipamd_ctx *o, const struct ec2_eni *eni, struct
         snprintf(se.subnet_cidr, sizeof se.subnet_cidr, "%s", ne->subnet_cidr);
         snprintf(se.primary_ip, sizeof se.primary_ip, "%s", eni->primary_ip);
         int r = store_eni_put(o->store, &se);
-        for (size_t i = 0; r >= 0 && i < eni->n_private_ips; i++) {
-                if (eni->private_ips[i].primary)
-                        continue;
-                const char *ip = eni->private_ips[i].address;
-                r = add_blocks(o, eni->id, &ip, 1);
-                ne->n_ips += r > 0;
-        }
+        const char **ips = calloc(eni->n_private_ips + 1, sizeof *ips);
+        size_t n = 0;
+        for (size_t i = 0; ips && i < eni->n_private_ips; i++)
+                if (!eni->private_ips[i].primary)
+                        ips[n++] = eni->private_ips[i].address;
+        if (r >= 0)
+                r = ips ? add_blocks(o, eni->id, ips, n) : -ENOMEM;
+        if (r > 0)
+                ne->n_ips = (size_t)r;
+        free(ips);
         if (r >= 0)
                 r = add_prefix_blocks(o, eni->id, eni->prefixes, eni->n_prefixes);
         if (r > 0)

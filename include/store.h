@@ -274,6 +274,14 @@ int store_eni_remove(store *s, const char *id, bool force, size_t *ret_lost);
  * listed.
  */
 int store_block_add(store *s, const char *eni_id, const char *cidr, int64_t now_ms);
+/*
+ * The same for n blocks in one transaction (one commit, one hold of the write
+ * lock, however many addresses an Assign gave): ret[i] is each block's
+ * answer as store_block_add's (a block refused with -EEXIST, -EADDRNOTAVAIL
+ * or -EINVAL leaves the others). Any other failure rolls back all: returned.
+ */
+int store_blocks_add(store *s, const char *eni_id, const char *const *cidrs, size_t n, int64_t now_ms,
+                     int *ret);
 
 /* Remove a block. -EBUSY when an address in it is assigned, unless force. */
 int store_block_remove(store *s, const char *cidr, bool force, size_t *ret_lost);

@@ -976,6 +976,38 @@ int store_block_add(store *s, const char *eni_id, const char *cidr, int64_t now_
         return tx_end(s, block_add_locked(s, eni_id, cidr, first, len, now_ms));
 }
 
+/* One block of a batch under its own savepoint: one refused leaves the others. */
+static int block_add_saved(store *s, const char *eni_id, const char *cidr, int64_t now_ms) {
+        uint32_t first;
+        int len;
+        if (cidr_parse(cidr, &first, &len) < 0 || (len != 32 && len != 28))
+                return -EINVAL;
+        int rc = sqlite3_exec(s->db, "SAVEPOINT block", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return store_errno_from_sqlite(rc);
+        int r = block_add_locked(s, eni_id, cidr, first, len, now_ms);
+        if (r < 0)
+                (void)sqlite3_exec(s->db, "ROLLBACK TO block", NULL, NULL, NULL);
+        rc = sqlite3_exec(s->db, "RELEASE block", NULL, NULL, NULL);
+        return r < 0 || rc == SQLITE_OK ? r : store_errno_from_sqlite(rc);
+}
+
+int store_blocks_add(store *s, const char *eni_id, const char *const *cidrs, size_t n, int64_t now_ms,
+                     int *ret) {
+        follow(s);
+        if (!s || !eni_id || (n && (!cidrs || !ret)))
+                return -EINVAL;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                ret[i] = block_add_saved(s, eni_id, cidrs[i], now_ms);
+                if (ret[i] < 0 && ret[i] != -EEXIST && ret[i] != -EADDRNOTAVAIL && ret[i] != -EINVAL)
+                        r = ret[i];
+        }
+        return tx_end(s, r);
+}
+
 int store_block_remove(store *s, const char *cidr, bool force, size_t *ret_lost) {
         follow(s);
         if (!s || !cidr)
