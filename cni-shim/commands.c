@@ -232,13 +232,19 @@ int cni_cmd_add(struct cni_ctx *ctx) {
 /*
  * The host veth to name in the request, unless "vethDelete": "sync" keeps its
  * removal here. True when there is none (the namespace took it), which is as
- * good as one handed over.
+ * good as one handed over. prevResult's name is named as it is: vpc-ipamd
+ * checks the veth's alias before it touches it, and when it does not take it
+ * the plugin looks for it (dp_del), so DEL spends no netlink lookup here.
  */
 static bool del_find_veth(struct cni_ctx *ctx, const struct dp_pod *pod, const char *hint,
                           char veth[PROTO_IFNAME_MAX + 1]) {
         struct errmsg err = { 0 };
         if (ctx->cfg->veth_delete_sync)
                 return false;
+        if (hint && *hint) {
+                snprintf(veth, PROTO_IFNAME_MAX + 1, "%s", hint);
+                return false;
+        }
         int v = dp_host_veth(pod, hint, veth, &err);
         if (v < 0)
                 veth[0] = '\0';

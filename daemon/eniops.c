@@ -4,14 +4,27 @@
  * create:  intent(create_eni, token) → CreateNetworkInterface(token, tags,
  *          addresses) → ENI and blocks in the store, state attaching →
  *          intent(attach_eni) → AttachNetworkInterface → DeleteOnTermination
- *          → (all ENIs of the batch) wait for link and IMDS → host setup →
- *          state attached: now pods may get its addresses.
+ *          → (all ENIs of the batch) wait for the link with the ENI's MAC →
+ *          host setup → state attached: now pods may get its addresses (those
+ *          EC2's reply listed) → IMDS check (below).
  * assign:  intent → AssignPrivateIpAddresses → blocks added.
  * release: blocks marked releasing (no longer handed out) → intent →
  *          UnassignPrivateIpAddresses → blocks removed (or unmarked on error).
  * delete:  state detaching, atomically only if no pod holds an address →
  *          intent → DetachNetworkInterface → wait until available →
  *          DeleteNetworkInterface → host teardown → ENI forgotten.
+ *
+ * The ENIs of one batch are created and attached side by side: the first on
+ * the calling thread, the next ones on helper threads (ctx helpers: each its
+ * own EC2 client and store handle, so every step above keeps its intent and
+ * its transaction), all taking tokens from the one shared rate limiter.
+ *
+ * IMDS lags EC2 by seconds, so a new ENI is not waited for there: it opens
+ * once the kernel shows its link and EC2's reply gave its addresses. IMDS is
+ * then a check that can only take away: once it lists the ENI, an address the
+ * store holds for it that IMDS lacks is asked of EC2 again (a Describe), and
+ * leaves the pool if EC2 no longer lists it either; what IMDS lists beyond
+ * EC2's reply is never added.
  *
  * Every created ENI carries the tag vpc-ipam/client-token=<its ClientToken>,
  * and its create intent holds the whole request: a create whose outcome is
@@ -21,8 +34,8 @@
  * Under prefix delegation the same sequences carry /28 prefixes: Assign and
  * Create with Ipv4PrefixCount (intent params "prefixes": count), Unassign with
  * Ipv4Prefix.N (intent params "prefixes": [cidrs]) of prefixes none of whose
- * 16 addresses is assigned, cooling or being released; a new ENI is opened
- * once IMDS lists its prefixes too (macs/<mac>/ipv4-prefix).
+ * 16 addresses is assigned, cooling or being released; the IMDS check of a
+ * new ENI covers its prefixes too (macs/<mac>/ipv4-prefix).
  *
  * /28 → /32 fallback: when EC2 refuses a prefix because the subnet has no
  * free aligned /28 (InsufficientCidrBlocks: fragmentation) though it may
@@ -35,8 +48,10 @@
  * free /32s (the planner's `replace`) fall back to nothing: the pool has its
  * /32s, and the planner releases them once prefixes came instead.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +147,48 @@ static cJSON *json_count(const char *key, int v) {
  * another ENI's (the store refuses it). ips is compacted to the addresses
  * recorded; returns their number.
  */
+static void skipped_block(const char *eni_id, const char *ip, int r) {
+        /* Real EC2 never lists these; moto and LocalStack can (primary in an Assign
+         * reply, random draws of reserved or taken addresses). Skip, never pool. */
+        log_warn(r == -EEXIST ? "EC2 listed an address the pool holds on another ENI; skipped"
+                              : "EC2 listed an ENI primary, reserved or off-subnet address; it is never a pod address",
+                 LF_STR("ip", ip), LF_STR("eni", eni_id));
+}
+
+/* The /32 blocks of ips but the ENI's primary, in one store transaction; each one's answer in res. */
+static int add_batch(struct ipamd_ctx *o, const struct store_eni *se, const char **ips, size_t n, int *res) {
+        char (*cidrs)[STORE_CIDR_MAX] = calloc(n + 1, sizeof *cidrs);
+        const char **batch = calloc(n + 1, sizeof *batch);
+        size_t *at = calloc(n + 1, sizeof *at);
+        int *got = calloc(n + 1, sizeof *got);
+        size_t k = 0;
+        int r = cidrs && batch && at && got ? 0 : -ENOMEM;
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                res[i] = -EADDRNOTAVAIL;
+                if (strcmp(ips[i], se->primary_ip) == 0)
+                        continue;
+                snprintf(cidrs[k], STORE_CIDR_MAX, "%s/32", ips[i]);
+                batch[k] = cidrs[k];
+                at[k++] = i;
+        }
+        if (r == 0)
+                r = store_blocks_add(o->store, se->id, batch, k, o->now_ms(), got);
+        for (size_t j = 0; r == 0 && j < k; j++)
+                res[at[j]] = got[j] == -EINVAL ? -EADDRNOTAVAIL : got[j];
+        free(cidrs);
+        free(batch);
+        free(at);
+        free(got);
+        return r;
+}
+
+/*
+ * Record addresses EC2 gave an ENI as /32 blocks, in one transaction (the
+ * server's ADDs wait for the write lock once, not once per address). The
+ * ENI's primary address (as the store has it from EC2) is never one,
+ * whatever a reply lists; nor is another ENI's (the store refuses it). ips is
+ * compacted to the addresses recorded; returns their number.
+ */
 static int add_blocks(struct ipamd_ctx *o, const char *eni_id, const char **ips, size_t n) {
         struct store_eni se;
         int r = store_eni_get(o->store, eni_id, &se);
@@ -139,28 +196,22 @@ static int add_blocks(struct ipamd_ctx *o, const char *eni_id, const char **ips,
                 log_error_errno(r, "could not read the ENI EC2 assigned addresses to", LF_STR("eni", eni_id));
                 return r;
         }
+        int *res = calloc(n + 1, sizeof *res);
+        r = res ? add_batch(o, &se, ips, n, res) : -ENOMEM;
+        if (r < 0) {
+                log_error_errno(r, "could not record the addresses EC2 assigned", LF_STR("eni", eni_id),
+                                LF_INT("count", n));
+                free(res);
+                return r;
+        }
         size_t added = 0;
         for (size_t i = 0; i < n; i++) {
-                char cidr[STORE_CIDR_MAX];
-                snprintf(cidr, sizeof cidr, "%s/32", ips[i]);
-                r = strcmp(ips[i], se.primary_ip) == 0 ? -EADDRNOTAVAIL
-                                                       : store_block_add(o->store, eni_id, cidr, o->now_ms());
-                if (r == -EADDRNOTAVAIL || r == -EEXIST) {
-                        /* Real EC2 never lists these; moto and LocalStack can (primary in an Assign
-                         * reply, random draws of reserved or taken addresses). Skip, never pool. */
-                        log_warn(r == -EEXIST ? "EC2 listed an address the pool holds on another ENI; skipped"
-                                              : "EC2 listed an ENI primary, reserved or off-subnet address; "
-                                                "it is never a pod address",
-                                 LF_STR("ip", ips[i]), LF_STR("eni", eni_id));
-                        continue;
-                }
-                if (r < 0) {
-                        log_error_errno(r, "could not record an address EC2 assigned", LF_STR("ip", ips[i]),
-                                        LF_STR("eni", eni_id));
-                        return r;
-                }
-                ips[added++] = ips[i];
+                if (res[i] == -EADDRNOTAVAIL || res[i] == -EEXIST)
+                        skipped_block(eni_id, ips[i], res[i]);
+                else
+                        ips[added++] = ips[i];
         }
+        free(res);
         return (int)added;
 }
 
@@ -396,7 +447,8 @@ struct new_eni {
         char subnet_cidr[STORE_CIDR_MAX];
         bool exhausted;               /* the create failed for want of addresses in the subnet */
         int64_t create_intent;        /* open until the ENI is attached, or discarded */
-        bool linked, imds_seen, done;
+        bool linked, done, opened;
+        bool imds_seen;               /* its IMDS check is over (after it opened) */
         size_t n_ips;
         bool prefixes;                /* created with Ipv4PrefixCount */
         size_t n_prefixes;
@@ -504,13 +556,16 @@ static int record_created(struct ipamd_ctx *o, const struct ec2_eni *eni, struct
         snprintf(se.subnet_cidr, sizeof se.subnet_cidr, "%s", ne->subnet_cidr);
         snprintf(se.primary_ip, sizeof se.primary_ip, "%s", eni->primary_ip);
         int r = store_eni_put(o->store, &se);
-        for (size_t i = 0; r >= 0 && i < eni->n_private_ips; i++) {
-                if (eni->private_ips[i].primary)
-                        continue;
-                const char *ip = eni->private_ips[i].address;
-                r = add_blocks(o, eni->id, &ip, 1);
-                ne->n_ips += r > 0;
-        }
+        const char **ips = calloc(eni->n_private_ips + 1, sizeof *ips);
+        size_t n = 0;
+        for (size_t i = 0; ips && i < eni->n_private_ips; i++)
+                if (!eni->private_ips[i].primary)
+                        ips[n++] = eni->private_ips[i].address;
+        if (r >= 0)
+                r = ips ? add_blocks(o, eni->id, ips, n) : -ENOMEM;
+        if (r > 0)
+                ne->n_ips = (size_t)r;
+        free(ips);
         if (r >= 0)
                 r = add_prefix_blocks(o, eni->id, eni->prefixes, eni->n_prefixes);
         if (r > 0)
@@ -648,6 +703,8 @@ static int attach_one(struct ipamd_ctx *o, struct new_eni *ne) {
         if (r2 < 0)
                 log_warn("could not set DeleteOnTermination; the leak cleanup covers this ENI",
                          LF_STR("eni", ne->id), LF_STR("code", e2.code));
+        log_debug("attached ENI", LF_STR("eni", ne->id), LF_INT("device_index", ne->device_index),
+                  LF_STR("attachment", attachment));
         cJSON *result = cJSON_CreateObject();
         cJSON_AddStringToObject(result, "attachment", attachment);
         intent_end(o, id, STORE_INTENT_DONE, result);
@@ -657,14 +714,107 @@ static int attach_one(struct ipamd_ctx *o, struct new_eni *ne) {
         return 0;
 }
 
-/* Does IMDS list every address of the new ENI yet? */
-static bool imds_shows(struct ipamd_ctx *o, const struct new_eni *ne) {
+/* Does IMDS list this block (a.b.c.d/32 among the addresses, or a prefix)? */
+static bool imds_lists(const struct imds_eni *ie, const char *cidr) {
+        char ip[STORE_CIDR_MAX];
+        snprintf(ip, sizeof ip, "%s", cidr);
+        char *slash = strchr(ip, '/');
+        unsigned len = slash ? (unsigned)atoi(slash + 1) : 32;
+        if (slash)
+                *slash = '\0';
+        struct in_addr a;
+        if (inet_pton(AF_INET, ip, &a) != 1)
+                return true;            /* not ours to judge */
+        for (size_t i = 0; len == 32 && i < ie->n_local_ipv4s; i++)
+                if (ie->local_ipv4s[i].s_addr == a.s_addr)
+                        return true;
+        for (size_t i = 0; len != 32 && i < ie->n_prefixes; i++)
+                if (ie->prefixes[i].addr.s_addr == a.s_addr && ie->prefixes[i].len == len)
+                        return true;
+        return false;
+}
+
+/* How many of the blocks the store holds for the ENI IMDS does not list. */
+static size_t imds_lacks(struct ipamd_ctx *o, const struct new_eni *ne, const struct imds_eni *ie) {
+        char (*have)[STORE_CIDR_MAX] = NULL;
+        size_t n = 0, lacking = 0;
+        if (store_blocks(o->store, ne->id, &have, &n) < 0)
+                return 0;
+        for (size_t i = 0; i < n; i++)
+                lacking += !imds_lists(ie, have[i]);
+        free(have);
+        return lacking;
+}
+
+/* Does EC2's view of the ENI list this block? */
+static bool ec2_lists(const struct ec2_eni *e, const char *cidr) {
+        char ip[STORE_CIDR_MAX];
+        snprintf(ip, sizeof ip, "%s", cidr);
+        char *slash = strchr(ip, '/');
+        bool single = !slash || strcmp(slash, "/32") == 0;
+        if (slash)
+                *slash = '\0';
+        for (size_t i = 0; single && i < e->n_private_ips; i++)
+                if (strcmp(e->private_ips[i].address, ip) == 0)
+                        return true;
+        for (size_t i = 0; !single && i < e->n_prefixes; i++)
+                if (strcmp(e->prefixes[i], cidr) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * The blocks of a new ENI that IMDS lacks and EC2, asked again, no longer
+ * lists either leave the pool (from a pod too, as a sync pass does): two
+ * sources agree, so this does not wait out EC2's eventual consistency as
+ * one Describe's word must. Their number.
+ */
+static size_t drop_gone(struct ipamd_ctx *o, const struct new_eni *ne, const struct imds_eni *ie) {
+        struct ec2_result *res = NULL;
+        struct ec2_error e = { 0 };
+        char (*have)[STORE_CIDR_MAX] = NULL;
+        size_t n = 0, dropped = 0;
+        if (ctx_describe_eni(o, ne->id, &res, &e) < 0)
+                return 0;               /* gone, or EC2 silent: the next pass settles it */
+        if (store_blocks(o->store, ne->id, &have, &n) < 0)
+                n = 0;
+        for (size_t i = 0; i < n; i++) {
+                size_t lost = 0;
+                if (imds_lists(ie, have[i]) || ec2_lists(&res->enis[0], have[i]) ||
+                    store_block_remove(o->store, have[i], true, &lost) < 0)
+                        continue;
+                dropped++;
+                log_warn("EC2 no longer lists an address of a new ENI, nor does IMDS; it leaves the pool",
+                         LF_STR("eni", ne->id), LF_STR("block", have[i]), LF_INT("pods_lost", lost));
+        }
+        free(have);
+        ec2_result_free(res);
+        return dropped;
+}
+
+/*
+ * The IMDS check of an opened ENI (see the top); true once it is over. Until
+ * IMDS lists the ENI there is nothing to compare (bounded by
+ * ENIOPS_IMDS_WAIT_MS); a block IMDS then lacks is asked of EC2 again.
+ */
+static bool imds_check(struct ipamd_ctx *o, struct new_eni *ne, int64_t waited) {
         struct imds_eni *ie = NULL;
-        if (!o->imds || imds_eni(o->imds, ne->mac, &ie, NULL) < 0)
-                return false;
-        bool ok = ie->n_local_ipv4s >= ne->n_ips + 1 && ie->n_prefixes >= ne->n_prefixes;
+        if (!o->imds)
+                return true;
+        if (imds_eni(o->imds, ne->mac, &ie, NULL) < 0) {
+                if (waited < ENIOPS_IMDS_WAIT_MS)
+                        return false;
+                log_warn("IMDS does not list the new ENI yet; keeping EC2's answer", LF_STR("eni", ne->id),
+                         LF_INT("waited_ms", waited));
+                return true;
+        }
+        size_t lacking = imds_lacks(o, ne, ie);
+        size_t dropped = lacking ? drop_gone(o, ne, ie) : 0;
         imds_eni_free(ie);
-        return ok;
+        if (lacking)
+                log_info("checked a new ENI against IMDS", LF_STR("eni", ne->id), LF_INT("imds_lacks", lacking),
+                         LF_INT("dropped", dropped));
+        return true;
 }
 
 static int setup_link(struct ipamd_ctx *o, struct new_eni *ne) {
@@ -689,21 +839,15 @@ static bool link_present(struct ipamd_ctx *o, const struct new_eni *ne) {
 
 enum poll_state { NEW_ENI_WAITING, NEW_ENI_READY, NEW_ENI_NO_LINK };
 
-/* One look at a new ENI: is its link there and does IMDS list it, within their bounds? */
+/* One look at a new ENI: is its link there, within its bound? (Its addresses are EC2's reply's.) */
 static enum poll_state poll_new_eni(struct ipamd_ctx *o, struct new_eni *ne, int64_t waited) {
         ne->linked = ne->linked || link_present(o, ne);
-        ne->imds_seen = ne->imds_seen || imds_shows(o, ne);
-        if (ne->linked && !ne->imds_seen && waited >= ENIOPS_IMDS_WAIT_MS) {
-                log_warn("IMDS does not list the new ENI's addresses yet; going on with EC2's answer",
-                         LF_STR("eni", ne->id), LF_INT("waited_ms", waited));
-                ne->imds_seen = true;
-        }
         if (!ne->linked && waited >= ENIOPS_LINK_WAIT_MS) {
                 log_error("the attached ENI's link never appeared", LF_STR("eni", ne->id),
                           LF_STR("mac", ne->mac), LF_INT("waited_ms", waited));
                 return NEW_ENI_NO_LINK;
         }
-        return ne->linked && ne->imds_seen ? NEW_ENI_READY : NEW_ENI_WAITING;
+        return ne->linked ? NEW_ENI_READY : NEW_ENI_WAITING;
 }
 
 /* Set up a ready ENI's link and open it to pods. */
@@ -723,7 +867,7 @@ static int open_new_eni(struct ipamd_ctx *o, struct new_eni *ne, int64_t start) 
         return 0;
 }
 
-/* Poll every ENI of the batch until its link is there and IMDS lists it, then open it. */
+/* Poll every ENI of the batch until its link is there, open it, then check it against IMDS. */
 static int wait_and_open(struct ipamd_ctx *o, struct new_eni *batch, size_t n) {
         int64_t start = vtime_mono_ms();
         int opened = 0;
@@ -731,12 +875,15 @@ static int wait_and_open(struct ipamd_ctx *o, struct new_eni *batch, size_t n) {
                 int64_t waited = vtime_mono_ms() - start;
                 for (size_t i = 0; i < n; i++) {
                         struct new_eni *ne = &batch[i];
+                        if (ne->opened && !ne->imds_seen && (ne->imds_seen = imds_check(o, ne, waited)))
+                                left--;
                         enum poll_state st = ne->done ? NEW_ENI_WAITING : poll_new_eni(o, ne, waited);
                         if (st == NEW_ENI_WAITING)
                                 continue;
-                        ne->done = true, left--;
-                        if (st == NEW_ENI_READY && open_new_eni(o, ne, start) == 0)
-                                opened++;
+                        ne->done = true;
+                        ne->opened = st == NEW_ENI_READY && open_new_eni(o, ne, start) == 0;
+                        opened += ne->opened;
+                        left -= !ne->opened;    /* an opened one still has its IMDS check */
                 }
                 if (left > 0 && o->stopping && o->stopping(o->userdata))
                         break; /* shutting down: the ENIs stay attaching; the next start opens them */
@@ -784,6 +931,115 @@ static int create_in_a_subnet(struct ipamd_ctx *o, int count, struct new_eni *ne
         return r;
 }
 
+/* Create and attach one ENI; one that fails leaves nothing behind. */
+static int create_and_attach(struct ipamd_ctx *o, int count, struct new_eni *ne) {
+        int r = create_in_a_subnet(o, count, ne);
+        if (r >= 0 && (r = attach_one(o, ne)) < 0)
+                discard_created(o, ne);
+        return r;
+}
+
+/* --- the ENIs of a batch side by side ---------------------------------------------- */
+
+struct side_job {
+        struct ipamd_ctx o;             /* the caller's, with a helper's handles */
+        struct new_eni *ne;
+        int count, r;
+        pthread_t thread;
+        bool running;
+};
+
+static void *side_job_run(void *arg) {
+        struct side_job *j = arg;
+        j->r = create_and_attach(&j->o, j->count, j->ne);
+        return NULL;
+}
+
+/* What a helper's failure taught (why, back-offs) into the caller's context. */
+static void side_job_merge(struct ipamd_ctx *o, const struct side_job *j) {
+        if (j->r >= 0)
+                return;
+        if (j->o.reason[0])
+                snprintf(o->reason, sizeof o->reason, "%s", j->o.reason);
+        if (j->o.grow_blocked_until > o->grow_blocked_until)
+                o->grow_blocked_until = j->o.grow_blocked_until;
+        if (j->o.prefix_fallback_until > o->prefix_fallback_until)
+                o->prefix_fallback_until = j->o.prefix_fallback_until;
+        for (size_t i = 0; i < SUBNETS_MAX; i++) {
+                const char *id = j->o.backoff.slot[i].id;
+                int64_t until = j->o.backoff.slot[i].until_ms;
+                if (id[0] && !subnets_backoff_active(&o->backoff, id, until - 1))
+                        subnets_backoff_set(&o->backoff, id, until);
+        }
+}
+
+/* The number of ENIs of a batch of n that can be made side by side (the caller's thread and its helpers). */
+static size_t side_by_side(const struct ipamd_ctx *o, size_t n) {
+        size_t k = 1;
+        for (size_t i = 0; i < CTX_HELPERS && o->helpers[i].ec2 && o->helpers[i].store; i++)
+                k++;
+        return n < k ? n : k;
+}
+
+/*
+ * Create and attach batch[0..n) (device indexes chosen): batch[0] on this
+ * thread, the others on helpers. Each ENI's steps are the sequential ones,
+ * with their intents, through that thread's own handles. Returns the last
+ * failure, or 0; batch[i].done marks a failed one.
+ */
+static int create_side_by_side(struct ipamd_ctx *o, struct new_eni *batch, const int *counts, size_t n) {
+        struct side_job jobs[CTX_HELPERS] = { 0 };
+        for (size_t i = 1; i < n; i++) {
+                struct side_job *j = &jobs[i - 1];
+                j->o = *o;
+                j->o.ec2 = o->helpers[i - 1].ec2;
+                j->o.store = o->helpers[i - 1].store;
+                j->o.imds = NULL;       /* single-threaded handles the steps never need */
+                j->o.net = NULL;
+                j->ne = &batch[i];
+                j->count = counts[i];
+                j->running = pthread_create(&j->thread, NULL, side_job_run, j) == 0;
+                if (!j->running)
+                        side_job_run(j);        /* no thread: on this one, first */
+        }
+        int r = create_and_attach(o, counts[0], &batch[0]), last = r < 0 ? r : 0;
+        batch[0].done = r < 0;
+        for (size_t i = 1; i < n; i++) {
+                struct side_job *j = &jobs[i - 1];
+                if (j->running)
+                        pthread_join(j->thread, NULL);
+                side_job_merge(o, j);
+                batch[i].done = j->r < 0;
+                last = j->r < 0 ? j->r : last;
+        }
+        return last;
+}
+
+/*
+ * The first ENIs of the batch side by side, each at its own free device
+ * index; the ones made are moved to the front. Their number, or (none made)
+ * the failure.
+ */
+static int create_first(struct ipamd_ctx *o, struct new_eni *batch, const int *counts, size_t n, bool prefixes) {
+        size_t k = side_by_side(o, n);
+        for (size_t i = 0; i < k; i++) {
+                memset(&batch[i], 0, sizeof batch[i]);
+                batch[i].prefixes = prefixes;
+                batch[i].device_index = free_device_index(o, batch, i, 1);
+                if (batch[i].device_index < 0)
+                        return batch[i].device_index;
+        }
+        int r = create_side_by_side(o, batch, counts, k);
+        size_t made = 0;
+        for (size_t i = 0; i < k; i++)
+                if (!batch[i].done) {
+                        if (made != i)
+                                batch[made] = batch[i];
+                        made++;
+                }
+        return made > 0 ? (int)made : r < 0 ? r : -EIO;
+}
+
 static int create_enis(struct ipamd_ctx *o, const int *counts, size_t n, bool prefixes) {
         struct new_eni batch[MAX_BATCH];
         size_t made = 0;
@@ -793,7 +1049,19 @@ static int create_enis(struct ipamd_ctx *o, const int *counts, size_t n, bool pr
         /* A create of an earlier batch whose outcome stayed unknown is settled first. */
         struct sync_report rep = { 0 };
         (void)sync_open_creates(o, &rep);
-        for (size_t i = 0; i < n; i++) {
+        size_t first = side_by_side(o, n);
+        if (first > 1) {
+                r = create_first(o, batch, counts, n, prefixes);
+                if (r <= 0)
+                        return r < 0 ? r : -EIO;
+                made = (size_t)r;
+                r = 0;
+                if (made < first)
+                        n = 0;          /* one failed: as one by one, the rest waits for the next pass */
+        } else {
+                first = 0;
+        }
+        for (size_t i = first; i < n; i++) {
                 struct new_eni *ne = &batch[made];
                 memset(ne, 0, sizeof *ne);
                 ne->prefixes = prefixes;
@@ -802,14 +1070,9 @@ static int create_enis(struct ipamd_ctx *o, const int *counts, size_t n, bool pr
                         r = ne->device_index;
                         break;          /* those made so far are still opened below */
                 }
-                r = create_in_a_subnet(o, counts[i], ne);
+                r = create_and_attach(o, counts[i], ne);
                 if (r < 0)
                         break;
-                r = attach_one(o, ne);
-                if (r < 0) {
-                        discard_created(o, ne);
-                        break;
-                }
                 made++;
         }
         if (made == 0)

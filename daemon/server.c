@@ -351,6 +351,13 @@ static void fill_address(server *s, const struct store_lease *l, struct proto_ad
         }
 }
 
+/* Monotonic µs, for the parts of ADD and DEL the log reports (scripts/bench-cni reads them). */
+static int64_t mono_us(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static struct store_attachment attachment_of(const struct proto_request *req) {
         return (struct store_attachment){
                 .container_id = req->att.container_id, .ifname = req->att.ifname, .netns = req->netns,
@@ -362,8 +369,10 @@ static struct store_attachment attachment_of(const struct proto_request *req) {
 static int try_add(server *s, struct conn *c, const struct proto_request *req, bool *closed) {
         struct store_attachment a = attachment_of(req);
         struct store_lease lease;
+        int64_t t0 = mono_us();
         int r = s->o.ipv6 ? store_assign6(s->o.store, &a, s->o.v4_egress, vtime_wall_ms(), &lease, NULL)
                           : store_assign(s->o.store, &a, vtime_wall_ms(), &lease, NULL);
+        int64_t store_us = mono_us() - t0;
         *closed = false;
         if (r == -EAGAIN)
                 return r;
@@ -376,7 +385,8 @@ static int try_add(server *s, struct conn *c, const struct proto_request *req, b
         fill_address(s, &lease, &reply.addr);
         log_info("assigned address", LF_STR("ip", lease.ip), LF_STR("eni", lease.eni_id),
                  LF_STR("container_id", req->att.container_id), LF_STR("ifname", req->att.ifname),
-                 LF_STR("pod", req->pod_name), LF_STR("namespace", req->pod_namespace));
+                 LF_STR("pod", req->pod_name), LF_STR("namespace", req->pod_namespace),
+                 LF_INT("store_us", store_us));
         if (lease.egress_ip[0])
                 log_info("assigned an IPv4 egress address", LF_STR("egress_ip", lease.egress_ip),
                          LF_STR("container_id", req->att.container_id));
@@ -518,6 +528,7 @@ static void op_del(server *s, struct conn *c, const struct proto_request *req) {
         if (refuse_on_hold(s, c, "DEL"))
                 return;
         cancel_waiting_add(s, &req->att);
+        int64_t t0 = mono_us();
         int r = store_lookup(s->o.store, req->att.container_id, req->att.ifname, &lease);
         if (r < 0 && r != -ENOENT) {
                 log_error_errno(r, "could not look up an address", LF_STR("container_id", req->att.container_id));
@@ -529,6 +540,7 @@ static void op_del(server *s, struct conn *c, const struct proto_request *req) {
                 send_error(s, c, PROTO_E_INTERNAL, "could not remove the pod's rules; see vpc-ipamd's log", true);
                 return;
         }
+        int64_t t1 = mono_us();
         r = store_release(s->o.store, req->att.container_id, req->att.ifname, vtime_wall_ms(), s->o.cooldown_ms,
                           &lease);
         if (r < 0) {
@@ -545,7 +557,8 @@ static void op_del(server *s, struct conn *c, const struct proto_request *req) {
                 snprintf(reply.addr.ip, sizeof reply.addr.ip, "%s", lease.ip);
                 reply.addr.route_table = (uint32_t)lease.route_table;
                 log_info("released address", LF_STR("ip", lease.ip), LF_STR("container_id", req->att.container_id),
-                         LF_STR("ifname", req->att.ifname), LF_STR("reason", req->reason));
+                         LF_STR("ifname", req->att.ifname), LF_STR("reason", req->reason),
+                         LF_INT("unwire_us", t1 - t0), LF_INT("store_us", mono_us() - t1));
         }
         send_reply(s, c, &reply);
         if (r == 1)

@@ -62,6 +62,7 @@ struct ipamd {
         imds *imds;
         ratelimit *limits;
         ec2_client *ec2;
+        struct ctx_helper helpers[CTX_HELPERS];        /* eniops' helper threads' handles */
         store *store, *rec_store, *http_store;
         hostnet *net;
         podnet *podnet;
@@ -181,6 +182,10 @@ static void discover(struct ipamd *d) {
                                   .limits = d->limits, .imds = d->imds };
         if ((r = ec2_client_new(&eo, &d->ec2, &err)) < 0)
                 fatal("cannot create the EC2 client", r, err.text);
+        for (size_t i = 0; i < CTX_HELPERS && r >= 0; i++)
+                if ((r = ec2_client_new(&eo, &d->helpers[i].ec2, &err)) < 0)
+                        log_warn("no EC2 client for a helper; new ENIs are made fewer at a time",
+                                 LF_STR("detail", err.text));
         log_info("node discovered", LF_STR("instance_id", d->node.instance_id),
                  LF_STR("instance_type", d->node.instance_type), LF_STR("region", d->node.region),
                  LF_STR("primary_eni", d->node.primary_eni_id), LF_STR("subnet", d->node.subnet_id),
@@ -283,6 +288,9 @@ static void open_stores(struct ipamd *d) {
         d->store = open_store(d);
         d->rec_store = open_store(d);
         d->http_store = open_store(d);
+        for (size_t i = 0; i < CTX_HELPERS; i++)
+                if (store_open(d->cfg.db_path, &d->helpers[i].store, NULL) < 0)
+                        log_warn("no store handle for a helper; new ENIs are made fewer at a time");
         check_store_owner(d);
         struct errmsg err = { 0 };
         /* ENABLE_IMDS_ONLY_MODE: EC2 is not asked at all, not even for the limits. */
@@ -317,6 +325,8 @@ static void start_server(struct ipamd *d) {
                 fatal("out of memory", r, NULL);
         if ((r = podnet_new(d->metrics, &d->podnet, &err)) < 0)
                 fatal("cannot open a netlink socket", r, err.text);
+        if ((r = store_set_serving(d->store)) < 0)     /* ADD and DEL wait for no fsync (store.h) */
+                log_warn("the server's store handle fsyncs every commit", LF_INT("error", r));
         struct server_options so = { .socket_path = d->cfg.socket_path, .store = d->store, .metrics = d->metrics,
                                      .podnet = d->podnet,
                                      .add_wait_ms = d->cfg.add_wait_ms, .pod_mtu = d->cfg.pod_mtu,
@@ -346,9 +356,12 @@ static void sweep_pod_veths(struct ipamd *d) {
 }
 
 static struct ipamd_ctx make_ctx(struct ipamd *d, store *s) {
-        return (struct ipamd_ctx){ .ec2 = d->ec2, .imds = d->imds, .store = s, .net = d->net, .metrics = d->metrics,
-                                .cfg = &d->cfg, .node = &d->node, .now_ms = vtime_wall_ms, .cnet = d->cnet,
-                                .pool_changed = pool_changed, .stopping = stopping, .userdata = d };
+        struct ipamd_ctx o = { .ec2 = d->ec2, .imds = d->imds, .store = s, .net = d->net, .metrics = d->metrics,
+                               .cfg = &d->cfg, .node = &d->node, .now_ms = vtime_wall_ms, .cnet = d->cnet,
+                               .pool_changed = pool_changed, .stopping = stopping, .userdata = d };
+        if (s == d->rec_store)          /* the reconciler's: it creates ENIs */
+                memcpy(o.helpers, d->helpers, sizeof o.helpers);
+        return o;
 }
 
 /* --- IPv6 mode (ipv6node.h) ------------------------------------------------------------ */
@@ -546,6 +559,10 @@ static void shutdown_all(struct ipamd *d) {
         store_close(d->http_store);
         hostnet_free(d->net);
         ec2_client_free(d->ec2);
+        for (size_t i = 0; i < CTX_HELPERS; i++) {
+                store_close(d->helpers[i].store);
+                ec2_client_free(d->helpers[i].ec2);
+        }
         ratelimit_free(d->limits);
         imds_free(d->imds);
         metrics_free(d->metrics);

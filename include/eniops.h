@@ -20,7 +20,7 @@
 #include "sync.h"
 
 #define ENIOPS_LINK_WAIT_MS 60000       /* bound on waiting for an attached ENI's link */
-#define ENIOPS_IMDS_WAIT_MS 10000       /* bound on waiting for IMDS to list a new ENI's addresses */
+#define ENIOPS_IMDS_WAIT_MS 10000       /* bound on waiting for IMDS to list a new ENI (its check, after it opened) */
 #define ENIOPS_DESCRIPTION_PREFIX "vpc-ipam-"
 #define ENIOPS_CREATE_REISSUES 3         /* re-issues of a create whose outcome is unknown */
 #define ENIOPS_PREFIX_RETRY_MS 60000     /* after InsufficientCidrBlocks, /32s this long, then prefixes again */
@@ -31,8 +31,11 @@ int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count);
 /*
  * Create n ENIs at once, with counts[i] secondary IPs each (in the same
  * CreateNetworkInterface call), attach them at free device indexes, set
- * DeleteOnTermination, wait for their links and IMDS, set them up and open
- * them to pods. Returns how many became usable, or a negative errno when none.
+ * DeleteOnTermination — side by side on the context's helpers, when it has
+ * them — wait for their links, set them up and open them to pods with the
+ * addresses of EC2's reply, then check them against IMDS (which can only
+ * take away what EC2 no longer lists). Returns how many became usable, or a
+ * negative errno when none.
  */
 int eniops_create(struct ipamd_ctx *o, const int *counts, size_t n);
 
@@ -42,7 +45,7 @@ int eniops_release(struct ipamd_ctx *o, const char *eni_id, int count);
 /*
  * Prefix delegation: the same with /28 prefixes (Ipv4PrefixCount,
  * Ipv4Prefix.N). Assign returns how many prefixes the store gained; create
- * takes prefix counts and waits for IMDS to list the prefixes too; release
+ * takes prefix counts (the IMDS check covers the prefixes too); release
  * returns only prefixes none of whose 16 addresses is assigned, cooling or
  * being released, and how many it returned. When the subnet has no free /28
  * (InsufficientCidrBlocks), assign and create fall back to /32s (see

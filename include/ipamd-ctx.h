@@ -29,6 +29,8 @@
 #define CTX_TAG_CLUSTER "cluster.k8s.amazonaws.com/name"
 #define CTX_AWSNODE_DESCRIPTION_PREFIX "aws-K8S-"   /* + instance id: an ENI aws-node created */
 #define CTX_TAG_TOKEN "vpc-ipam/client-token"
+/* Helper threads that create and attach the ENIs of one batch beside the reconciler's own. */
+#define CTX_HELPERS 2
 
 struct ipamd_ctx {
         ec2_client *ec2;
@@ -69,6 +71,12 @@ struct ipamd_ctx {
         size_t n_verdicts;
         char eni_groups[CUSTOMNET_MAX_SGS][CUSTOMNET_ID_MAX];
         size_t n_eni_groups;
+        /* Borrowed handles for eniops' helper threads, one EC2 client and one store handle
+         * each (both single-threaded); ec2 NULL: that helper is absent, ENIs go one by one. */
+        struct ctx_helper {
+                ec2_client *ec2;
+                store *store;
+        } helpers[CTX_HELPERS];
 };
 
 /* Set o->reason from an EC2 failure; subnet exhaustion also blocks growth for a while. */

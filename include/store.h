@@ -190,6 +190,17 @@ int store_identity_check(store *s);
 int store_reopen(store *s, struct errmsg *err);
 void store_reopen_all(void);
 /*
+ * Make this handle the one that serves ADD and DEL: its commits are written
+ * to the WAL but not fsynced (SQLite's synchronous=NORMAL), and it leaves WAL
+ * checkpoints (each with its fsyncs) to the other handles. Such a commit
+ * survives the process being killed; only the machine losing power can undo
+ * it, and then every pod whose lease it recorded is gone too (the start-up
+ * sync rebuilds the leases from the kernel). The next commit of any other
+ * handle (synchronous=FULL) fsyncs the shared WAL, this handle's commits
+ * with it. Kept across store_reopen.
+ */
+int store_set_serving(store *s);
+/*
  * Process-wide count of writes refused for want of space, permission or
  * I/O (disk full, read-only file, a vanished directory), any handle; the
  * last one's errno in *ret_last_errno when not NULL.
@@ -295,6 +306,14 @@ int store_eni_remove(store *s, const char *id, bool force, size_t *ret_lost);
  * listed.
  */
 int store_block_add(store *s, const char *eni_id, const char *cidr, int64_t now_ms);
+/*
+ * The same for n blocks in one transaction (one commit, one hold of the write
+ * lock, however many addresses an Assign gave): ret[i] is each block's
+ * answer as store_block_add's (a block refused with -EEXIST, -EADDRNOTAVAIL
+ * or -EINVAL leaves the others). Any other failure rolls back all: returned.
+ */
+int store_blocks_add(store *s, const char *eni_id, const char *const *cidrs, size_t n, int64_t now_ms,
+                     int *ret);
 
 /* Remove a block. -EBUSY when an address in it is assigned, unless force. */
 int store_block_remove(store *s, const char *cidr, bool force, size_t *ret_lost);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -230,6 +231,7 @@ struct store {
         unsigned epoch;                 /* reopen_epoch when opened */
         bool ips_first;                 /* store_prefer_ips */
         bool skip_primary;              /* store_skip_primary */
+        bool serving;                   /* store_set_serving(): commits unsynced, no checkpoints */
 };
 
 /* Process-wide: store_reopen_all() bumps it; a handle behind reopens before its next operation. */
@@ -1094,6 +1096,38 @@ int store_block_add(store *s, const char *eni_id, const char *cidr, int64_t now_
         return tx_end(s, block_add_locked(s, eni_id, cidr, first, len, now_ms));
 }
 
+/* One block of a batch under its own savepoint: one refused leaves the others. */
+static int block_add_saved(store *s, const char *eni_id, const char *cidr, int64_t now_ms) {
+        uint32_t first;
+        int len;
+        if (cidr_parse(cidr, &first, &len) < 0 || (len != 32 && len != 28))
+                return -EINVAL;
+        int rc = sqlite3_exec(s->db, "SAVEPOINT block", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return store_errno_from_sqlite(rc);
+        int r = block_add_locked(s, eni_id, cidr, first, len, now_ms);
+        if (r < 0)
+                (void)sqlite3_exec(s->db, "ROLLBACK TO block", NULL, NULL, NULL);
+        rc = sqlite3_exec(s->db, "RELEASE block", NULL, NULL, NULL);
+        return r < 0 || rc == SQLITE_OK ? r : store_errno_from_sqlite(rc);
+}
+
+int store_blocks_add(store *s, const char *eni_id, const char *const *cidrs, size_t n, int64_t now_ms,
+                     int *ret) {
+        follow(s);
+        if (!s || !eni_id || (n && (!cidrs || !ret)))
+                return -EINVAL;
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                ret[i] = block_add_saved(s, eni_id, cidrs[i], now_ms);
+                if (ret[i] < 0 && ret[i] != -EEXIST && ret[i] != -EADDRNOTAVAIL && ret[i] != -EINVAL)
+                        r = ret[i];
+        }
+        return tx_end(s, r);
+}
+
 int store_block_remove(store *s, const char *cidr, bool force, size_t *ret_lost) {
         follow(s);
         if (!s || !cidr)
@@ -1921,13 +1955,38 @@ static int pragma(store *s, const char *sql, const char *expect, struct errmsg *
                           r == -EBADMSG ? "; the file is not a usable database and was left untouched" : "");
 }
 
+#define BUSY_FINE_US 100                /* how often another handle's write lock is tried at first */
+#define BUSY_FINE_TRIES 200             /* ... for 20 ms, then */
+#define BUSY_COARSE_US 2000             /* every 2 ms */
+#define BUSY_TIMEOUT_US (5000 * 1000)   /* until 5 s have passed: then SQLITE_BUSY */
+
+/*
+ * Waiting for another handle's write lock. SQLite's own handler (busy_timeout)
+ * sleeps 1, 2, 5, 10 ms... between tries, so an ADD that meets one of the
+ * reconciler's transactions (a block added: a fraction of a millisecond)
+ * waited for the next step of that ladder rather than for the lock: the ADD
+ * tail while the pool refills. Tried every 100 µs for 20 ms instead, then
+ * every 2 ms, 5 s in all as before.
+ */
+static int busy_wait(void *unused, int tries) {
+        (void)unused;
+        int64_t fine = tries < BUSY_FINE_TRIES ? tries : BUSY_FINE_TRIES;
+        int64_t waited = fine * BUSY_FINE_US + (int64_t)(tries - fine) * BUSY_COARSE_US;
+        if (waited >= BUSY_TIMEOUT_US)
+                return 0;
+        long us = tries < BUSY_FINE_TRIES ? BUSY_FINE_US : BUSY_COARSE_US;
+        struct timespec ts = { 0, us * 1000L };
+        nanosleep(&ts, NULL);
+        return 1;
+}
+
 static int configure(store *s, struct errmsg *err) {
         static const struct { const char *sql, *expect; } pragmas[] = {
                 { "PRAGMA journal_mode = WAL", "wal" },
                 { "PRAGMA synchronous = FULL", NULL },
                 { "PRAGMA foreign_keys = ON", NULL },
-                { "PRAGMA busy_timeout = 5000", NULL },
         };
+        sqlite3_busy_handler(s->db, busy_wait, NULL);
         /* Read first: a corrupt or foreign file fails here, before anything is written. */
         int r = pragma(s, "PRAGMA schema_version", NULL, err);
         for (size_t i = 0; r >= 0 && i < sizeof pragmas / sizeof pragmas[0]; i++)
@@ -2016,9 +2075,23 @@ static int store_reopen_locked(store *s, struct errmsg *err) {
         s->ino = fresh->ino;
         s->has_identity = fresh->has_identity;
         s->epoch = fresh->epoch;
+        if (s->serving)
+                (void)store_set_serving(s);
         free(fresh->path);
         pthread_mutex_destroy(&fresh->clock_lock);
         free(fresh);
+        return 0;
+}
+
+int store_set_serving(store *s) {
+        if (!s)
+                return -EINVAL;
+        int rc = sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_wal_autocheckpoint(s->db, 0);
+        if (rc != SQLITE_OK)
+                return store_errno_from_sqlite(rc);
+        s->serving = true;
         return 0;
 }
 

@@ -231,6 +231,102 @@ START_TEST(test_create_attach_answer_lost_keeps_the_eni) {
 }
 END_TEST
 
+/* --- create: side by side, and the IMDS check ------------------------------------ */
+
+/* The ENIs of the batch, after the primary, each attached at its own index and matching EC2. */
+static void assert_new_enis(struct testctx *t, size_t want) {
+        struct store_eni *enis = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_enis(t->st, &enis, &n), 0);
+        ck_assert_uint_eq(n, want + 1);
+        ck_assert_uint_eq(testctx_ec2_enis(t), want + 1);
+        for (size_t i = 1; i < n; i++) {
+                const struct fakeec2_eni *e = fakeec2_find(&t->f, enis[i].id);
+                ck_assert_ptr_nonnull(e);
+                ck_assert_int_eq(enis[i].state, STORE_ENI_ATTACHED);
+                ck_assert_int_eq(enis[i].device_index, (int)i);
+                ck_assert_int_eq(e->device_index, enis[i].device_index);
+                ck_assert(e->delete_on_termination);
+                testctx_assert_store_is_ec2(t, enis[i].id);
+        }
+        free(enis);
+}
+
+/* With helpers, the batch's creates are in flight together (the model holds each Create's
+ * answer 1 s: they arrive less apart than that), and each ENI is attached at its own index. */
+START_TEST(test_create_side_by_side) {
+        struct testctx *t = node_with_primary(0);
+        testctx_helpers(t, &t->ctx);
+        t->f.create_delay_ms = 1000;
+        ck_assert_int_eq(eniops_create(&t->ctx, (int[]){ 2, 3 }, 2), 2);
+        ck_assert_int_lt(t->f.min_create_gap_ms, 1000);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_CREATE_NETWORK_INTERFACE), 2);
+        assert_new_enis(t, 2);
+        ck_assert_int_eq(stats(t).available, 5);
+        ck_assert_uint_eq(counter(t, METRICS_ENIS_CREATED), 2);
+        ck_assert_str_eq(t->ctx.reason, "");
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
+/* Without helpers the same batch goes one by one: never two Creates at once. */
+START_TEST(test_create_one_by_one_without_helpers) {
+        struct testctx *t = node_with_primary(0);
+        t->f.create_delay_ms = 1000;
+        ck_assert_int_eq(eniops_create(&t->ctx, (int[]){ 2, 3 }, 2), 2);
+        ck_assert_int_ge(t->f.min_create_gap_ms, 1000);
+        assert_new_enis(t, 2);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
+/* One ENI of the batch is refused at its attach: it is deleted everywhere, the other opens. */
+START_TEST(test_create_side_by_side_one_refused) {
+        struct testctx *t = node_with_primary(0);
+        testctx_helpers(t, &t->ctx);
+        t->f.fail_action = EC2_ATTACH_NETWORK_INTERFACE;
+        t->f.fail_times = 1;
+        t->f.fail_status = 400;
+        t->f.fail_code = "AttachmentLimitExceeded";
+        ck_assert_int_eq(eniops_create(&t->ctx, (int[]){ 2, 3 }, 2), 1);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_CREATE_NETWORK_INTERFACE), 2);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_DELETE_NETWORK_INTERFACE), 1);
+        ck_assert_uint_eq(testctx_ec2_enis(t), 2);
+        struct store_eni *enis = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_enis(t->st, &enis, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(enis[1].state, STORE_ENI_ATTACHED);
+        testctx_assert_store_is_ec2(t, enis[1].id);
+        free(enis);
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
+/*
+ * The IMDS check: a new ENI opens on EC2's reply (its link is there), but EC2
+ * took one of its addresses right after (here, at the attach). IMDS, once it
+ * lists the ENI, lacks that address; EC2 is asked again and the address
+ * leaves the pool. Without the check the store would keep handing it out.
+ */
+START_TEST(test_create_imds_check_removes_what_ec2_took) {
+        struct testctx *t = node_with_primary(0);
+        t->f.take_ip_at_attach = true;
+        ck_assert_int_eq(eniops_create(&t->ctx, (int[]){ 4 }, 1), 1);
+        char id[STORE_ID_MAX];
+        last_eni(t, id);
+        ck_assert_uint_eq(fakeec2_find(&t->f, id)->n_ips, 3);
+        testctx_assert_store_is_ec2(t, id);
+        ck_assert_int_eq(stats(t).available, 3);
+        ck_assert_uint_ge(fakeec2_calls(&t->f, EC2_DESCRIBE_NETWORK_INTERFACES), 2);  /* the pass's, the check's */
+        assert_consistent(t);
+        testctx_free(t);
+}
+END_TEST
+
 /* --- release ---------------------------------------------------------------- */
 
 START_TEST(test_release) {
@@ -514,7 +610,8 @@ START_TEST(test_assign_prefixes) {
 }
 END_TEST
 
-/* A new ENI with prefixes: created with Ipv4PrefixCount, opened once IMDS lists them. */
+/* A new ENI with prefixes: created with Ipv4PrefixCount, opened on its link with EC2's
+ * prefixes, then checked against IMDS (macs/<mac>/ipv4-prefix). */
 START_TEST(test_create_with_prefixes) {
         struct testctx *t = node_with_primary(0);
         ck_assert_int_eq(eniops_create_prefixes(&t->ctx, (int[]){ 2 }, 1, true), 1);
@@ -686,6 +783,10 @@ int main(void) {
         tcase_add_test(tc, test_create_batch_skips_foreign_device_index);
         tcase_add_test(tc, test_create_attach_refused_discards_the_eni);
         tcase_add_test(tc, test_create_attach_answer_lost_keeps_the_eni);
+        tcase_add_test(tc, test_create_side_by_side);
+        tcase_add_test(tc, test_create_one_by_one_without_helpers);
+        tcase_add_test(tc, test_create_side_by_side_one_refused);
+        tcase_add_test(tc, test_create_imds_check_removes_what_ec2_took);
         tcase_add_test(tc, test_release);
         tcase_add_test(tc, test_release_spares_assigned);
         tcase_add_test(tc, test_release_refused_unmarks);

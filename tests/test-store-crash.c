@@ -10,6 +10,8 @@
  * there, and the one operation in flight is either wholly done or not at all.
  * The IPv6 run does the same with /128s from one /80 and their IPv4 egress
  * addresses (the model holds "ip,egress").
+ * The same for a child whose handle serves as vpc-ipamd's server's does
+ * (store_set_serving: commits not fsynced), which a SIGKILL must not undo.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,11 +65,15 @@ static void report(int fd, char phase, char op, int cid, const char *ip) {
                 _exit(3);
 }
 
+static bool child_serving;       /* the child's handle is a serving one (store_set_serving) */
+
 /* The child: random assign/release until killed. */
 static void churn(const char *path, int fd, unsigned seed) {
         store *s = NULL;
         if (store_open(path, &s, NULL) < 0)
                 _exit(2);
+        if (child_serving && store_set_serving(s) < 0)
+                _exit(5);
         report(fd, 'S', '-', 0, NULL);  /* open (reports before any operation begins) */
         srand(seed);
         for (;;) {
@@ -163,9 +169,7 @@ static void verify(const char *path, struct model *m) {
         store_close(s);
 }
 
-START_TEST(test_sigkill_loses_nothing_committed) {
-        v6 = _i == 1;
-        const char *path = testlib_path(v6 ? "crash6.db" : "crash.db");
+static void kills(const char *path, int n_kills) {
         setup_pool(path);
         static struct model m;
         memset(&m, 0, sizeof m);
@@ -173,7 +177,7 @@ START_TEST(test_sigkill_loses_nothing_committed) {
         unsigned seed = (unsigned)time(NULL);
         printf("# seed %u\n", seed);
         srand(seed);
-        for (int k = 0; k < KILLS; k++) {
+        for (int k = 0; k < n_kills; k++) {
                 int fds[2];
                 ck_assert_int_eq(pipe(fds), 0);
                 pid_t pid = fork();
@@ -200,9 +204,21 @@ START_TEST(test_sigkill_loses_nothing_committed) {
                 fclose(f);
                 verify(path, &m);
         }
-        printf("# %d kills, %ld committed operations verified\n", KILLS, ops);
+        printf("# %d kills, %ld committed operations verified\n", n_kills, ops);
         /* Each kill came after at least one operation began; most ended before it. */
-        ck_assert_int_ge(ops, KILLS / 2);
+        ck_assert_int_ge(ops, n_kills / 2);
+}
+
+START_TEST(test_sigkill_loses_nothing_committed) {
+        v6 = _i == 1;
+        kills(testlib_path(v6 ? "crash6.db" : "crash.db"), KILLS);
+}
+END_TEST
+
+START_TEST(test_sigkill_serving_handle_loses_nothing_committed) {
+        child_serving = true;
+        v6 = false;
+        kills(testlib_path("crash-serving.db"), KILLS / 2);
 }
 END_TEST
 
@@ -211,6 +227,7 @@ int main(void) {
         TCase *tc = tcase_create("sigkill");
         tcase_set_timeout(tc, 240);
         tcase_add_loop_test(tc, test_sigkill_loses_nothing_committed, 0, 2);   /* IPv4, IPv6 */
+        tcase_add_test(tc, test_sigkill_serving_handle_loses_nothing_committed);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

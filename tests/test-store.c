@@ -210,6 +210,34 @@ START_TEST(test_only_attached_enis_serve) {
 }
 END_TEST
 
+/* Many blocks in one transaction: each refused one leaves the others; an unknown ENI adds none. */
+START_TEST(test_blocks_add_batch) {
+        store *s = fresh();
+        add_eni(s, "eni-p", 0, "10.0.0.5", STORE_ENI_ATTACHED);
+        add_eni(s, "eni-2", 1, "10.0.0.6", STORE_ENI_ATTACHED);
+        ck_assert_int_eq(store_block_add(s, "eni-2", "10.0.1.16/28", T0), 0);
+        const char *cidrs[] = { "10.0.2.1/32", "10.0.1.20/32", "10.0.0.6/32", "10.0.2.1", "10.0.2.2/32" };
+        int res[5];
+        ck_assert_int_eq(store_blocks_add(s, "eni-p", cidrs, 5, T0, res), 0);
+        ck_assert_int_eq(res[0], 0);
+        ck_assert_int_eq(res[1], -EEXIST);              /* inside eni-2's /28 */
+        ck_assert_int_eq(res[2], -EADDRNOTAVAIL);       /* eni-2's primary */
+        ck_assert_int_eq(res[3], -EINVAL);
+        ck_assert_int_eq(res[4], 0);
+        char (*have)[STORE_CIDR_MAX] = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_blocks(s, "eni-p", &have, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        free(have);
+        ck_assert_int_lt(store_blocks_add(s, "eni-9", (const char *[]){ "10.0.3.1/32" }, 1, T0, res), 0);
+        ck_assert_int_eq(store_blocks(s, NULL, &have, &n), 0);
+        ck_assert_uint_eq(n, 3);                        /* the /28 and the two above */
+        free(have);
+        healthy(s, T0);
+        store_close(s);
+}
+END_TEST
+
 START_TEST(test_blocks) {
         store *s = fresh();
         add_eni(s, "eni-p", 0, "10.0.0.5", STORE_ENI_ATTACHED);
@@ -1366,6 +1394,7 @@ int main(void) {
         suite_add_tcase(s, pods);
         TCase *pool = tcase_create("pool");
         tcase_add_test(pool, test_blocks);
+        tcase_add_test(pool, test_blocks_add_batch);
         tcase_add_test(pool, test_remove_busy_and_forced);
         tcase_add_test(pool, test_mark_releasing);
         tcase_add_test(pool, test_plan_enis_counts);

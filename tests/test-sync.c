@@ -462,6 +462,43 @@ START_TEST(test_crash_delete_on_termination) {
 }
 END_TEST
 
+static void op_create_side_by_side(struct ipamd_ctx *o, void *arg) {
+        testctx_helpers(arg, o);
+        eniops_create(o, (int[]){ 2, 3 }, 2);
+}
+
+/*
+ * Two ENIs created side by side (the Creates' answers held 200 ms, so the
+ * other is on its way too), killed at each step of the first to reach it:
+ * whatever the other thread had done by then, the restart leaves no intent
+ * open, every ENI EC2 still has attached to us and in the store as EC2 holds
+ * it, and none unattached.
+ */
+START_TEST(test_crash_side_by_side) {
+        static const struct { enum ec2_action at; bool after; } points[] = {
+                { EC2_CREATE_NETWORK_INTERFACE, false }, { EC2_CREATE_NETWORK_INTERFACE, true },
+                { EC2_ATTACH_NETWORK_INTERFACE, false }, { EC2_ATTACH_NETWORK_INTERFACE, true },
+                { EC2_MODIFY_NETWORK_INTERFACE_ATTRIBUTE, false },
+        };
+        for (size_t p = 0; p < sizeof points / sizeof points[0]; p++) {
+                struct testctx *t = node_with_primary(0);
+                t->f.create_delay_ms = 200;
+                testctx_crash(t, points[p].at, points[p].after, op_create_side_by_side, t);
+                t->f.create_delay_ms = 0;
+                testctx_restart(t);
+                assert_settled(t);
+                ck_assert_uint_eq(store_eni_count(t), testctx_ec2_enis(t));
+                for (size_t i = 1; i < testctx_ec2_enis(t); i++) {
+                        const struct fakeec2_eni *e = &t->f.enis[i];
+                        ck_assert_msg(strcmp(e->instance_id, FAKEEC2_INSTANCE) == 0, "%s left unattached (%s)",
+                                      e->id, ec2_action_name(points[p].at));
+                        testctx_assert_store_is_ec2(t, e->id);
+                }
+                testctx_free(t);
+        }
+}
+END_TEST
+
 /* EC2 unreachable at the restart: the intent stays open, and is resolved at the next try. */
 START_TEST(test_crash_create_ec2_down_at_restart) {
         struct testctx *t = node_with_primary(0);
@@ -738,6 +775,7 @@ int main(void) {
         tcase_add_test(crash, test_crash_attach_before_ec2);
         tcase_add_test(crash, test_crash_attach_after_ec2);
         tcase_add_test(crash, test_crash_delete_on_termination);
+        tcase_add_test(crash, test_crash_side_by_side);
         tcase_add_test(crash, test_crash_create_ec2_down_at_restart);
         tcase_add_test(crash, test_crash_assign);
         tcase_add_test(crash, test_crash_release);

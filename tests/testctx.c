@@ -67,7 +67,18 @@ struct testctx *testctx_new(size_t n_primary_ips) {
         return t;
 }
 
+void testctx_helpers(struct testctx *t, struct ipamd_ctx *o) {
+        for (size_t i = 0; i < CTX_HELPERS; i++) {
+                ck_assert_int_eq(store_open(t->db, &o->helpers[i].store, NULL), 0);
+                o->helpers[i].ec2 = fakeec2_client(&t->f);
+        }
+}
+
 void testctx_free(struct testctx *t) {
+        for (size_t i = 0; i < CTX_HELPERS; i++) {
+                store_close(t->ctx.helpers[i].store);
+                ec2_client_free(t->ctx.helpers[i].ec2);
+        }
         store_close(t->st);
         ec2_client_free(t->ec2);
         imds_free(t->imds);

@@ -41,6 +41,10 @@ void testctx_free(struct testctx *t);
 /* A context like t->ctx over another store handle and clients (for another thread or process). */
 struct ipamd_ctx testctx_ctx_for(struct testctx *t, store *st, ec2_client *ec2, imds *m);
 
+/* Helper handles into o (eniops makes a batch's ENIs side by side): a fresh EC2 client and
+ * store handle each. Those given to t->ctx are closed by testctx_free. */
+void testctx_helpers(struct testctx *t, struct ipamd_ctx *o);
+
 typedef void (*testctx_op)(struct ipamd_ctx *o, void *arg);
 /*
  * Run op in a child process with its own store handle and clients; the fake

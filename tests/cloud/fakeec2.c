@@ -227,6 +227,7 @@ struct call {
         enum ec2_action action;
         struct sb out;
         int status;
+        unsigned delay_ms;
 };
 
 static void error(struct call *c, int status, const char *code, const char *message) {
@@ -422,6 +423,8 @@ static void attach(struct call *c) {
         snprintf(e->instance_id, sizeof e->instance_id, "%s", inst);
         e->device_index = dev;
         e->delete_on_termination = false;
+        if (c->f->take_ip_at_attach && e->n_ips > 0)
+                e->n_ips--;
         open_response(c);
         sb_text(&c->out, "attachmentId", e->attachment_id);
         sb_printf(&c->out, "<networkCardIndex>0</networkCardIndex>");
@@ -650,6 +653,19 @@ static void crash(struct fakeec2 *f) {
                 abort();
 }
 
+/* Under the lock: a Create arrives; with create_delay_ms its answer is held that long
+ * (outside the lock), and the gap since the previous Create is noted. */
+static void create_arrives(struct fakeec2 *f, struct call *c) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        long long now = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+        long long gap = now - f->last_create_ms;
+        if (f->n_creates_timed++ > 0 && (f->n_creates_timed == 2 || gap < f->min_create_gap_ms))
+                f->min_create_gap_ms = gap;
+        f->last_create_ms = now;
+        c->delay_ms = f->create_delay_ms;
+}
+
 static void ec2_call(struct fakeec2 *f, const struct fakesrv_req *req, struct call *c) {
         char name[64] = "";
         form_get(req->body, "Action", name, sizeof name);
@@ -670,6 +686,8 @@ static void ec2_call(struct fakeec2 *f, const struct fakesrv_req *req, struct ca
                 f->fail_times--;
                 return error(c, f->fail_status, f->fail_code, "scripted failure");
         }
+        if (c->action == EC2_CREATE_NETWORK_INTERFACE && f->create_delay_ms)
+                create_arrives(f, c);
         apply(c);
         if (fail && c->status == 0) {   /* applied, but the answer says it failed */
                 f->fail_times--;
@@ -788,6 +806,7 @@ static void handler(void *ud, const struct fakesrv_req *req, struct fakesrv_repl
         f->bodies[f->n_bodies++] = c.out.s;
         pthread_mutex_unlock(&f->lock);
         rep->status = c.status;
+        rep->delay_ms = c.delay_ms;
         rep->body = c.out.s;
         rep->content_type = is_imds ? "text/plain" : NULL;
 }

@@ -91,6 +91,13 @@ struct fakeec2 {
         bool crash_after_apply;
         pid_t crash_pid;
         bool crashed;
+        /* each Create's answer is held create_delay_ms (0: none); min_create_gap_ms is the least
+         * time between two Creates' arrivals: creates made one by one are at least the delay apart */
+        unsigned create_delay_ms;
+        long long min_create_gap_ms, last_create_ms;
+        unsigned n_creates_timed;
+        /* an attach also takes the ENI's last secondary address away: EC2 changed after the create's reply */
+        bool take_ip_at_attach;
         char **bodies;                  /* replies, kept until stop (fakesrv copies them late) */
         size_t n_bodies;
 };

@@ -30,6 +30,14 @@ After each round's last DEL the driver times how long until no pod veth is
 left (what vpc-ipamd still had to delete): the work moved off the DEL path
 must keep up.
 Then a burst: 100 ADDs spawned at once per plugin (failures, wall time).
+
+--refill: ADD while the pool refills. An m5.4xlarge node, vpc-ipamd with
+WARM_IP_TARGET=70 (IP_COOLDOWN_PERIOD=0, VPC_IPAM_SHRINK_DELAY=0), rounds of
+50 pods ADDed back to back per plugin (floor, ptp, vpc-cni interleaved as
+above): each vpc-cni ADD takes an address and the reconciler assigns more
+while the next ADDs are served. Each round starts with the pool at rest;
+after the first (at the target) it holds what the last round's DELs gave
+back, so it refills later in the round. Only ADD is reported.
 CPU is the child's user + system time from wait4 (ptp's includes
 host-local's): what is work rather than waiting. Peak RSS comes from a separate round of 10 ADD+DEL per plugin under GNU
 time (%M, the largest of any run; ptp's includes the host-local it waits
@@ -53,6 +61,7 @@ CNI = os.environ.get("VPC_CNI", "")
 FLOOR = os.environ.get("BENCH_FLOOR", "")
 IPAMD = os.environ.get("VPC_IPAMD", "")
 PTP = "/usr/lib/cni/ptp"
+REFILL_TARGET = 70      # --refill: vpc-ipamd's WARM_IP_TARGET
 
 
 # --- measuring one exec -----------------------------------------------------------------------
@@ -101,12 +110,11 @@ class Pods:
         try:
             for p in sleepers:
                 path = f"/proc/{p.pid}/ns/net"
-                for _ in range(500):
-                    if os.readlink(path) != mine:
-                        break
+                end = time.monotonic() + 20        # a loaded machine can take seconds to exec unshare
+                while os.readlink(path) == mine:
+                    if time.monotonic() > end:
+                        raise RuntimeError("a pod namespace did not appear")
                     time.sleep(0.002)
-                else:
-                    raise RuntimeError("a pod namespace did not appear")
                 self.fds.append(os.open(path, os.O_RDONLY))
         finally:
             for p in sleepers:
@@ -281,6 +289,57 @@ def daemon_ops(sock_path, n):
     return {"add": adds, "dele": dels}
 
 
+def pool_of(sock_path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(15)
+    try:
+        s.connect(sock_path)
+        s.send(json.dumps({"v": 1, "op": "pool"}).encode())
+        return json.loads(s.recv(65536))["pool"]
+    finally:
+        s.close()
+
+
+def refill_rounds(args, plugins, stats, errors):
+    """Rounds of ADDs that make vpc-ipamd refill, each from a pool at rest.
+    -> [(free before, addresses EC2 added during the ADDs)]."""
+    out = []
+    for r in range(max(1, args.pods // args.round)):
+        # the pool at rest (unchanged for 2 s). It keeps what the last round's DELs returned
+        # (the planner's hysteresis), so later rounds start fuller and refill later in the round.
+        end, last, since = time.monotonic() + 60, None, time.monotonic()
+        while time.monotonic() < end:
+            p = pool_of(args.socket)
+            if (p["available"], p["total"]) != last:
+                last, since = (p["available"], p["total"]), time.monotonic()
+            elif time.monotonic() - since >= 2 and p["assigned"] == 0:
+                break
+            time.sleep(0.1)
+        before = pool_of(args.socket)
+        pods = {p.name: Pods(args.round) for p in plugins}
+        try:
+            for i in range(args.round):
+                k = (r * args.round + i) % len(plugins)
+                for p in plugins[k:] + plugins[:k]:
+                    cid, ns = f"{p.name}-{r * args.round + i}", pods[p.name].paths[i]
+                    rc, dt, cpu, o = reap(*spawn(*p.add(cid, ns)))
+                    p.added(cid, rc, o)
+                    stats[p.name].take(rc, dt, cpu, "add")
+                    if rc:
+                        errors[p.name]["last_error"] = o
+            after = pool_of(args.socket)
+            out.append((before["available"], after["total"] - before["total"]))
+            for i in range(args.round):
+                for p in plugins:
+                    reap(*spawn(*p.delete(f"{p.name}-{r * args.round + i}", pods[p.name].paths[i])))
+        finally:
+            for ps in pods.values():
+                ps.close()
+        links_settled()
+        print(f"# refill round {r + 1} done", flush=True)
+    return out
+
+
 def gone_round(plugins, first, n):
     """DEL after the namespace is gone, as `ctr run --rm` sends it: ADD n pods
     per plugin, close their namespaces (the kernel takes the veths), then DEL
@@ -339,6 +398,12 @@ def inner_run(args, tmp):
                CniPlugin("vpc-sync", CNI, dict(vpc_conf, vethDelete="sync"))]
     stats = {p.name: Stats() for p in plugins}
     errors = {p.name: {} for p in plugins}
+    if args.refill:
+        grew = refill_rounds(args, plugins[:3], stats, errors)
+        out = {"stats": {k: vars(v) for k, v in stats.items()}, "grew": grew,
+               "errors": {k: v.get("last_error", "") for k, v in errors.items()}}
+        print("RESULT " + json.dumps(out), flush=True)
+        return 0
     rounds = max(1, args.pods // args.round)
     drains = []
     for r in range(rounds):
@@ -367,14 +432,20 @@ def outer(args):
     sys.path.insert(0, os.path.join(HERE, "..", "daemon"))
     from ipamd import Daemon, harness, wait_for
     warm = max(args.burst, 2 * args.round) + 10
-    w = harness.WorldFixture(nodes=1, instance_type="m5.24xlarge", fast=True)
+    env = {"WARM_IP_TARGET": "1", "MINIMUM_IP_TARGET": str(warm), "IP_COOLDOWN_PERIOD": "0"}
+    instance = "m5.24xlarge"
+    if args.refill:
+        warm, instance = REFILL_TARGET, "m5.4xlarge"
+        env = {"WARM_IP_TARGET": str(warm), "IP_COOLDOWN_PERIOD": "0", "VPC_IPAM_SHRINK_DELAY": "0"}
+    w = harness.WorldFixture(nodes=1, instance_type=instance, fast=True)
     d = None
     try:
-        d = Daemon(w, 0, {"WARM_IP_TARGET": "1", "MINIMUM_IP_TARGET": str(warm), "IP_COOLDOWN_PERIOD": "0"}).start()
+        d = Daemon(w, 0, env).start()
         wait_for(lambda: d.pool()["available"] >= warm, timeout=120, what="the warm pool")
         print(f"# pool warm: {d.pool()['available']} free addresses in vpc-ipamd", flush=True)
         cmd = ["nsenter", "--net=/run/netns/" + w.node_ns(0), sys.executable, os.path.abspath(__file__), "--inner",
-               "--socket", d.sock, "--pods", str(args.pods), "--round", str(args.round), "--burst", str(args.burst)]
+               "--socket", d.sock, "--pods", str(args.pods), "--round", str(args.round), "--burst", str(args.burst)] + \
+            (["--refill"] if args.refill else [])
         p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=1200)
         result = None
         for line in p.stdout.splitlines():
@@ -386,7 +457,8 @@ def outer(args):
             print(f"bench-cni: the inner run failed ({p.returncode})", file=sys.stderr)
             return 1
         assigned = d.pool()["assigned"]
-        report(result, args, assigned)
+        (report_refill if args.refill else report)(result, args, assigned)
+        print_parts(daemon_parts(d.log))
         return 0
     finally:
         if d:
@@ -444,6 +516,62 @@ def report(res, args, assigned):
     print(f"- addresses still assigned in vpc-ipamd afterwards: {assigned}")
 
 
+def daemon_parts(log_path, prefix="vpc-cni-"):
+    """From vpc-ipamd's log (debug level): the µs its ADDs spent in the store and its DELs in the
+    kernel (lookup, rules, routes, veth down) and in the store, for the vpc-cni (async) pods."""
+    parts = {"add store": [], "del unwire": [], "del store": []}
+    try:
+        with open(log_path) as f:
+            for line in f:
+                if '"store_us"' not in line:
+                    continue
+                try:
+                    j = json.loads(line)
+                except ValueError:
+                    continue
+                if not str(j.get("container_id", "")).startswith(prefix):
+                    continue
+                if j.get("msg") == "assigned address":
+                    parts["add store"].append(j["store_us"] / 1000)
+                elif j.get("msg") == "released address":
+                    parts["del unwire"].append(j["unwire_us"] / 1000)
+                    parts["del store"].append(j["store_us"] / 1000)
+    except OSError:
+        pass
+    return {k: v for k, v in parts.items() if v}
+
+
+def print_parts(parts):
+    if parts:
+        print("\nInside vpc-ipamd (its log), vpc-cni pods, median / p99 ms: " +
+              ", ".join(f"{k} {pct(v, 50):.2f} / {pct(v, 99):.2f}" for k, v in parts.items()) +
+              " (DEL: unwire = lookup, rules, route and veth down; store = the release's commit)")
+
+
+def report_refill(res, args, assigned):
+    st = res["stats"]
+    n = len(st["ptp"]["add"])
+    print(f"\n## ADD while the pool refills: WARM_IP_TARGET={REFILL_TARGET} on an m5.4xlarge, {n} pods per plugin "
+          f"in rounds of {args.round} back to back, times in ms (exec to exit)\n")
+    print("| plugin | ADD median | ADD p99 | failures | CPU ADD median |")
+    print("|---|---:|---:|---:|---:|")
+    for name, label in (("floor", "floor (bench-floor, libnl)"), ("ptp", "ptp + host-local"), ("vpc-cni", "vpc-cni")):
+        s = st[name]
+        print(f"| {label} | {pct(s['add'], 50):.2f} | {pct(s['add'], 99):.2f} | {s['fail']} | "
+              f"{pct(s['add_cpu'], 50):.2f} |")
+    print("\nPer round, vpc-ipamd's free addresses before the ADDs and the addresses EC2 added during them: " +
+          ", ".join(f"{b} / +{g}" for b, g in res["grew"]))
+    for name, e in res["errors"].items():
+        if e:
+            print(f"# last error of {name}: {e.strip()[:300]}")
+    v, ptp = st["vpc-cni"], st["ptp"]
+    ratio = pct(v["add"], 99) / pct(ptp["add"], 99)
+    print("\n## targets (vpc-cni / ptp + host-local)\n")
+    print(f"- vpc-cni while refilling: ADD p99 {ratio:.2f}x (target <= 0.5x): {'met' if ratio <= 0.5 else 'MISSED'}; "
+          f"ADD median {pct(v['add'], 50) / pct(ptp['add'], 50):.2f}x")
+    print(f"- addresses still assigned in vpc-ipamd afterwards: {assigned}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--inner", action="store_true")
@@ -451,6 +579,7 @@ def main():
     ap.add_argument("--pods", type=int, default=200)
     ap.add_argument("--round", type=int, default=50)
     ap.add_argument("--burst", type=int, default=100)
+    ap.add_argument("--refill", action="store_true", help="ADDs while the pool refills (WARM_IP_TARGET=70, m5.4xlarge)")
     args = ap.parse_args()
     # a timeout's SIGTERM still takes the world, the daemon and the pods down
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -301,12 +301,44 @@ COLD_CONFIGS = [
 ]
 
 
-def cold_once(env, total_want, avail_want):
+# Where a cold start's time goes: the daemon log's events, as ms from exec (the last of each kind).
+COLD_EVENTS = [("serving", "serving"), ("EC2 pass", "reconciled with EC2"),
+               ("primary Assign", "assigned secondary addresses"), ("ENIs created", "created ENI"),
+               ("ENIs attached", "attached ENI"), ("ENIs open", "ENI ready for pods"),
+               ("IMDS checked", "checked a new ENI against IMDS")]
+
+
+def log_events(path, wall0):
+    """{event label: ms after wall0 of its last occurrence} from a daemon's JSON log."""
+    import datetime
+    out = {}
+    try:
+        with open(path) as f:
+            lines = f.readlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            j = json.loads(line)
+        except ValueError:
+            continue
+        for label, msg in COLD_EVENTS:
+            if j.get("msg") == msg and "time" in j:
+                t = datetime.datetime.strptime(j["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                    tzinfo=datetime.timezone.utc).timestamp()
+                out[label] = (t - wall0) * 1000
+    return out
+
+
+def cold_once(env, total_want, avail_want, binary=None):
     w = world("m5.large")
+    saved = ipamd.IPAMD
+    ipamd.IPAMD = binary or saved
     d = Daemon(w, env=env, name="cold")
     try:
         spec = w.ctl("GET", "/latency")
         t0 = time.monotonic()
+        wall0 = time.time()
         d.start(wait=False)
         serving = first = done = None
         enis = 0
@@ -326,8 +358,9 @@ def cold_once(env, total_want, avail_want):
         if done is None:
             raise AssertionError(f"warm target not reached in 60 s: {poll_pool(d)}\n{d.tail()}")
         calls = stats_calls(w)
-        return spec, serving, first, done, enis, calls
+        return spec, serving, first, done, enis, calls, log_events(d.log, wall0)
     finally:
+        ipamd.IPAMD = saved
         d.stop()
         keep_log(d, "cold-" + label_slug(env))
         w.down()
@@ -342,28 +375,48 @@ def part_cold(reps):
     say("| configuration | vpc-ipamd first address (median / max) | vpc-ipamd warm target (median / max) | ENIs |"
         " EC2 calls | aws-node first address (modeled) | aws-node warm target (modeled) |")
     say("|---|---:|---:|---:|---:|---:|---:|")
-    results = []
+    # VPC_IPAMD_BASELINE: another build (e.g. the last commit's) run in the same world, interleaved run by run.
+    base = os.environ.get("VPC_IPAMD_BASELINE")
+    versions = [("", None)] + ([(" (baseline)", base)] if base else [])
+    results, breakdowns = [], []
     for label, env, total_want, avail_want in COLD_CONFIGS:
-        firsts, dones, servings, enis, calls = [], [], [], [], []
+        runs = {v: {"firsts": [], "dones": [], "servings": [], "enis": [], "calls": [], "events": []}
+                for v, _ in versions}
         spec = None
         for _ in range(reps):
-            spec, s, f, dn, e, c = cold_once(env, total_want, avail_want)
-            servings.append(s)
-            firsts.append(f)
-            dones.append(dn)
-            enis.append(e)
-            calls.append(sum(c.values()))
+            for v, binary in versions:
+                spec, s, f, dn, e, c, ev = cold_once(env, total_want, avail_want, binary)
+                r = runs[v]
+                r["servings"].append(s)
+                r["firsts"].append(f)
+                r["dones"].append(dn)
+                r["enis"].append(e)
+                r["calls"].append(sum(c.values()))
+                r["events"].append(ev)
 
         def target(m, total_want=total_want, avail_want=avail_want):
             return m.total() >= total_want and m.total() - m.assigned >= max(avail_want, 1)
         mf, md = model_cold(spec, 9, 3, env, target)
-        say(f"| {label} | {ms(statistics.median(firsts))} / {ms(max(firsts))} | {ms(statistics.median(dones))} / "
-            f"{ms(max(dones))} | {statistics.median(enis):.0f} | {statistics.median(calls):.0f} | "
-            f"{ms(statistics.median(mf))} | {ms(statistics.median(md))} (p99 {ms(pct(md, 99))}) |")
-        results.append((label, statistics.median(servings)))
+        for v, _ in versions:
+            r = runs[v]
+            say(f"| {label}{v} | {ms(statistics.median(r['firsts']))} / {ms(max(r['firsts']))} | "
+                f"{ms(statistics.median(r['dones']))} / {ms(max(r['dones']))} | {statistics.median(r['enis']):.0f} | "
+                f"{statistics.median(r['calls']):.0f} | {ms(statistics.median(mf))} | {ms(statistics.median(md))} "
+                f"(p99 {ms(pct(md, 99))}) |")
+            results.append((label + v, statistics.median(r["servings"])))
+            parts = []
+            for ev_label, _ in COLD_EVENTS:
+                xs = [e[ev_label] for e in r["events"] if ev_label in e]
+                if xs:
+                    parts.append(f"{ev_label} {ms(statistics.median(xs) / 1000)}")
+            parts.append(f"warm target {ms(statistics.median(r['dones']))}")
+            breakdowns.append((label + v, parts))
     say()
     for label, s in results:
         say(f"- socket serving (a `pool` answer) after a median {ms(s)} from exec, {label}.")
+    for label, parts in breakdowns:
+        say(f"- where the time goes, {label} (median ms from exec, each the last of its kind, from the daemon log):"
+            f" {', '.join(parts)}.")
     say(f"- emulator latencies used (GET /latency): {json.dumps(spec)}")
     say("- aws-node model: DescribeNetworkInterfaces at init, one prescaling increase, then every 5 s one increase"
         " (Assign+Describe on an ENI with room, else Create+DescribeInstances+Attach+Modify and IMDS polls at"
