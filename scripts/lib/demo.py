@@ -9,11 +9,22 @@ pods on one node and across nodes (pods on secondary ENIs included), the ADD
 timings; then it deletes the pods, shows the pool shrinking back to its warm
 target, and tears everything down. Exit status 1 if any check failed.
 
-usage: demo.py BUILD_DIR [--fast]
+--ipv6 shows IPv6 mode instead (issue 16, README "IPv6 mode"): an IPv6 VPC
+(`vpc-world up --ipv6`) with two nodes whose vpc-ipamd runs with
+ENABLE_IPv6=true, ENABLE_IPv4=false, ENABLE_PREFIX_DELEGATION=true; each
+node's /80 per EC2, a few pods per node on /128s through vpc-cni with their
+IPv4 egress addresses, vpc-ipamctl pool and pods, ICMPv6 pod to pod across
+the nodes, IPv6 pods reaching the IPv4-only outside host as their node's
+primary IPv4, then DEL leaving nothing behind, and the teardown.
+
+usage: demo.py BUILD_DIR [--fast] [--ipv6]
 """
 
+import importlib.util
+import ipaddress
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -25,6 +36,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "emulator"))
 
 BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(TOP, "build", "normal")
 FAST = "--fast" in sys.argv
+IPV6 = "--ipv6" in sys.argv
 os.environ["VPC_IPAMD"] = os.path.join(BUILD, "daemon", "vpc-ipamd")
 IPAMCTL = os.path.join(BUILD, "daemon", "vpc-ipamctl")
 CNI = os.path.join(BUILD, "cni-shim", "vpc-cni")
@@ -35,6 +47,9 @@ from ipamd import Daemon  # noqa: E402
 PODS = {0: 11, 1: 4}          # node 0 needs a second ENI: the primary holds 9 secondaries
 COOLDOWN = "10"               # seconds; short so the demo can show the pool shrinking
 SHRINK_DELAY = "20"           # seconds (default 120): how long the pool keeps room for its recent peak
+V6_ENV = {"ENABLE_IPv6": "true", "ENABLE_IPv4": "false", "ENABLE_PREFIX_DELEGATION": "true"}
+PODS6 = 3                     # per node in the IPv6 demo: a /80 holds them all, no ENI to open
+EGRESS_NET = ipaddress.ip_network("169.254.172.0/22")
 failures = []
 
 
@@ -70,12 +85,12 @@ def wait(cond, timeout, what, every=0.5, show=None):
 
 
 class Node:
-    def __init__(self, world, i):
+    def __init__(self, world, i, env=None):
         self.w, self.i = world, i
         self.ns = world.node_ns(i)
         self.inst = world.nodes[i]["instance_id"]
-        self.d = Daemon(world, i, env={"IP_COOLDOWN_PERIOD": COOLDOWN, "VPC_IPAM_SHRINK_DELAY": SHRINK_DELAY,
-                                       "AWS_VPC_K8S_CNI_LOGLEVEL": "info"})
+        self.d = Daemon(world, i, env=dict({"IP_COOLDOWN_PERIOD": COOLDOWN, "VPC_IPAM_SHRINK_DELAY": SHRINK_DELAY,
+                                            "AWS_VPC_K8S_CNI_LOGLEVEL": "info"}, **(env or {})))
         self.pods = []  # (name, netns, ip, eni)
 
     def ctl(self, *args):
@@ -162,9 +177,9 @@ def pings(world, nodes):
     check(drops == 0, f"the VPC's source/destination check dropped {drops} packets")
 
 
-def delete_pods(nodes):
+def delete_pods(nodes, assigned=("assigned",)):
     for n in nodes:
-        for name, ns, ip in n.pods:
+        for name, ns, *_ in n.pods:
             rc, out, _ = n.cni("DEL", name, f"/var/run/netns/{ns}")
             check(rc == 0, f"DEL {name}") if rc else None
             subprocess.run(["ip", "netns", "del", ns])
@@ -176,7 +191,7 @@ def delete_pods(nodes):
         while leftovers() and time.monotonic() < end:
             time.sleep(0.05)
         check(not leftovers(), f"node{n.i}: every pod's veth is gone after DEL")
-        check(n.d.pool()["assigned"] == 0, f"node{n.i}: no address is assigned after DEL")
+        check(all(n.d.pool()[k] == 0 for k in assigned), f"node{n.i}: no address is assigned after DEL")
 
 
 def main():
@@ -233,11 +248,26 @@ def main():
                                             f"WARM_ENI_TARGET=1 asks")
             check(ec2_enis(n) == 1, f"node{n.i}: EC2 agrees: one ENI attached, the others detached and deleted")
     finally:
-        section("teardown")
-        for n in nodes:
-            n.d.stop()
-        world.down()
-        say(f"  done in {time.monotonic() - t_start:.0f} s")
+        teardown(world, nodes, t_start)
+    return verdict()
+
+
+def teardown(world, nodes, t_start, procs=()):
+    section("teardown")
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    for n in nodes:
+        n.d.stop()
+    world.down()
+    left = [ns for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+            if ns.startswith(world.prefix + "-")]
+    check(not left, f"every network namespace the demo made is gone{' (left: ' + ' '.join(left) + ')' if left else ''}")
+    say(f"  done in {time.monotonic() - t_start:.0f} s")
+
+
+def verdict():
     if failures:
         say(f"\n{len(failures)} check(s) failed:")
         for f in failures:
@@ -247,5 +277,166 @@ def main():
     return 0
 
 
+# --- IPv6 mode (--ipv6) ------------------------------------------------------------------
+
+def _ipv6_test():
+    """tests/daemon/test_ipv6.py, loaded by path (tests/emulator has a test_ipv6 too): its ECHO, a TCP server
+    that answers each connection with the source address it saw, and ASK, its client."""
+    path = os.path.join(TOP, "tests", "daemon", "test_ipv6.py")
+    spec = importlib.util.spec_from_file_location("daemon_test_ipv6", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def prefixes80(n):
+    """EC2's truth: the /80s on node n's primary ENI."""
+    return n.w.eni_truth(n.w.nodes[n.i]["primary_eni_id"]).get("ipv6_prefixes") or []
+
+
+def ready(n):
+    st = n.d.try_call({"op": "status"})
+    return bool(st and st.get("ready"))
+
+
+def show_prefixes(n):
+    eni = n.w.nodes[n.i]["primary_eni_id"]
+    p80 = prefixes80(n)
+    say(f"  node{n.i}: {eni} holds {', '.join(p80) or 'no prefix'} (EC2's truth)")
+    subnet = ipaddress.ip_network(n.w.w["subnets"][0]["ipv6_cidr"])
+    check(len(p80) == 1 and ipaddress.ip_network(p80[0]).prefixlen == 80
+          and ipaddress.ip_network(p80[0]).subnet_of(subnet),
+          f"node{n.i}: exactly one /80, inside the subnet's {subnet}")
+
+
+def create_pods6(world, nodes):
+    for n in nodes:
+        p80 = (prefixes80(n) or ["::/128"])[0]
+        for k in range(PODS6):
+            name = f"node{n.i}-pod{k}"
+            ns = pod_ns(world, n.i, k)
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+            rc, out, took = n.cni("ADD", name, f"/var/run/netns/{ns}")
+            addrs = [ipaddress.ip_interface(a["address"]) for a in out.get("ips") or []]
+            v6 = [a for a in addrs if a.version == 6 and a.network.prefixlen == 128]
+            v4 = [a for a in addrs if a.version == 4]
+            if rc != 0 or len(v6) != 1 or len(v4) != 1:
+                check(False, f"ADD {name}: one /128 and one IPv4 egress address: {out}")
+                continue
+            n.pods.append((name, ns, str(v6[0].ip), str(v4[0].ip)))
+            say(f"  {name}  {str(v6[0]):<32} egress {str(v4[0].ip):<15} ADD {took * 1000:6.1f} ms")
+            check(v6[0].ip in ipaddress.ip_network(p80) and v4[0].ip in EGRESS_NET,
+                  f"{name}: its /128 is in node{n.i}'s {p80}, its egress address in {EGRESS_NET}")
+    ips = [p[2] for n in nodes for p in n.pods]
+    check(len(set(ips)) == len(ips) == PODS6 * len(nodes), f"{len(ips)} pods, {len(set(ips))} distinct /128s")
+
+
+def in_pod(ns, *args):
+    return subprocess.run(["ip", "netns", "exec", ns] + list(args), capture_output=True, text=True, timeout=30)
+
+
+def pings6(world, nodes):
+    a, b = nodes
+    if len(a.pods) < 2 or len(b.pods) < 2:
+        return check(False, "two pods on each node to ping between")
+    before = world.truth()["fabric"]["drops_total"]
+    pairs = [("same node", a.pods[0], a.pods[1]), ("across nodes", a.pods[0], b.pods[0]),
+             ("across nodes", b.pods[1], a.pods[1])]
+    for what, src, dst in pairs:
+        ok = in_pod(src[1], "ping", "-6", "-c", "1", "-W", "2", dst[2]).returncode == 0
+        check(ok, f"ping -6 {src[0]} ({src[2]}) -> {dst[0]} ({dst[2]}): {what}")
+    drops = world.truth()["fabric"]["drops_total"] - before
+    check(drops == 0, f"the VPC's source/destination check dropped {drops} packets")
+
+
+def egress(world, nodes, procs):
+    out_ns, outside = world.w["outside"]["netns"], world.w["outside"]["ip"]
+    t = _ipv6_test()
+    srv = subprocess.Popen(["ip", "netns", "exec", out_ns, sys.executable, "-c", t.ECHO, outside, "7000"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    procs.append(srv)
+    if not check(srv.stdout.readline().strip() == "ready", f"a TCP server on the outside host {outside}:7000"):
+        return
+    for n in nodes:
+        if not n.pods:
+            continue
+        name, ns, ip, eg = n.pods[-1]
+        got = in_pod(ns, sys.executable, "-c", t.ASK, outside, "7000").stdout.strip()
+        primary = n.w.nodes[n.i]["primary_ip"]
+        check(got == primary, f"{name} ({ip}, egress {eg}) -> {outside}:7000: the outside saw {got or 'nothing'}, "
+                              f"node{n.i}'s primary IPv4 is {primary}")
+
+
+def leftovers6(n, pods):
+    """What DEL should have removed from node n: routes, rules, neighbours and egress addresses of its pods."""
+    sh = lambda *a: subprocess.run(["ip", "-n", n.ns] + list(a), capture_output=True, text=True).stdout  # noqa: E731
+    text = " ".join([sh("-6", "route", "show", "table", "all"), sh("-6", "rule", "show"), sh("-6", "neigh", "show"),
+                     sh("-4", "route", "show", "table", "all")]).split()
+    left = [ip for p in pods for ip in (p[2], p[3]) if ip in text or ip + "/128" in text]
+    if "169.254.172." in sh("-4", "addr", "show"):
+        left.append("an address in 169.254.172.0/22")
+    return left
+
+
+def main6():
+    t_start = time.monotonic()
+    section("an emulated IPv6 VPC: 2 x m5.large" + (" (fast latencies)" if FAST else " (EC2-like latencies)"))
+    world = harness.WorldFixture(nodes=2, instance_type="m5.large", fast=FAST, extra=["--ipv6"])
+    nodes, procs = [], []
+    try:
+        w = world.w
+        say(f"  VPC {w['vpc']['cidrs'][0]} and {w['vpc']['ipv6_cidrs'][0]}, subnet {w['subnets'][0]['ipv6_cidr']}, "
+            f"up in {world.up_seconds:.1f} s")
+        for i, nd in enumerate(world.nodes):
+            say(f"  node{i}: {nd['instance_id']}, primary {nd['primary_ip']} and {nd['primary_ipv6']}")
+        say(f"  outside host {w['outside']['ip']} (IPv4 only)")
+
+        section("vpc-ipamd in IPv6 mode on each node: its /80")
+        say("  (" + ", ".join(f"{k}={v}" for k, v in V6_ENV.items()) + ")")
+        for i in range(2):
+            nodes.append(Node(world, i, V6_ENV))
+            nodes[-1].d.start()
+        t0 = time.monotonic()
+        if wait(lambda: all(ready(n) and prefixes80(n) for n in nodes), 60, "both nodes ready with a /80"):
+            say(f"  both ready after {time.monotonic() - t0:.1f} s")
+        for n in nodes:
+            show_prefixes(n)
+        created = world.ctl("GET", "/stats")["api"].get("CreateNetworkInterface", {}).get("calls", 0)
+        check(created == 0, f"no ENI created ({created} CreateNetworkInterface calls): "
+                            "the /80 lives on the primary ENI")
+
+        section(f"pods: {PODS6} per node through vpc-cni, a /128 from the node's /80 each, plus IPv4 egress")
+        create_pods6(world, nodes)
+
+        for n in nodes:
+            section(f"node{n.i}: vpc-ipamctl pool / pods")
+            say("  " + n.ctl("pool").replace("\n", "\n  ").rstrip())
+            say("  " + n.ctl("pods").replace("\n", "\n  ").rstrip())
+
+        section("ICMPv6 between pods")
+        pings6(world, nodes)
+
+        section("IPv4 egress: IPv6 pods reach the IPv4-only outside host, SNATed to their node's IPv4")
+        egress(world, nodes, procs)
+
+        section("delete every pod")
+        pods = {n.i: list(n.pods) for n in nodes}
+        delete_pods(nodes, assigned=("ipv6_assigned", "egress_assigned"))
+        for n in nodes:
+            left = leftovers6(n, pods[n.i])
+            check(not left, f"node{n.i}: no route, rule, neighbour or egress address of a pod left"
+                            + (f" (left: {', '.join(left)})" if left else ""))
+            check(n.d.call({"op": "pods"})["pods"] == [], f"node{n.i}: vpc-ipamctl pods lists none")
+            check(len(prefixes80(n)) == 1, f"node{n.i}: its /80 stays on the primary ENI for the next pods")
+    finally:
+        teardown(world, nodes, t_start, procs)
+    return verdict()
+
+
+def on_sigterm(signum, frame):
+    sys.exit(128 + signum)     # runs main's finally: daemons stopped, namespaces deleted
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    signal.signal(signal.SIGTERM, on_sigterm)
+    sys.exit(main6() if IPV6 else main())
