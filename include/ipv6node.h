@@ -10,13 +10,19 @@
  * AssignIpv6Addresses(Ipv6PrefixCount=1) under an intent. A daemon killed
  * around that call leaves the intent open; the next setup reads EC2's list
  * first, so a /80 the call did make is adopted (intent done) and one it did
- * not is asked for again (intent failed): never two, never none.
+ * not is asked for again (intent failed): never two, never none. An open
+ * intent younger than IPV6NODE_SETTLE_MS is not failed yet (EC2's list
+ * lags a call that timed out): the setup returns -EAGAIN meanwhile. /80s the
+ * store has and the ENI no longer lists are dropped (withdrawn while pods
+ * hold them), never handed out.
  */
 #pragma once
 
 #include "errmsg.h"
 #include "ipamd-ctx.h"
 #include "store.h"
+
+#define IPV6NODE_SETTLE_MS 30000
 
 /*
  * The primary ENI recorded, its /80 adopted or assigned, and the VPC's IPv6

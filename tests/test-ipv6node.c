@@ -111,6 +111,32 @@ START_TEST(test_adopts_the_first_listed) {
 }
 END_TEST
 
+/* A /80 the store has and the ENI no longer lists: dropped when empty, else kept for its pods; never handed out. */
+START_TEST(test_drops_unlisted_prefixes) {
+        struct testctx *t = v6ctx();
+        const char *gone = "2600:1f14:abc:de00::/80", *gone2 = "2600:1f14:abc:de00:1::/80";     /* below EC2's */
+        setup_ok(t, NULL);
+        ck_assert_int_eq(store_prefix6_add(t->st, TESTCTX_PRIMARY_ENI, gone, testctx_now), 0);
+        ck_assert_int_eq(store_prefix6_add(t->st, TESTCTX_PRIMARY_ENI, gone2, testctx_now), 0);
+        struct store_attachment a = { .container_id = "old", .ifname = "eth0" };
+        struct store_lease l;
+        ck_assert_int_eq(store_assign6(t->st, &a, false, testctx_now, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "2600:1f14:abc:de00::");         /* the lowest /80, held by a pod */
+        setup_ok(t, NULL);                                      /* a restart */
+        char (*cidrs)[STORE_CIDR6_MAX] = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_prefixes6(t->st, NULL, &cidrs, &n), 0);
+        ck_assert_uint_eq(n, 2);                                /* gone2 dropped; gone kept for its pod */
+        ck_assert_str_eq(cidrs[0], gone);
+        free(cidrs);
+        ck_assert_int_eq(store_lookup(t->st, "old", "eth0", &l), 0);
+        ck_assert_int_eq(store_release(t->st, "old", "eth0", testctx_now, 0, NULL), 1);
+        setup_ok(t, NULL);
+        assert_one_prefix(t);                                   /* and new pods get EC2's */
+        testctx_free(t);
+}
+END_TEST
+
 static void op_setup(struct ipamd_ctx *o, void *arg) {
         (void)arg;
         ipv6node_setup(o, NULL, NULL);
@@ -124,6 +150,14 @@ START_TEST(test_crash_before_assign) {
         ck_assert_uint_eq(ec2_prefixes(t, NULL), 0);
         testctx_restart(t);                             /* the IPv4 resolution leaves it to IPv6 set-up */
         ck_assert_uint_eq(testctx_open_intents(t), 1);
+        /* EC2's list may lag the call: the intent is not failed (no second /80) before it settles */
+        struct errmsg err = { 0 };
+        testctx_now += IPV6NODE_SETTLE_MS - 1;
+        ck_assert_int_eq(ipv6node_setup(&t->ctx, NULL, &err), -EAGAIN);
+        ck_assert_ptr_nonnull(strstr(err.text, "settle"));
+        ck_assert_uint_eq(testctx_open_intents(t), 1);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 1);
+        testctx_now += 1;
         setup_ok(t, NULL);
         ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 2);
         assert_one_prefix(t);
@@ -170,6 +204,7 @@ START_TEST(test_refused_by_ec2) {
         fakeec2_lock(&t->f);
         t->f.fail_times = 0;
         fakeec2_unlock(&t->f);
+        testctx_now += IPV6NODE_SETTLE_MS;              /* EC2's list has settled: it made none */
         setup_ok(t, NULL);
         assert_one_prefix(t);
         testctx_free(t);
@@ -415,6 +450,7 @@ int main(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_assigns_then_adopts);
         tcase_add_test(tc, test_adopts_the_first_listed);
+        tcase_add_test(tc, test_drops_unlisted_prefixes);
         tcase_add_test(tc, test_crash_before_assign);
         tcase_add_test(tc, test_crash_after_assign);
         tcase_add_test(tc, test_refused_by_ec2);
