@@ -304,6 +304,22 @@ int ipv6node_witness(struct ipamd_ctx *o, size_t *ret_n, struct errmsg *err) {
         return r < 0 ? r : 0;
 }
 
+int ipv6node_egress_in_use(struct ipamd_ctx *o, int64_t cooldown_ms, size_t *ret_kept, struct errmsg *err) {
+        struct hostnet_host_route *r4 = NULL;
+        size_t n = 0;
+        int r = hostnet_host_routes(o->net, &r4, &n, err);
+        const char **ips = r >= 0 ? calloc(n ? n : 1, sizeof *ips) : NULL;
+        if (r >= 0 && !ips)
+                r = errmsg_set(err, -ENOMEM, "out of memory");
+        for (size_t i = 0; ips && i < n; i++)
+                ips[i] = r4[i].ip;      /* the store ignores those outside the egress range */
+        if (r >= 0 && (r = store_egress_in_use(o->store, ips, n, o->now_ms(), cooldown_ms, ret_kept)) < 0)
+                errmsg_set(err, r, "cannot record the egress addresses in use on the node");
+        free(ips);
+        free(r4);
+        return r < 0 ? r : 0;
+}
+
 /* --- sysctls ----------------------------------------------------------------------- */
 
 /* Whether the sysctl at path reads value already (a short read or none: no). */

@@ -44,6 +44,16 @@ int ipv6node_setup(struct ipamd_ctx *o, char ret[STORE_CIDR6_MAX], struct errmsg
 int ipv6node_witness(struct ipamd_ctx *o, size_t *ret_n, struct errmsg *err);
 
 /*
+ * The egress addresses in use on the node: every main-table /32 route in
+ * 169.254.172.0/22 through a device (a pod's egress host veth, ours or
+ * aws-node's at a takeover) goes to store_egress_in_use, so an address a pod
+ * the store does not know holds is never handed out. Call it at every start
+ * before serving (after the witness and the import). o->net must be open.
+ * The number of addresses kept for unknown pods in *ret_kept.
+ */
+int ipv6node_egress_in_use(struct ipamd_ctx *o, int64_t cooldown_ms, size_t *ret_kept, struct errmsg *err);
+
+/*
  * The node's IPv6 sysctls under procsys ("/proc/sys"; a directory in tests):
  * net/ipv6/conf/all/disable_ipv6=0, net/ipv6/conf/all/forwarding=1,
  * net/ipv4/ip_forward=1, net/ipv6/conf/<primary_if>/accept_ra=2 (forwarding
