@@ -426,6 +426,32 @@ START_TEST(test_daemon_in_netns) {
         ck_assert_str_ne(rep.addr.egress_ip, "169.254.172.2");
         proto_reply_done(&rep);
         stop_ipamd(pid);
+        /* Taking over from aws-node (a new store): its pod on the /80's base, its egress route to .2 on an
+         * unaliased veth. Neither address goes to a new pod. */
+        ck_assert_int_eq(testlib_sh("ip link del enitest1 && ip link del enitest2 && "
+                                    "ip link add awsegr type veth peer name awsegrp && ip link set awsegr up && "
+                                    "ip route add 169.254.172.2/32 dev awsegr && "
+                                    "printf '{\"version\":\"vpc-cni-ipam/1\",\"allocations\":[{\"containerID\":"
+                                    "\"aws-pod\",\"ifName\":\"eth0\",\"ipv6\":\"%s\"}]}' > %s/none.json",
+                                    p80, testlib_tmpdir()), 0);
+        char aws_db[600];
+        snprintf(aws_db, sizeof aws_db, "%s/aws.db", testlib_tmpdir());
+        ck_assert_int_eq(store_open(aws_db, &lost, NULL), 0);
+        ck_assert_int_eq(store_itype_put(lost, &it), 0);
+        store_close(lost);
+        pid = start_ipamd(t, aws_db, sock);
+        wait_serving(sock, pid);
+        snprintf(chk.att.container_id, sizeof chk.att.container_id, "aws-pod");
+        ck_assert_int_eq(proto_call(sock, &chk, 5000, &rep, &e), 0);
+        ck_assert_msg(rep.ok, "aws-node's pod was not imported: %s", rep.error.msg);
+        ck_assert_str_eq(rep.addr.ip, p80);
+        proto_reply_done(&rep);
+        add(sock, "pod-d", &rep);
+        ck_assert_str_ne(rep.addr.ip, p80);
+        ck_assert_str_eq(rep.addr.egress_ip, "169.254.172.3");
+        proto_reply_done(&rep);
+        stop_ipamd(pid);
+        ck_assert_int_eq(testlib_sh("rm %s/none.json", testlib_tmpdir()), 0);
         /* A non-nitro type: no prefix delegation, so no IPv6 mode (aws-node exits too). */
         char xen_db[600];
         snprintf(xen_db, sizeof xen_db, "%s/xen.db", testlib_tmpdir());
