@@ -1280,24 +1280,31 @@ START_TEST(test_v6_assign_addr) {
 }
 END_TEST
 
-/* Egress addresses, all handed out once: the one released longest ago past its cooldown comes back first. */
+/* Egress addresses, none left unused: the one released longest ago past its cooldown comes back first. */
 START_TEST(test_v6_egress_cooldown_lru) {
         store *s = node6();
-        struct store_attachment a;
-        struct store_lease l;
-        char cid[16];
-        for (int i = 0; i < STORE_EGRESS4_COUNT; i++) {
-                snprintf(cid, sizeof cid, "p%d", i);
-                a = att(cid);
-                ck_assert_int_eq(store_assign6(s, &a, true, T0, &l, NULL), 0);
+        static char text[STORE_EGRESS4_COUNT][16];
+        const char *rest[STORE_EGRESS4_COUNT];
+        size_t n = 0;
+        assign6(s, "p0", true, T0, "2600:1f14:abc:de00:1234::", "169.254.172.2");
+        assign6(s, "p1", true, T0, "2600:1f14:abc:de00:1234::1", "169.254.172.3");
+        assign6(s, "p2", true, T0, "2600:1f14:abc:de00:1234::2", "169.254.172.4");
+        assign6(s, "p3", true, T0, "2600:1f14:abc:de00:1234::3", "169.254.172.5");
+        for (int off = 6; off <= 1022; off++, n++) {     /* the rest held by pods the store does not know */
+                snprintf(text[n], sizeof text[n], "169.254.%d.%d", 172 + off / 256, off % 256);
+                rest[n] = text[n];
         }
-        a = att("late");
+        ck_assert_int_eq(store_egress_in_use(s, rest, n, T0, COOLDOWN, NULL), 0);
+        struct store_attachment a = att("late");
+        struct store_lease l;
         ck_assert_int_eq(store_assign6(s, &a, true, T0, &l, NULL), -EAGAIN);     /* none left */
-        ck_assert_int_eq(store_release(s, "p5", "eth0", T0 + 1, COOLDOWN, NULL), 1);      /* .7 */
+        ck_assert_int_eq(store_release(s, "p3", "eth0", T0 + 1, COOLDOWN, NULL), 1);      /* .5 */
         ck_assert_int_eq(store_release(s, "p1", "eth0", T0 + 2, COOLDOWN, NULL), 1);      /* .3 */
         ck_assert_int_eq(store_assign6(s, &a, true, T0 + 1 + COOLDOWN - 1, &l, NULL), -EAGAIN);  /* both cool */
-        assign6(s, "late", true, T0 + 2 + COOLDOWN, "2600:1f14:abc:de00:1234::1", "169.254.172.7");
-        assign6(s, "later", true, T0 + 2 + COOLDOWN, "2600:1f14:abc:de00:1234::5", "169.254.172.3");
+        assign6(s, "late", true, T0 + 1 + COOLDOWN, "2600:1f14:abc:de00:1234::3", "169.254.172.5");
+        a = att("later");
+        ck_assert_int_eq(store_assign6(s, &a, true, T0 + 1 + COOLDOWN, &l, NULL), -EAGAIN);      /* .3 cools */
+        assign6(s, "later", true, T0 + 2 + COOLDOWN, "2600:1f14:abc:de00:1234::1", "169.254.172.3");
         healthy(s, T0 + 2 + COOLDOWN);
         store_close(s);
 }
