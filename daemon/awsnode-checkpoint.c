@@ -34,11 +34,12 @@ static int parse_alloc(const cJSON *o, size_t i, struct awsnode_alloc *a, struct
         if (!cJSON_IsObject(o) || !copy_str(o, "containerID", a->container_id, sizeof a->container_id, true) ||
             !copy_str(o, "ifName", a->ifname, sizeof a->ifname, true) ||
             !copy_str(o, "networkName", a->network_name, sizeof a->network_name, false) ||
-            !copy_str(o, "ipv4", a->ipv4, sizeof a->ipv4, false) || (meta && !cJSON_IsObject(meta)) ||
+            !copy_str(o, "ipv4", a->ipv4, sizeof a->ipv4, false) ||
+            !copy_str(o, "ipv6", a->ipv6, sizeof a->ipv6, false) || (meta && !cJSON_IsObject(meta)) ||
             (meta && (!copy_str(meta, "k8sPodNamespace", a->pod_namespace, sizeof a->pod_namespace, false) ||
                       !copy_str(meta, "k8sPodName", a->pod_name, sizeof a->pod_name, false))))
                 return errmsg_set(err, -EINVAL, "allocation %zu: containerID and ifName must be non-empty "
-                                  "strings, and ipv4, networkName and metadata's pod fields strings that fit", i);
+                                  "strings, and ipv4, ipv6, networkName and metadata's pod fields strings that fit", i);
         const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "allocationTimestamp");
         /* a double: beyond int64 (not a time aws-node writes) counts as absent */
         if (cJSON_IsNumber(ts) && ts->valuedouble > 0 && ts->valuedouble < 9.2e18)

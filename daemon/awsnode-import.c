@@ -4,6 +4,9 @@
  * allocation: the store refuses an address it does not hold or that another
  * attachment holds, and the import reports those as skipped rather than
  * failing — a pod whose address EC2 no longer lists has lost it already.
+ * In IPv6 mode it is one store_assign6_addr() per IPv6 allocation, and a
+ * /128 outside the store's /80s stops the import (it is the /80 aws-node
+ * used that the store adopted: an address outside it is not understood).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,12 +15,26 @@
 #include "awsnode-import.h"
 #include "protocol.h"
 
+/* The lease of an IPv6 allocation: 1 imported, 0 skipped, -EADDRNOTAVAIL when its /128 cannot be held. */
+static int import6(store *s, const struct store_attachment *att, const struct awsnode_alloc *a, int64_t now_ms,
+                   awsnode_skip_fn skipped, void *userdata) {
+        int r = store_assign6_addr(s, att, a->ipv6, NULL, now_ms, NULL);
+        if (r == 0 || r == 1)
+                return 1;
+        if (r == -EBUSY || r == -EEXIST) {
+                skipped(userdata, a, "the address or the attachment is held by another pod");
+                return 0;
+        }
+        return r == -ENOENT || r == -EINVAL ? -EADDRNOTAVAIL : r;
+}
+
 /* One allocation: 1 imported, 0 skipped (skipped() told why), or a store error. */
-static int import_one(store *s, hostnet *net, const struct awsnode_alloc *a, const char *veth_prefix, int64_t now_ms,
-                      awsnode_skip_fn skipped, void *userdata, struct awsnode_import_report *rep) {
+static int import_one(store *s, hostnet *net, const struct awsnode_alloc *a, const char *veth_prefix, bool ipv6,
+                      int64_t now_ms, awsnode_skip_fn skipped, void *userdata, struct awsnode_import_report *rep) {
         char veth[STORE_IFNAME_MAX + 1] = "";
-        if (!a->ipv4[0]) {
-                skipped(userdata, a, "no IPv4 address (vpc-ipam serves IPv4 only)");
+        if (!(ipv6 ? a->ipv6 : a->ipv4)[0]) {
+                skipped(userdata, a, ipv6 ? "no IPv6 address (vpc-ipamd runs in IPv6 mode)"
+                                          : "no IPv4 address (vpc-ipamd runs in IPv4 mode)");
                 return 0;
         }
         if (a->pod_namespace[0] && a->pod_name[0])
@@ -39,6 +56,12 @@ static int import_one(store *s, hostnet *net, const struct awsnode_alloc *a, con
         struct store_attachment att = { .container_id = a->container_id, .ifname = a->ifname,
                                         .pod_namespace = a->pod_namespace, .pod_name = a->pod_name,
                                         .host_veth = veth };
+        if (ipv6) {
+                int r6 = import6(s, &att, a, now_ms, skipped, userdata);
+                if (r6 == 1 && adopted)
+                        rep->veths_adopted++;
+                return r6;
+        }
         int r = store_assign_addr(s, &att, a->ipv4, now_ms, NULL);
         if (r == -ENOENT || r == -EBUSY || r == -EEXIST || r == -EINVAL) {
                 skipped(userdata, a, r == -ENOENT ? "the address is on none of the node's ENIs"
@@ -53,14 +76,20 @@ static int import_one(store *s, hostnet *net, const struct awsnode_alloc *a, con
         return 1;
 }
 
-int awsnode_import(store *s, hostnet *net, const struct awsnode_checkpoint *c, const char *veth_prefix,
+int awsnode_import(store *s, hostnet *net, const struct awsnode_checkpoint *c, const char *veth_prefix, bool ipv6,
                    int64_t now_ms, awsnode_skip_fn skipped, void *userdata, struct awsnode_import_report *ret,
                    struct errmsg *err) {
         struct awsnode_import_report rep = { 0 };
         for (size_t i = 0; i < c->n; i++) {
-                int r = import_one(s, net, &c->allocs[i], veth_prefix, now_ms, skipped, userdata, &rep);
+                const struct awsnode_alloc *a = &c->allocs[i];
+                int r = import_one(s, net, a, veth_prefix, ipv6, now_ms, skipped, userdata, &rep);
+                if (r == -EADDRNOTAVAIL)
+                        return errmsg_set(err, r, "the pod %s/%s (container %s) holds %s, outside the node's IPv6 "
+                                          "prefix: it cannot be taken over, and its address could be handed out "
+                                          "again", a->pod_namespace, a->pod_name, a->container_id, a->ipv6);
                 if (r < 0)
-                        return errmsg_set(err, r, "cannot record the lease of %s: %s", c->allocs[i].ipv4, strerror(-r));
+                        return errmsg_set(err, r, "cannot record the lease of %s: %s", ipv6 ? a->ipv6 : a->ipv4,
+                                          strerror(-r));
                 *(r ? &rep.imported : &rep.skipped) += 1;
         }
         char value[32];

@@ -37,36 +37,82 @@ static void format_cidr6(const struct imds_cidr6 *c, char out[STORE_CIDR6_MAX]) 
         snprintf(out, STORE_CIDR6_MAX, "%s/%u", ip, c->len);
 }
 
-/* The /80 the primary ENI has: 0 with it in ret, -ENOENT when none; EC2's list, or IMDS's without provisioning. */
-static int listed_prefix(struct ipamd_ctx *o, char ret[STORE_CIDR6_MAX], struct errmsg *err) {
+/* The /80s the primary ENI has (EC2's list, or IMDS's without provisioning), in *ret (malloc'd; *ret_n may be 0). */
+static int listed_prefixes(struct ipamd_ctx *o, char (**ret)[STORE_CIDR6_MAX], size_t *ret_n, struct errmsg *err) {
+        size_t n = 0;
         if (o->cfg->no_provisioning) {
                 struct imds_eni6 *e = NULL;
                 int r = imds_eni6(o->imds, o->node->primary_mac, &e, err);
                 if (r < 0)
                         return r;
-                if (e->n_prefixes)
-                        format_cidr6(&e->prefixes[0], ret);
-                r = e->n_prefixes ? 0 : -ENOENT;
+                n = e->n_prefixes;
+                if ((*ret = calloc(n ? n : 1, sizeof **ret)) != NULL)
+                        for (size_t i = 0; i < n; i++)
+                                format_cidr6(&e->prefixes[i], (*ret)[i]);
                 imds_eni6_free(e);
-                return r;
-        }
-        struct ec2_result *res = NULL;
-        struct ec2_error e = { 0 };
-        int r = ctx_describe_eni(o, o->node->primary_eni_id, &res, &e);
-        if (r < 0) {
+        } else {
+                struct ec2_result *res = NULL;
+                struct ec2_error e = { 0 };
+                int r = ctx_describe_eni(o, o->node->primary_eni_id, &res, &e);
+                if (r < 0) {
+                        ec2_result_free(res);
+                        return errmsg_set(err, r == -ENOENT ? -ENXIO : r, "DescribeNetworkInterfaces %s: %s",
+                                          o->node->primary_eni_id, errmsg_text(&e.msg, r));
+                }
+                n = res->enis[0].n_ipv6_prefixes;
+                if ((*ret = calloc(n ? n : 1, sizeof **ret)) != NULL)
+                        for (size_t i = 0; i < n; i++)
+                                snprintf((*ret)[i], STORE_CIDR6_MAX, "%s", res->enis[0].ipv6_prefixes[i]);
                 ec2_result_free(res);
-                return errmsg_set(err, r == -ENOENT ? -ENXIO : r, "DescribeNetworkInterfaces %s: %s",
-                                  o->node->primary_eni_id, errmsg_text(&e.msg, r));
         }
-        const struct ec2_eni *eni = &res->enis[0];
-        if (eni->n_ipv6_prefixes)
-                snprintf(ret, STORE_CIDR6_MAX, "%s", eni->ipv6_prefixes[0]);
-        r = eni->n_ipv6_prefixes ? 0 : -ENOENT;
-        if (eni->n_ipv6_prefixes > 1)   /* aws-node uses the first and never frees the others */
+        if (!*ret)
+                return errmsg_set(err, -ENOMEM, "out of memory");
+        *ret_n = n;
+        return 0;
+}
+
+/*
+ * The /80 to use: the first listed (aws-node uses the first and never frees
+ * the others), -ENOENT when none. The store's /80s are reconciled with the
+ * list first: one the ENI no longer has is dropped, or withdrawn while pods
+ * hold it, so it is never handed out.
+ */
+static int listed_prefix(struct ipamd_ctx *o, char ret[STORE_CIDR6_MAX], struct errmsg *err) {
+        char (*list)[STORE_CIDR6_MAX] = NULL;
+        size_t n = 0, dropped = 0, withdrawn = 0;
+        int r = listed_prefixes(o, &list, &n, err);
+        if (r < 0)
+                return r;
+        if (n)
+                snprintf(ret, STORE_CIDR6_MAX, "%s", list[0]);
+        if (n > 1)
                 log_warn("the primary ENI has several IPv6 prefixes; using the first", LF_STR("prefix", ret),
-                         LF_INT("prefixes", (int)eni->n_ipv6_prefixes));
-        ec2_result_free(res);
-        return r;
+                         LF_INT("prefixes", (int)n));
+        r = store_prefixes6_reconcile(o->store, o->node->primary_eni_id, (const char (*)[STORE_CIDR6_MAX])list, n,
+                                      &dropped, &withdrawn);
+        free(list);
+        if (r < 0)
+                return errmsg_set(err, r, "cannot reconcile the store's IPv6 prefixes with the ENI's");
+        if (dropped || withdrawn)
+                log_warn("the primary ENI no longer has IPv6 prefixes the store had: none is handed out again",
+                         LF_INT("dropped", (int)dropped), LF_INT("kept_for_their_pods", (int)withdrawn));
+        return n ? 0 : -ENOENT;
+}
+
+/* The newest open assign_ipv6_prefix intent's age in ms, or -1 when none is open. */
+static int64_t open_intent_age(struct ipamd_ctx *o) {
+        struct store_intent *its = NULL;
+        size_t n = 0;
+        int64_t age = -1;
+        if (store_intents_open(o->store, &its, &n) < 0)
+                return 0;       /* unknown: treated as just begun */
+        for (size_t i = 0; i < n; i++)
+                if (its[i].kind == STORE_INTENT_ASSIGN_IPV6_PREFIX) {
+                        int64_t a = o->now_ms() - its[i].created_ms;
+                        age = age < 0 || a < age ? (a > 0 ? a : 0) : age;
+                }
+        free(its);
+        return age;
 }
 
 /* Close every open assign_ipv6_prefix intent: EC2's list has settled it. */
@@ -140,6 +186,11 @@ static int obtain_prefix(struct ipamd_ctx *o, char ret[STORE_CIDR6_MAX], struct 
                 return errmsg_set(err, -ENOENT, "the primary ENI %s has no IPv6 prefix and vpc-ipamd may not "
                                   "assign one (DISABLE_NETWORK_RESOURCE_PROVISIONING or ENABLE_IMDS_ONLY_MODE)",
                                   o->node->primary_eni_id);
+        int64_t age = open_intent_age(o);
+        if (age >= 0 && age < IPV6NODE_SETTLE_MS)       /* EC2's list may not show a /80 just assigned yet */
+                return errmsg_set(err, -EAGAIN, "an AssignIpv6Addresses of %lld ms ago has an unknown outcome and EC2 "
+                                  "lists no IPv6 prefix yet; waiting %d s for its list to settle before asking again",
+                                  (long long)age, IPV6NODE_SETTLE_MS / 1000);
         settle_open(o, STORE_INTENT_FAILED, NULL);      /* EC2 lists none: an interrupted assign made none */
         return assign_prefix(o, ret, err);
 }
@@ -250,6 +301,22 @@ int ipv6node_witness(struct ipamd_ctx *o, size_t *ret_n, struct errmsg *err) {
         free(w.r4);
         if (r >= 0 && ret_n)
                 *ret_n = n;
+        return r < 0 ? r : 0;
+}
+
+int ipv6node_egress_in_use(struct ipamd_ctx *o, int64_t cooldown_ms, size_t *ret_kept, struct errmsg *err) {
+        struct hostnet_host_route *r4 = NULL;
+        size_t n = 0;
+        int r = hostnet_host_routes(o->net, &r4, &n, err);
+        const char **ips = r >= 0 ? calloc(n ? n : 1, sizeof *ips) : NULL;
+        if (r >= 0 && !ips)
+                r = errmsg_set(err, -ENOMEM, "out of memory");
+        for (size_t i = 0; ips && i < n; i++)
+                ips[i] = r4[i].ip;      /* the store ignores those outside the egress range */
+        if (r >= 0 && (r = store_egress_in_use(o->store, ips, n, o->now_ms(), cooldown_ms, ret_kept)) < 0)
+                errmsg_set(err, r, "cannot record the egress addresses in use on the node");
+        free(ips);
+        free(r4);
         return r < 0 ? r : 0;
 }
 

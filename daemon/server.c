@@ -625,7 +625,15 @@ static void op_status(server *s, struct conn *c) {
         reply.available = (uint32_t)stats.available;
         if (s->o.ipv6 && stats.ipv6_prefixes)   /* 2^48 per /80, less those held or cooling: more than fits */
                 reply.available = UINT32_MAX;
-        snprintf(reply.reason, sizeof reply.reason, "%s", r < 0 ? "the pool store failed" : st.reason);
+        const char *reason = r < 0 ? "the pool store failed" : st.reason;
+        if (r == 0 && s->o.ipv6 && s->o.v4_egress && stats.ipv6_prefixes) {    /* an ADD needs one of each */
+                reply.available = stats.egress_available > 0 ? (uint32_t)stats.egress_available : 0;
+                if (reply.available == 0) {
+                        reply.ready = false;
+                        reason = "no IPv4 egress address is free (169.254.172.0/22 held or cooling down)";
+                }
+        }
+        snprintf(reply.reason, sizeof reply.reason, "%s", reason);
         send_reply(s, c, &reply);
 }
 

@@ -405,6 +405,22 @@ static void ipv6_witness(struct ipamd *d) {
         log_info("IPv6 mode: a new store; the pods the kernel shows keep their addresses", LF_INT("restored", (int)n));
 }
 
+/* Egress addresses routed to pods the store does not know (aws-node's) are kept from new pods. */
+static void ipv6_egress_in_use(struct ipamd *d) {
+        struct ipamd_ctx o = make_ctx(d, d->store);
+        struct errmsg err = { 0 };
+        size_t kept = 0;
+        int r = hostnet_open(&o.net, &err);
+        if (r >= 0)
+                r = ipv6node_egress_in_use(&o, (int64_t)d->cfg.pool.ip_cooldown_s * 1000, &kept, &err);
+        hostnet_free(o.net);
+        if (r < 0)
+                fatal("IPv6 mode: cannot read the egress addresses in use on the node", r, err.text);
+        if (kept)
+                log_warn("IPv6 mode: egress addresses in use by pods the store does not know are not handed out",
+                         LF_INT("kept", (int)kept));
+}
+
 /* The node's sysctls and the egress table, in the daemon's (the node's) namespace. */
 static void ipv6_host(struct ipamd *d) {
         struct errmsg err = { 0 };
@@ -435,7 +451,7 @@ static void ipv6_host(struct ipamd *d) {
 
 static void import_skipped(void *ud, const struct awsnode_alloc *a, const char *why) {
         (void)ud;
-        log_warn("aws-node checkpoint: allocation not imported", LF_STR("ip", a->ipv4),
+        log_warn("aws-node checkpoint: allocation not imported", LF_STR("ip", a->ipv4[0] ? a->ipv4 : a->ipv6),
                  LF_STR("container_id", a->container_id), LF_STR("pod", a->pod_name), LF_STR("reason", why));
 }
 
@@ -482,14 +498,15 @@ static void import_aws_node(struct ipamd *d) {
         struct awsnode_checkpoint cp = { 0 };
         if (!read_checkpoint(path, &cp))
                 return;         /* a fresh node */
-        sync_for_import(d);
+        if (!d->cfg.ipv6)       /* IPv6 mode: the /80 (ipv6node_setup) is all the store needs */
+                sync_for_import(d);
         struct awsnode_import_report rep = { 0 };
         struct errmsg err = { 0 };
         hostnet *net = NULL;
         int r = hostnet_open(&net, &err);
         if (r >= 0)
-                r = awsnode_import(d->store, net, &cp, d->cfg.snat.veth_prefix, vtime_wall_ms(), import_skipped, d,
-                                   &rep, &err);
+                r = awsnode_import(d->store, net, &cp, d->cfg.snat.veth_prefix, d->cfg.ipv6, vtime_wall_ms(),
+                                   import_skipped, d, &rep, &err);
         hostnet_free(net);
         awsnode_checkpoint_done(&cp);
         if (r < 0)
@@ -676,6 +693,8 @@ int main(int argc, char **argv) {
                 ipv6_prefix(&d);
                 if (d.store_new)
                         ipv6_witness(&d);
+                import_aws_node(&d);    /* its IPv6 pods' /128s, before anything is handed out */
+                ipv6_egress_in_use(&d);
                 ipv6_host(&d);
         } else {
                 import_aws_node(&d);

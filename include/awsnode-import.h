@@ -24,6 +24,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,7 @@ struct awsnode_alloc {
         char container_id[STORE_CONTAINER_ID_MAX + 1];
         char ifname[STORE_IFNAME_MAX + 1];
         char ipv4[STORE_IP_MAX];                /* "" when the allocation is IPv6 only */
+        char ipv6[STORE_IP6_MAX];               /* "" when absent (an IPv4 cluster) */
         char pod_namespace[STORE_POD_FIELD_MAX + 1];
         char pod_name[STORE_POD_FIELD_MAX + 1];
         int64_t allocated_ns;                   /* 0 when absent */
@@ -72,7 +74,7 @@ int awsnode_veth_name(const char *prefix, const char *pod_namespace, const char 
 
 struct awsnode_import_report {
         size_t imported;        /* leases made (or already there, same address) */
-        size_t skipped;         /* not IPv4, address on no ENI, or held by another attachment */
+        size_t skipped;         /* not of the mode's family, address on no ENI, or held by another attachment */
         size_t veths_adopted;   /* host veths given vpc-cni's alias */
 };
 
@@ -81,12 +83,17 @@ typedef void (*awsnode_skip_fn)(void *userdata, const struct awsnode_alloc *a, c
 
 /*
  * Make a lease of every IPv4 allocation whose address the store holds (call
- * it after the EC2 pass), then record AWSNODE_IMPORTED_META. net may be NULL
+ * it after the EC2 pass), or with ipv6 (IPv6 mode, after ipv6node_setup) of
+ * every IPv6 one as that /128 (store_assign6_addr), then record
+ * AWSNODE_IMPORTED_META. In IPv6 mode an allocation whose /128 no /80 of the
+ * store holds, its veth present or unknown, cannot be imported: its pod may
+ * be live and the address handed out again, so the import stops with
+ * -EADDRNOTAVAIL (err names it) before the record. net may be NULL
  * (no veth is then adopted). A store failure, or -EAGAIN for an address on
  * an ENI whose link is not set up (its pod may be live: its address must not
  * be handed out), stops the import before the record, so the next start
  * imports again (leases already made are kept: importing is idempotent).
  */
-int awsnode_import(store *s, hostnet *net, const struct awsnode_checkpoint *c, const char *veth_prefix,
+int awsnode_import(store *s, hostnet *net, const struct awsnode_checkpoint *c, const char *veth_prefix, bool ipv6,
                    int64_t now_ms, awsnode_skip_fn skipped, void *userdata, struct awsnode_import_report *ret,
                    struct errmsg *err);

@@ -10,13 +10,19 @@
  * AssignIpv6Addresses(Ipv6PrefixCount=1) under an intent. A daemon killed
  * around that call leaves the intent open; the next setup reads EC2's list
  * first, so a /80 the call did make is adopted (intent done) and one it did
- * not is asked for again (intent failed): never two, never none.
+ * not is asked for again (intent failed): never two, never none. An open
+ * intent younger than IPV6NODE_SETTLE_MS is not failed yet (EC2's list
+ * lags a call that timed out): the setup returns -EAGAIN meanwhile. /80s the
+ * store has and the ENI no longer lists are dropped (withdrawn while pods
+ * hold them), never handed out.
  */
 #pragma once
 
 #include "errmsg.h"
 #include "ipamd-ctx.h"
 #include "store.h"
+
+#define IPV6NODE_SETTLE_MS 30000
 
 /*
  * The primary ENI recorded, its /80 adopted or assigned, and the VPC's IPv6
@@ -36,6 +42,16 @@ int ipv6node_setup(struct ipamd_ctx *o, char ret[STORE_CIDR6_MAX], struct errmsg
  * must be open. The number restored in *ret_n.
  */
 int ipv6node_witness(struct ipamd_ctx *o, size_t *ret_n, struct errmsg *err);
+
+/*
+ * The egress addresses in use on the node: every main-table /32 route in
+ * 169.254.172.0/22 through a device (a pod's egress host veth, ours or
+ * aws-node's at a takeover) goes to store_egress_in_use, so an address a pod
+ * the store does not know holds is never handed out. Call it at every start
+ * before serving (after the witness and the import). o->net must be open.
+ * The number of addresses kept for unknown pods in *ret_kept.
+ */
+int ipv6node_egress_in_use(struct ipamd_ctx *o, int64_t cooldown_ms, size_t *ret_kept, struct errmsg *err);
 
 /*
  * The node's IPv6 sysctls under procsys ("/proc/sys"; a directory in tests):

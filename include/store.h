@@ -115,6 +115,9 @@ struct store_stats {
         int ipv6_assigned;       /* /128s held by pods */
         int ipv6_cooldown;       /* /128s released less than the cooldown ago */
         int egress_assigned;     /* IPv4 egress addresses held by IPv6 pods */
+        int egress_cooldown;     /* egress addresses released less than the cooldown ago, or in use by a pod the
+                                    store does not know (store_egress_in_use) */
+        int egress_available;    /* egress addresses an ADD can get: STORE_EGRESS4_COUNT less the two above */
 };
 
 /* One block of an ENI and the use of its addresses (introspection). */
@@ -348,6 +351,7 @@ int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], siz
  * the gateway .1; pods get 169.254.172.2 to 169.254.175.254.
  */
 #define STORE_EGRESS4_FIRST "169.254.172.0"
+#define STORE_EGRESS4_COUNT 1021        /* .2 to .1022 of the /22 */
 
 /*
  * Add an IPv6 /80 (canonical or any text inet_pton reads, host bits zero) to
@@ -363,7 +367,8 @@ int store_prefixes6(store *s, const char *eni_id, char (**ret)[STORE_CIDR6_MAX],
  * Give the attachment a /128 from a /80 of an attached ENI: the lowest one
  * neither held nor cooling (aws-node's order: the first pod gets the /80's
  * base), and with egress an IPv4 egress address no live pod holds (the
- * lowest free). Idempotent as store_assign. -EAGAIN when no /80 is attached
+ * lowest never handed out, else the one released longest ago past its
+ * cooldown, as for a /128). Idempotent as store_assign. -EAGAIN when no /80 is attached
  * or (with egress) no egress address is free; -EEXIST when the attachment
  * holds an IPv4 address; -EINVAL for a bad attachment. The lease comes back
  * by store_lookup, store_leases, store_release and store_gc like an IPv4 one.
@@ -383,6 +388,26 @@ int store_assign6(store *s, const struct store_attachment *a, bool egress, int64
  */
 int store_assign6_addr(store *s, const struct store_attachment *a, const char *ip, const char *egress_ip,
                        int64_t now_ms, struct store_lease *ret);
+
+/*
+ * The egress addresses (169.254.172.0/22 text) the kernel shows routed to
+ * pods' host veths: those no lease holds belong to pods the store does not
+ * know (aws-node's, at a takeover) and are kept from store_assign6 until a
+ * later call no longer lists them; from then they cool down for cooldown_ms
+ * as a released one. Text outside the egress range is ignored. The number
+ * kept in *ret_kept (may be NULL).
+ */
+int store_egress_in_use(store *s, const char *const *ips, size_t n, int64_t now_ms, int64_t cooldown_ms,
+                        size_t *ret_kept);
+
+/*
+ * Reconcile the ENI's /80s with the n EC2 lists: one it lists is used; one it
+ * does not is dropped when no pod holds a /128 of it, else withdrawn (kept
+ * for its pods, never picked by store_assign6). Counts in *ret_dropped and
+ * *ret_withdrawn (may be NULL). A listed /80 is not added (store_prefix6_add).
+ */
+int store_prefixes6_reconcile(store *s, const char *eni_id, const char (*listed)[STORE_CIDR6_MAX], size_t n,
+                              size_t *ret_dropped, size_t *ret_withdrawn);
 
 /* --- what the planner and people read ------------------------------------ */
 

@@ -173,7 +173,12 @@ static const char schema_v2[] =
  * ifname) unique, here and against the IPv4 table (triggers both ways). A
  * pod's IPv4 egress address (169.254.172.0/22, kept as its offset 2..1022:
  * .0 is the network, .1 the gateway, .1023 the broadcast) is unique among
- * live pods and cleared with the pod. The intents table is rebuilt to admit
+ * live pods and cleared with the pod; egress6 remembers each one released
+ * (free_since, cooldown_until) so it cools down as a /128 does, and holds
+ * the ones the kernel shows in use by pods the store does not know (aws-node's,
+ * cooldown_until the largest integer) until they are gone. A /80 EC2 no
+ * longer lists that still has pods is withdrawn: kept for them, never picked.
+ * The intents table is rebuilt to admit
  * the kind assign_ipv6_prefix (a CHECK cannot be altered in place); IPv4
  * tables are untouched.
  */
@@ -182,7 +187,8 @@ static const char schema_v3[] =
         "  cidr TEXT PRIMARY KEY NOT NULL CHECK (cidr GLOB '*:*/80' AND length(cidr) <= 43),"
         "  eni_id TEXT NOT NULL REFERENCES enis(id) ON DELETE CASCADE,"
         "  base TEXT NOT NULL UNIQUE CHECK (length(base) = 20 AND base NOT GLOB '*[^0-9a-f]*'),"
-        "  added_ms INTEGER NOT NULL"
+        "  added_ms INTEGER NOT NULL,"
+        "  withdrawn INTEGER NOT NULL DEFAULT 0 CHECK (withdrawn IN (0, 1))"
         ") STRICT;"
         "CREATE INDEX prefixes6_eni ON prefixes6(eni_id);"
 
@@ -210,6 +216,11 @@ static const char schema_v3[] =
         "  UNIQUE (container_id, ifname)"
         ") STRICT;"
         "CREATE INDEX addresses6_pick ON addresses6(state, cooldown_until);"
+        "CREATE TABLE egress6 ("
+        "  off INTEGER PRIMARY KEY CHECK (off BETWEEN 2 AND 1022),"
+        "  free_since INTEGER NOT NULL,"
+        "  cooldown_until INTEGER NOT NULL"
+        ") STRICT;"
 
         "CREATE TRIGGER addresses6_assign_attached BEFORE UPDATE OF state ON addresses6"
         "  WHEN NEW.state = 'assigned' AND (SELECT e.state FROM prefixes6 p JOIN enis e ON e.id = p.eni_id"

@@ -43,6 +43,8 @@ enum stmt_id {
         ST6_PREFIX_INSERT, ST6_PREFIX_OWNER, ST6_PREFIXES_OF, ST6_PREFIXES_ALL, ST6_LEASE_BY_ATTACHMENT,
         ST6_ASSIGNED_ALL, ST6_PICK_PREFIX, ST6_PICK_REUSE, ST6_LOWEST_UNUSED, ST6_INSERT, ST6_ASSIGN, ST6_RELEASE,
         ST6_EGRESS_PICK, ST6_STATS, ST6_V4_HELD, ST6_PREFIX_BY_BASE, ST6_ROW_STATE, ST6_EGRESS_HELD,
+        ST6_EGRESS_REUSE, ST6_EGRESS_COOL, ST6_EGRESS_UNRESERVE, ST6_EGRESS_RESERVE, ST6_PREFIX_HELD,
+        ST6_PREFIX_DROP, ST6_PREFIX_WITHDRAW,
         ST__MAX
 };
 
@@ -184,7 +186,7 @@ static const char *const stmt_sql[ST__MAX] = {
         [ST6_ASSIGNED_ALL] = "SELECT " LEASE6_COLUMNS LEASE6_FROM " WHERE a.state = 'assigned' ORDER BY p.base, a.off",
         [ST6_PICK_PREFIX] =
                 "SELECT p.cidr FROM prefixes6 p JOIN enis e ON e.id = p.eni_id WHERE e.state = 'attached'"
-                " ORDER BY p.base LIMIT 1",
+                " AND p.withdrawn = 0 ORDER BY p.base LIMIT 1",
         [ST6_PICK_REUSE] =
                 "SELECT off FROM addresses6 WHERE block = ?1 AND state = 'free' AND cooldown_until <= ?2"
                 " ORDER BY off LIMIT 1",
@@ -206,16 +208,35 @@ static const char *const stmt_sql[ST__MAX] = {
                 " egress = NULL, free_since = ?2, cooldown_until = ?3"
                 " WHERE container_id = ?1 AND ifname = ?4 AND state = 'assigned'",
         [ST6_EGRESS_PICK] =
-                "SELECT o FROM (SELECT 2 AS o UNION ALL SELECT egress + 1 FROM addresses6 WHERE egress IS NOT NULL)"
-                " WHERE o <= 1022 AND NOT EXISTS (SELECT 1 FROM addresses6 x WHERE x.egress = o) ORDER BY o LIMIT 1",
+                "SELECT o FROM (SELECT 2 AS o UNION ALL SELECT egress + 1 FROM addresses6 WHERE egress IS NOT NULL"
+                " UNION ALL SELECT off + 1 FROM egress6) WHERE o <= 1022"
+                " AND NOT EXISTS (SELECT 1 FROM addresses6 x WHERE x.egress = o)"
+                " AND NOT EXISTS (SELECT 1 FROM egress6 g WHERE g.off = o) ORDER BY o LIMIT 1",
         [ST6_STATS] =
                 "SELECT (SELECT COUNT(*) FROM prefixes6), COALESCE(SUM(state = 'assigned'), 0),"
-                " COALESCE(SUM(state = 'free' AND cooldown_until > ?1), 0), COUNT(egress) FROM addresses6",
+                " COALESCE(SUM(state = 'free' AND cooldown_until > ?1), 0), COUNT(egress),"
+                " (SELECT COUNT(*) FROM egress6 g WHERE g.cooldown_until > ?1"
+                "  AND NOT EXISTS (SELECT 1 FROM addresses6 x WHERE x.egress = g.off)) FROM addresses6",
         [ST6_V4_HELD] = "SELECT COUNT(*) FROM addresses WHERE container_id = ?1 AND ifname = ?2",
         [ST6_PREFIX_BY_BASE] =
                 "SELECT p.cidr, e.state = 'attached' FROM prefixes6 p JOIN enis e ON e.id = p.eni_id WHERE p.base = ?1",
         [ST6_ROW_STATE] = "SELECT state = 'assigned' FROM addresses6 WHERE block = ?1 AND off = ?2",
         [ST6_EGRESS_HELD] = "SELECT COUNT(*) FROM addresses6 WHERE egress = ?1",
+        [ST6_EGRESS_REUSE] =
+                "SELECT off FROM egress6 g WHERE cooldown_until <= ?1"
+                " AND NOT EXISTS (SELECT 1 FROM addresses6 x WHERE x.egress = g.off) ORDER BY free_since, off LIMIT 1",
+        [ST6_EGRESS_COOL] =
+                "INSERT OR REPLACE INTO egress6 (off, free_since, cooldown_until) SELECT egress, ?2, ?3 FROM addresses6"
+                " WHERE container_id = ?1 AND ifname = ?4 AND state = 'assigned' AND egress IS NOT NULL",
+        [ST6_EGRESS_UNRESERVE] =
+                "UPDATE egress6 SET free_since = ?1, cooldown_until = ?2 WHERE cooldown_until = 9223372036854775807",
+        [ST6_EGRESS_RESERVE] =
+                "INSERT OR REPLACE INTO egress6 (off, free_since, cooldown_until)"
+                " SELECT ?1, ?2, 9223372036854775807 WHERE NOT EXISTS (SELECT 1 FROM addresses6 WHERE egress = ?1)",
+        [ST6_PREFIX_HELD] =
+                "SELECT COUNT(*) FROM addresses6 WHERE block = ?1 AND state = 'assigned'",
+        [ST6_PREFIX_DROP] = "DELETE FROM prefixes6 WHERE cidr = ?1",
+        [ST6_PREFIX_WITHDRAW] = "UPDATE prefixes6 SET withdrawn = ?2 WHERE cidr = ?1",
 };
 
 struct store {
@@ -1322,15 +1343,20 @@ static int lease6_by_attachment(store *s, const char *container_id, const char *
         return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
 }
 
+/* The attachment's /128 freed, and its egress address remembered as released: both cool down. */
 static int release6(store *s, const char *container_id, const char *ifname, int64_t now_ms, int64_t cooldown_ms) {
-        sqlite3_stmt *st = stmt(s, ST6_RELEASE);
-        if (!st)
-                return -ENOMEM;
-        sqlite3_bind_text(st, 1, container_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, now_ms);
-        sqlite3_bind_int64(st, 3, now_ms + (cooldown_ms > 0 ? cooldown_ms : 0));
-        sqlite3_bind_text(st, 4, ifname, -1, SQLITE_STATIC);
-        return exec_done(st);
+        int r = 0;
+        for (int i = 0; i < 2 && r == 0; i++) {
+                sqlite3_stmt *st = stmt(s, i == 0 ? ST6_EGRESS_COOL : ST6_RELEASE);
+                if (!st)
+                        return -ENOMEM;
+                sqlite3_bind_text(st, 1, container_id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, now_ms);
+                sqlite3_bind_int64(st, 3, now_ms + (cooldown_ms > 0 ? cooldown_ms : 0));
+                sqlite3_bind_text(st, 4, ifname, -1, SQLITE_STATIC);
+                r = exec_done(st);
+        }
+        return r;
 }
 
 static int prefix6_add_locked(store *s, const char *eni_id, const char *canon, const char *base, int64_t now_ms) {
@@ -1415,6 +1441,23 @@ static int pick6(store *s, const char *block, int64_t now_ms, int64_t *ret_off, 
         return 0;
 }
 
+/*
+ * An egress offset for a new pod: the lowest never handed out, else the one
+ * released longest ago past its cooldown (so a pod never inherits conntrack or
+ * SNAT state of one just deleted); -EAGAIN when none.
+ */
+static int pick_egress(store *s, int64_t now_ms, int64_t *ret) {
+        int r = query_int(stmt(s, ST6_EGRESS_PICK), ret);
+        if (r != -ENOENT)
+                return r;
+        sqlite3_stmt *st = stmt(s, ST6_EGRESS_REUSE);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_int64(st, 1, now_ms);
+        r = query_int(st, ret);
+        return r == -ENOENT ? -EAGAIN : r;
+}
+
 static int put6(store *s, bool reuse, const char *block, int64_t off, const struct store_attachment *a,
                 int64_t egress, int64_t now_ms) {
         sqlite3_stmt *st = stmt(s, reuse ? ST6_ASSIGN : ST6_INSERT);
@@ -1462,8 +1505,8 @@ static int assign6_locked(store *s, const struct store_attachment *a, bool egres
                 return rc == SQLITE_DONE ? -EAGAIN : store_errno_from_sqlite(rc);
         if ((r = pick6(s, block, now_ms, &off, &reuse)) < 0)
                 return r;
-        if (egress && (r = query_int(stmt(s, ST6_EGRESS_PICK), &eg)) < 0)
-                return r == -ENOENT ? -EAGAIN : r;
+        if (egress && (r = pick_egress(s, now_ms, &eg)) < 0)
+                return r;
         if ((r = put6(s, reuse, block, off, a, eg, now_ms)) < 0)
                 return r;
         return lease6_by_attachment(s, a->container_id, a->ifname, ret);
@@ -1579,6 +1622,94 @@ int store_assign6_addr(store *s, const struct store_attachment *a, const char *i
         return r;
 }
 
+static int egress_in_use_locked(store *s, const char *const *ips, size_t n, int64_t now_ms, int64_t cooldown_ms,
+                                size_t *ret_kept) {
+        sqlite3_stmt *st = stmt(s, ST6_EGRESS_UNRESERVE);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_int64(st, 1, now_ms);
+        sqlite3_bind_int64(st, 2, now_ms + (cooldown_ms > 0 ? cooldown_ms : 0));
+        int r = exec_done(st);
+        uint32_t first = 0, a;
+        (void)ip_parse(STORE_EGRESS4_FIRST, &first);
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                if (!ips[i] || ip_parse(ips[i], &a) < 0 || a < first + 2 || a > first + 1022)
+                        continue;
+                if (!(st = stmt(s, ST6_EGRESS_RESERVE)))
+                        return -ENOMEM;
+                sqlite3_bind_int64(st, 1, a - first);
+                sqlite3_bind_int64(st, 2, now_ms);
+                if ((r = exec_done(st)) == 0)
+                        *ret_kept += (size_t)sqlite3_changes(s->db);
+        }
+        return r;
+}
+
+int store_egress_in_use(store *s, const char *const *ips, size_t n, int64_t now_ms, int64_t cooldown_ms,
+                        size_t *ret_kept) {
+        if (!s || (n && !ips))
+                return -EINVAL;
+        follow(s);
+        now_ms = store_now(s, now_ms);
+        size_t kept = 0;
+        int r = tx_begin(s);
+        if (r < 0 || (r = tx_end(s, egress_in_use_locked(s, ips, n, now_ms, cooldown_ms, &kept))) < 0)
+                return r;
+        if (ret_kept)
+                *ret_kept = kept;
+        return 0;
+}
+
+static bool listed6(const char *cidr, const char (*listed)[STORE_CIDR6_MAX], size_t n) {
+        uint8_t a[16], b[16];
+        char canon[STORE_CIDR6_MAX];
+        if (prefix6_parse(cidr, a, canon) < 0)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (prefix6_parse(listed[i], b, canon) == 0 && memcmp(a, b, 16) == 0)
+                        return true;
+        return false;
+}
+
+static int reconcile6_one(store *s, const char *cidr, bool listed, size_t *dropped, size_t *withdrawn) {
+        int64_t held = 0;
+        int r = listed ? 0 : query_int_text(stmt(s, ST6_PREFIX_HELD), cidr, NULL, &held);
+        if (r < 0)
+                return r;
+        sqlite3_stmt *st = stmt(s, !listed && !held ? ST6_PREFIX_DROP : ST6_PREFIX_WITHDRAW);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, cidr, -1, SQLITE_STATIC);
+        if (listed || held)
+                sqlite3_bind_int64(st, 2, !listed);
+        if ((r = exec_done(st)) == 0 && !listed)
+                *(held ? withdrawn : dropped) += 1;
+        return r;
+}
+
+int store_prefixes6_reconcile(store *s, const char *eni_id, const char (*listed)[STORE_CIDR6_MAX], size_t n,
+                              size_t *ret_dropped, size_t *ret_withdrawn) {
+        char (*have)[STORE_CIDR6_MAX] = NULL;
+        size_t n_have = 0, dropped = 0, withdrawn = 0;
+        if (!s || !eni_id || (n && !listed))
+                return -EINVAL;
+        follow(s);
+        int r = tx_begin(s);
+        if (r < 0)
+                return r;
+        r = store_prefixes6(s, eni_id, &have, &n_have);
+        for (size_t i = 0; r == 0 && i < n_have; i++)
+                r = reconcile6_one(s, have[i], listed6(have[i], listed, n), &dropped, &withdrawn);
+        free(have);
+        if ((r = tx_end(s, r)) < 0)
+                return r;
+        if (ret_dropped)
+                *ret_dropped = dropped;
+        if (ret_withdrawn)
+                *ret_withdrawn = withdrawn;
+        return 0;
+}
+
 static int stats6(store *s, int64_t now_ms, struct store_stats *out) {
         sqlite3_stmt *st = stmt(s, ST6_STATS);
         if (!st)
@@ -1590,6 +1721,8 @@ static int stats6(store *s, int64_t now_ms, struct store_stats *out) {
                 out->ipv6_assigned = sqlite3_column_int(st, 1);
                 out->ipv6_cooldown = sqlite3_column_int(st, 2);
                 out->egress_assigned = sqlite3_column_int(st, 3);
+                out->egress_cooldown = sqlite3_column_int(st, 4);
+                out->egress_available = STORE_EGRESS4_COUNT - out->egress_assigned - out->egress_cooldown;
         }
         sqlite3_reset(st);
         return rc == SQLITE_ROW ? 0 : store_errno_from_sqlite(rc);

@@ -191,7 +191,7 @@ START_TEST(test_import_makes_leases_once) {
         struct skips k = { 0 };
         char meta[32];
         ck_assert_int_eq(store_meta_get(s, AWSNODE_IMPORTED_META, meta, sizeof meta), -ENOENT);
-        ck_assert_int_eq(awsnode_import(s, NULL, &c, "eni", T0, on_skip, &k, &rep, NULL), 0);
+        ck_assert_int_eq(awsnode_import(s, NULL, &c, "eni", false, T0, on_skip, &k, &rep, NULL), 0);
         ck_assert_uint_eq(rep.imported, 1);
         ck_assert_uint_eq(rep.skipped, 2);
         ck_assert_int_eq(k.n, 2);
@@ -216,7 +216,7 @@ START_TEST(test_import_makes_leases_once) {
         a.container_id = "new2";
         ck_assert_int_eq(store_assign(s, &a, T0, &l, &existing), -EAGAIN);
         /* importing again is idempotent for c1 */
-        ck_assert_int_eq(awsnode_import(s, NULL, &c, "eni", T0, on_skip, &k, &rep, NULL), 0);
+        ck_assert_int_eq(awsnode_import(s, NULL, &c, "eni", false, T0, on_skip, &k, &rep, NULL), 0);
         ck_assert_uint_eq(rep.imported, 1);
         /* a DEL releases it like any lease */
         ck_assert_int_eq(store_release(s, "c1", "eth0", T0, 0, &l), 1);
@@ -244,7 +244,7 @@ START_TEST(test_import_skips_an_address_another_pod_holds) {
                                "\"ifName\":\"eth0\",\"ipv4\":\"10.0.3.38\"}]}", &c, NULL), 0);
         struct awsnode_import_report rep = { 0 };
         struct skips k = { 0 };
-        ck_assert_int_eq(awsnode_import(s, NULL, &c, "eni", T0, on_skip, &k, &rep, NULL), 0);
+        ck_assert_int_eq(awsnode_import(s, NULL, &c, "eni", false, T0, on_skip, &k, &rep, NULL), 0);
         ck_assert_uint_eq(rep.skipped, 1);
         ck_assert_ptr_nonnull(strstr(k.last, "held by another pod"));
         ck_assert_int_eq(store_lookup(s, "ours", "eth0", &l), 0);
@@ -254,10 +254,51 @@ START_TEST(test_import_skips_an_address_another_pod_holds) {
 }
 END_TEST
 
+/* IPv6 mode: aws-node's /128s become leases of the adopted /80; one outside it refuses the import. */
+START_TEST(test_import_ipv6) {
+        store *s = store_with_eni();
+        ck_assert_int_eq(store_prefix6_add(s, "eni-aws", "2600:1f14:abc:de00:1234::/80", T0), 0);
+        struct awsnode_checkpoint c = { 0 };
+        struct awsnode_import_report rep = { 0 };
+        struct skips k = { 0 };
+        struct errmsg err = { 0 };
+        char meta[32];
+        /* a /128 outside the store's /80: refused, and the import not recorded */
+        ck_assert_int_eq(parse("{\"version\":\"vpc-cni-ipam/1\",\"allocations\":[{\"containerID\":\"x\","
+                               "\"ifName\":\"eth0\",\"ipv6\":\"2600:1f14:abc:de00:9999::5\"}]}", &c, NULL), 0);
+        ck_assert_int_eq(awsnode_import(s, NULL, &c, "eni", true, T0, on_skip, &k, &rep, &err), -EADDRNOTAVAIL);
+        ck_assert_ptr_nonnull(strstr(err.text, "2600:1f14:abc:de00:9999::5"));
+        ck_assert_int_eq(store_meta_get(s, AWSNODE_IMPORTED_META, meta, sizeof meta), -ENOENT);
+        awsnode_checkpoint_done(&c);
+        const char *text = "{\"version\":\"vpc-cni-ipam/1\",\"allocations\":["
+                           "{\"containerID\":\"c1\",\"ifName\":\"eth0\",\"ipv6\":\"2600:1f14:abc:de00:1234::\","
+                           "\"metadata\":{\"k8sPodNamespace\":\"default\",\"k8sPodName\":\"web-0\"}},"
+                           "{\"containerID\":\"c2\",\"ifName\":\"eth0\",\"ipv6\":\"2600:1f14:abc:de00:1234::1\"},"
+                           "{\"containerID\":\"c3\",\"ifName\":\"eth0\",\"ipv4\":\"10.0.3.37\"}]}";
+        ck_assert_int_eq(parse(text, &c, NULL), 0);
+        ck_assert_str_eq(c.allocs[0].ipv6, "2600:1f14:abc:de00:1234::");
+        ck_assert_int_eq(awsnode_import(s, NULL, &c, "eni", true, T0, on_skip, &k, &rep, NULL), 0);
+        ck_assert_uint_eq(rep.imported, 2);
+        ck_assert_uint_eq(rep.skipped, 1);                       /* the IPv4 one */
+        ck_assert_int_eq(store_meta_get(s, AWSNODE_IMPORTED_META, meta, sizeof meta), 0);
+        struct store_lease l;
+        ck_assert_int_eq(store_lookup(s, "c1", "eth0", &l), 0);
+        ck_assert_str_eq(l.ip, "2600:1f14:abc:de00:1234::");
+        ck_assert_str_eq(l.host_veth, "eni0d7763386da");
+        /* a new pod gets neither of aws-node's /128s */
+        struct store_attachment a = { .container_id = "new", .ifname = "eth0" };
+        ck_assert_int_eq(store_assign6(s, &a, true, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "2600:1f14:abc:de00:1234::2");
+        awsnode_checkpoint_done(&c);
+        store_close(s);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("checkpoint");
         TCase *tc = tcase_create("core");
         tcase_add_test(tc, test_reference_example);
+        tcase_add_test(tc, test_import_ipv6);
         tcase_add_test(tc, test_omitted_fields);
         tcase_add_test(tc, test_no_allocations);
         tcase_add_test(tc, test_unknown_version_is_refused);

@@ -111,6 +111,32 @@ START_TEST(test_adopts_the_first_listed) {
 }
 END_TEST
 
+/* A /80 the store has and the ENI no longer lists: dropped when empty, else kept for its pods; never handed out. */
+START_TEST(test_drops_unlisted_prefixes) {
+        struct testctx *t = v6ctx();
+        const char *gone = "2600:1f14:abc:de00::/80", *gone2 = "2600:1f14:abc:de00:1::/80";     /* below EC2's */
+        setup_ok(t, NULL);
+        ck_assert_int_eq(store_prefix6_add(t->st, TESTCTX_PRIMARY_ENI, gone, testctx_now), 0);
+        ck_assert_int_eq(store_prefix6_add(t->st, TESTCTX_PRIMARY_ENI, gone2, testctx_now), 0);
+        struct store_attachment a = { .container_id = "old", .ifname = "eth0" };
+        struct store_lease l;
+        ck_assert_int_eq(store_assign6(t->st, &a, false, testctx_now, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "2600:1f14:abc:de00::");         /* the lowest /80, held by a pod */
+        setup_ok(t, NULL);                                      /* a restart */
+        char (*cidrs)[STORE_CIDR6_MAX] = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_prefixes6(t->st, NULL, &cidrs, &n), 0);
+        ck_assert_uint_eq(n, 2);                                /* gone2 dropped; gone kept for its pod */
+        ck_assert_str_eq(cidrs[0], gone);
+        free(cidrs);
+        ck_assert_int_eq(store_lookup(t->st, "old", "eth0", &l), 0);
+        ck_assert_int_eq(store_release(t->st, "old", "eth0", testctx_now, 0, NULL), 1);
+        setup_ok(t, NULL);
+        assert_one_prefix(t);                                   /* and new pods get EC2's */
+        testctx_free(t);
+}
+END_TEST
+
 static void op_setup(struct ipamd_ctx *o, void *arg) {
         (void)arg;
         ipv6node_setup(o, NULL, NULL);
@@ -124,6 +150,14 @@ START_TEST(test_crash_before_assign) {
         ck_assert_uint_eq(ec2_prefixes(t, NULL), 0);
         testctx_restart(t);                             /* the IPv4 resolution leaves it to IPv6 set-up */
         ck_assert_uint_eq(testctx_open_intents(t), 1);
+        /* EC2's list may lag the call: the intent is not failed (no second /80) before it settles */
+        struct errmsg err = { 0 };
+        testctx_now += IPV6NODE_SETTLE_MS - 1;
+        ck_assert_int_eq(ipv6node_setup(&t->ctx, NULL, &err), -EAGAIN);
+        ck_assert_ptr_nonnull(strstr(err.text, "settle"));
+        ck_assert_uint_eq(testctx_open_intents(t), 1);
+        ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 1);
+        testctx_now += 1;
         setup_ok(t, NULL);
         ck_assert_uint_eq(fakeec2_calls(&t->f, EC2_ASSIGN_IPV6_ADDRESSES), 2);
         assert_one_prefix(t);
@@ -170,6 +204,7 @@ START_TEST(test_refused_by_ec2) {
         fakeec2_lock(&t->f);
         t->f.fail_times = 0;
         fakeec2_unlock(&t->f);
+        testctx_now += IPV6NODE_SETTLE_MS;              /* EC2's list has settled: it made none */
         setup_ok(t, NULL);
         assert_one_prefix(t);
         testctx_free(t);
@@ -391,6 +426,32 @@ START_TEST(test_daemon_in_netns) {
         ck_assert_str_ne(rep.addr.egress_ip, "169.254.172.2");
         proto_reply_done(&rep);
         stop_ipamd(pid);
+        /* Taking over from aws-node (a new store): its pod on the /80's base, its egress route to .2 on an
+         * unaliased veth. Neither address goes to a new pod. */
+        ck_assert_int_eq(testlib_sh("ip link del enitest1 && ip link del enitest2 && "
+                                    "ip link add awsegr type veth peer name awsegrp && ip link set awsegr up && "
+                                    "ip route add 169.254.172.2/32 dev awsegr && "
+                                    "printf '{\"version\":\"vpc-cni-ipam/1\",\"allocations\":[{\"containerID\":"
+                                    "\"aws-pod\",\"ifName\":\"eth0\",\"ipv6\":\"%s\"}]}' > %s/none.json",
+                                    p80, testlib_tmpdir()), 0);
+        char aws_db[600];
+        snprintf(aws_db, sizeof aws_db, "%s/aws.db", testlib_tmpdir());
+        ck_assert_int_eq(store_open(aws_db, &lost, NULL), 0);
+        ck_assert_int_eq(store_itype_put(lost, &it), 0);
+        store_close(lost);
+        pid = start_ipamd(t, aws_db, sock);
+        wait_serving(sock, pid);
+        snprintf(chk.att.container_id, sizeof chk.att.container_id, "aws-pod");
+        ck_assert_int_eq(proto_call(sock, &chk, 5000, &rep, &e), 0);
+        ck_assert_msg(rep.ok, "aws-node's pod was not imported: %s", rep.error.msg);
+        ck_assert_str_eq(rep.addr.ip, p80);
+        proto_reply_done(&rep);
+        add(sock, "pod-d", &rep);
+        ck_assert_str_ne(rep.addr.ip, p80);
+        ck_assert_str_eq(rep.addr.egress_ip, "169.254.172.3");
+        proto_reply_done(&rep);
+        stop_ipamd(pid);
+        ck_assert_int_eq(testlib_sh("rm %s/none.json", testlib_tmpdir()), 0);
         /* A non-nitro type: no prefix delegation, so no IPv6 mode (aws-node exits too). */
         char xen_db[600];
         snprintf(xen_db, sizeof xen_db, "%s/xen.db", testlib_tmpdir());
@@ -415,6 +476,7 @@ int main(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_assigns_then_adopts);
         tcase_add_test(tc, test_adopts_the_first_listed);
+        tcase_add_test(tc, test_drops_unlisted_prefixes);
         tcase_add_test(tc, test_crash_before_assign);
         tcase_add_test(tc, test_crash_after_assign);
         tcase_add_test(tc, test_refused_by_ec2);

@@ -273,10 +273,10 @@ START_TEST(test_ops_ipv6) {
         ck_assert_str_eq(rep.addr.ip, "2600:1f14:abc:de00:1234::");
         ck_assert(!rep.unwired && !rep.veth_queued);
         proto_reply_done(&rep);
-        struct proto_request req3 = add_req("c3");     /* the base cools down; the egress address is free */
+        struct proto_request req3 = add_req("c3");     /* the base and its egress address cool down */
         call(&req3, &rep, 2000);
         ck_assert_str_eq(rep.addr.ip, "2600:1f14:abc:de00:1234::2");
-        ck_assert_str_eq(rep.addr.egress_ip, fixture_egress ? "169.254.172.2" : "");
+        ck_assert_str_eq(rep.addr.egress_ip, fixture_egress ? "169.254.172.4" : "");
         proto_reply_done(&rep);
         struct proto_attachment keep = { .container_id = "c3", .ifname = "eth0" };
         struct proto_request gc = { .op = PROTO_OP_GC, .valid = &keep, .n_valid = 1 };
@@ -287,8 +287,24 @@ START_TEST(test_ops_ipv6) {
         struct proto_request status = { .op = PROTO_OP_STATUS };
         call(&status, &rep, 2000);                      /* the /80 never runs dry: no "empty pool" */
         ck_assert(rep.ok && rep.ready);
-        ck_assert_uint_eq(rep.available, UINT32_MAX);
+        /* with egress, an ADD needs an egress address: 1021, less c3's and the two cooling */
+        ck_assert_uint_eq(rep.available, fixture_egress ? 1018 : UINT32_MAX);
         proto_reply_done(&rep);
+        if (fixture_egress) {                           /* none left: not ready, and why */
+                static char text[1021][16];
+                const char *ips[1021];
+                for (int i = 0; i < 1021; i++) {
+                        snprintf(text[i], sizeof text[i], "169.254.%d.%d", 172 + (i + 2) / 256, (i + 2) % 256);
+                        ips[i] = text[i];
+                }
+                ck_assert_int_eq(store_egress_in_use(fx.side, ips, 1021, wall_ms(), 30000, NULL), 0);
+                call(&status, &rep, 2000);
+                ck_assert(rep.ok && !rep.ready);
+                ck_assert_uint_eq(rep.available, 0);
+                ck_assert_ptr_nonnull(strstr(rep.reason, "egress"));
+                proto_reply_done(&rep);
+                ck_assert_int_eq(store_egress_in_use(fx.side, NULL, 0, wall_ms(), 30000, NULL), 0);
+        }
         struct proto_request pool = { .op = PROTO_OP_POOL }, pods = { .op = PROTO_OP_PODS },
                              enis = { .op = PROTO_OP_ENIS };
         call(&pool, &rep, 2000);                        /* what vpc-ipamctl and /v1 show */

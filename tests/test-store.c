@@ -1145,18 +1145,20 @@ START_TEST(test_v6_order_cooldown_egress) {
         ck_assert_str_eq(l.ip, "2600:1f14:abc:de00:1234::");
         ck_assert_str_eq(l.egress_ip, "169.254.172.2");
         ck_assert_int_eq(store_release(s, "c1", "eth0", T0 + 11, COOLDOWN, NULL), 0);
-        /* the base cools down; its egress address is free at once (no pod holds it) */
-        assign6(s, "c4", true, T0 + 20, "2600:1f14:abc:de00:1234::3", "169.254.172.2");
+        /* the base and its egress address cool down: a fresh egress address is handed out */
+        assign6(s, "c4", true, T0 + 20, "2600:1f14:abc:de00:1234::3", "169.254.172.4");
         struct store_stats st;
         ck_assert_int_eq(store_stats(s, T0 + 20, &st), 0);
         ck_assert_int_eq(st.ipv6_prefixes, 1);
         ck_assert_int_eq(st.ipv6_assigned, 3);
         ck_assert_int_eq(st.ipv6_cooldown, 1);
         ck_assert_int_eq(st.egress_assigned, 2);
+        ck_assert_int_eq(st.egress_cooldown, 1);
+        ck_assert_int_eq(st.egress_available, STORE_EGRESS4_COUNT - 3);
         ck_assert_int_eq(st.assigned, 0);                       /* the IPv4 pool is apart */
         ck_assert_int_eq(st.available, 1);
         /* past the cooldown the lowest comes back */
-        assign6(s, "c5", true, T0 + 10 + COOLDOWN, "2600:1f14:abc:de00:1234::", "169.254.172.4");
+        assign6(s, "c5", true, T0 + 10 + COOLDOWN, "2600:1f14:abc:de00:1234::", "169.254.172.5");
         healthy(s, T0 + 10 + COOLDOWN);
         store_close(s);
 }
@@ -1193,7 +1195,7 @@ START_TEST(test_v6_lookup_leases_gc) {
         free(rel);
         ck_assert_int_eq(store_lookup(s, "b", "eth0", &l), -ENOENT);
         ck_assert_int_eq(store_lookup(s, "a", "eth0", &l), 0);
-        assign6(s, "c", true, T0 + 6, "2600:1f14:abc:de00:1234::2", "169.254.172.3");
+        assign6(s, "c", true, T0 + 6, "2600:1f14:abc:de00:1234::2", "169.254.172.4");  /* .3 cools down */
         healthy(s, T0 + 6);
         store_close(s);
 }
@@ -1264,7 +1266,7 @@ START_TEST(test_v6_database_constraints) {
                          SQLITE_OK);                            /* the control: a legal row passes */
         /* the ENI's removal takes its /80 and rows with it */
         ck_assert_int_eq(store_eni_remove(s, "eni-p", true, NULL), 0);
-        ck_assert_int_eq(exec_sql(s, "INSERT INTO prefixes6 VALUES ('x', 'eni-p', 'zz', 0)"), SQLITE_CONSTRAINT);
+        ck_assert_int_eq(exec_sql(s, "INSERT INTO prefixes6 VALUES ('x', 'eni-p', 'zz', 0, 0)"), SQLITE_CONSTRAINT);
         struct store_stats st;
         ck_assert_int_eq(store_stats(s, T0, &st), 0);
         ck_assert_int_eq(st.ipv6_prefixes + st.ipv6_assigned, 0);
@@ -1306,6 +1308,95 @@ START_TEST(test_v6_assign_addr) {
 }
 END_TEST
 
+/* Egress addresses, none left unused: the one released longest ago past its cooldown comes back first. */
+START_TEST(test_v6_egress_cooldown_lru) {
+        store *s = node6();
+        static char text[STORE_EGRESS4_COUNT][16];
+        const char *rest[STORE_EGRESS4_COUNT];
+        size_t n = 0;
+        assign6(s, "p0", true, T0, "2600:1f14:abc:de00:1234::", "169.254.172.2");
+        assign6(s, "p1", true, T0, "2600:1f14:abc:de00:1234::1", "169.254.172.3");
+        assign6(s, "p2", true, T0, "2600:1f14:abc:de00:1234::2", "169.254.172.4");
+        assign6(s, "p3", true, T0, "2600:1f14:abc:de00:1234::3", "169.254.172.5");
+        for (int off = 6; off <= 1022; off++, n++) {     /* the rest held by pods the store does not know */
+                snprintf(text[n], sizeof text[n], "169.254.%d.%d", 172 + off / 256, off % 256);
+                rest[n] = text[n];
+        }
+        ck_assert_int_eq(store_egress_in_use(s, rest, n, T0, COOLDOWN, NULL), 0);
+        struct store_attachment a = att("late");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign6(s, &a, true, T0, &l, NULL), -EAGAIN);     /* none left */
+        ck_assert_int_eq(store_release(s, "p3", "eth0", T0 + 1, COOLDOWN, NULL), 1);      /* .5 */
+        ck_assert_int_eq(store_release(s, "p1", "eth0", T0 + 2, COOLDOWN, NULL), 1);      /* .3 */
+        ck_assert_int_eq(store_assign6(s, &a, true, T0 + 1 + COOLDOWN - 1, &l, NULL), -EAGAIN);  /* both cool */
+        assign6(s, "late", true, T0 + 1 + COOLDOWN, "2600:1f14:abc:de00:1234::3", "169.254.172.5");
+        a = att("later");
+        ck_assert_int_eq(store_assign6(s, &a, true, T0 + 1 + COOLDOWN, &l, NULL), -EAGAIN);      /* .3 cools */
+        assign6(s, "later", true, T0 + 2 + COOLDOWN, "2600:1f14:abc:de00:1234::1", "169.254.172.3");
+        healthy(s, T0 + 2 + COOLDOWN);
+        store_close(s);
+}
+END_TEST
+
+/* Egress addresses the kernel shows in use by pods the store does not know are never handed out. */
+START_TEST(test_v6_egress_in_use) {
+        store *s = node6();
+        assign6(s, "c1", true, T0, "2600:1f14:abc:de00:1234::", "169.254.172.2");
+        const char *seen[] = { "169.254.172.2", "169.254.172.3", "169.254.172.4", "10.0.0.1", "bogus" };
+        size_t kept = 9;
+        ck_assert_int_eq(store_egress_in_use(s, seen, 5, T0, COOLDOWN, &kept), 0);
+        ck_assert_int_eq(kept, 2);                       /* .2 is c1's */
+        assign6(s, "c2", true, T0, "2600:1f14:abc:de00:1234::1", "169.254.172.5");
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, T0, &st), 0);
+        ck_assert_int_eq(st.egress_cooldown, 2);
+        ck_assert_int_eq(st.egress_available, STORE_EGRESS4_COUNT - 4);
+        store_close(s);
+        s = fresh();                                     /* durable */
+        assign6(s, "c3", true, T0, "2600:1f14:abc:de00:1234::2", "169.254.172.6");
+        /* .3's pod is gone at the next start: .3 cools down, .4 stays kept */
+        ck_assert_int_eq(store_egress_in_use(s, seen + 2, 1, T0 + 5, COOLDOWN, &kept), 0);
+        ck_assert_int_eq(kept, 1);
+        ck_assert_int_eq(store_stats(s, T0 + 5 + COOLDOWN, &st), 0);
+        ck_assert_int_eq(st.egress_cooldown, 1);
+        healthy(s, T0 + 5);
+        store_close(s);
+}
+END_TEST
+
+/* /80s EC2 no longer lists: dropped when empty, withdrawn (never picked) while pods hold them. */
+START_TEST(test_v6_prefix_reconcile) {
+        store *s = node6();
+        ck_assert_int_eq(store_prefix6_add(s, "eni-p", "2600:1f14:abc:de00:1::/80", T0), 0);
+        ck_assert_int_eq(store_prefix6_add(s, "eni-p", "2600:1f14:abc:de00:2::/80", T0), 0);
+        assign6(s, "c1", false, T0, "2600:1f14:abc:de00:1::", "");      /* the lowest /80 first */
+        const char listed[][STORE_CIDR6_MAX] = { "2600:1f14:abc:de00:1234:0:0:0/80" };
+        size_t dropped = 9, withdrawn = 9;
+        ck_assert_int_eq(store_prefixes6_reconcile(s, "eni-p", listed, 1, &dropped, &withdrawn), 0);
+        ck_assert_int_eq(dropped, 1);                    /* :2::/80 */
+        ck_assert_int_eq(withdrawn, 1);                  /* :1::/80 keeps c1 */
+        char (*have)[STORE_CIDR6_MAX] = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_prefixes6(s, "eni-p", &have, &n), 0);
+        ck_assert_int_eq(n, 2);
+        free(have);
+        assign6(s, "c2", false, T0, "2600:1f14:abc:de00:1234::", "");    /* never the withdrawn one */
+        struct store_lease l;
+        ck_assert_int_eq(store_lookup(s, "c1", "eth0", &l), 0);
+        ck_assert_str_eq(l.ip, "2600:1f14:abc:de00:1::");
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0, COOLDOWN, NULL), 1);
+        ck_assert_int_eq(store_prefixes6_reconcile(s, "eni-p", listed, 1, &dropped, &withdrawn), 0);
+        ck_assert_int_eq(dropped, 1);
+        ck_assert_int_eq(withdrawn, 0);
+        ck_assert_int_eq(store_prefixes6(s, NULL, &have, &n), 0);
+        ck_assert_int_eq(n, 1);
+        ck_assert_str_eq(have[0], P80);
+        free(have);
+        healthy(s, T0);
+        store_close(s);
+}
+END_TEST
+
 /* A cooldown survives a restart (a new handle), as for IPv4. */
 START_TEST(test_v6_cooldown_across_reopen) {
         store *s = node6();
@@ -1313,8 +1404,8 @@ START_TEST(test_v6_cooldown_across_reopen) {
         ck_assert_int_eq(store_release(s, "c1", "eth0", T0, COOLDOWN, NULL), 1);
         store_close(s);
         s = fresh();
-        assign6(s, "c2", true, T0 + COOLDOWN - 1, "2600:1f14:abc:de00:1234::1", "169.254.172.2");
-        assign6(s, "c3", true, T0 + COOLDOWN, "2600:1f14:abc:de00:1234::", "169.254.172.3");
+        assign6(s, "c2", true, T0 + COOLDOWN - 1, "2600:1f14:abc:de00:1234::1", "169.254.172.3");
+        assign6(s, "c3", true, T0 + COOLDOWN, "2600:1f14:abc:de00:1234::", "169.254.172.4");
         store_close(s);
 }
 END_TEST
@@ -1371,6 +1462,10 @@ START_TEST(test_migration_from_schema_2) {
         free(its);
         ck_assert_int_eq(store_prefix6_add(s, "eni-p", P80, T0), 0);
         assign6(s, "c1", true, T0, "2600:1f14:abc:de00:1234::", "169.254.172.2");
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0, COOLDOWN, NULL), 1);
+        assign6(s, "c2", true, T0, "2600:1f14:abc:de00:1234::1", "169.254.172.3");     /* egress cooldown */
+        const char listed[][STORE_CIDR6_MAX] = { P80 };
+        ck_assert_int_eq(store_prefixes6_reconcile(s, "eni-p", listed, 1, NULL, NULL), 0);
         healthy(s, T0);
         store_close(s);
         ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
@@ -1436,6 +1531,9 @@ int main(void) {
         tcase_add_test(v6, test_v6_refusals);
         tcase_add_test(v6, test_v6_database_constraints);
         tcase_add_test(v6, test_v6_cooldown_across_reopen);
+        tcase_add_test(v6, test_v6_egress_cooldown_lru);
+        tcase_add_test(v6, test_v6_egress_in_use);
+        tcase_add_test(v6, test_v6_prefix_reconcile);
         tcase_add_test(v6, test_v6_assign_addr);
         tcase_add_test(v6, test_migration_from_schema_2);
         suite_add_tcase(s, v6);
