@@ -859,7 +859,8 @@ START_TEST(test_v6_dad_failures) {
         ck_assert_int_eq(b.status, 0);
         ck_assert_msg(strstr(err.text, "tentative"), "%s", err.text);
         ck_assert_int_ge(us, 300 * 1000);
-        ck_assert_int_lt(us, 3000 * 1000);
+        /* No upper bound on the time: 100 probes 20 ms apart would have ended DAD in
+         * 2 s and ADD would have succeeded, so -ETIMEDOUT alone shows the deadline held. */
         assert_clean6(ns);
         /* and with the default DAD, ADD waits for it and succeeds */
         p.fault = NULL;
