@@ -8,9 +8,11 @@ One world (tests/emulator, EC2-like latencies, the account's token buckets
 at EC2's documented sizes, never scaled) with N nodes. Pod namespaces are
 made first (podrun.PodNetns). Then every daemon is started (Popen of `ip
 netns exec <node> vpc-ipamd`, defaults but for its socket and store paths),
-all within about a second; when every one answers, all N x P pods arrive at
+all within about a second (each is set up in its namespace first and
+exec'd at a signal); when every one answers, all N x P pods arrive at
 once: each is an ADD of vpc-cni exec'd in its node's namespace (podrun.
-Plugins). A failed ADD is retried after --retry-delay, as kubelet retries a
+Plugins), at most --per-node at a time in a node (a runtime's workers: the
+nodes share this machine's one kernel and its rtnl lock). A failed ADD is retried after --retry-delay, as kubelet retries a
 sandbox. Then every pod is DELeted (prevResult and CNI_NETNS, as CRI
 sends), the fleet left alone for --settle seconds, fresh namespaces made,
 and all pods ADDed again. A sampler reads EC2's truth (GET /truth) every 2 s
@@ -27,7 +29,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import signal
 import statistics
@@ -44,7 +45,7 @@ import fleet_model  # noqa: E402
 import ipamd  # noqa: E402
 from ipamd import Daemon, harness  # noqa: E402
 from bench_ipamd import Lat  # noqa: E402
-from podrun import Plugins, PodNetns, cpu_seconds, metrics, pct, proc_mem  # noqa: E402
+from podrun import Plugins, PodNetns, raise_nofile, cpu_seconds, metrics, pct, proc_mem  # noqa: E402
 
 LIMITS = {"t3.medium": (5, 3, 17), "m5.large": (9, 3, 29), "m5.xlarge": (14, 4, 58),
           "m5.2xlarge": (14, 4, 58), "m5.4xlarge": (29, 8, 234), "c5.18xlarge": (49, 15, 737)}
@@ -71,6 +72,7 @@ class Fleet:
         self.daemons = []
         self.lock = threading.Lock()
         self.samples = []           # (t, addresses held, ENIs, pods addressed)
+        self.per_node = []          # (t, [secondary addresses of node i])
         self.sampling = True
         self.t0 = None
 
@@ -81,22 +83,31 @@ class Fleet:
     def start_daemons(self):
         env = {"AWS_VPC_K8S_CNI_LOGLEVEL": "info"}      # the daemon's default (the fixture sets debug)
         self.daemons = [Daemon(self.w, i, env=env, name=f"n{i}") for i in range(self.a.nodes)]
+        for d in self.daemons:       # the node boots: its namespace entered, the exec held
+            d.start(wait=False, gate=True)
+        harness.wait_for(lambda: all(comm(d.proc.pid) == "sh" for d in self.daemons), timeout=60,
+                         interval=0.05, what="every node's shell waiting to exec its daemon")
         spawned = []
         self.t0 = time.monotonic()
         for d in self.daemons:
-            d.start(wait=False)
+            d.release()
             spawned.append(time.monotonic() - self.t0)
         serving = [None] * len(self.daemons)
-        end = time.monotonic() + 60
-        while None in serving and time.monotonic() < end:
-            for i, d in enumerate(self.daemons):
-                if serving[i] is None:
-                    d.alive_or_raise()
-                    if d.try_call({"op": "status"}, timeout=2) is not None:
-                        serving[i] = time.monotonic() - self.t0
-            time.sleep(0.05)
+
+        def watch(i, d):         # one thread per daemon: a slow one must not delay the others' times
+            end = self.t0 + 60
+            while serving[i] is None and time.monotonic() < end and d.proc.poll() is None:
+                if d.try_call({"op": "status"}, timeout=1) is not None:
+                    serving[i] = time.monotonic() - self.t0
+                else:
+                    time.sleep(0.01)
+        ts = [threading.Thread(target=watch, args=(i, d)) for i, d in enumerate(self.daemons)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
         if None in serving:
-            raise AssertionError(f"{serving.count(None)} daemons not serving after 60 s")
+            raise AssertionError(f"{serving.count(None)} daemons not serving 60 s after the start")
         return spawned, serving
 
     def stop_daemons(self):
@@ -118,6 +129,7 @@ class Fleet:
         while self.sampling:
             try:
                 held, enis = self.held()
+                self.per_node.append((time.monotonic() - self.t0, self.last_per_node))
                 with self.lock:
                     n = sum(1 for p in pods_ref[0] if p.addressed is not None and p.gone is None)
                 self.samples.append((time.monotonic() - self.t0, held, enis, n))
@@ -129,6 +141,11 @@ class Fleet:
         """(secondary addresses, ENIs) attached to the fleet's instances, from EC2's truth."""
         t = self.w.truth()
         enis = [e for e in t["enis"] if (e.get("attachment") or {}).get("instance_id")]
+        node_of = {n["instance_id"]: i for i, n in enumerate(self.w.nodes)}
+        per = [0] * len(self.w.nodes)
+        for e in enis:
+            per[node_of[e["attachment"]["instance_id"]]] += len(e["secondary_ips"])
+        self.last_per_node = per
         return sum(len(e["secondary_ips"]) for e in enis), len(enis)
 
     # --- phases --------------------------------------------------------------------------
@@ -186,6 +203,27 @@ class Fleet:
             for i in range(self.a.pods):
                 pods.append(Pod(f"{tag}-{node}-{i}", node, next(nsi)))
         return pods
+
+
+def pool_ready(per_node, t_from, t_after, want, nodes):
+    """Per node: seconds from t_from until EC2 first showed (sampled) at least `want` secondary addresses on
+    it, looking at samples taken after t_after (None: never)."""
+    out = [None] * nodes
+    for t, per in per_node:
+        if t < t_after:
+            continue
+        for i, n in enumerate(per):
+            if out[i] is None and n >= want:
+                out[i] = t - t_from
+    return out
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def phase_figures(pods, t_from, nodes):
@@ -250,10 +288,14 @@ def main():
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--pods", type=int, default=50, help="pods per node")
     ap.add_argument("--instance-type", default="m5.xlarge")
-    ap.add_argument("--settle", type=float, default=60.0, help="seconds left alone after the scale-down")
+    ap.add_argument("--settle", type=float, default=150.0,
+                    help="seconds left alone after the scale-down (vpc-ipamd releases nothing within"
+                         " VPC_IPAM_SHRINK_DELAY, 120 s, of a grow)")
     ap.add_argument("--phase-timeout", type=float, default=300.0)
     ap.add_argument("--retry-delay", type=float, default=1.0, help="a failed ADD is retried after this")
     ap.add_argument("--spawners", type=int, default=2, help="threads spawning plugins")
+    ap.add_argument("--per-node", type=int, default=3,
+                    help="plugins running at once per node (a runtime's workers; 0: no limit)")
     a = ap.parse_args()
     if not ipamd.IPAMD or not os.access(ipamd.IPAMD, os.X_OK):
         sys.exit("set VPC_IPAMD (scripts/bench-fleet does)")
@@ -269,22 +311,23 @@ def main():
     if a.pods > max_ips * max_enis:
         sys.exit(f"bench-fleet: {a.pods} pods do not fit {a.instance_type} ({max_ips * max_enis} addresses)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    n_fds = 3 * a.nodes * a.pods + 1000
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(n_fds, 4096), max(n_fds, 4096)))
+    if raise_nofile() < 2 * a.nodes * a.pods + 2000:
+        sys.exit(f"bench-fleet: RLIMIT_NOFILE's hard limit is below {2 * a.nodes * a.pods + 2000} (a descriptor per pod)")
     tmp = tempfile.mkdtemp(prefix="bench-fleet-")
     logs = tempfile.mkdtemp(prefix="bench-fleet-logs-")
     pods_ns = PodNetns()
     w = plugins = fleet = None
     try:
         t_up = time.monotonic()
-        w = harness.WorldFixture(nodes=a.nodes, instance_type=a.instance_type, fast=False)
+        w = harness.WorldFixture(nodes=a.nodes, instance_type=a.instance_type, fast=False,
+                                extra=("--timeout", str(30 + a.nodes)))
         say(f"# world: {a.nodes} x {a.instance_type} up in {time.monotonic() - t_up:.1f} s"
             f" (prefix {w.prefix}); throttle {json.dumps(w.ctl('GET', '/throttle')['buckets'])}")
         spec = w.ctl("GET", "/latency")
         t_ns = time.monotonic()
         ns1 = pods_ns.make(a.nodes * a.pods)
         say(f"# {len(ns1)} pod namespaces made in {time.monotonic() - t_ns:.1f} s")
-        plugins = Plugins(cni, tmp, a.spawners)
+        plugins = Plugins(cni, tmp, a.spawners, a.per_node)
         fleet = Fleet(a, w, plugins, tmp)
         pods_ref = [[]]
         stats0 = w.ctl("GET", "/stats")
@@ -368,6 +411,11 @@ def report(a, fleet, up1, up2, t_arrive1, t_arrive2, took_del, stats, held, clie
     say("|---|---:|---:|")
     say(f"| scale-up: every pod of a node addressed, from the daemons' start, p50 / p99 / max over nodes |"
         f" {dist(nd1)} | {dist(m1['node_done'])} |")
+    t_a2 = t_arrive2 - fleet.t0
+    pr1 = pool_ready(fleet.per_node, 0.0, 0.0, a.pods, a.nodes)
+    pr2 = pool_ready(fleet.per_node, t_a2, t_a2, a.pods, a.nodes)
+    say(f"| scale-up: EC2 shows enough addresses on the node for its pods (sampled every ~2 s), p50 / p99 / max |"
+        f" {dist(pr1)} | (modeled pods are served the moment addresses arrive: the rows above) |")
     done1 = None if None in nd1 else max(nd1)
     say(f"| scale-up: whole fleet addressed | {fmt(done1)} | {fmt(max(m1['node_done']) if m1['complete'] else None)} |")
     say(f"| scale-up: ADD exec-to-exit p50 / p99 (every attempt) | {pct(lat1, 50):.2f} / {pct(lat1, 99):.2f} s |"
@@ -375,6 +423,7 @@ def report(a, fleet, up1, up2, t_arrive1, t_arrive2, took_del, stats, held, clie
     say(f"| scale-up: failed ADDs | {fails1} | >= {m1['first_failed']} (pods whose first ADD finds no address) |")
     say(f"| scale-up again (from the pods' arrival), p50 / p99 / max over nodes | {dist(nd2)} |"
         f" {dist(m2['node_done'])} |")
+    say(f"| scale-up again: EC2 shows enough addresses on the node, from the pods' arrival | {dist(pr2)} | |")
     say(f"| scale-up again: failed ADDs | {fails2} | >= {m2['first_failed']} |")
     say(f"| scale-down: every DEL answered | {took_del:.1f} s | (no EC2 call on the DEL path) |")
     s0, s1, s2, s3 = stats
@@ -392,7 +441,7 @@ def report(a, fleet, up1, up2, t_arrive1, t_arrive2, took_del, stats, held, clie
     say(f"| addresses held, peak (sampled every 2 s) | {peak} | {model['peak']} |")
     say(f"| addresses held {a.settle:.0f} s after the scale-down (idle waste) | {held_idle} on {enis_idle} ENIs |"
         f" {model['down']['held_idle']} |")
-    say(f"| addresses held at the end, {n_pods} pods running (waste) | {held_final} on {enis_final} ENIs"
+    say(f"| addresses held at the end, {n_pods} pods running (waste) | {held_final} on {enis_final} ENIs (primaries included)"
         f" ({held_final - n_pods}) | {model['final']} ({model['final'] - n_pods}) |")
     ms, mu, me = mem
     say(f"| memory per daemon, VmRSS p50 / max at the end | {statistics.median(m['VmRSS'] for m in me) / 1024:.1f} /"

@@ -5,9 +5,14 @@ PodNetns.make() creates a network namespace held only by a descriptor of this
 process (a helper thread unshare(2)s its own namespace, opens
 /proc/thread-self/ns/net and exits), so CNI_NETNS is /proc/<pid>/fd/<n> and
 closing the descriptor deletes the namespace with its veth: nothing is left
-behind if the process dies.
+behind if the process dies. Descriptor numbers only grow (F_DUPFD from a
+counter), so no path names two pods over a run: a daemon that sweeps gone
+pods by their netns path must never see a new pod under an old one's path
+(runtimes name every namespace uniquely); they wrap around only near
+RLIMIT_NOFILE, which raise_nofile() lifts to the hard limit.
 
-Plugins.submit() queues one vpc-cni run (optionally not before a time); a few
+Plugins.submit() queues one vpc-cni run (optionally not before a time; at
+most per_node running at once in a node, nodes served round robin); a few
 spawner threads posix_spawn() it after setns(2)ing into the node's namespace
 (a child inherits its thread's namespaces; the caller's thread never moves),
 with the config on stdin and the result on stdout (files in a work
@@ -17,9 +22,11 @@ callback gets (status, seconds, stdout text).
 """
 
 import ctypes
+import fcntl
 import heapq
 import json
 import os
+import resource
 import select
 import threading
 import time
@@ -42,8 +49,10 @@ def setns_net(fd):
 class PodNetns:
     """Network namespaces held by descriptors of this process."""
 
-    def __init__(self):
+    def __init__(self, first_fd=1000):
         self.fds = []
+        self.lock = threading.Lock()
+        self.first_fd = self.next_fd = first_fd
 
     def make(self, n):
         out, err = [], []
@@ -58,17 +67,33 @@ class PodNetns:
         t = threading.Thread(target=body, name="podns")
         t.start()
         t.join()
-        self.fds += out
+        with self.lock:
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            for i, fd in enumerate(out):
+                if self.next_fd >= soft - 200:
+                    self.next_fd = self.first_fd
+                out[i] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, self.next_fd)
+                os.close(fd)
+                self.next_fd = out[i] + 1
+            self.fds += out
         if err:
             raise err[0]
         return [f"/proc/{os.getpid()}/fd/{fd}" for fd in out]
 
     def close(self, paths=None):
         """Close the namespaces of paths (all when None): the kernel deletes them and their veths."""
-        fds = self.fds if paths is None else [int(p.rsplit("/", 1)[1]) for p in paths]
-        for fd in fds:
-            os.close(fd)
-        self.fds = [f for f in self.fds if f not in set(fds)]
+        with self.lock:
+            fds = set(self.fds if paths is None else [int(p.rsplit("/", 1)[1]) for p in paths]) & set(self.fds)
+            for fd in fds:
+                os.close(fd)
+            self.fds = [f for f in self.fds if f not in fds]
+
+
+def raise_nofile():
+    """The soft descriptor limit up to the hard one (namespaces are held by descriptors); returns it."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
 
 
 def cni_env(cmd, cid, netns):
@@ -81,13 +106,15 @@ def cni_env(cmd, cid, netns):
 class Plugins:
     """vpc-cni processes spawned in node namespaces and reaped by pidfd."""
 
-    def __init__(self, binary, workdir, spawners=2):
-        self.binary, self.dir = binary, workdir
+    def __init__(self, binary, workdir, spawners=2, per_node=0):
+        self.binary, self.dir, self.per_node = binary, workdir, per_node
         self.ep = select.epoll()
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
-        self.queue = []          # heap of (not before, seq, job)
-        self.live = {}           # pidfd -> (pid, t0, out path, callback)
+        self.queues = {}         # node netns -> heap of (not before, seq, job)
+        self.order, self.rr = [], 0
+        self.inflight = {}       # node netns -> plugins running there
+        self.live = {}           # pidfd -> (pid, t0, out path, callback, node)
         self.node_fds = {}       # node netns name -> fd
         self.stopping = False
         self.seq = 0
@@ -98,31 +125,54 @@ class Plugins:
             t.start()
 
     def submit(self, node_ns, cmd, cid, netns, conf, callback, not_before=0.0):
-        """Queue CNI_COMMAND=cmd for pod cid in node_ns; callback(status, seconds, stdout) when it exits."""
+        """Queue CNI_COMMAND=cmd for pod cid in node_ns; callback(status, seconds, stdout) when it exits.
+        At most per_node (0: no limit) run at once in a node, as a runtime's worker pool would."""
         with self.cond:
             self.seq += 1
-            heapq.heappush(self.queue, (not_before, self.seq, (node_ns, cmd, cid, netns, conf, callback)))
+            if node_ns not in self.queues:
+                self.queues[node_ns] = []
+                self.order.append(node_ns)
+            heapq.heappush(self.queues[node_ns], (not_before, self.seq, (node_ns, cmd, cid, netns, conf, callback)))
             self.cond.notify()
 
     def queued(self):
         with self.lock:
-            return len(self.queue)
+            return sum(len(q) for q in self.queues.values())
+
+    def _pick(self):
+        """The next due job of a node with room, round robin over nodes (under the lock); or the wait."""
+        now, soonest = time.monotonic(), 0.2
+        for k in range(len(self.order)):
+            ns = self.order[(self.rr + k) % len(self.order)]
+            q = self.queues[ns]
+            if not q or (self.per_node and self.inflight.get(ns, 0) >= self.per_node):
+                continue
+            if q[0][0] <= now:
+                self.rr = (self.rr + k + 1) % len(self.order)
+                self.inflight[ns] = self.inflight.get(ns, 0) + 1
+                return heapq.heappop(q)[2], 0
+            soonest = min(soonest, q[0][0] - now)
+        return None, soonest
 
     def _spawner(self):
         while True:
             with self.cond:
-                while not self.stopping:
-                    now = time.monotonic()
-                    if self.queue and self.queue[0][0] <= now:
-                        break
-                    self.cond.wait(min(0.2, self.queue[0][0] - now) if self.queue else 0.2)
+                job, wait = self._pick()
+                while job is None and not self.stopping:
+                    self.cond.wait(wait)
+                    job, wait = self._pick()
                 if self.stopping:
                     return
-                job = heapq.heappop(self.queue)[2]
             try:
                 self._run(*job)
             except OSError as e:   # counted as a failed run, like a plugin that could not start
+                self._done(job[0])
                 job[5](-1, 0.0, f"spawn failed: {e}")
+
+    def _done(self, ns):
+        with self.cond:
+            self.inflight[ns] -= 1
+            self.cond.notify()
 
     def node_fd(self, ns):
         with self.lock:
@@ -145,7 +195,7 @@ class Plugins:
             (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)])
         pfd = os.pidfd_open(pid)
         with self.lock:
-            self.live[pfd] = (pid, t0, base, callback)
+            self.live[pfd] = (pid, t0, base, callback, node_ns)
         self.ep.register(pfd, select.EPOLLIN)
         return pid
 
@@ -153,19 +203,17 @@ class Plugins:
         with self.lock:
             return len(self.live)
 
-    def idle(self):
-        with self.lock:
-            return not self.live and not self.queue
 
     def _reap(self):
         while not self.stopping:
             for pfd, _ in self.ep.poll(0.2):
                 with self.lock:
-                    pid, t0, base, cb = self.live.pop(pfd)
+                    pid, t0, base, cb, ns = self.live.pop(pfd)
                 self.ep.unregister(pfd)
                 os.close(pfd)
                 _, status, _ = os.wait4(pid, 0)
                 dt = time.monotonic() - t0
+                self._done(ns)
                 try:
                     with open(base + ".out") as f:
                         out = f.read()
@@ -184,7 +232,7 @@ class Plugins:
     def kill_all(self):
         """Drop what is queued, SIGKILL every plugin still running (our own children only), wait for them."""
         with self.lock:
-            self.queue = []
+            self.queues = {ns: [] for ns in self.queues}
             live = list(self.live.values())
         for pid, *_ in live:
             try:
