@@ -97,10 +97,10 @@ class Fleet:
         def watch(i, d):         # one thread per daemon: a slow one must not delay the others' times
             end = self.t0 + 60
             while serving[i] is None and time.monotonic() < end and d.proc.poll() is None:
-                if d.try_call({"op": "status"}, timeout=1) is not None:
+                if os.path.exists(d.sock) and d.try_call({"op": "status"}, timeout=1) is not None:
                     serving[i] = time.monotonic() - self.t0
                 else:
-                    time.sleep(0.01)
+                    time.sleep(0.1)      # 100 pollers: more often would take the daemons' CPU
         ts = [threading.Thread(target=watch, args=(i, d)) for i, d in enumerate(self.daemons)]
         for t in ts:
             t.start()
@@ -420,11 +420,13 @@ def report(a, fleet, up1, up2, t_arrive1, t_arrive2, took_del, stats, held, clie
     say(f"| scale-up: whole fleet addressed | {fmt(done1)} | {fmt(max(m1['node_done']) if m1['complete'] else None)} |")
     say(f"| scale-up: ADD exec-to-exit p50 / p99 (every attempt) | {pct(lat1, 50):.2f} / {pct(lat1, 99):.2f} s |"
         f" (pod wait p50 / p99 {pct(m1['pod_times'], 50):.1f} / {pct(m1['pod_times'], 99):.1f} s) |")
-    say(f"| scale-up: failed ADDs | {fails1} | >= {m1['first_failed']} (pods whose first ADD finds no address) |")
+    never1, never2 = sum(p.addressed is None for p in up1), sum(p.addressed is None for p in up2)
+    say(f"| scale-up: failed ADDs (retried); pods never addressed within --phase-timeout | {fails1}; {never1} |"
+        f" >= {m1['first_failed']} (pods whose first ADD finds no address) |")
     say(f"| scale-up again (from the pods' arrival), p50 / p99 / max over nodes | {dist(nd2)} |"
         f" {dist(m2['node_done'])} |")
     say(f"| scale-up again: EC2 shows enough addresses on the node, from the pods' arrival | {dist(pr2)} | |")
-    say(f"| scale-up again: failed ADDs | {fails2} | >= {m2['first_failed']} |")
+    say(f"| scale-up again: failed ADDs; never addressed | {fails2}; {never2} | >= {m2['first_failed']} |")
     say(f"| scale-down: every DEL answered | {took_del:.1f} s | (no EC2 call on the DEL path) |")
     s0, s1, s2, s3 = stats
     tot = calls_delta(s0, s3)

@@ -287,7 +287,7 @@ def cpu_seconds(pid):
 
 
 def metrics(daemon, names):
-    """Unlabelled samples of a daemon's /metrics (0 when absent)."""
+    """Samples of a daemon's /metrics, summed over their labels (0 when absent)."""
     try:
         _, body = daemon.http("/metrics", metrics=True)
     except OSError:
@@ -295,6 +295,7 @@ def metrics(daemon, names):
     out = {n: 0.0 for n in names}
     for ln in body.splitlines():
         k, _, v = ln.partition(" ")
-        if k in out:
-            out[k] = float(v.split()[0])
+        k = k.split("{", 1)[0]
+        if k in out and not ln.startswith("#"):
+            out[k] += float(v.split()[0])
     return out
