@@ -378,6 +378,8 @@ def main():
                client, (mem_start, mem_up, mem_end), cpu, model, problems, dead)
         return 1 if problems or dead else 0
     finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a second SIGTERM must not cut the teardown short
         if plugins:
             plugins.close()
         pods_ns.close()

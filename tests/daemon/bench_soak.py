@@ -401,6 +401,8 @@ def run(argv=None):
                    "violations": list(soak.violations), "growth": problems}
         return (1 if soak.violations or problems else 0), summary
     finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a second SIGTERM must not cut the teardown short
         if plugins:
             plugins.close()
         pods_ns.close()
