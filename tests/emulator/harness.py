@@ -108,7 +108,7 @@ class WorldFixture:
         args = [sys.executable, VPC_WORLD, "up", "--dir", self.dir, "--nodes", str(nodes),
                 "--instance-type", instance_type] + (["--fast"] if fast else []) + list(extra)
         t0 = time.monotonic()
-        p = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        p = subprocess.run(args, capture_output=True, text=True, timeout=60 + nodes)
         self.up_seconds = time.monotonic() - t0
         if p.returncode != 0:
             self.down()

@@ -222,8 +222,10 @@ def main(argv=None):
         return ctl(a)
     if a.cmd == "exec":
         return exec_in_node(a)
-    if not 1 <= a.nodes <= 64:
-        print("vpc-world: --nodes must be 1..64", file=sys.stderr)
+    # 512: the fleet benchmark's scale (scripts/bench-fleet); the nodes subnet
+    # (a quarter of a /16) holds 16,379 addresses, about 30 per node at 512.
+    if not 1 <= a.nodes <= 512:
+        print("vpc-world: --nodes must be 1..512", file=sys.stderr)
         return 2
     if a.ec2_endpoint and a.ipv6:
         print("vpc-world: --ipv6 is not supported with --ec2-endpoint", file=sys.stderr)

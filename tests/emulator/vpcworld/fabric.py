@@ -43,6 +43,7 @@ in the fabric, one per node touched, one nft transaction.
 
 import ipaddress
 import json
+import subprocess
 
 from . import netns
 
@@ -107,6 +108,7 @@ class Fabric:
         self.gateways = set()
         self.dropped_before = {}      # eni id -> drops counted on links now gone
         self.ipv6 = False             # enable_ipv6() was called
+        self.unsure = set()           # eni ids whose link add timed out: delete, then add again
 
     def node_ns(self, index):
         return f"{self.prefix}-n{index}"
@@ -155,7 +157,10 @@ class Fabric:
         Removals run before additions (an address moving between ENIs is
         deleted from the old one first); each batch runs to its end even if
         a line fails (ip -force), and failures are logged, not raised, so one
-        bad link cannot stall the rest of the fabric."""
+        bad link cannot stall the rest of the fabric. A batch that times out (a
+        busy kernel: rtnl is shared by every namespace) leaves the links it was
+        adding unknown: they are forgotten and made again, deleted first, on the
+        next call; apply() returns False then, so the caller calls it again."""
         rm, add, nodes, nft_rm, nft_add = [], [], {}, [], []
         gone = [e for e in self.applied if e not in desired or self._moved(self.applied[e], desired[e])]
         if gone:
@@ -172,27 +177,40 @@ class Fabric:
                        f"delete set ip vpc o{s}", f"delete counter ip vpc d{s}"]
             if self.ipv6:
                 nft_rm += self._remove6(a)
+        new = []
         for eni_id, d in desired.items():
             a = self.applied.get(eni_id)
             if a is None:
+                new.append(eni_id)
                 a = self._add_link(eni_id, d, add, nodes, nft_add)
             self._sync_addresses(a, d, rm, add, nft_add)
             if self.ipv6:
                 self._sync6(a, d, rm, add, nft_add)
         self._run(lambda: netns.ip_batch(self.fab, rm, force=True))
-        self._run(lambda: netns.ip_batch(self.fab, add, force=True))
+        if not self._run(lambda: netns.ip_batch(self.fab, add, force=True)):
+            for eni_id in new:
+                self.applied.pop(eni_id, None)
+            self.unsure.update(new)
+            return False
         for ns, lines in nodes.items():
             self._run(lambda: netns.ip_batch(ns, lines, force=True))
         if nft_rm:
             self._run(lambda: netns.nft(self.fab, "\n".join(nft_rm) + "\n"))
         if nft_add:
             self._run(lambda: netns.nft(self.fab, "\n".join(nft_add) + "\n"))
+        self.unsure -= set(new)
+        return True
 
     def _run(self, fn):
+        """False only when the command timed out (a failing line is logged, the rest ran: ip -force)."""
         try:
             fn()
         except netns.CommandError as e:
             self.log(f"fabric: {e}")
+        except subprocess.TimeoutExpired as e:
+            self.log(f"fabric: timed out: {' '.join(e.cmd)}")
+            return False
+        return True
 
     @staticmethod
     def _moved(a, d):
@@ -202,6 +220,8 @@ class Fabric:
         s = d["serial"]
         fif = f"{self.prefix}e{s}"
         p = _ip(d["primary"])
+        if eni_id in self.unsure:       # a timed-out batch may have made it
+            fab.append(f"link del {fif}")
         fab += [f"link add {fif} mtu {ENI_MTU} type veth peer name {d['ifname']} address {d['mac']} "
                 f"mtu {ENI_MTU} netns {d['ns']}",
                 f"link set {fif} up",

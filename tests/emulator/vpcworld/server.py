@@ -255,7 +255,9 @@ class Server(Hooks):
             views = {i.id: imds.view(w, i, self.role_creds) for i in w.instances.values()}
         with self.fabric_lock:
             self.fabric.set_gateways(gateways)
-            self.fabric.apply(desired)
+            done = self.fabric.apply(desired)
+        if not done:                    # a timed-out batch: the world thread tries again
+            self.changed()
         for iid, v in views.items():
             self.views.publish(iid, v, immediate)
 
