@@ -250,18 +250,30 @@ static void drop_eni_actions(struct plan *p, enum eni_gate g) {
 /*
  * ENIs whose addresses are not the pods' (no_pods: custom networking's
  * primary, an ENI in a subnet tagged kubernetes.io/role/cni=0, as aws-node's
- * IsExcludedForPodIPs): their free addresses go back to EC2; pods holding one
- * keep it until they end. Prefixes on them are left alone.
+ * IsExcludedForPodIPs): their free /32s and their empty /28 prefixes go back
+ * to EC2; pods holding an address keep it until they end (its prefix goes
+ * back once it is empty and cooled).
  */
 static void release_no_pods(reconciler *r, const struct plan_eni *enis, size_t n) {
         struct ipamd_ctx *o = &r->o.ctx;
-        for (size_t i = 0; i < n; i++)
-                if (enis[i].no_pods && enis[i].free > 0 && enis[i].prefixes == 0) {
-                        int rc = eniops_release(o, enis[i].id, enis[i].free);
-                        log_info("returned the free addresses of an ENI that carries no pods to EC2",
-                                 LF_STR("eni", enis[i].id), LF_BOOL("primary", enis[i].is_primary),
-                                 LF_INT("count", enis[i].free), LF_INT("error", rc < 0 ? rc : 0));
-                }
+        for (size_t i = 0; i < n; i++) {
+                const struct plan_eni *e = &enis[i];
+                if (!e->no_pods || (e->free_ips == 0 && e->empty_prefixes == 0))
+                        continue;
+                int rc = e->free_ips > 0 ? eniops_release(o, e->id, e->free_ips) : 0;
+                int rp = e->empty_prefixes > 0 ? eniops_release_prefixes(o, e->id, e->empty_prefixes) : 0;
+                log_info("returned the free addresses of an ENI that carries no pods to EC2",
+                         LF_STR("eni", e->id), LF_BOOL("primary", e->is_primary), LF_INT("count", e->free_ips),
+                         LF_INT("prefixes", e->empty_prefixes), LF_INT("error", rc < 0 ? rc : rp < 0 ? rp : 0));
+        }
+}
+
+/* The pick (store.c) skips an ENI marked no_pods, between passes and after a restart too. */
+static void persist_no_pods(struct ipamd_ctx *o, const char *eni_id, bool on) {
+        int rc = store_eni_set_no_pods(o->store, eni_id, on);
+        if (rc < 0 && rc != -ENOENT)
+                log_warn_errno(rc, "could not record whether an ENI carries pods; the next pass retries",
+                               LF_STR("eni", eni_id), LF_BOOL("no_pods", on));
 }
 
 /*
@@ -279,9 +291,13 @@ static void mark_enis(struct ipamd_ctx *o, struct plan_eni *enis, size_t n) {
                 for (size_t j = 0; j < n_all; j++) {
                         if (strcmp(all[j].id, enis[i].id) != 0)
                                 continue;
-                        enis[i].no_pods = (enis[i].is_primary && o->cfg->custom_networking) ||
-                                          (!o->cfg->no_provisioning && ctx_subnet_excluded(o, all[j].subnet_id));
+                        bool cn_primary = enis[i].is_primary && o->cfg->custom_networking;
+                        int ex = o->cfg->no_provisioning ? 0 : ctx_subnet_excluded(o, all[j].subnet_id);
+                        if (cn_primary || ex >= 0)      /* else (unknown) the store's mark stands */
+                                enis[i].no_pods = cn_primary || ex > 0;
                         enis[i].no_grow = subnets_backoff_active(&o->backoff, all[j].subnet_id, now);
+                        if (enis[i].no_pods != all[j].no_pods)
+                                persist_no_pods(o, enis[i].id, enis[i].no_pods);
                 }
         free(all);
 }
