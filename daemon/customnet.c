@@ -29,6 +29,8 @@ struct customnet {
         pthread_mutex_t lock;
         pthread_cond_t cond;
         bool stop, asked;               /* under lock */
+        unsigned requested;             /* under lock: the last ticket customnet_refresh gave */
+        bool muted, calling;            /* under lock: customnet_mute; options.changed running */
         struct customnet_view view;     /* under lock */
 };
 
@@ -99,6 +101,21 @@ static int read_once(customnet *c, struct customnet_view *v, struct errmsg *err)
         return r;
 }
 
+/* options.changed, unless muted; customnet_mute waits for a call in progress. */
+static void notify(customnet *c) {
+        pthread_mutex_lock(&c->lock);
+        bool call = c->o.changed && !c->muted;
+        c->calling = call;
+        pthread_mutex_unlock(&c->lock);
+        if (!call)
+                return;
+        c->o.changed(c->o.userdata);
+        pthread_mutex_lock(&c->lock);
+        c->calling = false;
+        pthread_cond_broadcast(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+}
+
 /* Publish a read's outcome; say so in the log when it changed what is known. */
 static void publish(customnet *c, struct customnet_view *v, int r, const struct errmsg *err) {
         snprintf(v->error, sizeof v->error, "%s", r < 0 ? errmsg_text(err, r) : "");
@@ -108,10 +125,14 @@ static void publish(customnet *c, struct customnet_view *v, int r, const struct 
         bool changed = strcmp(v->subnet, c->view.subnet) != 0 || v->unschedulable != c->view.unschedulable ||
                        strcmp(v->error, c->view.error) != 0 || v->n_groups != c->view.n_groups ||
                        strcmp(v->name, c->view.name) != 0;
+        bool served = v->served != c->view.served;
         c->view = *v;
         pthread_mutex_unlock(&c->lock);
-        if (!changed)
+        if (!changed) {
+                if (served)
+                        notify(c);      /* a refresh asked for: answered */
                 return;
+        }
         if (r < 0)
                 log_warn("could not read from the Kubernetes API; retrying with back-off", LF_STR("detail", v->error),
                          LF_STR("eniconfig", v->name), LF_STR("subnet_in_use", v->subnet));
@@ -119,8 +140,7 @@ static void publish(customnet *c, struct customnet_view *v, int r, const struct 
                 log_info("read the node from the Kubernetes API", LF_STR("eniconfig", v->name),
                          LF_STR("subnet", v->subnet), LF_INT("security_groups", v->n_groups),
                          LF_BOOL("unschedulable", v->unschedulable));
-        if (c->o.changed)
-                c->o.changed(c->o.userdata);
+        notify(c);
 }
 
 /* Under the lock: sleep ms, or until asked or stopped. */
@@ -143,9 +163,12 @@ static void *loop(void *arg) {
         pthread_mutex_lock(&c->lock);
         while (!c->stop) {
                 struct customnet_view v = c->view;
+                unsigned serving = c->requested;        /* asked before this read began */
                 pthread_mutex_unlock(&c->lock);
                 struct errmsg err = { 0 };
                 int r = read_once(c, &v, &err);
+                if (r >= 0 || definite(r))
+                        v.served = serving;     /* what the API server says now, be it "none" */
                 publish(c, &v, r, &err);
                 backoff = r < 0 ? (backoff ? backoff * 2 : BACKOFF_MIN_MS) : 0;
                 backoff = backoff > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff;
@@ -185,6 +208,16 @@ int customnet_start(const struct customnet_options *o, customnet **ret, struct e
         return 0;
 }
 
+void customnet_mute(customnet *c) {
+        if (!c)
+                return;
+        pthread_mutex_lock(&c->lock);
+        c->muted = true;
+        while (c->calling)
+                pthread_cond_wait(&c->cond, &c->lock);
+        pthread_mutex_unlock(&c->lock);
+}
+
 customnet *customnet_stop(customnet *c) {
         if (!c)
                 return NULL;
@@ -206,9 +239,13 @@ void customnet_view(customnet *c, struct customnet_view *ret) {
         pthread_mutex_unlock(&c->lock);
 }
 
-void customnet_refresh(customnet *c) {
+unsigned customnet_refresh(customnet *c) {
         pthread_mutex_lock(&c->lock);
         c->asked = true;
+        if (++c->requested == 0)
+                c->requested = 1;
+        unsigned ticket = c->requested;
         pthread_cond_signal(&c->cond);
         pthread_mutex_unlock(&c->lock);
+        return ticket;
 }

@@ -64,7 +64,7 @@ bool ctx_note_create_failure(struct ipamd_ctx *o, const char *subnet_id, int r, 
         return true;
 }
 
-static void verdict(struct ipamd_ctx *o, const char *id, bool excluded) {
+static void verdict(struct ipamd_ctx *o, const char *id, bool excluded, int64_t retry_at) {
         size_t i = 0;
         while (i < o->n_verdicts && strcmp(o->verdicts[i].id, id) != 0)
                 i++;
@@ -74,28 +74,31 @@ static void verdict(struct ipamd_ctx *o, const char *id, bool excluded) {
                 o->n_verdicts++;
         snprintf(o->verdicts[i].id, sizeof o->verdicts[i].id, "%s", id);
         o->verdicts[i].excluded = excluded;
+        o->verdicts[i].retry_at = retry_at;
 }
 
-bool ctx_subnet_excluded(struct ipamd_ctx *o, const char *subnet_id) {
+int ctx_subnet_excluded(struct ipamd_ctx *o, const char *subnet_id) {
         if (!subnet_id[0])
-                return false;
-        for (size_t i = 0; i < o->n_verdicts; i++)
-                if (strcmp(o->verdicts[i].id, subnet_id) == 0)
-                        return o->verdicts[i].excluded;
+                return 0;
+        for (size_t i = 0; i < o->n_verdicts; i++) {
+                const struct ctx_verdict *v = &o->verdicts[i];
+                if (strcmp(v->id, subnet_id) == 0 && (!v->retry_at || o->now_ms() < v->retry_at))
+                        return v->retry_at ? -EAGAIN : v->excluded;
+        }
         struct ec2_result *res = NULL;
         struct ec2_error e = { 0 };
         const char *ids[] = { subnet_id };
         int r = o->ec2 ? ec2_describe_subnets(o->ec2, ids, 1, NULL, 0, &res, &e) : -ENOTCONN;
         bool excluded = r >= 0 && res->n_subnets == 1 && subnets_excluded(&res->subnets[0]);
         if (r < 0)
-                log_warn("could not read a subnet's tags; its ENIs serve pods", LF_STR("subnet", subnet_id),
+                log_warn("could not read a subnet's tags; its ENIs keep their mark, retrying", LF_STR("subnet", subnet_id),
                          LF_STR("code", e.code), LF_STR("detail", errmsg_text(&e.msg, r)));
         else if (excluded)
                 log_warn("an ENI is in a subnet tagged " SUBNETS_TAG_CNI "=0: it carries no new pods, and its free "
                          "addresses go back to EC2", LF_STR("subnet", subnet_id));
         ec2_result_free(res);
-        verdict(o, subnet_id, excluded);
-        return excluded;
+        verdict(o, subnet_id, excluded, r < 0 ? o->now_ms() + CTX_SUBNET_RETRY_MS : 0);
+        return r < 0 ? -EAGAIN : excluded;
 }
 
 void ctx_note_assign_failure(struct ipamd_ctx *o, const char *subnet_id, int r, const struct ec2_error *e) {

@@ -72,6 +72,8 @@ struct reconciler {
         _Atomic int64_t ec2_since_ms;           /* monotonic; 0: none */
         const char *_Atomic ec2_what;
         int64_t last_ec2_recheck;
+        unsigned cn_ticket;                     /* custom networking: the refresh a create waits on (0: none) */
+        int64_t cn_asked_ms;                    /* monotonic: when it was asked */
 };
 
 void reconciler_wake(reconciler *r, int waiting_adds) {
@@ -248,20 +250,79 @@ static void drop_eni_actions(struct plan *p, enum eni_gate g) {
 }
 
 /*
+ * Custom networking: a new ENI goes in the subnet the ENIConfig names now,
+ * not as last read (up to CUSTOMNET_REFRESH_MS ago). A plan that creates one
+ * asks for a read (customnet_refresh) and its creates wait, over the passes
+ * that keep wanting them, until that read is in (its end wakes a pass) or
+ * CN_REFRESH_WAIT_MS passed: the API server away or slow never holds the pool
+ * up longer, and the thread itself never waits.
+ */
+#define CN_REFRESH_WAIT_MS 2000
+
+static bool cn_view_fresh(reconciler *r) {
+        struct ipamd_ctx *o = &r->o.ctx;
+        if (!o->cnet || !o->cfg->custom_networking)
+                return true;
+        int64_t now = vtime_mono_ms();
+        if (!r->cn_ticket) {
+                r->cn_ticket = customnet_refresh(o->cnet);
+                r->cn_asked_ms = now;
+                return false;
+        }
+        struct customnet_view v;
+        customnet_view(o->cnet, &v);
+        if (v.served < r->cn_ticket && now - r->cn_asked_ms < CN_REFRESH_WAIT_MS)
+                return false;
+        if (v.served < r->cn_ticket)
+                log_info("custom networking: the ENIConfig could not be read again in time; a new ENI goes in "
+                         "the subnet last read", LF_STR("subnet", v.subnet), LF_STR("error", v.error));
+        r->cn_ticket = 0;
+        return true;
+}
+
+/* The plan without its ENI creates. */
+static void drop_creates(struct plan *p) {
+        size_t k = 0;
+        for (size_t i = 0; i < p->n_actions; i++)
+                if (p->actions[i].kind != PLAN_CREATE_ENI)
+                        p->actions[k++] = p->actions[i];
+        p->n_actions = k;
+}
+
+static bool has_create(const struct plan *p) {
+        for (size_t i = 0; i < p->n_actions; i++)
+                if (p->actions[i].kind == PLAN_CREATE_ENI)
+                        return true;
+        return false;
+}
+
+/*
  * ENIs whose addresses are not the pods' (no_pods: custom networking's
  * primary, an ENI in a subnet tagged kubernetes.io/role/cni=0, as aws-node's
- * IsExcludedForPodIPs): their free addresses go back to EC2; pods holding one
- * keep it until they end. Prefixes on them are left alone.
+ * IsExcludedForPodIPs): their free /32s and their empty /28 prefixes go back
+ * to EC2; pods holding an address keep it until they end (its prefix goes
+ * back once it is empty and cooled).
  */
 static void release_no_pods(reconciler *r, const struct plan_eni *enis, size_t n) {
         struct ipamd_ctx *o = &r->o.ctx;
-        for (size_t i = 0; i < n; i++)
-                if (enis[i].no_pods && enis[i].free > 0 && enis[i].prefixes == 0) {
-                        int rc = eniops_release(o, enis[i].id, enis[i].free);
-                        log_info("returned the free addresses of an ENI that carries no pods to EC2",
-                                 LF_STR("eni", enis[i].id), LF_BOOL("primary", enis[i].is_primary),
-                                 LF_INT("count", enis[i].free), LF_INT("error", rc < 0 ? rc : 0));
-                }
+        for (size_t i = 0; i < n; i++) {
+                const struct plan_eni *e = &enis[i];
+                if (!e->no_pods || (e->free_ips == 0 && e->empty_prefixes == 0))
+                        continue;
+                int rc = e->free_ips > 0 ? eniops_release(o, e->id, e->free_ips) : 0;
+                int rp = e->empty_prefixes > 0 ? eniops_release_prefixes(o, e->id, e->empty_prefixes) : 0;
+                log_info("returned the free addresses of an ENI that carries no pods to EC2",
+                         LF_STR("eni", e->id), LF_BOOL("primary", e->is_primary), LF_INT("count", e->free_ips),
+                         LF_INT("prefixes", e->empty_prefixes), LF_INT("error", rc < 0 ? rc : rp < 0 ? rp : 0));
+        }
+}
+
+/* The pick (store.c) skips an ENI marked no_pods, between passes and after a restart too. */
+static void persist_no_pods(struct ipamd_ctx *o, const char *eni_id, bool on) {
+        int rc = store_eni_set_no_pods(o->store, eni_id, on);
+        if (rc < 0 && rc != -ENOENT)
+                log_warn_errno(rc, "could not record whether an ENI carries pods; the next pass retries",
+                               LF_STR("eni", eni_id), LF_BOOL("no_pods", on));
 }
 
 /*
@@ -279,9 +340,13 @@ static void mark_enis(struct ipamd_ctx *o, struct plan_eni *enis, size_t n) {
                 for (size_t j = 0; j < n_all; j++) {
                         if (strcmp(all[j].id, enis[i].id) != 0)
                                 continue;
-                        enis[i].no_pods = (enis[i].is_primary && o->cfg->custom_networking) ||
-                                          (!o->cfg->no_provisioning && ctx_subnet_excluded(o, all[j].subnet_id));
+                        bool cn_primary = enis[i].is_primary && o->cfg->custom_networking;
+                        int ex = o->cfg->no_provisioning ? 0 : ctx_subnet_excluded(o, all[j].subnet_id);
+                        if (cn_primary || ex >= 0)      /* else (unknown) the store's mark stands */
+                                enis[i].no_pods = cn_primary || ex > 0;
                         enis[i].no_grow = subnets_backoff_active(&o->backoff, all[j].subnet_id, now);
+                        if (enis[i].no_pods != all[j].no_pods)
+                                persist_no_pods(o, enis[i].id, enis[i].no_pods);
                 }
         free(all);
 }
@@ -364,6 +429,10 @@ static void plan_pass(reconciler *r, int waiting) {
         enum eni_gate gate = eni_gate(o);
         if (gate != ENIS_FREE)
                 drop_eni_actions(&p, gate);
+        if (!has_create(&p))
+                r->cn_ticket = 0;       /* a later create asks for a read of its own */
+        else if (!cn_view_fresh(r))
+                drop_creates(&p);       /* a later pass, once the ENIConfig was read again */
         if (is_grow(&p) && now < o->grow_blocked_until) {
                 update_status(r, &p);
                 return;

@@ -90,6 +90,13 @@ static void hook_wake(void *ud, int waiting) {
                 reconciler_wake(d->rec, waiting);
 }
 
+/* The Kubernetes reader read something new, or the read a refresh asked for: plan again now. */
+static void cnet_changed(void *ud) {
+        struct ipamd *d = ud;
+        if (d->rec)
+                reconciler_wake(d->rec, d->srv ? server_waiting(d->srv) : 0);
+}
+
 static void hook_status(void *ud, struct server_pool_status *ret) {
         struct ipamd *d = ud;
         if (d->rec)
@@ -531,7 +538,7 @@ static void start_customnet(struct ipamd *d) {
                 return;
         }
         struct customnet_options o = { .eniconfig = c->custom_networking, .annotation_key = c->eniconfig_annotation,
-                                       .label_key = c->eniconfig_label };
+                                       .label_key = c->eniconfig_label, .changed = cnet_changed, .userdata = d };
         struct errmsg err = { 0 };
         int r = customnet_start(&o, &d->cnet, &err);
         if (r < 0)
@@ -566,6 +573,7 @@ static void start_introspection(struct ipamd *d) {
 static void shutdown_all(struct ipamd *d) {
         server_close_listener(d->srv);   /* clients learn at once that this daemon is gone */
         introspect_stop(d->http);
+        customnet_mute(d->cnet);         /* its reads wake the reconciler no more */
         reconciler_stop(d->rec);         /* finishes the EC2 call in flight; long waits end early */
         d->rec = NULL;
         d->cnet = customnet_stop(d->cnet);

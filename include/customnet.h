@@ -58,17 +58,25 @@ struct customnet_view {
         size_t n_groups;
         char error[CUSTOMNET_ERROR_MAX];  /* the last read's failure; "" when it worked */
         unsigned reads, failures;       /* counters, for tests and logs */
+        unsigned served;                /* the last customnet_refresh ticket this view answers (0: none) */
 };
 
 /* Start the thread; nothing is read before it runs. */
 int customnet_start(const struct customnet_options *o, customnet **ret, struct errmsg *err);
+/* Thread-safe: options.changed is not called any more once this returns (before freeing what it uses). */
+void customnet_mute(customnet *c);
 /* Stop the thread (a call in flight finishes first, within its timeouts) and free. */
 customnet *customnet_stop(customnet *c);
 
 /* Thread-safe: a copy of what the last reads told. */
 void customnet_view(customnet *c, struct customnet_view *ret);
-/* Thread-safe: read again now (ENIs are about to be created). */
-void customnet_refresh(customnet *c);
+/*
+ * Thread-safe: read again now (ENIs are about to be created). Returns a
+ * ticket (never 0): the view is as new as the request once its served is at
+ * least the ticket; a read that fails serves nothing. The read's end calls
+ * options.changed, changed or not, so the caller may look again.
+ */
+unsigned customnet_refresh(customnet *c);
 
 /*
  * The ENIConfig a Node names (aws-node's order): the label

@@ -67,6 +67,7 @@ struct ipamd_ctx {
         struct ctx_verdict {
                 char id[SUBNETS_ID_MAX];
                 bool excluded;          /* tagged kubernetes.io/role/cni=0 when first asked */
+                int64_t retry_at;       /* not 0: the read failed; not asked again before then */
         } verdicts[SUBNETS_MAX];
         size_t n_verdicts;
         char eni_groups[CUSTOMNET_MAX_SGS][CUSTOMNET_ID_MAX];
@@ -106,11 +107,13 @@ size_t ctx_subnet_choices(struct ipamd_ctx *o, struct ctx_subnet *out, size_t ma
 
 /*
  * Is the subnet tagged kubernetes.io/role/cni=0 (its ENIs carry no pods, as
- * aws-node's IsExcludedForPodIPs)? Asked of EC2 once per subnet and process
- * (aws-node: tag changes apply at restart); unknown (DescribeSubnets failed,
- * logged once) is not excluded.
+ * aws-node's IsExcludedForPodIPs)? 1 yes, 0 no, asked of EC2 once per subnet
+ * and process (aws-node: tag changes apply at restart); -EAGAIN when
+ * DescribeSubnets failed (logged), for CTX_SUBNET_RETRY_MS: the caller keeps
+ * what it knew.
  */
-bool ctx_subnet_excluded(struct ipamd_ctx *o, const char *subnet_id);
+#define CTX_SUBNET_RETRY_MS 30000
+int ctx_subnet_excluded(struct ipamd_ctx *o, const char *subnet_id);
 
 /*
  * An Assign to an ENI in subnet_id failed: o->reason from it. Exhaustion

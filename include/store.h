@@ -47,7 +47,7 @@ typedef struct store store;
 #define STORE_ROUTE_TABLE_MAIN 254
 
 /* The schema this build writes; an older store is migrated, a newer one refused. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 enum store_eni_state {
         STORE_ENI_ATTACHING,     /* created in EC2, attach requested, link not yet set up */
@@ -67,6 +67,7 @@ struct store_eni {
         bool is_primary;
         enum store_eni_state state;
         int64_t created_ms;
+        bool no_pods;            /* read only: store_eni_set_no_pods */
 };
 
 /* Who asks for an address: the CNI attachment and, for people, the pod. */
@@ -237,6 +238,14 @@ void store_prefer_ips(store *s, bool on);
  * switched custom networking on, before its first pass). Held ones stay held.
  */
 void store_skip_primary(store *s, bool on);
+
+/*
+ * Mark (on) an ENI whose addresses are not the pods' (an ENI in a subnet
+ * tagged kubernetes.io/role/cni=0, custom networking's primary): no free
+ * address of it is handed out, now or after a restart, until unmarked; held
+ * ones stay held. store_plan_enis reports the mark. -ENOENT: no such ENI.
+ */
+int store_eni_set_no_pods(store *s, const char *id, bool on);
 
 /*
  * Give the attachment exactly ip: a pod another IPAM wired (aws-node's

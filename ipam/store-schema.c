@@ -261,10 +261,20 @@ static const char schema_v3[] =
         "ALTER TABLE intents_v3 RENAME TO intents;"
         "CREATE INDEX intents_open ON intents(id) WHERE state = 'open';";
 
+/*
+ * Version 4: an ENI whose addresses are not the pods' (no_pods: custom
+ * networking's primary, an ENI in a subnet tagged kubernetes.io/role/cni=0),
+ * as the reconciler last judged it. Kept here, not only in the plan, so that
+ * the pick skips it between passes and after a restart.
+ */
+static const char schema_v4[] =
+        "ALTER TABLE enis ADD COLUMN no_pods INTEGER NOT NULL DEFAULT 0 CHECK (no_pods IN (0, 1));";
+
 const struct store_migration store_migrations[] = {
         { 1, schema_v1 },
         { 2, schema_v2 },
         { 3, schema_v3 },
+        { 4, schema_v4 },
 };
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];
 

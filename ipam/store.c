@@ -39,7 +39,7 @@ enum stmt_id {
         ST_INTENT_BEGIN, ST_INTENT_END, ST_INTENT_OPEN, ST_INTENT_PRUNE,
         ST_ITYPE_PUT, ST_ITYPE_GET, ST_META_SET, ST_META_GET,
         ST_ADDR_EXISTS, ST_ENI_BUSY, ST_UNMARK_ALL, ST_BLOCK_ADDED, ST_PRIMARY_OWNER, ST_UNMARK_ADDR,
-        ST_PICK_EMPTY_PREFIXES, ST_BLOCK_USE,
+        ST_PICK_EMPTY_PREFIXES, ST_BLOCK_USE, ST_ENI_SET_NO_PODS,
         ST6_PREFIX_INSERT, ST6_PREFIX_OWNER, ST6_PREFIXES_OF, ST6_PREFIXES_ALL, ST6_LEASE_BY_ATTACHMENT,
         ST6_ASSIGNED_ALL, ST6_PICK_PREFIX, ST6_PICK_REUSE, ST6_LOWEST_UNUSED, ST6_INSERT, ST6_ASSIGN, ST6_RELEASE,
         ST6_EGRESS_PICK, ST6_STATS, ST6_V4_HELD, ST6_PREFIX_BY_BASE, ST6_ROW_STATE, ST6_EGRESS_HELD,
@@ -76,7 +76,7 @@ static const char *const stmt_sql[ST__MAX] = {
                 "SELECT a.addr FROM addresses a JOIN blocks b ON b.cidr = a.block"
                 " JOIN enis e ON e.id = b.eni_id"
                 " WHERE a.state = 'free' AND a.cooldown_until <= ?1 AND e.state = 'attached'"
-                " AND NOT (?3 AND e.is_primary)"
+                " AND NOT (?3 AND e.is_primary) AND NOT e.no_pods"
                 " ORDER BY (b.kind = 'prefix') = ?2 DESC,"
                 " CASE WHEN b.kind = 'prefix' THEN (" BUSY_IN_BLOCK ") END DESC,"
                 " CASE WHEN b.kind = 'prefix' THEN a.addr END, a.free_since, a.addr LIMIT 1",
@@ -95,9 +95,10 @@ static const char *const stmt_sql[ST__MAX] = {
                 " ON CONFLICT (id) DO UPDATE SET mac = ?2, device_index = ?3, network_card = ?4,"
                 " subnet_id = ?5, subnet_cidr = ?6, primary_ip = ?7, route_table = ?8, is_primary = ?9,"
                 " state = ?10",
-        [ST_ENI_GET] = "SELECT " ENI_COLUMNS " FROM enis WHERE id = ?1",
+        [ST_ENI_GET] = "SELECT " ENI_COLUMNS ", no_pods FROM enis WHERE id = ?1",
         [ST_ENI_SET_STATE] = "UPDATE enis SET state = ?2 WHERE id = ?1",
-        [ST_ENI_ALL] = "SELECT " ENI_COLUMNS " FROM enis ORDER BY network_card, device_index",
+        [ST_ENI_ALL] = "SELECT " ENI_COLUMNS ", no_pods FROM enis ORDER BY network_card, device_index",
+        [ST_ENI_SET_NO_PODS] = "UPDATE enis SET no_pods = ?2 WHERE id = ?1",
         [ST_ENI_DELETE] = "DELETE FROM enis WHERE id = ?1",
         [ST_ENI_ASSIGNED] =
                 "SELECT COUNT(*) FROM addresses a JOIN blocks b ON b.cidr = a.block"
@@ -134,7 +135,7 @@ static const char *const stmt_sql[ST__MAX] = {
                 " (SELECT COUNT(*) FROM blocks b WHERE b.eni_id = e.id AND b.kind = 'prefix'),"
                 " (SELECT COUNT(*) FROM blocks b WHERE b.eni_id = e.id AND b.kind = 'prefix'"
                 "  AND (" BUSY_IN_BLOCK ") = 0),"
-                " COALESCE(SUM(b.kind = 'ip' AND a.state = 'free' AND a.cooldown_until <= ?1), 0)"
+                " COALESCE(SUM(b.kind = 'ip' AND a.state = 'free' AND a.cooldown_until <= ?1), 0), e.no_pods"
                 " FROM enis e LEFT JOIN blocks b ON b.eni_id = e.id LEFT JOIN addresses a ON a.block = b.cidr"
                 " WHERE e.state = 'attached' GROUP BY e.id ORDER BY e.network_card, e.device_index",
         [ST_INTENT_BEGIN] =
@@ -889,6 +890,7 @@ static void eni_from_row(sqlite3_stmt *st, struct store_eni *e) {
         if (eni_state_parse((const char *)sqlite3_column_text(st, 9), &e->state) < 0)
                 e->state = STORE_ENI_DETACHING; /* the schema's CHECK makes this unreachable */
         e->created_ms = sqlite3_column_int64(st, 10);
+        e->no_pods = sqlite3_column_int(st, 11) != 0;
 }
 
 int store_eni_put(store *s, const struct store_eni *e) {
@@ -932,6 +934,19 @@ int store_eni_set_state(store *s, const char *id, enum store_eni_state state) {
                 return -EINVAL;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, store_eni_state_name(state), -1, SQLITE_STATIC);
+        int r = exec_done(st);
+        if (r == 0 && sqlite3_changes(s->db) == 0)
+                return -ENOENT;
+        return r;
+}
+
+int store_eni_set_no_pods(store *s, const char *id, bool on) {
+        follow(s);
+        sqlite3_stmt *st = s && id ? stmt(s, ST_ENI_SET_NO_PODS) : NULL;
+        if (!st)
+                return -EINVAL;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, on);
         int r = exec_done(st);
         if (r == 0 && sqlite3_changes(s->db) == 0)
                 return -ENOENT;
@@ -1806,6 +1821,7 @@ int store_plan_enis(store *s, int64_t now_ms, struct plan_eni *ret, size_t max, 
                 e->prefixes = sqlite3_column_int(st, 8);
                 e->empty_prefixes = sqlite3_column_int(st, 9);
                 e->free_ips = sqlite3_column_int(st, 10);
+                e->no_pods = sqlite3_column_int(st, 11) != 0;
         }
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)

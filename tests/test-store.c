@@ -1059,6 +1059,48 @@ START_TEST(test_skip_primary) {
 }
 END_TEST
 
+/* An ENI marked no_pods (an excluded subnet): none of its free addresses or prefix addresses is handed
+ * out, also after a reopen (a restart) and after a cooldown; held ones stay held; unmarked, they are. */
+START_TEST(test_no_pods_eni_skipped) {
+        store *s = node_with(1);                        /* eni-p: 10.0.0.10 */
+        add_eni(s, "eni-2", 1, "10.0.0.6", STORE_ENI_ATTACHED);
+        add_ips(s, "eni-2", 1, 1, 2, T0);
+        ck_assert_int_eq(store_block_add(s, "eni-2", "10.0.2.16/28", T0), 0);
+        struct store_attachment a = att("c1"), b = att("c2"), c = att("c3");
+        struct store_lease l;
+        ck_assert_int_eq(store_assign(s, &a, T0, &l, NULL), 0);
+        ck_assert_str_eq(l.eni_id, "eni-2");            /* the prefix, held before the mark */
+        ck_assert_int_eq(store_release(s, "c1", "eth0", T0 + 1, COOLDOWN, NULL), 1);
+        ck_assert_int_eq(store_assign(s, &a, T0 + 2, &l, NULL), 0);
+        ck_assert_str_eq(l.eni_id, "eni-2");
+        ck_assert_int_eq(store_eni_set_no_pods(s, "eni-2", true), 0);
+        ck_assert_int_eq(store_eni_set_no_pods(s, "eni-x", true), -ENOENT);
+        store_close(s);
+        s = fresh();                                    /* the mark outlives a restart */
+        struct store_eni e;
+        ck_assert_int_eq(store_eni_get(s, "eni-2", &e), 0);
+        ck_assert(e.no_pods);
+        struct plan_eni pe[2];
+        size_t n = 0;
+        ck_assert_int_eq(store_plan_enis(s, T0 + COOLDOWN + 10, pe, 2, &n), 0);
+        ck_assert_int_eq(n, 2);
+        ck_assert(!pe[0].no_pods);
+        ck_assert(pe[1].no_pods);
+        ck_assert_int_eq(store_assign(s, &b, T0 + COOLDOWN + 10, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, "10.0.0.10");            /* the primary's, not eni-2's cooled-off ones */
+        ck_assert_int_eq(store_assign(s, &c, T0 + COOLDOWN + 10, &l, NULL), -EAGAIN);
+        bool existing = false;
+        ck_assert_int_eq(store_assign(s, &a, T0 + COOLDOWN + 10, &l, &existing), 0);
+        ck_assert(existing);
+        ck_assert_str_eq(l.eni_id, "eni-2");            /* the held one is still the pod's */
+        ck_assert_int_eq(store_eni_set_no_pods(s, "eni-2", false), 0);
+        ck_assert_int_eq(store_assign(s, &c, T0 + COOLDOWN + 10, &l, NULL), 0);
+        ck_assert_str_eq(l.eni_id, "eni-2");
+        healthy(s, T0 + COOLDOWN + 10);
+        store_close(s);
+}
+END_TEST
+
 /* Only a prefix none of whose addresses is assigned, cooling or releasing is marked for release. */
 START_TEST(test_prefix_mark_releasing_only_empty) {
         store *s = node_with(1);
@@ -1469,7 +1511,7 @@ START_TEST(test_migration_from_schema_2) {
         healthy(s, T0);
         store_close(s);
         ck_assert_int_eq(sqlite3_open(testlib_path("pool.db"), &db), SQLITE_OK);
-        ck_assert_int_eq(user_version(db), 3);
+        ck_assert_int_eq(user_version(db), STORE_SCHEMA_VERSION);
         sqlite3_close(db);
 }
 END_TEST
@@ -1523,6 +1565,7 @@ int main(void) {
         tcase_add_test(pd, test_prefix_pick_fullest_lowest);
         tcase_add_test(pd, test_prefer_ips_after_prefix_delegation);
         tcase_add_test(pd, test_skip_primary);
+        tcase_add_test(pd, test_no_pods_eni_skipped);
         tcase_add_test(pd, test_prefix_mark_releasing_only_empty);
         suite_add_tcase(s, pd);
         TCase *v6 = tcase_create("ipv6");

@@ -13,7 +13,9 @@ Checks:
     being served, and the pool still grows from the ENIConfig already read;
   - an ENIConfig whose subnet is in another AZ, then none at all: no ENI, no pod address, a status
     reason naming the cause; once it is right, the pool grows in the pods subnet; changed to another
-    subnet, the next new ENI goes there and the existing one stays.
+    subnet, the next new ENI goes there and the existing one stays;
+  - changed just after a periodic read, with the next one CUSTOMNET_REFRESH_MS (15 s) away: the ENI
+    the pool makes right then goes in the new subnet (the create reads the ENIConfig again first).
 """
 
 import ipaddress
@@ -246,6 +248,39 @@ def test_wrong_az_or_missing_eniconfig_serves_no_pod_until_fixed():
         by_id = {e["id"]: e for e in secondary(w, 0)}
         assert len(by_id) == 2 and by_id[first]["subnet_id"] == v["pods"]["id"], by_id
         assert [e["subnet_id"] for k, e in by_id.items() if k != first] == [pods2["id"]], by_id
+    finally:
+        n.close()
+        w.down()
+
+
+def test_an_eni_made_right_after_a_change_goes_in_the_new_subnet():
+    w = harness.WorldFixture(nodes=1)
+    n = cn_node(w, 0)
+    try:
+        v = setup_vpc(w)
+        k8s(w, "PUT", f"/eniconfigs/{v['az']}", {"subnet": v["pods"]["id"]})
+        n.d.start()
+        wait_served(n, "the first ENI's addresses", timeout=60)
+        assert [e["subnet_id"] for e in secondary(w, 0)] == [v["pods"]["id"]], secondary(w, 0)
+        pods2 = w.ctl("POST", "/subnets", {"cidr": "100.64.64.0/19", "az": v["az"]})
+        key = f"GET /apis/crd.k8s.amazonaws.com/v1alpha1/eniconfigs/{v['az']} 200"
+        before = k8s(w, "GET", "/stats").get(key, 0)
+        wait_for(lambda: k8s(w, "GET", "/stats").get(key, 0) > before, timeout=20, interval=0.05,
+                 what="a periodic read of the ENIConfig")
+        t0 = time.monotonic()
+        k8s(w, "PUT", f"/eniconfigs/{v['az']}", {"subnet": pods2["id"]})
+        for i in range(20):
+            if len(secondary(w, 0)) >= 2:
+                break
+            wait_served(n, "an address")
+            n.add(f"c{i}", n.pod())
+        wait_for(lambda: len(secondary(w, 0)) >= 2, timeout=20, what="a second ENI")
+        took = time.monotonic() - t0
+        by_sub = sorted(e["subnet_id"] for e in secondary(w, 0))
+        assert by_sub == sorted([v["pods"]["id"], pods2["id"]]), (by_sub, n.d.tail(40))
+        # made well before the next periodic read: only the create's own read can have told of pods2
+        assert took < 12, f"the second ENI took {took:.1f} s: too slow to tell"
+        assert k8s(w, "GET", "/stats").get(key, 0) >= before + 2
     finally:
         n.close()
         w.down()

@@ -5,12 +5,17 @@ Z (cni=0), and the node subnet nearly full. Checks:
   - an ENI already attached in a subnet tagged kubernetes.io/role/cni=0 at start carries no new pod
     (aws-node's IsExcludedForPodIPs): its free addresses go back to EC2, a pod holding one keeps it,
     the ENI stays attached, and new pods get addresses from elsewhere;
+  - so in prefix delegation, with the node's own subnet tagged cni=0: the primary ENI's empty /28s go
+    back to EC2, the one a pod holds stays, and new pods (even before a pass, once addresses cool)
+    get addresses only from an ENI in a candidate subnet;
   - an Assign refused with InsufficientFreeAddressesInSubnet backs off that subnet only: the pool
     grows at once with a new ENI in another candidate subnet, instead of pausing all growth.
 """
 
+import ipaddress
 import os
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -60,6 +65,54 @@ def test_an_eni_in_a_subnet_tagged_zero_carries_no_new_pod():
             ip, _ = n.add(f"q{k}", n.pod())
             assert not in_subnet(ip, s["A"]), ip
         assert set(w.eni_truth(eni["id"])["secondary_ips"]) == {held}
+    finally:
+        n.close()
+        w.down()
+
+
+def eni_prefixes(w, eni_id):
+    return set(w.eni_truth(eni_id).get("prefixes") or [])
+
+
+def test_prefixes_of_an_eni_in_a_subnet_tagged_zero_go_back_and_serve_no_pod():
+    w = harness.WorldFixture(nodes=1)
+    n = Node(w, 0, {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1", "IP_COOLDOWN_PERIOD": "1",
+                    "VPC_IPAM_SHRINK_DELAY": "3"})
+    try:
+        a = w.ctl("POST", "/subnets", {"cidr": "10.0.128.0/24", "tags": {CNI_TAG: "1"}})
+        node_subnet = next(x for x in w.w["subnets"] if x["role"] == "nodes")
+        inst = w.nodes[0]["instance_id"]
+        primary = next(e for e in w.truth()["enis"]
+                       if (e.get("attachment") or {}).get("instance_id") == inst and e["attachment"]["device_index"] == 0)
+        n.d.start()
+        wait_true(lambda: n.d.pool()["available"] >= 16, n, "a first prefix")
+        ns0 = n.pod()
+        held, out0 = n.add("p0", ns0)
+        wait_true(lambda: len(eni_prefixes(w, primary["id"])) >= 2, n, "a warm prefix beside the pod's")
+        mine = [p for p in eni_prefixes(w, primary["id"]) if ipaddress.ip_address(held) in ipaddress.ip_network(p)]
+        assert len(mine) == 1, (held, eni_prefixes(w, primary["id"]))
+        n.d.stop()
+        w.ctl("POST", "/subnets/tags", {"subnet_id": node_subnet["id"], "tags": {CNI_TAG: "0"}})
+        n.d.start()
+        wait_true(lambda: eni_prefixes(w, primary["id"]) == set(mine), n,
+                  "the primary ENI's empty prefixes returned to EC2")
+        assert n.held()["p0"] == held, "the pod lost its address"
+        for k in range(3):
+            wait_true(lambda: n.d.pool()["available"] > 0, n, "a free address elsewhere")
+            ip, _ = n.add(f"q{k}", n.pod())
+            assert in_subnet(ip, a), (ip, n.d.pool())
+        # the pod on the excluded ENI ends: its address cools, is free again, and still goes to no pod;
+        # its prefix, empty now, goes back too
+        rc, res = n.cni("DEL", "p0", ns0, prev=out0)
+        assert rc == 0, res
+        end, k = time.monotonic() + 3, 3      # ADDs across the 1 s cooldown and the passes after it
+        while time.monotonic() < end:
+            wait_true(lambda: n.d.pool()["available"] > 0, n, "a free address elsewhere")
+            ip, _ = n.add(f"q{k}", n.pod())
+            assert in_subnet(ip, a), (ip, n.d.pool())
+            k += 1
+            time.sleep(0.25)
+        wait_true(lambda: not eni_prefixes(w, primary["id"]), n, "the emptied prefix returned to EC2")
     finally:
         n.close()
         w.down()
