@@ -9,7 +9,7 @@ from kubernetes/cri-api pkg/apis/runtime/v1/api.proto.
     cri_client.py SOCKET runp NAME UID NAMESPACE CGROUP_PARENT [HOSTPORT:PORT | KEY=VALUE ...]
                                                                  -> {"id": ...}
       (HOSTPORT:PORT a TCP port mapping, KEY=VALUE an annotation)
-    cri_client.py SOCKET status ID                               -> {"state": 0|1, "ip": ...}
+    cri_client.py SOCKET status ID              -> {"state": 0|1, "ip": ..., "additional_ips": [...]}
     cri_client.py SOCKET stopp ID | rmp ID                       -> {}
     cri_client.py SOCKET list                                    -> {"ids": [...]}
 
@@ -98,7 +98,8 @@ def sandbox_status(call, sid):
     reply = parse(call("PodSandboxStatus", field(1, sid)))
     status = parse(first(reply, 1))                         # PodSandboxStatus
     network = parse(first(status, 5))                       # PodSandboxNetworkStatus
-    return {"state": first(status, 3, 0), "ip": first(network, 1).decode()}
+    return {"state": first(status, 3, 0), "ip": first(network, 1).decode(),
+            "additional_ips": [first(parse(a), 1).decode() for a in network.get(2, [])]}
 
 
 def main(argv):
