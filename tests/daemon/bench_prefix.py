@@ -12,7 +12,8 @@ store and planner cost at 250 pods). Parts:
   first   where a cold node's first address comes from, each mode with the same 27 ADDs (the /32 mode's
           maximum), alternating: from the daemon's log, each step's time from the process's start (IMDS
           read, socket serving, egress table, start-up EC2 sync, first plan, the first grow's reply
-          recorded, first ADD served), medians and maxima; beside the client's first ADD answered.
+          recorded, first ADD served), each step's duration as median / p90 / max; beside the client's
+          first ADD answered.
   churn   EC2 calls during 1,000 pod ADD/DEL operations at WARM_PREFIX_TARGET=1 (population 0..20),
           beside aws-node's PD loop replayed on the same operations.
 
@@ -281,7 +282,6 @@ def part_first(reps, pods=27):
         " ADD answered from exec.")
     say()
     modes = (("PD, WARM_PREFIX_TARGET=1", PD), ("secondary IPs (defaults)", {}))
-    cols = [s for s, _ in STEPS] + ["sync ms"]
     res = {label: ([], []) for label, _ in modes}
     for _ in range(reps):
         for label, env in modes:
@@ -291,16 +291,27 @@ def part_first(reps, pods=27):
                 raise AssertionError(f"{label}: not every ADD succeeded")
             res[label][0].append(first)
             res[label][1].append(steps[0])
-    say("| mode | " + " | ".join(cols) + " | client: first ADD answered |")
-    say("|---|" + "---:|" * (len(cols) + 1))
-    for label, _ in modes:
-        firsts, runs = res[label]
-        cells = []
-        for c in cols:
-            v = [r[c] for r in runs if c in r]
-            cells.append(f"{statistics.median(v) * 1000:.0f} / {max(v) * 1000:.0f}" if v else "-")
-        say(f"| {label} (median / max) | " + " | ".join(cells) +
-            f" | {statistics.median(firsts) * 1000:.0f} / {max(firsts) * 1000:.0f} |")
+    say("Each step's duration (from the step before), median / p90 / max, ms:")
+    say()
+    say("| step | " + " | ".join(label for label, _ in modes) + " |")
+    say("|---|" + "---:|" * len(modes))
+    names = [s for s, _ in STEPS]
+
+    def cell(v):
+        return f"{statistics.median(v) * 1000:.0f} / {pct(v, 90) * 1000:.0f} / {max(v) * 1000:.0f}" if v else "-"
+    for i, step in enumerate(names):
+        before = names[i - 1] if i else None
+        row = []
+        for label, _ in modes:
+            runs = res[label][1]
+            row.append(cell([r[step] - (r[before] if before else 0) for r in runs if step in r and
+                             (before is None or before in r)]))
+        say(f"| {before or 'start'} → {step} | " + " | ".join(row) + " |")
+    say("| **first ADD served, from start** | " +
+        " | ".join(cell([r[names[-1]] for r in res[label][1] if names[-1] in r]) for label, _ in modes) + " |")
+    say("| client: first ADD answered, from exec | " + " | ".join(cell(res[label][0]) for label, _ in modes) + " |")
+    say("| start-up sync's own ms | " +
+        " | ".join(cell([r["sync ms"] for r in res[label][1] if "sync ms" in r]) for label, _ in modes) + " |")
     say()
 
 
