@@ -324,23 +324,31 @@ int eniops_assign(struct ipamd_ctx *o, const char *eni_id, int count) {
         return r;
 }
 
-/* Record /28 prefixes EC2 gave an ENI; returns how many are new in the store. */
+/*
+ * Record /28 prefixes EC2 gave an ENI, in one store transaction as add_batch
+ * does for /32s (one commit before the waiting ADDs are woken, not one per
+ * prefix); returns how many were recorded.
+ */
 static int add_prefix_blocks(struct ipamd_ctx *o, const char *eni_id, const char *const *prefixes, size_t n) {
+        if (n == 0)
+                return 0;       /* a /32 create: no empty commit */
+        int *res = calloc(n, sizeof *res);
+        int r = res ? store_blocks_add(o->store, eni_id, prefixes, n, o->now_ms(), res) : -ENOMEM;
+        if (r < 0) {
+                log_error_errno(r, "could not record the prefixes EC2 assigned", LF_STR("eni", eni_id),
+                                LF_INT("count", n));
+                free(res);
+                return r;
+        }
         int added = 0;
         for (size_t i = 0; i < n; i++) {
-                int r = store_block_add(o->store, eni_id, prefixes[i], o->now_ms());
-                if (r == -EADDRNOTAVAIL || r == -EEXIST) {
+                if (res[i] < 0)
                         log_warn("EC2 listed a prefix the pool cannot hold on this ENI; skipped",
-                                 LF_STR("prefix", prefixes[i]), LF_STR("eni", eni_id), LF_INT("error", r));
-                        continue;
-                }
-                if (r < 0) {
-                        log_error_errno(r, "could not record a prefix EC2 assigned", LF_STR("prefix", prefixes[i]),
-                                        LF_STR("eni", eni_id));
-                        return r;
-                }
-                added++;
+                                 LF_STR("prefix", prefixes[i]), LF_STR("eni", eni_id), LF_INT("error", res[i]));
+                else
+                        added++;
         }
+        free(res);
         return added;
 }
 

@@ -376,6 +376,8 @@ static bool taken(const struct plan *p, const char *eni_id) {
  */
 static void plan_shrink_pd(const struct plan_input *in, struct plan *p) {
         int pfx = p->summary.surplus, ips = p->summary.surplus_ips;
+        if (pfx <= 0 && ips <= 0)       /* the usual pass: nothing to give back, no ENI to sort */
+                return;
         const struct plan_eni *order[PLAN_MAX_ACTIONS * 2];
         size_t n = sorted(in, order, cmp_release);
         for (size_t i = 0; i < n; i++) {

@@ -9,6 +9,11 @@ store and planner cost at 250 pods). Parts:
           right after the socket serves; wall time from exec, EC2 calls and mutations. Beside it the
           same in secondary-IP mode up to its 27 addresses (max-pods 29 counts 2 host-network pods),
           and aws-node's PD loop modeled.
+  first   where a cold node's first address comes from, each mode with the same 27 ADDs (the /32 mode's
+          maximum), alternating: from the daemon's log, each step's time from the process's start (IMDS
+          read, socket serving, egress table, start-up EC2 sync, first plan, the first grow's reply
+          recorded, first ADD served), each step's duration as median / p90 / max; beside the client's
+          first ADD answered.
   churn   EC2 calls during 1,000 pod ADD/DEL operations at WARM_PREFIX_TARGET=1 (population 0..20),
           beside aws-node's PD loop replayed on the same operations.
 
@@ -21,6 +26,8 @@ once). Latencies are sampled from the ranges the emulator reports at GET /latenc
 """
 
 import argparse
+import datetime
+import json
 import multiprocessing
 import os
 import random
@@ -48,8 +55,9 @@ def mutations(calls):
 
 # --- fill: a cold node to max pods ---------------------------------------------------
 
-def fill_once(env, pods):
-    """(serving, first ADD answered, last ADD answered, all ok, calls by action, prefixes, spec) from exec."""
+def fill_once(env, pods, steps=None):
+    """(serving, first ADD answered, last ADD answered, all ok, calls by action, prefixes, spec) from exec;
+    with steps (a list), the daemon's start-up steps from its log are appended to it (log_steps)."""
     w = world("m5.large")
     d = Daemon(w, env=env, name="fill")
     adds = None
@@ -71,6 +79,8 @@ def fill_once(env, pods):
         ok = len(done) == pods and all(v for _, v in done)
         calls = stats_calls(w)
         prefixes = b.metric_values(d, ("awscni_total_ipv4_prefixes",)).get("awscni_total_ipv4_prefixes", 0)
+        if steps is not None:
+            steps.append(log_steps(d.log))
         return serving, min(times), max(times), ok, calls, prefixes, spec
     finally:
         if adds:
@@ -236,6 +246,75 @@ def part_fill(reps):
     say()
 
 
+# --- first: where a cold node's first address comes from -------------------------------
+
+STEPS = (("IMDS read", ("node discovered",)), ("socket serving", ("serving",)),
+         ("egress table", ("egress SNAT programmed",)), ("EC2 sync done", ("reconciled with EC2",)),
+         ("first plan", ("planned",)), ("grow recorded", ("assigned prefixes", "assigned secondary addresses")),
+         ("first ADD served", ("assigned address",)))
+
+
+def log_steps(path):
+    """{step: seconds from the daemon's start} for the first of each of STEPS in one daemon's log (the start is
+    'serving' minus its startup_ms), plus the start-up sync's own ms as 'sync ms'."""
+    seen, start = {}, None
+    with open(path) as f:
+        for line in f:
+            try:
+                j = json.loads(line)
+            except ValueError:
+                continue
+            t = datetime.datetime.strptime(j["time"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+            for step, msgs in STEPS:
+                if j.get("msg") in msgs and step not in seen:
+                    seen[step] = t
+            if j.get("msg") == "serving" and start is None:
+                start = t - j["startup_ms"] / 1000.0
+            if j.get("msg") == "reconciled with EC2" and "sync ms" not in seen:
+                seen["sync ms"] = j.get("ms", 0) / 1000.0
+    return {k: (v if k == "sync ms" else v - start) for k, v in seen.items()}
+
+
+def part_first(reps, pods=27):
+    say(f"## Prefix delegation 1b. A cold node's first address, PD beside /32 with the same {pods} ADDs")
+    say(f"{reps} runs per mode, alternating (fresh world and store per run); m5.large; {pods} ADDs sent at once as"
+        " soon as the socket serves. Daemon steps from its log, ms from the process's start; the client's first"
+        " ADD answered from exec.")
+    say()
+    modes = (("PD, WARM_PREFIX_TARGET=1", PD), ("secondary IPs (defaults)", {}))
+    res = {label: ([], []) for label, _ in modes}
+    for _ in range(reps):
+        for label, env in modes:
+            steps = []
+            _, first, _, ok, _, _, _ = fill_once(env, pods, steps)
+            if not ok:
+                raise AssertionError(f"{label}: not every ADD succeeded")
+            res[label][0].append(first)
+            res[label][1].append(steps[0])
+    say("Each step's duration (from the step before), median / p90 / max, ms:")
+    say()
+    say("| step | " + " | ".join(label for label, _ in modes) + " |")
+    say("|---|" + "---:|" * len(modes))
+    names = [s for s, _ in STEPS]
+
+    def cell(v):
+        return f"{statistics.median(v) * 1000:.0f} / {pct(v, 90) * 1000:.0f} / {max(v) * 1000:.0f}" if v else "-"
+    for i, step in enumerate(names):
+        before = names[i - 1] if i else None
+        row = []
+        for label, _ in modes:
+            runs = res[label][1]
+            row.append(cell([r[step] - (r[before] if before else 0) for r in runs if step in r and
+                             (before is None or before in r)]))
+        say(f"| {before or 'start'} → {step} | " + " | ".join(row) + " |")
+    say("| **first ADD served, from start** | " +
+        " | ".join(cell([r[names[-1]] for r in res[label][1] if names[-1] in r]) for label, _ in modes) + " |")
+    say("| client: first ADD answered, from exec | " + " | ".join(cell(res[label][0]) for label, _ in modes) + " |")
+    say("| start-up sync's own ms | " +
+        " | ".join(cell([r["sync ms"] for r in res[label][1] if "sync ms" in r]) for label, _ in modes) + " |")
+    say()
+
+
 # --- churn: 1,000 pod operations at WARM_PREFIX_TARGET=1 --------------------------------
 
 class AwsNodePDChurn(b.AwsNodeChurn):
@@ -313,7 +392,7 @@ def part_churn(ops):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--parts", default="fill,churn")
+    ap.add_argument("--parts", default="fill,first,churn")
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
     if not ipamd.IPAMD or not os.access(ipamd.IPAMD, os.X_OK):
@@ -325,7 +404,8 @@ def main():
     b.LOG_DIR = tempfile.mkdtemp(prefix="bench-prefix-logs-")
     t0 = time.monotonic()
     failed = []
-    for name, fn in (("fill", lambda: part_fill(a.reps)), ("churn", lambda: part_churn(1000))):
+    for name, fn in (("fill", lambda: part_fill(a.reps)), ("first", lambda: part_first(a.reps)),
+                     ("churn", lambda: part_churn(1000))):
         if name not in a.parts.split(","):
             continue
         try:
