@@ -122,7 +122,8 @@ static void publish(customnet *c, struct customnet_view *v, int r, const struct 
         v->reads++;
         v->failures += r < 0;
         pthread_mutex_lock(&c->lock);
-        bool changed = strcmp(v->subnet, c->view.subnet) != 0 || v->unschedulable != c->view.unschedulable ||
+        bool changed = v->node_read != c->view.node_read ||   /* the first read: ENI actions may wait on it */
+                       strcmp(v->subnet, c->view.subnet) != 0 || v->unschedulable != c->view.unschedulable ||
                        strcmp(v->error, c->view.error) != 0 || v->n_groups != c->view.n_groups ||
                        strcmp(v->name, c->view.name) != 0;
         bool served = v->served != c->view.served;

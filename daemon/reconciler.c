@@ -219,28 +219,33 @@ static bool is_grow(const struct plan *p) {
 
 /*
  * aws-node's rule: no ENI attached or detached while the node carries the
- * unschedulable taint. Before the Node was first read, creates go on (pods
- * must not wait on the API server) but deletes wait (they can).
+ * unschedulable taint. Until the first read of the Node has ended, nothing
+ * is attached or detached (a node started cordoned gets no ENI); that wait
+ * is bounded by the reader's timeouts (its end wakes a pass). If that read
+ * failed (the API server away), creates go on, since pods must not wait on
+ * the API server, but deletes wait (they can).
  */
-enum eni_gate { ENIS_FREE, ENIS_NO_DELETE, ENIS_FROZEN };
+enum eni_gate { ENIS_FREE, ENIS_NO_DELETE, ENIS_NOT_YET, ENIS_FROZEN };
 
 static enum eni_gate eni_gate(const struct ipamd_ctx *o) {
         struct customnet_view v;
         if (!o->cnet || o->cfg->manage_non_schedulable || !o->cfg->node_name[0])
                 return ENIS_FREE;
         customnet_view(o->cnet, &v);
-        return !v.node_read ? ENIS_NO_DELETE : v.unschedulable ? ENIS_FROZEN : ENIS_FREE;
+        if (!v.node_read)
+                return v.failures == 0 ? ENIS_NOT_YET : ENIS_NO_DELETE;
+        return v.unschedulable ? ENIS_FROZEN : ENIS_FREE;
 }
 
 static bool unschedulable(const struct ipamd_ctx *o) {
         return eni_gate(o) == ENIS_FROZEN;
 }
 
-/* The plan without the ENI creates (frozen) and deletes (frozen or not yet known) the gate forbids. */
+/* The plan without the ENI creates (frozen, or the first read pending) and deletes (unless free) the gate forbids. */
 static void drop_eni_actions(struct plan *p, enum eni_gate g) {
         size_t k = 0;
         for (size_t i = 0; i < p->n_actions; i++)
-                if (!(p->actions[i].kind == PLAN_CREATE_ENI && g == ENIS_FROZEN) &&
+                if (!(p->actions[i].kind == PLAN_CREATE_ENI && (g == ENIS_FROZEN || g == ENIS_NOT_YET)) &&
                     !(p->actions[i].kind == PLAN_DELETE_ENI && g != ENIS_FREE))
                         p->actions[k++] = p->actions[i];
         if (k != p->n_actions)
