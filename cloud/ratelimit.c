@@ -13,6 +13,9 @@
  * clamps the level to zero, so the next take waits a full new interval
  * rather than spending a saved burst; callers already queued keep the wait
  * they reserved. Any other attempt adds max_rate / 20, capped at max_rate.
+ * A throttled attempt that started before the last cut (sent concurrently,
+ * at the old rate) does not cut again, so a handful of calls in flight
+ * together count as one signal rather than driving the rate to the floor.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,7 +28,7 @@
 
 struct bucket {
         double capacity, refill_per_s, max_rate, level;
-        uint64_t last_ns;
+        uint64_t last_ns, cut_ns;       /* cut_ns: when the rate was last cut */
         struct ratelimit_stats stats;
 };
 
@@ -120,10 +123,13 @@ int ratelimit_take(ratelimit *rl, enum ratelimit_category c) {
 }
 
 /* AIMD on the refill rate; the caller holds the lock. */
-static void adapt(struct bucket *b, uint64_t now, bool throttled) {
+static void adapt(struct bucket *b, uint64_t now, uint64_t latency_ns, bool throttled) {
         double floor = b->max_rate / RATE_STEPS;
         refill(b, now);         /* the time so far counts at the old rate */
+        if (throttled && b->cut_ns && now - latency_ns < b->cut_ns)
+                return;         /* sent before the last cut: already counted */
         if (throttled) {
+                b->cut_ns = now;
                 b->refill_per_s *= RATE_CUT;
                 if (b->refill_per_s < floor)
                         b->refill_per_s = floor;
@@ -141,7 +147,8 @@ void ratelimit_record(ratelimit *rl, enum ratelimit_category c, uint64_t latency
         if (!rl || (unsigned)c >= _RATELIMIT_CATEGORY_MAX)
                 return;
         pthread_mutex_lock(&rl->lock);
-        adapt(&rl->b[c], cloud_clock_mono(rl->clock), throttled);
+        uint64_t now = cloud_clock_mono(rl->clock);
+        adapt(&rl->b[c], now, latency_ns < now ? latency_ns : now, throttled);
         struct ratelimit_stats *s = &rl->b[c].stats;
         s->calls++;
         s->errors += failed;

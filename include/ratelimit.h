@@ -9,7 +9,8 @@
  * The refill rate adapts, like the AWS SDKs' "adaptive" retry mode: a
  * throttled attempt halves its category's rate (floor 1/20 of the configured
  * one) and drops the tokens saved up, each attempt not throttled adds back
- * 1/20 of the configured rate, up to it. So nodes that together oversubscribe
+ * 1/20 of the configured rate, up to it (throttles of attempts sent before
+ * the last cut count once). So nodes that together oversubscribe
  * the account slow down instead of retrying into the throttle.
  */
 #pragma once

@@ -119,13 +119,38 @@ START_TEST(test_throttle_halves_rate_and_drops_saved_tokens) {
 }
 END_TEST
 
+START_TEST(test_concurrent_throttles_cut_once) {
+        struct fakeclock fc;
+        fakeclock_init(&fc, 0);
+        ratelimit *rl;
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1, .clock = &fc.clock }, &rl), 0);
+        /* three attempts in flight together, all throttled: one cut */
+        fc.now_ns += S;
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
+        fc.now_ns += S / 10;
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 2.5);
+        /* one sent after that cut and throttled cuts again */
+        fc.now_ns += S;
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 1.25);
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
+        ck_assert_uint_eq(st.throttled, 4);
+        ratelimit_free(rl);
+}
+END_TEST
+
 START_TEST(test_floor_holds_and_successes_restore) {
         struct fakeclock fc;
         fakeclock_init(&fc, 0);
         ratelimit *rl;
         ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1, .clock = &fc.clock }, &rl), 0);
-        for (int i = 0; i < 30; i++)
+        for (int i = 0; i < 30; i++) {
+                fc.now_ns += S;         /* each attempt sent after the previous cut */
                 ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
+        }
         ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.25);          /* 5 / 20, not 5 / 2^30 */
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
         assert_last_sleep(&fc, 4 * S);
@@ -221,6 +246,7 @@ int main(void) {
         tcase_add_test(tc, test_tiny_share_keeps_one_token_and_refuses_long_waits);
         tcase_add_test(tc, test_threads_share_the_bucket);
         tcase_add_test(tc, test_throttle_halves_rate_and_drops_saved_tokens);
+        tcase_add_test(tc, test_concurrent_throttles_cut_once);
         tcase_add_test(tc, test_floor_holds_and_successes_restore);
         tcase_add_test(tc, test_no_throttle_no_change);
         suite_add_tcase(s, tc);
