@@ -195,7 +195,9 @@ static struct conn *oldest_idle(server *s, const struct ucred *peer, size_t *n) 
                 if (c->waiting || (peer && (c->uid != peer->uid || c->pid != peer->pid)))
                         continue;
                 (*n)++;
-                if (!oldest || c->active < oldest->active)
+                /* <=: the list runs newest first, so among equal times (many accepts in one
+                 * millisecond) the one accepted first is taken, never the newest. */
+                if (!oldest || c->active <= oldest->active)
                         oldest = c;
         }
         return oldest;
