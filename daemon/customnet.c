@@ -17,6 +17,7 @@
 
 #include "customnet.h"
 #include "log.h"
+#include "vtime.h"
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
@@ -185,6 +186,7 @@ int customnet_start(const struct customnet_options *o, customnet **ret, struct e
         if (!c)
                 return errmsg_set(err, -ENOMEM, "out of memory");
         c->o = *o;
+        c->view.started_ms = vtime_mono_ms();
         c->o.refresh_ms = o->refresh_ms > 0 ? o->refresh_ms : CUSTOMNET_REFRESH_MS;
         snprintf(c->annotation_key, sizeof c->annotation_key, "%s", kv_or(o->annotation_key, CUSTOMNET_DEFAULT_KEY));
         snprintf(c->label_key, sizeof c->label_key, "%s", kv_or(o->label_key, CUSTOMNET_DEFAULT_KEY));

@@ -221,11 +221,15 @@ static bool is_grow(const struct plan *p) {
  * aws-node's rule: no ENI attached or detached while the node carries the
  * unschedulable taint. Until the first read of the Node has ended, nothing
  * is attached or detached (a node started cordoned gets no ENI); that wait
- * is bounded by the reader's timeouts (its end wakes a pass). If that read
- * failed (the API server away), creates go on, since pods must not wait on
- * the API server, but deletes wait (they can).
+ * is bounded by the reader's timeouts (its end wakes a pass). If the reads
+ * keep failing (the API server away: two failures and FIRST_READ_GRACE_MS
+ * since the reader started, so one slow or refused call under load does not
+ * count), creates go on, since pods must not wait on the API server for
+ * long, but deletes wait (they can).
  */
 enum eni_gate { ENIS_FREE, ENIS_NO_DELETE, ENIS_NOT_YET, ENIS_FROZEN };
+
+#define FIRST_READ_GRACE_MS 10000
 
 static enum eni_gate eni_gate(const struct ipamd_ctx *o) {
         struct customnet_view v;
@@ -233,7 +237,8 @@ static enum eni_gate eni_gate(const struct ipamd_ctx *o) {
                 return ENIS_FREE;
         customnet_view(o->cnet, &v);
         if (!v.node_read)
-                return v.failures == 0 ? ENIS_NOT_YET : ENIS_NO_DELETE;
+                return v.failures >= 2 && vtime_mono_ms() - v.started_ms >= FIRST_READ_GRACE_MS ? ENIS_NO_DELETE
+                                                                                               : ENIS_NOT_YET;
         return v.unschedulable ? ENIS_FROZEN : ENIS_FREE;
 }
 
@@ -364,6 +369,9 @@ static void update_status(reconciler *r, const struct plan *p) {
         else if (unschedulable(o) && p->summary.shortfall > 0)
                 snprintf(reason, sizeof reason, "the node is unschedulable (" CUSTOMNET_UNSCHEDULABLE_TAINT
                          ":NoSchedule): no ENI is attached or detached (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false)");
+        else if (eni_gate(o) == ENIS_NOT_YET && p->summary.shortfall > 0)
+                snprintf(reason, sizeof reason, "waiting for the first read of the Node (AWS_MANAGE_ENIS_NON_SCHEDULABLE"
+                         "=false): no ENI is attached before its taints are known");
         else if (o->reason[0])
                 snprintf(reason, sizeof reason, "%s", o->reason);
         else if (p->summary.at_capacity)

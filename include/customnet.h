@@ -59,6 +59,7 @@ struct customnet_view {
         char error[CUSTOMNET_ERROR_MAX];  /* the last read's failure; "" when it worked */
         unsigned reads, failures;       /* counters, for tests and logs */
         unsigned served;                /* the last customnet_refresh ticket this view answers (0: none) */
+        int64_t started_ms;             /* vtime_mono_ms() when the reader started */
 };
 
 /* Start the thread; nothing is read before it runs. */

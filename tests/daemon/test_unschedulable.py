@@ -9,7 +9,10 @@ node.kubernetes.io/unschedulable:NoSchedule (a cordon) and AWS_MANAGE_ENIS_NON_S
     status, and makes no ENI; uncordoned, it makes one;
   - cordoned again with a pool that should now shrink away a secondary ENI (older than aws-node's
     one-minute minimum): it stays attached; uncordoned, it goes;
-  - with AWS_MANAGE_ENIS_NON_SCHEDULABLE=true, a cordoned node makes its ENI at once.
+  - with AWS_MANAGE_ENIS_NON_SCHEDULABLE=true, a cordoned node makes its ENI at once;
+  - the API server failing at start: no ENI while the first read of the Node is pending, then
+    (failed twice and 10 s on) the pool grows all the same, and the ENI stays once the Node,
+    read at last, says cordoned.
 """
 
 import json
@@ -116,6 +119,34 @@ def test_manage_non_schedulable_true_grows_a_cordoned_node():
         assert "unschedulable" not in d.pool()["reason"]
         assert "reading the node from the Kubernetes API" not in d.tail(200), "an API client it does not need"
     finally:
+        cordon(w, False)
+        d.stop()
+        w.down()
+
+
+
+def test_api_server_down_at_start_delays_the_eni_then_lets_it_go():
+    w = harness.WorldFixture(nodes=1)
+    d = Daemon(w, 0, GROW, k8s=True)
+    try:
+        cordon(w, True)
+        k8s(w, "POST", "/faults", {"status": 503})
+        t0 = time.monotonic()
+        d.start()
+        wait_for(lambda: "first read of the Node" in d.pool()["reason"], timeout=30,
+                 what="the reason naming the pending read")
+        assert secondary(w) == [], "an ENI before the Node was read"
+        wait_enis(w, d, 1, "the ENI once the API server stayed away", timeout=60)
+        assert time.monotonic() - t0 >= 9, "the ENI did not wait out the first read's grace"
+        assert "could not read from the Kubernetes API" in d.tail(300)
+        eni = secondary(w)[0]["id"]
+        since = log_size(d)
+        k8s(w, "DELETE", "/faults")
+        read_node(d, True, since)
+        d.wait_passes(2, timeout=30)
+        assert [e["id"] for e in secondary(w)] == [eni]
+    finally:
+        k8s(w, "DELETE", "/faults")
         cordon(w, False)
         d.stop()
         w.down()
