@@ -751,6 +751,7 @@ struct gone {
         char container_id[STORE_CONTAINER_ID_MAX + 1];
         char ifname[STORE_IFNAME_MAX + 1];
         int64_t since;
+        int64_t grace;                  /* of the evidence seen last */
         bool still;
 };
 
@@ -806,12 +807,44 @@ static bool path_gone(const char *path) {
         return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static bool pod_present(const struct store_lease *l, char (*links)[HOSTNET_IFNAMSIZ], size_t n_links, bool have_links) {
-        if (l->netns[0])
-                return !path_gone(l->netns);
-        if (l->host_veth[0] && have_links)
-                return has_link(links, n_links, l->host_veth);
-        return true;
+/* The host links a pass looks at: all names, and those marked by vpc-cni with their alias. */
+struct pod_links {
+        char (*names)[HOSTNET_IFNAMSIZ];
+        size_t n_names;
+        bool have_names;
+        struct hostnet_link *marked;
+        size_t n_marked;
+        bool have_marked;
+};
+
+static bool marked_veth(const struct pod_links *k, const struct store_lease *l) {
+        char alias[PROTO_VETH_ALIAS_MAX];
+        proto_veth_alias(l->container_id, l->ifname, alias);
+        for (size_t i = 0; i < k->n_marked; i++)
+                if (strcmp(k->marked[i].alias, alias) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * How long the pod must have looked gone before its address goes: 0 while
+ * it is present. Gone is: its recorded network namespace path gone
+ * (SYNC_POD_GRACE_MS), or no host veth of it (SYNC_POD_VETH_GRACE_MS):
+ * neither one carrying its vpc-cni alias nor, when a name was recorded
+ * (restored or taken over), one by that name. The veth is what catches a pod
+ * whose DEL came while the daemon was away (the plugin removed the veth
+ * itself) and whose namespace path outlives it (a runtime that keeps the
+ * file, a /proc path of a live process). Its grace is longer than any ADD's
+ * wiring takes; a link list that could not be read counts as present.
+ */
+static int64_t pod_gone_grace(const struct store_lease *l, const struct pod_links *k) {
+        if (l->netns[0] && path_gone(l->netns))
+                return SYNC_POD_GRACE_MS;
+        if (!k->have_marked || marked_veth(k, l))
+                return 0;
+        if (l->host_veth[0] && (!k->have_names || has_link(k->names, k->n_names, l->host_veth)))
+                return 0;
+        return SYNC_POD_VETH_GRACE_MS;
 }
 
 static struct gone *gone_entry(sync_pods *p, const struct store_lease *l, int64_t now) {
@@ -859,37 +892,42 @@ static void release_gone(struct ipamd_ctx *o, const struct store_lease *l, struc
 int sync_pods_run(sync_pods *p, struct ipamd_ctx *o, struct sync_report *rep) {
         struct store_lease *ls = NULL;
         size_t n = 0;
-        char (*links)[HOSTNET_IFNAMSIZ] = NULL;
-        size_t n_links = 0;
+        struct pod_links k = { 0 };
         int r = store_leases(o->store, &ls, &n);
         if (r < 0)
                 return r;
-        /* The link dump is needed only for leases known by their veth alone. */
-        bool need_links = false;
+        /* Names are needed only for leases that recorded one (restored, taken over). */
+        bool need_names = false;
         for (size_t i = 0; i < n; i++)
-                need_links |= !ls[i].netns[0] && ls[i].host_veth[0];
-        bool have_links = need_links && o->net && hostnet_list_links(o->net, "", &links, &n_links, NULL) == 0;
+                need_names |= ls[i].host_veth[0] != '\0';
+        if (n && o->net)
+                k.have_marked = hostnet_list_aliased(o->net, PROTO_VETH_ALIAS_PREFIX, &k.marked, &k.n_marked, NULL) >= 0;
+        if (need_names && k.have_marked)
+                k.have_names = hostnet_list_links(o->net, "", &k.names, &k.n_names, NULL) == 0;
         int64_t now = o->now_ms();
         for (size_t i = 0; i < p->n; i++)
                 p->v[i].still = false;
         for (size_t i = 0; i < n; i++) {
-                if (pod_present(&ls[i], links, n_links, have_links))
+                int64_t grace = pod_gone_grace(&ls[i], &k);
+                if (!grace)
                         continue;
                 struct gone *g = gone_entry(p, &ls[i], now);
                 if (!g)
                         continue;
                 g->still = true;
-                if (now - g->since >= SYNC_POD_GRACE_MS)
+                g->grace = grace;
+                if (now - g->since >= grace)
                         release_gone(o, &ls[i], rep);
         }
         /* Forget entries of pods that came back or were released. */
-        size_t k = 0;
+        size_t kept = 0;
         for (size_t i = 0; i < p->n; i++)
-                if (p->v[i].still && now - p->v[i].since < SYNC_POD_GRACE_MS)
-                        p->v[k++] = p->v[i];
-        p->n = k;
+                if (p->v[i].still && now - p->v[i].since < p->v[i].grace)
+                        p->v[kept++] = p->v[i];
+        p->n = kept;
         free(ls);
-        free(links);
+        free(k.names);
+        free(k.marked);
         return 0;
 }
 

@@ -12,8 +12,10 @@
 
 #include "ipamd-ctx.h"
 
-/* How long a pod's veth (or netns) must be gone before its address is released. */
+/* How long a pod's netns must be gone before its address is released. */
 #define SYNC_POD_GRACE_MS (30 * 1000)
+/* How long a pod must have no host veth before its address is released (longer than an ADD's wiring). */
+#define SYNC_POD_VETH_GRACE_MS (60 * 1000)
 
 struct sync_report {
         size_t enis_added, enis_removed, blocks_added, blocks_removed, leases_lost;
@@ -63,7 +65,7 @@ int sync_create_eni(struct ipamd_ctx *o, const char *token, const char *params, 
 /* A definite refusal of a create by EC2 (a 4xx, not throttling): with its ClientToken, nothing was made. */
 bool sync_refused(int r, const struct ec2_error *e);
 
-/* Pods whose host veth (or netns) has been gone for SYNC_POD_GRACE_MS lose their address. */
+/* Pods whose netns has been gone for SYNC_POD_GRACE_MS, or whose host veth for SYNC_POD_VETH_GRACE_MS, lose their address. */
 typedef struct sync_pods sync_pods;
 int sync_pods_new(sync_pods **ret);
 sync_pods *sync_pods_free(sync_pods *p);

@@ -13,7 +13,8 @@ source/destination check, a pod on another node; CHECK passes, DEL leaves no
 veth or rule and returns every address (vpc-ipamd deletes the veths it was
 handed right after DEL); two clusters (two CLUSTER_NAMEs) in one VPC reach
 each other's pods with no NAT; an ADD issued while the daemon is
-down is served once it comes up within the plugin's wait.
+down is served once it comes up within the plugin's wait; a pod DELeted
+while the daemon was down loses its lease once its veth is seen gone.
 """
 
 import json
@@ -434,6 +435,41 @@ def test_add_waits_for_a_restarting_daemon():
         if plugin and plugin.poll() is None:
             plugin.kill()
             plugin.wait()
+        n.close()
+        w.down()
+
+
+def test_del_while_the_daemon_is_down_releases_once_the_veth_is_gone():
+    """A DEL that comes while vpc-ipamd is away (killed) unwires the pod from
+    prevResult and succeeds; its address stays leased until reconciliation sees
+    the pod gone. Here its namespace path (a live process's /proc path) stays,
+    so what shows it is the host veth carrying its alias being gone: released
+    after the veth grace (60 s). A pod whose veth is there keeps its address."""
+    w = harness.WorldFixture(nodes=1)
+    n = Node(w, 0, {"MINIMUM_IP_TARGET": "3", "WARM_IP_TARGET": "1", "IP_COOLDOWN_PERIOD": "0"})
+    try:
+        n.d.start()
+        wait_for(lambda: n.d.pool()["available"] >= 2, timeout=20, what="warm pool")
+        ns_gone, ns_live = n.pod(), n.pod()
+        ip_gone, out_gone = n.add("gone", ns_gone)
+        ip_live, _ = n.add("live", ns_live)
+        veth = out_gone["interfaces"][0]["name"]
+        n.d.kill()
+        rc, res = n.cni("DEL", "gone", ns_gone, prev=out_gone)
+        assert rc == 0, res
+        assert veth not in n.veths() and ip_gone not in n.rules(), n.rules()
+        assert os.path.exists(ns_gone)
+        n.d = Daemon(w, 0, n.d.env)
+        t0 = time.monotonic()
+        n.d.start()
+        assert n.held() == {"gone": ip_gone, "live": ip_live}, n.held()
+        wait_for(lambda: "gone" not in n.held(), timeout=100, what="the address of the pod whose DEL was missed")
+        took = time.monotonic() - t0
+        assert took >= 55, f"released {took:.1f}s after the restart, inside the veth grace"
+        assert n.held() == {"live": ip_live}, n.held()
+        assert "released the address of a pod that is gone" in n.d.tail(200)
+        assert f"to {ip_live} lookup main" in n.rules(), n.rules()
+    finally:
         n.close()
         w.down()
 
