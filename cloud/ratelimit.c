@@ -7,6 +7,15 @@
  * queue in arrival order without holding the lock while they sleep, and the
  * long-run rate never exceeds refill_per_s. A refusal (wait too long) takes
  * nothing.
+ *
+ * Adaptive rate (AIMD): record() of a throttled attempt refills at the old
+ * rate up to now, then halves refill_per_s (not below max_rate / 20) and
+ * clamps the level to zero, so the next take waits a full new interval
+ * rather than spending a saved burst; callers already queued keep the wait
+ * they reserved. Any other attempt adds max_rate / 20, capped at max_rate.
+ * A throttled attempt that started before the last cut (sent concurrently,
+ * at the old rate) does not cut again, so a handful of calls in flight
+ * together count as one signal rather than driving the rate to the floor.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -14,9 +23,12 @@
 
 #include "ratelimit.h"
 
+#define RATE_CUT 0.5             /* multiplicative decrease on a throttle */
+#define RATE_STEPS 20.0          /* floor and additive step: max_rate / RATE_STEPS */
+
 struct bucket {
-        double capacity, refill_per_s, level;
-        uint64_t last_ns;
+        double capacity, refill_per_s, max_rate, level;
+        uint64_t last_ns, cut_ns;       /* cut_ns: when the rate was last cut */
         struct ratelimit_stats stats;
 };
 
@@ -61,7 +73,7 @@ int ratelimit_new(const struct ratelimit_options *opts, ratelimit **ret) {
                 b->capacity = shapes[i].capacity * share;
                 if (b->capacity < 1)
                         b->capacity = 1;        /* a bucket must hold at least one call */
-                b->refill_per_s = shapes[i].refill * share;
+                b->refill_per_s = b->max_rate = shapes[i].refill * share;
                 b->level = b->capacity;
                 b->last_ns = now;
         }
@@ -110,11 +122,33 @@ int ratelimit_take(ratelimit *rl, enum ratelimit_category c) {
         return 0;
 }
 
+/* AIMD on the refill rate; the caller holds the lock. */
+static void adapt(struct bucket *b, uint64_t now, uint64_t latency_ns, bool throttled) {
+        double floor = b->max_rate / RATE_STEPS;
+        refill(b, now);         /* the time so far counts at the old rate */
+        if (throttled && b->cut_ns && now - latency_ns < b->cut_ns)
+                return;         /* sent before the last cut: already counted */
+        if (throttled) {
+                b->cut_ns = now;
+                b->refill_per_s *= RATE_CUT;
+                if (b->refill_per_s < floor)
+                        b->refill_per_s = floor;
+                if (b->level > 0)
+                        b->level = 0;
+        } else if (b->refill_per_s < b->max_rate) {
+                b->refill_per_s += floor;
+                if (b->refill_per_s > b->max_rate)
+                        b->refill_per_s = b->max_rate;
+        }
+}
+
 void ratelimit_record(ratelimit *rl, enum ratelimit_category c, uint64_t latency_ns,
                       bool failed, bool throttled) {
         if (!rl || (unsigned)c >= _RATELIMIT_CATEGORY_MAX)
                 return;
         pthread_mutex_lock(&rl->lock);
+        uint64_t now = cloud_clock_mono(rl->clock);
+        adapt(&rl->b[c], now, latency_ns < now ? latency_ns : now, throttled);
         struct ratelimit_stats *s = &rl->b[c].stats;
         s->calls++;
         s->errors += failed;
@@ -130,5 +164,7 @@ void ratelimit_stats(ratelimit *rl, enum ratelimit_category c, struct ratelimit_
                 return;
         pthread_mutex_lock(&rl->lock);
         *ret = rl->b[c].stats;
+        ret->rate_per_s = rl->b[c].refill_per_s;
+        ret->max_rate_per_s = rl->b[c].max_rate;
         pthread_mutex_unlock(&rl->lock);
 }

@@ -5,6 +5,13 @@
  * draws from the same account-wide buckets. One ratelimit is shared by all
  * threads' EC2 clients (it is thread-safe) and also keeps the per-category
  * counters that the daemon's metrics read.
+ *
+ * The refill rate adapts, like the AWS SDKs' "adaptive" retry mode: a
+ * throttled attempt halves its category's rate (floor 1/20 of the configured
+ * one) and drops the tokens saved up, each attempt not throttled adds back
+ * 1/20 of the configured rate, up to it (throttles of attempts sent before
+ * the last cut count once). So nodes that together oversubscribe
+ * the account slow down instead of retrying into the throttle.
  */
 #pragma once
 
@@ -38,6 +45,8 @@ struct ratelimit_stats {
         uint64_t wait_ns;               /* total time waited for tokens */
         uint64_t latency_ns;            /* total time of attempts */
         uint64_t latency_max_ns;
+        double rate_per_s;              /* current refill rate (adaptive) */
+        double max_rate_per_s;          /* configured: the shape's refill times the share */
 };
 
 int ratelimit_new(const struct ratelimit_options *opts, ratelimit **ret);
@@ -53,7 +62,7 @@ void ratelimit_shape(enum ratelimit_category c, double *ret_capacity, double *re
  */
 int ratelimit_take(ratelimit *rl, enum ratelimit_category c);
 
-/* Record one finished attempt. */
+/* Record one finished attempt; a throttled one cuts the rate, others restore it. */
 void ratelimit_record(ratelimit *rl, enum ratelimit_category c, uint64_t latency_ns,
                       bool failed, bool throttled);
 

@@ -518,11 +518,18 @@ START_TEST(test_client_retries_throttling_with_same_client_token) {
         ck_assert_int_eq(ec2_create_eni(c, &q, &r, &e), 0);
         ck_assert_uint_eq(e.attempts, 4);
         ck_assert_uint_eq(fakesrv_count(srv), 4);
-        /* Full jitter: each pause is within [0, min(cap, base * 2^n)]. */
-        ck_assert_uint_eq(fc.sleeps, 3);
-        ck_assert_uint_le(fc.sleep_log[0], 100000000ull);
-        ck_assert_uint_le(fc.sleep_log[1], 200000000ull);
-        ck_assert_uint_le(fc.sleep_log[2], 400000000ull);
+        /* Full jitter: each pause is within [0, min(cap, base * 2^n)]. Each
+         * throttle also halved the limiter's 5/s and dropped its saved tokens,
+         * so after each pause the limiter waits out the rest of a token's
+         * interval: pause + wait = 1 / 2.5, 1 / 1.25, 1 / 0.625 s. */
+        ck_assert_uint_eq(fc.sleeps, 6);
+        static const uint64_t cap_ns[] = { 100000000ull, 200000000ull, 400000000ull };
+        for (unsigned i = 0; i < 3; i++) {
+                ck_assert_uint_le(fc.sleep_log[2 * i], cap_ns[i]);
+                uint64_t interval = fc.sleep_log[2 * i] + fc.sleep_log[2 * i + 1];
+                ck_assert_uint_ge(interval + 1000000, 4 * cap_ns[i]);
+                ck_assert_uint_le(interval, 4 * cap_ns[i] + 1000000);
+        }
         char token[64] = "";
         for (unsigned i = 0; i < 4; i++) {
                 struct fakesrv_req req;
@@ -540,6 +547,7 @@ START_TEST(test_client_retries_throttling_with_same_client_token) {
         ck_assert_uint_eq(st.calls, 4);
         ck_assert_uint_eq(st.errors, 3);
         ck_assert_uint_eq(st.throttled, 3);
+        ck_assert(st.rate_per_s == 0.625 + 0.25);      /* the success added 1/20 of 5/s back */
         ec2_result_free(r);
         ec2_client_free(c);
         ratelimit_free(rl);

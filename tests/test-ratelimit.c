@@ -1,7 +1,9 @@
 /*
  * test-ratelimit: the bucket shapes are EC2's, the share scales them, callers
  * queue in order with the fake clock, waits beyond the bound are refused, and
- * under real threads the long-run rate never exceeds the refill rate.
+ * under real threads the long-run rate never exceeds the refill rate. The
+ * adaptive rate: throttles halve it down to a floor and drop saved tokens,
+ * other attempts restore it, and without throttles nothing changes.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -68,6 +70,134 @@ START_TEST(test_tiny_share_keeps_one_token_and_refuses_long_waits) {
 }
 END_TEST
 
+#define S 1000000000ull
+
+/* The last sleep, within 1 ms of want_ns. */
+static void assert_last_sleep(const struct fakeclock *fc, uint64_t want_ns) {
+        ck_assert_uint_ge(fc->sleeps, 1);
+        uint64_t got = fc->sleep_log[fc->sleeps - 1];
+        ck_assert_msg(got + 1000000 >= want_ns && got <= want_ns + 1000000, "slept %llu ns, want %llu",
+                      (unsigned long long)got, (unsigned long long)want_ns);
+}
+
+static double rate_of(ratelimit *rl, enum ratelimit_category c) {
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, c, &st);
+        return st.rate_per_s;
+}
+
+START_TEST(test_throttle_halves_rate_and_drops_saved_tokens) {
+        struct fakeclock fc;
+        fakeclock_init(&fc, 0);
+        ratelimit *rl;
+        /* eni_address at share 1: 100 tokens, 5/s */
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1, .clock = &fc.clock }, &rl), 0);
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
+        ck_assert(st.rate_per_s == 5 && st.max_rate_per_s == 5);
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+        ck_assert_uint_eq(fc.sleeps, 0);
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 2.5);
+        /* the 99 saved tokens are gone: the next take waits a token at 2.5/s */
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+        ck_assert_uint_eq(fc.sleeps, 1);
+        assert_last_sleep(&fc, 400000000ull);
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 1.25);
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+        assert_last_sleep(&fc, 800000000ull);
+        /* other categories keep their rate and burst */
+        ck_assert(rate_of(rl, RATELIMIT_MUTATING) == 5);
+        unsigned before = fc.sleeps;
+        for (int i = 0; i < 50; i++)
+                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_MUTATING), 0);
+        ck_assert_uint_eq(fc.sleeps, before);
+        ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
+        ck_assert_uint_eq(st.throttled, 2);
+        ratelimit_free(rl);
+}
+END_TEST
+
+START_TEST(test_concurrent_throttles_cut_once) {
+        struct fakeclock fc;
+        fakeclock_init(&fc, 0);
+        ratelimit *rl;
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1, .clock = &fc.clock }, &rl), 0);
+        /* three attempts in flight together, all throttled: one cut */
+        fc.now_ns += S;
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
+        fc.now_ns += S / 10;
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 2.5);
+        /* one sent after that cut and throttled cuts again */
+        fc.now_ns += S;
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 1.25);
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
+        ck_assert_uint_eq(st.throttled, 4);
+        ratelimit_free(rl);
+}
+END_TEST
+
+START_TEST(test_floor_holds_and_successes_restore) {
+        struct fakeclock fc;
+        fakeclock_init(&fc, 0);
+        ratelimit *rl;
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1, .clock = &fc.clock }, &rl), 0);
+        for (int i = 0; i < 30; i++) {
+                fc.now_ns += S;         /* each attempt sent after the previous cut */
+                ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
+        }
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.25);          /* 5 / 20, not 5 / 2^30 */
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+        assert_last_sleep(&fc, 4 * S);
+        /* each attempt not throttled (failed or not) adds 0.25/s */
+        for (int i = 0; i < 9; i++)
+                ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, i % 3 == 0, false);
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 2.5);
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+        assert_last_sleep(&fc, 400000000ull);
+        for (int i = 0; i < 30; i++)
+                ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, false, false);
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 5);             /* capped at the configured rate */
+        /* refilled at the full rate, the full burst is back: 100 tokens in 20 s */
+        fc.now_ns += 20 * S;
+        unsigned before = fc.sleeps;
+        for (int i = 0; i < 100; i++)
+                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+        ck_assert_uint_eq(fc.sleeps, before);
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+        assert_last_sleep(&fc, 200000000ull);
+        ratelimit_free(rl);
+}
+END_TEST
+
+START_TEST(test_no_throttle_no_change) {
+        struct fakeclock fc;
+        fakeclock_init(&fc, 0);
+        ratelimit *rl;
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 0.5, .clock = &fc.clock }, &rl), 0);
+        /* the same 150 takes as test_burst_then_refill_rate, each recorded
+         * as answered or failed but never throttled: same waits, same rate */
+        for (int i = 0; i < 150; i++) {
+                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_NON_MUTATING), 0);
+                ratelimit_record(rl, RATELIMIT_NON_MUTATING, 1000, i % 2 == 0, false);
+        }
+        ck_assert_uint_eq(fc.sleeps, 100);
+        ck_assert_uint_ge(fc.slept_ns, 9999000000ull);
+        ck_assert_uint_le(fc.slept_ns, 10001000000ull);
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, RATELIMIT_NON_MUTATING, &st);
+        ck_assert(st.rate_per_s == 10 && st.max_rate_per_s == 10);
+        ck_assert_uint_eq(st.throttled, 0);
+        ck_assert_uint_eq(st.errors, 75);
+        ratelimit_free(rl);
+}
+END_TEST
+
 struct worker {
         ratelimit *rl;
         int n;
@@ -115,6 +245,10 @@ int main(void) {
         tcase_add_test(tc, test_burst_then_refill_rate);
         tcase_add_test(tc, test_tiny_share_keeps_one_token_and_refuses_long_waits);
         tcase_add_test(tc, test_threads_share_the_bucket);
+        tcase_add_test(tc, test_throttle_halves_rate_and_drops_saved_tokens);
+        tcase_add_test(tc, test_concurrent_throttles_cut_once);
+        tcase_add_test(tc, test_floor_holds_and_successes_restore);
+        tcase_add_test(tc, test_no_throttle_no_change);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }
