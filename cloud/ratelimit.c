@@ -5,17 +5,22 @@
  * token even if that drives the level negative; the caller sleeps until the
  * level it left behind would have refilled to zero. So concurrent callers
  * queue in arrival order without holding the lock while they sleep, and the
- * long-run rate never exceeds refill_per_s. A refusal (wait too long) takes
+ * long-run rate never exceeds the bucket's rate. A refusal (wait too long) takes
  * nothing.
  *
- * Adaptive rate (AIMD): record() of a throttled attempt refills at the old
- * rate up to now, then halves refill_per_s (not below max_rate / 20) and
- * clamps the level to zero, so the next take waits a full new interval
- * rather than spending a saved burst; callers already queued keep the wait
- * they reserved. Any other attempt adds max_rate / 20, capped at max_rate.
- * A throttled attempt that started before the last cut (sent concurrently,
- * at the old rate) does not cut again, so a handful of calls in flight
- * together count as one signal rather than driving the rate to the floor.
+ * Adaptive rate: record() of a throttled attempt cuts the category's rate
+ * to RATE_CUT of what it is at that moment (not below max_rate / RATE_FLOOR)
+ * and clamps the level to zero, so the next take waits for a token at the
+ * new rate rather than spending a saved burst; callers already queued keep
+ * the wait they reserved. The rate then climbs back with time alone, as a
+ * cubic of the time since the cut, r(s) = cut + (max - cut) * (s / T)^3, and
+ * is back at max_rate after T = RATE_RECOVER_S whatever the answers were:
+ * it stays low for most of T (a fleet that oversubscribed the account stays
+ * spread out) but a single node is never held at the floor for long. The
+ * refill is the integral of r over the elapsed time, and a wait is found by
+ * inverting that integral (bisection, deterministic). A throttled attempt
+ * sent before the last cut (concurrently, at the old rate) does not cut
+ * again, so calls in flight together count as one signal.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,12 +28,23 @@
 
 #include "ratelimit.h"
 
-#define RATE_CUT 0.5             /* multiplicative decrease on a throttle */
-#define RATE_STEPS 20.0          /* floor and additive step: max_rate / RATE_STEPS */
+/*
+ * The constants, for a fleet of 50 nodes at the default share 0.1 sharing
+ * EC2's eni_address bucket (100, 5/s): a node's 0.5/s is 5x its fair 0.1/s,
+ * so one cut to a quarter (0.125/s) brings a fleet that was throttled close
+ * to the account's refill; the floor (1/20: 0.025/s a node) keeps 100 nodes
+ * under it (2.5/s); 20 s is the time the account's burst of 100 takes to
+ * refill at 5/s, and bounds how long a lone node runs slow after throttles.
+ */
+#define RATE_CUT 0.25            /* multiplicative decrease on a throttle */
+#define RATE_FLOOR 20.0          /* the rate never goes below max_rate / RATE_FLOOR */
+#define RATE_RECOVER_S 20.0      /* back at max_rate this long after the last cut */
 
 struct bucket {
-        double capacity, refill_per_s, max_rate, level;
+        double capacity, max_rate, level;
+        double cut_rate;                /* the rate right after the last cut */
         uint64_t last_ns, cut_ns;       /* cut_ns: when the rate was last cut */
+        bool cut;                       /* ever cut (else the rate is max_rate) */
         struct ratelimit_stats stats;
 };
 
@@ -73,7 +89,7 @@ int ratelimit_new(const struct ratelimit_options *opts, ratelimit **ret) {
                 b->capacity = shapes[i].capacity * share;
                 if (b->capacity < 1)
                         b->capacity = 1;        /* a bucket must hold at least one call */
-                b->refill_per_s = b->max_rate = shapes[i].refill * share;
+                b->max_rate = shapes[i].refill * share;
                 b->level = b->capacity;
                 b->last_ns = now;
         }
@@ -89,9 +105,59 @@ ratelimit *ratelimit_free(ratelimit *rl) {
         return NULL;
 }
 
+/* Seconds since the last cut at now, or -1 when the rate is back at max_rate. */
+static double recovering_s(const struct bucket *b, uint64_t now) {
+        if (!b->cut)
+                return -1;
+        double s = now > b->cut_ns ? (double)(now - b->cut_ns) / 1e9 : 0;
+        return s < RATE_RECOVER_S ? s : -1;
+}
+
+static double rate_at(const struct bucket *b, uint64_t now) {
+        double s = recovering_s(b, now), x = s / RATE_RECOVER_S;
+        return s < 0 ? b->max_rate : b->cut_rate + (b->max_rate - b->cut_rate) * x * x * x;
+}
+
+/* Tokens earned from the last cut to s seconds after it: the integral of rate_at(). */
+static double earned_since_cut(const struct bucket *b, double s) {
+        double T = RATE_RECOVER_S, d = b->max_rate - b->cut_rate;
+        if (s >= T)
+                return b->cut_rate * T + d * T / 4 + (s - T) * b->max_rate;
+        double x = s / T;
+        return b->cut_rate * s + d * T / 4 * x * x * x * x;
+}
+
+/* Tokens earned from `from` to `to` (ns), at the rate of the time. */
+static double earned(const struct bucket *b, uint64_t from, uint64_t to) {
+        if (to <= from)
+                return 0;
+        if (!b->cut || from >= b->cut_ns + (uint64_t)(RATE_RECOVER_S * 1e9))
+                return (double)(to - from) / 1e9 * b->max_rate;
+        double a = from > b->cut_ns ? (double)(from - b->cut_ns) / 1e9 : 0;
+        double z = to > b->cut_ns ? (double)(to - b->cut_ns) / 1e9 : 0;
+        return earned_since_cut(b, z) - earned_since_cut(b, a);
+}
+
+/* Nanoseconds from now until `tokens` more are earned (the rate only rises, so bisect). */
+static uint64_t time_to_earn(const struct bucket *b, uint64_t now, double tokens) {
+        double r = rate_at(b, now);
+        uint64_t hi = (uint64_t)(tokens / r * 1e9) + 1;      /* at the rate of now: an upper bound */
+        if (recovering_s(b, now) < 0)
+                return hi - 1;
+        uint64_t lo = 0;
+        while (hi - lo > 1000) {        /* to a microsecond */
+                uint64_t mid = lo + (hi - lo) / 2;
+                if (earned(b, now, now + mid) >= tokens)
+                        hi = mid;
+                else
+                        lo = mid;
+        }
+        return hi;
+}
+
 static void refill(struct bucket *b, uint64_t now) {
         if (now > b->last_ns) {
-                b->level += (double)(now - b->last_ns) / 1e9 * b->refill_per_s;
+                b->level += earned(b, b->last_ns, now);
                 if (b->level > b->capacity)
                         b->level = b->capacity;
         }
@@ -104,9 +170,10 @@ int ratelimit_take(ratelimit *rl, enum ratelimit_category c) {
         uint64_t wait = 0;
         pthread_mutex_lock(&rl->lock);
         struct bucket *b = &rl->b[c];
-        refill(b, cloud_clock_mono(rl->clock));
+        uint64_t now = cloud_clock_mono(rl->clock);
+        refill(b, now);
         if (b->level < 1)
-                wait = (uint64_t)((1 - b->level) / b->refill_per_s * 1e9);
+                wait = time_to_earn(b, now, 1 - b->level);
         if (wait <= rl->max_wait_ns) {
                 b->level -= 1;
                 if (wait) {
@@ -122,24 +189,17 @@ int ratelimit_take(ratelimit *rl, enum ratelimit_category c) {
         return 0;
 }
 
-/* AIMD on the refill rate; the caller holds the lock. */
-static void adapt(struct bucket *b, uint64_t now, uint64_t latency_ns, bool throttled) {
-        double floor = b->max_rate / RATE_STEPS;
-        refill(b, now);         /* the time so far counts at the old rate */
-        if (throttled && b->cut_ns && now - latency_ns < b->cut_ns)
+/* A throttled attempt cuts the rate (see the top); the caller holds the lock. */
+static void cut_rate(struct bucket *b, uint64_t now, uint64_t latency_ns) {
+        refill(b, now);         /* the time so far counts at the rate of the time */
+        if (b->cut && now - latency_ns < b->cut_ns)
                 return;         /* sent before the last cut: already counted */
-        if (throttled) {
-                b->cut_ns = now;
-                b->refill_per_s *= RATE_CUT;
-                if (b->refill_per_s < floor)
-                        b->refill_per_s = floor;
-                if (b->level > 0)
-                        b->level = 0;
-        } else if (b->refill_per_s < b->max_rate) {
-                b->refill_per_s += floor;
-                if (b->refill_per_s > b->max_rate)
-                        b->refill_per_s = b->max_rate;
-        }
+        double r = rate_at(b, now) * RATE_CUT, floor = b->max_rate / RATE_FLOOR;
+        b->cut_rate = r > floor ? r : floor;
+        b->cut_ns = now;
+        b->cut = true;
+        if (b->level > 0)
+                b->level = 0;
 }
 
 void ratelimit_record(ratelimit *rl, enum ratelimit_category c, uint64_t latency_ns,
@@ -148,7 +208,8 @@ void ratelimit_record(ratelimit *rl, enum ratelimit_category c, uint64_t latency
                 return;
         pthread_mutex_lock(&rl->lock);
         uint64_t now = cloud_clock_mono(rl->clock);
-        adapt(&rl->b[c], now, latency_ns < now ? latency_ns : now, throttled);
+        if (throttled)
+                cut_rate(&rl->b[c], now, latency_ns < now ? latency_ns : now);
         struct ratelimit_stats *s = &rl->b[c].stats;
         s->calls++;
         s->errors += failed;
@@ -164,7 +225,7 @@ void ratelimit_stats(ratelimit *rl, enum ratelimit_category c, struct ratelimit_
                 return;
         pthread_mutex_lock(&rl->lock);
         *ret = rl->b[c].stats;
-        ret->rate_per_s = rl->b[c].refill_per_s;
+        ret->rate_per_s = rate_at(&rl->b[c], cloud_clock_mono(rl->clock));
         ret->max_rate_per_s = rl->b[c].max_rate;
         pthread_mutex_unlock(&rl->lock);
 }

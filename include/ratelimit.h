@@ -7,11 +7,13 @@
  * counters that the daemon's metrics read.
  *
  * The refill rate adapts, like the AWS SDKs' "adaptive" retry mode: a
- * throttled attempt halves its category's rate (floor 1/20 of the configured
- * one) and drops the tokens saved up, each attempt not throttled adds back
- * 1/20 of the configured rate, up to it (throttles of attempts sent before
- * the last cut count once). So nodes that together oversubscribe
- * the account slow down instead of retrying into the throttle.
+ * throttled attempt cuts its category's rate to a quarter of what it is then
+ * (floor 1/20 of the configured one) and drops the tokens saved up; the rate
+ * then climbs back with time alone (cubic in the time since the cut), to the
+ * configured one 20 s after the last cut (throttles of attempts sent before
+ * the last cut count once). So nodes that together oversubscribe the account
+ * slow down instead of retrying into the throttle, and a lone node is slow
+ * for 20 s at most after a burst of throttles.
  */
 #pragma once
 
@@ -45,7 +47,7 @@ struct ratelimit_stats {
         uint64_t wait_ns;               /* total time waited for tokens */
         uint64_t latency_ns;            /* total time of attempts */
         uint64_t latency_max_ns;
-        double rate_per_s;              /* current refill rate (adaptive) */
+        double rate_per_s;              /* the refill rate now (adaptive) */
         double max_rate_per_s;          /* configured: the shape's refill times the share */
 };
 
@@ -62,7 +64,7 @@ void ratelimit_shape(enum ratelimit_category c, double *ret_capacity, double *re
  */
 int ratelimit_take(ratelimit *rl, enum ratelimit_category c);
 
-/* Record one finished attempt; a throttled one cuts the rate, others restore it. */
+/* Record one finished attempt; a throttled one cuts the rate (time restores it). */
 void ratelimit_record(ratelimit *rl, enum ratelimit_category c, uint64_t latency_ns,
                       bool failed, bool throttled);
 

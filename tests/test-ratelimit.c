@@ -2,8 +2,9 @@
  * test-ratelimit: the bucket shapes are EC2's, the share scales them, callers
  * queue in order with the fake clock, waits beyond the bound are refused, and
  * under real threads the long-run rate never exceeds the refill rate. The
- * adaptive rate: throttles halve it down to a floor and drop saved tokens,
- * other attempts restore it, and without throttles nothing changes.
+ * adaptive rate: a throttle cuts it to a quarter, down to a floor, and drops
+ * saved tokens; time alone restores it, within 20 s; without throttles
+ * nothing changes.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -86,7 +87,9 @@ static double rate_of(ratelimit *rl, enum ratelimit_category c) {
         return st.rate_per_s;
 }
 
-START_TEST(test_throttle_halves_rate_and_drops_saved_tokens) {
+/* The expected figures below are r(s) = cut + (max - cut) * (s / 20)^3 and its integral, worked out by hand. */
+
+START_TEST(test_throttle_cuts_rate_and_drops_saved_tokens) {
         struct fakeclock fc;
         fakeclock_init(&fc, 0);
         ratelimit *rl;
@@ -98,15 +101,17 @@ START_TEST(test_throttle_halves_rate_and_drops_saved_tokens) {
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
         ck_assert_uint_eq(fc.sleeps, 0);
         ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
-        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 2.5);
-        /* the 99 saved tokens are gone: the next take waits a token at 2.5/s */
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 1.25);         /* a quarter */
+        /* the 99 saved tokens are gone: the next take waits a token at 1.25/s
+         * (rising: 0.79996 s rather than 0.8) */
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
         ck_assert_uint_eq(fc.sleeps, 1);
-        assert_last_sleep(&fc, 400000000ull);
+        assert_last_sleep(&fc, 799962000ull);
+        /* a second cut takes a quarter of the rate then: 1.25024 / 4 */
         ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
-        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 1.25);
+        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 0.31256, 0.00001);
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        assert_last_sleep(&fc, 800000000ull);
+        assert_last_sleep(&fc, 3153064000ull);
         /* other categories keep their rate and burst */
         ck_assert(rate_of(rl, RATELIMIT_MUTATING) == 5);
         unsigned before = fc.sleeps;
@@ -130,11 +135,12 @@ START_TEST(test_concurrent_throttles_cut_once) {
         fc.now_ns += S / 10;
         ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
         ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
-        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 2.5);
-        /* one sent after that cut and throttled cuts again */
-        fc.now_ns += S;
+        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 1.25 + 3.75 * 1.25e-7, 1e-9);
+        /* one sent after that cut and throttled cuts again, 10 s after the first:
+         * a quarter of 1.25 + 3.75 / 8 */
+        fc.now_ns += 9 * S + 9 * S / 10;
         ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
-        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 1.25);
+        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 1.71875 / 4, 1e-9);
         struct ratelimit_stats st;
         ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
         ck_assert_uint_eq(st.throttled, 4);
@@ -142,7 +148,7 @@ START_TEST(test_concurrent_throttles_cut_once) {
 }
 END_TEST
 
-START_TEST(test_floor_holds_and_successes_restore) {
+START_TEST(test_floor_then_time_restores_the_rate) {
         struct fakeclock fc;
         fakeclock_init(&fc, 0);
         ratelimit *rl;
@@ -151,26 +157,64 @@ START_TEST(test_floor_holds_and_successes_restore) {
                 fc.now_ns += S;         /* each attempt sent after the previous cut */
                 ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
         }
-        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.25);          /* 5 / 20, not 5 / 2^30 */
-        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        assert_last_sleep(&fc, 4 * S);
-        /* each attempt not throttled (failed or not) adds 0.25/s */
-        for (int i = 0; i < 9; i++)
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.25);          /* 5 / 20, not 5 / 4^30 */
+        /* answers do not move it (failed or not): time does */
+        for (int i = 0; i < 40; i++)
                 ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, i % 3 == 0, false);
-        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 2.5);
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.25);
+        /* the first token from the floor: 3.867 s, not 4 (the rate rises meanwhile) */
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        assert_last_sleep(&fc, 400000000ull);
-        for (int i = 0; i < 30; i++)
-                ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, false, false);
-        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 5);             /* capped at the configured rate */
-        /* refilled at the full rate, the full burst is back: 100 tokens in 20 s */
-        fc.now_ns += 20 * S;
+        assert_last_sleep(&fc, 3867202000ull);
+        /* 10 s after the cut an eighth of the way back, at 20 s all the way, then no higher */
+        fc.now_ns += 10 * S - fc.slept_ns;
+        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 0.25 + 4.75 / 8, 1e-9);
+        fc.now_ns += 10 * S;
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 5);
+        fc.now_ns += 100 * S;
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 5);
+        /* refilled, the full burst is back (100 tokens), then 5/s */
         unsigned before = fc.sleeps;
         for (int i = 0; i < 100; i++)
                 ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
         ck_assert_uint_eq(fc.sleeps, before);
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
         assert_last_sleep(&fc, 200000000ull);
+        ratelimit_free(rl);
+}
+END_TEST
+
+START_TEST(test_lone_node_recovers_in_bounded_time) {
+        /* The chaos run's case: a node at the default share (eni_address 10,
+         * 0.5/s) is throttled on seven calls in a row, each sent when its
+         * token came, then calls flat out. Each cut takes a quarter of the
+         * rate of the time (0.125, then about 0.04/s: the rate rose while
+         * the retry waited ~13 s for its token); 20 s after the last cut the
+         * rate is the share's again whatever the answers were. */
+        struct fakeclock fc;
+        fakeclock_init(&fc, 0);
+        ratelimit *rl;
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .clock = &fc.clock }, &rl), 0);
+        uint64_t start = fc.now_ns;
+        for (int i = 0; i < 7; i++) {
+                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+                ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 0, true, true);
+        }
+        ck_assert_msg(fc.now_ns - start < 75 * S, "seven throttled calls took %llu ns",
+                      (unsigned long long)(fc.now_ns - start));
+        double r = rate_of(rl, RATELIMIT_ENI_ADDRESS);
+        ck_assert_msg(r >= 0.025 && r < 0.05, "rate %g", r);
+        uint64_t t0 = fc.now_ns;
+        int calls = 0;
+        while (fc.now_ns - t0 <= 60 * S) {
+                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+                ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 0, false, false);
+                if (calls++ == 0)
+                        ck_assert_msg(fc.now_ns - t0 > 13 * S && fc.now_ns - t0 < 14 * S, "first after %llu ns",
+                                      (unsigned long long)(fc.now_ns - t0));
+                if (fc.now_ns - t0 >= 20 * S)
+                        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.5);
+        }
+        ck_assert_int_eq(calls, 24);    /* 23 within 60 s, and the one past it that ended the loop */
         ratelimit_free(rl);
 }
 END_TEST
@@ -245,9 +289,10 @@ int main(void) {
         tcase_add_test(tc, test_burst_then_refill_rate);
         tcase_add_test(tc, test_tiny_share_keeps_one_token_and_refuses_long_waits);
         tcase_add_test(tc, test_threads_share_the_bucket);
-        tcase_add_test(tc, test_throttle_halves_rate_and_drops_saved_tokens);
+        tcase_add_test(tc, test_throttle_cuts_rate_and_drops_saved_tokens);
         tcase_add_test(tc, test_concurrent_throttles_cut_once);
-        tcase_add_test(tc, test_floor_holds_and_successes_restore);
+        tcase_add_test(tc, test_floor_then_time_restores_the_rate);
+        tcase_add_test(tc, test_lone_node_recovers_in_bounded_time);
         tcase_add_test(tc, test_no_throttle_no_change);
         suite_add_tcase(s, tc);
         return testlib_run(s);
