@@ -12,13 +12,11 @@
  * to RATE_CUT of what it is at that moment (not below max_rate / RATE_FLOOR)
  * and clamps the level to zero, so the next take waits for a token at the
  * new rate rather than spending a saved burst; callers already queued keep
- * the wait they reserved. The rate then climbs back with time alone, as a
- * cubic of the time since the cut, r(s) = cut + (max - cut) * (s / T)^3, and
- * is back at max_rate after T = RATE_RECOVER_S whatever the answers were:
- * it stays low for most of T (a fleet that oversubscribed the account stays
- * spread out) but a single node is never held at the floor for long. The
- * refill is the integral of r over the elapsed time, and a wait is found by
- * inverting that integral (bisection, deterministic). A throttled attempt
+ * the wait they reserved. The rate then climbs back with time alone,
+ * linearly, r(s) = cut + (max - cut) * s / T, and is back at max_rate after
+ * T = RATE_RECOVER_S whatever the answers were. The refill is the integral
+ * of r over the elapsed time, and a wait is found by inverting that integral
+ * (bisection, deterministic). A throttled attempt
  * sent before the last cut (concurrently, at the old rate) does not cut
  * again, so calls in flight together count as one signal.
  */
@@ -31,13 +29,17 @@
 /*
  * The constants, for a fleet of 50 nodes at the default share 0.1 sharing
  * EC2's eni_address bucket (100, 5/s): a node's 0.5/s is 5x its fair 0.1/s,
- * so one cut to a quarter (0.125/s) brings a fleet that was throttled close
- * to the account's refill; the floor (1/20: 0.025/s a node) keeps 100 nodes
- * under it (2.5/s); 20 s is the time the account's burst of 100 takes to
- * refill at 5/s, and bounds how long a lone node runs slow after throttles.
+ * so two or three cuts bring a throttled fleet to the account's refill, and
+ * the floor (1/10: 0.05/s a node) keeps 100 nodes at it (5/s). 20 s is the
+ * time the account's burst of 100 takes to refill at 5/s; it also bounds how
+ * long a lone node runs slow after a few throttles that were not about its
+ * rate (the chaos run's forced ones): the first token after a cut comes in
+ * about 1/rate, 4 s at the share's 0.5/s cut to 0.25/s. A slower start (a
+ * cubic) kept a 50-node fleet lower but held a lone node as long as one step
+ * per answer did, which the bounded chaos run cannot afford.
  */
-#define RATE_CUT 0.25            /* multiplicative decrease on a throttle */
-#define RATE_FLOOR 20.0          /* the rate never goes below max_rate / RATE_FLOOR */
+#define RATE_CUT 0.5             /* multiplicative decrease on a throttle */
+#define RATE_FLOOR 10.0          /* the rate never goes below max_rate / RATE_FLOOR */
 #define RATE_RECOVER_S 20.0      /* back at max_rate this long after the last cut */
 
 struct bucket {
@@ -114,17 +116,16 @@ static double recovering_s(const struct bucket *b, uint64_t now) {
 }
 
 static double rate_at(const struct bucket *b, uint64_t now) {
-        double s = recovering_s(b, now), x = s / RATE_RECOVER_S;
-        return s < 0 ? b->max_rate : b->cut_rate + (b->max_rate - b->cut_rate) * x * x * x;
+        double s = recovering_s(b, now);
+        return s < 0 ? b->max_rate : b->cut_rate + (b->max_rate - b->cut_rate) * s / RATE_RECOVER_S;
 }
 
 /* Tokens earned from the last cut to s seconds after it: the integral of rate_at(). */
 static double earned_since_cut(const struct bucket *b, double s) {
         double T = RATE_RECOVER_S, d = b->max_rate - b->cut_rate;
         if (s >= T)
-                return b->cut_rate * T + d * T / 4 + (s - T) * b->max_rate;
-        double x = s / T;
-        return b->cut_rate * s + d * T / 4 * x * x * x * x;
+                return b->cut_rate * T + d * T / 2 + (s - T) * b->max_rate;
+        return b->cut_rate * s + d * s * s / (2 * T);
 }
 
 /* Tokens earned from `from` to `to` (ns), at the rate of the time. */

@@ -7,10 +7,10 @@
  * counters that the daemon's metrics read.
  *
  * The refill rate adapts, like the AWS SDKs' "adaptive" retry mode: a
- * throttled attempt cuts its category's rate to a quarter of what it is then
- * (floor 1/20 of the configured one) and drops the tokens saved up; the rate
- * then climbs back with time alone (cubic in the time since the cut), to the
- * configured one 20 s after the last cut (throttles of attempts sent before
+ * throttled attempt halves its category's rate as it is then (floor 1/10
+ * of the configured one) and drops the tokens saved up; the rate then climbs
+ * back with time alone (linearly), to the configured one 20 s after the last
+ * cut (throttles of attempts sent before
  * the last cut count once). So nodes that together oversubscribe the account
  * slow down instead of retrying into the throttle, and a lone node is slow
  * for 20 s at most after a burst of throttles.

@@ -519,15 +519,15 @@ START_TEST(test_client_retries_throttling_with_same_client_token) {
         ck_assert_uint_eq(e.attempts, 4);
         ck_assert_uint_eq(fakesrv_count(srv), 4);
         /* Full jitter: each pause is within [0, min(cap, base * 2^n)]. Each
-         * throttle also cut the limiter's rate to a quarter of what it was
-         * (5/s, then about 1.25/s, then the floor 0.25/s), dropped its saved
-         * tokens and let it climb back with time (cubic over 20 s), so after
-         * each pause the limiter waits out the rest of a token's time from the
-         * cut: pause + wait = 0.79996, 3.15306, 3.86720 s (ratelimit.c's
-         * integral; test-ratelimit checks it). */
+         * throttle also halved the limiter's rate as it was then (5/s, then
+         * about 2.55 and 1.41/s), dropped its saved tokens and let it climb
+         * back with time (linearly over 20 s), so after each pause the limiter
+         * waits out the rest of a token's time from the cut: pause + wait =
+         * 0.39608, 0.74402, 1.19734 s (ratelimit.c's integral; test-ratelimit
+         * checks it). */
         ck_assert_uint_eq(fc.sleeps, 6);
         static const uint64_t cap_ns[] = { 100000000ull, 200000000ull, 400000000ull };
-        static const uint64_t interval_ns[] = { 799962000ull, 3153064000ull, 3867202000ull };
+        static const uint64_t interval_ns[] = { 396078000ull, 744022000ull, 1197341000ull };
         for (unsigned i = 0; i < 3; i++) {
                 ck_assert_uint_le(fc.sleep_log[2 * i], cap_ns[i]);
                 uint64_t interval = fc.sleep_log[2 * i] + fc.sleep_log[2 * i + 1];
@@ -551,8 +551,8 @@ START_TEST(test_client_retries_throttling_with_same_client_token) {
         ck_assert_uint_eq(st.calls, 4);
         ck_assert_uint_eq(st.errors, 3);
         ck_assert_uint_eq(st.throttled, 3);
-        /* the success does not move the rate: 3.87 s after the floor's cut it is 0.25 + 4.75 * (3.87 / 20)^3 */
-        ck_assert_double_eq_tol(st.rate_per_s, 0.28434, 0.0001);
+        /* the success does not move the rate: 1.197 s after the last cut (to 0.70667/s) it is 0.96370/s */
+        ck_assert_double_eq_tol(st.rate_per_s, 0.96370, 0.0001);
         ec2_result_free(r);
         ec2_client_free(c);
         ratelimit_free(rl);
