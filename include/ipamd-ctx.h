@@ -102,9 +102,8 @@ bool ctx_note_create_failure(struct ipamd_ctx *o, const char *subnet_id, int r, 
  * none, o->cn_reason says why, logged once; o->eni_groups gets its security
  * groups); with ENABLE_SUBNET_DISCOVERY, aws-node's candidates (subnets.h) among
  * DescribeSubnets' answer for the node's AZ and VPC (reused a few seconds,
- * below); without it, or when
- * DescribeSubnets fails (logged), the node's subnet. Their number (0: all
- * backing off or excluded).
+ * below); without it, or when DescribeSubnets fails (logged), the node's
+ * subnet. Their number (0: all backing off or excluded).
  */
 size_t ctx_subnet_choices(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max);
 
