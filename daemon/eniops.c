@@ -999,6 +999,11 @@ static size_t side_by_side(const struct ipamd_ctx *o, size_t n) {
  */
 static int create_side_by_side(struct ipamd_ctx *o, struct new_eni *batch, const int *counts, size_t n) {
         struct side_job jobs[CTX_HELPERS] = { 0 };
+        if (n > 1 && o->cfg->subnet_discovery && !o->cfg->custom_networking) {
+                /* Discovery asked once, here: the helpers' copies of o reuse its answer. */
+                struct ctx_subnet warm[SUBNETS_MAX];
+                (void)ctx_subnet_choices(o, warm, SUBNETS_MAX);
+        }
         for (size_t i = 1; i < n; i++) {
                 struct side_job *j = &jobs[i - 1];
                 j->o = *o;

@@ -92,6 +92,15 @@ static void render_ec2(struct text *t, ratelimit *rl) {
                                 ratelimit_category_name((enum ratelimit_category)c), v);
                 }
         }
+        const char *g = "vpcipam_ec2_rate_per_second";
+        tprintf(t, "# HELP %s client-side refill rate now (cut on throttling, back to the share within 20 s)\n"
+                   "# TYPE %s gauge\n", g, g);
+        for (int c = 0; rl && c < _RATELIMIT_CATEGORY_MAX; c++) {
+                struct ratelimit_stats st;
+                ratelimit_stats(rl, (enum ratelimit_category)c, &st);
+                tprintf(t, "%s{category=\"%s\"} %.17g\n", g, ratelimit_category_name((enum ratelimit_category)c),
+                        st.rate_per_s);
+        }
 }
 
 /* IPv6 mode: the node's /80s, the /128s pods hold or that cool, the IPv4 egress addresses held. */

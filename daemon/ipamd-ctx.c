@@ -273,19 +273,13 @@ static size_t eniconfig_choice(struct ipamd_ctx *o, struct ctx_subnet *out, size
         return 1;
 }
 
-size_t ctx_subnet_choices(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max) {
+/* Discovery: aws-node's candidates among the AZ's subnets (EC2 asked); *answered when EC2 told them. */
+static size_t discover(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max, bool *answered) {
         struct ec2_result *res = NULL;
         const char *vpc = NULL;
-        if (o->cnet && o->cfg->custom_networking)
-                return eniconfig_choice(o, out, max);
-        if (!o->cfg->subnet_discovery && node_subnet_excluded(o)) {
-                o->n_candidates = 0;
-                log_error("ENABLE_SUBNET_DISCOVERY=false and the node's subnet is tagged " SUBNETS_TAG_CNI "=0: "
-                          "no new ENI", LF_STR("subnet", o->node->subnet_id));
-                return 0;
-        }
-        if (!o->cfg->subnet_discovery || describe_az(o, &res, &vpc) < 0)
+        if (describe_az(o, &res, &vpc) < 0)
                 return node_subnet_only(o, out, max);
+        *answered = true;
         struct ec2_subnet same_vpc[SUBNETS_MAX * 4];
         size_t n = 0;
         for (size_t i = 0; i < res->n_subnets && n < SUBNETS_MAX * 4; i++) {
@@ -311,6 +305,42 @@ size_t ctx_subnet_choices(struct ipamd_ctx *o, struct ctx_subnet *out, size_t ma
                 log_warn("no subnet may take new ENIs: every candidate is tagged " SUBNETS_TAG_CNI "=0 or for "
                          "another cluster", LF_STR("subnet", o->node->subnet_id));
         ec2_result_free(res);
+        return got;
+}
+
+/* The remembered discovery answer, if fresh, into out[*got]: its subnets not backing off now. */
+static bool choices_reuse(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max, size_t *got) {
+        int64_t now = o->now_ms();
+        if (!o->n_choices || now >= o->choices_until || o->choices_until - now > CTX_CHOICES_TTL_MS)
+                return false;   /* none, stale, or the wall clock stepped back */
+        *got = 0;
+        for (size_t i = 0; i < o->n_choices && *got < max; i++)
+                if (!subnets_backoff_active(&o->backoff, o->choices[i].id, now))
+                        out[(*got)++] = o->choices[i];
+        return true;
+}
+
+size_t ctx_subnet_choices(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max) {
+        if (o->cnet && o->cfg->custom_networking)
+                return eniconfig_choice(o, out, max);
+        if (!o->cfg->subnet_discovery && node_subnet_excluded(o)) {
+                o->n_candidates = 0;
+                log_error("ENABLE_SUBNET_DISCOVERY=false and the node's subnet is tagged " SUBNETS_TAG_CNI "=0: "
+                          "no new ENI", LF_STR("subnet", o->node->subnet_id));
+                return 0;
+        }
+        if (!o->cfg->subnet_discovery)
+                return node_subnet_only(o, out, max);
+        size_t got = 0;
+        if (choices_reuse(o, out, max, &got))
+                return got;
+        bool answered = false;
+        got = discover(o, o->choices, SUBNETS_MAX, &answered);
+        o->n_choices = answered ? got : 0;      /* a failed DescribeSubnets is asked again next time */
+        o->choices_until = o->now_ms() + CTX_CHOICES_TTL_MS;
+        if (got > max)
+                got = max;
+        memcpy(out, o->choices, got * sizeof *out);
         return got;
 }
 

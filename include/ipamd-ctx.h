@@ -59,6 +59,11 @@ struct ipamd_ctx {
                 long available;
         } known[SUBNETS_MAX];
         size_t n_known;
+        /* Discovery's last answer (the subnets not backing off then, best first), reused for
+         * CTX_CHOICES_TTL_MS: the ENIs of one plan, made side by side, ask EC2 once. */
+        struct ctx_subnet choices[SUBNETS_MAX];
+        size_t n_choices;
+        int64_t choices_until;
         int64_t prefix_fallback_until;  /* PD: no free /28 in the subnet; /32s until then (eniops.c) */
         /* Custom networking (NULL: off): the Kubernetes reader, why no ENI can be made per the
          * ENIConfig ("" when one can), and the security groups the last choice gave new ENIs. */
@@ -96,11 +101,18 @@ bool ctx_note_create_failure(struct ipamd_ctx *o, const char *subnet_id, int r, 
  * is in the node's AZ and VPC and not tagged kubernetes.io/role/cni=0 (else
  * none, o->cn_reason says why, logged once; o->eni_groups gets its security
  * groups); with ENABLE_SUBNET_DISCOVERY, aws-node's candidates (subnets.h) among
- * DescribeSubnets' answer for the node's AZ and VPC; without it, or when
- * DescribeSubnets fails (logged), the node's subnet. Their number (0: all
- * backing off or excluded).
+ * DescribeSubnets' answer for the node's AZ and VPC (reused a few seconds,
+ * below); without it, or when DescribeSubnets fails (logged), the node's
+ * subnet. Their number (0: all backing off or excluded).
  */
 size_t ctx_subnet_choices(struct ipamd_ctx *o, struct ctx_subnet *out, size_t max);
+
+/*
+ * With discovery, an answer of DescribeSubnets is reused this long (a subnet
+ * backing off since is left out): a fleet's scale-up asked once per ENI, and
+ * the candidates, their tags and their order do not change in seconds.
+ */
+#define CTX_CHOICES_TTL_MS 5000
 
 /* With custom networking, no choice is retried this soon (the ENIConfig may appear any time). */
 #define CTX_CUSTOMNET_RETRY_MS 5000

@@ -5,6 +5,15 @@
  * draws from the same account-wide buckets. One ratelimit is shared by all
  * threads' EC2 clients (it is thread-safe) and also keeps the per-category
  * counters that the daemon's metrics read.
+ *
+ * The refill rate adapts, like the AWS SDKs' "adaptive" retry mode: a
+ * throttled attempt halves its category's rate as it is then (floor 1/10
+ * of the configured one) and drops the tokens saved up; the rate then climbs
+ * back with time alone (linearly), to the configured one 20 s after the last
+ * cut (throttles of attempts sent before
+ * the last cut count once). So nodes that together oversubscribe the account
+ * slow down instead of retrying into the throttle, and a lone node is slow
+ * for 20 s at most after a burst of throttles.
  */
 #pragma once
 
@@ -38,6 +47,8 @@ struct ratelimit_stats {
         uint64_t wait_ns;               /* total time waited for tokens */
         uint64_t latency_ns;            /* total time of attempts */
         uint64_t latency_max_ns;
+        double rate_per_s;              /* the refill rate now (adaptive) */
+        double max_rate_per_s;          /* configured: the shape's refill times the share */
 };
 
 int ratelimit_new(const struct ratelimit_options *opts, ratelimit **ret);
@@ -53,7 +64,7 @@ void ratelimit_shape(enum ratelimit_category c, double *ret_capacity, double *re
  */
 int ratelimit_take(ratelimit *rl, enum ratelimit_category c);
 
-/* Record one finished attempt. */
+/* Record one finished attempt; a throttled one cuts the rate (time restores it). */
 void ratelimit_record(ratelimit *rl, enum ratelimit_category c, uint64_t latency_ns,
                       bool failed, bool throttled);
 

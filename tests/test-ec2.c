@@ -518,11 +518,22 @@ START_TEST(test_client_retries_throttling_with_same_client_token) {
         ck_assert_int_eq(ec2_create_eni(c, &q, &r, &e), 0);
         ck_assert_uint_eq(e.attempts, 4);
         ck_assert_uint_eq(fakesrv_count(srv), 4);
-        /* Full jitter: each pause is within [0, min(cap, base * 2^n)]. */
-        ck_assert_uint_eq(fc.sleeps, 3);
-        ck_assert_uint_le(fc.sleep_log[0], 100000000ull);
-        ck_assert_uint_le(fc.sleep_log[1], 200000000ull);
-        ck_assert_uint_le(fc.sleep_log[2], 400000000ull);
+        /* Full jitter: each pause is within [0, min(cap, base * 2^n)]. Each
+         * throttle also halved the limiter's rate as it was then (5/s, then
+         * about 2.55 and 1.41/s), dropped its saved tokens and let it climb
+         * back with time (linearly over 20 s), so after each pause the limiter
+         * waits out the rest of a token's time from the cut: pause + wait =
+         * 0.39608, 0.74402, 1.19734 s (ratelimit.c's integral; test-ratelimit
+         * checks it). */
+        ck_assert_uint_eq(fc.sleeps, 6);
+        static const uint64_t cap_ns[] = { 100000000ull, 200000000ull, 400000000ull };
+        static const uint64_t interval_ns[] = { 396078000ull, 744022000ull, 1197341000ull };
+        for (unsigned i = 0; i < 3; i++) {
+                ck_assert_uint_le(fc.sleep_log[2 * i], cap_ns[i]);
+                uint64_t interval = fc.sleep_log[2 * i] + fc.sleep_log[2 * i + 1];
+                ck_assert_uint_ge(interval + 1000000, interval_ns[i]);
+                ck_assert_uint_le(interval, interval_ns[i] + 1000000);
+        }
         char token[64] = "";
         for (unsigned i = 0; i < 4; i++) {
                 struct fakesrv_req req;
@@ -540,6 +551,8 @@ START_TEST(test_client_retries_throttling_with_same_client_token) {
         ck_assert_uint_eq(st.calls, 4);
         ck_assert_uint_eq(st.errors, 3);
         ck_assert_uint_eq(st.throttled, 3);
+        /* the success does not move the rate: 1.197 s after the last cut (to 0.70667/s) it is 0.96370/s */
+        ck_assert_double_eq_tol(st.rate_per_s, 0.96370, 0.0001);
         ec2_result_free(r);
         ec2_client_free(c);
         ratelimit_free(rl);

@@ -1,7 +1,10 @@
 /*
  * test-ratelimit: the bucket shapes are EC2's, the share scales them, callers
  * queue in order with the fake clock, waits beyond the bound are refused, and
- * under real threads the long-run rate never exceeds the refill rate.
+ * under real threads the long-run rate never exceeds the refill rate. The
+ * adaptive rate: a throttle halves it, down to a floor, and drops saved
+ * tokens; time alone restores it, within 20 s; without throttles
+ * nothing changes.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -68,6 +71,177 @@ START_TEST(test_tiny_share_keeps_one_token_and_refuses_long_waits) {
 }
 END_TEST
 
+#define S 1000000000ull
+
+/* The last sleep, within 1 ms of want_ns. */
+static void assert_last_sleep(const struct fakeclock *fc, uint64_t want_ns) {
+        ck_assert_uint_ge(fc->sleeps, 1);
+        uint64_t got = fc->sleep_log[fc->sleeps - 1];
+        ck_assert_msg(got + 1000000 >= want_ns && got <= want_ns + 1000000, "slept %llu ns, want %llu",
+                      (unsigned long long)got, (unsigned long long)want_ns);
+}
+
+static double rate_of(ratelimit *rl, enum ratelimit_category c) {
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, c, &st);
+        return st.rate_per_s;
+}
+
+/* The expected figures below are r(s) = cut + (max - cut) * s / 20 and its integral, worked out by hand. */
+
+START_TEST(test_throttle_cuts_rate_and_drops_saved_tokens) {
+        struct fakeclock fc;
+        fakeclock_init(&fc, 0);
+        ratelimit *rl;
+        /* eni_address at share 1: 100 tokens, 5/s */
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1, .clock = &fc.clock }, &rl), 0);
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
+        ck_assert(st.rate_per_s == 5 && st.max_rate_per_s == 5);
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+        ck_assert_uint_eq(fc.sleeps, 0);
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 2.5);
+        /* the 99 saved tokens are gone: the next take waits a token at 2.5/s,
+         * rising by 0.125/s each second: 0.39608 s rather than 0.4 */
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+        ck_assert_uint_eq(fc.sleeps, 1);
+        assert_last_sleep(&fc, 396078000ull);
+        /* a second cut halves the rate of then: 2.5495 / 2 */
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
+        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 1.274755, 0.000001);
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+        assert_last_sleep(&fc, 744022000ull);
+        /* other categories keep their rate and burst */
+        ck_assert(rate_of(rl, RATELIMIT_MUTATING) == 5);
+        unsigned before = fc.sleeps;
+        for (int i = 0; i < 50; i++)
+                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_MUTATING), 0);
+        ck_assert_uint_eq(fc.sleeps, before);
+        ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
+        ck_assert_uint_eq(st.throttled, 2);
+        ratelimit_free(rl);
+}
+END_TEST
+
+START_TEST(test_concurrent_throttles_cut_once) {
+        struct fakeclock fc;
+        fakeclock_init(&fc, 0);
+        ratelimit *rl;
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1, .clock = &fc.clock }, &rl), 0);
+        /* three attempts in flight together, all throttled: one cut */
+        fc.now_ns += S;
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
+        fc.now_ns += S / 10;
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
+        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 2.5125, 1e-9);
+        /* one sent after that cut and throttled cuts again, 10 s after the
+         * first: half of 2.5 + 2.5 / 2 */
+        fc.now_ns += 9 * S + 9 * S / 10;
+        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
+        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 1.875, 1e-9);
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
+        ck_assert_uint_eq(st.throttled, 4);
+        ratelimit_free(rl);
+}
+END_TEST
+
+START_TEST(test_floor_then_time_restores_the_rate) {
+        struct fakeclock fc;
+        fakeclock_init(&fc, 0);
+        ratelimit *rl;
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1, .clock = &fc.clock }, &rl), 0);
+        for (int i = 0; i < 30; i++) {
+                fc.now_ns += S;         /* each attempt sent after the previous cut */
+                ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
+        }
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.5);           /* 5 / 10, not 5 / 2^30 */
+        /* answers do not move it (failed or not): time does */
+        for (int i = 0; i < 40; i++)
+                ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, i % 3 == 0, false);
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.5);
+        /* the first token from the floor: 1.4963 s, not 2 (the rate rises meanwhile) */
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+        assert_last_sleep(&fc, 1496267000ull);
+        /* 10 s after the cut half way back, at 20 s all the way, then no higher */
+        fc.now_ns += 10 * S - fc.slept_ns;
+        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 2.75, 1e-9);
+        fc.now_ns += 10 * S;
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 5);
+        fc.now_ns += 100 * S;
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 5);
+        /* refilled, the full burst is back (100 tokens), then 5/s */
+        unsigned before = fc.sleeps;
+        for (int i = 0; i < 100; i++)
+                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+        ck_assert_uint_eq(fc.sleeps, before);
+        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+        assert_last_sleep(&fc, 200000000ull);
+        ratelimit_free(rl);
+}
+END_TEST
+
+START_TEST(test_lone_node_recovers_in_bounded_time) {
+        /* The chaos run's case: a node at the default share (eni_address 10,
+         * 0.5/s) is throttled on seven calls in a row, each sent when its
+         * token came, then calls flat out. Each cut halves the rate of the
+         * time (0.25, then about 0.11/s: the rate rose while the retry waited
+         * ~5 s for its token); 20 s after the last cut the rate is the
+         * share's again whatever the answers were. */
+        struct fakeclock fc;
+        fakeclock_init(&fc, 0);
+        ratelimit *rl;
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .clock = &fc.clock }, &rl), 0);
+        uint64_t start = fc.now_ns;
+        for (int i = 0; i < 7; i++) {
+                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+                ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 0, true, true);
+        }
+        ck_assert_msg(fc.now_ns - start < 33 * S, "seven throttled calls took %llu ns",
+                      (unsigned long long)(fc.now_ns - start));
+        double r = rate_of(rl, RATELIMIT_ENI_ADDRESS);
+        ck_assert_msg(r >= 0.05 && r < 0.12, "rate %g", r);
+        uint64_t t0 = fc.now_ns;
+        int calls = 0;
+        while (fc.now_ns - t0 <= 60 * S) {
+                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
+                ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 0, false, false);
+                if (calls++ == 0)
+                        ck_assert_msg(fc.now_ns - t0 > 5 * S && fc.now_ns - t0 < 7 * S, "first after %llu ns",
+                                      (unsigned long long)(fc.now_ns - t0));
+                if (fc.now_ns - t0 >= 20 * S)
+                        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.5);
+        }
+        ck_assert_int_eq(calls, 27);    /* 26 within 60 s, and the one past it that ended the loop */
+        ratelimit_free(rl);
+}
+END_TEST
+
+START_TEST(test_no_throttle_no_change) {
+        struct fakeclock fc;
+        fakeclock_init(&fc, 0);
+        ratelimit *rl;
+        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 0.5, .clock = &fc.clock }, &rl), 0);
+        /* the same 150 takes as test_burst_then_refill_rate, each recorded
+         * as answered or failed but never throttled: same waits, same rate */
+        for (int i = 0; i < 150; i++) {
+                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_NON_MUTATING), 0);
+                ratelimit_record(rl, RATELIMIT_NON_MUTATING, 1000, i % 2 == 0, false);
+        }
+        ck_assert_uint_eq(fc.sleeps, 100);
+        ck_assert_uint_ge(fc.slept_ns, 9999000000ull);
+        ck_assert_uint_le(fc.slept_ns, 10001000000ull);
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, RATELIMIT_NON_MUTATING, &st);
+        ck_assert(st.rate_per_s == 10 && st.max_rate_per_s == 10);
+        ck_assert_uint_eq(st.throttled, 0);
+        ck_assert_uint_eq(st.errors, 75);
+        ratelimit_free(rl);
+}
+END_TEST
+
 struct worker {
         ratelimit *rl;
         int n;
@@ -115,6 +289,11 @@ int main(void) {
         tcase_add_test(tc, test_burst_then_refill_rate);
         tcase_add_test(tc, test_tiny_share_keeps_one_token_and_refuses_long_waits);
         tcase_add_test(tc, test_threads_share_the_bucket);
+        tcase_add_test(tc, test_throttle_cuts_rate_and_drops_saved_tokens);
+        tcase_add_test(tc, test_concurrent_throttles_cut_once);
+        tcase_add_test(tc, test_floor_then_time_restores_the_rate);
+        tcase_add_test(tc, test_lone_node_recovers_in_bounded_time);
+        tcase_add_test(tc, test_no_throttle_no_change);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -63,8 +63,20 @@ def test_throttling_then_converges():
     def body(w, d):
         w.ctl("POST", "/throttle", {"force": {"ip-eni": 3}})
         d.start()
-        converge(w, d, total=5, enis=1)
+        # Each throttle halves the node's eni_address rate (0.5/s at the default
+        # share 0.1) as it is then and drops its saved tokens; it climbs back
+        # with time: the retries wait about 4, 5 and 6 s for a token, so allow
+        # 45 s rather than the usual 20.
+        converge(w, d, total=5, enis=1, timeout=45)
         assert len(secondary_ips(w, w.nodes[0]["instance_id"])) == 1
+        st, body = d.http("/metrics", metrics=True)
+        def gauge(name):
+            return [float(l.split()[-1]) for l in body.splitlines()
+                    if l.startswith(name + '{category="eni_address"}')]
+        rate, throttled = gauge("vpcipam_ec2_rate_per_second"), gauge("vpcipam_ec2_throttled_total")
+        # between the floor (1/10 of the share) and the share, whenever read
+        assert st == 200 and len(rate) == 1 and 0.05 <= rate[0] <= 0.5, (st, rate)
+        assert throttled == [3.0], throttled
     run_world(body, {"WARM_IP_TARGET": "5"})
 
 

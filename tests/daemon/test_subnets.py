@@ -160,6 +160,30 @@ def test_a_full_subnet_is_passed_over():
         w.down()
 
 
+def test_one_plan_asks_for_the_subnets_once():
+    # m5.large: 3 ENIs of 10 addresses; 25 free wanted at start, so one plan makes both
+    # secondary ENIs side by side. Discovery's DescribeSubnets answer is asked once for
+    # the two creates (a fleet's scale-up asked once per ENI); the ENIs still go in A.
+    w = harness.WorldFixture(nodes=1)
+    n = Node(w, 0, {"WARM_IP_TARGET": "25"})
+    try:
+        s = make_subnets(w)
+        before = w.ctl("GET", "/stats")["api"].get("DescribeSubnets", {}).get("calls", 0)
+        n.d.start()
+        wait_enis(w, [(0, n)], 2)
+        enis = secondary_enis(w, 0)
+        assert {e["subnet_id"] for e in enis} == {s["A"]["id"]}, enis
+        api = w.ctl("GET", "/stats")["api"]
+        creates = api["CreateNetworkInterface"]["calls"]
+        described = api["DescribeSubnets"]["calls"] - before
+        assert creates == 2, api["CreateNetworkInterface"]
+        # one for the plan's candidates, one for A's tags (kubernetes.io/role/cni=0?) once opened
+        assert described <= 2, (described, api["DescribeSubnets"], n.d.tail(60))
+    finally:
+        n.close()
+        w.down()
+
+
 def test_discovery_off_refuses_a_node_subnet_tagged_zero():
     w = harness.WorldFixture(nodes=1)
     n = Node(w, 0, {"WARM_IP_TARGET": "10", "ENABLE_SUBNET_DISCOVERY": "false"})
