@@ -135,26 +135,31 @@ static bool give(podnet *p, int ifindex, const char *name) {
         return room;
 }
 
-int podnet_unwire(podnet *p, const struct proto_attachment *att, const char *pod_ip, uint32_t route_table,
-                  const char *host_veth, bool *ret_veth_queued, struct errmsg *err) {
-        *ret_veth_queued = false;
-        if (pod_ip && *pod_ip) {
-                int r = hostnet_remove_pod_routing(p->now, pod_ip, route_table, err);
-                if (r < 0)
-                        return r;
-        }
+int podnet_unroute(podnet *p, const char *pod_ip, uint32_t route_table, struct errmsg *err) {
+        return pod_ip && *pod_ip ? hostnet_remove_pod_routing(p->now, pod_ip, route_table, err) : 0;
+}
+
+bool podnet_take_veth(podnet *p, const struct proto_attachment *att, const char *host_veth) {
         if (!host_veth || !*host_veth)
-                return 0;
+                return false;
         char alias[PROTO_VETH_ALIAS_MAX];
         int ifindex = 0;
         proto_veth_alias(att->container_id, att->ifname, alias);
-        struct errmsg verr = { 0 };
-        int r = hostnet_pod_veth_down(p->now, host_veth, alias, &ifindex, &verr);
-        if (r < 0 && r != -ENOENT)      /* the rules are gone; the plugin deletes the veth itself */
+        struct errmsg err = { 0 };
+        int r = hostnet_pod_veth_down(p->now, host_veth, alias, &ifindex, &err);
+        if (r < 0 && r != -ENOENT)      /* the plugin deletes the veth itself */
                 log_warn("could not take a deleted pod's veth down; leaving it to the plugin",
-                         LF_STR("veth", host_veth), LF_STR("error", errmsg_text(&verr, r)));
-        else if (r == 0)
-                *ret_veth_queued = give(p, ifindex, host_veth);
+                         LF_STR("veth", host_veth), LF_STR("error", errmsg_text(&err, r)));
+        return r == 0 && give(p, ifindex, host_veth);
+}
+
+int podnet_unwire(podnet *p, const struct proto_attachment *att, const char *pod_ip, uint32_t route_table,
+                  const char *host_veth, bool *ret_veth_queued, struct errmsg *err) {
+        *ret_veth_queued = false;
+        int r = podnet_unroute(p, pod_ip, route_table, err);
+        if (r < 0)
+                return r;       /* the veth is left to the plugin with the rest */
+        *ret_veth_queued = podnet_take_veth(p, att, host_veth);
         return 0;
 }
 

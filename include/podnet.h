@@ -58,6 +58,14 @@ podnet *podnet_free(podnet *p);
 int podnet_unwire(podnet *p, const struct proto_attachment *att, const char *pod_ip, uint32_t route_table,
                   const char *host_veth, bool *ret_veth_queued, struct errmsg *err);
 
+/* podnet_unwire() in its two halves, for a caller that answers in between
+ * (the server's DEL): podnet_take_veth() checks, takes down and queues
+ * host_veth, true when podnet took it (the veth half of podnet_unwire);
+ * podnet_unroute() removes the rules and routes of pod_ip (its negative
+ * return means the same). Same thread rule. */
+bool podnet_take_veth(podnet *p, const struct proto_attachment *att, const char *host_veth);
+int podnet_unroute(podnet *p, const char *pod_ip, uint32_t route_table, struct errmsg *err);
+
 /*
  * At start-up: queue for deletion every host veth that a DEL took down (down,
  * with a vpc-cni alias) whose attachment holds no address — what a vpc-ipamd

@@ -295,11 +295,13 @@ def test_two_clusters_in_one_vpc_reach_each_other_without_nat():
 
 
 def test_del_hands_the_veth_to_the_daemon():
-    """DEL returns with the pod's rules gone and its veth down; vpc-ipamd deletes
-    the veth right after (counted in its metrics). The address, released with no
-    cooldown, can go straight to the next pod, which gets its rules. An ADD of an
-    attachment whose veth is down (as DEL leaves it until vpc-ipamd deletes it)
-    replaces that veth."""
+    """DEL returns with the pod's veth down; vpc-ipamd answers it before it
+    removes the pod's rules and releases the address, which it does before it
+    reads another request (so whoever it answers next sees them gone), and
+    deletes the veth right after (counted in its metrics). The address,
+    released with no cooldown, can go straight to the next pod, which gets its
+    rules. An ADD of an attachment whose veth is down (as DEL leaves it until
+    vpc-ipamd deletes it) replaces that veth."""
     w = harness.WorldFixture(nodes=1)
     n = Node(w, 0, {"IP_COOLDOWN_PERIOD": "0", "WARM_IP_TARGET": "1", "MINIMUM_IP_TARGET": "3"})
     try:
@@ -312,7 +314,10 @@ def test_del_hands_the_veth_to_the_daemon():
         assert rc == 0, res
         state = n.sh("ip", "-j", "link", "show", veth_a)
         assert state.returncode != 0 or "UP" not in json.loads(state.stdout)[0]["flags"], state.stdout
+        assert "a" not in n.held()      # any later answer comes after the rules went and the release
         assert ip_a not in n.rules(), n.rules()
+        released = [json.loads(line) for line in open(n.d.log) if '"released address"' in line]
+        assert [(r["container_id"], r["reply_us"] < r["unwire_us"]) for r in released] == [("a", True)], released
         wait_for(lambda: veth_a not in n.veths(), timeout=5, what="the veth deleted by vpc-ipamd")
         wait_for(lambda: "\nvpcipam_pod_veths_deleted_total 1\n" in n.d.http("/metrics", metrics=True)[1],
                  timeout=5, what="the deletion counted")
