@@ -8,6 +8,7 @@
  * the name it had when queued, so an index the kernel gave to a new link is
  * never touched.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -139,7 +140,43 @@ int podnet_unroute(podnet *p, const char *pod_ip, uint32_t route_table, struct e
         return pod_ip && *pod_ip ? hostnet_remove_pod_routing(p->now, pod_ip, route_table, err) : 0;
 }
 
-bool podnet_take_veth(podnet *p, const struct proto_attachment *att, const char *host_veth) {
+static void warn_veth(const char *veth, const struct errmsg *err, int r) {
+        log_warn("could not take a deleted pod's veth down", LF_STR("veth", veth), LF_STR("error", errmsg_text(err, r)));
+}
+
+static bool has_room(podnet *p) {
+        pthread_mutex_lock(&p->lock);
+        bool room = p->n < PODNET_QUEUE_MAX && !p->stop;
+        pthread_mutex_unlock(&p->lock);
+        return room;
+}
+
+bool podnet_claim_veth(podnet *p, const struct proto_attachment *att, const char *host_veth, int *ret_ifindex) {
+        char alias[PROTO_VETH_ALIAS_MAX];
+        struct errmsg err = { 0 };
+        if (!host_veth || !*host_veth || !has_room(p))
+                return false;
+        proto_veth_alias(att->container_id, att->ifname, alias);
+        int r = hostnet_pod_veth_find(p->now, host_veth, alias, ret_ifindex, &err);
+        if (r < 0 && r != -ENOENT)
+                warn_veth(host_veth, &err, r);
+        return r == 0;
+}
+
+void podnet_drop_veth(podnet *p, int ifindex, const char *host_veth) {
+        struct errmsg err = { 0 };
+        int r = hostnet_link_down(p->now, ifindex, &err);
+        if (r == -ENOENT)
+                return;                 /* gone with its namespace */
+        if (r < 0)
+                warn_veth(host_veth, &err, r);  /* deleted all the same */
+        bool queued = give(p, ifindex, host_veth);
+        assert(queued);                 /* claimed with room, and only this thread gives */
+        (void)queued;
+}
+
+/* The veth half of podnet_unwire(): true when podnet took it. */
+static bool take_veth(podnet *p, const struct proto_attachment *att, const char *host_veth) {
         if (!host_veth || !*host_veth)
                 return false;
         char alias[PROTO_VETH_ALIAS_MAX];
@@ -159,7 +196,7 @@ int podnet_unwire(podnet *p, const struct proto_attachment *att, const char *pod
         int r = podnet_unroute(p, pod_ip, route_table, err);
         if (r < 0)
                 return r;       /* the veth is left to the plugin with the rest */
-        *ret_veth_queued = podnet_take_veth(p, att, host_veth);
+        *ret_veth_queued = take_veth(p, att, host_veth);
         return 0;
 }
 

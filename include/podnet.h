@@ -58,12 +58,18 @@ podnet *podnet_free(podnet *p);
 int podnet_unwire(podnet *p, const struct proto_attachment *att, const char *pod_ip, uint32_t route_table,
                   const char *host_veth, bool *ret_veth_queued, struct errmsg *err);
 
-/* podnet_unwire() in its two halves, for a caller that answers in between
- * (the server's DEL): podnet_take_veth() checks, takes down and queues
- * host_veth, true when podnet took it (the veth half of podnet_unwire);
- * podnet_unroute() removes the rules and routes of pod_ip (its negative
- * return means the same). Same thread rule. */
-bool podnet_take_veth(podnet *p, const struct proto_attachment *att, const char *host_veth);
+/*
+ * podnet_unwire() in parts, for a caller that answers in between (the
+ * server's DEL): podnet_claim_veth() reads host_veth (one netlink request)
+ * and is true when it is this attachment's and the queue has room for it
+ * (ifindex in *ret_ifindex); podnet_drop_veth() then takes it down and
+ * queues it — queued even when it cannot be taken down, so a claimed veth is
+ * always deleted (unless it is gone already). podnet_unroute() removes the
+ * rules and routes of pod_ip (a negative return means the same as
+ * podnet_unwire()'s). Same thread rule.
+ */
+bool podnet_claim_veth(podnet *p, const struct proto_attachment *att, const char *host_veth, int *ret_ifindex);
+void podnet_drop_veth(podnet *p, int ifindex, const char *host_veth);
 int podnet_unroute(podnet *p, const char *pod_ip, uint32_t route_table, struct errmsg *err);
 
 /*

@@ -133,6 +133,44 @@ START_TEST(test_unwire_fails_when_rules_cannot_go) {
 }
 END_TEST
 
+/* The DEL answered first: claim reads without touching (another
+ * attachment's veth, a missing one: not claimed); a claimed veth stays up
+ * until dropped, which takes it down and has it deleted; unroute takes the
+ * rules and route. */
+START_TEST(test_claim_drop_unroute) {
+        podnet *p = NULL;
+        struct errmsg err = { 0 };
+        int ifindex = 0;
+        metrics *m = NULL;
+        enter_node();
+        make_pod("enipod7", "c7", "10.0.1.27");
+        ck_assert_int_eq(metrics_new(&m), 0);
+        ck_assert_int_eq(podnet_new(m, &p, &err), 0);
+        struct proto_attachment a = att("c7"), other = att("someone-else");
+        ck_assert(!podnet_claim_veth(p, &other, "enipod7", &ifindex));
+        ck_assert(!podnet_claim_veth(p, &a, "enipod9", &ifindex));
+        ck_assert(!podnet_claim_veth(p, &a, "", &ifindex));
+        ck_assert(podnet_claim_veth(p, &a, "enipod7", &ifindex));
+        ck_assert_int_gt(ifindex, 0);
+        ck_assert_int_eq(testlib_sh("ip link show enipod7 | grep -q 'state UP'"), 0);
+        podnet_drop_veth(p, ifindex, "enipod7");
+        ck_assert_int_eq(testlib_sh("ip link show enipod7 2>/dev/null | grep -q 'state UP'"), 1);
+        ck_assert_int_eq(testlib_sh("ip rule show | grep -q 10.0.1.27"), 0);     /* the rules are unroute's */
+        ck_assert_msg(podnet_unroute(p, "10.0.1.27", 3, &err) == 0, "%s", err.text);
+        ck_assert_int_eq(testlib_sh("ip rule show | grep -q 10.0.1.27"), 1);
+        ck_assert_int_eq(testlib_sh("ip route show | grep -q 10.0.1.27"), 1);
+        ck_assert_int_eq(podnet_unroute(p, NULL, 0, &err), 0);
+        ck_assert(gone("enipod7"));
+        podnet_drop_veth(p, ifindex, "enipod7");        /* gone already: nothing queued, nothing counted */
+        podnet_free(p);
+        struct metrics_snapshot snap;
+        metrics_snapshot(m, &snap);
+        ck_assert_uint_eq(snap.counters[METRICS_POD_VETHS_DELETED], 1);
+        ck_assert_uint_eq(snap.counters[METRICS_POD_VETH_DELETE_ERRORS], 0);
+        metrics_free(m);
+}
+END_TEST
+
 /* podnet_free() deletes what is still queued before it returns. */
 START_TEST(test_free_deletes_what_is_queued) {
         enum { N = 6 };
@@ -195,6 +233,7 @@ int main(void) {
         tcase_add_test(tc, test_unwire_removes_rules_and_deletes_veth);
         tcase_add_test(tc, test_unwire_touches_only_this_attachment);
         tcase_add_test(tc, test_unwire_fails_when_rules_cannot_go);
+        tcase_add_test(tc, test_claim_drop_unroute);
         tcase_add_test(tc, test_free_deletes_what_is_queued);
         tcase_add_test(tc, test_sweep_deletes_what_a_dead_daemon_left);
         suite_add_tcase(s, tc);
