@@ -570,39 +570,26 @@ static void del_then_answer(server *s, struct conn *c, const struct proto_reques
         }
 }
 
-/*
- * A DEL answered first (IPv4 with podnet, a ready daemon): the veth the
- * request names is checked to be this attachment's (one netlink read, so
- * reply.veth_queued is exact) and the reply sent; then, on this thread and
- * before it reads another request, the veth is taken down and queued for
- * deletion, the rules and routes go and the address is released, in the
- * order del_then_answer() keeps: no ADD can be given the address before
- * they are gone, and the pod cannot send from it once another may hold it.
- * The runtime no longer waits for them (taking a link down alone costs
- * ~0.35 ms: the kernel waits for an RCU grace period). Should the rules
- * fail, or the process die before the release, the address stays held
- * (never handed out twice) until the reconciler sees the pod gone, releases
- * it and removes its rules (sync.h); a veth left up goes with its namespace.
- * A store write that failed makes the daemon not ready, and the DEL is then
- * answered after the release (del_then_answer), which it can report.
- */
-static void answer_then_del(server *s, struct conn *c, const struct proto_request *req, int looked,
-                            struct store_lease *lease, int64_t t0) {
+/* The answer of a DEL answered first; *ret_ifindex is the veth podnet
+ * claimed (reply.veth_queued), 0 if none. Returns when it was sent (µs). */
+static int64_t answer_first(server *s, struct conn *c, const struct proto_request *req,
+                            const struct store_lease *held, const char *veth, int *ret_ifindex) {
         struct proto_reply reply = { .op = PROTO_OP_DEL, .ok = true, .unwired = true };
-        const char *veth = del_veth(req, looked == 0 ? lease : NULL);
-        int ifindex = 0;
-        reply.veth_queued = podnet_claim_veth(s->o.podnet, &req->att, veth, &ifindex);
-        if (looked == 0) {
+        *ret_ifindex = 0;
+        reply.veth_queued = podnet_claim_veth(s->o.podnet, &req->att, veth, ret_ifindex);  /* untouched if not */
+        if (held) {
                 reply.addr.has_ip = true;
-                snprintf(reply.addr.ip, sizeof reply.addr.ip, "%s", lease->ip);
-                reply.addr.route_table = (uint32_t)lease->route_table;
+                snprintf(reply.addr.ip, sizeof reply.addr.ip, "%s", held->ip);
+                reply.addr.route_table = (uint32_t)held->route_table;
         }
-        int64_t t_reply = mono_us();
+        int64_t t = mono_us();
         send_reply(s, c, &reply);
-        if (reply.veth_queued)
-                podnet_drop_veth(s->o.podnet, ifindex, veth);
-        if (looked != 0)
-                return;
+        return t;
+}
+
+/* After the answer: the rules and routes, then the release (kept when they stay). */
+static void release_after_answer(server *s, const struct proto_request *req, struct store_lease *lease, int64_t t0,
+                                 int64_t t_reply) {
         struct errmsg err = { 0 };
         int r = podnet_unroute(s->o.podnet, lease->ip, (uint32_t)lease->route_table, &err);
         if (r < 0) {
@@ -620,6 +607,34 @@ static void answer_then_del(server *s, struct conn *c, const struct proto_reques
                 return;
         log_released(req, lease, t0, t_reply, t1);
         wake_reconciler(s);
+}
+
+/*
+ * A DEL answered first (IPv4 with podnet, a ready daemon). Before the
+ * answer only the veth the request names is read, to tell whether it is
+ * this attachment's (so reply.veth_queued is exact). After it, on this
+ * thread and before it reads another request, the veth is taken down by
+ * that ifindex and queued for deletion, the rules and routes go, and the
+ * address is released, in this order: the pod cannot send from the address
+ * once another may hold it, and no ADD can be given it before its rules are
+ * gone. The runtime no longer waits for them (taking a link down alone
+ * costs ~0.35 ms: the kernel waits for an RCU grace period). Should the
+ * rules fail, or the process die before the release, the address stays
+ * held (never handed out twice) until the reconciler sees the pod gone,
+ * releases it and removes its rules (sync.h); a veth left up goes with its
+ * namespace. A store write that failed makes the daemon not ready, and the
+ * DEL is then answered after the release (del_then_answer), which it can
+ * report.
+ */
+static void answer_then_del(server *s, struct conn *c, const struct proto_request *req, int looked,
+                            struct store_lease *lease, int64_t t0) {
+        const char *veth = del_veth(req, looked == 0 ? lease : NULL);
+        int ifindex;
+        int64_t t_reply = answer_first(s, c, req, looked == 0 ? lease : NULL, veth, &ifindex);
+        if (ifindex > 0)
+                podnet_drop_veth(s->o.podnet, ifindex, veth);
+        if (looked == 0)
+                release_after_answer(s, req, lease, t0, t_reply);
 }
 
 /* IPv4 with podnet and a store that commits: the DEL can be answered before the release. */
