@@ -3,10 +3,10 @@
  *
  * Two hostnet handles: `now` is used by podnet_unwire() and its parts on
  * the caller's thread, `later` only by the deleting thread. The queue is a
- * fixed ring of (ifindex, name) under one mutex; the thread sleeps on a condition variable
- * while it is empty. A link is deleted by index and only while it still has
- * the name it had when queued, so an index the kernel gave to a new link is
- * never touched.
+ * fixed ring of (ifindex, name) under one mutex; the thread sleeps on a
+ * condition variable while it is empty. A link is deleted by index and only
+ * while it still has the name it had when queued, so an index the kernel
+ * gave to a new link is never touched.
  */
 #include <assert.h>
 #include <errno.h>
