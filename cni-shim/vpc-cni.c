@@ -87,7 +87,8 @@ static int read_stdin(char **ret, size_t *ret_len) {
 }
 
 /* The cniVersion of stdin, best effort, for answers given before the config
- * is known to be valid (VERSION, early errors). */
+ * is known to be valid (VERSION, early errors). Only those parse stdin for
+ * it: ADD and DEL parse it once, in cni_config_parse(). */
 static char *peek_version(const char *in, size_t len) {
         cJSON *o = cJSON_ParseWithLength(in, len);
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "cniVersion");
@@ -178,8 +179,8 @@ int main(void) {
         if (r < 0)
                 return print_error(NULL, CNI_ERR_IO, "cannot read the network configuration from stdin",
                                    strerror(-r));
-        version = peek_version(in, len);
         if (cni_env_parse(environ, &env, &code, &err) < 0) {
+                version = peek_version(in, len);
                 status = print_error(version, code, errmsg_text(&err, -EINVAL), NULL);
                 goto out;
         }
@@ -187,11 +188,14 @@ int main(void) {
         while (commands[i].cmd != env.command)
                 i++;
         if (commands[i].needs_config && cni_config_parse(in, len, env.command, &cfg, &code, &err) < 0) {
+                version = peek_version(in, len);
                 status = print_error(version, code, errmsg_text(&err, -EINVAL), NULL);
                 goto out;
         }
-        if (!commands[i].needs_config)
+        if (!commands[i].needs_config) {
+                version = peek_version(in, len);
                 cfg.cni_version = version ? strdup(version) : NULL;
+        }
         setup_logging(&cfg);
         status = run(&env, &cfg, i);
 out:

@@ -193,8 +193,8 @@ int hostnet_list_links(hostnet *h, const char *prefix, char (**ret)[HOSTNET_IFNA
         return 0;
 }
 
-int hostnet_pod_veth_down(hostnet *h, const char *name, const char *alias, int *ret_ifindex, struct errmsg *err) {
-        _cleanup_(link_putp) struct rtnl_link *cur = NULL, *orig = NULL, *change = NULL;
+int hostnet_pod_veth_find(hostnet *h, const char *name, const char *alias, int *ret_ifindex, struct errmsg *err) {
+        _cleanup_(link_putp) struct rtnl_link *cur = NULL;
         int r = nlerr_errno(rtnl_link_get_kernel(h->sk, 0, name, &cur));
         if (r == -ENOENT || r == -ENODEV)
                 return -ENOENT;
@@ -203,22 +203,30 @@ int hostnet_pod_veth_down(hostnet *h, const char *name, const char *alias, int *
         const char *a = rtnl_link_get_ifalias(cur);
         if (!a || strcmp(a, alias) != 0)
                 return -ENOENT;         /* not this attachment's veth: never touched */
-        int ifindex = rtnl_link_get_ifindex(cur);
-        if (rtnl_link_get_flags(cur) & IFF_UP) {
-                orig = rtnl_link_alloc();
-                change = rtnl_link_alloc();
-                if (!orig || !change)
-                        return errmsg_set(err, -ENOMEM, "out of memory");
-                rtnl_link_set_ifindex(orig, ifindex);
-                rtnl_link_unset_flags(change, IFF_UP);
-                r = nlerr_errno(rtnl_link_change(h->sk, orig, change, 0));
-                if (r == -ENOENT || r == -ENODEV)
-                        return -ENOENT;
-                if (r < 0)
-                        return errmsg_set(err, r, "cannot take link %s down: %s", name, strerror(-r));
-        }
-        *ret_ifindex = ifindex;
+        *ret_ifindex = rtnl_link_get_ifindex(cur);
         return 0;
+}
+
+int hostnet_link_down(hostnet *h, int ifindex, struct errmsg *err) {
+        _cleanup_(link_putp) struct rtnl_link *orig = rtnl_link_alloc(), *change = rtnl_link_alloc();
+        if (!orig || !change)
+                return errmsg_set(err, -ENOMEM, "out of memory");
+        rtnl_link_set_ifindex(orig, ifindex);
+        rtnl_link_unset_flags(change, IFF_UP);  /* the kernel does nothing to a link already down */
+        int r = nlerr_errno(rtnl_link_change(h->sk, orig, change, 0));
+        if (r == -ENOENT || r == -ENODEV)
+                return -ENOENT;
+        return r < 0 ? errmsg_set(err, r, "cannot take link %d down: %s", ifindex, strerror(-r)) : 0;
+}
+
+int hostnet_pod_veth_down(hostnet *h, const char *name, const char *alias, int *ret_ifindex, struct errmsg *err) {
+        int ifindex = 0;
+        int r = hostnet_pod_veth_find(h, name, alias, &ifindex, err);
+        if (r >= 0)
+                r = hostnet_link_down(h, ifindex, err);
+        if (r >= 0)
+                *ret_ifindex = ifindex;
+        return r;
 }
 
 int hostnet_adopt_pod_veth(hostnet *h, const char *name, const char *alias, struct errmsg *err) {

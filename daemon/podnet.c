@@ -1,13 +1,14 @@
 /*
  * podnet: rules and veth of a deleted pod (see podnet.h).
  *
- * Two hostnet handles: `now` is used by podnet_unwire() on the caller's
- * thread, `later` only by the deleting thread. The queue is a fixed ring of
- * (ifindex, name) under one mutex; the thread sleeps on a condition variable
- * while it is empty. A link is deleted by index and only while it still has
- * the name it had when queued, so an index the kernel gave to a new link is
- * never touched.
+ * Two hostnet handles: `now` is used by podnet_unwire() and its parts on
+ * the caller's thread, `later` only by the deleting thread. The queue is a
+ * fixed ring of (ifindex, name) under one mutex; the thread sleeps on a
+ * condition variable while it is empty. A link is deleted by index and only
+ * while it still has the name it had when queued, so an index the kernel
+ * gave to a new link is never touched.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -135,26 +136,67 @@ static bool give(podnet *p, int ifindex, const char *name) {
         return room;
 }
 
-int podnet_unwire(podnet *p, const struct proto_attachment *att, const char *pod_ip, uint32_t route_table,
-                  const char *host_veth, bool *ret_veth_queued, struct errmsg *err) {
-        *ret_veth_queued = false;
-        if (pod_ip && *pod_ip) {
-                int r = hostnet_remove_pod_routing(p->now, pod_ip, route_table, err);
-                if (r < 0)
-                        return r;
-        }
+int podnet_unroute(podnet *p, const char *pod_ip, uint32_t route_table, struct errmsg *err) {
+        return pod_ip && *pod_ip ? hostnet_remove_pod_routing(p->now, pod_ip, route_table, err) : 0;
+}
+
+static void warn_veth(const char *veth, const struct errmsg *err, int r) {
+        log_warn("could not take a deleted pod's veth down", LF_STR("veth", veth), LF_STR("error", errmsg_text(err, r)));
+}
+
+static bool has_room(podnet *p) {
+        pthread_mutex_lock(&p->lock);
+        bool room = p->n < PODNET_QUEUE_MAX && !p->stop;
+        pthread_mutex_unlock(&p->lock);
+        return room;
+}
+
+bool podnet_claim_veth(podnet *p, const struct proto_attachment *att, const char *host_veth, int *ret_ifindex) {
+        char alias[PROTO_VETH_ALIAS_MAX];
+        struct errmsg err = { 0 };
+        if (!host_veth || !*host_veth || !has_room(p))
+                return false;
+        proto_veth_alias(att->container_id, att->ifname, alias);
+        int r = hostnet_pod_veth_find(p->now, host_veth, alias, ret_ifindex, &err);
+        if (r < 0 && r != -ENOENT)
+                warn_veth(host_veth, &err, r);
+        return r == 0;
+}
+
+void podnet_drop_veth(podnet *p, int ifindex, const char *host_veth) {
+        struct errmsg err = { 0 };
+        int r = hostnet_link_down(p->now, ifindex, &err);
+        if (r == -ENOENT)
+                return;                 /* gone with its namespace */
+        if (r < 0)
+                warn_veth(host_veth, &err, r);  /* deleted all the same */
+        bool queued = give(p, ifindex, host_veth);
+        assert(queued);                 /* claimed with room, and only this thread gives */
+        (void)queued;
+}
+
+/* The veth half of podnet_unwire(): true when podnet took it. */
+static bool take_veth(podnet *p, const struct proto_attachment *att, const char *host_veth) {
         if (!host_veth || !*host_veth)
-                return 0;
+                return false;
         char alias[PROTO_VETH_ALIAS_MAX];
         int ifindex = 0;
         proto_veth_alias(att->container_id, att->ifname, alias);
-        struct errmsg verr = { 0 };
-        int r = hostnet_pod_veth_down(p->now, host_veth, alias, &ifindex, &verr);
-        if (r < 0 && r != -ENOENT)      /* the rules are gone; the plugin deletes the veth itself */
+        struct errmsg err = { 0 };
+        int r = hostnet_pod_veth_down(p->now, host_veth, alias, &ifindex, &err);
+        if (r < 0 && r != -ENOENT)      /* the plugin deletes the veth itself */
                 log_warn("could not take a deleted pod's veth down; leaving it to the plugin",
-                         LF_STR("veth", host_veth), LF_STR("error", errmsg_text(&verr, r)));
-        else if (r == 0)
-                *ret_veth_queued = give(p, ifindex, host_veth);
+                         LF_STR("veth", host_veth), LF_STR("error", errmsg_text(&err, r)));
+        return r == 0 && give(p, ifindex, host_veth);
+}
+
+int podnet_unwire(podnet *p, const struct proto_attachment *att, const char *pod_ip, uint32_t route_table,
+                  const char *host_veth, bool *ret_veth_queued, struct errmsg *err) {
+        *ret_veth_queued = false;
+        int r = podnet_unroute(p, pod_ip, route_table, err);
+        if (r < 0)
+                return r;       /* the veth is left to the plugin with the rest */
+        *ret_veth_queued = take_veth(p, att, host_veth);
         return 0;
 }
 

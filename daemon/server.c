@@ -500,6 +500,13 @@ static void cancel_waiting_add(server *s, const struct proto_attachment *att) {
                 }
 }
 
+/* The host veth a DEL hands over: the one the plugin names, or for a pod
+ * taken over from aws-node, which the plugin cannot name, the lease's
+ * (awsnode-import.h). */
+static const char *del_veth(const struct proto_request *req, const struct store_lease *lease) {
+        return req->host_veth[0] || !lease ? req->host_veth : lease->host_veth;
+}
+
 /* The pod's rules and veth go before its address is released, so the next
  * pod given the address cannot lose its own rules to this DEL. When its rules
  * cannot be removed the address is kept (-1): the DEL is refused with "try
@@ -511,10 +518,8 @@ static int unwire(server *s, const struct proto_request *req, const struct store
         /* IPv6 mode: the plugin removes the pod's IPv6 wiring and egress link itself (its fallback path) */
         if (!s->o.podnet || s->o.ipv6 || (lease && strchr(lease->ip, ':')))
                 return 0;
-        /* a pod taken over from aws-node: the plugin cannot name its veth, the lease does (awsnode-import.h) */
-        const char *veth = req->host_veth[0] || !lease ? req->host_veth : lease->host_veth;
         int r = podnet_unwire(s->o.podnet, &req->att, lease ? lease->ip : NULL, lease ? (uint32_t)lease->route_table : 0,
-                              veth, &reply->veth_queued, &err);
+                              del_veth(req, lease), &reply->veth_queued, &err);
         if (r < 0) {
                 log_warn("could not remove a deleted pod's rules; keeping its address", LF_STR("container_id",
                          req->att.container_id), LF_STR("error", errmsg_text(&err, r)));
@@ -522,6 +527,124 @@ static int unwire(server *s, const struct proto_request *req, const struct store
         }
         reply->unwired = true;
         return 0;
+}
+
+static void log_released(const struct proto_request *req, const struct store_lease *lease, int64_t t0,
+                         int64_t t_reply, int64_t t1) {
+        log_info("released address", LF_STR("ip", lease->ip), LF_STR("container_id", req->att.container_id),
+                 LF_STR("ifname", req->att.ifname), LF_STR("reason", req->reason), LF_INT("unwire_us", t1 - t0),
+                 LF_INT("reply_us", t_reply - t0), LF_INT("store_us", mono_us() - t1));
+}
+
+/* The DEL as it always was: unwire, release, then answer (IPv6, no podnet,
+ * or a store that may not commit: the answer must say whether it did). */
+static void del_then_answer(server *s, struct conn *c, const struct proto_request *req, int looked,
+                            struct store_lease *lease, int64_t t0) {
+        struct proto_reply reply = { .op = PROTO_OP_DEL, .ok = true };
+        if (unwire(s, req, looked == 0 ? lease : NULL, &reply) < 0) {
+                send_error(s, c, PROTO_E_INTERNAL, "could not remove the pod's rules; see vpc-ipamd's log", true);
+                return;
+        }
+        int64_t t1 = mono_us();
+        int r = store_release(s->o.store, req->att.container_id, req->att.ifname, vtime_wall_ms(), s->o.cooldown_ms,
+                              lease);
+        if (r < 0) {
+                /* Not a success: the lease would stay, silently. The plugin answers "try
+                 * again" (CNI 11) and the runtime repeats the DEL; should it not, the
+                 * pod's vanished veth frees the address once the store commits (sync.h). */
+                log_error_errno(r, "could not release an address; the DEL must be retried",
+                                LF_STR("container_id", req->att.container_id));
+                send_error(s, c, PROTO_E_INTERNAL, "the pool store could not record the release; try again", true);
+                return;
+        }
+        if (r == 1) {
+                reply.addr.has_ip = true;
+                snprintf(reply.addr.ip, sizeof reply.addr.ip, "%s", lease->ip);
+                reply.addr.route_table = (uint32_t)lease->route_table;
+        }
+        int64_t t_reply = mono_us();
+        send_reply(s, c, &reply);
+        if (r == 1) {
+                log_released(req, lease, t0, t_reply, t1);
+                wake_reconciler(s);
+        }
+}
+
+/* The answer of a DEL answered first; *ret_ifindex is the veth podnet
+ * claimed (reply.veth_queued), 0 if none. Returns when it was sent (µs). */
+static int64_t answer_first(server *s, struct conn *c, const struct proto_request *req,
+                            const struct store_lease *held, const char *veth, int *ret_ifindex) {
+        struct proto_reply reply = { .op = PROTO_OP_DEL, .ok = true, .unwired = true };
+        *ret_ifindex = 0;
+        reply.veth_queued = podnet_claim_veth(s->o.podnet, &req->att, veth, ret_ifindex);  /* untouched if not */
+        if (held) {
+                reply.addr.has_ip = true;
+                snprintf(reply.addr.ip, sizeof reply.addr.ip, "%s", held->ip);
+                reply.addr.route_table = (uint32_t)held->route_table;
+        }
+        int64_t t = mono_us();
+        send_reply(s, c, &reply);
+        return t;
+}
+
+/* After the answer: the rules and routes, then the release (kept when they stay). */
+static void release_after_answer(server *s, const struct proto_request *req, struct store_lease *lease, int64_t t0,
+                                 int64_t t_reply) {
+        struct errmsg err = { 0 };
+        int r = podnet_unroute(s->o.podnet, lease->ip, (uint32_t)lease->route_table, &err);
+        if (r < 0) {
+                log_warn("could not remove a deleted pod's rules; keeping its address until the pod is gone",
+                         LF_STR("container_id", req->att.container_id), LF_STR("error", errmsg_text(&err, r)));
+                return;
+        }
+        int64_t t1 = mono_us();
+        r = store_release(s->o.store, req->att.container_id, req->att.ifname, vtime_wall_ms(), s->o.cooldown_ms,
+                          lease);
+        if (r < 0)
+                log_error_errno(r, "could not release an address after its DEL; it is released once the pod is gone",
+                                LF_STR("container_id", req->att.container_id));
+        if (r != 1)
+                return;
+        log_released(req, lease, t0, t_reply, t1);
+        wake_reconciler(s);
+}
+
+/*
+ * A DEL answered first (IPv4 with podnet, a ready daemon). Before the
+ * answer only the veth the request names is read, to tell whether it is
+ * this attachment's (so reply.veth_queued is exact). After it, on this
+ * thread and before it reads another request, the veth is taken down by
+ * that ifindex and queued for deletion, the rules and routes go, and the
+ * address is released, in this order: the pod cannot send from the address
+ * once another may hold it, and no ADD can be given it before its rules are
+ * gone. The runtime no longer waits for them (taking a link down alone
+ * costs ~0.35 ms: the kernel waits for an RCU grace period). Should the
+ * rules fail, or the process die before the release, the address stays
+ * held (never handed out twice) until the reconciler sees the pod gone,
+ * releases it and removes its rules (sync.h); a veth left up goes with its
+ * namespace. A store write that failed makes the daemon not ready, and the
+ * DEL is then answered after the release (del_then_answer), which it can
+ * report.
+ */
+static void answer_then_del(server *s, struct conn *c, const struct proto_request *req, int looked,
+                            struct store_lease *lease, int64_t t0) {
+        const char *veth = del_veth(req, looked == 0 ? lease : NULL);
+        int ifindex;
+        int64_t t_reply = answer_first(s, c, req, looked == 0 ? lease : NULL, veth, &ifindex);
+        if (ifindex > 0)
+                podnet_drop_veth(s->o.podnet, ifindex, veth);
+        if (looked == 0)
+                release_after_answer(s, req, lease, t0, t_reply);
+}
+
+/* IPv4 with podnet and a store that commits: the DEL can be answered before the release. */
+static bool answers_first(server *s, const struct store_lease *lease) {
+        if (!s->o.podnet || s->o.ipv6 || (lease && strchr(lease->ip, ':')))
+                return false;
+        struct server_pool_status st = { .ready = true };
+        if (s->o.hooks.status)
+                s->o.hooks.status(s->o.hooks.userdata, &st);
+        return st.ready;
 }
 
 static void op_del(server *s, struct conn *c, const struct proto_request *req) {
@@ -537,34 +660,10 @@ static void op_del(server *s, struct conn *c, const struct proto_request *req) {
                 send_error(s, c, PROTO_E_INTERNAL, "the pool store failed; see vpc-ipamd's log", true);
                 return;
         }
-        struct proto_reply reply = { .op = PROTO_OP_DEL, .ok = true };
-        if (unwire(s, req, r == 0 ? &lease : NULL, &reply) < 0) {
-                send_error(s, c, PROTO_E_INTERNAL, "could not remove the pod's rules; see vpc-ipamd's log", true);
-                return;
-        }
-        int64_t t1 = mono_us();
-        r = store_release(s->o.store, req->att.container_id, req->att.ifname, vtime_wall_ms(), s->o.cooldown_ms,
-                          &lease);
-        if (r < 0) {
-                /* Not a success: the lease would stay, silently. The plugin answers "try
-                 * again" (CNI 11) and the runtime repeats the DEL; should it not, the
-                 * pod's vanished veth frees the address once the store commits (sync.h). */
-                log_error_errno(r, "could not release an address; the DEL must be retried",
-                                LF_STR("container_id", req->att.container_id));
-                send_error(s, c, PROTO_E_INTERNAL, "the pool store could not record the release; try again", true);
-                return;
-        }
-        if (r == 1) {
-                reply.addr.has_ip = true;
-                snprintf(reply.addr.ip, sizeof reply.addr.ip, "%s", lease.ip);
-                reply.addr.route_table = (uint32_t)lease.route_table;
-                log_info("released address", LF_STR("ip", lease.ip), LF_STR("container_id", req->att.container_id),
-                         LF_STR("ifname", req->att.ifname), LF_STR("reason", req->reason),
-                         LF_INT("unwire_us", t1 - t0), LF_INT("store_us", mono_us() - t1));
-        }
-        send_reply(s, c, &reply);
-        if (r == 1)
-                wake_reconciler(s);
+        if (answers_first(s, r == 0 ? &lease : NULL))
+                answer_then_del(s, c, req, r, &lease, t0);
+        else
+                del_then_answer(s, c, req, r, &lease, t0);
 }
 
 static void op_check(server *s, struct conn *c, const struct proto_request *req) {

@@ -107,6 +107,10 @@ int hostnet_list_links(hostnet *h, const char *prefix, char (**ret)[HOSTNET_IFNA
  * traffic stops — and return its ifindex. -ENOENT when there is no such
  * link or it is not this attachment's (then nothing is changed). */
 int hostnet_pod_veth_down(hostnet *h, const char *name, const char *alias, int *ret_ifindex, struct errmsg *err);
+/* Its two halves: is link name this attachment's (alias)? Its ifindex, or
+ * -ENOENT. And take link ifindex down (-ENOENT when it is gone). */
+int hostnet_pod_veth_find(hostnet *h, const char *name, const char *alias, int *ret_ifindex, struct errmsg *err);
+int hostnet_link_down(hostnet *h, int ifindex, struct errmsg *err);
 
 /* Give a pod veth another CNI made (aws-node's) this attachment's alias,
  * so the DEL path above recognises it: 1 when set, 0 when it already had

@@ -59,6 +59,20 @@ int podnet_unwire(podnet *p, const struct proto_attachment *att, const char *pod
                   const char *host_veth, bool *ret_veth_queued, struct errmsg *err);
 
 /*
+ * podnet_unwire() in parts, for a caller that answers in between (the
+ * server's DEL): podnet_claim_veth() reads host_veth (one netlink request)
+ * and is true when it is this attachment's and the queue has room for it
+ * (ifindex in *ret_ifindex); podnet_drop_veth() then takes it down and
+ * queues it — queued even when it cannot be taken down, so a claimed veth is
+ * always deleted (unless it is gone already). podnet_unroute() removes the
+ * rules and routes of pod_ip (a negative return means the same as
+ * podnet_unwire()'s). Same thread rule.
+ */
+bool podnet_claim_veth(podnet *p, const struct proto_attachment *att, const char *host_veth, int *ret_ifindex);
+void podnet_drop_veth(podnet *p, int ifindex, const char *host_veth);
+int podnet_unroute(podnet *p, const char *pod_ip, uint32_t route_table, struct errmsg *err);
+
+/*
  * At start-up: queue for deletion every host veth that a DEL took down (down,
  * with a vpc-cni alias) whose attachment holds no address — what a vpc-ipamd
  * killed between a DEL and the deletion left. leased() returns 1 when the

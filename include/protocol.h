@@ -117,8 +117,9 @@ struct proto_reply {
         bool ok;
         struct proto_error error;               /* when !ok */
         struct proto_address addr;              /* add, check, del */
-        bool unwired;                           /* del: the daemon removed the pod's rules and routes */
-        bool veth_queued;                       /* del: ...and took host_veth down, deleting it shortly */
+        bool unwired;                           /* del: the daemon removed the pod's rules and routes
+                                                   (or does before it answers anything else) */
+        bool veth_queued;                       /* del: ...and takes host_veth down, deleting it shortly */
         char (*released)[PROTO_IP_MAX];         /* gc */
         size_t n_released;
         bool ready;                             /* status */

@@ -5,16 +5,20 @@
  * namespace first; a pod is a namespace held by a descriptor with the peer
  * end of a veth in it, made with `ip` as vpc-cni would make it (alias, /32
  * route, the two rules). The kernel state is read back with `ip`, sharing no
- * code with podnet.
+ * code with podnet. The last cases drive the server's DEL (server.c) with a
+ * podnet: answered first, then undone, or answered after.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "podnet.h"
+#include "server.h"
+#include "store.h"
 #include "testlib.h"
 
 static void enter_node(void) {
@@ -133,6 +137,44 @@ START_TEST(test_unwire_fails_when_rules_cannot_go) {
 }
 END_TEST
 
+/* The DEL answered first: claim reads without touching (another
+ * attachment's veth, a missing one: not claimed); a claimed veth stays up
+ * until dropped, which takes it down and has it deleted; unroute takes the
+ * rules and route. */
+START_TEST(test_claim_drop_unroute) {
+        podnet *p = NULL;
+        struct errmsg err = { 0 };
+        int ifindex = 0;
+        metrics *m = NULL;
+        enter_node();
+        make_pod("enipod7", "c7", "10.0.1.27");
+        ck_assert_int_eq(metrics_new(&m), 0);
+        ck_assert_int_eq(podnet_new(m, &p, &err), 0);
+        struct proto_attachment a = att("c7"), other = att("someone-else");
+        ck_assert(!podnet_claim_veth(p, &other, "enipod7", &ifindex));
+        ck_assert(!podnet_claim_veth(p, &a, "enipod9", &ifindex));
+        ck_assert(!podnet_claim_veth(p, &a, "", &ifindex));
+        ck_assert(podnet_claim_veth(p, &a, "enipod7", &ifindex));
+        ck_assert_int_gt(ifindex, 0);
+        ck_assert_int_eq(testlib_sh("ip link show enipod7 | grep -q 'state UP'"), 0);
+        podnet_drop_veth(p, ifindex, "enipod7");
+        ck_assert_int_eq(testlib_sh("ip link show enipod7 2>/dev/null | grep -q 'state UP'"), 1);
+        ck_assert_int_eq(testlib_sh("ip rule show | grep -q 10.0.1.27"), 0);     /* the rules are unroute's */
+        ck_assert_msg(podnet_unroute(p, "10.0.1.27", 3, &err) == 0, "%s", err.text);
+        ck_assert_int_eq(testlib_sh("ip rule show | grep -q 10.0.1.27"), 1);
+        ck_assert_int_eq(testlib_sh("ip route show | grep -q 10.0.1.27"), 1);
+        ck_assert_int_eq(podnet_unroute(p, NULL, 0, &err), 0);
+        ck_assert(gone("enipod7"));
+        podnet_drop_veth(p, ifindex, "enipod7");        /* gone already: nothing queued, nothing counted */
+        podnet_free(p);
+        struct metrics_snapshot snap;
+        metrics_snapshot(m, &snap);
+        ck_assert_uint_eq(snap.counters[METRICS_POD_VETHS_DELETED], 1);
+        ck_assert_uint_eq(snap.counters[METRICS_POD_VETH_DELETE_ERRORS], 0);
+        metrics_free(m);
+}
+END_TEST
+
 /* podnet_free() deletes what is still queued before it returns. */
 START_TEST(test_free_deletes_what_is_queued) {
         enum { N = 6 };
@@ -188,6 +230,136 @@ START_TEST(test_sweep_deletes_what_a_dead_daemon_left) {
 }
 END_TEST
 
+/* --- the server's DEL with podnet (server.c) --------------------------------------------- */
+
+struct del_fixture {
+        store *st, *side;
+        podnet *p;
+        server *srv;
+        pthread_t thread;
+        bool ready;
+        char sock[128];
+        char ip[STORE_IP6_MAX];
+};
+
+static void del_status(void *ud, struct server_pool_status *ret) {
+        ret->ready = ((struct del_fixture *)ud)->ready;
+}
+
+static void *del_serve(void *srv) {
+        server_run(srv);
+        return NULL;
+}
+
+/* A store with one address leased to d1 (table 3), pod d1 wired with it on
+ * veth enidel1, and a server with podnet whose thread has CAP_NET_ADMIN
+ * only when net_admin (podnet's own thread always has it). */
+static void del_start(struct del_fixture *f, bool ready, bool net_admin) {
+        struct errmsg e = { 0 };
+        struct store_lease lease;
+        memset(f, 0, sizeof *f);
+        f->ready = ready;
+        const char *db = testlib_path("pool.db");
+        snprintf(f->sock, sizeof f->sock, "%s/run/ipamd.sock", testlib_tmpdir());
+        ck_assert_msg(store_open(db, &f->st, &e) == 0, "%s", e.text);
+        ck_assert_int_eq(store_open(db, &f->side, &e), 0);
+        struct store_eni eni = { .id = "eni-s", .mac = "02:00:00:00:00:02", .subnet_id = "subnet-1",
+                                 .subnet_cidr = "10.0.0.0/16", .primary_ip = "10.0.1.5", .route_table = 3,
+                                 .device_index = 1, .state = STORE_ENI_ATTACHED, .created_ms = 1 };
+        ck_assert_int_eq(store_eni_put(f->side, &eni), 0);
+        ck_assert_int_eq(store_block_add(f->side, "eni-s", "10.0.1.51/32", 1), 0);
+        struct store_attachment a = { .container_id = "d1", .ifname = "eth0", .netns = "/var/run/netns/d1" };
+        ck_assert_int_eq(store_assign(f->side, &a, 2, &lease, NULL), 0);
+        snprintf(f->ip, sizeof f->ip, "%s", lease.ip);
+        make_pod("enidel1", "d1", f->ip);
+        ck_assert_int_eq(podnet_new(NULL, &f->p, &e), 0);
+        struct server_options o = { .socket_path = f->sock, .store = f->st, .podnet = f->p, .idle_ms = 5000,
+                                    .pod_mtu = 9001, .hooks = { .status = del_status, .userdata = f } };
+        ck_assert_msg(server_new(&o, &f->srv, &e) == 0, "%s", e.text);
+        testlib_net_admin(net_admin);
+        ck_assert_int_eq(pthread_create(&f->thread, NULL, del_serve, f->srv), 0);
+        testlib_net_admin(true);
+}
+
+static void del_stop(struct del_fixture *f) {
+        server_stop(f->srv);
+        pthread_join(f->thread, NULL);
+        server_free(f->srv);
+        podnet_free(f->p);
+        store_close(f->st);
+        store_close(f->side);
+}
+
+/* DEL of d1 naming its veth, then STATUS: whatever the DEL left for after
+ * its answer is done before the server answers anything else. */
+static void del_then_status(struct del_fixture *f, struct proto_reply *rep) {
+        struct errmsg e = { 0 };
+        struct proto_request del = { .op = PROTO_OP_DEL, .att = att("d1") };
+        struct proto_request status = { .op = PROTO_OP_STATUS };
+        struct proto_reply st = { 0 };
+        snprintf(del.host_veth, sizeof del.host_veth, "enidel1");
+        ck_assert_msg(proto_call(f->sock, &del, 5000, rep, &e) == 0, "%s", e.text);
+        ck_assert_msg(proto_call(f->sock, &status, 5000, &st, &e) == 0, "%s", e.text);
+        proto_reply_done(&st);
+}
+
+/* Answered first: unwired and the veth taken, with the address; by the next
+ * answer the veth is down, the rules and route gone, the address free. */
+START_TEST(test_server_del_answers_first) {
+        struct del_fixture f;
+        struct proto_reply rep = { 0 };
+        enter_node();
+        del_start(&f, true, true);
+        del_then_status(&f, &rep);
+        ck_assert(rep.ok && rep.unwired && rep.veth_queued && rep.addr.has_ip);
+        ck_assert_str_eq(rep.addr.ip, f.ip);
+        ck_assert_int_eq(store_lookup(f.side, "d1", "eth0", NULL), -ENOENT);
+        ck_assert_int_eq(testlib_sh("ip rule show | grep -q %s", f.ip), 1);
+        ck_assert_int_eq(testlib_sh("ip route show | grep -q %s", f.ip), 1);
+        ck_assert_int_eq(testlib_sh("ip link show enidel1 2>/dev/null | grep -q 'state UP'"), 1);
+        ck_assert(gone("enidel1"));
+        proto_reply_done(&rep);
+        del_stop(&f);
+}
+END_TEST
+
+/* Answered first, but the rules cannot go (the serving thread lacks
+ * CAP_NET_ADMIN): the address stays held, never free with its rules still
+ * there; the claimed veth, which could not be taken down, is deleted all the
+ * same by podnet's thread. */
+START_TEST(test_server_del_keeps_the_address_when_rules_stay) {
+        struct del_fixture f;
+        struct proto_reply rep = { 0 };
+        enter_node();
+        del_start(&f, true, false);
+        del_then_status(&f, &rep);
+        ck_assert(rep.ok && rep.unwired && rep.veth_queued);
+        ck_assert_int_eq(store_lookup(f.side, "d1", "eth0", NULL), 0);
+        ck_assert_int_eq(testlib_sh("ip rule show | grep -q 'to %s lookup main'", f.ip), 0);
+        ck_assert(gone("enidel1"));
+        proto_reply_done(&rep);
+        del_stop(&f);
+}
+END_TEST
+
+/* Not ready (say the store failed a write): the DEL is answered after the
+ * unwiring and the release, so it can say they failed ("try again") and
+ * leave the veth to the plugin. */
+START_TEST(test_server_del_not_ready_answers_after) {
+        struct del_fixture f;
+        struct proto_reply rep = { 0 };
+        enter_node();
+        del_start(&f, false, false);
+        del_then_status(&f, &rep);
+        ck_assert(!rep.ok && rep.error.retry);
+        ck_assert_str_eq(rep.error.code, PROTO_E_INTERNAL);
+        ck_assert_int_eq(store_lookup(f.side, "d1", "eth0", NULL), 0);
+        ck_assert_int_eq(testlib_sh("ip link show enidel1 | grep -q 'state UP'"), 0);
+        proto_reply_done(&rep);
+        del_stop(&f);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("podnet");
         TCase *tc = tcase_create("netns");
@@ -195,8 +367,12 @@ int main(void) {
         tcase_add_test(tc, test_unwire_removes_rules_and_deletes_veth);
         tcase_add_test(tc, test_unwire_touches_only_this_attachment);
         tcase_add_test(tc, test_unwire_fails_when_rules_cannot_go);
+        tcase_add_test(tc, test_claim_drop_unroute);
         tcase_add_test(tc, test_free_deletes_what_is_queued);
         tcase_add_test(tc, test_sweep_deletes_what_a_dead_daemon_left);
+        tcase_add_test(tc, test_server_del_answers_first);
+        tcase_add_test(tc, test_server_del_keeps_the_address_when_rules_stay);
+        tcase_add_test(tc, test_server_del_not_ready_answers_after);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -503,11 +503,11 @@ def report(res, args, assigned):
     v = st["vpc-cni"]
     checks = [("ADD median", pct(v["add"], 50) / pct(ptp["add"], 50), 0.35),
               ("ADD p99", pct(v["add"], 99) / pct(ptp["add"], 99), 0.5),
-              ("DEL median", pct(v["dele"], 50) / pct(ptp["dele"], 50), 0.2)]
+              ("DEL median", pct(v["dele"], 50) / pct(ptp["dele"], 50), 0.12)]     # issue 19
     for what, ratio, goal in checks:
         met = ratio <= goal
         ok &= met
-        print(f"- vpc-cni: {what} {ratio:.2f}x (target <= {goal}x): {'met' if met else 'MISSED'}")
+        print(f"- vpc-cni: {what} {ratio:.3f}x (target <= {goal}x): {'met' if met else 'MISSED'}")
     sy = st["vpc-sync"]
     print(f"- for reference, vethDelete sync (no target): ADD median {pct(sy['add'], 50) / pct(ptp['add'], 50):.2f}x, "
           f"DEL median {pct(sy['dele'], 50) / pct(ptp['dele'], 50):.2f}x (the kernel's veth deletion is in it)")
@@ -519,7 +519,7 @@ def report(res, args, assigned):
 def daemon_parts(log_path, prefix="vpc-cni-"):
     """From vpc-ipamd's log (debug level): the µs its ADDs spent in the store and its DELs in the
     kernel (lookup, rules, routes, veth down) and in the store, for the vpc-cni (async) pods."""
-    parts = {"add store": [], "del unwire": [], "del store": []}
+    parts = {"add store": [], "del reply": [], "del unwire": [], "del store": []}
     try:
         with open(log_path) as f:
             for line in f:
@@ -534,6 +534,8 @@ def daemon_parts(log_path, prefix="vpc-cni-"):
                 if j.get("msg") == "assigned address":
                     parts["add store"].append(j["store_us"] / 1000)
                 elif j.get("msg") == "released address":
+                    if "reply_us" in j:
+                        parts["del reply"].append(j["reply_us"] / 1000)
                     parts["del unwire"].append(j["unwire_us"] / 1000)
                     parts["del store"].append(j["store_us"] / 1000)
     except OSError:
@@ -545,7 +547,8 @@ def print_parts(parts):
     if parts:
         print("\nInside vpc-ipamd (its log), vpc-cni pods, median / p99 ms: " +
               ", ".join(f"{k} {pct(v, 50):.2f} / {pct(v, 99):.2f}" for k, v in parts.items()) +
-              " (DEL: unwire = lookup, rules, route and veth down; store = the release's commit)")
+              " (DEL: reply = lookup and veth check until the answer; unwire = from the lookup until the"
+              " veth is down and the rules and route are gone; store = the release's commit, after the answer)")
 
 
 def report_refill(res, args, assigned):

@@ -296,11 +296,13 @@ def test_two_clusters_in_one_vpc_reach_each_other_without_nat():
 
 
 def test_del_hands_the_veth_to_the_daemon():
-    """DEL returns with the pod's rules gone and its veth down; vpc-ipamd deletes
-    the veth right after (counted in its metrics). The address, released with no
-    cooldown, can go straight to the next pod, which gets its rules. An ADD of an
-    attachment whose veth is down (as DEL leaves it until vpc-ipamd deletes it)
-    replaces that veth."""
+    """vpc-ipamd answers DEL before it takes the pod's veth down, removes its
+    rules and releases its address, which it does before it reads another
+    request (so whoever it answers next sees them done), and deletes the veth
+    right after (counted in its metrics). The address,
+    released with no cooldown, can go straight to the next pod, which gets its
+    rules. An ADD of an attachment whose veth is down (as DEL leaves it until
+    vpc-ipamd deletes it) replaces that veth."""
     w = harness.WorldFixture(nodes=1)
     n = Node(w, 0, {"IP_COOLDOWN_PERIOD": "0", "WARM_IP_TARGET": "1", "MINIMUM_IP_TARGET": "3"})
     try:
@@ -311,9 +313,12 @@ def test_del_hands_the_veth_to_the_daemon():
         veth_a = out_a["interfaces"][0]["name"]
         rc, res = n.cni("DEL", "a", ns_a, prev=out_a)
         assert rc == 0, res
+        assert "a" not in n.held()      # any later answer comes after the veth went down, the rules and the release
         state = n.sh("ip", "-j", "link", "show", veth_a)
         assert state.returncode != 0 or "UP" not in json.loads(state.stdout)[0]["flags"], state.stdout
         assert ip_a not in n.rules(), n.rules()
+        released = [json.loads(line) for line in open(n.d.log) if '"released address"' in line]
+        assert [(r["container_id"], r["reply_us"] < r["unwire_us"]) for r in released] == [("a", True)], released
         wait_for(lambda: veth_a not in n.veths(), timeout=5, what="the veth deleted by vpc-ipamd")
         wait_for(lambda: "\nvpcipam_pod_veths_deleted_total 1\n" in n.d.http("/metrics", metrics=True)[1],
                  timeout=5, what="the deletion counted")
