@@ -807,17 +807,7 @@ static bool path_gone(const char *path) {
         return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The host links a pass looks at: all names, and those marked by vpc-cni with their alias. */
-struct pod_links {
-        char (*names)[HOSTNET_IFNAMSIZ];
-        size_t n_names;
-        bool have_names;
-        struct hostnet_link *marked;
-        size_t n_marked;
-        bool have_marked;
-};
-
-static bool marked_veth(const struct pod_links *k, const struct store_lease *l) {
+static bool marked_veth(const struct sync_pod_links *k, const struct store_lease *l) {
         char alias[PROTO_VETH_ALIAS_MAX];
         proto_veth_alias(l->container_id, l->ifname, alias);
         for (size_t i = 0; i < k->n_marked; i++)
@@ -827,19 +817,22 @@ static bool marked_veth(const struct pod_links *k, const struct store_lease *l) 
 }
 
 /*
- * How long the pod must have looked gone before its address goes: 0 while
- * it is present. Gone is: its recorded network namespace path gone
- * (SYNC_POD_GRACE_MS), or no host veth of it (SYNC_POD_VETH_GRACE_MS):
- * neither one carrying its vpc-cni alias nor, when a name was recorded
- * (restored or taken over), one by that name. The veth is what catches a pod
- * whose DEL came while the daemon was away (the plugin removed the veth
- * itself) and whose namespace path outlives it (a runtime that keeps the
- * file, a /proc path of a live process). Its grace is longer than any ADD's
- * wiring takes; a link list that could not be read counts as present.
+ * Gone is: its recorded network namespace path gone (SYNC_POD_GRACE_MS), or
+ * no host veth of it (SYNC_POD_VETH_GRACE_MS): neither one carrying its
+ * vpc-cni alias nor, when a name was recorded (restored or taken over), one
+ * by that name. The veth is what catches a pod whose DEL came while the
+ * daemon was away (the plugin removed the veth itself) and whose namespace
+ * path outlives it (a runtime that keeps the file, a /proc path of a live
+ * process). Its grace is longer than any ADD's wiring takes. A lease that
+ * recorded neither a path nor a name (an aws-node checkpoint entry without
+ * its pod's metadata) cannot be judged, and a link list that could not be
+ * read judges nothing: both count as present.
  */
-static int64_t pod_gone_grace(const struct store_lease *l, const struct pod_links *k) {
+int64_t sync_pod_gone_grace(const struct store_lease *l, const struct sync_pod_links *k) {
         if (l->netns[0] && path_gone(l->netns))
                 return SYNC_POD_GRACE_MS;
+        if (!l->netns[0] && !l->host_veth[0])
+                return 0;
         if (!k->have_marked || marked_veth(k, l))
                 return 0;
         if (l->host_veth[0] && (!k->have_names || has_link(k->names, k->n_names, l->host_veth)))
@@ -892,7 +885,7 @@ static void release_gone(struct ipamd_ctx *o, const struct store_lease *l, struc
 int sync_pods_run(sync_pods *p, struct ipamd_ctx *o, struct sync_report *rep) {
         struct store_lease *ls = NULL;
         size_t n = 0;
-        struct pod_links k = { 0 };
+        struct sync_pod_links k = { 0 };
         int r = store_leases(o->store, &ls, &n);
         if (r < 0)
                 return r;
@@ -908,7 +901,7 @@ int sync_pods_run(sync_pods *p, struct ipamd_ctx *o, struct sync_report *rep) {
         for (size_t i = 0; i < p->n; i++)
                 p->v[i].still = false;
         for (size_t i = 0; i < n; i++) {
-                int64_t grace = pod_gone_grace(&ls[i], &k);
+                int64_t grace = sync_pod_gone_grace(&ls[i], &k);
                 if (!grace)
                         continue;
                 struct gone *g = gone_entry(p, &ls[i], now);

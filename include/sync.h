@@ -67,6 +67,17 @@ bool sync_refused(int r, const struct ec2_error *e);
 
 /* Pods whose netns has been gone for SYNC_POD_GRACE_MS, or whose host veth for SYNC_POD_VETH_GRACE_MS, lose their address. */
 typedef struct sync_pods sync_pods;
+/* The host links a pass judges pods by: all names, and those vpc-cni marked with its alias. */
+struct sync_pod_links {
+        char (*names)[HOSTNET_IFNAMSIZ];
+        size_t n_names;
+        bool have_names;                /* the names were read */
+        struct hostnet_link *marked;
+        size_t n_marked;
+        bool have_marked;               /* the marked links were read */
+};
+/* How long this lease's pod must have looked gone before its address goes; 0 while it is present. */
+int64_t sync_pod_gone_grace(const struct store_lease *l, const struct sync_pod_links *k);
 int sync_pods_new(sync_pods **ret);
 sync_pods *sync_pods_free(sync_pods *p);
 int sync_pods_run(sync_pods *p, struct ipamd_ctx *o, struct sync_report *rep);

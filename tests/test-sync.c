@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "eniops.h"
+#include "protocol.h"
 #include "testctx.h"
 #include "testlib.h"
 
@@ -354,6 +355,48 @@ START_TEST(test_sync_pods_releases_gone_pods) {
         ck_assert_uint_eq(counter(t, METRICS_PODS_GONE_RELEASED), 1);
         sync_pods_free(p);
         testctx_free(t);
+}
+END_TEST
+
+/*
+ * What a pod's lease is judged by: its netns path when gone (30 s), else its
+ * host veth, found by the vpc-cni alias or, for a recorded name, by name
+ * (missing: 60 s). A lease with neither a path nor a name (an aws-node
+ * checkpoint entry without metadata), or links that could not be listed,
+ * count as present.
+ */
+START_TEST(test_sync_pod_gone_grace) {
+        char here[512], gone[512];
+        snprintf(here, sizeof here, "%s", testlib_path("netns-here2"));
+        snprintf(gone, sizeof gone, "%s", testlib_path("netns-gone2"));
+        FILE *f = fopen(here, "w");
+        ck_assert_ptr_nonnull(f);
+        fclose(f);
+        struct hostnet_link marked = { .ifindex = 7, .up = true, .name = "eniaaaa" };
+        proto_veth_alias("pod-a", "eth0", marked.alias);
+        char names[][HOSTNET_IFNAMSIZ] = { "eniaaaa", "eniawsnode1" };
+        struct sync_pod_links k = { .names = names, .n_names = 2, .have_names = true, .marked = &marked,
+                                    .n_marked = 1, .have_marked = true };
+        struct store_lease l = { .container_id = "pod-a", .ifname = "eth0" };
+        snprintf(l.netns, sizeof l.netns, "%s", here);
+        ck_assert_int_eq(sync_pod_gone_grace(&l, &k), 0);                       /* its veth, by alias */
+        snprintf(l.netns, sizeof l.netns, "%s", gone);
+        ck_assert_int_eq(sync_pod_gone_grace(&l, &k), SYNC_POD_GRACE_MS);       /* netns gone */
+        snprintf(l.netns, sizeof l.netns, "%s", here);
+        snprintf(l.container_id, sizeof l.container_id, "pod-b");
+        ck_assert_int_eq(sync_pod_gone_grace(&l, &k), SYNC_POD_VETH_GRACE_MS);  /* no veth of its own */
+        k.have_marked = false;
+        ck_assert_int_eq(sync_pod_gone_grace(&l, &k), 0);                       /* links unknown */
+        k.have_marked = true;
+        l.netns[0] = '\0';
+        ck_assert_int_eq(sync_pod_gone_grace(&l, &k), 0);                       /* nothing to judge by */
+        snprintf(l.host_veth, sizeof l.host_veth, "eniawsnode1");
+        ck_assert_int_eq(sync_pod_gone_grace(&l, &k), 0);                       /* taken over, by name */
+        k.have_names = false;
+        ck_assert_int_eq(sync_pod_gone_grace(&l, &k), 0);
+        k.have_names = true;
+        snprintf(l.host_veth, sizeof l.host_veth, "eniawsnode2");
+        ck_assert_int_eq(sync_pod_gone_grace(&l, &k), SYNC_POD_VETH_GRACE_MS);  /* its named veth gone */
 }
 END_TEST
 
@@ -767,6 +810,7 @@ int main(void) {
         tcase_add_test(tc, test_sync_with_imds);
         tcase_add_test(tc, test_sync_with_imds_refuses_empty);
         tcase_add_test(tc, test_sync_pods_releases_gone_pods);
+        tcase_add_test(tc, test_sync_pod_gone_grace);
         suite_add_tcase(s, tc);
         TCase *crash = tcase_create("crash");
         tcase_set_timeout(crash, 60);
