@@ -70,7 +70,10 @@
 #define POLL_MS 25
 #define MAX_BATCH 16
 #define DETACH_WAIT_MS 60000
-#define DETACH_POLL_FIRST_MS 500    /* detach_and_wait: first poll, doubled up to */
+/* detach_and_wait: the first look after 1.5 s (a detach takes 1-2 s; aws-node
+ * sleeps 2 s before its Delete), then every 2 s: each look is a Describe
+ * against the account's budget, and a fleet scaling down makes hundreds. */
+#define DETACH_POLL_FIRST_MS 1500
 #define DETACH_POLL_MAX_MS 2000
 
 static void sleep_ms(int ms) {
