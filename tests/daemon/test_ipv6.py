@@ -241,6 +241,8 @@ def test_metrics_introspection_and_ipamctl_show_ipv6(x):
     assert f"{eni} IPv6 prefix {prefix}" in ctl("--socket", n.d.sock, "enis")
     pool_lines = ctl("--socket", n.d.sock, "pool").splitlines()
     assert f"IPv6 assigned     {PODS}" in pool_lines and f"IPv4 egress held  {PODS}" in pool_lines, pool_lines
+    # no IPv4 secondary counts (always 0 on an IPv6 node: "available now 0" reads as a full node)
+    assert not [r for r in pool_lines if r.startswith(("addresses", "available now", "assigned to pods"))], pool_lines
 
 
 def ctl(*args):
