@@ -103,6 +103,9 @@ static void render_ec2(struct text *t, ratelimit *rl) {
         }
 }
 
+/* IPv6 mode: the primary ENI alone serves pods, from one /80 (2^48 addresses). */
+#define IPV6_80_ADDRESSES 281474976710656.0
+
 /* IPv6 mode: the node's /80s, the /128s pods hold or that cool, the IPv4 egress addresses held. */
 static void render_ipv6(struct text *t, const struct store_stats *st) {
         metric(t, "vpcipam_ipv6_prefixes", "gauge", "IPv6 /80 prefixes pods get their addresses from",
@@ -164,7 +167,7 @@ int introspect_render_metrics(introspect *h, char **ret) {
                 return r;
         struct metrics_snapshot ms;
         metrics_snapshot(h->o.metrics, &ms);
-        int max_enis = plan_max_enis(&h->o.node->limits, &h->o.cfg->pool);
+        int max_enis = h->o.cfg->ipv6 ? 1 : plan_max_enis(&h->o.node->limits, &h->o.cfg->pool);
         metric(&t, "awscni_total_ip_addresses", "gauge", "addresses in the pool", st.total);
         metric(&t, "awscni_assigned_ip_addresses", "gauge", "addresses held by pods (IPv6 /128s included)",
                st.assigned + st.ipv6_assigned);
@@ -175,7 +178,8 @@ int introspect_render_metrics(introspect *h, char **ret) {
         metric(&t, "awscni_eni_max", "gauge", "ENIs this node may attach", max_enis);
         bool pd = h->o.cfg->prefix_delegation && h->o.node->prefix_supported;     /* a slot holds a /28 */
         metric(&t, "awscni_ip_max", "gauge", "addresses those ENIs can hold",
-               max_enis * plan_ips_per_eni(&h->o.node->limits) * (pd ? PLAN_PREFIX_IPS : 1));
+               h->o.cfg->ipv6 ? IPV6_80_ADDRESSES
+                              : max_enis * plan_ips_per_eni(&h->o.node->limits) * (pd ? PLAN_PREFIX_IPS : 1));
         for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
                 metric(&t, counters[i].name, "counter", counters[i].help, ms.counters[counters[i].which]);
         metric(&t, "vpcipam_pending_intents", "gauge", "EC2 mutations begun and not yet settled", (double)n_open);
@@ -202,8 +206,13 @@ static cJSON *json_pool(introspect *h) {
         cJSON_DeleteItemFromObject(o, "ready");
         cJSON_DeleteItemFromObject(o, "reason");
         cJSON_AddStringToObject(o, "instance_type", h->o.node->instance_type);
-        cJSON_AddNumberToObject(o, "max_enis", plan_max_enis(&h->o.node->limits, &h->o.cfg->pool));
+        bool v6 = h->o.cfg->ipv6;       /* the primary ENI only; kubelet's max-pods as EKS's for IPv6 */
+        cJSON_AddNumberToObject(o, "max_enis", v6 ? 1 : plan_max_enis(&h->o.node->limits, &h->o.cfg->pool));
         cJSON_AddNumberToObject(o, "ipv4_per_eni", h->o.node->limits.ipv4_per_eni);
+        if (v6) {
+                cJSON_AddNumberToObject(o, "max_pods", node_max_pods_pd(h->o.node, 0, false));
+                return o;
+        }
         struct plan_limits l = h->o.node->limits;
         if (h->o.cfg->custom_networking && l.max_enis > 1)
                 l.max_enis--;           /* the primary ENI carries no pods */

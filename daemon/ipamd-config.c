@@ -577,7 +577,8 @@ static const struct ignored_row ignored[] = {
             "aws-node's init container sets tcp_early_demux for pod ENIs (ENABLE_POD_ENI, not supported yet); "
             "vpc-ipamd sets no sysctl" }, c_bool },
         { { "ENABLE_V6_EGRESS", "true or false", "IPv6 egress for IPv4 pods (aws-node's egress-cni in an IPv4 "
-            "cluster) is not built: IPv4 pods get no IPv6 address" }, c_bool },
+            "cluster: a v6if0 address from fd00::ac:00/118 SNATed to the node's IPv6) is not built: IPv4 pods "
+            "get no IPv6 egress address and reach no IPv6 destination" }, c_bool },
         { { "DISABLE_POD_V6", "true or false",
             "aws-node's plugin setting for IPv6 inside IPv4 pods; vpc-cni leaves an IPv4 pod's IPv6 as the "
             "runtime made it" }, c_bool },

@@ -33,7 +33,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "instance-limits.h"
 #include "log.h"
 #include "mkdirs.h"
 #include "vtime.h"
@@ -155,23 +154,12 @@ static bool prefix_mode(const struct ipamd_ctx *o) {
         return o->cfg->prefix_delegation && o->node->prefix_supported;
 }
 
-/*
- * kubelet's max-pods as EKS computes it, bounding growth under prefix
- * delegation (aws-node stops at 16·prefixes ≥ max-pods). The vCPUs decide
- * the 110/250 cap; an instance type the built-in table does not know gets
- * the higher cap (a bound too high costs addresses, one too low pods).
- * Secondary-IP mode keeps no bound: its pool cannot outgrow the ENIs.
- */
+/* kubelet's max-pods, bounding growth under prefix delegation (aws-node stops at 16·prefixes ≥ max-pods).
+ * Secondary-IP mode keeps no bound: its pool cannot outgrow the ENIs. */
 static int node_max_pods(const struct ipamd_ctx *o) {
         if (!prefix_mode(o))
                 return 0;
-        const struct ilimits *t = ilimits_lookup(o->node->instance_type);
-        struct plan_maxpods_in m = { .max_enis = t ? ilimits_default_card_enis(t) : o->node->limits.max_enis,
-                                     .ipv4_per_eni = o->node->limits.ipv4_per_eni, .vcpus = t ? t->vcpus : 31,
-                                     .nitro = true, .prefix_delegation = true, .max_eni = o->cfg->pool.max_eni,
-                                     .custom_networking = o->cfg->custom_networking };
-        int pods = plan_max_pods_for(&m);
-        return pods > 0 ? pods : 0;
+        return node_max_pods_pd(o->node, o->cfg->pool.max_eni, o->cfg->custom_networking);
 }
 
 static void run_grow(reconciler *r, const struct plan *p) {

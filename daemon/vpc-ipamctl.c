@@ -66,20 +66,27 @@ static void table(const cJSON *rows, const struct column *cols, size_t n_cols) {
                                c + 1 < n_cols ? "  " : "\n");
 }
 
+/* The pool's counts; on an IPv6 node (ipv6_prefixes present) without the IPv4 address counts, always 0 there. */
 static void show_pool(const cJSON *result) {
         const cJSON *p = cJSON_GetObjectItem(result, "pool");
         char buf[64];
-        static const struct column rows[] = {
-                { "ENIs attached", "enis" }, { "addresses", "total" }, { "assigned to pods", "assigned" },
-                { "available now", "available" }, { "cooling down", "cooldown" }, { "being released", "releasing" },
-                { "ADDs waiting", "waiting_adds" }, { "ready", "ready" }, { "note", "reason" },
+        static const struct {
+                const char *title, *key;
+                bool v4;
+        } rows[] = {
+                { "ENIs attached", "enis", false }, { "addresses", "total", true },
+                { "assigned to pods", "assigned", true }, { "available now", "available", true },
+                { "cooling down", "cooldown", true }, { "being released", "releasing", true },
+                { "ADDs waiting", "waiting_adds", false }, { "ready", "ready", false }, { "note", "reason", false },
                 /* IPv6 mode only (absent otherwise) */
-                { "IPv6 prefixes", "ipv6_prefixes" }, { "IPv6 assigned", "ipv6_assigned" },
-                { "IPv6 cooling", "ipv6_cooldown" }, { "IPv4 egress held", "egress_assigned" },
+                { "IPv6 prefixes", "ipv6_prefixes", false }, { "IPv6 assigned", "ipv6_assigned", false },
+                { "IPv6 cooling", "ipv6_cooldown", false }, { "IPv4 egress held", "egress_assigned", false },
         };
+        bool v6 = cJSON_GetObjectItem(p, "ipv6_prefixes") != NULL;
         for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
                 const char *v = cell(p, rows[i].key, buf);
-                if ((strcmp(rows[i].key, "reason") == 0 && !*v) || !cJSON_GetObjectItem(p, rows[i].key))
+                if ((strcmp(rows[i].key, "reason") == 0 && !*v) || !cJSON_GetObjectItem(p, rows[i].key) ||
+                    (v6 && rows[i].v4))
                         continue;
                 printf("%-17s %s\n", rows[i].title, v);
         }

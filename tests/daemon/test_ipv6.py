@@ -16,6 +16,9 @@ pods are wired by the real vpc-cni. The cases run in order on that world:
   aws-node wires IPv6 pods (pod: the /128 on eth0, default via fe80::1 with a
   permanent neighbour; host: /128 route, rule `to` 512; an IPv4 egress
   address in 169.254.172.0/22 on v4if0); CHECK passes;
+- /metrics, /v1/pods, /v1/enis, /v1/pool and `vpc-ipamctl pods`/`enis`/`pool`
+  show the /80, the /128s and the egress addresses; /v1/pool's max_pods is
+  EKS's IPv6 figure (`vpc-ipamctl max-pods --ipv6`), its max_enis 1;
 - ICMPv6 pod to pod on a node and across the nodes, with 0 source-check drops;
 - an IPv6 pod reaches the IPv4-only outside host through its egress address,
   and the outside sees the node's primary IPv4;
@@ -47,6 +50,7 @@ from test_vpc_cni_ipamd import Node  # noqa: E402
 V6 = {"ENABLE_IPv6": "true", "ENABLE_IPv4": "false", "ENABLE_PREFIX_DELEGATION": "true",
       "IP_COOLDOWN_PERIOD": "1"}
 PODS = 30
+IPAMCTL = os.environ["VPC_IPAMCTL"]
 EGRESS_NET = ipaddress.ip_network("169.254.172.0/22")
 
 ECHO = r"""
@@ -211,6 +215,40 @@ def test_30_pods_per_node_each_a_128_in_its_nodes_80(x):
     for cid, p in list(x.pods.items())[::7]:
         rc, res = x.nodes[p["node"]].cni("CHECK", cid, p["ns"], prev=p["out"])
         assert rc == 0, (cid, res)
+
+
+def test_metrics_introspection_and_ipamctl_show_ipv6(x):
+    n, eni = x.nodes[0], x.W.nodes[0]["primary_eni_id"]
+    mine = {p["ip"]: p["egress"] for p in x.pods.values() if p["node"] == 0}
+    (prefix,) = prefixes80(x, 0)
+    for name, want in (("vpcipam_ipv6_prefixes", 1), ("vpcipam_assigned_ipv6_addresses", PODS),
+                       ("vpcipam_egress_ipv4_addresses", PODS), ("awscni_assigned_ip_addresses", PODS),
+                       ("awscni_eni_max", 1), ("awscni_ip_max", 2 ** 48)):
+        assert n.d.metric(name) == want, (name, n.d.metric(name), want)
+    st, body = n.d.http("/v1/pods")
+    assert st == 200 and {p["ip"]: p.get("egress_ip") for p in json.loads(body)} == mine, body
+    st, body = n.d.http("/v1/enis")
+    enis = [e for e in json.loads(body) if e["id"] == eni]
+    assert st == 200 and len(enis) == 1 and enis[0].get("ipv6_prefixes") == [prefix], body
+    # the pool, with kubelet's max-pods as `vpc-ipamctl max-pods --ipv6` gives it for the type
+    st, body = n.d.http("/v1/pool")
+    pool = json.loads(body)
+    want = json.loads(ctl("--json", "max-pods", "--instance-type", pool["instance_type"], "--ipv6"))["max_pods"]
+    assert st == 200 and pool["ipv6_prefixes"] == 1 and pool["ipv6_assigned"] == PODS, pool
+    assert pool["max_enis"] == 1 and pool["max_pods"] == want == 110, (pool, want)
+    rows = {r.split()[0]: r.split()[1] for r in ctl("--socket", n.d.sock, "pods").splitlines()[1:]}
+    assert rows == mine, rows
+    assert f"{eni} IPv6 prefix {prefix}" in ctl("--socket", n.d.sock, "enis")
+    pool_lines = ctl("--socket", n.d.sock, "pool").splitlines()
+    assert f"IPv6 assigned     {PODS}" in pool_lines and f"IPv4 egress held  {PODS}" in pool_lines, pool_lines
+    # no IPv4 secondary counts (always 0 on an IPv6 node: "available now 0" reads as a full node)
+    assert not [r for r in pool_lines if r.startswith(("addresses", "available now", "assigned to pods"))], pool_lines
+
+
+def ctl(*args):
+    p = subprocess.run([IPAMCTL] + list(args), capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, (args, p.stderr)
+    return p.stdout
 
 
 def _pick(x, node, k):
