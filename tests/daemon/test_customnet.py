@@ -8,7 +8,11 @@ the DaemonSet: the service account at the standard path, MY_NODE_NAME, the in-cl
 Checks:
   - new ENIs go in the pods subnet with the ENIConfig's group; pods get its addresses; the primary
     ENI holds no pod address; each ENI's table routes via the pods subnet's gateway; pods ping a pod
-    on another node (node subnet) both ways, and it sees their own address (no SNAT inside the VPC);
+    on another node (node subnet) and a pod in the pods subnet on a third node, both ways, and the
+    node-subnet pod sees their own address (no SNAT inside the VPC), while the host outside the VPC
+    sees the node's primary address (SNAT beyond it); /v1/pool's max_pods counts one ENI less;
+  - every request the API server received is one the DaemonSet's ClusterRole grants, and it grants
+    nothing that was not requested;
   - the API server failing (503) and then slow during the run, and failing at a restart: ADDs keep
     being served, and the pool still grows from the ENIConfig already read;
   - an ENIConfig whose subnet is in another AZ, then none at all: no ENI, no pod address, a status
@@ -21,6 +25,7 @@ Checks:
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -104,6 +109,29 @@ def wait_served(n, what, timeout=30):
         raise AssertionError(f"{e}: {n.d.pool()} {n.d.tail(30)}") from None
 
 
+def rbac_granted():
+    """(verb, API group, resource) the ClusterRole of scripts/deploy/daemonset.yaml grants."""
+    import yaml
+    with open(os.path.join(HERE, "..", "..", "scripts", "deploy", "daemonset.yaml")) as f:
+        role = next(d for d in yaml.safe_load_all(f) if d and d["kind"] == "ClusterRole")
+    return {(v, g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+            for v in rule["verbs"]}
+
+
+def requests_made(w):
+    """(verb, API group, resource) of every request the API server received, from its /stats."""
+    made = set()
+    for key in k8s(w, "GET", "/stats"):
+        method, path, status = key.split(" ")
+        assert status != "403", f"the API server refused {method} {path}: RBAC forbids it"
+        m = re.fullmatch(r"/api/v1/([a-z]+)(/[^/]+)?", path) or \
+            re.fullmatch(r"/apis/([a-z0-9.-]+)/v[0-9a-z]+/([a-z]+)(/[^/]+)?", path)
+        assert m and method == "GET", f"a request no ClusterRole rule can grant: {key}"
+        group, res, name = ("", *m.groups()) if path.startswith("/api/") else m.groups()
+        made.add(("get" if name else "list", group, res))
+    return made
+
+
 def echo_sees(server, client, ip):
     """The source address a UDP echo server in pod `server` (at ip) saw from pod `client`."""
     p = subprocess.Popen(["nsenter", "--net=" + server, sys.executable, "-c", ECHO, "7777"],
@@ -119,9 +147,10 @@ def echo_sees(server, client, ip):
 
 
 def test_pods_in_the_eniconfig_subnet_talk_without_snat_and_survive_the_api_server():
-    w = harness.WorldFixture(nodes=2)
+    w = harness.WorldFixture(nodes=3)
     n0 = cn_node(w, 0)
     n1 = Node(w, 1)
+    n2 = cn_node(w, 2)
     try:
         v = setup_vpc(w)
         k8s(w, "PUT", f"/eniconfigs/{v['az']}", {"subnet": v["pods"]["id"], "securityGroups": [v["sg"]["id"]]})
@@ -144,6 +173,19 @@ def test_pods_in_the_eniconfig_subnet_talk_without_snat_and_survive_the_api_serv
         assert ping(ns0, ip1), "pods-subnet pod -> node-subnet pod on the other node"
         assert ping(ns1, ip0), "node-subnet pod -> pods-subnet pod"
         assert echo_sees(ns1, ns0, ip1) == ip0, "the pod's packets were NATed inside the VPC"
+        n2.d.start()
+        wait_served(n2, "node 2's pool from the ENIConfig's subnet")
+        ns2 = n2.pod()
+        ip2, _ = n2.add("cn2", ns2)
+        assert in_net(ip2, v["pods"]["cidr"]) and primary_secondary_ips(w, 2) == [], ip2
+        assert ping(ns0, ip2) and ping(ns2, ip0), "pods-subnet pods on two nodes"
+        assert echo_sees(ns2, ns0, ip2) == ip0, "NATed between two pods-subnet pods"
+        outside = w.w["outside"]
+        assert echo_sees("/run/netns/" + outside["netns"], ns0, outside["ip"]) == w.nodes[0]["primary_ip"], \
+            "beyond the VPC the pod is not seen as its node's primary address"
+        st, body = n0.d.http("/v1/pool")
+        pool = json.loads(body)
+        assert st == 200 and pool["max_pods"] == (pool["max_enis"] - 1) * (pool["ipv4_per_eni"] - 1) + 2, pool
 
         # The API server fails, then is slow: ADDs are served and the pool grows to a new ENI in
         # the pods subnet all the same, from the ENIConfig already read.
@@ -162,10 +204,14 @@ def test_pods_in_the_eniconfig_subnet_talk_without_snat_and_survive_the_api_serv
         assert {e["subnet_id"] for e in secondary(w, 0)} == {v["pods"]["id"]}
         assert all(in_net(ip, v["pods"]["cidr"]) for ip in ips), ips
         assert primary_secondary_ips(w, 0) == []
+        k8s(w, "DELETE", "/faults")
+        granted, made = rbac_granted(), requests_made(w)
+        assert made == granted, f"requested {sorted(made)}, the DaemonSet grants {sorted(granted)}"
     finally:
         k8s(w, "DELETE", "/faults")
         n0.close()
         n1.close()
+        n2.close()
         w.down()
 
 
