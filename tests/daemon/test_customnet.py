@@ -280,6 +280,8 @@ def test_wrong_az_or_missing_eniconfig_serves_no_pod_until_fixed():
         assert r["ok"] is False and r["error"]["code"] == "no_address" and "ip" not in r, r
         assert "custom networking" in r["error"]["msg"], r
         assert "error" in n.d.tail(300) and "custom networking: no new ENI" in n.d.tail(300)
+        # the log says the API answered (the object is missing), not that it could not be reached
+        assert "the Kubernetes API says the Node or its ENIConfig is missing" in n.d.tail(300), n.d.tail(30)
         # fixed: the pool grows in the pods subnet
         k8s(w, "PUT", f"/eniconfigs/{v['az']}", {"subnet": v["pods"]["id"]})
         wait_served(n, "the pool once the ENIConfig exists", timeout=60)
