@@ -14,7 +14,8 @@ Checks:
   - every request the API server received is one the DaemonSet's ClusterRole grants, and it grants
     nothing that was not requested;
   - the API server slow (answering late) and then failing (503) during the run, and failing at a
-    restart: ADDs keep being served, and the pool still grows from the ENIConfig already read;
+    restart: ADDs keep being served, and the pool still grows from the ENIConfig already read; an
+    ENIConfig without security groups gives new ENIs the primary ENI's;
   - an ENIConfig whose subnet is in another AZ, then none at all: no ENI, no pod address, a status
     reason naming the cause; once it is right, the pool grows in the pods subnet; changed to another
     subnet, the next new ENI goes there and the existing one stays;
@@ -233,8 +234,12 @@ def test_api_server_slow_or_down_at_start_and_during_the_run():
     try:
         v = setup_vpc(w)
         k8s(w, "PUT", f"/eniconfigs/{v['az']}", {"subnet": v["pods"]["id"]})
+        # an ENIConfig that lists no security group: the primary ENI's (not EC2's default), as aws-node
+        mine = [w.w["security_group"], w.ctl("POST", "/security-groups", {"name": "nodes-extra"})["id"]]
+        w.ec2().modify_network_interface_attribute(NetworkInterfaceId=w.nodes[0]["primary_eni_id"], Groups=mine)
         n.d.start()
         wait_served(n, "the pool from the ENIConfig's subnet")
+        assert secondary(w, 0) and all(e["groups"] == mine for e in secondary(w, 0)), (mine, secondary(w, 0))
         ip, _ = n.add("before", n.pod())
         n.d.stop()
         # down at the restart: the pool the store holds is served at once
