@@ -135,7 +135,11 @@ static void publish(customnet *c, struct customnet_view *v, int r, const struct 
                         notify(c);      /* a refresh asked for: answered */
                 return;
         }
-        if (r < 0)
+        if (r < 0 && definite(r))       /* the API answered; detail names the object */
+                log_warn("the Kubernetes API says the Node or its ENIConfig is missing or unusable; reading "
+                         "again with back-off",
+                         LF_STR("detail", v->error), LF_STR("eniconfig", v->name));
+        else if (r < 0)
                 log_warn("could not read from the Kubernetes API; retrying with back-off", LF_STR("detail", v->error),
                          LF_STR("eniconfig", v->name), LF_STR("subnet_in_use", v->subnet));
         else

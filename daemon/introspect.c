@@ -214,6 +214,7 @@ static cJSON *json_pool(introspect *h) {
                 return o;
         }
         struct plan_limits l = h->o.node->limits;
+        l.max_enis = plan_max_enis(&l, &h->o.cfg->pool);        /* MAX_ENI caps it, as the calculator's --cni-max-eni */
         if (h->o.cfg->custom_networking && l.max_enis > 1)
                 l.max_enis--;           /* the primary ENI carries no pods */
         cJSON_AddNumberToObject(o, "max_pods", plan_max_pods(&l));

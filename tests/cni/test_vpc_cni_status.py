@@ -38,6 +38,9 @@ def test_status_0_51_50_from_the_real_daemon():
     try:
         d.start()
         wait_for(lambda: d.pool()["available"] >= 9, timeout=30, what="the primary ENI's 9 addresses")
+        st, body = d.http("/v1/pool")
+        pool = json.loads(body)     # kubelet's maxPods must not exceed max_pods: MAX_ENI counts
+        assert st == 200 and (pool["max_enis"], pool["max_pods"]) == (1, 9 + 2), pool
         assert status(d.sock) == (0, 0, ""), status(d.sock)
         for i in range(9):
             r = d.add(f"fill{i}")

@@ -8,9 +8,14 @@ the DaemonSet: the service account at the standard path, MY_NODE_NAME, the in-cl
 Checks:
   - new ENIs go in the pods subnet with the ENIConfig's group; pods get its addresses; the primary
     ENI holds no pod address; each ENI's table routes via the pods subnet's gateway; pods ping a pod
-    on another node (node subnet) both ways, and it sees their own address (no SNAT inside the VPC);
-  - the API server failing (503) and then slow during the run, and failing at a restart: ADDs keep
-    being served, and the pool still grows from the ENIConfig already read;
+    on another node (node subnet) and a pod in the pods subnet on a third node, both ways, and the
+    node-subnet pod sees their own address (no SNAT inside the VPC), while the host outside the VPC
+    sees the node's primary address (SNAT beyond it); /v1/pool's max_pods counts one ENI less;
+  - every request the API server received is one the DaemonSet's ClusterRole grants, and it grants
+    nothing that was not requested;
+  - the API server slow (answering late) and then failing (503) during the run, and failing at a
+    restart: ADDs keep being served, and the pool still grows from the ENIConfig already read; an
+    ENIConfig without security groups gives new ENIs the primary ENI's;
   - an ENIConfig whose subnet is in another AZ, then none at all: no ENI, no pod address, a status
     reason naming the cause; once it is right, the pool grows in the pods subnet; changed to another
     subnet, the next new ENI goes there and the existing one stays;
@@ -21,6 +26,7 @@ Checks:
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -104,6 +110,29 @@ def wait_served(n, what, timeout=30):
         raise AssertionError(f"{e}: {n.d.pool()} {n.d.tail(30)}") from None
 
 
+def rbac_granted():
+    """(verb, API group, resource) the ClusterRole of scripts/deploy/daemonset.yaml grants."""
+    import yaml
+    with open(os.path.join(HERE, "..", "..", "scripts", "deploy", "daemonset.yaml")) as f:
+        role = next(d for d in yaml.safe_load_all(f) if d and d["kind"] == "ClusterRole")
+    return {(v, g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+            for v in rule["verbs"]}
+
+
+def requests_made(w):
+    """(verb, API group, resource) of every request the API server received, from its /stats."""
+    made = set()
+    for key in k8s(w, "GET", "/stats"):
+        method, path, status = key.split(" ")
+        assert status != "403", f"the API server refused {method} {path}: RBAC forbids it"
+        m = re.fullmatch(r"/api/v1/([a-z]+)(/[^/]+)?", path) or \
+            re.fullmatch(r"/apis/([a-z0-9.-]+)/v[0-9a-z]+/([a-z]+)(/[^/]+)?", path)
+        assert m and method == "GET", f"a request no ClusterRole rule can grant: {key}"
+        group, res, name = ("", *m.groups()) if path.startswith("/api/") else m.groups()
+        made.add(("get" if name else "list", group, res))
+    return made
+
+
 def echo_sees(server, client, ip):
     """The source address a UDP echo server in pod `server` (at ip) saw from pod `client`."""
     p = subprocess.Popen(["nsenter", "--net=" + server, sys.executable, "-c", ECHO, "7777"],
@@ -119,9 +148,10 @@ def echo_sees(server, client, ip):
 
 
 def test_pods_in_the_eniconfig_subnet_talk_without_snat_and_survive_the_api_server():
-    w = harness.WorldFixture(nodes=2)
+    w = harness.WorldFixture(nodes=3)
     n0 = cn_node(w, 0)
     n1 = Node(w, 1)
+    n2 = cn_node(w, 2)
     try:
         v = setup_vpc(w)
         k8s(w, "PUT", f"/eniconfigs/{v['az']}", {"subnet": v["pods"]["id"], "securityGroups": [v["sg"]["id"]]})
@@ -144,28 +174,57 @@ def test_pods_in_the_eniconfig_subnet_talk_without_snat_and_survive_the_api_serv
         assert ping(ns0, ip1), "pods-subnet pod -> node-subnet pod on the other node"
         assert ping(ns1, ip0), "node-subnet pod -> pods-subnet pod"
         assert echo_sees(ns1, ns0, ip1) == ip0, "the pod's packets were NATed inside the VPC"
+        n2.d.start()
+        wait_served(n2, "node 2's pool from the ENIConfig's subnet")
+        ns2 = n2.pod()
+        ip2, _ = n2.add("cn2", ns2)
+        assert in_net(ip2, v["pods"]["cidr"]) and primary_secondary_ips(w, 2) == [], ip2
+        assert ping(ns0, ip2) and ping(ns2, ip0), "pods-subnet pods on two nodes"
+        assert echo_sees(ns2, ns0, ip2) == ip0, "NATed between two pods-subnet pods"
+        outside = w.w["outside"]
+        assert echo_sees("/run/netns/" + outside["netns"], ns0, outside["ip"]) == w.nodes[0]["primary_ip"], \
+            "beyond the VPC the pod is not seen as its node's primary address"
+        st, body = n0.d.http("/v1/pool")
+        pool = json.loads(body)
+        assert st == 200 and pool["max_pods"] == (pool["max_enis"] - 1) * (pool["ipv4_per_eni"] - 1) + 2, pool
 
-        # The API server fails, then is slow: ADDs are served and the pool grows to a new ENI in
-        # the pods subnet all the same, from the ENIConfig already read.
+        # The API server slow (each answer 3 s late, within the client's timeout): ADDs are served
+        # at once. Then failing (503): ADDs are served, and the pool grows to a new ENI in the pods
+        # subnet all the same, from the ENIConfig already read.
+        key = f"GET /apis/crd.k8s.amazonaws.com/v1alpha1/eniconfigs/{v['az']} 200"
+        k8s(w, "POST", "/faults", {"delay": 3})
+        before = k8s(w, "GET", "/stats").get(key, 0)
+        ips = [ip0]
+        for i in range(3):
+            wait_served(n0, "an address while the API server is slow")
+            t0 = time.monotonic()
+            ip, _ = n0.add(f"slow{i}", n0.pod())
+            assert time.monotonic() - t0 < 3, "an ADD waited on the slow API server (3 s an answer)"
+            ips.append(ip)
+        wait_for(lambda: k8s(w, "GET", "/stats").get(key, 0) > before, timeout=30, what="a slow answer read")
+        k8s(w, "DELETE", "/faults")
         k8s(w, "POST", "/faults", {"status": 503})
         wait_for(lambda: "503" in n0.d.tail(200), timeout=40, what="the daemon meeting the 503s")
-        ips = [ip0]
         for i in range(12):
             if len(secondary(w, 0)) >= 2:
                 break
             wait_served(n0, "an address while the API server fails")
             t0 = time.monotonic()
             ip, _ = n0.add(f"more{i}", n0.pod())
-            assert time.monotonic() - t0 < 10, "an ADD waited on the API server"
+            assert time.monotonic() - t0 < 3, "an ADD waited on the API server"
             ips.append(ip)
         assert len(secondary(w, 0)) >= 2, secondary(w, 0)
         assert {e["subnet_id"] for e in secondary(w, 0)} == {v["pods"]["id"]}
         assert all(in_net(ip, v["pods"]["cidr"]) for ip in ips), ips
         assert primary_secondary_ips(w, 0) == []
+        k8s(w, "DELETE", "/faults")
+        granted, made = rbac_granted(), requests_made(w)
+        assert made == granted, f"requested {sorted(made)}, the DaemonSet grants {sorted(granted)}"
     finally:
         k8s(w, "DELETE", "/faults")
         n0.close()
         n1.close()
+        n2.close()
         w.down()
 
 
@@ -175,8 +234,12 @@ def test_api_server_slow_or_down_at_start_and_during_the_run():
     try:
         v = setup_vpc(w)
         k8s(w, "PUT", f"/eniconfigs/{v['az']}", {"subnet": v["pods"]["id"]})
+        # an ENIConfig that lists no security group: the primary ENI's (not EC2's default), as aws-node
+        mine = [w.w["security_group"], w.ctl("POST", "/security-groups", {"name": "nodes-extra"})["id"]]
+        w.ec2().modify_network_interface_attribute(NetworkInterfaceId=w.nodes[0]["primary_eni_id"], Groups=mine)
         n.d.start()
         wait_served(n, "the pool from the ENIConfig's subnet")
+        assert secondary(w, 0) and all(e["groups"] == mine for e in secondary(w, 0)), (mine, secondary(w, 0))
         ip, _ = n.add("before", n.pod())
         n.d.stop()
         # down at the restart: the pool the store holds is served at once
@@ -222,6 +285,8 @@ def test_wrong_az_or_missing_eniconfig_serves_no_pod_until_fixed():
         assert r["ok"] is False and r["error"]["code"] == "no_address" and "ip" not in r, r
         assert "custom networking" in r["error"]["msg"], r
         assert "error" in n.d.tail(300) and "custom networking: no new ENI" in n.d.tail(300)
+        # the log says the API answered (the object is missing), not that it could not be reached
+        assert "the Kubernetes API says the Node or its ENIConfig is missing" in n.d.tail(300), n.d.tail(30)
         # fixed: the pool grows in the pods subnet
         k8s(w, "PUT", f"/eniconfigs/{v['az']}", {"subnet": v["pods"]["id"]})
         wait_served(n, "the pool once the ENIConfig exists", timeout=60)

@@ -9,7 +9,8 @@ node.kubernetes.io/unschedulable:NoSchedule (a cordon) and AWS_MANAGE_ENIS_NON_S
     status, and makes no ENI; uncordoned, it makes one;
   - cordoned again with a pool that should now shrink away a secondary ENI (older than aws-node's
     one-minute minimum): it stays attached; uncordoned, it goes;
-  - with AWS_MANAGE_ENIS_NON_SCHEDULABLE=true, a cordoned node makes its ENI at once;
+  - with AWS_MANAGE_ENIS_NON_SCHEDULABLE=true, a cordoned node makes its ENI at once, and the API
+    server (whose address and token the daemon has) receives no request at all;
   - the API server failing at start: no ENI while the first read of the Node is pending, then
     (failed twice and 10 s on) the pool grows all the same, and the ENI stays once the Node,
     read at last, says cordoned.
@@ -118,6 +119,9 @@ def test_manage_non_schedulable_true_grows_a_cordoned_node():
         wait_for(lambda: len(secondary(w)) == 1, timeout=40, what="the ENI of a cordoned node")
         assert "unschedulable" not in d.pool()["reason"]
         assert "reading the node from the Kubernetes API" not in d.tail(200), "an API client it does not need"
+        # it had the service account and the API server's address, and sent it nothing
+        d.wait_passes(2, timeout=30)
+        assert k8s(w, "GET", "/stats") == {}, k8s(w, "GET", "/stats")
     finally:
         cordon(w, False)
         d.stop()
