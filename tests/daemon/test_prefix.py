@@ -104,6 +104,13 @@ def assert_block_kinds(d, prefixes, held_ips):
     assert "/28S" in p.stdout and "/32S" in p.stdout, p.stdout
 
 
+def node_max_pods(d, *flags):
+    """`vpc-ipamctl max-pods` without --instance-type: the daemon names its node's type."""
+    p = subprocess.run([IPAMCTL, "--socket", d.sock, "max-pods", *flags], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    return p.stdout, p.stderr
+
+
 def store_blocks(d):
     db = sqlite3.connect(d.db)
     try:
@@ -157,6 +164,8 @@ def test_110_pods_in_prefixes_then_shrink():
         assert all(k == "prefix" for k, _ in blocks.values()), "a /32 in a PD pool"
         assert n.d.metric("awscni_total_ipv4_prefixes") == len(truth)
         assert n.d.metric("awscni_ip_max") == 3 * 9 * 16
+        assert node_max_pods(n.d, "--prefix-delegation") == ("110\n", "")
+        assert node_max_pods(n.d) == ("29\n", "")
         failed = pings_across_nodes(w, 1, list(pods.values()))
         assert not failed, f"pings failed: {failed}"
         assert w.truth()["fabric"]["drops_total"] == 0, w.truth()["fabric"]
@@ -249,6 +258,8 @@ def test_xen_falls_back_to_secondary_ips():
         assert node_prefixes(w, w.nodes[0]["instance_id"]) == {}
         with open(d.log) as f:
             assert "not nitro" in f.read()
+        out, err = node_max_pods(d, "--prefix-delegation")       # 2 ENIs x 9 + 2, as EKS: no PD on xen
+        assert out == "20\n" and "m4.large is not nitro" in err, (out, err)
     finally:
         stop_all()
         w.down()
