@@ -149,7 +149,7 @@ static const struct {
           METRICS_POD_VETH_DELETE_ERRORS },
         { "vpcipam_bad_requests_total", "refused socket messages", METRICS_BAD_REQUESTS },
         { "vpcipam_refused_peers_total", "socket clients refused for their uid", METRICS_PEERS_REFUSED },
-        { "vpcipam_prefix_fallbacks_total", "times /32s were assigned because the subnet had no free /28",
+        { "vpcipam_prefix_fallbacks_total", "times /32s were assigned as EC2 gave no /28 (none free, or none given)",
           METRICS_PREFIX_FALLBACKS },
 };
 

@@ -750,6 +750,8 @@ static void op_query(server *s, struct conn *c, enum proto_op op) {
                 value = poolview_pool(s->o.store, now, atomic_load(&s->n_waiting), ps.ready, ps.reason);
                 if (value) /* for the liveness probe (vpc-ipamctl live) */
                         cJSON_AddNumberToObject(value, "stalled_ms", (double)(ps.stalled_ms > 0 ? ps.stalled_ms : 0));
+                if (value && s->o.instance_type && s->o.instance_type[0])  /* for vpc-ipamctl max-pods */
+                        cJSON_AddStringToObject(value, "instance_type", s->o.instance_type);
         } else if (op == PROTO_OP_ENIS) {
                 value = poolview_enis(s->o.store, now);
         } else if (op == PROTO_OP_PODS) {

@@ -2,7 +2,7 @@
  * vpc-ipamctl: what the node's pool holds, for an admin at a terminal.
  *
  *   vpc-ipamctl [--socket PATH] [--json] [--max-stall SECONDS] pool|enis|pods|intents|status|live
- *   vpc-ipamctl [--json] max-pods --instance-type T [--prefix-delegation | --ipv6]
+ *   vpc-ipamctl [--socket PATH] [--json] max-pods [--instance-type T] [--prefix-delegation | --ipv6]
  *               [--custom-networking] [--max-eni N] [--cni-version V]
  *
  * `live` is the liveness probe: it exits 1 when the daemon does not answer
@@ -11,8 +11,9 @@
  *
  * It asks vpc-ipamd over its socket (read-only queries) and prints aligned
  * tables, or the daemon's JSON with --json for scripts. Commands come from a
- * table, like wg's subcommands. max-pods needs no daemon: it is EKS's
- * max-pods-calculator over the compiled-in instance-type table.
+ * table, like wg's subcommands. max-pods is EKS's max-pods-calculator over
+ * the compiled-in instance-type table; it asks the daemon only for the
+ * node's instance type, when --instance-type is not given.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -212,8 +213,8 @@ static int usage(FILE *f) {
         fprintf(f, "usage: vpc-ipamctl [--socket PATH] [--json] [--max-stall SECONDS] COMMAND\n\ncommands:\n");
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
                 fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
-        fprintf(f, "  %-8s %s\n", "max-pods", "kubelet's max-pods as EKS computes it (no daemon needed):");
-        fprintf(f, "           max-pods --instance-type T [--prefix-delegation | --ipv6] [--custom-networking]\n"
+        fprintf(f, "  %-8s %s\n", "max-pods", "kubelet's max-pods as EKS computes it (default: the daemon's node):");
+        fprintf(f, "           max-pods [--instance-type T] [--prefix-delegation | --ipv6] [--custom-networking]\n"
                    "                    [--max-eni N] [--cni-version V]\n");
         return f == stderr ? 2 : 0;
 }
@@ -275,10 +276,28 @@ static int ipv6_refusal(const struct ilimits *t, const struct plan_maxpods_in *m
         return 0;
 }
 
+/* The node's instance type, as the daemon at `sock` reports it in its pool reply. */
+static int node_instance_type(const char *sock, char *buf, size_t len) {
+        struct proto_request req = { .op = PROTO_OP_POOL };
+        struct proto_reply rep = { 0 };
+        struct errmsg err = { 0 };
+        int r = proto_call(sock, &req, 5000, &rep, &err);
+        if (r < 0)
+                return max_pods_fail("--instance-type T is needed, or a vpc-ipamd to ask for its node's: %s (--socket "
+                                     "PATH)", errmsg_text(&err, r));
+        const cJSON *t = cJSON_GetObjectItem(cJSON_GetObjectItem(rep.result, "pool"), "instance_type");
+        r = rep.ok && cJSON_IsString(t) && t->valuestring[0] ? 0 : 2;
+        if (r == 0)
+                snprintf(buf, len, "%s", t->valuestring);
+        proto_reply_done(&rep);
+        return r ? max_pods_fail("vpc-ipamd did not report its node's instance type: --instance-type T is needed") : 0;
+}
+
 /* vpc-ipamctl max-pods: the calculator's flags, spelled as in the issue. */
-static int cmd_max_pods(int argc, char **argv, bool json) {
+static int cmd_max_pods(int argc, char **argv, bool json, const char *sock) {
         struct plan_maxpods_in m = { 0 };
         const char *type = NULL;
+        char node_type[64];
         bool ipv6 = false;
         for (int i = 0; i < argc; i++) {
                 char *end;
@@ -288,6 +307,8 @@ static int cmd_max_pods(int argc, char **argv, bool json) {
                         m.prefix_delegation = true;
                 else if (strcmp(argv[i], "--json") == 0)
                         json = true;
+                else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc)
+                        sock = argv[++i];
                 else if (strcmp(argv[i], "--ipv6") == 0)
                         ipv6 = m.prefix_delegation = true;     /* IPv6 is prefix delegation only (aws-node) */
                 else if (strcmp(argv[i], "--custom-networking") == 0)
@@ -303,8 +324,12 @@ static int cmd_max_pods(int argc, char **argv, bool json) {
                 } else
                         return max_pods_fail("unexpected argument \"%s\"", argv[i]);
         }
-        if (!type)
-                return max_pods_fail("--instance-type T is needed (the daemon does not report its type on the socket yet)");
+        if (!type) {
+                int r = node_instance_type(sock, node_type, sizeof node_type);
+                if (r)
+                        return r;
+                type = node_type;
+        }
         const struct ilimits *t = ilimits_lookup(type);
         if (!t)
                 return max_pods_fail("%s: not in the built-in table of common instance types", type);
@@ -383,7 +408,7 @@ int main(int argc, char **argv) {
                 else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
                         return usage(stdout);
                 else if (!cmd && strcmp(argv[i], "max-pods") == 0)
-                        return cmd_max_pods(argc - i - 1, argv + i + 1, json);
+                        return cmd_max_pods(argc - i - 1, argv + i + 1, json, sock);
                 else if (cmd || !(cmd = find_command(argv[i]))) {
                         fprintf(stderr, "vpc-ipamctl: unexpected argument \"%s\"\n", argv[i]);
                         return usage(stderr);

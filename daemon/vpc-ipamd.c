@@ -339,6 +339,7 @@ static void start_server(struct ipamd *d) {
                                      .add_wait_ms = d->cfg.add_wait_ms, .pod_mtu = d->cfg.pod_mtu,
                                      .cooldown_ms = (int64_t)d->cfg.pool.ip_cooldown_s * 1000,
                                      .ipv6 = d->cfg.ipv6, .v4_egress = d->cfg.v4_egress,
+                                     .instance_type = d->node.instance_type,
                                      .hooks = { hook_wake, hook_status, d } };
         if ((r = server_new(&so, &d->srv, &err)) < 0)
                 fatal("cannot serve the socket", r, err.text);

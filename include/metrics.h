@@ -31,7 +31,7 @@ enum metrics_counter {
         METRICS_PODS_GONE_RELEASED,     /* addresses freed because the pod's veth disappeared */
         METRICS_POD_VETHS_DELETED,      /* host veths deleted for the plugin after DEL (podnet.h) */
         METRICS_POD_VETH_DELETE_ERRORS, /* ...and deletions that failed (the veth stays down) */
-        METRICS_PREFIX_FALLBACKS,       /* /32s assigned because the subnet had no free /28 (InsufficientCidrBlocks) */
+        METRICS_PREFIX_FALLBACKS,       /* /32s assigned because EC2 gave no prefix (InsufficientCidrBlocks, or none) */
         _METRICS_COUNTER_MAX,
 };
 

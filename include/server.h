@@ -56,6 +56,7 @@ struct server_options {
         bool ipv6;                   /* ENABLE_IPv6: pods get /128s (store_assign6); DEL leaves the wiring
                                         to the plugin (unwired false) */
         bool v4_egress;              /* ENABLE_V4_EGRESS: IPv6 pods also get an IPv4 egress address */
+        const char *instance_type;   /* borrowed; the node's, in the pool reply (vpc-ipamctl max-pods) */
         struct server_hooks hooks;
 };
 

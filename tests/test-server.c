@@ -89,7 +89,7 @@ static void start(int n_ips, int add_wait_ms, int idle_ms) {
         struct server_options o = { .socket_path = fx.sock, .store = fx.store, .metrics = fx.m,
                                     .add_wait_ms = add_wait_ms, .idle_ms = idle_ms, .pod_mtu = 9001,
                                     .cooldown_ms = fixture_cooldown_ms,
-                                    .ipv6 = fixture_ipv6, .v4_egress = fixture_egress,
+                                    .ipv6 = fixture_ipv6, .v4_egress = fixture_egress, .instance_type = "m5.large",
                                     .hooks = { hook_wake, hook_status, &fx } };
         ck_assert_msg(server_new(&o, &fx.srv, &e) == 0, "%s", e.text);
         ck_assert_int_eq(pthread_create(&fx.thread, NULL, run, fx.srv), 0);
@@ -184,6 +184,7 @@ START_TEST(test_ops) {
         cJSON *p = cJSON_GetObjectItem(rep.result, "pool");
         ck_assert_int_eq(cJSON_GetObjectItem(p, "total")->valueint, 3);
         ck_assert_int_eq(cJSON_GetObjectItem(p, "assigned")->valueint, 1);
+        ck_assert_str_eq(cJSON_GetObjectItem(p, "instance_type")->valuestring, "m5.large");   /* max-pods' */
         proto_reply_done(&rep);
 
         struct proto_request intents = { .op = PROTO_OP_INTENTS };

@@ -107,5 +107,14 @@ def test_bad_arguments_are_refused():
         assert r.returncode == 2 and r.stdout == "" and "max-pods:" in r.stderr, (args, r)
 
 
+def test_no_type_and_no_daemon_to_ask():
+    # without --instance-type the node's type comes from vpc-ipamd (test_prefix.py); no daemon: say so
+    for args in (["--socket", "/nonexistent/ipamd.sock", "max-pods"],
+                 ["max-pods", "--prefix-delegation", "--socket", "/nonexistent/ipamd.sock"]):
+        r = ctl(*args, check=False)
+        assert r.returncode == 2 and r.stdout == "", (args, r)
+        assert "--instance-type T is needed" in r.stderr and "/nonexistent/ipamd.sock" in r.stderr, (args, r)
+
+
 if __name__ == "__main__":
     sys.exit(harness.run(globals(), needs_root=False))

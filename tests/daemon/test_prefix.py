@@ -2,8 +2,8 @@
 
 An m5.large with ENABLE_PREFIX_DELEGATION=true and WARM_PREFIX_TARGET=1 serves
 110 pods ADDed through the plugin, each at a distinct address inside a /28
-that EC2's truth (the emulator's /truth) lists on one of the node's ENIs;
-after DEL of all, the pool shrinks back to one free prefix. A SIGKILL while
+that EC2's truth (the emulator's /truth) lists on one of the node's ENIs,
+each reached from another node and from a pod beside it; after DEL of all, the pool shrinks back to one free prefix. A SIGKILL while
 AssignPrivateIpAddresses (Ipv4PrefixCount) is in flight is resolved at the
 restart: no intent stays open, and the store holds exactly the prefixes EC2
 lists; so is one during UnassignPrivateIpAddresses (Ipv4Prefix.N). A xen
@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "cni"))
@@ -103,6 +104,13 @@ def assert_block_kinds(d, prefixes, held_ips):
     assert "/28S" in p.stdout and "/32S" in p.stdout, p.stdout
 
 
+def node_max_pods(d, *flags):
+    """`vpc-ipamctl max-pods` without --instance-type: the daemon names its node's type."""
+    p = subprocess.run([IPAMCTL, "--socket", d.sock, "max-pods", *flags], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    return p.stdout, p.stderr
+
+
 def store_blocks(d):
     db = sqlite3.connect(d.db)
     try:
@@ -119,8 +127,20 @@ def open_intents(d):
         db.close()
 
 
+def pings_across_nodes(w, remote, pods):
+    """Node `remote` pings every pod (across the fabric: EC2 routes a prefix's addresses to its ENI),
+    and each pod the next one on its node; the failures."""
+    def from_remote(ip):
+        return subprocess.run(["ip", "netns", "exec", w.node_ns(remote), "ping", "-c", "2", "-i", "0.2", "-W", "2",
+                               "-q", ip], capture_output=True).returncode == 0
+    jobs = [(f"node{remote} -> {ip}", lambda ip=ip: from_remote(ip)) for _, ip, _ in pods]
+    jobs += [(f"{a[1]} -> {b[1]}", lambda a=a, b=b: ping(a[0], b[1])) for a, b in zip(pods, pods[1:] + pods[:1])]
+    with ThreadPoolExecutor(8) as ex:
+        return [name for name, ok in ex.map(lambda j: (j[0], j[1]()), jobs) if not ok]
+
+
 def test_110_pods_in_prefixes_then_shrink():
-    w = harness.WorldFixture(nodes=1)
+    w = harness.WorldFixture(nodes=2)
     n = Node(w, 0, PD)
     inst = w.nodes[0]["instance_id"]
     try:
@@ -144,6 +164,11 @@ def test_110_pods_in_prefixes_then_shrink():
         assert all(k == "prefix" for k, _ in blocks.values()), "a /32 in a PD pool"
         assert n.d.metric("awscni_total_ipv4_prefixes") == len(truth)
         assert n.d.metric("awscni_ip_max") == 3 * 9 * 16
+        assert node_max_pods(n.d, "--prefix-delegation") == ("110\n", "")
+        assert node_max_pods(n.d) == ("29\n", "")
+        failed = pings_across_nodes(w, 1, list(pods.values()))
+        assert not failed, f"pings failed: {failed}"
+        assert w.truth()["fabric"]["drops_total"] == 0, w.truth()["fabric"]
         for cid, (ns, ip, out) in pods.items():
             rc, res = n.cni("DEL", cid, ns, prev=out)
             assert rc == 0, (cid, res)
@@ -233,6 +258,8 @@ def test_xen_falls_back_to_secondary_ips():
         assert node_prefixes(w, w.nodes[0]["instance_id"]) == {}
         with open(d.log) as f:
             assert "not nitro" in f.read()
+        out, err = node_max_pods(d, "--prefix-delegation")       # 2 ENIs x 9 + 2, as EKS: no PD on xen
+        assert out == "20\n" and "m4.large is not nitro" in err, (out, err)
     finally:
         stop_all()
         w.down()
