@@ -209,15 +209,12 @@ static cJSON *json_pool(introspect *h) {
         bool v6 = h->o.cfg->ipv6;       /* the primary ENI only; kubelet's max-pods as EKS's for IPv6 */
         cJSON_AddNumberToObject(o, "max_enis", v6 ? 1 : plan_max_enis(&h->o.node->limits, &h->o.cfg->pool));
         cJSON_AddNumberToObject(o, "ipv4_per_eni", h->o.node->limits.ipv4_per_eni);
-        if (v6) {
-                cJSON_AddNumberToObject(o, "max_pods", node_max_pods_pd(h->o.node, 0, false));
-                return o;
-        }
-        struct plan_limits l = h->o.node->limits;
-        l.max_enis = plan_max_enis(&l, &h->o.cfg->pool);        /* MAX_ENI caps it, as the calculator's --cni-max-eni */
-        if (h->o.cfg->custom_networking && l.max_enis > 1)
-                l.max_enis--;           /* the primary ENI carries no pods */
-        cJSON_AddNumberToObject(o, "max_pods", plan_max_pods(&l));
+        /* kubelet's max-pods as EKS's calculator gives it in the node's mode (`vpc-ipamctl max-pods`) */
+        const struct ipamd_config *c = h->o.cfg;
+        bool pd = v6 || (c->prefix_delegation && h->o.node->prefix_supported);
+        int pods = v6 ? node_max_pods(h->o.node, 0, false, true)
+                      : node_max_pods(h->o.node, c->pool.max_eni, c->custom_networking, pd);
+        cJSON_AddNumberToObject(o, "max_pods", pods);
         return o;
 }
 

@@ -142,11 +142,11 @@ int node_limits(struct node *n, store *s, ec2_client *ec2, int64_t now_ms, struc
         return limits_from_ec2(n, s, ec2, now_ms, err);
 }
 
-int node_max_pods_pd(const struct node *n, int max_eni, bool custom_networking) {
+int node_max_pods(const struct node *n, int max_eni, bool custom_networking, bool prefix_delegation) {
         const struct ilimits *t = ilimits_lookup(n->instance_type);
         struct plan_maxpods_in m = { .max_enis = t ? ilimits_default_card_enis(t) : n->limits.max_enis,
                                      .ipv4_per_eni = n->limits.ipv4_per_eni, .vcpus = t ? t->vcpus : 31,
-                                     .nitro = true, .prefix_delegation = true, .max_eni = max_eni,
+                                     .nitro = true, .prefix_delegation = prefix_delegation, .max_eni = max_eni,
                                      .custom_networking = custom_networking };
         int pods = plan_max_pods_for(&m);
         return pods > 0 ? pods : 0;

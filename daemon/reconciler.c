@@ -156,10 +156,10 @@ static bool prefix_mode(const struct ipamd_ctx *o) {
 
 /* kubelet's max-pods, bounding growth under prefix delegation (aws-node stops at 16·prefixes ≥ max-pods).
  * Secondary-IP mode keeps no bound: its pool cannot outgrow the ENIs. */
-static int node_max_pods(const struct ipamd_ctx *o) {
+static int pd_max_pods(const struct ipamd_ctx *o) {
         if (!prefix_mode(o))
                 return 0;
-        return node_max_pods_pd(o->node, o->cfg->pool.max_eni, o->cfg->custom_networking);
+        return node_max_pods(o->node, o->cfg->pool.max_eni, o->cfg->custom_networking, true);
 }
 
 static void run_grow(reconciler *r, const struct plan *p) {
@@ -406,7 +406,7 @@ static void plan_pass(reconciler *r, int waiting) {
         struct plan_input in = { .cfg = o->cfg->pool, .limits = o->node->limits, .enis = enis, .n_enis = n,
                                  .waiting_adds = waiting,
                                  .since_grow_ms = r->last_grow ? vtime_mono_ms() - r->last_grow : INT64_MAX,
-                                 .prefix_delegation = prefix_mode(o), .max_pods = node_max_pods(o),
+                                 .prefix_delegation = prefix_mode(o), .max_pods = pd_max_pods(o),
                                  .prefixes_refused = now < o->prefix_fallback_until };
         mark_enis(o, enis, n);
         count_pending(o->store, &in);
@@ -701,7 +701,7 @@ static void start_up(reconciler *r) {
         else if (o->cfg->prefix_delegation)
                 log_info("prefix delegation: the pool grows and shrinks in /28 prefixes",
                          LF_INT("warm_prefix_target", o->cfg->pool.warm_prefix_target),
-                         LF_INT("max_pods", node_max_pods(o)));
+                         LF_INT("max_pods", pd_max_pods(o)));
         if (snat_new(&r->snat, &err) < 0)
                 log_error("egress SNAT unavailable", LF_STR("detail", err.text));
         egress_sync(r);                         /* before the EC2 pass: it needs only IMDS's answers */

@@ -44,13 +44,15 @@ int node_discover(imds *m, struct node *ret, struct errmsg *err);
 int node_limits(struct node *n, store *s, ec2_client *ec2, int64_t now_ms, struct errmsg *err);
 
 /*
- * kubelet's max-pods as EKS computes it for this node with prefix delegation
- * (max_eni: MAX_ENI, <= 0 none): IPv6 mode's figure, and the bound of IPv4
- * prefix delegation's growth. The vCPUs decide the 110/250 cap; a type the
- * built-in table does not know gets 250 (a bound too high costs addresses,
- * one too low pods). 0 when the limits are unusable.
+ * kubelet's max-pods as EKS's max-pods-calculator gives it for this node
+ * (max_eni: MAX_ENI, <= 0 none), in secondary-IP mode or, with
+ * prefix_delegation on a type that supports prefixes, in prefix delegation's
+ * (IPv6 mode's figure, and the bound of IPv4 prefix delegation's growth).
+ * The vCPUs decide the 110/250 cap; a type the built-in table does not know
+ * gets 250 (a bound too high costs addresses, one too low pods). 0 when the
+ * limits are unusable.
  */
-int node_max_pods_pd(const struct node *n, int max_eni, bool custom_networking);
+int node_max_pods(const struct node *n, int max_eni, bool custom_networking, bool prefix_delegation);
 
 /* Refresh the VPC CIDRs from IMDS; *ret_changed tells whether they differ. */
 int node_refresh_vpc_cidrs(struct node *n, imds *m, bool *ret_changed, struct errmsg *err);

@@ -166,6 +166,8 @@ def test_110_pods_in_prefixes_then_shrink():
         assert n.d.metric("awscni_ip_max") == 3 * 9 * 16
         assert node_max_pods(n.d, "--prefix-delegation") == ("110\n", "")
         assert node_max_pods(n.d) == ("29\n", "")
+        st, body = n.d.http("/v1/pool")     # kubelet's max-pods in the node's mode, as the calculator's
+        assert st == 200 and json.loads(body)["max_pods"] == 110, body
         failed = pings_across_nodes(w, 1, list(pods.values()))
         assert not failed, f"pings failed: {failed}"
         assert w.truth()["fabric"]["drops_total"] == 0, w.truth()["fabric"]
