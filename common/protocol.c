@@ -477,11 +477,15 @@ static int get_str_array(const cJSON *o, const char *key, size_t max_n, size_t s
         return 0;
 }
 
+/* PROTO_EGRESS4_CIDR (an IPv6 pod's) or PROTO_EGRESS6_CIDR (an IPv4 pod's, fd00::ac:0/118). */
 static bool valid_egress_ip(const char *s) {
         struct in_addr a;
-        if (!proto_valid_ipv4(s) || inet_pton(AF_INET, s, &a) != 1)
-                return false;
-        return (ntohl(a.s_addr) & 0xfffffc00u) == 0xa9feac00u;        /* 169.254.172.0/22 */
+        struct in6_addr b;
+        static const uint8_t ula[14] = { 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xac };
+        if (proto_valid_ipv4(s) && inet_pton(AF_INET, s, &a) == 1)
+                return (ntohl(a.s_addr) & 0xfffffc00u) == 0xa9feac00u;        /* 169.254.172.0/22 */
+        return strchr(s, ':') && inet_pton(AF_INET6, s, &b) == 1 && memcmp(b.s6_addr, ula, 14) == 0 &&
+               (b.s6_addr[14] & 0xfc) == 0;
 }
 
 static int decode_address(const cJSON *o, struct proto_address *a, struct errmsg *err) {

@@ -46,7 +46,7 @@ enum stmt_id {
         ST6_EGRESS_REUSE, ST6_EGRESS_COOL, ST6_EGRESS_UNRESERVE, ST6_EGRESS_RESERVE, ST6_PREFIX_HELD,
         ST6_PREFIX_DROP, ST6_PREFIX_WITHDRAW,
         ST4_EGRESS_PICK, ST4_EGRESS_HELD, ST4_EGRESS_REUSE, ST4_EGRESS_COOL, ST4_EGRESS_UNRESERVE,
-        ST4_EGRESS_RESERVE, ST4_EGRESS_STATS, ST4_EGRESS_SET,
+        ST4_EGRESS_RESERVE, ST4_EGRESS_SET,
         ST__MAX
 };
 
@@ -241,7 +241,8 @@ static const char *const stmt_sql[ST__MAX] = {
         [ST6_STATS] =
                 "SELECT (SELECT COUNT(*) FROM prefixes6), COALESCE(SUM(state = 'assigned'), 0),"
                 " COALESCE(SUM(state = 'free' AND cooldown_until > ?1), 0), COUNT(egress),"
-                " " EGRESS_COOLING("addresses6", "egress6") " FROM addresses6",
+                " " EGRESS_COOLING("addresses6", "egress6") ","
+                " (SELECT COUNT(egress) FROM addresses), " EGRESS_COOLING("addresses", "egress4") " FROM addresses6",
         [ST6_V4_HELD] = "SELECT COUNT(*) FROM addresses WHERE container_id = ?1 AND ifname = ?2",
         [ST6_PREFIX_BY_BASE] =
                 "SELECT p.cidr, e.state = 'attached' FROM prefixes6 p JOIN enis e ON e.id = p.eni_id WHERE p.base = ?1",
@@ -262,7 +263,6 @@ static const char *const stmt_sql[ST__MAX] = {
         [ST4_EGRESS_COOL] = EGRESS_COOL("addresses", "egress4"),
         [ST4_EGRESS_UNRESERVE] = EGRESS_UNRESERVE("egress4"),
         [ST4_EGRESS_RESERVE] = EGRESS_RESERVE("addresses", "egress4"),
-        [ST4_EGRESS_STATS] = "SELECT COUNT(egress), " EGRESS_COOLING("addresses", "egress4") " FROM addresses",
         [ST4_EGRESS_SET] = "UPDATE addresses SET egress = ?2 WHERE addr = ?1 AND state = 'assigned'",
 };
 
@@ -1830,25 +1830,10 @@ static int stats6(store *s, int64_t now_ms, struct store_stats *out) {
                 out->ipv6_prefixes = sqlite3_column_int(st, 0);
                 out->ipv6_assigned = sqlite3_column_int(st, 1);
                 out->ipv6_cooldown = sqlite3_column_int(st, 2);
-                out->egress_assigned = sqlite3_column_int(st, 3);
-                out->egress_cooldown = sqlite3_column_int(st, 4);
+                /* IPv6 pods' IPv4 egress and IPv4 pods' IPv6 egress: a node has one or the other */
+                out->egress_assigned = sqlite3_column_int(st, 3) + sqlite3_column_int(st, 5);
+                out->egress_cooldown = sqlite3_column_int(st, 4) + sqlite3_column_int(st, 6);
                 out->egress_available = STORE_EGRESS4_COUNT - out->egress_assigned - out->egress_cooldown;
-        }
-        sqlite3_reset(st);
-        return rc == SQLITE_ROW ? 0 : store_errno_from_sqlite(rc);
-}
-
-/* IPv4 pods' IPv6 egress addresses, added to the IPv6 pods' IPv4 ones (a node has one kind or the other). */
-static int stats_egress4(store *s, int64_t now_ms, struct store_stats *out) {
-        sqlite3_stmt *st = stmt(s, ST4_EGRESS_STATS);
-        if (!st)
-                return -ENOMEM;
-        sqlite3_bind_int64(st, 1, now_ms);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-                out->egress_assigned += sqlite3_column_int(st, 0);
-                out->egress_cooldown += sqlite3_column_int(st, 1);
-                out->egress_available -= sqlite3_column_int(st, 0) + sqlite3_column_int(st, 1);
         }
         sqlite3_reset(st);
         return rc == SQLITE_ROW ? 0 : store_errno_from_sqlite(rc);
@@ -1877,7 +1862,7 @@ int store_stats(store *s, int64_t now_ms, struct store_stats *ret) {
         sqlite3_reset(st);
         if (rc != SQLITE_ROW)
                 return store_errno_from_sqlite(rc);
-        if ((rc = stats6(s, now_ms, &out)) < 0 || (rc = stats_egress4(s, now_ms, &out)) < 0)
+        if ((rc = stats6(s, now_ms, &out)) < 0)
                 return rc;
         *ret = out;
         return 0;
