@@ -146,6 +146,8 @@ void proto_veth_alias(const char *container_id, const char *ifname, char ret[sta
 bool proto_valid_ifname(const char *s);
 bool proto_valid_container_id(const char *s);
 bool proto_valid_ipv4(const char *s);
+/* An egress address: in PROTO_EGRESS4_CIDR (an IPv6 pod's) or PROTO_EGRESS6_CIDR (an IPv4 pod's). */
+bool proto_valid_egress_ip(const char *s);
 bool proto_valid_cidr4(const char *s);
 bool proto_valid_ipv6(const char *s);   /* RFC 5952 canonical text only (what inet_ntop writes) */
 bool proto_valid_ip(const char *s);     /* either family */

@@ -56,6 +56,8 @@ struct server_options {
         bool ipv6;                   /* ENABLE_IPv6: pods get /128s (store_assign6); DEL leaves the wiring
                                         to the plugin (unwired false) */
         bool v4_egress;              /* ENABLE_V4_EGRESS: IPv6 pods also get an IPv4 egress address */
+        bool v6_egress;              /* ENABLE_V6_EGRESS on a node with an IPv6 address: IPv4 pods also get
+                                        an IPv6 egress address (store_v6_egress) */
         struct server_hooks hooks;
 };
 
