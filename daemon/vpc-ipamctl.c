@@ -175,6 +175,7 @@ static void show_pods(const cJSON *result) {
         const cJSON *rows = cJSON_GetObjectItem(result, "pods"), *first = cJSON_GetArrayItem(rows, 0);
         const cJSON *ip = first ? cJSON_GetObjectItem(first, "ip") : NULL;
         bool v4 = cJSON_IsString(ip) && !strchr(ip->valuestring, ':');
+        _Static_assert(sizeof cols4 == sizeof cols6, "one column count for both egress tables");
         if (any_has(rows, "egress_ip"))
                 table(rows, v4 ? cols4 : cols6, sizeof cols6 / sizeof cols6[0]);
         else

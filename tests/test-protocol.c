@@ -292,6 +292,16 @@ START_TEST(test_reply_del_null_and_error) {
         ck_assert_int_eq(proto_reply_decode(PROTO_OP_DEL, json, strlen(json), &r, NULL), 0);
         ck_assert(r.unwired && r.veth_queued && !r.addr.has_ip);
         free(json);
+        /* the released lease's egress address (its egress veth is the plugin's to remove) */
+        done.addr.has_ip = true;
+        strcpy(done.addr.ip, "10.0.1.5");
+        strcpy(done.addr.egress_ip, "fd00::ac:2");
+        ck_assert_int_eq(proto_reply_encode(&done, &json), 0);
+        ck_assert_int_eq(proto_reply_decode(PROTO_OP_DEL, json, strlen(json), &r, NULL), 0);
+        ck_assert(r.addr.has_ip);
+        ck_assert_str_eq(r.addr.egress_ip, "fd00::ac:2");
+        free(json);
+        expect_bad_reply(PROTO_OP_DEL, "{\"v\":1,\"ok\":true,\"ip\":\"10.0.1.5\",\"egress_ip\":\"10.0.1.6\"}");
         expect_bad_reply(PROTO_OP_DEL, "{\"v\":1,\"ok\":true,\"ip\":null,\"unwired\":1}");
         ck_assert_int_eq(proto_reply_encode_error(PROTO_E_NO_ADDRESS, "subnet exhausted\n(10.0.1.0/24)", true, &json),
                          0);
