@@ -238,17 +238,46 @@ START_TEST(test_gc) {
 }
 END_TEST
 
+/* An ADD answered with ip and egress_ip. */
+static void add_expect(const char *cid, const char *ip, const char *egress_ip) {
+        struct proto_request req = add_req(cid);
+        struct proto_reply rep;
+        call(&req, &rep, 2000);
+        ck_assert(rep.ok);
+        ck_assert_str_eq(rep.addr.ip, ip);
+        ck_assert_str_eq(rep.addr.egress_ip, egress_ip);
+        proto_reply_done(&rep);
+}
+
+/* Every egress address of the range (IPv4 pods' ULAs when v6) in use by pods the store does not
+ * know: STATUS is not ready and says why (the caller releases them). */
+static void status_without_egress(bool v6, const char *why) {
+        static char text[1021][STORE_IP6_MAX];
+        const char *ips[1021];
+        for (int off = 2; off <= 1022; off++) {
+                if (v6)
+                        snprintf(text[off - 2], sizeof text[0], "fd00::ac:%x", off);
+                else
+                        snprintf(text[off - 2], sizeof text[0], "169.254.%d.%d", 172 + off / 256, off % 256);
+                ips[off - 2] = text[off - 2];
+        }
+        ck_assert_int_eq(store_egress_in_use(fx.side, ips, 1021, wall_ms(), 30000, NULL), 0);
+        struct proto_request status = { .op = PROTO_OP_STATUS };
+        struct proto_reply rep;
+        call(&status, &rep, 2000);
+        ck_assert(rep.ok && !rep.ready);
+        ck_assert_uint_eq(rep.available, 0);
+        ck_assert_ptr_nonnull(strstr(rep.reason, why));
+        proto_reply_done(&rep);
+}
+
 /* ENABLE_V6_EGRESS: IPv4 pods' ULAs in ADD, CHECK and DEL replies; STATUS counts them. */
 START_TEST(test_ops_v6_egress) {
         fixture_v6_egress = true;
         start(3, 300, 5000);
-        struct proto_request req = add_req("c1"), req2 = add_req("c2");
+        struct proto_request req = add_req("c1");
         struct proto_reply rep;
-        call(&req, &rep, 2000);
-        ck_assert(rep.ok);
-        ck_assert_str_eq(rep.addr.ip, "10.0.1.10");
-        ck_assert_str_eq(rep.addr.egress_ip, "fd00::ac:2");
-        proto_reply_done(&rep);
+        add_expect("c1", "10.0.1.10", "fd00::ac:2");
         struct proto_request chk = { .op = PROTO_OP_CHECK, .att = req.att };
         call(&chk, &rep, 2000);
         ck_assert_str_eq(rep.addr.egress_ip, "fd00::ac:2");
@@ -258,26 +287,13 @@ START_TEST(test_ops_v6_egress) {
         ck_assert(rep.ok && rep.addr.has_ip);
         ck_assert_str_eq(rep.addr.egress_ip, "fd00::ac:2");     /* the plugin removes v6if0's veth */
         proto_reply_done(&rep);
-        call(&req2, &rep, 2000);
-        ck_assert_str_eq(rep.addr.egress_ip, "fd00::ac:3");     /* c1's cools down */
-        proto_reply_done(&rep);
+        add_expect("c2", "10.0.1.11", "fd00::ac:3");            /* c1's cools down */
         struct proto_request status = { .op = PROTO_OP_STATUS };
         call(&status, &rep, 2000);
         ck_assert(rep.ok && rep.ready);
         ck_assert_uint_eq(rep.available, 1);                    /* the pool's one free address is the bound */
         proto_reply_done(&rep);
-        static char text[1021][STORE_IP6_MAX];
-        const char *ips[1021];
-        for (int i = 0; i < 1021; i++) {
-                snprintf(text[i], sizeof text[i], "fd00::ac:%x", i + 2);
-                ips[i] = text[i];
-        }
-        ck_assert_int_eq(store_egress_in_use(fx.side, ips, 1021, wall_ms(), 30000, NULL), 0);
-        call(&status, &rep, 2000);                              /* none left: not ready, and why */
-        ck_assert(rep.ok && !rep.ready);
-        ck_assert_uint_eq(rep.available, 0);
-        ck_assert_ptr_nonnull(strstr(rep.reason, "no IPv6 egress address is free"));
-        proto_reply_done(&rep);
+        status_without_egress(true, "no IPv6 egress address is free");
         struct proto_request req3 = add_req("c3");
         call(&req3, &rep, 2000);
         ck_assert(!rep.ok);
@@ -343,18 +359,7 @@ START_TEST(test_ops_ipv6) {
         ck_assert_uint_eq(rep.available, fixture_egress ? 1018 : UINT32_MAX);
         proto_reply_done(&rep);
         if (fixture_egress) {                           /* none left: not ready, and why */
-                static char text[1021][16];
-                const char *ips[1021];
-                for (int i = 0; i < 1021; i++) {
-                        snprintf(text[i], sizeof text[i], "169.254.%d.%d", 172 + (i + 2) / 256, (i + 2) % 256);
-                        ips[i] = text[i];
-                }
-                ck_assert_int_eq(store_egress_in_use(fx.side, ips, 1021, wall_ms(), 30000, NULL), 0);
-                call(&status, &rep, 2000);
-                ck_assert(rep.ok && !rep.ready);
-                ck_assert_uint_eq(rep.available, 0);
-                ck_assert_ptr_nonnull(strstr(rep.reason, "egress"));
-                proto_reply_done(&rep);
+                status_without_egress(false, "no IPv4 egress address is free");
                 ck_assert_int_eq(store_egress_in_use(fx.side, NULL, 0, wall_ms(), 30000, NULL), 0);
         }
         struct proto_request pool = { .op = PROTO_OP_POOL }, pods = { .op = PROTO_OP_PODS },
