@@ -223,20 +223,26 @@ START_TEST(test_reply_add_ipv6) {
 }
 END_TEST
 
+/* An add reply decodes with egress_ip want and encodes it back. */
+static void egress_round_trip(const char *reply, const char *want) {
+        struct proto_reply r;
+        char *json = NULL, needle[80];
+        ck_assert_int_eq(proto_reply_decode(PROTO_OP_ADD, reply, strlen(reply), &r, NULL), 0);
+        ck_assert_str_eq(r.addr.egress_ip, want);
+        ck_assert_int_eq(proto_reply_encode(&r, &json), 0);
+        snprintf(needle, sizeof needle, "\"egress_ip\":\"%s\"", want);
+        ck_assert_ptr_nonnull(strstr(json, needle));
+        proto_reply_done(&r);
+        free(json);
+}
+
 /* An IPv4 pod's reply with ENABLE_V6_EGRESS: its egress address is a ULA in fd00::ac:0/118. */
 START_TEST(test_reply_add_v6_egress) {
         static const char v4[] =
                 "{\"v\":1,\"ok\":true,\"ip\":\"10.0.1.5\",\"eni_id\":\"eni-0abc\",\"device_index\":1,\"route_table\":2,"
                 "\"gateway\":\"169.254.1.1\",\"subnet_gateway\":\"10.0.1.1\",\"mtu\":9001,"
                 "\"egress_ip\":\"fd00::ac:3fe\",\"vpc_cidrs\":[\"10.0.0.0/16\"]}";
-        struct proto_reply r;
-        char *json = NULL;
-        ck_assert_int_eq(proto_reply_decode(PROTO_OP_ADD, v4, strlen(v4), &r, NULL), 0);
-        ck_assert_str_eq(r.addr.egress_ip, "fd00::ac:3fe");
-        ck_assert_int_eq(proto_reply_encode(&r, &json), 0);
-        ck_assert_ptr_nonnull(strstr(json, "\"egress_ip\":\"fd00::ac:3fe\""));
-        proto_reply_done(&r);
-        free(json);
+        egress_round_trip(v4, "fd00::ac:3fe");
         static const char *const outside[] = { "fd00::ac:400", "fd00::ad:2", "fd01::ac:2", "fe80::ac:2" };
         for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
                 char bad[sizeof v4 + 8];

@@ -22,6 +22,7 @@ order on that world:
   element naming a ULA in the table, the daemon holds no pod.
 """
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -31,8 +32,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "cni"))
 
-from ipamd import Daemon, harness, stop_all, wait_for  # noqa: E402,F401
+from ipamd import harness, wait_for  # noqa: E402
 from test_vpc_cni_ipamd import Node  # noqa: E402
+import test_ipv6  # noqa: E402
 
 V4 = {"ENABLE_V6_EGRESS": "true", "WARM_IP_TARGET": "4", "IP_COOLDOWN_PERIOD": "1"}
 PODS = 6
@@ -40,56 +42,32 @@ IPAMCTL = os.environ["VPC_IPAMCTL"]
 ULA = ipaddress.ip_network("fd00::ac:0/118")
 NO_IPV6_LOG = "ENABLE_V6_EGRESS=true but the node has no IPv6 address (IMDS meta-data/ipv6 is absent)"
 
-ECHO6 = r"""
-import socket, sys
-s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(16)
-print("ready", flush=True)
-while True:
-    c, peer = s.accept(); c.sendall((peer[0] + "\n").encode()); c.close()
-"""
-
-ASK6 = r"""
-import socket, sys
-try:
-    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2); print(s.recv(100).decode().strip())
-except OSError as e:
-    print("ERR " + type(e).__name__)
-"""
+# test_ipv6's echo server (it answers with the peer's address) on an IPv6 socket, and its client
+ECHO6 = test_ipv6.ECHO.replace("socket.socket()", "socket.socket(socket.AF_INET6)")
+ASK6 = test_ipv6.ASK
+assert ECHO6 != test_ipv6.ECHO
 
 
-class Ctx:
+class Ctx(test_ipv6.Ctx):
+    """test_ipv6's context (its close() stops what this one starts too), on an --outside-ipv6 world."""
+
     def __init__(self):
         self.W = harness.WorldFixture(nodes=2, extra=["--ipv6", "--outside-ipv6"])
-        self.c = self.W.ec2()
-        self.nodes = []
+        self.c, self.nodes, self.procs = self.W.ec2(), [], []
         self.pods = {}            # cid -> {"node": i, "ns": path, "ip": v4, "ula": v6 or None, "out": CNI result}
-        self.procs = []
-        try:
-            n1 = self.W.nodes[1]
+        with contextlib.ExitStack() as undo:
+            undo.callback(self.close)                   # a failed setup leaves nothing
+            n1 = self.W.nodes[1]                        # node1: no IPv6 address in IMDS
             self.c.unassign_ipv6_addresses(NetworkInterfaceId=n1["primary_eni_id"], Ipv6Addresses=[n1["primary_ipv6"]])
             self.nodes = [Node(self.W, i, V4) for i in range(2)]
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        for n in self.nodes:
-            n.close()
-        stop_all()
-        self.W.down()
+            undo.pop_all()
 
 
 def setup():
     return Ctx()
 
 
-def teardown(x):
-    x.close()
+teardown = test_ipv6.teardown
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -124,6 +102,14 @@ def ctl(*args):
 def egress_links(n):
     links = json.loads(node_sh(n, "ip", "-j", "-d", "link", "show"))
     return [x["ifname"] for x in links if (x.get("ifalias") or "").startswith("vpc-cni-egress:")]
+
+
+def echo6(x, where, addr, port):
+    """ECHO6 on addr:port run by the command prefix where (a namespace), once it listens."""
+    p = subprocess.Popen(where + [sys.executable, "-c", ECHO6, addr, port], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    x.procs.append(p)
+    assert p.stdout.readline().strip() == "ready", f"no echo server on {addr}:{port}"
 
 
 def log_text(n):
@@ -188,11 +174,8 @@ def test_pods_get_a_ula_on_v6if0_as_aws_node_wires_it(x):
 
 
 def test_ipv4_pod_reaches_the_ipv6_outside_as_the_node_ipv6(x):
-    out_ns, outside = x.W.w["outside"]["netns"], x.W.w["outside"]["ip6"]
-    p = subprocess.Popen(["ip", "netns", "exec", out_ns, sys.executable, "-c", ECHO6, outside, "7006"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    x.procs.append(p)
-    assert p.stdout.readline().strip() == "ready"
+    outside = x.W.w["outside"]["ip6"]
+    echo6(x, ["ip", "netns", "exec", x.W.w["outside"]["netns"]], outside, "7006")
     before = x.W.truth()["fabric"]["outside_drops"]
     for k in (1, 4):
         pod = x.pods[f"n0p{k}"]
@@ -202,10 +185,7 @@ def test_ipv4_pod_reaches_the_ipv6_outside_as_the_node_ipv6(x):
     # a listener on a pod's ULA: the node itself reaches it, a connection forwarded to it (from another
     # pod) is rejected, as aws-node's FORWARD rule rejects it
     other = x.pods["n0p2"]
-    q = subprocess.Popen(["nsenter", "--net=" + other["ns"], sys.executable, "-c", ECHO6, "::", "7007"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    x.procs.append(q)
-    assert q.stdout.readline().strip() == "ready"
+    echo6(x, ["nsenter", "--net=" + other["ns"]], "::", "7007")
     got = x.nodes[0].sh(sys.executable, "-c", ASK6, other["ula"], "7007").stdout.strip()
     assert ipaddress.ip_address(got), f"the node cannot reach the pod's listener: {got!r}"
     got = in_pod(x.pods["n0p3"]["ns"], sys.executable, "-c", ASK6, other["ula"], "7007").stdout.strip()
