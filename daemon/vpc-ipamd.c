@@ -421,8 +421,9 @@ static void ipv6_witness(struct ipamd *d) {
         log_info("IPv6 mode: a new store; the pods the kernel shows keep their addresses", LF_INT("restored", (int)n));
 }
 
-/* Egress addresses routed to pods the store does not know (aws-node's) are kept from new pods. */
-static void ipv6_egress_in_use(struct ipamd *d) {
+/* Egress addresses routed to pods the store does not know (aws-node's, or after a lost store) are kept
+ * from new pods: IPv6 mode's IPv4 ones, or IPv4 pods' ULAs with ENABLE_V6_EGRESS. */
+static void egress_in_use(struct ipamd *d) {
         struct ipamd_ctx o = make_ctx(d, d->store);
         struct errmsg err = { 0 };
         size_t kept = 0;
@@ -431,9 +432,9 @@ static void ipv6_egress_in_use(struct ipamd *d) {
                 r = ipv6node_egress_in_use(&o, (int64_t)d->cfg.pool.ip_cooldown_s * 1000, &kept, &err);
         hostnet_free(o.net);
         if (r < 0)
-                fatal("IPv6 mode: cannot read the egress addresses in use on the node", r, err.text);
+                fatal("cannot read the egress addresses in use on the node", r, err.text);
         if (kept)
-                log_warn("IPv6 mode: egress addresses in use by pods the store does not know are not handed out",
+                log_warn("egress addresses in use by pods the store does not know are not handed out",
                          LF_INT("kept", (int)kept));
 }
 
@@ -747,11 +748,13 @@ int main(int argc, char **argv) {
                 if (d.store_new)
                         ipv6_witness(&d);
                 import_aws_node(&d);    /* its IPv6 pods' /128s, before anything is handed out */
-                ipv6_egress_in_use(&d);
+                egress_in_use(&d);
                 ipv6_host(&d);
         } else {
                 import_aws_node(&d);
                 v6_egress_node(&d);
+                if (d.cfg.v6_egress)
+                        egress_in_use(&d);
         }
         start_server(&d);
         log_info("serving", LF_STR("socket", d.cfg.socket_path), LF_INT("startup_ms", vtime_mono_ms() - t0));

@@ -18,6 +18,9 @@ order on that world:
   the range to the node's IPv6 and rejects new connections to it;
 - an IPv4 pod reaches the IPv6 outside host, which sees node0's IPv6,
   with no drop at the fabric's way out;
+- SIGKILL + restart of node0's daemon with live pods keeps each ULA, and a
+  ULA the kernel routes to a pod the store does not know is never handed
+  out;
 - DEL leaves nothing: no route to a ULA, no egress veth or v6if0, no
   element naming a ULA in the table, the daemon holds no pod.
 """
@@ -32,7 +35,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "cni"))
 
-from ipamd import harness, wait_for  # noqa: E402
+from ipamd import Daemon, harness, wait_for  # noqa: E402
 from test_vpc_cni_ipamd import Node  # noqa: E402
 import test_ipv6  # noqa: E402
 
@@ -190,6 +193,28 @@ def test_ipv4_pod_reaches_the_ipv6_outside_as_the_node_ipv6(x):
     assert ipaddress.ip_address(got), f"the node cannot reach the pod's listener: {got!r}"
     got = in_pod(x.pods["n0p3"]["ns"], sys.executable, "-c", ASK6, other["ula"], "7007").stdout.strip()
     assert got.startswith("ERR"), f"a forwarded connection to a ULA got through: {got!r}"
+
+
+def test_restart_keeps_ulas_and_skips_one_an_unknown_pod_holds(x):
+    n = x.nodes[0]
+    mine = {cid: p for cid, p in x.pods.items() if p["node"] == 0}
+    # a pod the store does not know (aws-node's, or one a lost store forgot) is routed fd00::ac:a
+    assert all(p["ula"] != "fd00::ac:a" for p in mine.values())
+    assert n.sh("ip", "link", "add", "unk0", "type", "veth", "peer", "name", "unk1").returncode == 0
+    n.sh("ip", "link", "set", "unk0", "up")
+    r = n.sh("ip", "-6", "route", "add", "fd00::ac:a/128", "dev", "unk0")
+    assert r.returncode == 0, r.stderr
+    n.d.kill()
+    n.d = Daemon(x.W, 0, V4)
+    n.d.start()
+    wait_for(lambda: n.d.call({"op": "status"}).get("ready"), timeout=30, interval=0.2, what="ready after restart")
+    for cid, p in mine.items():
+        r = n.d.call({"op": "check", "container_id": cid, "ifname": "eth0"})
+        assert r["ok"] and r["ip"] == p["ip"] and r.get("egress_ip") == p["ula"], (cid, r, p)
+    assert "egress addresses in use by pods the store does not know are not handed out" in log_text(n)
+    late = [add4(x, n, 0, f"n0late{k}")["ula"] for k in range(3)]
+    assert late == ["fd00::ac:8", "fd00::ac:9", "fd00::ac:b"], late      # lowest never used, fd00::ac:a kept
+    n.sh("ip", "link", "del", "unk0")
 
 
 def test_del_leaves_nothing(x):
