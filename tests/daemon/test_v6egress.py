@@ -185,6 +185,19 @@ def test_ipv4_pod_reaches_the_ipv6_outside_as_the_node_ipv6(x):
         got = in_pod(pod["ns"], sys.executable, "-c", ASK6, outside, "7006").stdout.strip()
         assert got == x.W.nodes[0]["primary_ipv6"], f"pod {k} seen by the outside as {got!r}"
     assert x.W.truth()["fabric"]["outside_drops"] == before
+    # the way out is only for the node's primary IPv6, as for IPv4: an address the ENI owns (it passes the
+    # source check) but is not the primary is dropped at the outside, and counted
+    eni = x.W.nodes[0]["primary_eni_id"]
+    extra = x.c.assign_ipv6_addresses(NetworkInterfaceId=eni, Ipv6AddressCount=1)["AssignedIpv6Addresses"][0]
+    n = x.nodes[0]
+    assert n.sh("ip", "-6", "addr", "add", extra + "/128", "dev", "eth0", "nodad").returncode == 0
+    ask_from = ASK6.replace("timeout=2)", f"timeout=2, source_address=('{extra}', 0))")
+    assert ask_from != ASK6
+    got = n.sh(sys.executable, "-c", ask_from, outside, "7006").stdout.strip()
+    assert got.startswith("ERR"), f"the outside answered {extra}: {got!r}"
+    assert x.W.truth()["fabric"]["outside_drops"] > before
+    n.sh("ip", "-6", "addr", "del", extra + "/128", "dev", "eth0")
+    x.c.unassign_ipv6_addresses(NetworkInterfaceId=eni, Ipv6Addresses=[extra])
     # a listener on a pod's ULA: the node itself reaches it, a connection forwarded to it (from another
     # pod) is rejected, as aws-node's FORWARD rule rejects it
     other = x.pods["n0p2"]
