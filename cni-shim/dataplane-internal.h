@@ -71,7 +71,8 @@ struct egress_shape {
 /* The shape of egress address x's family. */
 const struct egress_shape *dpi_egress_shape(const char *x);
 /* The gateway of an egress veth whose host end has MAC mac. */
-void dpi_egress_gateway(const struct egress_shape *sh, const unsigned char mac[static 6], char ret[static PROTO_IP_MAX]);
+void dpi_egress_gateway(const struct egress_shape *sh, const unsigned char mac[static 6],
+                        char ret[static PROTO_IP_MAX]);
 
 /* One veth pair: the main one (pod end I) or the egress one (v4if0 or v6if0). */
 struct veth {

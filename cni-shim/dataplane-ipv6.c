@@ -157,15 +157,18 @@ int dpi_wait_dad(struct dp_wiring *c, struct errmsg *err) {
         }
 }
 
-static const struct egress_shape egress4 = { AF_INET, DP_EGRESS_IFNAME, DPI_EGRESS_NET, "0.0.0.0", DPI_EGRESS_PLEN, 32 };
-static const struct egress_shape egress6 = { AF_INET6, DP_EGRESS6_IFNAME, DPI_EGRESS6_NET, "::", DPI_EGRESS6_PLEN, 64 };
+static const struct egress_shape egress4 = { AF_INET, DP_EGRESS_IFNAME, DPI_EGRESS_NET, "0.0.0.0",
+                                             DPI_EGRESS_PLEN, 32 };
+static const struct egress_shape egress6 = { AF_INET6, DP_EGRESS6_IFNAME, DPI_EGRESS6_NET, "::",
+                                             DPI_EGRESS6_PLEN, 64 };
 
 const struct egress_shape *dpi_egress_shape(const char *x) {
         return dpi_is_v6(x) ? &egress6 : &egress4;
 }
 
 /* IPv4: the /22's .1. IPv6: the EUI-64 link-local address the kernel gives the host end (addr_gen_mode 0). */
-void dpi_egress_gateway(const struct egress_shape *sh, const unsigned char mac[static 6], char ret[static PROTO_IP_MAX]) {
+void dpi_egress_gateway(const struct egress_shape *sh, const unsigned char mac[static 6],
+                        char ret[static PROTO_IP_MAX]) {
         if (sh->af == AF_INET) {
                 snprintf(ret, PROTO_IP_MAX, "%s", PROTO_EGRESS4_GATEWAY);
                 return;
@@ -222,10 +225,12 @@ int dpi_egress_step(struct dp_wiring *c, enum dp_step step, struct errmsg *err) 
                 /* X/plen without the connected route, which the next two replace */
                 return dpi_addr_add(c->podsk, pi, x, sh->plen, -1, IFA_F_NOPREFIXROUTE | nodad);
         case DP_STEP_EGRESS_POD_GW_ROUTE:
-                return dpi_route_change(c->podsk, true, &(struct rt){ gw, dpi_host_len(gw), NULL, x, pi, RT_SCOPE_LINK },
+                return dpi_route_change(c->podsk, true,
+                                        &(struct rt){ gw, dpi_host_len(gw), NULL, x, pi, RT_SCOPE_LINK },
                                         RT_TABLE_MAIN, NLM_F_EXCL);
         case DP_STEP_EGRESS_POD_NET_ROUTE:
-                return dpi_route_change(c->podsk, true, &(struct rt){ sh->net, sh->plen, gw, NULL, pi, RT_SCOPE_UNIVERSE },
+                return dpi_route_change(c->podsk, true,
+                                        &(struct rt){ sh->net, sh->plen, gw, NULL, pi, RT_SCOPE_UNIVERSE },
                                         RT_TABLE_MAIN, NLM_F_EXCL);
         case DP_STEP_EGRESS_POD_DEFAULT_ROUTE:
                 return dpi_route_change(c->podsk, true, &(struct rt){ sh->any, 0, gw, NULL, pi, RT_SCOPE_UNIVERSE },

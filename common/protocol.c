@@ -503,7 +503,8 @@ static int decode_address(const cJSON *o, struct proto_address *a, struct errmsg
         if (r >= 0)
                 r = get_u32(o, "mtu", true, 68, 65535, &a->mtu, err);
         if (r >= 0)
-                r = optional(get_str(o, "egress_ip", false, PROTO_IP_MAX - 1, proto_valid_egress_ip, a->egress_ip, err));
+                r = optional(get_str(o, "egress_ip", false, PROTO_IP_MAX - 1, proto_valid_egress_ip, a->egress_ip,
+                                     err));
         char *cidrs = NULL;
         if (r >= 0)
                 r = get_str_array(o, "vpc_cidrs", VPC_CIDRS_MAX, PROTO_CIDR_MAX, proto_valid_cidr, &cidrs,
@@ -529,7 +530,8 @@ static int decode_del_reply(const cJSON *o, struct proto_reply *reply, struct er
                 return 0;
         r = get_str(o, "ip", true, PROTO_IP_MAX - 1, proto_valid_ip, a->ip, err);
         if (r >= 0)     /* the released pod's egress address: its egress veth is the plugin's to remove */
-                r = optional(get_str(o, "egress_ip", false, PROTO_IP_MAX - 1, proto_valid_egress_ip, a->egress_ip, err));
+                r = optional(get_str(o, "egress_ip", false, PROTO_IP_MAX - 1, proto_valid_egress_ip, a->egress_ip,
+                                     err));
         if (r < 0)
                 return r;
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "route_table");

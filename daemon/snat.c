@@ -251,7 +251,8 @@ static int check_egress6_input(const struct snat_input *in, struct errmsg *err) 
         return 0;
 }
 
-/* The egress of one family (fam "ip" or "ip6"): the range's packets SNATed to `to`, but multicast and the node's own. */
+/* The egress of one family (fam "ip" or "ip6"): the range's packets SNATed to `to`, but multicast and
+ * the node's own; new connections forwarded to the range rejected. */
 static void put_egress(FILE *f, const char *fam, const char *range, const char *mcast, const char *to,
                        enum snat_random random) {
         static const char *const flags[] = {
