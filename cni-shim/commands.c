@@ -156,7 +156,8 @@ static int add_wire(struct cni_ctx *ctx, dp_wiring *w, const struct proto_addres
                 snprintf(res.egress_ip, sizeof res.egress_ip, "%s", a->egress_ip);
                 snprintf(res.egress_host_ifname, sizeof res.egress_host_ifname, "%s", links.egress_host_ifname);
                 snprintf(res.egress_host_mac, sizeof res.egress_host_mac, "%s", links.egress_host_mac);
-                snprintf(res.egress_pod_ifname, sizeof res.egress_pod_ifname, "%s", DP_EGRESS_IFNAME);
+                snprintf(res.egress_pod_ifname, sizeof res.egress_pod_ifname, "%s", links.egress_pod_ifname);
+                snprintf(res.egress_gateway, sizeof res.egress_gateway, "%s", links.egress_gateway);
                 snprintf(res.egress_pod_mac, sizeof res.egress_pod_mac, "%s", links.egress_pod_mac);
         }
         r = cni_result_render(&res, ctx->cfg->cni_version, ctx->cfg->prev_result, &ctx->out);
@@ -256,8 +257,8 @@ static bool del_find_veth(struct cni_ctx *ctx, const struct dp_pod *pod, const c
  * the address the plugin must still unwire ("" when the daemon did, or when
  * it is not ours any more). Without an answer ip keeps prevResult's. True
  * when the daemon unwired the pod and took over removing its veth; *ret_v6
- * when the address it released is IPv6 (the pod may have an egress veth,
- * which is never the daemon's).
+ * when the address it released is IPv6 or came with an egress address (the
+ * pod may have an egress veth, which is never the daemon's).
  */
 static bool del_ask_daemon(struct cni_ctx *ctx, const struct proto_request *req, char ip[PROTO_IP_MAX],
                            bool *ret_again, bool *ret_v6) {
@@ -269,7 +270,7 @@ static bool del_ask_daemon(struct cni_ctx *ctx, const struct proto_request *req,
          * runtime must repeat the DEL, not believe the address was given back. */
         *ret_again = r >= 0 && !reply.ok && reply.error.retry && strcmp(reply.error.code, PROTO_E_INTERNAL) == 0;
         if (r >= 0 && reply.ok) {
-                *ret_v6 = reply.addr.has_ip && strchr(reply.addr.ip, ':');
+                *ret_v6 = reply.addr.has_ip && (strchr(reply.addr.ip, ':') || reply.addr.egress_ip[0]);
                 snprintf(ip, PROTO_IP_MAX, "%s", reply.addr.has_ip && !reply.unwired ? reply.addr.ip : "");
                 veth_done = reply.unwired && reply.veth_queued;
         } else

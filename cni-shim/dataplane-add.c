@@ -2,7 +2,8 @@
  * dataplane-add: ADD, a list of steps (the table "order" below) run against
  * two netlink sockets, one bound to the host namespace and one to the
  * pod's (netns.h); a step that does not apply to the pod (the IPv6 ones for
- * an IPv4 pod, the egress ones without an egress address) is skipped. Each
+ * an IPv4 pod, the egress ones without an egress address, of either
+ * family) is skipped. Each
  * completed step sets a bit in ctx->made and rollback() undoes exactly
  * those bits. Only two kinds of undo exist: rules are deleted one by one
  * (they do not belong to a device) and the veths are deleted, which
@@ -332,6 +333,8 @@ static void links_of(const dp_wiring *c, struct dp_links *ret) {
         snprintf(ret->egress_host_ifname, sizeof ret->egress_host_ifname, "%s", c->eg.name);
         dpi_mac_bytes_str(c->eg.mac, ret->egress_host_mac);
         snprintf(ret->egress_pod_mac, sizeof ret->egress_pod_mac, "%s", c->eg.pod_mac);
+        snprintf(ret->egress_pod_ifname, sizeof ret->egress_pod_ifname, "%s", c->eg.pod_ifname);
+        dpi_egress_gateway(dpi_egress_shape(c->egress_ip), c->eg.mac, ret->egress_gateway);
 }
 
 int dp_wiring_finish(dp_wiring *c, const char *ip, const char *egress_ip, uint32_t route_table, unsigned mtu,
@@ -345,6 +348,7 @@ int dp_wiring_finish(dp_wiring *c, const char *ip, const char *egress_ip, uint32
         }
         snprintf(c->ip, sizeof c->ip, "%s", ip);
         snprintf(c->egress_ip, sizeof c->egress_ip, "%s", egress_ip ? egress_ip : "");
+        c->eg.pod_ifname = dpi_egress_shape(c->egress_ip)->pod_ifname;
         c->pod.route_table = route_table;
         if (mtu)
                 c->pod.mtu = mtu;

@@ -181,11 +181,15 @@ static int check_host(struct nl_sock *sk, const struct dp_pod *pod, int host_ind
         return 0;
 }
 
-/* The egress pair of an IPv6 pod: host end, its address and route, the pod end's address and routes. */
+/* The egress pair (either direction, struct egress_shape): host end, its
+ * gateway address and route, the pod end's address and routes. */
 static int check_egress(struct nl_sock *host, struct nl_sock *podsk, const struct dp_pod *pod, struct diff *d,
                         struct errmsg *err) {
         _cleanup_(link_putp) struct rtnl_link *veth = NULL;
-        const char *x = pod->egress_ip, *gw = PROTO_EGRESS4_GATEWAY;
+        const struct egress_shape *sh = dpi_egress_shape(pod->egress_ip);
+        const char *x = pod->egress_ip;
+        char gw[PROTO_IP_MAX] = "";
+        unsigned xlen = dpi_host_len(x);
         struct view hv, pv;
         int r = dpi_find_host_veth(host, pod, NULL, true, &veth);
         if (r == -ENOENT) {
@@ -195,30 +199,32 @@ static int check_egress(struct nl_sock *host, struct nl_sock *podsk, const struc
         if (r < 0)
                 return errmsg_set(err, r, "cannot look for the egress veth: %s", strerror(-r));
         int hi = rtnl_link_get_ifindex(veth);
+        struct nl_addr *mac = rtnl_link_get_addr(veth);
+        if (mac && nl_addr_get_len(mac) == 6)
+                dpi_egress_gateway(sh, nl_addr_get_binary_addr(mac), gw);
         if (!(rtnl_link_get_flags(veth) & IFF_UP))
                 differ(d, "egress veth is down");
-        int pi = check_link(podsk, DP_EGRESS_IFNAME, d, err);
+        int pi = check_link(podsk, sh->pod_ifname, d, err);
         if (pi < 0)
                 return pi;
-        if ((r = view_read(host, AF_INET, false, &hv)) < 0)
+        if ((r = view_read(host, sh->af, false, &hv)) < 0)
                 return errmsg_set(err, r, "cannot read the host's addresses or routes: %s", strerror(-r));
-        if (!find_addr(hv.addrs, hi, gw, 32))
-                differ(d, "egress gateway address %s/32 is missing on the egress veth", gw);
-        if (!has_route(hv.routes, &(struct rt){ x, 32, NULL, NULL, hi, RT_SCOPE_LINK }, RT_TABLE_MAIN))
-                differ(d, "host route %s/32 via the egress veth is missing", x);
+        if (!find_addr(hv.addrs, hi, gw, sh->gw_plen))
+                differ(d, "egress gateway address %s/%u is missing on the egress veth", gw, sh->gw_plen);
+        if (!has_route(hv.routes, &(struct rt){ x, xlen, NULL, NULL, hi, RT_SCOPE_LINK }, RT_TABLE_MAIN))
+                differ(d, "host route %s/%u via the egress veth is missing", x, xlen);
         view_free(&hv);
         if (pi == 0)
                 return 0;
-        if ((r = view_read(podsk, AF_INET, false, &pv)) < 0)
+        if ((r = view_read(podsk, sh->af, false, &pv)) < 0)
                 return errmsg_set(err, r, "cannot read the pod's addresses or routes: %s", strerror(-r));
-        if (!find_addr(pv.addrs, pi, x, DPI_EGRESS_PLEN))
-                differ(d, "egress address %s/%d is missing on %s", x, DPI_EGRESS_PLEN, DP_EGRESS_IFNAME);
-        if (!has_route(pv.routes, &(struct rt){ gw, 32, NULL, NULL, pi, RT_SCOPE_LINK }, RT_TABLE_MAIN))
+        if (!find_addr(pv.addrs, pi, x, sh->plen))
+                differ(d, "egress address %s/%u is missing on %s", x, sh->plen, sh->pod_ifname);
+        if (!has_route(pv.routes, &(struct rt){ gw, dpi_host_len(gw), NULL, NULL, pi, RT_SCOPE_LINK }, RT_TABLE_MAIN))
                 differ(d, "egress route %s scope link is missing", gw);
-        if (!has_route(pv.routes, &(struct rt){ DPI_EGRESS_NET, DPI_EGRESS_PLEN, gw, NULL, pi, RT_SCOPE_UNIVERSE },
-                       RT_TABLE_MAIN))
-                differ(d, "egress route %s/%d via %s is missing", DPI_EGRESS_NET, DPI_EGRESS_PLEN, gw);
-        if (!has_route(pv.routes, &(struct rt){ "0.0.0.0", 0, gw, NULL, pi, RT_SCOPE_UNIVERSE }, RT_TABLE_MAIN))
+        if (!has_route(pv.routes, &(struct rt){ sh->net, sh->plen, gw, NULL, pi, RT_SCOPE_UNIVERSE }, RT_TABLE_MAIN))
+                differ(d, "egress route %s/%u via %s is missing", sh->net, sh->plen, gw);
+        if (!has_route(pv.routes, &(struct rt){ sh->any, 0, gw, NULL, pi, RT_SCOPE_UNIVERSE }, RT_TABLE_MAIN))
                 differ(d, "egress default route via %s is missing", gw);
         view_free(&pv);
         return 0;

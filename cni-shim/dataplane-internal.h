@@ -52,8 +52,29 @@ static inline void rule_putp(struct rtnl_rule **p) { if (*p) rtnl_rule_put(*p); 
 /* PROTO_EGRESS4_CIDR in parts */
 #define DPI_EGRESS_NET "169.254.172.0"
 #define DPI_EGRESS_PLEN 22
+/* PROTO_EGRESS6_CIDR in parts */
+#define DPI_EGRESS6_NET "fd00::ac:0"
+#define DPI_EGRESS6_PLEN 118
 
-/* One veth pair: the main one (pod end I) or the egress one (v4if0). */
+/*
+ * The egress veth of each direction (aws-node's egress-cni): an IPv6 pod's
+ * IPv4 egress (v4if0, 169.254.172.0/22, the gateway .1 on the host end) or
+ * an IPv4 pod's IPv6 egress (v6if0, fd00::ac:0/118, the gateway the host
+ * end's own link-local address). The steps and CHECK are the same for both.
+ */
+struct egress_shape {
+        int af;
+        const char *pod_ifname, *net, *any;
+        unsigned plen;          /* the range's */
+        unsigned gw_plen;       /* the gateway address's on the host end */
+};
+/* The shape of egress address x's family. */
+const struct egress_shape *dpi_egress_shape(const char *x);
+/* The gateway of an egress veth whose host end has MAC mac. */
+void dpi_egress_gateway(const struct egress_shape *sh, const unsigned char mac[static 6],
+                        char ret[static PROTO_IP_MAX]);
+
+/* One veth pair: the main one (pod end I) or the egress one (v4if0 or v6if0). */
 struct veth {
         bool egress;
         const char *pod_ifname;
@@ -139,5 +160,5 @@ int dpi_host_sysctls(struct dp_wiring *c, struct errmsg *err);
 int dpi_pod_sysctls(struct dp_wiring *c, struct errmsg *err);
 int dpi_wait_dad(struct dp_wiring *c, struct errmsg *err);
 int dpi_egress_step(struct dp_wiring *c, enum dp_step step, struct errmsg *err);
-/* An egress address is an IPv4 one in PROTO_EGRESS4_CIDR, for IPv6 pods only (none is valid too). */
+/* An egress address is of the other family than ip, in its egress range (none is valid too). */
 bool dpi_valid_egress(const char *ip, const char *egress_ip);

@@ -24,8 +24,9 @@
  * pod, but the node still cannot reach it, and a duplicate is found only
  * after ADD returned (docs/vpc-cni.md has the figures).
  *
- * The IPv4 egress veth (aws-node's egress-cni) is made after the daemon's
- * reply, like the rest of an IPv6 pod; its alias has its own prefix so that
+ * The egress veth (aws-node's egress-cni: an IPv6 pod's IPv4 one, an IPv4
+ * pod's IPv6 one with ENABLE_V6_EGRESS) is made after the daemon's reply,
+ * like the rest of the pod's wiring; its alias has its own prefix so that
  * vpc-ipamd, which reads "vpc-cni:" aliases as pods holding VPC addresses,
  * never takes it for one.
  */
@@ -156,42 +157,97 @@ int dpi_wait_dad(struct dp_wiring *c, struct errmsg *err) {
         }
 }
 
-/* The egress veth's steps. */
+static const struct egress_shape egress4 = { AF_INET, DP_EGRESS_IFNAME, DPI_EGRESS_NET, "0.0.0.0",
+                                             DPI_EGRESS_PLEN, 32 };
+static const struct egress_shape egress6 = { AF_INET6, DP_EGRESS6_IFNAME, DPI_EGRESS6_NET, "::",
+                                             DPI_EGRESS6_PLEN, 64 };
+
+const struct egress_shape *dpi_egress_shape(const char *x) {
+        return dpi_is_v6(x) ? &egress6 : &egress4;
+}
+
+/* IPv4: the /22's .1. IPv6: the EUI-64 link-local address the kernel gives the host end (addr_gen_mode 0). */
+void dpi_egress_gateway(const struct egress_shape *sh, const unsigned char mac[static 6],
+                        char ret[static PROTO_IP_MAX]) {
+        if (sh->af == AF_INET) {
+                snprintf(ret, PROTO_IP_MAX, "%s", PROTO_EGRESS4_GATEWAY);
+                return;
+        }
+        struct in6_addr a = { .s6_addr = { 0xfe, 0x80, [8] = (unsigned char)(mac[0] ^ 2), mac[1], mac[2], 0xff, 0xfe,
+                                           mac[3], mac[4], mac[5] } };
+        inet_ntop(AF_INET6, &a, ret, PROTO_IP_MAX);
+}
+
+/*
+ * An IPv4 pod's IPv6 egress veth, before its pod end comes up (so before
+ * IPv6 sees carrier): IPv6 on at both ends without DAD (the range is the
+ * node's own and the store hands each address to one pod; the host end's
+ * link-local is the pod's gateway and must be valid when ADD returns), the
+ * host end's link-local from its MAC (EUI-64), no router advertisements; the
+ * pod's main interface keeps IPv6 off (aws-node's disable_ipv6=1 on eth0).
+ */
+static int egress6_sysctls(struct dp_wiring *c, struct errmsg *err) {
+        static const char *const both[][2] = { { "disable_ipv6", "0" }, { "accept_dad", "0" }, { "accept_ra", "0" },
+                                               { "addr_gen_mode", "0" } };
+        const struct { int nsfd; const char *dev; } ends[] = { { -1, c->eg.name }, { c->nsfd, c->eg.pod_ifname } };
+        char path[96];
+        int r = 0;
+        for (size_t e = 0; e < 2 && r >= 0; e++)
+                for (size_t i = 0; i < sizeof both / sizeof both[0] && r >= 0; i++) {
+                        snprintf(path, sizeof path, "net/ipv6/conf/%s/%s", ends[e].dev, both[i][0]);
+                        r = netns_sysctl_write(ends[e].nsfd, path, both[i][1]);
+                }
+        if (r >= 0) {
+                snprintf(path, sizeof path, "net/ipv6/conf/%s/disable_ipv6", c->pod.ifname);
+                r = netns_sysctl_write(c->nsfd, path, "1");
+        }
+        return r < 0 ? errmsg_set(err, r, "%s: cannot set %s: %s", dp_step_name(DP_STEP_EGRESS_POD_LINK), path,
+                                  strerror(-r))
+                     : 0;
+}
+
+/* The egress veth's steps, the same for both directions (struct egress_shape). */
 int dpi_egress_step(struct dp_wiring *c, enum dp_step step, struct errmsg *err) {
-        const char *x = c->egress_ip, *gw = PROTO_EGRESS4_GATEWAY;
-        int pi = c->eg.pod_index;
+        const struct egress_shape *sh = dpi_egress_shape(c->egress_ip);
+        const char *x = c->egress_ip;
+        char gw[PROTO_IP_MAX];
+        int pi = c->eg.pod_index, r;
+        unsigned xlen = dpi_host_len(x), nodad = sh->af == AF_INET6 ? IFA_F_NODAD : 0;
+        dpi_egress_gateway(sh, c->eg.mac, gw);
         switch (step) {
         case DP_STEP_EGRESS_VETH: return dpi_make_veth(c, &c->eg, err);
         case DP_STEP_EGRESS_ALIAS: return dpi_host_alias(c, &c->eg);
-        case DP_STEP_EGRESS_POD_LINK: return dpi_pod_end_up(c, &c->eg, 0, err);
+        case DP_STEP_EGRESS_POD_LINK:
+                if (sh->af == AF_INET6 && (r = egress6_sysctls(c, err)) < 0)
+                        return r;
+                return dpi_pod_end_up(c, &c->eg, 0, err);
         case DP_STEP_EGRESS_POD_ADDR:
-                /* X/22 without the connected route, which the next two replace */
-                return dpi_addr_add(c->podsk, pi, x, DPI_EGRESS_PLEN, -1, IFA_F_NOPREFIXROUTE);
+                /* X/plen without the connected route, which the next two replace */
+                return dpi_addr_add(c->podsk, pi, x, sh->plen, -1, IFA_F_NOPREFIXROUTE | nodad);
         case DP_STEP_EGRESS_POD_GW_ROUTE:
-                return dpi_route_change(c->podsk, true, &(struct rt){ gw, 32, NULL, x, pi, RT_SCOPE_LINK },
+                return dpi_route_change(c->podsk, true,
+                                        &(struct rt){ gw, dpi_host_len(gw), NULL, x, pi, RT_SCOPE_LINK },
                                         RT_TABLE_MAIN, NLM_F_EXCL);
         case DP_STEP_EGRESS_POD_NET_ROUTE:
                 return dpi_route_change(c->podsk, true,
-                                        &(struct rt){ DPI_EGRESS_NET, DPI_EGRESS_PLEN, gw, NULL, pi, RT_SCOPE_UNIVERSE },
+                                        &(struct rt){ sh->net, sh->plen, gw, NULL, pi, RT_SCOPE_UNIVERSE },
                                         RT_TABLE_MAIN, NLM_F_EXCL);
         case DP_STEP_EGRESS_POD_DEFAULT_ROUTE:
-                return dpi_route_change(c->podsk, true, &(struct rt){ "0.0.0.0", 0, gw, NULL, pi, RT_SCOPE_UNIVERSE },
+                return dpi_route_change(c->podsk, true, &(struct rt){ sh->any, 0, gw, NULL, pi, RT_SCOPE_UNIVERSE },
                                         RT_TABLE_MAIN, NLM_F_EXCL);
-        case DP_STEP_EGRESS_HOST_ADDR: return dpi_addr_add(c->host, c->eg.host_index, gw, 32, RT_SCOPE_LINK, 0);
+        case DP_STEP_EGRESS_HOST_ADDR:  /* IPv6: the kernel's own link-local (nothing made) */
+                return sh->af == AF_INET6 ? 1 : dpi_addr_add(c->host, c->eg.host_index, gw, 32, RT_SCOPE_LINK, 0);
         case DP_STEP_EGRESS_HOST_ROUTE:
                 return dpi_route_change(c->host, true,
-                                        &(struct rt){ x, 32, NULL, NULL, c->eg.host_index, RT_SCOPE_LINK },
+                                        &(struct rt){ x, xlen, NULL, NULL, c->eg.host_index, RT_SCOPE_LINK },
                                         RT_TABLE_MAIN, NLM_F_REPLACE);
         default: return -EINVAL;
         }
 }
 
-/* An egress address is an IPv4 one in PROTO_EGRESS4_CIDR, for IPv6 pods only. */
+/* An egress address is of the other family than the pod's, in its egress range. */
 bool dpi_valid_egress(const char *ip, const char *egress_ip) {
-        _cleanup_(addr_putp) struct nl_addr *net = dpi_ipaddr(DPI_EGRESS_NET, DPI_EGRESS_PLEN), *x = NULL;
         if (!egress_ip || !*egress_ip)
                 return true;
-        if (!dpi_is_v6(ip) || !proto_valid_ipv4(egress_ip) || !net || !(x = dpi_ipaddr(egress_ip, 32)))
-                return false;
-        return nl_addr_cmp_prefix(net, x) == 0;
+        return dpi_is_v6(ip) != dpi_is_v6(egress_ip) && proto_valid_egress_ip(egress_ip);
 }

@@ -98,13 +98,14 @@ int cni_result_render(const struct cni_result *r, const char *v, const cJSON *pr
 
         cJSON *ips = copy_prev_array(o, prev, "ips", v);
         cJSON_AddItemToArray(ips, ip_json(r->ip, v6 ? 128 : 32, r->gateway, base + 1, v));
+        bool eg6 = strchr(r->egress_ip, ':') != NULL;
         if (egress)
-                cJSON_AddItemToArray(ips, ip_json(r->egress_ip, 22, PROTO_EGRESS4_GATEWAY, base + 3, v));
+                cJSON_AddItemToArray(ips, ip_json(r->egress_ip, eg6 ? 118 : 22, r->egress_gateway, base + 3, v));
 
         cJSON *routes = copy_prev_array(o, prev, "routes", v);
         cJSON_AddItemToArray(routes, route_json(v6 ? "::/0" : "0.0.0.0/0", r->gateway));
         if (egress)
-                cJSON_AddItemToArray(routes, route_json("0.0.0.0/0", PROTO_EGRESS4_GATEWAY));
+                cJSON_AddItemToArray(routes, route_json(eg6 ? "::/0" : "0.0.0.0/0", r->egress_gateway));
 
         const cJSON *dns = prev ? cJSON_GetObjectItemCaseSensitive(prev, "dns") : NULL;
         cJSON_AddItemToObject(o, "dns", cJSON_IsObject(dns) ? cJSON_Duplicate(dns, true) : cJSON_CreateObject());
@@ -134,11 +135,10 @@ int cni_error_render(const char *v, int code, const char *msg, const char *detai
         return print_and_free(o, ret);
 }
 
-/* An address in PROTO_EGRESS4_CIDR (169.254.172.0/22): an IPv6 pod's
- * egress address, never the pod's own. */
+/* An address in PROTO_EGRESS4_CIDR or PROTO_EGRESS6_CIDR: a pod's egress
+ * address, never the pod's own. */
 static bool is_egress(const char *ip) {
-        struct in_addr a;
-        return inet_pton(AF_INET, ip, &a) == 1 && (ntohl(a.s_addr) & 0xfffffc00u) == 0xa9feac00u;
+        return proto_valid_egress_ip(ip);
 }
 
 static void prev_ip(const cJSON *ips, char ip[static PROTO_IP_MAX]) {

@@ -477,11 +477,15 @@ static int get_str_array(const cJSON *o, const char *key, size_t max_n, size_t s
         return 0;
 }
 
-static bool valid_egress_ip(const char *s) {
+/* PROTO_EGRESS4_CIDR (an IPv6 pod's) or PROTO_EGRESS6_CIDR (an IPv4 pod's, fd00::ac:0/118). */
+bool proto_valid_egress_ip(const char *s) {
         struct in_addr a;
-        if (!proto_valid_ipv4(s) || inet_pton(AF_INET, s, &a) != 1)
-                return false;
-        return (ntohl(a.s_addr) & 0xfffffc00u) == 0xa9feac00u;        /* 169.254.172.0/22 */
+        struct in6_addr b;
+        static const uint8_t ula[14] = { 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xac };
+        if (proto_valid_ipv4(s) && inet_pton(AF_INET, s, &a) == 1)
+                return (ntohl(a.s_addr) & 0xfffffc00u) == 0xa9feac00u;        /* 169.254.172.0/22 */
+        return strchr(s, ':') && inet_pton(AF_INET6, s, &b) == 1 && memcmp(b.s6_addr, ula, 14) == 0 &&
+               (b.s6_addr[14] & 0xfc) == 0;
 }
 
 static int decode_address(const cJSON *o, struct proto_address *a, struct errmsg *err) {
@@ -499,7 +503,8 @@ static int decode_address(const cJSON *o, struct proto_address *a, struct errmsg
         if (r >= 0)
                 r = get_u32(o, "mtu", true, 68, 65535, &a->mtu, err);
         if (r >= 0)
-                r = optional(get_str(o, "egress_ip", false, PROTO_IP_MAX - 1, valid_egress_ip, a->egress_ip, err));
+                r = optional(get_str(o, "egress_ip", false, PROTO_IP_MAX - 1, proto_valid_egress_ip, a->egress_ip,
+                                     err));
         char *cidrs = NULL;
         if (r >= 0)
                 r = get_str_array(o, "vpc_cidrs", VPC_CIDRS_MAX, PROTO_CIDR_MAX, proto_valid_cidr, &cidrs,
@@ -524,6 +529,9 @@ static int decode_del_reply(const cJSON *o, struct proto_reply *reply, struct er
         if (!ip || cJSON_IsNull(ip))
                 return 0;
         r = get_str(o, "ip", true, PROTO_IP_MAX - 1, proto_valid_ip, a->ip, err);
+        if (r >= 0)     /* the released pod's egress address: its egress veth is the plugin's to remove */
+                r = optional(get_str(o, "egress_ip", false, PROTO_IP_MAX - 1, proto_valid_egress_ip, a->egress_ip,
+                                     err));
         if (r < 0)
                 return r;
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "route_table");
@@ -655,6 +663,8 @@ static void encode_result(cJSON *o, const struct proto_reply *reply) {
                                 cJSON_AddNumberToObject(o, "route_table", reply->addr.route_table);
                         else
                                 cJSON_AddNullToObject(o, "route_table");
+                        if (reply->addr.egress_ip[0])
+                                cJSON_AddStringToObject(o, "egress_ip", reply->addr.egress_ip);
                 } else {
                         cJSON_AddNullToObject(o, "ip");
                         cJSON_AddNullToObject(o, "route_table");

@@ -185,6 +185,9 @@ int introspect_render_metrics(introspect *h, char **ret) {
         metric(&t, "vpcipam_pending_intents", "gauge", "EC2 mutations begun and not yet settled", (double)n_open);
         if (h->o.cfg->ipv6)
                 render_ipv6(&t, &st);
+        else if (h->o.cfg->v6_egress)   /* the node's IPv6 known (off without one) */
+                metric(&t, "vpcipam_egress_ipv6_addresses", "gauge",
+                       "IPv6 egress addresses (fd00::ac:0/118) held by IPv4 pods", st.egress_assigned);
         render_wait_histogram(&t, &ms);
         render_ec2(&t, h->o.limits);
         if (t.oom) {

@@ -319,6 +319,10 @@ static int p_v4_egress(const char *n, const char *v, struct ipamd_config *c, str
         return parse_bool_field(n, v, &c->v4_egress, e);
 }
 
+static int p_v6_egress(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
+        return parse_bool_field(n, v, &c->v6_egress, e);
+}
+
 static int p_imds_only(const char *n, const char *v, struct ipamd_config *c, struct errmsg *e) {
         return parse_bool_field(n, v, &c->imds_only, e);
 }
@@ -492,6 +496,9 @@ static const struct row rows[] = {
           p_ipv6, BOOL(ipv6) },
         { { "ENABLE_V4_EGRESS", "true", "true or false (IPv6 mode: an IPv4 egress address per pod)" }, p_v4_egress,
           BOOL(v4_egress) },
+        { { "ENABLE_V6_EGRESS", "false", "true or false (IPv4 mode: an IPv6 egress address per pod from "
+            "fd00::ac:0/118, SNATed to the node's IPv6; off when the node has none)" }, p_v6_egress,
+          BOOL(v6_egress) },
         { { "ENABLE_PREFIX_DELEGATION", "false", "true or false" }, p_prefix_delegation,
           BOOL(prefix_delegation) },
         { { "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "false", "true or false (true needs MY_NODE_NAME and the "
@@ -576,9 +583,6 @@ static const struct ignored_row ignored[] = {
         { { "DISABLE_TCP_EARLY_DEMUX", "true or false",
             "aws-node's init container sets tcp_early_demux for pod ENIs (ENABLE_POD_ENI, not supported yet); "
             "vpc-ipamd sets no sysctl" }, c_bool },
-        { { "ENABLE_V6_EGRESS", "true or false", "IPv6 egress for IPv4 pods (aws-node's egress-cni in an IPv4 "
-            "cluster: a v6if0 address from fd00::ac:00/118 SNATed to the node's IPv6) is not built: IPv4 pods "
-            "get no IPv6 egress address and reach no IPv6 destination" }, c_bool },
         { { "DISABLE_POD_V6", "true or false",
             "aws-node's plugin setting for IPv6 inside IPv4 pods; vpc-cni leaves an IPv4 pod's IPv6 as the "
             "runtime made it" }, c_bool },

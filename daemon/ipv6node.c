@@ -306,17 +306,21 @@ int ipv6node_witness(struct ipamd_ctx *o, size_t *ret_n, struct errmsg *err) {
 
 int ipv6node_egress_in_use(struct ipamd_ctx *o, int64_t cooldown_ms, size_t *ret_kept, struct errmsg *err) {
         struct hostnet_host_route *r4 = NULL;
-        size_t n = 0;
-        int r = hostnet_host_routes(o->net, &r4, &n, err);
-        const char **ips = r >= 0 ? calloc(n ? n : 1, sizeof *ips) : NULL;
+        struct hostnet_host_route6 *r6 = NULL;
+        size_t n4 = 0, n6 = 0;
+        int r = hostnet_host_routes(o->net, &r4, &n4, err);
+        if (r >= 0)
+                r = hostnet_host_routes6(o->net, &r6, &n6, err);
+        const char **ips = r >= 0 ? calloc(n4 + n6 ? n4 + n6 : 1, sizeof *ips) : NULL;
         if (r >= 0 && !ips)
                 r = errmsg_set(err, -ENOMEM, "out of memory");
-        for (size_t i = 0; ips && i < n; i++)
-                ips[i] = r4[i].ip;      /* the store ignores those outside the egress range */
-        if (r >= 0 && (r = store_egress_in_use(o->store, ips, n, o->now_ms(), cooldown_ms, ret_kept)) < 0)
+        for (size_t i = 0; ips && i < n4 + n6; i++)     /* the store ignores those outside both egress ranges */
+                ips[i] = i < n4 ? r4[i].ip : r6[i - n4].ip;
+        if (r >= 0 && (r = store_egress_in_use(o->store, ips, n4 + n6, o->now_ms(), cooldown_ms, ret_kept)) < 0)
                 errmsg_set(err, r, "cannot record the egress addresses in use on the node");
         free(ips);
         free(r4);
+        free(r6);
         return r < 0 ? r : 0;
 }
 

@@ -25,6 +25,8 @@ cJSON *poolview_pool(store *s, int64_t now_ms, int waiting_adds, bool ready, con
                 cJSON_AddNumberToObject(o, "ipv6_assigned", st.ipv6_assigned);
                 cJSON_AddNumberToObject(o, "ipv6_cooldown", st.ipv6_cooldown);
                 cJSON_AddNumberToObject(o, "egress_assigned", st.egress_assigned);
+        } else if (st.egress_assigned || st.egress_cooldown) {        /* IPv4 pods' IPv6 egress (ENABLE_V6_EGRESS) */
+                cJSON_AddNumberToObject(o, "egress6_assigned", st.egress_assigned);
         }
         return o;
 }

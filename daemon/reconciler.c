@@ -465,6 +465,7 @@ static void egress_sync(reconciler *r) {
         struct ipamd_ctx *o = &r->o.ctx;
         struct snat_input in = { .cfg = o->cfg->snat, .n_vpc_cidrs = o->node->n_vpc_cidrs };
         snprintf(in.primary_ip, sizeof in.primary_ip, "%s", o->node->primary_ip);
+        snprintf(in.egress6_ip, sizeof in.egress6_ip, "%s", o->node->egress6_ip);
         for (size_t i = 0; i < in.n_vpc_cidrs && i < SNAT_MAX_VPC_CIDRS; i++)
                 snprintf(in.vpc_cidrs[i], SNAT_CIDR_LEN, "%s", o->node->vpc_cidrs[i]);
         struct errmsg err = { 0 };
@@ -481,7 +482,8 @@ static void egress_sync(reconciler *r) {
         else if (changed)
                 log_info(in.cfg.external ? "egress SNAT removed (AWS_VPC_K8S_CNI_EXTERNALSNAT)" : "egress SNAT programmed",
                          LF_STR("table", "ip " SNAT_TABLE), LF_STR("to", in.primary_ip), LF_STR("primary_if", in.primary_if),
-                         LF_INT("vpc_cidrs", (int)in.n_vpc_cidrs), LF_INT("excluded", (int)in.cfg.n_exclude));
+                         LF_INT("vpc_cidrs", (int)in.n_vpc_cidrs), LF_INT("excluded", (int)in.cfg.n_exclude),
+                         LF_STR("egress6_to", in.egress6_ip));
 }
 
 /* The VPC's CIDRs (egress needs them) as IMDS lists them now, recorded when they changed. */

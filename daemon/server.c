@@ -345,12 +345,11 @@ static void fill_address(server *s, const struct store_lease *l, struct proto_ad
         snprintf(a->eni_id, sizeof a->eni_id, "%s", l->eni_id);
         snprintf(a->gateway, sizeof a->gateway, "%s", v6 ? PROTO_POD_GATEWAY6 : PROTO_POD_GATEWAY);
         subnet_gateway(l->subnet_cidr, a->subnet_gateway);
-        if (v6) {
-                snprintf(a->egress_ip, sizeof a->egress_ip, "%s", l->egress_ip);
+        snprintf(a->egress_ip, sizeof a->egress_ip, "%s", l->egress_ip);      /* either family's */
+        if (v6)
                 fill_vpc_cidrs6(s, a);
-        } else {
+        else
                 fill_vpc_cidrs(s, a);
-        }
 }
 
 /* Monotonic µs, for the parts of ADD and DEL the log reports (scripts/bench-cni reads them). */
@@ -390,7 +389,7 @@ static int try_add(server *s, struct conn *c, const struct proto_request *req, b
                  LF_STR("pod", req->pod_name), LF_STR("namespace", req->pod_namespace),
                  LF_INT("store_us", store_us));
         if (lease.egress_ip[0])
-                log_info("assigned an IPv4 egress address", LF_STR("egress_ip", lease.egress_ip),
+                log_info("assigned an egress address", LF_STR("egress_ip", lease.egress_ip),
                          LF_STR("container_id", req->att.container_id));
         *closed = send_reply(s, c, &reply) < 0;
         return 0;
@@ -536,6 +535,13 @@ static void log_released(const struct proto_request *req, const struct store_lea
                  LF_INT("reply_us", t_reply - t0), LF_INT("store_us", mono_us() - t1));
 }
 
+/* What a DEL's answer says of the released lease: its address, table and egress address. */
+static void del_reply_address(const struct store_lease *l, struct proto_address *a) {
+        snprintf(a->ip, sizeof a->ip, "%s", l->ip);
+        a->route_table = (uint32_t)l->route_table;
+        snprintf(a->egress_ip, sizeof a->egress_ip, "%s", l->egress_ip);
+}
+
 /* The DEL as it always was: unwire, release, then answer (IPv6, no podnet,
  * or a store that may not commit: the answer must say whether it did). */
 static void del_then_answer(server *s, struct conn *c, const struct proto_request *req, int looked,
@@ -559,8 +565,7 @@ static void del_then_answer(server *s, struct conn *c, const struct proto_reques
         }
         if (r == 1) {
                 reply.addr.has_ip = true;
-                snprintf(reply.addr.ip, sizeof reply.addr.ip, "%s", lease->ip);
-                reply.addr.route_table = (uint32_t)lease->route_table;
+                del_reply_address(lease, &reply.addr);
         }
         int64_t t_reply = mono_us();
         send_reply(s, c, &reply);
@@ -579,8 +584,7 @@ static int64_t answer_first(server *s, struct conn *c, const struct proto_reques
         reply.veth_queued = podnet_claim_veth(s->o.podnet, &req->att, veth, ret_ifindex);  /* untouched if not */
         if (held) {
                 reply.addr.has_ip = true;
-                snprintf(reply.addr.ip, sizeof reply.addr.ip, "%s", held->ip);
-                reply.addr.route_table = (uint32_t)held->route_table;
+                del_reply_address(held, &reply.addr);
         }
         int64_t t = mono_us();
         send_reply(s, c, &reply);
@@ -727,11 +731,14 @@ static void op_status(server *s, struct conn *c) {
         if (s->o.ipv6 && stats.ipv6_prefixes)   /* 2^48 per /80, less those held or cooling: more than fits */
                 reply.available = UINT32_MAX;
         const char *reason = r < 0 ? "the pool store failed" : st.reason;
-        if (r == 0 && s->o.ipv6 && s->o.v4_egress && stats.ipv6_prefixes) {    /* an ADD needs one of each */
-                reply.available = stats.egress_available > 0 ? (uint32_t)stats.egress_available : 0;
-                if (reply.available == 0) {
+        bool egress = s->o.ipv6 ? s->o.v4_egress && stats.ipv6_prefixes : s->o.v6_egress;
+        if (r == 0 && egress) {         /* an ADD needs one of each */
+                uint32_t e = stats.egress_available > 0 ? (uint32_t)stats.egress_available : 0;
+                reply.available = e < reply.available ? e : reply.available;
+                if (e == 0) {
                         reply.ready = false;
-                        reason = "no IPv4 egress address is free (169.254.172.0/22 held or cooling down)";
+                        reason = s->o.ipv6 ? "no IPv4 egress address is free (169.254.172.0/22 held or cooling down)"
+                                           : "no IPv6 egress address is free (fd00::ac:0/118 held or cooling down)";
                 }
         }
         snprintf(reply.reason, sizeof reply.reason, "%s", reason);
@@ -955,6 +962,7 @@ int server_new(const struct server_options *opts, server **ret, struct errmsg *e
         if (!s)
                 return errmsg_set(err, -ENOMEM, "server: out of memory");
         s->o = *opts;
+        store_v6_egress(opts->store, opts->v6_egress && !opts->ipv6);
         s->listen_fd = s->epoll_fd = s->stop_fd = s->changed_fd = -1;
         s->socket_path = strdup(opts->socket_path);
         int r = s->socket_path ? mkdirs_parent(opts->socket_path, err) : -ENOMEM;

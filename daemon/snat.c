@@ -35,6 +35,15 @@
  *     ip daddr 169.254.172.0/22 ct state new reject
  *   }
  *
+ * With an IPv4 pod's IPv6 egress (snat_input.egress6_ip, ENABLE_V6_EGRESS),
+ * also, whatever cfg.external says:
+ *
+ *   table ip6 vpc-ipam {
+ *     chain postrouting { ip6 saddr fd00::ac:0/118 ip6 daddr ff00::/8 return; ...
+ *                         fib daddr type local return; snat to <node IPv6> }
+ *     chain forward { ip6 daddr fd00::ac:0/118 ct state new reject }
+ *   }
+ *
  * Every script first deletes aws-node's own nftables table, `ip aws-cni`
  * (its nat-prerouting and snat-mark chains, made when the host's iptables
  * is nft): on a node taken over from aws-node, ours replaces it in one
@@ -168,7 +177,8 @@ bool snat_input_equal(const struct snat_input *a, const struct snat_input *b) {
         if (x->external != y->external || x->random != y->random || x->node_port != y->node_port ||
             x->mark != y->mark || strcmp(x->veth_prefix, y->veth_prefix) || x->n_exclude != y->n_exclude ||
             strcmp(a->primary_ip, b->primary_ip) || strcmp(a->primary_if, b->primary_if) ||
-            a->n_vpc_cidrs != b->n_vpc_cidrs || a->ipv6_egress != b->ipv6_egress)
+            a->n_vpc_cidrs != b->n_vpc_cidrs || a->ipv6_egress != b->ipv6_egress ||
+            strcmp(a->egress6_ip, b->egress6_ip))
                 return false;
         for (size_t i = 0; i < x->n_exclude; i++)
                 if (strcmp(x->exclude[i], y->exclude[i]))
@@ -184,7 +194,8 @@ bool snat_input_equal(const struct snat_input *a, const struct snat_input *b) {
  * or removed: a node taken over never SNATs twice, nor has a moment without. */
 #define REMOVE_SCRIPT                                                                   \
         "table ip " SNAT_AWSNODE_TABLE " {}\ndelete table ip " SNAT_AWSNODE_TABLE "\n" \
-        "table ip " SNAT_TABLE " {}\ndelete table ip " SNAT_TABLE "\n"
+        "table ip " SNAT_TABLE " {}\ndelete table ip " SNAT_TABLE "\n"                          \
+        "table ip6 " SNAT_TABLE " {}\ndelete table ip6 " SNAT_TABLE "\n"
 
 const char *snat_render_remove(void) {
         return REMOVE_SCRIPT;
@@ -232,16 +243,26 @@ static int check_egress_input(const struct snat_input *in, struct errmsg *err) {
         return 0;
 }
 
-static void put_egress4(FILE *f, const struct snat_input *in) {
+/* The node's IPv6 of an IPv4 pod's IPv6 egress, when there is one. */
+static int check_egress6_input(const struct snat_input *in, struct errmsg *err) {
+        struct in6_addr a;
+        if (in->egress6_ip[0] && inet_pton(AF_INET6, in->egress6_ip, &a) != 1)
+                return errmsg_set(err, -EINVAL, "snat: node IPv6 \"%s\" is not an IPv6 address", in->egress6_ip);
+        return 0;
+}
+
+/* The egress of one family (fam "ip" or "ip6"): the range's packets SNATed to `to`, but multicast and
+ * the node's own; new connections forwarded to the range rejected. */
+static void put_egress(FILE *f, const char *fam, const char *range, const char *mcast, const char *to,
+                       enum snat_random random) {
         static const char *const flags[] = {
                 [SNAT_RANDOM_PRNG] = " fully-random", [SNAT_RANDOM_HASH] = " random", [SNAT_RANDOM_NONE] = "" };
-        const char *src = "ip saddr " SNAT_EGRESS4_CIDR;
         fprintf(f, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
-                "\t\t%s ip daddr 224.0.0.0/4 return\n\t\t%s fib daddr type local return\n"
-                "\t\t%s snat to %s%s\n\t}\n", src, src, src, in->primary_ip,
-                flags[in->cfg.random <= SNAT_RANDOM_NONE ? in->cfg.random : SNAT_RANDOM_PRNG]);
+                "\t\t%s saddr %s %s daddr %s return\n\t\t%s saddr %s fib daddr type local return\n"
+                "\t\t%s saddr %s snat to %s%s\n\t}\n", fam, range, fam, mcast, fam, range, fam, range, to,
+                flags[random <= SNAT_RANDOM_NONE ? random : SNAT_RANDOM_PRNG]);
         fprintf(f, "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n"
-                "\t\tip daddr " SNAT_EGRESS4_CIDR " ct state new reject\n\t}\n");
+                "\t\t%s daddr %s ct state new reject\n\t}\n", fam, range);
 }
 
 static void put_set(FILE *f, const char *name, const char (*cidrs)[SNAT_CIDR_LEN], size_t n) {
@@ -275,15 +296,31 @@ static void put_postrouting(FILE *f, const struct snat_input *in) {
                 flags[in->cfg.random <= SNAT_RANDOM_NONE ? in->cfg.random : SNAT_RANDOM_PRNG]);
 }
 
-int snat_render(const struct snat_input *in, char **ret, struct errmsg *err) {
-        if (in->cfg.external) {
-                char *s = strdup(REMOVE_SCRIPT);
-                if (!s)
-                        return errmsg_set(err, -ENOMEM, "snat: out of memory");
-                *ret = s;
-                return 0;
+/* The ip table (unless cfg.external), then the ip6 one (with egress6_ip). */
+static void put_tables(FILE *f, const struct snat_input *in) {
+        if (!in->cfg.external) {
+                fprintf(f, "table ip %s {\n", SNAT_TABLE);
+                if (in->ipv6_egress) {
+                        put_egress(f, "ip", SNAT_EGRESS4_CIDR, "224.0.0.0/4", in->primary_ip, in->cfg.random);
+                } else {
+                        put_set(f, "vpc", in->vpc_cidrs, in->n_vpc_cidrs);
+                        put_set(f, "excluded", in->cfg.exclude, in->cfg.n_exclude);
+                        put_prerouting(f, in);
+                        put_postrouting(f, in);
+                }
+                fprintf(f, "}\n");
         }
-        int r = in->ipv6_egress ? check_egress_input(in, err) : check_input(in, err);
+        if (in->egress6_ip[0]) {
+                fprintf(f, "table ip6 %s {\n", SNAT_TABLE);
+                put_egress(f, "ip6", SNAT_EGRESS6_CIDR, "ff00::/8", in->egress6_ip, in->cfg.random);
+                fprintf(f, "}\n");
+        }
+}
+
+int snat_render(const struct snat_input *in, char **ret, struct errmsg *err) {
+        int r = check_egress6_input(in, err);
+        if (r >= 0 && !in->cfg.external)
+                r = in->ipv6_egress ? check_egress_input(in, err) : check_input(in, err);
         if (r < 0)
                 return r;
         char *buf = NULL;
@@ -291,16 +328,8 @@ int snat_render(const struct snat_input *in, char **ret, struct errmsg *err) {
         FILE *f = open_memstream(&buf, &len);
         if (!f)
                 return errmsg_set(err, -ENOMEM, "snat: out of memory");
-        fprintf(f, "%stable ip %s {\n", REMOVE_SCRIPT, SNAT_TABLE);
-        if (in->ipv6_egress) {
-                put_egress4(f, in);
-        } else {
-                put_set(f, "vpc", in->vpc_cidrs, in->n_vpc_cidrs);
-                put_set(f, "excluded", in->cfg.exclude, in->cfg.n_exclude);
-                put_prerouting(f, in);
-                put_postrouting(f, in);
-        }
-        fprintf(f, "}\n");
+        fprintf(f, "%s", REMOVE_SCRIPT);
+        put_tables(f, in);
         if (fclose(f) != 0) {
                 free(buf);
                 return errmsg_set(err, -ENOMEM, "snat: out of memory");
@@ -353,7 +382,7 @@ static int run_script(snat *s, const char *script, struct errmsg *err) {
 }
 
 static int apply_now(snat *s, const struct snat_input *in, struct errmsg *err) {
-        if (in->cfg.external)
+        if (in->cfg.external && !in->egress6_ip[0])
                 return snat_remove(s, in->cfg.mark, err);
         char *script = NULL;
         int r = snat_render(in, &script, err);
@@ -363,7 +392,8 @@ static int apply_now(snat *s, const struct snat_input *in, struct errmsg *err) {
         free(script);
         if (r < 0)
                 return r;
-        if (in->ipv6_egress)   /* no IPv4 pod to route by mark: a rule a previous IPv4 run left goes */
+        /* no IPv4 pod to route by mark (IPv6 mode) or no SNAT of them (external): a rule left before goes */
+        if (in->ipv6_egress || in->cfg.external)
                 return snat_rule_remove(s->have_applied ? s->applied.cfg.mark : in->cfg.mark, err);
         /* A changed mark leaves the old one's rule behind otherwise. */
         if (s->have_applied && s->applied.cfg.mark != in->cfg.mark &&

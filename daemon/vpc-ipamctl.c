@@ -82,6 +82,8 @@ static void show_pool(const cJSON *result) {
                 /* IPv6 mode only (absent otherwise) */
                 { "IPv6 prefixes", "ipv6_prefixes", false }, { "IPv6 assigned", "ipv6_assigned", false },
                 { "IPv6 cooling", "ipv6_cooldown", false }, { "IPv4 egress held", "egress_assigned", false },
+                /* IPv4 mode with ENABLE_V6_EGRESS */
+                { "IPv6 egress held", "egress6_assigned", false },
         };
         bool v6 = cJSON_GetObjectItem(p, "ipv6_prefixes") != NULL;
         for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -167,9 +169,16 @@ static void show_pods(const cJSON *result) {
                 { "IP", "ip" }, { "EGRESS IPV4", "egress_ip" }, { "ENI", "eni_id" }, { "NAMESPACE", "pod_namespace" },
                 { "POD", "pod_name" }, { "IFNAME", "ifname" }, { "CONTAINER", "container_id" },
         };
-        const cJSON *rows = cJSON_GetObjectItem(result, "pods");
+        static const struct column cols4[] = {  /* IPv4 pods with ENABLE_V6_EGRESS */
+                { "IP", "ip" }, { "EGRESS IPV6", "egress_ip" }, { "ENI", "eni_id" }, { "NAMESPACE", "pod_namespace" },
+                { "POD", "pod_name" }, { "IFNAME", "ifname" }, { "CONTAINER", "container_id" },
+        };
+        const cJSON *rows = cJSON_GetObjectItem(result, "pods"), *first = cJSON_GetArrayItem(rows, 0);
+        const cJSON *ip = first ? cJSON_GetObjectItem(first, "ip") : NULL;
+        bool v4 = cJSON_IsString(ip) && !strchr(ip->valuestring, ':');
+        _Static_assert(sizeof cols4 == sizeof cols6, "one column count for both egress tables");
         if (any_has(rows, "egress_ip"))
-                table(rows, cols6, sizeof cols6 / sizeof cols6[0]);
+                table(rows, v4 ? cols4 : cols6, sizeof cols6 / sizeof cols6[0]);
         else
                 table(rows, cols, sizeof cols / sizeof cols[0]);
 }

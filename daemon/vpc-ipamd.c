@@ -16,6 +16,7 @@
  * the introspection server answers HTTP; a signal thread turns SIGTERM or
  * SIGINT into an orderly stop (in-flight work finishes, the store closes).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -240,6 +241,13 @@ static void warn_ignored(const struct ipamd_config *cfg, bool to_stderr) {
                         log_warn("a pool variable is ignored in IPv6 mode: one /80 prefix on the primary ENI "
                                  "serves every pod", LF_STR("variable", name), LF_STR("value", getenv(name)));
         }
+        if (!cfg->ipv6 || !cfg->v6_egress)
+                return;
+        if (to_stderr)      /* aws-node's IPv6 conflist takes ENABLE_V4_EGRESS and leaves this one out */
+                fprintf(stderr, "vpc-ipamd: warning: ENABLE_V6_EGRESS=true is ignored in IPv6 mode: IPv6 pods' "
+                        "egress is ENABLE_V4_EGRESS\n");
+        else
+                log_warn("ENABLE_V6_EGRESS is ignored in IPv6 mode: IPv6 pods' egress is ENABLE_V4_EGRESS");
 }
 
 /* A full or read-only disk, a missing mount: a fault an operator fixes, not a wrong file. */
@@ -340,6 +348,7 @@ static void start_server(struct ipamd *d) {
                                      .cooldown_ms = (int64_t)d->cfg.pool.ip_cooldown_s * 1000,
                                      .ipv6 = d->cfg.ipv6, .v4_egress = d->cfg.v4_egress,
                                      .instance_type = d->node.instance_type,
+                                     .v6_egress = d->cfg.v6_egress,
                                      .hooks = { hook_wake, hook_status, d } };
         if ((r = server_new(&so, &d->srv, &err)) < 0)
                 fatal("cannot serve the socket", r, err.text);
@@ -413,8 +422,9 @@ static void ipv6_witness(struct ipamd *d) {
         log_info("IPv6 mode: a new store; the pods the kernel shows keep their addresses", LF_INT("restored", (int)n));
 }
 
-/* Egress addresses routed to pods the store does not know (aws-node's) are kept from new pods. */
-static void ipv6_egress_in_use(struct ipamd *d) {
+/* Egress addresses routed to pods the store does not know (aws-node's, or after a lost store) are kept
+ * from new pods: IPv6 mode's IPv4 ones, or IPv4 pods' ULAs with ENABLE_V6_EGRESS. */
+static void egress_in_use(struct ipamd *d) {
         struct ipamd_ctx o = make_ctx(d, d->store);
         struct errmsg err = { 0 };
         size_t kept = 0;
@@ -423,18 +433,17 @@ static void ipv6_egress_in_use(struct ipamd *d) {
                 r = ipv6node_egress_in_use(&o, (int64_t)d->cfg.pool.ip_cooldown_s * 1000, &kept, &err);
         hostnet_free(o.net);
         if (r < 0)
-                fatal("IPv6 mode: cannot read the egress addresses in use on the node", r, err.text);
+                fatal("cannot read the egress addresses in use on the node", r, err.text);
         if (kept)
-                log_warn("IPv6 mode: egress addresses in use by pods the store does not know are not handed out",
+                log_warn("egress addresses in use by pods the store does not know are not handed out",
                          LF_INT("kept", (int)kept));
 }
 
-/* The node's sysctls and the egress table, in the daemon's (the node's) namespace. */
-static void ipv6_host(struct ipamd *d) {
+/* The node's IPv6 sysctls (ipv6node.h), in the daemon's (the node's) namespace; ifname is the primary's link. */
+static void ipv6_sysctls(struct ipamd *d, char ifname[HOSTNET_IFNAMSIZ], const char *what) {
         struct errmsg err = { 0 };
         hostnet *h = NULL;
         int ifindex = 0;
-        char ifname[HOSTNET_IFNAMSIZ] = "";
         int r = hostnet_open(&h, &err);
         if (r >= 0)
                 r = hostnet_find_link_by_mac(h, d->node.primary_mac, &ifindex, ifname, &err);
@@ -442,7 +451,15 @@ static void ipv6_host(struct ipamd *d) {
         if (r >= 0)
                 r = ipv6node_sysctls("/proc/sys", ifname, &err);
         if (r < 0)
-                fatal("IPv6 mode: cannot set the node's sysctls", r, err.text);
+                fatal(what, r, err.text);
+}
+
+/* The node's sysctls and the egress table, in the daemon's (the node's) namespace. */
+static void ipv6_host(struct ipamd *d) {
+        struct errmsg err = { 0 };
+        char ifname[HOSTNET_IFNAMSIZ] = "";
+        int r;
+        ipv6_sysctls(d, ifname, "IPv6 mode: cannot set the node's sysctls");
         snat *sn = NULL;
         struct snat_input in = { .cfg = d->cfg.snat, .ipv6_egress = true };
         in.cfg.external = false;        /* the egress SNAT is the egress plugin's in aws-node: always on */
@@ -453,6 +470,35 @@ static void ipv6_host(struct ipamd *d) {
         snat_free(sn);
         if (r < 0)
                 fatal("IPv6 mode: cannot set the egress table", r, err.text);
+}
+
+/*
+ * ENABLE_V6_EGRESS (IPv4 mode): the node's IPv6 is IMDS's meta-data/ipv6 (the
+ * primary ENI's first), as aws-node's conflist nodeIP; without one the
+ * setting is off, as there. With one: the node forwards IPv6 (ipv6node.h's
+ * sysctls), pods get their ULAs (store_v6_egress, via the server) and the
+ * reconciler's egress table gains its ip6 part (node.egress6_ip).
+ */
+static void v6_egress_node(struct ipamd *d) {
+        struct errmsg err = { 0 };
+        struct in6_addr a;
+        char ifname[HOSTNET_IFNAMSIZ] = "";
+        if (!d->cfg.v6_egress)
+                return;
+        int r = imds_ipv6(d->imds, &a, &err);
+        if (r == -ENOENT) {
+                d->cfg.v6_egress = false;
+                log_warn("ENABLE_V6_EGRESS=true but the node has no IPv6 address (IMDS meta-data/ipv6 is absent): "
+                         "IPv6 egress is off, as aws-node's; IPv4 pods get no IPv6 egress address",
+                         LF_STR("eni", d->node.primary_eni_id));
+                return;
+        }
+        if (r < 0)
+                fatal("ENABLE_V6_EGRESS: cannot read the node's IPv6 address from IMDS", r, err.text);
+        inet_ntop(AF_INET6, &a, d->node.egress6_ip, sizeof d->node.egress6_ip);
+        ipv6_sysctls(d, ifname, "ENABLE_V6_EGRESS: cannot set the node's IPv6 sysctls");
+        log_info("ENABLE_V6_EGRESS: IPv4 pods get an IPv6 egress address from fd00::ac:0/118, SNATed to the node's "
+                 "IPv6", LF_STR("node_ipv6", d->node.egress6_ip), LF_STR("primary_if", ifname));
 }
 
 /* --- taking over from aws-node (awsnode-import.h) ------------------------------------- */
@@ -703,10 +749,13 @@ int main(int argc, char **argv) {
                 if (d.store_new)
                         ipv6_witness(&d);
                 import_aws_node(&d);    /* its IPv6 pods' /128s, before anything is handed out */
-                ipv6_egress_in_use(&d);
+                egress_in_use(&d);
                 ipv6_host(&d);
         } else {
                 import_aws_node(&d);
+                v6_egress_node(&d);
+                if (d.cfg.v6_egress)
+                        egress_in_use(&d);
         }
         start_server(&d);
         log_info("serving", LF_STR("socket", d.cfg.socket_path), LF_INT("startup_ms", vtime_mono_ms() - t0));

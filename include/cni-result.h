@@ -26,9 +26,12 @@ struct cni_result {
         char ip[PROTO_IP_MAX];          /* IPv4 (/32) or IPv6 (/128) */
         char gateway[PROTO_IP_MAX];
         unsigned mtu;
-        /* An IPv6 pod's IPv4 egress (egress_ip "" without): a second pair of
-         * interfaces, the address (/22 in PROTO_EGRESS4_CIDR) on the pod one. */
+        /* The egress of the other family (egress_ip "" without): a second pair
+         * of interfaces, the address on the pod one (an IPv6 pod's /22 in
+         * PROTO_EGRESS4_CIDR, an IPv4 pod's /118 in PROTO_EGRESS6_CIDR), the
+         * default route of that family via egress_gateway. */
         char egress_ip[PROTO_IP_MAX];
+        char egress_gateway[PROTO_IP_MAX];
         char egress_host_ifname[PROTO_IFNAME_MAX + 1];
         char egress_host_mac[18];
         char egress_pod_ifname[PROTO_IFNAME_MAX + 1];

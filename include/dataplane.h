@@ -52,6 +52,7 @@
 #define DP_RULE_PRIO_FROM 1536
 #define DP_NAME_SALTS 4         /* alternate host names tried on a clash */
 #define DP_EGRESS_IFNAME "v4if0"        /* the pod end of the IPv4 egress veth */
+#define DP_EGRESS6_IFNAME "v6if0"       /* the pod end of the IPv6 egress veth (IPv4 pods) */
 #define DP_EGRESS_ALIAS_PREFIX "vpc-cni-egress:"
 #define DP_DAD_TIMEOUT_MS 10000         /* IPv6 ADD waits at most this long for DAD */
 #define DP_DAD_POLL_MS 5
@@ -74,7 +75,7 @@ enum dp_step {
         DP_STEP_HOST_SYSCTL6,
         DP_STEP_POD_SYSCTL6,
         DP_STEP_POD_DAD,
-        /* the IPv4 egress veth of an IPv6 pod */
+        /* the egress veth: an IPv6 pod's IPv4 one, an IPv4 pod's IPv6 one */
         DP_STEP_EGRESS_VETH,
         DP_STEP_EGRESS_ALIAS,
         DP_STEP_EGRESS_POD_LINK,
@@ -99,7 +100,8 @@ struct dp_pod {
         const char *ifname;
         const char *veth_prefix;
         const char *ip;                 /* IPv4 or IPv6 (canonical); may be NULL or "" for dp_del() */
-        const char *egress_ip;          /* IPv6 pods: IPv4 egress address, or NULL/"" (none) */
+        const char *egress_ip;          /* the egress address of the other family (an IPv6 pod's IPv4
+                                           one, an IPv4 pod's IPv6 one), or NULL/"" (none) */
         uint32_t route_table;           /* 254 = main: no "from" rule (never one for IPv6) */
         unsigned mtu;                   /* 0: leave the kernel default */
         unsigned dad_timeout_ms;        /* 0: DP_DAD_TIMEOUT_MS */
@@ -114,6 +116,8 @@ struct dp_links {
         char egress_host_ifname[PROTO_IFNAME_MAX + 1];  /* "" without an egress address */
         char egress_host_mac[18];
         char egress_pod_mac[18];
+        char egress_pod_ifname[PROTO_IFNAME_MAX + 1];   /* v4if0 or v6if0 */
+        char egress_gateway[PROTO_IP_MAX];              /* the pod's egress gateway: .1, or the host end's fe80 */
 };
 
 const char *dp_step_name(enum dp_step step);

@@ -72,6 +72,8 @@ struct ipamd_config {
         bool ipv4;                              /* ENABLE_IPv4, true */
         bool ipv6;                              /* ENABLE_IPv6: pods on /128s from one /80 (needs !ipv4, PD) */
         bool v4_egress;                         /* ENABLE_V4_EGRESS, true: IPv6 pods get a 169.254.172.0/22 address */
+        bool v6_egress;                         /* ENABLE_V6_EGRESS, false: IPv4 pods get an fd00::ac:0/118 address
+                                                   (IPv4 mode, a node with an IPv6 address); ignored in IPv6 mode */
         char service_cidrs[IPAMD_SERVICE_CIDRS_MAX][IPAMD_CIDR_LEN];   /* AWS_EXTERNAL_SERVICE_CIDRS */
         size_t n_service_cidrs;
         char ec2_endpoint[IPAMD_ENDPOINT_MAX + 1];     /* AWS_EC2_ENDPOINT; "" = the SDK variables' */

@@ -46,8 +46,10 @@ int ipv6node_witness(struct ipamd_ctx *o, size_t *ret_n, struct errmsg *err);
 /*
  * The egress addresses in use on the node: every main-table /32 route in
  * 169.254.172.0/22 through a device (a pod's egress host veth, ours or
- * aws-node's at a takeover) goes to store_egress_in_use, so an address a pod
- * the store does not know holds is never handed out. Call it at every start
+ * aws-node's at a takeover), and every /128 route in fd00::ac:0/118 (IPv4
+ * pods' IPv6 egress, ENABLE_V6_EGRESS), goes to store_egress_in_use, so an
+ * address a pod the store does not know holds is never handed out. Also
+ * called in IPv4 mode with ENABLE_V6_EGRESS. Call it at every start
  * before serving (after the witness and the import). o->net must be open.
  * The number of addresses kept for unknown pods in *ret_kept.
  */

@@ -35,6 +35,8 @@ struct node {
         size_t n_vpc_cidrs;
         struct plan_limits limits;
         bool prefix_supported;
+        char egress6_ip[46];    /* ENABLE_V6_EGRESS: the primary ENI's IPv6 (IMDS ipv6) IPv4 pods' egress is
+                                   SNATed to; "" when off */
 };
 
 /* Read identity, primary ENI, subnet, security groups and VPC CIDRs from IMDS. */

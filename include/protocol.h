@@ -48,6 +48,9 @@
  * /22 on a second interface; the host end is its .1 (aws-node's egress-cni). */
 #define PROTO_EGRESS4_CIDR "169.254.172.0/22"
 #define PROTO_EGRESS4_GATEWAY "169.254.172.1"
+/* IPv6 egress of IPv4 pods (ENABLE_V6_EGRESS): a ULA from this /118 on a
+ * second interface, default route via the host end's link-local address. */
+#define PROTO_EGRESS6_CIDR "fd00::ac:0/118"
 
 enum proto_op {
         PROTO_OP_ADD,
@@ -106,8 +109,9 @@ struct proto_address {
         char gateway[PROTO_IP_MAX];             /* the pod's gateway: 169.254.1.1, or fe80::1 for IPv6 */
         char subnet_gateway[PROTO_IP_MAX];
         uint32_t mtu;
-        char egress_ip[PROTO_IP_MAX];           /* IPv6 pods: the pod's IPv4 egress address in
-                                                   PROTO_EGRESS4_CIDR, or "" (no IPv4 egress) */
+        char egress_ip[PROTO_IP_MAX];           /* the pod's egress address of the other family:
+                                                   an IPv6 pod's in PROTO_EGRESS4_CIDR, an IPv4
+                                                   pod's in PROTO_EGRESS6_CIDR, or "" (none) */
         char (*vpc_cidrs)[PROTO_CIDR_MAX];
         size_t n_vpc_cidrs;
 };
@@ -142,6 +146,8 @@ void proto_veth_alias(const char *container_id, const char *ifname, char ret[sta
 bool proto_valid_ifname(const char *s);
 bool proto_valid_container_id(const char *s);
 bool proto_valid_ipv4(const char *s);
+/* An egress address: in PROTO_EGRESS4_CIDR (an IPv6 pod's) or PROTO_EGRESS6_CIDR (an IPv4 pod's). */
+bool proto_valid_egress_ip(const char *s);
 bool proto_valid_cidr4(const char *s);
 bool proto_valid_ipv6(const char *s);   /* RFC 5952 canonical text only (what inet_ntop writes) */
 bool proto_valid_ip(const char *s);     /* either family */

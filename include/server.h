@@ -57,6 +57,8 @@ struct server_options {
                                         to the plugin (unwired false) */
         bool v4_egress;              /* ENABLE_V4_EGRESS: IPv6 pods also get an IPv4 egress address */
         const char *instance_type;   /* borrowed; the node's, in the pool reply (vpc-ipamctl max-pods) */
+        bool v6_egress;              /* ENABLE_V6_EGRESS on a node with an IPv6 address: IPv4 pods also get
+                                        an IPv6 egress address (store_v6_egress) */
         struct server_hooks hooks;
 };
 

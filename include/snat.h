@@ -39,6 +39,7 @@
 #define SNAT_MARK_DEFAULT 0x80u
 #define SNAT_EGRESS4_CIDR "169.254.172.0/22"   /* IPv6 pods' IPv4 egress addresses (aws-node's egress-cni) */
 #define SNAT_EGRESS4_CIDR_BASE "169.254.172.0"
+#define SNAT_EGRESS6_CIDR "fd00::ac:0/118"     /* IPv4 pods' IPv6 egress addresses (ENABLE_V6_EGRESS) */
 
 enum snat_random {
         SNAT_RANDOM_PRNG,                 /* "prng": fully-random source ports (the default) */
@@ -73,6 +74,16 @@ struct snat_input {
          * do not apply (no IPv4 pod); cfg.random still chooses the port flag.
          */
         bool ipv6_egress;
+        /*
+         * IPv4 mode with ENABLE_V6_EGRESS: the node's IPv6 address; "" for
+         * none. The table of family ip6 of the same name then holds the IPv6
+         * egress of IPv4 pods, as aws-node's egress-cni (ip6tables CNI-E6-)
+         * and FORWARD rule: packets from SNAT_EGRESS6_CIDR to a non-multicast
+         * destination SNATed to it, new connections forwarded to the range
+         * rejected. It stays with cfg.external (aws-node's egress plugin
+         * SNATs whatever AWS_VPC_K8S_CNI_EXTERNALSNAT says).
+         */
+        char egress6_ip[46];
 };
 
 /* aws-node's defaults: SNAT on, prng, no exclusions, NodePort support, mark 0x80, "eni". */

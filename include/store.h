@@ -47,7 +47,7 @@ typedef struct store store;
 #define STORE_ROUTE_TABLE_MAIN 254
 
 /* The schema this build writes; an older store is migrated, a newer one refused. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 enum store_eni_state {
         STORE_ENI_ATTACHING,     /* created in EC2, attach requested, link not yet set up */
@@ -84,7 +84,8 @@ struct store_attachment {
 /* An address held by a pod, with what the plugin needs to wire it. */
 struct store_lease {
         char ip[STORE_IP6_MAX];         /* a dotted quad, or an IPv6 /128's canonical text */
-        char egress_ip[STORE_IP_MAX];   /* IPv6 pods: the IPv4 egress address, "" when none */
+        char egress_ip[STORE_IP6_MAX];  /* the egress address of the other family, "" when none: an IPv6
+                                           pod's IPv4 one, an IPv4 pod's IPv6 one (ENABLE_V6_EGRESS) */
         char eni_id[STORE_ID_MAX];
         int device_index;
         int route_table;
@@ -115,7 +116,7 @@ struct store_stats {
         int ipv6_prefixes;       /* IPv6 /80s (IPv6 mode); their /128s are counted apart: */
         int ipv6_assigned;       /* /128s held by pods */
         int ipv6_cooldown;       /* /128s released less than the cooldown ago */
-        int egress_assigned;     /* IPv4 egress addresses held by IPv6 pods */
+        int egress_assigned;     /* egress addresses held: IPv4 ones by IPv6 pods, IPv6 ones by IPv4 pods */
         int egress_cooldown;     /* egress addresses released less than the cooldown ago, or in use by a pod the
                                     store does not know (store_egress_in_use) */
         int egress_available;    /* egress addresses an ADD can get: STORE_EGRESS4_COUNT less the two above */
@@ -240,6 +241,15 @@ void store_prefer_ips(store *s, bool on);
 void store_skip_primary(store *s, bool on);
 
 /*
+ * IPv6 egress of IPv4 pods (on; ENABLE_V6_EGRESS, schema 5): store_assign
+ * also gives the attachment an egress address from STORE_EGRESS6_FIRST's
+ * /118 (in the lease's egress_ip), picked as store_assign6 picks an IPv4
+ * one, and gives one to a held lease that has none; -EAGAIN when none is
+ * free. Release, gc and the cooldown treat it as an IPv6 pod's.
+ */
+void store_v6_egress(store *s, bool on);
+
+/*
  * Mark (on) an ENI whose addresses are not the pods' (an ENI in a subnet
  * tagged kubernetes.io/role/cni=0, custom networking's primary): no free
  * address of it is handed out, now or after a restart, until unmarked; held
@@ -361,6 +371,9 @@ int store_blocks(store *s, const char *eni_id, char (**ret)[STORE_CIDR_MAX], siz
  */
 #define STORE_EGRESS4_FIRST "169.254.172.0"
 #define STORE_EGRESS4_COUNT 1021        /* .2 to .1022 of the /22 */
+/* The IPv6 egress range of IPv4 pods (store_v6_egress): fd00::ac:0/118, pods get ::ac:2 to ::ac:3fe alike. */
+#define STORE_EGRESS6_FIRST "fd00::ac:0"
+#define STORE_EGRESS6_COUNT 1021
 
 /*
  * Add an IPv6 /80 (canonical or any text inet_pton reads, host bits zero) to
@@ -399,9 +412,10 @@ int store_assign6_addr(store *s, const struct store_attachment *a, const char *i
                        int64_t now_ms, struct store_lease *ret);
 
 /*
- * The egress addresses (169.254.172.0/22 text) the kernel shows routed to
+ * The egress addresses (169.254.172.0/22 text, or fd00::ac:0/118 text for
+ * IPv4 pods' IPv6 egress) the kernel shows routed to
  * pods' host veths: those no lease holds belong to pods the store does not
- * know (aws-node's, at a takeover) and are kept from store_assign6 until a
+ * know (aws-node's, at a takeover) and are kept from new pods until a
  * later call no longer lists them; from then they cool down for cooldown_ms
  * as a released one. Text outside the egress range is ignored. The number
  * kept in *ret_kept (may be NULL).

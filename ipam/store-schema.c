@@ -270,11 +270,32 @@ static const char schema_v3[] =
 static const char schema_v4[] =
         "ALTER TABLE enis ADD COLUMN no_pods INTEGER NOT NULL DEFAULT 0 CHECK (no_pods IN (0, 1));";
 
+/*
+ * Version 5: IPv6 egress of IPv4 pods (ENABLE_V6_EGRESS, aws-node's
+ * egress-cni in an IPv4 cluster). A pod's ULA from fd00::ac:0/118 is kept
+ * on its IPv4 row as its offset 2..1022, as addresses6.egress keeps an IPv6
+ * pod's IPv4 one: unique among live pods, only on an assigned row, cleared
+ * with the pod. egress4 is egress6's twin for these offsets (released ones
+ * cooling down, ones the kernel shows in use by pods the store does not
+ * know). A CHECK cannot name another column's table constraint through
+ * ALTER TABLE, so uniqueness is a partial index.
+ */
+static const char schema_v5[] =
+        "ALTER TABLE addresses ADD COLUMN egress INTEGER"
+        "  CHECK (egress IS NULL OR (egress BETWEEN 2 AND 1022 AND state = 'assigned'));"
+        "CREATE UNIQUE INDEX addresses_egress ON addresses(egress) WHERE egress IS NOT NULL;"
+        "CREATE TABLE egress4 ("
+        "  off INTEGER PRIMARY KEY CHECK (off BETWEEN 2 AND 1022),"
+        "  free_since INTEGER NOT NULL,"
+        "  cooldown_until INTEGER NOT NULL"
+        ") STRICT;";
+
 const struct store_migration store_migrations[] = {
         { 1, schema_v1 },
         { 2, schema_v2 },
         { 3, schema_v3 },
         { 4, schema_v4 },
+        { 5, schema_v5 },
 };
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];
 

@@ -45,12 +45,14 @@ enum stmt_id {
         ST6_EGRESS_PICK, ST6_STATS, ST6_V4_HELD, ST6_PREFIX_BY_BASE, ST6_ROW_STATE, ST6_EGRESS_HELD,
         ST6_EGRESS_REUSE, ST6_EGRESS_COOL, ST6_EGRESS_UNRESERVE, ST6_EGRESS_RESERVE, ST6_PREFIX_HELD,
         ST6_PREFIX_DROP, ST6_PREFIX_WITHDRAW,
+        ST4_EGRESS_PICK, ST4_EGRESS_HELD, ST4_EGRESS_REUSE, ST4_EGRESS_COOL, ST4_EGRESS_UNRESERVE,
+        ST4_EGRESS_RESERVE, ST4_EGRESS_SET,
         ST__MAX
 };
 
 #define LEASE_COLUMNS \
         "a.addr, e.id, e.device_index, e.route_table, e.subnet_cidr, a.container_id, a.ifname," \
-        " a.netns, a.pod_namespace, a.pod_name, a.pod_uid, a.assigned_ms, a.host_veth"
+        " a.netns, a.pod_namespace, a.pod_name, a.pod_uid, a.assigned_ms, a.host_veth, a.egress"
 #define LEASE_FROM " FROM addresses a JOIN blocks b ON b.cidr = a.block JOIN enis e ON e.id = b.eni_id"
 /* An IPv6 lease: the /80's base (20 hex digits) and offset make the /128. */
 #define LEASE6_COLUMNS \
@@ -63,6 +65,33 @@ enum stmt_id {
 /* Addresses of block b not usable now: assigned, releasing or cooling (?1 = now). */
 #define BUSY_IN_BLOCK \
         "SELECT COUNT(*) FROM addresses x WHERE x.block = b.cidr AND (x.state != 'free' OR x.cooldown_until > ?1)"
+/*
+ * A pod's egress address of the other family, kept as an offset in its
+ * range on the pod's row of table A (addresses6.egress: an IPv6 pod's IPv4
+ * one; addresses.egress, schema 5: an IPv4 pod's IPv6 one), with the
+ * released and reserved ones in table G (egress6, egress4). The same
+ * statements serve both pairs.
+ */
+#define EGRESS_PICK(A, G) \
+        "SELECT o FROM (SELECT 2 AS o UNION ALL SELECT egress + 1 FROM " A " WHERE egress IS NOT NULL" \
+        " UNION ALL SELECT off + 1 FROM " G ") WHERE o <= 1022" \
+        " AND NOT EXISTS (SELECT 1 FROM " A " x WHERE x.egress = o)" \
+        " AND NOT EXISTS (SELECT 1 FROM " G " g WHERE g.off = o) ORDER BY o LIMIT 1"
+#define EGRESS_HELD(A) "SELECT COUNT(*) FROM " A " WHERE egress = ?1"
+#define EGRESS_REUSE(A, G) \
+        "SELECT off FROM " G " g WHERE cooldown_until <= ?1" \
+        " AND NOT EXISTS (SELECT 1 FROM " A " x WHERE x.egress = g.off) ORDER BY free_since, off LIMIT 1"
+#define EGRESS_COOL(A, G) \
+        "INSERT OR REPLACE INTO " G " (off, free_since, cooldown_until) SELECT egress, ?2, ?3 FROM " A \
+        " WHERE container_id = ?1 AND ifname = ?4 AND state = 'assigned' AND egress IS NOT NULL"
+#define EGRESS_UNRESERVE(G) \
+        "UPDATE " G " SET free_since = ?1, cooldown_until = ?2 WHERE cooldown_until = 9223372036854775807"
+#define EGRESS_RESERVE(A, G) \
+        "INSERT OR REPLACE INTO " G " (off, free_since, cooldown_until)" \
+        " SELECT ?1, ?2, 9223372036854775807 WHERE NOT EXISTS (SELECT 1 FROM " A " WHERE egress = ?1)"
+#define EGRESS_COOLING(A, G) \
+        "(SELECT COUNT(*) FROM " G " g WHERE g.cooldown_until > ?1" \
+        "  AND NOT EXISTS (SELECT 1 FROM " A " x WHERE x.egress = g.off))"
 #define ATTACHED_ADDRESSES \
         " FROM addresses a JOIN blocks b ON b.cidr = a.block JOIN enis e ON e.id = b.eni_id" \
         " WHERE e.state = 'attached'"
@@ -87,7 +116,7 @@ static const char *const stmt_sql[ST__MAX] = {
         [ST_RELEASE] =
                 "UPDATE addresses SET state = 'free', container_id = NULL, ifname = NULL, netns = NULL,"
                 " pod_namespace = NULL, pod_name = NULL, pod_uid = NULL, host_veth = NULL, assigned_ms = NULL,"
-                " free_since = ?2, cooldown_until = ?3 WHERE addr = ?1 AND state = 'assigned'",
+                " egress = NULL, free_since = ?2, cooldown_until = ?3 WHERE addr = ?1 AND state = 'assigned'",
         [ST_LEASE_BY_ADDR] = "SELECT " LEASE_COLUMNS LEASE_FROM " WHERE a.addr = ?1",
         [ST_ASSIGNED_ALL] = "SELECT " LEASE_COLUMNS LEASE_FROM " WHERE a.state = 'assigned' ORDER BY a.addr",
         [ST_ENI_PUT] =
@@ -208,36 +237,33 @@ static const char *const stmt_sql[ST__MAX] = {
                 " pod_namespace = NULL, pod_name = NULL, pod_uid = NULL, host_veth = NULL, assigned_ms = NULL,"
                 " egress = NULL, free_since = ?2, cooldown_until = ?3"
                 " WHERE container_id = ?1 AND ifname = ?4 AND state = 'assigned'",
-        [ST6_EGRESS_PICK] =
-                "SELECT o FROM (SELECT 2 AS o UNION ALL SELECT egress + 1 FROM addresses6 WHERE egress IS NOT NULL"
-                " UNION ALL SELECT off + 1 FROM egress6) WHERE o <= 1022"
-                " AND NOT EXISTS (SELECT 1 FROM addresses6 x WHERE x.egress = o)"
-                " AND NOT EXISTS (SELECT 1 FROM egress6 g WHERE g.off = o) ORDER BY o LIMIT 1",
+        [ST6_EGRESS_PICK] = EGRESS_PICK("addresses6", "egress6"),
         [ST6_STATS] =
                 "SELECT (SELECT COUNT(*) FROM prefixes6), COALESCE(SUM(state = 'assigned'), 0),"
                 " COALESCE(SUM(state = 'free' AND cooldown_until > ?1), 0), COUNT(egress),"
-                " (SELECT COUNT(*) FROM egress6 g WHERE g.cooldown_until > ?1"
-                "  AND NOT EXISTS (SELECT 1 FROM addresses6 x WHERE x.egress = g.off)) FROM addresses6",
+                " " EGRESS_COOLING("addresses6", "egress6") ","
+                " (SELECT COUNT(egress) FROM addresses), " EGRESS_COOLING("addresses", "egress4") " FROM addresses6",
         [ST6_V4_HELD] = "SELECT COUNT(*) FROM addresses WHERE container_id = ?1 AND ifname = ?2",
         [ST6_PREFIX_BY_BASE] =
                 "SELECT p.cidr, e.state = 'attached' FROM prefixes6 p JOIN enis e ON e.id = p.eni_id WHERE p.base = ?1",
         [ST6_ROW_STATE] = "SELECT state = 'assigned' FROM addresses6 WHERE block = ?1 AND off = ?2",
-        [ST6_EGRESS_HELD] = "SELECT COUNT(*) FROM addresses6 WHERE egress = ?1",
-        [ST6_EGRESS_REUSE] =
-                "SELECT off FROM egress6 g WHERE cooldown_until <= ?1"
-                " AND NOT EXISTS (SELECT 1 FROM addresses6 x WHERE x.egress = g.off) ORDER BY free_since, off LIMIT 1",
-        [ST6_EGRESS_COOL] =
-                "INSERT OR REPLACE INTO egress6 (off, free_since, cooldown_until) SELECT egress, ?2, ?3 FROM addresses6"
-                " WHERE container_id = ?1 AND ifname = ?4 AND state = 'assigned' AND egress IS NOT NULL",
-        [ST6_EGRESS_UNRESERVE] =
-                "UPDATE egress6 SET free_since = ?1, cooldown_until = ?2 WHERE cooldown_until = 9223372036854775807",
-        [ST6_EGRESS_RESERVE] =
-                "INSERT OR REPLACE INTO egress6 (off, free_since, cooldown_until)"
-                " SELECT ?1, ?2, 9223372036854775807 WHERE NOT EXISTS (SELECT 1 FROM addresses6 WHERE egress = ?1)",
+        [ST6_EGRESS_HELD] = EGRESS_HELD("addresses6"),
+        [ST6_EGRESS_REUSE] = EGRESS_REUSE("addresses6", "egress6"),
+        [ST6_EGRESS_COOL] = EGRESS_COOL("addresses6", "egress6"),
+        [ST6_EGRESS_UNRESERVE] = EGRESS_UNRESERVE("egress6"),
+        [ST6_EGRESS_RESERVE] = EGRESS_RESERVE("addresses6", "egress6"),
         [ST6_PREFIX_HELD] =
                 "SELECT COUNT(*) FROM addresses6 WHERE block = ?1 AND state = 'assigned'",
         [ST6_PREFIX_DROP] = "DELETE FROM prefixes6 WHERE cidr = ?1",
         [ST6_PREFIX_WITHDRAW] = "UPDATE prefixes6 SET withdrawn = ?2 WHERE cidr = ?1",
+        /* IPv6 egress of IPv4 pods (schema 5) */
+        [ST4_EGRESS_PICK] = EGRESS_PICK("addresses", "egress4"),
+        [ST4_EGRESS_HELD] = EGRESS_HELD("addresses"),
+        [ST4_EGRESS_REUSE] = EGRESS_REUSE("addresses", "egress4"),
+        [ST4_EGRESS_COOL] = EGRESS_COOL("addresses", "egress4"),
+        [ST4_EGRESS_UNRESERVE] = EGRESS_UNRESERVE("egress4"),
+        [ST4_EGRESS_RESERVE] = EGRESS_RESERVE("addresses", "egress4"),
+        [ST4_EGRESS_SET] = "UPDATE addresses SET egress = ?2 WHERE addr = ?1 AND state = 'assigned'",
 };
 
 struct store {
@@ -253,6 +279,7 @@ struct store {
         unsigned epoch;                 /* reopen_epoch when opened */
         bool ips_first;                 /* store_prefer_ips */
         bool skip_primary;              /* store_skip_primary */
+        bool v6_egress;                 /* store_v6_egress */
         bool serving;                   /* store_set_serving(): commits unsynced, no checkpoints */
 };
 
@@ -519,6 +546,45 @@ static int cidr_parse(const char *cidr, uint32_t *ret_first, int *ret_len) {
         return 0;
 }
 
+/* --- egress addresses of the other family ------------------------------------ */
+
+/* One egress range (see EGRESS_PICK): its statements, and its family and first address (low 10 bits 0). */
+struct egress_fam {
+        enum stmt_id pick, held, reuse, cool, unreserve, reserve;
+        int af;
+        const char *first;
+};
+/* IPv6 pods' IPv4 egress (schema 3), IPv4 pods' IPv6 egress (schema 5) */
+static const struct egress_fam eg_of_v6 = { ST6_EGRESS_PICK, ST6_EGRESS_HELD, ST6_EGRESS_REUSE, ST6_EGRESS_COOL,
+                                            ST6_EGRESS_UNRESERVE, ST6_EGRESS_RESERVE, AF_INET, STORE_EGRESS4_FIRST };
+static const struct egress_fam eg_of_v4 = { ST4_EGRESS_PICK, ST4_EGRESS_HELD, ST4_EGRESS_REUSE, ST4_EGRESS_COOL,
+                                            ST4_EGRESS_UNRESERVE, ST4_EGRESS_RESERVE, AF_INET6, STORE_EGRESS6_FIRST };
+
+static size_t egress_len(const struct egress_fam *g) {
+        return g->af == AF_INET6 ? 16 : 4;
+}
+
+/* The address at off (0..1023) of g's range, as canonical text. */
+static void egress_format(const struct egress_fam *g, int64_t off, char out[STORE_IP6_MAX]) {
+        uint8_t a[16] = { 0 };
+        size_t n = egress_len(g);
+        (void)inet_pton(g->af, g->first, a);
+        a[n - 2] = (uint8_t)(a[n - 2] | ((off >> 8) & 3));
+        a[n - 1] = (uint8_t)(off & 255);
+        inet_ntop(g->af, a, out, STORE_IP6_MAX);
+}
+
+/* The offset of text e in g's range when it is a pod's (2..1022), else -1. */
+static int64_t egress_off(const struct egress_fam *g, const char *e) {
+        uint8_t a[16], f[16];
+        size_t n = egress_len(g);
+        if (!e || inet_pton(g->af, e, a) != 1 || inet_pton(g->af, g->first, f) != 1 || memcmp(a, f, n - 2) ||
+            (a[n - 2] & ~3) != f[n - 2])
+                return -1;
+        int64_t off = (int64_t)(a[n - 2] & 3) << 8 | a[n - 1];
+        return off >= 2 && off <= 1022 ? off : -1;
+}
+
 static void lease_from_row(sqlite3_stmt *st, struct store_lease *l) {
         memset(l, 0, sizeof *l);
         ip_format((uint32_t)sqlite3_column_int64(st, 0), l->ip);
@@ -534,6 +600,8 @@ static void lease_from_row(sqlite3_stmt *st, struct store_lease *l) {
         copy_col(l->pod_uid, sizeof l->pod_uid, st, 10);
         l->assigned_ms = sqlite3_column_int64(st, 11);
         copy_col(l->host_veth, sizeof l->host_veth, st, 12);
+        if (sqlite3_column_type(st, 13) != SQLITE_NULL)
+                egress_format(&eg_of_v4, sqlite3_column_int64(st, 13), l->egress_ip);
 }
 
 static int lease_by_addr(store *s, int64_t addr, struct store_lease *ret) {
@@ -609,6 +677,22 @@ static int assign_row(store *s, const struct store_attachment *a, int64_t addr, 
         return r == 0 && sqlite3_changes(s->db) == 0 ? -EBUSY : r;
 }
 
+static int pick_egress(store *s, const struct egress_fam *g, int64_t now_ms, int64_t *ret);
+
+/* With store_v6_egress: an IPv6 egress address for the lease of addr when it has none (*l, updated). */
+static int give_egress(store *s, int64_t addr, int64_t now_ms, struct store_lease *l) {
+        int64_t off;
+        if (!s->v6_egress || l->egress_ip[0])
+                return 0;
+        int r = pick_egress(s, &eg_of_v4, now_ms, &off);
+        sqlite3_stmt *st = r < 0 ? NULL : stmt(s, ST4_EGRESS_SET);
+        if (r < 0 || !st)
+                return r < 0 ? r : -ENOMEM;
+        sqlite3_bind_int64(st, 1, addr);
+        sqlite3_bind_int64(st, 2, off);
+        return (r = exec_done(st)) < 0 ? r : lease_by_addr(s, addr, l);
+}
+
 static int assign_locked(store *s, const struct store_attachment *a, int64_t now_ms,
                          struct store_lease *ret, bool *ret_existing) {
         int64_t addr = 0;
@@ -616,7 +700,7 @@ static int assign_locked(store *s, const struct store_attachment *a, int64_t now
         if (r == 0) {
                 if (ret_existing)
                         *ret_existing = true;
-                return 0;
+                return give_egress(s, addr, now_ms, ret);
         }
         if (r != -ENOENT)
                 return r;
@@ -635,7 +719,7 @@ static int assign_locked(store *s, const struct store_attachment *a, int64_t now
                 return r;
         if (ret_existing)
                 *ret_existing = false;
-        return lease_by_addr(s, addr, ret);
+        return (r = lease_by_addr(s, addr, ret)) < 0 ? r : give_egress(s, addr, now_ms, ret);
 }
 
 void store_prefer_ips(store *s, bool on) {
@@ -646,6 +730,11 @@ void store_prefer_ips(store *s, bool on) {
 void store_skip_primary(store *s, bool on) {
         if (s)
                 s->skip_primary = on;
+}
+
+void store_v6_egress(store *s, bool on) {
+        if (s)
+                s->v6_egress = on;
 }
 
 int store_assign(store *s, const struct store_attachment *a, int64_t now_ms,
@@ -711,8 +800,16 @@ int store_assign_addr(store *s, const struct store_attachment *a, const char *ip
         return r;
 }
 
-static int release_addr(store *s, int64_t addr, int64_t now_ms, int64_t cooldown_ms) {
-        sqlite3_stmt *st = stmt(s, ST_RELEASE);
+static int by_attachment_until(store *s, enum stmt_id id, const char *container_id, const char *ifname,
+                               int64_t now_ms, int64_t cooldown_ms);
+
+/* The attachment's address addr freed, and its IPv6 egress address (if any) remembered as released. */
+static int release_addr(store *s, const char *container_id, const char *ifname, int64_t addr, int64_t now_ms,
+                        int64_t cooldown_ms) {
+        int r = by_attachment_until(s, eg_of_v4.cool, container_id, ifname, now_ms, cooldown_ms);
+        sqlite3_stmt *st = r < 0 ? NULL : stmt(s, ST_RELEASE);
+        if (r < 0)
+                return r;
         if (!st)
                 return -ENOMEM;
         sqlite3_bind_int64(st, 1, addr);
@@ -735,7 +832,7 @@ static int release_locked(store *s, const char *container_id, const char *ifname
                 return 0;
         if (r < 0)
                 return r;
-        r = release_addr(s, addr, now_ms, cooldown_ms);
+        r = release_addr(s, container_id, ifname, addr, now_ms, cooldown_ms);
         return r < 0 ? r : 1;
 }
 
@@ -817,7 +914,7 @@ static int gc_locked(store *s, struct store_key *valid, size_t n_valid, int64_t 
                 if (strchr(l->ip, ':'))
                         r = release6(s, l->container_id, l->ifname, now_ms, cooldown_ms);
                 else if ((r = ip_parse(l->ip, &ip)) >= 0)
-                        r = release_addr(s, ip, now_ms, cooldown_ms);
+                        r = release_addr(s, l->container_id, l->ifname, ip, now_ms, cooldown_ms);
                 if (r >= 0 && *released != i)
                         (*leases)[*released] = *l;
                 if (r >= 0)
@@ -1315,13 +1412,6 @@ static void ip6_format(const char *base, int64_t off, char out[STORE_IP6_MAX]) {
         inet_ntop(AF_INET6, &a, out, STORE_IP6_MAX);
 }
 
-/* 169.254.172.0/22's address at off. */
-static void egress_format(int64_t off, char out[STORE_IP_MAX]) {
-        uint32_t first = 0;
-        (void)ip_parse(STORE_EGRESS4_FIRST, &first);
-        ip_format(first + (uint32_t)off, out);
-}
-
 static void lease6_from_row(sqlite3_stmt *st, struct store_lease *l) {
         memset(l, 0, sizeof *l);
         ip6_format((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), l->ip);
@@ -1338,7 +1428,7 @@ static void lease6_from_row(sqlite3_stmt *st, struct store_lease *l) {
         l->assigned_ms = sqlite3_column_int64(st, 12);
         copy_col(l->host_veth, sizeof l->host_veth, st, 13);
         if (sqlite3_column_type(st, 14) != SQLITE_NULL)
-                egress_format(sqlite3_column_int64(st, 14), l->egress_ip);
+                egress_format(&eg_of_v6, sqlite3_column_int64(st, 14), l->egress_ip);
 }
 
 static void fill_lease6(sqlite3_stmt *st, void *dst) {
@@ -1358,20 +1448,23 @@ static int lease6_by_attachment(store *s, const char *container_id, const char *
         return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
 }
 
+/* Run an EGRESS_COOL or ST6_RELEASE statement for the attachment. */
+static int by_attachment_until(store *s, enum stmt_id id, const char *container_id, const char *ifname,
+                               int64_t now_ms, int64_t cooldown_ms) {
+        sqlite3_stmt *st = stmt(s, id);
+        if (!st)
+                return -ENOMEM;
+        sqlite3_bind_text(st, 1, container_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now_ms);
+        sqlite3_bind_int64(st, 3, now_ms + (cooldown_ms > 0 ? cooldown_ms : 0));
+        sqlite3_bind_text(st, 4, ifname, -1, SQLITE_STATIC);
+        return exec_done(st);
+}
+
 /* The attachment's /128 freed, and its egress address remembered as released: both cool down. */
 static int release6(store *s, const char *container_id, const char *ifname, int64_t now_ms, int64_t cooldown_ms) {
-        int r = 0;
-        for (int i = 0; i < 2 && r == 0; i++) {
-                sqlite3_stmt *st = stmt(s, i == 0 ? ST6_EGRESS_COOL : ST6_RELEASE);
-                if (!st)
-                        return -ENOMEM;
-                sqlite3_bind_text(st, 1, container_id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 2, now_ms);
-                sqlite3_bind_int64(st, 3, now_ms + (cooldown_ms > 0 ? cooldown_ms : 0));
-                sqlite3_bind_text(st, 4, ifname, -1, SQLITE_STATIC);
-                r = exec_done(st);
-        }
-        return r;
+        int r = by_attachment_until(s, eg_of_v6.cool, container_id, ifname, now_ms, cooldown_ms);
+        return r < 0 ? r : by_attachment_until(s, ST6_RELEASE, container_id, ifname, now_ms, cooldown_ms);
 }
 
 static int prefix6_add_locked(store *s, const char *eni_id, const char *canon, const char *base, int64_t now_ms) {
@@ -1461,11 +1554,11 @@ static int pick6(store *s, const char *block, int64_t now_ms, int64_t *ret_off, 
  * released longest ago past its cooldown (so a pod never inherits conntrack or
  * SNAT state of one just deleted); -EAGAIN when none.
  */
-static int pick_egress(store *s, int64_t now_ms, int64_t *ret) {
-        int r = query_int(stmt(s, ST6_EGRESS_PICK), ret);
+static int pick_egress(store *s, const struct egress_fam *g, int64_t now_ms, int64_t *ret) {
+        int r = query_int(stmt(s, g->pick), ret);
         if (r != -ENOENT)
                 return r;
-        sqlite3_stmt *st = stmt(s, ST6_EGRESS_REUSE);
+        sqlite3_stmt *st = stmt(s, g->reuse);
         if (!st)
                 return -ENOMEM;
         sqlite3_bind_int64(st, 1, now_ms);
@@ -1520,7 +1613,7 @@ static int assign6_locked(store *s, const struct store_attachment *a, bool egres
                 return rc == SQLITE_DONE ? -EAGAIN : store_errno_from_sqlite(rc);
         if ((r = pick6(s, block, now_ms, &off, &reuse)) < 0)
                 return r;
-        if (egress && (r = pick_egress(s, now_ms, &eg)) < 0)
+        if (egress && (r = pick_egress(s, &eg_of_v6, now_ms, &eg)) < 0)
                 return r;
         if ((r = put6(s, reuse, block, off, a, eg, now_ms)) < 0)
                 return r;
@@ -1572,19 +1665,15 @@ static int locate6(store *s, const struct in6_addr *ip, char block[STORE_CIDR6_M
         return 0;
 }
 
-/* The egress offset of text e in 169.254.172.2-175.254, unless absent, malformed or held (then -1). */
-static int64_t egress_offset(store *s, const char *e) {
-        uint32_t a, first = 0;
-        (void)ip_parse(STORE_EGRESS4_FIRST, &first);
-        if (!e || ip_parse(e, &a) < 0 || a < first + 2 || a > first + 1022)
-                return -1;
-        sqlite3_stmt *st = stmt(s, ST6_EGRESS_HELD);
-        int64_t held = 1;
+/* The egress offset of text e in g's range, unless absent, malformed or held (then -1). */
+static int64_t egress_offset(store *s, const struct egress_fam *g, const char *e) {
+        int64_t off = egress_off(g, e), held = 1;
+        sqlite3_stmt *st = off >= 0 ? stmt(s, g->held) : NULL;
         if (st) {
-                sqlite3_bind_int64(st, 1, a - first);
+                sqlite3_bind_int64(st, 1, off);
                 (void)query_int(st, &held);
         }
-        return held ? -1 : (int64_t)(a - first);
+        return held ? -1 : off;
 }
 
 static int assign6_addr_locked(store *s, const struct store_attachment *a, const struct in6_addr *ip,
@@ -1615,7 +1704,7 @@ static int assign6_addr_locked(store *s, const struct store_attachment *a, const
                 return r;
         if (r == 0 && assigned)
                 return -EBUSY;
-        if ((r = put6(s, r == 0, block, off, a, egress_offset(s, egress), now_ms)) < 0)
+        if ((r = put6(s, r == 0, block, off, a, egress_offset(s, &eg_of_v6, egress), now_ms)) < 0)
                 return r;
         return lease6_by_attachment(s, a->container_id, a->ifname, ret);
 }
@@ -1637,27 +1726,33 @@ int store_assign6_addr(store *s, const struct store_attachment *a, const char *i
         return r;
 }
 
-static int egress_in_use_locked(store *s, const char *const *ips, size_t n, int64_t now_ms, int64_t cooldown_ms,
-                                size_t *ret_kept) {
-        sqlite3_stmt *st = stmt(s, ST6_EGRESS_UNRESERVE);
+/* One range's reservations replaced by the addresses of ips[] in it. */
+static int egress_reserve(store *s, const struct egress_fam *g, const char *const *ips, size_t n, int64_t now_ms,
+                          int64_t cooldown_ms, size_t *ret_kept) {
+        sqlite3_stmt *st = stmt(s, g->unreserve);
         if (!st)
                 return -ENOMEM;
         sqlite3_bind_int64(st, 1, now_ms);
         sqlite3_bind_int64(st, 2, now_ms + (cooldown_ms > 0 ? cooldown_ms : 0));
         int r = exec_done(st);
-        uint32_t first = 0, a;
-        (void)ip_parse(STORE_EGRESS4_FIRST, &first);
         for (size_t i = 0; r == 0 && i < n; i++) {
-                if (!ips[i] || ip_parse(ips[i], &a) < 0 || a < first + 2 || a > first + 1022)
+                int64_t off = egress_off(g, ips[i]);
+                if (off < 0)
                         continue;
-                if (!(st = stmt(s, ST6_EGRESS_RESERVE)))
+                if (!(st = stmt(s, g->reserve)))
                         return -ENOMEM;
-                sqlite3_bind_int64(st, 1, a - first);
+                sqlite3_bind_int64(st, 1, off);
                 sqlite3_bind_int64(st, 2, now_ms);
                 if ((r = exec_done(st)) == 0)
                         *ret_kept += (size_t)sqlite3_changes(s->db);
         }
         return r;
+}
+
+static int egress_in_use_locked(store *s, const char *const *ips, size_t n, int64_t now_ms, int64_t cooldown_ms,
+                                size_t *ret_kept) {
+        int r = egress_reserve(s, &eg_of_v6, ips, n, now_ms, cooldown_ms, ret_kept);
+        return r < 0 ? r : egress_reserve(s, &eg_of_v4, ips, n, now_ms, cooldown_ms, ret_kept);
 }
 
 int store_egress_in_use(store *s, const char *const *ips, size_t n, int64_t now_ms, int64_t cooldown_ms,
@@ -1735,8 +1830,9 @@ static int stats6(store *s, int64_t now_ms, struct store_stats *out) {
                 out->ipv6_prefixes = sqlite3_column_int(st, 0);
                 out->ipv6_assigned = sqlite3_column_int(st, 1);
                 out->ipv6_cooldown = sqlite3_column_int(st, 2);
-                out->egress_assigned = sqlite3_column_int(st, 3);
-                out->egress_cooldown = sqlite3_column_int(st, 4);
+                /* IPv6 pods' IPv4 egress and IPv4 pods' IPv6 egress: a node has one or the other */
+                out->egress_assigned = sqlite3_column_int(st, 3) + sqlite3_column_int(st, 5);
+                out->egress_cooldown = sqlite3_column_int(st, 4) + sqlite3_column_int(st, 6);
                 out->egress_available = STORE_EGRESS4_COUNT - out->egress_assigned - out->egress_cooldown;
         }
         sqlite3_reset(st);

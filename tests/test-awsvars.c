@@ -173,7 +173,8 @@ START_TEST(test_check_warns_v6_once) {
         ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %d: %s", r.status, r.err);
         ck_assert_uint_eq(count(r.err, "WARM_PREFIX_TARGET=1 is ignored in IPv6 mode"), 1);
         ck_assert_uint_eq(count(r.err, "MAX_ENI=3 is ignored in IPv6 mode"), 1);
-        ck_assert_uint_eq(count(r.err, "ENABLE_V6_EGRESS=true is ignored: "), 1);
+        ck_assert_uint_eq(count(r.err, "ENABLE_V6_EGRESS=true is ignored in IPv6 mode: IPv6 pods' egress is "
+                                       "ENABLE_V4_EGRESS"), 1);
         ck_assert_uint_eq(count(r.err, "is ignored"), 3);
         /* the same pool variables in an IPv4 node: nothing */
         const char *v4[] = { "WARM_PREFIX_TARGET=1", "MAX_ENI=3", NULL };

@@ -138,7 +138,7 @@ static const struct cni_result R6 = {
         .pod_ifname = "eth0", .pod_mac = "0a:00:00:00:00:02",
         .sandbox = "/var/run/netns/p1", .ip = "2600:1f14:abc:de00::5", .gateway = "fe80::1", .mtu = 9001,
         .egress_ip = "169.254.172.9", .egress_host_ifname = "eniv0123456789a", .egress_host_mac = "02:00:00:00:00:03",
-        .egress_pod_ifname = "v4if0", .egress_pod_mac = "0a:00:00:00:00:04",
+        .egress_pod_ifname = "v4if0", .egress_pod_mac = "0a:00:00:00:00:04", .egress_gateway = "169.254.172.1",
 };
 
 static cJSON *render6(const char *v, const cJSON *prev) {
@@ -178,6 +178,38 @@ START_TEST(test_shape_ipv6_with_egress) {
 }
 END_TEST
 
+/* An IPv4 pod with ENABLE_V6_EGRESS: v6if0 and its ULA /118, ::/0 via the host end's link-local. */
+START_TEST(test_shape_ipv4_with_v6_egress) {
+        static const struct cni_result r4 = {
+                .host_ifname = "eni0123456789ab", .host_mac = "02:00:00:00:00:01", .pod_ifname = "eth0",
+                .pod_mac = "0a:00:00:00:00:02", .sandbox = "/var/run/netns/p1", .ip = "10.0.1.5",
+                .gateway = "169.254.1.1", .mtu = 9001, .egress_ip = "fd00::ac:2",
+                .egress_host_ifname = "eniv0123456789a", .egress_host_mac = "02:00:00:00:00:03",
+                .egress_pod_ifname = "v6if0", .egress_pod_mac = "0a:00:00:00:00:04",
+                .egress_gateway = "fe80::ff:fe00:3",
+        };
+        char *s = NULL, ip[PROTO_IP_MAX], host[PROTO_IFNAME_MAX + 1];
+        ck_assert_int_eq(cni_result_render(&r4, "1.1.0", NULL, &s), 0);
+        cJSON *o = cJSON_Parse(s);
+        free(s);
+        ck_assert_str_eq(str(at(o, "ips", 0), "address"), "10.0.1.5/32");
+        const char *want[][2] = { { "interfaces", "v6if0" }, { "ips", "fd00::ac:2/118" }, { "ips", "fe80::ff:fe00:3" },
+                                  { "routes", "::/0" }, { "routes", "fe80::ff:fe00:3" } };
+        const char *key[] = { "name", "address", "gateway", "dst", "gw" };
+        for (size_t i = 0; i < 5; i++)
+                ck_assert_str_eq(str(at(o, want[i][0], i ? 1 : 3), key[i]), want[i][1]);
+        ck_assert_int_eq(cJSON_GetObjectItem(at(o, "ips", 1), "interface")->valueint, 3);
+        /* DEL from it finds the pod's own address, not the ULA, whichever comes first */
+        ck_assert_int_eq(cni_result_prev_parse(o, ip, host), 0);
+        ck_assert_str_eq(ip, "10.0.1.5");
+        cJSON_Delete(o);
+        o = cJSON_Parse("{\"ips\":[{\"address\":\"fd00::ac:2/118\"},{\"address\":\"10.0.1.5/32\"}]}");
+        ck_assert_int_eq(cni_result_prev_parse(o, ip, host), 0);
+        ck_assert_str_eq(ip, "10.0.1.5");
+        cJSON_Delete(o);
+}
+END_TEST
+
 /* DEL from prevResult: the pod's /128 and the main host veth, never the
  * egress address or the egress veth, whichever order ips[] has. */
 START_TEST(test_prev_parse_ipv6) {
@@ -212,6 +244,7 @@ int main(void) {
         tcase_add_test(tc, test_error_and_version);
         tcase_add_test(tc, test_shape_ipv6_with_egress);
         tcase_add_test(tc, test_prev_parse_ipv6);
+        tcase_add_test(tc, test_shape_ipv4_with_v6_egress);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

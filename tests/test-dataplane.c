@@ -779,6 +779,24 @@ START_TEST(test_v6_add_makes_every_object) {
 }
 END_TEST
 
+/* An outside host (namespace out) behind the node's ens5, and a masquerade
+ * of the egress range of one family through ens5 (vpc-ipamd's SNAT, played
+ * by nft): IPv4, 192.0.2.1 behind 10.0.0.1; IPv6, 2001:db8::1 on the link. */
+static void outside_host(char out[static 64], bool v6) {
+        const char *fam = v6 ? "ip6" : "ip", *range = v6 ? "fd00::ac:0/118" : "169.254.172.0/22";
+        make_pod(out);
+        ck_assert_int_eq(testlib_sh("ip link add ens5 type veth peer name o5 netns %s && ip addr add %s dev ens5 && "
+                                    "ip link set ens5 up && %s nft add table %s t && "
+                                    "nft 'add chain %s t post { type nat hook postrouting priority 100; }' && "
+                                    "nft add rule %s t post %s saddr %s oifname ens5 masquerade", out,
+                                    v6 ? "2001:db8::10/64 nodad" : "10.0.0.10/24",
+                                    v6 ? "" : "ip route add default via 10.0.0.1 dev ens5 &&", fam, fam, fam, fam, range),
+                         0);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s sh -c 'ip link set lo up && %s && ip link set o5 up'", out,
+                                    v6 ? "ip addr add 2001:db8::1/64 dev o5 nodad"
+                                       : "ip addr add 192.0.2.1/32 dev lo && ip addr add 10.0.0.1/24 dev o5"), 0);
+}
+
 /* Two IPv6 pods reach each other through the node (fe80::1 is only a MAC),
  * and one reaches an IPv4-only outside host through its egress veth and a
  * masquerade of 169.254.172.0/22 (vpc-ipamd's SNAT, played by nft here). */
@@ -789,15 +807,7 @@ START_TEST(test_v6_pods_traffic) {
         enter_fresh_host();
         ipv6_node();
         ck_assert_int_eq(testlib_sh("command -v ping >/dev/null && command -v nft >/dev/null"), 0);
-        make_pod(out);
-        ck_assert_int_eq(testlib_sh("ip link add ens5 type veth peer name o5 netns %s && "
-                            "ip addr add 10.0.0.10/24 dev ens5 && ip link set ens5 up && "
-                            "ip route add default via 10.0.0.1 dev ens5 && "
-                            "nft add table ip t && "
-                            "nft 'add chain ip t post { type nat hook postrouting priority 100; }' && "
-                            "nft add rule ip t post ip saddr 169.254.172.0/22 oifname ens5 masquerade", out), 0);
-        ck_assert_int_eq(testlib_sh("nsenter --net=%s sh -c 'ip link set lo up && ip addr add 192.0.2.1/32 dev lo && "
-                            "ip addr add 10.0.0.1/24 dev o5 && ip link set o5 up'", out), 0);
+        outside_host(out, false);
         make_pod(ns1);
         make_pod(ns2);
         struct dp_pod p1 = pod6_cfg("v6a", "2600:1f14:abc:de00::a", "169.254.172.10");
@@ -1117,6 +1127,100 @@ START_TEST(test_v6_gc) {
 }
 END_TEST
 
+/* --- IPv4 pods and their IPv6 egress (ENABLE_V6_EGRESS) ------------------------------ */
+
+#define V4_IP "10.0.1.5"
+#define V4_EGRESS6 "fd00::ac:9"
+
+/* v6if0 as aws-node's egress-cni wires it: the ULA (no DAD), routes via the host end's link-local. */
+static void assert_v6_egress(const char *ns, const struct dp_links *l) {
+        ck_assert_str_eq(l->egress_pod_ifname, "v6if0");
+        ck_assert_int_eq(strncmp(l->egress_gateway, "fe80::", 6), 0);
+        ck_assert(conf6_is(ns, "eth0", "disable_ipv6", "1"));           /* aws-node: IPv6 off on eth0 */
+        cJSON *ha = testlib_ipj(NULL, "-6 addr show dev %s", l->egress_host_ifname);
+        const cJSON *ll = addr_info(ha, l->egress_gateway);
+        ck_assert_msg(ll && !cJSON_HasObjectItem(ll, "tentative"), "host end's link-local %s", l->egress_gateway);
+        cJSON_Delete(ha);
+        cJSON *hr = testlib_ipj(NULL, "-6 route show table main");
+        ck_assert_int_eq(testlib_json_count(hr, 2, "dst", V4_EGRESS6, "dev", l->egress_host_ifname), 1);
+        cJSON_Delete(hr);
+        cJSON *pa = testlib_ipj(ns, "-6 addr show dev v6if0");
+        const cJSON *x = addr_info(pa, V4_EGRESS6);
+        ck_assert_ptr_nonnull(x);
+        ck_assert_int_eq(jint(x, "prefixlen"), 118);
+        char *printed = cJSON_PrintUnformatted(pa);
+        ck_assert_msg(!strstr(printed, "tentative"), "%s", printed);
+        free(printed);
+        cJSON_Delete(pa);
+        cJSON *pr = testlib_ipj(ns, "-6 route show");
+        ck_assert_int_eq(testlib_json_count(pr, 2, "dst", l->egress_gateway, "dev", "v6if0"), 1);
+        ck_assert_int_eq(testlib_json_count(pr, 3, "dst", "fd00::ac:0/118", "gateway", l->egress_gateway, "dev",
+                                            "v6if0"), 1);
+        ck_assert_int_eq(testlib_json_count(pr, 3, "dst", "default", "gateway", l->egress_gateway, "dev", "v6if0"), 1);
+        cJSON_Delete(pr);
+}
+
+/* ADD wires v6if0 and the pod reaches an IPv6 host at once through the
+ * node (ip6 masquerade of the range, vpc-ipamd's SNAT played by nft here);
+ * CHECK names each drift; DEL leaves no link, address or route. */
+START_TEST(test_v4_pod_v6_egress) {
+        char ns[64], out[64];
+        struct dp_links l;
+        struct errmsg err = { 0 };
+        enter_fresh_host();
+        ipv6_node();
+        outside_host(out, true);
+        make_pod(ns);
+        struct dp_pod p = pod6_cfg("c0ffee71", V4_IP, V4_EGRESS6);
+        ck_assert_msg(dp_add(ns, &p, &l, &err) == 0, "dp_add: %s", err.text);
+        assert_v6_egress(ns, &l);
+        ck_assert_msg(dp_check(ns, &p, &err) == 0, "dp_check after add: %s", err.text);
+        ck_assert_int_eq(testlib_sh("nsenter --net=%s ping -6 -c 2 -i 0.2 -W 2 -q 2001:db8::1 >/dev/null", ns), 0);
+        ck_assert_int_ge(rx_packets(out, "o5"), 2);
+        /* an egress address of the pod's own family, or outside the range, is refused */
+        char ns2[64];
+        make_pod(ns2);
+        struct dp_pod bad = pod6_cfg("c0ffee72", "10.0.1.6", "fd00::ad:9");
+        ck_assert_int_eq(dp_add(ns2, &bad, &l, &err), -EINVAL);
+        bad.egress_ip = "169.254.172.9";
+        ck_assert_int_eq(dp_add(ns2, &bad, &l, &err), -EINVAL);
+        ck_assert_int_eq(testlib_ipj_size(ns2, "link show"), 1);                /* rolled back */
+        const struct drift drifts[] = {
+                { "pod", "ip -6 addr del " V4_EGRESS6 "/118 dev v6if0", "egress address" },
+                { "pod", "ip -6 route del default dev v6if0", "egress default route" },
+                { "pod", "ip -6 route del fd00::ac:0/118", "egress route fd00::ac:0/118" },
+                { "pod", "ip link set v6if0 down", "pod interface is down (v6if0)" },
+                { "host", "ip -6 route del " V4_EGRESS6 "/128", "via the egress veth is missing" },
+                { "host", "ip link del EGRESSVETH", "egress veth of" },
+        };
+        ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+        for (size_t i = 0; i < sizeof drifts / sizeof drifts[0]; i++) {
+                const struct drift *d = &drifts[i];
+                char cmd[256];
+                ck_assert_int_eq(dp_add(ns, &p, &l, &err), 0);
+                const char *mark = strstr(d->cmd, "EGRESSVETH");
+                if (mark)
+                        snprintf(cmd, sizeof cmd, "%.*s%s%s", (int)(mark - d->cmd), d->cmd, l.egress_host_ifname,
+                                 mark + 10);
+                else
+                        snprintf(cmd, sizeof cmd, "%s", d->cmd);
+                ck_assert_int_eq(testlib_sh(strcmp(d->ns_side, "pod") == 0 ? "nsenter --net=%s sh -c '%s'" : "%.0s%s",
+                                            ns, cmd), 0);
+                errmsg_clear(&err);
+                ck_assert_int_eq(dp_check(ns, &p, &err), -EUCLEAN);
+                ck_assert_msg(strstr(err.text, d->expect), "after \"%s\": \"%s\" lacks \"%s\"", cmd, err.text,
+                              d->expect);
+                ck_assert_int_eq(dp_del(&p, NULL, &err), 0);
+                ck_assert_int_eq(testlib_ipj_size(ns, "link show"), 1);         /* lo */
+                ck_assert_int_eq(testlib_ipj_size(NULL, "link show"), 2);       /* lo, ens5 */
+                cJSON *hr = testlib_ipj(NULL, "-6 route show table main");
+                ck_assert_int_eq(testlib_json_count(hr, 1, "dst", V4_EGRESS6), 0);
+                cJSON_Delete(hr);
+        }
+        assert_home();
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("dataplane");
         TCase *tc = tcase_create("netns");
@@ -1146,6 +1250,7 @@ int main(void) {
         tcase_add_test(tc, test_v6_check_names_each_drift);
         tcase_add_test(tc, test_v6_del_leaves_nothing);
         tcase_add_test(tc, test_v6_gc);
+        tcase_add_test(tc, test_v4_pod_v6_egress);
         suite_add_tcase(s, tc);
         return testlib_run(s);
 }

@@ -223,6 +223,36 @@ START_TEST(test_reply_add_ipv6) {
 }
 END_TEST
 
+/* An add reply decodes with egress_ip want and encodes it back. */
+static void egress_round_trip(const char *reply, const char *want) {
+        struct proto_reply r;
+        char *json = NULL, needle[80];
+        ck_assert_int_eq(proto_reply_decode(PROTO_OP_ADD, reply, strlen(reply), &r, NULL), 0);
+        ck_assert_str_eq(r.addr.egress_ip, want);
+        ck_assert_int_eq(proto_reply_encode(&r, &json), 0);
+        snprintf(needle, sizeof needle, "\"egress_ip\":\"%s\"", want);
+        ck_assert_ptr_nonnull(strstr(json, needle));
+        proto_reply_done(&r);
+        free(json);
+}
+
+/* An IPv4 pod's reply with ENABLE_V6_EGRESS: its egress address is a ULA in fd00::ac:0/118. */
+START_TEST(test_reply_add_v6_egress) {
+        static const char v4[] =
+                "{\"v\":1,\"ok\":true,\"ip\":\"10.0.1.5\",\"eni_id\":\"eni-0abc\",\"device_index\":1,\"route_table\":2,"
+                "\"gateway\":\"169.254.1.1\",\"subnet_gateway\":\"10.0.1.1\",\"mtu\":9001,"
+                "\"egress_ip\":\"fd00::ac:3fe\",\"vpc_cidrs\":[\"10.0.0.0/16\"]}";
+        egress_round_trip(v4, "fd00::ac:3fe");
+        static const char *const outside[] = { "fd00::ac:400", "fd00::ad:2", "fd01::ac:2", "fe80::ac:2" };
+        for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
+                char bad[sizeof v4 + 8];
+                const char *at = strstr(v4, "fd00::ac:3fe");
+                snprintf(bad, sizeof bad, "%.*s%s%s", (int)(at - v4), v4, outside[i], at + strlen("fd00::ac:3fe"));
+                expect_bad_reply(PROTO_OP_ADD, bad);
+        }
+}
+END_TEST
+
 START_TEST(test_reply_refusals) {
         expect_bad_reply(PROTO_OP_ADD, "{\"v\":1,\"ok\":true}");
         expect_bad_reply(PROTO_OP_ADD, "{\"v\":2,\"ok\":true}");
@@ -268,6 +298,16 @@ START_TEST(test_reply_del_null_and_error) {
         ck_assert_int_eq(proto_reply_decode(PROTO_OP_DEL, json, strlen(json), &r, NULL), 0);
         ck_assert(r.unwired && r.veth_queued && !r.addr.has_ip);
         free(json);
+        /* the released lease's egress address (its egress veth is the plugin's to remove) */
+        done.addr.has_ip = true;
+        strcpy(done.addr.ip, "10.0.1.5");
+        strcpy(done.addr.egress_ip, "fd00::ac:2");
+        ck_assert_int_eq(proto_reply_encode(&done, &json), 0);
+        ck_assert_int_eq(proto_reply_decode(PROTO_OP_DEL, json, strlen(json), &r, NULL), 0);
+        ck_assert(r.addr.has_ip);
+        ck_assert_str_eq(r.addr.egress_ip, "fd00::ac:2");
+        free(json);
+        expect_bad_reply(PROTO_OP_DEL, "{\"v\":1,\"ok\":true,\"ip\":\"10.0.1.5\",\"egress_ip\":\"10.0.1.6\"}");
         expect_bad_reply(PROTO_OP_DEL, "{\"v\":1,\"ok\":true,\"ip\":null,\"unwired\":1}");
         ck_assert_int_eq(proto_reply_encode_error(PROTO_E_NO_ADDRESS, "subnet exhausted\n(10.0.1.0/24)", true, &json),
                          0);
@@ -458,6 +498,7 @@ int main(void) {
         tcase_add_test(tc, test_reply_add_decode);
         tcase_add_test(tc, test_reply_refusals);
         tcase_add_test(tc, test_reply_add_ipv6);
+        tcase_add_test(tc, test_reply_add_v6_egress);
         tcase_add_test(tc, test_reply_del_null_and_error);
         tcase_add_test(tc, test_reply_readonly_carries_object);
         tcase_add_test(tc, test_server_refuses_with_reply);

@@ -67,6 +67,7 @@ static void add_ips(store *s, int first, int n) {
 
 static int64_t fixture_cooldown_ms = 30000;
 static bool fixture_ipv6, fixture_egress;       /* IPv6 mode: the node's /80 and its options */
+static bool fixture_v6_egress;                  /* IPv4 mode: ENABLE_V6_EGRESS */
 
 static void start(int n_ips, int add_wait_ms, int idle_ms) {
         memset(&fx, 0, sizeof fx);
@@ -90,6 +91,7 @@ static void start(int n_ips, int add_wait_ms, int idle_ms) {
                                     .add_wait_ms = add_wait_ms, .idle_ms = idle_ms, .pod_mtu = 9001,
                                     .cooldown_ms = fixture_cooldown_ms,
                                     .ipv6 = fixture_ipv6, .v4_egress = fixture_egress, .instance_type = "m5.large",
+                                    .v6_egress = fixture_v6_egress,
                                     .hooks = { hook_wake, hook_status, &fx } };
         ck_assert_msg(server_new(&o, &fx.srv, &e) == 0, "%s", e.text);
         ck_assert_int_eq(pthread_create(&fx.thread, NULL, run, fx.srv), 0);
@@ -237,6 +239,72 @@ START_TEST(test_gc) {
 }
 END_TEST
 
+/* An ADD answered with ip and egress_ip. */
+static void add_expect(const char *cid, const char *ip, const char *egress_ip) {
+        struct proto_request req = add_req(cid);
+        struct proto_reply rep;
+        call(&req, &rep, 2000);
+        ck_assert(rep.ok);
+        ck_assert_str_eq(rep.addr.ip, ip);
+        ck_assert_str_eq(rep.addr.egress_ip, egress_ip);
+        proto_reply_done(&rep);
+}
+
+/* Every egress address of the range (IPv4 pods' ULAs when v6) in use by pods the store does not
+ * know: STATUS is not ready and says why (the caller releases them). */
+static void status_without_egress(bool v6, const char *why) {
+        static char text[1021][STORE_IP6_MAX];
+        const char *ips[1021];
+        for (int off = 2; off <= 1022; off++) {
+                if (v6)
+                        snprintf(text[off - 2], sizeof text[0], "fd00::ac:%x", off);
+                else
+                        snprintf(text[off - 2], sizeof text[0], "169.254.%d.%d", 172 + off / 256, off % 256);
+                ips[off - 2] = text[off - 2];
+        }
+        ck_assert_int_eq(store_egress_in_use(fx.side, ips, 1021, wall_ms(), 30000, NULL), 0);
+        struct proto_request status = { .op = PROTO_OP_STATUS };
+        struct proto_reply rep;
+        call(&status, &rep, 2000);
+        ck_assert(rep.ok && !rep.ready);
+        ck_assert_uint_eq(rep.available, 0);
+        ck_assert_ptr_nonnull(strstr(rep.reason, why));
+        proto_reply_done(&rep);
+}
+
+/* ENABLE_V6_EGRESS: IPv4 pods' ULAs in ADD, CHECK and DEL replies; STATUS counts them. */
+START_TEST(test_ops_v6_egress) {
+        fixture_v6_egress = true;
+        start(3, 300, 5000);
+        struct proto_request req = add_req("c1");
+        struct proto_reply rep;
+        add_expect("c1", "10.0.1.10", "fd00::ac:2");
+        struct proto_request chk = { .op = PROTO_OP_CHECK, .att = req.att };
+        call(&chk, &rep, 2000);
+        ck_assert_str_eq(rep.addr.egress_ip, "fd00::ac:2");
+        proto_reply_done(&rep);
+        struct proto_request del = { .op = PROTO_OP_DEL, .att = req.att };
+        call(&del, &rep, 2000);
+        ck_assert(rep.ok && rep.addr.has_ip);
+        ck_assert_str_eq(rep.addr.egress_ip, "fd00::ac:2");     /* the plugin removes v6if0's veth */
+        proto_reply_done(&rep);
+        add_expect("c2", "10.0.1.11", "fd00::ac:3");            /* c1's cools down */
+        struct proto_request status = { .op = PROTO_OP_STATUS };
+        call(&status, &rep, 2000);
+        ck_assert(rep.ok && rep.ready);
+        ck_assert_uint_eq(rep.available, 1);                    /* the pool's one free address is the bound */
+        proto_reply_done(&rep);
+        status_without_egress(true, "no IPv6 egress address is free");
+        struct proto_request req3 = add_req("c3");
+        call(&req3, &rep, 2000);
+        ck_assert(!rep.ok);
+        ck_assert_str_eq(rep.error.code, PROTO_E_NO_ADDRESS);
+        proto_reply_done(&rep);
+        ck_assert_int_eq(store_egress_in_use(fx.side, NULL, 0, wall_ms(), 30000, NULL), 0);
+        stop();
+}
+END_TEST
+
 /* IPv6 mode: ADD, CHECK, DEL and GC with /128s from the node's /80 and the IPv4 egress address. */
 START_TEST(test_ops_ipv6) {
         fixture_ipv6 = true;
@@ -292,18 +360,7 @@ START_TEST(test_ops_ipv6) {
         ck_assert_uint_eq(rep.available, fixture_egress ? 1018 : UINT32_MAX);
         proto_reply_done(&rep);
         if (fixture_egress) {                           /* none left: not ready, and why */
-                static char text[1021][16];
-                const char *ips[1021];
-                for (int i = 0; i < 1021; i++) {
-                        snprintf(text[i], sizeof text[i], "169.254.%d.%d", 172 + (i + 2) / 256, (i + 2) % 256);
-                        ips[i] = text[i];
-                }
-                ck_assert_int_eq(store_egress_in_use(fx.side, ips, 1021, wall_ms(), 30000, NULL), 0);
-                call(&status, &rep, 2000);
-                ck_assert(rep.ok && !rep.ready);
-                ck_assert_uint_eq(rep.available, 0);
-                ck_assert_ptr_nonnull(strstr(rep.reason, "egress"));
-                proto_reply_done(&rep);
+                status_without_egress(false, "no IPv4 egress address is free");
                 ck_assert_int_eq(store_egress_in_use(fx.side, NULL, 0, wall_ms(), 30000, NULL), 0);
         }
         struct proto_request pool = { .op = PROTO_OP_POOL }, pods = { .op = PROTO_OP_PODS },
@@ -801,6 +858,7 @@ int main(void) {
         tcase_add_test(tc, test_ops);
         tcase_add_test(tc, test_gc);
         tcase_add_loop_test(tc, test_ops_ipv6, 0, 2);   /* with and without ENABLE_V4_EGRESS */
+        tcase_add_test(tc, test_ops_v6_egress);
         tcase_add_test(tc, test_add_waits_then_served);
         tcase_add_test(tc, test_add_wait_times_out_with_reason);
         tcase_add_test(tc, test_del_cancels_a_waiting_add);

@@ -115,7 +115,8 @@ START_TEST(test_render_defaults) {
         char *s = render(&in);
         /* one transaction: make sure the table exists, delete it, add it whole */
         static const char head[] = "table ip aws-cni {}\ndelete table ip aws-cni\n"
-                                   "table ip vpc-ipam {}\ndelete table ip vpc-ipam\ntable ip vpc-ipam {\n";
+                                   "table ip vpc-ipam {}\ndelete table ip vpc-ipam\n"
+                                   "table ip6 vpc-ipam {}\ndelete table ip6 vpc-ipam\ntable ip vpc-ipam {\n";
         ck_assert_msg(strncmp(s, head, strlen(head)) == 0, "%s", s);
         assert_has(s, "elements = { 10.0.0.0/16 }");
         assert_has(s, "set excluded {\n\t\ttype ipv4_addr; flags interval; auto-merge;\n\t}");
@@ -183,7 +184,8 @@ START_TEST(test_render_external) {
         in.cfg.external = true;
         in.primary_ip[0] = '\0';          /* nothing else matters then */
         char *s = render(&in);
-        ck_assert_str_eq(s, "table ip aws-cni {}\ndelete table ip aws-cni\ntable ip vpc-ipam {}\ndelete table ip vpc-ipam\n");
+        ck_assert_str_eq(s, "table ip aws-cni {}\ndelete table ip aws-cni\ntable ip vpc-ipam {}\ndelete table ip vpc-ipam\n"
+                            "table ip6 vpc-ipam {}\ndelete table ip6 vpc-ipam\n");
         ck_assert_str_eq(s, snat_render_remove());
         free(s);
 }
@@ -253,6 +255,33 @@ START_TEST(test_render_ipv6_egress) {
         struct snat_input a = base_input(), b = base_input();
         b.ipv6_egress = true;
         ck_assert(!snat_input_equal(&a, &b));
+}
+END_TEST
+
+/* ENABLE_V6_EGRESS: the ip6 table beside the IPv4 one, kept with external SNAT; a bad node IPv6 refused. */
+START_TEST(test_render_v6_egress) {
+        struct snat_input in = base_input();
+        snprintf(in.egress6_ip, sizeof in.egress6_ip, "2600:1f14:abc:de00::10");
+        char *t = render(&in);
+        assert_has(t, "table ip vpc-ipam {\n\tset vpc");
+        assert_has(t, "table ip6 vpc-ipam {\n");
+        assert_has(t, "\t\tip6 saddr fd00::ac:0/118 ip6 daddr ff00::/8 return\n");
+        assert_has(t, "\t\tip6 saddr fd00::ac:0/118 fib daddr type local return\n");
+        assert_has(t, "\t\tip6 saddr fd00::ac:0/118 snat to 2600:1f14:abc:de00::10 fully-random\n");
+        assert_has(t, "\t\tip6 daddr fd00::ac:0/118 ct state new reject\n");
+        free(t);
+        in.cfg.external = true;
+        t = render(&in);
+        assert_lacks(t, "table ip vpc-ipam {\n");
+        assert_has(t, "table ip6 vpc-ipam {\n");
+        free(t);
+        struct snat_input a = base_input();
+        ck_assert(!snat_input_equal(&a, &in));
+        snprintf(in.egress6_ip, sizeof in.egress6_ip, "10.0.0.9");
+        char *bad = NULL;
+        struct errmsg e = { 0 };
+        ck_assert_int_eq(snat_render(&in, &bad, &e), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(e.text, "node IPv6 \"10.0.0.9\""));
 }
 END_TEST
 
@@ -427,6 +456,30 @@ START_TEST(test_kernel_ipv6_egress) {
 }
 END_TEST
 
+/* ENABLE_V6_EGRESS: the kernel takes the ip6 table, with and without external SNAT; removal takes both. */
+START_TEST(test_kernel_v6_egress) {
+        enter_netns();
+        snat *s = NULL;
+        ck_assert_int_eq(snat_new(&s, NULL), 0);
+        struct snat_input in = base_input();
+        snprintf(in.egress6_ip, sizeof in.egress6_ip, "2600:1f14:abc:de00::10");
+        apply_ok(s, &in);
+        ck_assert_int_eq(count_lines("nft list table ip6 vpc-ipam 2>/dev/null",
+                                     "ip6 saddr fd00::ac:0/118 snat to 2600:1f14:abc:de00::10"), 1);
+        ck_assert_int_eq(count_lines("nft list table ip6 vpc-ipam 2>/dev/null",
+                                     "ip6 daddr fd00::ac:0/118 ct state new reject"), 1);
+        ck_assert_int_eq(fwmark_rules("0x80"), 1);
+        in.cfg.external = true;
+        apply_ok(s, &in);
+        ck_assert_ptr_null(list_table());               /* no IPv4 SNAT, nor its rule */
+        ck_assert_int_eq(fwmark_rules("0x80"), 0);
+        ck_assert_int_eq(count_lines("nft list table ip6 vpc-ipam 2>/dev/null", "snat to 2600:1f14:abc:de00::10"), 1);
+        ck_assert_int_eq(snat_remove(s, in.cfg.mark, NULL), 0);
+        ck_assert_int_eq(count_lines("nft list tables 2>/dev/null", "vpc-ipam"), 0);
+        snat_free(s);
+}
+END_TEST
+
 START_TEST(test_kernel_foreign_rule_kept) {
         enter_netns();
         /* someone else's rule at 1024 with another mark is not ours to delete */
@@ -452,6 +505,7 @@ int main(int argc, char **argv) {
                 tcase_add_test(tc, test_kernel_replace_in_place);
                 tcase_add_test(tc, test_kernel_foreign_rule_kept);
                 tcase_add_test(tc, test_kernel_ipv6_egress);
+                tcase_add_test(tc, test_kernel_v6_egress);
         } else {
                 tcase_add_test(tc, test_parse_random);
                 tcase_add_test(tc, test_parse_cidrs);
@@ -462,6 +516,7 @@ int main(int argc, char **argv) {
                 tcase_add_test(tc, test_render_bad_inputs);
                 tcase_add_test(tc, test_input_equal);
                 tcase_add_test(tc, test_render_ipv6_egress);
+                tcase_add_test(tc, test_render_v6_egress);
         }
         suite_add_tcase(s, tc);
         return testlib_run(s);

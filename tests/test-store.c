@@ -1406,6 +1406,63 @@ START_TEST(test_v6_egress_in_use) {
 }
 END_TEST
 
+static void assign4(store *s, const char *cid, int64_t now, const char *want_ip, const char *want_eg) {
+        struct store_attachment a = att(cid);
+        struct store_lease l;
+        ck_assert_int_eq(store_assign(s, &a, now, &l, NULL), 0);
+        ck_assert_str_eq(l.ip, want_ip);
+        ck_assert_str_eq(l.egress_ip, want_eg);
+}
+
+/* ENABLE_V6_EGRESS: IPv4 pods get ULAs from fd00::ac:0/118, unique, cooling down, released with the pod. */
+START_TEST(test_v4_pods_v6_egress) {
+        store *s = node_with(4);
+        assign4(s, "c0", T0, "10.0.0.10", "");                  /* off: none */
+        store_v6_egress(s, true);
+        assign4(s, "c0", T0, "10.0.0.10", "fd00::ac:2");        /* a held lease without one gets one */
+        assign4(s, "c1", T0, "10.0.0.11", "fd00::ac:3");
+        assign4(s, "c1", T0, "10.0.0.11", "fd00::ac:3");        /* idempotent */
+        struct store_lease l;
+        ck_assert_int_eq(store_lookup(s, "c1", "eth0", &l), 0);
+        ck_assert_str_eq(l.egress_ip, "fd00::ac:3");
+        ck_assert_int_eq(store_release(s, "c0", "eth0", T0, COOLDOWN, &l), 1);
+        ck_assert_str_eq(l.egress_ip, "fd00::ac:2");
+        assign4(s, "c2", T0 + 1, "10.0.0.12", "fd00::ac:4");    /* .2 cools down */
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, T0 + 1, &st), 0);
+        ck_assert_int_eq(st.egress_assigned, 2);
+        ck_assert_int_eq(st.egress_cooldown, 1);
+        ck_assert_int_eq(st.egress_available, STORE_EGRESS6_COUNT - 3);
+        /* what the database refuses: a second live holder, one on a free row, one outside the range */
+        ck_assert_int_ne(exec_sql(s, "UPDATE addresses SET egress = 3 WHERE addr = (SELECT addr FROM addresses"
+                                     " WHERE egress = 4)"), SQLITE_OK);
+        ck_assert_int_ne(exec_sql(s, "UPDATE addresses SET egress = 9 WHERE state = 'free'"), SQLITE_OK);
+        ck_assert_int_ne(exec_sql(s, "UPDATE addresses SET egress = 1023 WHERE egress = 4"), SQLITE_OK);
+        /* the kernel shows fd00::ac:5 routed to a pod the store does not know: kept from new pods */
+        const char *seen[] = { "fd00::ac:5", "fd00::ac:100", "169.254.172.9" };
+        size_t kept = 0;
+        ck_assert_int_eq(store_egress_in_use(s, seen, 3, T0 + 1, COOLDOWN, &kept), 0);
+        ck_assert_int_eq(kept, 3);                               /* ::ac:100 is offset 256; the IPv4 one too */
+        assign4(s, "c3", T0 + 2, "10.0.0.13", "fd00::ac:6");
+        /* gc releases c1: its ULA cools down with its address; the durable store keeps all of it */
+        store_close(s);
+        s = fresh();
+        store_v6_egress(s, true);
+        struct store_key valid[] = { { "c2", "eth0" }, { "c3", "eth0" } };
+        struct store_lease *rel = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(store_gc(s, valid, 2, T0 + 3, COOLDOWN, &rel, &n), 0);
+        ck_assert_int_eq(n, 1);
+        ck_assert_str_eq(rel[0].egress_ip, "fd00::ac:3");
+        free(rel);
+        ck_assert_int_eq(store_stats(s, T0 + 3, &st), 0);
+        ck_assert_int_eq(st.egress_assigned, 2);
+        ck_assert_int_eq(st.egress_cooldown, 2 + 3);
+        healthy(s, T0 + 3);
+        store_close(s);
+}
+END_TEST
+
 /* /80s EC2 no longer lists: dropped when empty, withdrawn (never picked) while pods hold them. */
 START_TEST(test_v6_prefix_reconcile) {
         store *s = node6();
@@ -1576,6 +1633,7 @@ int main(void) {
         tcase_add_test(v6, test_v6_cooldown_across_reopen);
         tcase_add_test(v6, test_v6_egress_cooldown_lru);
         tcase_add_test(v6, test_v6_egress_in_use);
+        tcase_add_test(v6, test_v4_pods_v6_egress);
         tcase_add_test(v6, test_v6_prefix_reconcile);
         tcase_add_test(v6, test_v6_assign_addr);
         tcase_add_test(v6, test_migration_from_schema_2);

@@ -1,13 +1,14 @@
 """vpc-world: bring an emulated VPC up and down, and talk to its control API.
 
-  vpc-world up --dir DIR [--nodes N] [--instance-type T] [--vpc-cidr C] [--fast] [--ipv6] [--timeout S]
+  vpc-world up --dir DIR [--nodes N] [--instance-type T] [--vpc-cidr C] [--fast] [--ipv6 [--outside-ipv6]] [--timeout S]
                [--ec2-endpoint moto|http://127.0.0.1:PORT [--seed N] [--unique-addresses]]
       Records a run-specific prefix in DIR/prefix first, starts the server
       (`vpc-world serve`, its own session, log in DIR/server.log, PID in
       DIR/server.pid) and returns once DIR/world.json exists. If the server
       dies or times out, everything carrying the prefix is removed. --ipv6:
       the VPC gets an IPv6 /56, each subnet a /64, each node's primary ENI
-      one IPv6 address (model6.py); not with --ec2-endpoint.
+      one IPv6 address (model6.py); not with --ec2-endpoint. --outside-ipv6
+      (with --ipv6): the outside host gets an IPv6 address too (fabric.py).
   vpc-world down --dir DIR
       Stops the server (SIGTERM, then SIGKILL) and deletes every namespace
       carrying the recorded prefix, which takes every veth with it; works
@@ -122,7 +123,8 @@ def up(a):
         f.write(prefix + "\n")
     args = [sys.executable, SCRIPT, "serve", "--dir", directory, "--prefix", prefix,
             "--nodes", str(a.nodes), "--instance-type", a.instance_type, "--vpc-cidr", a.vpc_cidr,
-            "--region", a.region] + (["--fast"] if a.fast else []) + (["--ipv6"] if a.ipv6 else [])
+            "--region", a.region] + (["--fast"] if a.fast else []) + (["--ipv6"] if a.ipv6 else []) \
+        + (["--outside-ipv6"] if a.outside_ipv6 else [])
     if a.ec2_endpoint:
         args += ["--ec2-endpoint", a.ec2_endpoint] + (["--seed", str(a.seed)] if a.seed is not None else []) \
             + (["--unique-addresses"] if a.unique_addresses else [])
@@ -193,6 +195,9 @@ def main(argv=None):
         p.add_argument("--fast", action="store_true", help="near-zero latencies and IMDS lag")
         p.add_argument("--ipv6", action="store_true", help="an IPv6 /56 for the VPC, a /64 per subnet, "
                                                           "an IPv6 address on each node's primary ENI")
+        p.add_argument("--outside-ipv6", action="store_true",
+                       help="with --ipv6: the outside host gets an IPv6 address too, reachable from nodes' primary "
+                            "IPv6 addresses only (IPv6 egress of IPv4 pods)")
         p.add_argument("--ec2-endpoint", help="follow an external EC2: 'moto' (run here) or a loopback URL "
                                               "(LocalStack, moto_server); see extec2.py")
         p.add_argument("--seed", type=int, help="with --ec2-endpoint moto: seed moto's address picks")
@@ -227,6 +232,9 @@ def main(argv=None):
     if not 1 <= a.nodes <= 512:
         print("vpc-world: --nodes must be 1..512", file=sys.stderr)
         return 2
+    if a.outside_ipv6 and not a.ipv6:
+        print("vpc-world: --outside-ipv6 needs --ipv6", file=sys.stderr)
+        return 2
     if a.ec2_endpoint and a.ipv6:
         print("vpc-world: --ipv6 is not supported with --ec2-endpoint", file=sys.stderr)
         return 2
@@ -237,4 +245,4 @@ def main(argv=None):
                          seed=a.seed, unique=a.unique_addresses)
     from .server import serve
     return serve(os.path.abspath(a.dir), a.prefix, nodes=a.nodes, instance_type=a.instance_type,
-                 vpc_cidr=a.vpc_cidr, fast=a.fast, region=a.region, ipv6=a.ipv6)
+                 vpc_cidr=a.vpc_cidr, fast=a.fast, region=a.region, ipv6=a.ipv6, outside_ipv6=a.outside_ipv6)

@@ -34,7 +34,11 @@ whole /80s, and every packet then meets the check). The check is table
 addresses and /80s and a chain dropping other sources into counter
 d<serial> (counted with the IPv4 drops of the same ENI); link-local and
 unspecified sources (neighbour discovery) pass. The outside host stays
-IPv4-only: IPv6 is off on its link and in its namespace.
+IPv4-only: IPv6 is off on its link and in its namespace; with outside=True
+(`up --ipv6 --outside-ipv6`) it also has OUTSIDE_IP6 behind OUTSIDE_GW6 and,
+like the IPv4 way out, the fabric forwards to it only IPv6 packets whose
+source is some node's primary IPv6 address (set `nodes6` of `ip6 vpc6`),
+counting the rest in `outside_drops` too.
 
 Fabric.apply(desired) diffs the wanted ENI links and addresses against what
 it applied before and runs the minimum of ip/nft commands: one `ip -batch`
@@ -54,6 +58,8 @@ OUTSIDE_GW = "198.51.100.1"
 OUTSIDE_IP = "198.51.100.10"
 ENI_MTU = 9001                 # as EC2's ENIs; the outside link keeps 1500 (an internet path)
 ROUTER_LL6 = "fe80::ec2:1"     # the VPC router's link-local address on every ENI's link
+OUTSIDE_GW6 = "2001:db8:51::1"  # with enable_ipv6(outside=True): the outside link's IPv6
+OUTSIDE_IP6 = "2001:db8:51::10"
 
 _NFT_BASE = """
 table ip vpc {
@@ -75,9 +81,15 @@ table ip vpc {
 _NFT_BASE6 = """
 table ip6 vpc6 {
   map ifs { type ifname : verdict; }
+  set nodes6 { type ipv6_addr; }
+  counter outside_drops { }
   chain pre {
     type filter hook prerouting priority -300; policy accept;
     iifname vmap @ifs
+  }
+  chain gateway {
+    type filter hook forward priority 0; policy accept;
+    oifname "OIF" ip6 saddr != @nodes6 counter name outside_drops drop
   }
 }
 """
@@ -263,19 +275,25 @@ class Fabric:
             a["check"] = d["check"]
 
     # --- IPv6 ------------------------------------------------------------------
-    def enable_ipv6(self, node_namespaces):
-        """Forward IPv6 in the fabric and check its sources; call after build(), before apply()."""
+    def enable_ipv6(self, node_namespaces, outside=False):
+        """Forward IPv6 in the fabric and check its sources; call after build(), before apply().
+        outside: the outside host gets OUTSIDE_IP6 (see the top)."""
         oif = f"{self.prefix}o"
+        off = "0" if outside else "1"
         netns.in_ns(self.fab, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=0",
                                "net.ipv6.conf.default.disable_ipv6=0", "net.ipv6.conf.all.forwarding=1",
                                "net.ipv6.conf.default.forwarding=1", "net.ipv6.conf.default.accept_dad=0",
-                               "net.ipv6.conf.all.accept_redirects=0", f"net.ipv6.conf.{oif}.disable_ipv6=1"])
-        netns.in_ns(self.out, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
-                               "net.ipv6.conf.default.disable_ipv6=1"])
+                               "net.ipv6.conf.all.accept_redirects=0", f"net.ipv6.conf.{oif}.disable_ipv6={off}"])
+        netns.in_ns(self.out, ["sysctl", "-q", "-w", f"net.ipv6.conf.all.disable_ipv6={off}",
+                               f"net.ipv6.conf.default.disable_ipv6={off}", f"net.ipv6.conf.eth0.disable_ipv6={off}"])
+        if outside:
+            netns.ip_batch(self.fab, [f"addr add {OUTSIDE_GW6}/64 dev {oif} nodad"])
+            netns.ip_batch(self.out, [f"addr add {OUTSIDE_IP6}/64 dev eth0 nodad",
+                                      f"route add ::/0 via {OUTSIDE_GW6} dev eth0"])
         for ns in node_namespaces:
             netns.in_ns(ns, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=0",
                              "net.ipv6.conf.default.disable_ipv6=0"])
-        netns.nft(self.fab, _NFT_BASE6)
+        netns.nft(self.fab, _NFT_BASE6.replace("OIF", oif))
         self.ipv6 = True
 
     def _add_link6(self, a, d, fab, nodes, nft):
@@ -286,6 +304,8 @@ class Fabric:
             nodes.setdefault(d["ns"], []).extend([
                 f"addr add {_ip6(d['addr6'])}/128 dev {d['ifname']} nodad",
                 f"route add ::/0 via {ROUTER_LL6} dev {d['ifname']}"])
+            nft.append(f"add element ip6 vpc6 nodes6 {{ {_ip6(d['addr6'])} }}")
+            a["node6"] = d["addr6"]
         nft += [f"add set ip6 vpc6 o{s} {{ type ipv6_addr; flags interval; }}",
                 f"add counter ip6 vpc6 d{s}",
                 f"add chain ip6 vpc6 c{s}",
@@ -316,6 +336,8 @@ class Fabric:
     def _remove6(a):
         s = a["serial"]
         out = [f"delete element ip6 vpc6 ifs {{ \"{a['fif']}\" : jump c{s} }}"] if a["check6"] else []
+        if a.get("node6") is not None:
+            out.append(f"delete element ip6 vpc6 nodes6 {{ {_ip6(a['node6'])} }}")
         return out + [f"flush chain ip6 vpc6 c{s}", f"delete chain ip6 vpc6 c{s}",
                       f"delete set ip6 vpc6 o{s}", f"delete counter ip6 vpc6 d{s}"]
 

@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from . import imds, k8sapi, model6, netns
 from .control import ControlHandler
 from .ec2api import Drop, Ec2Api
-from .fabric import EC2_IP, IMDS_IP, OUTSIDE_IP, OUTSIDE_NET, Fabric
+from .fabric import EC2_IP, IMDS_IP, OUTSIDE_IP, OUTSIDE_IP6, OUTSIDE_NET, Fabric
 from .faults import Faults, Latency, Throttle
 from .instance_types import TYPES
 from .model import Hooks, World, ip_str, new_id, now_iso
@@ -90,9 +90,9 @@ def _key(prefix, n):
 
 class Server(Hooks):
     def __init__(self, directory, prefix, nodes=2, instance_type="m5.large", vpc_cidr="10.0.0.0/16",
-                 fast=False, region="us-west-2", ipv6=False):
+                 fast=False, region="us-west-2", ipv6=False, outside_ipv6=False):
         self.dir, self.prefix, self.fast = directory, prefix, fast
-        self.ipv6 = ipv6
+        self.ipv6, self.outside_ipv6 = ipv6, outside_ipv6
         self.n_nodes, self.itype, self.vpc_cidr, self.region = nodes, instance_type, vpc_cidr, region
         self.latency, self.throttle, self.faults = Latency(fast), Throttle(), Faults()
         self.views = imds.Views(self.latency)
@@ -144,7 +144,7 @@ class Server(Hooks):
         self.fabric.build([self.fabric.node_ns(i) for i in range(self.n_nodes)],
                           [s.gateway for s in w.subnets.values()])
         if self.ipv6:
-            self.fabric.enable_ipv6([self.fabric.node_ns(i) for i in range(self.n_nodes)])
+            self.fabric.enable_ipv6([self.fabric.node_ns(i) for i in range(self.n_nodes)], outside=self.outside_ipv6)
         self._reconcile(immediate=True)
         log(f"fabric up in {time.monotonic() - t0:.3f}s")
         self.ec2 = Ec2Api(w, {self.creds["access_key_id"]: (self.creds["secret_access_key"], None),
@@ -206,7 +206,8 @@ class Server(Hooks):
                          "gateway": ip_str(s.gateway), "role": role}
                         for s, role in ((node_subnet, "nodes"), (pod_subnet, "pods"))],
             "fabric_netns": self.fabric.fab,
-            "outside": {"netns": self.fabric.out, "ip": OUTSIDE_IP},
+            "outside": {"netns": self.fabric.out, "ip": OUTSIDE_IP,
+                        **({"ip6": OUTSIDE_IP6} if self.outside_ipv6 else {})},
             "nodes": nodes,
         }
 
