@@ -46,7 +46,7 @@ enum stmt_id {
         ST6_EGRESS_REUSE, ST6_EGRESS_COOL, ST6_EGRESS_UNRESERVE, ST6_EGRESS_RESERVE, ST6_PREFIX_HELD,
         ST6_PREFIX_DROP, ST6_PREFIX_WITHDRAW,
         ST4_EGRESS_PICK, ST4_EGRESS_HELD, ST4_EGRESS_REUSE, ST4_EGRESS_COOL, ST4_EGRESS_UNRESERVE,
-        ST4_EGRESS_RESERVE, ST4_EGRESS_SET,
+        ST4_EGRESS_RESERVE, ST4_EGRESS_SET, ST4_EGRESS_KEEP_ENI, ST4_EGRESS_KEEP_BLOCK,
         ST__MAX
 };
 
@@ -264,6 +264,15 @@ static const char *const stmt_sql[ST__MAX] = {
         [ST4_EGRESS_UNRESERVE] = EGRESS_UNRESERVE("egress4"),
         [ST4_EGRESS_RESERVE] = EGRESS_RESERVE("addresses", "egress4"),
         [ST4_EGRESS_SET] = "UPDATE addresses SET egress = ?2 WHERE addr = ?1 AND state = 'assigned'",
+        /* A removed ENI's or block's pods may still run with their egress address: reserved, as one in use
+         * by a pod the store does not know, until the next start looks at the kernel (EGRESS_UNRESERVE) */
+        [ST4_EGRESS_KEEP_ENI] =
+                "INSERT OR REPLACE INTO egress4 (off, free_since, cooldown_until)"
+                " SELECT a.egress, 0, 9223372036854775807 FROM addresses a JOIN blocks b ON b.cidr = a.block"
+                " WHERE b.eni_id = ?1 AND a.egress IS NOT NULL",
+        [ST4_EGRESS_KEEP_BLOCK] =
+                "INSERT OR REPLACE INTO egress4 (off, free_since, cooldown_until)"
+                " SELECT egress, 0, 9223372036854775807 FROM addresses WHERE block = ?1 AND egress IS NOT NULL",
 };
 
 struct store {
@@ -1070,15 +1079,23 @@ static int count_assigned(store *s, enum stmt_id id, const char *key, int64_t *r
 }
 
 /* Delete by key after the busy check; shared by ENI and block removal. */
-static int remove_locked(store *s, enum stmt_id count_id, enum stmt_id delete_id, const char *key,
-                         bool force, size_t *lost) {
+static int remove_locked(store *s, enum stmt_id count_id, enum stmt_id keep_id, enum stmt_id delete_id,
+                         const char *key, bool force, size_t *lost) {
         int64_t assigned = 0;
         int r = count_assigned(s, count_id, key, &assigned);
         if (r < 0)
                 return r;
         if (assigned > 0 && !force)
                 return -EBUSY;
-        sqlite3_stmt *st = stmt(s, delete_id);
+        sqlite3_stmt *st = assigned > 0 ? stmt(s, keep_id) : NULL;     /* forced: their egress addresses stay out */
+        if (assigned > 0) {
+                if (!st)
+                        return -ENOMEM;
+                sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+                if ((r = exec_done(st)) < 0)
+                        return r;
+        }
+        st = stmt(s, delete_id);
         if (!st)
                 return -ENOMEM;
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -1097,7 +1114,7 @@ int store_eni_remove(store *s, const char *id, bool force, size_t *ret_lost) {
         int r = tx_begin(s);
         if (r < 0)
                 return r;
-        r = tx_end(s, remove_locked(s, ST_ENI_ASSIGNED, ST_ENI_DELETE, id, force, &lost));
+        r = tx_end(s, remove_locked(s, ST_ENI_ASSIGNED, ST4_EGRESS_KEEP_ENI, ST_ENI_DELETE, id, force, &lost));
         if (r >= 0 && ret_lost)
                 *ret_lost = lost;
         return r;
@@ -1269,7 +1286,7 @@ int store_block_remove(store *s, const char *cidr, bool force, size_t *ret_lost)
         int r = tx_begin(s);
         if (r < 0)
                 return r;
-        r = tx_end(s, remove_locked(s, ST_BLOCK_ASSIGNED, ST_BLOCK_DELETE, cidr, force, &lost));
+        r = tx_end(s, remove_locked(s, ST_BLOCK_ASSIGNED, ST4_EGRESS_KEEP_BLOCK, ST_BLOCK_DELETE, cidr, force, &lost));
         if (r >= 0 && ret_lost)
                 *ret_lost = lost;
         return r;

@@ -1414,6 +1414,32 @@ static void assign4(store *s, const char *cid, int64_t now, const char *want_ip,
         ck_assert_str_eq(l.egress_ip, want_eg);
 }
 
+/* EC2 took a pod's address away (a forced removal): the pod may still run with its ULA, so no new pod gets it
+ * until a start has looked at the kernel. */
+START_TEST(test_v6_egress_kept_after_forced_removal) {
+        store *s = node_with(3);
+        store_v6_egress(s, true);
+        assign4(s, "c0", T0, "10.0.0.10", "fd00::ac:2");
+        size_t lost = 0;
+        ck_assert_int_eq(store_block_remove(s, "10.0.0.10/32", true, &lost), 0);
+        ck_assert_int_eq(lost, 1);
+        assign4(s, "c1", T0, "10.0.0.11", "fd00::ac:3");
+        add_eni(s, "eni-2", 1, "10.0.1.5", STORE_ENI_ATTACHED);
+        add_ips(s, "eni-2", 1, 10, 10, T0);
+        ck_assert_int_eq(store_eni_remove(s, "eni-p", true, &lost), 0);    /* c1's ENI, forced */
+        ck_assert_int_eq(lost, 1);
+        assign4(s, "c2", T0, "10.0.1.10", "fd00::ac:4");
+        /* the next start finds neither in the kernel: both cool down, then serve again */
+        size_t kept = 0;
+        ck_assert_int_eq(store_egress_in_use(s, NULL, 0, T0 + 1, COOLDOWN, &kept), 0);
+        struct store_stats st;
+        ck_assert_int_eq(store_stats(s, T0 + 1, &st), 0);
+        ck_assert_int_eq(st.egress_cooldown, 2);
+        healthy(s, T0 + 1);
+        store_close(s);
+}
+END_TEST
+
 /* ENABLE_V6_EGRESS: IPv4 pods get ULAs from fd00::ac:0/118, unique, cooling down, released with the pod. */
 START_TEST(test_v4_pods_v6_egress) {
         store *s = node_with(4);
@@ -1634,6 +1660,7 @@ int main(void) {
         tcase_add_test(v6, test_v6_egress_cooldown_lru);
         tcase_add_test(v6, test_v6_egress_in_use);
         tcase_add_test(v6, test_v4_pods_v6_egress);
+        tcase_add_test(v6, test_v6_egress_kept_after_forced_removal);
         tcase_add_test(v6, test_v6_prefix_reconcile);
         tcase_add_test(v6, test_v6_assign_addr);
         tcase_add_test(v6, test_migration_from_schema_2);
