@@ -46,8 +46,10 @@
  * rate (the chaos run forces two in a row after each restart): the first
  * token after a cut comes in about 1/rate, 4 s at the share's 0.5/s cut to
  * 0.25/s. A fleet is throttled again and again while it climbs back all at
- * once, so from the third cut in a row the climb takes 40 s, then 80 s, and
- * a token of debt spreads the retries. The start at half the burst still
+ * once, so from the third cut in a row the climb takes 40 s, and a token of
+ * debt spreads the retries (a further step to 80 s threw fewer throttles in
+ * the model but kept the fleet's last nodes waiting 10 s longer: the real
+ * 50-node run took 70 s instead of 55-60). The start at half the burst still
  * covers a cold node's first plan (m5.large to 20 addresses: one Assign, two
  * Creates, two Modifies), while 50 nodes starting together no longer spend
  * 500 tokens against the account's 100. A slower start (a cubic) and a
@@ -59,7 +61,7 @@
 #define RATE_FLOOR 10.0          /* the rate never goes below max_rate / RATE_FLOOR */
 #define RATE_RECOVER_S 20.0      /* back at max_rate after this long in use (isolated cuts) */
 #define STREAK_FREE 1            /* cuts in a row that keep RATE_RECOVER_S */
-#define STREAK_MAX 3             /* so the longest climb is RATE_RECOVER_S * 4 */
+#define STREAK_MAX 2             /* so the longest climb is RATE_RECOVER_S * 2 */
 #define STREAK_DEBT 2            /* from this streak on, a cut leaves one token of debt */
 #define IN_USE_NS 5000000000ull  /* a take keeps the category in use this long */
 

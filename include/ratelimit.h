@@ -14,7 +14,7 @@
  * no more burst than the rate of the moment allows. One or two cuts in a row
  * keep the 20 s (a lone node's stray throttles); from the third cut made
  * before the climb back ended (a fleet oversubscribing the account) the climb
- * takes 40 s, then 80 s, and leaves a token of debt. Idle time refills tokens
+ * takes 40 s and leaves a token of debt. Idle time refills tokens
  * but does not raise the rate, so a node keeps what it learnt until its next
  * scale-up. A new bucket starts as if cut once: half the burst (5 calls of
  * Assign/Create/Modify at the default share, a cold node's first plan) and

@@ -5,7 +5,7 @@
  * bucket starts at half its burst and rate and climbs as it is used. The
  * adaptive rate: a throttle halves it, down to a floor, and drops saved
  * tokens; time in use restores it, within 20 s for one or two throttles in a
- * row, 40 s and 80 s (and a token of debt) for longer streaks; idle time
+ * row, 40 s (and a token of debt) for longer streaks; idle time
  * refills tokens but does not raise the rate; while the rate is cut the
  * bucket holds a burst cut alike; without throttles nothing changes.
  */
@@ -258,11 +258,11 @@ START_TEST(test_streak_lengthens_the_climb) {
         ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 0.706669, 0.000001);
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
         assert_last_sleep(&fc, 2394683000ull);
-        /* the fourth: the floor (0.5), 80 s to climb back */
+        /* the fourth: the floor (0.5), still 40 s to climb back */
         ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
         ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.5);
         double s = climb_s(rl, &fc, RATELIMIT_ENI_ADDRESS);
-        ck_assert_msg(s >= 80 && s < 80.3, "after a streak: climbed in %g s", s);
+        ck_assert_msg(s >= 40 && s < 40.3, "after a streak: climbed in %g s", s);
         /* once back, an isolated throttle is 20 s again */
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
         ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
@@ -288,21 +288,21 @@ START_TEST(test_floor_then_use_restores_the_rate) {
                 ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, i % 3 == 0, false);
         ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.5);
         /* the first token from the floor, in debt after a streak: two tokens at
-         * 0.5 + 4.5 t / 80, 0.5 t + 0.028125 t^2 = 2: 3.3636 s */
+         * 0.5 + 4.5 t / 40, 0.5 t + 0.05625 t^2 = 2: 2.9925 s */
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        assert_last_sleep(&fc, 3363600000ull);
-        /* idle time past the take's wait and 5 s (8.3636 s in use) does not
-         * raise the rate, 0.5 + 4.5 * 8.3636 / 80, and refills only the burst
-         * that rate allows: 100 * 0.97045 / 5 = 19.4 tokens */
+        assert_last_sleep(&fc, 2992534000ull);
+        /* idle time past the take's wait and 5 s (7.9925 s in use) does not
+         * raise the rate, 0.5 + 4.5 * 7.9925 / 40, and refills only the burst
+         * that rate allows: 100 * 1.39916 / 5 = 27.98 tokens */
         fc.now_ns += 100 * S;
-        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 0.970452, 0.000001);
+        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 1.399160, 0.000001);
         unsigned before = fc.sleeps;
-        for (int i = 0; i < 19; i++)
+        for (int i = 0; i < 27; i++)
                 ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
         ck_assert_uint_eq(fc.sleeps, before);
-        /* used flat out, 80 s of use after the cut it is back: 71.64 s more */
+        /* used flat out, 40 s of use after the cut it is back: 32.01 s more */
         double s = climb_s(rl, &fc, RATELIMIT_ENI_ADDRESS);
-        ck_assert_msg(s >= 71.63 && s < 71.9, "climbed in %g s", s);
+        ck_assert_msg(s >= 32 && s < 32.3, "climbed in %g s", s);
         fc.now_ns += 100 * S;
         ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 5);
         /* refilled, the full burst is back (100 tokens), then 5/s */
