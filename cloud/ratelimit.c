@@ -51,11 +51,12 @@
  * the model but kept the fleet's last nodes waiting 10 s longer: the real
  * 50-node run took 70 s instead of 55-60). The start at half the burst still
  * covers a cold node's first plan (m5.large to 20 addresses: one Assign, two
- * Creates, two Modifies), while 50 nodes starting together no longer spend
- * 500 tokens against the account's 100. A slower start (a cubic) and a
+ * Creates, two Modifies), while 50 nodes starting together hold 250 tokens
+ * against the account's 100, not 500. A slower start (a cubic) and a
  * recovery per answer were tried before and held a lone node too long for
- * the bounded chaos run; the tuning of these was done in a virtual-time model
- * of the 50- and 100-node runs (docs/benchmarks.md, Fleet).
+ * the bounded chaos run; these were tuned in a virtual-time model of the
+ * fleet bench (tests/daemon/limiter_model.py), then measured with
+ * scripts/bench-fleet (docs/benchmarks.md, Fleet).
  */
 #define RATE_CUT 0.5             /* multiplicative decrease on a throttle */
 #define RATE_FLOOR 10.0          /* the rate never goes below max_rate / RATE_FLOOR */
