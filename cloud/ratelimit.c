@@ -12,23 +12,13 @@
  * to RATE_CUT of what it is at that moment (not below max_rate / RATE_FLOOR)
  * and clamps the level to zero, so the next take waits for a token at the
  * new rate rather than spending a saved burst; callers already queued keep
- * the wait they reserved. The rate then climbs back linearly,
- * r(p) = cut + (max - cut) * p / T, where p is the time the category has
- * been in use since the cut: a take within the last IN_USE_S, or a wait
- * reserved. Idle time refills tokens at the rate of the moment but does not
- * raise the rate, so a node that learnt how much of the account it can have
- * still knows when its next scale-up comes. While recovering the bucket holds
- * at most capacity * r / max (at least one token): no saved full burst at a
- * cut rate. T is RATE_RECOVER_S, doubled for each cut in a row beyond
- * STREAK_FREE (a cut made before the previous recovery ended), up to
- * STREAK_MAX; from the third cut in a row the level is also left one token
- * in debt. A new bucket starts as if just cut once, without the debt or the
- * streak: half the burst, half the rate, climbing over RATE_RECOVER_S of use.
- * The refill is the integral of r over the time in use plus the rate of the
- * time over the idle part, and a wait (all in use) is found by inverting that
- * integral (bisection, deterministic). A throttled attempt sent before the
- * last cut (concurrently, at the old rate) does not cut again, so calls in
- * flight together count as one signal.
+ * the wait they reserved. The rate then climbs back with time alone,
+ * linearly, r(s) = cut + (max - cut) * s / T, and is back at max_rate after
+ * T = RATE_RECOVER_S whatever the answers were. The refill is the integral
+ * of r over the elapsed time, and a wait is found by inverting that integral
+ * (bisection, deterministic). A throttled attempt
+ * sent before the last cut (concurrently, at the old rate) does not cut
+ * again, so calls in flight together count as one signal.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -42,39 +32,25 @@
  * so two or three cuts bring a throttled fleet to the account's refill, and
  * the floor (1/10: 0.05/s a node) keeps 100 nodes at it (5/s). 20 s is the
  * time the account's burst of 100 takes to refill at 5/s; it also bounds how
- * long a lone node runs slow after a throttle or two that were not about its
- * rate (the chaos run forces two in a row after each restart): the first
- * token after a cut comes in about 1/rate, 4 s at the share's 0.5/s cut to
- * 0.25/s. A fleet is throttled again and again while it climbs back all at
- * once, so from the third cut in a row the climb takes 40 s, and a token of
- * debt spreads the retries (a further step to 80 s threw fewer throttles in
- * the model but kept the fleet's last nodes waiting 10 s longer: the real
- * 50-node run took 70 s instead of 55-60). The start at half the burst still
- * covers a cold node's first plan (m5.large to 20 addresses: one Assign, two
- * Creates, two Modifies), while 50 nodes starting together hold 250 tokens
- * against the account's 100, not 500. A slower start (a cubic) and a
- * recovery per answer were tried before and held a lone node too long for
- * the bounded chaos run; these were tuned in a virtual-time model of the
- * fleet bench (tests/daemon/limiter_model.py), then measured with
- * scripts/bench-fleet (docs/benchmarks.md, Fleet).
+ * long a lone node runs slow after a few throttles that were not about its
+ * rate (the chaos run's forced ones): the first token after a cut comes in
+ * about 1/rate, 4 s at the share's 0.5/s cut to 0.25/s. A slower start (a
+ * cubic) kept a 50-node fleet lower but held a lone node as long as one step
+ * per answer did, which the bounded chaos run cannot afford. Staying down
+ * after a streak of cuts (a climb of 40-80 s of use, a burst shrunk with the
+ * rate, a start at half) halved the throttles in a model of the fleet
+ * (tests/daemon/limiter_model.py) but not in two real 50-node runs, which
+ * it made 10 s slower (docs/benchmarks.md, Fleet, 11:00 UTC).
  */
 #define RATE_CUT 0.5             /* multiplicative decrease on a throttle */
 #define RATE_FLOOR 10.0          /* the rate never goes below max_rate / RATE_FLOOR */
-#define RATE_RECOVER_S 20.0      /* back at max_rate after this long in use (isolated cuts) */
-#define STREAK_FREE 1            /* cuts in a row that keep RATE_RECOVER_S */
-#define STREAK_MAX 2             /* so the longest climb is RATE_RECOVER_S * 2 */
-#define STREAK_DEBT 2            /* from this streak on, a cut leaves one token of debt */
-#define IN_USE_NS 5000000000ull  /* a take keeps the category in use this long */
+#define RATE_RECOVER_S 20.0      /* back at max_rate this long after the last cut */
 
 struct bucket {
         double capacity, max_rate, level;
-        double cut_rate;                /* the rate right after the last cut (or at the start) */
-        double recover_s;               /* in-use seconds from cut_rate back to max_rate */
-        double progress_s;              /* in-use seconds since the last cut, as of last_ns */
-        unsigned streak;                /* cuts in a row, each before the previous recovery ended */
+        double cut_rate;                /* the rate right after the last cut */
         uint64_t last_ns, cut_ns;       /* cut_ns: when the rate was last cut */
-        uint64_t busy_until_ns;         /* in use until then */
-        bool cut;                       /* ever cut (the start's ramp is not a cut) */
+        bool cut;                       /* ever cut (else the rate is max_rate) */
         struct ratelimit_stats stats;
 };
 
@@ -120,11 +96,7 @@ int ratelimit_new(const struct ratelimit_options *opts, ratelimit **ret) {
                 if (b->capacity < 1)
                         b->capacity = 1;        /* a bucket must hold at least one call */
                 b->max_rate = shapes[i].refill * share;
-                b->cut_rate = b->max_rate * RATE_CUT;           /* the start: see the top */
-                b->recover_s = RATE_RECOVER_S;
-                b->level = b->capacity * RATE_CUT;
-                if (b->level < 1)
-                        b->level = 1;
+                b->level = b->capacity;
                 b->last_ns = now;
         }
         *ret = rl;
@@ -139,62 +111,62 @@ ratelimit *ratelimit_free(ratelimit *rl) {
         return NULL;
 }
 
-/* The rate p in-use seconds after the last cut (or the start). */
-static double rate_after(const struct bucket *b, double p) {
-        if (p >= b->recover_s)
-                return b->max_rate;
-        return b->cut_rate + (b->max_rate - b->cut_rate) * p / b->recover_s;
+/* Seconds since the last cut at now, or -1 when the rate is back at max_rate. */
+static double recovering_s(const struct bucket *b, uint64_t now) {
+        if (!b->cut)
+                return -1;
+        double s = now > b->cut_ns ? (double)(now - b->cut_ns) / 1e9 : 0;
+        return s < RATE_RECOVER_S ? s : -1;
 }
 
-/* Tokens earned over the first p in-use seconds after the cut: the integral of rate_after(). */
-static double earned_after(const struct bucket *b, double p) {
-        double T = b->recover_s, d = b->max_rate - b->cut_rate;
-        if (p >= T)
-                return b->cut_rate * T + d * T / 2 + (p - T) * b->max_rate;
-        return b->cut_rate * p + d * p * p / (2 * T);
+static double rate_at(const struct bucket *b, uint64_t now) {
+        double s = recovering_s(b, now);
+        return s < 0 ? b->max_rate : b->cut_rate + (b->max_rate - b->cut_rate) * s / RATE_RECOVER_S;
 }
 
-/* What the bucket may hold p in-use seconds after the cut: the burst shrinks with the rate. */
-static double capacity_after(const struct bucket *b, double p) {
-        double c = b->capacity * rate_after(b, p) / b->max_rate;
-        return c > 1 ? c : 1;
+/* Tokens earned from the last cut to s seconds after it: the integral of rate_at(). */
+static double earned_since_cut(const struct bucket *b, double s) {
+        double T = RATE_RECOVER_S, d = b->max_rate - b->cut_rate;
+        if (s >= T)
+                return b->cut_rate * T + d * T / 2 + (s - T) * b->max_rate;
+        return b->cut_rate * s + d * s * s / (2 * T);
 }
 
-/* In-use seconds in (last_ns, now]. */
-static double in_use_s(const struct bucket *b, uint64_t now) {
-        uint64_t end = now < b->busy_until_ns ? now : b->busy_until_ns;
-        return end > b->last_ns ? (double)(end - b->last_ns) / 1e9 : 0;
+/* Tokens earned from `from` to `to` (ns), at the rate of the time. */
+static double earned(const struct bucket *b, uint64_t from, uint64_t to) {
+        if (to <= from)
+                return 0;
+        if (!b->cut || from >= b->cut_ns + (uint64_t)(RATE_RECOVER_S * 1e9))
+                return (double)(to - from) / 1e9 * b->max_rate;
+        double a = from > b->cut_ns ? (double)(from - b->cut_ns) / 1e9 : 0;
+        double z = to > b->cut_ns ? (double)(to - b->cut_ns) / 1e9 : 0;
+        return earned_since_cut(b, z) - earned_since_cut(b, a);
 }
 
-/* Bring the bucket to now: tokens at the rate of the time, the climb only while in use. */
-static void refill(struct bucket *b, uint64_t now) {
-        if (now <= b->last_ns)
-                return;
-        double p0 = b->progress_s, p1 = p0 + in_use_s(b, now);
-        double idle = (double)(now - b->last_ns) / 1e9 - (p1 - p0);
-        double gain = earned_after(b, p1) - earned_after(b, p0) + idle * rate_after(b, p1);
-        double cap = capacity_after(b, p1);
-        if (b->level < cap)
-                b->level = b->level + gain < cap ? b->level + gain : cap;
-        b->progress_s = p1;
-        b->last_ns = now;
-}
-
-/* Nanoseconds from now (refilled) until `tokens` more are earned, in use all along (the rate only rises: bisect). */
-static uint64_t time_to_earn(const struct bucket *b, double tokens) {
-        double p = b->progress_s, base = earned_after(b, p);
-        uint64_t hi = (uint64_t)(tokens / rate_after(b, p) * 1e9) + 1;  /* at the rate of now: an upper bound */
-        if (p >= b->recover_s)
+/* Nanoseconds from now until `tokens` more are earned (the rate only rises, so bisect). */
+static uint64_t time_to_earn(const struct bucket *b, uint64_t now, double tokens) {
+        double r = rate_at(b, now);
+        uint64_t hi = (uint64_t)(tokens / r * 1e9) + 1;      /* at the rate of now: an upper bound */
+        if (recovering_s(b, now) < 0)
                 return hi - 1;
         uint64_t lo = 0;
         while (hi - lo > 1000) {        /* to a microsecond */
                 uint64_t mid = lo + (hi - lo) / 2;
-                if (earned_after(b, p + (double)mid / 1e9) - base >= tokens)
+                if (earned(b, now, now + mid) >= tokens)
                         hi = mid;
                 else
                         lo = mid;
         }
         return hi;
+}
+
+static void refill(struct bucket *b, uint64_t now) {
+        if (now > b->last_ns) {
+                b->level += earned(b, b->last_ns, now);
+                if (b->level > b->capacity)
+                        b->level = b->capacity;
+        }
+        b->last_ns = now;
 }
 
 int ratelimit_take(ratelimit *rl, enum ratelimit_category c) {
@@ -206,11 +178,9 @@ int ratelimit_take(ratelimit *rl, enum ratelimit_category c) {
         uint64_t now = cloud_clock_mono(rl->clock);
         refill(b, now);
         if (b->level < 1)
-                wait = time_to_earn(b, 1 - b->level);
+                wait = time_to_earn(b, now, 1 - b->level);
         if (wait <= rl->max_wait_ns) {
                 b->level -= 1;
-                if (b->busy_until_ns < now + wait + IN_USE_NS)
-                        b->busy_until_ns = now + wait + IN_USE_NS;
                 if (wait) {
                         b->stats.waits++;
                         b->stats.wait_ns += wait;
@@ -229,20 +199,12 @@ static void cut_rate(struct bucket *b, uint64_t now, uint64_t latency_ns) {
         refill(b, now);         /* the time so far counts at the rate of the time */
         if (b->cut && now - latency_ns < b->cut_ns)
                 return;         /* sent before the last cut: already counted */
-        bool in_a_row = b->cut && b->progress_s < b->recover_s;
-        b->streak = !in_a_row ? 0 : b->streak < STREAK_MAX ? b->streak + 1 : STREAK_MAX;
-        double r = rate_after(b, b->progress_s) * RATE_CUT, floor = b->max_rate / RATE_FLOOR;
+        double r = rate_at(b, now) * RATE_CUT, floor = b->max_rate / RATE_FLOOR;
         b->cut_rate = r > floor ? r : floor;
-        b->recover_s = RATE_RECOVER_S;
-        for (unsigned i = STREAK_FREE; i < b->streak; i++)
-                b->recover_s *= 2;
-        b->progress_s = 0;
         b->cut_ns = now;
         b->cut = true;
         if (b->level > 0)
                 b->level = 0;
-        if (b->streak >= STREAK_DEBT && b->level > -1)
-                b->level = -1;
 }
 
 void ratelimit_record(ratelimit *rl, enum ratelimit_category c, uint64_t latency_ns,
@@ -267,10 +229,8 @@ void ratelimit_stats(ratelimit *rl, enum ratelimit_category c, struct ratelimit_
         if (!rl || (unsigned)c >= _RATELIMIT_CATEGORY_MAX)
                 return;
         pthread_mutex_lock(&rl->lock);
-        struct bucket *b = &rl->b[c];
-        refill(b, cloud_clock_mono(rl->clock));
-        *ret = b->stats;
-        ret->rate_per_s = rate_after(b, b->progress_s);
-        ret->max_rate_per_s = b->max_rate;
+        *ret = rl->b[c].stats;
+        ret->rate_per_s = rate_at(&rl->b[c], cloud_clock_mono(rl->clock));
+        ret->max_rate_per_s = rl->b[c].max_rate;
         pthread_mutex_unlock(&rl->lock);
 }

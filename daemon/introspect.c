@@ -93,7 +93,7 @@ static void render_ec2(struct text *t, ratelimit *rl) {
                 }
         }
         const char *g = "vpcipam_ec2_rate_per_second";
-        tprintf(t, "# HELP %s client-side refill rate now (cut on throttling, back after 20 or 40 s of use)\n"
+        tprintf(t, "# HELP %s client-side refill rate now (cut on throttling, back to the share within 20 s)\n"
                    "# TYPE %s gauge\n", g, g);
         for (int c = 0; rl && c < _RATELIMIT_CATEGORY_MAX; c++) {
                 struct ratelimit_stats st;

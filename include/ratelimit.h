@@ -9,19 +9,11 @@
  * The refill rate adapts, like the AWS SDKs' "adaptive" retry mode: a
  * throttled attempt halves its category's rate as it is then (floor 1/10
  * of the configured one) and drops the tokens saved up; the rate then climbs
- * back linearly while the category is in use (a call within the last 5 s),
- * to the configured one 20 s of use after the last cut, and the bucket saves
- * no more burst than the rate of the moment allows. One or two cuts in a row
- * keep the 20 s (a lone node's stray throttles); from the third cut made
- * before the climb back ended (a fleet oversubscribing the account) the climb
- * takes 40 s and leaves a token of debt. Idle time refills tokens
- * but does not raise the rate, so a node keeps what it learnt until its next
- * scale-up. A new bucket starts as if cut once: half the burst (5 calls of
- * Assign/Create/Modify at the default share, a cold node's first plan) and
- * half the rate, climbing over 20 s of use. Throttles of attempts sent
- * before the last cut count once. So nodes that together oversubscribe the
- * account slow down instead of retrying into the throttle and stay down, and
- * a lone node is slow for 20 s of use after a throttle or two.
+ * back with time alone (linearly), to the configured one 20 s after the last
+ * cut (throttles of attempts sent before
+ * the last cut count once). So nodes that together oversubscribe the account
+ * slow down instead of retrying into the throttle, and a lone node is slow
+ * for 20 s at most after a burst of throttles.
  */
 #pragma once
 
@@ -72,7 +64,7 @@ void ratelimit_shape(enum ratelimit_category c, double *ret_capacity, double *re
  */
 int ratelimit_take(ratelimit *rl, enum ratelimit_category c);
 
-/* Record one finished attempt; a throttled one cuts the rate (time in use restores it). */
+/* Record one finished attempt; a throttled one cuts the rate (time restores it). */
 void ratelimit_record(ratelimit *rl, enum ratelimit_category c, uint64_t latency_ns,
                       bool failed, bool throttled);
 

@@ -519,16 +519,15 @@ START_TEST(test_client_retries_throttling_with_same_client_token) {
         ck_assert_uint_eq(e.attempts, 4);
         ck_assert_uint_eq(fakesrv_count(srv), 4);
         /* Full jitter: each pause is within [0, min(cap, base * 2^n)]. Each
-         * throttle also halved the new limiter's rate as it was then (2.5/s at
-         * its start, then about 1.39 and 0.96/s, the last cut to the floor of
-         * 0.5), dropped its saved tokens and let it climb back while in use
-         * (linearly over 20 s; 40 s and a token of debt for the third in a
-         * row), so after each pause the limiter waits out the rest of a token's
-         * time from the cut: pause + wait = 0.75702, 1.21035, 2.99253 s
-         * (ratelimit.c's integral; test-ratelimit checks it). */
+         * throttle also halved the limiter's rate as it was then (5/s, then
+         * about 2.55 and 1.41/s), dropped its saved tokens and let it climb
+         * back with time (linearly over 20 s), so after each pause the limiter
+         * waits out the rest of a token's time from the cut: pause + wait =
+         * 0.39608, 0.74402, 1.19734 s (ratelimit.c's integral; test-ratelimit
+         * checks it). */
         ck_assert_uint_eq(fc.sleeps, 6);
         static const uint64_t cap_ns[] = { 100000000ull, 200000000ull, 400000000ull };
-        static const uint64_t interval_ns[] = { 757020000ull, 1210353000ull, 2992534000ull };
+        static const uint64_t interval_ns[] = { 396078000ull, 744022000ull, 1197341000ull };
         for (unsigned i = 0; i < 3; i++) {
                 ck_assert_uint_le(fc.sleep_log[2 * i], cap_ns[i]);
                 uint64_t interval = fc.sleep_log[2 * i] + fc.sleep_log[2 * i + 1];
@@ -552,8 +551,8 @@ START_TEST(test_client_retries_throttling_with_same_client_token) {
         ck_assert_uint_eq(st.calls, 4);
         ck_assert_uint_eq(st.errors, 3);
         ck_assert_uint_eq(st.throttled, 3);
-        /* the success does not move the rate: 2.99 s after the last cut (to 0.5/s, over 40 s) it is 0.83666/s */
-        ck_assert_double_eq_tol(st.rate_per_s, 0.83666, 0.0001);
+        /* the success does not move the rate: 1.197 s after the last cut (to 0.70667/s) it is 0.96370/s */
+        ck_assert_double_eq_tol(st.rate_per_s, 0.96370, 0.0001);
         ec2_result_free(r);
         ec2_client_free(c);
         ratelimit_free(rl);
@@ -749,19 +748,17 @@ START_TEST(test_client_side_rate_limit_paces_calls) {
         struct fakeclock fc;
         fakeclock_init(&fc, 1700000000);
         ratelimit *rl;
-        /* share 0.1 of (100, 5/s), a new limiter: 5 calls at once, then
-         * 0.25/s climbing to 0.5/s over 20 s of use: 8 more take 21 s
-         * (7.5 tokens earned over the climb, the last half at 0.5/s). */
+        /* share 0.1 of (100, 5/s): 10 calls at once, then one per 2 s. */
         ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 0.1, .clock = &fc.clock }, &rl), 0);
         ec2_client *c = client_for(srv, &fc, rl);
         for (int i = 0; i < 13; i++)
                 ck_assert_int_eq(ec2_delete_eni(c, "eni-1", NULL), 0);
-        ck_assert_uint_eq(fc.sleeps, 8);
-        ck_assert_uint_ge(fc.slept_ns, 20900000000ull);
-        ck_assert_uint_le(fc.slept_ns, 21100000000ull);
+        ck_assert_uint_eq(fc.sleeps, 3);
+        ck_assert_uint_ge(fc.slept_ns, 5900000000ull);
+        ck_assert_uint_le(fc.slept_ns, 6100000000ull);
         struct ratelimit_stats st;
         ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
-        ck_assert_uint_eq(st.waits, 8);
+        ck_assert_uint_eq(st.waits, 3);
         ck_assert_uint_eq(st.calls, 13);
         ck_assert_uint_eq(ec2_client_connections(c), 1);       /* one keep-alive connection for all 13 */
         ec2_client_free(c);

@@ -1,13 +1,10 @@
 /*
  * test-ratelimit: the bucket shapes are EC2's, the share scales them, callers
  * queue in order with the fake clock, waits beyond the bound are refused, and
- * under real threads the long-run rate never exceeds the refill rate. A new
- * bucket starts at half its burst and rate and climbs as it is used. The
+ * under real threads the long-run rate never exceeds the refill rate. The
  * adaptive rate: a throttle halves it, down to a floor, and drops saved
- * tokens; time in use restores it, within 20 s for one or two throttles in a
- * row, 40 s (and a token of debt) for longer streaks; idle time
- * refills tokens but does not raise the rate; while the rate is cut the
- * bucket holds a burst cut alike; without throttles nothing changes.
+ * tokens; time alone restores it, within 20 s; without throttles
+ * nothing changes.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -16,26 +13,6 @@
 #include "fakeclock.h"
 #include "ratelimit.h"
 #include "testlib.h"
-
-#define S 1000000000ull
-
-static double rate_of(ratelimit *rl, enum ratelimit_category c) {
-        struct ratelimit_stats st;
-        ratelimit_stats(rl, c, &st);
-        return st.rate_per_s;
-}
-
-/* Use category c flat out until its rate is the share's (the start is over),
- * then leave it idle until its burst is full again, and forget the sleeps. */
-static void warm(ratelimit *rl, struct fakeclock *fc, enum ratelimit_category c) {
-        struct ratelimit_stats st;
-        ratelimit_stats(rl, c, &st);
-        while (rate_of(rl, c) < st.max_rate_per_s)
-                ck_assert_int_eq(ratelimit_take(rl, c), 0);
-        fc->now_ns += 200 * S;          /* any bucket's capacity / rate is 20 s at most */
-        fc->sleeps = 0;
-        fc->slept_ns = 0;
-}
 
 START_TEST(test_shapes_are_ec2s) {
         double cap, refill;
@@ -57,10 +34,7 @@ START_TEST(test_burst_then_refill_rate) {
         fakeclock_init(&fc, 0);
         ratelimit *rl;
         ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 0.5, .clock = &fc.clock }, &rl), 0);
-        warm(rl, &fc, RATELIMIT_NON_MUTATING);
-        /* non-mutating at 0.5, past its start: 50 at once, then 10/s */
-        struct ratelimit_stats st0;
-        ratelimit_stats(rl, RATELIMIT_NON_MUTATING, &st0);
+        /* non-mutating at 0.5: 50 at once, then 10/s */
         for (int i = 0; i < 50; i++)
                 ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_NON_MUTATING), 0);
         ck_assert_uint_eq(fc.sleeps, 0);
@@ -75,7 +49,7 @@ START_TEST(test_burst_then_refill_rate) {
         ck_assert_uint_eq(fc.sleeps, before);
         struct ratelimit_stats st;
         ratelimit_stats(rl, RATELIMIT_NON_MUTATING, &st);
-        ck_assert_uint_eq(st.waits - st0.waits, 100);
+        ck_assert_uint_eq(st.waits, 100);
         ratelimit_free(rl);
 }
 END_TEST
@@ -87,16 +61,17 @@ START_TEST(test_tiny_share_keeps_one_token_and_refuses_long_waits) {
         ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 0.001, .clock = &fc.clock,
                                                                     .max_wait_ns = 1000000000ull }, &rl), 0);
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_MUTATING), 0);   /* capacity floor of 1 */
-        /* the next token is minutes away (0.005/s, and half that at the start):
-         * refused, nothing taken, no sleep */
+        /* the next token is 200 s away (0.005/s): refused, nothing taken, no sleep */
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_MUTATING), -EAGAIN);
         ck_assert_uint_eq(fc.sleeps, 0);
-        fc.now_ns += 400ull * 1000000000ull;
+        fc.now_ns += 200ull * 1000000000ull;
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_MUTATING), 0);
         ratelimit_free(rl);
         ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 2 }, &rl), -EINVAL);
 }
 END_TEST
+
+#define S 1000000000ull
 
 /* The last sleep, within 1 ms of want_ns. */
 static void assert_last_sleep(const struct fakeclock *fc, uint64_t want_ns) {
@@ -106,16 +81,20 @@ static void assert_last_sleep(const struct fakeclock *fc, uint64_t want_ns) {
                       (unsigned long long)got, (unsigned long long)want_ns);
 }
 
+static double rate_of(ratelimit *rl, enum ratelimit_category c) {
+        struct ratelimit_stats st;
+        ratelimit_stats(rl, c, &st);
+        return st.rate_per_s;
+}
+
 /* The expected figures below are r(s) = cut + (max - cut) * s / 20 and its integral, worked out by hand. */
 
 START_TEST(test_throttle_cuts_rate_and_drops_saved_tokens) {
         struct fakeclock fc;
         fakeclock_init(&fc, 0);
         ratelimit *rl;
-        /* eni_address at share 1, past its start: 100 tokens, 5/s */
+        /* eni_address at share 1: 100 tokens, 5/s */
         ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1, .clock = &fc.clock }, &rl), 0);
-        warm(rl, &fc, RATELIMIT_ENI_ADDRESS);
-        warm(rl, &fc, RATELIMIT_MUTATING);
         struct ratelimit_stats st;
         ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
         ck_assert(st.rate_per_s == 5 && st.max_rate_per_s == 5);
@@ -128,7 +107,7 @@ START_TEST(test_throttle_cuts_rate_and_drops_saved_tokens) {
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
         ck_assert_uint_eq(fc.sleeps, 1);
         assert_last_sleep(&fc, 396078000ull);
-        /* a second cut in a row halves the rate of then, 2.5495 / 2 (in use: taken 0.396 s ago) */
+        /* a second cut halves the rate of then: 2.5495 / 2 */
         ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
         ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 1.274755, 0.000001);
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
@@ -150,10 +129,7 @@ START_TEST(test_concurrent_throttles_cut_once) {
         fakeclock_init(&fc, 0);
         ratelimit *rl;
         ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1, .clock = &fc.clock }, &rl), 0);
-        warm(rl, &fc, RATELIMIT_ENI_ADDRESS);
         /* three attempts in flight together, all throttled: one cut */
-        for (int i = 0; i < 3; i++)
-                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);  /* in use for 5 s */
         fc.now_ns += S;
         ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
         fc.now_ns += S / 10;
@@ -161,11 +137,10 @@ START_TEST(test_concurrent_throttles_cut_once) {
         ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
         ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 2.5125, 1e-9);
         /* one sent after that cut and throttled cuts again, 10 s after the
-         * first, of which 4 s in use (the takes' 5 s began 1 s before the
-         * cut): half of 2.5 + 2.5 * 4 / 20 */
+         * first: half of 2.5 + 2.5 / 2 */
         fc.now_ns += 9 * S + 9 * S / 10;
         ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, S / 2, true, true);
-        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 1.5, 1e-9);
+        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 1.875, 1e-9);
         struct ratelimit_stats st;
         ratelimit_stats(rl, RATELIMIT_ENI_ADDRESS, &st);
         ck_assert_uint_eq(st.throttled, 4);
@@ -173,143 +148,35 @@ START_TEST(test_concurrent_throttles_cut_once) {
 }
 END_TEST
 
-/* In-use seconds for category c, used flat out, to climb back to the share's rate. */
-static double climb_s(ratelimit *rl, struct fakeclock *fc, enum ratelimit_category c) {
-        struct ratelimit_stats st;
-        ratelimit_stats(rl, c, &st);
-        uint64_t t0 = fc->now_ns;
-        while (rate_of(rl, c) < st.max_rate_per_s)
-                ck_assert_int_eq(ratelimit_take(rl, c), 0);
-        return (double)(fc->now_ns - t0) / 1e9;
-}
-
-START_TEST(test_start_is_half_burst_half_rate) {
-        struct fakeclock fc;
-        fakeclock_init(&fc, 0);
-        ratelimit *rl;
-        /* non-mutating at 0.5 (50, 10/s): a new bucket holds 25 and refills at 5/s */
-        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 0.5, .clock = &fc.clock }, &rl), 0);
-        ck_assert(rate_of(rl, RATELIMIT_NON_MUTATING) == 5);
-        for (int i = 0; i < 25; i++)
-                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_NON_MUTATING), 0);
-        ck_assert_uint_eq(fc.sleeps, 0);
-        /* 100 s idle: the takes kept it in use 5 s, so the rate is 5 + 5 * 5 / 20
-         * and the bucket holds what that rate allows, 50 * 6.25 / 10 = 31.25 */
-        fc.now_ns += 100 * S;
-        ck_assert(rate_of(rl, RATELIMIT_NON_MUTATING) == 6.25);
-        for (int i = 0; i < 31; i++)
-                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_NON_MUTATING), 0);
-        ck_assert_uint_eq(fc.sleeps, 0);
-        /* used flat out, the rest of the 20 s climb takes 15 s (and one token's wait) */
-        double s = climb_s(rl, &fc, RATELIMIT_NON_MUTATING);
-        ck_assert_msg(s >= 15 && s < 15.2, "climbed in %g s", s);
-        ratelimit_free(rl);
-}
-END_TEST
-
-START_TEST(test_idle_keeps_the_cut_rate_and_a_cut_burst) {
+START_TEST(test_floor_then_time_restores_the_rate) {
         struct fakeclock fc;
         fakeclock_init(&fc, 0);
         ratelimit *rl;
         ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1, .clock = &fc.clock }, &rl), 0);
-        warm(rl, &fc, RATELIMIT_ENI_ADDRESS);
-        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
-        /* idle for 1,000 s after 5 s in use: 2.5 + 2.5 * 5 / 20, not 5; and
-         * 100 * 3.125 / 5 = 62.5 tokens saved, not 100 */
-        fc.now_ns += 1000 * S;
-        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 3.125);
-        for (int i = 0; i < 62; i++)
-                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        ck_assert_uint_eq(fc.sleeps, 0);
-        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        ck_assert_uint_eq(fc.sleeps, 1);
-        ratelimit_free(rl);
-}
-END_TEST
-
-START_TEST(test_streak_lengthens_the_climb) {
-        struct fakeclock fc;
-        fakeclock_init(&fc, 0);
-        ratelimit *rl;
-        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1, .clock = &fc.clock }, &rl), 0);
-        warm(rl, &fc, RATELIMIT_ENI_ADDRESS);
-        /* isolated throttles (each after the climb back ended): 20 s each */
-        for (int i = 0; i < 2; i++) {
-                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-                ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
-                double s = climb_s(rl, &fc, RATELIMIT_ENI_ADDRESS);
-                ck_assert_msg(s >= 20 && s < 20.3, "isolated: climbed in %g s", s);
-        }
-        /* a streak, each attempt sent when its token came: the first two cuts
-         * (5 -> 2.5, then 2.5495 -> 1.2748) leave the level at 0 ... */
-        fc.sleeps = 0;                  /* the log holds the first 64 */
-        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
-        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        assert_last_sleep(&fc, 396078000ull);
-        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
-        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 1.274755, 0.000001);
-        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        assert_last_sleep(&fc, 744022000ull);
-        /* ... the third halves 1.4133 and, climbing over 40 s now, leaves a
-         * token of debt: two tokens to wait for, 0.70667 t + 0.05367 t^2 = 2 */
-        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
-        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 0.706669, 0.000001);
-        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        assert_last_sleep(&fc, 2394683000ull);
-        /* the fourth: the floor (0.5), still 40 s to climb back */
-        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
-        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.5);
-        double s = climb_s(rl, &fc, RATELIMIT_ENI_ADDRESS);
-        ck_assert_msg(s >= 40 && s < 40.3, "after a streak: climbed in %g s", s);
-        /* once back, an isolated throttle is 20 s again */
-        ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
-        s = climb_s(rl, &fc, RATELIMIT_ENI_ADDRESS);
-        ck_assert_msg(s >= 20 && s < 20.3, "isolated again: climbed in %g s", s);
-        ratelimit_free(rl);
-}
-END_TEST
-
-START_TEST(test_floor_then_use_restores_the_rate) {
-        struct fakeclock fc;
-        fakeclock_init(&fc, 0);
-        ratelimit *rl;
-        ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1, .clock = &fc.clock }, &rl), 0);
-        warm(rl, &fc, RATELIMIT_ENI_ADDRESS);
         for (int i = 0; i < 30; i++) {
                 fc.now_ns += S;         /* each attempt sent after the previous cut */
                 ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, true, true);
         }
         ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.5);           /* 5 / 10, not 5 / 2^30 */
-        /* answers do not move it (failed or not) */
+        /* answers do not move it (failed or not): time does */
         for (int i = 0; i < 40; i++)
                 ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 1000, i % 3 == 0, false);
         ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 0.5);
-        /* the first token from the floor, in debt after a streak: two tokens at
-         * 0.5 + 4.5 t / 40, 0.5 t + 0.05625 t^2 = 2: 2.9925 s */
+        /* the first token from the floor: 1.4963 s, not 2 (the rate rises meanwhile) */
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        assert_last_sleep(&fc, 2992534000ull);
-        /* idle time past the take's wait and 5 s (7.9925 s in use) does not
-         * raise the rate, 0.5 + 4.5 * 7.9925 / 40, and refills only the burst
-         * that rate allows: 100 * 1.39916 / 5 = 27.98 tokens */
-        fc.now_ns += 100 * S;
-        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 1.399160, 0.000001);
-        unsigned before = fc.sleeps;
-        for (int i = 0; i < 27; i++)
-                ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        ck_assert_uint_eq(fc.sleeps, before);
-        /* used flat out, 40 s of use after the cut it is back: 32.01 s more */
-        double s = climb_s(rl, &fc, RATELIMIT_ENI_ADDRESS);
-        ck_assert_msg(s >= 32 && s < 32.3, "climbed in %g s", s);
+        assert_last_sleep(&fc, 1496267000ull);
+        /* 10 s after the cut half way back, at 20 s all the way, then no higher */
+        fc.now_ns += 10 * S - fc.slept_ns;
+        ck_assert_double_eq_tol(rate_of(rl, RATELIMIT_ENI_ADDRESS), 2.75, 1e-9);
+        fc.now_ns += 10 * S;
+        ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 5);
         fc.now_ns += 100 * S;
         ck_assert(rate_of(rl, RATELIMIT_ENI_ADDRESS) == 5);
         /* refilled, the full burst is back (100 tokens), then 5/s */
-        fc.sleeps = 0;
+        unsigned before = fc.sleeps;
         for (int i = 0; i < 100; i++)
                 ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
-        ck_assert_uint_eq(fc.sleeps, 0);
+        ck_assert_uint_eq(fc.sleeps, before);
         ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
         assert_last_sleep(&fc, 200000000ull);
         ratelimit_free(rl);
@@ -317,24 +184,25 @@ START_TEST(test_floor_then_use_restores_the_rate) {
 END_TEST
 
 START_TEST(test_lone_node_recovers_in_bounded_time) {
-        /* The chaos run's case: a new daemon at the default share (eni_address
-         * 10, 0.5/s, starting at 5 and 0.25/s) is throttled twice in a row (the
-         * run forces two after each restart), each sent when its token came,
-         * then calls flat out. Two cuts in a row keep the 20 s climb: back at
-         * the share 20 s of use after the last cut, whatever the answers. */
+        /* The chaos run's case: a node at the default share (eni_address 10,
+         * 0.5/s) is throttled on seven calls in a row, each sent when its
+         * token came, then calls flat out. Each cut halves the rate of the
+         * time (0.25, then about 0.11/s: the rate rose while the retry waited
+         * ~5 s for its token); 20 s after the last cut the rate is the
+         * share's again whatever the answers were. */
         struct fakeclock fc;
         fakeclock_init(&fc, 0);
         ratelimit *rl;
         ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .clock = &fc.clock }, &rl), 0);
         uint64_t start = fc.now_ns;
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 7; i++) {
                 ck_assert_int_eq(ratelimit_take(rl, RATELIMIT_ENI_ADDRESS), 0);
                 ratelimit_record(rl, RATELIMIT_ENI_ADDRESS, 0, true, true);
         }
-        ck_assert_msg(fc.now_ns - start < 6 * S, "two throttled calls took %llu ns",
+        ck_assert_msg(fc.now_ns - start < 33 * S, "seven throttled calls took %llu ns",
                       (unsigned long long)(fc.now_ns - start));
         double r = rate_of(rl, RATELIMIT_ENI_ADDRESS);
-        ck_assert_msg(r >= 0.11 && r < 0.12, "rate %g", r);     /* 0.125 cut again after 5.6 s of climbing */
+        ck_assert_msg(r >= 0.05 && r < 0.12, "rate %g", r);
         uint64_t t0 = fc.now_ns;
         int calls = 0;
         while (fc.now_ns - t0 <= 60 * S) {
@@ -356,7 +224,6 @@ START_TEST(test_no_throttle_no_change) {
         fakeclock_init(&fc, 0);
         ratelimit *rl;
         ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 0.5, .clock = &fc.clock }, &rl), 0);
-        warm(rl, &fc, RATELIMIT_NON_MUTATING);
         /* the same 150 takes as test_burst_then_refill_rate, each recorded
          * as answered or failed but never throttled: same waits, same rate */
         for (int i = 0; i < 150; i++) {
@@ -394,20 +261,19 @@ static double now_s(void) {
 }
 
 START_TEST(test_threads_share_the_bucket) {
-        /* mutating at share 1 (50, 5/s), new: its start holds 25 and refills
-         * at 2.5/s rising by 0.125/s each second. 35 takes from 4 threads: the
-         * 10 past the burst must take 3.66 s (2.5 t + t^2 / 16 = 10). */
+        /* share 1 of (50, 5/s) with a shortened shape: use share 1 and take
+         * 50 (burst) + 10 more from 4 threads: the 10 must take >= ~2 s. */
         ratelimit *rl;
         ck_assert_int_eq(ratelimit_new(&(struct ratelimit_options){ .share = 1 }, &rl), 0);
-        pthread_t t[5];
-        struct worker w = { rl, 7 };
+        pthread_t t[4];
+        struct worker w = { rl, 15 };
         double t0 = now_s();
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < 4; i++)
                 pthread_create(&t[i], NULL, work, &w);
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < 4; i++)
                 pthread_join(t[i], NULL);
         double took = now_s() - t0;
-        ck_assert_msg(took >= 3.6 && took < 6.0, "35 takes from a new bucket of 25 took %.2f s", took);
+        ck_assert_msg(took >= 1.9 && took < 4.0, "60 takes at 50 + 5/s took %.2f s", took);
         struct ratelimit_stats st;
         ratelimit_stats(rl, RATELIMIT_MUTATING, &st);
         ck_assert_uint_eq(st.waits, 10);
@@ -425,10 +291,7 @@ int main(void) {
         tcase_add_test(tc, test_threads_share_the_bucket);
         tcase_add_test(tc, test_throttle_cuts_rate_and_drops_saved_tokens);
         tcase_add_test(tc, test_concurrent_throttles_cut_once);
-        tcase_add_test(tc, test_start_is_half_burst_half_rate);
-        tcase_add_test(tc, test_idle_keeps_the_cut_rate_and_a_cut_burst);
-        tcase_add_test(tc, test_streak_lengthens_the_climb);
-        tcase_add_test(tc, test_floor_then_use_restores_the_rate);
+        tcase_add_test(tc, test_floor_then_time_restores_the_rate);
         tcase_add_test(tc, test_lone_node_recovers_in_bounded_time);
         tcase_add_test(tc, test_no_throttle_no_change);
         suite_add_tcase(s, tc);

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """A virtual-time model of N nodes' client-side eni_address limiters (cloud/ratelimit.c) against
-the account's eni_address bucket (100 tokens, 5/s), for tuning the limiter's rules before the
+the account's eni_address bucket (100 tokens, 5/s), for trying the limiter's rules before the
 heavy real run (scripts/bench-fleet). Not a test and not a benchmark: its figures only compare
-rule sets with each other.
+rule sets with each other. OLD is cloud/ratelimit.c's rules; NEW the ones tried on 2026-12-06
+(a start at half, the climb back only while in use, the burst shrunk with the rate, 40 s and a
+token of debt from the third cut in a row): the model halved the throttles, the real 50-node
+runs did not, and were 10 s slower (docs/benchmarks.md, Fleet), so NEW was not kept.
 
 Each node is the fleet bench's m5.xlarge at the defaults, reduced to its eni_address calls: it
 starts serving at uniform(1.5, 3) s (a quiet machine) and makes one Assign and one ENI (Create,
