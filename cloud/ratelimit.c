@@ -40,7 +40,7 @@
  * after a streak of cuts (a climb of 40-80 s of use, a burst shrunk with the
  * rate, a start at half) halved the throttles in a model of the fleet
  * (tests/daemon/limiter_model.py) but not in two real 50-node runs, which
- * it made 10 s slower (docs/benchmarks.md, Fleet, 11:00 UTC).
+ * it made 10 s slower (docs/benchmarks.md, "Staying down after a streak").
  */
 #define RATE_CUT 0.5             /* multiplicative decrease on a throttle */
 #define RATE_FLOOR 10.0          /* the rate never goes below max_rate / RATE_FLOOR */
