@@ -38,9 +38,10 @@
  * cubic) kept a 50-node fleet lower but held a lone node as long as one step
  * per answer did, which the bounded chaos run cannot afford. Staying down
  * after a streak of cuts (a climb of 40-80 s of use, a burst shrunk with the
- * rate, a start at half) halved the throttles in a model of the fleet
- * (tests/daemon/limiter_model.py) but not in two real 50-node runs, which
- * it made 10 s slower (docs/benchmarks.md, "Staying down after a streak").
+ * rate, a start at half) cut the throttles by a third to a half in a model
+ * of the fleet (tests/daemon/limiter_model.py) but not in two real 50-node
+ * runs, which it made 10 s slower (docs/benchmarks.md, "Staying down after
+ * a streak"); a share of 1/N for N nodes did away with them.
  */
 #define RATE_CUT 0.5             /* multiplicative decrease on a throttle */
 #define RATE_FLOOR 10.0          /* the rate never goes below max_rate / RATE_FLOOR */
