@@ -36,7 +36,12 @@
  * rate (the chaos run's forced ones): the first token after a cut comes in
  * about 1/rate, 4 s at the share's 0.5/s cut to 0.25/s. A slower start (a
  * cubic) kept a 50-node fleet lower but held a lone node as long as one step
- * per answer did, which the bounded chaos run cannot afford.
+ * per answer did, which the bounded chaos run cannot afford. Staying down
+ * after a streak of cuts (a climb of 40-80 s of use, a burst shrunk with the
+ * rate, a start at half) cut the throttles by a third to a half in a model
+ * of the fleet (tests/daemon/limiter_model.py) but not in two real 50-node
+ * runs, which it made 10 s slower (docs/benchmarks.md, "Staying down after
+ * a streak"); a share of 1/N for N nodes did away with them.
  */
 #define RATE_CUT 0.5             /* multiplicative decrease on a throttle */
 #define RATE_FLOOR 10.0          /* the rate never goes below max_rate / RATE_FLOOR */

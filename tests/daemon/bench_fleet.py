@@ -82,6 +82,7 @@ class Fleet:
     # --- daemons ---------------------------------------------------------------------
     def start_daemons(self):
         env = {"AWS_VPC_K8S_CNI_LOGLEVEL": "info"}      # the daemon's default (the fixture sets debug)
+        env.update(kv.split("=", 1) for kv in self.a.daemon_env)
         self.daemons = [Daemon(self.w, i, env=env, name=f"n{i}") for i in range(self.a.nodes)]
         for d in self.daemons:       # the node boots: its namespace entered, the exec held
             d.start(wait=False, gate=True)
@@ -294,6 +295,8 @@ def main():
     ap.add_argument("--phase-timeout", type=float, default=300.0)
     ap.add_argument("--retry-delay", type=float, default=1.0, help="a failed ADD is retried after this")
     ap.add_argument("--spawners", type=int, default=2, help="threads spawning plugins")
+    ap.add_argument("--daemon-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting for every daemon beside its defaults (repeatable)")
     ap.add_argument("--per-node", type=int, default=3,
                     help="plugins running at once per node (a runtime's workers; 0: no limit)")
     a = ap.parse_args()
@@ -332,6 +335,8 @@ def main():
         pods_ref = [[]]
         stats0 = w.ctl("GET", "/stats")
         spawned, serving = fleet.start_daemons()
+        if a.daemon_env:
+            say(f"# every daemon's environment beside its defaults: {' '.join(a.daemon_env)}")
         say(f"# daemons: all {a.nodes} spawned within {max(spawned):.2f} s; serving p50 / max"
             f" {statistics.median(serving):.2f} / {max(serving):.2f} s after the first spawn")
         threading.Thread(target=fleet.sampler, args=(pods_ref,), daemon=True).start()
