@@ -25,7 +25,9 @@ SIGKILLed the daemon at least --min-kills times, EC2 misbehaved (an injected
 fault fired or a request was throttled) at least --min-faults times, and at
 least --min-adds ADDs succeeded (defaults scale with --ops). Prints those
 numbers as a TAP diagnostic line, then one summary line. Exit status 1 on any
-violation.
+violation. The operations stop after --ops or --seconds, the seconds counted
+without the time the checks after each restart held the workers (at most
+--seconds more).
 
 usage: chaos.py [--ops N] [--seconds S] [--workers W] [--seed X]
                 [--min-kills K] [--min-faults F] [--min-adds A]
@@ -68,6 +70,8 @@ class Chaos:
         self.idle = threading.Condition(self.lock)
         self.in_flight = 0                 # CNI calls running now
         self.paused = False                # the verifier wants a quiet node
+        self.paused_s = 0.0                # time the workers spent held by the verifier
+        self.paused_at = 0.0
         self.pods = {}                     # name -> ip, pods whose ADD succeeded and not yet deleted
         self.results = {}                  # name -> ADD result, handed back as prevResult on DEL
         self.seq = 0
@@ -105,12 +109,14 @@ class Chaos:
     def pause(self):
         with self.idle:
             self.paused = True
+            self.paused_at = time.monotonic()
             while self.in_flight:
                 self.idle.wait()
 
     def resume(self):
         with self.idle:
             self.paused = False
+            self.paused_s += time.monotonic() - self.paused_at
             self.idle.notify_all()
 
     def cni(self, cmd, name, prev=None):
@@ -360,8 +366,14 @@ class Chaos:
             killer = threading.Thread(target=self.killer)
             for t in workers + [killer]:
                 t.start()
-            deadline = t0 + self.a.seconds
-            while any(t.is_alive() for t in workers) and time.monotonic() < deadline:
+            # --seconds of pod operations: the time the verifier held the workers (a check after each
+            # restart can wait out the daemon's 30 s grace for a pod whose DEL no daemon heard) is added
+            # back, up to --seconds more, so a run with slow checks still does its operations
+            def deadline():
+                with self.idle:
+                    held = self.paused_s + (time.monotonic() - self.paused_at if self.paused else 0.0)
+                return t0 + self.a.seconds + min(held, self.a.seconds)
+            while any(t.is_alive() for t in workers) and time.monotonic() < deadline():
                 time.sleep(0.2)
             self.stop.set()
             for t in workers + [killer]:
